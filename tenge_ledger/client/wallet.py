@@ -1,0 +1,136 @@
+"""Build, sign and submit operations on a user's behalf: the library face the CLI and the demo call."""
+
+from __future__ import annotations
+
+import uuid
+
+from ..core.records import (
+    AccountKind,
+    Batch,
+    Body,
+    Close,
+    Freeze,
+    Hold,
+    Issue,
+    OpenAccount,
+    Operation,
+    Post,
+    Redeem,
+    Seize,
+    Sweep,
+    Transfer,
+    Unfreeze,
+    UpdateAccount,
+    Void,
+)
+from ..core.results import Result
+from ..ledger.service import Ledger
+from ..ledger.signing import public_key_hex, sign
+from .keystore import Keystore
+
+
+def new_op_id() -> str:
+    return uuid.uuid4().hex
+
+
+class Wallet:
+    """Signs with keys from a keystore. The central bank signs account, issue, redeem, freeze and seizure
+    operations; payers sign their own payments."""
+
+    def __init__(self, ledger: Ledger, keystore: Keystore) -> None:
+        self.ledger = ledger
+        self.keystore = keystore
+
+    def build(self, signer: str, body: Body, op_id: str | None = None) -> Operation:
+        op = Operation(id=op_id or new_op_id(), signer=signer, body=body)
+        return sign(self.ledger.ledger_id, op, self.keystore.get(signer))
+
+    def sign_document(self, op: Operation) -> Operation:
+        """Sign an operation read from a file that came without a signature (inner batch operations first)."""
+        if isinstance(op.body, Batch):
+            inner = tuple(self.sign_document(o) for o in op.body.operations)
+            op = Operation(op.id, op.signer, Batch(inner), op.signature)
+        if op.signature:
+            return op
+        signer = op.signer or self.default_signer(op)
+        return sign(self.ledger.ledger_id, Operation(op.id, signer, op.body), self.keystore.get(signer))
+
+    def default_signer(self, op: Operation) -> str:
+        from ..core.records import CENTRAL_BANK_KINDS
+
+        if op.kind in CENTRAL_BANK_KINDS:
+            return self.ledger.central_bank
+        body = op.body
+        for attr in ("payer", "releaser"):
+            value = getattr(body, attr, None)
+            if value:
+                return value
+        hold_id = getattr(body, "hold_id", None)
+        if hold_id:
+            hold = self.ledger.store.holds()
+            for h in hold:
+                if h.hold_id == hold_id:
+                    return h.releaser
+        return self.ledger.central_bank
+
+    def submit(self, signer: str, body: Body, op_id: str | None = None) -> Result:
+        return self.ledger.apply(self.build(signer, body, op_id))
+
+    @property
+    def cb(self) -> str:
+        return self.ledger.central_bank
+
+    def open_account(
+        self,
+        handle: str,
+        kind: AccountKind,
+        tier: int | None = None,
+        bank: str | None = None,
+        attrs: tuple[tuple[str, str], ...] = (),
+        op_id: str | None = None,
+    ) -> Result:
+        """Create the account's key pair in the keystore (unless it is there already) and open the account."""
+        key = self.keystore.get(handle) if self.keystore.has(handle) else self.keystore.create(handle)
+        body = OpenAccount(handle, kind, public_key_hex(key), tier, bank, attrs)
+        return self.submit(self.cb, body, op_id)
+
+    def update_account(self, handle: str, tier=None, attrs=(), op_id=None) -> Result:
+        return self.submit(self.cb, UpdateAccount(handle, tier, attrs), op_id)
+
+    def issue(self, payee, amount_tiyn, tag=None, expires_on=None, memo=None, op_id=None) -> Result:
+        return self.submit(self.cb, Issue(payee, amount_tiyn, tag, expires_on, memo), op_id)
+
+    def redeem(self, payer, amount_tiyn, tag=None, memo=None, op_id=None) -> Result:
+        return self.submit(self.cb, Redeem(payer, amount_tiyn, tag, memo), op_id)
+
+    def transfer(self, payer, payee, amount_tiyn, tag=None, memo=None, op_id=None) -> Result:
+        return self.submit(payer, Transfer(payer, payee, amount_tiyn, tag, memo), op_id)
+
+    def hold(
+        self, payer, payee, amount_tiyn, timeout_s, tag=None, releaser=None, memo=None, op_id=None
+    ) -> Result:
+        return self.submit(payer, Hold(payer, payee, amount_tiyn, timeout_s, tag, releaser, memo), op_id)
+
+    def post(self, signer, hold_id, amount_tiyn=None, op_id=None) -> Result:
+        return self.submit(signer, Post(hold_id, amount_tiyn), op_id)
+
+    def void(self, signer, hold_id, op_id=None) -> Result:
+        return self.submit(signer, Void(hold_id), op_id)
+
+    def sweep(self, as_of: int, op_id=None) -> Result:
+        return self.submit(self.cb, Sweep(as_of), op_id)
+
+    def freeze(self, account, reason=None, op_id=None) -> Result:
+        return self.submit(self.cb, Freeze(account, reason), op_id)
+
+    def unfreeze(self, account, reason=None, op_id=None) -> Result:
+        return self.submit(self.cb, Unfreeze(account, reason), op_id)
+
+    def close(self, account, op_id=None) -> Result:
+        return self.submit(self.cb, Close(account), op_id)
+
+    def seize(self, payer, payee, amount_tiyn, tag=None, order=None, op_id=None) -> Result:
+        return self.submit(self.cb, Seize(payer, payee, amount_tiyn, tag, order), op_id)
+
+    def batch(self, signer: str, operations: list[Operation], op_id=None) -> Result:
+        return self.submit(signer, Batch(tuple(operations)), op_id)

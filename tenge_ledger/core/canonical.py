@@ -1,0 +1,259 @@
+"""Operation documents: the JSON form users submit, and the canonical bytes that signatures cover.
+
+Canonical bytes (version 1) are
+    b"tenge-ledger/op/v1\\n" + ledger_id + b"\\n" + JSON(document)
+where JSON has sorted keys, no spaces, ASCII only, every body field present (null when absent) and amounts as
+integer tiyn. The ledger id domain-separates signatures: one made for a ledger never verifies on another.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+import re
+from typing import Any
+
+from . import limits
+from .errors import InputError
+from .money import check_amount_tiyn, parse_amount
+from .records import (
+    BODY_BY_KIND,
+    AccountKind,
+    Batch,
+    Body,
+    Hold,
+    Operation,
+    OpKind,
+)
+
+CANONICAL_VERSION = 1
+_DOMAIN = b"tenge-ledger/op/v1\n"
+
+HANDLE_RE = re.compile(r"[a-z0-9][a-z0-9._-]{0,%d}" % (limits.handle_length_max - 1))
+TAG_RE = re.compile(r"[a-z0-9][a-z0-9:._/-]{0,%d}" % (limits.tag_length_max - 1))
+OP_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,%d}" % (limits.operation_id_length_max - 1))
+ATTR_KEY_RE = re.compile(r"[a-z][a-z0-9_]{0,%d}" % (limits.attr_key_length_max - 1))
+
+
+def check_handle(value: object, where: str = "account") -> str:
+    if not isinstance(value, str) or not HANDLE_RE.fullmatch(value):
+        raise InputError(
+            f"{value!r} is not an account handle: use lower-case letters, digits, '.', '_' or '-' "
+            f"(at most {limits.handle_length_max})",
+            where,
+        )
+    return value
+
+
+def check_tag(value: object, where: str = "tag") -> str:
+    if not isinstance(value, str) or not TAG_RE.fullmatch(value):
+        raise InputError(
+            f"{value!r} is not a tag: use lower-case letters, digits and ':._/-' (at most "
+            f"{limits.tag_length_max}), like budget:roads-2026",
+            where,
+        )
+    return value
+
+
+def check_op_id(value: object, where: str = "id") -> str:
+    if not isinstance(value, str) or not OP_ID_RE.fullmatch(value):
+        raise InputError(
+            f"{value!r} is not an operation id: use letters, digits and '._:-' (at most "
+            f"{limits.operation_id_length_max})",
+            where,
+        )
+    return value
+
+
+def check_date(value: object, where: str = "date") -> str:
+    if not isinstance(value, str):
+        raise InputError(f"expected an ISO date like 2027-01-01, got {value!r}", where)
+    try:
+        return dt.date.fromisoformat(value).isoformat() if len(value) == 10 else _bad_date(value, where)
+    except ValueError:
+        return _bad_date(value, where)
+
+
+def _bad_date(value: str, where: str) -> str:
+    raise InputError(f"{value!r} is not a date: write it as YYYY-MM-DD, like 2027-01-01", where)
+
+
+def date_start(iso_date: str) -> int:
+    """Ledger time (unix seconds, UTC) at the start of an ISO date."""
+    d = dt.date.fromisoformat(iso_date)
+    return int(dt.datetime(d.year, d.month, d.day, tzinfo=dt.UTC).timestamp())
+
+
+def parse_time(value: str, where: str = "time") -> int:
+    """An ISO date or date-time (UTC unless it says otherwise) as ledger time in unix seconds."""
+    try:
+        if len(value) == 10:
+            return date_start(dt.date.fromisoformat(value).isoformat())
+        moment = dt.datetime.fromisoformat(value)
+    except ValueError:
+        raise InputError(f"{value!r} is not a time: write YYYY-MM-DD or YYYY-MM-DDTHH:MM:SS", where) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=dt.UTC)
+    return int(moment.timestamp())
+
+
+def format_time(ts: int) -> str:
+    return dt.datetime.fromtimestamp(ts, tz=dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def check_text(value: object, where: str, length_max: int) -> str:
+    if not isinstance(value, str) or len(value) > length_max or any(ord(c) < 32 for c in value):
+        raise InputError(f"must be text of at most {length_max} characters without control characters", where)
+    return value
+
+
+def check_attrs(value: object, where: str = "attrs") -> tuple[tuple[str, str], ...]:
+    if isinstance(value, dict):
+        items = list(value.items())
+    elif isinstance(value, list | tuple):
+        items = [tuple(x) for x in value]
+    else:
+        raise InputError("must be an object of text values", where)
+    if len(items) > limits.attrs_count_max:
+        raise InputError(f"at most {limits.attrs_count_max} attributes", where)
+    out = {}
+    for item in items:
+        if len(item) != 2:
+            raise InputError("each attribute is a key and a value", where)
+        key, val = item
+        if not isinstance(key, str) or not ATTR_KEY_RE.fullmatch(key):
+            raise InputError(f"{key!r} is not an attribute name (lower-case letters, digits, '_')", where)
+        out[key] = check_text(val, f"{where}.{key}", limits.attr_value_length_max)
+    return tuple(sorted(out.items()))
+
+
+# ---- documents ------------------------------------------------------------------------------------------------
+
+
+def body_to_dict(body: Body) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for f in dataclasses.fields(body):
+        value = getattr(body, f.name)
+        if f.name == "attrs":
+            value = dict(value)
+        elif f.name == "operations":
+            value = [operation_to_dict(op) for op in value]
+        elif f.name == "account_kind":
+            value = value.value
+        out[f.name] = value
+    return out
+
+
+def operation_to_dict(op: Operation, with_signature: bool = True) -> dict[str, Any]:
+    doc = {"v": CANONICAL_VERSION, "id": op.id, "kind": op.kind.value, "signer": op.signer}
+    doc.update(body_to_dict(op.body))
+    if with_signature:
+        doc["signature"] = op.signature
+    return doc
+
+
+def canonical_bytes(ledger_id: str, op: Operation) -> bytes:
+    doc = operation_to_dict(op, with_signature=False)
+    text = json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    return _DOMAIN + ledger_id.encode("ascii") + b"\n" + text.encode("ascii")
+
+
+_AMOUNT_FIELDS = {"amount_tiyn"}
+_HANDLE_FIELDS = {"payer", "payee", "account", "handle", "bank", "releaser"}
+
+
+def operation_from_dict(doc: object, where: str = "operation", depth: int = 0) -> Operation:
+    """Build and check an Operation from a JSON document; errors name the field and `where`."""
+    if not isinstance(doc, dict):
+        raise InputError("an operation must be a JSON object", where)
+    kind_text = doc.get("kind")
+    try:
+        kind = OpKind(kind_text)
+    except ValueError:
+        raise InputError(
+            f"unknown kind {kind_text!r}; one of: {', '.join(k.value for k in OpKind)}", f"{where}.kind"
+        ) from None
+    version = doc.get("v", CANONICAL_VERSION)
+    if version != CANONICAL_VERSION:
+        raise InputError(f"unsupported document version {version!r}; this ledger reads v1", f"{where}.v")
+    op_id = check_op_id(doc.get("id"), f"{where}.id")
+    signer = doc.get("signer")
+    if signer is not None:
+        check_handle(signer, f"{where}.signer")
+    signature = doc.get("signature") or ""
+    if not isinstance(signature, str) or not re.fullmatch(r"[0-9a-f]*", signature):
+        raise InputError("must be lower-case hex", f"{where}.signature")
+    body_cls = BODY_BY_KIND[kind]
+    fields = {f.name: f for f in dataclasses.fields(body_cls)}
+    known = set(fields) | {"v", "id", "kind", "signer", "signature", "amount"}
+    unknown = sorted(set(doc) - known)
+    if unknown:
+        raise InputError(f"unknown field {unknown[0]!r} for a {kind.value} operation", where)
+    values: dict[str, Any] = {}
+    if "amount" in doc and "amount_tiyn" in fields:
+        if "amount_tiyn" in doc:
+            raise InputError("give amount or amount_tiyn, not both", where)
+        values["amount_tiyn"] = parse_amount(doc["amount"], f"{where}.amount")
+    elif "amount" in doc:
+        raise InputError(f"a {kind.value} operation has no amount", where)
+    for name, f in fields.items():
+        if name in values:
+            continue
+        value = doc.get(name)
+        field_where = f"{where}.{name}"
+        required = f.default is dataclasses.MISSING
+        if value is None:
+            if required:
+                raise InputError("is required", field_where)
+            continue
+        if name in _AMOUNT_FIELDS:
+            value = check_amount_tiyn(value, field_where)
+        elif name in _HANDLE_FIELDS:
+            value = check_handle(value, field_where)
+        elif name == "tag":
+            value = check_tag(value, field_where)
+        elif name == "expires_on":
+            value = check_date(value, field_where)
+        elif name in ("memo", "reason", "order"):
+            value = check_text(value, field_where, limits.memo_length_max)
+        elif name == "attrs":
+            value = check_attrs(value, field_where)
+        elif name == "account_kind":
+            try:
+                value = AccountKind(value)
+            except ValueError:
+                raise InputError(
+                    f"unknown account kind {value!r}; one of: {', '.join(k.value for k in AccountKind)}",
+                    field_where,
+                ) from None
+        elif name == "tier":
+            if type(value) is not int or not 0 <= value <= limits.tier_max:
+                raise InputError(f"must be a tier from 0 to {limits.tier_max}", field_where)
+        elif name in ("timeout_s", "as_of"):
+            if type(value) is not int or value < 0:
+                raise InputError("must be a whole number of seconds", field_where)
+            if name == "timeout_s" and not 0 < value <= limits.hold_timeout_s_max:
+                raise InputError(f"must be from 1 to {limits.hold_timeout_s_max} seconds", field_where)
+        elif name == "public_key":
+            if not isinstance(value, str) or not re.fullmatch(r"[0-9a-f]{64}", value):
+                raise InputError("must be a 32-byte Ed25519 public key in hex", field_where)
+        elif name == "hold_id":
+            value = check_op_id(value, field_where)
+        elif name == "operations":
+            if depth > 0:
+                raise InputError("a batch cannot contain a batch", field_where)
+            if not isinstance(value, list) or not 0 < len(value) <= limits.batch_operations_max:
+                raise InputError(
+                    f"must be a list of 1 to {limits.batch_operations_max} operations", field_where
+                )
+            value = tuple(
+                operation_from_dict(item, f"{field_where}[{i}]", depth + 1) for i, item in enumerate(value)
+            )
+        values[name] = value
+    body = body_cls(**values)
+    if isinstance(body, Hold) and body.timeout_s <= 0:
+        raise InputError("must be positive", f"{where}.timeout_s")
+    if isinstance(body, Batch) and len({op.id for op in body.operations}) != len(body.operations):
+        raise InputError("operation ids in a batch must be distinct", f"{where}.operations")
+    return Operation(id=op_id, signer=signer or "", body=body, signature=signature)

@@ -1,0 +1,65 @@
+"""The two hooks of the apply path, as protocols: the policy engine decides, the trace sink keeps.
+
+The ledger service calls them; their implementations live in `policy` and `privacy` and are handed to the
+service when it is built, so neither the service nor they reach around each other.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from .records import Account, Decision, Operation, Posting, TraceRecord
+
+
+class LedgerView(Protocol):
+    """What a policy may read, as of the moment the operation is applied (including earlier operations of the
+    same batch)."""
+
+    def account(self, handle: str) -> Account | None: ...
+
+    def bucket(self, handle: str, tag: str) -> int: ...
+
+    def account_total(self, handle: str) -> int: ...
+
+    def window(self, handle: str, direction: str, since: int, tag: str | None = None) -> tuple[int, int]:
+        """(sum of tiyn, count of postings) of the account's outgoing ("out") or incoming ("in") postings at or
+        after ledger time `since`; `tag` limits it to one bucket ("" untagged)."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class Proposal:
+    """What the ledger would do without policies: the operation, its ledger time and its postings."""
+
+    op: Operation
+    at: int
+    payer: str | None
+    payee: str | None
+    amount_tiyn: int | None
+    tag: str  # "" untagged
+    postings: tuple[Posting, ...]
+
+
+class PolicyEngine(Protocol):
+    policy_set_id: str | None
+
+    def decide(self, proposal: Proposal, view: LedgerView) -> Decision: ...
+
+
+@dataclass(frozen=True, slots=True)
+class EncodedTrace:
+    """A trace record as a sink keeps it: `payload` is what is stored (clear, pseudonymised or sealed),
+    `mode` names the privacy mode, `account_keys` lists the pseudonymous keys an account's tracker uses."""
+
+    op_id: str
+    at: int
+    mode: str
+    payload: bytes
+    leaf_hash: bytes  # RFC 6962 leaf hash of the payload, the trace log's Merkle leaf
+
+
+class TraceSink(Protocol):
+    mode: str
+
+    def encode(self, record: TraceRecord) -> EncodedTrace: ...

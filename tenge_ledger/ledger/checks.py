@@ -1,0 +1,70 @@
+"""The built-in checks every operation's final postings pass, whatever the policies decided.
+
+Pure functions over a view of the ledger: they return a rejection (code, message) or None.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from ..core import limits
+from ..core.hooks import LedgerView
+from ..core.money import format_tiyn
+from ..core.records import AccountKind, AccountStatus, Posting
+from ..core.results import ResultCode
+
+Rejection = tuple[ResultCode, str]
+
+
+def net_by_bucket(postings: Iterable[Posting]) -> dict[tuple[str, str], int]:
+    net: dict[tuple[str, str], int] = {}
+    for p in postings:
+        key = (p.account, p.tag)
+        net[key] = net.get(key, 0) + p.amount_tiyn
+    return net
+
+
+def check_postings(
+    view: LedgerView,
+    postings: tuple[Posting, ...],
+    tier_limits: dict[int, int],
+    status_exempt: frozenset[str] = frozenset(),
+) -> Rejection | None:
+    """Status of every account touched, funds in every debited bucket, holding limits of credited accounts."""
+    if sum(p.amount_tiyn for p in postings) != 0:
+        return ResultCode.invalid_operation, "postings do not sum to zero"
+    credited: set[str] = set()
+    for (handle, tag), delta in net_by_bucket(postings).items():
+        account = view.account(handle)
+        if account is None:
+            return ResultCode.unknown_account, f"no account {handle!r}"
+        if account.kind in (AccountKind.central_bank, AccountKind.system):
+            continue
+        if handle not in status_exempt:
+            if account.status is AccountStatus.frozen:
+                return ResultCode.account_frozen, f"account {handle} is frozen"
+            if account.status is AccountStatus.closed:
+                return ResultCode.account_closed, f"account {handle} is closed"
+        if delta < 0:
+            available = view.bucket(handle, tag)
+            if available + delta < 0:
+                return (
+                    ResultCode.insufficient_funds,
+                    f"{handle} has {format_tiyn(available)} KZT {tag or 'untagged'}, "
+                    f"needs {format_tiyn(-delta)} KZT",
+                )
+        elif delta > 0 and account.tier is not None:
+            credited.add(handle)
+    for handle in sorted(credited):
+        account = view.account(handle)
+        assert account is not None and account.tier is not None
+        limit = tier_limits.get(account.tier, limits.amount_tiyn_max)
+        incoming = sum(d for (h, _), d in net_by_bucket(postings).items() if h == handle)
+        after = view.account_total(handle) + incoming
+        if after > limit:
+            return (
+                ResultCode.limit_exceeded,
+                f"{handle} would hold {format_tiyn(after)} KZT, over the tier {account.tier} holding limit of "
+                f"{format_tiyn(limit)} KZT",
+            )
+    return None

@@ -1,0 +1,666 @@
+"""The ledger service: every operation takes the same path.
+
+    look up id -> signer -> signature -> authority -> handler (shape, policy decision) -> built-in checks
+    -> postings, journal entry, hash chain -> trace
+
+all inside one working set that is merged only when the operation succeeds, and written by the store in one
+transaction. A rejection is a Result, never an exception, and leaves nothing behind but its trace record.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import secrets
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+
+from ..core import limits
+from ..core.canonical import canonical_bytes, date_start, operation_to_dict
+from ..core.errors import InvariantViolation, LedgerStateError, WriteConflict
+from ..core.hooks import PolicyEngine, Proposal, TraceSink
+from ..core.money import format_tiyn
+from ..core.records import (
+    CENTRAL_BANK_KINDS,
+    HOLDS_ACCOUNT,
+    KINDS_SERVED_BY_BANK,
+    Account,
+    AccountKind,
+    AccountStatus,
+    Batch,
+    Close,
+    Decision,
+    Freeze,
+    Hold,
+    HoldRecord,
+    Issue,
+    OpenAccount,
+    Operation,
+    OpKind,
+    Post,
+    Posting,
+    Redeem,
+    Report,
+    Seize,
+    Sweep,
+    TagRecord,
+    TraceRecord,
+    Transfer,
+    Unfreeze,
+    UpdateAccount,
+    Void,
+)
+from ..core.results import Result, ResultCode
+from ..store.base import JournalPosting, LedgerMeta, ReportRow, Store, StoredOperation
+from ..trace.record import PlainTraceSink
+from . import checks, signing
+from .journal import entry_hash, fields_hash
+from .working import WorkingSet
+
+NO_KEY = "00" * 32  # the public key of accounts no one can sign for (system accounts)
+
+
+class Rejected(Exception):
+    """Internal control flow of the apply path; always turned into a Result before it leaves the service."""
+
+    def __init__(
+        self, code: ResultCode, message: str, reports: tuple[Report, ...] = (), decision=None
+    ) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.reports = reports
+        self.decision = decision
+
+
+@dataclass
+class _Applied:
+    """What a handler hands back: the postings to write and what to say about them."""
+
+    message: str
+    postings: tuple[Posting, ...] = ()
+    decision: Decision | None = None
+    status_exempt: frozenset[str] = frozenset()
+    payer: str | None = None
+    payee: str | None = None
+    amount_tiyn: int | None = None
+    tag: str | None = None
+    memo: str | None = None
+
+
+class AllowAll:
+    """The policy engine of a ledger with no policy set enabled: built-in checks only."""
+
+    policy_set_id = None
+
+    def decide(self, proposal: Proposal, view) -> Decision:
+        return Decision()
+
+
+def system_clock() -> int:
+    return int(time.time())
+
+
+class Ledger:
+    """One ledger over one store. Build it with `Ledger.open(store)` or `Ledger.create(store, ...)`."""
+
+    def __init__(
+        self,
+        store: Store,
+        policy: PolicyEngine | None = None,
+        trace: TraceSink | None = None,
+        clock: Callable[[], int] = system_clock,
+    ) -> None:
+        self.store = store
+        self.meta: LedgerMeta = store.meta()
+        self.policy: PolicyEngine = policy or AllowAll()
+        self.trace: TraceSink = trace or PlainTraceSink()
+        self.clock = clock
+        tiers = self.meta.settings.get("tier_holding_tiyn")
+        self.tier_limits = (
+            {int(k): v for k, v in tiers.items()} if tiers else dict(limits.tier_holding_tiyn_default)
+        )
+
+    @property
+    def ledger_id(self) -> str:
+        return self.meta.ledger_id
+
+    @property
+    def central_bank(self) -> str:
+        return self.meta.central_bank
+
+    # ---- creation ------------------------------------------------------------------------------------------
+
+    @classmethod
+    def create(
+        cls,
+        store: Store,
+        name: str,
+        central_bank_key: str,
+        central_bank: str = "nbk",
+        privacy_mode: str = "transparent",
+        settings: dict | None = None,
+        clock: Callable[[], int] = system_clock,
+    ) -> Ledger:
+        """Initialise an empty store as a ledger whose central bank verifies with `central_bank_key`.
+
+        The genesis entries open the central bank's account and the escrow account for holds; they are journal
+        entries like any other, so replaying the journal rebuilds every account."""
+        now = clock()
+        meta = LedgerMeta(
+            ledger_id=secrets.token_hex(16),
+            name=name,
+            central_bank=central_bank,
+            created_at=now,
+            privacy_mode=privacy_mode,
+            settings=settings or {},
+        )
+        store.initialise(meta)
+        ledger = cls(store, clock=clock)
+        genesis = [
+            Account(central_bank, AccountKind.central_bank, central_bank_key, opened_at=now),
+            Account(HOLDS_ACCOUNT, AccountKind.system, NO_KEY, opened_at=now),
+        ]
+        with store.transaction() as tx:
+            ws = WorkingSet(tx=tx)
+            for account in genesis:
+                op = Operation(
+                    id=f"genesis:{account.handle.lstrip('@')}",
+                    signer=central_bank,
+                    body=OpenAccount(account.handle, account.kind, account.public_key),
+                )
+                ws.accounts[account.handle] = account
+                ledger._journal(ws, op, now, "genesis: account opened", (), None)
+            tx.write(ws.changeset())
+        return ledger
+
+    # ---- applying ------------------------------------------------------------------------------------------
+
+    def apply(self, op: Operation, verified: bool = False) -> Result:
+        return self.apply_many([op], verified=verified)[0]
+
+    def apply_many(
+        self, ops: Sequence[Operation], verified: bool | Sequence[bool] = False, chunk: int | None = None
+    ) -> list[Result]:
+        """Apply operations in order. Each is atomic on its own; up to `chunk` of them share one database
+        transaction (group commit). `verified` says the signatures were checked already, for all or per op."""
+        size = chunk or limits.submit_chunk_operations
+        flags = [verified] * len(ops) if isinstance(verified, bool) else list(verified)
+        if len(flags) != len(ops):
+            raise ValueError("one verified flag per operation")
+        results: list[Result] = []
+        for start in range(0, len(ops), size):
+            results.extend(self._apply_chunk(ops[start : start + size], flags[start : start + size]))
+        return results
+
+    def _apply_chunk(self, ops: Sequence[Operation], flags: Sequence[bool]) -> list[Result]:
+        for attempt in range(limits.write_conflict_retries_max):
+            try:
+                with self.store.transaction() as tx:
+                    root = WorkingSet(tx=tx)
+                    results = [
+                        self._apply(root, op, self.clock(), ok) for op, ok in zip(ops, flags, strict=True)
+                    ]
+                    tx.write(root.changeset())
+                return results
+            except WriteConflict:
+                time.sleep(min(0.001 * 2**attempt, 0.1) * (1 + secrets.randbelow(100) / 100))
+        raise LedgerStateError(
+            f"gave up after {limits.write_conflict_retries_max} write conflicts with concurrent writers; try again"
+        )
+
+    def _apply(self, ws: WorkingSet, op: Operation, at: int, verified: bool) -> Result:
+        canonical = canonical_bytes(self.ledger_id, op)
+        digest = fields_hash(canonical)
+        existing = ws.operation(op.id)
+        if existing is not None:
+            if existing.fields_hash == digest:
+                result = Result(op.id, ResultCode.exists, f"already applied as #{existing.seq}", existing.seq)
+            else:
+                result = Result(
+                    op.id,
+                    ResultCode.exists_with_different_fields,
+                    f"id {op.id} was already used (#{existing.seq}) for an operation with other fields",
+                )
+            self._trace(ws, op, at, result, None)
+            return result
+        child = ws.child()
+        try:
+            signer = child.account(op.signer)
+            if signer is None:
+                raise Rejected(ResultCode.unknown_account, f"no account {op.signer!r} to sign")
+            if not verified and not signing.verify_bytes(canonical, op.signature, signer.public_key):
+                raise Rejected(
+                    ResultCode.bad_signature, f"the signature does not verify with {op.signer}'s key"
+                )
+            self._authorise(child, op, signer)
+            applied = _HANDLERS[op.kind](self, child, op, at, verified)
+            rejection = checks.check_postings(
+                child, applied.postings, self.tier_limits, applied.status_exempt
+            )
+            if rejection is not None:
+                raise Rejected(*rejection, decision=applied.decision)
+            seq = self._journal(child, op, at, applied.message, applied.postings, applied.decision, canonical)
+        except Rejected as r:
+            result = Result(op.id, r.code, r.message, reports=_report_dicts(r.reports))
+            self._file_reports(ws, op.id, None, at, r.reports)
+            self._trace(ws, op, at, result, r.decision, reports=r.reports)
+            return result
+        reports = applied.decision.reports if applied.decision else ()
+        self._file_reports(child, op.id, seq, at, reports)
+        result = Result(op.id, ResultCode.ok, applied.message, seq, reports=_report_dicts(reports))
+        self._trace(child, op, at, result, applied.decision, applied, reports)
+        child.merge_into_parent()
+        return result
+
+    def _authorise(self, ws: WorkingSet, op: Operation, signer: Account) -> None:
+        kind = op.kind
+        if kind in CENTRAL_BANK_KINDS:
+            if signer.handle != self.central_bank:
+                raise Rejected(
+                    ResultCode.signer_not_allowed, f"only the central bank may sign a {kind.value}"
+                )
+            return
+        body = op.body
+        if isinstance(body, Transfer | Hold) and op.signer != body.payer:
+            raise Rejected(ResultCode.signer_not_allowed, f"a {kind.value} must be signed by its payer")
+        if signer.status is not AccountStatus.active and not isinstance(body, Batch):
+            code = (
+                ResultCode.account_frozen
+                if signer.status is AccountStatus.frozen
+                else ResultCode.account_closed
+            )
+            raise Rejected(code, f"account {signer.handle} is {signer.status.value} and cannot sign")
+
+    def _journal(
+        self,
+        ws: WorkingSet,
+        op: Operation,
+        at: int,
+        message: str,
+        postings: tuple[Posting, ...],
+        decision: Decision | None,
+        canonical: bytes | None = None,
+    ) -> int:
+        total = sum(p.amount_tiyn for p in postings)
+        if total != 0:  # protects money: never stripped by python -O
+            raise InvariantViolation(f"operation {op.id}: postings sum to {total}, not 0")
+        seq, prev = ws.head()
+        seq += 1
+        digest = fields_hash(canonical if canonical is not None else canonical_bytes(self.ledger_id, op))
+        entry = entry_hash(prev, seq, at, digest, op.signature, postings)
+        ws.operations[op.id] = StoredOperation(
+            seq=seq,
+            op_id=op.id,
+            kind=op.kind.value,
+            signer=op.signer,
+            document=json.dumps(operation_to_dict(op), sort_keys=True, separators=(",", ":")),
+            fields_hash=digest,
+            at=at,
+            message=message,
+            decision=_decision_json(decision, self.policy.policy_set_id),
+            prev_hash=prev,
+            entry_hash=entry,
+        )
+        for idx, p in enumerate(postings):
+            ws.add_bucket_delta(p.account, p.tag, p.amount_tiyn)
+            ws.postings.append(JournalPosting(seq, idx, p.account, p.tag, p.amount_tiyn, at))
+            if p.account == self.central_bank:
+                if p.amount_tiyn < 0:
+                    ws.issued_delta -= p.amount_tiyn
+                else:
+                    ws.redeemed_delta += p.amount_tiyn
+        ws.head_value = (seq, entry)
+        return seq
+
+    def _file_reports(self, ws: WorkingSet, op_id: str, seq: int | None, at: int, reports) -> None:
+        for r in reports:
+            ws.reports.append(ReportRow(seq, op_id, r.agency, r.reason, r.rule, at))
+
+    def _trace(self, ws, op, at, result, decision, applied=None, reports=()) -> None:
+        body = op.body
+        record = TraceRecord(
+            op_id=op.id,
+            kind=op.kind.value,
+            at=at,
+            code=result.code.value,
+            message=result.message,
+            signer=op.signer,
+            payer=applied.payer if applied else getattr(body, "payer", None),
+            payee=applied.payee if applied else getattr(body, "payee", None),
+            amount_tiyn=applied.amount_tiyn if applied else getattr(body, "amount_tiyn", None),
+            tag=applied.tag if applied else getattr(body, "tag", None),
+            memo=applied.memo if applied else getattr(body, "memo", None),
+            seq=result.seq if result.code is ResultCode.ok else None,
+            postings=applied.postings if applied else (),
+            reports=tuple(reports),
+            policy_set_id=decision.policy_set_id if decision else self.policy.policy_set_id,
+            rules=decision.rules if decision else (),
+        )
+        ws.traces.append(self.trace.encode(record))
+
+    # ---- policy --------------------------------------------------------------------------------------------
+
+    def _decide(
+        self, ws: WorkingSet, op: Operation, at: int, payer, payee, amount, tag, postings
+    ) -> Decision:
+        proposal = Proposal(op, at, payer, payee, amount, tag, postings)
+        try:
+            decision = self.policy.decide(proposal, ws)
+        except Exception as exc:  # a failing rule denies: fail closed, and say why
+            raise Rejected(ResultCode.policy_denied, f"policy error, denied: {exc}") from None
+        if not decision.allowed:
+            reasons = "; ".join(decision.reasons) or "denied by policy"
+            raise Rejected(ResultCode.policy_denied, reasons, decision.reports, decision)
+        return decision
+
+    def _reshape(self, base: tuple[Posting, ...], decision: Decision) -> tuple[Posting, ...]:
+        """A decision may redirect credits (splits, routes, tag changes) but never debit anyone more."""
+        if decision.postings is None:
+            return base
+        new = tuple(decision.postings)
+        debits_before = sorted((p.account, p.tag, p.amount_tiyn) for p in base if p.amount_tiyn < 0)
+        debits_after = sorted((p.account, p.tag, p.amount_tiyn) for p in new if p.amount_tiyn < 0)
+        if debits_before != debits_after or sum(p.amount_tiyn for p in new) != 0:
+            raise Rejected(
+                ResultCode.policy_denied,
+                "policy error, denied: rules reshaped the payment without conserving it",
+            )
+        return new
+
+    # ---- handlers ------------------------------------------------------------------------------------------
+
+    def _need(self, ws: WorkingSet, handle: str, role: str) -> Account:
+        account = ws.account(handle)
+        if account is None:
+            raise Rejected(ResultCode.unknown_account, f"no {role} account {handle!r}")
+        return account
+
+    def _open_account(self, ws: WorkingSet, op: Operation, at: int, verified: bool) -> _Applied:
+        b: OpenAccount = op.body  # type: ignore[assignment]
+        if ws.account(b.handle) is not None:
+            raise Rejected(ResultCode.account_exists, f"account {b.handle} exists already")
+        if b.account_kind in (AccountKind.central_bank, AccountKind.system):
+            raise Rejected(
+                ResultCode.invalid_operation, f"a {b.account_kind.value} account is opened only by init"
+            )
+        if b.bank is not None:
+            bank = self._need(ws, b.bank, "bank")
+            if bank.kind is not AccountKind.bank:
+                raise Rejected(ResultCode.invalid_operation, f"{b.bank} is a {bank.kind.value}, not a bank")
+        elif b.account_kind in KINDS_SERVED_BY_BANK:
+            raise Rejected(
+                ResultCode.invalid_operation,
+                f"a {b.account_kind.value} account needs the bank that serves it",
+            )
+        ws.accounts[b.handle] = Account(
+            b.handle, b.account_kind, b.public_key, b.tier, b.bank, b.attrs, opened_at=at
+        )
+        return _Applied(f"opened {b.account_kind.value} account {b.handle}")
+
+    def _update_account(self, ws: WorkingSet, op: Operation, at: int, verified: bool) -> _Applied:
+        b: UpdateAccount = op.body  # type: ignore[assignment]
+        account = self._need(ws, b.handle, "")
+        if account.status is AccountStatus.closed:
+            raise Rejected(ResultCode.account_closed, f"account {b.handle} is closed")
+        attrs = account.attrs_dict()
+        for key, value in b.attrs:
+            if value == "":
+                attrs.pop(key, None)
+            else:
+                attrs[key] = value
+        if len(attrs) > limits.attrs_count_max:
+            raise Rejected(ResultCode.invalid_operation, f"at most {limits.attrs_count_max} attributes")
+        tier = b.tier if b.tier is not None else account.tier
+        ws.accounts[b.handle] = replace(account, tier=tier, attrs=tuple(sorted(attrs.items())))
+        return _Applied(f"updated account {b.handle}")
+
+    def _issue(self, ws: WorkingSet, op: Operation, at: int, verified: bool) -> _Applied:
+        b: Issue = op.body  # type: ignore[assignment]
+        self._need(ws, b.payee, "payee")
+        tag = b.tag or ""
+        if b.expires_on and not tag:
+            raise Rejected(
+                ResultCode.invalid_operation, "only tagged money can expire: give a tag with --expires"
+            )
+        if tag:
+            known = ws.tag(tag)
+            if known is None:
+                if b.expires_on is not None and date_start(b.expires_on) <= at:
+                    raise Rejected(ResultCode.tag_expired, f"{b.expires_on} is not in the future")
+                ws.tags[tag] = TagRecord(tag, b.expires_on, at)
+            else:
+                if b.expires_on is not None and b.expires_on != known.expires_on:
+                    raise Rejected(
+                        ResultCode.tag_expiry_conflict,
+                        f"tag {tag} expires on {known.expires_on or 'no date'}, not {b.expires_on}",
+                    )
+                if known.expires_on is not None and date_start(known.expires_on) <= at:
+                    raise Rejected(ResultCode.tag_expired, f"tag {tag} expired on {known.expires_on}")
+        base = (Posting(self.central_bank, -b.amount_tiyn, tag), Posting(b.payee, b.amount_tiyn, tag))
+        decision = self._decide(ws, op, at, self.central_bank, b.payee, b.amount_tiyn, tag, base)
+        return _Applied(
+            f"issued {format_tiyn(b.amount_tiyn)} KZT{_tag_text(tag)} to {b.payee}",
+            self._reshape(base, decision),
+            decision,
+            payer=self.central_bank,
+            payee=b.payee,
+            amount_tiyn=b.amount_tiyn,
+            tag=tag or None,
+            memo=b.memo,
+        )
+
+    def _redeem(self, ws: WorkingSet, op: Operation, at: int, verified: bool) -> _Applied:
+        b: Redeem = op.body  # type: ignore[assignment]
+        payer = self._need(ws, b.payer, "payer")
+        if payer.kind in (AccountKind.central_bank, AccountKind.system):
+            raise Rejected(ResultCode.invalid_operation, f"{b.payer} cannot redeem")
+        tag = b.tag or ""
+        base = (Posting(b.payer, -b.amount_tiyn, tag), Posting(self.central_bank, b.amount_tiyn, tag))
+        decision = self._decide(ws, op, at, b.payer, self.central_bank, b.amount_tiyn, tag, base)
+        return _Applied(
+            f"redeemed {format_tiyn(b.amount_tiyn)} KZT{_tag_text(tag)} from {b.payer}",
+            base if decision.postings is None else self._reshape(base, decision),
+            decision,
+            payer=b.payer,
+            payee=self.central_bank,
+            amount_tiyn=b.amount_tiyn,
+            tag=tag or None,
+            memo=b.memo,
+        )
+
+    def _transfer(self, ws: WorkingSet, op: Operation, at: int, verified: bool) -> _Applied:
+        b: Transfer | Hold = op.body  # type: ignore[assignment]
+        self._need(ws, b.payer, "payer")
+        payee = self._need(ws, b.payee, "payee")
+        if b.payer == b.payee:
+            raise Rejected(ResultCode.same_account, "payer and payee are the same account")
+        if payee.kind in (AccountKind.central_bank, AccountKind.system):
+            raise Rejected(
+                ResultCode.invalid_operation, f"pay the central bank with redeem, not a {op.kind.value}"
+            )
+        tag = b.tag or ""
+        base = (Posting(b.payer, -b.amount_tiyn, tag), Posting(b.payee, b.amount_tiyn, tag))
+        decision = self._decide(ws, op, at, b.payer, b.payee, b.amount_tiyn, tag, base)
+        timeout_s = b.timeout_s if isinstance(b, Hold) else decision.hold_timeout_s
+        releaser = (b.releaser if isinstance(b, Hold) else None) or decision.hold_releaser or b.payer
+        text = f"{format_tiyn(b.amount_tiyn)} KZT{_tag_text(tag)} from {b.payer} to {b.payee}"
+        if timeout_s is None:
+            return _Applied(
+                f"transferred {text}", self._reshape(base, decision), decision, frozenset(),
+                b.payer, b.payee, b.amount_tiyn, tag or None, b.memo,
+            )  # fmt: skip
+        if decision.postings is not None:
+            raise Rejected(
+                ResultCode.policy_denied, "policy error, denied: a payment cannot be both held and split"
+            )
+        self._need(ws, releaser, "releaser")
+        ws.holds[op.id] = HoldRecord(op.id, b.payer, b.payee, b.amount_tiyn, tag, releaser, at + timeout_s)
+        postings = (Posting(b.payer, -b.amount_tiyn, tag), Posting(HOLDS_ACCOUNT, b.amount_tiyn, tag))
+        return _Applied(
+            f"held {text} until posted by {releaser} (times out in {timeout_s} s)",
+            postings, decision, frozenset(), b.payer, b.payee, b.amount_tiyn, tag or None, b.memo,
+        )  # fmt: skip
+
+    def _post_or_void(self, ws: WorkingSet, op: Operation, at: int, verified: bool) -> _Applied:
+        b: Post | Void = op.body  # type: ignore[assignment]
+        hold = ws.hold(b.hold_id)
+        if hold is None:
+            raise Rejected(ResultCode.hold_not_found, f"no hold {b.hold_id}")
+        if hold.status != "pending":
+            raise Rejected(ResultCode.hold_not_pending, f"hold {b.hold_id} is {hold.status} already")
+        allowed = {hold.releaser} if isinstance(b, Post) else {hold.releaser, hold.payee}
+        if op.signer not in allowed:
+            raise Rejected(
+                ResultCode.signer_not_allowed,
+                f"only {' or '.join(sorted(allowed))} may {op.kind.value} this hold",
+            )
+        if at >= hold.deadline:
+            raise Rejected(
+                ResultCode.hold_not_pending, f"hold {b.hold_id} timed out; a sweep returns it to the payer"
+            )
+        amount = hold.amount_tiyn if isinstance(b, Void) or b.amount_tiyn is None else b.amount_tiyn
+        if amount > hold.amount_tiyn:
+            raise Rejected(
+                ResultCode.hold_amount_exceeded,
+                f"cannot post {format_tiyn(amount)} KZT of a hold of {format_tiyn(hold.amount_tiyn)} KZT",
+            )
+        if isinstance(b, Void):
+            ws.holds[hold.hold_id] = replace(hold, status="voided")
+            postings = (Posting(HOLDS_ACCOUNT, -amount, hold.tag), Posting(hold.payer, amount, hold.tag))
+            return _Applied(
+                f"voided hold {hold.hold_id}: {format_tiyn(amount)} KZT back to {hold.payer}",
+                postings, None, frozenset({hold.payer}), HOLDS_ACCOUNT, hold.payer, amount, hold.tag or None,
+            )  # fmt: skip
+        ws.holds[hold.hold_id] = replace(hold, status="posted")
+        postings = [
+            Posting(HOLDS_ACCOUNT, -hold.amount_tiyn, hold.tag),
+            Posting(hold.payee, amount, hold.tag),
+        ]
+        rest = hold.amount_tiyn - amount
+        if rest:
+            postings.append(Posting(hold.payer, rest, hold.tag))
+        return _Applied(
+            f"posted {format_tiyn(amount)} KZT of hold {hold.hold_id} to {hold.payee}"
+            + (f", {format_tiyn(rest)} KZT back to {hold.payer}" if rest else ""),
+            tuple(postings), None, frozenset({hold.payer}), HOLDS_ACCOUNT, hold.payee, amount, hold.tag or None,
+        )  # fmt: skip
+
+    def _sweep(self, ws: WorkingSet, op: Operation, at: int, verified: bool) -> _Applied:
+        b: Sweep = op.body  # type: ignore[assignment]
+        postings: list[Posting] = []
+        exempt: set[str] = set()
+        holds = ws.holds_due(b.as_of)
+        for hold in holds:
+            ws.holds[hold.hold_id] = replace(hold, status="expired")
+            postings += [
+                Posting(HOLDS_ACCOUNT, -hold.amount_tiyn, hold.tag),
+                Posting(hold.payer, hold.amount_tiyn, hold.tag),
+            ]
+            exempt.add(hold.payer)
+        as_of_date = dt.datetime.fromtimestamp(b.as_of, tz=dt.UTC).date().isoformat()
+        returned = 0
+        tags = ws.tags_expiring(as_of_date)
+        for tag in tags:
+            for holder, balance in ws.tag_holders(tag.tag).items():
+                if holder in (self.central_bank, HOLDS_ACCOUNT) or balance <= 0:
+                    continue  # held money of an expired tag goes back to its payer first, at its own timeout
+                postings += [Posting(holder, -balance, tag.tag), Posting(self.central_bank, balance, tag.tag)]
+                exempt.add(holder)
+                returned += balance
+        return _Applied(
+            f"sweep as of {as_of_date}: {len(holds)} holds timed out, {format_tiyn(returned)} KZT of "
+            f"{len(tags)} expired tags returned to {self.central_bank}",
+            tuple(postings),
+            None,
+            frozenset(exempt),
+        )
+
+    def _status(self, ws: WorkingSet, op: Operation, at: int, verified: bool) -> _Applied:
+        b: Freeze | Unfreeze | Close = op.body  # type: ignore[assignment]
+        account = self._need(ws, b.account, "")
+        if account.kind in (AccountKind.central_bank, AccountKind.system):
+            raise Rejected(ResultCode.invalid_operation, f"{b.account} cannot be frozen or closed")
+        if account.status is AccountStatus.closed:
+            raise Rejected(ResultCode.account_closed, f"account {b.account} is closed")
+        if isinstance(b, Close):
+            left = ws.account_total(b.account)
+            if left:
+                raise Rejected(
+                    ResultCode.account_not_empty, f"account {b.account} still holds {format_tiyn(left)} KZT"
+                )
+            status = AccountStatus.closed
+        else:
+            status = AccountStatus.frozen if isinstance(b, Freeze) else AccountStatus.active
+        ws.accounts[b.account] = replace(account, status=status)
+        reason = getattr(b, "reason", None)
+        return _Applied(f"account {b.account} is {status.value}" + (f": {reason}" if reason else ""))
+
+    def _seize(self, ws: WorkingSet, op: Operation, at: int, verified: bool) -> _Applied:
+        b: Seize = op.body  # type: ignore[assignment]
+        self._need(ws, b.payer, "payer")
+        self._need(ws, b.payee, "payee")
+        if b.payer == b.payee:
+            raise Rejected(ResultCode.same_account, "payer and payee are the same account")
+        tag = b.tag or ""
+        postings = (Posting(b.payer, -b.amount_tiyn, tag), Posting(b.payee, b.amount_tiyn, tag))
+        return _Applied(
+            f"seized {format_tiyn(b.amount_tiyn)} KZT{_tag_text(tag)} from {b.payer} to {b.payee}"
+            + (f" under order {b.order}" if b.order else ""),
+            postings, None, frozenset({b.payer}), b.payer, b.payee, b.amount_tiyn, tag or None, b.order,
+        )  # fmt: skip
+
+    def _batch(self, ws: WorkingSet, op: Operation, at: int, verified: bool) -> _Applied:
+        b: Batch = op.body  # type: ignore[assignment]
+        for i, inner in enumerate(b.operations):
+            result = self._apply(ws, inner, at, verified)
+            if result.code is not ResultCode.ok:
+                raise Rejected(
+                    ResultCode.batch_failed,
+                    f"operation {i} ({inner.id}) failed with {result.code.value}: {result.message}; nothing applied",
+                )
+        return _Applied(f"batch of {len(b.operations)} operations applied")
+
+
+_HANDLERS: dict[OpKind, Callable[[Ledger, WorkingSet, Operation, int, bool], _Applied]] = {
+    OpKind.open_account: Ledger._open_account,
+    OpKind.update_account: Ledger._update_account,
+    OpKind.issue: Ledger._issue,
+    OpKind.redeem: Ledger._redeem,
+    OpKind.transfer: Ledger._transfer,
+    OpKind.hold: Ledger._transfer,
+    OpKind.post: Ledger._post_or_void,
+    OpKind.void: Ledger._post_or_void,
+    OpKind.sweep: Ledger._sweep,
+    OpKind.batch: Ledger._batch,
+    OpKind.freeze: Ledger._status,
+    OpKind.unfreeze: Ledger._status,
+    OpKind.close: Ledger._status,
+    OpKind.seize: Ledger._seize,
+}
+assert set(_HANDLERS) == set(OpKind)
+
+
+def _tag_text(tag: str) -> str:
+    return f" [{tag}]" if tag else ""
+
+
+def _report_dicts(reports) -> tuple[dict, ...]:
+    return tuple({"agency": r.agency, "reason": r.reason, "rule": r.rule} for r in reports)
+
+
+def _decision_json(decision: Decision | None, policy_set_id: str | None) -> str:
+    if decision is None:
+        return json.dumps({"policy_set_id": policy_set_id})
+    return json.dumps(
+        {
+            "policy_set_id": decision.policy_set_id or policy_set_id,
+            "rules": list(decision.rules),
+            "reasons": list(decision.reasons),
+            "reports": list(_report_dicts(decision.reports)),
+            "detail": decision.detail,
+        },
+        sort_keys=True,
+        default=str,
+    )

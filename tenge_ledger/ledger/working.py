@@ -1,0 +1,178 @@
+"""A working set: reads through to its parent, keeps its own changes, and merges them up only on success.
+
+The root's parent is the store transaction; an operation runs in a child of the root, and each operation of a
+batch in a child of the batch's. Throwing a child away is how a rejected operation leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+from ..core.hooks import EncodedTrace
+from ..core.records import Account, HoldRecord, TagRecord
+from ..store.base import ChangeSet, JournalPosting, ReportRow, StoredOperation, StoreTx
+
+
+class WorkingSet:
+    def __init__(self, parent: WorkingSet | None = None, tx: StoreTx | None = None) -> None:
+        self.parent = parent
+        self.tx = tx if tx is not None else parent.tx  # type: ignore[union-attr]
+        self.accounts: dict[str, Account] = {}
+        self.bucket_deltas: dict[tuple[str, str], int] = {}
+        self.operations: dict[str, StoredOperation] = {}
+        self.postings: list[JournalPosting] = []
+        self.holds: dict[str, HoldRecord] = {}
+        self.tags: dict[str, TagRecord] = {}
+        self.issued_delta = 0
+        self.redeemed_delta = 0
+        self.head_value: tuple[int, bytes] | None = None
+        self.traces: list[EncodedTrace] = []
+        self.reports: list[ReportRow] = []
+        # The root caches what it read from the store, so a chunk reads each row once.
+        self._account_cache: dict[str, Account | None] = {}
+        self._bucket_cache: dict[tuple[str, str], int] = {}
+
+    def child(self) -> WorkingSet:
+        return WorkingSet(parent=self)
+
+    # ---- reads ---------------------------------------------------------------------------------------------
+
+    def account(self, handle: str) -> Account | None:
+        ws: WorkingSet | None = self
+        while ws is not None:
+            found = ws.accounts.get(handle)
+            if found is not None:
+                return found
+            if ws.parent is None:
+                if handle not in ws._account_cache:
+                    ws._account_cache[handle] = ws.tx.account(handle)
+                return ws._account_cache[handle]
+            ws = ws.parent
+        return None  # pragma: no cover
+
+    def bucket(self, handle: str, tag: str) -> int:
+        key = (handle, tag)
+        total = 0
+        ws: WorkingSet | None = self
+        while ws is not None:
+            total += ws.bucket_deltas.get(key, 0)
+            if ws.parent is None:
+                if key not in ws._bucket_cache:
+                    ws._bucket_cache[key] = ws.tx.bucket(handle, tag)
+                total += ws._bucket_cache[key]
+            ws = ws.parent
+        return total
+
+    def buckets(self, handle: str) -> dict[str, int]:
+        out = dict(self.tx.buckets(handle))
+        for ws in self._chain():
+            for (acct, tag), delta in ws.bucket_deltas.items():
+                if acct == handle:
+                    out[tag] = out.get(tag, 0) + delta
+        return {t: b for t, b in out.items() if b}
+
+    def account_total(self, handle: str) -> int:
+        return sum(self.buckets(handle).values())
+
+    def operation(self, op_id: str) -> StoredOperation | None:
+        for ws in self._chain():
+            found = ws.operations.get(op_id)
+            if found is not None:
+                return found
+        return self.tx.operation(op_id)
+
+    def hold(self, hold_id: str) -> HoldRecord | None:
+        for ws in self._chain():
+            found = ws.holds.get(hold_id)
+            if found is not None:
+                return found
+        return self.tx.hold(hold_id)
+
+    def holds_due(self, as_of: int) -> list[HoldRecord]:
+        merged = {h.hold_id: h for h in self.tx.holds_due(as_of)}
+        for ws in reversed(list(self._chain())):
+            merged.update(ws.holds)
+        due = [h for h in merged.values() if h.status == "pending" and h.deadline <= as_of]
+        return sorted(due, key=lambda h: (h.deadline, h.hold_id))
+
+    def tag(self, tag: str) -> TagRecord | None:
+        for ws in self._chain():
+            found = ws.tags.get(tag)
+            if found is not None:
+                return found
+        return self.tx.tag(tag)
+
+    def tags_expiring(self, as_of_date: str) -> list[TagRecord]:
+        merged = {t.tag: t for t in self.tx.tags_expiring(as_of_date)}
+        for ws in self._chain():
+            for t in ws.tags.values():
+                if t.expires_on is not None and t.expires_on <= as_of_date:
+                    merged[t.tag] = t
+        return sorted(merged.values(), key=lambda t: t.tag)
+
+    def tag_holders(self, tag: str) -> dict[str, int]:
+        out = dict(self.tx.tag_holders(tag))
+        for ws in self._chain():
+            for (acct, t), delta in ws.bucket_deltas.items():
+                if t == tag:
+                    out[acct] = out.get(acct, 0) + delta
+        return {a: b for a, b in sorted(out.items()) if b}
+
+    def head(self) -> tuple[int, bytes]:
+        for ws in self._chain():
+            if ws.head_value is not None:
+                return ws.head_value
+        return self.tx.head()
+
+    def window(self, handle: str, direction: str, since: int, tag: str | None = None) -> tuple[int, int]:
+        total, count = self.tx.window(handle, direction, since, tag)
+        for ws in self._chain():
+            for p in ws.postings:
+                if p.account != handle or p.at < since or (tag is not None and p.tag != tag):
+                    continue
+                if (direction == "out" and p.amount_tiyn < 0) or (direction == "in" and p.amount_tiyn > 0):
+                    total += abs(p.amount_tiyn)
+                    count += 1
+        return total, count
+
+    def _chain(self):
+        ws: WorkingSet | None = self
+        while ws is not None:
+            yield ws
+            ws = ws.parent
+
+    # ---- writes --------------------------------------------------------------------------------------------
+
+    def add_bucket_delta(self, handle: str, tag: str, delta: int) -> None:
+        key = (handle, tag)
+        self.bucket_deltas[key] = self.bucket_deltas.get(key, 0) + delta
+
+    def merge_into_parent(self) -> None:
+        p = self.parent
+        assert p is not None
+        p.accounts.update(self.accounts)
+        for key, delta in self.bucket_deltas.items():
+            p.bucket_deltas[key] = p.bucket_deltas.get(key, 0) + delta
+        p.operations.update(self.operations)
+        p.postings.extend(self.postings)
+        p.holds.update(self.holds)
+        p.tags.update(self.tags)
+        p.issued_delta += self.issued_delta
+        p.redeemed_delta += self.redeemed_delta
+        if self.head_value is not None:
+            p.head_value = self.head_value
+        p.traces.extend(self.traces)
+        p.reports.extend(self.reports)
+
+    def changeset(self) -> ChangeSet:
+        return ChangeSet(
+            accounts=dict(self.accounts),
+            bucket_deltas={k: d for k, d in self.bucket_deltas.items() if d},
+            operations=sorted(self.operations.values(), key=lambda o: o.seq),
+            postings=list(self.postings),
+            holds=dict(self.holds),
+            tags=dict(self.tags),
+            issued_delta=self.issued_delta,
+            redeemed_delta=self.redeemed_delta,
+            head=self.head_value,
+            traces=list(self.traces),
+            reports=list(self.reports),
+        )

@@ -1,0 +1,433 @@
+"""The embedded store: SQLite in WAL mode. Schema and migrations through sqlite-utils; the hot path writes
+whole change sets with executemany on the raw connection."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+import sqlite_utils
+
+from ..core.errors import StoreError, WriteConflict
+from ..core.hooks import EncodedTrace
+from ..core.records import Account, HoldRecord, TagRecord
+from . import codec
+from .base import (
+    GENESIS_HASH,
+    SCHEMA_VERSION,
+    ChangeSet,
+    JournalPosting,
+    LedgerMeta,
+    ReportRow,
+    StoredOperation,
+)
+
+BUSY_TIMEOUT_MS = 10_000
+
+
+def _migration_1(db: sqlite_utils.Database, central_bank: str) -> None:
+    db["meta"].create({"key": str, "value": str}, pk="key", not_null={"value"})
+    db["accounts"].create(
+        {
+            "handle": str,
+            "kind": str,
+            "public_key": str,
+            "tier": int,
+            "bank": str,
+            "attrs": str,
+            "status": str,
+            "opened_at": int,
+        },
+        pk="handle",
+        not_null={"kind", "public_key", "attrs", "status", "opened_at"},
+    )
+    # Only the central bank's buckets go negative (they mirror circulating supply); the database itself refuses
+    # any other negative balance, so a bug in the service cannot write one.
+    assert "'" not in central_bank  # handles are checked against a strict pattern before they get here
+    db.execute(
+        "CREATE TABLE balances (account TEXT NOT NULL, tag TEXT NOT NULL, balance_tiyn INTEGER NOT NULL,"
+        f" PRIMARY KEY (account, tag), CHECK (balance_tiyn >= 0 OR account = '{central_bank}'))"
+    )
+    db["operations"].create(
+        {
+            "seq": int,
+            "op_id": str,
+            "kind": str,
+            "signer": str,
+            "document": str,
+            "fields_hash": bytes,
+            "at": int,
+            "message": str,
+            "decision": str,
+            "prev_hash": bytes,
+            "entry_hash": bytes,
+        },
+        pk="seq",
+        not_null={"op_id", "kind", "signer", "document", "fields_hash", "at", "prev_hash", "entry_hash"},
+    )
+    db["operations"].create_index(["op_id"], unique=True)
+    db["postings"].create(
+        {"seq": int, "idx": int, "account": str, "tag": str, "amount_tiyn": int, "at": int},
+        pk=("seq", "idx"),
+        not_null={"account", "tag", "amount_tiyn", "at"},
+    )
+    db["postings"].create_index(["account", "at"])
+    db["holds"].create(
+        {
+            "hold_id": str,
+            "payer": str,
+            "payee": str,
+            "amount_tiyn": int,
+            "tag": str,
+            "releaser": str,
+            "deadline": int,
+            "status": str,
+        },
+        pk="hold_id",
+        not_null={"payer", "payee", "amount_tiyn", "tag", "releaser", "deadline", "status"},
+    )
+    db["holds"].create_index(["status", "deadline"])
+    db["tags"].create({"tag": str, "expires_on": str, "created_at": int}, pk="tag")
+    db["supply"].create({"id": int, "issued_tiyn": int, "redeemed_tiyn": int}, pk="id")
+    db["supply"].insert({"id": 1, "issued_tiyn": 0, "redeemed_tiyn": 0})
+    db["journal_head"].create({"id": int, "seq": int, "entry_hash": bytes}, pk="id")
+    db["journal_head"].insert({"id": 1, "seq": 0, "entry_hash": GENESIS_HASH})
+    db.execute(
+        "CREATE TABLE traces (idx INTEGER PRIMARY KEY, op_id TEXT NOT NULL, at INTEGER NOT NULL,"
+        " mode TEXT NOT NULL, payload BLOB NOT NULL, leaf_hash BLOB NOT NULL)"
+    )
+    db.execute(
+        "CREATE TABLE reports (id INTEGER PRIMARY KEY, seq INTEGER, op_id TEXT NOT NULL, agency TEXT NOT NULL,"
+        " reason TEXT NOT NULL, rule TEXT NOT NULL, at INTEGER NOT NULL)"
+    )
+    db["reports"].create_index(["agency"])
+
+
+# Registered migrations, by the schema version they bring the database to. A database records each it applied.
+MIGRATIONS: dict[int, Callable[[sqlite_utils.Database, str], None]] = {1: _migration_1}
+assert max(MIGRATIONS) == SCHEMA_VERSION
+
+
+class SqliteTx:
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._c = conn
+
+    def meta(self) -> LedgerMeta:
+        return codec.meta_from_rows(dict(self._c.execute("SELECT key, value FROM meta").fetchall()))
+
+    def account(self, handle: str) -> Account | None:
+        row = self._c.execute(
+            f"SELECT {codec.ACCOUNT_COLUMNS} FROM accounts WHERE handle = ?", (handle,)
+        ).fetchone()
+        return codec.account_from_row(row) if row else None
+
+    def bucket(self, handle: str, tag: str) -> int:
+        row = self._c.execute(
+            "SELECT balance_tiyn FROM balances WHERE account = ? AND tag = ?", (handle, tag)
+        ).fetchone()
+        return row[0] if row else 0
+
+    def buckets(self, handle: str) -> dict[str, int]:
+        rows = self._c.execute("SELECT tag, balance_tiyn FROM balances WHERE account = ?", (handle,))
+        return {tag: bal for tag, bal in rows if bal}
+
+    def operation(self, op_id: str) -> StoredOperation | None:
+        row = self._c.execute(
+            f"SELECT {codec.OPERATION_COLUMNS} FROM operations WHERE op_id = ?", (op_id,)
+        ).fetchone()
+        return codec.operation_from_row(row) if row else None
+
+    def hold(self, hold_id: str) -> HoldRecord | None:
+        row = self._c.execute(
+            f"SELECT {codec.HOLD_COLUMNS} FROM holds WHERE hold_id = ?", (hold_id,)
+        ).fetchone()
+        return codec.hold_from_row(row) if row else None
+
+    def holds_due(self, as_of: int) -> list[HoldRecord]:
+        rows = self._c.execute(
+            f"SELECT {codec.HOLD_COLUMNS} FROM holds WHERE status = 'pending' AND deadline <= ?"
+            " ORDER BY deadline, hold_id",
+            (as_of,),
+        )
+        return [codec.hold_from_row(r) for r in rows]
+
+    def tag(self, tag: str) -> TagRecord | None:
+        row = self._c.execute("SELECT tag, expires_on, created_at FROM tags WHERE tag = ?", (tag,)).fetchone()
+        return codec.tag_from_row(row) if row else None
+
+    def tags_expiring(self, as_of_date: str) -> list[TagRecord]:
+        rows = self._c.execute(
+            "SELECT tag, expires_on, created_at FROM tags WHERE expires_on IS NOT NULL AND expires_on <= ?"
+            " ORDER BY tag",
+            (as_of_date,),
+        )
+        return [codec.tag_from_row(r) for r in rows]
+
+    def tag_holders(self, tag: str) -> dict[str, int]:
+        rows = self._c.execute(
+            "SELECT account, balance_tiyn FROM balances WHERE tag = ? AND balance_tiyn != 0 ORDER BY account",
+            (tag,),
+        )
+        return dict(rows.fetchall())
+
+    def head(self) -> tuple[int, bytes]:
+        seq, entry_hash = self._c.execute("SELECT seq, entry_hash FROM journal_head WHERE id = 1").fetchone()
+        return seq, bytes(entry_hash)
+
+    def window(self, handle: str, direction: str, since: int, tag: str | None = None) -> tuple[int, int]:
+        sign = "<" if direction == "out" else ">"
+        sql = (
+            "SELECT COALESCE(SUM(ABS(amount_tiyn)), 0), COUNT(*) FROM postings"
+            f" WHERE account = ? AND at >= ? AND amount_tiyn {sign} 0"
+        )
+        args: tuple = (handle, since)
+        if tag is not None:
+            sql += " AND tag = ?"
+            args += (tag,)
+        total, count = self._c.execute(sql, args).fetchone()
+        return total, count
+
+    def write(self, ch: ChangeSet) -> None:
+        c = self._c
+        if ch.accounts:
+            c.executemany(
+                f"INSERT INTO accounts ({codec.ACCOUNT_COLUMNS}) VALUES (?,?,?,?,?,?,?,?)"
+                " ON CONFLICT(handle) DO UPDATE SET kind=excluded.kind, public_key=excluded.public_key,"
+                " tier=excluded.tier, bank=excluded.bank, attrs=excluded.attrs, status=excluded.status,"
+                " opened_at=excluded.opened_at",
+                [codec.account_row(a) for a in ch.accounts.values()],
+            )
+        if ch.bucket_deltas:
+            # Insert missing buckets at zero, then add: an upsert would test the CHECK on the inserted row.
+            deltas = [(d, a, t) for (a, t), d in ch.bucket_deltas.items() if d]
+            c.executemany(
+                "INSERT OR IGNORE INTO balances (account, tag, balance_tiyn) VALUES (?, ?, 0)",
+                [(a, t) for _, a, t in deltas],
+            )
+            c.executemany(
+                "UPDATE balances SET balance_tiyn = balance_tiyn + ? WHERE account = ? AND tag = ?", deltas
+            )
+        if ch.operations:
+            c.executemany(
+                f"INSERT INTO operations ({codec.OPERATION_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                [codec.operation_row(o) for o in ch.operations],
+            )
+        if ch.postings:
+            c.executemany(
+                f"INSERT INTO postings ({codec.POSTING_COLUMNS}) VALUES (?,?,?,?,?,?)",
+                [codec.posting_row(p) for p in ch.postings],
+            )
+        if ch.holds:
+            c.executemany(
+                f"INSERT OR REPLACE INTO holds ({codec.HOLD_COLUMNS}) VALUES (?,?,?,?,?,?,?,?)",
+                [codec.hold_row(h) for h in ch.holds.values()],
+            )
+        if ch.tags:
+            c.executemany(
+                "INSERT INTO tags (tag, expires_on, created_at) VALUES (?,?,?)",
+                [(t.tag, t.expires_on, t.created_at) for t in ch.tags.values()],
+            )
+        if ch.issued_delta or ch.redeemed_delta:
+            c.execute(
+                "UPDATE supply SET issued_tiyn = issued_tiyn + ?, redeemed_tiyn = redeemed_tiyn + ? WHERE id = 1",
+                (ch.issued_delta, ch.redeemed_delta),
+            )
+        if ch.head is not None:
+            c.execute("UPDATE journal_head SET seq = ?, entry_hash = ? WHERE id = 1", ch.head)
+        if ch.traces:
+            c.executemany(
+                f"INSERT INTO traces ({codec.TRACE_COLUMNS}) VALUES (?,?,?,?,?)",
+                [codec.trace_row(t) for t in ch.traces],
+            )
+        if ch.reports:
+            c.executemany(
+                f"INSERT INTO reports ({codec.REPORT_COLUMNS}) VALUES (?,?,?,?,?,?)",
+                [codec.report_row(r) for r in ch.reports],
+            )
+
+
+class SqliteStore:
+    def __init__(self, path: str, create: bool = False, synchronous: str = "FULL") -> None:
+        self.url = path
+        if path != ":memory:" and not create and not os.path.exists(path):
+            raise StoreError(f"no ledger at {path}: create one with 'tenge --db {path} init'")
+        try:
+            self._conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=0)
+            self._conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            if path != ":memory:":
+                self._conn.execute("PRAGMA journal_mode = WAL")
+            self._conn.execute(f"PRAGMA synchronous = {synchronous}")
+            tables = {r[0] for r in self._conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"{path} is not a tenge ledger (SQLite says: {exc})") from None
+        self._db = sqlite_utils.Database(self._conn)
+        if tables and "meta" not in tables:
+            raise StoreError(f"{path} is an SQLite database but not a tenge ledger")
+        if "meta" in tables:
+            self._migrate()
+        elif not create:
+            raise StoreError(f"{path} holds no ledger yet: create one with 'tenge --db {path} init'")
+
+    # ---- schema --------------------------------------------------------------------------------------------
+
+    def _applied_version(self) -> int:
+        if "schema_migrations" not in self._db.table_names():
+            return 0
+        row = self._conn.execute("SELECT MAX(version) FROM schema_migrations").fetchone()
+        return row[0] or 0
+
+    def _migrate(self, central_bank: str | None = None) -> None:
+        version = self._applied_version()
+        if version > SCHEMA_VERSION:
+            raise StoreError(
+                f"{self.url} has schema version {version}, newer than this tenge-ledger knows "
+                f"({SCHEMA_VERSION}): upgrade tenge-ledger"
+            )
+        if version == SCHEMA_VERSION:
+            return
+        if central_bank is None:
+            central_bank = dict(self._conn.execute("SELECT key, value FROM meta").fetchall())["central_bank"]
+        self._conn.execute("BEGIN IMMEDIATE")
+        try:
+            if "schema_migrations" not in self._db.table_names():
+                self._db["schema_migrations"].create(
+                    {"version": int, "name": str, "applied_at": int}, pk="version"
+                )
+            for number in range(version + 1, SCHEMA_VERSION + 1):
+                MIGRATIONS[number](self._db, central_bank)
+                self._conn.execute(
+                    "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
+                    (number, MIGRATIONS[number].__name__, int(time.time())),
+                )
+            self._conn.execute("COMMIT")
+        except BaseException:
+            self._conn.execute("ROLLBACK")
+            raise
+
+    def initialise(self, meta: LedgerMeta) -> None:
+        if "meta" in self._db.table_names():
+            existing = self.meta()
+            raise StoreError(f"{self.url} already holds the ledger {existing.name!r} ({existing.ledger_id})")
+        self._migrate(central_bank=meta.central_bank)
+        with self._write():
+            self._conn.executemany("INSERT INTO meta (key, value) VALUES (?, ?)", codec.meta_to_rows(meta))
+
+    # ---- transactions --------------------------------------------------------------------------------------
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        try:
+            self._conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            raise WriteConflict(str(exc)) from None
+        try:
+            yield self._conn
+            self._conn.execute("COMMIT")
+        except BaseException:
+            if self._conn.in_transaction:
+                self._conn.execute("ROLLBACK")
+            raise
+
+    @contextmanager
+    def transaction(self) -> Iterator[SqliteTx]:
+        try:
+            with self._write() as conn:
+                yield SqliteTx(conn)
+        except sqlite3.OperationalError as exc:
+            if "locked" in str(exc) or "busy" in str(exc):
+                raise WriteConflict(str(exc)) from None
+            raise
+
+    # ---- reads outside the write path ----------------------------------------------------------------------
+
+    def meta(self) -> LedgerMeta:
+        return SqliteTx(self._conn).meta()
+
+    def set_setting(self, key: str, value: object) -> None:
+        """Change one per-ledger setting (tier limits, enabled policy set, ...) atomically."""
+        with self._write() as conn:
+            settings = dict(SqliteTx(conn).meta().settings, **{key: value})
+            conn.execute(
+                "UPDATE meta SET value = ? WHERE key = 'settings'", (json.dumps(settings, sort_keys=True),)
+            )
+
+    def accounts(self) -> list[Account]:
+        rows = self._conn.execute(f"SELECT {codec.ACCOUNT_COLUMNS} FROM accounts ORDER BY handle")
+        return [codec.account_from_row(r) for r in rows]
+
+    def account(self, handle: str) -> Account | None:
+        return SqliteTx(self._conn).account(handle)
+
+    def balances(self, handle: str | None = None) -> dict[tuple[str, str], int]:
+        if handle is None:
+            rows = self._conn.execute("SELECT account, tag, balance_tiyn FROM balances ORDER BY account, tag")
+        else:
+            rows = self._conn.execute(
+                "SELECT account, tag, balance_tiyn FROM balances WHERE account = ? ORDER BY tag", (handle,)
+            )
+        return {(a, t): b for a, t, b in rows if b}
+
+    def supply(self) -> tuple[int, int]:
+        return self._conn.execute("SELECT issued_tiyn, redeemed_tiyn FROM supply WHERE id = 1").fetchone()
+
+    def head(self) -> tuple[int, bytes]:
+        return SqliteTx(self._conn).head()
+
+    def operation(self, op_id: str) -> StoredOperation | None:
+        return SqliteTx(self._conn).operation(op_id)
+
+    def journal(self, after_seq: int = 0) -> Iterator[tuple[StoredOperation, list[JournalPosting]]]:
+        ops = self._conn.execute(
+            f"SELECT {codec.OPERATION_COLUMNS} FROM operations WHERE seq > ? ORDER BY seq", (after_seq,)
+        )
+        postings = self._conn.cursor().execute(
+            f"SELECT {codec.POSTING_COLUMNS} FROM postings WHERE seq > ? ORDER BY seq, idx", (after_seq,)
+        )
+        pending = postings.fetchone()
+        for row in ops:
+            op = codec.operation_from_row(row)
+            mine: list[JournalPosting] = []
+            while pending is not None and pending[0] == op.seq:
+                mine.append(codec.posting_from_row(pending))
+                pending = postings.fetchone()
+            yield op, mine
+
+    def history(self, handle: str, limit: int) -> list[tuple[StoredOperation, JournalPosting]]:
+        rows = self._conn.execute(
+            f"SELECT {', '.join('o.' + c.strip() for c in codec.OPERATION_COLUMNS.split(','))},"
+            f" {', '.join('p.' + c.strip() for c in codec.POSTING_COLUMNS.split(','))}"
+            " FROM postings p JOIN operations o ON o.seq = p.seq WHERE p.account = ?"
+            " ORDER BY p.seq DESC, p.idx DESC LIMIT ?",
+            (handle, limit),
+        ).fetchall()
+        return [(codec.operation_from_row(r[:11]), codec.posting_from_row(r[11:])) for r in rows]
+
+    def holds(self, status: str | None = None) -> list[HoldRecord]:
+        sql = f"SELECT {codec.HOLD_COLUMNS} FROM holds"
+        args: tuple = ()
+        if status:
+            sql += " WHERE status = ?"
+            args = (status,)
+        return [codec.hold_from_row(r) for r in self._conn.execute(sql + " ORDER BY hold_id", args)]
+
+    def traces(self, after: int = 0) -> Iterator[tuple[int, EncodedTrace]]:
+        rows = self._conn.execute(
+            f"SELECT idx, {codec.TRACE_COLUMNS} FROM traces WHERE idx > ? ORDER BY idx", (after,)
+        )
+        for row in rows:
+            yield row[0], codec.trace_from_row(row[1:])
+
+    def reports(self, agency: str | None = None) -> list[ReportRow]:
+        sql = f"SELECT {codec.REPORT_COLUMNS} FROM reports"
+        args: tuple = ()
+        if agency:
+            sql += " WHERE agency = ?"
+            args = (agency,)
+        return [codec.report_from_row(r) for r in self._conn.execute(sql + " ORDER BY id", args)]
+
+    def close(self) -> None:
+        self._conn.close()
