@@ -30,10 +30,10 @@ from .records import (
 CANONICAL_VERSION = 1
 _DOMAIN = b"tenge-ledger/op/v1\n"
 
-HANDLE_RE = re.compile(r"[a-z0-9][a-z0-9._-]{0,%d}" % (limits.handle_length_max - 1))
-TAG_RE = re.compile(r"[a-z0-9][a-z0-9:._/-]{0,%d}" % (limits.tag_length_max - 1))
-OP_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,%d}" % (limits.operation_id_length_max - 1))
-ATTR_KEY_RE = re.compile(r"[a-z][a-z0-9_]{0,%d}" % (limits.attr_key_length_max - 1))
+HANDLE_RE = re.compile(rf"[a-z0-9][a-z0-9._-]{{0,{limits.handle_length_max - 1}}}")
+TAG_RE = re.compile(rf"[a-z0-9][a-z0-9:._/-]{{0,{limits.tag_length_max - 1}}}")
+OP_ID_RE = re.compile(rf"[A-Za-z0-9][A-Za-z0-9._:-]{{0,{limits.operation_id_length_max - 1}}}")
+ATTR_KEY_RE = re.compile(rf"[a-z][a-z0-9_]{{0,{limits.attr_key_length_max - 1}}}")
 
 
 def check_handle(value: object, where: str = "account") -> str:
