@@ -46,8 +46,11 @@ def check_handle(value: object, where: str = "account") -> str:
     return value
 
 
+UNTAGGED = "untagged"  # how untagged money is named to people; therefore not a tag anyone may use
+
+
 def check_tag(value: object, where: str = "tag") -> str:
-    if not isinstance(value, str) or not TAG_RE.fullmatch(value):
+    if not isinstance(value, str) or not TAG_RE.fullmatch(value) or value == UNTAGGED:
         raise InputError(
             f"{value!r} is not a tag: use lower-case letters, digits and ':._/-' (at most "
             f"{limits.tag_length_max}), like budget:roads-2026",

@@ -1,0 +1,187 @@
+"""`tenge init` and `tenge account ...`."""
+
+from __future__ import annotations
+
+import click
+
+from tenge_ledger.core import limits
+from tenge_ledger.core.canonical import check_attrs, check_handle, check_text
+from tenge_ledger.core.errors import InputError
+from tenge_ledger.core.records import AccountKind
+from tenge_ledger.ledger.service import Ledger
+from tenge_ledger.ledger.signing import public_key_hex
+from tenge_ledger.store import open_store
+
+from .main import Context, cli, emit, finish, json_option, pass_context, pass_ledger
+from .render import account_json
+
+OPENABLE_KINDS = [k.value for k in AccountKind if k not in (AccountKind.central_bank, AccountKind.system)]
+
+
+def parse_attrs(values: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
+    pairs = []
+    for value in values:
+        key, sep, text = value.partition("=")
+        if not sep:
+            raise InputError(f"{value!r} is not KEY=VALUE", "--attr")
+        pairs.append((key, text))
+    return check_attrs(pairs, "--attr")
+
+
+@cli.command()
+@click.option("--name", required=True, help="The ledger's name, e.g. 'Digital tenge pilot'.")
+@click.option(
+    "--central-bank", default="nbk", show_default=True, help="Handle of the central bank's account."
+)
+@click.option("--privacy", "privacy_mode", default="transparent", show_default=True, help="Privacy mode.")
+@json_option
+@pass_context
+def init(obj: Context, name: str, central_bank: str, privacy_mode: str) -> None:
+    """Create a new ledger in --db, with the central bank's key in the keystore beside it.
+
+    \b
+    Example:
+      tenge --db pilot.db init --name "Digital tenge pilot"
+    """
+    check_text(name, "--name", limits.ledger_name_length_max)
+    check_handle(central_bank, "--central-bank")
+    store = open_store(obj.db, create=True)
+    try:
+        from tenge_ledger.privacy import check_mode
+
+        check_mode(privacy_mode)
+        keystore = obj.keystore()
+        key = keystore.get(central_bank) if keystore.has(central_bank) else None
+        if key is None:
+            _refuse_if_ledger(store)
+            key = keystore.create(central_bank)
+        ledger = Ledger.create(store, name, public_key_hex(key), central_bank, privacy_mode=privacy_mode)
+        _after_init(ledger, keystore)
+        meta = ledger.meta
+    finally:
+        store.close()
+    emit(
+        obj,
+        {"ledger_id": meta.ledger_id, "name": meta.name, "central_bank": meta.central_bank, "db": obj.db,
+         "privacy_mode": meta.privacy_mode, "keystore": str(keystore.path)},
+        f"created ledger {meta.name!r} ({meta.ledger_id}) in {obj.db}; central bank {meta.central_bank}, "
+        f"keys in {keystore.path}",
+    )  # fmt: skip
+
+
+def _refuse_if_ledger(store) -> None:
+    try:
+        meta = store.meta()
+    except Exception:
+        return
+    raise InputError(f"{store.url} already holds the ledger {meta.name!r} ({meta.ledger_id})")
+
+
+def _after_init(ledger: Ledger, keystore) -> None:
+    """Mode-specific key material (privacy modes) is created right after the ledger."""
+    from tenge_ledger.privacy import setup_mode
+
+    setup_mode(ledger, keystore)
+
+
+@cli.group()
+def account() -> None:
+    """Open, inspect and manage accounts."""
+
+
+@account.command("open")
+@click.argument("handle")
+@click.option("--kind", type=click.Choice(OPENABLE_KINDS), required=True, help="What the account is.")
+@click.option("--tier", type=click.IntRange(0, limits.tier_max), help="Wallet tier (holding limits).")
+@click.option("--bank", help="The commercial bank serving a person or merchant.")
+@click.option("--attr", "attrs", multiple=True, metavar="KEY=VALUE", help="An attribute; repeatable.")
+@click.option("--id", "op_id", help="Operation id (idempotency key); random when omitted.")
+@pass_ledger
+def account_open(obj: Context, handle, kind, tier, bank, attrs, op_id) -> None:
+    """Open an account: a key pair goes to the keystore, the public key to the ledger.
+
+    \b
+    Example:
+      tenge account open aigerim --kind person --tier 1 --bank halyk
+    """
+    check_handle(handle, "HANDLE")
+    finish(obj, obj.wallet().open_account(handle, AccountKind(kind), tier, bank, parse_attrs(attrs), op_id))
+
+
+@account.command("update")
+@click.argument("handle")
+@click.option("--tier", type=click.IntRange(0, limits.tier_max))
+@click.option("--attr", "attrs", multiple=True, metavar="KEY=VALUE", help="Set (or with KEY= remove).")
+@click.option("--id", "op_id")
+@pass_ledger
+def account_update(obj: Context, handle, tier, attrs, op_id) -> None:
+    """Change an account's tier or attributes (signed by the central bank).
+
+    \b
+    Example:
+      tenge account update builder-1 --attr licence=construction --attr obligations=met
+    """
+    finish(obj, obj.wallet().update_account(check_handle(handle, "HANDLE"), tier, parse_attrs(attrs), op_id))
+
+
+@account.command("show")
+@click.argument("handle")
+@pass_ledger
+def account_show(obj: Context, handle) -> None:
+    """Show one account.
+
+    \b
+    Example:
+      tenge --json account show aigerim
+    """
+    found = obj.ledger().store.account(check_handle(handle, "HANDLE"))
+    if found is None:
+        raise InputError(f"no account {handle!r}")
+    data = account_json(found)
+    emit(obj, data, lambda: "\n".join(f"{k}: {v}" for k, v in data.items()))
+
+
+@account.command("list")
+@pass_ledger
+def account_list(obj: Context) -> None:
+    """List every account.
+
+    \b
+    Example:
+      tenge account list
+    """
+    rows = [account_json(a) for a in obj.ledger().store.accounts()]
+    emit(
+        obj,
+        rows,
+        lambda: "\n".join(
+            f"{r['handle']:<24} {r['kind']:<13} {r['status']:<7} tier={r['tier']} bank={r['bank']}"
+            for r in rows
+        ),
+    )
+
+
+def _status_command(name: str, doc: str):
+    @account.command(name)
+    @click.argument("handle")
+    @click.option("--reason", help="Why (kept in the journal).")
+    @click.option("--id", "op_id")
+    @pass_ledger
+    def command(obj: Context, handle, reason, op_id) -> None:
+        wallet = obj.wallet()
+        check_handle(handle, "HANDLE")
+        if name == "close":
+            finish(obj, wallet.close(handle, op_id))
+        else:
+            finish(obj, getattr(wallet, name)(handle, reason, op_id))
+
+    command.__doc__ = doc
+    return command
+
+
+_status_command(
+    "freeze",
+    "Freeze an account: it can neither pay nor be paid.\n\n\b\nExample:\n  tenge account freeze gray-miner --reason 'FMA list'",
+)
+_status_command("unfreeze", "Unfreeze an account.\n\n\b\nExample:\n  tenge account unfreeze gray-miner")
+_status_command("close", "Close an empty account for good.\n\n\b\nExample:\n  tenge account close old-wallet")

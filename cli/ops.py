@@ -1,0 +1,70 @@
+"""`tenge submit`: many operations from a JSON-lines file."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+
+import click
+
+from tenge_ledger.core import limits
+from tenge_ledger.core.canonical import operation_from_dict
+from tenge_ledger.core.errors import InputError
+
+from .main import Context, cli, emit, pass_ledger
+
+submit_file_bytes_max = 512 * 1024 * 1024
+
+
+@cli.command()
+@click.argument("path", type=click.Path(dir_okay=False, allow_dash=True))
+@click.option("--verified", is_flag=True, help="Signatures were checked upstream (a bank's verified batch).")
+@pass_ledger
+def submit(obj: Context, path, verified) -> None:
+    """Apply operations from a JSON-lines file, one operation per line.
+
+    Lines without a signature are signed with the keystore (signer defaults to the payer, or the central
+    bank). Every line is read and checked before anything is applied; operations then apply in order, each
+    atomically, in groups of up to 1000 per database transaction.
+
+    \b
+    Example line:
+      {"id": "t-1", "kind": "transfer", "payer": "halyk", "payee": "aigerim", "amount": "2500.50"}
+    \b
+    Example:
+      tenge submit ops.jsonl
+    """
+    wallet = obj.wallet()
+    ops = []
+    with click.open_file(path, "r", encoding="utf-8") as fh:
+        for number, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            where = f"{path}:{number}"
+            try:
+                doc = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise InputError(f"not JSON: {exc.msg} at column {exc.colno}", where) from None
+            ops.append(wallet.sign_document(operation_from_dict(doc, where)))
+    if not ops:
+        raise InputError("no operations in the file", path)
+    results = []
+    chunk = limits.submit_chunk_operations
+    with click.progressbar(length=len(ops), label="applying", file=click.get_text_stream("stderr")) as bar:
+        for start in range(0, len(ops), chunk):
+            part = ops[start : start + chunk]
+            results.extend(wallet.ledger.apply_many(part, verified=verified))
+            bar.update(len(part))
+    counts = Counter(r.code.value for r in results)
+    failed = [r for r in results if not r.succeeded]
+    emit(
+        obj,
+        {"total": len(results), "codes": dict(counts), "failed": [r.to_json() for r in failed]},
+        lambda: "\n".join(
+            [f"{len(results)} operations: " + ", ".join(f"{c} {k}" for k, c in counts.most_common())]
+            + [f"  {r.op_id}: {r.code.value}: {r.message}" for r in failed[:20]]
+            + ([f"  ... and {len(failed) - 20} more"] if len(failed) > 20 else [])
+        ),
+    )
+    if failed:
+        raise SystemExit(1)
