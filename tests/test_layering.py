@@ -1,0 +1,63 @@
+"""Data flows one way: cli -> ledger service -> policy engine and store; the service feeds the trace.
+
+Walks every import of the package with `ast` and fails when one goes against that flow."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent / "tenge_ledger"
+
+# package -> the packages of tenge_ledger it must never import
+FORBIDDEN = {
+    "core": {"ledger", "store", "policy", "privacy", "trace", "client", "app", "bench"},
+    "store": {"ledger", "policy", "privacy", "client", "app", "bench"},
+    "policy": {"ledger", "store", "privacy", "client", "app", "bench"},
+    "trace": {"ledger", "policy", "privacy", "client", "app", "bench"},
+    "ledger": {"policy", "privacy", "client", "app", "bench"},
+    "client": {"policy", "privacy", "app", "bench"},
+}
+
+
+def _imports(path: Path) -> list[tuple[int, str]]:
+    """The tenge_ledger packages a module imports, resolved from absolute and relative imports."""
+    tree = ast.parse(path.read_text(), filename=str(path))
+    parts = path.relative_to(ROOT.parent).with_suffix("").parts  # ('tenge_ledger', 'ledger', 'service')
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = list(parts[: len(parts) - node.level])
+                module = ".".join(base + ([node.module] if node.module else []))
+            else:
+                module = node.module or ""
+            names = [module] + [f"{module}.{a.name}" for a in node.names]
+        elif isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        else:
+            continue
+        for name in names:
+            if name.startswith("tenge_ledger."):
+                found.append((node.lineno, name.split(".")[1]))
+            elif name.startswith("cli"):
+                found.append((node.lineno, "cli"))
+    return found
+
+
+MODULES = sorted(ROOT.rglob("*.py"))
+
+
+@pytest.mark.parametrize("path", MODULES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_imports_follow_the_flow__per_module(path: Path) -> None:
+    package = path.relative_to(ROOT).parts[0].removesuffix(".py")
+    forbidden = FORBIDDEN.get(package, set()) | {"cli"}
+    bad = [f"{path.relative_to(ROOT)}:{line} imports {target}" for line, target in _imports(path) if target in forbidden]
+    assert not bad, "; ".join(bad)
+
+
+def test_layering_test_sees_imports__relative_and_absolute() -> None:
+    found = {t for _, t in _imports(ROOT / "ledger" / "service.py")}
+    assert {"core", "store", "trace"} <= found
