@@ -91,7 +91,8 @@ def finish(obj: Context, result: Result) -> None:
     if obj.json:
         click.echo(json.dumps(result.to_json(), indent=2, sort_keys=True))
     elif result.succeeded:
-        click.echo(f"{result.code.value}: {result.message}" + (f" (#{result.seq})" if result.seq else ""))
+        seq = f" (#{result.seq})" if result.seq and result.code.value == "ok" else ""
+        click.echo(f"{result.code.value}: {result.message}{seq}")
         for report in result.reports:
             click.echo(f"  report to {report['agency']}: {report['reason']} [{report['rule']}]")
     if not result.succeeded:

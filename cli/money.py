@@ -30,6 +30,9 @@ def _id(value: str | None) -> str | None:
     return check_op_id(value, "--id") if value else None
 
 
+# A negative amount looks like an option to click; let it through so parse_amount can say what is wrong.
+AMOUNT_ARGS = {"ignore_unknown_options": True}
+
 tag_option = click.option("--tag", help="Earmark: the bucket to draw from (untagged when omitted).")
 memo_option = click.option("--memo", help="Purpose of the payment.")
 id_option = click.option(
@@ -37,7 +40,7 @@ id_option = click.option(
 )
 
 
-@cli.command()
+@cli.command(context_settings=AMOUNT_ARGS)
 @click.argument("payee")
 @click.argument("amount")
 @tag_option
@@ -60,7 +63,7 @@ def issue(obj: Context, payee, amount, tag, expires, memo, op_id) -> None:
     finish(obj, obj.wallet().issue(payee, tiyn, _tag(tag), expires_on, _memo(memo), _id(op_id)))
 
 
-@cli.command()
+@cli.command(context_settings=AMOUNT_ARGS)
 @click.argument("payer")
 @click.argument("amount")
 @tag_option
@@ -80,7 +83,7 @@ def redeem(obj: Context, payer, amount, tag, memo, op_id) -> None:
     )
 
 
-@cli.command()
+@cli.command(context_settings=AMOUNT_ARGS)
 @click.argument("payer")
 @click.argument("payee")
 @click.argument("amount")
@@ -101,7 +104,7 @@ def transfer(obj: Context, payer, payee, amount, tag, memo, op_id) -> None:
     finish(obj, obj.wallet().transfer(payer, payee, tiyn, _tag(tag), _memo(memo), _id(op_id)))
 
 
-@cli.command()
+@cli.command(context_settings=AMOUNT_ARGS)
 @click.argument("payer")
 @click.argument("payee")
 @click.argument("amount")
@@ -126,7 +129,7 @@ def hold(obj: Context, payer, payee, amount, timeout_s, releaser, tag, memo, op_
     finish(obj, obj.wallet().hold(payer, payee, tiyn, timeout_s, _tag(tag), rel, _memo(memo), _id(op_id)))
 
 
-@cli.command()
+@cli.command(context_settings=AMOUNT_ARGS)
 @click.argument("hold_id")
 @click.option("--amount", help="Post only part; the rest returns to the payer.")
 @click.option("--as", "signer", help="Who signs (default: the hold's releaser).")
@@ -145,7 +148,7 @@ def post(obj: Context, hold_id, amount, signer, op_id) -> None:
     finish(obj, wallet.post(signer or _releaser(obj, hold_id), hold_id, tiyn, _id(op_id)))
 
 
-@cli.command()
+@cli.command(context_settings=AMOUNT_ARGS)
 @click.argument("hold_id")
 @click.option("--as", "signer", help="Who signs (the releaser or the payee).")
 @id_option
@@ -170,7 +173,7 @@ def _releaser(obj: Context, hold_id: str) -> str:
     raise InputError(f"no hold {hold_id!r}")
 
 
-@cli.command()
+@cli.command(context_settings=AMOUNT_ARGS)
 @click.argument("payer")
 @click.argument("payee")
 @click.argument("amount")
@@ -193,7 +196,7 @@ def seize(obj: Context, payer, payee, amount, order, tag, op_id) -> None:
     )
 
 
-@cli.command()
+@cli.command(context_settings=AMOUNT_ARGS)
 @click.option("--at", "as_of", help="Ledger time to sweep as of (YYYY-MM-DD[THH:MM:SS], UTC); default now.")
 @id_option
 @pass_ledger

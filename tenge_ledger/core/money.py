@@ -7,7 +7,8 @@ import re
 from .errors import InputError
 from .limits import amount_tiyn_max, tiyn_per_kzt
 
-_AMOUNT = re.compile(r"(?P<whole>0|[1-9][0-9]{0,16})(?:\.(?P<frac>[0-9]{1,2}))?")
+_AMOUNT = re.compile(r"(?P<whole>0|[1-9][0-9]*)(?:\.(?P<frac>[0-9]{1,2}))?")
+_DIGITS_MAX = len(str(amount_tiyn_max))  # longer input is over the maximum without parsing it
 
 
 def parse_amount(text: str, where: str = "amount") -> int:
@@ -18,6 +19,10 @@ def parse_amount(text: str, where: str = "amount") -> int:
     if match is None:
         raise InputError(
             f"{text!r} is not an amount: write digits with at most two decimals, like 1200 or 2500.50", where
+        )
+    if len(match["whole"]) > _DIGITS_MAX:
+        raise InputError(
+            f"{text} KZT is over the ledger's maximum of {format_tiyn(amount_tiyn_max)} KZT", where
         )
     frac = (match["frac"] or "").ljust(2, "0")
     tiyn = int(match["whole"]) * tiyn_per_kzt + int(frac)

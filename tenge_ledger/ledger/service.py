@@ -265,7 +265,7 @@ class Ledger:
         body = op.body
         if isinstance(body, Transfer | Hold) and op.signer != body.payer:
             raise Rejected(ResultCode.signer_not_allowed, f"a {kind.value} must be signed by its payer")
-        if signer.status is not AccountStatus.active and not isinstance(body, Batch):
+        if signer.status is not AccountStatus.active:
             code = (
                 ResultCode.account_frozen
                 if signer.status is AccountStatus.frozen
