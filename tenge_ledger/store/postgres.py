@@ -1,0 +1,542 @@
+"""The server store: PostgreSQL through psycopg 3 and its connection pool.
+
+Concurrency. Every write transaction starts with `SELECT ... FROM journal_head ... FOR UPDATE` under READ
+COMMITTED. The journal is one hash chain, so writers are serial by nature: each entry names the hash of the one
+before. Taking the head row first makes that explicit and cheap. A writer that waits for the lock reads every row
+after the holder committed (each READ COMMITTED statement takes a fresh snapshot), so balances, ids and holds it
+reads are current; no two writers ever wait on each other in different orders (nothing is locked before the head),
+so there is no deadlock; a duplicate id submitted at the same moment is seen by the second writer as `exists`.
+We chose this over SERIALIZABLE + retry: every writer updates the head row anyway, so under SERIALIZABLE almost
+every concurrent pair would conflict and retry, spending the work twice. Serialization failures, deadlocks, lock
+timeouts and a unique violation on op_id can still only mean a concurrent writer got in the way: they become
+WriteConflict, and the service retries the whole unit.
+
+Faults. A wrong URL, an unreachable server, a database that is not a tenge ledger, a server that goes away: a
+StoreError with one line. A transaction is all or nothing; if the connection drops during COMMIT the outcome is
+unknown, and resubmitting the same operation ids answers `exists` for what did commit.
+
+Keys are shardable by account: balances by (account, tag), postings by (account, seq, idx), accounts by handle;
+see docs/scaling.md for the distribution key of every table.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import psycopg
+import psycopg.errors
+import psycopg_pool
+from psycopg import sql
+
+from ..core.errors import InvariantViolation, StoreError, WriteConflict
+from ..core.hooks import EncodedTrace
+from ..core.records import Account, HoldRecord, TagRecord
+from . import codec
+from .base import (
+    GENESIS_HASH,
+    SCHEMA_VERSION,
+    ChangeSet,
+    JournalPosting,
+    LedgerMeta,
+    ReportRow,
+    StoredOperation,
+)
+
+CONNECT_TIMEOUT_S = 10
+POOL_SIZE_MAX = 8
+POOL_WAIT_S = 15.0
+LOCK_TIMEOUT_MS = 15_000  # waiting for the journal head longer than this is a WriteConflict
+JOURNAL_FETCH_ROWS = 2_000
+MIGRATION_LOCK_KEY = 0x7465_6E67_6500  # advisory lock taken while migrating ("tenge")
+
+# The pool logs each failed reconnection; a user sees one StoreError line instead, so keep the log off stderr
+# unless the application configured logging itself.
+logging.getLogger("psycopg.pool").addHandler(logging.NullHandler())
+
+
+def _migration_1(cur: psycopg.Cursor, central_bank: str) -> None:
+    statements = [
+        "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+        "CREATE TABLE accounts (handle TEXT PRIMARY KEY, kind TEXT NOT NULL, public_key TEXT NOT NULL,"
+        " tier INTEGER, bank TEXT, attrs TEXT NOT NULL, status TEXT NOT NULL, opened_at BIGINT NOT NULL)",
+        # Only the central bank's buckets go negative (they mirror circulating supply); the database itself
+        # refuses any other negative balance, so a bug in the service cannot write one.
+        sql.SQL(
+            "CREATE TABLE balances (account TEXT NOT NULL, tag TEXT NOT NULL, balance_tiyn BIGINT NOT NULL,"
+            " PRIMARY KEY (account, tag), CHECK (balance_tiyn >= 0 OR account = {}))"
+        ).format(sql.Literal(central_bank)),
+        # op_id is the key (and the distribution key when sharded); seq orders the journal.
+        "CREATE TABLE operations (seq BIGINT NOT NULL UNIQUE, op_id TEXT PRIMARY KEY, kind TEXT NOT NULL,"
+        " signer TEXT NOT NULL, document TEXT NOT NULL, fields_hash BYTEA NOT NULL, at BIGINT NOT NULL,"
+        " message TEXT, decision TEXT, prev_hash BYTEA NOT NULL, entry_hash BYTEA NOT NULL)",
+        # The key leads with the account so postings shard with the balances they move.
+        "CREATE TABLE postings (seq BIGINT NOT NULL, idx INTEGER NOT NULL, account TEXT NOT NULL,"
+        " tag TEXT NOT NULL, amount_tiyn BIGINT NOT NULL, at BIGINT NOT NULL, PRIMARY KEY (account, seq, idx))",
+        "CREATE INDEX postings_account_at ON postings (account, at)",
+        "CREATE INDEX postings_seq ON postings (seq, idx)",
+        "CREATE TABLE holds (hold_id TEXT PRIMARY KEY, payer TEXT NOT NULL, payee TEXT NOT NULL,"
+        " amount_tiyn BIGINT NOT NULL, tag TEXT NOT NULL, releaser TEXT NOT NULL, deadline BIGINT NOT NULL,"
+        " status TEXT NOT NULL)",
+        "CREATE INDEX holds_status_deadline ON holds (status, deadline)",
+        "CREATE TABLE tags (tag TEXT PRIMARY KEY, expires_on TEXT, created_at BIGINT)",
+        "CREATE TABLE supply (id INTEGER PRIMARY KEY, issued_tiyn BIGINT NOT NULL, redeemed_tiyn BIGINT NOT NULL)",
+        "INSERT INTO supply (id, issued_tiyn, redeemed_tiyn) VALUES (1, 0, 0)",
+        "CREATE TABLE journal_head (id INTEGER PRIMARY KEY, seq BIGINT NOT NULL, entry_hash BYTEA NOT NULL)",
+        "CREATE TABLE traces (idx BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY, op_id TEXT NOT NULL,"
+        " at BIGINT NOT NULL, mode TEXT NOT NULL, payload BYTEA NOT NULL, leaf_hash BYTEA NOT NULL)",
+        "CREATE TABLE reports (id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY, seq BIGINT, op_id TEXT NOT NULL,"
+        " agency TEXT NOT NULL, reason TEXT NOT NULL, rule TEXT NOT NULL, at BIGINT NOT NULL)",
+        "CREATE INDEX reports_agency ON reports (agency)",
+    ]
+    for statement in statements:
+        cur.execute(statement)
+    cur.execute("INSERT INTO journal_head (id, seq, entry_hash) VALUES (1, 0, %s)", (GENESIS_HASH,))
+
+
+# Registered migrations, by the schema version they bring the database to. A database records each it applied.
+MIGRATIONS: dict[int, Callable[[psycopg.Cursor, str], None]] = {1: _migration_1}
+if max(MIGRATIONS) != SCHEMA_VERSION:  # pragma: no cover - a packaging mistake
+    raise RuntimeError("the PostgreSQL store has no migration to the current schema version")
+
+
+def redact(url: str) -> str:
+    """The URL with any password replaced, fit for an error message."""
+    return re.sub(r"(://[^:/@]*):[^@/]*@", r"\1:***@", url)
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0].strip() if text else type(exc).__name__
+
+
+def _is_op_id_violation(exc: psycopg.errors.UniqueViolation) -> bool:
+    diag = exc.diag
+    return diag.table_name == "operations" or "operations" in (diag.constraint_name or "")
+
+
+def _configure(conn: psycopg.Connection) -> None:
+    """Each new pooled connection: wait for the journal head at most LOCK_TIMEOUT_MS (then WriteConflict).
+    Set here, not in the URL's `options`, which keep the user's search_path."""
+    conn.execute(f"SET lock_timeout = {LOCK_TIMEOUT_MS}")
+
+
+class PostgresTx:
+    """Reads inside one write transaction; the journal head is already locked and read."""
+
+    def __init__(self, cur: psycopg.Cursor, head: tuple[int, bytes]) -> None:
+        self._cur = cur
+        self._head = head
+
+    def _one(self, query: str, args: tuple = ()) -> Any:
+        return self._cur.execute(query, args).fetchone()
+
+    def meta(self) -> LedgerMeta:
+        return codec.meta_from_rows(dict(self._cur.execute("SELECT key, value FROM meta").fetchall()))
+
+    def account(self, handle: str) -> Account | None:
+        row = self._one(f"SELECT {codec.ACCOUNT_COLUMNS} FROM accounts WHERE handle = %s", (handle,))
+        return codec.account_from_row(row) if row else None
+
+    def bucket(self, handle: str, tag: str) -> int:
+        row = self._one("SELECT balance_tiyn FROM balances WHERE account = %s AND tag = %s", (handle, tag))
+        return row[0] if row else 0
+
+    def buckets(self, handle: str) -> dict[str, int]:
+        rows = self._cur.execute("SELECT tag, balance_tiyn FROM balances WHERE account = %s", (handle,))
+        return {tag: bal for tag, bal in rows.fetchall() if bal}
+
+    def operation(self, op_id: str) -> StoredOperation | None:
+        row = self._one(f"SELECT {codec.OPERATION_COLUMNS} FROM operations WHERE op_id = %s", (op_id,))
+        return codec.operation_from_row(row) if row else None
+
+    def hold(self, hold_id: str) -> HoldRecord | None:
+        row = self._one(f"SELECT {codec.HOLD_COLUMNS} FROM holds WHERE hold_id = %s", (hold_id,))
+        return codec.hold_from_row(row) if row else None
+
+    def holds_due(self, as_of: int) -> list[HoldRecord]:
+        rows = self._cur.execute(
+            f"SELECT {codec.HOLD_COLUMNS} FROM holds WHERE status = 'pending' AND deadline <= %s"
+            " ORDER BY deadline, hold_id",
+            (as_of,),
+        )
+        return [codec.hold_from_row(r) for r in rows.fetchall()]
+
+    def tag(self, tag: str) -> TagRecord | None:
+        row = self._one("SELECT tag, expires_on, created_at FROM tags WHERE tag = %s", (tag,))
+        return codec.tag_from_row(row) if row else None
+
+    def tags_expiring(self, as_of_date: str) -> list[TagRecord]:
+        rows = self._cur.execute(
+            "SELECT tag, expires_on, created_at FROM tags WHERE expires_on IS NOT NULL AND expires_on <= %s"
+            " ORDER BY tag",
+            (as_of_date,),
+        )
+        return [codec.tag_from_row(r) for r in rows.fetchall()]
+
+    def tag_holders(self, tag: str) -> dict[str, int]:
+        rows = self._cur.execute(
+            "SELECT account, balance_tiyn FROM balances WHERE tag = %s AND balance_tiyn != 0 ORDER BY account",
+            (tag,),
+        )
+        return dict(rows.fetchall())
+
+    def head(self) -> tuple[int, bytes]:
+        return self._head
+
+    def window(self, handle: str, direction: str, since: int, tag: str | None = None) -> tuple[int, int]:
+        sign = "<" if direction == "out" else ">"
+        query = (
+            "SELECT COALESCE(SUM(ABS(amount_tiyn)), 0), COUNT(*) FROM postings"
+            f" WHERE account = %s AND at >= %s AND amount_tiyn {sign} 0"
+        )
+        args: tuple = (handle, since)
+        if tag is not None:
+            query += " AND tag = %s"
+            args += (tag,)
+        total, count = self._one(query, args)
+        return int(total), int(count)
+
+    def write(self, ch: ChangeSet) -> None:
+        if ch.head is not None and ch.head[0] < self._head[0]:  # protects the chain: never stripped by -O
+            raise InvariantViolation(f"journal head would go back from #{self._head[0]} to #{ch.head[0]}")
+        cur = self._cur
+        with cur.connection.pipeline():
+            if ch.accounts:
+                cur.executemany(
+                    f"INSERT INTO accounts ({codec.ACCOUNT_COLUMNS}) VALUES (%s,%s,%s,%s,%s,%s,%s,%s)"
+                    " ON CONFLICT (handle) DO UPDATE SET kind=excluded.kind, public_key=excluded.public_key,"
+                    " tier=excluded.tier, bank=excluded.bank, attrs=excluded.attrs, status=excluded.status,"
+                    " opened_at=excluded.opened_at",
+                    [codec.account_row(a) for a in sorted(ch.accounts.values(), key=lambda a: a.handle)],
+                )
+            if ch.bucket_deltas:
+                # Rows in a fixed order (account, tag). Insert missing buckets at zero, then add: an upsert
+                # would test the CHECK on the proposed row, not on the sum.
+                deltas = sorted((a, t, d) for (a, t), d in ch.bucket_deltas.items() if d)
+                cur.executemany(
+                    "INSERT INTO balances (account, tag, balance_tiyn) VALUES (%s, %s, 0)"
+                    " ON CONFLICT (account, tag) DO NOTHING",
+                    [(a, t) for a, t, _ in deltas],
+                )
+                cur.executemany(
+                    "UPDATE balances SET balance_tiyn = balance_tiyn + %s WHERE account = %s AND tag = %s",
+                    [(d, a, t) for a, t, d in deltas],
+                )
+            if ch.operations:
+                cur.executemany(
+                    f"INSERT INTO operations ({codec.OPERATION_COLUMNS})"
+                    " VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)",
+                    [codec.operation_row(o) for o in ch.operations],
+                )
+            if ch.postings:
+                cur.executemany(
+                    f"INSERT INTO postings ({codec.POSTING_COLUMNS}) VALUES (%s,%s,%s,%s,%s,%s)",
+                    [codec.posting_row(p) for p in ch.postings],
+                )
+            if ch.holds:
+                cur.executemany(
+                    f"INSERT INTO holds ({codec.HOLD_COLUMNS}) VALUES (%s,%s,%s,%s,%s,%s,%s,%s)"
+                    " ON CONFLICT (hold_id) DO UPDATE SET payer=excluded.payer, payee=excluded.payee,"
+                    " amount_tiyn=excluded.amount_tiyn, tag=excluded.tag, releaser=excluded.releaser,"
+                    " deadline=excluded.deadline, status=excluded.status",
+                    [codec.hold_row(h) for h in sorted(ch.holds.values(), key=lambda h: h.hold_id)],
+                )
+            if ch.tags:
+                cur.executemany(
+                    "INSERT INTO tags (tag, expires_on, created_at) VALUES (%s,%s,%s)",
+                    [(t.tag, t.expires_on, t.created_at) for t in ch.tags.values()],
+                )
+            if ch.issued_delta or ch.redeemed_delta:
+                cur.execute(
+                    "UPDATE supply SET issued_tiyn = issued_tiyn + %s, redeemed_tiyn = redeemed_tiyn + %s"
+                    " WHERE id = 1",
+                    (ch.issued_delta, ch.redeemed_delta),
+                )
+            if ch.head is not None:
+                cur.execute("UPDATE journal_head SET seq = %s, entry_hash = %s WHERE id = 1", ch.head)
+            if ch.traces:
+                cur.executemany(
+                    f"INSERT INTO traces ({codec.TRACE_COLUMNS}) VALUES (%s,%s,%s,%s,%s)",
+                    [codec.trace_row(t) for t in ch.traces],
+                )
+            if ch.reports:
+                cur.executemany(
+                    f"INSERT INTO reports ({codec.REPORT_COLUMNS}) VALUES (%s,%s,%s,%s,%s,%s)",
+                    [codec.report_row(r) for r in ch.reports],
+                )
+        if ch.head is not None:
+            self._head = ch.head
+
+
+class PostgresStore:
+    """A ledger in one PostgreSQL schema (the connection's search_path), shared by any number of processes."""
+
+    def __init__(self, url: str, create: bool = False) -> None:
+        self.url = url
+        self._shown = redact(url)
+        self._lock = threading.Lock()
+        self._pool: psycopg_pool.ConnectionPool | None = None
+        with self._errors(), self._connect() as conn:
+            schema = conn.execute("SELECT current_schema()").fetchone()[0]
+            if schema is None:
+                raise StoreError(f"{self._shown}: the search_path names no schema that exists")
+            tables = {
+                r[0]
+                for r in conn.execute(
+                    "SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema()"
+                ).fetchall()
+            }
+        if tables and "meta" not in tables:
+            raise StoreError(f"{self._shown} is a PostgreSQL database but not a tenge ledger")
+        if "meta" in tables:
+            self._migrate()
+        elif not create:
+            raise StoreError(f"{self._shown} holds no ledger yet: create one with 'tenge --db URL init'")
+
+    # ---- connections and errors ----------------------------------------------------------------------------
+
+    def _connect(self) -> psycopg.Connection:
+        try:
+            return psycopg.connect(
+                self.url, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S, application_name="tenge-ledger"
+            )
+        except psycopg.Error as exc:
+            raise StoreError(f"cannot connect to {self._shown}: {_one_line(exc)}") from None
+
+    def _pool_open(self) -> psycopg_pool.ConnectionPool:
+        with self._lock:
+            if self._pool is None:
+                self._pool = psycopg_pool.ConnectionPool(
+                    self.url,
+                    min_size=1,
+                    max_size=POOL_SIZE_MAX,
+                    timeout=POOL_WAIT_S,
+                    kwargs={
+                        "autocommit": True,
+                        "connect_timeout": CONNECT_TIMEOUT_S,
+                        "application_name": "tenge-ledger",
+                    },
+                    configure=_configure,
+                    check=psycopg_pool.ConnectionPool.check_connection,
+                    reconnect_timeout=POOL_WAIT_S,
+                    open=True,
+                    name="tenge-ledger",
+                )
+            return self._pool
+
+    @contextmanager
+    def _errors(self) -> Iterator[None]:
+        """Turn what the server or the network says into StoreError, one line each."""
+        try:
+            yield
+        except psycopg_pool.PoolTimeout:
+            raise StoreError(
+                f"no connection to {self._shown} within {POOL_WAIT_S:.0f} s: is the server running?"
+            ) from None
+        except psycopg.errors.UndefinedTable as exc:
+            raise StoreError(f"{self._shown} is not a tenge ledger: {_one_line(exc)}") from None
+        except psycopg.OperationalError as exc:
+            raise StoreError(
+                f"lost the PostgreSQL server at {self._shown}: {_one_line(exc)}; nothing of the unit in flight"
+                " was applied unless it had reached COMMIT: resubmit with the same ids to find out"
+            ) from None
+        except psycopg.Error as exc:
+            raise StoreError(f"PostgreSQL error at {self._shown}: {_one_line(exc)}") from None
+
+    @contextmanager
+    def _conn(self) -> Iterator[psycopg.Connection]:
+        with self._errors(), self._pool_open().connection() as conn:
+            yield conn
+
+    # ---- schema --------------------------------------------------------------------------------------------
+
+    def _migrate(self, central_bank: str | None = None) -> None:
+        with self._conn() as conn, conn.transaction():
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK_KEY,))
+            conn.execute("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY,"
+                         " name TEXT NOT NULL, applied_at BIGINT NOT NULL)")  # fmt: skip
+            version = conn.execute("SELECT COALESCE(MAX(version), 0) FROM schema_migrations").fetchone()[0]
+            if version > SCHEMA_VERSION:
+                raise StoreError(
+                    f"{self._shown} has schema version {version}, newer than this tenge-ledger knows "
+                    f"({SCHEMA_VERSION}): upgrade tenge-ledger"
+                )
+            if version == SCHEMA_VERSION:
+                return
+            if central_bank is None:
+                central_bank = conn.execute("SELECT value FROM meta WHERE key = 'central_bank'").fetchone()[0]
+            with conn.cursor() as cur:
+                for number in range(version + 1, SCHEMA_VERSION + 1):
+                    MIGRATIONS[number](cur, central_bank)
+                    cur.execute(
+                        "INSERT INTO schema_migrations (version, name, applied_at) VALUES (%s, %s, %s)",
+                        (number, MIGRATIONS[number].__name__, int(time.time())),
+                    )
+
+    def initialise(self, meta: LedgerMeta) -> None:
+        with self._conn() as conn, conn.transaction():
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK_KEY,))
+            if conn.execute("SELECT to_regclass('meta')").fetchone()[0] is not None:
+                existing = self.meta()
+                raise StoreError(
+                    f"{self._shown} already holds the ledger {existing.name!r} ({existing.ledger_id})"
+                )
+        # Schema and meta row in one transaction: a failure leaves no half-made ledger behind.
+        with self._conn() as conn, conn.transaction():
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK_KEY,))
+            if conn.execute("SELECT to_regclass('meta')").fetchone()[0] is not None:
+                raise StoreError(f"{self._shown} was initialised by someone else just now")
+            conn.execute("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY,"
+                         " name TEXT NOT NULL, applied_at BIGINT NOT NULL)")  # fmt: skip
+            with conn.cursor() as cur:
+                for number in range(1, SCHEMA_VERSION + 1):
+                    MIGRATIONS[number](cur, meta.central_bank)
+                    cur.execute(
+                        "INSERT INTO schema_migrations (version, name, applied_at) VALUES (%s, %s, %s)",
+                        (number, MIGRATIONS[number].__name__, int(time.time())),
+                    )
+                cur.executemany("INSERT INTO meta (key, value) VALUES (%s, %s)", codec.meta_to_rows(meta))
+
+    # ---- transactions --------------------------------------------------------------------------------------
+
+    @contextmanager
+    def transaction(self) -> Iterator[PostgresTx]:
+        with self._errors():
+            try:
+                with self._pool_open().connection() as conn, conn.transaction(), conn.cursor() as cur:
+                    seq, entry_hash = cur.execute(
+                        "SELECT seq, entry_hash FROM journal_head WHERE id = 1 FOR UPDATE"
+                    ).fetchone()
+                    yield PostgresTx(cur, (seq, bytes(entry_hash)))
+            except (
+                psycopg.errors.SerializationFailure,
+                psycopg.errors.DeadlockDetected,
+                psycopg.errors.LockNotAvailable,
+            ) as exc:
+                raise WriteConflict(_one_line(exc)) from None
+            except psycopg.errors.UniqueViolation as exc:
+                if _is_op_id_violation(
+                    exc
+                ):  # the same id submitted twice at once: the retry answers `exists`
+                    raise WriteConflict(_one_line(exc)) from None
+                raise
+            except psycopg.errors.CheckViolation as exc:
+                raise InvariantViolation(f"the database refused a write: {_one_line(exc)}") from None
+
+    # ---- reads outside the write path ----------------------------------------------------------------------
+
+    def _rows(self, query: str, args: tuple = ()) -> list[tuple]:
+        with self._conn() as conn:
+            return conn.execute(query, args).fetchall()
+
+    def meta(self) -> LedgerMeta:
+        return codec.meta_from_rows(dict(self._rows("SELECT key, value FROM meta")))
+
+    def set_setting(self, key: str, value: object) -> None:
+        """Change one per-ledger setting (tier limits, enabled policy set, ...) atomically."""
+        with self._conn() as conn, conn.transaction():
+            conn.execute("SELECT seq FROM journal_head WHERE id = 1 FOR UPDATE")  # serialise with writers
+            rows = dict(conn.execute("SELECT key, value FROM meta").fetchall())
+            settings = dict(codec.meta_from_rows(rows).settings, **{key: value})
+            conn.execute(
+                "UPDATE meta SET value = %s WHERE key = 'settings'", (json.dumps(settings, sort_keys=True),)
+            )
+
+    def accounts(self) -> list[Account]:
+        rows = self._rows(f"SELECT {codec.ACCOUNT_COLUMNS} FROM accounts ORDER BY handle")
+        return [codec.account_from_row(r) for r in rows]
+
+    def account(self, handle: str) -> Account | None:
+        rows = self._rows(f"SELECT {codec.ACCOUNT_COLUMNS} FROM accounts WHERE handle = %s", (handle,))
+        return codec.account_from_row(rows[0]) if rows else None
+
+    def balances(self, handle: str | None = None) -> dict[tuple[str, str], int]:
+        # One statement: one snapshot, so the balances read together always sum to the supply.
+        if handle is None:
+            rows = self._rows("SELECT account, tag, balance_tiyn FROM balances ORDER BY account, tag")
+        else:
+            rows = self._rows(
+                "SELECT account, tag, balance_tiyn FROM balances WHERE account = %s ORDER BY tag", (handle,)
+            )
+        return {(a, t): b for a, t, b in rows if b}
+
+    def supply(self) -> tuple[int, int]:
+        issued, redeemed = self._rows("SELECT issued_tiyn, redeemed_tiyn FROM supply WHERE id = 1")[0]
+        return issued, redeemed
+
+    def head(self) -> tuple[int, bytes]:
+        seq, entry_hash = self._rows("SELECT seq, entry_hash FROM journal_head WHERE id = 1")[0]
+        return seq, bytes(entry_hash)
+
+    def operation(self, op_id: str) -> StoredOperation | None:
+        rows = self._rows(f"SELECT {codec.OPERATION_COLUMNS} FROM operations WHERE op_id = %s", (op_id,))
+        return codec.operation_from_row(rows[0]) if rows else None
+
+    def journal(self, after_seq: int = 0) -> Iterator[tuple[StoredOperation, list[JournalPosting]]]:
+        # Both cursors read one snapshot, streamed from the server a few thousand rows at a time.
+        with self._conn() as conn, conn.transaction():
+            conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            ops = conn.cursor(name="tenge_journal_ops")
+            ops.itersize = JOURNAL_FETCH_ROWS
+            postings = conn.cursor(name="tenge_journal_postings")
+            postings.itersize = JOURNAL_FETCH_ROWS
+            ops.execute(
+                f"SELECT {codec.OPERATION_COLUMNS} FROM operations WHERE seq > %s ORDER BY seq", (after_seq,)
+            )
+            postings.execute(
+                f"SELECT {codec.POSTING_COLUMNS} FROM postings WHERE seq > %s ORDER BY seq, idx", (after_seq,)
+            )
+            pending = postings.fetchone()
+            for row in ops:
+                op = codec.operation_from_row(row)
+                mine: list[JournalPosting] = []
+                while pending is not None and pending[0] == op.seq:
+                    mine.append(codec.posting_from_row(pending))
+                    pending = postings.fetchone()
+                yield op, mine
+
+    def history(self, handle: str, limit: int) -> list[tuple[StoredOperation, JournalPosting]]:
+        rows = self._rows(
+            f"SELECT {', '.join('o.' + c.strip() for c in codec.OPERATION_COLUMNS.split(','))},"
+            f" {', '.join('p.' + c.strip() for c in codec.POSTING_COLUMNS.split(','))}"
+            " FROM postings p JOIN operations o ON o.seq = p.seq WHERE p.account = %s"
+            " ORDER BY p.seq DESC, p.idx DESC LIMIT %s",
+            (handle, limit),
+        )
+        return [(codec.operation_from_row(r[:11]), codec.posting_from_row(r[11:])) for r in rows]
+
+    def holds(self, status: str | None = None) -> list[HoldRecord]:
+        query = f"SELECT {codec.HOLD_COLUMNS} FROM holds"
+        args: tuple = ()
+        if status:
+            query += " WHERE status = %s"
+            args = (status,)
+        return [codec.hold_from_row(r) for r in self._rows(query + " ORDER BY hold_id", args)]
+
+    def traces(self, after: int = 0) -> Iterator[tuple[int, EncodedTrace]]:
+        rows = self._rows(
+            f"SELECT idx, {codec.TRACE_COLUMNS} FROM traces WHERE idx > %s ORDER BY idx", (after,)
+        )
+        for row in rows:
+            yield row[0], codec.trace_from_row(row[1:])
+
+    def reports(self, agency: str | None = None) -> list[ReportRow]:
+        query = f"SELECT {codec.REPORT_COLUMNS} FROM reports"
+        args: tuple = ()
+        if agency:
+            query += " WHERE agency = %s"
+            args = (agency,)
+        return [codec.report_from_row(r) for r in self._rows(query + " ORDER BY id", args)]
+
+    def close(self) -> None:
+        with self._lock:
+            if self._pool is not None:
+                self._pool.close()
+                self._pool = None
