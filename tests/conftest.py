@@ -80,7 +80,9 @@ class LedgerEnv:
         w = self.wallet
         assert w.open_account("halyk", AccountKind.bank).succeeded
         assert w.open_account("aigerim", AccountKind.person, tier=1, bank="halyk").succeeded
-        assert w.open_account("cafe", AccountKind.merchant, bank="halyk", attrs=(("zone", "alatau"),)).succeeded
+        assert w.open_account(
+            "cafe", AccountKind.merchant, bank="halyk", attrs=(("zone", "alatau"),)
+        ).succeeded
         assert w.open_account("roads", AccountKind.government).succeeded
 
 
@@ -125,7 +127,9 @@ def make_ledger(store_url: str, tmp_path: Path) -> Iterator[Callable[..., Ledger
     `store_url`; further ones (e.g. a second ledger for replay tests) in SQLite files beside it."""
     made: list[LedgerEnv] = []
 
-    def make(clock: Clock | None = None, settings: dict | None = None, name: str = "test ledger") -> LedgerEnv:
+    def make(
+        clock: Clock | None = None, settings: dict | None = None, name: str = "test ledger"
+    ) -> LedgerEnv:
         n = len(made)
         url = store_url if n == 0 else str(tmp_path / f"ledger-{n}.db")
         env = build_ledger(url, tmp_path / f"keys-{n}", clock, name, settings)

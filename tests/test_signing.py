@@ -1,0 +1,127 @@
+"""Canonical bytes and Ed25519 signatures: versioned, domain-separated by ledger id, covering every field."""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+
+from tenge_ledger.core.canonical import canonical_bytes, operation_from_dict, operation_to_dict
+from tenge_ledger.core.records import AccountKind, Operation, Transfer
+from tenge_ledger.core.results import ResultCode
+from tenge_ledger.ledger import signing
+
+
+def _transfer(
+    payer: str = "halyk", payee: str = "aigerim", amount: int = 1000, op_id: str = "t-1"
+) -> Operation:
+    return Operation(op_id, payer, Transfer(payer, payee, amount))
+
+
+def test_canonical_bytes__carry_version_and_ledger_id() -> None:
+    data = canonical_bytes("a" * 32, _transfer())
+    assert data.startswith(b"tenge-ledger/op/v1\n" + b"a" * 32 + b"\n")
+    assert b'"amount_tiyn":1000' in data
+    assert b'"memo":null' in data  # absent fields are present as null
+
+
+def test_canonical_bytes__differ_between_ledgers() -> None:
+    op = _transfer()
+    assert canonical_bytes("a" * 32, op) != canonical_bytes("b" * 32, op)
+
+
+def test_canonical_bytes__same_from_document_round_trip() -> None:
+    op = _transfer()
+    doc = operation_to_dict(op)
+    assert canonical_bytes("a" * 32, operation_from_dict(doc)) == canonical_bytes("a" * 32, op)
+
+
+def test_canonical_bytes__exclude_the_signature() -> None:
+    op = _transfer()
+    assert canonical_bytes("x" * 32, op) == canonical_bytes(
+        "x" * 32, dataclasses.replace(op, signature="ab" * 64)
+    )
+
+
+def test_sign_and_verify__good_signature() -> None:
+    key = signing.new_signing_key()
+    op = signing.sign("a" * 32, _transfer(), key)
+    assert len(op.signature) == 128
+    assert signing.verify("a" * 32, op, signing.public_key_hex(key))
+
+
+def test_verify__fails_on_another_ledger() -> None:
+    key = signing.new_signing_key()
+    op = signing.sign("a" * 32, _transfer(), key)
+    assert not signing.verify("b" * 32, op, signing.public_key_hex(key))
+
+
+def test_verify__fails_with_tampered_field() -> None:
+    key = signing.new_signing_key()
+    op = signing.sign("a" * 32, _transfer(), key)
+    for tampered in (
+        dataclasses.replace(op, body=Transfer("halyk", "aigerim", 1001)),
+        dataclasses.replace(op, body=Transfer("halyk", "cafe", 1000)),
+        dataclasses.replace(op, body=Transfer("halyk", "aigerim", 1000, tag="x")),
+        dataclasses.replace(op, id="t-2"),
+    ):
+        assert not signing.verify("a" * 32, tampered, signing.public_key_hex(key))
+
+
+def test_verify__fails_with_other_key_or_garbage() -> None:
+    key, other = signing.new_signing_key(), signing.new_signing_key()
+    op = signing.sign("a" * 32, _transfer(), key)
+    assert not signing.verify("a" * 32, op, signing.public_key_hex(other))
+    assert not signing.verify("a" * 32, dataclasses.replace(op, signature=""), signing.public_key_hex(key))
+    assert not signing.verify(
+        "a" * 32, dataclasses.replace(op, signature="zz" * 64), signing.public_key_hex(key)
+    )
+
+
+def test_apply__signature_for_ledger_a_rejected_on_ledger_b(make_ledger) -> None:
+    a, b = make_ledger(), make_ledger()
+    assert a.ledger.ledger_id != b.ledger.ledger_id
+    a.wallet.open_account("halyk", AccountKind.bank)
+    shutil.copy(a.keystore.path / "halyk.key", b.keystore.path / "halyk.key")
+    b.wallet.open_account("halyk", AccountKind.bank)  # same key pair on both ledgers
+    for env in (a, b):
+        env.wallet.open_account("roads", AccountKind.government)
+        assert env.wallet.issue("halyk", 10_000).code is ResultCode.ok
+    op_for_a = a.wallet.build("halyk", Transfer("halyk", "roads", 500), "pay-1")
+    before = b.snapshot()
+    result = b.ledger.apply(op_for_a)
+    assert result.code is ResultCode.bad_signature
+    assert b.snapshot() == before
+    assert a.ledger.apply(op_for_a).code is ResultCode.ok
+    assert (
+        b.ledger.apply(b.wallet.build("halyk", Transfer("halyk", "roads", 500), "pay-1")).code
+        is ResultCode.ok
+    )
+
+
+def test_apply__tampered_operation_rejected(env) -> None:
+    env.wallet.issue("halyk", 10_000)
+    op = env.wallet.build("halyk", Transfer("halyk", "aigerim", 100), "t-1")
+    forged = dataclasses.replace(op, body=Transfer("halyk", "aigerim", 9_000))
+    before = env.snapshot()
+    result = env.ledger.apply(forged)
+    assert result.code is ResultCode.bad_signature
+    assert env.snapshot() == before
+    assert env.store.operation("t-1") is None
+
+
+def test_apply__signed_by_someone_else_rejected(env) -> None:
+    env.wallet.issue("halyk", 10_000)
+    op = env.wallet.build("aigerim", Transfer("halyk", "aigerim", 100), "t-1")  # aigerim signs halyk's money
+    assert env.ledger.apply(op).code is ResultCode.signer_not_allowed
+    op = dataclasses.replace(
+        env.wallet.build("aigerim", Transfer("halyk", "aigerim", 100), "t-2"), signer="halyk"
+    )
+    assert env.ledger.apply(op).code is ResultCode.bad_signature
+    assert env.total("halyk") == 10_000
+
+
+def test_apply__unsigned_operation_rejected_unless_verified(env) -> None:
+    env.wallet.issue("halyk", 10_000)
+    op = _transfer(amount=100)
+    assert env.ledger.apply(op).code is ResultCode.bad_signature
+    assert env.ledger.apply(op, verified=True).code is ResultCode.ok
