@@ -204,3 +204,22 @@ def verify(url: str, writer_logs: list[Path], reader_log: Path, total_tiyn: int)
     report.failed_reads = data.get("failed_reads", 0)
     report.bad_reads = data.get("bad", ["the reader left no report"])
     return report
+
+
+def transfer_ops(ledger_id: str, specs: list[tuple[str, str, str, int]]) -> list[Operation]:
+    """Signed transfers from (id, payer, payee, amount_tiyn) tuples."""
+    return [
+        sign(ledger_id, Operation(op_id, payer, Transfer(payer, payee, amount)), key_for(payer))
+        for op_id, payer, payee, amount in specs
+    ]
+
+
+def apply_each(url: str, specs: list[tuple[str, str, str, int]], out: str, start_at: float = 0.0) -> None:
+    """A process of the concurrency tests: apply each transfer on its own (one transaction each) and write the
+    result codes, in order, as JSON to `out`. Starts at wall-clock time `start_at`, so processes collide."""
+    ledger = Ledger(open_store(url))
+    ops = transfer_ops(ledger.ledger_id, specs)
+    time.sleep(max(0.0, start_at - time.time()))
+    codes = [ledger.apply(op).code.value for op in ops]
+    ledger.store.close()
+    Path(out).write_text(json.dumps(codes))
