@@ -29,3 +29,17 @@ tier_holding_tiyn_default = {
     3: amount_tiyn_max,  # full KYC in a branch
 }
 tier_max = 3
+
+# Policy language (issue 3). A policy file is untrusted input: every dimension is bounded before it runs.
+policy_file_bytes_max = 64 * 1024  # one source file
+policy_files_max = 64  # files in one policy set
+policy_rules_max = 256  # rules in one policy set
+policy_depth_max = 32  # nesting of expressions (parentheses, not, and/or chains count one level each)
+policy_rule_cost_max = 200  # cost units of one rule; a history window costs window_cost_units
+policy_window_cost_units = 20  # a windowed aggregate is one indexed query
+policy_window_s_max = 366 * 24 * 3600  # longest history window a rule may read (a year and a day)
+policy_portions_max = 16  # destinations of one split
+policy_string_length_max = 256  # a string literal (reasons, tags, attribute values)
+policy_list_items_max = 64  # items of a literal list
+policy_set_versions_max = 100  # enable/disable history kept in a ledger's settings
+basis_points_per_whole = 10_000  # percentages are integer basis points: 55% = 5500, 12.5% = 1250

@@ -1,10 +1,28 @@
-"""The policy language. (Being built: issue 3.)"""
+"""The policy language (issue 3): rules every payment passes through, parsed, checked, compiled, explained.
+
+Stages, one module each: grammar.lark -> parser.py (lark LALR, positions) -> ast.py (dataclasses) -> check.py
+(names, types, limits, cost, reads) -> compile.py (closures) -> engine.py (decisions). sets.py enables sets on
+a ledger; format.py is `policy fmt`; specs.py runs spec files; reads.py is the data-access manifest."""
 
 from __future__ import annotations
 
 from ..core.hooks import PolicyEngine
+from .errors import Diagnostic, PolicyCheckError, PolicyError, PolicySyntaxError
+from .sets import compile_sources, load_enabled, parse_and_check, read_sources, set_id
+
+__all__ = [
+    "Diagnostic",
+    "PolicyCheckError",
+    "PolicyError",
+    "PolicySyntaxError",
+    "compile_sources",
+    "load_engine",
+    "parse_and_check",
+    "read_sources",
+    "set_id",
+]
 
 
 def load_engine(settings: dict) -> PolicyEngine | None:
     """The compiled engine of the policy set enabled in a ledger's settings; None when none is enabled."""
-    return None
+    return load_enabled(settings)

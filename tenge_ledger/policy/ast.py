@@ -1,0 +1,250 @@
+"""The policy language's syntax tree: small frozen dataclasses, each with the position it came from.
+
+Expressions evaluate to one of the language's types (see check.py); effects say what a matching rule does.
+Money is always int tiyn and percentages int basis points (55% = 5500), as the core demands."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Node:
+    line: int
+    col: int
+
+
+# ---- expressions ----------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Str(Node):
+    value: str
+
+
+@dataclass(frozen=True, slots=True)
+class Money(Node):
+    tiyn: int
+    text: str  # as written, e.g. "5_000_000 KZT", for fmt and messages
+
+
+@dataclass(frozen=True, slots=True)
+class Number(Node):
+    value: int
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Duration(Node):
+    seconds: int
+    text: str  # "24h"
+
+
+@dataclass(frozen=True, slots=True)
+class Bool(Node):
+    value: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Name(Node):
+    """An operation field (amount, memo, ...), a `let` constant, or an account kind / status name."""
+
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class TagRef(Node):
+    """The tag of the money moved ("" when untagged)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Field(Node):
+    party: str  # "payer" | "payee"
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class Attr(Node):
+    party: str
+    key: str
+
+
+@dataclass(frozen=True, slots=True)
+class Call(Node):
+    party: str
+    name: str
+    args: tuple[Expr, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ListLit(Node):
+    items: tuple[Expr, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Not(Node):
+    operand: Expr
+
+
+@dataclass(frozen=True, slots=True)
+class BoolOp(Node):
+    op: str  # "and" | "or"
+    operands: tuple[Expr, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Compare(Node):
+    op: str  # == != < <= > >=
+    left: Expr
+    right: Expr
+
+
+@dataclass(frozen=True, slots=True)
+class In(Node):
+    left: Expr
+    items: ListLit
+
+
+@dataclass(frozen=True, slots=True)
+class StartsWith(Node):
+    left: Expr
+    right: Expr
+
+
+@dataclass(frozen=True, slots=True)
+class Has(Node):
+    """`payee.attr.licences has "construction"`: the comma-separated attribute lists the item."""
+
+    left: Expr
+    right: Expr
+
+
+@dataclass(frozen=True, slots=True)
+class Arith(Node):
+    op: str  # "+" | "-"
+    left: Expr
+    right: Expr
+
+
+Expr = (
+    Str | Money | Number | Duration | Bool | Name | TagRef | Field | Attr | Call | ListLit | Not | BoolOp
+    | Compare | In | StartsWith | Has | Arith
+)  # fmt: skip
+
+
+# ---- effects --------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Target(Node):
+    """Where a portion goes: a named account, or the payee."""
+
+    handle: str | None  # None means the payee
+
+    def text(self) -> str:
+        return "payee" if self.handle is None else f'"{self.handle}"'
+
+
+@dataclass(frozen=True, slots=True)
+class Deny(Node):
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Permit(Node):
+    message: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ReportTo(Node):
+    agency: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class HoldFor(Node):
+    duration: Duration
+    releaser: Target | None
+
+
+@dataclass(frozen=True, slots=True)
+class Portion(Node):
+    bps: int | None  # None is `remaining`
+    text: str  # "55%" or "remaining"
+    target: Target
+
+
+@dataclass(frozen=True, slots=True)
+class Split(Node):
+    portions: tuple[Portion, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Withhold(Node):
+    bps: int
+    text: str
+    target: Target
+
+
+@dataclass(frozen=True, slots=True)
+class Route(Node):
+    target: Target
+
+
+@dataclass(frozen=True, slots=True)
+class SetTag(Node):
+    tag: str
+
+
+@dataclass(frozen=True, slots=True)
+class ClearTag(Node):
+    pass
+
+
+Effect = Deny | Permit | ReportTo | HoldFor | Split | Withhold | Route | SetTag | ClearTag
+
+
+# ---- declarations ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Clause(Node):
+    negated: bool  # True for `unless`
+    expr: Expr
+
+
+@dataclass(frozen=True, slots=True)
+class Guard(Node):
+    kinds: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Rule(Node):
+    name: str
+    guard: Guard | None
+    clauses: tuple[Clause, ...]
+    effects: tuple[Effect, ...]
+    end_line: int
+
+
+@dataclass(frozen=True, slots=True)
+class Let(Node):
+    name: str
+    expr: Expr
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyFile:
+    path: str
+    source: str
+    title: str | None
+    items: tuple[Let | Rule, ...]
+    comments: tuple[tuple[int, int, str], ...] = ()  # (line, col, text) for fmt
+
+    @property
+    def rules(self) -> tuple[Rule, ...]:
+        return tuple(i for i in self.items if isinstance(i, Rule))
+
+    @property
+    def lets(self) -> tuple[Let, ...]:
+        return tuple(i for i in self.items if isinstance(i, Let))

@@ -1,0 +1,605 @@
+"""The checker: names, types, limits, effects, cost and what each rule reads, over a whole policy set.
+
+It collects every problem it finds (not just the first) as located diagnostics. Types are few: money (int
+tiyn), number (int), string, bool, duration, kind (account kind), status, and lists of them. Like CEL, the cost
+of a rule is known before it runs: there are no loops, every node costs one unit and a history window (an
+indexed query) costs `policy_window_cost_units`."""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass, field
+
+from ..core import limits
+from ..core.records import AccountKind, AccountStatus
+from . import ast
+from .errors import Diagnostic, PolicyCheckError, source_line
+
+MONEY, NUMBER, STRING, BOOL, DURATION, KIND, STATUS = (
+    "money",
+    "number",
+    "string",
+    "bool",
+    "duration",
+    "kind",
+    "status",
+)
+KIND_NAME, STATUS_NAME = (
+    "kind name",
+    "status name",
+)  # a bare word that is only meaningful against kind / status
+
+# Operation fields a rule may read by bare name.
+OP_FIELDS: dict[str, str] = {
+    "amount": MONEY,  # the amount moved, tiyn
+    "memo": STRING,  # the operation's memo or purpose ("" when none)
+    "time": NUMBER,  # ledger time of the operation, unix seconds (no hidden clock: it is the operation's time)
+    "expires_on": STRING,  # ISO date the moved tag expires on ("" when it never does)
+    "tag_expired": BOOL,  # the moved tag has an expiry date at or before the operation's date
+}
+# Fields of payer / payee.
+PARTY_FIELDS: dict[str, str] = {
+    "handle": STRING,
+    "kind": KIND,
+    "tier": NUMBER,  # an account without a tier reads as -1
+    "bank": STRING,  # "" when none
+    "status": STATUS,
+    "balance": MONEY,  # all buckets
+}
+# Calls on payer / payee: name -> (argument types, optional argument types, result type).
+PARTY_CALLS: dict[str, tuple[tuple[str, ...], tuple[str, ...], str]] = {
+    "balance": ((STRING,), (), MONEY),  # balance("budget:roads-2026"); "" is the untagged bucket
+    "out_sum": ((DURATION,), (STRING,), MONEY),  # sum sent in the last N (optionally of one tag)
+    "out_count": ((DURATION,), (STRING,), NUMBER),
+    "in_sum": ((DURATION,), (STRING,), MONEY),
+    "in_count": ((DURATION,), (STRING,), NUMBER),
+}
+DECIDED_KINDS = ("issue", "redeem", "transfer", "hold")  # the operations the ledger asks the policy about
+KIND_NAMES = frozenset(k.value for k in AccountKind)
+STATUS_NAMES = frozenset(s.value for s in AccountStatus)
+_ORDERED = {MONEY, NUMBER, STRING, DURATION}
+_NEGATE = {"==": "!=", "!=": "==", "<": ">=", ">=": "<", ">": "<=", "<=": ">"}
+# What a ref can be, before any condition narrows it (for "can never hold").
+_INF = limits.amount_tiyn_max * 10**6
+
+
+@dataclass
+class CheckedRule:
+    """A rule that passed the checker, with what the engine precomputes from it."""
+
+    rule: ast.Rule
+    file: str
+    kinds: tuple[str, ...]  # operation kinds it applies to
+    reads: tuple[str, ...]  # the data-access manifest: every field it reads
+    cost: int
+    tag_equals: frozenset[str] | None = None  # the rule only matches these tags (a cheap pre-filter)
+    tag_prefix: str | None = None  # ... or tags with this prefix
+
+
+@dataclass
+class CheckedSet:
+    files: list[ast.PolicyFile]
+    rules: list[CheckedRule]
+    constants: dict[str, tuple[str, object]] = field(default_factory=dict)  # file-local, keyed "file\0name"
+
+
+def check(files: list[ast.PolicyFile]) -> CheckedSet:
+    """Check a whole set; raises PolicyCheckError listing every problem found."""
+    diags: list[Diagnostic] = []
+    if len(files) > limits.policy_files_max:
+        diags.append(
+            Diagnostic("<set>", 0, 0, f"{len(files)} files, over the limit of {limits.policy_files_max}")
+        )
+    total_rules = sum(len(f.rules) for f in files)
+    if total_rules > limits.policy_rules_max:
+        first = files[0].path if files else "<set>"
+        diags.append(
+            Diagnostic(first, 0, 0, f"{total_rules} rules, over the limit of {limits.policy_rules_max}")
+        )
+    seen: dict[str, tuple[str, int]] = {}
+    checked: list[CheckedRule] = []
+    for f in files:
+        c = _FileChecker(f, diags)
+        for item in f.items:
+            if isinstance(item, ast.Let):
+                c.let(item)
+                continue
+            if item.name in seen:
+                where = seen[item.name]
+                c.error(item, f"rule {item.name!r} is already defined at {where[0]}:{where[1]}")
+            else:
+                seen[item.name] = (f.path, item.line)
+            result = c.rule(item)
+            if result is not None:
+                checked.append(result)
+    if diags:
+        raise PolicyCheckError(diags)
+    return CheckedSet(files=files, rules=checked)
+
+
+class _FileChecker:
+    def __init__(self, f: ast.PolicyFile, diags: list[Diagnostic]) -> None:
+        self.f = f
+        self.diags = diags
+        self.lets: dict[str, ast.Expr] = {}
+        self.let_types: dict[str, str | None] = {}
+        self.reads: set[str] = set()
+        self.cost = 0
+        self.ok = True
+
+    def error(self, node: ast.Node, message: str) -> None:
+        self.ok = False
+        self.diags.append(
+            Diagnostic(self.f.path, node.line, node.col, message, source_line(self.f.source, node.line))
+        )
+
+    # ---- declarations ----------------------------------------------------------------------------------------
+
+    def let(self, item: ast.Let) -> None:
+        if item.name in self.lets or item.name in OP_FIELDS or item.name in KIND_NAMES | STATUS_NAMES:
+            self.error(item, f"{item.name!r} is already a name; pick another for this constant")
+            return
+        if not _is_constant(item.expr, self.lets):
+            self.error(item.expr, "a let is a constant: a literal, a list of literals, or other constants")
+            return
+        self.let_types[item.name] = self.type_of(item.expr)
+        self.lets[item.name] = item.expr
+
+    def rule(self, rule: ast.Rule) -> CheckedRule | None:
+        self.reads = set()
+        self.cost = 0
+        self.ok = True
+        kinds = self.guard(rule)
+        for clause in rule.clauses:
+            t = self.type_of(clause.expr)
+            if t is not None and t != BOOL:
+                self.error(clause.expr, f"a condition must be true or false, not a {t}")
+        self.effects(rule, kinds)
+        self.never_holds(rule)
+        if self.cost > limits.policy_rule_cost_max:
+            self.error(rule, f"rule costs {self.cost} units, over the limit of {limits.policy_rule_cost_max}")
+        if not self.ok:
+            return None
+        reads = {"op.kind"} | self.reads
+        tag_equals, tag_prefix = _tag_guard(rule, self.lets)
+        return CheckedRule(rule, self.f.path, kinds, tuple(sorted(reads)), self.cost, tag_equals, tag_prefix)
+
+    def guard(self, rule: ast.Rule) -> tuple[str, ...]:
+        if rule.guard is None:
+            return DECIDED_KINDS
+        kinds = []
+        for kind in rule.guard.kinds:
+            if kind not in DECIDED_KINDS:
+                self.error(rule.guard, f"unknown operation kind {kind!r}{_suggest(kind, DECIDED_KINDS)}; "
+                           f"rules decide {', '.join(DECIDED_KINDS)}")  # fmt: skip
+            elif kind in kinds:
+                self.error(rule.guard, f"{kind} is listed twice")
+            else:
+                kinds.append(kind)
+        return tuple(kinds)
+
+    def effects(self, rule: ast.Rule, kinds: tuple[str, ...]) -> None:
+        kinds_seen: dict[type, ast.Effect] = {}
+        for effect in rule.effects:
+            self.cost += 1
+            if type(effect) in kinds_seen and not isinstance(effect, ast.ReportTo):
+                self.error(effect, "a rule has each kind of effect at most once")
+            kinds_seen[type(effect)] = effect
+            if isinstance(effect, ast.HoldFor):
+                if rule.guard is None or set(kinds) != {"transfer"}:
+                    self.error(
+                        effect,
+                        "hold turns a transfer into a pending payment: the rule must say `on transfer`",
+                    )
+                s = effect.duration.seconds
+                if not 0 < s <= limits.hold_timeout_s_max:
+                    self.error(
+                        effect.duration,
+                        f"a hold times out after 1 s to {limits.hold_timeout_s_max // 86400} days",
+                    )
+            elif isinstance(effect, ast.Split):
+                self.split(effect)
+            elif isinstance(effect, ast.Withhold):
+                if not 0 < effect.bps < limits.basis_points_per_whole:
+                    self.error(effect, "withhold takes more than 0% and less than 100%")
+                self.reads.add("op.amount")
+            elif isinstance(effect, ast.SetTag):
+                from ..core.canonical import TAG_RE
+
+                if not TAG_RE.fullmatch(effect.tag):
+                    self.error(
+                        effect, f"{effect.tag!r} is not a tag (lower-case letters, digits and ':._/-')"
+                    )
+            elif isinstance(effect, ast.ReportTo | ast.Deny) and not getattr(effect, "reason", "x"):
+                self.error(effect, "give a reason")
+        if ast.SetTag in kinds_seen and ast.ClearTag in kinds_seen:
+            self.error(kinds_seen[ast.ClearTag], "a rule cannot both set and clear the tag")
+        reshapes = [e for e in rule.effects if isinstance(e, ast.Split | ast.Withhold | ast.Route)]
+        if len(reshapes) > 1:
+            self.error(
+                reshapes[1], "one split, withhold or route per rule; write one split with several portions"
+            )
+        if ast.HoldFor in kinds_seen and (reshapes or ast.SetTag in kinds_seen or ast.ClearTag in kinds_seen):
+            self.error(kinds_seen[ast.HoldFor], "a held payment cannot also be split, routed or re-tagged")
+        if ast.Deny in kinds_seen and len([e for e in rule.effects if not isinstance(e, ast.ReportTo)]) > 1:
+            self.error(kinds_seen[ast.Deny], "a rule that denies may also report, but has no other effect")
+
+    def split(self, effect: ast.Split) -> None:
+        self.reads.add("op.amount")
+        if len(effect.portions) > limits.policy_portions_max:
+            self.error(effect, f"more than {limits.policy_portions_max} portions")
+        total = 0
+        for i, portion in enumerate(effect.portions):
+            if portion.bps is None:
+                if i != len(effect.portions) - 1:
+                    self.error(
+                        portion, "`remaining` must be the last portion (it takes what the others leave)"
+                    )
+                continue
+            if portion.bps <= 0:
+                self.error(portion, "a portion is more than 0%")
+            total += portion.bps
+        has_remaining = any(p.bps is None for p in effect.portions)
+        whole = limits.basis_points_per_whole
+        if total > whole:
+            self.error(effect, f"portions add up to {_pct(total)}, over 100%")
+        elif has_remaining and total == whole:
+            self.error(effect, "portions already add up to 100%: nothing remains for `remaining`")
+        elif not has_remaining and total != whole:
+            self.error(
+                effect, f"portions add up to {_pct(total)}: make them 100% or end with `remaining to ...`"
+            )
+
+    # ---- expressions -----------------------------------------------------------------------------------------
+
+    def type_of(self, e: ast.Expr) -> str | None:
+        """The type of an expression, or None after reporting why it has none."""
+        self.cost += 1
+        if isinstance(e, ast.Str):
+            return STRING
+        if isinstance(e, ast.Money):
+            return MONEY
+        if isinstance(e, ast.Number):
+            return NUMBER
+        if isinstance(e, ast.Duration):
+            return DURATION
+        if isinstance(e, ast.Bool):
+            return BOOL
+        if isinstance(e, ast.TagRef):
+            self.reads.add("op.tag")
+            return STRING
+        if isinstance(e, ast.Name):
+            return self.name(e)
+        if isinstance(e, ast.Field):
+            t = PARTY_FIELDS.get(e.name)
+            if t is None:
+                extra = (
+                    " (attributes are read as payer.attr.NAME)"
+                    if e.name not in PARTY_CALLS
+                    else " (call it: balance(tag))"
+                )
+                self.error(e, f"unknown field {e.party}.{e.name}{_suggest(e.name, PARTY_FIELDS)}{extra}")
+                return None
+            self.reads.add(f"{e.party}.{e.name}")
+            return t
+        if isinstance(e, ast.Attr):
+            self.reads.add(f"{e.party}.attr.{e.key}")
+            return STRING
+        if isinstance(e, ast.Call):
+            return self.call(e)
+        if isinstance(e, ast.ListLit):
+            self.error(e, "a list stands only after `in`")
+            return None
+        if isinstance(e, ast.Not):
+            t = self.type_of(e.operand)
+            if t is not None and t != BOOL:
+                self.error(e, f"`not` needs true or false, not a {t}")
+            return BOOL
+        if isinstance(e, ast.BoolOp):
+            for operand in e.operands:
+                t = self.type_of(operand)
+                if t is not None and t != BOOL:
+                    self.error(operand, f"`{e.op}` joins conditions; this is a {t}")
+            return BOOL
+        if isinstance(e, ast.Compare):
+            return self.compare(e)
+        if isinstance(e, ast.In):
+            return self.in_(e)
+        if isinstance(e, ast.StartsWith | ast.Has):
+            word = "starts_with" if isinstance(e, ast.StartsWith) else "has"
+            for side in (e.left, e.right):
+                t = self.type_of(side)
+                if t is not None and t != STRING:
+                    self.error(side, f"`{word}` works on strings, not a {t}")
+            return BOOL
+        if isinstance(e, ast.Arith):
+            lt, rt = self.type_of(e.left), self.type_of(e.right)
+            if lt is None or rt is None:
+                return None
+            if lt != rt or lt not in (MONEY, NUMBER):
+                self.error(e, f"cannot {'add' if e.op == '+' else 'subtract'} a {rt} {'to' if e.op == '+' else 'from'} a {lt}"
+                           + (": money needs a unit, like 5 KZT" if {lt, rt} == {MONEY, NUMBER} else ""))  # fmt: skip
+                return None
+            return lt
+        self.error(e, "not an expression")  # pragma: no cover
+        return None
+
+    def name(self, e: ast.Name) -> str | None:
+        if e.name in self.let_types:
+            return self.let_types[e.name]
+        if e.name in OP_FIELDS:
+            self.reads.add(f"op.{e.name}")
+            if e.name in ("tag_expired", "expires_on"):
+                self.reads.add("op.tag")
+            return OP_FIELDS[e.name]
+        if e.name in KIND_NAMES:
+            return KIND_NAME
+        if e.name in STATUS_NAMES:
+            return STATUS_NAME
+        choices = list(OP_FIELDS) + list(self.let_types)
+        self.error(e, f"unknown name {e.name!r}{_suggest(e.name, choices + sorted(KIND_NAMES))}")
+        return None
+
+    def call(self, e: ast.Call) -> str | None:
+        spec = PARTY_CALLS.get(e.name)
+        if spec is None:
+            self.error(e, f"unknown function {e.party}.{e.name}(){_suggest(e.name, PARTY_CALLS)}")
+            return None
+        required, optional, result = spec
+        if not len(required) <= len(e.args) <= len(required) + len(optional):
+            n = len(required)
+            self.error(
+                e, f"{e.name}() takes {n}{' or ' + str(n + len(optional)) if optional else ''} arguments"
+            )
+            return None
+        for arg, want in zip(e.args, required + optional, strict=False):
+            t = self.type_of(arg)
+            if t is not None and t != want:
+                self.error(arg, f"{e.name}() wants a {want} here, not a {t}")
+        if e.name == "balance":
+            self.reads.add(f"{e.party}.balance")
+            self.cost += 5
+            return result
+        window = e.args[0]
+        seconds = _constant_value(window, self.lets)
+        if not isinstance(window, ast.Duration | ast.Name) or not isinstance(seconds, int):
+            self.error(window, "the window is a fixed duration like 24h or 30d")
+        elif not 0 < seconds <= limits.policy_window_s_max:
+            self.error(window, f"a history window is at most {limits.policy_window_s_max // 86400} days: "
+                       "longer is unbounded work per payment")  # fmt: skip
+        direction = "out" if e.name.startswith("out") else "in"
+        text = window.text if isinstance(window, ast.Duration) else getattr(window, "name", "?")
+        self.reads.add(f"{e.party}.history.{direction}({text}{', by tag' if len(e.args) > 1 else ''})")
+        self.cost += limits.policy_window_cost_units
+        return result
+
+    def compare(self, e: ast.Compare) -> str | None:
+        lt, rt = self.type_of(e.left), self.type_of(e.right)
+        if lt is None or rt is None:
+            return BOOL
+        for a, b, node in ((lt, rt, e.right), (rt, lt, e.left)):
+            if a == KIND and b == KIND_NAME or a == STATUS and b == STATUS_NAME:
+                if e.op not in ("==", "!="):
+                    self.error(e, f"a {a} is compared with == or != only")
+                return BOOL
+            if a == KIND and b != KIND:
+                self.error(node, f"compare a kind with a kind name: {', '.join(sorted(KIND_NAMES))}")
+                return BOOL
+            if a == STATUS and b != STATUS:
+                self.error(node, f"compare a status with one of: {', '.join(sorted(STATUS_NAMES))}")
+                return BOOL
+        if lt in (KIND_NAME, STATUS_NAME) or rt in (KIND_NAME, STATUS_NAME):
+            self.error(e, "a kind or status name is compared with payer.kind / payee.kind or .status")
+            return BOOL
+        if lt != rt:
+            hint = ": money needs a unit, like 5 KZT" if {lt, rt} == {MONEY, NUMBER} else ""
+            self.error(e, f"type mismatch: cannot compare a {lt} with a {rt}{hint}")
+        elif e.op not in ("==", "!=") and lt not in _ORDERED:
+            self.error(e, f"a {lt} has no order; use == or !=")
+        return BOOL
+
+    def in_(self, e: ast.In) -> str | None:
+        lt = self.type_of(e.left)
+        if len(e.items.items) > limits.policy_list_items_max:
+            self.error(e.items, f"more than {limits.policy_list_items_max} items")
+        if not e.items.items:
+            self.error(e.items, "an empty list: the condition can never hold")
+        for item in e.items.items:
+            if not _is_constant(item, self.lets):
+                self.error(item, "list items are constants")
+                continue
+            t = self.type_of(item)
+            want = {KIND: KIND_NAME, STATUS: STATUS_NAME}.get(lt or "", lt)
+            if t is not None and lt is not None and t != want:
+                if t == KIND_NAME and lt == KIND or t == STATUS_NAME and lt == STATUS:
+                    continue
+                self.error(item, f"type mismatch: a {t} in a list compared with a {lt}")
+        return BOOL
+
+    # ---- conditions that can never hold ----------------------------------------------------------------------
+
+    def never_holds(self, rule: ast.Rule) -> None:
+        """Constant-false conditions and contradictory bounds on the same value (`amount < 0 KZT`, `tag == "a"
+        and tag == "b"`, `payer.tier > 3`) are errors: such a rule is dead code that a reviewer would trust."""
+        if not self.ok:
+            return
+        atoms: list[tuple[ast.Expr, bool]] = []
+        for clause in rule.clauses:
+            _conjuncts(clause.expr, not clause.negated, atoms)
+        ranges: dict[str, list] = {}
+        equal: dict[str, str] = {}
+        unequal: dict[str, set] = {}
+        for expr, positive in atoms:
+            value = _constant_value(expr, self.lets)
+            if isinstance(value, bool):
+                if value != positive:
+                    self.error(expr, "this condition can never hold")
+                    return
+                continue
+            if not isinstance(expr, ast.Compare):
+                continue
+            op = expr.op if positive else _NEGATE[expr.op]
+            left, right = expr.left, expr.right
+            lv, rv = _constant_value(left, self.lets), _constant_value(right, self.lets)
+            if lv is not None and rv is None:
+                left, right, rv = right, left, lv
+                op = {"<": ">", ">": "<", "<=": ">=", ">=": "<="}.get(op, op)
+            if rv is None or _constant_value(left, self.lets) is not None:
+                continue
+            key = _ref_key(left)
+            if key is None:
+                continue
+            if isinstance(rv, int):
+                lo, hi = ranges.setdefault(key, list(_domain(left)))
+                if op == "==":
+                    lo, hi = max(lo, rv), min(hi, rv)
+                elif op == "<":
+                    hi = min(hi, rv - 1)
+                elif op == "<=":
+                    hi = min(hi, rv)
+                elif op == ">":
+                    lo = max(lo, rv + 1)
+                elif op == ">=":
+                    lo = max(lo, rv)
+                ranges[key] = [lo, hi]
+                if lo > hi:
+                    self.error(expr, "this condition can never hold (together with the others of this rule)")
+                    return
+            elif isinstance(rv, str):
+                if op == "==":
+                    if key in equal and equal[key] != rv or rv in unequal.get(key, ()):
+                        self.error(
+                            expr, "this condition can never hold (together with the others of this rule)"
+                        )
+                        return
+                    equal[key] = rv
+                elif op == "!=":
+                    if equal.get(key) == rv:
+                        self.error(
+                            expr, "this condition can never hold (together with the others of this rule)"
+                        )
+                        return
+                    unequal.setdefault(key, set()).add(rv)
+
+
+def _conjuncts(e: ast.Expr, positive: bool, out: list) -> None:
+    if positive and isinstance(e, ast.BoolOp) and e.op == "and":
+        for operand in e.operands:
+            _conjuncts(operand, True, out)
+    elif not positive and isinstance(e, ast.BoolOp) and e.op == "or":
+        for operand in e.operands:
+            _conjuncts(operand, False, out)
+    elif isinstance(e, ast.Not):
+        _conjuncts(e.operand, not positive, out)
+    else:
+        out.append((e, positive))
+
+
+def _ref_key(e: ast.Expr) -> str | None:
+    if isinstance(e, ast.TagRef):
+        return "tag"
+    if isinstance(e, ast.Name):
+        return e.name
+    if isinstance(e, ast.Field):
+        return f"{e.party}.{e.name}"
+    if isinstance(e, ast.Attr):
+        return f"{e.party}.attr.{e.key}"
+    if isinstance(e, ast.Call):
+        args = ",".join(str(getattr(a, "text", getattr(a, "value", "?"))) for a in e.args)
+        return f"{e.party}.{e.name}({args})"
+    return None
+
+
+def _domain(e: ast.Expr) -> tuple[int, int]:
+    """The values a numeric ref can take at all."""
+    if isinstance(e, ast.Name) and e.name == "amount":
+        return 1, limits.amount_tiyn_max
+    if isinstance(e, ast.Field) and e.name == "tier":
+        return -1, limits.tier_max
+    if isinstance(e, ast.Field | ast.Call):
+        return 0, _INF
+    return -_INF, _INF
+
+
+def _is_constant(e: ast.Expr, lets: dict[str, ast.Expr]) -> bool:
+    if isinstance(e, ast.Str | ast.Money | ast.Number | ast.Duration | ast.Bool):
+        return True
+    if isinstance(e, ast.Name):
+        return e.name in lets or e.name in KIND_NAMES or e.name in STATUS_NAMES
+    if isinstance(e, ast.ListLit):
+        return all(_is_constant(i, lets) for i in e.items)
+    if isinstance(e, ast.Arith):
+        return _is_constant(e.left, lets) and _is_constant(e.right, lets)
+    return False
+
+
+def _constant_value(e: ast.Expr, lets: dict[str, ast.Expr], depth: int = 0) -> object:
+    """The value of a constant expression (ints for money, numbers and durations), else None."""
+    if depth > limits.policy_depth_max:
+        return None
+    if isinstance(e, ast.Str | ast.Bool):
+        return e.value
+    if isinstance(e, ast.Money):
+        return e.tiyn
+    if isinstance(e, ast.Number):
+        return e.value
+    if isinstance(e, ast.Duration):
+        return e.seconds
+    if isinstance(e, ast.Name):
+        if e.name in lets:
+            return _constant_value(lets[e.name], lets, depth + 1)
+        if e.name in KIND_NAMES or e.name in STATUS_NAMES:
+            return e.name
+        return None
+    if isinstance(e, ast.Arith):
+        left, right = _constant_value(e.left, lets, depth + 1), _constant_value(e.right, lets, depth + 1)
+        if isinstance(left, int) and isinstance(right, int) and not isinstance(left, bool):
+            return left + right if e.op == "+" else left - right
+        return None
+    if isinstance(e, ast.Compare):
+        left, right = _constant_value(e.left, lets, depth + 1), _constant_value(e.right, lets, depth + 1)
+        if left is None or right is None or type(left) is not type(right):
+            return None
+        ops = {"==": left == right, "!=": left != right}
+        if e.op in ops:
+            return ops[e.op]
+        return {"<": left < right, "<=": left <= right, ">": left > right, ">=": left >= right}[e.op]  # type: ignore[operator]
+    return None
+
+
+def constant_value(e: ast.Expr, lets: dict[str, ast.Expr]) -> object:
+    return _constant_value(e, lets)
+
+
+def _tag_guard(rule: ast.Rule, lets: dict[str, ast.Expr]) -> tuple[frozenset[str] | None, str | None]:
+    """If every match needs `tag == "x"`, `tag in [...]` or `tag starts_with "p"`, the engine can skip the rule
+    by looking at the tag alone."""
+    atoms: list[tuple[ast.Expr, bool]] = []
+    for clause in rule.clauses:
+        _conjuncts(clause.expr, not clause.negated, atoms)
+    for expr, positive in atoms:
+        if not positive:
+            continue
+        if isinstance(expr, ast.Compare) and expr.op == "==" and isinstance(expr.left, ast.TagRef):
+            value = _constant_value(expr.right, lets)
+            if isinstance(value, str):
+                return frozenset({value}), None
+        if isinstance(expr, ast.In) and isinstance(expr.left, ast.TagRef):
+            values = [_constant_value(i, lets) for i in expr.items.items]
+            if all(isinstance(v, str) for v in values):
+                return frozenset(values), None  # type: ignore[arg-type]
+        if isinstance(expr, ast.StartsWith) and isinstance(expr.left, ast.TagRef):
+            value = _constant_value(expr.right, lets)
+            if isinstance(value, str):
+                return None, value
+    return None, None
+
+
+def _suggest(word: str, choices) -> str:
+    close = difflib.get_close_matches(word, list(choices), n=1)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
+def _pct(bps: int) -> str:
+    whole, frac = divmod(bps, 100)
+    return f"{whole}.{frac:02d}%".replace(".00%", "%")

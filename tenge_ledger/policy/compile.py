@@ -1,0 +1,193 @@
+"""Checked tree -> Python closures. Each expression becomes one small function of an evaluation context;
+nothing is ever `eval`ed and the tree is never walked per transfer. Constants are folded at compile time."""
+
+from __future__ import annotations
+
+import datetime as dt
+import operator
+from collections.abc import Callable
+from typing import Any
+
+from ..core.records import Account
+from . import ast
+from .check import constant_value
+
+Fn = Callable[["Ctx"], Any]
+
+
+class RuleError(Exception):
+    """A rule could not be evaluated (e.g. a party's account is missing): the engine denies, naming the rule."""
+
+
+class Ctx:
+    """What one decision reads, fetched lazily and at most once per decision."""
+
+    __slots__ = ("proposal", "view", "_payer", "_payee", "_cache")
+
+    def __init__(self, proposal, view) -> None:
+        self.proposal = proposal
+        self.view = view
+        self._payer: Account | None = None
+        self._payee: Account | None = None
+        self._cache: dict | None = None
+
+    def party(self, which: str) -> Account:
+        if which == "payer":
+            account = self._payer
+            if account is None:
+                handle = self.proposal.payer
+                account = self.view.account(handle) if handle else None
+                if account is None:
+                    raise RuleError("the operation has no payer account")
+                self._payer = account
+            return account
+        account = self._payee
+        if account is None:
+            handle = self.proposal.payee
+            account = self.view.account(handle) if handle else None
+            if account is None:
+                raise RuleError("the operation has no payee account")
+            self._payee = account
+        return account
+
+    def cached(self, key: tuple, compute: Callable[[], Any]) -> Any:
+        cache = self._cache
+        if cache is None:
+            cache = self._cache = {}
+        if key not in cache:
+            cache[key] = compute()
+        return cache[key]
+
+    def window(self, which: str, direction: str, seconds: int, tag: str | None) -> tuple[int, int]:
+        handle = self.party(which).handle
+        since = self.proposal.at - seconds
+        return self.cached(
+            ("w", handle, direction, since, tag), lambda: self.view.window(handle, direction, since, tag)
+        )
+
+    def tag_expiry(self) -> str:
+        def compute() -> str:
+            p = self.proposal
+            own = getattr(p.op.body, "expires_on", None)
+            if own:
+                return own
+            if not p.tag:
+                return ""
+            lookup = getattr(self.view, "tag", None)  # WorkingSet.tag; not part of the narrow LedgerView
+            record = lookup(p.tag) if lookup is not None else None
+            return (record.expires_on or "") if record is not None else ""
+
+        return self.cached(("expiry",), compute)
+
+
+def _date_of(ts: int) -> str:
+    return dt.datetime.fromtimestamp(ts, tz=dt.UTC).date().isoformat()
+
+
+_CMP = {
+    "==": operator.eq,
+    "!=": operator.ne,
+    "<": operator.lt,
+    "<=": operator.le,
+    ">": operator.gt,
+    ">=": operator.ge,
+}
+
+
+def compile_expr(e: ast.Expr, lets: dict[str, ast.Expr]) -> Fn:
+    value = constant_value(e, lets)
+    if value is not None and not isinstance(e, ast.ListLit):
+        return lambda c, v=value: v
+    if isinstance(e, ast.TagRef):
+        return lambda c: c.proposal.tag
+    if isinstance(e, ast.Name):
+        return _op_field(e.name)
+    if isinstance(e, ast.Field):
+        return _party_field(e.party, e.name)
+    if isinstance(e, ast.Attr):
+        party, key = e.party, e.key
+        return lambda c: c.party(party).attr(key) or ""
+    if isinstance(e, ast.Call):
+        return _call(e, lets)
+    if isinstance(e, ast.Not):
+        f = compile_expr(e.operand, lets)
+        return lambda c: not f(c)
+    if isinstance(e, ast.BoolOp):
+        fs = tuple(compile_expr(o, lets) for o in e.operands)
+        if e.op == "and":
+            if len(fs) == 2:
+                a, b = fs
+                return lambda c: a(c) and b(c)
+            return lambda c: all(f(c) for f in fs)
+        if len(fs) == 2:
+            a, b = fs
+            return lambda c: a(c) or b(c)
+        return lambda c: any(f(c) for f in fs)
+    if isinstance(e, ast.Compare):
+        op = _CMP[e.op]
+        left, right = compile_expr(e.left, lets), compile_expr(e.right, lets)
+        rv = constant_value(e.right, lets)
+        if rv is not None:
+            return lambda c: op(left(c), rv)
+        return lambda c: op(left(c), right(c))
+    if isinstance(e, ast.In):
+        values = frozenset(constant_value(i, lets) for i in e.items.items)
+        left = compile_expr(e.left, lets)
+        return lambda c: left(c) in values
+    if isinstance(e, ast.StartsWith):
+        left, right = compile_expr(e.left, lets), compile_expr(e.right, lets)
+        return lambda c: left(c).startswith(right(c))
+    if isinstance(e, ast.Has):
+        left, right = compile_expr(e.left, lets), compile_expr(e.right, lets)
+        return lambda c: right(c) in {item.strip() for item in left(c).split(",")}
+    if isinstance(e, ast.Arith):
+        left, right = compile_expr(e.left, lets), compile_expr(e.right, lets)
+        if e.op == "+":
+            return lambda c: left(c) + right(c)
+        return lambda c: left(c) - right(c)
+    raise TypeError(f"cannot compile {type(e).__name__}")  # the checker lets nothing else through
+
+
+def _op_field(name: str) -> Fn:
+    if name == "amount":
+        return lambda c: c.proposal.amount_tiyn
+    if name == "memo":
+        return lambda c: getattr(c.proposal.op.body, "memo", None) or ""
+    if name == "time":
+        return lambda c: c.proposal.at
+    if name == "expires_on":
+        return lambda c: c.tag_expiry()
+    if name == "tag_expired":
+        return lambda c: (lambda d: d != "" and d <= _date_of(c.proposal.at))(c.tag_expiry())
+    raise TypeError(name)
+
+
+def _party_field(party: str, name: str) -> Fn:
+    if name == "handle":
+        return lambda c: c.party(party).handle
+    if name == "kind":
+        return lambda c: c.party(party).kind.value
+    if name == "tier":
+        return lambda c: -1 if (t := c.party(party).tier) is None else t
+    if name == "bank":
+        return lambda c: c.party(party).bank or ""
+    if name == "status":
+        return lambda c: c.party(party).status.value
+    if name == "balance":
+        return lambda c: c.cached(("total", party), lambda: c.view.account_total(c.party(party).handle))
+    raise TypeError(name)
+
+
+def _call(e: ast.Call, lets: dict[str, ast.Expr]) -> Fn:
+    party = e.party
+    if e.name == "balance":
+        tag_fn = compile_expr(e.args[0], lets)
+        return lambda c: c.view.bucket(c.party(party).handle, tag_fn(c))
+    seconds = constant_value(e.args[0], lets)
+    assert isinstance(seconds, int)
+    direction = "out" if e.name.startswith("out") else "in"
+    index = 1 if e.name.endswith("count") else 0
+    if len(e.args) > 1:
+        tag_fn = compile_expr(e.args[1], lets)
+        return lambda c: c.window(party, direction, seconds, tag_fn(c))[index]
+    return lambda c: c.window(party, direction, seconds, None)[index]

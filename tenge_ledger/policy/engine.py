@@ -1,0 +1,274 @@
+"""The policy engine: compiled rules, indexed by operation kind, combined into one Decision.
+
+How rules combine (order never matters; every list below is sorted by rule name):
+- Deny overrides everything, as in Cedar: if any matching rule denies, the operation is refused with every
+  denying rule's reason, and only the reports of the denying rules are filed ("denied and reported").
+- A rule that fails at run time denies, naming the rule (fail closed). Cedar skips a failing policy, which is
+  fail-open; money must not be.
+- Otherwise the effects of all matching rules apply together: reports are filed; holds turn a transfer into a
+  pending payment (the longest timeout wins; two different releasers are a conflict and deny); portions of
+  splits, withholdings and routes redirect the payee's credit; set/clear tag re-tags the credits.
+
+Allotments (the idea of Formance Numscript's destination allotments, where portions must sum to 100% and
+`remaining` takes the rest): every portion is a share of the operation's amount, rounded down to the tiyn:
+floor(amount * bps / 10000). The rounding residue -- less than one tiyn per portion -- goes to the `remaining`
+destination: the one a rule names (`remaining to X`, `route to X`) or else the payee. A split written without
+`remaining` sums to exactly 100% and its last portion is its remaining. Portions of all matching rules
+together over 100%, or two rules naming different `remaining` destinations, are a conflict: deny.
+Credits therefore always sum to the amount exactly, so money is conserved."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..core import limits
+from ..core.hooks import LedgerView, Proposal
+from ..core.records import Decision, Posting, Report
+from . import ast
+from .check import CheckedRule, CheckedSet
+from .compile import Ctx, Fn, compile_expr
+
+WHOLE = limits.basis_points_per_whole
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledRule:
+    name: str
+    file: str
+    line: int
+    kinds: frozenset[str]
+    tag_equals: frozenset[str] | None
+    tag_prefix: str | None
+    condition: Fn | None  # None: always matches
+    deny: str | None
+    permit: str | None
+    reports: tuple[tuple[str, str], ...]
+    hold: tuple[int, str | None] | None  # (timeout_s, releaser handle or None)
+    portions: tuple[tuple[int, str | None], ...]  # (bps, handle; None = payee), fixed shares of the amount
+    remaining: tuple[str | None] | None  # (handle,) when the rule names where the rest goes; (None,) = payee
+    set_tag: str | None
+    clear_tag: bool
+    reads: tuple[str, ...]
+
+    def effect_texts(self) -> list[str]:
+        out = []
+        if self.deny is not None:
+            out.append(f"deny: {self.deny}")
+        if self.permit is not None:
+            out.append(f"permit: {self.permit}" if self.permit else "permit")
+        out += [f"report to {agency}: {reason}" for agency, reason in self.reports]
+        if self.hold:
+            out.append(f"hold {self.hold[0]} s" + (f" released by {self.hold[1]}" if self.hold[1] else ""))
+        out += [f"{_pct(bps)} to {h or 'payee'}" for bps, h in self.portions]
+        if self.remaining is not None:
+            out.append(f"remaining to {self.remaining[0] or 'payee'}")
+        if self.set_tag is not None:
+            out.append(f"set tag {self.set_tag}")
+        if self.clear_tag:
+            out.append("clear tag")
+        return out
+
+
+def compile_rule(checked: CheckedRule, lets: dict[str, ast.Expr]) -> CompiledRule:
+    rule = checked.rule
+    conds: list[Fn] = []
+    for clause in rule.clauses:
+        f = compile_expr(clause.expr, lets)
+        conds.append((lambda g: lambda c: not g(c))(f) if clause.negated else f)
+    condition: Fn | None
+    if not conds:
+        condition = None
+    elif len(conds) == 1:
+        condition = conds[0]
+    else:
+        condition = lambda c: all(f(c) for f in conds)  # noqa: E731
+    deny = permit = set_tag = None
+    clear = False
+    reports: list[tuple[str, str]] = []
+    hold = None
+    portions: list[tuple[int, str | None]] = []
+    remaining: tuple[str | None] | None = None
+    for e in rule.effects:
+        if isinstance(e, ast.Deny):
+            deny = e.reason
+        elif isinstance(e, ast.Permit):
+            permit = e.message or ""
+        elif isinstance(e, ast.ReportTo):
+            reports.append((e.agency, e.reason))
+        elif isinstance(e, ast.HoldFor):
+            hold = (e.duration.seconds, e.releaser.handle if e.releaser else None)
+        elif isinstance(e, ast.Split):
+            parts = list(e.portions)
+            if parts[-1].bps is not None:  # sums to 100%: the last portion takes the residue
+                last = parts.pop()
+                remaining = (last.target.handle,)
+            else:
+                remaining = (parts.pop().target.handle,)
+            portions += [(p.bps, p.target.handle) for p in parts if p.bps]
+        elif isinstance(e, ast.Withhold):
+            portions.append((e.bps, e.target.handle))
+        elif isinstance(e, ast.Route):
+            remaining = (e.target.handle,)
+        elif isinstance(e, ast.SetTag):
+            set_tag = e.tag
+        elif isinstance(e, ast.ClearTag):
+            clear = True
+    return CompiledRule(
+        name=rule.name, file=checked.file, line=rule.line, kinds=frozenset(checked.kinds),
+        tag_equals=checked.tag_equals, tag_prefix=checked.tag_prefix, condition=condition, deny=deny,
+        permit=permit, reports=tuple(reports), hold=hold, portions=tuple(portions), remaining=remaining,
+        set_tag=set_tag, clear_tag=clear, reads=checked.reads,
+    )  # fmt: skip
+
+
+class PolicySetEngine:
+    """The compiled engine of one policy set. `decide` is what the ledger calls for every payment."""
+
+    def __init__(self, checked: CheckedSet, policy_set_id: str, version: int | None = None) -> None:
+        self.policy_set_id = policy_set_id
+        self.version = version
+        self.checked = checked
+        rules: list[CompiledRule] = []
+        for f in checked.files:
+            lets = {let.name: let.expr for let in f.lets}
+            by_rule = {id(r.rule): r for r in checked.rules if r.file == f.path}
+            rules += [compile_rule(by_rule[id(rule)], lets) for rule in f.rules if id(rule) in by_rule]
+        self.rules = sorted(rules, key=lambda r: r.name)  # decisions never depend on file or rule order
+        self.by_kind: dict[str, tuple[CompiledRule, ...]] = {
+            kind: tuple(r for r in self.rules if kind in r.kinds)
+            for kind in ("issue", "redeem", "transfer", "hold")
+        }
+        self._allow = Decision(policy_set_id=policy_set_id)
+
+    def decide(self, proposal: Proposal, view: LedgerView) -> Decision:
+        rules = self.by_kind.get(proposal.op.kind.value)
+        if not rules:
+            return self._allow
+        tag = proposal.tag
+        ctx = Ctx(proposal, view)
+        matched: list[CompiledRule] = []
+        errors: list[tuple[CompiledRule, str]] = []
+        for rule in rules:
+            if rule.tag_equals is not None and tag not in rule.tag_equals:
+                continue
+            if rule.tag_prefix is not None and not tag.startswith(rule.tag_prefix):
+                continue
+            if rule.condition is not None:
+                try:
+                    if not rule.condition(ctx):
+                        continue
+                except Exception as exc:  # noqa: BLE001 - any failure of a rule denies, and names the rule
+                    errors.append((rule, f"{type(exc).__name__}: {exc}" if not str(exc) else str(exc)))
+                    continue
+            matched.append(rule)
+        if not matched and not errors:
+            return self._allow
+        return self._combine(proposal, matched, errors, len(rules))
+
+    # ---- combining ---------------------------------------------------------------------------------------------
+
+    def _combine(self, p: Proposal, matched: list[CompiledRule], errors, evaluated: int) -> Decision:
+        detail = {
+            "policy_set_id": self.policy_set_id,
+            "version": self.version,
+            "evaluated": evaluated,
+            "matched": [
+                {"rule": r.name, "file": r.file, "line": r.line, "effects": r.effect_texts()} for r in matched
+            ],
+            "errors": [{"rule": r.name, "file": r.file, "line": r.line, "error": msg} for r, msg in errors],
+        }
+        denials = [r for r in matched if r.deny is not None]
+        if errors or denials:
+            reasons = [f"rule {r.name} failed at run time, denied (fail closed): {msg}" for r, msg in errors]
+            reasons += [f"{r.deny} [{r.name}]" for r in denials]
+            deciding = sorted({r.name for r, _ in errors} | {r.name for r in denials})
+            detail["deciding"] = deciding
+            detail["outcome"] = "deny"
+            reports = tuple(Report(a, reason, r.name) for r in denials for a, reason in r.reports)
+            return Decision(False, tuple(reasons), tuple(deciding), reports=reports,
+                            policy_set_id=self.policy_set_id, detail=detail)  # fmt: skip
+        return self._allow_with_effects(p, matched, detail)
+
+    def _conflict(self, detail: dict, rules: list[CompiledRule], why: str) -> Decision:
+        names = tuple(sorted(r.name for r in rules))
+        detail["deciding"] = list(names)
+        detail["outcome"] = "deny"
+        reason = f"policy conflict, denied: {why} [{', '.join(names)}]"
+        return Decision(False, (reason,), names, policy_set_id=self.policy_set_id, detail=detail)
+
+    def _allow_with_effects(self, p: Proposal, matched: list[CompiledRule], detail: dict) -> Decision:
+        reports = tuple(Report(a, reason, r.name) for r in matched for a, reason in r.reports)
+        notes = tuple(f"{r.permit} [{r.name}]" for r in matched if r.permit)
+        # holds
+        holders = [r for r in matched if r.hold is not None]
+        hold_timeout = hold_releaser = None
+        if holders:
+            releasers = {r.hold[1] for r in holders if r.hold[1] is not None}  # type: ignore[index]
+            if len(releasers) > 1:
+                return self._conflict(detail, holders, "rules name different releasers for the hold")
+            hold_timeout = max(r.hold[0] for r in holders)  # type: ignore[index]
+            hold_releaser = next(iter(releasers), None)
+        # reshaping: portions, remaining, tags
+        shapers = [r for r in matched if r.portions or r.remaining is not None or r.set_tag or r.clear_tag]
+        postings = None
+        if shapers:
+            if holders and p.op.kind.value == "transfer":
+                return self._conflict(detail, holders + shapers, "a payment cannot be both held and split")
+            shaped = self._reshape(p, shapers, detail)
+            if isinstance(shaped, Decision):
+                return shaped
+            postings = shaped
+        detail["deciding"] = [r.name for r in matched]
+        detail["outcome"] = "allow"
+        return Decision(
+            True, notes, tuple(r.name for r in matched), postings, hold_timeout, hold_releaser, reports,
+            self.policy_set_id, detail,
+        )  # fmt: skip
+
+    def _reshape(
+        self, p: Proposal, shapers: list[CompiledRule], detail: dict
+    ) -> tuple[Posting, ...] | Decision:
+        amount = p.amount_tiyn
+        credits = [x for x in p.postings if x.amount_tiyn > 0]
+        if amount is None or len(credits) != 1 or credits[0].amount_tiyn != amount:
+            return self._conflict(detail, shapers, "this operation's credit cannot be split")
+        payee = credits[0].account
+        remaining_names = {r.remaining[0] for r in shapers if r.remaining is not None}
+        if len(remaining_names) > 1:
+            return self._conflict(detail, [r for r in shapers if r.remaining is not None],
+                                  "rules send what remains to different accounts")  # fmt: skip
+        tags = {
+            r.set_tag if r.set_tag is not None else ""
+            for r in shapers
+            if r.set_tag is not None or r.clear_tag
+        }
+        if len(tags) > 1:
+            return self._conflict(
+                detail, [r for r in shapers if r.set_tag or r.clear_tag], "rules re-tag differently"
+            )
+        new_tag = next(iter(tags)) if tags else credits[0].tag
+        portions = sorted((bps, h or payee, r.name) for r in shapers for bps, h in r.portions)
+        total_bps = sum(bps for bps, _, _ in portions)
+        if total_bps > WHOLE:
+            return self._conflict(detail, [r for r in shapers if r.portions],
+                                  f"portions add up to {_pct(total_bps)}, over 100%")  # fmt: skip
+        rest_to = next(iter(remaining_names)) if remaining_names else None
+        rest_to = rest_to or payee
+        by_account: dict[str, int] = {}
+        given = 0
+        for bps, handle, _ in portions:
+            share = amount * bps // WHOLE
+            given += share
+            by_account[handle] = by_account.get(handle, 0) + share
+        by_account[rest_to] = by_account.get(rest_to, 0) + (amount - given)
+        out = [x for x in p.postings if x.amount_tiyn < 0]
+        out += [Posting(h, v, new_tag) for h, v in sorted(by_account.items()) if v]
+        if sum(x.amount_tiyn for x in out) != 0:  # protects money: never stripped by python -O
+            raise AssertionError("a split did not conserve money")
+        detail["postings"] = [[x.account, x.amount_tiyn, x.tag] for x in out]
+        return tuple(out)
+
+
+def _pct(bps: int) -> str:
+    whole, frac = divmod(bps, 100)
+    return f"{whole}.{frac:02d}%".replace(".00%", "%")

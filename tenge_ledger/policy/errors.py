@@ -1,0 +1,59 @@
+"""Errors of each stage of the policy language. Each carries diagnostics with file, line and column, and draws
+the offending source line with a caret, so an author sees every problem of a set at once."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..core.errors import TengeError
+
+
+@dataclass(frozen=True, slots=True)
+class Diagnostic:
+    file: str
+    line: int  # 1-based; 0 when the problem is not at a place in a file (e.g. too many files)
+    col: int  # 1-based
+    message: str
+    source_line: str = ""
+
+    def render(self) -> str:
+        head = f"{self.file}:{self.line}:{self.col}: {self.message}"
+        if not self.source_line:
+            return head
+        text = self.source_line.rstrip("\n").expandtabs(4)
+        caret = " " * (max(self.col, 1) - 1) + "^"
+        return f"{head}\n    {text}\n    {caret}"
+
+    def to_json(self) -> dict:
+        return {"file": self.file, "line": self.line, "col": self.col, "message": self.message}
+
+
+class PolicyError(TengeError):
+    """One or more problems in policy sources; str() renders all of them."""
+
+    stage = "policy"
+
+    def __init__(self, diagnostics: list[Diagnostic]) -> None:
+        self.diagnostics = sorted(diagnostics, key=lambda d: (d.file, d.line, d.col, d.message))
+        super().__init__(self.render())
+
+    def render(self) -> str:
+        n = len(self.diagnostics)
+        parts = [d.render() for d in self.diagnostics]
+        parts.append(f"{n} {self.stage} error{'s' if n != 1 else ''}")
+        return "\n".join(parts)
+
+
+class PolicySyntaxError(PolicyError):
+    stage = "syntax"
+
+
+class PolicyCheckError(PolicyError):
+    stage = "policy check"
+
+
+def source_line(source: str, line: int) -> str:
+    if line <= 0:
+        return ""
+    lines = source.splitlines()
+    return lines[line - 1] if line <= len(lines) else ""

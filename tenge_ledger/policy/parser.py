@@ -1,0 +1,403 @@
+"""Source text -> PolicyFile. The lark parser is built once per process (LALR, positions propagated, grammar in
+grammar.lark, cached on disk by lark so the CLI starts fast); depth is checked without recursion before the
+tree is turned into dataclasses, and syntax errors are made friendly from a catalogue of bad snippets."""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+from lark import Lark, Token, Transformer, Tree, v_args
+from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
+
+from ..core import limits
+from . import ast
+from .errors import Diagnostic, PolicySyntaxError, source_line
+
+GRAMMAR = Path(__file__).with_name("grammar.lark")
+
+# Tree nodes that are expressions: their nesting is what policy_depth_max bounds.
+_EXPR_NODES = frozenset(
+    {"or_expr", "and_expr", "not_", "compare", "in_", "starts_with", "has", "arith", "call", "list"}
+)
+
+# Friendly messages for syntax errors, matched by lark's match_examples against the parser state each snippet
+# fails in. The snippets double as tests (tests/test_policy_parser.py runs every one).
+SYNTAX_EXAMPLES: dict[str, list[str]] = {
+    "a rule needs at least one effect: deny, permit, report, hold, split, withhold, route, set tag or clear tag": [
+        'rule "r"',
+        'rule "r" when amount > 1 KZT',
+        'rule "r" on transfer',
+        'rule "a" rule "b" deny "x"',
+    ],
+    'a rule is named by a quoted string: rule "my-rule"': ['rule r deny "x"', "rule deny"],
+    'deny needs a reason in quotes: deny "why it is refused"': ['rule "r" deny', 'rule "r" deny rule "s"'],
+    "expected a condition after when / unless": ['rule "r" when deny "x"', 'rule "r" unless deny "x"'],
+    "a condition is incomplete: an operand is missing": [
+        'rule "r" when amount > deny "x"',
+        'rule "r" when amount > 1 KZT and deny "x"',
+        'rule "r" when not deny "x"',
+    ],
+    "comparisons do not chain: write a < b and b < c": ['rule "r" when 1 KZT < amount < 5 KZT deny "x"'],
+    "an unclosed parenthesis or list": [
+        'rule "r" when (amount > 1 KZT deny "x"',
+        'rule "r" when tag in ["a" deny "x"',
+    ],
+    'report names an agency and a reason: report fma "why"': ['rule "r" report "why"', 'rule "r" report fma'],
+    'a split lists portions like { 55% to "exchange", remaining to payee }': [
+        'rule "r" split { }',
+        'rule "r" split { 55% "x" }',
+        'rule "r" split { 55% to "x" remaining to payee }',
+    ],
+    "a percentage is written like 55% or 12.5%": [
+        'rule "r" withhold 15 to "x"',
+        'rule "r" split { 15 to "x" }',
+    ],
+    "a duration is written like 24h, 30d, 90m or 60s": ['rule "r" hold for 30 deny "x"'],
+    "on lists operation kinds: on transfer, hold": ['rule "r" on deny "x"', 'rule "r" on transfer, deny "x"'],
+    "a policy file holds let constants and rules": ['deny "x"', "when amount > 1 KZT", "amount"],
+    "a let gives a constant a name: let threshold = 5_000_000 KZT": ["let = 5 KZT", "let x 5 KZT"],
+}
+
+
+@functools.cache
+def lark_parser() -> Lark:
+    return Lark.open(
+        str(GRAMMAR), parser="lalr", propagate_positions=True, maybe_placeholders=True, cache=True
+    )
+
+
+def strict_parser() -> Lark:
+    """The same grammar built in lark's strict mode, which turns every LALR conflict into an error (tests)."""
+    return Lark.open(
+        str(GRAMMAR), parser="lalr", propagate_positions=True, maybe_placeholders=True, strict=True
+    )
+
+
+def parse(source: str, path: str = "<policy>") -> ast.PolicyFile:
+    """Parse one file; raises PolicySyntaxError with located diagnostics."""
+    if len(source.encode("utf-8", "surrogatepass")) > limits.policy_file_bytes_max:
+        raise PolicySyntaxError(
+            [Diagnostic(path, 1, 1, f"file is over the limit of {limits.policy_file_bytes_max} bytes")]
+        )
+    try:
+        tree = lark_parser().parse(source)
+    except UnexpectedInput as exc:
+        raise PolicySyntaxError([_syntax_diagnostic(exc, source, path)]) from None
+    deep = _too_deep(tree)
+    if deep is not None:
+        line, col = deep
+        raise PolicySyntaxError(
+            [
+                Diagnostic(
+                    path, line, col, f"expression nested deeper than {limits.policy_depth_max} levels",
+                    source_line(source, line),
+                )
+            ]
+        )  # fmt: skip
+    builder = _Build(path, source)
+    items, title = builder.transform(tree)
+    if builder.errors:
+        raise PolicySyntaxError(builder.errors)
+    return ast.PolicyFile(path=path, source=source, title=title, items=tuple(items))
+
+
+def _syntax_diagnostic(exc: UnexpectedInput, source: str, path: str) -> Diagnostic:
+    line, col = getattr(exc, "line", 0) or 0, getattr(exc, "column", 0) or 0
+    if isinstance(exc, UnexpectedEOF) or line <= 0:
+        lines = source.splitlines() or [""]
+        line, col = len(lines), len(lines[-1]) + 1
+    label = None
+    try:
+        label = exc.match_examples(lark_parser().parse, SYNTAX_EXAMPLES, use_accepts=True)
+    except Exception:  # noqa: BLE001 - a failing matcher must not hide the error itself
+        label = None
+    if isinstance(exc, UnexpectedCharacters):
+        bad = source[exc.pos_in_stream] if 0 <= exc.pos_in_stream < len(source) else "?"
+        hint = {
+            "&": "write `and`, not &&",
+            "|": "write `or`, not ||",
+            "!": "write `not` or `!=`",
+            "=": "compare with ==",
+            "'": 'strings use double quotes: "text"',
+        }.get(bad, "")
+        message = f"unexpected character {bad!r}" + (f": {hint}" if hint else "")
+        if label and not hint:
+            message += f" ({label})"
+    elif isinstance(exc, UnexpectedToken):
+        token = exc.token
+        shown = "end of file" if token.type == "$END" else repr(str(token))
+        message = f"unexpected {shown}"
+        if label:
+            message += f": {label}"
+        else:
+            expected = sorted(_pretty_terminal(t) for t in exc.accepts or exc.expected)
+            message += f"; expected one of {', '.join(expected[:8])}"
+    else:
+        message = "unexpected end of file" + (f": {label}" if label else "")
+    return Diagnostic(path, line, col, message, source_line(source, line))
+
+
+def _pretty_terminal(name: str) -> str:
+    try:
+        pattern = lark_parser().get_terminal(name).pattern
+    except KeyError:
+        return name
+    return repr(pattern.value) if pattern.type == "str" else name
+
+
+def _too_deep(tree: Tree) -> tuple[int, int] | None:
+    """Position of the first expression nested deeper than the limit, found without recursion."""
+    stack: list[tuple[Tree, int]] = [(tree, 0)]
+    while stack:
+        node, depth = stack.pop()
+        if node.data in _EXPR_NODES:
+            depth += 1
+            if depth > limits.policy_depth_max:
+                meta = node.meta
+                return getattr(meta, "line", 1), getattr(meta, "column", 1)
+        for child in node.children:
+            if isinstance(child, Tree):
+                stack.append((child, depth))
+    return None
+
+
+# ---- tree -> dataclasses --------------------------------------------------------------------------------------
+
+_UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def _pos(meta_or_token) -> tuple[int, int]:
+    if isinstance(meta_or_token, Token):
+        return meta_or_token.line or 1, meta_or_token.column or 1
+    return getattr(meta_or_token, "line", 1), getattr(meta_or_token, "column", 1)
+
+
+def unquote(text: str) -> str:
+    body = text[1:-1]
+    out, i = [], 0
+    while i < len(body):
+        ch = body[i]
+        if ch == "\\" and i + 1 < len(body):
+            nxt = body[i + 1]
+            out.append("\n" if nxt == "n" else nxt)
+            i += 2
+        else:
+            out.append(ch)
+            i += 1
+    return "".join(out)
+
+
+def percent_bps(text: str) -> int | None:
+    """ "55%" -> 5500, "12.5%" -> 1250; None when it has more than two decimals (not a whole basis point)."""
+    number = text.rstrip("%")
+    whole, _, frac = number.partition(".")
+    if len(frac) > 2:
+        return None
+    return int(whole) * 100 + int(frac.ljust(2, "0") or "0")
+
+
+@v_args(meta=True)
+class _Build(Transformer):
+    def __init__(self, path: str, source: str) -> None:
+        super().__init__()
+        self.path = path
+        self.source = source
+        self.errors: list[Diagnostic] = []
+
+    def _error(self, line: int, col: int, message: str) -> None:
+        self.errors.append(Diagnostic(self.path, line, col, message, source_line(self.source, line)))
+
+    def _string(self, token: Token) -> str:
+        value = unquote(str(token))
+        if len(value) > limits.policy_string_length_max:
+            self._error(*_pos(token), f"string longer than {limits.policy_string_length_max} characters")
+        return value
+
+    # file
+    def start(self, meta, children):
+        title = None
+        items = []
+        for child in children:
+            if isinstance(child, tuple) and child[0] == "header":
+                title = child[1]
+            else:
+                items.append(child)
+        return items, title
+
+    def header(self, meta, children):
+        return ("header", self._string(children[0]))
+
+    def let_decl(self, meta, children):
+        return ast.Let(*_pos(meta), str(children[0]), children[1])
+
+    def rule(self, meta, children):
+        name = self._string(children[0])
+        guard = None
+        clauses, effects = [], []
+        for child in children[1:]:
+            if isinstance(child, ast.Guard):
+                guard = child
+            elif isinstance(child, ast.Clause):
+                clauses.append(child)
+            elif child is not None:
+                effects.append(child)
+        line, col = _pos(meta)
+        return ast.Rule(
+            line, col, name, guard, tuple(clauses), tuple(effects), getattr(meta, "end_line", line)
+        )
+
+    def guard(self, meta, children):
+        return ast.Guard(*_pos(meta), tuple(children))
+
+    def op_kind(self, meta, children):
+        return str(children[0])
+
+    def when(self, meta, children):
+        return ast.Clause(*_pos(meta), False, children[1])
+
+    def unless(self, meta, children):
+        return ast.Clause(*_pos(meta), True, children[1])
+
+    # effects
+    def deny(self, meta, children):
+        return ast.Deny(*_pos(meta), self._string(children[0]))
+
+    def permit(self, meta, children):
+        return ast.Permit(*_pos(meta), self._string(children[0]) if children[0] is not None else None)
+
+    def report(self, meta, children):
+        return ast.ReportTo(*_pos(meta), str(children[0]), self._string(children[1]))
+
+    def hold(self, meta, children):
+        duration = self.duration(meta, [children[1]])
+        return ast.HoldFor(*_pos(meta), duration, children[2])
+
+    def split(self, meta, children):
+        return ast.Split(*_pos(meta), tuple(children))
+
+    def _bps(self, token: Token) -> int:
+        bps = percent_bps(str(token))
+        if bps is None:
+            self._error(
+                *_pos(token), f"{token} has more than two decimals; write a whole basis point like 12.25%"
+            )
+            return 0
+        return bps
+
+    def share(self, meta, children):
+        return ast.Portion(*_pos(meta), self._bps(children[0]), str(children[0]), children[1])
+
+    def remaining(self, meta, children):
+        return ast.Portion(*_pos(meta), None, "remaining", children[0])
+
+    def withhold(self, meta, children):
+        return ast.Withhold(*_pos(meta), self._bps(children[0]), str(children[0]), children[1])
+
+    def route(self, meta, children):
+        return ast.Route(*_pos(meta), children[0])
+
+    def set_tag(self, meta, children):
+        return ast.SetTag(*_pos(meta), self._string(children[1]))
+
+    def clear_tag(self, meta, children):
+        return ast.ClearTag(*_pos(meta))
+
+    def account_target(self, meta, children):
+        return ast.Target(*_pos(meta), self._string(children[0]))
+
+    def payee_target(self, meta, children):
+        return ast.Target(*_pos(meta), None)
+
+    # expressions
+    def or_expr(self, meta, children):
+        return ast.BoolOp(*_pos(meta), "or", tuple(children))
+
+    def and_expr(self, meta, children):
+        return ast.BoolOp(*_pos(meta), "and", tuple(children))
+
+    def not_(self, meta, children):
+        return ast.Not(*_pos(meta), children[0])
+
+    def compare(self, meta, children):
+        left, op, right = children
+        return ast.Compare(*_pos(op), str(op), left, right)
+
+    def in_(self, meta, children):
+        return ast.In(*_pos(meta), children[0], children[1])
+
+    def starts_with(self, meta, children):
+        return ast.StartsWith(*_pos(meta), children[0], children[1])
+
+    def has(self, meta, children):
+        return ast.Has(*_pos(meta), children[0], children[1])
+
+    def arith(self, meta, children):
+        left, op, right = children
+        return ast.Arith(*_pos(op), str(op), left, right)
+
+    def string(self, meta, children):
+        return ast.Str(*_pos(meta), self._string(children[0]))
+
+    def money(self, meta, children):
+        number, unit = str(children[0]), str(children[1])
+        whole, _, frac = number.replace("_", "").partition(".")
+        line, col = _pos(meta)
+        if unit == "tiyn":
+            if frac:
+                self._error(line, col, "tiyn are whole: write 150 tiyn, or 1.50 KZT")
+            tiyn = int(whole)
+        else:
+            if len(frac) > 2:
+                self._error(
+                    line, col, f"{number} KZT has more than two decimals (the tiyn is the smallest unit)"
+                )
+            tiyn = int(whole) * limits.tiyn_per_kzt + int(frac[:2].ljust(2, "0") or "0")
+        if tiyn > limits.amount_tiyn_max:
+            self._error(line, col, f"{number} {unit} is over the ledger's largest amount")
+        return ast.Money(line, col, tiyn, f"{number} {unit}")
+
+    def number(self, meta, children):
+        text = str(children[0])
+        line, col = _pos(meta)
+        if "." in text:
+            self._error(line, col, f"{text} is not a whole number; money needs a unit: {text} KZT")
+            return ast.Number(line, col, 0, text)
+        value = int(text.replace("_", ""))
+        if value > limits.amount_tiyn_max:
+            self._error(line, col, f"{text} is too large")
+        return ast.Number(line, col, value, text)
+
+    def duration(self, meta, children):
+        text = str(children[0])
+        line, col = _pos(children[0])
+        seconds = int(text[:-1]) * _UNIT_S[text[-1]]
+        return ast.Duration(line, col, seconds, text)
+
+    def true(self, meta, children):
+        return ast.Bool(*_pos(meta), True)
+
+    def false(self, meta, children):
+        return ast.Bool(*_pos(meta), False)
+
+    def name(self, meta, children):
+        return ast.Name(*_pos(meta), str(children[0]))
+
+    def tag_ref(self, meta, children):
+        return ast.TagRef(*_pos(meta))
+
+    def party(self, meta, children):
+        return str(children[0])
+
+    def field(self, meta, children):
+        return ast.Field(*_pos(meta), children[0], str(children[1]))
+
+    def attr(self, meta, children):
+        return ast.Attr(*_pos(meta), children[0], str(children[1]))
+
+    def call(self, meta, children):
+        party, name, *args = children
+        return ast.Call(*_pos(meta), party, str(name), tuple(a for a in args if a is not None))
+
+    def list(self, meta, children):
+        return ast.ListLit(*_pos(meta), tuple(c for c in children if c is not None))

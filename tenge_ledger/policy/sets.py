@@ -1,0 +1,140 @@
+"""Policy sets: sources -> checked, compiled engine; and the set enabled on a ledger, with its versions.
+
+A ledger's settings hold `policy_set` = {"id", "version", "files": {name: source}} (or None when disabled) and
+`policy_history`, a bounded list of what was enabled or disabled when. The id is the sha256 of the canonical
+sources, so every stored decision names exactly the text that made it. A set is compiled completely before
+anything is written: a rejected set leaves the enabled one unchanged."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+from ..core import limits
+from ..core.errors import InputError
+from .check import check
+from .engine import PolicySetEngine
+from .errors import Diagnostic, PolicyError, PolicySyntaxError
+from .parser import parse
+
+POLICY_SUFFIX = ".policy"
+_ENGINES: dict[str, PolicySetEngine] = {}  # compiled once per process, by set id
+
+
+def set_id(files: dict[str, str]) -> str:
+    """sha256 over the canonical form of the sources: names sorted, line endings normalised."""
+    canonical = json.dumps(
+        sorted((name, text.replace("\r\n", "\n")) for name, text in files.items()),
+        ensure_ascii=False,
+        separators=(",", ":"),
+    )
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def read_sources(paths: list[str | Path]) -> dict[str, str]:
+    """Policy files named directly or found (*.policy) in the directories named; keys are file names."""
+    files: dict[str, str] = {}
+    for raw in paths:
+        path = Path(raw)
+        found = sorted(path.glob(f"*{POLICY_SUFFIX}")) if path.is_dir() else [path]
+        if path.is_dir() and not found:
+            raise InputError(f"no {POLICY_SUFFIX} files in {path}")
+        for file in found:
+            if not file.is_file():
+                raise InputError(f"no policy file {file}")
+            if file.stat().st_size > limits.policy_file_bytes_max:
+                raise PolicySyntaxError(
+                    [
+                        Diagnostic(
+                            str(file), 1, 1, f"file is over the limit of {limits.policy_file_bytes_max} bytes"
+                        )
+                    ]
+                )
+            try:
+                text = file.read_text(encoding="utf-8")
+            except UnicodeDecodeError as exc:
+                raise PolicySyntaxError(
+                    [Diagnostic(str(file), 1, 1, f"not UTF-8 text: {exc.reason}")]
+                ) from None
+            if file.name in files:
+                raise InputError(f"two policy files are named {file.name}")
+            files[file.name] = text
+    return files
+
+
+def parse_and_check(files: dict[str, str]):
+    """Parse every file (collecting every file's syntax errors), then check the set as a whole."""
+    parsed, diags = [], []
+    for name in sorted(files):
+        try:
+            parsed.append(parse(files[name], name))
+        except PolicyError as exc:
+            diags += exc.diagnostics
+    if diags:
+        raise PolicySyntaxError(diags)
+    return check(parsed)
+
+
+def compile_sources(files: dict[str, str], version: int | None = None) -> PolicySetEngine:
+    identity = set_id(files)
+    engine = _ENGINES.get(identity)
+    if engine is None:
+        engine = PolicySetEngine(parse_and_check(files), identity, version)
+        _ENGINES[identity] = engine
+    return engine
+
+
+# ---- the set enabled on a ledger -----------------------------------------------------------------------------
+
+
+def load_enabled(settings: dict) -> PolicySetEngine | None:
+    entry = settings.get("policy_set")
+    if not entry:
+        return None
+    files = entry["files"]
+    if set_id(files) != entry["id"]:
+        raise PolicyError(
+            [Diagnostic("<ledger settings>", 0, 0, "the enabled policy set does not match its id")]
+        )
+    engine = compile_sources(files, entry.get("version"))
+    return engine
+
+
+def history(settings: dict) -> list[dict]:
+    return list(settings.get("policy_history") or [])
+
+
+def enable(store, files: dict[str, str], at: int, note: str = "") -> dict:
+    """Check and compile, then make `files` the enabled set as a new version. Raises before writing."""
+    engine = compile_sources(files)
+    settings = store.meta().settings
+    current = settings.get("policy_set")
+    if current and current.get("id") == engine.policy_set_id:
+        return {"id": current["id"], "version": current["version"], "changed": False}
+    past = history(settings)
+    version = max((h.get("version", 0) for h in past), default=0) + 1
+    entry = {"id": engine.policy_set_id, "version": version, "files": files}
+    record = {"action": "enable", "id": engine.policy_set_id, "version": version, "at": at,
+              "files": files, "rules": len(engine.rules), "note": note}  # fmt: skip
+    store.set_setting("policy_history", (past + [record])[-limits.policy_set_versions_max :])
+    store.set_setting("policy_set", entry)
+    return {"id": engine.policy_set_id, "version": version, "changed": True, "rules": len(engine.rules)}
+
+
+def enable_version(store, version: int, at: int) -> dict:
+    for record in reversed(history(store.meta().settings)):
+        if record.get("version") == version and record.get("files"):
+            return enable(store, record["files"], at, note=f"restored version {version}")
+    raise InputError(f"no enabled version {version} in this ledger's policy history")
+
+
+def disable(store, at: int) -> dict:
+    settings = store.meta().settings
+    current = settings.get("policy_set")
+    if not current:
+        return {"changed": False}
+    record = {"action": "disable", "id": current["id"], "version": current["version"], "at": at}
+    store.set_setting("policy_history", (history(settings) + [record])[-limits.policy_set_versions_max :])
+    store.set_setting("policy_set", None)
+    return {"changed": True, "id": current["id"], "version": current["version"]}
