@@ -1,0 +1,40 @@
+"""`payee-transparent`: the payer is sealed so that only the payer's own bank can open it; payee, amount and tag
+stay visible (income transparency for tax and anti-corruption, as in GNU Taler)."""
+
+from __future__ import annotations
+
+from ...core.records import TraceRecord
+from .base import BaseSink, Decoded, ObserverKeys, reports_brief, seal_for_bank
+
+MODE = "payee-transparent"
+
+
+class Sink(BaseSink):
+    mode = MODE
+
+    def fields(self, record: TraceRecord, doc: dict) -> None:
+        if record.payer is not None:
+            root = self.ctx.bank_root(self.ctx.bank_of(record.payer))
+            doc["payer_nonce"], doc["payer_sealed"] = seal_for_bank(root, record.payer)
+        doc.update(
+            payee=record.payee,
+            amount_tiyn=record.amount_tiyn,
+            tag=record.tag,
+            rules=list(record.rules),
+            reports=reports_brief(record),
+        )
+
+
+def decode(doc: dict, keys: ObserverKeys) -> tuple[str, Decoded]:
+    payer: dict[str, object] = {}
+    if "payer_sealed" in doc:
+        who = keys.open_for_bank(doc["payer_sealed"], doc["payer_nonce"])
+        if who is not None:
+            payer["clear"] = who
+    return MODE, {
+        "payer": payer,
+        "payee": {"clear": doc.get("payee")},
+        "amount": {"clear": doc.get("amount_tiyn")},
+        "tag": {"clear": doc.get("tag")},
+        "memo": {},
+    }

@@ -1,0 +1,83 @@
+"""`selective`: each record sealed under a random record key, wrapped once per party under a key derived from
+that account's viewing key. Only the account holder reads it, or whoever it discloses to: its viewing key (all
+its records) or a signed receipt (one record's wrap key, signed with the account's Ed25519 key)."""
+
+from __future__ import annotations
+
+import json
+import secrets
+
+from ...core.records import TraceRecord
+from ...trace.record import trace_to_dict
+from ..keys import keyed_hash
+from .base import BaseSink, Decoded, ObserverKeys, b64, clear_fields, open_with, seal_with, unb64
+
+MODE = "selective"
+
+
+def wrap_key(viewing_key: bytes, nonce: bytes) -> bytes:
+    return keyed_hash(viewing_key, nonce, person=b"tenge-viewwrap", size=32)
+
+
+def parties(record: TraceRecord) -> list[str]:
+    found = [h for h in (record.payer, record.payee) if h is not None]
+    return sorted(set(found)) or [record.signer]
+
+
+class Sink(BaseSink):
+    mode = MODE
+
+    def __init__(self, ctx) -> None:
+        super().__init__(ctx)
+        self._viewing: dict[str, bytes] = {}
+
+    def viewing_key(self, handle: str) -> bytes:
+        key = self._viewing.get(handle)
+        if key is None:
+            key = bytes.fromhex(self.ctx.ring.ensure_account(handle)["viewing_key"])
+            self._viewing[handle] = key
+        return key
+
+    def fields(self, record: TraceRecord, doc: dict) -> None:
+        rk = secrets.token_bytes(32)
+        nonce = secrets.token_bytes(16)
+        body = json.dumps(trace_to_dict(record), separators=(",", ":")).encode()
+        wraps = [seal_with(wrap_key(self.viewing_key(h), nonce), rk) for h in parties(record)]
+        secrets.SystemRandom().shuffle(wraps)
+        doc.update(nonce=b64(nonce), sealed=seal_with(rk, body), wraps=wraps)
+
+
+def record_key_for(doc: dict, viewing_key: bytes) -> bytes | None:
+    wk = wrap_key(viewing_key, unb64(doc["nonce"]))
+    for wrapped in doc["wraps"]:
+        rk = open_with(wk, wrapped)
+        if rk is not None:
+            return rk
+    return None
+
+
+def _record_key(doc: dict, keys: ObserverKeys) -> bytes | None:
+    for vk in keys.viewing.values():
+        rk = record_key_for(doc, vk)
+        if rk is not None:
+            return rk
+    for (op_id, _handle), wk in keys.receipts.items():
+        if op_id == doc["op_id"]:  # a receipt discloses one record's wrap key
+            for wrapped in doc["wraps"]:
+                rk = open_with(wk, wrapped)
+                if rk is not None:
+                    return rk
+    return None
+
+
+def open_record(doc: dict, keys: ObserverKeys) -> dict | None:
+    rk = _record_key(doc, keys)
+    opened = None if rk is None else open_with(rk, doc["sealed"])
+    return None if opened is None else json.loads(opened)
+
+
+def decode(doc: dict, keys: ObserverKeys) -> tuple[str, Decoded]:
+    record = open_record(doc, keys)
+    if record is not None:
+        return MODE, clear_fields(record)
+    return MODE, {"payer": {}, "payee": {}, "amount": {}, "tag": {}, "memo": {}}

@@ -1,0 +1,102 @@
+"""A stored trace record as one role sees it: decode with the keys the role holds, then show each field at the
+level the visibility table allows for the relations the role has to the record (never more)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from ..core.errors import InputError
+from . import mode_module, normalize
+from .modes.base import ObserverKeys
+from .visibility import FIELDS, RANK, VISIBILITY, strongest
+
+
+@dataclass(frozen=True, slots=True)
+class FieldView:
+    level: str  # none | one_time | pseudonym | clear
+    value: object = None
+
+
+@dataclass(frozen=True, slots=True)
+class RecordView:
+    idx: int
+    op_id: str
+    at: int
+    type: str  # op | access | case_release | checkpoint
+    kind: str | None
+    code: str | None
+    variant: str | None  # the visibility row it was judged by
+    relations: tuple[str, ...]
+    fields: dict[str, FieldView]
+
+    def to_json(self) -> dict:
+        out = {
+            "idx": self.idx,
+            "op_id": self.op_id,
+            "at": self.at,
+            "type": self.type,
+            "kind": self.kind,
+            "code": self.code,
+        }
+        if self.variant:
+            out["variant"] = self.variant
+            out["as"] = list(self.relations)
+            out["fields"] = {f: {"level": v.level, "value": v.value} for f, v in self.fields.items()}
+        return out
+
+
+def parse_payload(payload: bytes) -> dict:
+    try:
+        doc = json.loads(payload)
+    except ValueError:
+        raise InputError("a trace record that is not JSON") from None
+    if "type" not in doc:  # the plain sink's records: the transparent shape without an envelope
+        doc = {"type": "op", "mode": "transparent", "op_id": doc.get("op_id"), "at": doc.get("at"),
+               "seq": doc.get("seq"), "kind": doc.get("kind"), "code": doc.get("code"), "record": doc}  # fmt: skip
+    return doc
+
+
+def relations(decoded: dict, keys: ObserverKeys) -> tuple[str, ...]:
+    """The roles this observer has for this record, found from what it could decode (a bank knows a record is
+    its customer's only if it can open or match the identity)."""
+    out = [keys.base_role]
+    payer = decoded.get("payer", {}).get("clear")
+    payee = decoded.get("payee", {}).get("clear")
+    if keys.customers:
+        if keys.is_customer(payer):  # type: ignore[arg-type]
+            out.append("payer_bank")
+        if keys.is_customer(payee):  # type: ignore[arg-type]
+            out.append("payee_bank")
+    if keys.me is not None:
+        if payer == keys.me:
+            out.append("payer")
+        if payee == keys.me:
+            out.append("payee")
+    return tuple(out)
+
+
+def view_doc(idx: int, doc: dict, keys: ObserverKeys) -> RecordView:
+    kind = doc.get("type", "op")
+    if kind != "op":
+        return RecordView(idx, doc.get("op_id", ""), doc.get("at", 0), kind, None, None, None, (), {})
+    variant, decoded = mode_module(normalize(doc.get("mode", "transparent"))).decode(doc, keys)
+    rel = relations(decoded, keys)
+    rows = VISIBILITY[variant]
+    fields: dict[str, FieldView] = {}
+    for f in FIELDS:
+        allowed = strongest(rows[r][f] for r in rel)
+        reps = decoded.get(f, {})
+        shown = FieldView("none")
+        for level in sorted(reps, key=RANK.__getitem__, reverse=True):
+            if RANK[level] <= RANK[allowed] and level != "none":
+                shown = FieldView(level, reps[level])
+                break
+        fields[f] = shown
+    return RecordView(
+        idx, doc["op_id"], doc["at"], "op", doc.get("kind"), doc.get("code"), variant, rel, fields
+    )
+
+
+def view_payload(idx: int, payload: bytes, keys: ObserverKeys) -> RecordView:
+    return view_doc(idx, parse_payload(payload), keys)

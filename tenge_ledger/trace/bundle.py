@@ -1,0 +1,171 @@
+"""Audit bundles: the trace log, the journal's hash-chain material and the signed checkpoints in one JSON file
+that `tenge audit verify` checks offline with only the operator's public key.
+
+The journal part carries each entry's postings (accounts and amounts, needed to recompute its hash): a bundle
+with the journal is for an auditor entitled to the operator's view; `--no-journal` leaves it out."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..core.errors import InputError
+from ..store.base import Store
+from . import checkpoint as cps
+
+FORMAT = "tenge-audit-bundle/1"
+
+
+@dataclass
+class Bundle:
+    ledger_id: str
+    name: str
+    privacy_mode: str
+    checkpoint_key: str
+    traces: list[dict]  # idx, op_id, at, mode, payload (bytes), leaf_hash (bytes)
+    journal: list[dict] | None  # seq, op_id, at, fields_hash, signature, prev_hash, entry_hash, postings
+    checkpoints: list[cps.Checkpoint] = field(default_factory=list)
+
+    def to_json(self) -> dict:
+        return {
+            "format": FORMAT,
+            "ledger_id": self.ledger_id,
+            "name": self.name,
+            "privacy_mode": self.privacy_mode,
+            "checkpoint_key": self.checkpoint_key,
+            "traces": [
+                {
+                    "idx": t["idx"],
+                    "op_id": t["op_id"],
+                    "at": t["at"],
+                    "mode": t["mode"],
+                    "payload": base64.b64encode(t["payload"]).decode(),
+                    "leaf_hash": t["leaf_hash"].hex(),
+                }
+                for t in self.traces
+            ],
+            "journal": None
+            if self.journal is None
+            else [
+                {
+                    **j,
+                    "fields_hash": j["fields_hash"].hex(),
+                    "prev_hash": j["prev_hash"].hex(),
+                    "entry_hash": j["entry_hash"].hex(),
+                }
+                for j in self.journal
+            ],  # fmt: skip
+            "checkpoints": [c.to_json() for c in self.checkpoints],
+        }
+
+
+def from_store(store: Store, with_journal: bool = True) -> Bundle:
+    meta = store.meta()
+    traces = [
+        {
+            "idx": idx,
+            "op_id": t.op_id,
+            "at": t.at,
+            "mode": t.mode,
+            "payload": t.payload,
+            "leaf_hash": t.leaf_hash,
+        }
+        for idx, t in store.traces()
+    ]
+    journal = None
+    if with_journal:
+        journal = []
+        for op, postings in store.journal():
+            journal.append(
+                {
+                    "seq": op.seq,
+                    "op_id": op.op_id,
+                    "at": op.at,
+                    "fields_hash": op.fields_hash,
+                    "signature": json.loads(op.document).get("signature", ""),
+                    "prev_hash": op.prev_hash,
+                    "entry_hash": op.entry_hash,
+                    "postings": [[p.account, p.tag, p.amount_tiyn] for p in postings],
+                }
+            )
+    return Bundle(
+        ledger_id=meta.ledger_id,
+        name=meta.name,
+        privacy_mode=meta.privacy_mode,
+        checkpoint_key=meta.settings.get("privacy_public", {}).get("checkpoint_key", ""),
+        traces=traces,
+        journal=journal,
+        checkpoints=cps.saved(store),
+    )
+
+
+def write(bundle: Bundle, path: str) -> str:
+    """Write the bundle; returns its SHA-256 (hex) so the auditor can pin the exact file."""
+    data = json.dumps(bundle.to_json(), sort_keys=True, separators=(",", ":")).encode()
+    Path(path).write_bytes(data)
+    return hashlib.sha256(data).hexdigest()
+
+
+def _hex(value: object, where: str) -> bytes:
+    try:
+        return bytes.fromhex(str(value))
+    except ValueError:
+        raise InputError("a hash that is not hex", where=where) from None
+
+
+def read(path: str) -> Bundle:
+    """Load a bundle; a truncated or malformed file is one clear InputError."""
+    try:
+        raw = Path(path).read_bytes()
+    except FileNotFoundError:
+        raise InputError("no such bundle", where=path) from None
+    try:
+        doc = json.loads(raw)
+    except ValueError:
+        raise InputError("the bundle is truncated or not JSON", where=path) from None
+    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+        raise InputError(f"not a {FORMAT} file", where=path)
+    try:
+        traces = [
+            {
+                "idx": int(t["idx"]),
+                "op_id": str(t["op_id"]),
+                "at": int(t["at"]),
+                "mode": str(t["mode"]),
+                "payload": base64.b64decode(t["payload"], validate=True),
+                "leaf_hash": _hex(t["leaf_hash"], f"{path}: trace #{t.get('idx')}"),
+            }
+            for t in doc["traces"]
+        ]
+        journal = None
+        if doc.get("journal") is not None:
+            journal = [
+                {
+                    "seq": int(j["seq"]),
+                    "op_id": str(j["op_id"]),
+                    "at": int(j["at"]),
+                    "fields_hash": _hex(j["fields_hash"], f"{path}: journal #{j.get('seq')}"),
+                    "signature": str(j["signature"]),
+                    "prev_hash": _hex(j["prev_hash"], f"{path}: journal #{j.get('seq')}"),
+                    "entry_hash": _hex(j["entry_hash"], f"{path}: journal #{j.get('seq')}"),
+                    "postings": [[str(a), str(t), int(x)] for a, t, x in j["postings"]],
+                }
+                for j in doc["journal"]
+            ]
+        checkpoints = [cps.from_json(c, f"{path}: checkpoint") for c in doc.get("checkpoints", [])]
+        return Bundle(
+            ledger_id=str(doc["ledger_id"]),
+            name=str(doc.get("name", "")),
+            privacy_mode=str(doc.get("privacy_mode", "")),
+            checkpoint_key=str(doc.get("checkpoint_key", "")),
+            traces=traces,
+            journal=journal,
+            checkpoints=checkpoints,
+        )
+    except InputError:
+        raise
+    except (KeyError, TypeError, ValueError) as exc:
+        raise InputError(f"the bundle is malformed ({type(exc).__name__}: {exc})", where=path) from None
