@@ -35,7 +35,6 @@ SYNTAX_EXAMPLES: dict[str, list[str]] = {
     "expected a condition after when / unless": ['rule "r" when deny "x"', 'rule "r" unless deny "x"'],
     "a condition is incomplete: an operand is missing": [
         'rule "r" when amount > deny "x"',
-        'rule "r" when amount > 1 KZT and deny "x"',
         'rule "r" when not deny "x"',
     ],
     "comparisons do not chain: write a < b and b < c": ['rule "r" when 1 KZT < amount < 5 KZT deny "x"'],
@@ -271,7 +270,7 @@ class _Build(Transformer):
 
     def hold(self, meta, children):
         duration = self.duration(meta, [children[1]])
-        return ast.HoldFor(*_pos(meta), duration, children[2])
+        return ast.HoldFor(*_pos(meta), duration, children[2] if len(children) > 2 else None)
 
     def split(self, meta, children):
         return ast.Split(*_pos(meta), tuple(children))

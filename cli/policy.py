@@ -1,0 +1,247 @@
+"""`tenge policy ...`: check, test, fmt, reads, explain, and enabling / disabling / versioning a ledger's set.
+
+`check`, `test`, `fmt` and `reads` need no ledger; the others work on the ledger `--db` names. Problems in
+policy files are TengeErrors (PolicyError): the group prints them, every one located, and exits 1."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import click
+
+from tenge_ledger.core.errors import InputError, TengeError
+from tenge_ledger.policy import parse_and_check, read_sources
+from tenge_ledger.policy.format import format_source
+from tenge_ledger.policy.reads import manifest
+from tenge_ledger.policy.sets import disable, enable, enable_version, history
+from tenge_ledger.policy.specs import run_path
+
+from .main import Context, cli, emit, pass_ledger
+
+
+@cli.group()
+def policy() -> None:
+    """The policy language: rules every payment passes through.
+
+    \b
+    Example:
+      tenge policy check policies/
+      tenge --db pilot.db policy enable policies/
+    """
+
+
+@policy.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True))
+@pass_ledger
+def check(obj: Context, paths: tuple[str, ...]) -> None:
+    """Parse and check policy files (or directories of *.policy): every error, located, exit 1 if any.
+
+    \b
+    Example:
+      tenge policy check policies/
+    """
+    files = read_sources(list(paths))
+    checked = parse_and_check(files)
+    emit(
+        obj,
+        {"ok": True, "files": sorted(files), "rules": len(checked.rules)},
+        f"ok: {len(files)} files, {len(checked.rules)} rules",
+    )
+
+
+@policy.command("test")
+@click.argument("path", type=click.Path(exists=True))
+@pass_ledger
+def test_(obj: Context, path: str) -> None:
+    """Run spec files (*.spec.toml): starting state, operation, expected decision, postings and reports.
+
+    \b
+    Example:
+      tenge policy test policies/
+    """
+    results = run_path(path)
+    failed = [r for r in results if not r.ok]
+    data = {
+        "passed": len(results) - len(failed),
+        "failed": len(failed),
+        "cases": [{"spec": r.spec, "name": r.name, "ok": r.ok, "problems": r.problems} for r in results],
+    }
+
+    def text() -> str:
+        lines = []
+        for r in results:
+            lines.append(f"{'ok  ' if r.ok else 'FAIL'} {r.spec}: {r.name}")
+            lines += [f"       {p}" for p in r.problems]
+        lines.append(f"{data['passed']} passed, {data['failed']} failed")
+        return "\n".join(lines)
+
+    emit(obj, data, text)
+    if failed:
+        raise SpecsFailed(f"{len(failed)} of {len(results)} spec cases failed")
+
+
+class SpecsFailed(TengeError):
+    """Some spec cases did not get the decision they expect."""
+
+
+@policy.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True))
+@click.option(
+    "--check", "check_only", is_flag=True, help="Change nothing; exit 1 if a file is not formatted."
+)
+@pass_ledger
+def fmt(obj: Context, paths: tuple[str, ...], check_only: bool) -> None:
+    """Rewrite policy files in the canonical layout (idempotent).
+
+    \b
+    Example:
+      tenge policy fmt policies/
+    """
+    changed = []
+    for raw in paths:
+        p = Path(raw)
+        for file in sorted(p.glob("*.policy")) if p.is_dir() else [p]:
+            source = file.read_text(encoding="utf-8")
+            formatted = format_source(source, str(file))
+            if formatted != source:
+                changed.append(str(file))
+                if not check_only:
+                    file.write_text(formatted, encoding="utf-8")
+    verb = "would reformat" if check_only else "reformatted"
+    emit(obj, {"changed": changed}, "\n".join(f"{verb} {c}" for c in changed) or "all files formatted")
+    if check_only and changed:
+        raise InputError(f"{len(changed)} files are not formatted; run tenge policy fmt")
+
+
+@policy.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True))
+@pass_ledger
+def reads(obj: Context, paths: tuple[str, ...]) -> None:
+    """The data-access manifest: for each rule, every field it reads (identity, attributes, history, ...).
+
+    \b
+    Example:
+      tenge policy reads policies/ --json
+    """
+    rows = manifest(parse_and_check(read_sources(list(paths))))
+
+    def text() -> str:
+        lines = []
+        for r in rows:
+            lines.append(
+                f"{r['file']}:{r['line']}: {r['rule']}  (on {', '.join(r['kinds'])}; cost {r['cost']})"
+            )
+            lines += [f"    reads {x}" for x in r["reads"]]
+        return "\n".join(lines)
+
+    emit(obj, rows, text)
+
+
+@policy.command()
+@click.argument("operation_id")
+@pass_ledger
+def explain(obj: Context, operation_id: str) -> None:
+    """Which rules matched an applied operation, which decided, with their messages, and the set's id.
+
+    \b
+    Example:
+      tenge policy explain 6f1c0e...
+    """
+    stored = obj.ledger().store.operation(operation_id)
+    if stored is None:
+        raise InputError(f"no applied operation {operation_id!r} (rejected operations are in the trace log)")
+    decision = json.loads(stored.decision or "{}")
+    data = {"id": operation_id, "seq": stored.seq, "kind": stored.kind, "message": stored.message, **decision}
+
+    def text() -> str:
+        detail = decision.get("detail") or {}
+        lines = [f"#{stored.seq} {stored.kind}: {stored.message}",
+                 f"policy set: {decision.get('policy_set_id') or 'none enabled'}"
+                 + (f" (version {detail['version']})" if detail.get("version") else "")]  # fmt: skip
+        if not detail:
+            lines.append("no rule matched" if decision.get("policy_set_id") else "no policies were enabled")
+        if detail.get("evaluated") is not None:
+            lines.append(f"rules evaluated: {detail['evaluated']}")
+        for m in detail.get("matched", []):
+            lines.append(f"matched {m['rule']} ({m['file']}:{m['line']})")
+            lines += [f"    {e}" for e in m["effects"]]
+        if decision.get("rules"):
+            lines.append(f"decided by: {', '.join(decision['rules'])}")
+        lines += [f"note: {r}" for r in decision.get("reasons", [])]
+        lines += [
+            f"report to {r['agency']}: {r['reason']} [{r['rule']}]" for r in decision.get("reports", [])
+        ]
+        return "\n".join(lines)
+
+    emit(obj, data, text)
+
+
+@policy.command("enable")
+@click.argument("paths", nargs=-1, type=click.Path(exists=True))
+@click.option("--version", "version", type=int, help="Re-enable an earlier version from the history instead.")
+@pass_ledger
+def enable_(obj: Context, paths: tuple[str, ...], version: int | None) -> None:
+    """Check and enable a policy set on the ledger, as a new version. A rejected set changes nothing.
+
+    \b
+    Example:
+      tenge --db pilot.db policy enable policies/
+    """
+    store = obj.ledger().store
+    if version is not None:
+        if paths:
+            raise InputError("give policy files or --version, not both")
+        out = enable_version(store, version, int(time.time()))
+    elif not paths:
+        raise InputError("name the policy files or directories to enable, or --version N")
+    else:
+        out = enable(store, read_sources(list(paths)), int(time.time()))
+    text = (f"enabled policy set version {out['version']} ({out['id'][:16]}…, {out.get('rules', '?')} rules)"
+            if out["changed"] else f"already enabled as version {out['version']}")  # fmt: skip
+    emit(obj, out, text)
+
+
+@policy.command("disable")
+@pass_ledger
+def disable_(obj: Context) -> None:
+    """Disable the ledger's policy set: built-in checks only from now on.
+
+    \b
+    Example:
+      tenge --db pilot.db policy disable
+    """
+    out = disable(obj.ledger().store, int(time.time()))
+    emit(obj, out, f"disabled version {out['version']}" if out["changed"] else "no policy set was enabled")
+
+
+@policy.command("list")
+@pass_ledger
+def list_(obj: Context) -> None:
+    """The enabled policy set and the history of versions enabled and disabled.
+
+    \b
+    Example:
+      tenge --db pilot.db policy list
+    """
+    settings = obj.ledger().store.meta().settings
+    current = settings.get("policy_set")
+    past = [{k: v for k, v in h.items() if k != "files"} | {"files": sorted(h.get("files") or {})}
+            for h in history(settings)]  # fmt: skip
+    data = {
+        "enabled": {"id": current["id"], "version": current["version"], "files": sorted(current["files"])}
+        if current
+        else None,
+        "history": past,
+    }
+
+    def text() -> str:
+        lines = [f"enabled: version {current['version']} {current['id']}" if current else "enabled: none"]
+        for h in past:
+            lines.append(
+                f"  v{h['version']} {h['action']:<8} {h['id'][:16]}… {', '.join(h['files'])} {h.get('note', '')}"
+            )
+        return "\n".join(lines)
+
+    emit(obj, data, text)
