@@ -134,3 +134,4 @@ def main() -> None:
 from . import accounts, money, ops, reads, tools  # noqa: E402,F401
 
 # Feature groups.
+from . import policy  # noqa: E402,F401
