@@ -27,13 +27,14 @@ import re
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import Any
 
 import psycopg
 import psycopg.errors
 import psycopg_pool
 from psycopg import sql
+from psycopg.pq import TransactionStatus
 
 from ..core.errors import InvariantViolation, StoreError, WriteConflict
 from ..core.hooks import EncodedTrace
@@ -127,12 +128,16 @@ def _configure(conn: psycopg.Connection) -> None:
     conn.execute(f"SET lock_timeout = {LOCK_TIMEOUT_MS}")
 
 
+_BEGIN_AND_LOCK_HEAD = "BEGIN; SELECT seq, entry_hash FROM journal_head WHERE id = 1 FOR UPDATE"
+
+
 class PostgresTx:
     """Reads inside one write transaction; the journal head is already locked and read."""
 
     def __init__(self, cur: psycopg.Cursor, head: tuple[int, bytes]) -> None:
         self._cur = cur
         self._head = head
+        self.committed = False
 
     def _one(self, query: str, args: tuple = ()) -> Any:
         return self._cur.execute(query, args).fetchone()
@@ -206,73 +211,83 @@ class PostgresTx:
     def write(self, ch: ChangeSet) -> None:
         if ch.head is not None and ch.head[0] < self._head[0]:  # protects the chain: never stripped by -O
             raise InvariantViolation(f"journal head would go back from #{self._head[0]} to #{ch.head[0]}")
-        cur = self._cur
-        with cur.connection.pipeline():
-            if ch.accounts:
-                cur.executemany(
-                    f"INSERT INTO accounts ({codec.ACCOUNT_COLUMNS}) VALUES (%s,%s,%s,%s,%s,%s,%s,%s)"
-                    " ON CONFLICT (handle) DO UPDATE SET kind=excluded.kind, public_key=excluded.public_key,"
-                    " tier=excluded.tier, bank=excluded.bank, attrs=excluded.attrs, status=excluded.status,"
-                    " opened_at=excluded.opened_at",
-                    [codec.account_row(a) for a in sorted(ch.accounts.values(), key=lambda a: a.handle)],
-                )
-            if ch.bucket_deltas:
-                # Rows in a fixed order (account, tag). Insert missing buckets at zero, then add: an upsert
-                # would test the CHECK on the proposed row, not on the sum.
-                deltas = sorted((a, t, d) for (a, t), d in ch.bucket_deltas.items() if d)
-                cur.executemany(
-                    "INSERT INTO balances (account, tag, balance_tiyn) VALUES (%s, %s, 0)"
-                    " ON CONFLICT (account, tag) DO NOTHING",
-                    [(a, t) for a, t, _ in deltas],
-                )
-                cur.executemany(
-                    "UPDATE balances SET balance_tiyn = balance_tiyn + %s WHERE account = %s AND tag = %s",
-                    [(d, a, t) for a, t, d in deltas],
-                )
-            if ch.operations:
-                cur.executemany(
-                    f"INSERT INTO operations ({codec.OPERATION_COLUMNS})"
-                    " VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)",
-                    [codec.operation_row(o) for o in ch.operations],
-                )
-            if ch.postings:
-                cur.executemany(
-                    f"INSERT INTO postings ({codec.POSTING_COLUMNS}) VALUES (%s,%s,%s,%s,%s,%s)",
-                    [codec.posting_row(p) for p in ch.postings],
-                )
-            if ch.holds:
-                cur.executemany(
-                    f"INSERT INTO holds ({codec.HOLD_COLUMNS}) VALUES (%s,%s,%s,%s,%s,%s,%s,%s)"
-                    " ON CONFLICT (hold_id) DO UPDATE SET payer=excluded.payer, payee=excluded.payee,"
-                    " amount_tiyn=excluded.amount_tiyn, tag=excluded.tag, releaser=excluded.releaser,"
-                    " deadline=excluded.deadline, status=excluded.status",
-                    [codec.hold_row(h) for h in sorted(ch.holds.values(), key=lambda h: h.hold_id)],
-                )
-            if ch.tags:
-                cur.executemany(
-                    "INSERT INTO tags (tag, expires_on, created_at) VALUES (%s,%s,%s)",
-                    [(t.tag, t.expires_on, t.created_at) for t in ch.tags.values()],
-                )
-            if ch.issued_delta or ch.redeemed_delta:
-                cur.execute(
-                    "UPDATE supply SET issued_tiyn = issued_tiyn + %s, redeemed_tiyn = redeemed_tiyn + %s"
-                    " WHERE id = 1",
-                    (ch.issued_delta, ch.redeemed_delta),
-                )
-            if ch.head is not None:
-                cur.execute("UPDATE journal_head SET seq = %s, entry_hash = %s WHERE id = 1", ch.head)
-            if ch.traces:
-                cur.executemany(
-                    f"INSERT INTO traces ({codec.TRACE_COLUMNS}) VALUES (%s,%s,%s,%s,%s)",
-                    [codec.trace_row(t) for t in ch.traces],
-                )
-            if ch.reports:
-                cur.executemany(
-                    f"INSERT INTO reports ({codec.REPORT_COLUMNS}) VALUES (%s,%s,%s,%s,%s,%s)",
-                    [codec.report_row(r) for r in ch.reports],
-                )
+        # Every statement and the COMMIT go as one query string: one round trip, one server parse per
+        # statement. Values are bound on the client by psycopg's own quoting (ClientCursor.mogrify), never by
+        # string formatting. If a statement fails the server skips the rest, COMMIT included, and the
+        # transaction is rolled back. The write ends the transaction.
+        script = _write_script(psycopg.ClientCursor(self._cur.connection), ch)
+        self._cur.execute(script)
+        self.committed = True
         if ch.head is not None:
             self._head = ch.head
+
+
+def _values(m: Callable[[str, tuple], str], rows: list[tuple]) -> str:
+    return ", ".join(m("(" + ", ".join(["%s"] * len(row)) + ")", row) for row in rows)
+
+
+def _write_script(client: psycopg.ClientCursor, ch: ChangeSet) -> str:
+    m = client.mogrify
+    out: list[str] = []
+    if ch.accounts:
+        rows = [codec.account_row(a) for a in sorted(ch.accounts.values(), key=lambda a: a.handle)]
+        out.append(
+            f"INSERT INTO accounts ({codec.ACCOUNT_COLUMNS}) VALUES {_values(m, rows)}"
+            " ON CONFLICT (handle) DO UPDATE SET kind=excluded.kind, public_key=excluded.public_key,"
+            " tier=excluded.tier, bank=excluded.bank, attrs=excluded.attrs, status=excluded.status,"
+            " opened_at=excluded.opened_at"
+        )
+    deltas = sorted((a, t, d) for (a, t), d in ch.bucket_deltas.items() if d)
+    if deltas:
+        # Rows in a fixed order (account, tag). Insert missing buckets at zero, then add: an upsert would test
+        # the CHECK on the proposed row, not on the sum.
+        zero_rows = _values(m, [(a, t, 0) for a, t, _ in deltas])
+        out.append(
+            f"INSERT INTO balances (account, tag, balance_tiyn) VALUES {zero_rows}"
+            " ON CONFLICT (account, tag) DO NOTHING"
+        )
+        for a, t, d in deltas:
+            out.append(
+                m(
+                    "UPDATE balances SET balance_tiyn = balance_tiyn + %s WHERE account = %s AND tag = %s",
+                    (d, a, t),
+                )
+            )
+    if ch.operations:
+        rows = [codec.operation_row(o) for o in ch.operations]
+        out.append(f"INSERT INTO operations ({codec.OPERATION_COLUMNS}) VALUES {_values(m, rows)}")
+    if ch.postings:
+        rows = [codec.posting_row(p) for p in ch.postings]
+        out.append(f"INSERT INTO postings ({codec.POSTING_COLUMNS}) VALUES {_values(m, rows)}")
+    if ch.holds:
+        rows = [codec.hold_row(h) for h in sorted(ch.holds.values(), key=lambda h: h.hold_id)]
+        out.append(
+            f"INSERT INTO holds ({codec.HOLD_COLUMNS}) VALUES {_values(m, rows)}"
+            " ON CONFLICT (hold_id) DO UPDATE SET payer=excluded.payer, payee=excluded.payee,"
+            " amount_tiyn=excluded.amount_tiyn, tag=excluded.tag, releaser=excluded.releaser,"
+            " deadline=excluded.deadline, status=excluded.status"
+        )
+    if ch.tags:
+        rows = [(t.tag, t.expires_on, t.created_at) for t in ch.tags.values()]
+        out.append(f"INSERT INTO tags (tag, expires_on, created_at) VALUES {_values(m, rows)}")
+    if ch.issued_delta or ch.redeemed_delta:
+        out.append(
+            m(
+                "UPDATE supply SET issued_tiyn = issued_tiyn + %s, redeemed_tiyn = redeemed_tiyn + %s"
+                " WHERE id = 1",
+                (ch.issued_delta, ch.redeemed_delta),
+            )
+        )
+    if ch.head is not None:
+        out.append(m("UPDATE journal_head SET seq = %s, entry_hash = %s WHERE id = 1", ch.head))
+    if ch.traces:
+        rows = [codec.trace_row(t) for t in ch.traces]
+        out.append(f"INSERT INTO traces ({codec.TRACE_COLUMNS}) VALUES {_values(m, rows)}")
+    if ch.reports:
+        rows = [codec.report_row(r) for r in ch.reports]
+        out.append(f"INSERT INTO reports ({codec.REPORT_COLUMNS}) VALUES {_values(m, rows)}")
+    out.append("COMMIT")
+    return ";\n".join(out)
 
 
 class PostgresStore:
@@ -324,7 +339,6 @@ class PostgresStore:
                         "application_name": "tenge-ledger",
                     },
                     configure=_configure,
-                    check=psycopg_pool.ConnectionPool.check_connection,
                     reconnect_timeout=POOL_WAIT_S,
                     open=True,
                     name="tenge-ledger",
@@ -410,11 +424,16 @@ class PostgresStore:
     def transaction(self) -> Iterator[PostgresTx]:
         with self._errors():
             try:
-                with self._pool_open().connection() as conn, conn.transaction(), conn.cursor() as cur:
-                    seq, entry_hash = cur.execute(
-                        "SELECT seq, entry_hash FROM journal_head WHERE id = 1 FOR UPDATE"
-                    ).fetchone()
-                    yield PostgresTx(cur, (seq, bytes(entry_hash)))
+                with self._pool_open().connection() as conn, conn.cursor() as cur:
+                    tx = PostgresTx(cur, self._begin(conn, cur))
+                    try:
+                        yield tx
+                        if not tx.committed:
+                            cur.execute("COMMIT")
+                    finally:
+                        if not tx.committed and conn.info.transaction_status != TransactionStatus.IDLE:
+                            with suppress(psycopg.Error):  # a broken connection: the pool discards it
+                                conn.execute("ROLLBACK")
             except (
                 psycopg.errors.SerializationFailure,
                 psycopg.errors.DeadlockDetected,
@@ -422,13 +441,27 @@ class PostgresStore:
             ) as exc:
                 raise WriteConflict(_one_line(exc)) from None
             except psycopg.errors.UniqueViolation as exc:
-                if _is_op_id_violation(
-                    exc
-                ):  # the same id submitted twice at once: the retry answers `exists`
+                if _is_op_id_violation(exc):  # the same id submitted twice at once: a retry answers `exists`
                     raise WriteConflict(_one_line(exc)) from None
                 raise
             except psycopg.errors.CheckViolation as exc:
                 raise InvariantViolation(f"the database refused a write: {_one_line(exc)}") from None
+
+    @staticmethod
+    def _begin(conn: psycopg.Connection, cur: psycopg.Cursor) -> tuple[int, bytes]:
+        """BEGIN and lock the journal head, in one round trip (no parameters: the simple query protocol)."""
+        try:
+            cur.execute(_BEGIN_AND_LOCK_HEAD)
+        except psycopg.OperationalError as exc:
+            if conn.broken:  # a pooled connection the server dropped (it restarted): retry on a fresh one
+                raise WriteConflict(_one_line(exc)) from None
+            raise
+        while cur.description is None and cur.nextset():
+            pass
+        row = cur.fetchone()
+        if row is None:
+            raise StoreError("the journal head row is missing: this is not a complete tenge ledger")
+        return row[0], bytes(row[1])
 
     # ---- reads outside the write path ----------------------------------------------------------------------
 
