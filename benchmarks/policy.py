@@ -1,0 +1,127 @@
+"""Policy benchmark: apply throughput with all of policies/ enabled vs none, mean rule evaluation time per rule
+per transfer, and parse+check time of policies/.
+
+    .venv/bin/python benchmarks/policy.py [--transfers 20000]
+
+Targets (issue 3): ratio >= 0.70, < 2 µs per rule per transfer, parse+check < 200 ms."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from tenge_ledger.core.records import AccountKind, Issue, OpenAccount, Operation, Transfer  # noqa: E402
+from tenge_ledger.ledger.service import Ledger  # noqa: E402
+from tenge_ledger.policy import compile_sources, parse_and_check, read_sources  # noqa: E402
+from tenge_ledger.policy.parser import lark_parser  # noqa: E402
+from tenge_ledger.store.sqlite import SqliteStore  # noqa: E402
+
+POLICIES = Path(__file__).resolve().parent.parent / "policies"
+KEY = "11" * 32
+T0 = 1_772_000_000
+
+
+class Timed:
+    def __init__(self, engine) -> None:
+        self.engine = engine
+        self.policy_set_id = engine.policy_set_id
+        self.seconds = 0.0
+        self.calls = 0
+
+    def decide(self, proposal, view):
+        t = time.perf_counter()
+        d = self.engine.decide(proposal, view)
+        self.seconds += time.perf_counter() - t
+        self.calls += 1
+        return d
+
+
+def build(path: str, engine, n_people: int):
+    store = SqliteStore(path, create=True, synchronous="OFF")
+    now = [T0]
+    Ledger.create(store, "bench", KEY, "nbk", clock=lambda: now[0])
+    ledger = Ledger(store, policy=engine, clock=lambda: now[0])
+    ops = [Operation("o-bank", "nbk", OpenAccount("bank", AccountKind.bank, KEY))]
+    for h, kind, attrs in [("aifc-exchange", AccountKind.exchange, ()), ("state-budget", AccountKind.government, ()),
+                           ("kgd-vat", AccountKind.agency, ()), ("local-budget", AccountKind.government, ()),
+                           ("mine", AccountKind.miner, ()), ("pool", AccountKind.merchant, ()),
+                           ("shop", AccountKind.merchant, (("vat", "registered"),))]:  # fmt: skip
+        ops.append(Operation(f"o-{h}", "nbk", OpenAccount(h, kind, KEY, None, "bank" if kind.value == "merchant" else None, attrs)))
+    for i in range(n_people):
+        ops.append(Operation(f"o-p{i}", "nbk", OpenAccount(f"p{i}", AccountKind.person, KEY, 2 + i % 2, "bank")))
+        ops.append(Operation(f"i-p{i}", "nbk", Issue(f"p{i}", 4_000_000_00)))
+    ops.append(Operation("i-pool", "nbk", Issue("pool", 10**13)))
+    for r in ledger.apply_many(ops, verified=True):
+        assert r.succeeded, r.message
+    return store, ledger, now
+
+
+def workload(n: int, n_people: int, seed: int = 7) -> list[Operation]:
+    rnd = random.Random(seed)
+    ops = []
+    for k in range(n):
+        roll = rnd.random()
+        if roll < 0.1:
+            body = Transfer("pool", "mine", rnd.randint(1, 10_000_00))
+        else:
+            payer = f"p{rnd.randrange(n_people)}"
+            payee = "shop" if roll < 0.4 else f"p{rnd.randrange(n_people)}"
+            if payee == payer:
+                payee = "shop"
+            body = Transfer(payer, payee, rnd.randint(1, 500_00))
+        ops.append(Operation(f"t{k}", body.payer, body))
+    return ops
+
+
+def run(engine, transfers: int, people: int) -> tuple[float, int]:
+    with tempfile.TemporaryDirectory() as d:
+        store, ledger, now = build(os.path.join(d, "b.db"), engine, people)
+        ops = workload(transfers, people)
+        t = time.perf_counter()
+        results = []
+        for start in range(0, len(ops), 1000):
+            now[0] += 60
+            results += ledger.apply_many(ops[start : start + 1000], verified=True)
+        elapsed = time.perf_counter() - t
+        store.close()
+    ok = sum(r.succeeded for r in results)
+    return transfers / elapsed, ok
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--transfers", type=int, default=20_000)
+    ap.add_argument("--people", type=int, default=1_000)
+    args = ap.parse_args()
+
+    lark_parser()  # built (or loaded from lark's cache) once per process, as the CLI does
+    files = read_sources([POLICIES])
+    t = time.perf_counter()
+    checked = parse_and_check(files)
+    parse_ms = (time.perf_counter() - t) * 1000
+    engine = compile_sources(files)
+    n_rules = len(engine.rules)
+
+    base, ok_base = run(None, args.transfers, args.people)
+    timed = Timed(engine)
+    with_policies, ok_pol = run(timed, args.transfers, args.people)
+    per_rule_us = timed.seconds / max(timed.calls, 1) / n_rules * 1e6
+    per_decide_us = timed.seconds / max(timed.calls, 1) * 1e6
+    print(f"policies/: {len(files)} files, {len(checked.rules)} rules")
+    print(f"parse+check all policies/:       {parse_ms:8.1f} ms   (target < 200 ms)")
+    print(f"apply throughput, no policies:   {base:8.0f} transfers/s ({ok_base} ok)")
+    print(f"apply throughput, policies/ on:  {with_policies:8.0f} transfers/s ({ok_pol} ok)")
+    print(f"ratio:                           {with_policies / base:8.2f}      (target >= 0.70)")
+    print(f"mean decide() per transfer:      {per_decide_us:8.2f} µs")
+    print(f"mean rule evaluation:            {per_rule_us:8.3f} µs per rule per transfer (target < 2)")
+
+
+if __name__ == "__main__":
+    main()
