@@ -3,9 +3,19 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import shutil
 
-from tenge_ledger.core.canonical import canonical_bytes, operation_from_dict, operation_to_dict
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tenge_ledger.core.canonical import (
+    canonical_bytes,
+    canonical_json,
+    document_json,
+    operation_from_dict,
+    operation_to_dict,
+)
 from tenge_ledger.core.records import AccountKind, Operation, Transfer
 from tenge_ledger.core.results import ResultCode
 from tenge_ledger.ledger import signing
@@ -125,3 +135,25 @@ def test_apply__unsigned_operation_rejected_unless_verified(env) -> None:
     op = _transfer(amount=100)
     assert env.ledger.apply(op).code is ResultCode.bad_signature
     assert env.ledger.apply(op, verified=True).code is ResultCode.ok
+
+
+_json_values = st.recursive(
+    st.none() | st.integers(-(10**18), 10**18) | st.text() | st.booleans(),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
+    max_leaves=8,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(st.text(max_size=12), _json_values, max_size=8))
+def test_canonical_json__identical_to_json_dumps(doc) -> None:
+    expected = json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    assert canonical_json(doc) == expected
+
+
+def test_document_json__is_canonical_json_with_signature() -> None:
+    key = signing.new_signing_key()
+    op = signing.sign("a" * 32, _transfer(), key)
+    doc = json.loads(document_json(op))
+    assert doc["signature"] == op.signature
+    assert operation_from_dict(doc) == op

@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
 from ..core import limits
-from ..core.canonical import canonical_bytes, date_start, operation_to_dict
+from ..core.canonical import canonical_bytes, date_start, document_json
 from ..core.errors import InvariantViolation, LedgerStateError, WriteConflict
 from ..core.hooks import PolicyEngine, Proposal, TraceSink
 from ..core.money import format_tiyn
@@ -199,6 +199,7 @@ class Ledger:
             try:
                 with self.store.transaction() as tx:
                     root = WorkingSet(tx=tx)
+                    root.prefetch(*_touched(ops))
                     results = [
                         self._apply(root, op, self.clock(), ok) for op, ok in zip(ops, flags, strict=True)
                     ]
@@ -295,7 +296,7 @@ class Ledger:
             op_id=op.id,
             kind=op.kind.value,
             signer=op.signer,
-            document=json.dumps(operation_to_dict(op), sort_keys=True, separators=(",", ":")),
+            document=document_json(op),
             fields_hash=digest,
             at=at,
             message=message,
@@ -642,6 +643,29 @@ _HANDLERS: dict[OpKind, Callable[[Ledger, WorkingSet, Operation, int, bool], _Ap
 assert set(_HANDLERS) == set(OpKind)
 
 
+def _touched(ops: Sequence[Operation]) -> tuple[set[str], set[tuple[str, str]], set[str]]:
+    """The accounts, buckets and operation ids a chunk will read first, for one prefetch."""
+    handles: set[str] = set()
+    buckets: set[tuple[str, str]] = set()
+    op_ids: set[str] = set()
+    todo = list(ops)
+    while todo:
+        op = todo.pop()
+        op_ids.add(op.id)
+        handles.add(op.signer)
+        body = op.body
+        if isinstance(body, Batch):
+            todo.extend(body.operations)
+            continue
+        tag = getattr(body, "tag", None) or ""
+        for name in ("payer", "payee"):
+            handle = getattr(body, name, None)
+            if handle is not None:
+                handles.add(handle)
+                buckets.add((handle, tag))
+    return handles, buckets, op_ids
+
+
 def _tag_text(tag: str) -> str:
     return f" [{tag}]" if tag else ""
 
@@ -650,9 +674,22 @@ def _report_dicts(reports) -> tuple[dict, ...]:
     return tuple({"agency": r.agency, "reason": r.reason, "rule": r.rule} for r in reports)
 
 
+_PLAIN_DECISIONS: dict[str | None, str] = {}
+
+
 def _decision_json(decision: Decision | None, policy_set_id: str | None) -> str:
     if decision is None:
         return json.dumps({"policy_set_id": policy_set_id})
+    if not (decision.rules or decision.reasons or decision.reports or decision.detail):
+        key = decision.policy_set_id or policy_set_id  # a plain allow: the same text every time, made once
+        text = _PLAIN_DECISIONS.get(key)
+        if text is None:
+            text = _PLAIN_DECISIONS[key] = _full_decision_json(decision, policy_set_id)
+        return text
+    return _full_decision_json(decision, policy_set_id)
+
+
+def _full_decision_json(decision: Decision, policy_set_id: str | None) -> str:
     return json.dumps(
         {
             "policy_set_id": decision.policy_set_id or policy_set_id,

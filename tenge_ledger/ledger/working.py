@@ -29,6 +29,26 @@ class WorkingSet:
         # The root caches what it read from the store, so a chunk reads each row once.
         self._account_cache: dict[str, Account | None] = {}
         self._bucket_cache: dict[tuple[str, str], int] = {}
+        self._operation_cache: dict[str, StoredOperation | None] = {}
+
+    def prefetch(self, handles: set[str], buckets: set[tuple[str, str]], op_ids: set[str]) -> None:
+        """Read what a chunk will touch in one query per table, if the store can (`tx.prefetch`); the root's
+        caches then answer the per-operation reads. A store without it is read row by row as before."""
+        if self.parent is not None:
+            raise ValueError("prefetch on the root working set only")
+        fetch = getattr(self.tx, "prefetch", None)
+        if fetch is None:
+            return
+        handles = {h for h in handles if h not in self._account_cache}
+        buckets = {k for k in buckets if k not in self._bucket_cache}
+        op_ids = {i for i in op_ids if i not in self._operation_cache}
+        accounts, balances, operations = fetch(handles, {a for a, _ in buckets}, op_ids)
+        for handle in handles:
+            self._account_cache[handle] = accounts.get(handle)
+        for key in buckets:
+            self._bucket_cache[key] = balances.get(key, 0)
+        for op_id in op_ids:
+            self._operation_cache[op_id] = operations.get(op_id)
 
     def child(self) -> WorkingSet:
         return WorkingSet(parent=self)
@@ -73,11 +93,18 @@ class WorkingSet:
         return sum(self.buckets(handle).values())
 
     def operation(self, op_id: str) -> StoredOperation | None:
-        for ws in self._chain():
+        ws = self
+        while True:
             found = ws.operations.get(op_id)
             if found is not None:
                 return found
-        return self.tx.operation(op_id)
+            if ws.parent is None:
+                break
+            ws = ws.parent
+        cache = ws._operation_cache  # the root's: what the store holds does not change under this transaction
+        if op_id not in cache:
+            cache[op_id] = ws.tx.operation(op_id)
+        return cache[op_id]
 
     def hold(self, hold_id: str) -> HoldRecord | None:
         for ws in self._chain():

@@ -112,6 +112,18 @@ MIGRATIONS: dict[int, Callable[[sqlite_utils.Database, str], None]] = {1: _migra
 assert max(MIGRATIONS) == SCHEMA_VERSION
 
 
+_PREFETCH_GROUP = 500  # values bound in one IN (...) query, well under SQLite's variable limit
+
+
+def _groups(values: set[str]) -> list[tuple[str, ...]]:
+    ordered = sorted(values)
+    return [tuple(ordered[i : i + _PREFETCH_GROUP]) for i in range(0, len(ordered), _PREFETCH_GROUP)]
+
+
+def _marks(group: tuple[str, ...]) -> str:
+    return ",".join("?" * len(group))
+
+
 class SqliteTx:
     def __init__(self, conn: sqlite3.Connection) -> None:
         self._c = conn
@@ -190,6 +202,34 @@ class SqliteTx:
             args += (tag,)
         total, count = self._c.execute(sql, args).fetchone()
         return total, count
+
+    def prefetch(
+        self, handles: set[str], bucket_accounts: set[str], op_ids: set[str]
+    ) -> tuple[dict[str, Account], dict[tuple[str, str], int], dict[str, StoredOperation]]:
+        """The accounts, every bucket of `bucket_accounts`, and the applied operations among `op_ids` that exist,
+        a few queries for a whole chunk instead of one per operation."""
+        accounts = {
+            row[0]: codec.account_from_row(row)
+            for group in _groups(handles)
+            for row in self._c.execute(
+                f"SELECT {codec.ACCOUNT_COLUMNS} FROM accounts WHERE handle IN ({_marks(group)})", group
+            )
+        }
+        balances = {
+            (a, t): b
+            for group in _groups(bucket_accounts)
+            for a, t, b in self._c.execute(
+                f"SELECT account, tag, balance_tiyn FROM balances WHERE account IN ({_marks(group)})", group
+            )
+        }
+        operations = {
+            row[1]: codec.operation_from_row(row)
+            for group in _groups(op_ids)
+            for row in self._c.execute(
+                f"SELECT {codec.OPERATION_COLUMNS} FROM operations WHERE op_id IN ({_marks(group)})", group
+            )
+        }
+        return accounts, balances, operations
 
     def write(self, ch: ChangeSet) -> None:
         c = self._c

@@ -1,0 +1,273 @@
+"""The apply benchmark: transfers per second with signature checks, without them, and the raw SQLite floor,
+plus Ed25519 verification alone, all measured in one run on one machine.
+
+(a) signed_per_s: pre-signed transfers applied with their signatures checked. Verification runs in a pool of
+    processes (one per core) over chunks of (canonical bytes, signature, public key), pipelined with the main
+    process, which applies each verified chunk with `Ledger.apply_many(ops, verified=flags)`; an operation whose
+    signature failed is passed with flag False, so the service checks it again and answers bad_signature.
+(b) verified_per_s: the same transfers into an identical ledger, signatures already checked (a bank's batch).
+(c) raw_sqlite_per_s: the floor: per transfer two UPDATEs of balance rows and one INSERT of a journal row, each a
+    plain `execute`, in transactions of the same chunk size, same PRAGMAs (WAL, synchronous as the store uses),
+    no ledger logic. raw_sqlite_executemany_per_s is the same work through executemany, for reference.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import random
+import shutil
+import sqlite3
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import nacl.signing
+
+from .core import limits
+from .core.canonical import canonical_bytes
+from .core.records import AccountKind, Issue, OpenAccount, Operation, Transfer
+from .ledger.service import Ledger
+from .ledger.signing import public_key_hex
+from .store.sqlite import SqliteStore
+
+SYNCHRONOUS = "FULL"  # what SqliteStore uses by default
+SEED = 20260601
+FUNDS_TIYN = 10**12  # issued to every account before the run, so every transfer of the run succeeds
+VERIFY_SAMPLE = 20_000  # signatures verified to measure one core's Ed25519 rate
+PROGRESS = Callable[[str], None]
+
+
+def cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+
+
+# ---- worker side ----------------------------------------------------------------------------------------------
+
+_verify_keys: dict[bytes, nacl.signing.VerifyKey] = {}
+
+
+def verify_chunk(items: Sequence[tuple[bytes, bytes, bytes]]) -> list[bool]:
+    """Verify (message, signature, public key) triples; runs in a pool worker. VerifyKeys are cached."""
+    out = []
+    for message, signature, public_key in items:
+        key = _verify_keys.get(public_key)
+        if key is None:
+            key = _verify_keys[public_key] = nacl.signing.VerifyKey(public_key)
+        try:
+            key.verify(message, signature)
+            out.append(True)
+        except (nacl.exceptions.BadSignatureError, ValueError):
+            out.append(False)
+    return out
+
+
+# ---- setup ------------------------------------------------------------------------------------------------------
+
+
+def _make_ledger(path: str, handles: list[str], keys: list[nacl.signing.SigningKey]) -> str:
+    """A ledger with one exchange account per handle, each funded; returns its ledger id."""
+    cb_key = nacl.signing.SigningKey(bytes(range(32)))
+    store = SqliteStore(path, create=True, synchronous=SYNCHRONOUS)
+    ledger = Ledger.create(store, "bench", public_key_hex(cb_key), "nbk")
+    opens = [
+        Operation(f"open-{h}", "nbk", OpenAccount(h, AccountKind.exchange, public_key_hex(k)))
+        for h, k in zip(handles, keys, strict=True)
+    ]
+    issues = [Operation(f"fund-{h}", "nbk", Issue(h, FUNDS_TIYN)) for h in handles]
+    for batch in (opens, issues):
+        results = ledger.apply_many(batch, verified=True)
+        if not all(r.code.value == "ok" for r in results):
+            raise RuntimeError(f"benchmark setup failed: {results[0]}")
+    ledger_id = ledger.ledger_id
+    store.close()
+    return ledger_id
+
+
+def _transfers(
+    ledger_id: str, handles: list[str], keys: list[nacl.signing.SigningKey], n: int
+) -> list[Operation]:
+    rng = random.Random(SEED)
+    ops = []
+    count = len(handles)
+    for i in range(n):
+        a = rng.randrange(count)
+        b = (a + 1 + rng.randrange(count - 1)) % count
+        op = Operation(f"t-{i}", handles[a], Transfer(handles[a], handles[b], 1 + rng.randrange(100_000)))
+        signature = keys[a].sign(canonical_bytes(ledger_id, op)).signature.hex()
+        ops.append(Operation(op.id, op.signer, op.body, signature))
+    return ops
+
+
+# ---- the measurements -----------------------------------------------------------------------------------------
+
+
+def _verify_rate() -> float:
+    key = nacl.signing.SigningKey(bytes(32))
+    verify_key = key.verify_key
+    signed = [key.sign(f"tenge-ledger/op/v1\nbench {i}".encode()) for i in range(VERIFY_SAMPLE)]
+    start = time.perf_counter()
+    for s in signed:
+        verify_key.verify(s.message, s.signature)
+    return VERIFY_SAMPLE / (time.perf_counter() - start)
+
+
+def _apply_verified(path: str, ops: list[Operation]) -> float:
+    ledger = Ledger(SqliteStore(path, synchronous=SYNCHRONOUS))
+    start = time.perf_counter()
+    results = ledger.apply_many(ops, verified=True)
+    elapsed = time.perf_counter() - start
+    _expect_ok(results)
+    ledger.store.close()
+    return len(ops) / elapsed
+
+
+def _apply_signed(path: str, ops: list[Operation], pool, chunk: int) -> float:
+    store = SqliteStore(path, synchronous=SYNCHRONOUS)
+    ledger = Ledger(store)
+    public_keys = {
+        a.handle: bytes.fromhex(a.public_key) for a in store.accounts()
+    }  # a verifier's key directory
+    ledger_id = ledger.ledger_id
+    start = time.perf_counter()
+    chunks = [ops[i : i + chunk] for i in range(0, len(ops), chunk)]
+
+    def items(part: list[Operation]) -> list[tuple[bytes, bytes, bytes]]:
+        return [
+            (canonical_bytes(ledger_id, op), bytes.fromhex(op.signature), public_keys.get(op.signer, b""))
+            for op in part
+        ]
+
+    results = []
+    pending = [pool.apply_async(verify_chunk, (items(part),)) for part in chunks[: 2 * pool._processes]]
+    next_chunk = len(pending)
+    for part in chunks:
+        flags = pending.pop(0).get()
+        if next_chunk < len(chunks):
+            pending.append(pool.apply_async(verify_chunk, (items(chunks[next_chunk]),)))
+            next_chunk += 1
+        results.extend(ledger.apply_many(part, verified=flags, chunk=chunk))
+    elapsed = time.perf_counter() - start
+    _expect_ok(results)
+    store.close()
+    return len(ops) / elapsed
+
+
+def _expect_ok(results) -> None:
+    bad = [r for r in results if r.code.value != "ok"]
+    if bad:
+        raise RuntimeError(f"{len(bad)} transfers were not applied, e.g. {bad[0]}")
+
+
+def _raw_sqlite(path: str, handles: list[str], ops: list[Operation], chunk: int, many: bool) -> float:
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute(f"PRAGMA synchronous = {SYNCHRONOUS}")
+    conn.execute(
+        "CREATE TABLE balances (account TEXT NOT NULL, tag TEXT NOT NULL, balance_tiyn INTEGER NOT NULL,"
+        " PRIMARY KEY (account, tag))"
+    )
+    conn.execute(
+        "CREATE TABLE journal (seq INTEGER PRIMARY KEY, payer TEXT NOT NULL, payee TEXT NOT NULL,"
+        " amount_tiyn INTEGER NOT NULL)"
+    )
+    conn.executemany("INSERT INTO balances VALUES (?, '', ?)", [(h, FUNDS_TIYN) for h in handles])
+    rows = [(op.body.payer, op.body.payee, op.body.amount_tiyn) for op in ops]  # type: ignore[union-attr]
+    debit = "UPDATE balances SET balance_tiyn = balance_tiyn - ? WHERE account = ? AND tag = ''"
+    credit = "UPDATE balances SET balance_tiyn = balance_tiyn + ? WHERE account = ? AND tag = ''"
+    insert = "INSERT INTO journal (seq, payer, payee, amount_tiyn) VALUES (?, ?, ?, ?)"
+    start = time.perf_counter()
+    for base in range(0, len(rows), chunk):
+        part = rows[base : base + chunk]
+        conn.execute("BEGIN IMMEDIATE")
+        if many:
+            conn.executemany(debit, [(amount, payer) for payer, _, amount in part])
+            conn.executemany(credit, [(amount, payee) for _, payee, amount in part])
+            conn.executemany(insert, [(base + i, *row) for i, row in enumerate(part)])
+        else:
+            execute = conn.execute
+            for i, (payer, payee, amount) in enumerate(part):
+                execute(debit, (amount, payer))
+                execute(credit, (amount, payee))
+                execute(insert, (base + i, payer, payee, amount))
+        conn.execute("COMMIT")
+    elapsed = time.perf_counter() - start
+    conn.close()
+    return len(rows) / elapsed
+
+
+def run_apply_benchmark(transfers: int = 100_000, accounts: int = 10_000, progress: bool = True) -> dict:
+    """Run every measurement once, in this process (and a verifier pool), and return the figures."""
+    say: PROGRESS = (
+        (lambda text: print(text, file=sys.stderr, flush=True)) if progress else (lambda text: None)
+    )
+    chunk = limits.submit_chunk_operations
+    n_cores = cores()
+    workdir = Path(tempfile.mkdtemp(prefix="tenge-bench-"))
+    try:
+        say(f"setting up {accounts} accounts and signing {transfers} transfers in {workdir}")
+        rng = random.Random(SEED)
+        keys = [nacl.signing.SigningKey(rng.randbytes(32)) for _ in range(accounts)]
+        handles = [f"acct-{i:06d}" for i in range(accounts)]
+        signed_db, verified_db = str(workdir / "signed.db"), str(workdir / "verified.db")
+        ledger_id = _make_ledger(signed_db, handles, keys)
+        shutil.copy(signed_db, verified_db)
+        ops = _transfers(ledger_id, handles, keys, transfers)
+        say("measuring Ed25519 verification on one core")
+        verify_per_core = _verify_rate()
+        context = multiprocessing.get_context("fork" if hasattr(os, "fork") else "spawn")
+        with context.Pool(n_cores) as pool:
+            pool.map(verify_chunk, [[] for _ in range(n_cores)])  # workers started before the clock runs
+            say(f"(a) applying {transfers} signed transfers, verifying on {n_cores} processes")
+            signed = _apply_signed(signed_db, ops, pool, chunk)
+        say(f"(b) applying {transfers} transfers with signatures already checked")
+        verified = _apply_verified(verified_db, ops)
+        say(f"(c) raw SQLite floor: {transfers} x (2 UPDATE + 1 INSERT), {chunk} per transaction")
+        raw = _raw_sqlite(str(workdir / "raw.db"), handles, ops, chunk, many=False)
+        raw_many = _raw_sqlite(str(workdir / "raw-many.db"), handles, ops, chunk, many=True)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    return {
+        "transfers": transfers,
+        "accounts": accounts,
+        "chunk": chunk,
+        "synchronous": SYNCHRONOUS,
+        "cores": n_cores,
+        "signed_per_s": round(signed),
+        "verified_per_s": round(verified),
+        "raw_sqlite_per_s": round(raw),
+        "raw_sqlite_executemany_per_s": round(raw_many),
+        "ed25519_verify_per_s_per_core": round(verify_per_core),
+        "verified_vs_raw": round(verified / raw, 3),
+        "signed_vs_verify_capacity": round(signed / (n_cores * verify_per_core), 3),
+        "targets": {"verified_vs_raw": 0.5, "signed_vs_verify_capacity": 0.8},
+    }
+
+
+def format_report(report: dict) -> str:
+    r = report
+    return "\n".join(
+        [
+            f"apply benchmark: {r['transfers']} transfers among {r['accounts']} accounts, {r['chunk']} per "
+            f"transaction, synchronous={r['synchronous']}, {r['cores']} cores",
+            f"  (a) signed, verified on {r['cores']} processes  {r['signed_per_s']:>10,} transfers/s",
+            f"  (b) signatures already checked       {r['verified_per_s']:>10,} transfers/s",
+            f"  (c) raw SQLite floor (execute)       {r['raw_sqlite_per_s']:>10,} transfers/s",
+            f"      raw SQLite (executemany)         {r['raw_sqlite_executemany_per_s']:>10,} transfers/s",
+            f"  Ed25519 verify, one core             {r['ed25519_verify_per_s_per_core']:>10,} /s",
+            f"  verified / raw                       {r['verified_vs_raw']:>10.3f}   (target >= 0.5)",
+            f"  signed / (cores x verify)            {r['signed_vs_verify_capacity']:>10.3f}   (target >= 0.8)",
+        ]
+    )
+
+
+def main() -> None:
+    as_json = "--json" in sys.argv
+    report = run_apply_benchmark(progress=not as_json)
+    print(json.dumps(report, indent=2) if as_json else format_report(report))
