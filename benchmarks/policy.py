@@ -53,9 +53,17 @@ def build(path: str, engine, n_people: int):
                            ("kgd-vat", AccountKind.agency, ()), ("local-budget", AccountKind.government, ()),
                            ("mine", AccountKind.miner, ()), ("pool", AccountKind.merchant, ()),
                            ("shop", AccountKind.merchant, (("vat", "registered"),))]:  # fmt: skip
-        ops.append(Operation(f"o-{h}", "nbk", OpenAccount(h, kind, KEY, None, "bank" if kind.value == "merchant" else None, attrs)))
+        ops.append(
+            Operation(
+                f"o-{h}",
+                "nbk",
+                OpenAccount(h, kind, KEY, None, "bank" if kind.value == "merchant" else None, attrs),
+            )
+        )
     for i in range(n_people):
-        ops.append(Operation(f"o-p{i}", "nbk", OpenAccount(f"p{i}", AccountKind.person, KEY, 2 + i % 2, "bank")))
+        ops.append(
+            Operation(f"o-p{i}", "nbk", OpenAccount(f"p{i}", AccountKind.person, KEY, 2 + i % 2, "bank"))
+        )
         ops.append(Operation(f"i-p{i}", "nbk", Issue(f"p{i}", 4_000_000_00)))
     ops.append(Operation("i-pool", "nbk", Issue("pool", 10**13)))
     for r in ledger.apply_many(ops, verified=True):
