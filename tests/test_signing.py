@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tenge_ledger.core.canonical import (
+    canonical_and_document,
     canonical_bytes,
     canonical_json,
     document_json,
@@ -157,3 +158,27 @@ def test_document_json__is_canonical_json_with_signature() -> None:
     doc = json.loads(document_json(op))
     assert doc["signature"] == op.signature
     assert operation_from_dict(doc) == op
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    memo=st.none() | st.text(max_size=20),
+    tag=st.none() | st.sampled_from(["b:roads-2026", "x"]),
+    amount=st.integers(1, 10**16),
+    signature=st.sampled_from(["", "ab" * 64]),
+)
+def test_canonical_and_document__same_as_separate_encodings(memo, tag, amount, signature) -> None:
+    from tenge_ledger.core.records import Batch, Hold, Issue, OpenAccount, Post, Sweep
+
+    bodies = [
+        Transfer("halyk", "aigerim", amount, tag, memo),
+        Hold("halyk", "aigerim", amount, 60, tag, None, memo),
+        Issue("roads", amount, tag, None, memo),
+        Post("h-1", None),
+        Sweep(amount),
+        OpenAccount("cafe", AccountKind.merchant, "11" * 32, 1, "halyk", (("zone", memo or ""),)),
+        Batch((Operation("in-1", "halyk", Transfer("halyk", "cafe", amount, tag, memo), signature),)),
+    ]
+    for body in bodies:
+        op = Operation("op-1", "halyk", body, signature)
+        assert canonical_and_document("l" * 32, op) == (canonical_bytes("l" * 32, op), document_json(op))

@@ -182,6 +182,7 @@ def canonical_json(doc: dict[str, Any]) -> str:
 
 
 _quote = json.encoder.encode_basestring_ascii  # type: ignore[attr-defined]
+_FLAT = (str, int, type(None))
 
 
 def canonical_bytes(ledger_id: str, op: Operation) -> bytes:
@@ -192,6 +193,25 @@ def canonical_bytes(ledger_id: str, op: Operation) -> bytes:
 def document_json(op: Operation) -> str:
     """The stored document of an applied operation: its canonical JSON with the signature."""
     return canonical_json(operation_to_dict(op))
+
+
+def canonical_and_document(ledger_id: str, op: Operation) -> tuple[bytes, str]:
+    """`canonical_bytes(ledger_id, op)` and `document_json(op)` from one encoding of the operation."""
+    doc = operation_to_dict(op, with_signature=False)
+    text = canonical_json(doc)
+    if not all(type(v) in _FLAT for v in doc.values()):  # batches, attributes: encode the document again
+        return _DOMAIN + ledger_id.encode("ascii") + b"\n" + text.encode("ascii"), document_json(op)
+    # A flat document: the signature is one more text field, spliced in where sorted keys put it. Quotes
+    # inside text values are escaped, so `,"key":` can only match a top-level key.
+    entry = f'"signature":{_quote(op.signature)}'
+    later = [k for k in doc if k > "signature"]
+    if later:
+        mark = f'"{min(later)}":'
+        cut = text.index(mark) if text.startswith(mark, 1) else text.index("," + mark) + 1
+        document = text[:cut] + entry + "," + text[cut:]
+    else:
+        document = text[:-1] + ("," if len(text) > 2 else "") + entry + "}"
+    return _DOMAIN + ledger_id.encode("ascii") + b"\n" + text.encode("ascii"), document
 
 
 _AMOUNT_FIELDS = {"amount_tiyn"}

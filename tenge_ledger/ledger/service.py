@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
 from ..core import limits
-from ..core.canonical import canonical_bytes, date_start, document_json
+from ..core.canonical import canonical_and_document, canonical_bytes, date_start, document_json
 from ..core.errors import InvariantViolation, LedgerStateError, WriteConflict
 from ..core.hooks import PolicyEngine, Proposal, TraceSink
 from ..core.money import format_tiyn
@@ -212,7 +212,7 @@ class Ledger:
         )
 
     def _apply(self, ws: WorkingSet, op: Operation, at: int, verified: bool) -> Result:
-        canonical = canonical_bytes(self.ledger_id, op)
+        canonical, document = canonical_and_document(self.ledger_id, op)
         digest = fields_hash(canonical)
         existing = ws.operation(op.id)
         if existing is not None:
@@ -242,7 +242,9 @@ class Ledger:
             )
             if rejection is not None:
                 raise Rejected(*rejection, decision=applied.decision)
-            seq = self._journal(child, op, at, applied.message, applied.postings, applied.decision, canonical)
+            seq = self._journal(
+                child, op, at, applied.message, applied.postings, applied.decision, canonical, document
+            )
         except Rejected as r:
             result = Result(op.id, r.code, r.message, reports=_report_dicts(r.reports))
             self._file_reports(ws, op.id, None, at, r.reports)
@@ -283,6 +285,7 @@ class Ledger:
         postings: tuple[Posting, ...],
         decision: Decision | None,
         canonical: bytes | None = None,
+        document: str | None = None,
     ) -> int:
         total = sum(p.amount_tiyn for p in postings)
         if total != 0:  # protects money: never stripped by python -O
@@ -296,7 +299,7 @@ class Ledger:
             op_id=op.id,
             kind=op.kind.value,
             signer=op.signer,
-            document=document_json(op),
+            document=document if document is not None else document_json(op),
             fields_hash=digest,
             at=at,
             message=message,

@@ -31,7 +31,7 @@ def account_from_row(row) -> Account:
         public_key=public_key,
         tier=tier,
         bank=bank,
-        attrs=tuple(sorted(json.loads(attrs).items())),
+        attrs=() if attrs == "{}" else tuple(sorted(json.loads(attrs).items())),
         status=AccountStatus(status),
         opened_at=opened_at,
     )
