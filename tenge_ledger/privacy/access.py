@@ -23,7 +23,7 @@ from ..trace.merkle import leaf_hash
 from . import mode_module, normalize
 from .keys import KeyRing, Share, combine_shares
 from .modes.base import dumps, open_data_key, open_with, seal_with
-from .observers import keys_for
+from .observers import keys_for, parse_role
 from .views import parse_payload, view_doc
 
 case_length_max = 64
@@ -107,7 +107,11 @@ class Access:
         """The record in clear (as far as `by`'s keys or the quorum's shares open it), logged first."""
         case = _check_text(case, "--case", case_length_max)
         basis = _check_text(basis, "--basis", basis_length_max)
-        idx, doc = find_record(self.store, ref)
+        try:
+            parse_role(by)
+            idx, doc = find_record(self.store, ref)
+        except InputError as exc:
+            raise self.refuse("unmask", ref, case, basis, by, str(exc), sealed_case) from None
         mode = normalize(doc.get("mode", "transparent"))
         op_id = doc["op_id"]
         if mode == "escrowed":

@@ -16,6 +16,7 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import nacl.bindings
 import nacl.exceptions
 import nacl.public
 import nacl.secret
@@ -33,7 +34,9 @@ epoch_s_default = 7 * 24 * 3600
 
 
 def dumps(doc: dict) -> bytes:
-    return json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
+    """The stored bytes. Key order is the order the sink writes them in (fixed by the code); the leaf hashes
+    these exact bytes, so no canonical re-ordering is needed."""
+    return json.dumps(doc, separators=(",", ":")).encode()
 
 
 def b64(data: bytes) -> str:
@@ -56,14 +59,20 @@ def pseudonym(epoch_k: bytes, handle: str) -> str:
     return keyed_hash(epoch_k, handle.encode(), person=b"tenge-pseudonym", size=16).hex()
 
 
+# Every key sealed with is used for exactly one message (derived from a fresh random record nonce, or random
+# itself), so the XSalsa20-Poly1305 nonce can be fixed: a (key, nonce) pair is never reused.
+_NONCE = bytes(nacl.secret.SecretBox.NONCE_SIZE)
+
+
 def seal_with(key: bytes, data: bytes) -> str:
-    return b64(nacl.secret.SecretBox(key).encrypt(data))
+    """SecretBox (XSalsa20-Poly1305) under a single-use key."""
+    return b64(nacl.bindings.crypto_secretbox(data, _NONCE, key))
 
 
 def open_with(key: bytes, text: str) -> bytes | None:
     try:
-        return nacl.secret.SecretBox(key).decrypt(unb64(text))
-    except (nacl.exceptions.CryptoError, ValueError):
+        return nacl.bindings.crypto_secretbox_open(unb64(text), _NONCE, key)
+    except (nacl.exceptions.CryptoError, ValueError, TypeError):
         return None
 
 
@@ -110,8 +119,8 @@ class SinkContext:
 
 class DataKey:
     """A random data key sealed once to a public key (SealedBox) and rotated every `records_per_data_key`
-    records; each record's key is keyed BLAKE2b(data key, record nonce), so opening one record reveals only it.
-    Every record carries the sealed data key, so it can be opened on its own."""
+    records; each record's key is keyed BLAKE2b(data key, record counter), so handing out one record's key
+    opens only that record. Every record carries the sealed data key, so it can be opened on its own."""
 
     def __init__(self, recipient_hex: str) -> None:
         self.recipient = nacl.public.PublicKey(bytes.fromhex(recipient_hex))
@@ -122,17 +131,16 @@ class DataKey:
         self.sealed = b64(nacl.public.SealedBox(self.recipient).encrypt(self.key))
         self.uses = 0
 
-    def record_key(self) -> tuple[str, str, bytes]:
-        """(sealed data key, record nonce, record key)."""
+    def record_key(self) -> tuple[str, int, bytes]:
+        """(sealed data key, record counter, record key). Counters never repeat under one data key."""
         if self.uses >= records_per_data_key:
             self.rotate()
         self.uses += 1
-        nonce = secrets.token_bytes(16)
-        return self.sealed, b64(nonce), record_key(self.key, nonce)
+        return self.sealed, self.uses, record_key(self.key, self.uses)
 
 
-def record_key(data_key: bytes, nonce: bytes) -> bytes:
-    return keyed_hash(data_key, nonce, person=b"tenge-record", size=32)
+def record_key(data_key: bytes, counter: int) -> bytes:
+    return keyed_hash(data_key, counter.to_bytes(8, "big"), person=b"tenge-record", size=32)
 
 
 def open_data_key(sealed: str, box_key: nacl.public.PrivateKey) -> bytes | None:

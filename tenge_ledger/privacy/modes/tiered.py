@@ -21,7 +21,6 @@ from .base import (
     reports_brief,
     seal_for_bank,
     seal_with,
-    unb64,
 )
 from .pseudonymous import Sink as PseudonymousSink
 from .pseudonymous import decode_party
@@ -79,9 +78,9 @@ class Sink(PseudonymousSink):
     def fields(self, record: TraceRecord, doc: dict) -> None:
         if not self.small(record):
             super().fields(record, doc)
-            sealed, nonce, key = self.fma.record_key()
+            sealed, counter, key = self.fma.record_key()
             ident = json.dumps([record.payer, record.payee]).encode()
-            doc.update(tier="large", fma_key=sealed, fma_nonce=nonce, fma_ident=seal_with(key, ident))
+            doc.update(tier="large", fma_key=sealed, fma_n=counter, fma_ident=seal_with(key, ident))
             return
         doc.update(tier="small", amount_tiyn=record.amount_tiyn, tag=record.tag, rules=list(record.rules))
         doc["reports"] = reports_brief(record)
@@ -113,7 +112,7 @@ def decode(doc: dict, keys: ObserverKeys) -> tuple[str, Decoded]:
     payee = decode_party(doc.get("payee"), epoch, keys)
     data_key = keys.data_key("fma", doc["fma_key"])
     if data_key is not None:
-        opened = open_with(record_key(data_key, unb64(doc["fma_nonce"])), doc["fma_ident"])
+        opened = open_with(record_key(data_key, int(doc["fma_n"])), doc["fma_ident"])
         if opened is not None:
             who_payer, who_payee = json.loads(opened)
             if who_payer is not None:
