@@ -135,3 +135,4 @@ from . import accounts, money, ops, reads, tools  # noqa: E402,F401
 
 # Feature groups.
 from . import policy  # noqa: E402,F401
+from . import audit, privacy, trace  # noqa: E402,F401
