@@ -90,9 +90,11 @@ def setup_mode(ledger, keystore=None) -> dict:
 
 def account_bank_lookup(store: Store):
     def lookup(handle: str) -> str | None:
+        from .modes.base import MISSING
+
         getter = getattr(store, "account", None)
         account = getter(handle) if getter else None
-        return account.bank if account is not None else None
+        return account.bank if account is not None else MISSING
 
     return lookup
 

@@ -27,6 +27,7 @@ from ...trace.merkle import leaf_hash
 from ..keys import KeyRing, keyed_hash
 
 PAYLOAD_VERSION = 1
+MISSING = "\0missing"  # what `account_bank` answers for an account the store does not hold yet
 records_per_data_key = (
     1_000  # a data key is sealed once per this many records: one public-key op, not one each
 )
@@ -84,7 +85,9 @@ class SinkContext:
     ring: KeyRing
     public: dict
     central_bank: str
-    account_bank: Callable[[str], str | None]  # handle -> its commercial bank, or None when none serves it
+    account_bank: Callable[
+        [str], str | None
+    ]  # handle -> its bank; None when none serves it; MISSING if unknown
     settings: dict = field(default_factory=dict)
     _banks: dict[str, str] = field(default_factory=dict)
     _roots: dict[str, bytes] = field(default_factory=dict)
@@ -93,7 +96,12 @@ class SinkContext:
     def bank_of(self, handle: str) -> str:
         bank = self._banks.get(handle)
         if bank is None:
-            bank = self.account_bank(handle) or self.central_bank
+            found = self.account_bank(handle)
+            if found is MISSING:
+                # Opened in the chunk being applied (not in the store yet): the central bank holds its records'
+                # keys until the next chunk. Not cached, so later chunks use the account's own bank.
+                return self.central_bank
+            bank = found or self.central_bank
             self._banks[handle] = bank
         return bank
 
