@@ -65,6 +65,10 @@ def run_demo(keep: str | None = None) -> None:
     store.close()
     if keep:
         click.echo(f"\nThe ledger is kept: tenge --db {db} balance aigerim")
+    say("Privacy modes: the measured matrix (tenge privacy matrix --seed 7 --people 300)")
+    from tenge_ledger.privacy import matrix
+
+    click.echo(matrix.format_table(matrix.run(seed=7, people=300)))
 
 
 def demo_steps(w: Wallet) -> None:
