@@ -61,7 +61,7 @@ def test_(obj: Context, path: str) -> None:
     Example:
       tenge policy test policies/
     """
-    results = run_path(path)
+    results = run_path(path, spec_ledger)
     failed = [r for r in results if not r.ok]
     data = {
         "passed": len(results) - len(failed),
@@ -80,6 +80,16 @@ def test_(obj: Context, path: str) -> None:
     emit(obj, data, text)
     if failed:
         raise SpecsFailed(f"{len(failed)} of {len(results)} spec cases failed")
+
+
+def spec_ledger(central_bank: str, key_hex: str, engine, clock):
+    """A fresh in-memory ledger for one spec case, with `engine` deciding."""
+    from tenge_ledger.ledger.service import Ledger
+    from tenge_ledger.store.sqlite import SqliteStore
+
+    store = SqliteStore(":memory:", create=True)
+    Ledger.create(store, "spec", key_hex, central_bank, clock=clock)
+    return Ledger(store, policy=engine, clock=clock)
 
 
 class SpecsFailed(TengeError):

@@ -146,7 +146,9 @@ def test_decide__windows_are_read_from_the_view() -> None:
 def test_shipped_specs__all_pass() -> None:
     from pathlib import Path
 
-    results = run_path(Path(__file__).resolve().parent.parent / "policies")
+    from cli.policy import spec_ledger
+
+    results = run_path(Path(__file__).resolve().parent.parent / "policies", spec_ledger)
     assert len(results) >= 24
     assert [f"{r.spec}: {r.name}: {r.problems}" for r in results if not r.ok] == []
 

@@ -74,6 +74,7 @@ class CheckedRule:
     cost: int
     tag_equals: frozenset[str] | None = None  # the rule only matches these tags (a cheap pre-filter)
     tag_prefix: str | None = None  # ... or tags with this prefix
+    index: tuple[str, frozenset] | None = None  # ("payer.tier", {0}): the rule only matches these values
 
 
 @dataclass
@@ -162,7 +163,10 @@ class _FileChecker:
             return None
         reads = {"op.kind"} | self.reads
         tag_equals, tag_prefix = _tag_guard(rule, self.lets)
-        return CheckedRule(rule, self.f.path, kinds, tuple(sorted(reads)), self.cost, tag_equals, tag_prefix)
+        index = _index_guard(rule, self.lets)
+        return CheckedRule(
+            rule, self.f.path, kinds, tuple(sorted(reads)), self.cost, tag_equals, tag_prefix, index
+        )
 
     def guard(self, rule: ast.Rule) -> tuple[str, ...]:
         if rule.guard is None:
@@ -593,6 +597,35 @@ def _tag_guard(rule: ast.Rule, lets: dict[str, ast.Expr]) -> tuple[frozenset[str
             if isinstance(value, str):
                 return None, value
     return None, None
+
+
+INDEXABLE_FIELDS = ("tier", "kind")  # in order of preference: a tier usually selects fewer rules than a kind
+
+
+def _index_guard(rule: ast.Rule, lets: dict[str, ast.Expr]) -> tuple[str, frozenset] | None:
+    """If every match needs `payer.tier == 0`, `payee.kind in [miner, exchange]` and the like, the engine
+    indexes the rule by that field's value and never looks at it for other values."""
+    atoms: list[tuple[ast.Expr, bool]] = []
+    for clause in rule.clauses:
+        _conjuncts(clause.expr, not clause.negated, atoms)
+    found: dict[str, frozenset] = {}
+    for expr, positive in atoms:
+        if not positive:
+            continue
+        if isinstance(expr, ast.Compare) and expr.op == "==" and isinstance(expr.left, ast.Field):
+            field, values = expr.left, [_constant_value(expr.right, lets)]
+        elif isinstance(expr, ast.In) and isinstance(expr.left, ast.Field):
+            field, values = expr.left, [_constant_value(i, lets) for i in expr.items.items]
+        else:
+            continue
+        if field.name in INDEXABLE_FIELDS and all(v is not None for v in values):
+            found.setdefault(f"{field.party}.{field.name}", frozenset(values))
+    for name in INDEXABLE_FIELDS:
+        for party in ("payer", "payee"):
+            key = f"{party}.{name}"
+            if key in found:
+                return key, found[key]
+    return None
 
 
 def _suggest(word: str, choices) -> str:

@@ -59,11 +59,15 @@ class Ctx:
         return cache[key]
 
     def window(self, which: str, direction: str, seconds: int, tag: str | None) -> tuple[int, int]:
-        handle = self.party(which).handle
-        since = self.proposal.at - seconds
-        return self.cached(
-            ("w", handle, direction, since, tag), lambda: self.view.window(handle, direction, since, tag)
-        )
+        cache = self._cache
+        if cache is None:
+            cache = self._cache = {}
+        key = (which, direction, seconds, tag)
+        found = cache.get(key)
+        if found is None:
+            handle = self.party(which).handle
+            found = cache[key] = self.view.window(handle, direction, self.proposal.at - seconds, tag)
+        return found
 
     def tag_expiry(self) -> str:
         def compute() -> str:

@@ -19,14 +19,14 @@ Credits therefore always sum to the amount exactly, so money is conserved."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 from ..core import limits
 from ..core.hooks import LedgerView, Proposal
 from ..core.records import Decision, Posting, Report
 from . import ast
 from .check import CheckedRule, CheckedSet
-from .compile import Ctx, Fn, compile_expr
+from .compile import Ctx, Fn, _party_field, compile_expr
 
 WHOLE = limits.basis_points_per_whole
 
@@ -49,6 +49,8 @@ class CompiledRule:
     set_tag: str | None
     clear_tag: bool
     reads: tuple[str, ...]
+    index: tuple[str, frozenset] | None = None
+    summary: dict = field(default_factory=dict)  # what `explain` shows for a match: computed once
 
     def effect_texts(self) -> list[str]:
         out = []
@@ -70,6 +72,12 @@ class CompiledRule:
 
 
 def compile_rule(checked: CheckedRule, lets: dict[str, ast.Expr]) -> CompiledRule:
+    rule = _compile_rule(checked, lets)
+    summary = {"rule": rule.name, "file": rule.file, "line": rule.line, "effects": rule.effect_texts()}
+    return replace(rule, summary=summary)
+
+
+def _compile_rule(checked: CheckedRule, lets: dict[str, ast.Expr]) -> CompiledRule:
     rule = checked.rule
     conds: list[Fn] = []
     for clause in rule.clauses:
@@ -117,7 +125,7 @@ def compile_rule(checked: CheckedRule, lets: dict[str, ast.Expr]) -> CompiledRul
         name=rule.name, file=checked.file, line=rule.line, kinds=frozenset(checked.kinds),
         tag_equals=checked.tag_equals, tag_prefix=checked.tag_prefix, condition=condition, deny=deny,
         permit=permit, reports=tuple(reports), hold=hold, portions=tuple(portions), remaining=remaining,
-        set_tag=set_tag, clear_tag=clear, reads=checked.reads,
+        set_tag=set_tag, clear_tag=clear, reads=checked.reads, index=checked.index,
     )  # fmt: skip
 
 
@@ -138,17 +146,30 @@ class PolicySetEngine:
             kind: tuple(r for r in self.rules if kind in r.kinds)
             for kind in ("issue", "redeem", "transfer", "hold")
         }
+        self.plans: dict[str, _Plan] = {kind: _plan(rules) for kind, rules in self.by_kind.items()}
         self._allow = Decision(policy_set_id=policy_set_id)
 
     def decide(self, proposal: Proposal, view: LedgerView) -> Decision:
-        rules = self.by_kind.get(proposal.op.kind.value)
-        if not rules:
+        plan = self.plans.get(proposal.op.kind.value)
+        if plan is None:
             return self._allow
         tag = proposal.tag
         ctx = Ctx(proposal, view)
         matched: list[CompiledRule] = []
         errors: list[tuple[CompiledRule, str]] = []
-        for rule in rules:
+        candidates = list(plan.always)
+        by_tag = plan.by_tag.get(tag)
+        if by_tag:
+            candidates += by_tag
+        for getter, table, every in plan.indexed:
+            try:
+                found = table.get(getter(ctx))
+            except Exception:  # noqa: BLE001 - let each rule evaluate and fail closed on its own
+                candidates += every
+                continue
+            if found:
+                candidates += found
+        for rule in candidates:
             if rule.tag_equals is not None and tag not in rule.tag_equals:
                 continue
             if rule.tag_prefix is not None and not tag.startswith(rule.tag_prefix):
@@ -163,7 +184,9 @@ class PolicySetEngine:
             matched.append(rule)
         if not matched and not errors:
             return self._allow
-        return self._combine(proposal, matched, errors, len(rules))
+        matched.sort(key=_by_name)
+        errors.sort(key=lambda e: e[0].name)
+        return self._combine(proposal, matched, errors, len(candidates))
 
     # ---- combining ---------------------------------------------------------------------------------------------
 
@@ -172,9 +195,7 @@ class PolicySetEngine:
             "policy_set_id": self.policy_set_id,
             "version": self.version,
             "evaluated": evaluated,
-            "matched": [
-                {"rule": r.name, "file": r.file, "line": r.line, "effects": r.effect_texts()} for r in matched
-            ],
+            "matched": [r.summary for r in matched],
             "errors": [{"rule": r.name, "file": r.file, "line": r.line, "error": msg} for r, msg in errors],
         }
         denials = [r for r in matched if r.deny is not None]
@@ -267,6 +288,43 @@ class PolicySetEngine:
             raise AssertionError("a split did not conserve money")
         detail["postings"] = [[x.account, x.amount_tiyn, x.tag] for x in out]
         return tuple(out)
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    """The rules of one operation kind, indexed so a decision looks only at rules that can match."""
+
+    always: tuple[CompiledRule, ...]  # no index: evaluated for every operation of the kind
+    by_tag: dict[str, tuple[CompiledRule, ...]]  # rules that need one of a few tags
+    indexed: tuple[tuple[Fn, dict[object, tuple[CompiledRule, ...]], tuple[CompiledRule, ...]], ...]
+
+
+def _by_name(rule: CompiledRule) -> str:
+    return rule.name
+
+
+def _plan(rules: tuple[CompiledRule, ...]) -> _Plan:
+    always: list[CompiledRule] = []
+    by_tag: dict[str, list[CompiledRule]] = {}
+    by_field: dict[str, dict[object, list[CompiledRule]]] = {}
+    for rule in rules:
+        if rule.tag_equals is not None:
+            for value in rule.tag_equals:
+                by_tag.setdefault(value, []).append(rule)
+        elif rule.index is not None:
+            field, values = rule.index
+            table = by_field.setdefault(field, {})
+            for value in values:
+                table.setdefault(value, []).append(rule)
+        else:
+            always.append(rule)
+    indexed = []
+    for field, table in sorted(by_field.items()):
+        party, name = field.split(".")
+        getter = _party_field(party, name)
+        every = tuple({id(r): r for rs in table.values() for r in rs}.values())
+        indexed.append((getter, {v: tuple(rs) for v, rs in table.items()}, every))
+    return _Plan(tuple(always), {t: tuple(rs) for t, rs in by_tag.items()}, tuple(indexed))
 
 
 def _pct(bps: int) -> str:

@@ -27,16 +27,16 @@ from __future__ import annotations
 
 import hashlib
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from ..core.canonical import operation_from_dict, parse_time
 from ..core.errors import InputError
 from ..core.hooks import Proposal
 from ..core.money import format_tiyn, parse_amount
 from ..core.records import CENTRAL_BANK_KINDS, AccountKind, Issue, OpenAccount, Operation
-from ..ledger.service import Ledger
-from ..store.sqlite import SqliteStore
 from .sets import POLICY_SUFFIX, compile_sources, read_sources
 
 SPEC_SUFFIX = ".spec.toml"
@@ -77,14 +77,19 @@ def find_specs(path: str | Path) -> list[Path]:
     raise InputError(f"no spec file or directory {p}")
 
 
-def run_path(path: str | Path) -> list[CaseResult]:
+# Builds a fresh ledger for a case: (central_bank, central_bank_key_hex, policy_engine, clock) -> Ledger.
+# Handed in by the caller (the CLI, the tests), because the policy package does not reach up to the ledger.
+LedgerFactory = Callable[[str, str, object, Callable[[], int]], Any]
+
+
+def run_path(path: str | Path, new_ledger: LedgerFactory) -> list[CaseResult]:
     results: list[CaseResult] = []
     for spec in find_specs(path):
-        results += run_spec(spec)
+        results += run_spec(spec, new_ledger)
     return results
 
 
-def run_spec(spec_path: Path) -> list[CaseResult]:
+def run_spec(spec_path: Path, new_ledger: LedgerFactory) -> list[CaseResult]:
     try:
         doc = tomllib.loads(spec_path.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
@@ -94,7 +99,7 @@ def run_spec(spec_path: Path) -> list[CaseResult]:
     cases = doc.get("cases") or []
     if not cases:
         raise InputError(f"{spec_path}: a spec has at least one [[cases]]")
-    return [_run_case(spec_path.name, doc, case, engine) for case in cases]
+    return [_run_case(spec_path.name, doc, case, engine, new_ledger) for case in cases]
 
 
 def _key(handle: str):
@@ -103,15 +108,14 @@ def _key(handle: str):
     return nacl.signing.SigningKey(hashlib.sha256(handle.encode()).digest())
 
 
-def _run_case(spec_name: str, doc: dict, case: dict, engine) -> CaseResult:
+def _run_case(spec_name: str, doc: dict, case: dict, engine, new_ledger: LedgerFactory) -> CaseResult:
     result = CaseResult(spec_name, case.get("name", "?"))
     problems = result.problems
     now = [parse_time(doc.get("setup_at", "2026-01-01T00:00:00"))]
-    store = SqliteStore(":memory:", create=True)
+    recorder = _Recorder(engine)
+    ledger = new_ledger(CB, bytes(_key(CB).verify_key).hex(), recorder, lambda: now[0])
+    store = ledger.store
     try:
-        Ledger.create(store, "spec", bytes(_key(CB).verify_key).hex(), CB, clock=lambda: now[0])
-        recorder = _Recorder(engine)
-        ledger = Ledger(store, policy=recorder, clock=lambda: now[0])
         seq = [0]
 
         def apply(body_or_doc, what: str, signer: str | None = None):
