@@ -30,6 +30,11 @@ class WorkingSet:
         self._account_cache: dict[str, Account | None] = {}
         self._bucket_cache: dict[tuple[str, str], int] = {}
         self._operation_cache: dict[str, StoredOperation | None] = {}
+        # Per-account indexes of this set's own changes, so a policy's balance and window reads cost what the
+        # account touched, not the whole chunk (postings are append-only: indexed incrementally).
+        self._tags_by_account: dict[str, set[str]] = {}
+        self._postings_by_account: dict[str, list[JournalPosting]] = {}
+        self._postings_indexed = 0
 
     def prefetch(self, handles: set[str], buckets: set[tuple[str, str]], op_ids: set[str]) -> None:
         """Read what a chunk will touch in one query per table, if the store can (`tx.prefetch`); the root's
@@ -84,9 +89,8 @@ class WorkingSet:
     def buckets(self, handle: str) -> dict[str, int]:
         out = dict(self.tx.buckets(handle))
         for ws in self._chain():
-            for (acct, tag), delta in ws.bucket_deltas.items():
-                if acct == handle:
-                    out[tag] = out.get(tag, 0) + delta
+            for tag in ws._tags_by_account.get(handle, ()):
+                out[tag] = out.get(tag, 0) + ws.bucket_deltas[(handle, tag)]
         return {t: b for t, b in out.items() if b}
 
     def account_total(self, handle: str) -> int:
@@ -152,13 +156,21 @@ class WorkingSet:
     def window(self, handle: str, direction: str, since: int, tag: str | None = None) -> tuple[int, int]:
         total, count = self.tx.window(handle, direction, since, tag)
         for ws in self._chain():
-            for p in ws.postings:
-                if p.account != handle or p.at < since or (tag is not None and p.tag != tag):
+            for p in ws._postings_of(handle):
+                if p.at < since or (tag is not None and p.tag != tag):
                     continue
                 if (direction == "out" and p.amount_tiyn < 0) or (direction == "in" and p.amount_tiyn > 0):
                     total += abs(p.amount_tiyn)
                     count += 1
         return total, count
+
+    def _postings_of(self, handle: str) -> list[JournalPosting]:
+        if self._postings_indexed < len(self.postings):
+            index = self._postings_by_account
+            for p in self.postings[self._postings_indexed :]:
+                index.setdefault(p.account, []).append(p)
+            self._postings_indexed = len(self.postings)
+        return self._postings_by_account.get(handle, [])
 
     def _chain(self):
         ws: WorkingSet | None = self
@@ -171,6 +183,7 @@ class WorkingSet:
     def add_bucket_delta(self, handle: str, tag: str, delta: int) -> None:
         key = (handle, tag)
         self.bucket_deltas[key] = self.bucket_deltas.get(key, 0) + delta
+        self._tags_by_account.setdefault(handle, set()).add(tag)
 
     def merge_into_parent(self) -> None:
         p = self.parent
@@ -178,6 +191,7 @@ class WorkingSet:
         p.accounts.update(self.accounts)
         for key, delta in self.bucket_deltas.items():
             p.bucket_deltas[key] = p.bucket_deltas.get(key, 0) + delta
+            p._tags_by_account.setdefault(key[0], set()).add(key[1])
         p.operations.update(self.operations)
         p.postings.extend(self.postings)
         p.holds.update(self.holds)
