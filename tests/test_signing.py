@@ -168,14 +168,37 @@ def test_document_json__is_canonical_json_with_signature() -> None:
     signature=st.sampled_from(["", "ab" * 64]),
 )
 def test_canonical_and_document__same_as_separate_encodings(memo, tag, amount, signature) -> None:
-    from tenge_ledger.core.records import Batch, Hold, Issue, OpenAccount, Post, Sweep
+    from tenge_ledger.core.records import (
+        Batch,
+        Close,
+        Freeze,
+        Hold,
+        Issue,
+        OpenAccount,
+        Post,
+        Redeem,
+        Seize,
+        Sweep,
+        Unfreeze,
+        UpdateAccount,
+        Void,
+    )
 
     bodies = [
         Transfer("halyk", "aigerim", amount, tag, memo),
-        Hold("halyk", "aigerim", amount, 60, tag, None, memo),
-        Issue("roads", amount, tag, None, memo),
+        Transfer("halyk", "aigerim", True, tag, memo),  # not a plain value: the general encoder decides
+        Hold("halyk", "aigerim", amount, 60, tag, "roads", memo),
+        Issue("roads", amount, tag, "2027-01-01", memo),
+        Redeem("halyk", amount, tag, memo),
+        Seize("cafe", "roads", amount, tag, memo),
         Post("h-1", None),
+        Post("h-1", amount),
+        Void("h-1"),
         Sweep(amount),
+        Freeze("cafe", memo),
+        Unfreeze("cafe", memo),
+        Close("cafe"),
+        UpdateAccount("cafe", 2, (("zone", "x"),)),
         OpenAccount("cafe", AccountKind.merchant, "11" * 32, 1, "halyk", (("zone", memo or ""),)),
         Batch((Operation("in-1", "halyk", Transfer("halyk", "cafe", amount, tag, memo), signature),)),
     ]

@@ -19,6 +19,7 @@ from .errors import InputError
 from .money import check_amount_tiyn, parse_amount
 from .records import (
     BODY_BY_KIND,
+    KIND_BY_BODY,
     AccountKind,
     Batch,
     Body,
@@ -196,22 +197,57 @@ def document_json(op: Operation) -> str:
 
 
 def canonical_and_document(ledger_id: str, op: Operation) -> tuple[bytes, str]:
-    """`canonical_bytes(ledger_id, op)` and `document_json(op)` from one encoding of the operation."""
-    doc = operation_to_dict(op, with_signature=False)
-    text = canonical_json(doc)
-    if not all(type(v) in _FLAT for v in doc.values()):  # batches, attributes: encode the document again
-        return _DOMAIN + ledger_id.encode("ascii") + b"\n" + text.encode("ascii"), document_json(op)
-    # A flat document: the signature is one more text field, spliced in where sorted keys put it. Quotes
-    # inside text values are escaped, so `,"key":` can only match a top-level key.
-    entry = f'"signature":{_quote(op.signature)}'
-    later = [k for k in doc if k > "signature"]
-    if later:
-        mark = f'"{min(later)}":'
-        cut = text.index(mark) if text.startswith(mark, 1) else text.index("," + mark) + 1
-        document = text[:cut] + entry + "," + text[cut:]
-    else:
-        document = text[:-1] + ("," if len(text) > 2 else "") + entry + "}"
-    return _DOMAIN + ledger_id.encode("ascii") + b"\n" + text.encode("ascii"), document
+    """`canonical_bytes(ledger_id, op)` and `document_json(op)` from one encoding of the operation.
+
+    Operations whose fields are all text, int or null (transfers, holds, issues, ...) are encoded field by
+    field in a precomputed sorted order; others (batches, account attributes) go the general way."""
+    spec = _flat_spec(type(op.body))
+    if spec is not None:
+        body = op.body
+        parts: list[str] = []
+        sig_at = -1
+        for prefix, source, name in spec:
+            if source == 0:
+                sig_at = len(parts)
+                continue
+            value = getattr(op, name) if source == 1 else getattr(body, name) if source == 2 else name
+            kind = type(value)
+            if kind is str:
+                parts.append(prefix + _quote(value))
+            elif kind is int:
+                parts.append(prefix + int.__repr__(value))
+            elif value is None:
+                parts.append(prefix + "null")
+            else:
+                break  # not a plain value (a bool, a float): let json decide, as the general way does
+        else:
+            text = "{" + ",".join(parts) + "}"
+            parts.insert(sig_at, '"signature":' + _quote(op.signature))
+            document = "{" + ",".join(parts) + "}"
+            return _DOMAIN + ledger_id.encode("ascii") + b"\n" + text.encode("ascii"), document
+    return canonical_bytes(ledger_id, op), document_json(op)
+
+
+_FLAT_SPECS: dict[type, tuple[tuple[str, int, Any], ...] | None] = {}
+_NOT_FLAT = {"attrs", "operations", "account_kind"}
+
+
+def _flat_spec(cls: type) -> tuple[tuple[str, int, Any], ...] | None:
+    """For a body class whose fields are plain values: (`"key":`, source, name) in sorted key order, where
+    source is 0 for the signature, 1 for a field of the operation, 2 of the body, 3 a constant (the version)."""
+    if cls in _FLAT_SPECS:
+        return _FLAT_SPECS[cls]
+    names = [f.name for f in dataclasses.fields(cls)]
+    spec = None
+    if not _NOT_FLAT & set(names) and not {"v", "id", "kind", "signer", "signature"} & set(names):
+        sources: dict[str, tuple[int, Any]] = {n: (2, n) for n in names}
+        sources.update(
+            v=(3, CANONICAL_VERSION), id=(1, "id"), signer=(1, "signer"), signature=(0, None),
+            kind=(3, KIND_BY_BODY[cls].value),
+        )  # fmt: skip
+        spec = tuple((_quote(key) + ":", *sources[key]) for key in sorted(sources))
+    _FLAT_SPECS[cls] = spec
+    return spec
 
 
 _AMOUNT_FIELDS = {"amount_tiyn"}
