@@ -147,7 +147,7 @@ def privacy_disclose(obj: Context, account, record, out) -> None:
 @privacy.command("matrix")
 @click.option("--seed", default=7, show_default=True, help="Seed of the synthetic pilot.")
 @click.option(
-    "--people", default=1500, show_default=True, type=click.IntRange(50, 100_000), help="People in the pilot."
+    "--people", default=1000, show_default=True, type=click.IntRange(50, 100_000), help="People in the pilot."
 )
 @click.option("--html", "html_path", type=click.Path(dir_okay=False), help="Write the HTML report here.")
 @click.option("--out", "json_path", type=click.Path(dir_okay=False), help="Write the JSON results here.")

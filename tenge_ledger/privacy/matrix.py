@@ -36,7 +36,7 @@ def roles_for(pilot: Pilot) -> list[str]:
     return ["central_bank", "fma", "bank:bank0", f"account:{person}", "public"]
 
 
-def run(seed: int = 7, people: int = 1500, policy: str | None = None) -> dict:
+def run(seed: int = 7, people: int = 1000, policy: str | None = None) -> dict:
     started = time.time()
     pilot = build(seed, people)
     rules, rules_source = rules_from_policy(policy)
@@ -162,8 +162,9 @@ def detect(views: list[RecordView], pilot: Pilot, watch: dict) -> dict[str, set[
             flagged["diversion"].add(v.op_id)
         if who in pilot.gray_miners:
             flagged["gray_miner"].add(v.op_id)
-    # structuring: five or more payments just under the threshold sharing a visible payer or payee in an epoch
-    groups: dict[tuple, set[str]] = defaultdict(set)
+    # structuring: five or more payments just under the threshold within seven days, sharing a visible payer or
+    # payee (a pseudonym only links within its epoch, which `_party` carries)
+    groups: dict[tuple, list[RecordView]] = defaultdict(list)
     for v in views:
         a = amount.get(v.op_id)
         if a is None or not REPORTING_THRESHOLD_TIYN * 0.9 <= a < REPORTING_THRESHOLD_TIYN:
@@ -171,10 +172,15 @@ def detect(views: list[RecordView], pilot: Pilot, watch: dict) -> dict[str, set[
         for field in ("payer", "payee"):
             party = _party(v, field)
             if party is not None:
-                groups[(field, v.at // EPOCH_S, party)].add(v.op_id)
-    for ops in groups.values():
-        if len(ops) >= 5:
-            flagged["structuring"] |= ops
+                groups[(field, party)].append(v)
+    for members in groups.values():
+        members.sort(key=lambda v: v.at)
+        start = 0
+        for end in range(len(members)):
+            while members[end].at - members[start].at > 7 * DAY_S:
+                start += 1
+            if end - start + 1 >= 5:
+                flagged["structuring"] |= {m.op_id for m in members[start : end + 1]}
     # kickback: a large earmarked payment to X, then X pays an official 5-20% of it within three days
     contracts = [
         v for v in views if tag.get(v.op_id) == GRANT_TAG and (amount.get(v.op_id) or 0) >= 10_000_000

@@ -68,11 +68,13 @@ def relations(decoded: dict, keys: ObserverKeys) -> tuple[str, ...]:
             out.append("payer_bank")
         if keys.is_customer(payee):  # type: ignore[arg-type]
             out.append("payee_bank")
-    if keys.me is not None:
-        if payer == keys.me:
-            out.append("payer")
-        if payee == keys.me:
-            out.append("payee")
+    # An account holder, or whoever it disclosed its viewing key or a receipt to, reads as that account does.
+    holders = {keys.me} | set(keys.viewing) | {handle for _, handle in keys.receipts}
+    holders.discard(None)
+    if payer in holders:
+        out.append("payer")
+    if payee in holders:
+        out.append("payee")
     return tuple(out)
 
 

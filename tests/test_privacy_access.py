@@ -1,0 +1,146 @@
+"""Audited access: bank re-identification, refusals logged, the tracker (with sealed cases), selective
+disclosure, and the CLI's one-line errors for bad input."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from cli.main import cli
+from tenge_ledger.core.errors import InputError
+from tenge_ledger.privacy import operator, sandbox
+from tenge_ledger.privacy.access import Access
+from tenge_ledger.privacy.keys import keyed_hash, keyed_hash_nacl
+
+
+def access(box) -> Access:
+    mode = box.store.meta().privacy_mode
+    return Access(box.store, box.ring, box.store.meta().settings["privacy_public"], mode, lambda: box.now[0])
+
+
+def test_keyed_blake2b__identical_to_pynacl():
+    for size in (16, 32, 64):
+        key, data = b"k" * 32, b"some data"
+        assert keyed_hash(key, data, b"tenge-test", size) == keyed_hash_nacl(key, data, b"tenge-test", size)
+
+
+def test_pseudonymous_unmask_through_the_bank__logged_then_tracked(tmp_path):
+    box = sandbox.make(tmp_path, "pseudonymous")
+    box.pay("alice", "bob", 500, "p1")
+    plain = access(box).unmask("p1", "AML-9", "suspicious pattern", "bank:b1")
+    assert plain["payer"] == "alice" and "payee" in plain["still_hidden"]
+    (entry,) = access(box).tracker("alice")
+    assert (entry["by"], entry["case"], entry["outcome"]) == ("bank:b1", "AML-9", "opened")
+    assert access(box).tracker("bob") == []  # bob was not identified by this opening
+
+
+def test_unmask_by_a_role_without_keys__refused_and_logged(tmp_path):
+    box = sandbox.make(tmp_path, "pseudonymous")
+    box.pay("alice", "bob", 500, "p1")
+    with pytest.raises(InputError, match="refused and logged"):
+        access(box).unmask("p1", "C", "basis", "public")
+    with pytest.raises(InputError, match="unknown role"):
+        access(box).unmask("p1", "C", "basis", "spy")
+    outcomes = [
+        json.loads(t.payload)["outcome"] for _, t in box.store.traces() if t.op_id.startswith("access:")
+    ]
+    assert len(outcomes) == 2 and all(o.startswith("refused") for o in outcomes)
+
+
+def test_unmask_needs_case_and_basis(tmp_path):
+    box = sandbox.make(tmp_path, "pseudonymous")
+    box.pay("alice", "bob", 500, "p1")
+    with pytest.raises(InputError, match="--basis is required"):
+        access(box).unmask("p1", "C-1", "  ", "bank:b1")
+
+
+def test_tracker__sealed_case_appears_once_released(tmp_path):
+    box = sandbox.make(tmp_path, "pseudonymous")
+    box.pay("alice", "bob", 500, "p1")
+    access(box).unmask("p1", "SECRET-1", "covert investigation", "bank:b1", sealed_case=True)
+    assert access(box).tracker("alice") == []
+    access(box).release("SECRET-1", "investigation closed", "court")
+    (entry,) = access(box).tracker("alice")
+    assert entry["case"] == "SECRET-1"
+
+
+def test_selective__viewing_key_and_signed_receipt_disclose(tmp_path):
+    box = sandbox.make(tmp_path, "selective")
+    box.pay("alice", "bob", 900, "s1", memo="rent")
+    box.pay("alice", "bob", 901, "s2")
+    assert box.view("s1", "account:alice").fields["memo"].value == "rent"
+    assert box.view("s1", "fma").fields["payer"].level == "none"
+    receipt = operator.disclose(box.store, "alice", "s1", box.keystore.get("alice"))
+    path = tmp_path / "receipt.json"
+    path.write_text(json.dumps(receipt))
+    views = {v.op_id: v for v in operator.view(box.store, "fma", (str(path),))}
+    assert views["s1"].fields["amount"].value == 900
+    assert views["s2"].fields["amount"].level == "none"  # the receipt opens one record only
+    receipt["wrap_key"] = "00" * 32
+    path.write_text(json.dumps(receipt))
+    with pytest.raises(InputError, match="not signed"):
+        operator.view(box.store, "fma", (str(path),))
+
+
+def test_view_by_a_role_with_keys_is_logged(tmp_path):
+    box = sandbox.make(tmp_path, "tiered")
+    box.pay("alice", "bob", 5_000_000, "big")
+    operator.view(box.store, "fma")
+    assert [t for _, t in box.store.traces() if t.op_id.startswith("access:")]
+    assert {e["action"] for e in access(box).tracker("alice")} == {"view"}
+
+
+# ---- CLI: bad input is one clear line, non-zero exit, nothing changed ------------------------------------------
+
+
+def run(*args):
+    return CliRunner().invoke(cli, list(args), catch_exceptions=False)
+
+
+@pytest.fixture
+def escrowed_db(tmp_path):
+    db = str(tmp_path / "p.db")
+    assert run("--db", db, "init", "--name", "t", "--privacy", "escrowed").exit_code == 0
+    assert run("--db", db, "account", "open", "halyk", "--kind", "bank").exit_code == 0
+    assert run("--db", db, "account", "open", "aigerim", "--kind", "person", "--bank", "halyk").exit_code == 0
+    assert run("--db", db, "issue", "aigerim", "100").exit_code == 0
+    return db
+
+
+def test_cli_init__unknown_mode_is_one_line(tmp_path):
+    r = run("--db", str(tmp_path / "x.db"), "init", "--name", "t", "--privacy", "opaque")
+    assert r.exit_code != 0 and "unknown privacy mode" in r.output and len(r.output.strip().splitlines()) == 1
+
+
+def test_cli_unmask__quorum_opens_one_share_refused_and_logged(escrowed_db):
+    keys = escrowed_db + ".keys/privacy/"
+    args = ["--db", escrowed_db, "privacy", "unmask", "#3", "--case", "C1", "--basis", "order 7"]
+    refused = run(*args, "--share", keys + "fma.json")
+    assert refused.exit_code == 1 and "refused and logged" in refused.output
+    opened = run(*args, "--share", keys + "fma.json", "--share", keys + "court.json")
+    assert opened.exit_code == 0 and "aigerim" in opened.output
+    tracked = run("--db", escrowed_db, "privacy", "tracker", "aigerim")
+    assert "C1" in tracked.output and "opened" in tracked.output
+
+
+def test_cli_unmask__bad_share_file_refused_and_logged(escrowed_db, tmp_path):
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    r = run(
+        "--db", escrowed_db, "privacy", "unmask", "#3", "--case", "C", "--basis", "b", "--share", str(bad)
+    )
+    assert r.exit_code == 1 and "refused and logged" in r.output
+    views = run("--db", escrowed_db, "--json", "trace", "view", "--as", "public")
+    assert any(v["type"] == "access" for v in json.loads(views.output))
+
+
+def test_cli_trace_view__unknown_role_is_one_line(escrowed_db):
+    r = run("--db", escrowed_db, "trace", "view", "--as", "mayor")
+    assert r.exit_code == 1 and "unknown role" in r.output
+
+
+def test_cli_privacy_modes__prints_the_table():
+    r = run("--json", "privacy", "modes")
+    assert r.exit_code == 0 and json.loads(r.output)["visibility"]["escrowed"]["fma"]["payer"] == "none"

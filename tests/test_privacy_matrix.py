@@ -1,0 +1,98 @@
+"""The measured matrix on a small seeded pilot: figures come from observers, the ends of the spectrum behave as
+they must, the HTML report is self-contained, and the CLI prints and writes it."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from cli.main import cli
+from tenge_ledger.privacy import matrix, pilot, report
+from tenge_ledger.privacy.manifest import SAMPLE_RULES, to_fields
+from tenge_ledger.privacy.visibility import MODES
+
+PEOPLE = 80
+
+
+@pytest.fixture(scope="module")
+def result():
+    return matrix.run(seed=3, people=PEOPLE)
+
+
+def test_pilot_is_seeded_and_plants_every_pattern():
+    a, b = pilot.build(3, PEOPLE), pilot.build(3, PEOPLE)
+    assert a.truth == b.truth and a.schedule == b.schedule
+    assert set(a.planted) == set(matrix.PATTERNS) and all(a.planted.values())
+    assert pilot.build(4, PEOPLE).truth != a.truth
+
+
+def test_every_mode_and_role_is_measured(result):
+    assert list(result["modes"]) == list(MODES)
+    for r in result["modes"].values():
+        assert set(r["roles"]) == {"central_bank", "fma", "bank", "account", "public"}
+        assert set(r["recall"]) == set(matrix.PATTERNS)
+
+
+def test_transparent__fma_sees_all_and_detects_all(result):
+    t = result["modes"]["transparent"]
+    assert t["roles"]["fma"]["linkable_pairs"] == 1.0 and t["roles"]["fma"]["amounts_read"] == 1.0
+    assert t["roles"]["fma"]["anonymity_set"] == 1.0 and t["roles"]["fma"]["entropy_bits"] == 0.0
+    assert all(v == 1.0 for v in t["recall"].values())
+    assert t["access_records"] == 0
+
+
+@pytest.mark.parametrize("mode", ["escrowed", "selective"])
+def test_sealed_modes__nothing_linkable_nothing_detected_from_the_trace(result, mode):
+    r = result["modes"][mode]
+    for role in ("central_bank", "fma", "bank", "public"):
+        assert r["roles"][role]["linkable_pairs"] == 0.0 and r["roles"][role]["amounts_read"] == 0.0
+    assert all(v == 0.0 for v in r["recall"].values())
+
+
+def test_public_never_sees_anything(result):
+    for r in result["modes"].values():
+        assert r["roles"]["public"]["linkable_pairs"] == 0.0 and r["roles"]["public"]["amounts_read"] == 0.0
+
+
+def test_pseudonymous__links_within_epochs_and_watchlist_queries_are_logged(result):
+    r = result["modes"]["pseudonymous"]
+    assert 0.0 < r["roles"]["fma"]["linkable_pairs"] < 1.0
+    assert r["recall"]["gray_miner"] == 1.0 and r["recall"]["structuring"] > 0.5  # epochs cut some runs
+    assert r["watchlist_queries"] >= 1 and r["access_records"] == r["watchlist_queries"]
+
+
+def test_payee_transparent__payer_side_patterns_lost_income_side_kept(result):
+    r = result["modes"]["payee-transparent"]
+    assert r["roles"]["fma"]["linkable_pairs"] == 0.0
+    assert r["recall"]["gray_miner"] == 1.0 and r["recall"]["kickback"] == 0.0
+
+
+def test_tiered__less_linkable_than_pseudonymous(result):
+    m = result["modes"]
+    assert m["tiered"]["roles"]["fma"]["linkable_pairs"] < m["pseudonymous"]["roles"]["fma"]["linkable_pairs"]
+
+
+def test_html_report__self_contained_with_a_chart(result, tmp_path):
+    path = tmp_path / "m.html"
+    report.write_html(result, str(path))
+    page = path.read_text()
+    assert "<svg" in page and "<circle" in page and "<script" not in page
+    assert "http://" not in page.replace('xmlns="http://www.w3.org/2000/svg"', "") and "https://" not in page
+    for mode in MODES:
+        assert mode in page
+
+
+def test_manifest_fields__mapped_from_policy_names():
+    assert to_fields(["payee.attrs.licence", "amount", "window(payer, out)"]) == {"payee", "amount", "payer"}
+    assert SAMPLE_RULES["gray-miner-block"] == {"payee"}
+
+
+def test_cli_matrix__json_and_html(tmp_path):
+    html = tmp_path / "r.html"
+    r = CliRunner().invoke(
+        cli, ["--json", "privacy", "matrix", "--seed", "2", "--people", "60", "--html", str(html)]
+    )
+    assert r.exit_code == 0, r.output
+    assert set(json.loads(r.output)["modes"]) == set(MODES) and html.exists()

@@ -1,0 +1,234 @@
+"""Audit bundles and `tenge audit verify`: a clean ledger verifies; each kind of change to the trace log or the
+journal (changed, removed, reordered, inserted) is found and named, in a bundle and in the live database; bad
+bundles and foreign keys give one clear error."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+import nacl.signing
+import pytest
+from click.testing import CliRunner
+
+from cli.main import cli
+from tenge_ledger.core.errors import InputError
+from tenge_ledger.privacy import operator, sandbox
+from tenge_ledger.trace import bundle as bundles
+from tenge_ledger.trace import checkpoint as cps
+from tenge_ledger.trace.merkle import leaf_hash
+
+
+@pytest.fixture
+def box(tmp_path):
+    b = sandbox.make(tmp_path, "pseudonymous")
+    for i in range(6):
+        b.pay("alice", "bob", 100 + i, f"t{i}")
+    operator.checkpoint(b.store, at=b.now[0])
+    return b
+
+
+def live(box):
+    return operator.verify_live(box.store)
+
+
+def sql(box, statement: str, *args) -> None:
+    conn = sqlite3.connect(box.db)
+    conn.execute(statement, args)
+    conn.commit()
+    conn.close()
+
+
+def trace_row(box, op_id: str) -> tuple[int, bytes]:
+    conn = sqlite3.connect(box.db)
+    row = conn.execute(
+        "SELECT idx, payload FROM traces WHERE op_id = ? ORDER BY idx DESC", (op_id,)
+    ).fetchone()
+    conn.close()
+    return row[0], bytes(row[1])
+
+
+def test_clean_ledger_verifies__live_and_bundle(box, tmp_path):
+    assert live(box).ok, live(box).problems
+    info = operator.export(box.store, str(tmp_path / "b.json"))
+    result = operator.verify_bundle(str(tmp_path / "b.json"), info["checkpoint"]["key"])
+    assert result.ok and result.traces == info["traces"] and result.journal == info["journal_entries"]
+
+
+def test_changed_trace_record__named(box):
+    idx, payload = trace_row(box, "t3")
+    sql(
+        box,
+        "UPDATE traces SET payload = ? WHERE idx = ?",
+        payload.replace(b'"amount_tiyn":103', b'"amount_tiyn":999'),
+        idx,
+    )
+    problems = live(box).problems
+    assert any(f"trace #{idx} (t3) was changed" in p for p in problems), problems
+
+
+def test_changed_trace_record_with_recomputed_leaf__caught_by_the_checkpoint(box):
+    idx, payload = trace_row(box, "t3")
+    forged = payload.replace(b'"amount_tiyn":103', b'"amount_tiyn":999')
+    sql(box, "UPDATE traces SET payload = ?, leaf_hash = ? WHERE idx = ?", forged, leaf_hash(forged), idx)
+    problems = live(box).problems
+    assert any(
+        "no longer match" in p and f"#{idx}" in p.split("among")[1] or "no longer match" in p
+        for p in problems
+    ), problems
+
+
+def test_changed_trace_record_with_recomputed_leaf__named_against_an_earlier_bundle(box, tmp_path):
+    operator.export(box.store, str(tmp_path / "before.json"))
+    idx, payload = trace_row(box, "t2")
+    forged = payload.replace(b'"amount_tiyn":102', b'"amount_tiyn":1')
+    sql(box, "UPDATE traces SET payload = ?, leaf_hash = ? WHERE idx = ?", forged, leaf_hash(forged), idx)
+    problems = operator.verify_live(box.store, earlier=str(tmp_path / "before.json")).problems
+    assert any(f"trace #{idx} (t2) differs from the earlier bundle" in p for p in problems), problems
+
+
+def test_removed_trace_record__named(box):
+    idx, _ = trace_row(box, "t1")
+    sql(box, "DELETE FROM traces WHERE idx = ?", idx)
+    problems = live(box).problems
+    assert any(f"trace #{idx} missing" in p for p in problems), problems
+    assert any("journal entry" in p and "(t1) has no trace record" in p for p in problems), problems
+
+
+def test_reordered_trace_records__named(box):
+    a, pa = trace_row(box, "t1")
+    b, pb = trace_row(box, "t2")
+    sql(box, "UPDATE traces SET op_id = 'x', payload = ?, leaf_hash = ? WHERE idx = ?", pb, leaf_hash(pb), a)
+    sql(box, "UPDATE traces SET op_id = 't1', payload = ?, leaf_hash = ? WHERE idx = ?", pa, leaf_hash(pa), b)
+    sql(box, "UPDATE traces SET op_id = 't2' WHERE idx = ?", a)
+    problems = live(box).problems
+    assert any("reordered" in p and "(t1)" in p for p in problems), problems
+
+
+def test_inserted_trace_record__named(box):
+    idx, payload = trace_row(box, "t4")
+    conn = sqlite3.connect(box.db)
+    rows = conn.execute(
+        "SELECT idx, op_id, at, mode, payload, leaf_hash FROM traces WHERE idx >= ? ORDER BY idx DESC", (idx,)
+    ).fetchall()
+    for r in rows:
+        conn.execute("UPDATE traces SET idx = ? WHERE idx = ?", (r[0] + 1, r[0]))
+    fake = json.loads(payload)
+    fake.update(op_id="fake", seq=fake["seq"])
+    body = json.dumps(fake).encode()
+    conn.execute(
+        "INSERT INTO traces VALUES (?, 'fake', ?, 'pseudonymous', ?, ?)",
+        (idx, fake["at"], body, leaf_hash(body)),
+    )
+    conn.commit()
+    conn.close()
+    problems = live(box).problems
+    assert any(f"trace #{idx} (fake)" in p and "inserted" in p for p in problems), problems
+
+
+def test_journal_changed_removed_reordered_inserted__named(box):
+    conn = sqlite3.connect(box.db)
+    seq = conn.execute("SELECT seq FROM operations WHERE op_id = 't2'").fetchone()[0]
+    conn.close()
+    sql(box, "UPDATE postings SET amount_tiyn = amount_tiyn + 1 WHERE seq = ? AND amount_tiyn > 0", seq)
+    problems = live(box).problems
+    assert any(f"journal entry #{seq} (t2) was changed" in p for p in problems), problems
+    sql(box, "UPDATE postings SET amount_tiyn = amount_tiyn - 1 WHERE seq = ? AND amount_tiyn > 0", seq)
+    assert live(box).ok
+    sql(box, "DELETE FROM postings WHERE seq = ?", seq + 1)
+    sql(box, "DELETE FROM operations WHERE seq = ?", seq + 1)
+    problems = live(box).problems
+    assert any(f"journal entry #{seq + 2}" in p and "expected" in p for p in problems), problems
+
+
+def test_journal_truncated__caught_by_the_checkpoint(box, tmp_path):
+    operator.export(box.store, str(tmp_path / "b.json"))
+    doc = json.loads((tmp_path / "b.json").read_text())
+    doc["journal"] = doc["journal"][:-1]
+    (tmp_path / "cut.json").write_text(json.dumps(doc))
+    problems = operator.verify_bundle(str(tmp_path / "cut.json"), operator.public_key(box.store)).problems
+    assert any("signed by the checkpoint" in p and "missing" in p for p in problems), problems
+
+
+def test_edited_bundle__named(box, tmp_path):
+    operator.export(box.store, str(tmp_path / "b.json"))
+    doc = json.loads((tmp_path / "b.json").read_text())
+    doc["traces"].pop(3)
+    (tmp_path / "e.json").write_text(json.dumps(doc))
+    result = operator.verify_bundle(str(tmp_path / "e.json"), operator.public_key(box.store))
+    assert not result.ok and any("trace #4 missing" in p for p in result.problems), result.problems
+
+
+def test_truncated_bundle__one_clear_error(box, tmp_path):
+    operator.export(box.store, str(tmp_path / "b.json"))
+    data = (tmp_path / "b.json").read_bytes()
+    (tmp_path / "t.json").write_bytes(data[: len(data) // 2])
+    with pytest.raises(InputError, match="truncated or not JSON"):
+        bundles.read(str(tmp_path / "t.json"))
+
+
+def test_checkpoint_signed_by_another_key__reported(box, tmp_path):
+    other = nacl.signing.SigningKey.generate()
+    forged = cps.make(box.store, other, box.now[0])
+    cps.save(box.store, forged)
+    result = live(box)
+    assert any("not signed by the key" in p for p in result.problems), result.problems
+
+
+def test_checkpoint_body_is_what_is_signed(box):
+    cp = cps.saved(box.store)[-1]
+    assert cp.verifies(operator.public_key(box.store))
+    assert not cps.Checkpoint(**{**cp.to_json(), "tree_size": cp.tree_size - 1}).verifies(cp.key)
+
+
+def test_inclusion_and_consistency_proofs_from_the_live_log(box):
+    from tenge_ledger.trace.merkle import verify_consistency, verify_inclusion
+
+    p = operator.inclusion(box.store, "t3")
+    assert verify_inclusion(bytes.fromhex(p["leaf_hash"]), p["index"], p["tree_size"],
+                            [bytes.fromhex(x) for x in p["proof"]], bytes.fromhex(p["root"]))  # fmt: skip
+    c = operator.consistency(box.store, 3)
+    assert verify_consistency(c["first"], c["second"], bytes.fromhex(c["first_root"]),
+                              bytes.fromhex(c["second_root"]), [bytes.fromhex(x) for x in c["proof"]])  # fmt: skip
+
+
+# ---- CLI ---------------------------------------------------------------------------------------------------
+
+
+def run(*args):
+    return CliRunner().invoke(cli, list(args), catch_exceptions=False)
+
+
+def test_cli_export_and_verify__clean_then_tampered(box, tmp_path):
+    bundle = str(tmp_path / "audit.json")
+    exported = run("--db", box.db, "--json", "audit", "export", bundle)
+    assert exported.exit_code == 0
+    key = json.loads(exported.output)["checkpoint"]["key"]
+    ok = run("audit", "verify", bundle, "--key", key)
+    assert ok.exit_code == 0 and "verified" in ok.output
+    doc = json.loads(Path(bundle).read_text())
+    doc["traces"][2]["payload"] = doc["traces"][3]["payload"]
+    Path(bundle).write_text(json.dumps(doc))
+    bad = run("audit", "verify", bundle, "--key", key)
+    assert bad.exit_code == 1 and "trace #3" in bad.output
+
+
+def test_cli_verify__other_key_and_truncated_bundle(box, tmp_path):
+    bundle = str(tmp_path / "audit.json")
+    run("--db", box.db, "audit", "export", bundle)
+    other = bytes(nacl.signing.SigningKey.generate().verify_key).hex()
+    r = run("audit", "verify", bundle, "--key", other)
+    assert r.exit_code == 1 and "not signed by the key" in r.output
+    Path(bundle).write_text(Path(bundle).read_text()[:100])
+    r = run("audit", "verify", bundle, "--key", other)
+    assert r.exit_code == 1 and "truncated" in r.output and len(r.output.strip().splitlines()) == 1
+    r = run("audit", "verify", bundle, "--key", "zz")
+    assert r.exit_code == 1
+
+
+def test_cli_live_verify_and_prove(box):
+    assert run("--db", box.db, "audit", "verify").exit_code == 0
+    r = run("--db", box.db, "--json", "trace", "prove", "t2")
+    assert r.exit_code == 0 and json.loads(r.output)["proof"]
+    assert run("--db", box.db, "trace", "prove", "nope").exit_code == 1
