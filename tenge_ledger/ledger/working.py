@@ -35,6 +35,7 @@ class WorkingSet:
         self._tags_by_account: dict[str, set[str]] = {}
         self._postings_by_account: dict[str, list[JournalPosting]] = {}
         self._postings_indexed = 0
+        self._buckets_cache: dict[str, dict[str, int]] = {}  # root only: the store's buckets of an account
 
     def prefetch(self, handles: set[str], buckets: set[tuple[str, str]], op_ids: set[str]) -> None:
         """Read what a chunk will touch in one query per table, if the store can (`tx.prefetch`); the root's
@@ -87,7 +88,13 @@ class WorkingSet:
         return total
 
     def buckets(self, handle: str) -> dict[str, int]:
-        out = dict(self.tx.buckets(handle))
+        root = self
+        while root.parent is not None:
+            root = root.parent
+        stored = root._buckets_cache.get(handle)
+        if stored is None:  # the store's rows do not change during the transaction: read them once per chunk
+            stored = root._buckets_cache[handle] = dict(self.tx.buckets(handle))
+        out = dict(stored)
         for ws in self._chain():
             for tag in ws._tags_by_account.get(handle, ()):
                 out[tag] = out.get(tag, 0) + ws.bucket_deltas[(handle, tag)]
