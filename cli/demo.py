@@ -51,6 +51,9 @@ def run_demo(keep: str | None = None) -> None:
     w = Wallet(ledger, keystore)
     click.echo(f"  ledger id {ledger.ledger_id}; the National Bank (nbk) holds the issuing key")
     demo_steps(w)
+    from .policy_demo import run_policy_demo
+
+    run_policy_demo(store, keystore, say, show)
     say("Invariants")
     issued, redeemed = store.supply()
     click.echo(
