@@ -200,3 +200,17 @@ def test_fuzz__arbitrary_text_gives_located_errors_or_a_checked_set(text: str) -
         check_text(text)
     except PolicyError as exc:
         assert exc.diagnostics
+
+
+def test_syntax_error__several_per_file_without_cascades() -> None:
+    source = 'rule "a" when amount > deny "x"\nrule "b" deny "ok"\nrule c deny "y"\n\nrule "d"\n  withhold 15 to "x"\n'
+    with pytest.raises(PolicySyntaxError) as info:
+        parse(source, "t.policy")
+    assert [(d.line, d.col) for d in info.value.diagnostics] == [(1, 29), (3, 6), (6, 12)]
+
+
+def test_check__unknown_kind_in_a_list() -> None:
+    assert any(
+        "unknown account kind 'exchang'" in m
+        for m in errors_of('rule "r" when payer.kind in [exchang] deny "x"')
+    )

@@ -378,6 +378,9 @@ class _FileChecker:
         return result
 
     def compare(self, e: ast.Compare) -> str | None:
+        for side, other in ((e.left, e.right), (e.right, e.left)):
+            if self._unknown_kind_or_status(side, other):
+                return BOOL
         lt, rt = self.type_of(e.left), self.type_of(e.right)
         if lt is None or rt is None:
             return BOOL
@@ -402,6 +405,22 @@ class _FileChecker:
             self.error(e, f"a {lt} has no order; use == or !=")
         return BOOL
 
+    def _unknown_kind_or_status(self, field: ast.Expr, other: ast.Expr) -> bool:
+        """`payee.kind == minr`: say it is an unknown account kind, and which kinds exist."""
+        if not (
+            isinstance(field, ast.Field) and field.name in ("kind", "status") and isinstance(other, ast.Name)
+        ):
+            return False
+        names = KIND_NAMES if field.name == "kind" else STATUS_NAMES
+        if other.name in names or other.name in self.let_types or other.name in OP_FIELDS:
+            return False
+        what = "account kind" if field.name == "kind" else "account status"
+        self.error(
+            other,
+            f"unknown {what} {other.name!r}{_suggest(other.name, names)} (one of: {', '.join(sorted(names))})",
+        )
+        return True
+
     def in_(self, e: ast.In) -> str | None:
         lt = self.type_of(e.left)
         if len(e.items.items) > limits.policy_list_items_max:
@@ -409,6 +428,8 @@ class _FileChecker:
         if not e.items.items:
             self.error(e.items, "an empty list: the condition can never hold")
         for item in e.items.items:
+            if self._unknown_kind_or_status(e.left, item):
+                continue
             if not _is_constant(item, self.lets):
                 self.error(item, "list items are constants")
                 continue

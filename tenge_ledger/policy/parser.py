@@ -15,6 +15,7 @@ from . import ast
 from .errors import Diagnostic, PolicySyntaxError, source_line
 
 GRAMMAR = Path(__file__).with_name("grammar.lark")
+SYNTAX_ERRORS_MAX = 20  # per file; later ones are usually consequences of earlier ones
 
 # Tree nodes that are expressions: their nesting is what policy_depth_max bounds.
 _EXPR_NODES = frozenset(
@@ -82,7 +83,7 @@ def parse(source: str, path: str = "<policy>") -> ast.PolicyFile:
     try:
         tree = lark_parser().parse(source)
     except UnexpectedInput as exc:
-        raise PolicySyntaxError([_syntax_diagnostic(exc, source, path)]) from None
+        raise PolicySyntaxError(_syntax_errors(exc, source, path)) from None
     deep = _too_deep(tree)
     if deep is not None:
         line, col = deep
@@ -99,6 +100,32 @@ def parse(source: str, path: str = "<policy>") -> ast.PolicyFile:
     if builder.errors:
         raise PolicySyntaxError(builder.errors)
     return ast.PolicyFile(path=path, source=source, title=title, items=tuple(items))
+
+
+def _syntax_errors(first: UnexpectedInput, source: str, path: str) -> list[Diagnostic]:
+    """The first error, then the first error of each later part of the file: parsing resumes at the next line
+    that starts a `rule` or `let` (blank lines keep the line numbers), so one typo does not hide the others
+    and no cascade of follow-on errors is reported."""
+    lines = source.splitlines()
+    diags = [_syntax_diagnostic(first, source, path)]
+    line = diags[0].line
+    while len(diags) < SYNTAX_ERRORS_MAX:
+        resume = next(
+            (n for n in range(line + 1, len(lines) + 1) if lines[n - 1].startswith(("rule ", "let "))), None
+        )
+        if resume is None:
+            break
+        rest = "\n" * (resume - 1) + "\n".join(lines[resume - 1 :])
+        try:
+            lark_parser().parse(rest)
+            break
+        except UnexpectedInput as exc:
+            diag = _syntax_diagnostic(exc, source, path)
+            if diag.line < resume:  # pragma: no cover - an error always lies in the part parsed
+                break
+            diags.append(diag)
+            line = diag.line
+    return diags
 
 
 def _syntax_diagnostic(exc: UnexpectedInput, source: str, path: str) -> Diagnostic:
