@@ -12,7 +12,7 @@ from pathlib import Path
 import bank_workload as bank
 import psycopg
 import pytest
-from bank_support import fresh_schema, pg_base_url, schema_url
+from bank_support import fresh_schema, pg_base_url, pg_ctl, schema_url
 
 from tenge_ledger.core.errors import StoreError
 from tenge_ledger.core.records import Operation, Transfer
@@ -105,6 +105,45 @@ def test_server_gone_mid_transaction__nothing_applied(pg_url: str) -> None:
     assert ledger.apply(op).code.value == "ok"  # the pool replaced the dead connection; the id is still free
     assert ledger.apply(op).code.value == "exists"
     store.close()
+
+
+def test_server_restarted__open_store_carries_on(pg_url: str) -> None:
+    """Pooled connections die with the server; the next read and the next write use fresh ones."""
+    bank.setup_bank(pg_url, count=2)
+    ledger = Ledger(open_store(pg_url))
+    a, b = bank.handles(2)
+    supply = ledger.store.supply()
+    pg_ctl("stop", "-m", "immediate", "-w")
+    pg_ctl("start")
+    assert ledger.store.supply() == supply
+    op = sign(ledger.ledger_id, Operation("after-restart", a, Transfer(a, b, 5)), bank.key_for(a))
+    assert ledger.apply(op).code.value == "ok"
+    ledger.store.close()
+
+
+def test_server_restarted__shared_store_writes_from_threads_carry_on(pg_url: str) -> None:
+    """A store whose pool grew to several connections: after a restart every one is dead, yet writes go on."""
+    import threading
+
+    bank.setup_bank(pg_url, count=9)
+    ledger = Ledger(open_store(pg_url))
+    names = bank.handles(9)
+
+    def spend(i: int, tag: str) -> None:
+        (op,) = bank.transfer_ops(ledger.ledger_id, [(f"{tag}-{i}", names[i], names[8], 1)])
+        assert ledger.apply(op).code.value == "ok"
+
+    for tag in ("before", "after"):
+        threads = [threading.Thread(target=spend, args=(i, tag)) for i in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        if tag == "before":
+            pg_ctl("stop", "-m", "immediate", "-w")
+            pg_ctl("start")
+    assert ledger.store.balances(names[8])[(names[8], "")] == bank.OPENING_TIYN + 16
+    ledger.store.close()
 
 
 def _root(tx):

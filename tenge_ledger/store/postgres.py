@@ -447,13 +447,14 @@ class PostgresStore:
             except psycopg.errors.CheckViolation as exc:
                 raise InvariantViolation(f"the database refused a write: {_one_line(exc)}") from None
 
-    @staticmethod
-    def _begin(conn: psycopg.Connection, cur: psycopg.Cursor) -> tuple[int, bytes]:
+    def _begin(self, conn: psycopg.Connection, cur: psycopg.Cursor) -> tuple[int, bytes]:
         """BEGIN and lock the journal head, in one round trip (no parameters: the simple query protocol)."""
         try:
             cur.execute(_BEGIN_AND_LOCK_HEAD)
         except psycopg.OperationalError as exc:
             if conn.broken:  # a pooled connection the server dropped (it restarted): retry on a fresh one
+                if self._pool is not None:  # discard the idle connections that died with it, all at once
+                    self._pool.check()
                 raise WriteConflict(_one_line(exc)) from None
             raise
         while cur.description is None and cur.nextset():
@@ -466,8 +467,17 @@ class PostgresStore:
     # ---- reads outside the write path ----------------------------------------------------------------------
 
     def _rows(self, query: str, args: tuple = ()) -> list[tuple]:
-        with self._conn() as conn:
-            return conn.execute(query, args).fetchall()
+        # Each pooled connection the server dropped (it restarted) fails once and is discarded; a read is safe
+        # to repeat, so try until a live connection answers.
+        for attempt in range(POOL_SIZE_MAX + 1):
+            with self._errors(), self._pool_open().connection() as conn:
+                try:
+                    return conn.execute(query, args).fetchall()
+                except psycopg.OperationalError:
+                    if attempt < POOL_SIZE_MAX and conn.broken:
+                        continue
+                    raise
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def meta(self) -> LedgerMeta:
         return codec.meta_from_rows(dict(self._rows("SELECT key, value FROM meta")))
