@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 from cli.main import cli
 from tenge_ledger.privacy import matrix, pilot, report
-from tenge_ledger.privacy.manifest import SAMPLE_RULES, to_fields
+from tenge_ledger.privacy.manifest import needs, rules_from_policy
 from tenge_ledger.privacy.visibility import MODES
 
 PEOPLE = 80
@@ -84,9 +84,25 @@ def test_html_report__self_contained_with_a_chart(result, tmp_path):
         assert mode in page
 
 
-def test_manifest_fields__mapped_from_policy_names():
-    assert to_fields(["payee.attrs.licence", "amount", "window(payer, out)"]) == {"payee", "amount", "payer"}
-    assert SAMPLE_RULES["gray-miner-block"] == {"payee"}
+def test_manifest_reads__mapped_to_field_needs():
+    assert needs(["op.kind", "op.amount", "payee.attr.licences", "payer.history.out(24h)"]) == {
+        "amount": "clear",
+        "payee": "clear",
+        "payer": "pseudonym",
+    }
+    assert needs(["op.kind", "op.expires_on"]) == {}
+
+
+def test_rules_come_from_the_policy_languages_manifest(result):
+    rules, source = rules_from_policy()
+    assert "data-access manifest" in source and "fma-structuring-report" in rules
+    assert rules["fma-structuring-report"] == {"amount": "clear", "payer": "pseudonym"}
+    t, e = result["modes"]["transparent"]["rules"], result["modes"]["escrowed"]["rules"]
+    assert set(t) == set(rules) and all(v == 1.0 for v in t.values())
+    assert e["fma-threshold-report"] == 0.0
+    p = result["modes"]["pseudonymous"]["rules"]
+    assert p["fma-structuring-report"] == 1.0  # history needs only a linkable payer
+    assert p["fma-list-payee"] == 0.0  # an attribute of the payee needs its identity
 
 
 def test_cli_matrix__json_and_html(tmp_path):

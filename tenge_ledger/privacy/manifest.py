@@ -1,74 +1,71 @@
 """What each policy rule reads, for the matrix's "which rules can still run" column.
 
-The interface is small: rule name -> the trace fields it reads (payer, payee, amount, tag, memo). When the policy
-language's data-access manifest is available (`tenge_ledger.policy.reads`), a policy file's rules are read from
-it; otherwise (or with no file) the sample anti-corruption rule set below is used, and the matrix says which.
+The interface is small: rule name -> {trace field: the weakest level the rule needs}. A rule that reads a
+party's attributes, kind, tier or balance needs that party's identity (`clear`); one that reads only its history
+needs to link its payments (`pseudonym`); `op.amount`, `op.tag`, `op.memo` need the field in clear; `op.kind`
+and other metadata are kept in clear by every mode. The reads come from the policy language's data-access
+manifest (`tenge_ledger.policy.reads.reads_by_rule`) over a policy set (by default the repository's
+`policies/`); the sample set below is used only when no policy set can be read, and the matrix says which.
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable
+from pathlib import Path
 
-from .visibility import FIELDS
+from .visibility import RANK
 
-RuleReads = dict[str, frozenset[str]]
+RuleReads = dict[str, dict[str, str]]
 
 SAMPLE_RULES: RuleReads = {
-    "earmark-to-licensed-payee": frozenset({"tag", "payee"}),
-    "structuring-under-threshold": frozenset({"payer", "amount"}),
-    "income-structuring": frozenset({"payee", "amount"}),
-    "kickback-to-official": frozenset({"payer", "payee", "amount"}),
-    "gray-miner-block": frozenset({"payee"}),
-    "large-payment-report": frozenset({"amount"}),
-    "memo-keywords": frozenset({"memo"}),
+    "earmark-to-licensed-payee": {"tag": "clear", "payee": "clear"},
+    "structuring-under-threshold": {"payer": "pseudonym", "amount": "clear"},
+    "kickback-to-official": {"payer": "pseudonym", "payee": "clear", "amount": "clear"},
+    "gray-miner-block": {"payee": "clear"},
+    "large-payment-report": {"amount": "clear"},
+    "memo-keywords": {"memo": "clear"},
 }
 
-# How the policy language names what it reads, mapped onto trace fields.
-_ALIASES = {
-    "payer": "payer",
-    "payee": "payee",
-    "amount": "amount",
-    "amount_tiyn": "amount",
-    "tag": "tag",
-    "memo": "memo",
-}
+DEFAULT_POLICIES = Path(__file__).resolve().parent.parent.parent / "policies"
+_OP_FIELDS = {"amount": "amount", "amount_tiyn": "amount", "tag": "tag", "memo": "memo"}
 
 
-def to_fields(names: Iterable[str]) -> frozenset[str]:
-    """Map manifest entries (`payer.kind`, `payee.attrs.licence`, `amount`, `window(payer, ...)`) to fields."""
-    out = set()
-    for name in names:
-        head = str(name).replace("(", ".").split(".")[0].strip().lower()
-        field = _ALIASES.get(head)
-        if field is None:
-            for f in FIELDS:
-                if f in str(name).lower():
-                    field = f
-        if field is not None:
-            out.add(field)
-    return frozenset(out)
+def needs(reads: Iterable[str]) -> dict[str, str]:
+    """Map manifest reads (`payee.attr.licences`, `payer.history.out(24h)`, `op.amount`) to field needs."""
+    out: dict[str, str] = {}
+
+    def need(field: str, level: str) -> None:
+        if RANK[level] > RANK[out.get(field, "none")]:
+            out[field] = level
+
+    for read in reads:
+        head, _, rest = str(read).partition(".")
+        if head == "op":
+            field = _OP_FIELDS.get(rest.split("(")[0])
+            if field:
+                need(field, "clear")
+        elif head in ("payer", "payee"):
+            need(head, "pseudonym" if rest.startswith("history.") else "clear")
+    return out
 
 
-def rules_from_policy(path: str | None) -> tuple[RuleReads, str]:
-    """(rule -> fields, where it came from)."""
-    if path is None:
-        return SAMPLE_RULES, "sample rule set"
-    from pathlib import Path
+def rules_from_policy(path: str | None = None) -> tuple[RuleReads, str]:
+    """(rule -> field needs, where they came from). `path`: a .policy file or a directory of them."""
+    target = Path(path) if path else DEFAULT_POLICIES
+    files = sorted(target.glob("*.policy")) if target.is_dir() else [target]
+    if not files or not all(f.exists() for f in files):
+        if path:
+            from ..core.errors import InputError
 
-    from ..core.errors import InputError
+            raise InputError("no policy files", where=str(path))
+        return SAMPLE_RULES, "sample rule set (no policies/ found)"
+    from ..policy import parse_and_check, read_sources
+    from ..policy.reads import reads_by_rule
 
-    try:
-        from ..policy import reads  # the policy language's data-access manifest (issue 3)
-    except ImportError:
-        raise InputError("the policy language's data-access manifest is not available yet") from None
-    text = Path(path).read_text()
-    manifest = None
-    for name in ("manifest", "reads_of", "rule_reads", "data_access"):
-        fn = getattr(reads, name, None)
-        if fn is not None:
-            manifest = fn(text)
-            break
-    if manifest is None:
-        raise InputError("tenge_ledger.policy.reads offers no manifest function this version knows")
-    items = manifest.items() if isinstance(manifest, dict) else ((r.name, r.reads) for r in manifest)
-    return {str(rule): to_fields(fields) for rule, fields in items}, path
+    checked = parse_and_check(read_sources([str(f) for f in files]))
+    rules = {rule: needs(reads) for rule, reads in reads_by_rule(checked).items()}
+    where = str(target if target.is_dir() else files[0])
+    with contextlib.suppress(ValueError):
+        where = str(Path(where).resolve().relative_to(Path.cwd()))
+    return rules, f"data-access manifest of {where} ({len(rules)} rules)"

@@ -24,7 +24,7 @@ from .modes.base import epoch_key, pseudonym
 from .observers import amount_share, anonymity, keys_for, linkable_pair_share
 from .pilot import DAY_S, GRANT_TAG, REPORTING_THRESHOLD_TIYN, START_AT, Pilot, apply, build
 from .views import RecordView, view_payload
-from .visibility import MODES
+from .visibility import MODES, RANK
 
 EPOCH_S = 7 * DAY_S
 PATTERNS = ("diversion", "structuring", "kickback", "gray_miner")
@@ -207,16 +207,20 @@ def detect(views: list[RecordView], pilot: Pilot, watch: dict) -> dict[str, set[
 
 
 def rules_runnable(views: list[RecordView], rules) -> dict:
-    """For each rule, the share of payments on which every field it reads is visible to the FMA (clear or a
-    pseudonym it can group by): 1.0 means the rule still runs over the stored trace."""
+    """For each rule, the share of payments on which the FMA sees every field the rule reads at the level it
+    needs (identity in clear for attribute reads, a linkable pseudonym for history reads): 1.0 means the rule
+    could still run over the stored trace on every payment."""
     n = max(1, len(views))
-    share = {
-        f: sum(1 for v in views if v.fields[f].level in ("clear", "pseudonym")) / n
-        for f in ("payer", "payee", "amount", "tag", "memo")
-    }
-    # memo is absent on most payments: judge it by whether any memo is ever readable, not by share
+    share: dict[tuple[str, str], float] = {}
+    for rule_needs in rules.values():
+        for field, level in rule_needs.items():
+            if (field, level) not in share:
+                share[(field, level)] = (
+                    sum(1 for v in views if RANK[v.fields[field].level] >= RANK[level]) / n
+                )
     return {
-        rule: round(min((share[f] for f in fields), default=1.0), 3) for rule, fields in sorted(rules.items())
+        rule: round(min((share[(f, lvl)] for f, lvl in rule_needs.items()), default=1.0), 3)
+        for rule, rule_needs in sorted(rules.items())
     }
 
 
