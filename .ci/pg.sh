@@ -27,7 +27,7 @@ pg_install() {
     fi
     echo "pg.sh: installing PostgreSQL with apt-get" >&2
     export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq >&2 && apt-get install -y -qq postgresql postgresql-contrib >&2
+    apt-get update -qq >&2 && apt-get install -y -qq postgresql >&2
 }
 
 # Run a command as the cluster's OS user (root cannot run the server).
