@@ -68,3 +68,12 @@ def test_pseudonymous_payload_names_no_account(boxes):
     _, payload = boxes["pseudonymous"].record("small")
     for secret in (b"alice", b"bob", b"lunch"):
         assert secret not in payload
+
+
+def test_docs_hold_the_same_table():
+    from pathlib import Path
+
+    from tenge_ledger.privacy.visibility import markdown
+
+    docs = Path(__file__).resolve().parent.parent / "docs" / "privacy.md"
+    assert markdown() in docs.read_text()

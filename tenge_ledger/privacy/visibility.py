@@ -150,3 +150,16 @@ def check_table() -> None:
 
 
 check_table()
+
+
+def markdown() -> str:
+    """The table as Markdown (docs/privacy.md holds this text; a test keeps the two equal)."""
+    lines = []
+    for variant in VARIANTS:
+        lines.append(f"**{variant}**\n")
+        lines.append("| role | " + " | ".join(FIELDS) + " |")
+        lines.append("|---|" + "---|" * len(FIELDS))
+        for role in ROLES:
+            lines.append(f"| {role} | " + " | ".join(VISIBILITY[variant][role][f] for f in FIELDS) + " |")
+        lines.append("")
+    return "\n".join(lines)
