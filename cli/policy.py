@@ -12,7 +12,7 @@ from pathlib import Path
 import click
 
 from tenge_ledger.core.errors import InputError, TengeError
-from tenge_ledger.policy import parse_and_check, read_sources
+from tenge_ledger.policy import PolicyError, parse_and_check, read_sources
 from tenge_ledger.policy.format import format_source
 from tenge_ledger.policy.reads import manifest
 from tenge_ledger.policy.sets import disable, enable, enable_version, history
@@ -43,7 +43,13 @@ def check(obj: Context, paths: tuple[str, ...]) -> None:
       tenge policy check policies/
     """
     files = read_sources(list(paths))
-    checked = parse_and_check(files)
+    try:
+        checked = parse_and_check(files)
+    except PolicyError as exc:
+        if obj.json:  # machine-readable diagnostics for editors and CI, still exit 1
+            click.echo(json.dumps({"ok": False, "errors": [d.to_json() for d in exc.diagnostics]}, indent=2))
+            raise SystemExit(1) from None
+        raise
     emit(
         obj,
         {"ok": True, "files": sorted(files), "rules": len(checked.rules)},

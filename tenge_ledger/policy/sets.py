@@ -98,6 +98,7 @@ def load_enabled(settings: dict) -> PolicySetEngine | None:
             [Diagnostic("<ledger settings>", 0, 0, "the enabled policy set does not match its id")]
         )
     engine = compile_sources(files, entry.get("version"))
+    engine.version = entry.get("version")  # the same sources may be enabled again under a later version
     return engine
 
 
