@@ -64,17 +64,16 @@ class Bundle:
 
 def from_store(store: Store, with_journal: bool = True) -> Bundle:
     meta = store.meta()
-    traces = [
-        {
-            "idx": idx,
-            "op_id": t.op_id,
-            "at": t.at,
-            "mode": t.mode,
-            "payload": t.payload,
-            "leaf_hash": t.leaf_hash,
-        }
-        for idx, t in store.traces()
-    ]
+    traces: list[dict] = []
+    try:
+        for idx, t in store.traces():
+            traces.append({"idx": idx, "op_id": t.op_id, "at": t.at, "mode": t.mode, "payload": t.payload,
+                           "leaf_hash": t.leaf_hash})  # fmt: skip
+    except (TypeError, ValueError) as exc:  # a row edited so that it no longer reads as a trace record
+        after = traces[-1]["idx"] if traces else 0
+        raise InputError(
+            f"the trace record after #{after} cannot be read ({exc}): it was changed in the database"
+        ) from None
     journal = None
     if with_journal:
         journal = []
