@@ -232,3 +232,10 @@ def test_cli_live_verify_and_prove(box):
     r = run("--db", box.db, "--json", "trace", "prove", "t2")
     assert r.exit_code == 0 and json.loads(r.output)["proof"]
     assert run("--db", box.db, "trace", "prove", "nope").exit_code == 1
+
+
+def test_row_edited_into_another_type__one_clear_error(box):
+    idx, _ = trace_row(box, "t2")
+    sql(box, "UPDATE traces SET payload = CAST(payload AS TEXT) WHERE idx = ?", idx)
+    with pytest.raises(InputError, match=f"after #{idx - 1} cannot be read"):
+        live(box)
