@@ -243,7 +243,15 @@ class Ledger:
             if rejection is not None:
                 raise Rejected(*rejection, decision=applied.decision)
             seq = self._journal(
-                child, op, at, applied.message, applied.postings, applied.decision, canonical, document
+                child,
+                op,
+                at,
+                applied.message,
+                applied.postings,
+                applied.decision,
+                canonical,
+                document,
+                digest,
             )
         except Rejected as r:
             result = Result(op.id, r.code, r.message, reports=_report_dicts(r.reports))
@@ -286,13 +294,15 @@ class Ledger:
         decision: Decision | None,
         canonical: bytes | None = None,
         document: str | None = None,
+        digest: bytes | None = None,
     ) -> int:
         total = sum(p.amount_tiyn for p in postings)
         if total != 0:  # protects money: never stripped by python -O
             raise InvariantViolation(f"operation {op.id}: postings sum to {total}, not 0")
         seq, prev = ws.head()
         seq += 1
-        digest = fields_hash(canonical if canonical is not None else canonical_bytes(self.ledger_id, op))
+        if digest is None:
+            digest = fields_hash(canonical if canonical is not None else canonical_bytes(self.ledger_id, op))
         entry = entry_hash(prev, seq, at, digest, op.signature, postings)
         ws.operations[op.id] = StoredOperation(
             seq=seq,

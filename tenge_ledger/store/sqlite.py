@@ -3,6 +3,7 @@ whole change sets with executemany on the raw connection."""
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import sqlite3
@@ -124,6 +125,10 @@ def _marks(group: tuple[str, ...]) -> str:
     return ",".join("?" * len(group))
 
 
+# The same row always makes the same (immutable) Account: chunks that read the same accounts again reuse them.
+_account_from_row_cached = functools.lru_cache(maxsize=1 << 16)(codec.account_from_row)
+
+
 class SqliteTx:
     def __init__(self, conn: sqlite3.Connection) -> None:
         self._c = conn
@@ -209,7 +214,7 @@ class SqliteTx:
         """The accounts, every bucket of `bucket_accounts`, and the applied operations among `op_ids` that exist,
         a few queries for a whole chunk instead of one per operation."""
         accounts = {
-            row[0]: codec.account_from_row(row)
+            row[0]: _account_from_row_cached(row)
             for group in _groups(handles)
             for row in self._c.execute(
                 f"SELECT {codec.ACCOUNT_COLUMNS} FROM accounts WHERE handle IN ({_marks(group)})", group
