@@ -144,3 +144,11 @@ def test_cli_trace_view__unknown_role_is_one_line(escrowed_db):
 def test_cli_privacy_modes__prints_the_table():
     r = run("--json", "privacy", "modes")
     assert r.exit_code == 0 and json.loads(r.output)["visibility"]["escrowed"]["fma"]["payer"] == "none"
+
+
+def test_transparent_unmask_by_the_public__refused_and_logged(tmp_path):
+    box = sandbox.make(tmp_path, "transparent")
+    box.pay("alice", "bob", 500, "p1")
+    with pytest.raises(InputError, match="refused and logged"):
+        access(box).unmask("p1", "C", "basis", "public")
+    assert access(box).unmask("p1", "C", "basis", "fma")["payer"] == "alice"

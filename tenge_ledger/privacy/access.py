@@ -128,7 +128,8 @@ class Access:
             hidden = [
                 f for f in ("payer", "payee") if view.fields[f].level != "clear" and doc.get(f) is not None
             ]
-            if mode != "transparent" and not any(view.fields[f].level == "clear" for f in ("payer", "payee")):
+            parties = ("payer", "payee") if mode != "transparent" else tuple(view.fields)
+            if not any(view.fields[f].level == "clear" for f in parties):
                 raise self.refuse("unmask", op_id, case, basis, by,
                                   f"{by} holds no key that identifies a party of {op_id}", sealed_case)  # fmt: skip
             plain = {"op_id": op_id, "at": doc["at"], "kind": doc.get("kind"), "code": doc.get("code"),
