@@ -151,8 +151,14 @@ def privacy_disclose(obj: Context, account, record, out) -> None:
 )
 @click.option("--html", "html_path", type=click.Path(dir_okay=False), help="Write the HTML report here.")
 @click.option("--out", "json_path", type=click.Path(dir_okay=False), help="Write the JSON results here.")
+@click.option(
+    "--policy",
+    "policy_path",
+    type=click.Path(exists=True),
+    help="Policy file or directory (default: policies/).",
+)
 @pass_context
-def privacy_matrix(obj: Context, seed, people, html_path, json_path) -> None:
+def privacy_matrix(obj: Context, seed, people, html_path, json_path, policy_path) -> None:
     """Run one seeded synthetic pilot under every mode and measure, as each role with only its keys, what it can
     link, read and detect. Every figure comes from running the observers.
 
@@ -162,7 +168,7 @@ def privacy_matrix(obj: Context, seed, people, html_path, json_path) -> None:
     """
     from tenge_ledger.privacy import matrix, report
 
-    result = matrix.run(seed=seed, people=people)
+    result = matrix.run(seed=seed, people=people, policy=policy_path)
     if json_path:
         Path(json_path).write_text(json.dumps(result, indent=2, sort_keys=True))
     if html_path:
