@@ -249,6 +249,7 @@ def format_table(result: dict) -> str:
     lines.append("")
     lines.append("linkable: share of same-payer payment pairs the role can link; amounts: share it can read;")
     lines.append(
-        "anon.set / entropy: payer anonymity set size and bits; rules: run on every payment the FMA sees."
+        "anon.set / entropy: payer anonymity set size and bits; rules: run on every payment the FMA sees"
     )
+    lines.append(f"(rules from the {result['rules_source']}).")
     return "\n".join(lines)
