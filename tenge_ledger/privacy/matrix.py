@@ -23,7 +23,7 @@ from .manifest import rules_from_policy
 from .modes.base import epoch_key, pseudonym
 from .observers import amount_share, anonymity, keys_for, linkable_pair_share
 from .pilot import DAY_S, GRANT_TAG, REPORTING_THRESHOLD_TIYN, START_AT, Pilot, apply, build
-from .views import RecordView, view_payload
+from .views import RecordView, parse_payload, view_doc
 from .visibility import MODES, RANK
 
 EPOCH_S = 7 * DAY_S
@@ -68,13 +68,13 @@ def run_mode(mode: str, pilot: Pilot, rules) -> dict:
         apply(pilot, ledger, lambda at: now.__setitem__(0, at))
         apply_s = time.perf_counter() - t0
         ring = KeyRing(workdir)
-        stored = [(idx, t) for idx, t in store.traces() if t.op_id in pilot.truth]
+        stored = [(idx, parse_payload(t.payload)) for idx, t in store.traces() if t.op_id in pilot.truth]
         payer_truth = {op: t["payer"] for op, t in pilot.truth.items()}
         result: dict = {"apply_seconds": round(apply_s, 2), "roles": {}}
         fma_views: list[RecordView] = []
         for role in roles_for(pilot):
             keys = keys_for(role, ring, store, EPOCH_S)
-            views = [v for v in (view_payload(idx, t.payload, keys) for idx, t in stored) if v.code == "ok"]
+            views = [v for v in (view_doc(idx, doc, keys) for idx, doc in stored) if v.code == "ok"]
             size, entropy = anonymity(views, payer_truth)
             result["roles"][role.split(":")[0]] = {
                 "role": role,

@@ -3,6 +3,7 @@ level the visibility table allows for the relations the role has to the record (
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass
 
@@ -78,22 +79,36 @@ def relations(decoded: dict, keys: ObserverKeys) -> tuple[str, ...]:
     return tuple(out)
 
 
+@functools.cache
+def _decoder(mode: str):
+    return mode_module(normalize(mode)).decode
+
+
+@functools.cache
+def allowed_levels(variant: str, rel: tuple[str, ...]) -> dict[str, int]:
+    """Per field, the rank of the strongest level any of the relations may see (from the table)."""
+    rows = VISIBILITY[variant]
+    return {f: RANK[strongest(rows[r][f] for r in rel)] for f in FIELDS}
+
+
+_NONE = FieldView("none")
+
+
 def view_doc(idx: int, doc: dict, keys: ObserverKeys) -> RecordView:
     kind = doc.get("type", "op")
     if kind != "op":
         return RecordView(idx, doc.get("op_id", ""), doc.get("at", 0), kind, None, None, None, (), {})
-    variant, decoded = mode_module(normalize(doc.get("mode", "transparent"))).decode(doc, keys)
+    variant, decoded = _decoder(doc.get("mode", "transparent"))(doc, keys)
     rel = relations(decoded, keys)
-    rows = VISIBILITY[variant]
+    allowed = allowed_levels(variant, rel)
     fields: dict[str, FieldView] = {}
     for f in FIELDS:
-        allowed = strongest(rows[r][f] for r in rel)
-        reps = decoded.get(f, {})
-        shown = FieldView("none")
-        for level in sorted(reps, key=RANK.__getitem__, reverse=True):
-            if RANK[level] <= RANK[allowed] and level != "none":
-                shown = FieldView(level, reps[level])
-                break
+        shown = _NONE
+        best = 0
+        for level, value in decoded.get(f, {}).items():
+            rank = RANK[level]
+            if best < rank <= allowed[f]:
+                shown, best = FieldView(level, value), rank
         fields[f] = shown
     return RecordView(
         idx, doc["op_id"], doc["at"], "op", doc.get("kind"), doc.get("code"), variant, rel, fields
