@@ -63,13 +63,16 @@ def access_record(
 
 
 def find_record(store: Store, ref: str) -> tuple[int, dict]:
-    """A stored op record by op id (its last record) or by `#IDX`."""
+    """A stored op record by `#IDX`, or by op id: the record of its application when it was applied (retries
+    of the same id leave records too), else its last record."""
     want_idx = int(ref[1:]) if ref.startswith("#") and ref[1:].isdigit() else None
     found = None
     for idx, t in store.traces():
         if (want_idx is not None and idx == want_idx) or (want_idx is None and t.op_id == ref):
             doc = parse_payload(t.payload)
             if doc.get("type", "op") == "op":
+                if doc.get("code") == "ok" and want_idx is None:
+                    return idx, doc
                 found = (idx, doc)
     if found is None:
         raise InputError(f"no trace record {ref!r}")
