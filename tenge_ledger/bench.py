@@ -128,7 +128,7 @@ def _apply_verified(path: str, ops: list[Operation]) -> float:
     return len(ops) / elapsed
 
 
-def _apply_signed(path: str, ops: list[Operation], pool, chunk: int) -> float:
+def _apply_signed(path: str, ops: list[Operation], pool, workers: int, chunk: int) -> float:
     store = SqliteStore(path, synchronous=SYNCHRONOUS)
     ledger = Ledger(store)
     public_keys = {
@@ -145,7 +145,7 @@ def _apply_signed(path: str, ops: list[Operation], pool, chunk: int) -> float:
         ]
 
     results = []
-    pending = [pool.apply_async(verify_chunk, (items(part),)) for part in chunks[: 2 * pool._processes]]
+    pending = [pool.apply_async(verify_chunk, (items(part),)) for part in chunks[: 2 * workers]]
     next_chunk = len(pending)
     for part in chunks:
         flags = pending.pop(0).get()
@@ -225,7 +225,7 @@ def run_apply_benchmark(transfers: int = 100_000, accounts: int = 10_000, progre
         with context.Pool(n_cores) as pool:
             pool.map(verify_chunk, [[] for _ in range(n_cores)])  # workers started before the clock runs
             say(f"(a) applying {transfers} signed transfers, verifying on {n_cores} processes")
-            signed = _apply_signed(signed_db, ops, pool, chunk)
+            signed = _apply_signed(signed_db, ops, pool, n_cores, chunk)
         say(f"(b) applying {transfers} transfers with signatures already checked")
         verified = _apply_verified(verified_db, ops)
         say(f"(c) raw SQLite floor: {transfers} x (2 UPDATE + 1 INSERT), {chunk} per transaction")

@@ -167,7 +167,7 @@ def test_document_json__is_canonical_json_with_signature() -> None:
     amount=st.integers(1, 10**16),
     signature=st.sampled_from(["", "ab" * 64]),
 )
-def test_canonical_and_document__same_as_separate_encodings(memo, tag, amount, signature) -> None:
+def test_canonical_and_document__same_as_json_dumps(memo, tag, amount, signature) -> None:
     from tenge_ledger.core.records import (
         Batch,
         Close,
@@ -204,4 +204,11 @@ def test_canonical_and_document__same_as_separate_encodings(memo, tag, amount, s
     ]
     for body in bodies:
         op = Operation("op-1", "halyk", body, signature)
-        assert canonical_and_document("l" * 32, op) == (canonical_bytes("l" * 32, op), document_json(op))
+        unsigned = json.dumps(
+            operation_to_dict(op, with_signature=False), sort_keys=True, separators=(",", ":")
+        )
+        signed = json.dumps(operation_to_dict(op), sort_keys=True, separators=(",", ":"))
+        expected = b"tenge-ledger/op/v1\n" + b"l" * 32 + b"\n" + unsigned.encode("ascii")
+        assert canonical_bytes("l" * 32, op) == expected
+        assert document_json(op) == signed
+        assert canonical_and_document("l" * 32, op) == (expected, signed)

@@ -187,7 +187,8 @@ _FLAT = (str, int, type(None))
 
 
 def canonical_bytes(ledger_id: str, op: Operation) -> bytes:
-    text = canonical_json(operation_to_dict(op, with_signature=False))
+    flat = _flat_texts(op)
+    text = flat[0] if flat is not None else canonical_json(operation_to_dict(op, with_signature=False))
     return _DOMAIN + ledger_id.encode("ascii") + b"\n" + text.encode("ascii")
 
 
@@ -201,6 +202,15 @@ def canonical_and_document(ledger_id: str, op: Operation) -> tuple[bytes, str]:
 
     Operations whose fields are all text, int or null (transfers, holds, issues, ...) are encoded field by
     field in a precomputed sorted order; others (batches, account attributes) go the general way."""
+    flat = _flat_texts(op)
+    if flat is None:
+        return canonical_bytes(ledger_id, op), document_json(op)
+    text, document = flat
+    return _DOMAIN + ledger_id.encode("ascii") + b"\n" + text.encode("ascii"), document
+
+
+def _flat_texts(op: Operation) -> tuple[str, str] | None:
+    """(canonical JSON, document JSON) of an operation whose fields are all plain values, else None."""
     spec = _flat_spec(type(op.body))
     if spec is not None:
         body = op.body
@@ -223,9 +233,8 @@ def canonical_and_document(ledger_id: str, op: Operation) -> tuple[bytes, str]:
         else:
             text = "{" + ",".join(parts) + "}"
             parts.insert(sig_at, '"signature":' + _quote(op.signature))
-            document = "{" + ",".join(parts) + "}"
-            return _DOMAIN + ledger_id.encode("ascii") + b"\n" + text.encode("ascii"), document
-    return canonical_bytes(ledger_id, op), document_json(op)
+            return text, "{" + ",".join(parts) + "}"
+    return None
 
 
 _FLAT_SPECS: dict[type, tuple[tuple[str, int, Any], ...] | None] = {}
