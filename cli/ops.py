@@ -36,16 +36,24 @@ def submit(obj: Context, path, verified) -> None:
     """
     wallet = obj.wallet()
     ops = []
-    with click.open_file(path, "r", encoding="utf-8") as fh:
-        for number, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            where = f"{path}:{number}"
-            try:
-                doc = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise InputError(f"not JSON: {exc.msg} at column {exc.colno}", where) from None
-            ops.append(wallet.sign_document(operation_from_dict(doc, where)))
+    try:
+        fh = click.open_file(path, "r", encoding="utf-8")
+    except OSError as exc:
+        raise InputError(f"cannot read it: {exc.strerror or exc}", path) from None
+    with fh:
+        number = 0
+        try:
+            for number, line in enumerate(fh, start=1):
+                if not line.strip():
+                    continue
+                where = f"{path}:{number}"
+                try:
+                    doc = json.loads(line)
+                except json.JSONDecodeError as exc:
+                    raise InputError(f"not JSON: {exc.msg} at column {exc.colno}", where) from None
+                ops.append(wallet.sign_document(operation_from_dict(doc, where)))
+        except UnicodeDecodeError:
+            raise InputError("not UTF-8 text", f"{path}:{number + 1}") from None
     if not ops:
         raise InputError("no operations in the file", path)
     results = []

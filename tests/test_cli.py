@@ -230,3 +230,18 @@ def test_hold_post_void__through_cli(pilot) -> None:
     pilot("post", "h-1", "--amount", "100")
     assert pilot.json("balance", "cafe-alatau")["balance_tiyn"] == 10_000
     pilot.mistake("void", "h-1", says="hold_not_pending")
+
+
+def test_mistake__submit_missing_file(pilot, tmp_path) -> None:
+    pilot.mistake("submit", str(tmp_path / "absent.jsonl"), says="cannot read it")
+
+
+def test_mistake__submit_binary_file(pilot, tmp_path) -> None:
+    blob = tmp_path / "blob.jsonl"
+    blob.write_bytes(b"\xff\xfe\x00garbage\n" * 10)
+    pilot.mistake("submit", str(blob), says="not UTF-8 text")
+
+
+def test_mistake__update_unknown_account(pilot) -> None:
+    result = pilot.mistake("account", "update", "ghost", "--tier", "1", says="unknown_account")
+    assert "no account 'ghost'" in result.stderr

@@ -388,7 +388,7 @@ class Ledger:
     def _need(self, ws: WorkingSet, handle: str, role: str) -> Account:
         account = ws.account(handle)
         if account is None:
-            raise Rejected(ResultCode.unknown_account, f"no {role} account {handle!r}")
+            raise Rejected(ResultCode.unknown_account, f"no {role + ' ' if role else ''}account {handle!r}")
         return account
 
     def _open_account(self, ws: WorkingSet, op: Operation, at: int, verified: bool) -> _Applied:
