@@ -131,8 +131,4 @@ def main() -> None:
 
 
 # Command modules register themselves on import; the order is the order of `tenge --help`.
-from . import accounts, money, ops, reads, tools  # noqa: E402,F401
-
-# Feature groups.
-from . import policy  # noqa: E402,F401
-from . import audit, privacy, trace  # noqa: E402,F401
+from . import accounts, audit, money, ops, policy, privacy, reads, tools, trace  # noqa: E402,F401

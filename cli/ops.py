@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from collections import Counter
 
 import click
@@ -58,7 +59,7 @@ def submit(obj: Context, path, verified) -> None:
         raise InputError("no operations in the file", path)
     results = []
     chunk = limits.submit_chunk_operations
-    with click.progressbar(length=len(ops), label="applying", file=click.get_text_stream("stderr")) as bar:
+    with click.progressbar(length=len(ops), label="applying", file=sys.stderr) as bar:
         for start in range(0, len(ops), chunk):
             part = ops[start : start + chunk]
             results.extend(wallet.ledger.apply_many(part, verified=verified))
