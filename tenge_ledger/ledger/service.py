@@ -198,11 +198,14 @@ class Ledger:
         for attempt in range(limits.write_conflict_retries_max):
             try:
                 with self.store.transaction() as tx:
+                    # Operations committed together share one ledger time: the moment their chunk applied.
+                    at = self.clock()
                     root = WorkingSet(tx=tx)
                     root.prefetch(*_touched(ops))
-                    results = [
-                        self._apply(root, op, self.clock(), ok) for op, ok in zip(ops, flags, strict=True)
-                    ]
+                    windows = getattr(self.policy, "windows", None)
+                    if windows:
+                        root.prefetch_windows(_window_requests(ops, windows, at))
+                    results = [self._apply(root, op, at, ok) for op, ok in zip(ops, flags, strict=True)]
                     tx.write(root.changeset())
                 return results
             except WriteConflict:
@@ -677,6 +680,22 @@ def _touched(ops: Sequence[Operation]) -> tuple[set[str], set[tuple[str, str]], 
                 handles.add(handle)
                 buckets.add((handle, tag))
     return handles, buckets, op_ids
+
+
+def _window_requests(
+    ops: Sequence[Operation], windows: frozenset[tuple[str, str, int]], at: int
+) -> dict[tuple[str, int], set[str]]:
+    """The stored history windows a policy set will read for a chunk's payments: (direction, since) -> handles.
+    `windows` are the policy set's untagged (party, direction, seconds) reads, known before it runs."""
+    requests: dict[tuple[str, int], set[str]] = {}
+    for op in ops:
+        body = op.body
+        if not isinstance(body, Transfer | Hold):
+            continue
+        for party, direction, seconds in windows:
+            handle = body.payer if party == "payer" else body.payee
+            requests.setdefault((direction, at - seconds), set()).add(handle)
+    return requests
 
 
 def _tag_text(tag: str) -> str:

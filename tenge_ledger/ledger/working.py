@@ -35,7 +35,10 @@ class WorkingSet:
         self._tags_by_account: dict[str, set[str]] = {}
         self._postings_by_account: dict[str, list[JournalPosting]] = {}
         self._postings_indexed = 0
-        self._buckets_cache: dict[str, dict[str, int]] = {}  # root only: the store's buckets of an account
+        self._buckets_cache: dict[str, dict[str, int]] = {}
+        self._window_cache: dict[
+            tuple[str, str, int], tuple[int, int]
+        ] = {}  # root only: stored untagged windows  # root only: the store's buckets of an account
 
     def prefetch(self, handles: set[str], buckets: set[tuple[str, str]], op_ids: set[str]) -> None:
         """Read what a chunk will touch in one query per table, if the store can (`tx.prefetch`); the root's
@@ -55,6 +58,17 @@ class WorkingSet:
             self._bucket_cache[key] = balances.get(key, 0)
         for op_id in op_ids:
             self._operation_cache[op_id] = operations.get(op_id)
+
+    def prefetch_windows(self, requests: dict[tuple[str, int], set[str]]) -> None:
+        """Read the stored untagged history windows a chunk's policies will ask for, one grouped query per
+        (direction, since), if the store can (`tx.windows`)."""
+        fetch = getattr(self.tx, "windows", None)
+        if fetch is None or self.parent is not None:
+            return
+        for (direction, since), handles in requests.items():
+            found = fetch(handles, direction, since)
+            for handle in handles:
+                self._window_cache[(handle, direction, since)] = found.get(handle, (0, 0))
 
     def child(self) -> WorkingSet:
         return WorkingSet(parent=self)
@@ -161,7 +175,13 @@ class WorkingSet:
         return self.tx.head()
 
     def window(self, handle: str, direction: str, since: int, tag: str | None = None) -> tuple[int, int]:
-        total, count = self.tx.window(handle, direction, since, tag)
+        stored = None
+        if tag is None:
+            root = self
+            while root.parent is not None:
+                root = root.parent
+            stored = root._window_cache.get((handle, direction, since))
+        total, count = stored if stored is not None else self.tx.window(handle, direction, since, tag)
         for ws in self._chain():
             for p in ws._postings_of(handle):
                 if p.at < since or (tag is not None and p.tag != tag):

@@ -19,6 +19,7 @@ Credits therefore always sum to the amount exactly, so money is conserved."""
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field, replace
 
 from ..core import limits
@@ -26,7 +27,7 @@ from ..core.hooks import LedgerView, Proposal
 from ..core.records import Decision, Posting, Report
 from . import ast
 from .check import CheckedRule, CheckedSet
-from .compile import Ctx, Fn, _party_field, compile_expr
+from .compile import Ctx, Fn, _party_field, compile_expr, constant_value
 
 WHOLE = limits.basis_points_per_whole
 
@@ -148,6 +149,13 @@ class PolicySetEngine:
         }
         self.plans: dict[str, _Plan] = {kind: _plan(rules) for kind, rules in self.by_kind.items()}
         self._allow = Decision(policy_set_id=policy_set_id)
+        # The untagged history windows the set reads, known before it runs: the ledger reads them for a whole
+        # chunk of payments in one grouped query instead of one query per payment.
+        windows: set[tuple[str, str, int]] = set()
+        for f in checked.files:
+            lets = {let.name: let.expr for let in f.lets}
+            _collect_windows((f.rules, f.lets), lets, windows)
+        self.windows = frozenset(windows)
 
     def decide(self, proposal: Proposal, view: LedgerView) -> Decision:
         plan = self.plans.get(proposal.op.kind.value)
@@ -330,3 +338,18 @@ def _plan(rules: tuple[CompiledRule, ...]) -> _Plan:
 def _pct(bps: int) -> str:
     whole, frac = divmod(bps, 100)
     return f"{whole}.{frac:02d}%".replace(".00%", "%")
+
+
+def _collect_windows(node: object, lets: dict[str, ast.Expr], out: set[tuple[str, str, int]]) -> None:
+    """Every untagged history window (party, direction, seconds) read anywhere under `node`."""
+    todo = [node]
+    while todo:  # no recursion: policy trees are bounded, but this walk must not depend on it
+        item = todo.pop()
+        if isinstance(item, ast.Call) and item.name != "balance" and len(item.args) == 1:
+            seconds = constant_value(item.args[0], lets)
+            if isinstance(seconds, int):
+                out.add((item.party, "out" if item.name.startswith("out") else "in", seconds))
+        if dataclasses.is_dataclass(item) and not isinstance(item, type):
+            todo.extend(getattr(item, f.name) for f in dataclasses.fields(item))
+        elif isinstance(item, list | tuple):
+            todo.extend(item)

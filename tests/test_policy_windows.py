@@ -1,0 +1,88 @@
+"""History windows read for a whole chunk at once give the same decisions as windows read one by one."""
+
+from __future__ import annotations
+
+import pytest
+
+from tenge_ledger.core.records import Operation, Transfer
+from tenge_ledger.ledger.service import Ledger
+from tenge_ledger.ledger.signing import sign
+from tenge_ledger.policy import compile_sources
+
+DAILY = """
+policy "daily"
+rule "daily-limit"
+  on transfer
+  when payer.out_sum(24h) + amount > 1_000 KZT
+  deny "at most 1,000 KZT a day"
+"""
+
+
+def _run(env, chunk: int) -> list[str]:
+    engine = compile_sources({"daily.policy": DAILY})
+    assert engine.windows == frozenset({("payer", "out", 86400)})
+    ledger = Ledger(env.store, policy=engine, clock=env.clock)
+    ops = []
+    for i in range(12):
+        payer = "aigerim" if i % 3 else "cafe"
+        body = Transfer(payer, "halyk", 300_00)
+        ops.append(sign(ledger.ledger_id, Operation(f"d-{i}", payer, body), env.keystore.get(payer)))
+    out = []
+    for start in range(0, len(ops), chunk):
+        results = ledger.apply_many(ops[start : start + chunk], chunk=chunk)
+        out += [r.code.value for r in results]
+        env.clock.advance(3600)
+    return out
+
+
+@pytest.mark.parametrize("chunk", [1, 4, 12])
+def test_prefetched_windows_decide_as_single_reads__per_chunk_size(make_ledger, monkeypatch, chunk) -> None:
+    fast = make_ledger()
+    fast.open_basic()
+    for handle in ("aigerim", "cafe"):
+        fast.wallet.issue(handle, 10_000_00)
+    with fast.store.transaction() as tx:
+        tx_type = type(tx)
+    calls = []
+    grouped = tx_type.windows
+    monkeypatch.setattr(tx_type, "windows", lambda self, *a: calls.append(a) or grouped(self, *a))
+    with_prefetch = _run(fast, chunk)
+    assert calls, "the chunk's windows were read in grouped queries"
+    monkeypatch.undo()
+
+    slow = make_ledger()
+    slow.open_basic()
+    for handle in ("aigerim", "cafe"):
+        slow.wallet.issue(handle, 10_000_00)
+    monkeypatch.setattr(type(slow.ledger.store), "transaction", _without_windows(type(slow.ledger.store)))
+    without = _run(slow, chunk)
+
+    assert with_prefetch == without
+    # three 300 KZT payments fit in 1,000 KZT a day; every later one of the same payer is denied
+    assert with_prefetch.count("ok") == 6 and with_prefetch.count("policy_denied") == 6
+
+
+def _without_windows(store_type):
+    original = store_type.transaction
+
+    def transaction(self):
+        class Tx:
+            def __init__(self, inner):
+                self._inner = inner
+
+            def __getattr__(self, name):
+                if name in ("windows",):
+                    raise AttributeError(name)
+                return getattr(self._inner, name)
+
+        class Ctx:
+            def __enter__(self_ctx):
+                self_ctx.cm = original(self)
+                return Tx(self_ctx.cm.__enter__())
+
+            def __exit__(self_ctx, *exc):
+                return self_ctx.cm.__exit__(*exc)
+
+        return Ctx()
+
+    return transaction
