@@ -73,3 +73,24 @@ def test_tiered_budget__survives_a_restart(tmp_path):
     box.ledger, box.wallet = reopened, Wallet(reopened, box.keystore)
     box.pay("alice", "bob", amount, "after")
     assert box.view("after", "fma").variant == "tiered.large"
+
+
+def test_pseudonyms__account_opened_in_the_same_chunk_uses_its_own_bank(tmp_path):
+    """An account opened and paid in one chunk is pseudonymised under its bank's key, not the central bank's."""
+    from tenge_ledger.core.records import AccountKind, Issue, OpenAccount, Operation, Transfer
+    from tenge_ledger.ledger.signing import public_key_hex, sign
+
+    box = sandbox.make(tmp_path, "pseudonymous")
+    ledger, keys = box.ledger, box.keystore
+    dana_key = keys.create("dana")
+    cb = keys.get("nbk")
+    ops = [
+        sign(ledger.ledger_id, Operation("open-dana", "nbk", OpenAccount(
+            "dana", AccountKind.person, public_key_hex(dana_key), 3, "b2")), cb),
+        sign(ledger.ledger_id, Operation("fund-dana", "nbk", Issue("dana", 500)), cb),
+        sign(ledger.ledger_id, Operation("dana-pays", "dana", Transfer("dana", "alice", 100)), dana_key),
+    ]  # fmt: skip
+    assert [r.code.value for r in ledger.apply_many(ops)] == ["ok", "ok", "ok"]
+    seen_by_b2 = box.view("dana-pays", "bank:b2").fields
+    assert (seen_by_b2["payer"].level, seen_by_b2["payer"].value) == ("clear", "dana")
+    assert box.view("dana-pays", "central_bank").fields["payer"].level == "pseudonym"

@@ -333,3 +333,7 @@ class TraceRecord:
     reports: tuple[Report, ...] = ()
     policy_set_id: str | None = None
     rules: tuple[str, ...] = ()
+    # The commercial bank serving each party as the ledger saw it when applying ("" when none serves it; None when
+    # the party is unknown): pseudonymous modes key each party's pseudonym under its own bank's epoch key.
+    payer_bank: str | None = None
+    payee_bank: str | None = None

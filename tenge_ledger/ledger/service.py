@@ -337,6 +337,8 @@ class Ledger:
 
     def _trace(self, ws, op, at, result, decision, applied=None, reports=()) -> None:
         body = op.body
+        payer = applied.payer if applied else getattr(body, "payer", None)
+        payee = applied.payee if applied else getattr(body, "payee", None)
         record = TraceRecord(
             op_id=op.id,
             kind=op.kind.value,
@@ -344,8 +346,8 @@ class Ledger:
             code=result.code.value,
             message=result.message,
             signer=op.signer,
-            payer=applied.payer if applied else getattr(body, "payer", None),
-            payee=applied.payee if applied else getattr(body, "payee", None),
+            payer=payer,
+            payee=payee,
             amount_tiyn=applied.amount_tiyn if applied else getattr(body, "amount_tiyn", None),
             tag=applied.tag if applied else getattr(body, "tag", None),
             memo=applied.memo if applied else getattr(body, "memo", None),
@@ -354,6 +356,8 @@ class Ledger:
             reports=tuple(reports),
             policy_set_id=decision.policy_set_id if decision else self.policy.policy_set_id,
             rules=decision.rules if decision else (),
+            payer_bank=_bank_of(ws, payer),
+            payee_bank=_bank_of(ws, payee),
         )
         ws.traces.append(self.trace.encode(record))
 
@@ -680,6 +684,11 @@ def _touched(ops: Sequence[Operation]) -> tuple[set[str], set[tuple[str, str]], 
                 handles.add(handle)
                 buckets.add((handle, tag))
     return handles, buckets, op_ids
+
+
+def _bank_of(ws: WorkingSet, handle: str | None) -> str | None:
+    account = ws.account(handle) if handle else None
+    return None if account is None else (account.bank or "")
 
 
 def _window_requests(

@@ -177,6 +177,12 @@ class BaseSink:
         raise NotImplementedError
 
     def encode(self, record: TraceRecord) -> EncodedTrace:
+        banks = self.ctx._banks
+        for handle, bank in ((record.payer, record.payer_bank), (record.payee, record.payee_bank)):
+            if (
+                handle and bank is not None
+            ):  # the ledger saw the party: trust that over the store, which may lag
+                banks[handle] = bank or self.ctx.central_bank
         doc = {
             "v": PAYLOAD_VERSION,
             "type": "op",
