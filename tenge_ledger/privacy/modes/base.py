@@ -177,12 +177,11 @@ class BaseSink:
         raise NotImplementedError
 
     def encode(self, record: TraceRecord) -> EncodedTrace:
-        banks = self.ctx._banks
-        for handle, bank in ((record.payer, record.payer_bank), (record.payee, record.payee_bank)):
-            if (
-                handle and bank is not None
-            ):  # the ledger saw the party: trust that over the store, which may lag
-                banks[handle] = bank or self.ctx.central_bank
+        ctx = self.ctx
+        if ctx is not None:  # a sink without a context (transparent) pseudonymises nothing
+            for handle, bank in ((record.payer, record.payer_bank), (record.payee, record.payee_bank)):
+                if handle and bank is not None:  # the ledger saw the party: trust that over the store's rows
+                    ctx._banks[handle] = bank or ctx.central_bank
         doc = {
             "v": PAYLOAD_VERSION,
             "type": "op",
