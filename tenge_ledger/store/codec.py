@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Iterator
 
 from ..core.hooks import EncodedTrace
 from ..core.records import Account, AccountKind, AccountStatus, HoldRecord, TagRecord
@@ -127,3 +128,33 @@ def meta_from_rows(rows: dict[str, str]) -> LedgerMeta:
         privacy_mode=rows.get("privacy_mode", "transparent"),
         settings=json.loads(rows.get("settings", "{}")),
     )
+
+
+def pair_journal(
+    op_rows: Iterable, posting_rows: Iterable
+) -> Iterator[tuple[StoredOperation, list[JournalPosting]]]:
+    """Journal entries from two row streams, both ordered by seq: each operation with its postings."""
+    postings = iter(posting_rows)
+    pending = next(postings, None)
+    for row in op_rows:
+        op = operation_from_row(row)
+        mine: list[JournalPosting] = []
+        while pending is not None and pending[0] == op.seq:
+            mine.append(posting_from_row(pending))
+            pending = next(postings, None)
+        yield op, mine
+
+
+def history_sql(mark: str) -> str:
+    """An account's postings with their operations, newest first; `mark` is the driver's placeholder."""
+    op_cols = ", ".join("o." + c.strip() for c in OPERATION_COLUMNS.split(","))
+    posting_cols = ", ".join("p." + c.strip() for c in POSTING_COLUMNS.split(","))
+    return (
+        f"SELECT {op_cols}, {posting_cols} FROM postings p JOIN operations o ON o.seq = p.seq"
+        f" WHERE p.account = {mark} ORDER BY p.seq DESC, p.idx DESC LIMIT {mark}"
+    )
+
+
+def history_from_rows(rows: Iterable) -> list[tuple[StoredOperation, JournalPosting]]:
+    width = len(OPERATION_COLUMNS.split(","))
+    return [(operation_from_row(r[:width]), posting_from_row(r[width:])) for r in rows]

@@ -548,24 +548,10 @@ class PostgresStore:
             postings.execute(
                 f"SELECT {codec.POSTING_COLUMNS} FROM postings WHERE seq > %s ORDER BY seq, idx", (after_seq,)
             )
-            pending = postings.fetchone()
-            for row in ops:
-                op = codec.operation_from_row(row)
-                mine: list[JournalPosting] = []
-                while pending is not None and pending[0] == op.seq:
-                    mine.append(codec.posting_from_row(pending))
-                    pending = postings.fetchone()
-                yield op, mine
+            yield from codec.pair_journal(ops, postings)
 
     def history(self, handle: str, limit: int) -> list[tuple[StoredOperation, JournalPosting]]:
-        rows = self._rows(
-            f"SELECT {', '.join('o.' + c.strip() for c in codec.OPERATION_COLUMNS.split(','))},"
-            f" {', '.join('p.' + c.strip() for c in codec.POSTING_COLUMNS.split(','))}"
-            " FROM postings p JOIN operations o ON o.seq = p.seq WHERE p.account = %s"
-            " ORDER BY p.seq DESC, p.idx DESC LIMIT %s",
-            (handle, limit),
-        )
-        return [(codec.operation_from_row(r[:11]), codec.posting_from_row(r[11:])) for r in rows]
+        return codec.history_from_rows(self._rows(codec.history_sql("%s"), (handle, limit)))
 
     def holds(self, status: str | None = None) -> list[HoldRecord]:
         query = f"SELECT {codec.HOLD_COLUMNS} FROM holds"

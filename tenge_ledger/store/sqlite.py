@@ -446,24 +446,10 @@ class SqliteStore:
         postings = self._conn.cursor().execute(
             f"SELECT {codec.POSTING_COLUMNS} FROM postings WHERE seq > ? ORDER BY seq, idx", (after_seq,)
         )
-        pending = postings.fetchone()
-        for row in ops:
-            op = codec.operation_from_row(row)
-            mine: list[JournalPosting] = []
-            while pending is not None and pending[0] == op.seq:
-                mine.append(codec.posting_from_row(pending))
-                pending = postings.fetchone()
-            yield op, mine
+        yield from codec.pair_journal(ops, postings)
 
     def history(self, handle: str, limit: int) -> list[tuple[StoredOperation, JournalPosting]]:
-        rows = self._conn.execute(
-            f"SELECT {', '.join('o.' + c.strip() for c in codec.OPERATION_COLUMNS.split(','))},"
-            f" {', '.join('p.' + c.strip() for c in codec.POSTING_COLUMNS.split(','))}"
-            " FROM postings p JOIN operations o ON o.seq = p.seq WHERE p.account = ?"
-            " ORDER BY p.seq DESC, p.idx DESC LIMIT ?",
-            (handle, limit),
-        ).fetchall()
-        return [(codec.operation_from_row(r[:11]), codec.posting_from_row(r[11:])) for r in rows]
+        return codec.history_from_rows(self._conn.execute(codec.history_sql("?"), (handle, limit)))
 
     def holds(self, status: str | None = None) -> list[HoldRecord]:
         sql = f"SELECT {codec.HOLD_COLUMNS} FROM holds"
