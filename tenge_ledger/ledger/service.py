@@ -482,7 +482,7 @@ class Ledger:
         decision = self._decide(ws, op, at, b.payer, self.central_bank, b.amount_tiyn, tag, base)
         return _Applied(
             f"redeemed {format_tiyn(b.amount_tiyn)} KZT{_tag_text(tag)} from {b.payer}",
-            base if decision.postings is None else self._reshape(base, decision),
+            self._reshape(base, decision),
             decision,
             payer=b.payer,
             payee=self.central_bank,
