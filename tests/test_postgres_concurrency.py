@@ -83,10 +83,9 @@ def test_threads__no_lost_update(url: str) -> None:
 
 
 def test_threads__shared_ledger_no_lost_update(url: str) -> None:
-    if not url.startswith("postgresql"):
-        pytest.skip("a SqliteStore is one connection: threads share it only through separate stores")
+    """One store shared by every thread: PostgreSQL through its pool, SQLite through its connection's lock."""
     bank.setup_bank(url, count=THREADS + 1)
-    ledger = _ledger(url)  # one store, its connection pool shared by every thread
+    ledger = _ledger(url)  # one store shared by every thread
     payee = bank.handles(THREADS + 1)[-1]
     codes: list[str] = []
 

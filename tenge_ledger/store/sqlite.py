@@ -7,9 +7,11 @@ import functools
 import json
 import os
 import sqlite3
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import sqlite_utils
 
@@ -309,9 +311,22 @@ class SqliteTx:
             )
 
 
+def _locked(method: Callable) -> Callable:
+    """Run a read of SqliteStore holding its connection's lock, so no thread reads inside another's write."""
+
+    @functools.wraps(method)
+    def wrapper(self: SqliteStore, *args: Any, **kwargs: Any) -> Any:
+        with self._lock:
+            return method(self, *args, **kwargs)
+
+    return wrapper
+
+
 class SqliteStore:
     def __init__(self, path: str, create: bool = False, synchronous: str = "FULL") -> None:
         self.url = path
+        # One connection, shared by the threads of a process: each takes it whole, for a transaction or a read.
+        self._lock = threading.RLock()
         if path != ":memory:" and not create and not os.path.exists(path):
             raise StoreError(f"no ledger at {path}: create one with 'tenge --db {path} init'")
         try:
@@ -379,17 +394,18 @@ class SqliteStore:
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
-        try:
-            self._conn.execute("BEGIN IMMEDIATE")
-        except sqlite3.OperationalError as exc:
-            raise WriteConflict(str(exc)) from None
-        try:
-            yield self._conn
-            self._conn.execute("COMMIT")
-        except BaseException:
-            if self._conn.in_transaction:
-                self._conn.execute("ROLLBACK")
-            raise
+        with self._lock:
+            try:
+                self._conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as exc:
+                raise WriteConflict(str(exc)) from None
+            try:
+                yield self._conn
+                self._conn.execute("COMMIT")
+            except BaseException:
+                if self._conn.in_transaction:
+                    self._conn.execute("ROLLBACK")
+                raise
 
     @contextmanager
     def transaction(self) -> Iterator[SqliteTx]:
@@ -403,6 +419,7 @@ class SqliteStore:
 
     # ---- reads outside the write path ----------------------------------------------------------------------
 
+    @_locked
     def meta(self) -> LedgerMeta:
         return SqliteTx(self._conn).meta()
 
@@ -414,13 +431,16 @@ class SqliteStore:
                 "UPDATE meta SET value = ? WHERE key = 'settings'", (json.dumps(settings, sort_keys=True),)
             )
 
+    @_locked
     def accounts(self) -> list[Account]:
         rows = self._conn.execute(f"SELECT {codec.ACCOUNT_COLUMNS} FROM accounts ORDER BY handle")
         return [codec.account_from_row(r) for r in rows]
 
+    @_locked
     def account(self, handle: str) -> Account | None:
         return SqliteTx(self._conn).account(handle)
 
+    @_locked
     def balances(self, handle: str | None = None) -> dict[tuple[str, str], int]:
         if handle is None:
             rows = self._conn.execute("SELECT account, tag, balance_tiyn FROM balances ORDER BY account, tag")
@@ -430,27 +450,33 @@ class SqliteStore:
             )
         return {(a, t): b for a, t, b in rows if b}
 
+    @_locked
     def supply(self) -> tuple[int, int]:
         return self._conn.execute("SELECT issued_tiyn, redeemed_tiyn FROM supply WHERE id = 1").fetchone()
 
+    @_locked
     def head(self) -> tuple[int, bytes]:
         return SqliteTx(self._conn).head()
 
+    @_locked
     def operation(self, op_id: str) -> StoredOperation | None:
         return SqliteTx(self._conn).operation(op_id)
 
     def journal(self, after_seq: int = 0) -> Iterator[tuple[StoredOperation, list[JournalPosting]]]:
-        ops = self._conn.execute(
-            f"SELECT {codec.OPERATION_COLUMNS} FROM operations WHERE seq > ? ORDER BY seq", (after_seq,)
-        )
-        postings = self._conn.cursor().execute(
-            f"SELECT {codec.POSTING_COLUMNS} FROM postings WHERE seq > ? ORDER BY seq, idx", (after_seq,)
-        )
-        yield from codec.pair_journal(ops, postings)
+        with self._lock:
+            ops = self._conn.execute(
+                f"SELECT {codec.OPERATION_COLUMNS} FROM operations WHERE seq > ? ORDER BY seq", (after_seq,)
+            )
+            postings = self._conn.cursor().execute(
+                f"SELECT {codec.POSTING_COLUMNS} FROM postings WHERE seq > ? ORDER BY seq, idx", (after_seq,)
+            )
+            yield from codec.pair_journal(ops, postings)
 
+    @_locked
     def history(self, handle: str, limit: int) -> list[tuple[StoredOperation, JournalPosting]]:
         return codec.history_from_rows(self._conn.execute(codec.history_sql("?"), (handle, limit)))
 
+    @_locked
     def holds(self, status: str | None = None) -> list[HoldRecord]:
         sql = f"SELECT {codec.HOLD_COLUMNS} FROM holds"
         args: tuple = ()
@@ -460,12 +486,14 @@ class SqliteStore:
         return [codec.hold_from_row(r) for r in self._conn.execute(sql + " ORDER BY hold_id", args)]
 
     def traces(self, after: int = 0) -> Iterator[tuple[int, EncodedTrace]]:
-        rows = self._conn.execute(
-            f"SELECT idx, {codec.TRACE_COLUMNS} FROM traces WHERE idx > ? ORDER BY idx", (after,)
-        )
-        for row in rows:
-            yield row[0], codec.trace_from_row(row[1:])
+        with self._lock:
+            rows = self._conn.execute(
+                f"SELECT idx, {codec.TRACE_COLUMNS} FROM traces WHERE idx > ? ORDER BY idx", (after,)
+            )
+            for row in rows:
+                yield row[0], codec.trace_from_row(row[1:])
 
+    @_locked
     def reports(self, agency: str | None = None) -> list[ReportRow]:
         sql = f"SELECT {codec.REPORT_COLUMNS} FROM reports"
         args: tuple = ()
