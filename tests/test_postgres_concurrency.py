@@ -169,3 +169,25 @@ def test_processes__no_lost_update_and_same_ids_applied_once(url: str, tmp_path:
     for n, codes in per_id.items():
         assert Counter(codes) == {"ok": 1, "exists": workers - 1}, (n, codes)
     assert _check(url)[(payee, "")] == bank.OPENING_TIYN + workers * 25 * 11 + 25 * 3
+
+
+def test_check_journal__one_snapshot_while_writers_work(url: str, tmp_path: Path) -> None:
+    """`tenge check` on a live ledger: the journal, the balances and the supply are read in one snapshot, so
+    transfers committed by another process meanwhile never show up as a mismatch."""
+    bank.setup_bank(url, count=10)
+    ctx = multiprocessing.get_context("spawn")
+    writer = ctx.Process(target=bank.writer, args=(url, 0, 6.0, str(tmp_path / "w.log"), 1, 10))
+    writer.start()
+    store = open_store(url)
+    checks = 0
+    try:
+        deadline = time.monotonic() + 5.0
+        while time.monotonic() < deadline:
+            found = check_journal(store)
+            assert found.ok, found.problems
+            checks += 1
+    finally:
+        store.close()
+        writer.join(60)
+    written = (tmp_path / "w.log").read_text().count('"ok"')
+    assert checks >= 2 and written >= 10, (checks, written)

@@ -47,7 +47,16 @@ class JournalCheck:
 
 def check_journal(store: Store) -> JournalCheck:
     """Walk the journal: verify the chain and that each entry's postings sum to zero, rebuild every balance
-    from the postings, and compare with the stored balances and the supply counters."""
+    from the postings, and compare with the stored balances and the supply counters. All of it is read in one
+    snapshot, so writers working meanwhile cannot make it see a journal and balances of different moments."""
+    snapshot = getattr(store, "snapshot", None)
+    if snapshot is None:
+        return _check_journal(store)
+    with snapshot():
+        return _check_journal(store)
+
+
+def _check_journal(store: Store) -> JournalCheck:
     result = JournalCheck()
     prev_hash = GENESIS_HASH
     expected_seq = 1

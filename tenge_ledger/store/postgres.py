@@ -309,6 +309,7 @@ class PostgresStore:
         self.url = url
         self._shown = redact(url)
         self._lock = threading.Lock()
+        self._pinned = threading.local()  # the connection a snapshot() pins for this thread's reads
         self._pool: psycopg_pool.ConnectionPool | None = None
         with self._errors(), self._connect() as conn:
             schema = conn.execute("SELECT current_schema()").fetchone()[0]
@@ -478,7 +479,26 @@ class PostgresStore:
 
     # ---- reads outside the write path ----------------------------------------------------------------------
 
+    @contextmanager
+    def snapshot(self) -> Iterator[None]:
+        """Every read of this thread inside sees one state of the ledger (one REPEATABLE READ, READ ONLY
+        transaction on one pinned connection), whatever other writers commit meanwhile."""
+        if getattr(self._pinned, "conn", None) is not None:
+            yield
+            return
+        with self._conn() as conn, conn.transaction():
+            conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            self._pinned.conn = conn
+            try:
+                yield
+            finally:
+                self._pinned.conn = None
+
     def _rows(self, query: str, args: tuple = ()) -> list[tuple]:
+        pinned = getattr(self._pinned, "conn", None)
+        if pinned is not None:
+            with self._errors():
+                return pinned.execute(query, args).fetchall()
         # Each pooled connection the server dropped (it restarted) fails once and is discarded; a read is safe
         # to repeat, so try until a live connection answers.
         for attempt in range(POOL_SIZE_MAX + 1):
@@ -536,19 +556,30 @@ class PostgresStore:
 
     def journal(self, after_seq: int = 0) -> Iterator[tuple[StoredOperation, list[JournalPosting]]]:
         # Both cursors read one snapshot, streamed from the server a few thousand rows at a time.
+        pinned = getattr(self._pinned, "conn", None)
+        if pinned is not None:
+            yield from self._journal_on(pinned, after_seq)
+            return
         with self._conn() as conn, conn.transaction():
             conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-            ops = conn.cursor(name="tenge_journal_ops")
-            ops.itersize = JOURNAL_FETCH_ROWS
-            postings = conn.cursor(name="tenge_journal_postings")
-            postings.itersize = JOURNAL_FETCH_ROWS
-            ops.execute(
-                f"SELECT {codec.OPERATION_COLUMNS} FROM operations WHERE seq > %s ORDER BY seq", (after_seq,)
-            )
-            postings.execute(
-                f"SELECT {codec.POSTING_COLUMNS} FROM postings WHERE seq > %s ORDER BY seq, idx", (after_seq,)
-            )
-            yield from codec.pair_journal(ops, postings)
+            yield from self._journal_on(conn, after_seq)
+
+    def _journal_on(
+        self, conn: psycopg.Connection, after_seq: int
+    ) -> Iterator[tuple[StoredOperation, list[JournalPosting]]]:
+        ops = conn.cursor(name="tenge_journal_ops")
+        ops.itersize = JOURNAL_FETCH_ROWS
+        postings = conn.cursor(name="tenge_journal_postings")
+        postings.itersize = JOURNAL_FETCH_ROWS
+        ops.execute(
+            f"SELECT {codec.OPERATION_COLUMNS} FROM operations WHERE seq > %s ORDER BY seq", (after_seq,)
+        )
+        postings.execute(
+            f"SELECT {codec.POSTING_COLUMNS} FROM postings WHERE seq > %s ORDER BY seq, idx", (after_seq,)
+        )
+        yield from codec.pair_journal(ops, postings)
+        ops.close()
+        postings.close()
 
     def history(self, handle: str, limit: int) -> list[tuple[StoredOperation, JournalPosting]]:
         return codec.history_from_rows(self._rows(codec.history_sql("%s"), (handle, limit)))

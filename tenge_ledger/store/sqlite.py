@@ -417,6 +417,21 @@ class SqliteStore:
                 raise WriteConflict(str(exc)) from None
             raise
 
+    @contextmanager
+    def snapshot(self) -> Iterator[None]:
+        """Every read inside sees one state of the ledger, whatever other writers commit meanwhile (a WAL read
+        transaction on this connection). For checks that compare several tables."""
+        with self._lock:
+            if self._conn.in_transaction:  # already inside a transaction or snapshot: it is one state already
+                yield
+                return
+            self._conn.execute("BEGIN")
+            try:
+                self._conn.execute("SELECT 1 FROM journal_head").fetchall()  # the snapshot starts at a read
+                yield
+            finally:
+                self._conn.execute("COMMIT")
+
     # ---- reads outside the write path ----------------------------------------------------------------------
 
     @_locked
