@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+
 import click
 
 from tenge_ledger.core import limits
@@ -43,23 +46,34 @@ def init(obj: Context, name: str, central_bank: str, privacy_mode: str) -> None:
     Example:
       tenge --db pilot.db init --name "Digital tenge pilot"
     """
+    from tenge_ledger.privacy import check_mode
+
     check_text(name, "--name", limits.ledger_name_length_max)
     check_handle(central_bank, "--central-bank")
-    store = open_store(obj.db, create=True)
+    check_mode(privacy_mode)
+    keystore = obj.keystore()
+    # A failed init leaves nothing behind: no half-made database file, no key for a ledger that does not exist.
+    fresh_file = "://" not in obj.db and obj.db != ":memory:" and not os.path.exists(obj.db)
+    new_key = not keystore.has(central_bank)
     try:
-        from tenge_ledger.privacy import check_mode
-
-        check_mode(privacy_mode)
-        keystore = obj.keystore()
-        key = keystore.get(central_bank) if keystore.has(central_bank) else None
-        if key is None:
-            _refuse_if_ledger(store)
-            key = keystore.create(central_bank)
-        ledger = Ledger.create(store, name, public_key_hex(key), central_bank, privacy_mode=privacy_mode)
-        _after_init(ledger, keystore)
-        meta = ledger.meta
-    finally:
-        store.close()
+        store = open_store(obj.db, create=True)
+        try:
+            if new_key:
+                _refuse_if_ledger(store)
+            key = keystore.create(central_bank) if new_key else keystore.get(central_bank)
+            ledger = Ledger.create(store, name, public_key_hex(key), central_bank, privacy_mode=privacy_mode)
+            _after_init(ledger, keystore)
+            meta = ledger.meta
+        finally:
+            store.close()
+    except BaseException:
+        if fresh_file:
+            for suffix in ("", "-wal", "-shm"):
+                with contextlib.suppress(FileNotFoundError):
+                    os.remove(obj.db + suffix)
+            if new_key:
+                keystore.remove(central_bank)
+        raise
     emit(
         obj,
         {"ledger_id": meta.ledger_id, "name": meta.name, "central_bank": meta.central_bank, "db": obj.db,

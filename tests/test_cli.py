@@ -245,3 +245,15 @@ def test_mistake__submit_binary_file(pilot, tmp_path) -> None:
 def test_mistake__update_unknown_account(pilot) -> None:
     result = pilot.mistake("account", "update", "ghost", "--tier", "1", says="unknown_account")
     assert "no account 'ghost'" in result.stderr
+
+
+def test_mistake__init_with_unknown_privacy_mode_leaves_nothing(tmp_path) -> None:
+    db = tmp_path / "new.db"
+    result = CliRunner().invoke(cli, ["--db", str(db), "init", "--name", "X", "--privacy", "bogus"])
+    assert result.exit_code == 1
+    assert "unknown privacy mode 'bogus'" in result.output
+    assert "Traceback" not in result.output
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("new.db") and p.is_file()) == []
+    assert not (tmp_path / "new.db.keys" / "nbk.key").exists()
+    again = CliRunner().invoke(cli, ["--db", str(db), "init", "--name", "X"])
+    assert again.exit_code == 0, again.output

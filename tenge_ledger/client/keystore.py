@@ -54,5 +54,9 @@ class Keystore:
         except ValueError:
             raise InputError(f"{target} does not hold an Ed25519 key") from None
 
+    def remove(self, handle: str) -> None:
+        """Forget a key (used when the init that made it failed)."""
+        self._file(handle).unlink(missing_ok=True)
+
     def has(self, handle: str) -> bool:
         return self._file(handle).exists()
