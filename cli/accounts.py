@@ -100,7 +100,12 @@ def _after_init(ledger: Ledger, keystore) -> None:
 
 @cli.group()
 def account() -> None:
-    """Open, inspect and manage accounts."""
+    """Open, inspect and manage accounts.
+
+    \b
+    Example:
+      tenge --db pilot.db account open aigerim --kind person --tier 1 --bank halyk
+    """
 
 
 @account.command("open")
@@ -176,10 +181,10 @@ def account_list(obj: Context) -> None:
 
 
 def _status_command(name: str, doc: str):
-    @account.command(name)
+    @account.command(name, help=doc)
     @click.argument("handle")
     @click.option("--reason", help="Why (kept in the journal).")
-    @click.option("--id", "op_id")
+    @click.option("--id", "op_id", help="Operation id: the same id is applied once. Random if omitted.")
     @pass_ledger
     def command(obj: Context, handle, reason, op_id) -> None:
         wallet = obj.wallet()
@@ -189,7 +194,6 @@ def _status_command(name: str, doc: str):
         else:
             finish(obj, getattr(wallet, name)(handle, reason, op_id))
 
-    command.__doc__ = doc
     return command
 
 

@@ -13,7 +13,13 @@ from .main import Context, cli, emit, pass_context, pass_ledger
 
 @cli.group()
 def audit() -> None:
-    """Audit bundles of the trace log and the journal."""
+    """Audit bundles of the trace log and the journal.
+
+    \b
+    Example:
+      tenge --db pilot.db audit export bundle.json
+      tenge audit verify bundle.json --key <operator public key hex>
+    """
 
 
 @audit.command("export")

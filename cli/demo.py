@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 
 import click
@@ -66,12 +67,14 @@ def run_demo(keep: str | None = None) -> None:
         + ("verified" if check.ok else "BROKEN: " + "; ".join(check.problems))
     )
     store.close()
-    if keep:
-        click.echo(f"\nThe ledger is kept: tenge --db {db} balance aigerim")
     say("Privacy modes: the measured matrix (tenge privacy matrix --seed 7 --people 300)")
     from tenge_ledger.privacy import matrix
 
     click.echo(matrix.format_table(matrix.run(seed=7, people=300)))
+    if keep:
+        click.echo(f"\nThe ledger is kept: tenge --db {db} balance aigerim")
+    else:
+        shutil.rmtree(workdir, ignore_errors=True)  # temporary, as promised: keep one with --keep DIR
 
 
 def demo_steps(w: Wallet) -> None:

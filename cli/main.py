@@ -50,6 +50,10 @@ class TengeGroup(click.Group):
         try:
             return super().invoke(ctx)
         except TengeError as exc:
+            if (
+                isinstance(ctx.obj, Context) and ctx.obj.json
+            ):  # scripts asked for JSON: errors come as JSON too
+                click.echo(json.dumps({"error": str(exc)}))
             raise click.ClickException(str(exc)) from None
 
 

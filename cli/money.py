@@ -177,7 +177,7 @@ def _releaser(obj: Context, hold_id: str) -> str:
 @click.argument("payer")
 @click.argument("payee")
 @click.argument("amount")
-@click.option("--order", help="The court order's reference.")
+@click.option("--order", required=True, help="The court order's reference (required: no order, no seizure).")
 @tag_option
 @id_option
 @pass_ledger

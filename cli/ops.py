@@ -15,6 +15,7 @@ from tenge_ledger.core.errors import InputError
 from .main import Context, cli, emit, pass_ledger
 
 submit_file_bytes_max = 512 * 1024 * 1024
+submit_problems_max = 20  # bad lines reported at once
 
 
 @cli.command()
@@ -37,6 +38,7 @@ def submit(obj: Context, path, verified) -> None:
     """
     wallet = obj.wallet()
     ops = []
+    problems: list[str] = []
     try:
         fh = click.open_file(path, "r", encoding="utf-8")
     except OSError as exc:
@@ -49,17 +51,31 @@ def submit(obj: Context, path, verified) -> None:
                     continue
                 where = f"{path}:{number}"
                 try:
-                    doc = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise InputError(f"not JSON: {exc.msg} at column {exc.colno}", where) from None
-                ops.append(wallet.sign_document(operation_from_dict(doc, where)))
+                    try:
+                        doc = json.loads(line)
+                    except json.JSONDecodeError as exc:
+                        raise InputError(f"not JSON: {exc.msg} at column {exc.colno}", where) from None
+                    ops.append(wallet.sign_document(operation_from_dict(doc, where)))
+                except InputError as exc:  # read on: a file's mistakes are reported together
+                    problems.append(str(exc))
+                    if len(problems) == submit_problems_max:
+                        break
         except UnicodeDecodeError:
             raise InputError("not UTF-8 text", f"{path}:{number + 1}") from None
+    if len(problems) == 1:
+        raise InputError(problems[0] + "; nothing applied")
+    if problems:
+        more = " (and perhaps more: stopped reading)" if len(problems) == submit_problems_max else ""
+        raise InputError(
+            f"{len(problems)} bad line(s){more}, nothing applied:\n  " + "\n  ".join(problems), path
+        )
     if not ops:
         raise InputError("no operations in the file", path)
     results = []
     chunk = limits.submit_chunk_operations
-    with click.progressbar(length=len(ops), label="applying", file=sys.stderr) as bar:
+    with click.progressbar(
+        length=len(ops), label="applying", file=sys.stderr, hidden=obj.json or not sys.stderr.isatty()
+    ) as bar:
         for start in range(0, len(ops), chunk):
             part = ops[start : start + chunk]
             results.extend(wallet.ledger.apply_many(part, verified=verified))

@@ -52,4 +52,6 @@ def run_policy_demo(store, keystore, say, show) -> None:
          w.transfer("roads-ministry", "cafe-alatau", kzt("10"), tag="budget:roads-2026"))  # fmt: skip
     show("issue budget money without an expiry date: denied",
          w.issue("roads-ministry", kzt("10"), tag="budget:schools-2026"))  # fmt: skip
-    click.echo("  explain with: tenge --db <db> policy explain mining-001")
+    click.echo(
+        f"  explain it: tenge --db {store.url} policy explain mining-001  (with tenge demo --keep DIR)"
+    )

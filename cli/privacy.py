@@ -24,7 +24,13 @@ from .main import Context, cli, emit, pass_context, pass_ledger
 
 @cli.group()
 def privacy() -> None:
-    """Privacy modes: who sees what, audited unmasking, the tracker and the measured matrix."""
+    """Privacy modes: who sees what, audited unmasking, the tracker and the measured matrix.
+
+    \b
+    Example:
+      tenge privacy modes
+      tenge --db pilot.db privacy tracker aigerim
+    """
 
 
 @privacy.command("modes")

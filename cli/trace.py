@@ -12,7 +12,12 @@ from .main import Context, cli, emit, pass_ledger
 
 @cli.group()
 def trace() -> None:
-    """The tamper-evident trace log (RFC 6962 Merkle tree)."""
+    """The tamper-evident trace log (RFC 6962 Merkle tree).
+
+    \b
+    Example:
+      tenge --db pilot.db trace view --as fma
+    """
 
 
 def _value(field) -> str:

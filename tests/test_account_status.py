@@ -81,7 +81,14 @@ def test_seize__works_on_frozen_account(env) -> None:
 
 def test_seize__cannot_exceed_funds(env) -> None:
     env.wallet.issue("cafe", 100)
-    assert env.wallet.seize("cafe", "roads", 101).code is ResultCode.insufficient_funds
+    assert env.wallet.seize("cafe", "roads", 101, order="court 1").code is ResultCode.insufficient_funds
+
+
+def test_seize__needs_a_court_order(env) -> None:
+    env.wallet.issue("cafe", 100)
+    result = env.wallet.seize("cafe", "roads", 50)
+    assert result.code is ResultCode.invalid_operation and "court order" in result.message
+    assert env.balance("cafe") == 100
 
 
 def test_seize__only_central_bank(env) -> None:

@@ -257,3 +257,18 @@ def test_mistake__init_with_unknown_privacy_mode_leaves_nothing(tmp_path) -> Non
     assert not (tmp_path / "new.db.keys" / "nbk.key").exists()
     again = CliRunner().invoke(cli, ["--db", str(db), "init", "--name", "X"])
     assert again.exit_code == 0, again.output
+
+
+def test_submit__every_bad_line_named_at_once(pilot, tmp_path) -> None:
+    ops = tmp_path / "ops.jsonl"
+    good = {"id": "g-2", "kind": "transfer", "payer": "halyk", "payee": "aigerim", "amount": "1"}
+    bad_amount = dict(good, id="g-3", amount="1e3")
+    ops.write_text(
+        "\n".join([json.dumps(good), json.dumps(bad_amount), "{nope", '{"id": "x", "kind": "teleport"}'])
+    )
+    before = pilot.state()
+    result = pilot("submit", str(ops), ok=False)
+    assert result.exit_code == 1
+    assert f"{ops}:2.amount" in result.stderr and f"{ops}:3: not JSON" in result.stderr
+    assert f"{ops}:4.kind" in result.stderr and "nothing applied" in result.stderr
+    assert pilot.state() == before

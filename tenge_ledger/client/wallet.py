@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 
+from ..core.errors import InputError
 from ..core.records import (
     AccountKind,
     Batch,
@@ -43,7 +44,12 @@ class Wallet:
 
     def build(self, signer: str, body: Body, op_id: str | None = None) -> Operation:
         op = Operation(id=op_id or new_op_id(), signer=signer, body=body)
-        return sign(self.ledger.ledger_id, op, self.keystore.get(signer))
+        return sign(self.ledger.ledger_id, op, self._key(signer))
+
+    def _key(self, signer: str):
+        if not self.keystore.has(signer) and self.ledger.store.account(signer) is None:
+            raise InputError(f"no account {signer!r} (so no key to sign with)")
+        return self.keystore.get(signer)
 
     def sign_document(self, op: Operation) -> Operation:
         """Sign an operation read from a file that came without a signature (inner batch operations first)."""
@@ -53,7 +59,7 @@ class Wallet:
         if op.signature:
             return op
         signer = op.signer or self.default_signer(op)
-        return sign(self.ledger.ledger_id, Operation(op.id, signer, op.body), self.keystore.get(signer))
+        return sign(self.ledger.ledger_id, Operation(op.id, signer, op.body), self._key(signer))
 
     def default_signer(self, op: Operation) -> str:
         from ..core.records import CENTRAL_BANK_KINDS

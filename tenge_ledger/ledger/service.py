@@ -624,6 +624,8 @@ class Ledger:
         self._need(ws, b.payee, "payee")
         if b.payer == b.payee:
             raise Rejected(ResultCode.same_account, "payer and payee are the same account")
+        if not b.order:
+            raise Rejected(ResultCode.invalid_operation, "a seizure names the court order that orders it")
         tag = b.tag or ""
         postings = (Posting(b.payer, -b.amount_tiyn, tag), Posting(b.payee, b.amount_tiyn, tag))
         return _Applied(

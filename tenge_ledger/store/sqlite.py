@@ -329,6 +329,11 @@ class SqliteStore:
         self._lock = threading.RLock()
         if path != ":memory:" and not create and not os.path.exists(path):
             raise StoreError(f"no ledger at {path}: create one with 'tenge --db {path} init'")
+        if path != ":memory:" and os.path.isdir(path):
+            raise StoreError(f"{path} is a directory, not a ledger file")
+        folder = os.path.dirname(os.path.abspath(path))
+        if create and not os.path.isdir(folder):
+            raise StoreError(f"cannot create {path}: the directory {folder} does not exist")
         try:
             self._conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=0)
             self._conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
