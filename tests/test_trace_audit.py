@@ -160,6 +160,30 @@ def test_edited_bundle__named(box, tmp_path):
     assert not result.ok and any("trace #4 missing" in p for p in result.problems), result.problems
 
 
+def test_bundle_with_swapped_records__names_only_the_swap(box, tmp_path):
+    operator.export(box.store, str(tmp_path / "b.json"))
+    doc = json.loads((tmp_path / "b.json").read_text())
+    doc["traces"][3], doc["traces"][4] = doc["traces"][4], doc["traces"][3]
+    (tmp_path / "s.json").write_text(json.dumps(doc))
+    result = operator.verify_bundle(str(tmp_path / "s.json"), operator.public_key(box.store))
+    moved = doc["traces"][4]
+    order = [p for p in result.problems if "out of order" in p]
+    assert order == [
+        f"trace #{moved['idx']} ({moved['op_id']}) is out of order (it comes after #{moved['idx'] + 1}): reordered"
+    ]
+    assert not any("missing" in p for p in result.problems), result.problems
+
+
+def test_bundle_with_a_removed_record__names_that_record_only(box, tmp_path):
+    operator.export(box.store, str(tmp_path / "b.json"))
+    doc = json.loads((tmp_path / "b.json").read_text())
+    doc["traces"].pop(3)
+    (tmp_path / "r.json").write_text(json.dumps(doc))
+    result = operator.verify_bundle(str(tmp_path / "r.json"), operator.public_key(box.store))
+    missing = [p for p in result.problems if "missing" in p]
+    assert missing == ["trace #4 missing: removed from the log"], result.problems
+
+
 def test_truncated_bundle__one_clear_error(box, tmp_path):
     operator.export(box.store, str(tmp_path / "b.json"))
     data = (tmp_path / "b.json").read_bytes()

@@ -52,6 +52,17 @@ class Verification:
         }
 
 
+def _ranges(numbers: list[int]) -> list[tuple[int, int]]:
+    """[1, 2, 3, 7] -> [(1, 3), (7, 7)]"""
+    out: list[tuple[int, int]] = []
+    for n in numbers:
+        if out and out[-1][1] == n - 1:
+            out[-1] = (out[-1][0], n)
+        else:
+            out.append((n, n))
+    return out
+
+
 def _name(t: dict) -> str:
     return f"trace #{t['idx']} ({t['op_id']})"
 
@@ -67,15 +78,16 @@ def verify(
     leaves: list[bytes] = []
     op_seqs: list[tuple[dict, int]] = []
     # 1. each record against its own leaf hash and columns; indices contiguous and in order.
-    expected = 1
+    seen: set[int] = set()
+    highest = 0
     for t in traces:
-        if t["idx"] != expected:
-            if t["idx"] > expected:
-                gap = f"#{expected}" if t["idx"] == expected + 1 else f"#{expected}..#{t['idx'] - 1}"
-                v.add(f"trace {gap} missing: removed from the log")
-            else:
-                v.add(f"{_name(t)} is out of order (after #{expected - 1}): reordered or inserted")
-        expected = max(expected, t["idx"]) + 1
+        idx = t["idx"]
+        if idx in seen:
+            v.add(f"{_name(t)} appears twice: inserted")
+        elif idx < highest:
+            v.add(f"{_name(t)} is out of order (it comes after #{highest}): reordered")
+        seen.add(idx)
+        highest = max(highest, idx)
         if merkle.leaf_hash(t["payload"]) != t["leaf_hash"]:
             v.add(f"{_name(t)} was changed: its content does not match its leaf hash")
         leaves.append(t["leaf_hash"])
@@ -88,6 +100,8 @@ def verify(
             v.add(f"{_name(t)} was changed: its op id or time column differs from its signed content")
         if doc.get("type", "op") == "op" and isinstance(doc.get("seq"), int):
             op_seqs.append((t, doc["seq"]))
+    for first, last in _ranges(sorted(set(range(1, highest + 1)) - seen)):
+        v.add(f"trace {f'#{first}' if first == last else f'#{first}..#{last}'} missing: removed from the log")
     # 2. signed checkpoints: signature, size and root over the leaves they cover.
     last_good = 0
     for cp in sorted(bundle.checkpoints, key=lambda c: (c.tree_size, c.at)):
@@ -100,7 +114,8 @@ def verify(
             continue
         if cp.tree_size > len(leaves):
             v.add(
-                f"{when}: the log has only {len(leaves)} records; records #{len(leaves) + 1}..#{cp.tree_size} removed"
+                f"{when}: the log has only {len(leaves)} of the records it signed: "
+                f"{cp.tree_size - len(leaves)} removed"
             )
             continue
         if merkle.root(leaves[: cp.tree_size]).hex() != cp.root:
