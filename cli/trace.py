@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from tenge_ledger.core.canonical import format_time
+from tenge_ledger.core.money import format_tiyn
 from tenge_ledger.privacy import operator
 
 from .main import Context, cli, emit, pass_ledger
@@ -20,11 +21,13 @@ def trace() -> None:
     """
 
 
-def _value(field) -> str:
-    if field.level == "none":
+def _value(field, money: bool = False) -> str:
+    if field.level == "none" or field.value is None:
         return "-"
     if field.level == "clear":
-        return str(field.value)
+        return (
+            f"{format_tiyn(field.value)} KZT" if money and isinstance(field.value, int) else str(field.value)
+        )
     return f"{field.level}:{str(field.value)[:10]}"
 
 
@@ -53,7 +56,7 @@ def trace_view(obj: Context, role, keys, limit) -> None:
             f = v.fields
             lines.append(
                 f"#{v.idx} {format_time(v.at)} {v.kind} {v.code} payer={_value(f['payer'])} "
-                f"payee={_value(f['payee'])} amount={_value(f['amount'])} tag={_value(f['tag'])} "
+                f"payee={_value(f['payee'])} amount={_value(f['amount'], money=True)} tag={_value(f['tag'])} "
                 f"memo={_value(f['memo'])}"
             )
         return "\n".join(lines) or "(no records)"
