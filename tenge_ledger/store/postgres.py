@@ -220,6 +220,36 @@ class PostgresTx:
         ).fetchall()
         return {account: (int(total), int(count)) for account, total, count in rows}
 
+    def prefetch(
+        self, handles: set[str], bucket_accounts: set[str], op_ids: set[str]
+    ) -> tuple[dict[str, Account], dict[tuple[str, str], int], dict[str, StoredOperation]]:
+        """What a chunk will read first (its accounts, their buckets, which of its ids exist), in one round trip:
+        three SELECTs as one simple-protocol script, values bound by psycopg's own quoting."""
+        m = psycopg.ClientCursor(self._cur.connection).mogrify
+        script = ";".join(
+            [
+                m(f"SELECT {codec.ACCOUNT_COLUMNS} FROM accounts WHERE handle = ANY(%s)", (sorted(handles),)),
+                m(
+                    "SELECT account, tag, balance_tiyn FROM balances WHERE account = ANY(%s)",
+                    (sorted(bucket_accounts),),
+                ),
+                m(
+                    f"SELECT {codec.OPERATION_COLUMNS} FROM operations WHERE op_id = ANY(%s)",
+                    (sorted(op_ids),),
+                ),
+            ]
+        )
+        cur = self._cur
+        cur.execute(script)
+        results = [cur.fetchall()]
+        while cur.nextset():
+            results.append(cur.fetchall())
+        account_rows, balance_rows, operation_rows = results
+        accounts = {row[0]: codec.account_from_row(row) for row in account_rows}
+        balances = {(a, t): int(b) for a, t, b in balance_rows}
+        operations = {row[1]: codec.operation_from_row(row) for row in operation_rows}
+        return accounts, balances, operations
+
     def write(self, ch: ChangeSet) -> None:
         if ch.head is not None and ch.head[0] < self._head[0]:  # protects the chain: never stripped by -O
             raise InvariantViolation(f"journal head would go back from #{self._head[0]} to #{ch.head[0]}")
