@@ -13,6 +13,7 @@ from tenge_ledger.core.canonical import (
     check_text,
     parse_time,
 )
+from tenge_ledger.core.errors import InputError
 from tenge_ledger.core.money import parse_amount
 
 from .main import Context, cli, finish, pass_ledger
@@ -207,5 +208,8 @@ def sweep(obj: Context, as_of, op_id) -> None:
     Example:
       tenge sweep --at 2027-01-01
     """
-    when = parse_time(as_of, "--at") if as_of else obj.ledger().clock()
+    ledger = obj.ledger()
+    when = parse_time(as_of, "--at") if as_of else ledger.clock()
+    if when < ledger.meta.created_at:
+        raise InputError(f"{as_of} is before the ledger was created: nothing to sweep", "--at")
     finish(obj, obj.wallet().sweep(when, _id(op_id)))

@@ -111,7 +111,21 @@ def operation(obj: Context, op_id) -> None:
         "message": op.message, "document": json.loads(op.document), "decision": json.loads(op.decision),
         "entry_hash": op.entry_hash.hex(), "prev_hash": op.prev_hash.hex(),
     }  # fmt: skip
-    emit(obj, data, lambda: json.dumps(data, indent=2, sort_keys=True))
+
+    def text() -> str:
+        decision = data["decision"]
+        lines = [
+            f"#{op.seq} {op.kind} {op.op_id} signed by {op.signer} at {data['at']}",
+            f"  {op.message}",
+            f"  policy set: {decision.get('policy_set_id') or 'none (built-in checks only)'}",
+        ]
+        if decision.get("rules"):
+            lines.append(f"  decided by: {', '.join(decision['rules'])}")
+        lines.append(f"  entry hash {data['entry_hash']} (after {data['prev_hash'][:16]}...)")
+        lines.append(f"  document: {op.document}")
+        return "\n".join(lines)
+
+    emit(obj, data, text)
 
 
 @cli.command()
