@@ -90,8 +90,8 @@ def trace_prove(obj: Context, record, size) -> None:
       tenge --db pilot.db trace prove salary-001
     """
     p = operator.inclusion(obj.ledger().store, record, size)
-    emit(obj, p, lambda: f"record {record} is leaf {p['index']} of {p['tree_size']}; root {p['root']}\n"
-         + "\n".join(p["proof"]))  # fmt: skip
+    emit(obj, p, lambda: f"record {record} is trace #{p['index'] + 1} (RFC 6962 leaf index {p['index']}) of "
+         f"{p['tree_size']}; root {p['root']}\n" + "\n".join(p["proof"]))  # fmt: skip
 
 
 @trace.command("consistency")
