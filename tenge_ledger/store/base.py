@@ -114,6 +114,9 @@ class StoreTx(Protocol):
 
     def write(self, changes: ChangeSet) -> None: ...
 
+    # Optional, for speed: `prefetch(handles, bucket_accounts, op_ids)` reads what a chunk touches first, and
+    # `windows(handles, direction, since)` many untagged history windows, each in one round trip.
+
 
 class Store(Protocol):
     url: str
@@ -127,6 +130,18 @@ class Store(Protocol):
         ...
 
     def meta(self) -> LedgerMeta: ...
+
+    def set_setting(self, key: str, value: object) -> None:
+        """Change one per-ledger setting (tier limits, the enabled policy set, ...) atomically."""
+        ...
+
+    def snapshot(self) -> AbstractContextManager[None]:
+        """Reads inside see one state of the ledger, whatever concurrent writers commit meanwhile."""
+        ...
+
+    def account(self, handle: str) -> Account | None: ...
+
+    def head(self) -> tuple[int, bytes]: ...
 
     def accounts(self) -> list[Account]: ...
 
