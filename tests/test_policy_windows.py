@@ -86,3 +86,17 @@ def _without_windows(store_type):
         return Ctx()
 
     return transaction
+
+
+def test_store_window__tagged_and_untagged(env) -> None:
+    w = env.wallet
+    w.issue("halyk", 1_000)
+    w.issue("halyk", 500, tag="grant")
+    w.transfer("halyk", "roads", 100)
+    w.transfer("halyk", "roads", 50, tag="grant")
+    with env.store.transaction() as tx:
+        assert tx.window("halyk", "out", 0) == (150, 2)
+        assert tx.window("halyk", "out", 0, "grant") == (50, 1)
+        assert tx.window("roads", "in", 0, "") == (100, 1)
+        assert tx.window("roads", "out", 0) == (0, 0)
+        assert tx.windows({"halyk", "roads"}, "out", 0) == {"halyk": (150, 2)}

@@ -158,3 +158,14 @@ def history_sql(mark: str) -> str:
 def history_from_rows(rows: Iterable) -> list[tuple[StoredOperation, JournalPosting]]:
     width = len(OPERATION_COLUMNS.split(","))
     return [(operation_from_row(r[:width]), posting_from_row(r[width:])) for r in rows]
+
+
+def window_sql(mark: str, direction: str, tagged: bool) -> str:
+    """Sum and count of an account's outgoing ("out") or incoming postings since a ledger time; arguments
+    (account, since[, tag]); `mark` is the driver's placeholder."""
+    sign = "<" if direction == "out" else ">"
+    sql = (
+        "SELECT COALESCE(SUM(ABS(amount_tiyn)), 0), COUNT(*) FROM postings"
+        f" WHERE account = {mark} AND at >= {mark} AND amount_tiyn {sign} 0"
+    )
+    return sql + f" AND tag = {mark}" if tagged else sql

@@ -196,16 +196,8 @@ class PostgresTx:
         return self._head
 
     def window(self, handle: str, direction: str, since: int, tag: str | None = None) -> tuple[int, int]:
-        sign = "<" if direction == "out" else ">"
-        query = (
-            "SELECT COALESCE(SUM(ABS(amount_tiyn)), 0), COUNT(*) FROM postings"
-            f" WHERE account = %s AND at >= %s AND amount_tiyn {sign} 0"
-        )
-        args: tuple = (handle, since)
-        if tag is not None:
-            query += " AND tag = %s"
-            args += (tag,)
-        total, count = self._one(query, args)
+        args = (handle, since) if tag is None else (handle, since, tag)
+        total, count = self._one(codec.window_sql("%s", direction, tag is not None), args)
         return int(total), int(count)
 
     def windows(self, handles: set[str], direction: str, since: int) -> dict[str, tuple[int, int]]:

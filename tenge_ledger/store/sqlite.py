@@ -199,16 +199,8 @@ class SqliteTx:
         return seq, bytes(entry_hash)
 
     def window(self, handle: str, direction: str, since: int, tag: str | None = None) -> tuple[int, int]:
-        sign = "<" if direction == "out" else ">"
-        sql = (
-            "SELECT COALESCE(SUM(ABS(amount_tiyn)), 0), COUNT(*) FROM postings"
-            f" WHERE account = ? AND at >= ? AND amount_tiyn {sign} 0"
-        )
-        args: tuple = (handle, since)
-        if tag is not None:
-            sql += " AND tag = ?"
-            args += (tag,)
-        total, count = self._c.execute(sql, args).fetchone()
+        args = (handle, since) if tag is None else (handle, since, tag)
+        total, count = self._c.execute(codec.window_sql("?", direction, tag is not None), args).fetchone()
         return total, count
 
     def windows(self, handles: set[str], direction: str, since: int) -> dict[str, tuple[int, int]]:
