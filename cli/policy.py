@@ -15,7 +15,7 @@ from tenge_ledger.core.errors import InputError, TengeError
 from tenge_ledger.policy import PolicyError, parse_and_check, read_sources
 from tenge_ledger.policy.format import format_source
 from tenge_ledger.policy.reads import manifest
-from tenge_ledger.policy.sets import disable, enable, enable_version, history
+from tenge_ledger.policy.sets import disable, enable, enable_version, history, policy_files
 from tenge_ledger.policy.specs import run_path
 
 from .main import Context, cli, emit, pass_ledger
@@ -44,7 +44,10 @@ def check(obj: Context, paths: tuple[str, ...]) -> None:
     """
     files = read_sources(list(paths))
     try:
-        checked = parse_and_check(files)
+        try:
+            checked = parse_and_check(files)
+        except PolicyError as exc:  # name each file by the path the author gave, not only its name
+            raise exc.located({f.name: str(f) for f in policy_files(list(paths))}) from None
     except PolicyError as exc:
         if obj.json:  # machine-readable diagnostics for editors and CI, still exit 1
             click.echo(json.dumps({"ok": False, "errors": [d.to_json() for d in exc.diagnostics]}, indent=2))

@@ -115,3 +115,12 @@ def test_cli__disable_and_restore_a_version(run) -> None:
     assert listed["enabled"]["version"] == 2
     assert [h["action"] for h in listed["history"]] == ["enable", "disable", "enable"]
     assert transfer(run, "anon", "magnum", "45000", ok=False)["code"] == "policy_denied"  # daily limit again
+
+
+def test_check__errors_name_the_path_given(tmp_path) -> None:
+    folder = tmp_path / "rules"
+    folder.mkdir()
+    (folder / "bad.policy").write_text('rule "x"\n  on transfer\n  when payee.kindd == miner\n  deny "no"\n')
+    result = CliRunner().invoke(cli, ["policy", "check", str(folder)])
+    assert result.exit_code == 1
+    assert f"{folder / 'bad.policy'}:3:8: unknown field payee.kindd" in result.output

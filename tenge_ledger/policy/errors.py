@@ -3,6 +3,7 @@ the offending source line with a caret, so an author sees every problem of a set
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 from ..core.errors import TengeError
@@ -36,6 +37,11 @@ class PolicyError(TengeError):
     def __init__(self, diagnostics: list[Diagnostic]) -> None:
         self.diagnostics = sorted(diagnostics, key=lambda d: (d.file, d.line, d.col, d.message))
         super().__init__(self.render())
+
+    def located(self, paths: dict[str, str]) -> PolicyError:
+        """The same error with each file named by the path it was read from (`name -> path`)."""
+        moved = [dataclasses.replace(d, file=paths.get(d.file, d.file)) for d in self.diagnostics]
+        return type(self)(moved)
 
     def render(self) -> str:
         n = len(self.diagnostics)

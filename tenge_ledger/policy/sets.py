@@ -32,34 +32,40 @@ def set_id(files: dict[str, str]) -> str:
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
-def read_sources(paths: list[str | Path]) -> dict[str, str]:
-    """Policy files named directly or found (*.policy) in the directories named; keys are file names."""
-    files: dict[str, str] = {}
+def policy_files(paths: list[str | Path]) -> list[Path]:
+    """Policy files named directly, or found (*.policy) in the directories named, in order."""
+    out: list[Path] = []
     for raw in paths:
         path = Path(raw)
         found = sorted(path.glob(f"*{POLICY_SUFFIX}")) if path.is_dir() else [path]
         if path.is_dir() and not found:
             raise InputError(f"no {POLICY_SUFFIX} files in {path}")
-        for file in found:
-            if not file.is_file():
-                raise InputError(f"no policy file {file}")
-            if file.stat().st_size > limits.policy_file_bytes_max:
-                raise PolicySyntaxError(
-                    [
-                        Diagnostic(
-                            str(file), 1, 1, f"file is over the limit of {limits.policy_file_bytes_max} bytes"
-                        )
-                    ]
-                )
-            try:
-                text = file.read_text(encoding="utf-8")
-            except UnicodeDecodeError as exc:
-                raise PolicySyntaxError(
-                    [Diagnostic(str(file), 1, 1, f"not UTF-8 text: {exc.reason}")]
-                ) from None
-            if file.name in files:
-                raise InputError(f"two policy files are named {file.name}")
-            files[file.name] = text
+        out += found
+    return out
+
+
+def read_sources(paths: list[str | Path]) -> dict[str, str]:
+    """The sources of `policy_files(paths)`; keys are file names, so a set's id does not depend on where its
+    files were read from."""
+    files: dict[str, str] = {}
+    for file in policy_files(paths):
+        if not file.is_file():
+            raise InputError(f"no policy file {file}")
+        if file.stat().st_size > limits.policy_file_bytes_max:
+            raise PolicySyntaxError(
+                [
+                    Diagnostic(
+                        str(file), 1, 1, f"file is over the limit of {limits.policy_file_bytes_max} bytes"
+                    )
+                ]
+            )
+        try:
+            text = file.read_text(encoding="utf-8")
+        except UnicodeDecodeError as exc:
+            raise PolicySyntaxError([Diagnostic(str(file), 1, 1, f"not UTF-8 text: {exc.reason}")]) from None
+        if file.name in files:
+            raise InputError(f"two policy files are named {file.name}")
+        files[file.name] = text
     return files
 
 
