@@ -124,3 +124,10 @@ def test_check__errors_name_the_path_given(tmp_path) -> None:
     result = CliRunner().invoke(cli, ["policy", "check", str(folder)])
     assert result.exit_code == 1
     assert f"{folder / 'bad.policy'}:3:8: unknown field payee.kindd" in result.output
+
+
+def test_test__a_policy_file_or_an_empty_folder_is_refused_clearly(tmp_path) -> None:
+    (tmp_path / "a.policy").write_text('rule "x"\n  on transfer\n  deny "no"\n')
+    for target, says in ((tmp_path / "a.policy", "is not a spec file"), (tmp_path, "no spec files")):
+        result = CliRunner().invoke(cli, ["policy", "test", str(target)])
+        assert result.exit_code == 1 and says in result.output, result.output

@@ -71,8 +71,13 @@ class _Recorder:
 def find_specs(path: str | Path) -> list[Path]:
     p = Path(path)
     if p.is_dir():
-        return sorted(p.glob(f"*{SPEC_SUFFIX}"))
+        found = sorted(p.glob(f"*{SPEC_SUFFIX}"))
+        if not found:
+            raise InputError(f"no spec files (*{SPEC_SUFFIX}) in {p}")
+        return found
     if p.is_file():
+        if not p.name.endswith(SPEC_SUFFIX):
+            raise InputError(f"{p} is not a spec file: give a *{SPEC_SUFFIX} file or a directory of them")
         return [p]
     raise InputError(f"no spec file or directory {p}")
 
