@@ -152,3 +152,14 @@ def test_transparent_unmask_by_the_public__refused_and_logged(tmp_path):
     with pytest.raises(InputError, match="refused and logged"):
         access(box).unmask("p1", "C", "basis", "public")
     assert access(box).unmask("p1", "C", "basis", "fma")["payer"] == "alice"
+
+
+def test_trace_view__unknown_account_or_non_bank_role_refused(tmp_path):
+    from tenge_ledger.core.errors import InputError
+    from tenge_ledger.privacy import sandbox
+    from tenge_ledger.privacy.observers import keys_for
+
+    box = sandbox.make(tmp_path, "pseudonymous")
+    for role, says in (("account:ghost", "no account 'ghost'"), ("bank:alice", "not a bank")):
+        with pytest.raises(InputError, match=says):
+            keys_for(role, box.ring, box.store, 3600)

@@ -44,8 +44,12 @@ def keys_for(
         served = frozenset(
             a.handle for a in store.accounts() if (a.bank or central_bank) == bank and a.handle != bank
         ) | ({bank} if kind == "central_bank" else frozenset())
-        if kind == "bank" and store.account(bank) is None:  # type: ignore[attr-defined]
-            raise InputError(f"no bank {bank!r} in this ledger")
+        if kind == "bank":
+            found = store.account(bank)  # type: ignore[attr-defined]
+            if found is None:
+                raise InputError(f"no bank {bank!r} in this ledger")
+            if found.kind.value != "bank":
+                raise InputError(f"{bank} is a {found.kind.value}, not a bank: use account:{bank}")
         keys.customers[bank] = served  # its KYC list
         if ring.exists(f"bank:{bank}"):
             keys.banks[bank] = bytes.fromhex(ring.read(f"bank:{bank}")["pseudonym_root"])
@@ -54,6 +58,8 @@ def keys_for(
     if kind in ("central_bank", "fma") and ring.exists(kind):
         keys.boxes[kind] = ring.box_key(kind)
     if kind == "account":
+        if store.account(handle) is None:  # type: ignore[attr-defined]
+            raise InputError(f"no account {handle!r} in this ledger")
         keys.me = handle
         if ring.exists(f"account:{handle}"):
             keys.viewing[handle] = bytes.fromhex(ring.read(f"account:{handle}")["viewing_key"])
