@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from tenge_ledger.core.canonical import format_time
+from tenge_ledger.core.errors import InputError
 from tenge_ledger.privacy import operator
 from tenge_ledger.privacy.visibility import (
     FIELDS,
@@ -138,6 +139,11 @@ def privacy_disclose(obj: Context, account, record, out) -> None:
       tenge --db pilot.db privacy disclose aigerim --record salary-001 --out receipt.json
     """
     store = obj.ledger().store
+    mode = obj.ledger().meta.privacy_mode
+    if mode != "selective":
+        raise InputError(
+            f"disclosure is for selective ledgers; this one is {mode}, where it would reveal nothing"
+        )
     if record:
         data = operator.disclose(store, account, record, obj.keystore().get(account))
     else:

@@ -163,3 +163,26 @@ def test_trace_view__unknown_account_or_non_bank_role_refused(tmp_path):
     for role, says in (("account:ghost", "no account 'ghost'"), ("bank:alice", "not a bank")):
         with pytest.raises(InputError, match=says):
             keys_for(role, box.ring, box.store, 3600)
+
+
+@pytest.mark.parametrize(("mode", "works"), [("selective", True), ("escrowed", False)])
+def test_cli_disclose__only_on_selective_ledgers(tmp_path, monkeypatch, mode, works):
+    from click.testing import CliRunner
+
+    from cli.main import cli
+
+    monkeypatch.setenv("TENGE_DB", str(tmp_path / "l.db"))
+    monkeypatch.delenv("TENGE_KEYSTORE", raising=False)
+    runner = CliRunner()
+    for args in (
+        ["init", "--name", "L", "--privacy", mode],
+        ["account", "open", "halyk", "--kind", "bank"],
+        ["account", "open", "aigerim", "--kind", "person", "--bank", "halyk"],
+    ):
+        assert runner.invoke(cli, args).exit_code == 0
+    out = tmp_path / "view.json"
+    result = runner.invoke(cli, ["privacy", "disclose", "aigerim", "--out", str(out)])
+    assert (result.exit_code == 0) is works, result.output
+    assert out.exists() is works
+    if not works:
+        assert "disclosure is for selective ledgers" in result.output
