@@ -166,12 +166,10 @@ def void(obj: Context, hold_id, signer, op_id) -> None:
 
 
 def _releaser(obj: Context, hold_id: str) -> str:
-    for h in obj.ledger().store.holds():
-        if h.hold_id == hold_id:
-            return h.releaser
-    from tenge_ledger.core.errors import InputError
-
-    raise InputError(f"no hold {hold_id!r}")
+    releaser = obj.wallet().releaser_of(hold_id)
+    if releaser is None:
+        raise InputError(f"no hold {hold_id!r}")
+    return releaser
 
 
 @cli.command(context_settings=AMOUNT_ARGS)

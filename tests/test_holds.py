@@ -21,6 +21,8 @@ def test_hold__money_leaves_payer_into_escrow(held) -> None:
     assert held.balance("cafe") == 0
     (hold,) = held.store.holds("pending")
     assert (hold.hold_id, hold.releaser, hold.deadline) == ("h1", "roads", held.clock.now + 3_600)
+    assert held.store.hold("h1") == hold and held.store.hold("nope") is None
+    assert held.wallet.releaser_of("h1") == "roads" and held.wallet.releaser_of("nope") is None
     held.check()
 
 

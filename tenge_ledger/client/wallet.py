@@ -72,12 +72,13 @@ class Wallet:
             if value:
                 return value
         hold_id = getattr(body, "hold_id", None)
-        if hold_id:
-            hold = self.ledger.store.holds()
-            for h in hold:
-                if h.hold_id == hold_id:
-                    return h.releaser
-        return self.ledger.central_bank
+        releaser = self.releaser_of(hold_id) if hold_id else None
+        return releaser or self.ledger.central_bank
+
+    def releaser_of(self, hold_id: str) -> str | None:
+        """Who may post or void a hold (None when there is no such hold)."""
+        hold = self.ledger.store.hold(hold_id)
+        return hold.releaser if hold is not None else None
 
     def submit(self, signer: str, body: Body, op_id: str | None = None) -> Result:
         return self.ledger.apply(self.build(signer, body, op_id))

@@ -606,6 +606,10 @@ class PostgresStore:
     def history(self, handle: str, limit: int) -> list[tuple[StoredOperation, JournalPosting]]:
         return codec.history_from_rows(self._rows(codec.history_sql("%s"), (handle, limit)))
 
+    def hold(self, hold_id: str) -> HoldRecord | None:
+        rows = self._rows(f"SELECT {codec.HOLD_COLUMNS} FROM holds WHERE hold_id = %s", (hold_id,))
+        return codec.hold_from_row(rows[0]) if rows else None
+
     def holds(self, status: str | None = None) -> list[HoldRecord]:
         query = f"SELECT {codec.HOLD_COLUMNS} FROM holds"
         args: tuple = ()

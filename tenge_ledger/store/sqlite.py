@@ -489,6 +489,10 @@ class SqliteStore:
         return codec.history_from_rows(self._conn.execute(codec.history_sql("?"), (handle, limit)))
 
     @_locked
+    def hold(self, hold_id: str) -> HoldRecord | None:
+        return SqliteTx(self._conn).hold(hold_id)
+
+    @_locked
     def holds(self, status: str | None = None) -> list[HoldRecord]:
         sql = f"SELECT {codec.HOLD_COLUMNS} FROM holds"
         args: tuple = ()
