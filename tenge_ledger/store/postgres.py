@@ -38,7 +38,7 @@ from psycopg.pq import TransactionStatus
 
 from ..core.errors import InvariantViolation, StoreError, WriteConflict
 from ..core.hooks import EncodedTrace
-from ..core.records import Account, HoldRecord, TagRecord
+from ..core.records import Account, HoldRecord
 from . import codec
 from .base import (
     GENESIS_HASH,
@@ -49,6 +49,7 @@ from .base import (
     ReportRow,
     StoredOperation,
 )
+from .reads import SqlTxReads
 
 CONNECT_TIMEOUT_S = 10
 POOL_SIZE_MAX = 8
@@ -131,7 +132,7 @@ def _configure(conn: psycopg.Connection) -> None:
 _BEGIN_AND_LOCK_HEAD = "BEGIN; SELECT seq, entry_hash FROM journal_head WHERE id = 1 FOR UPDATE"
 
 
-class PostgresTx:
+class PostgresTx(SqlTxReads):
     """Reads inside one write transaction; the journal head is already locked and read."""
 
     def __init__(self, cur: psycopg.Cursor, head: tuple[int, bytes]) -> None:
@@ -139,66 +140,16 @@ class PostgresTx:
         self._head = head
         self.committed = False
 
-    def _one(self, query: str, args: tuple = ()) -> Any:
-        return self._cur.execute(query, args).fetchone()
+    mark = "%s"
 
-    def meta(self) -> LedgerMeta:
-        return codec.meta_from_rows(dict(self._cur.execute("SELECT key, value FROM meta").fetchall()))
+    def _one(self, sql: str, args: tuple = ()) -> Any:
+        return self._cur.execute(sql, args).fetchone()
 
-    def account(self, handle: str) -> Account | None:
-        row = self._one(f"SELECT {codec.ACCOUNT_COLUMNS} FROM accounts WHERE handle = %s", (handle,))
-        return codec.account_from_row(row) if row else None
-
-    def bucket(self, handle: str, tag: str) -> int:
-        row = self._one("SELECT balance_tiyn FROM balances WHERE account = %s AND tag = %s", (handle, tag))
-        return row[0] if row else 0
-
-    def buckets(self, handle: str) -> dict[str, int]:
-        rows = self._cur.execute("SELECT tag, balance_tiyn FROM balances WHERE account = %s", (handle,))
-        return {tag: bal for tag, bal in rows.fetchall() if bal}
-
-    def operation(self, op_id: str) -> StoredOperation | None:
-        row = self._one(f"SELECT {codec.OPERATION_COLUMNS} FROM operations WHERE op_id = %s", (op_id,))
-        return codec.operation_from_row(row) if row else None
-
-    def hold(self, hold_id: str) -> HoldRecord | None:
-        row = self._one(f"SELECT {codec.HOLD_COLUMNS} FROM holds WHERE hold_id = %s", (hold_id,))
-        return codec.hold_from_row(row) if row else None
-
-    def holds_due(self, as_of: int) -> list[HoldRecord]:
-        rows = self._cur.execute(
-            f"SELECT {codec.HOLD_COLUMNS} FROM holds WHERE status = 'pending' AND deadline <= %s"
-            " ORDER BY deadline, hold_id",
-            (as_of,),
-        )
-        return [codec.hold_from_row(r) for r in rows.fetchall()]
-
-    def tag(self, tag: str) -> TagRecord | None:
-        row = self._one("SELECT tag, expires_on, created_at FROM tags WHERE tag = %s", (tag,))
-        return codec.tag_from_row(row) if row else None
-
-    def tags_expiring(self, as_of_date: str) -> list[TagRecord]:
-        rows = self._cur.execute(
-            "SELECT tag, expires_on, created_at FROM tags WHERE expires_on IS NOT NULL AND expires_on <= %s"
-            " ORDER BY tag",
-            (as_of_date,),
-        )
-        return [codec.tag_from_row(r) for r in rows.fetchall()]
-
-    def tag_holders(self, tag: str) -> dict[str, int]:
-        rows = self._cur.execute(
-            "SELECT account, balance_tiyn FROM balances WHERE tag = %s AND balance_tiyn != 0 ORDER BY account",
-            (tag,),
-        )
-        return dict(rows.fetchall())
+    def _all(self, sql: str, args: tuple = ()) -> list[Any]:
+        return self._cur.execute(sql, args).fetchall()
 
     def head(self) -> tuple[int, bytes]:
         return self._head
-
-    def window(self, handle: str, direction: str, since: int, tag: str | None = None) -> tuple[int, int]:
-        args = (handle, since) if tag is None else (handle, since, tag)
-        total, count = self._one(codec.window_sql("%s", direction, tag is not None), args)
-        return int(total), int(count)
 
     def windows(self, handles: set[str], direction: str, since: int) -> dict[str, tuple[int, int]]:
         """`window` for many accounts at once (untagged windows), in one grouped query."""

@@ -17,7 +17,7 @@ import sqlite_utils
 
 from ..core.errors import StoreError, WriteConflict
 from ..core.hooks import EncodedTrace
-from ..core.records import Account, HoldRecord, TagRecord
+from ..core.records import Account, HoldRecord
 from . import codec
 from .base import (
     GENESIS_HASH,
@@ -28,6 +28,7 @@ from .base import (
     ReportRow,
     StoredOperation,
 )
+from .reads import SqlTxReads
 
 BUSY_TIMEOUT_MS = 10_000
 
@@ -132,76 +133,19 @@ def _marks(group: tuple[str, ...]) -> str:
 _account_from_row_cached = functools.lru_cache(maxsize=1 << 16)(codec.account_from_row)
 
 
-class SqliteTx:
+class SqliteTx(SqlTxReads):
     def __init__(self, conn: sqlite3.Connection) -> None:
         self._c = conn
 
-    def meta(self) -> LedgerMeta:
-        return codec.meta_from_rows(dict(self._c.execute("SELECT key, value FROM meta").fetchall()))
+    def _one(self, sql: str, args: tuple = ()) -> Any:
+        return self._c.execute(sql, args).fetchone()
 
-    def account(self, handle: str) -> Account | None:
-        row = self._c.execute(
-            f"SELECT {codec.ACCOUNT_COLUMNS} FROM accounts WHERE handle = ?", (handle,)
-        ).fetchone()
-        return codec.account_from_row(row) if row else None
-
-    def bucket(self, handle: str, tag: str) -> int:
-        row = self._c.execute(
-            "SELECT balance_tiyn FROM balances WHERE account = ? AND tag = ?", (handle, tag)
-        ).fetchone()
-        return row[0] if row else 0
-
-    def buckets(self, handle: str) -> dict[str, int]:
-        rows = self._c.execute("SELECT tag, balance_tiyn FROM balances WHERE account = ?", (handle,))
-        return {tag: bal for tag, bal in rows if bal}
-
-    def operation(self, op_id: str) -> StoredOperation | None:
-        row = self._c.execute(
-            f"SELECT {codec.OPERATION_COLUMNS} FROM operations WHERE op_id = ?", (op_id,)
-        ).fetchone()
-        return codec.operation_from_row(row) if row else None
-
-    def hold(self, hold_id: str) -> HoldRecord | None:
-        row = self._c.execute(
-            f"SELECT {codec.HOLD_COLUMNS} FROM holds WHERE hold_id = ?", (hold_id,)
-        ).fetchone()
-        return codec.hold_from_row(row) if row else None
-
-    def holds_due(self, as_of: int) -> list[HoldRecord]:
-        rows = self._c.execute(
-            f"SELECT {codec.HOLD_COLUMNS} FROM holds WHERE status = 'pending' AND deadline <= ?"
-            " ORDER BY deadline, hold_id",
-            (as_of,),
-        )
-        return [codec.hold_from_row(r) for r in rows]
-
-    def tag(self, tag: str) -> TagRecord | None:
-        row = self._c.execute("SELECT tag, expires_on, created_at FROM tags WHERE tag = ?", (tag,)).fetchone()
-        return codec.tag_from_row(row) if row else None
-
-    def tags_expiring(self, as_of_date: str) -> list[TagRecord]:
-        rows = self._c.execute(
-            "SELECT tag, expires_on, created_at FROM tags WHERE expires_on IS NOT NULL AND expires_on <= ?"
-            " ORDER BY tag",
-            (as_of_date,),
-        )
-        return [codec.tag_from_row(r) for r in rows]
-
-    def tag_holders(self, tag: str) -> dict[str, int]:
-        rows = self._c.execute(
-            "SELECT account, balance_tiyn FROM balances WHERE tag = ? AND balance_tiyn != 0 ORDER BY account",
-            (tag,),
-        )
-        return dict(rows.fetchall())
+    def _all(self, sql: str, args: tuple = ()) -> list[Any]:
+        return self._c.execute(sql, args).fetchall()
 
     def head(self) -> tuple[int, bytes]:
         seq, entry_hash = self._c.execute("SELECT seq, entry_hash FROM journal_head WHERE id = 1").fetchone()
         return seq, bytes(entry_hash)
-
-    def window(self, handle: str, direction: str, since: int, tag: str | None = None) -> tuple[int, int]:
-        args = (handle, since) if tag is None else (handle, since, tag)
-        total, count = self._c.execute(codec.window_sql("?", direction, tag is not None), args).fetchone()
-        return total, count
 
     def windows(self, handles: set[str], direction: str, since: int) -> dict[str, tuple[int, int]]:
         """`window` for many accounts at once (untagged windows): one grouped query per group of handles."""
