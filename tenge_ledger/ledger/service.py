@@ -718,29 +718,61 @@ def _report_dicts(reports) -> tuple[dict, ...]:
 
 
 _PLAIN_DECISIONS: dict[str | None, str] = {}
+# Decisions a policy engine hands out again and again (the same rules deciding the same way) share their parts;
+# their JSON is made once per such decision, keyed by the identity of its parts (held here, so never reused).
+_DECISION_TEXTS: dict[int, tuple[tuple, str, str]] = {}
+_DECISION_TEXTS_MAX = 4096
 
 
 def _decision_json(decision: Decision | None, policy_set_id: str | None) -> str:
+    """The decision as stored with its operation: what explain shows. The postings written, if the decision
+    reshaped them, are stored as detail.postings."""
     if decision is None:
         return json.dumps({"policy_set_id": policy_set_id})
     if not (decision.rules or decision.reasons or decision.reports or decision.detail):
         key = decision.policy_set_id or policy_set_id  # a plain allow: the same text every time, made once
         text = _PLAIN_DECISIONS.get(key)
         if text is None:
-            text = _PLAIN_DECISIONS[key] = _full_decision_json(decision, policy_set_id)
+            text = _PLAIN_DECISIONS[key] = _decision_text(decision, policy_set_id, None)
         return text
-    return _full_decision_json(decision, policy_set_id)
+    parts = (decision.detail, decision.rules, decision.reasons, decision.reports, policy_set_id)
+    found = _DECISION_TEXTS.get(id(decision.detail))
+    if found is None or any(a is not b for a, b in zip(found[0], parts, strict=True)):
+        if len(_DECISION_TEXTS) >= _DECISION_TEXTS_MAX:
+            _DECISION_TEXTS.clear()
+        head = json.dumps(
+            {
+                "policy_set_id": decision.policy_set_id or policy_set_id,
+                "rules": list(decision.rules),
+                "reasons": list(decision.reasons),
+                "reports": list(_report_dicts(decision.reports)),
+            },
+            sort_keys=True,
+        )
+        detail = {k: v for k, v in decision.detail.items() if k != "postings"}
+        found = _DECISION_TEXTS[id(decision.detail)] = (
+            parts,
+            head,
+            json.dumps(detail, sort_keys=True, default=str),
+        )
+    return _decision_text_from(found[1], found[2], decision.postings)
 
 
-def _full_decision_json(decision: Decision, policy_set_id: str | None) -> str:
-    return json.dumps(
+def _decision_text(decision: Decision, policy_set_id: str | None, postings) -> str:
+    head = json.dumps(
         {
             "policy_set_id": decision.policy_set_id or policy_set_id,
             "rules": list(decision.rules),
             "reasons": list(decision.reasons),
             "reports": list(_report_dicts(decision.reports)),
-            "detail": decision.detail,
         },
         sort_keys=True,
-        default=str,
     )
+    return _decision_text_from(head, json.dumps(decision.detail, sort_keys=True, default=str), postings)
+
+
+def _decision_text_from(head: str, detail: str, postings) -> str:
+    if postings is not None:
+        rows = json.dumps([[p.account, p.amount_tiyn, p.tag] for p in postings])
+        detail = f'{detail[:-1]}{"," if detail != "{}" else ""}"postings":{rows}}}'
+    return f'{head[:-1]},"detail":{detail}}}'

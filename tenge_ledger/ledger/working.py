@@ -14,6 +14,7 @@ from ..store.base import ChangeSet, JournalPosting, ReportRow, StoredOperation, 
 class WorkingSet:
     def __init__(self, parent: WorkingSet | None = None, tx: StoreTx | None = None) -> None:
         self.parent = parent
+        self.root: WorkingSet = self if parent is None else parent.root
         self.tx = tx if tx is not None else parent.tx  # type: ignore[union-attr]
         self.accounts: dict[str, Account] = {}
         self.bucket_deltas: dict[tuple[str, str], int] = {}
@@ -56,6 +57,14 @@ class WorkingSet:
             self._account_cache[handle] = accounts.get(handle)
         for key in buckets:
             self._bucket_cache[key] = balances.get(key, 0)
+        # The store answers with every bucket of those accounts, so their whole-account reads are known too.
+        whole: dict[str, dict[str, int]] = {a: {} for a, _ in buckets if a not in self._buckets_cache}
+        for (account, tag), balance in balances.items():
+            if account in whole and balance:
+                whole[account][tag] = balance
+            if (account, tag) not in self._bucket_cache:
+                self._bucket_cache[(account, tag)] = balance
+        self._buckets_cache.update(whole)
         for op_id in op_ids:
             self._operation_cache[op_id] = operations.get(op_id)
 
@@ -102,9 +111,7 @@ class WorkingSet:
         return total
 
     def buckets(self, handle: str) -> dict[str, int]:
-        root = self
-        while root.parent is not None:
-            root = root.parent
+        root = self.root
         stored = root._buckets_cache.get(handle)
         if stored is None:  # the store's rows do not change during the transaction: read them once per chunk
             stored = root._buckets_cache[handle] = dict(self.tx.buckets(handle))
@@ -175,20 +182,19 @@ class WorkingSet:
         return self.tx.head()
 
     def window(self, handle: str, direction: str, since: int, tag: str | None = None) -> tuple[int, int]:
-        stored = None
-        if tag is None:
-            root = self
-            while root.parent is not None:
-                root = root.parent
-            stored = root._window_cache.get((handle, direction, since))
+        stored = self.root._window_cache.get((handle, direction, since)) if tag is None else None
         total, count = stored if stored is not None else self.tx.window(handle, direction, since, tag)
-        for ws in self._chain():
+        out = direction == "out"
+        ws: WorkingSet | None = self
+        while ws is not None:
             for p in ws._postings_of(handle):
+                amount = p.amount_tiyn
                 if p.at < since or (tag is not None and p.tag != tag):
                     continue
-                if (direction == "out" and p.amount_tiyn < 0) or (direction == "in" and p.amount_tiyn > 0):
-                    total += abs(p.amount_tiyn)
+                if amount < 0 if out else amount > 0:
+                    total += -amount if out else amount
                     count += 1
+            ws = ws.parent
         return total, count
 
     def _postings_of(self, handle: str) -> list[JournalPosting]:

@@ -32,22 +32,24 @@ class Ctx:
         self._cache: dict | None = None
 
     def party(self, which: str) -> Account:
-        if which == "payer":
-            account = self._payer
-            if account is None:
-                handle = self.proposal.payer
-                account = self.view.account(handle) if handle else None
-                if account is None:
-                    raise RuleError("the operation has no payer account")
-                self._payer = account
-            return account
+        return self.payer() if which == "payer" else self.payee()
+
+    def payer(self) -> Account:
+        account = self._payer
+        if account is None:
+            account = self._payer = self._load(self.proposal.payer, "payer")
+        return account
+
+    def payee(self) -> Account:
         account = self._payee
         if account is None:
-            handle = self.proposal.payee
-            account = self.view.account(handle) if handle else None
-            if account is None:
-                raise RuleError("the operation has no payee account")
-            self._payee = account
+            account = self._payee = self._load(self.proposal.payee, "payee")
+        return account
+
+    def _load(self, handle: str | None, role: str) -> Account:
+        account = self.view.account(handle) if handle else None
+        if account is None:
+            raise RuleError(f"the operation has no {role} account")
         return account
 
     def cached(self, key: tuple, compute: Callable[[], Any]) -> Any:
@@ -110,23 +112,21 @@ def compile_expr(e: ast.Expr, lets: dict[str, ast.Expr]) -> Fn:
         return _party_field(e.party, e.name)
     if isinstance(e, ast.Attr):
         party, key = e.party, e.key
-        return lambda c: c.party(party).attr(key) or ""
+        get = _getter(party)
+        return lambda c: get(c).attr(key) or ""
     if isinstance(e, ast.Call):
         return _call(e, lets)
     if isinstance(e, ast.Not):
         f = compile_expr(e.operand, lets)
         return lambda c: not f(c)
     if isinstance(e, ast.BoolOp):
-        fs = tuple(compile_expr(o, lets) for o in e.operands)
-        if e.op == "and":
-            if len(fs) == 2:
-                a, b = fs
-                return lambda c: a(c) and b(c)
-            return lambda c: all(f(c) for f in fs)
-        if len(fs) == 2:
-            a, b = fs
-            return lambda c: a(c) or b(c)
-        return lambda c: any(f(c) for f in fs)
+        # Folded right into two-operand closures: `a and (b and c)` short-circuits like the source and costs
+        # one call per operand, where all()/any() over a generator costs a frame for the generator too.
+        fs = [compile_expr(o, lets) for o in e.operands]
+        f = fs.pop()
+        while fs:
+            f = all_of(fs.pop(), f) if e.op == "and" else _or(fs.pop(), f)
+        return f
     if isinstance(e, ast.Compare):
         op = _CMP[e.op]
         left, right = compile_expr(e.left, lets), compile_expr(e.right, lets)
@@ -152,6 +152,14 @@ def compile_expr(e: ast.Expr, lets: dict[str, ast.Expr]) -> Fn:
     raise TypeError(f"cannot compile {type(e).__name__}")  # the checker lets nothing else through
 
 
+def all_of(a: Fn, b: Fn) -> Fn:
+    return lambda c: a(c) and b(c)
+
+
+def _or(a: Fn, b: Fn) -> Fn:
+    return lambda c: a(c) or b(c)
+
+
 def _op_field(name: str) -> Fn:
     if name == "amount":
         return lambda c: c.proposal.amount_tiyn
@@ -166,19 +174,25 @@ def _op_field(name: str) -> Fn:
     raise TypeError(name)
 
 
+def _getter(party: str) -> Callable[[Ctx], Account]:
+    return Ctx.payer if party == "payer" else Ctx.payee
+
+
 def _party_field(party: str, name: str) -> Fn:
+    get = _getter(party)
+    # kind and status are StrEnums: equal to, and hashing as, the strings rules compare them with
     if name == "handle":
-        return lambda c: c.party(party).handle
+        return lambda c: get(c).handle
     if name == "kind":
-        return lambda c: c.party(party).kind.value
+        return lambda c: get(c).kind
     if name == "tier":
-        return lambda c: -1 if (t := c.party(party).tier) is None else t
+        return lambda c: -1 if (t := get(c).tier) is None else t
     if name == "bank":
-        return lambda c: c.party(party).bank or ""
+        return lambda c: get(c).bank or ""
     if name == "status":
-        return lambda c: c.party(party).status.value
+        return lambda c: get(c).status
     if name == "balance":
-        return lambda c: c.cached(("total", party), lambda: c.view.account_total(c.party(party).handle))
+        return lambda c: c.cached(("total", party), lambda: c.view.account_total(get(c).handle))
     raise TypeError(name)
 
 
@@ -186,7 +200,8 @@ def _call(e: ast.Call, lets: dict[str, ast.Expr]) -> Fn:
     party = e.party
     if e.name == "balance":
         tag_fn = compile_expr(e.args[0], lets)
-        return lambda c: c.view.bucket(c.party(party).handle, tag_fn(c))
+        get = _getter(party)
+        return lambda c: c.view.bucket(get(c).handle, tag_fn(c))
     seconds = constant_value(e.args[0], lets)
     assert isinstance(seconds, int)
     direction = "out" if e.name.startswith("out") else "in"

@@ -20,6 +20,7 @@ Credits therefore always sum to the amount exactly, so money is conserved."""
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 from ..core import limits
@@ -27,9 +28,10 @@ from ..core.hooks import LedgerView, Proposal
 from ..core.records import Decision, Posting, Report
 from . import ast
 from .check import CheckedRule, CheckedSet
-from .compile import Ctx, Fn, _party_field, compile_expr, constant_value
+from .compile import Ctx, Fn, _party_field, all_of, compile_expr, constant_value
 
 WHOLE = limits.basis_points_per_whole
+COMBINATIONS_CACHED_MAX = 4096  # combinations of matching rules whose decision is remembered per engine
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,13 +86,9 @@ def _compile_rule(checked: CheckedRule, lets: dict[str, ast.Expr]) -> CompiledRu
     for clause in rule.clauses:
         f = compile_expr(clause.expr, lets)
         conds.append((lambda g: lambda c: not g(c))(f) if clause.negated else f)
-    condition: Fn | None
-    if not conds:
-        condition = None
-    elif len(conds) == 1:
-        condition = conds[0]
-    else:
-        condition = lambda c: all(f(c) for f in conds)  # noqa: E731
+    condition: Fn | None = conds.pop() if conds else None
+    while conds:  # clauses in source order, short-circuiting, one closure call each
+        condition = all_of(conds.pop(), condition)  # type: ignore[arg-type]
     deny = permit = set_tag = None
     clear = False
     reports: list[tuple[str, str]] = []
@@ -149,6 +147,7 @@ class PolicySetEngine:
         }
         self.plans: dict[str, _Plan] = {kind: _plan(rules) for kind, rules in self.by_kind.items()}
         self._allow = Decision(policy_set_id=policy_set_id)
+        self._combinations: dict[tuple, Callable[[Proposal], Decision]] = {}
         # The untagged history windows the set reads, known before it runs: the ledger reads them for a whole
         # chunk of payments in one grouped query instead of one query per payment.
         windows: set[tuple[str, str, int]] = set()
@@ -193,10 +192,44 @@ class PolicySetEngine:
         if not matched and not errors:
             return self._allow
         matched.sort(key=_by_name)
-        errors.sort(key=lambda e: e[0].name)
-        return self._combine(proposal, matched, errors, len(candidates))
+        if errors:
+            errors.sort(key=lambda e: e[0].name)
+            return self._combine(proposal, matched, errors, len(candidates))
+        # What a combination of matching rules decides depends only on the rules, the operation's kind and how
+        # many were evaluated, except a split's amounts: work it out once per combination, then reuse it.
+        key = (proposal.op.kind, tuple(r.name for r in matched), len(candidates))
+        combination = self._combinations.get(key)
+        if combination is None:
+            if len(self._combinations) >= COMBINATIONS_CACHED_MAX:
+                self._combinations.clear()
+            combination = self._combinations[key] = self._combination(proposal, matched, len(candidates))
+        return combination(proposal)
 
     # ---- combining ---------------------------------------------------------------------------------------------
+
+    def _combination(
+        self, first: Proposal, matched: list[CompiledRule], evaluated: int
+    ) -> Callable[[Proposal], Decision]:
+        """How a combination of matching rules decides, as a function of the proposal: a constant Decision
+        unless it splits, when only the postings are computed per operation (by the same `_split`)."""
+        shapers = [r for r in matched if _shapes(r)]
+        if not shapers or any(r.deny is not None for r in matched):
+            decision = self._combine(first, matched, [], evaluated)
+            return lambda p: decision
+        if any(r.hold is not None for r in matched):
+            return lambda p: self._combine(p, matched, [], evaluated)
+        template = self._combine(first, matched, [], evaluated)
+        shape = self._shape(shapers, {})
+        if template.postings is None or isinstance(shape, Decision):
+            return lambda p: self._combine(p, matched, [], evaluated)
+
+        def decide_split(p: Proposal) -> Decision:
+            postings = _split(shape, p)
+            if postings is None:  # this credit cannot be split: the full path says why
+                return self._combine(p, matched, [], evaluated)
+            return replace(template, postings=postings)  # the ledger stores the postings with the detail
+
+        return decide_split
 
     def _combine(self, p: Proposal, matched: list[CompiledRule], errors, evaluated: int) -> Decision:
         detail = {
@@ -238,7 +271,7 @@ class PolicySetEngine:
             hold_timeout = max(r.hold[0] for r in holders)  # type: ignore[index]
             hold_releaser = next(iter(releasers), None)
         # reshaping: portions, remaining, tags
-        shapers = [r for r in matched if r.portions or r.remaining is not None or r.set_tag or r.clear_tag]
+        shapers = [r for r in matched if _shapes(r)]
         postings = None
         if shapers:
             if holders and p.op.kind.value == "transfer":
@@ -257,11 +290,17 @@ class PolicySetEngine:
     def _reshape(
         self, p: Proposal, shapers: list[CompiledRule], detail: dict
     ) -> tuple[Posting, ...] | Decision:
-        amount = p.amount_tiyn
-        credits = [x for x in p.postings if x.amount_tiyn > 0]
-        if amount is None or len(credits) != 1 or credits[0].amount_tiyn != amount:
+        if _credit(p) is None:
             return self._conflict(detail, shapers, "this operation's credit cannot be split")
-        payee = credits[0].account
+        shape = self._shape(shapers, detail)
+        if isinstance(shape, Decision):
+            return shape
+        out = _split(shape, p)
+        assert out is not None  # _credit said it can be split
+        return out
+
+    def _shape(self, shapers: list[CompiledRule], detail: dict) -> _Shape | Decision:
+        """What the shaping rules together do to a credit, or the conflict that denies: rules only."""
         remaining_names = {r.remaining[0] for r in shapers if r.remaining is not None}
         if len(remaining_names) > 1:
             return self._conflict(detail, [r for r in shapers if r.remaining is not None],
@@ -275,27 +314,56 @@ class PolicySetEngine:
             return self._conflict(
                 detail, [r for r in shapers if r.set_tag or r.clear_tag], "rules re-tag differently"
             )
-        new_tag = next(iter(tags)) if tags else credits[0].tag
-        portions = sorted((bps, h or payee, r.name) for r in shapers for bps, h in r.portions)
-        total_bps = sum(bps for bps, _, _ in portions)
+        portions = tuple((bps, h) for r in shapers for bps, h in r.portions)
+        total_bps = sum(bps for bps, _ in portions)
         if total_bps > WHOLE:
             return self._conflict(detail, [r for r in shapers if r.portions],
                                   f"portions add up to {_pct(total_bps)}, over 100%")  # fmt: skip
-        rest_to = next(iter(remaining_names)) if remaining_names else None
-        rest_to = rest_to or payee
-        by_account: dict[str, int] = {}
-        given = 0
-        for bps, handle, _ in portions:
-            share = amount * bps // WHOLE
-            given += share
-            by_account[handle] = by_account.get(handle, 0) + share
-        by_account[rest_to] = by_account.get(rest_to, 0) + (amount - given)
-        out = [x for x in p.postings if x.amount_tiyn < 0]
-        out += [Posting(h, v, new_tag) for h, v in sorted(by_account.items()) if v]
-        if sum(x.amount_tiyn for x in out) != 0:  # protects money: never stripped by python -O
-            raise AssertionError("a split did not conserve money")
-        detail["postings"] = [[x.account, x.amount_tiyn, x.tag] for x in out]
-        return tuple(out)
+        return _Shape(portions, next(iter(remaining_names), None), next(iter(tags), None))
+
+
+@dataclass(frozen=True, slots=True)
+class _Shape:
+    """How matching rules redirect a payment's credit: shares of the amount, where the rest goes, its tag."""
+
+    portions: tuple[tuple[int, str | None], ...]  # (bps, handle; None = the payee)
+    rest_to: str | None  # None: the payee
+    tag: str | None  # None: the credit keeps its tag ("" clears it)
+
+
+def _shapes(rule: CompiledRule) -> bool:
+    return bool(rule.portions or rule.remaining is not None or rule.set_tag or rule.clear_tag)
+
+
+def _credit(p: Proposal) -> Posting | None:
+    """The proposal's one credit of its whole amount, the only kind of credit rules may split."""
+    credits = [x for x in p.postings if x.amount_tiyn > 0]
+    if p.amount_tiyn is None or len(credits) != 1 or credits[0].amount_tiyn != p.amount_tiyn:
+        return None
+    return credits[0]
+
+
+def _split(shape: _Shape, p: Proposal) -> tuple[Posting, ...] | None:
+    """The proposal's postings with its credit split as `shape` says; None if its credit cannot be split."""
+    credit = _credit(p)
+    if credit is None:
+        return None
+    amount, payee = credit.amount_tiyn, credit.account
+    by_account: dict[str, int] = {}
+    given = 0
+    for bps, handle in shape.portions:
+        share = amount * bps // WHOLE
+        given += share
+        target = handle or payee
+        by_account[target] = by_account.get(target, 0) + share
+    rest_to = shape.rest_to or payee
+    by_account[rest_to] = by_account.get(rest_to, 0) + (amount - given)
+    tag = credit.tag if shape.tag is None else shape.tag
+    out = [x for x in p.postings if x.amount_tiyn < 0]
+    out += [Posting(h, v, tag) for h, v in sorted(by_account.items()) if v]
+    if sum(x.amount_tiyn for x in out) != 0:  # protects money: never stripped by python -O
+        raise AssertionError("a split did not conserve money")
+    return tuple(out)
 
 
 @dataclass(frozen=True, slots=True)
