@@ -233,3 +233,22 @@ def test_decide__vat_shares_are_integer_tiyn(amount) -> None:
     assert {p.account: p.amount_tiyn for p in d.postings if p.amount_tiyn > 0}.get(
         "kgd", 0
     ) == amount * 12 // 100
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(st.integers(0, len(EFFECT_RULES) - 1), min_size=1, max_size=5, unique=True),
+    st.lists(st.tuples(st.integers(1, 20_000), st.sampled_from(["m", "x", "b"])), min_size=2, max_size=12),
+)
+def test_property__a_reused_combination_decides_as_a_fresh_engine(picked, payments) -> None:
+    """The engine works out each combination of matching rules once and reuses it; what it reuses must be what
+    it would have decided afresh, for every amount and payee (including a payee that is also a split target)."""
+    source = "\n".join(EFFECT_RULES[i].format(t=5_000) for i in picked)
+    warm = engine(source)
+    v = view(x="merchant", b="bank")
+    for amount, payee in payments:
+        a = warm.decide(proposal(amount, payee=payee), v)
+        b = engine(source).decide(proposal(amount, payee=payee), v)
+        assert (a.allowed, a.reasons, a.rules, a.postings, a.reports, a.hold_timeout_s, a.detail) == (
+            b.allowed, b.reasons, b.rules, b.postings, b.reports, b.hold_timeout_s, b.detail,
+        )  # fmt: skip

@@ -70,14 +70,19 @@ class WorkingSet:
 
     def prefetch_windows(self, requests: dict[tuple[str, int], set[str]]) -> None:
         """Read the stored untagged history windows a chunk's policies will ask for, one grouped query per
-        (direction, since), if the store can (`tx.windows`)."""
+        direction for all its start times, if the store can (`tx.windows`)."""
         fetch = getattr(self.tx, "windows", None)
         if fetch is None or self.parent is not None:
             return
+        by_direction: dict[str, dict[int, set[str]]] = {}
         for (direction, since), handles in requests.items():
-            found = fetch(handles, direction, since)
-            for handle in handles:
-                self._window_cache[(handle, direction, since)] = found.get(handle, (0, 0))
+            by_direction.setdefault(direction, {})[since] = handles
+        for direction, wanted in by_direction.items():
+            sinces = tuple(sorted(wanted))
+            found = fetch(set().union(*wanted.values()), direction, sinces)
+            for since, handles in wanted.items():
+                for handle in handles:
+                    self._window_cache[(handle, direction, since)] = found.get((handle, since), (0, 0))
 
     def child(self) -> WorkingSet:
         return WorkingSet(parent=self)
@@ -122,7 +127,20 @@ class WorkingSet:
         return {t: b for t, b in out.items() if b}
 
     def account_total(self, handle: str) -> int:
-        return sum(self.buckets(handle).values())
+        """sum(buckets(handle).values()), without building the dict: holding limits ask it of every credit."""
+        root = self.root
+        stored = root._buckets_cache.get(handle)
+        if stored is None:
+            stored = root._buckets_cache[handle] = dict(self.tx.buckets(handle))
+        total = sum(stored.values())
+        ws: WorkingSet | None = self
+        while ws is not None:
+            tags = ws._tags_by_account.get(handle)
+            if tags:
+                deltas = ws.bucket_deltas
+                total += sum(deltas[(handle, tag)] for tag in tags)
+            ws = ws.parent
+        return total
 
     def operation(self, op_id: str) -> StoredOperation | None:
         ws = self

@@ -115,7 +115,7 @@ class StoreTx(Protocol):
     def write(self, changes: ChangeSet) -> None: ...
 
     # Optional, for speed: `prefetch(handles, bucket_accounts, op_ids)` reads what a chunk touches first, and
-    # `windows(handles, direction, since)` many untagged history windows, each in one round trip.
+    # `windows(handles, direction, sinces)` many untagged history windows, each direction in one round trip.
 
 
 class Store(Protocol):

@@ -160,6 +160,30 @@ def history_from_rows(rows: Iterable) -> list[tuple[StoredOperation, JournalPost
     return [(operation_from_row(r[:width]), posting_from_row(r[width:])) for r in rows]
 
 
+def windows_sql(mark: str, direction: str, count: int, accounts: str) -> str:
+    """`window_sql` for many accounts and `count` start times at once, in one pass over their postings since
+    the earliest: one row (account, sum1, count1, sum2, count2, ...) per account with any. Arguments: each
+    start time twice, in order, then the `accounts` clause's, then the earliest start time."""
+    sign = "<" if direction == "out" else ">"
+    columns = ", ".join(
+        f"SUM(CASE WHEN at >= {mark} THEN ABS(amount_tiyn) ELSE 0 END), SUM(CASE WHEN at >= {mark} THEN 1 ELSE 0 END)"
+        for _ in range(count)
+    )
+    return (
+        f"SELECT account, {columns} FROM postings"
+        f" WHERE {accounts} AND at >= {mark} AND amount_tiyn {sign} 0 GROUP BY account"
+    )
+
+
+def windows_from_rows(rows, sinces: tuple[int, ...]) -> dict[tuple[str, int], tuple[int, int]]:
+    return {
+        (row[0], since): (int(row[1 + 2 * i]), int(row[2 + 2 * i]))
+        for row in rows
+        for i, since in enumerate(sinces)
+        if row[2 + 2 * i]
+    }
+
+
 def window_sql(mark: str, direction: str, tagged: bool) -> str:
     """Sum and count of an account's outgoing ("out") or incoming postings since a ledger time; arguments
     (account, since[, tag]); `mark` is the driver's placeholder."""

@@ -151,17 +151,16 @@ class PostgresTx(SqlTxReads):
     def head(self) -> tuple[int, bytes]:
         return self._head
 
-    def windows(self, handles: set[str], direction: str, since: int) -> dict[str, tuple[int, int]]:
-        """`window` for many accounts at once (untagged windows), in one grouped query."""
-        if not handles:
+    def windows(
+        self, handles: set[str], direction: str, sinces: tuple[int, ...]
+    ) -> dict[tuple[str, int], tuple[int, int]]:
+        """`window` for many accounts and start times at once (untagged windows), in one grouped query."""
+        if not handles or not sinces:
             return {}
-        sign = "<" if direction == "out" else ">"
-        rows = self._cur.execute(
-            "SELECT account, SUM(ABS(amount_tiyn)), COUNT(*) FROM postings"
-            f" WHERE account = ANY(%s) AND at >= %s AND amount_tiyn {sign} 0 GROUP BY account",
-            (list(handles), since),
-        ).fetchall()
-        return {account: (int(total), int(count)) for account, total, count in rows}
+        twice = tuple(s for since in sinces for s in (since, since))
+        sql = codec.windows_sql("%s", direction, len(sinces), "account = ANY(%s)")
+        rows = self._cur.execute(sql, (*twice, list(handles), min(sinces))).fetchall()
+        return codec.windows_from_rows(rows, sinces)
 
     def prefetch(
         self, handles: set[str], bucket_accounts: set[str], op_ids: set[str]

@@ -147,17 +147,17 @@ class SqliteTx(SqlTxReads):
         seq, entry_hash = self._c.execute("SELECT seq, entry_hash FROM journal_head WHERE id = 1").fetchone()
         return seq, bytes(entry_hash)
 
-    def windows(self, handles: set[str], direction: str, since: int) -> dict[str, tuple[int, int]]:
-        """`window` for many accounts at once (untagged windows): one grouped query per group of handles."""
-        sign = "<" if direction == "out" else ">"
-        out: dict[str, tuple[int, int]] = {}
+    def windows(
+        self, handles: set[str], direction: str, sinces: tuple[int, ...]
+    ) -> dict[tuple[str, int], tuple[int, int]]:
+        """`window` for many accounts and start times at once (untagged windows): one grouped query per group of
+        handles; (handle, since) -> (sum, count), absent where there are no such postings."""
+        out: dict[tuple[str, int], tuple[int, int]] = {}
+        twice = tuple(s for since in sinces for s in (since, since))
         for group in _groups(handles):
-            rows = self._c.execute(
-                "SELECT account, SUM(ABS(amount_tiyn)), COUNT(*) FROM postings"
-                f" WHERE account IN ({_marks(group)}) AND at >= ? AND amount_tiyn {sign} 0 GROUP BY account",
-                (*group, since),
-            )
-            out.update((account, (total, count)) for account, total, count in rows)
+            sql = codec.windows_sql("?", direction, len(sinces), f"account IN ({_marks(group)})")
+            rows = self._c.execute(sql, (*twice, *group, min(sinces)))
+            out.update(codec.windows_from_rows(rows, sinces))
         return out
 
     def prefetch(
