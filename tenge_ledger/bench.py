@@ -9,6 +9,9 @@ plus Ed25519 verification alone, all measured in one run on one machine.
 (c) raw_sqlite_per_s: the floor: per transfer two UPDATEs of balance rows and one INSERT of a journal row, each a
     plain `execute`, in transactions of the same chunk size, same PRAGMAs (WAL, synchronous as the store uses),
     no ledger logic. raw_sqlite_executemany_per_s is the same work through executemany, for reference.
+(d) store_write_per_s: the rows the ledger wrote in (b) (operation rows with their signed documents and chain
+    links, postings, balances, trace records), written again into the starting ledger through the store's own
+    `write`, chunk by chunk, with no ledger logic: the ceiling this data model puts on (b) on this machine.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from .core.canonical import canonical_bytes
 from .core.records import AccountKind, Issue, OpenAccount, Operation, Transfer
 from .ledger.service import Ledger
 from .ledger.signing import public_key_hex
+from .store.base import ChangeSet
 from .store.sqlite import SqliteStore
 
 SYNCHRONOUS = "FULL"  # what SqliteStore uses by default
@@ -159,6 +163,46 @@ def _apply_signed(path: str, ops: list[Operation], pool, workers: int, chunk: in
     return len(ops) / elapsed
 
 
+def _store_write(start_db: str, applied_db: str, chunk: int) -> float:
+    """Write the rows (b) wrote into a copy of the starting ledger through SqliteStore.write, one transaction
+    per chunk of operations, with every row built before the clock runs."""
+    applied = SqliteStore(applied_db, synchronous=SYNCHRONOUS)
+    before = SqliteStore(start_db, synchronous=SYNCHRONOUS)
+    first_seq = before.head()[0]
+    first_trace_idx = max((i for i, _ in before.traces()), default=0)
+    before.close()
+    entries = list(applied.journal(after_seq=first_seq))
+    traces = [t for i, t in applied.traces(after=first_trace_idx)]
+    applied.close()
+    if len(traces) != len(entries):
+        raise RuntimeError(f"expected one trace per operation, found {len(traces)} for {len(entries)}")
+    changes = []
+    for base in range(0, len(entries), chunk):
+        part = entries[base : base + chunk]
+        deltas: dict[tuple[str, str], int] = {}
+        for _, postings in part:
+            for p in postings:
+                deltas[(p.account, p.tag)] = deltas.get((p.account, p.tag), 0) + p.amount_tiyn
+        last = part[-1][0]
+        changes.append(
+            ChangeSet(
+                bucket_deltas=deltas,
+                operations=[op for op, _ in part],
+                postings=[p for _, postings in part for p in postings],
+                head=(last.seq, last.entry_hash),
+                traces=traces[base : base + chunk],
+            )
+        )
+    store = SqliteStore(start_db, synchronous=SYNCHRONOUS)
+    start = time.perf_counter()
+    for change in changes:
+        with store.transaction() as tx:
+            tx.write(change)
+    elapsed = time.perf_counter() - start
+    store.close()
+    return len(entries) / elapsed
+
+
 def _expect_ok(results) -> None:
     bad = [r for r in results if r.code.value != "ok"]
     if bad:
@@ -216,8 +260,10 @@ def run_apply_benchmark(transfers: int = 100_000, accounts: int = 10_000, progre
         keys = [nacl.signing.SigningKey(rng.randbytes(32)) for _ in range(accounts)]
         handles = [f"acct-{i:06d}" for i in range(accounts)]
         signed_db, verified_db = str(workdir / "signed.db"), str(workdir / "verified.db")
+        rows_db = str(workdir / "rows.db")
         ledger_id = _make_ledger(signed_db, handles, keys)
         shutil.copy(signed_db, verified_db)
+        shutil.copy(signed_db, rows_db)
         ops = _transfers(ledger_id, handles, keys, transfers)
         say("measuring Ed25519 verification on one core")
         verify_per_core = _verify_rate()
@@ -231,6 +277,8 @@ def run_apply_benchmark(transfers: int = 100_000, accounts: int = 10_000, progre
         say(f"(c) raw SQLite floor: {transfers} x (2 UPDATE + 1 INSERT), {chunk} per transaction")
         raw = _raw_sqlite(str(workdir / "raw.db"), handles, ops, chunk, many=False)
         raw_many = _raw_sqlite(str(workdir / "raw-many.db"), handles, ops, chunk, many=True)
+        say("(d) the rows (b) wrote, written again through the store alone")
+        rows = _store_write(rows_db, verified_db, chunk)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     return {
@@ -243,6 +291,8 @@ def run_apply_benchmark(transfers: int = 100_000, accounts: int = 10_000, progre
         "verified_per_s": round(verified),
         "raw_sqlite_per_s": round(raw),
         "raw_sqlite_executemany_per_s": round(raw_many),
+        "store_write_per_s": round(rows),
+        "store_write_vs_raw": round(rows / raw, 3),
         "ed25519_verify_per_s_per_core": round(verify_per_core),
         "verified_vs_raw": round(verified / raw, 3),
         "signed_vs_verify_capacity": round(signed / (n_cores * verify_per_core), 3),
@@ -260,6 +310,8 @@ def format_report(report: dict) -> str:
             f"  (b) signatures already checked       {r['verified_per_s']:>10,} transfers/s",
             f"  (c) raw SQLite floor (execute)       {r['raw_sqlite_per_s']:>10,} transfers/s",
             f"      raw SQLite (executemany)         {r['raw_sqlite_executemany_per_s']:>10,} transfers/s",
+            f"  (d) the ledger's rows, store only    {r['store_write_per_s']:>10,} transfers/s"
+            f"   ({r['store_write_vs_raw']:.3f} of raw: the ceiling on verified / raw)",
             f"  Ed25519 verify, one core             {r['ed25519_verify_per_s_per_core']:>10,} /s",
             f"  verified / raw                       {r['verified_vs_raw']:>10.3f}   (target >= 0.5)",
             f"  signed / (cores x verify)            {r['signed_vs_verify_capacity']:>10.3f}   (target >= 0.8)",
