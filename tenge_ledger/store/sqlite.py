@@ -31,6 +31,7 @@ from .base import (
 from .reads import SqlTxReads
 
 BUSY_TIMEOUT_MS = 10_000
+CACHE_KIB = 65_536  # page cache per connection: the journal indexes take random inserts, kept off the disk
 
 
 def _migration_1(db: sqlite_utils.Database, central_bank: str) -> None:
@@ -276,6 +277,7 @@ class SqliteStore:
             if path != ":memory:":
                 self._conn.execute("PRAGMA journal_mode = WAL")
             self._conn.execute(f"PRAGMA synchronous = {synchronous}")
+            self._conn.execute(f"PRAGMA cache_size = -{CACHE_KIB}")
             tables = {r[0] for r in self._conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"{path} is not a tenge ledger (SQLite says: {exc})") from None
