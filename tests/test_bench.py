@@ -5,11 +5,18 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import random
+import shutil
 
+import nacl.signing
+
+from tenge_ledger import bench
 from tenge_ledger.bench import format_report, run_apply_benchmark, verify_chunk
 from tenge_ledger.core.canonical import canonical_bytes
 from tenge_ledger.core.records import Transfer
 from tenge_ledger.core.results import ResultCode
+from tenge_ledger.ledger.journal import check_journal
+from tenge_ledger.store.sqlite import SqliteStore
 
 
 def test_verify_chunk__flags_each_item(env) -> None:
@@ -73,15 +80,6 @@ def test_bench_cli__json(tmp_path) -> None:
 
 def test_store_write_floor__rewrites_exactly_what_the_ledger_wrote(tmp_path) -> None:
     """(d) replays the rows of (b) into the starting ledger: the result must be the ledger (b) produced."""
-    import random
-    import shutil
-
-    import nacl.signing
-
-    from tenge_ledger import bench
-    from tenge_ledger.ledger.journal import check_journal
-    from tenge_ledger.store.sqlite import SqliteStore
-
     rng = random.Random(3)
     keys = [nacl.signing.SigningKey(rng.randbytes(32)) for _ in range(6)]
     handles = [f"acct-{i}" for i in range(6)]

@@ -733,32 +733,19 @@ def _decision_json(decision: Decision | None, policy_set_id: str | None) -> str:
         key = decision.policy_set_id or policy_set_id  # a plain allow: the same text every time, made once
         text = _PLAIN_DECISIONS.get(key)
         if text is None:
-            text = _PLAIN_DECISIONS[key] = _decision_text(decision, policy_set_id, None)
+            text = _PLAIN_DECISIONS[key] = _decision_text(*_decision_parts(decision, policy_set_id), None)
         return text
     parts = (decision.detail, decision.rules, decision.reasons, decision.reports, policy_set_id)
     found = _DECISION_TEXTS.get(id(decision.detail))
     if found is None or any(a is not b for a, b in zip(found[0], parts, strict=True)):
         if len(_DECISION_TEXTS) >= _DECISION_TEXTS_MAX:
             _DECISION_TEXTS.clear()
-        head = json.dumps(
-            {
-                "policy_set_id": decision.policy_set_id or policy_set_id,
-                "rules": list(decision.rules),
-                "reasons": list(decision.reasons),
-                "reports": list(_report_dicts(decision.reports)),
-            },
-            sort_keys=True,
-        )
-        detail = {k: v for k, v in decision.detail.items() if k != "postings"}
-        found = _DECISION_TEXTS[id(decision.detail)] = (
-            parts,
-            head,
-            json.dumps(detail, sort_keys=True, default=str),
-        )
-    return _decision_text_from(found[1], found[2], decision.postings)
+        found = _DECISION_TEXTS[id(decision.detail)] = (parts, *_decision_parts(decision, policy_set_id))
+    return _decision_text(found[1], found[2], decision.postings)
 
 
-def _decision_text(decision: Decision, policy_set_id: str | None, postings) -> str:
+def _decision_parts(decision: Decision, policy_set_id: str | None) -> tuple[str, str]:
+    """The decision's JSON without its detail, and its detail's JSON without postings."""
     head = json.dumps(
         {
             "policy_set_id": decision.policy_set_id or policy_set_id,
@@ -768,10 +755,11 @@ def _decision_text(decision: Decision, policy_set_id: str | None, postings) -> s
         },
         sort_keys=True,
     )
-    return _decision_text_from(head, json.dumps(decision.detail, sort_keys=True, default=str), postings)
+    detail = {k: v for k, v in decision.detail.items() if k != "postings"}
+    return head, json.dumps(detail, sort_keys=True, default=str)
 
 
-def _decision_text_from(head: str, detail: str, postings) -> str:
+def _decision_text(head: str, detail: str, postings) -> str:
     if postings is not None:
         rows = json.dumps([[p.account, p.amount_tiyn, p.tag] for p in postings])
         detail = f'{detail[:-1]}{"," if detail != "{}" else ""}"postings":{rows}}}'

@@ -116,23 +116,22 @@ class WorkingSet:
         return total
 
     def buckets(self, handle: str) -> dict[str, int]:
-        root = self.root
-        stored = root._buckets_cache.get(handle)
-        if stored is None:  # the store's rows do not change during the transaction: read them once per chunk
-            stored = root._buckets_cache[handle] = dict(self.tx.buckets(handle))
-        out = dict(stored)
+        out = dict(self._stored_buckets(handle))
         for ws in self._chain():
             for tag in ws._tags_by_account.get(handle, ()):
                 out[tag] = out.get(tag, 0) + ws.bucket_deltas[(handle, tag)]
         return {t: b for t, b in out.items() if b}
 
-    def account_total(self, handle: str) -> int:
-        """sum(buckets(handle).values()), without building the dict: holding limits ask it of every credit."""
+    def _stored_buckets(self, handle: str) -> dict[str, int]:
         root = self.root
         stored = root._buckets_cache.get(handle)
-        if stored is None:
+        if stored is None:  # the store's rows do not change during the transaction: read them once per chunk
             stored = root._buckets_cache[handle] = dict(self.tx.buckets(handle))
-        total = sum(stored.values())
+        return stored
+
+    def account_total(self, handle: str) -> int:
+        """sum(buckets(handle).values()), without building the dict: holding limits ask it of every credit."""
+        total = sum(self._stored_buckets(handle).values())
         ws: WorkingSet | None = self
         while ws is not None:
             tags = ws._tags_by_account.get(handle)

@@ -212,13 +212,12 @@ class PolicySetEngine:
     ) -> Callable[[Proposal], Decision]:
         """How a combination of matching rules decides, as a function of the proposal: a constant Decision
         unless it splits, when only the postings are computed per operation (by the same `_split`)."""
+        template = self._combine(first, matched, [], evaluated)
         shapers = [r for r in matched if _shapes(r)]
         if not shapers or any(r.deny is not None for r in matched):
-            decision = self._combine(first, matched, [], evaluated)
-            return lambda p: decision
+            return lambda p: template
         if any(r.hold is not None for r in matched):
             return lambda p: self._combine(p, matched, [], evaluated)
-        template = self._combine(first, matched, [], evaluated)
         shape = self._shape(shapers, {})
         if template.postings is None or isinstance(shape, Decision):
             return lambda p: self._combine(p, matched, [], evaluated)

@@ -160,19 +160,23 @@ def history_from_rows(rows: Iterable) -> list[tuple[StoredOperation, JournalPost
     return [(operation_from_row(r[:width]), posting_from_row(r[width:])) for r in rows]
 
 
-def windows_sql(mark: str, direction: str, count: int, accounts: str) -> str:
-    """`window_sql` for many accounts and `count` start times at once, in one pass over their postings since
-    the earliest: one row (account, sum1, count1, sum2, count2, ...) per account with any. Arguments: each
-    start time twice, in order, then the `accounts` clause's, then the earliest start time."""
+def windows_query(
+    mark: str, direction: str, sinces: tuple[int, ...], accounts: str, account_args: tuple
+) -> tuple[str, tuple]:
+    """`window_sql` for many accounts and start times at once, in one pass over their postings since the
+    earliest: SQL and arguments for one row (account, sum1, count1, sum2, count2, ...) per account with any.
+    `accounts` is the driver's clause choosing the accounts, bound by `account_args`."""
     sign = "<" if direction == "out" else ">"
     columns = ", ".join(
         f"SUM(CASE WHEN at >= {mark} THEN ABS(amount_tiyn) ELSE 0 END), SUM(CASE WHEN at >= {mark} THEN 1 ELSE 0 END)"
-        for _ in range(count)
+        for _ in sinces
     )
-    return (
+    sql = (
         f"SELECT account, {columns} FROM postings"
         f" WHERE {accounts} AND at >= {mark} AND amount_tiyn {sign} 0 GROUP BY account"
     )
+    twice = tuple(s for since in sinces for s in (since, since))
+    return sql, (*twice, *account_args, min(sinces))
 
 
 def windows_from_rows(rows, sinces: tuple[int, ...]) -> dict[tuple[str, int], tuple[int, int]]:

@@ -157,9 +157,8 @@ class PostgresTx(SqlTxReads):
         """`window` for many accounts and start times at once (untagged windows), in one grouped query."""
         if not handles or not sinces:
             return {}
-        twice = tuple(s for since in sinces for s in (since, since))
-        sql = codec.windows_sql("%s", direction, len(sinces), "account = ANY(%s)")
-        rows = self._cur.execute(sql, (*twice, list(handles), min(sinces))).fetchall()
+        sql, args = codec.windows_query("%s", direction, sinces, "account = ANY(%s)", (list(handles),))
+        rows = self._cur.execute(sql, args).fetchall()
         return codec.windows_from_rows(rows, sinces)
 
     def prefetch(

@@ -154,10 +154,9 @@ class SqliteTx(SqlTxReads):
         """`window` for many accounts and start times at once (untagged windows): one grouped query per group of
         handles; (handle, since) -> (sum, count), absent where there are no such postings."""
         out: dict[tuple[str, int], tuple[int, int]] = {}
-        twice = tuple(s for since in sinces for s in (since, since))
         for group in _groups(handles):
-            sql = codec.windows_sql("?", direction, len(sinces), f"account IN ({_marks(group)})")
-            rows = self._c.execute(sql, (*twice, *group, min(sinces)))
+            sql, args = codec.windows_query("?", direction, sinces, f"account IN ({_marks(group)})", group)
+            rows = self._c.execute(sql, args)
             out.update(codec.windows_from_rows(rows, sinces))
         return out
 
