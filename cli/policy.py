@@ -12,6 +12,7 @@ from pathlib import Path
 import click
 
 from tenge_ledger.core.errors import InputError, TengeError
+from tenge_ledger.core.money import format_tiyn
 from tenge_ledger.policy import PolicyError, parse_and_check, read_sources
 from tenge_ledger.policy.format import format_source
 from tenge_ledger.policy.reads import manifest
@@ -172,7 +173,9 @@ def explain(obj: Context, operation_id: str) -> None:
     if stored is None:
         raise InputError(f"no applied operation {operation_id!r} (rejected operations are in the trace log)")
     decision = json.loads(stored.decision or "{}")
-    data = {"id": operation_id, "seq": stored.seq, "kind": stored.kind, "message": stored.message, **decision}
+    _, postings = next(iter(obj.ledger().store.journal(after_seq=stored.seq - 1)))  # its postings as written
+    data = {"id": operation_id, "seq": stored.seq, "kind": stored.kind, "message": stored.message, **decision,
+            "postings": [[p.account, p.amount_tiyn, p.tag] for p in postings]}  # fmt: skip
 
     def text() -> str:
         detail = decision.get("detail") or {}
@@ -192,6 +195,8 @@ def explain(obj: Context, operation_id: str) -> None:
         lines += [
             f"report to {r['agency']}: {r['reason']} [{r['rule']}]" for r in decision.get("reports", [])
         ]
+        lines += [f"posting {format_tiyn(p.amount_tiyn):>14} KZT{f' [{p.tag}]' if p.tag else ''} {p.account}"
+                  for p in postings]  # fmt: skip
         return "\n".join(lines)
 
     emit(obj, data, text)

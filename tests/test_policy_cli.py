@@ -79,7 +79,7 @@ def test_cli__each_rule_allows_denies_splits_holds_reports(run) -> None:
     assert split["code"] == "ok"
     shown = json.loads(run("--json", "policy", "explain", "split-1").output)
     assert set(shown["rules"]) == {"mining-revenue-via-aifc-exchange", "mining-tax-withholding"}
-    assert {p[0]: p[1] for p in shown["detail"]["postings"] if p[1] > 0} == {
+    assert {p[0]: p[1] for p in shown["postings"] if p[1] > 0} == {
         "aifc-exchange": 55000, "state-budget": 15000, "mine": 30000,
     }  # fmt: skip
     held = transfer(run, "pool", "developer", "2000000", "--id", "flat-1")
@@ -88,12 +88,13 @@ def test_cli__each_rule_allows_denies_splits_holds_reports(run) -> None:
     assert big["reports"][0]["rule"] == "fma-threshold-report"
     text = run("policy", "explain", "split-1").output
     assert "matched mining-revenue-via-aifc-exchange" in text and "policy set:" in text
+    assert "posting         550.00 KZT aifc-exchange" in text
 
 
 def test_cli__split_postings_are_exact(run) -> None:
     transfer(run, "pool", "mine", "1000", "--id", "split-2")
     shown = json.loads(run("--json", "policy", "explain", "split-2").output)
-    postings = shown["detail"]["postings"]
+    postings = shown["postings"]
     assert sum(p[1] for p in postings) == 0
     assert ["pool", -100000, ""] in postings and ["aifc-exchange", 55000, ""] in postings
 

@@ -720,47 +720,39 @@ def _report_dicts(reports) -> tuple[dict, ...]:
 _PLAIN_DECISIONS: dict[str | None, str] = {}
 # Decisions a policy engine hands out again and again (the same rules deciding the same way) share their parts;
 # their JSON is made once per such decision, keyed by the identity of its parts (held here, so never reused).
-_DECISION_TEXTS: dict[int, tuple[tuple, str, str]] = {}
+_DECISION_TEXTS: dict[int, tuple[tuple, str]] = {}
 _DECISION_TEXTS_MAX = 4096
 
 
 def _decision_json(decision: Decision | None, policy_set_id: str | None) -> str:
-    """The decision as stored with its operation: what explain shows. The postings written, if the decision
-    reshaped them, are stored as detail.postings."""
+    """The decision as stored with its operation: what explain shows. The postings a decision reshaped are not
+    repeated here: they are the operation's postings in the journal."""
     if decision is None:
         return json.dumps({"policy_set_id": policy_set_id})
     if not (decision.rules or decision.reasons or decision.reports or decision.detail):
         key = decision.policy_set_id or policy_set_id  # a plain allow: the same text every time, made once
         text = _PLAIN_DECISIONS.get(key)
         if text is None:
-            text = _PLAIN_DECISIONS[key] = _decision_text(*_decision_parts(decision, policy_set_id), None)
+            text = _PLAIN_DECISIONS[key] = _decision_text(decision, policy_set_id)
         return text
     parts = (decision.detail, decision.rules, decision.reasons, decision.reports, policy_set_id)
     found = _DECISION_TEXTS.get(id(decision.detail))
     if found is None or any(a is not b for a, b in zip(found[0], parts, strict=True)):
         if len(_DECISION_TEXTS) >= _DECISION_TEXTS_MAX:
             _DECISION_TEXTS.clear()
-        found = _DECISION_TEXTS[id(decision.detail)] = (parts, *_decision_parts(decision, policy_set_id))
-    return _decision_text(found[1], found[2], decision.postings)
+        found = _DECISION_TEXTS[id(decision.detail)] = (parts, _decision_text(decision, policy_set_id))
+    return found[1]
 
 
-def _decision_parts(decision: Decision, policy_set_id: str | None) -> tuple[str, str]:
-    """The decision's JSON without its detail, and its detail's JSON without postings."""
-    head = json.dumps(
+def _decision_text(decision: Decision, policy_set_id: str | None) -> str:
+    return json.dumps(
         {
             "policy_set_id": decision.policy_set_id or policy_set_id,
             "rules": list(decision.rules),
             "reasons": list(decision.reasons),
             "reports": list(_report_dicts(decision.reports)),
+            "detail": decision.detail,
         },
         sort_keys=True,
+        default=str,
     )
-    detail = {k: v for k, v in decision.detail.items() if k != "postings"}
-    return head, json.dumps(detail, sort_keys=True, default=str)
-
-
-def _decision_text(head: str, detail: str, postings) -> str:
-    if postings is not None:
-        rows = json.dumps([[p.account, p.amount_tiyn, p.tag] for p in postings])
-        detail = f'{detail[:-1]}{"," if detail != "{}" else ""}"postings":{rows}}}'
-    return f'{head[:-1]},"detail":{detail}}}'

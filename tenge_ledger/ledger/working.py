@@ -35,11 +35,11 @@ class WorkingSet:
         # account touched, not the whole chunk (postings are append-only: indexed incrementally).
         self._tags_by_account: dict[str, set[str]] = {}
         self._postings_by_account: dict[str, list[JournalPosting]] = {}
+        # ... and their untagged totals: [out sum, out count, in sum, in count, earliest at]
+        self._flows: dict[str, list[int]] = {}
         self._postings_indexed = 0
-        self._buckets_cache: dict[str, dict[str, int]] = {}
-        self._window_cache: dict[
-            tuple[str, str, int], tuple[int, int]
-        ] = {}  # root only: stored untagged windows  # root only: the store's buckets of an account
+        self._buckets_cache: dict[str, dict[str, int]] = {}  # root only: the store's buckets of an account
+        self._window_cache: dict[tuple[str, str, int], tuple[int, int]] = {}  # root only: stored windows
 
     def prefetch(self, handles: set[str], buckets: set[tuple[str, str]], op_ids: set[str]) -> None:
         """Read what a chunk will touch in one query per table, if the store can (`tx.prefetch`); the root's
@@ -204,21 +204,42 @@ class WorkingSet:
         out = direction == "out"
         ws: WorkingSet | None = self
         while ws is not None:
-            for p in ws._postings_of(handle):
-                amount = p.amount_tiyn
-                if p.at < since or (tag is not None and p.tag != tag):
-                    continue
-                if amount < 0 if out else amount > 0:
-                    total += -amount if out else amount
-                    count += 1
+            postings = ws._postings_of(handle)
+            if postings:
+                flow = ws._flows[handle]
+                if (
+                    tag is None and since <= flow[4]
+                ):  # the usual case: all of this set's postings are in the window
+                    total += flow[0] if out else flow[2]
+                    count += flow[1] if out else flow[3]
+                else:
+                    for p in postings:
+                        amount = p.amount_tiyn
+                        if p.at < since or (tag is not None and p.tag != tag):
+                            continue
+                        if amount < 0 if out else amount > 0:
+                            total += -amount if out else amount
+                            count += 1
             ws = ws.parent
         return total, count
 
     def _postings_of(self, handle: str) -> list[JournalPosting]:
         if self._postings_indexed < len(self.postings):
-            index = self._postings_by_account
+            index, flows = self._postings_by_account, self._flows
             for p in self.postings[self._postings_indexed :]:
                 index.setdefault(p.account, []).append(p)
+                flow = flows.get(p.account)
+                if flow is None:
+                    flow = flows[p.account] = [0, 0, 0, 0, p.at]
+                amount = p.amount_tiyn
+                if amount < 0:
+                    flow[0] -= amount
+                    flow[1] += 1
+                elif amount > 0:
+                    flow[2] += amount
+                    flow[3] += 1
+                if p.at < flow[4]:
+                    flow[4] = p.at
             self._postings_indexed = len(self.postings)
         return self._postings_by_account.get(handle, [])
 

@@ -1,11 +1,12 @@
-"""Checked tree -> Python closures. Each expression becomes one small function of an evaluation context;
-nothing is ever `eval`ed and the tree is never walked per transfer. Constants are folded at compile time."""
+"""Checked tree -> Python functions. Each rule's condition becomes one function of an evaluation context,
+compiled from a Python syntax tree built node by node (never from text, so nothing a policy says is ever run as
+code); the policy tree is never walked per transfer. Constants are folded at compile time."""
 
 from __future__ import annotations
 
+import ast as py
 import datetime as dt
-import operator
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from ..core.records import Account
@@ -85,128 +86,176 @@ class Ctx:
 
         return self.cached(("expiry",), compute)
 
+    def tag_expired(self) -> bool:
+        expiry = self.tag_expiry()
+        return expiry != "" and expiry <= _date_of(self.proposal.at)
+
+    def memo(self) -> str:
+        return getattr(self.proposal.op.body, "memo", None) or ""
+
+    def total(self, which: str) -> int:
+        """A party's balance over all its buckets."""
+        return self.cached(("total", which), lambda: self.view.account_total(self.party(which).handle))
+
+    @staticmethod
+    def tier_of(account: Account) -> int:
+        return -1 if account.tier is None else account.tier
+
+    @staticmethod
+    def has_item(text: str, item: str) -> bool:
+        """`has`: an item of a comma-separated attribute ("construction, roads")."""
+        return item in {part.strip() for part in text.split(",")}
+
 
 def _date_of(ts: int) -> str:
     return dt.datetime.fromtimestamp(ts, tz=dt.UTC).date().isoformat()
 
 
-_CMP = {
-    "==": operator.eq,
-    "!=": operator.ne,
-    "<": operator.lt,
-    "<=": operator.le,
-    ">": operator.gt,
-    ">=": operator.ge,
-}
+# ---- checked tree -> Python syntax tree -> bytecode ------------------------------------------------------------
+#
+# Each condition becomes one Python function, built node by node as a Python syntax tree and compiled by CPython:
+# one call per rule instead of one closure call per operator. No source text is ever made, so user text (a
+# string in a policy) can only be a constant node, never code. `_validated` still checks the finished tree
+# against the short list of names and attributes the compiler itself uses before it is compiled.
+
+_CMP_NODES = {"==": py.Eq, "!=": py.NotEq, "<": py.Lt, "<=": py.LtE, ">": py.Gt, ">=": py.GtE}
+_CTX_ATTRS = frozenset(
+    {"proposal", "view", "payer", "payee", "total", "window", "memo", "tag_expiry", "tag_expired", "tier_of",
+     "has_item"}
+)  # fmt: skip
+_VALUE_ATTRS = frozenset({"tag", "amount_tiyn", "at", "handle", "kind", "tier", "bank", "status", "attr",
+                          "bucket", "startswith"})  # fmt: skip
+_NODES_ALLOWED = (
+    py.Expression, py.Lambda, py.arguments, py.arg, py.Name, py.Load, py.Attribute, py.Call, py.Constant,
+    py.Subscript, py.Compare, py.BoolOp, py.And, py.Or, py.UnaryOp, py.Not, py.BinOp, py.Add, py.Sub, py.In,
+    *(node for node in _CMP_NODES.values()),
+)  # fmt: skip
 
 
-def compile_expr(e: ast.Expr, lets: dict[str, ast.Expr]) -> Fn:
+def _c() -> py.expr:
+    return py.Name("c", py.Load())
+
+
+def _attr(value: py.expr, name: str) -> py.expr:
+    return py.Attribute(value, name, py.Load())
+
+
+def _call(func: py.expr, *args: py.expr) -> py.expr:
+    return py.Call(func, list(args), [])
+
+
+def _const(value: object) -> py.expr:
+    return py.Constant(value)
+
+
+def _party(party: str) -> py.expr:
+    return _call(_attr(_c(), "payer" if party == "payer" else "payee"))
+
+
+def _node(e: ast.Expr, lets: dict[str, ast.Expr]) -> py.expr:
     value = constant_value(e, lets)
     if value is not None and not isinstance(e, ast.ListLit):
-        return lambda c, v=value: v
+        return _const(value)
     if isinstance(e, ast.TagRef):
-        return lambda c: c.proposal.tag
+        return _attr(_attr(_c(), "proposal"), "tag")
     if isinstance(e, ast.Name):
         return _op_field(e.name)
     if isinstance(e, ast.Field):
-        return _party_field(e.party, e.name)
-    if isinstance(e, ast.Attr):
-        party, key = e.party, e.key
-        get = _getter(party)
-        return lambda c: get(c).attr(key) or ""
+        return _party_field_node(e.party, e.name)
+    if isinstance(e, ast.Attr):  # a missing attribute reads as ""
+        return py.BoolOp(py.Or(), [_call(_attr(_party(e.party), "attr"), _const(e.key)), _const("")])
     if isinstance(e, ast.Call):
-        return _call(e, lets)
+        return _call_node(e, lets)
     if isinstance(e, ast.Not):
-        f = compile_expr(e.operand, lets)
-        return lambda c: not f(c)
-    if isinstance(e, ast.BoolOp):
-        # Folded right into two-operand closures: `a and (b and c)` short-circuits like the source and costs
-        # one call per operand, where all()/any() over a generator costs a frame for the generator too.
-        fs = [compile_expr(o, lets) for o in e.operands]
-        f = fs.pop()
-        while fs:
-            f = all_of(fs.pop(), f) if e.op == "and" else _or(fs.pop(), f)
-        return f
+        return py.UnaryOp(py.Not(), _node(e.operand, lets))
+    if isinstance(e, ast.BoolOp):  # Python's and / or short-circuit as the language does
+        return py.BoolOp(py.And() if e.op == "and" else py.Or(), [_node(o, lets) for o in e.operands])
     if isinstance(e, ast.Compare):
-        op = _CMP[e.op]
-        left, right = compile_expr(e.left, lets), compile_expr(e.right, lets)
-        rv = constant_value(e.right, lets)
-        if rv is not None:
-            return lambda c: op(left(c), rv)
-        return lambda c: op(left(c), right(c))
+        return py.Compare(_node(e.left, lets), [_CMP_NODES[e.op]()], [_node(e.right, lets)])
     if isinstance(e, ast.In):
         values = frozenset(constant_value(i, lets) for i in e.items.items)
-        left = compile_expr(e.left, lets)
-        return lambda c: left(c) in values
+        return py.Compare(_node(e.left, lets), [py.In()], [_const(values)])
     if isinstance(e, ast.StartsWith):
-        left, right = compile_expr(e.left, lets), compile_expr(e.right, lets)
-        return lambda c: left(c).startswith(right(c))
+        return _call(_attr(_node(e.left, lets), "startswith"), _node(e.right, lets))
     if isinstance(e, ast.Has):
-        left, right = compile_expr(e.left, lets), compile_expr(e.right, lets)
-        return lambda c: right(c) in {item.strip() for item in left(c).split(",")}
+        return _call(_attr(_c(), "has_item"), _node(e.left, lets), _node(e.right, lets))
     if isinstance(e, ast.Arith):
-        left, right = compile_expr(e.left, lets), compile_expr(e.right, lets)
-        if e.op == "+":
-            return lambda c: left(c) + right(c)
-        return lambda c: left(c) - right(c)
+        op = py.Add() if e.op == "+" else py.Sub()
+        return py.BinOp(_node(e.left, lets), op, _node(e.right, lets))
     raise TypeError(f"cannot compile {type(e).__name__}")  # the checker lets nothing else through
 
 
-def all_of(a: Fn, b: Fn) -> Fn:
-    return lambda c: a(c) and b(c)
-
-
-def _or(a: Fn, b: Fn) -> Fn:
-    return lambda c: a(c) or b(c)
-
-
-def _op_field(name: str) -> Fn:
+def _op_field(name: str) -> py.expr:
+    proposal = _attr(_c(), "proposal")
     if name == "amount":
-        return lambda c: c.proposal.amount_tiyn
-    if name == "memo":
-        return lambda c: getattr(c.proposal.op.body, "memo", None) or ""
+        return _attr(proposal, "amount_tiyn")
     if name == "time":
-        return lambda c: c.proposal.at
+        return _attr(proposal, "at")
+    if name in ("memo", "tag_expiry", "tag_expired"):
+        return _call(_attr(_c(), name))
     if name == "expires_on":
-        return lambda c: c.tag_expiry()
-    if name == "tag_expired":
-        return lambda c: (lambda d: d != "" and d <= _date_of(c.proposal.at))(c.tag_expiry())
+        return _call(_attr(_c(), "tag_expiry"))
     raise TypeError(name)
 
 
-def _getter(party: str) -> Callable[[Ctx], Account]:
-    return Ctx.payer if party == "payer" else Ctx.payee
-
-
-def _party_field(party: str, name: str) -> Fn:
-    get = _getter(party)
+def _party_field_node(party: str, name: str) -> py.expr:
     # kind and status are StrEnums: equal to, and hashing as, the strings rules compare them with
-    if name == "handle":
-        return lambda c: get(c).handle
-    if name == "kind":
-        return lambda c: get(c).kind
+    account = _party(party)
+    if name in ("handle", "kind", "status"):
+        return _attr(account, name)
     if name == "tier":
-        return lambda c: -1 if (t := get(c).tier) is None else t
+        return _call(_attr(_c(), "tier_of"), account)
     if name == "bank":
-        return lambda c: get(c).bank or ""
-    if name == "status":
-        return lambda c: get(c).status
+        return py.BoolOp(py.Or(), [_attr(account, "bank"), _const("")])
     if name == "balance":
-        return lambda c: c.cached(("total", party), lambda: c.view.account_total(get(c).handle))
+        return _call(_attr(_c(), "total"), _const(party))
     raise TypeError(name)
 
 
-def _call(e: ast.Call, lets: dict[str, ast.Expr]) -> Fn:
-    party = e.party
+def _call_node(e: ast.Call, lets: dict[str, ast.Expr]) -> py.expr:
     if e.name == "balance":
-        tag_fn = compile_expr(e.args[0], lets)
-        get = _getter(party)
-        return lambda c: c.view.bucket(get(c).handle, tag_fn(c))
+        bucket = _attr(_attr(_c(), "view"), "bucket")
+        return _call(bucket, _attr(_party(e.party), "handle"), _node(e.args[0], lets))
     seconds = constant_value(e.args[0], lets)
     assert isinstance(seconds, int)
     direction = "out" if e.name.startswith("out") else "in"
     index = 1 if e.name.endswith("count") else 0
-    if len(e.args) > 1:
-        tag_fn = compile_expr(e.args[1], lets)
-        return lambda c: c.window(party, direction, seconds, tag_fn(c))[index]
-    return lambda c: c.window(party, direction, seconds, None)[index]
+    tag = _node(e.args[1], lets) if len(e.args) > 1 else _const(None)
+    window = _call(_attr(_c(), "window"), _const(e.party), _const(direction), _const(seconds), tag)
+    return py.Subscript(window, _const(index), py.Load())
+
+
+def _function(body: py.expr, name: str) -> Fn:
+    """`lambda c: body`, compiled. The globals are empty: the function can reach only what `c` offers."""
+    args = py.arguments(posonlyargs=[], args=[py.arg("c")], kwonlyargs=[], kw_defaults=[], defaults=[])
+    tree = py.fix_missing_locations(py.Expression(py.Lambda(args, body)))
+    code = compile(_validated(tree), f"<policy {name}>", "eval")
+    return eval(code, {"__builtins__": {}})  # noqa: S307 - a tree built above and validated, never text
+
+
+def _validated(tree: py.Expression) -> py.Expression:
+    for node in py.walk(tree):
+        if not isinstance(node, _NODES_ALLOWED):
+            raise TypeError(f"policy compiler made a {type(node).__name__} node")
+        if isinstance(node, py.Name) and node.id != "c":
+            raise TypeError(f"policy compiler made a reference to {node.id!r}")
+        if isinstance(node, py.Attribute):
+            direct = isinstance(node.value, py.Name)
+            if node.attr not in (_CTX_ATTRS if direct else _VALUE_ATTRS):
+                raise TypeError(f"policy compiler made an attribute {node.attr!r}")
+    return tree
+
+
+def compile_expr(e: ast.Expr, lets: dict[str, ast.Expr], name: str = "expression") -> Fn:
+    return _function(_node(e, lets), name)
+
+
+def compile_condition(clauses: Sequence[tuple[ast.Expr, bool]], lets: dict[str, ast.Expr], name: str) -> Fn:
+    """A rule's `when` / `unless` clauses, (expression, negated) in source order, as one function."""
+    nodes = [py.UnaryOp(py.Not(), _node(e, lets)) if negated else _node(e, lets) for e, negated in clauses]
+    return _function(nodes[0] if len(nodes) == 1 else py.BoolOp(py.And(), nodes), f"rule {name}")
+
+
+def party_field(party: str, name: str) -> Fn:
+    """A function reading one field of a party's account (the engine's index lookups)."""
+    return _function(_party_field_node(party, name), f"{party}.{name}")

@@ -28,7 +28,7 @@ from ..core.hooks import LedgerView, Proposal
 from ..core.records import Decision, Posting, Report
 from . import ast
 from .check import CheckedRule, CheckedSet
-from .compile import Ctx, Fn, _party_field, all_of, compile_expr, constant_value
+from .compile import Ctx, Fn, compile_condition, constant_value, party_field
 
 WHOLE = limits.basis_points_per_whole
 COMBINATIONS_CACHED_MAX = 4096  # combinations of matching rules whose decision is remembered per engine
@@ -82,13 +82,8 @@ def compile_rule(checked: CheckedRule, lets: dict[str, ast.Expr]) -> CompiledRul
 
 def _compile_rule(checked: CheckedRule, lets: dict[str, ast.Expr]) -> CompiledRule:
     rule = checked.rule
-    conds: list[Fn] = []
-    for clause in rule.clauses:
-        f = compile_expr(clause.expr, lets)
-        conds.append((lambda g: lambda c: not g(c))(f) if clause.negated else f)
-    condition: Fn | None = conds.pop() if conds else None
-    while conds:  # clauses in source order, short-circuiting, one closure call each
-        condition = all_of(conds.pop(), condition)  # type: ignore[arg-type]
+    clauses = [(clause.expr, clause.negated) for clause in rule.clauses]
+    condition = compile_condition(clauses, lets, rule.name) if clauses else None
     deny = permit = set_tag = None
     clear = False
     reports: list[tuple[str, str]] = []
@@ -164,7 +159,7 @@ class PolicySetEngine:
         ctx = Ctx(proposal, view)
         matched: list[CompiledRule] = []
         errors: list[tuple[CompiledRule, str]] = []
-        candidates = list(plan.always)
+        candidates = plan.always
         by_tag = plan.by_tag.get(tag)
         if by_tag:
             candidates += by_tag
@@ -176,14 +171,13 @@ class PolicySetEngine:
                 continue
             if found:
                 candidates += found
-        for rule in candidates:
-            if rule.tag_equals is not None and tag not in rule.tag_equals:
-                continue
+        for rule in candidates:  # a rule that needs given tags (tag_equals) is a candidate under them only
             if rule.tag_prefix is not None and not tag.startswith(rule.tag_prefix):
                 continue
-            if rule.condition is not None:
+            condition = rule.condition
+            if condition is not None:
                 try:
-                    if not rule.condition(ctx):
+                    if not condition(ctx):
                         continue
                 except Exception as exc:  # noqa: BLE001 - any failure of a rule denies, and names the rule
                     errors.append((rule, f"{type(exc).__name__}: {exc}" if not str(exc) else str(exc)))
@@ -226,7 +220,7 @@ class PolicySetEngine:
             postings = _split(shape, p)
             if postings is None:  # this credit cannot be split: the full path says why
                 return self._combine(p, matched, [], evaluated)
-            t = template  # the ledger stores the postings with the detail; dataclasses.replace is slow here
+            t = template  # dataclasses.replace is slow here
             return Decision(True, t.reasons, t.rules, postings, t.hold_timeout_s, t.hold_releaser, t.reports,
                             t.policy_set_id, t.detail)  # fmt: skip
 
@@ -398,7 +392,7 @@ def _plan(rules: tuple[CompiledRule, ...]) -> _Plan:
     indexed = []
     for field, table in sorted(by_field.items()):
         party, name = field.split(".")
-        getter = _party_field(party, name)
+        getter = party_field(party, name)
         every = tuple({id(r): r for rs in table.values() for r in rs}.values())
         indexed.append((getter, {v: tuple(rs) for v, rs in table.items()}, every))
     return _Plan(tuple(always), {t: tuple(rs) for t, rs in by_tag.items()}, tuple(indexed))
