@@ -39,6 +39,9 @@ class Proposal:
     amount_tiyn: int | None
     tag: str  # "" untagged
     postings: tuple[Posting, ...]
+    # The parties' accounts as the ledger read them, when it did; a policy engine reads them from the view if not.
+    payer_account: Account | None = None
+    payee_account: Account | None = None
 
 
 class PolicyEngine(Protocol):

@@ -364,9 +364,18 @@ class Ledger:
     # ---- policy --------------------------------------------------------------------------------------------
 
     def _decide(
-        self, ws: WorkingSet, op: Operation, at: int, payer, payee, amount, tag, postings
+        self,
+        ws: WorkingSet,
+        op: Operation,
+        at: int,
+        payer,
+        payee,
+        amount,
+        tag,
+        postings,
+        accounts=(None, None),
     ) -> Decision:
-        proposal = Proposal(op, at, payer, payee, amount, tag, postings)
+        proposal = Proposal(op, at, payer, payee, amount, tag, postings, *accounts)
         try:
             decision = self.policy.decide(proposal, ws)
         except Exception as exc:  # a failing rule denies: fail closed, and say why
@@ -493,7 +502,7 @@ class Ledger:
 
     def _transfer(self, ws: WorkingSet, op: Operation, at: int, verified: bool) -> _Applied:
         b: Transfer | Hold = op.body  # type: ignore[assignment]
-        self._need(ws, b.payer, "payer")
+        payer = self._need(ws, b.payer, "payer")
         payee = self._need(ws, b.payee, "payee")
         if b.payer == b.payee:
             raise Rejected(ResultCode.same_account, "payer and payee are the same account")
@@ -503,7 +512,7 @@ class Ledger:
             )
         tag = b.tag or ""
         base = (Posting(b.payer, -b.amount_tiyn, tag), Posting(b.payee, b.amount_tiyn, tag))
-        decision = self._decide(ws, op, at, b.payer, b.payee, b.amount_tiyn, tag, base)
+        decision = self._decide(ws, op, at, b.payer, b.payee, b.amount_tiyn, tag, base, (payer, payee))
         timeout_s = b.timeout_s if isinstance(b, Hold) else decision.hold_timeout_s
         releaser = (b.releaser if isinstance(b, Hold) else None) or decision.hold_releaser or b.payer
         text = f"{format_tiyn(b.amount_tiyn)} KZT{_tag_text(tag)} from {b.payer} to {b.payee}"

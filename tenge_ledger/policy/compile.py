@@ -5,9 +5,10 @@ code); the policy tree is never walked per transfer. Constants are folded at com
 from __future__ import annotations
 
 import ast as py
+import copy
 import datetime as dt
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from ..core.records import Account
 from . import ast
@@ -28,8 +29,8 @@ class Ctx:
     def __init__(self, proposal, view) -> None:
         self.proposal = proposal
         self.view = view
-        self._payer: Account | None = None
-        self._payee: Account | None = None
+        self._payer: Account | None = proposal.payer_account
+        self._payee: Account | None = proposal.payee_account
         self._cache: dict | None = None
 
     def party(self, which: str) -> Account:
@@ -73,13 +74,12 @@ class Ctx:
         return found
 
     def tag_expiry(self) -> str:
+        p = self.proposal
+        own = getattr(p.op.body, "expires_on", None)
+        if own or not p.tag:
+            return own or ""
+
         def compute() -> str:
-            p = self.proposal
-            own = getattr(p.op.body, "expires_on", None)
-            if own:
-                return own
-            if not p.tag:
-                return ""
             lookup = getattr(self.view, "tag", None)  # WorkingSet.tag; not part of the narrow LedgerView
             record = lookup(p.tag) if lookup is not None else None
             return (record.expires_on or "") if record is not None else ""
@@ -95,7 +95,13 @@ class Ctx:
 
     def total(self, which: str) -> int:
         """A party's balance over all its buckets."""
-        return self.cached(("total", which), lambda: self.view.account_total(self.party(which).handle))
+        cache = self._cache
+        if cache is None:
+            cache = self._cache = {}
+        found = cache.get(which)
+        if found is None:
+            found = cache[which] = self.view.account_total(self.party(which).handle)
+        return found
 
     @staticmethod
     def tier_of(account: Account) -> int:
@@ -113,10 +119,12 @@ def _date_of(ts: int) -> str:
 
 # ---- checked tree -> Python syntax tree -> bytecode ------------------------------------------------------------
 #
-# Each condition becomes one Python function, built node by node as a Python syntax tree and compiled by CPython:
-# one call per rule instead of one closure call per operator. No source text is ever made, so user text (a
-# string in a policy) can only be a constant node, never code. `_validated` still checks the finished tree
-# against the short list of names and attributes the compiler itself uses before it is compiled.
+# The rules of one operation kind become one Python function (`compile_plan`), built node by node as a Python
+# syntax tree and compiled by CPython: a payment costs one call, and each rule's condition is inline code instead
+# of one closure call per operator. No source text is ever made, so user text (a string in a policy) can only be
+# a constant node, never code; `_validated` checks the finished tree against the short lists of node types,
+# names and attributes this compiler itself uses before it is compiled, and the function's globals are empty
+# but for the rules it reports and the exception type it catches.
 
 _CMP_NODES = {"==": py.Eq, "!=": py.NotEq, "<": py.Lt, "<=": py.LtE, ">": py.Gt, ">=": py.GtE}
 _CTX_ATTRS = frozenset(
@@ -124,9 +132,11 @@ _CTX_ATTRS = frozenset(
      "has_item"}
 )  # fmt: skip
 _VALUE_ATTRS = frozenset({"tag", "amount_tiyn", "at", "handle", "kind", "tier", "bank", "status", "attr",
-                          "bucket", "startswith"})  # fmt: skip
+                          "bucket", "startswith", "append"})  # fmt: skip
+_NAMES = frozenset({"c", "tag", "m", "f", "n", "v", "ok", "x", "R", "Exception"})
 _NODES_ALLOWED = (
-    py.Expression, py.Lambda, py.arguments, py.arg, py.Name, py.Load, py.Attribute, py.Call, py.Constant,
+    py.Module, py.FunctionDef, py.arguments, py.arg, py.Try, py.ExceptHandler, py.If, py.Expr, py.Assign,
+    py.AugAssign, py.Return, py.Tuple, py.List, py.Store, py.Name, py.Load, py.Attribute, py.Call, py.Constant,
     py.Subscript, py.Compare, py.BoolOp, py.And, py.Or, py.UnaryOp, py.Not, py.BinOp, py.Add, py.Sub, py.In,
     *(node for node in _CMP_NODES.values()),
 )  # fmt: skip
@@ -225,37 +235,108 @@ def _call_node(e: ast.Call, lets: dict[str, ast.Expr]) -> py.expr:
     return py.Subscript(window, _const(index), py.Load())
 
 
-def _function(body: py.expr, name: str) -> Fn:
-    """`lambda c: body`, compiled. The globals are empty: the function can reach only what `c` offers."""
-    args = py.arguments(posonlyargs=[], args=[py.arg("c")], kwonlyargs=[], kw_defaults=[], defaults=[])
-    tree = py.fix_missing_locations(py.Expression(py.Lambda(args, body)))
-    code = compile(_validated(tree), f"<policy {name}>", "eval")
-    return eval(code, {"__builtins__": {}})  # noqa: S307 - a tree built above and validated, never text
+def condition_node(clauses: Sequence[tuple[ast.Expr, bool]], lets: dict[str, ast.Expr]) -> py.expr | None:
+    """A rule's `when` / `unless` clauses, (expression, negated) in source order, as one Python expression of
+    `c`; None when the rule has none (it always matches)."""
+    nodes = [py.UnaryOp(py.Not(), _node(e, lets)) if negated else _node(e, lets) for e, negated in clauses]
+    if not nodes:
+        return None
+    return nodes[0] if len(nodes) == 1 else py.BoolOp(py.And(), nodes)
 
 
-def _validated(tree: py.Expression) -> py.Expression:
+class PlanRule(Protocol):
+    condition: py.expr | None
+    tag_prefix: str | None
+
+
+R = TypeVar("R", bound=PlanRule)
+Plan = Callable[[Ctx, str], tuple[list[R], list[tuple[R, Exception]], int]]
+
+
+def compile_plan(
+    always: Sequence[R],
+    by_tag: dict[str, Sequence[R]],
+    indexed: Sequence[tuple[str, str, dict[object, Sequence[R]], Sequence[R]]],
+    name: str,
+) -> Plan:
+    """One function `plan(c, tag) -> (matched, failed, evaluated)` evaluating the rules that can match: `always`,
+    those of `by_tag[tag]`, and for each (party, field, table, every) of `indexed` the rules table[that field of
+    the party], or all of `every` if the field cannot be read. A rule whose condition raises is in `failed` with
+    its exception; `evaluated` counts the rules looked at."""
+    rules: list[R] = []
+    position: dict[int, int] = {}
+    for r in [*always, *(r for rs in by_tag.values() for r in rs), *(r for g in indexed for r in g[3])]:
+        if id(r) not in position:
+            position[id(r)] = len(rules)
+            rules.append(r)
+
+    def group(rs: Sequence[R], counted: bool = True) -> list[py.stmt]:
+        out: list[py.stmt] = [_add("n", len(rs))] if counted and rs else []
+        return out + [_evaluate(position[id(r)], r) for r in rs]
+
+    body: list[py.stmt] = [_set("m", py.List([], py.Load())), _set("f", py.List([], py.Load())),
+                           _set("n", _const(len(always))), *group(always, counted=False)]  # fmt: skip
+    tags: list[py.stmt] = []
+    for tag, rs in sorted(by_tag.items(), reverse=True):  # an if / elif chain, built from its end
+        test = py.Compare(_name("tag"), [py.Eq()], [_const(tag)])
+        tags = [py.If(test, group(rs), tags)]
+    body += tags
+    for party, field, table, every in indexed:
+        read = py.Try([_set("v", _party_field_node(party, field)), _set("ok", _const(True))],
+                      [py.ExceptHandler(_name("Exception"), None, [_set("ok", _const(False))])], [], [])  # fmt: skip
+        chain: list[py.stmt] = []
+        for value, rs in sorted(table.items(), key=lambda item: repr(item[0]), reverse=True):
+            chain = [py.If(py.Compare(_name("v"), [py.Eq()], [_const(value)]), group(rs), chain)]
+        body += [read, py.If(py.UnaryOp(py.Not(), _name("ok")), group(every), chain)]
+    body.append(py.Return(py.Tuple([_name("m"), _name("f"), _name("n")], py.Load())))
+    args = py.arguments(posonlyargs=[], args=[py.arg("c"), py.arg("tag")], kwonlyargs=[], kw_defaults=[],
+                        defaults=[])  # fmt: skip
+    fields = {"name": "plan", "args": args, "body": body, "decorator_list": [], "returns": None}
+    if "type_params" in py.FunctionDef._fields:  # Python 3.12+
+        fields["type_params"] = []
+    module = py.fix_missing_locations(py.Module([py.FunctionDef(**fields)], []))
+    code = compile(_validated(module), f"<policy plan {name}>", "exec")
+    namespace: dict[str, Any] = {"__builtins__": {}, "R": tuple(rules), "Exception": Exception}
+    exec(code, namespace)  # noqa: S102 - a tree built above and validated, never text
+    return namespace["plan"]
+
+
+def _evaluate(i: int, rule: PlanRule) -> py.stmt:
+    """`if <condition>: m.append(R[i])`, and a failing condition goes to f as (R[i], exception)."""
+    this = py.Subscript(_name("R"), _const(i), py.Load())
+    match = py.Expr(_call(_attr(_name("m"), "append"), this))
+    test = copy.deepcopy(rule.condition)  # a rule may sit in several branches: each gets its own nodes
+    if rule.tag_prefix is not None:
+        prefix = _call(_attr(_name("tag"), "startswith"), _const(rule.tag_prefix))
+        test = prefix if test is None else py.BoolOp(py.And(), [prefix, test])
+    if test is None:
+        return match
+    fail = py.Expr(_call(_attr(_name("f"), "append"), py.Tuple([copy.deepcopy(this), _name("x")], py.Load())))
+    return py.Try([py.If(test, [match], [])], [py.ExceptHandler(_name("Exception"), "x", [fail])], [], [])
+
+
+def _name(name: str) -> py.Name:
+    return py.Name(name, py.Load())
+
+
+def _set(name: str, value: py.expr) -> py.stmt:
+    return py.Assign([py.Name(name, py.Store())], value)
+
+
+def _add(name: str, value: int) -> py.stmt:
+    return py.AugAssign(py.Name(name, py.Store()), py.Add(), _const(value))
+
+
+def _validated(tree: py.Module) -> py.Module:
     for node in py.walk(tree):
         if not isinstance(node, _NODES_ALLOWED):
             raise TypeError(f"policy compiler made a {type(node).__name__} node")
-        if isinstance(node, py.Name) and node.id != "c":
+        if isinstance(node, py.Name) and node.id not in _NAMES:
             raise TypeError(f"policy compiler made a reference to {node.id!r}")
         if isinstance(node, py.Attribute):
-            direct = isinstance(node.value, py.Name)
-            if node.attr not in (_CTX_ATTRS if direct else _VALUE_ATTRS):
+            on_ctx = isinstance(node.value, py.Name) and node.value.id == "c"
+            if node.attr not in (_CTX_ATTRS if on_ctx else _VALUE_ATTRS):
                 raise TypeError(f"policy compiler made an attribute {node.attr!r}")
+        if isinstance(node, py.Constant) and type(node.value) not in (str, int, bool, type(None), frozenset):
+            raise TypeError(f"policy compiler made a constant of type {type(node.value).__name__}")
     return tree
-
-
-def compile_expr(e: ast.Expr, lets: dict[str, ast.Expr], name: str = "expression") -> Fn:
-    return _function(_node(e, lets), name)
-
-
-def compile_condition(clauses: Sequence[tuple[ast.Expr, bool]], lets: dict[str, ast.Expr], name: str) -> Fn:
-    """A rule's `when` / `unless` clauses, (expression, negated) in source order, as one function."""
-    nodes = [py.UnaryOp(py.Not(), _node(e, lets)) if negated else _node(e, lets) for e, negated in clauses]
-    return _function(nodes[0] if len(nodes) == 1 else py.BoolOp(py.And(), nodes), f"rule {name}")
-
-
-def party_field(party: str, name: str) -> Fn:
-    """A function reading one field of a party's account (the engine's index lookups)."""
-    return _function(_party_field_node(party, name), f"{party}.{name}")

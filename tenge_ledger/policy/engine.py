@@ -19,6 +19,7 @@ Credits therefore always sum to the amount exactly, so money is conserved."""
 
 from __future__ import annotations
 
+import ast as py
 import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -28,7 +29,7 @@ from ..core.hooks import LedgerView, Proposal
 from ..core.records import Decision, Posting, Report
 from . import ast
 from .check import CheckedRule, CheckedSet
-from .compile import Ctx, Fn, compile_condition, constant_value, party_field
+from .compile import Ctx, Plan, compile_plan, condition_node, constant_value
 
 WHOLE = limits.basis_points_per_whole
 COMBINATIONS_CACHED_MAX = 4096  # combinations of matching rules whose decision is remembered per engine
@@ -42,7 +43,7 @@ class CompiledRule:
     kinds: frozenset[str]
     tag_equals: frozenset[str] | None
     tag_prefix: str | None
-    condition: Fn | None  # None: always matches
+    condition: py.expr | None  # a Python expression of the evaluation context; None: always matches
     deny: str | None
     permit: str | None
     reports: tuple[tuple[str, str], ...]
@@ -83,7 +84,7 @@ def compile_rule(checked: CheckedRule, lets: dict[str, ast.Expr]) -> CompiledRul
 def _compile_rule(checked: CheckedRule, lets: dict[str, ast.Expr]) -> CompiledRule:
     rule = checked.rule
     clauses = [(clause.expr, clause.negated) for clause in rule.clauses]
-    condition = compile_condition(clauses, lets, rule.name) if clauses else None
+    condition = condition_node(clauses, lets)
     deny = permit = set_tag = None
     clear = False
     reports: list[tuple[str, str]] = []
@@ -140,7 +141,7 @@ class PolicySetEngine:
             kind: tuple(r for r in self.rules if kind in r.kinds)
             for kind in ("issue", "redeem", "transfer", "hold")
         }
-        self.plans: dict[str, _Plan] = {kind: _plan(rules) for kind, rules in self.by_kind.items()}
+        self.plans: dict[str, Plan] = {kind: _plan(kind, rules) for kind, rules in self.by_kind.items()}
         self._allow = Decision(policy_set_id=policy_set_id)
         self._combinations: dict[tuple, Callable[[Proposal], Decision]] = {}
         # The untagged history windows the set reads, known before it runs: the ledger reads them for a whole
@@ -155,48 +156,22 @@ class PolicySetEngine:
         plan = self.plans.get(proposal.op.kind)  # an OpKind is a str: no .value lookup per payment
         if plan is None:
             return self._allow
-        tag = proposal.tag
-        ctx = Ctx(proposal, view)
-        matched: list[CompiledRule] = []
-        errors: list[tuple[CompiledRule, str]] = []
-        candidates = plan.always
-        by_tag = plan.by_tag.get(tag)
-        if by_tag:
-            candidates += by_tag
-        for getter, table, every in plan.indexed:
-            try:
-                found = table.get(getter(ctx))
-            except Exception:  # noqa: BLE001 - let each rule evaluate and fail closed on its own
-                candidates += every
-                continue
-            if found:
-                candidates += found
-        for rule in candidates:  # a rule that needs given tags (tag_equals) is a candidate under them only
-            if rule.tag_prefix is not None and not tag.startswith(rule.tag_prefix):
-                continue
-            condition = rule.condition
-            if condition is not None:
-                try:
-                    if not condition(ctx):
-                        continue
-                except Exception as exc:  # noqa: BLE001 - any failure of a rule denies, and names the rule
-                    errors.append((rule, f"{type(exc).__name__}: {exc}" if not str(exc) else str(exc)))
-                    continue
-            matched.append(rule)
-        if not matched and not errors:
+        matched, failed, evaluated = plan(Ctx(proposal, view), proposal.tag)
+        if failed:
+            errors = [(r, f"{type(exc).__name__}: {exc}" if not str(exc) else str(exc)) for r, exc in failed]
+            errors.sort(key=lambda e: e[0].name)
+            return self._combine(proposal, sorted(matched, key=_by_name), errors, evaluated)
+        if not matched:
             return self._allow
         matched.sort(key=_by_name)
-        if errors:
-            errors.sort(key=lambda e: e[0].name)
-            return self._combine(proposal, matched, errors, len(candidates))
         # What a combination of matching rules decides depends only on the rules, the operation's kind and how
         # many were evaluated, except a split's amounts: work it out once per combination, then reuse it.
-        key = (proposal.op.kind, tuple(r.name for r in matched), len(candidates))
+        key = (proposal.op.kind, tuple(r.name for r in matched), evaluated)
         combination = self._combinations.get(key)
         if combination is None:
             if len(self._combinations) >= COMBINATIONS_CACHED_MAX:
                 self._combinations.clear()
-            combination = self._combinations[key] = self._combination(proposal, matched, len(candidates))
+            combination = self._combinations[key] = self._combination(proposal, matched, evaluated)
         return combination(proposal)
 
     # ---- combining ---------------------------------------------------------------------------------------------
@@ -361,20 +336,13 @@ def _split(shape: _Shape, p: Proposal) -> tuple[Posting, ...] | None:
     return tuple(out)
 
 
-@dataclass(frozen=True, slots=True)
-class _Plan:
-    """The rules of one operation kind, indexed so a decision looks only at rules that can match."""
-
-    always: tuple[CompiledRule, ...]  # no index: evaluated for every operation of the kind
-    by_tag: dict[str, tuple[CompiledRule, ...]]  # rules that need one of a few tags
-    indexed: tuple[tuple[Fn, dict[object, tuple[CompiledRule, ...]], tuple[CompiledRule, ...]], ...]
-
-
 def _by_name(rule: CompiledRule) -> str:
     return rule.name
 
 
-def _plan(rules: tuple[CompiledRule, ...]) -> _Plan:
+def _plan(kind: str, rules: tuple[CompiledRule, ...]) -> Plan:
+    """The rules of one operation kind as one function that evaluates only the rules that can match: those
+    without a guard, those that need the payment's tag, and those indexed by a party's tier or kind."""
     always: list[CompiledRule] = []
     by_tag: dict[str, list[CompiledRule]] = {}
     by_field: dict[str, dict[object, list[CompiledRule]]] = {}
@@ -392,10 +360,9 @@ def _plan(rules: tuple[CompiledRule, ...]) -> _Plan:
     indexed = []
     for field, table in sorted(by_field.items()):
         party, name = field.split(".")
-        getter = party_field(party, name)
         every = tuple({id(r): r for rs in table.values() for r in rs}.values())
-        indexed.append((getter, {v: tuple(rs) for v, rs in table.items()}, every))
-    return _Plan(tuple(always), {t: tuple(rs) for t, rs in by_tag.items()}, tuple(indexed))
+        indexed.append((party, name, table, every))
+    return compile_plan(always, by_tag, indexed, kind)
 
 
 def _pct(bps: int) -> str:
