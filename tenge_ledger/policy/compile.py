@@ -122,7 +122,7 @@ def _date_of(ts: int) -> str:
 # The rules of one operation kind become one Python function (`compile_plan`), built node by node as a Python
 # syntax tree and compiled by CPython: a payment costs one call, and each rule's condition is inline code instead
 # of one closure call per operator. No source text is ever made, so user text (a string in a policy) can only be
-# a constant node, never code; `_validated` checks the finished tree against the short lists of node types,
+# a constant node, never code; `validated` checks the finished tree against the short lists of node types,
 # names and attributes this compiler itself uses before it is compiled, and the function's globals are empty
 # but for the rules it reports and the exception type it catches.
 
@@ -295,7 +295,7 @@ def compile_plan(
     if "type_params" in py.FunctionDef._fields:  # Python 3.12+
         fields["type_params"] = []
     module = py.fix_missing_locations(py.Module([py.FunctionDef(**fields)], []))
-    code = compile(_validated(module), f"<policy plan {name}>", "exec")
+    code = compile(validated(module), f"<policy plan {name}>", "exec")
     namespace: dict[str, Any] = {"__builtins__": {}, "R": tuple(rules), "Exception": Exception}
     exec(code, namespace)  # noqa: S102 - a tree built above and validated, never text
     return namespace["plan"]
@@ -327,7 +327,8 @@ def _add(name: str, value: int) -> py.stmt:
     return py.AugAssign(py.Name(name, py.Store()), py.Add(), _const(value))
 
 
-def _validated(tree: py.Module) -> py.Module:
+def validated(tree: py.Module) -> py.Module:
+    """The tree, if it uses only what this compiler makes; TypeError otherwise (a bug here, never a policy)."""
     for node in py.walk(tree):
         if not isinstance(node, _NODES_ALLOWED):
             raise TypeError(f"policy compiler made a {type(node).__name__} node")
