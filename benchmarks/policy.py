@@ -187,9 +187,7 @@ def main() -> None:
     print(f"with signatures verified (as clients submit): {base_v:.0f} vs {with_v:.0f} transfers/s, "
           f"ratio {with_v / base_v:.2f}")  # fmt: skip
     print(f"mean decide() per transfer:      {per_decide_us:8.2f} µs, reads of the ledger included")
-    print(
-        f"  = per rule per transfer:       {per_decide_us / n_rules:8.3f} µs  (history windows are SQL queries)"
-    )
+    print(f"  = per rule per transfer:       {per_decide_us / n_rules:8.3f} µs  (ledger reads included)")
     print(
         f"mean rule evaluation:            {pure_us:8.3f} µs per rule per transfer, reads from memory (target < 2)"
     )
