@@ -8,6 +8,7 @@ import ast as py
 import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
+from policy_support import view_of
 
 from tenge_ledger.core.hooks import Proposal
 from tenge_ledger.core.records import Account, AccountKind, Operation, Posting, Transfer
@@ -16,23 +17,6 @@ from tenge_ledger.policy.compile import validated
 from tenge_ledger.policy.errors import PolicyCheckError
 
 KEY = "00" * 32
-
-
-class View:
-    def __init__(self, *accounts: Account) -> None:
-        self.accounts = {a.handle: a for a in accounts}
-
-    def account(self, handle: str) -> Account | None:
-        return self.accounts.get(handle)
-
-    def bucket(self, handle: str, tag: str) -> int:
-        return 0
-
-    def account_total(self, handle: str) -> int:
-        return 0
-
-    def window(self, handle, direction, since, tag=None):
-        return (0, 0)
 
 
 def pay(amount: int, payer: str = "a", payee: str = "b") -> Proposal:
@@ -76,8 +60,8 @@ def test_policy_strings_are_data_never_code(tmp_path, monkeypatch) -> None:
     plain = Account("b", AccountKind.merchant, KEY, bank="k", attrs=(("zone", "alatau"),))
     odd = Account("b", AccountKind.merchant, KEY, bank="k", attrs=(("zone", CODE),))
     payer = Account("a", AccountKind.person, KEY, tier=1, bank="k")
-    assert engine.decide(pay(100), View(payer, plain)).allowed
-    denied = engine.decide(pay(100), View(payer, odd))
+    assert engine.decide(pay(100), view_of(payer, plain)).allowed
+    denied = engine.decide(pay(100), view_of(payer, odd))
     assert not denied.allowed and denied.reasons == (f"{CODE} [odd]",)
     assert denied.reports[0].reason == CODE
     assert not (tmp_path / "pwned").exists()
@@ -98,10 +82,10 @@ rule "roads" when tag == "budget:roads" deny "roads"
     payee = Account("b", AccountKind.person, KEY, tier=1, bank="k")
     tier1 = Account("a", AccountKind.person, KEY, tier=1, bank="k")
     tier2 = Account("a", AccountKind.person, KEY, tier=2, bank="k")
-    one = engine.decide(pay(5_00), View(tier1, payee))
+    one = engine.decide(pay(5_00), view_of(tier1, payee))
     assert one.rules == ("t1",) and one.detail["evaluated"] == 3  # any, t1, t1-report: never t0 or roads
     assert [m["rule"] for m in one.detail["matched"]] == ["t1", "t1-report"]
-    big = engine.decide(pay(2_000_00), View(tier2, payee))
+    big = engine.decide(pay(2_000_00), view_of(tier2, payee))
     assert big.rules == ("any",) and big.detail["evaluated"] == 1
 
 
@@ -112,7 +96,7 @@ def test_plan__an_unreadable_index_field_evaluates_every_rule_it_guards_and_fail
         }
     )
     payee = Account("b", AccountKind.person, KEY, tier=1, bank="k")
-    d = engine.decide(pay(5_00, payer="ghost"), View(payee))
+    d = engine.decide(pay(5_00, payer="ghost"), view_of(payee))
     assert not d.allowed and set(d.rules) == {"t0", "t1"} and d.detail["evaluated"] == 2
     assert all("fail closed" in r and "no payer account" in r for r in d.reasons)
 
@@ -175,15 +159,6 @@ _envs = st.fixed_dictionaries(
 )
 
 
-class WindowView(View):
-    def __init__(self, out: int, *accounts: Account) -> None:
-        super().__init__(*accounts)
-        self.out = out
-
-    def window(self, handle, direction, since, tag=None):
-        return (self.out, 1) if direction == "out" else (0, 0)
-
-
 @settings(max_examples=150, deadline=None)
 @given(st.lists(_conditions(), min_size=1, max_size=4), st.lists(_envs, min_size=1, max_size=8))
 def test_property__compiled_rules_match_exactly_when_their_conditions_hold(conditions, envs) -> None:
@@ -200,6 +175,6 @@ def test_property__compiled_rules_match_exactly_when_their_conditions_hold(condi
         op = Operation("op-1", "a", Transfer("a", "b", env["amount"], env["tag"] or None))
         p = Proposal(op, 1_770_000_000, "a", "b", env["amount"], env["tag"],
                      (Posting("a", -env["amount"], env["tag"]), Posting("b", env["amount"], env["tag"])))  # fmt: skip
-        decision = engine.decide(p, WindowView(env["out"], payer, payee))
+        decision = engine.decide(p, view_of(payer, payee, windows={("a", "out"): (env["out"], 1)}))
         expected = {f"r{i}" for i, (_, holds) in enumerate(conditions) if holds(env)}
         assert decision.allowed and {r.rule for r in decision.reports} == expected, (source, env)

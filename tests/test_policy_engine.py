@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from policy_support import View
 
 from tenge_ledger.core.hooks import Proposal
 from tenge_ledger.core.records import Account, AccountKind, Operation, Posting, Transfer
@@ -15,24 +15,6 @@ from tenge_ledger.policy import compile_sources
 from tenge_ledger.policy.specs import run_path
 
 KEY = "00" * 32
-
-
-@dataclass
-class View:
-    accounts: dict
-    windows: dict | None = None
-
-    def account(self, handle: str):
-        return self.accounts.get(handle)
-
-    def bucket(self, handle: str, tag: str) -> int:
-        return 0
-
-    def account_total(self, handle: str) -> int:
-        return 0
-
-    def window(self, handle, direction, since, tag=None):
-        return (self.windows or {}).get((handle, direction), (0, 0))
 
 
 def view(**kinds) -> View:
