@@ -178,3 +178,39 @@ def test_property__compiled_rules_match_exactly_when_their_conditions_hold(condi
         decision = engine.decide(p, view_of(payer, payee, windows={("a", "out"): (env["out"], 1)}))
         expected = {f"r{i}" for i, (_, holds) in enumerate(conditions) if holds(env)}
         assert decision.allowed and {r.rule for r in decision.reports} == expected, (source, env)
+
+
+def test_plan__many_tags_and_tiers_dispatch_through_tables() -> None:
+    rules = [f'rule "r{r}" when tag in [{", ".join(f"{chr(34)}t{r}-{i}{chr(34)}" for i in range(5))}] deny "r{r}"'
+             for r in range(12)]  # fmt: skip
+    rules += [f'rule "k-{kind.value}" when payee.kind == {kind.value} report fma "k"' for kind in AccountKind]
+    engine = compile_sources({"p.policy": "\n".join(rules)})
+    payee = Account("b", AccountKind.miner, KEY)
+    payer = Account("a", AccountKind.person, KEY, tier=1, bank="k")
+    op = Operation("op-1", "a", Transfer("a", "b", 100, "t9-4"))
+    tagged = Proposal(
+        op, 1_770_000_000, "a", "b", 100, "t9-4", (Posting("a", -100, "t9-4"), Posting("b", 100, "t9-4"))
+    )
+    d = engine.decide(tagged, view_of(payer, payee))
+    assert d.rules == ("r9",) and d.detail["evaluated"] == 2
+    assert [m["rule"] for m in d.detail["matched"]] == ["k-miner", "r9"]
+    plain = engine.decide(pay(100), view_of(payer, Account("b", AccountKind.bank, KEY)))
+    assert plain.allowed and [m["rule"] for m in plain.detail["matched"]] == ["k-bank"]
+    assert plain.detail["evaluated"] == 1
+
+
+def test_plan__a_set_at_the_limits_compiles() -> None:
+    """256 rules naming 64 tags each used to make an 8,192-deep if / elif chain: CPython's compiler overflowed."""
+    files = {}
+    for f in range(4):
+        rules = [f'rule "r{f}-{r}" when tag in [{", ".join(f"{chr(34)}t{f}-{r}-{i}{chr(34)}" for i in range(64))}]'
+                 f' and amount > {r + 1} KZT deny "x"' for r in range(64)]  # fmt: skip
+        files[f"p{f}.policy"] = "\n".join(rules)
+    engine = compile_sources(files)
+    assert len(engine.rules) == 256
+    op = Operation("op-1", "a", Transfer("a", "b", 100_00, "t3-63-63"))
+    p = Proposal(
+        op, 1_770_000_000, "a", "b", 100_00, "t3-63-63", (Posting("a", -100_00), Posting("b", 100_00))
+    )
+    payer = Account("a", AccountKind.person, KEY, tier=1, bank="k")
+    assert engine.decide(p, view_of(payer)).rules == ("r3-63",)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import ast as py
 import copy
 import datetime as dt
+import re
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol, TypeVar
 
@@ -132,12 +133,14 @@ _CTX_ATTRS = frozenset(
      "has_item"}
 )  # fmt: skip
 _VALUE_ATTRS = frozenset({"tag", "amount_tiyn", "at", "handle", "kind", "tier", "bank", "status", "attr",
-                          "bucket", "startswith", "append"})  # fmt: skip
-_NAMES = frozenset({"c", "tag", "m", "f", "n", "v", "ok", "x", "R", "Exception"})
+                          "bucket", "startswith", "append", "get"})  # fmt: skip
+_NAMES = frozenset({"c", "tag", "m", "f", "n", "v", "ok", "x", "g", "R", "Exception"})
+_NUMBERED_NAMES = re.compile(r"[gT][0-9]+")  # a dispatch's group functions and tables
 _NODES_ALLOWED = (
     py.Module, py.FunctionDef, py.arguments, py.arg, py.Try, py.ExceptHandler, py.If, py.Expr, py.Assign,
     py.AugAssign, py.Return, py.Tuple, py.List, py.Store, py.Name, py.Load, py.Attribute, py.Call, py.Constant,
     py.Subscript, py.Compare, py.BoolOp, py.And, py.Or, py.UnaryOp, py.Not, py.BinOp, py.Add, py.Sub, py.In,
+    py.IsNot,
     *(node for node in _CMP_NODES.values()),
 )  # fmt: skip
 
@@ -253,6 +256,9 @@ R = TypeVar("R", bound=PlanRule)
 Plan = Callable[[Ctx, str], tuple[list[R], list[tuple[R, Exception]], int]]
 
 
+INLINE_GROUPS_MAX = 8  # up to this many groups, a dispatch is an if / elif chain; beyond, a dict of functions
+
+
 def compile_plan(
     always: Sequence[R],
     by_tag: dict[str, Sequence[R]],
@@ -269,43 +275,76 @@ def compile_plan(
         if id(r) not in position:
             position[id(r)] = len(rules)
             rules.append(r)
+    functions: list[py.stmt] = []  # the groups of a dict dispatch, one function each: g0, g1, ...
+    tables: dict[str, dict[object, tuple[str, int]]] = {}  # T0, T1, ...: value -> (group function, its size)
 
-    def group(rs: Sequence[R], counted: bool = True) -> list[py.stmt]:
-        out: list[py.stmt] = [_add("n", len(rs))] if counted and rs else []
-        return out + [_evaluate(position[id(r)], r) for r in rs]
+    def evaluate(rs: Sequence[R]) -> list[py.stmt]:
+        return [_evaluate(position[id(r)], r) for r in rs]
+
+    def dispatch(subject: str, table: dict[object, Sequence[R]]) -> list[py.stmt]:
+        """Count and evaluate the rules of table[subject]. Values with the same rules share one group, so a rule
+        naming 64 tags is compiled once; a long chain of groups becomes a dict lookup (and never nests deep)."""
+        groups: dict[tuple[int, ...], list[object]] = {}
+        for value, rs in table.items():
+            groups.setdefault(tuple(position[id(r)] for r in rs), []).append(value)
+        if len(groups) <= INLINE_GROUPS_MAX:
+            chain: list[py.stmt] = []
+            for key, values in sorted(groups.items(), reverse=True):
+                test = py.Compare(_name(subject), [py.In()], [_const(frozenset(values))])
+                chain = [py.If(test, [_add("n", len(key)), *evaluate([rules[i] for i in key])], chain)]
+            return chain
+        label = f"T{len(tables)}"
+        entries: dict[object, tuple[str, int]] = {}
+        for key, values in groups.items():
+            function = f"g{len(functions)}"
+            functions.append(_def(function, ("c", "tag", "m", "f"), evaluate([rules[i] for i in key])))
+            entries.update((value, (function, len(key))) for value in values)
+        tables[label] = entries
+        found = py.Compare(_name("g"), [py.IsNot()], [_const(None)])
+        run = _call(
+            py.Subscript(_name("g"), _const(0), py.Load()), *(_name(a) for a in ("c", "tag", "m", "f"))
+        )
+        count = py.AugAssign(
+            py.Name("n", py.Store()), py.Add(), py.Subscript(_name("g"), _const(1), py.Load())
+        )
+        return [
+            _set("g", _call(_attr(_name(label), "get"), _name(subject))),
+            py.If(found, [count, py.Expr(run)], []),
+        ]
 
     body: list[py.stmt] = [_set("m", py.List([], py.Load())), _set("f", py.List([], py.Load())),
-                           _set("n", _const(len(always))), *group(always, counted=False)]  # fmt: skip
-    tags: list[py.stmt] = []
-    for tag, rs in sorted(by_tag.items(), reverse=True):  # an if / elif chain, built from its end
-        test = py.Compare(_name("tag"), [py.Eq()], [_const(tag)])
-        tags = [py.If(test, group(rs), tags)]
-    body += tags
+                           _set("n", _const(len(always))), *evaluate(always), *dispatch("tag", dict(by_tag))]  # fmt: skip
     for party, field, table, every in indexed:
         read = py.Try([_set("v", _party_field_node(party, field)), _set("ok", _const(True))],
                       [py.ExceptHandler(_name("Exception"), None, [_set("ok", _const(False))])], [], [])  # fmt: skip
-        chain: list[py.stmt] = []
-        for value, rs in sorted(table.items(), key=lambda item: repr(item[0]), reverse=True):
-            chain = [py.If(py.Compare(_name("v"), [py.Eq()], [_const(value)]), group(rs), chain)]
-        body += [read, py.If(py.UnaryOp(py.Not(), _name("ok")), group(every), chain)]
+        unreadable = [_add("n", len(every)), *evaluate(every)]
+        body += [read, py.If(py.UnaryOp(py.Not(), _name("ok")), unreadable, dispatch("v", table))]
     body.append(py.Return(py.Tuple([_name("m"), _name("f"), _name("n")], py.Load())))
-    args = py.arguments(posonlyargs=[], args=[py.arg("c"), py.arg("tag")], kwonlyargs=[], kw_defaults=[],
-                        defaults=[])  # fmt: skip
-    fields = {"name": "plan", "args": args, "body": body, "decorator_list": [], "returns": None}
-    if "type_params" in py.FunctionDef._fields:  # Python 3.12+
-        fields["type_params"] = []
-    module = py.fix_missing_locations(py.Module([py.FunctionDef(**fields)], []))
+    module = py.fix_missing_locations(py.Module([*functions, _def("plan", ("c", "tag"), body)], []))
     code = compile(validated(module), f"<policy plan {name}>", "exec")
     namespace: dict[str, Any] = {"__builtins__": {}, "R": tuple(rules), "Exception": Exception}
     exec(code, namespace)  # noqa: S102 - a tree built above and validated, never text
+    for label, entries in tables.items():
+        namespace[label] = {value: (namespace[f], size) for value, (f, size) in entries.items()}
     return namespace["plan"]
+
+
+def _def(name: str, params: tuple[str, ...], body: list[py.stmt]) -> py.stmt:
+    args = py.arguments(posonlyargs=[], args=[py.arg(p) for p in params], kwonlyargs=[], kw_defaults=[],
+                        defaults=[])  # fmt: skip
+    fields: dict[str, Any] = {"name": name, "args": args, "body": body, "decorator_list": [], "returns": None}
+    if "type_params" in py.FunctionDef._fields:  # Python 3.12+
+        fields["type_params"] = []
+    return py.FunctionDef(**fields)
 
 
 def _evaluate(i: int, rule: PlanRule) -> py.stmt:
     """`if <condition>: m.append(R[i])`, and a failing condition goes to f as (R[i], exception)."""
     this = py.Subscript(_name("R"), _const(i), py.Load())
     match = py.Expr(_call(_attr(_name("m"), "append"), this))
-    test = copy.deepcopy(rule.condition)  # a rule may sit in several branches: each gets its own nodes
+    test = (
+        rule.condition
+    )  # shared by every branch and plan the rule sits in: CPython compiles a shared node alike
     if rule.tag_prefix is not None:
         prefix = _call(_attr(_name("tag"), "startswith"), _const(rule.tag_prefix))
         test = prefix if test is None else py.BoolOp(py.And(), [prefix, test])
@@ -332,7 +371,7 @@ def validated(tree: py.Module) -> py.Module:
     for node in py.walk(tree):
         if not isinstance(node, _NODES_ALLOWED):
             raise TypeError(f"policy compiler made a {type(node).__name__} node")
-        if isinstance(node, py.Name) and node.id not in _NAMES:
+        if isinstance(node, py.Name) and node.id not in _NAMES and not _NUMBERED_NAMES.fullmatch(node.id):
             raise TypeError(f"policy compiler made a reference to {node.id!r}")
         if isinstance(node, py.Attribute):
             on_ctx = isinstance(node.value, py.Name) and node.value.id == "c"
