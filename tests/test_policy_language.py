@@ -7,12 +7,16 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from policy_support import View
 
 from tenge_ledger.core import limits
+from tenge_ledger.core.hooks import Proposal
+from tenge_ledger.core.records import Account, AccountKind, Decision, Operation, Posting, Transfer
 from tenge_ledger.policy import (
     PolicyCheckError,
     PolicyError,
     PolicySyntaxError,
+    compile_sources,
     parse_and_check,
     read_sources,
 )
@@ -25,6 +29,21 @@ POLICIES = Path(__file__).resolve().parent.parent / "policies"
 
 def check_text(text: str) -> None:
     parse_and_check({"t.policy": text})
+
+
+def check_compile_and_decide(text: str) -> None:
+    """What the checker accepts compiles, and deciding never raises: a failing rule is a denial, not a crash."""
+    engine = compile_sources({"t.policy": text})  # raises PolicyError if the text does not check
+    accounts = {"a": Account("a", AccountKind.person, "00" * 32, tier=1, bank="k"),
+                "b": Account("b", AccountKind.miner, "00" * 32)}  # fmt: skip
+    for amount, tag, payee in [(1, "", "b"), (10_000_000_00, "x", "b"), (5_00, "", "ghost")]:
+        op = Operation("op", "a", Transfer("a", payee, amount, tag or None))
+        proposal = Proposal(op, 1_770_000_000, "a", payee, amount, tag,
+                            (Posting("a", -amount, tag), Posting(payee, amount, tag)))  # fmt: skip
+        decision = engine.decide(proposal, View(accounts))
+        assert isinstance(decision, Decision)
+        if decision.postings is not None:
+            assert sum(p.amount_tiyn for p in decision.postings) == 0
 
 
 def errors_of(text: str) -> list[str]:
@@ -188,7 +207,7 @@ _ATOMS = [
 def test_fuzz__token_soup_gives_located_errors_or_a_checked_set(tokens: list[str]) -> None:
     text = " ".join(tokens)
     try:
-        check_text(text)
+        check_compile_and_decide(text)
     except PolicyError as exc:
         assert exc.diagnostics and all(d.line >= 0 and d.col >= 0 for d in exc.diagnostics)
 
@@ -197,7 +216,7 @@ def test_fuzz__token_soup_gives_located_errors_or_a_checked_set(tokens: list[str
 @given(st.text(max_size=200))
 def test_fuzz__arbitrary_text_gives_located_errors_or_a_checked_set(text: str) -> None:
     try:
-        check_text(text)
+        check_compile_and_decide(text)
     except PolicyError as exc:
         assert exc.diagnostics
 
