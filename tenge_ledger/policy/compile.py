@@ -1,6 +1,6 @@
-"""Checked tree -> Python functions. Each rule's condition becomes one function of an evaluation context,
-compiled from a Python syntax tree built node by node (never from text, so nothing a policy says is ever run as
-code); the policy tree is never walked per transfer. Constants are folded at compile time."""
+"""Checked tree -> Python functions: the rules of one operation kind become one function of an evaluation
+context (`Ctx`), compiled from a Python syntax tree built node by node (never from text, so nothing a policy says
+is ever run as code); the policy tree is never walked per transfer. Constants are folded at compile time."""
 
 from __future__ import annotations
 
@@ -14,8 +14,6 @@ from typing import Any, Protocol, TypeVar
 from ..core.records import Account
 from . import ast
 from .check import constant_value
-
-Fn = Callable[["Ctx"], Any]
 
 
 class RuleError(Exception):
@@ -125,7 +123,7 @@ def _date_of(ts: int) -> str:
 # of one closure call per operator. No source text is ever made, so user text (a string in a policy) can only be
 # a constant node, never code; `validated` checks the finished tree against the short lists of node types,
 # names and attributes this compiler itself uses before it is compiled, and the function's globals are empty
-# but for the rules it reports and the exception type it catches.
+# but for the rules it reports, the exception type it catches and its dispatch tables.
 
 _CMP_NODES = {"==": py.Eq, "!=": py.NotEq, "<": py.Lt, "<=": py.LtE, ">": py.Gt, ">=": py.GtE}
 _CTX_ATTRS = frozenset(
