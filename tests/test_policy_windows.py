@@ -106,3 +106,37 @@ def test_store_window__tagged_and_untagged(env) -> None:
             ("halyk", 0): (1_500, 2),
             ("roads", 0): (150, 2),
         }
+
+
+TAGGED = """
+rule "meals-daily"
+  on transfer
+  when tag == "meals" and payer.out_sum(24h, "meals") + amount > 1_000 KZT
+  deny "at most 1,000 KZT of meals money a day"
+"""
+
+
+def _run_tagged(env, chunk: int) -> list[str]:
+    ledger = Ledger(env.store, policy=compile_sources({"meals.policy": TAGGED}), clock=env.clock)
+    ops = []
+    for i in range(12):
+        body = Transfer("aigerim", "cafe", 300_00, "meals" if i % 2 else None)
+        ops.append(sign(ledger.ledger_id, Operation(f"m-{i}", "aigerim", body), env.keystore.get("aigerim")))
+    out = []
+    for start in range(0, len(ops), chunk):
+        out += [r.code.value for r in ledger.apply_many(ops[start : start + chunk], chunk=chunk)]
+    return out
+
+
+def test_tagged_windows_count_the_chunks_own_postings_of_that_tag_only(make_ledger) -> None:
+    """Tagged windows are not prefetched: they read the store and then the chunk's own postings of the tag."""
+    runs = []
+    for chunk in (1, 12):
+        env = make_ledger()
+        env.open_basic()
+        env.wallet.issue("aigerim", 10_000_00)
+        env.wallet.issue("aigerim", 10_000_00, tag="meals")
+        runs.append(_run_tagged(env, chunk))
+    assert runs[0] == runs[1]
+    # untagged payments never count; three 300 KZT meals payments fit in 1,000 KZT, later ones are denied
+    assert runs[0] == ["ok", "ok", "ok", "ok", "ok", "ok"] + ["ok", "policy_denied"] * 3
