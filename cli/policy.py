@@ -224,6 +224,8 @@ def enable_(obj: Context, paths: tuple[str, ...], version: int | None) -> None:
         out = enable(store, read_sources(list(paths)), int(time.time()))
     text = (f"enabled policy set version {out['version']} ({out['id'][:16]}…, {out.get('rules', '?')} rules)"
             if out["changed"] else f"already enabled as version {out['version']}")  # fmt: skip
+    if version is not None and out["changed"]:
+        text += f", the set of version {version} (history keeps every version; nothing is rewritten)"
     emit(obj, out, text)
 
 

@@ -111,7 +111,8 @@ def test_cli__rejected_set_leaves_enabled_set_unchanged(run, tmp_path) -> None:
 def test_cli__disable_and_restore_a_version(run) -> None:
     run("policy", "disable")
     assert transfer(run, "anon", "magnum", "60000")["code"] == "ok"  # no tier rule any more
-    run("policy", "enable", "--version", "1")
+    restored = run("policy", "enable", "--version", "1").output
+    assert "enabled policy set version 2" in restored and "the set of version 1" in restored
     listed = json.loads(run("--json", "policy", "list").output)
     assert listed["enabled"]["version"] == 2
     assert [h["action"] for h in listed["history"]] == ["enable", "disable", "enable"]
