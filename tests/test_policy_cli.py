@@ -133,3 +133,10 @@ def test_test__a_policy_file_or_an_empty_folder_is_refused_clearly(tmp_path) -> 
     for target, says in ((tmp_path / "a.policy", "is not a spec file"), (tmp_path, "no spec files")):
         result = CliRunner().invoke(cli, ["policy", "test", str(target)])
         assert result.exit_code == 1 and says in result.output, result.output
+
+
+def test_cli__explain_of_a_rejected_operation_says_why_there_is_nothing_to_explain(run) -> None:
+    denied = transfer(run, "anon", "magnum", "60000", "--id", "too-big", ok=False)
+    assert "tier-0-single-payment" in denied["message"]  # the answer to the submission names the rule
+    result = run("policy", "explain", "too-big", ok=False)
+    assert result.exit_code == 1 and "a rejected operation is not journaled" in result.output
