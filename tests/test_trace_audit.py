@@ -142,30 +142,31 @@ def test_journal_changed_removed_reordered_inserted__named(box):
     assert any(f"journal entry #{seq + 2}" in p and "expected" in p for p in problems), problems
 
 
-def test_journal_truncated__caught_by_the_checkpoint(box, tmp_path):
+def tampered(box, tmp_path, edit) -> tuple[dict, operator.Verification]:
+    """Export a bundle, let `edit` change its JSON document, and verify the edited copy offline."""
     operator.export(box.store, str(tmp_path / "b.json"))
     doc = json.loads((tmp_path / "b.json").read_text())
-    doc["journal"] = doc["journal"][:-1]
-    (tmp_path / "cut.json").write_text(json.dumps(doc))
-    problems = operator.verify_bundle(str(tmp_path / "cut.json"), operator.public_key(box.store)).problems
+    edit(doc)
+    (tmp_path / "edited.json").write_text(json.dumps(doc))
+    return doc, operator.verify_bundle(str(tmp_path / "edited.json"), operator.public_key(box.store))
+
+
+def test_journal_truncated__caught_by_the_checkpoint(box, tmp_path):
+    _, result = tampered(box, tmp_path, lambda doc: doc["journal"].pop())
+    problems = result.problems
     assert any("signed by the checkpoint" in p and "missing" in p for p in problems), problems
 
 
 def test_edited_bundle__named(box, tmp_path):
-    operator.export(box.store, str(tmp_path / "b.json"))
-    doc = json.loads((tmp_path / "b.json").read_text())
-    doc["traces"].pop(3)
-    (tmp_path / "e.json").write_text(json.dumps(doc))
-    result = operator.verify_bundle(str(tmp_path / "e.json"), operator.public_key(box.store))
+    _, result = tampered(box, tmp_path, lambda doc: doc["traces"].pop(3))
     assert not result.ok and any("trace #4 missing" in p for p in result.problems), result.problems
 
 
 def test_bundle_with_swapped_records__names_only_the_swap(box, tmp_path):
-    operator.export(box.store, str(tmp_path / "b.json"))
-    doc = json.loads((tmp_path / "b.json").read_text())
-    doc["traces"][3], doc["traces"][4] = doc["traces"][4], doc["traces"][3]
-    (tmp_path / "s.json").write_text(json.dumps(doc))
-    result = operator.verify_bundle(str(tmp_path / "s.json"), operator.public_key(box.store))
+    def swap(doc: dict) -> None:
+        doc["traces"][3], doc["traces"][4] = doc["traces"][4], doc["traces"][3]
+
+    doc, result = tampered(box, tmp_path, swap)
     moved = doc["traces"][4]
     order = [p for p in result.problems if "out of order" in p]
     assert order == [
@@ -175,11 +176,7 @@ def test_bundle_with_swapped_records__names_only_the_swap(box, tmp_path):
 
 
 def test_bundle_with_a_removed_record__names_that_record_only(box, tmp_path):
-    operator.export(box.store, str(tmp_path / "b.json"))
-    doc = json.loads((tmp_path / "b.json").read_text())
-    doc["traces"].pop(3)
-    (tmp_path / "r.json").write_text(json.dumps(doc))
-    result = operator.verify_bundle(str(tmp_path / "r.json"), operator.public_key(box.store))
+    _, result = tampered(box, tmp_path, lambda doc: doc["traces"].pop(3))
     missing = [p for p in result.problems if "missing" in p]
     assert missing == ["trace #4 missing: removed from the log"], result.problems
 
