@@ -207,9 +207,8 @@ class WorkingSet:
             postings = ws._postings_of(handle)
             if postings:
                 flow = ws._flows[handle]
-                if (
-                    tag is None and since <= flow[4]
-                ):  # the usual case: all of this set's postings are in the window
+                # the usual case: every posting of this set is in an untagged window
+                if tag is None and since <= flow[4]:
                     total += flow[0] if out else flow[2]
                     count += flow[1] if out else flow[3]
                 else:

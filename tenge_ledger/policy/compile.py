@@ -5,7 +5,6 @@ is ever run as code); the policy tree is never walked per transfer. Constants ar
 from __future__ import annotations
 
 import ast as py
-import copy
 import datetime as dt
 import re
 from collections.abc import Callable, Sequence
@@ -30,7 +29,7 @@ class Ctx:
         self.view = view
         self._payer: Account | None = proposal.payer_account
         self._payee: Account | None = proposal.payee_account
-        self._cache: dict | None = None
+        self._cache: dict = {}  # window, total and tag-expiry reads of this decision
 
     def party(self, which: str) -> Account:
         return self.payer() if which == "payer" else self.payee()
@@ -53,23 +52,12 @@ class Ctx:
             raise RuleError(f"the operation has no {role} account")
         return account
 
-    def cached(self, key: tuple, compute: Callable[[], Any]) -> Any:
-        cache = self._cache
-        if cache is None:
-            cache = self._cache = {}
-        if key not in cache:
-            cache[key] = compute()
-        return cache[key]
-
     def window(self, which: str, direction: str, seconds: int, tag: str | None) -> tuple[int, int]:
-        cache = self._cache
-        if cache is None:
-            cache = self._cache = {}
         key = (which, direction, seconds, tag)
-        found = cache.get(key)
+        found = self._cache.get(key)
         if found is None:
             handle = self.party(which).handle
-            found = cache[key] = self.view.window(handle, direction, self.proposal.at - seconds, tag)
+            found = self._cache[key] = self.view.window(handle, direction, self.proposal.at - seconds, tag)
         return found
 
     def tag_expiry(self) -> str:
@@ -77,13 +65,12 @@ class Ctx:
         own = getattr(p.op.body, "expires_on", None)
         if own or not p.tag:
             return own or ""
-
-        def compute() -> str:
+        found = self._cache.get("expiry")
+        if found is None:
             lookup = getattr(self.view, "tag", None)  # WorkingSet.tag; not part of the narrow LedgerView
             record = lookup(p.tag) if lookup is not None else None
-            return (record.expires_on or "") if record is not None else ""
-
-        return self.cached(("expiry",), compute)
+            found = self._cache["expiry"] = (record.expires_on or "") if record is not None else ""
+        return found
 
     def tag_expired(self) -> bool:
         expiry = self.tag_expiry()
@@ -94,12 +81,9 @@ class Ctx:
 
     def total(self, which: str) -> int:
         """A party's balance over all its buckets."""
-        cache = self._cache
-        if cache is None:
-            cache = self._cache = {}
-        found = cache.get(which)
+        found = self._cache.get(which)
         if found is None:
-            found = cache[which] = self.view.account_total(self.party(which).handle)
+            found = self._cache[which] = self.view.account_total(self.party(which).handle)
         return found
 
     @staticmethod
@@ -144,7 +128,7 @@ _NODES_ALLOWED = (
 
 
 def _c() -> py.expr:
-    return py.Name("c", py.Load())
+    return _name("c")
 
 
 def _attr(value: py.expr, name: str) -> py.expr:
@@ -348,7 +332,7 @@ def _evaluate(i: int, rule: PlanRule) -> py.stmt:
         test = prefix if test is None else py.BoolOp(py.And(), [prefix, test])
     if test is None:
         return match
-    fail = py.Expr(_call(_attr(_name("f"), "append"), py.Tuple([copy.deepcopy(this), _name("x")], py.Load())))
+    fail = py.Expr(_call(_attr(_name("f"), "append"), py.Tuple([this, _name("x")], py.Load())))
     return py.Try([py.If(test, [match], [])], [py.ExceptHandler(_name("Exception"), "x", [fail])], [], [])
 
 
