@@ -169,14 +169,15 @@ def explain(obj: Context, operation_id: str) -> None:
     Example:
       tenge policy explain 6f1c0e...
     """
-    stored = obj.ledger().store.operation(operation_id)
+    store = obj.ledger().store
+    stored = store.operation(operation_id)
     if stored is None:
         raise InputError(
             f"no applied operation {operation_id!r}: a rejected operation is not journaled; its result code and"
             " the denying rules' reasons were the answer to its submission, and its trace record is in the trace log"
         )
     decision = json.loads(stored.decision or "{}")
-    _, postings = next(iter(obj.ledger().store.journal(after_seq=stored.seq - 1)))  # its postings as written
+    _, postings = next(iter(store.journal(after_seq=stored.seq - 1)))  # its postings as written
     data = {"id": operation_id, "seq": stored.seq, "kind": stored.kind, "message": stored.message, **decision,
             "postings": [[p.account, p.amount_tiyn, p.tag] for p in postings]}  # fmt: skip
 
