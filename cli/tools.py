@@ -10,9 +10,16 @@ from .main import Context, cli, emit, json_option, pass_context
 @cli.command()
 @click.option("--transfers", default=100_000, show_default=True, type=click.IntRange(1_000, 10_000_000))
 @click.option("--accounts", default=10_000, show_default=True, type=click.IntRange(10, 1_000_000))
+@click.option(
+    "--grown",
+    default=500_000,
+    show_default=True,
+    type=click.IntRange(1_000, 10_000_000),
+    help="Entries journaled before (e), the run on a grown ledger.",
+)
 @json_option
 @pass_context
-def bench(obj: Context, transfers: int, accounts: int) -> None:
+def bench(obj: Context, transfers: int, accounts: int, grown: int) -> None:
     """Measure apply throughput against the raw SQLite floor and Ed25519 verification, in one run.
 
     \b
@@ -21,7 +28,7 @@ def bench(obj: Context, transfers: int, accounts: int) -> None:
     """
     from tenge_ledger.bench import format_report, run_apply_benchmark
 
-    report = run_apply_benchmark(transfers=transfers, accounts=accounts, progress=not obj.json)
+    report = run_apply_benchmark(transfers=transfers, accounts=accounts, progress=not obj.json, grown=grown)
     emit(obj, report, lambda: format_report(report))
 
 

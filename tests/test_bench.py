@@ -42,7 +42,7 @@ def test_apply_many__false_flag_still_verified_and_rejected(env) -> None:
 
 
 def test_run_apply_benchmark__small_run_reports_every_figure() -> None:
-    report = run_apply_benchmark(transfers=1_000, accounts=20, progress=False)
+    report = run_apply_benchmark(transfers=1_000, accounts=20, progress=False, grown=2_000)
     for key in (
         "signed_per_s",
         "verified_per_s",
@@ -50,8 +50,11 @@ def test_run_apply_benchmark__small_run_reports_every_figure() -> None:
         "store_write_per_s",
         "cores",
         "ed25519_verify_per_s_per_core",
+        "grown_verified_per_s",
+        "bytes_per_transfer",
     ):
         assert report[key] > 0, key
+    assert report["grown_vs_fresh"] == round(report["grown_verified_per_s"] / report["verified_per_s"], 3)
     assert report["verified_vs_raw"] == round(report["verified_per_s"] / report["raw_sqlite_per_s"], 3)
     assert report["store_write_vs_raw"] == round(report["store_write_per_s"] / report["raw_sqlite_per_s"], 3)
     capacity = report["cores"] * report["ed25519_verify_per_s_per_core"]
@@ -65,7 +68,9 @@ def test_bench_cli__json(tmp_path) -> None:
 
     from cli.main import cli
 
-    result = CliRunner().invoke(cli, ["bench", "--transfers", "1000", "--accounts", "10", "--json"])
+    result = CliRunner().invoke(
+        cli, ["bench", "--transfers", "1000", "--accounts", "10", "--grown", "1000", "--json"]
+    )
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
     assert {
@@ -87,8 +92,9 @@ def test_store_write_floor__rewrites_exactly_what_the_ledger_wrote(tmp_path) -> 
     ledger_id = bench._make_ledger(start, handles, keys)
     shutil.copy(start, applied)
     ops = bench._transfers(ledger_id, handles, keys, 250)
-    bench._apply_verified(applied, ops)
-    assert bench._store_write(start, applied, chunk=100) > 0
+    changes: list = []
+    bench._apply_verified(applied, ops, record=changes)
+    assert bench._store_write(start, changes) > 0
     a, b = SqliteStore(start), SqliteStore(applied)
     assert a.balances() == b.balances() and a.head() == b.head()
     assert list(a.traces()) == list(b.traces())

@@ -26,7 +26,7 @@ HERE = Path(__file__).parent
 def _units(url: str) -> Counter:
     conn = sqlite3.connect(url)
     try:
-        rows = conn.execute("SELECT op_id FROM operations WHERE op_id LIKE 'u%'").fetchall()
+        rows = conn.execute("SELECT op_id FROM journal WHERE op_id LIKE 'u%'").fetchall()
     finally:
         conn.close()
     return Counter(int(op_id[1:].split("-")[0]) for (op_id,) in rows)

@@ -21,6 +21,8 @@ def tampered(sqlite_url, tmp_path):
     env.wallet.issue("halyk", 100_000, op_id="issue-1")
     env.wallet.transfer("halyk", "aigerim", 2_500, op_id="pay-1")
     env.wallet.transfer("aigerim", "cafe", 1_000, op_id="pay-2")
+    env.wallet.hold("halyk", "cafe", 500, timeout_s=600, op_id="hold-1")
+    env.wallet.post("halyk", "hold-1", amount_tiyn=300, op_id="post-1")  # three legs: stored in `legs`
     env.check()
     env.store.close()
     conn = sqlite3.connect(sqlite_url, isolation_level=None)
@@ -37,7 +39,11 @@ def _problems(url: str) -> list[str]:
 
 
 def _seq(conn, op_id: str) -> int:
-    return conn.execute("SELECT seq FROM operations WHERE op_id = ?", (op_id,)).fetchone()[0]
+    return conn.execute("SELECT seq FROM journal WHERE op_id = ?", (op_id,)).fetchone()[0]
+
+
+def _id(conn, handle: str) -> int:
+    return conn.execute("SELECT id FROM accounts WHERE handle = ?", (handle,)).fetchone()[0]
 
 
 def test_check__clean_ledger_ok(tampered) -> None:
@@ -45,58 +51,72 @@ def test_check__clean_ledger_ok(tampered) -> None:
     assert _problems(url) == []
 
 
-def test_check__edited_posting_named(tampered) -> None:
+def test_check__edited_amount_named(tampered) -> None:
     url, conn = tampered
     seq = _seq(conn, "pay-1")
-    conn.execute("UPDATE postings SET amount_tiyn = 9999 WHERE seq = ? AND amount_tiyn > 0", (seq,))
-    problems = _problems(url)
-    text = "\n".join(problems)
-    assert f"#{seq} (pay-1)" in text
-    assert "does not match its content" in text
-    assert "postings sum to" in text
+    conn.execute("UPDATE journal SET amount = 9999 WHERE seq = ?", (seq,))
+    text = "\n".join(_problems(url))
+    assert f"#{seq} (pay-1): its hash does not match its content" in text
     assert "balance of aigerim" in text
+
+
+def test_check__edited_leg_named(tampered) -> None:
+    url, conn = tampered
+    seq = _seq(conn, "post-1")
+    conn.execute("UPDATE legs SET amount = amount + 1 WHERE seq = ? AND idx = 1", (seq,))
+    text = "\n".join(_problems(url))
+    assert f"#{seq} (post-1): its hash does not match its content" in text
+    assert f"#{seq} (post-1): postings sum to 1, not 0" in text
 
 
 def test_check__posting_moved_between_accounts_named(tampered) -> None:
     url, conn = tampered
     seq = _seq(conn, "pay-2")
-    conn.execute("UPDATE postings SET account = 'roads' WHERE seq = ? AND account = 'cafe'", (seq,))
+    conn.execute("UPDATE journal SET payee = ? WHERE seq = ?", (_id(conn, "roads"), seq))
     text = "\n".join(_problems(url))
     assert f"#{seq} (pay-2): its hash does not match" in text
 
 
 def test_check__edited_balance_named(tampered) -> None:
     url, conn = tampered
-    conn.execute("UPDATE balances SET balance_tiyn = balance_tiyn + 1 WHERE account = 'cafe' AND tag = ''")
+    cafe = _id(conn, "cafe")
+    conn.execute("UPDATE balances SET balance_tiyn = balance_tiyn + 1 WHERE account = ? AND tag = 0", (cafe,))
     problems = _problems(url)
-    assert problems == ["balance of cafe [untagged]: stored 1001 tiyn, journal gives 1000 tiyn"]
+    assert problems == ["balance of cafe [untagged]: stored 1301 tiyn, journal gives 1300 tiyn"]
 
 
 def test_check__inserted_balance_named(tampered) -> None:
     url, conn = tampered
-    conn.execute("INSERT INTO balances (account, tag, balance_tiyn) VALUES ('roads', 'gift', 500)")
+    conn.execute("INSERT INTO tag_names (id, tag) VALUES (99, 'gift')")
+    conn.execute("INSERT INTO balances VALUES (?, 99, 500, 0, 0, 0, 0, 0)", (_id(conn, "roads"),))
     assert any("balance of roads [gift]" in p for p in _problems(url))
 
 
-def test_check__edited_operation_row_named(tampered) -> None:
+def test_check__edited_signed_field_named(tampered) -> None:
     url, conn = tampered
     seq = _seq(conn, "pay-1")
-    conn.execute("UPDATE operations SET fields_hash = ? WHERE seq = ?", (bytes(32), seq))
-    assert any(f"#{seq} (pay-1)" in p for p in _problems(url))
+    conn.execute("""UPDATE journal SET body = '{"memo":"forged"}' WHERE seq = ?""", (seq,))
+    assert any(f"#{seq} (pay-1): its hash does not match" in p for p in _problems(url))
+
+
+def test_check__edited_signature_named(tampered) -> None:
+    url, conn = tampered
+    seq = _seq(conn, "pay-1")
+    conn.execute("UPDATE journal SET signature = ? WHERE seq = ?", (bytes(64), seq))
+    assert any(f"#{seq} (pay-1): its hash does not match" in p for p in _problems(url))
 
 
 def test_check__edited_operation_time_named(tampered) -> None:
     url, conn = tampered
     seq = _seq(conn, "issue-1")
-    conn.execute("UPDATE operations SET at = at - 86400 WHERE seq = ?", (seq,))
+    conn.execute("UPDATE journal SET at = at - 86400 WHERE seq = ?", (seq,))
     assert any(f"#{seq} (issue-1): its hash does not match" in p for p in _problems(url))
 
 
 def test_check__deleted_operation_named(tampered) -> None:
     url, conn = tampered
     seq = _seq(conn, "pay-1")
-    conn.execute("DELETE FROM postings WHERE seq = ?", (seq,))
-    conn.execute("DELETE FROM operations WHERE seq = ?", (seq,))
+    conn.execute("DELETE FROM journal WHERE seq = ?", (seq,))
     text = "\n".join(_problems(url))
     assert f"expected seq {seq}" in text
 
@@ -113,7 +133,7 @@ def test_check__cli_reports_problems_and_fails(tampered) -> None:
     from cli.main import cli
 
     url, conn = tampered
-    conn.execute("UPDATE balances SET balance_tiyn = 1 WHERE account = 'cafe' AND tag = ''")
+    conn.execute("UPDATE balances SET balance_tiyn = 1 WHERE account = ? AND tag = 0", (_id(conn, "cafe"),))
     result = CliRunner().invoke(cli, ["--db", url, "check"])
     assert result.exit_code != 0
     assert "balance of cafe" in result.output

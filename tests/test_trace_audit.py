@@ -129,15 +129,14 @@ def test_inserted_trace_record__named(box):
 
 def test_journal_changed_removed_reordered_inserted__named(box):
     conn = sqlite3.connect(box.db)
-    seq = conn.execute("SELECT seq FROM operations WHERE op_id = 't2'").fetchone()[0]
+    seq = conn.execute("SELECT seq FROM journal WHERE op_id = 't2'").fetchone()[0]
     conn.close()
-    sql(box, "UPDATE postings SET amount_tiyn = amount_tiyn + 1 WHERE seq = ? AND amount_tiyn > 0", seq)
+    sql(box, "UPDATE journal SET amount = amount + 1 WHERE seq = ?", seq)
     problems = live(box).problems
     assert any(f"journal entry #{seq} (t2) was changed" in p for p in problems), problems
-    sql(box, "UPDATE postings SET amount_tiyn = amount_tiyn - 1 WHERE seq = ? AND amount_tiyn > 0", seq)
+    sql(box, "UPDATE journal SET amount = amount - 1 WHERE seq = ?", seq)
     assert live(box).ok
-    sql(box, "DELETE FROM postings WHERE seq = ?", seq + 1)
-    sql(box, "DELETE FROM operations WHERE seq = ?", seq + 1)
+    sql(box, "DELETE FROM journal WHERE seq = ?", seq + 1)
     problems = live(box).problems
     assert any(f"journal entry #{seq + 2}" in p and "expected" in p for p in problems), problems
 

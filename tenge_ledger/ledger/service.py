@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
 from ..core import limits
-from ..core.canonical import canonical_and_document, canonical_bytes, date_start, document_json
+from ..core.canonical import canonical_and_document, canonical_bytes, date_start
 from ..core.errors import InvariantViolation, LedgerStateError, WriteConflict
 from ..core.hooks import PolicyEngine, Proposal, TraceSink
 from ..core.money import format_tiyn
@@ -52,10 +52,12 @@ from ..core.records import (
     Void,
 )
 from ..core.results import Result, ResultCode
-from ..store.base import JournalPosting, LedgerMeta, ReportRow, Store, StoredOperation
+from ..store.base import JournalPosting, LedgerMeta, ReportRow, Store
+from ..store.entries import FLAG_LEGS, KIND_CODE, body_extra, standard_legs
 from ..trace.record import PlainTraceSink
 from . import checks, signing
 from .journal import entry_hash, fields_hash
+from .state import StoredState
 from .working import WorkingSet
 
 NO_KEY = "00" * 32  # the public key of accounts no one can sign for (system accounts)
@@ -117,6 +119,7 @@ class Ledger:
         self.policy: PolicyEngine = policy or AllowAll()
         self.trace: TraceSink = trace or PlainTraceSink()
         self.clock = clock
+        self._state = StoredState()  # what this process knows of the store between chunks
         tiers = self.meta.settings.get("tier_holding_tiyn")
         self.tier_limits = (
             {int(k): v for k, v in tiers.items()} if tiers else dict(limits.tier_holding_tiyn_default)
@@ -172,7 +175,7 @@ class Ledger:
                 )
                 ws.accounts[account.handle] = account
                 ledger._journal(ws, op, now, "genesis: account opened", (), None)
-            tx.write(ws.changeset())
+            tx.write(ws.changeset(now))
         return ledger
 
     # ---- applying ------------------------------------------------------------------------------------------
@@ -200,16 +203,23 @@ class Ledger:
                 with self.store.transaction() as tx:
                     # Operations committed together share one ledger time: the moment their chunk applied.
                     at = self.clock()
-                    root = WorkingSet(tx=tx)
+                    root = WorkingSet(tx=tx, state=self._state.since(tx.head()))
                     root.prefetch(*_touched(ops))
                     windows = getattr(self.policy, "windows", None)
                     if windows:
                         root.prefetch_windows(_window_requests(ops, windows, at))
                     results = [self._apply(root, op, at, ok) for op, ok in zip(ops, flags, strict=True)]
-                    tx.write(root.changeset())
-                return results
+                    tx.write(root.changeset(at))
             except WriteConflict:
+                self._state.clear()
                 time.sleep(min(0.001 * 2**attempt, 0.1) * (1 + secrets.randbelow(100) / 100))
+                continue
+            except BaseException:
+                self._state.clear()  # the rollback undid what it read or allocated
+                raise
+            if root.head_value is not None:
+                self._state.committed(root.head_value, root.accounts, root.new_rows)
+            return results
         raise LedgerStateError(
             f"gave up after {limits.write_conflict_retries_max} write conflicts with concurrent writers; try again"
         )
@@ -219,13 +229,14 @@ class Ledger:
         digest = fields_hash(canonical)
         existing = ws.operation(op.id)
         if existing is not None:
-            if existing.fields_hash == digest:
-                result = Result(op.id, ResultCode.exists, f"already applied as #{existing.seq}", existing.seq)
+            seq, known = existing
+            if known == digest:
+                result = Result(op.id, ResultCode.exists, f"already applied as #{seq}", seq)
             else:
                 result = Result(
                     op.id,
                     ResultCode.exists_with_different_fields,
-                    f"id {op.id} was already used (#{existing.seq}) for an operation with other fields",
+                    f"id {op.id} was already used (#{seq}) for an operation with other fields",
                 )
             self._trace(ws, op, at, result, None)
             return result
@@ -307,19 +318,35 @@ class Ledger:
         if digest is None:
             digest = fields_hash(canonical if canonical is not None else canonical_bytes(self.ledger_id, op))
         entry = entry_hash(prev, seq, at, digest, op.signature, postings)
-        ws.operations[op.id] = StoredOperation(
-            seq=seq,
-            op_id=op.id,
-            kind=op.kind.value,
-            signer=op.signer,
-            document=document if document is not None else document_json(op),
-            fields_hash=digest,
-            at=at,
-            message=message,
-            decision=_decision_json(decision, self.policy.policy_set_id),
-            prev_hash=prev,
-            entry_hash=entry,
+        body = op.body
+        kind = op.kind
+        payer, payee = getattr(body, "payer", None), getattr(body, "payee", None)
+        amount, tag = getattr(body, "amount_tiyn", None), getattr(body, "tag", None)
+        legs = [(p.account, p.amount_tiyn, p.tag) for p in postings]
+        implied = standard_legs(kind, payer, payee, amount, tag or "", self.central_bank, HOLDS_ACCOUNT)
+        flags = 0
+        if list(implied) != legs:
+            flags = FLAG_LEGS
+            ws.legs.extend((seq, i, ws.account_id(a), ws.tag_id(t), x) for i, (a, x, t) in enumerate(legs))
+        ws.entries.append(
+            (
+                seq,
+                op.id,
+                KIND_CODE[kind],
+                ws.account_id(op.signer),
+                None if payer is None else ws.account_id(payer),
+                None if payee is None else ws.account_id(payee),
+                amount,
+                None if tag is None else ws.tag_id(tag),
+                at,
+                bytes.fromhex(op.signature),
+                entry,
+                flags,
+                body_extra(op),
+                _decision_json(decision, self.policy.policy_set_id),
+            )
         )
+        ws.operations[op.id] = (seq, digest)
         for idx, p in enumerate(postings):
             ws.add_bucket_delta(p.account, p.tag, p.amount_tiyn)
             ws.postings.append(JournalPosting(seq, idx, p.account, p.tag, p.amount_tiyn, at))
@@ -726,24 +753,17 @@ def _report_dicts(reports) -> tuple[dict, ...]:
     return tuple({"agency": r.agency, "reason": r.reason, "rule": r.rule} for r in reports)
 
 
-_PLAIN_DECISIONS: dict[str | None, str] = {}
 # Decisions a policy engine hands out again and again (the same rules deciding the same way) share their parts;
 # their JSON is made once per such decision, keyed by the identity of its parts (held here, so never reused).
 _DECISION_TEXTS: dict[int, tuple[tuple, str]] = {}
 _DECISION_TEXTS_MAX = 4096
 
 
-def _decision_json(decision: Decision | None, policy_set_id: str | None) -> str:
-    """The decision as stored with its operation: what explain shows. The postings a decision reshaped are not
-    repeated here: they are the operation's postings in the journal."""
-    if decision is None:
-        return json.dumps({"policy_set_id": policy_set_id})
-    if not (decision.rules or decision.reasons or decision.reports or decision.detail):
-        key = decision.policy_set_id or policy_set_id  # a plain allow: the same text every time, made once
-        text = _PLAIN_DECISIONS.get(key)
-        if text is None:
-            text = _PLAIN_DECISIONS[key] = _decision_text(decision, policy_set_id)
-        return text
+def _decision_json(decision: Decision | None, policy_set_id: str | None) -> str | None:
+    """The decision as stored with its operation, for explain: None when no rule decided anything (the journal
+    keeps nothing for it). The postings a decision reshaped are not repeated: they are the journal's legs."""
+    if decision is None or not (decision.rules or decision.reasons or decision.reports or decision.detail):
+        return None
     parts = (decision.detail, decision.rules, decision.reasons, decision.reports, policy_set_id)
     found = _DECISION_TEXTS.get(id(decision.detail))
     if found is None or any(a is not b for a, b in zip(found[0], parts, strict=True)):

@@ -8,17 +8,22 @@ from __future__ import annotations
 
 from ..core.hooks import EncodedTrace
 from ..core.records import Account, HoldRecord, TagRecord
-from ..store.base import ChangeSet, JournalPosting, ReportRow, StoredOperation, StoreTx
+from ..store.base import BucketRow, ChangeSet, JournalPosting, ReportRow, StoreTx
+from .state import StoredState
 
 
 class WorkingSet:
-    def __init__(self, parent: WorkingSet | None = None, tx: StoreTx | None = None) -> None:
+    def __init__(
+        self, parent: WorkingSet | None = None, tx: StoreTx | None = None, state: StoredState | None = None
+    ) -> None:
         self.parent = parent
         self.root: WorkingSet = self if parent is None else parent.root
         self.tx = tx if tx is not None else parent.tx  # type: ignore[union-attr]
         self.accounts: dict[str, Account] = {}
         self.bucket_deltas: dict[tuple[str, str], int] = {}
-        self.operations: dict[str, StoredOperation] = {}
+        self.operations: dict[str, tuple[int, bytes]] = {}  # op id -> (seq, fields hash) applied here
+        self.entries: list[tuple] = []  # compact journal rows (store/entries.py)
+        self.legs: list[tuple] = []
         self.postings: list[JournalPosting] = []
         self.holds: dict[str, HoldRecord] = {}
         self.tags: dict[str, TagRecord] = {}
@@ -27,10 +32,21 @@ class WorkingSet:
         self.head_value: tuple[int, bytes] | None = None
         self.traces: list[EncodedTrace] = []
         self.reports: list[ReportRow] = []
-        # The root caches what it read from the store, so a chunk reads each row once.
-        self._account_cache: dict[str, Account | None] = {}
-        self._bucket_cache: dict[tuple[str, str], int] = {}
-        self._operation_cache: dict[str, StoredOperation | None] = {}
+        # The root keeps what it read from the store in `state` (the ledger's, kept between chunks), so rows are
+        # read once; account and tag ids too (the journal keeps ids, not names), and the stored rows of buckets
+        # with their running flows.
+        self.state = state if state is not None else (StoredState() if parent is None else parent.root.state)
+        self._account_cache = self.state.accounts
+        self._bucket_cache = self.state.balances
+        self._buckets_cache = self.state.account_buckets
+        self._ids = self.state.ids
+        self._bucket_rows = self.state.bucket_rows
+        self._rows_read = self.state.rows_read
+        self._operation_cache: dict[str, tuple[int, bytes] | None] = {}
+        self._new_tags: list[tuple[int, str]] = []
+        self.new_rows: dict[
+            tuple[str, str], BucketRow
+        ] = {}  # root only: the rows its buckets have once written
         # Per-account indexes of this set's own changes, so a policy's balance and window reads cost what the
         # account touched, not the whole chunk (postings are append-only: indexed incrementally).
         self._tags_by_account: dict[str, set[str]] = {}
@@ -38,41 +54,48 @@ class WorkingSet:
         # ... and their untagged totals: [out sum, out count, in sum, in count, earliest at]
         self._flows: dict[str, list[int]] = {}
         self._postings_indexed = 0
-        self._buckets_cache: dict[str, dict[str, int]] = {}  # root only: the store's buckets of an account
         self._window_cache: dict[tuple[str, str, int], tuple[int, int]] = {}  # root only: stored windows
 
     def prefetch(self, handles: set[str], buckets: set[tuple[str, str]], op_ids: set[str]) -> None:
-        """Read what a chunk will touch in one query per table, if the store can (`tx.prefetch`); the root's
-        caches then answer the per-operation reads. A store without it is read row by row as before."""
+        """Read what a chunk will touch in one query per table; the root's caches then answer the
+        per-operation reads."""
         if self.parent is not None:
             raise ValueError("prefetch on the root working set only")
-        fetch = getattr(self.tx, "prefetch", None)
-        if fetch is None:
-            return
+        tx = self.tx
         handles = {h for h in handles if h not in self._account_cache}
-        buckets = {k for k in buckets if k not in self._bucket_cache}
         op_ids = {i for i in op_ids if i not in self._operation_cache}
-        accounts, balances, operations = fetch(handles, {a for a, _ in buckets}, op_ids)
+        found = tx.accounts_with_ids(handles)
         for handle in handles:
-            self._account_cache[handle] = accounts.get(handle)
+            hit = found.get(handle)
+            self._account_cache[handle] = None if hit is None else hit[1]
+            if hit is not None:
+                self._ids[handle] = hit[0]
+        self._read_bucket_rows({a for a, _ in buckets if a not in self._rows_read and a in found})
         for key in buckets:
-            self._bucket_cache[key] = balances.get(key, 0)
-        # The store answers with every bucket of those accounts, so their whole-account reads are known too.
-        whole: dict[str, dict[str, int]] = {a: {} for a, _ in buckets if a not in self._buckets_cache}
-        for (account, tag), balance in balances.items():
-            if account in whole and balance:
-                whole[account][tag] = balance
-            if (account, tag) not in self._bucket_cache:
-                self._bucket_cache[(account, tag)] = balance
-        self._buckets_cache.update(whole)
+            self._bucket_cache.setdefault(key, 0)
         for op_id in op_ids:
-            self._operation_cache[op_id] = operations.get(op_id)
+            self._operation_cache[op_id] = None
+        for op_id, stored in tx.stored_operations(tx.entry_rows(op_ids)).items():
+            self._operation_cache[op_id] = (stored.seq, stored.fields_hash)
+
+    def _read_bucket_rows(self, handles: set[str]) -> None:
+        """Every stored bucket of these accounts, with its flows: also answers their whole-account reads."""
+        if not handles:
+            return
+        rows = self.tx.bucket_rows(handles)
+        self._rows_read.update(handles)
+        whole: dict[str, dict[str, int]] = {h: {} for h in handles}
+        for (account, tag), row in rows.items():
+            self._bucket_rows[(account, tag)] = row
+            self._bucket_cache[(account, tag)] = row.balance_tiyn
+            if row.balance_tiyn:
+                whole[account][tag] = row.balance_tiyn
+        self._buckets_cache.update(whole)
 
     def prefetch_windows(self, requests: dict[tuple[str, int], set[str]]) -> None:
-        """Read the stored untagged history windows a chunk's policies will ask for, one grouped query per
-        direction for all its start times, if the store can (`tx.windows`)."""
-        fetch = getattr(self.tx, "windows", None)
-        if fetch is None or self.parent is not None:
+        """Read the stored untagged history windows a chunk's policies will ask for, in grouped queries."""
+        fetch = self.tx.windows
+        if self.parent is not None:
             return
         by_direction: dict[str, dict[int, set[str]]] = {}
         for (direction, since), handles in requests.items():
@@ -110,7 +133,7 @@ class WorkingSet:
             total += ws.bucket_deltas.get(key, 0)
             if ws.parent is None:
                 if key not in ws._bucket_cache:
-                    ws._bucket_cache[key] = ws.tx.bucket(handle, tag)
+                    ws._bucket_cache[key] = 0 if handle in ws._rows_read else ws.tx.bucket(handle, tag)
                 total += ws._bucket_cache[key]
             ws = ws.parent
         return total
@@ -141,7 +164,8 @@ class WorkingSet:
             ws = ws.parent
         return total
 
-    def operation(self, op_id: str) -> StoredOperation | None:
+    def operation(self, op_id: str) -> tuple[int, bytes] | None:
+        """(seq, fields hash) of the applied operation with this id, if any."""
         ws = self
         while True:
             found = ws.operations.get(op_id)
@@ -152,7 +176,8 @@ class WorkingSet:
             ws = ws.parent
         cache = ws._operation_cache  # the root's: what the store holds does not change under this transaction
         if op_id not in cache:
-            cache[op_id] = ws.tx.operation(op_id)
+            stored = ws.tx.operation(op_id)
+            cache[op_id] = None if stored is None else (stored.seq, stored.fields_hash)
         return cache[op_id]
 
     def hold(self, hold_id: str) -> HoldRecord | None:
@@ -242,6 +267,36 @@ class WorkingSet:
             self._postings_indexed = len(self.postings)
         return self._postings_by_account.get(handle, [])
 
+    def account_id(self, handle: str) -> int:
+        """The account's id: the store's, or a new one for an account opened in this chunk."""
+        root = self.root
+        found = root._ids.get(handle)
+        if found is None:
+            found = root.tx.account_ids([handle]).get(handle)
+            if found is None:
+                found = root._allocate(0)
+            root._ids[handle] = found
+        return found
+
+    def tag_id(self, tag: str) -> int:
+        root = self.root
+        state = root.state
+        if state.tag_ids is None:
+            state.tag_ids = root.tx.tag_ids()
+        found = state.tag_ids.get(tag)
+        if found is None:
+            found = state.tag_ids[tag] = root._allocate(1)
+            root._new_tags.append((found, tag))
+        return found
+
+    def _allocate(self, which: int) -> int:
+        state = self.state
+        if state.next_ids is None:
+            state.next_ids = list(self.tx.next_ids())
+        found = state.next_ids[which]
+        state.next_ids[which] += 1
+        return found
+
     def _chain(self):
         ws: WorkingSet | None = self
         while ws is not None:
@@ -263,6 +318,8 @@ class WorkingSet:
             p.bucket_deltas[key] = p.bucket_deltas.get(key, 0) + delta
             p._tags_by_account.setdefault(key[0], set()).add(key[1])
         p.operations.update(self.operations)
+        p.entries.extend(self.entries)
+        p.legs.extend(self.legs)
         p.postings.extend(self.postings)
         p.holds.update(self.holds)
         p.tags.update(self.tags)
@@ -273,12 +330,57 @@ class WorkingSet:
         p.traces.extend(self.traces)
         p.reports.extend(self.reports)
 
-    def changeset(self) -> ChangeSet:
+    def changeset(self, at: int) -> ChangeSet:
+        """The root's changes as rows: each touched bucket's balance and running flows (and, on its first move
+        in a minute, a snapshot of its flows before it), the journal rows, and the rest as records."""
+        flows: dict[tuple[str, str], list[int]] = {}  # delta, out, out count, in, in count
+        for p in self.postings:
+            key = (p.account, p.tag)
+            flow = flows.get(key)
+            if flow is None:
+                flow = flows[key] = [0, 0, 0, 0, 0]
+            amount = p.amount_tiyn
+            flow[0] += amount
+            if amount < 0:
+                flow[1] -= amount
+                flow[2] += 1
+            elif amount > 0:
+                flow[3] += amount
+                flow[4] += 1
+        unread = {a for a, _ in flows if a not in self._rows_read}
+        self._read_bucket_rows(unread)
+        minute = at // 60
+        buckets, new_buckets, activity = [], [], []
+        for (account, tag), (delta, out, out_n, in_, in_n) in flows.items():
+            aid, tid = self.account_id(account), self.tag_id(tag)
+            stored = self._bucket_rows.get((account, tag))
+            if stored is None:
+                new_buckets.append((delta, out, out_n, in_, in_n, minute, aid, tid))
+                activity.append((aid, tid, minute, 0, 0, 0, 0))
+                self.new_rows[(account, tag)] = BucketRow(delta, out, out_n, in_, in_n, minute)
+                continue
+            if stored.minute < minute:
+                activity.append(
+                    (aid, tid, minute, stored.out_tiyn, stored.out_count, stored.in_tiyn, stored.in_count)
+                )
+            last = max(minute, stored.minute)
+            buckets.append((delta, out, out_n, in_, in_n, last, aid, tid))
+            self.new_rows[(account, tag)] = BucketRow(
+                stored.balance_tiyn + delta,
+                stored.out_tiyn + out,
+                stored.out_count + out_n,
+                stored.in_tiyn + in_,
+                stored.in_count + in_n,
+                last,
+            )
         return ChangeSet(
-            accounts=dict(self.accounts),
-            bucket_deltas={k: d for k, d in self.bucket_deltas.items() if d},
-            operations=sorted(self.operations.values(), key=lambda o: o.seq),
-            postings=list(self.postings),
+            accounts=[(self.account_id(h), a) for h, a in self.accounts.items()],
+            tag_names=list(self._new_tags),
+            buckets=buckets,
+            new_buckets=new_buckets,
+            activity=activity,
+            entries=list(self.entries),
+            legs=list(self.legs),
             holds=dict(self.holds),
             tags=dict(self.tags),
             issued_delta=self.issued_delta,

@@ -14,7 +14,7 @@ from typing import Protocol
 from ..core.hooks import EncodedTrace
 from ..core.records import Account, HoldRecord, TagRecord
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 GENESIS_HASH = bytes(32)
 
 
@@ -30,7 +30,8 @@ class LedgerMeta:
 
 @dataclass(frozen=True, slots=True)
 class StoredOperation:
-    """An applied operation, one journal entry. The journal is this table plus its postings."""
+    """An applied operation as read back from its compact journal row (store/entries.py): every field but
+    `seq`, `op_id`, `at`, `decision` and `entry_hash` (the row's chain link) is re-derived from the row."""
 
     seq: int
     op_id: str
@@ -43,6 +44,19 @@ class StoredOperation:
     decision: str  # JSON: rules, reasons, reports, policy_set_id
     prev_hash: bytes
     entry_hash: bytes  # hash chain over (prev_hash, seq, at, fields_hash, signature, postings)
+
+
+@dataclass(frozen=True, slots=True)
+class BucketRow:
+    """A stored bucket: its balance and its running flows (totals since the account opened, never decreasing),
+    and the last minute (ledger time // 60) in which it moved. History windows subtract running totals."""
+
+    balance_tiyn: int
+    out_tiyn: int = 0
+    out_count: int = 0
+    in_tiyn: int = 0
+    in_count: int = 0
+    minute: int = -1
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,12 +81,21 @@ class ReportRow:
 
 @dataclass
 class ChangeSet:
-    """Everything one unit of work changes, written by the store in one database transaction."""
+    """Everything one unit of work changes, written by the store in one database transaction. Rows are tuples
+    in the column order of store/entries.py (journal, legs) and of the statements below."""
 
-    accounts: dict[str, Account] = field(default_factory=dict)  # upserts, whole rows
-    bucket_deltas: dict[tuple[str, str], int] = field(default_factory=dict)
-    operations: list[StoredOperation] = field(default_factory=list)
-    postings: list[JournalPosting] = field(default_factory=list)
+    accounts: list[tuple[int, Account]] = field(default_factory=list)  # (id, account) upserts, whole rows
+    tag_names: list[tuple[int, str]] = field(default_factory=list)  # new (id, tag)
+    # (delta, out_tiyn, out_count, in_tiyn, in_count, minute, account id, tag id): existing rows add, new rows
+    # (`new_buckets`) are inserted with these values.
+    buckets: list[tuple[int, int, int, int, int, int, int, int]] = field(default_factory=list)
+    new_buckets: list[tuple[int, int, int, int, int, int, int, int]] = field(default_factory=list)
+    # (account id, tag id, minute, out_tiyn, out_count, in_tiyn, in_count): running flows before a minute
+    activity: list[tuple[int, int, int, int, int, int, int]] = field(default_factory=list)
+    entries: list[tuple] = field(default_factory=list)  # journal rows
+    legs: list[tuple[int, int, int, int, int]] = field(
+        default_factory=list
+    )  # (seq, idx, account, tag, amount)
     holds: dict[str, HoldRecord] = field(default_factory=dict)  # upserts
     tags: dict[str, TagRecord] = field(default_factory=dict)  # inserts
     issued_delta: int = 0
@@ -82,7 +105,7 @@ class ChangeSet:
     reports: list[ReportRow] = field(default_factory=list)
 
     def is_empty(self) -> bool:
-        return not (self.operations or self.traces or self.accounts)
+        return not (self.entries or self.traces or self.accounts)
 
 
 class StoreTx(Protocol):
@@ -110,12 +133,36 @@ class StoreTx(Protocol):
 
     def head(self) -> tuple[int, bytes]: ...
 
-    def window(self, handle: str, direction: str, since: int, tag: str | None = None) -> tuple[int, int]: ...
+    def window(self, handle: str, direction: str, since: int, tag: str | None = None) -> tuple[int, int]:
+        """(sum, count) of the account's outgoing or incoming postings from the start of the minute `since` falls
+        in (every bucket, or the one `tag`)."""
+        ...
+
+    def windows(
+        self, handles: set[str], direction: str, sinces: tuple[int, ...]
+    ) -> dict[tuple[str, int], tuple[int, int]]:
+        """Untagged windows of many accounts and start times at once; absent where there were no postings."""
+        ...
+
+    def account_ids(self, handles: set[str]) -> dict[str, int]: ...
+
+    def tag_ids(self) -> dict[str, int]: ...
+
+    def next_ids(self) -> tuple[int, int]:
+        """The next free account id and tag id."""
+        ...
+
+    def bucket_rows(self, handles: set[str]) -> dict[tuple[str, str], BucketRow]:
+        """Every stored bucket of these accounts, with its running flows."""
+        ...
+
+    def entry_rows(self, op_ids: set[str]) -> list[tuple]:
+        """The journal rows of those of `op_ids` that were applied."""
+        ...
+
+    def stored_operations(self, rows: list[tuple]) -> dict[str, StoredOperation]: ...
 
     def write(self, changes: ChangeSet) -> None: ...
-
-    # Optional, for speed: `prefetch(handles, bucket_accounts, op_ids)` reads what a chunk touches first, and
-    # `windows(handles, direction, sinces)` many untagged history windows, each direction in one round trip.
 
 
 class Store(Protocol):

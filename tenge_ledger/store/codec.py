@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
+from dataclasses import dataclass
 
+from ..core.canonical import canonical_bytes, document_json
+from ..core.describe import describe
 from ..core.hooks import EncodedTrace
-from ..core.records import Account, AccountKind, AccountStatus, HoldRecord, TagRecord
-from .base import JournalPosting, LedgerMeta, ReportRow, StoredOperation
+from ..core.records import HOLDS_ACCOUNT, Account, AccountKind, AccountStatus, HoldRecord, TagRecord
+from .base import GENESIS_HASH, BucketRow, JournalPosting, LedgerMeta, ReportRow, StoredOperation
+from .entries import FLAG_LEGS, JOURNAL_COLUMNS, KIND_CODES, LEG_COLUMNS, legs_of, operation_from_row
+
+__all__ = ["FLAG_LEGS", "GENESIS_HASH", "JOURNAL_COLUMNS", "LEG_COLUMNS"]
 
 ACCOUNT_COLUMNS = "handle, kind, public_key, tier, bank, attrs, status, opened_at"
-OPERATION_COLUMNS = (
-    "seq, op_id, kind, signer, document, fields_hash, at, message, decision, prev_hash, entry_hash"
-)
+BUCKET_FLOW_COLUMNS = "b.balance_tiyn, b.out_tiyn, b.out_count, b.in_tiyn, b.in_count, b.minute"
 HOLD_COLUMNS = "hold_id, payer, payee, amount_tiyn, tag, releaser, deadline, status"
-POSTING_COLUMNS = "seq, idx, account, tag, amount_tiyn, at"
 TRACE_COLUMNS = "op_id, at, mode, payload, leaf_hash"
 REPORT_COLUMNS = "seq, op_id, agency, reason, rule, at"
 
@@ -38,39 +42,6 @@ def account_from_row(row) -> Account:
     )
 
 
-def operation_row(o: StoredOperation) -> tuple:
-    return (
-        o.seq,
-        o.op_id,
-        o.kind,
-        o.signer,
-        o.document,
-        o.fields_hash,
-        o.at,
-        o.message,
-        o.decision,
-        o.prev_hash,
-        o.entry_hash,
-    )
-
-
-def operation_from_row(row) -> StoredOperation:
-    seq, op_id, kind, signer, document, fields_hash, at, message, decision, prev_hash, entry_hash = row
-    return StoredOperation(
-        seq=seq,
-        op_id=op_id,
-        kind=kind,
-        signer=signer,
-        document=document,
-        fields_hash=bytes(fields_hash),
-        at=at,
-        message=message,
-        decision=decision,
-        prev_hash=bytes(prev_hash),
-        entry_hash=bytes(entry_hash),
-    )
-
-
 def hold_row(h: HoldRecord) -> tuple:
     return (h.hold_id, h.payer, h.payee, h.amount_tiyn, h.tag, h.releaser, h.deadline, h.status)
 
@@ -81,14 +52,6 @@ def hold_from_row(row) -> HoldRecord:
 
 def tag_from_row(row) -> TagRecord:
     return TagRecord(*row)
-
-
-def posting_row(p: JournalPosting) -> tuple:
-    return (p.seq, p.idx, p.account, p.tag, p.amount_tiyn, p.at)
-
-
-def posting_from_row(row) -> JournalPosting:
-    return JournalPosting(*row)
 
 
 def trace_row(t: EncodedTrace) -> tuple:
@@ -130,70 +93,126 @@ def meta_from_rows(rows: dict[str, str]) -> LedgerMeta:
     )
 
 
-def pair_journal(
-    op_rows: Iterable, posting_rows: Iterable
-) -> Iterator[tuple[StoredOperation, list[JournalPosting]]]:
-    """Journal entries from two row streams, both ordered by seq: each operation with its postings."""
-    postings = iter(posting_rows)
-    pending = next(postings, None)
-    for row in op_rows:
-        op = operation_from_row(row)
-        mine: list[JournalPosting] = []
-        while pending is not None and pending[0] == op.seq:
-            mine.append(posting_from_row(pending))
-            pending = next(postings, None)
-        yield op, mine
+def bucket_row(row) -> BucketRow:
+    balance, out_tiyn, out_count, in_tiyn, in_count, minute = row
+    return BucketRow(int(balance), int(out_tiyn), int(out_count), int(in_tiyn), int(in_count), int(minute))
 
 
-def history_sql(mark: str) -> str:
-    """An account's postings with their operations, newest first; `mark` is the driver's placeholder."""
-    op_cols = ", ".join("o." + c.strip() for c in OPERATION_COLUMNS.split(","))
-    posting_cols = ", ".join("p." + c.strip() for c in POSTING_COLUMNS.split(","))
-    return (
-        f"SELECT {op_cols}, {posting_cols} FROM postings p JOIN operations o ON o.seq = p.seq"
-        f" WHERE p.account = {mark} ORDER BY p.seq DESC, p.idx DESC LIMIT {mark}"
-    )
+@dataclass(frozen=True, slots=True)
+class Names:
+    """Account handles and tags by their ids, as one read of the store found them."""
+
+    handles: dict[int, str]
+    tags: dict[int, str]
+
+    def handle(self, account_id: int) -> str:
+        return self.handles[account_id]
+
+    def tag(self, tag_id: int) -> str:
+        return self.tags[tag_id]
 
 
-def history_from_rows(rows: Iterable) -> list[tuple[StoredOperation, JournalPosting]]:
-    width = len(OPERATION_COLUMNS.split(","))
-    return [(operation_from_row(r[:width]), posting_from_row(r[width:])) for r in rows]
+class EntryReader:
+    """Turns compact journal rows back into the operations they keep: the signed document rebuilt, its fields
+    hash recomputed, its postings derived (or read from `legs`), its message described."""
+
+    def __init__(self, meta: LedgerMeta, names: Names) -> None:
+        self.ledger_id = meta.ledger_id
+        self.central_bank = meta.central_bank
+        self.names = names
+
+    def entry(
+        self, row: tuple, legs: list[tuple] | None, prev_link: bytes
+    ) -> tuple[StoredOperation, list[JournalPosting]]:
+        names = self.names
+        op = operation_from_row(row, names.handle, names.tag)
+        postings = legs_of(row, legs, names.handle, names.tag, self.central_bank, HOLDS_ACCOUNT)
+        seq, at = row[0], row[8]
+        stored = StoredOperation(
+            seq=seq,
+            op_id=op.id,
+            kind=KIND_CODES[row[2]].value,
+            signer=op.signer,
+            document=document_json(op),
+            fields_hash=hashlib.sha256(canonical_bytes(self.ledger_id, op)).digest(),
+            at=at,
+            message=describe(op, postings, self.central_bank),
+            decision=row[13] or '{"policy_set_id": null}',
+            prev_hash=prev_link,
+            entry_hash=bytes(row[10]),
+        )
+        return stored, [JournalPosting(seq, i, a, t, amount, at) for i, (a, amount, t) in enumerate(postings)]
+
+    def journal(self, rows, legs_rows, prev: bytes) -> Iterator[tuple[StoredOperation, list[JournalPosting]]]:
+        """Entries from two row streams ordered by seq: journal rows and the `legs` rows of those that have them;
+        `prev` is the link of the entry before the first row."""
+        legs = iter(legs_rows)
+        pending = next(legs, None)
+        for row in rows:
+            mine: list[tuple] | None = None
+            if row[11] & FLAG_LEGS:
+                mine = []
+                while pending is not None and pending[0] < row[0]:
+                    pending = next(legs, None)
+                while pending is not None and pending[0] == row[0]:
+                    mine.append(pending)
+                    pending = next(legs, None)
+            entry = self.entry(row, mine, prev)
+            prev = entry[0].entry_hash
+            yield entry
 
 
-def windows_query(
-    mark: str, direction: str, sinces: tuple[int, ...], accounts: str, account_args: tuple
-) -> tuple[str, tuple]:
-    """`window_sql` for many accounts and start times at once, in one pass over their postings since the
-    earliest: SQL and arguments for one row (account, sum1, count1, sum2, count2, ...) per account with any.
-    `accounts` is the driver's clause choosing the accounts, bound by `account_args`."""
-    sign = "<" if direction == "out" else ">"
-    columns = ", ".join(
-        f"SUM(CASE WHEN at >= {mark} THEN ABS(amount_tiyn) ELSE 0 END), SUM(CASE WHEN at >= {mark} THEN 1 ELSE 0 END)"
-        for _ in sinces
-    )
+def windows_query(direction: str, since: int, tag: str | None, handles: tuple[str, ...]) -> tuple[str, tuple]:
+    """(handle, sum, count) per account among `handles` of its outgoing ("out") or incoming postings from the
+    start of the minute `since` falls in, over every bucket (or the one bucket `tag`): its running total now
+    less the running total before the first posting of the first minute with any, from `activity`."""
+    flow, count = ("out_tiyn", "out_count") if direction == "out" else ("in_tiyn", "in_count")
+    tag_join = " JOIN tag_names t ON t.id = b.tag AND t.tag = ?" if tag is not None else ""
     sql = (
-        f"SELECT account, {columns} FROM postings"
-        f" WHERE {accounts} AND at >= {mark} AND amount_tiyn {sign} 0 GROUP BY account"
+        f"SELECT a.handle, COALESCE(SUM(b.{flow} - COALESCE(s.{flow}, b.{flow})), 0),"
+        f" COALESCE(SUM(b.{count} - COALESCE(s.{count}, b.{count})), 0)"
+        f" FROM accounts a JOIN balances b ON b.account = a.id{tag_join}"
+        " LEFT JOIN activity s ON s.account = b.account AND s.tag = b.tag AND s.minute ="
+        " (SELECT MIN(x.minute) FROM activity x WHERE x.account = b.account AND x.tag = b.tag AND x.minute >= ?)"
+        f" WHERE a.handle IN ({','.join('?' * len(handles))}) GROUP BY a.handle"
     )
-    twice = tuple(s for since in sinces for s in (since, since))
-    return sql, (*twice, *account_args, min(sinces))
+    minute = since // 60
+    args = (tag, minute, *handles) if tag is not None else (minute, *handles)
+    return sql, args
 
 
-def windows_from_rows(rows, sinces: tuple[int, ...]) -> dict[tuple[str, int], tuple[int, int]]:
-    return {
-        (row[0], since): (int(row[1 + 2 * i]), int(row[2 + 2 * i]))
-        for row in rows
-        for i, since in enumerate(sinces)
-        if row[2 + 2 * i]
-    }
+HISTORY_SLICE = 4096  # journal rows read per step when history walks the journal backwards
 
 
-def window_sql(mark: str, direction: str, tagged: bool) -> str:
-    """Sum and count of an account's outgoing ("out") or incoming postings since a ledger time; arguments
-    (account, since[, tag]); `mark` is the driver's placeholder."""
-    sign = "<" if direction == "out" else ">"
-    sql = (
-        "SELECT COALESCE(SUM(ABS(amount_tiyn)), 0), COUNT(*) FROM postings"
-        f" WHERE account = {mark} AND at >= {mark} AND amount_tiyn {sign} 0"
+def history(tx, account_id: int, handle: str, limit: int) -> list[tuple[StoredOperation, JournalPosting]]:
+    """An account's postings with their operations, newest first, read from the journal inside `tx` (a store
+    transaction or snapshot with SqlTxReads): slices of rows backwards from the head, filtered in SQL to the
+    rows that can move the account (it is their payer or payee, or their legs are stored)."""
+    meta = tx.meta()
+    names = tx._names()
+    reader = EntryReader(meta, names)
+    everything = handle in (meta.central_bank, HOLDS_ACCOUNT)  # implied legs: every issue, redeem or hold
+    where = "" if everything else " AND (payer = ? OR payee = ? OR flags & 1 = 1)"
+    rows_sql = tx._q(
+        f"SELECT {JOURNAL_COLUMNS} FROM journal WHERE seq > ? AND seq <= ?{where} ORDER BY seq DESC"
     )
-    return sql + f" AND tag = {mark}" if tagged else sql
+    legs_sql = tx._q(f"SELECT {LEG_COLUMNS} FROM legs WHERE seq > ? AND seq <= ? ORDER BY seq, idx")
+    link_sql = tx._q("SELECT link FROM journal WHERE seq = ?")
+    out: list[tuple[StoredOperation, JournalPosting]] = []
+    hi = tx.head()[0]
+    while hi > 0 and len(out) < limit:
+        lo = max(0, hi - HISTORY_SLICE)
+        rows = tx._all(rows_sql, (lo, hi) if everything else (lo, hi, account_id, account_id))
+        legs: dict[int, list[tuple]] = {}
+        if any(row[11] & FLAG_LEGS for row in rows):
+            for leg in tx._all(legs_sql, (lo, hi)):
+                legs.setdefault(leg[0], []).append(leg)
+        for row in rows:
+            prev = tx._one(link_sql, (row[0] - 1,))
+            op, postings = reader.entry(row, legs.get(row[0]), bytes(prev[0]) if prev else GENESIS_HASH)
+            mine = [p for p in postings if p.account == handle]
+            out.extend((op, p) for p in reversed(mine))
+            if len(out) >= limit:
+                break
+        hi = lo
+    return out[:limit]

@@ -39,7 +39,7 @@ from psycopg.pq import TransactionStatus
 from ..core.errors import InvariantViolation, StoreError, WriteConflict
 from ..core.hooks import EncodedTrace
 from ..core.records import Account, HoldRecord
-from . import codec
+from . import codec, upgrade
 from .base import (
     GENESIS_HASH,
     SCHEMA_VERSION,
@@ -49,7 +49,9 @@ from .base import (
     ReportRow,
     StoredOperation,
 )
+from .entries import JOURNAL_COLUMNS, LEG_COLUMNS
 from .reads import SqlTxReads
+from .upgrade import CENTRAL_BANK_ID
 
 CONNECT_TIMEOUT_S = 10
 POOL_SIZE_MAX = 8
@@ -102,8 +104,63 @@ def _migration_1(cur: psycopg.Cursor, central_bank: str) -> None:
     cur.execute("INSERT INTO journal_head (id, seq, entry_hash) VALUES (1, 0, %s)", (GENESIS_HASH,))
 
 
+_V2_TABLES = [
+    # Accounts get integer ids: the journal, the balances and the activity refer to them.
+    "CREATE TABLE accounts_v2 (id BIGINT PRIMARY KEY, handle TEXT NOT NULL UNIQUE, kind TEXT NOT NULL,"
+    " public_key TEXT NOT NULL, tier INTEGER, bank TEXT, attrs TEXT NOT NULL, status TEXT NOT NULL,"
+    " opened_at BIGINT NOT NULL)",
+    "CREATE TABLE tag_names (id BIGINT PRIMARY KEY, tag TEXT NOT NULL UNIQUE)",
+    # Only the central bank's buckets go negative (they mirror circulating supply); running flows feed windows.
+    "CREATE TABLE balances_v2 (account BIGINT NOT NULL, tag BIGINT NOT NULL, balance_tiyn BIGINT NOT NULL,"
+    " out_tiyn BIGINT NOT NULL, out_count BIGINT NOT NULL, in_tiyn BIGINT NOT NULL, in_count BIGINT NOT NULL,"
+    " minute BIGINT NOT NULL, PRIMARY KEY (account, tag),"
+    f" CHECK (balance_tiyn >= 0 OR account = {CENTRAL_BANK_ID}))",
+    "CREATE TABLE activity (account BIGINT NOT NULL, tag BIGINT NOT NULL, minute BIGINT NOT NULL,"
+    " out_tiyn BIGINT NOT NULL, out_count BIGINT NOT NULL, in_tiyn BIGINT NOT NULL, in_count BIGINT NOT NULL,"
+    " PRIMARY KEY (account, tag, minute))",
+    # op_id is unique (and the distribution key when sharded); seq orders the journal.
+    "CREATE TABLE journal (seq BIGINT PRIMARY KEY, op_id TEXT NOT NULL UNIQUE, kind SMALLINT NOT NULL,"
+    " signer BIGINT NOT NULL, payer BIGINT, payee BIGINT, amount BIGINT, tag BIGINT, at BIGINT NOT NULL,"
+    " signature BYTEA NOT NULL, link BYTEA NOT NULL, flags SMALLINT NOT NULL, body TEXT, decision TEXT)",
+    "CREATE TABLE legs (seq BIGINT NOT NULL, idx INTEGER NOT NULL, account BIGINT NOT NULL,"
+    " tag BIGINT NOT NULL, amount BIGINT NOT NULL, PRIMARY KEY (seq, idx))",
+]
+
+
+def _migration_2(cur: psycopg.Cursor, central_bank: str) -> None:
+    """The compact journal (store/upgrade.py): every row of version 1 converted, then the old tables dropped."""
+    for statement in _V2_TABLES:
+        cur.execute(statement)
+
+    def rows(query: str) -> list[tuple]:
+        return cur.execute(query).fetchall()
+
+    new = upgrade.convert(
+        central_bank,
+        rows(f"SELECT {codec.ACCOUNT_COLUMNS} FROM accounts"),
+        rows("SELECT seq, op_id, document, at, decision, entry_hash FROM operations ORDER BY seq"),
+        rows("SELECT seq, account, tag, amount_tiyn, at FROM postings ORDER BY seq, idx"),
+        rows("SELECT account, tag, balance_tiyn FROM balances"),
+    )
+    inserts = [
+        ("accounts_v2", 9, new.accounts),
+        ("tag_names", 2, new.tag_names),
+        ("balances_v2", 8, new.balances),
+        ("activity", 7, new.activity),
+        (f"journal ({JOURNAL_COLUMNS})", 14, new.journal),
+        (f"legs ({LEG_COLUMNS})", 5, new.legs),
+    ]
+    for table, width, values in inserts:
+        if values:
+            cur.executemany(f"INSERT INTO {table} VALUES ({', '.join(['%s'] * width)})", values)
+    for table in ("operations", "postings", "balances", "accounts"):
+        cur.execute(f"DROP TABLE {table}")
+    cur.execute("ALTER TABLE accounts_v2 RENAME TO accounts")
+    cur.execute("ALTER TABLE balances_v2 RENAME TO balances")
+
+
 # Registered migrations, by the schema version they bring the database to. A database records each it applied.
-MIGRATIONS: dict[int, Callable[[psycopg.Cursor, str], None]] = {1: _migration_1}
+MIGRATIONS: dict[int, Callable[[psycopg.Cursor, str], None]] = {1: _migration_1, 2: _migration_2}
 if max(MIGRATIONS) != SCHEMA_VERSION:  # pragma: no cover - a packaging mistake
     raise RuntimeError("the PostgreSQL store has no migration to the current schema version")
 
@@ -151,46 +208,6 @@ class PostgresTx(SqlTxReads):
     def head(self) -> tuple[int, bytes]:
         return self._head
 
-    def windows(
-        self, handles: set[str], direction: str, sinces: tuple[int, ...]
-    ) -> dict[tuple[str, int], tuple[int, int]]:
-        """`window` for many accounts and start times at once (untagged windows), in one grouped query."""
-        if not handles or not sinces:
-            return {}
-        sql, args = codec.windows_query("%s", direction, sinces, "account = ANY(%s)", (list(handles),))
-        rows = self._cur.execute(sql, args).fetchall()
-        return codec.windows_from_rows(rows, sinces)
-
-    def prefetch(
-        self, handles: set[str], bucket_accounts: set[str], op_ids: set[str]
-    ) -> tuple[dict[str, Account], dict[tuple[str, str], int], dict[str, StoredOperation]]:
-        """What a chunk will read first (its accounts, their buckets, which of its ids exist), in one round trip:
-        three SELECTs as one simple-protocol script, values bound by psycopg's own quoting."""
-        m = psycopg.ClientCursor(self._cur.connection).mogrify
-        script = ";".join(
-            [
-                m(f"SELECT {codec.ACCOUNT_COLUMNS} FROM accounts WHERE handle = ANY(%s)", (sorted(handles),)),
-                m(
-                    "SELECT account, tag, balance_tiyn FROM balances WHERE account = ANY(%s)",
-                    (sorted(bucket_accounts),),
-                ),
-                m(
-                    f"SELECT {codec.OPERATION_COLUMNS} FROM operations WHERE op_id = ANY(%s)",
-                    (sorted(op_ids),),
-                ),
-            ]
-        )
-        cur = self._cur
-        cur.execute(script)
-        results = [cur.fetchall()]
-        while cur.nextset():
-            results.append(cur.fetchall())
-        account_rows, balance_rows, operation_rows = results
-        accounts = {row[0]: codec.account_from_row(row) for row in account_rows}
-        balances = {(a, t): int(b) for a, t, b in balance_rows}
-        operations = {row[1]: codec.operation_from_row(row) for row in operation_rows}
-        return accounts, balances, operations
-
     def write(self, ch: ChangeSet) -> None:
         if ch.head is not None and ch.head[0] < self._head[0]:  # protects the chain: never stripped by -O
             raise InvariantViolation(f"journal head would go back from #{self._head[0]} to #{ch.head[0]}")
@@ -213,35 +230,36 @@ def _write_script(client: psycopg.ClientCursor, ch: ChangeSet) -> str:
     m = client.mogrify
     out: list[str] = []
     if ch.accounts:
-        rows = [codec.account_row(a) for a in sorted(ch.accounts.values(), key=lambda a: a.handle)]
+        rows = [(i, *codec.account_row(a)) for i, a in sorted(ch.accounts)]
         out.append(
-            f"INSERT INTO accounts ({codec.ACCOUNT_COLUMNS}) VALUES {_values(m, rows)}"
+            f"INSERT INTO accounts (id, {codec.ACCOUNT_COLUMNS}) VALUES {_values(m, rows)}"
             " ON CONFLICT (handle) DO UPDATE SET kind=excluded.kind, public_key=excluded.public_key,"
             " tier=excluded.tier, bank=excluded.bank, attrs=excluded.attrs, status=excluded.status,"
             " opened_at=excluded.opened_at"
         )
-    deltas = sorted((a, t, d) for (a, t), d in ch.bucket_deltas.items() if d)
-    if deltas:
-        # Rows in a fixed order (account, tag). Insert missing buckets at zero, then add: an upsert would test
-        # the CHECK on the proposed row, not on the sum.
-        zero_rows = _values(m, [(a, t, 0) for a, t, _ in deltas])
+    if ch.tag_names:
+        out.append(f"INSERT INTO tag_names (id, tag) VALUES {_values(m, ch.tag_names)}")
+    if ch.new_buckets:
         out.append(
-            f"INSERT INTO balances (account, tag, balance_tiyn) VALUES {zero_rows}"
-            " ON CONFLICT (account, tag) DO NOTHING"
+            "INSERT INTO balances (balance_tiyn, out_tiyn, out_count, in_tiyn, in_count, minute, account, tag)"
+            f" VALUES {_values(m, sorted(ch.new_buckets, key=lambda r: (r[6], r[7])))}"
         )
-        for a, t, d in deltas:
-            out.append(
-                m(
-                    "UPDATE balances SET balance_tiyn = balance_tiyn + %s WHERE account = %s AND tag = %s",
-                    (d, a, t),
-                )
+    # Rows in a fixed order (account, tag), so concurrent writers take row locks in one order.
+    for row in sorted(ch.buckets, key=lambda r: (r[6], r[7])):
+        out.append(
+            m(
+                "UPDATE balances SET balance_tiyn = balance_tiyn + %s, out_tiyn = out_tiyn + %s,"
+                " out_count = out_count + %s, in_tiyn = in_tiyn + %s, in_count = in_count + %s, minute = %s"
+                " WHERE account = %s AND tag = %s",
+                row,
             )
-    if ch.operations:
-        rows = [codec.operation_row(o) for o in ch.operations]
-        out.append(f"INSERT INTO operations ({codec.OPERATION_COLUMNS}) VALUES {_values(m, rows)}")
-    if ch.postings:
-        rows = [codec.posting_row(p) for p in ch.postings]
-        out.append(f"INSERT INTO postings ({codec.POSTING_COLUMNS}) VALUES {_values(m, rows)}")
+        )
+    if ch.activity:
+        out.append(f"INSERT INTO activity VALUES {_values(m, ch.activity)}")
+    if ch.entries:
+        out.append(f"INSERT INTO journal ({JOURNAL_COLUMNS}) VALUES {_values(m, ch.entries)}")
+    if ch.legs:
+        out.append(f"INSERT INTO legs ({LEG_COLUMNS}) VALUES {_values(m, ch.legs)}")
     if ch.holds:
         rows = [codec.hold_row(h) for h in sorted(ch.holds.values(), key=lambda h: h.hold_id)]
         out.append(
@@ -505,13 +523,15 @@ class PostgresStore:
 
     def balances(self, handle: str | None = None) -> dict[tuple[str, str], int]:
         # One statement: one snapshot, so the balances read together always sum to the supply.
+        sql = (
+            "SELECT a.handle, t.tag, b.balance_tiyn FROM balances b JOIN accounts a ON a.id = b.account"
+            " JOIN tag_names t ON t.id = b.tag"
+        )
         if handle is None:
-            rows = self._rows("SELECT account, tag, balance_tiyn FROM balances ORDER BY account, tag")
+            rows = self._rows(sql + " ORDER BY a.handle, t.tag")
         else:
-            rows = self._rows(
-                "SELECT account, tag, balance_tiyn FROM balances WHERE account = %s ORDER BY tag", (handle,)
-            )
-        return {(a, t): b for a, t, b in rows if b}
+            rows = self._rows(sql + " WHERE a.handle = %s ORDER BY t.tag", (handle,))
+        return {(a, t): int(b) for a, t, b in rows if b}
 
     def supply(self) -> tuple[int, int]:
         issued, redeemed = self._rows("SELECT issued_tiyn, redeemed_tiyn FROM supply WHERE id = 1")[0]
@@ -522,8 +542,8 @@ class PostgresStore:
         return seq, bytes(entry_hash)
 
     def operation(self, op_id: str) -> StoredOperation | None:
-        rows = self._rows(f"SELECT {codec.OPERATION_COLUMNS} FROM operations WHERE op_id = %s", (op_id,))
-        return codec.operation_from_row(rows[0]) if rows else None
+        with self.snapshot():
+            return PostgresTx(self._pinned.conn.cursor(), (0, b"")).operation(op_id)
 
     def journal(self, after_seq: int = 0) -> Iterator[tuple[StoredOperation, list[JournalPosting]]]:
         # Both cursors read one snapshot, streamed from the server a few thousand rows at a time.
@@ -538,22 +558,27 @@ class PostgresStore:
     def _journal_on(
         self, conn: psycopg.Connection, after_seq: int
     ) -> Iterator[tuple[StoredOperation, list[JournalPosting]]]:
-        ops = conn.cursor(name="tenge_journal_ops")
-        ops.itersize = JOURNAL_FETCH_ROWS
-        postings = conn.cursor(name="tenge_journal_postings")
-        postings.itersize = JOURNAL_FETCH_ROWS
-        ops.execute(
-            f"SELECT {codec.OPERATION_COLUMNS} FROM operations WHERE seq > %s ORDER BY seq", (after_seq,)
-        )
-        postings.execute(
-            f"SELECT {codec.POSTING_COLUMNS} FROM postings WHERE seq > %s ORDER BY seq, idx", (after_seq,)
-        )
-        yield from codec.pair_journal(ops, postings)
-        ops.close()
-        postings.close()
+        tx = PostgresTx(conn.cursor(), (0, b""))
+        reader = codec.EntryReader(tx.meta(), tx._names())
+        prev = tx._one("SELECT link FROM journal WHERE seq = %s", (after_seq,))
+        rows = conn.cursor(name="tenge_journal_rows")
+        rows.itersize = JOURNAL_FETCH_ROWS
+        legs = conn.cursor(name="tenge_journal_legs")
+        legs.itersize = JOURNAL_FETCH_ROWS
+        rows.execute(f"SELECT {JOURNAL_COLUMNS} FROM journal WHERE seq > %s ORDER BY seq", (after_seq,))
+        legs.execute(f"SELECT {LEG_COLUMNS} FROM legs WHERE seq > %s ORDER BY seq, idx", (after_seq,))
+        yield from reader.journal(rows, legs, bytes(prev[0]) if prev else GENESIS_HASH)
+        rows.close()
+        legs.close()
 
     def history(self, handle: str, limit: int) -> list[tuple[StoredOperation, JournalPosting]]:
-        return codec.history_from_rows(self._rows(codec.history_sql("%s"), (handle, limit)))
+        """The account's postings with their operations, newest first (see SqliteStore.history)."""
+        with self.snapshot():
+            tx = PostgresTx(self._pinned.conn.cursor(), (0, b""))
+            ids = tx.account_ids([handle])
+            if handle not in ids:
+                return []
+            return codec.history(tx, ids[handle], handle, limit)
 
     def hold(self, hold_id: str) -> HoldRecord | None:
         rows = self._rows(f"SELECT {codec.HOLD_COLUMNS} FROM holds WHERE hold_id = %s", (hold_id,))

@@ -11,12 +11,23 @@ from typing import Any
 
 from ..core.records import Account, HoldRecord, TagRecord
 from . import codec
-from .base import LedgerMeta, StoredOperation
+from .base import BucketRow, LedgerMeta, StoredOperation
+
+_GROUP = 500  # values bound in one IN (...) query, well under SQLite's variable limit
 
 
 @functools.cache
 def _dialect(sql: str, mark: str) -> str:
     return sql if mark == "?" else sql.replace("?", mark)
+
+
+def groups(values) -> list[tuple]:
+    ordered = sorted(values)
+    return [tuple(ordered[i : i + _GROUP]) for i in range(0, len(ordered), _GROUP)]
+
+
+def marks(group: tuple) -> str:
+    return ",".join("?" * len(group))
 
 
 class SqlTxReads:
@@ -38,21 +49,107 @@ class SqlTxReads:
         row = self._one(self._q(f"SELECT {codec.ACCOUNT_COLUMNS} FROM accounts WHERE handle = ?"), (handle,))
         return codec.account_from_row(row) if row else None
 
+    def accounts_with_ids(self, handles) -> dict[str, tuple[int, Account]]:
+        """The accounts among `handles` that exist, each with its id."""
+        out: dict[str, tuple[int, Account]] = {}
+        for group in groups(handles):
+            rows = self._all(
+                self._q(f"SELECT id, {codec.ACCOUNT_COLUMNS} FROM accounts WHERE handle IN ({marks(group)})"),
+                group,
+            )
+            for row in rows:
+                out[row[1]] = (row[0], codec.account_from_row(row[1:]))
+        return out
+
+    def account_ids(self, handles) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for group in groups(handles):
+            out.update(
+                self._all(self._q(f"SELECT handle, id FROM accounts WHERE handle IN ({marks(group)})"), group)
+            )
+        return out
+
+    def tag_ids(self) -> dict[str, int]:
+        return dict(self._all("SELECT tag, id FROM tag_names"))
+
+    def next_ids(self) -> tuple[int, int]:
+        """The next free account id and tag id."""
+        accounts = self._one("SELECT COALESCE(MAX(id), 0) + 1 FROM accounts")[0]
+        tags = self._one("SELECT COALESCE(MAX(id), 0) + 1 FROM tag_names")[0]
+        return int(accounts), int(tags)
+
     def bucket(self, handle: str, tag: str) -> int:
         row = self._one(
-            self._q("SELECT balance_tiyn FROM balances WHERE account = ? AND tag = ?"), (handle, tag)
+            self._q(
+                "SELECT b.balance_tiyn FROM balances b JOIN accounts a ON a.id = b.account"
+                " JOIN tag_names t ON t.id = b.tag WHERE a.handle = ? AND t.tag = ?"
+            ),
+            (handle, tag),
         )
-        return row[0] if row else 0
+        return int(row[0]) if row else 0
 
     def buckets(self, handle: str) -> dict[str, int]:
-        rows = self._all(self._q("SELECT tag, balance_tiyn FROM balances WHERE account = ?"), (handle,))
-        return {tag: bal for tag, bal in rows if bal}
+        rows = self._all(
+            self._q(
+                "SELECT t.tag, b.balance_tiyn FROM balances b JOIN accounts a ON a.id = b.account"
+                " JOIN tag_names t ON t.id = b.tag WHERE a.handle = ?"
+            ),
+            (handle,),
+        )
+        return {tag: int(bal) for tag, bal in rows if bal}
+
+    def bucket_rows(self, handles) -> dict[tuple[str, str], BucketRow]:
+        """Every stored bucket of these accounts with its running flows: (handle, tag) -> BucketRow."""
+        out: dict[tuple[str, str], BucketRow] = {}
+        for group in groups(handles):
+            rows = self._all(
+                self._q(
+                    f"SELECT a.handle, t.tag, {codec.BUCKET_FLOW_COLUMNS} FROM balances b"
+                    " JOIN accounts a ON a.id = b.account JOIN tag_names t ON t.id = b.tag"
+                    f" WHERE a.handle IN ({marks(group)})"
+                ),
+                group,
+            )
+            for row in rows:
+                out[(row[0], row[1])] = codec.bucket_row(row[2:])
+        return out
+
+    def entry_rows(self, op_ids) -> list[tuple]:
+        out: list[tuple] = []
+        for group in groups(op_ids):
+            out.extend(
+                self._all(
+                    self._q(f"SELECT {codec.JOURNAL_COLUMNS} FROM journal WHERE op_id IN ({marks(group)})"),
+                    group,
+                )
+            )
+        return out
 
     def operation(self, op_id: str) -> StoredOperation | None:
-        row = self._one(
-            self._q(f"SELECT {codec.OPERATION_COLUMNS} FROM operations WHERE op_id = ?"), (op_id,)
+        rows = self.entry_rows([op_id])
+        return self.stored_operations(rows).get(op_id) if rows else None
+
+    def stored_operations(self, rows: list[tuple]) -> dict[str, StoredOperation]:
+        """Journal rows read inside this transaction, each as the operation it keeps (document re-derived)."""
+        if not rows:
+            return {}
+        reader = codec.EntryReader(self.meta(), self._names())
+        out = {}
+        for row in rows:
+            legs = self._legs(row[0]) if row[11] & codec.FLAG_LEGS else None
+            prev = self._one(self._q("SELECT link FROM journal WHERE seq = ?"), (row[0] - 1,))
+            op, _ = reader.entry(row, legs, bytes(prev[0]) if prev else codec.GENESIS_HASH)
+            out[op.op_id] = op
+        return out
+
+    def _legs(self, seq: int) -> list[tuple]:
+        return self._all(self._q(f"SELECT {codec.LEG_COLUMNS} FROM legs WHERE seq = ? ORDER BY idx"), (seq,))
+
+    def _names(self) -> codec.Names:
+        return codec.Names(
+            dict(self._all("SELECT id, handle FROM accounts")),
+            dict(self._all("SELECT id, tag FROM tag_names")),
         )
-        return codec.operation_from_row(row) if row else None
 
     def hold(self, hold_id: str) -> HoldRecord | None:
         row = self._one(self._q(f"SELECT {codec.HOLD_COLUMNS} FROM holds WHERE hold_id = ?"), (hold_id,))
@@ -85,13 +182,28 @@ class SqlTxReads:
     def tag_holders(self, tag: str) -> dict[str, int]:
         rows = self._all(
             self._q(
-                "SELECT account, balance_tiyn FROM balances WHERE tag = ? AND balance_tiyn != 0 ORDER BY account"
+                "SELECT a.handle, b.balance_tiyn FROM balances b JOIN accounts a ON a.id = b.account"
+                " JOIN tag_names t ON t.id = b.tag WHERE t.tag = ? AND b.balance_tiyn != 0 ORDER BY a.handle"
             ),
             (tag,),
         )
-        return dict(rows)
+        return {a: int(b) for a, b in rows}
 
     def window(self, handle: str, direction: str, since: int, tag: str | None = None) -> tuple[int, int]:
-        args = (handle, since) if tag is None else (handle, since, tag)
-        total, count = self._one(codec.window_sql(self.mark, direction, tag is not None), args)
-        return int(total), int(count)  # PostgreSQL sums bigints as numeric
+        sql, args = codec.windows_query(direction, since, tag, (handle,))
+        row = self._one(self._q(sql), args)
+        return (int(row[1]), int(row[2])) if row else (0, 0)
+
+    def windows(
+        self, handles: set[str], direction: str, sinces: tuple[int, ...]
+    ) -> dict[tuple[str, int], tuple[int, int]]:
+        """Untagged `window`s of many accounts and start times: (handle, since) -> (sum, count), absent where
+        there are no such postings. One grouped query per start time and group of handles."""
+        out: dict[tuple[str, int], tuple[int, int]] = {}
+        for since in sinces:
+            for group in groups(handles):
+                sql, args = codec.windows_query(direction, since, None, group)
+                for handle, total, count in self._all(self._q(sql), args):
+                    if count:
+                        out[(handle, since)] = (int(total), int(count))
+        return out

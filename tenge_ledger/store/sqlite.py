@@ -18,7 +18,7 @@ import sqlite_utils
 from ..core.errors import StoreError, WriteConflict
 from ..core.hooks import EncodedTrace
 from ..core.records import Account, HoldRecord
-from . import codec
+from . import codec, upgrade
 from .base import (
     GENESIS_HASH,
     SCHEMA_VERSION,
@@ -28,7 +28,9 @@ from .base import (
     ReportRow,
     StoredOperation,
 )
+from .entries import JOURNAL_COLUMNS, LEG_COLUMNS
 from .reads import SqlTxReads
+from .upgrade import CENTRAL_BANK_ID
 
 BUSY_TIMEOUT_MS = 10_000
 CACHE_KIB = 65_536  # page cache per connection: the journal indexes take random inserts, kept off the disk
@@ -113,25 +115,58 @@ def _migration_1(db: sqlite_utils.Database, central_bank: str) -> None:
     db["reports"].create_index(["agency"])
 
 
+_V2_TABLES = [
+    # Accounts get integer ids: the journal, the balances and the activity refer to them.
+    "CREATE TABLE accounts_v2 (id INTEGER PRIMARY KEY, handle TEXT NOT NULL UNIQUE, kind TEXT NOT NULL,"
+    " public_key TEXT NOT NULL, tier INTEGER, bank TEXT, attrs TEXT NOT NULL, status TEXT NOT NULL,"
+    " opened_at INTEGER NOT NULL)",
+    "CREATE TABLE tag_names (id INTEGER PRIMARY KEY, tag TEXT NOT NULL UNIQUE)",
+    # Only the central bank's buckets go negative (they mirror circulating supply); the database itself refuses
+    # any other negative balance, so a bug in the service cannot write one. Running flows feed history windows.
+    "CREATE TABLE balances_v2 (account INTEGER NOT NULL, tag INTEGER NOT NULL, balance_tiyn INTEGER NOT NULL,"
+    " out_tiyn INTEGER NOT NULL, out_count INTEGER NOT NULL, in_tiyn INTEGER NOT NULL, in_count INTEGER NOT NULL,"
+    " minute INTEGER NOT NULL, PRIMARY KEY (account, tag),"
+    f" CHECK (balance_tiyn >= 0 OR account = {CENTRAL_BANK_ID})) WITHOUT ROWID",
+    # A bucket's running flows before its first posting of each minute it moved in: a window's sum is the flow
+    # now less the flow before the first such minute inside the window, one b-tree probe however long the past.
+    "CREATE TABLE activity (account INTEGER NOT NULL, tag INTEGER NOT NULL, minute INTEGER NOT NULL,"
+    " out_tiyn INTEGER NOT NULL, out_count INTEGER NOT NULL, in_tiyn INTEGER NOT NULL, in_count INTEGER NOT NULL,"
+    " PRIMARY KEY (account, tag, minute)) WITHOUT ROWID",
+    "CREATE TABLE journal (seq INTEGER PRIMARY KEY, op_id TEXT NOT NULL UNIQUE, kind INTEGER NOT NULL,"
+    " signer INTEGER NOT NULL, payer INTEGER, payee INTEGER, amount INTEGER, tag INTEGER, at INTEGER NOT NULL,"
+    " signature BLOB NOT NULL, link BLOB NOT NULL, flags INTEGER NOT NULL, body TEXT, decision TEXT)",
+    "CREATE TABLE legs (seq INTEGER NOT NULL, idx INTEGER NOT NULL, account INTEGER NOT NULL,"
+    " tag INTEGER NOT NULL, amount INTEGER NOT NULL, PRIMARY KEY (seq, idx)) WITHOUT ROWID",
+]
+
+
+def _migration_2(db: sqlite_utils.Database, central_bank: str) -> None:
+    """The compact journal (store/upgrade.py): every row of version 1 converted, then the old tables dropped."""
+    c = db.conn
+    for statement in _V2_TABLES:
+        c.execute(statement)
+    new = upgrade.convert(
+        central_bank,
+        c.execute(f"SELECT {codec.ACCOUNT_COLUMNS} FROM accounts"),
+        c.execute("SELECT seq, op_id, document, at, decision, entry_hash FROM operations ORDER BY seq"),
+        c.execute("SELECT seq, account, tag, amount_tiyn, at FROM postings ORDER BY seq, idx"),
+        c.execute("SELECT account, tag, balance_tiyn FROM balances"),
+    )
+    c.executemany("INSERT INTO accounts_v2 VALUES (?,?,?,?,?,?,?,?,?)", new.accounts)
+    c.executemany("INSERT INTO tag_names VALUES (?,?)", new.tag_names)
+    c.executemany("INSERT INTO balances_v2 VALUES (?,?,?,?,?,?,?,?)", new.balances)
+    c.executemany("INSERT INTO activity VALUES (?,?,?,?,?,?,?)", new.activity)
+    c.executemany(f"INSERT INTO journal ({JOURNAL_COLUMNS}) VALUES ({','.join('?' * 14)})", new.journal)
+    c.executemany(f"INSERT INTO legs ({LEG_COLUMNS}) VALUES (?,?,?,?,?)", new.legs)
+    for table in ("operations", "postings", "balances", "accounts"):
+        c.execute(f"DROP TABLE {table}")
+    c.execute("ALTER TABLE accounts_v2 RENAME TO accounts")
+    c.execute("ALTER TABLE balances_v2 RENAME TO balances")
+
+
 # Registered migrations, by the schema version they bring the database to. A database records each it applied.
-MIGRATIONS: dict[int, Callable[[sqlite_utils.Database, str], None]] = {1: _migration_1}
+MIGRATIONS: dict[int, Callable[[sqlite_utils.Database, str], None]] = {1: _migration_1, 2: _migration_2}
 assert max(MIGRATIONS) == SCHEMA_VERSION
-
-
-_PREFETCH_GROUP = 500  # values bound in one IN (...) query, well under SQLite's variable limit
-
-
-def _groups(values: set[str]) -> list[tuple[str, ...]]:
-    ordered = sorted(values)
-    return [tuple(ordered[i : i + _PREFETCH_GROUP]) for i in range(0, len(ordered), _PREFETCH_GROUP)]
-
-
-def _marks(group: tuple[str, ...]) -> str:
-    return ",".join("?" * len(group))
-
-
-# The same row always makes the same (immutable) Account: chunks that read the same accounts again reuse them.
-_account_from_row_cached = functools.lru_cache(maxsize=1 << 16)(codec.account_from_row)
 
 
 class SqliteTx(SqlTxReads):
@@ -148,76 +183,42 @@ class SqliteTx(SqlTxReads):
         seq, entry_hash = self._c.execute("SELECT seq, entry_hash FROM journal_head WHERE id = 1").fetchone()
         return seq, bytes(entry_hash)
 
-    def windows(
-        self, handles: set[str], direction: str, sinces: tuple[int, ...]
-    ) -> dict[tuple[str, int], tuple[int, int]]:
-        """`window` for many accounts and start times at once (untagged windows): one grouped query per group of
-        handles; (handle, since) -> (sum, count), absent where there are no such postings."""
-        out: dict[tuple[str, int], tuple[int, int]] = {}
-        for group in _groups(handles):
-            sql, args = codec.windows_query("?", direction, sinces, f"account IN ({_marks(group)})", group)
-            rows = self._c.execute(sql, args)
-            out.update(codec.windows_from_rows(rows, sinces))
-        return out
-
-    def prefetch(
-        self, handles: set[str], bucket_accounts: set[str], op_ids: set[str]
-    ) -> tuple[dict[str, Account], dict[tuple[str, str], int], dict[str, StoredOperation]]:
-        """The accounts, every bucket of `bucket_accounts`, and the applied operations among `op_ids` that exist,
-        a few queries for a whole chunk instead of one per operation."""
-        accounts = {
-            row[0]: _account_from_row_cached(row)
-            for group in _groups(handles)
-            for row in self._c.execute(
-                f"SELECT {codec.ACCOUNT_COLUMNS} FROM accounts WHERE handle IN ({_marks(group)})", group
-            )
-        }
-        balances = {
-            (a, t): b
-            for group in _groups(bucket_accounts)
-            for a, t, b in self._c.execute(
-                f"SELECT account, tag, balance_tiyn FROM balances WHERE account IN ({_marks(group)})", group
-            )
-        }
-        operations = {
-            row[1]: codec.operation_from_row(row)
-            for group in _groups(op_ids)
-            for row in self._c.execute(
-                f"SELECT {codec.OPERATION_COLUMNS} FROM operations WHERE op_id IN ({_marks(group)})", group
-            )
-        }
-        return accounts, balances, operations
+    def data_version(self) -> int:
+        """Changes when another connection commits (PRAGMA data_version): what this process holds in memory
+        is still the ledger's state exactly when it has not changed since."""
+        return self._c.execute("PRAGMA data_version").fetchone()[0]
 
     def write(self, ch: ChangeSet) -> None:
         c = self._c
         if ch.accounts:
             c.executemany(
-                f"INSERT INTO accounts ({codec.ACCOUNT_COLUMNS}) VALUES (?,?,?,?,?,?,?,?)"
+                f"INSERT INTO accounts (id, {codec.ACCOUNT_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?)"
                 " ON CONFLICT(handle) DO UPDATE SET kind=excluded.kind, public_key=excluded.public_key,"
                 " tier=excluded.tier, bank=excluded.bank, attrs=excluded.attrs, status=excluded.status,"
                 " opened_at=excluded.opened_at",
-                [codec.account_row(a) for a in ch.accounts.values()],
+                [(i, *codec.account_row(a)) for i, a in ch.accounts],
             )
-        if ch.bucket_deltas:
-            # Insert missing buckets at zero, then add: an upsert would test the CHECK on the inserted row.
-            deltas = [(d, a, t) for (a, t), d in ch.bucket_deltas.items() if d]
+        if ch.tag_names:
+            c.executemany("INSERT INTO tag_names (id, tag) VALUES (?, ?)", ch.tag_names)
+        if ch.new_buckets:
             c.executemany(
-                "INSERT OR IGNORE INTO balances (account, tag, balance_tiyn) VALUES (?, ?, 0)",
-                [(a, t) for _, a, t in deltas],
+                "INSERT INTO balances (balance_tiyn, out_tiyn, out_count, in_tiyn, in_count, minute, account, tag)"
+                " VALUES (?,?,?,?,?,?,?,?)",
+                ch.new_buckets,
             )
+        if ch.buckets:
             c.executemany(
-                "UPDATE balances SET balance_tiyn = balance_tiyn + ? WHERE account = ? AND tag = ?", deltas
+                "UPDATE balances SET balance_tiyn = balance_tiyn + ?, out_tiyn = out_tiyn + ?,"
+                " out_count = out_count + ?, in_tiyn = in_tiyn + ?, in_count = in_count + ?, minute = ?"
+                " WHERE account = ? AND tag = ?",
+                ch.buckets,
             )
-        if ch.operations:
-            c.executemany(
-                f"INSERT INTO operations ({codec.OPERATION_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-                [codec.operation_row(o) for o in ch.operations],
-            )
-        if ch.postings:
-            c.executemany(
-                f"INSERT INTO postings ({codec.POSTING_COLUMNS}) VALUES (?,?,?,?,?,?)",
-                [codec.posting_row(p) for p in ch.postings],
-            )
+        if ch.activity:
+            c.executemany("INSERT INTO activity VALUES (?,?,?,?,?,?,?)", ch.activity)
+        if ch.entries:
+            c.executemany(f"INSERT INTO journal ({JOURNAL_COLUMNS}) VALUES ({_JOURNAL_MARKS})", ch.entries)
+        if ch.legs:
+            c.executemany(f"INSERT INTO legs ({LEG_COLUMNS}) VALUES (?,?,?,?,?)", ch.legs)
         if ch.holds:
             c.executemany(
                 f"INSERT OR REPLACE INTO holds ({codec.HOLD_COLUMNS}) VALUES (?,?,?,?,?,?,?,?)",
@@ -245,6 +246,9 @@ class SqliteTx(SqlTxReads):
                 f"INSERT INTO reports ({codec.REPORT_COLUMNS}) VALUES (?,?,?,?,?,?)",
                 [codec.report_row(r) for r in ch.reports],
             )
+
+
+_JOURNAL_MARKS = ",".join("?" * len(JOURNAL_COLUMNS.split(",")))
 
 
 def _locked(method: Callable) -> Callable:
@@ -399,12 +403,14 @@ class SqliteStore:
 
     @_locked
     def balances(self, handle: str | None = None) -> dict[tuple[str, str], int]:
+        sql = (
+            "SELECT a.handle, t.tag, b.balance_tiyn FROM balances b JOIN accounts a ON a.id = b.account"
+            " JOIN tag_names t ON t.id = b.tag"
+        )
         if handle is None:
-            rows = self._conn.execute("SELECT account, tag, balance_tiyn FROM balances ORDER BY account, tag")
+            rows = self._conn.execute(sql + " ORDER BY a.handle, t.tag")
         else:
-            rows = self._conn.execute(
-                "SELECT account, tag, balance_tiyn FROM balances WHERE account = ? ORDER BY tag", (handle,)
-            )
+            rows = self._conn.execute(sql + " WHERE a.handle = ? ORDER BY t.tag", (handle,))
         return {(a, t): b for a, t, b in rows if b}
 
     @_locked
@@ -420,18 +426,28 @@ class SqliteStore:
         return SqliteTx(self._conn).operation(op_id)
 
     def journal(self, after_seq: int = 0) -> Iterator[tuple[StoredOperation, list[JournalPosting]]]:
-        with self._lock:
-            ops = self._conn.execute(
-                f"SELECT {codec.OPERATION_COLUMNS} FROM operations WHERE seq > ? ORDER BY seq", (after_seq,)
+        with self._lock, self.snapshot():
+            tx = SqliteTx(self._conn)
+            reader = codec.EntryReader(tx.meta(), tx._names())
+            prev = self._conn.execute("SELECT link FROM journal WHERE seq = ?", (after_seq,)).fetchone()
+            rows = self._conn.execute(
+                f"SELECT {JOURNAL_COLUMNS} FROM journal WHERE seq > ? ORDER BY seq", (after_seq,)
             )
-            postings = self._conn.cursor().execute(
-                f"SELECT {codec.POSTING_COLUMNS} FROM postings WHERE seq > ? ORDER BY seq, idx", (after_seq,)
+            legs = self._conn.cursor().execute(
+                f"SELECT {LEG_COLUMNS} FROM legs WHERE seq > ? ORDER BY seq, idx", (after_seq,)
             )
-            yield from codec.pair_journal(ops, postings)
+            yield from reader.journal(rows, legs, bytes(prev[0]) if prev else GENESIS_HASH)
 
     @_locked
     def history(self, handle: str, limit: int) -> list[tuple[StoredOperation, JournalPosting]]:
-        return codec.history_from_rows(self._conn.execute(codec.history_sql("?"), (handle, limit)))
+        """The account's postings with their operations, newest first. The journal has no per-account index
+        (it would grow with every posting and slow every write): this reads the journal backwards, in slices,
+        until it has `limit` postings of the account."""
+        tx = SqliteTx(self._conn)
+        ids = tx.account_ids([handle])
+        if handle not in ids:
+            return []
+        return codec.history(tx, ids[handle], handle, limit)
 
     @_locked
     def hold(self, hold_id: str) -> HoldRecord | None:

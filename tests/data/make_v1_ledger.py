@@ -3,7 +3,6 @@ migration test runs on a ledger that code wrote. Kept for the record; it runs on
 
 from __future__ import annotations
 
-import json
 import shutil
 import sys
 import tempfile
@@ -15,7 +14,7 @@ sys.path.insert(0, str(HERE.parent))
 from conftest import Clock, build_ledger  # noqa: E402
 
 from tenge_ledger.app import ledger_over  # noqa: E402
-from tenge_ledger.core.records import AccountKind, Batch, Hold, Operation, Transfer  # noqa: E402
+from tenge_ledger.core.records import AccountKind, Batch, Transfer  # noqa: E402
 from tenge_ledger.ledger.journal import check_journal  # noqa: E402
 from tenge_ledger.policy.sets import enable, read_sources  # noqa: E402
 from tenge_ledger.trace import checkpoint  # noqa: E402

@@ -1,0 +1,50 @@
+"""What a ledger knows of its store between chunks: the accounts, bucket rows and ids it read or wrote, valid
+while this process is the only writer.
+
+Every change to accounts and balances is a journal entry, so the journal head is the version of this state: a
+chunk that finds the head where this process left it reads nothing again; one that finds it moved (another
+process wrote) starts from empty. A chunk that fails drops everything, since it may have allocated ids or read
+rows that its rollback undid."""
+
+from __future__ import annotations
+
+from ..core import limits
+from ..core.records import Account
+from ..store.base import BucketRow
+
+
+class StoredState:
+    def __init__(self) -> None:
+        self.head: tuple[int, bytes] | None = None  # the journal head these values are as of
+        self.accounts: dict[str, Account | None] = {}  # None: no such account
+        self.ids: dict[str, int] = {}
+        self.tag_ids: dict[str, int] | None = None
+        self.next_ids: list[int] | None = None  # next free account id, tag id
+        self.bucket_rows: dict[tuple[str, str], BucketRow] = {}
+        self.balances: dict[tuple[str, str], int] = {}  # stored balance of a bucket (0 when it has no row)
+        self.account_buckets: dict[str, dict[str, int]] = {}  # every non-zero bucket of an account
+        self.rows_read: set[str] = set()  # accounts whose every stored bucket row is in bucket_rows
+
+    def clear(self) -> None:
+        self.__init__()  # type: ignore[misc]
+
+    def since(self, head: tuple[int, bytes]) -> StoredState:
+        """This state if it is as of `head` (and not too big to keep), else a fresh one."""
+        if self.head != head or len(self.balances) > limits.state_buckets_max:
+            self.clear()
+            self.head = head
+        return self
+
+    def committed(self, head: tuple[int, bytes], accounts: dict[str, Account], rows: dict) -> None:
+        """A chunk committed: its accounts and the new rows of the buckets it moved are stored now."""
+        self.head = head
+        self.accounts.update(accounts)
+        for (account, tag), row in rows.items():
+            self.bucket_rows[(account, tag)] = row
+            self.balances[(account, tag)] = row.balance_tiyn
+            whole = self.account_buckets.get(account)
+            if whole is not None:
+                if row.balance_tiyn:
+                    whole[tag] = row.balance_tiyn
+                else:
+                    whole.pop(tag, None)

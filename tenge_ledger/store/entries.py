@@ -1,0 +1,160 @@
+"""The compact journal row: one row per applied operation, the ledger's one source of truth.
+
+A row keeps integer ids where the signed document has handles and tags, the signature as 64 bytes and the chain
+link as 32; the signed document, its canonical bytes, its fields hash, the previous link and a two-leg
+operation's postings are all derived from it (and so can be re-derived and compared, never trusted). Only an
+operation whose postings are not the two legs its body implies (a split, a route, a post, a sweep) writes extra
+rows to `legs`.
+
+    seq, op_id, kind, signer, payer, payee, amount, tag, at, signature, link, flags, body, decision
+
+`kind` is the index in KIND_CODES; `payer`, `payee` (account ids), `amount` and `tag` (a tag id; NULL when the
+body has no tag) are the body's fields of those names; `body` holds the body's other fields that are set, as
+canonical JSON (NULL when none); `decision` is the policy decision only when rules decided something.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from ..core.canonical import body_to_dict, canonical_json
+from ..core.records import (
+    BODY_BY_KIND,
+    AccountKind,
+    Operation,
+    OpKind,
+)
+
+# Persisted: a kind's code is its position here. Append only.
+KIND_CODES: tuple[OpKind, ...] = (
+    OpKind.open_account,
+    OpKind.update_account,
+    OpKind.issue,
+    OpKind.redeem,
+    OpKind.transfer,
+    OpKind.hold,
+    OpKind.post,
+    OpKind.void,
+    OpKind.sweep,
+    OpKind.batch,
+    OpKind.freeze,
+    OpKind.unfreeze,
+    OpKind.close,
+    OpKind.seize,
+)
+KIND_CODE: dict[OpKind, int] = {k: i for i, k in enumerate(KIND_CODES)}
+assert set(KIND_CODES) == set(OpKind)
+
+FLAG_LEGS = 1  # the postings are in `legs`, not the two legs the body implies
+
+JOURNAL_COLUMNS = (
+    "seq, op_id, kind, signer, payer, payee, amount, tag, at, signature, link, flags, body, decision"
+)
+LEG_COLUMNS = "seq, idx, account, tag, amount"
+UNTAGGED_ID = 0  # the tag id of untagged money ("")
+
+_COLUMN_FIELDS = ("payer", "payee", "amount_tiyn", "tag")
+_FIELDS: dict[type, tuple[str, ...]] = {}
+
+
+def _field_names(cls: type) -> tuple[str, ...]:
+    names = _FIELDS.get(cls)
+    if names is None:
+        names = _FIELDS[cls] = tuple(cls.__dataclass_fields__)  # type: ignore[attr-defined]
+    return names
+
+
+def body_extra(op: Operation) -> str | None:
+    """The body's fields that have no column of their own and are set, as canonical JSON (None when none)."""
+    body = op.body
+    names = _field_names(type(body))
+    if all(n in _COLUMN_FIELDS or getattr(body, n) is None for n in names):
+        return None
+    doc = body_to_dict(body)
+    rest = {k: v for k, v in doc.items() if k not in _COLUMN_FIELDS and v is not None}
+    return canonical_json(rest) if rest else None
+
+
+def standard_legs(
+    kind: OpKind,
+    payer: str | None,
+    payee: str | None,
+    amount: int | None,
+    tag: str,
+    central_bank: str,
+    holds: str,
+) -> tuple[tuple[str, int, str], ...]:
+    """The postings an operation's body implies, (account, amount, tag), when no policy reshaped them."""
+    if kind is OpKind.transfer or kind is OpKind.seize:
+        return ((payer, -amount, tag), (payee, amount, tag))  # type: ignore[operator,return-value]
+    if kind is OpKind.hold:
+        return ((payer, -amount, tag), (holds, amount, tag))  # type: ignore[operator,return-value]
+    if kind is OpKind.issue:
+        return ((central_bank, -amount, tag), (payee, amount, tag))  # type: ignore[operator,return-value]
+    if kind is OpKind.redeem:
+        return ((payer, -amount, tag), (central_bank, amount, tag))  # type: ignore[operator,return-value]
+    return ()
+
+
+def operation_from_row(
+    row: tuple, handle_of: Callable[[int], str], tag_of: Callable[[int], str]
+) -> Operation:
+    """The signed operation a journal row keeps, exactly as it was signed."""
+    _, op_id, kind, signer, payer, payee, amount, tag, _, signature, _, _, body, _ = row
+    op_kind = KIND_CODES[kind]
+    cls = BODY_BY_KIND[op_kind]
+    fields: dict[str, Any] = json.loads(body) if body else {}
+    names = _field_names(cls)
+    if "payer" in names:
+        fields["payer"] = None if payer is None else handle_of(payer)
+    if "payee" in names:
+        fields["payee"] = None if payee is None else handle_of(payee)
+    if "amount_tiyn" in names:
+        fields["amount_tiyn"] = amount
+    if "tag" in names:
+        fields["tag"] = None if tag is None else tag_of(tag)
+    return Operation(op_id, handle_of(signer), _body(cls, fields), bytes(signature).hex())
+
+
+def _body(cls: type, fields: dict[str, Any]) -> Any:
+    values = {n: fields.get(n) for n in _field_names(cls) if n in fields}
+    if "account_kind" in values:
+        values["account_kind"] = AccountKind(values["account_kind"])
+    if "attrs" in values:
+        values["attrs"] = tuple(sorted(values["attrs"].items()))
+    if "operations" in values:
+        values["operations"] = tuple(operation_from_document(d) for d in values["operations"])
+    return cls(**values)
+
+
+def operation_from_document(doc: dict[str, Any]) -> Operation:
+    cls = BODY_BY_KIND[OpKind(doc["kind"])]
+    fields = {n: doc[n] for n in _field_names(cls) if doc.get(n) is not None}
+    return Operation(doc["id"], doc["signer"], _body(cls, fields), doc.get("signature", ""))
+
+
+def legs_of(
+    row: tuple,
+    legs: Iterable[tuple] | None,
+    handle_of: Callable[[int], str],
+    tag_of: Callable[[int], str],
+    central_bank: str,
+    holds: str,
+) -> list[tuple[str, int, str]]:
+    """A row's postings (account, amount, tag): its `legs` rows if it has them, else the two its body implies."""
+    if row[11] & FLAG_LEGS:
+        return [(handle_of(a), amount, tag_of(t)) for _, _, a, t, amount in legs or ()]
+    kind, payer, payee, amount, tag = KIND_CODES[row[2]], row[4], row[5], row[6], row[7]
+    return list(
+        standard_legs(
+            kind,
+            None if payer is None else handle_of(payer),
+            None if payee is None else handle_of(payee),
+            amount,
+            "" if tag is None else tag_of(tag),
+            central_bank,
+            holds,
+        )
+    )
