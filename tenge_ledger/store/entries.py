@@ -66,6 +66,53 @@ def _field_names(cls: type) -> tuple[str, ...]:
     return names
 
 
+_COLUMNS_OF: dict[type, tuple[bool, bool, bool, bool]] = {}
+
+
+def body_columns(body: Any) -> tuple[str | None, str | None, int | None, str | None]:
+    """The body's payer, payee, amount and tag: the fields the journal row keeps in columns (None if absent)."""
+    has = _COLUMNS_OF.get(type(body))
+    if has is None:
+        names = _field_names(type(body))
+        has = _COLUMNS_OF[type(body)] = tuple(n in names for n in _COLUMN_FIELDS)  # type: ignore[assignment]
+    return (
+        body.payer if has[0] else None,
+        body.payee if has[1] else None,
+        body.amount_tiyn if has[2] else None,
+        body.tag if has[3] else None,
+    )
+
+
+def journal_row(
+    seq: int,
+    op: Operation,
+    at: int,
+    link: bytes,
+    flags: int,
+    decision: str | None,
+    account_id: Callable[[str], int],
+    tag_id: Callable[[str], int],
+) -> tuple:
+    """The compact row of an applied operation, in JOURNAL_COLUMNS order."""
+    payer, payee, amount, tag = body_columns(op.body)
+    return (
+        seq,
+        op.id,
+        KIND_CODE[op.kind],
+        account_id(op.signer),
+        None if payer is None else account_id(payer),
+        None if payee is None else account_id(payee),
+        amount,
+        None if tag is None else tag_id(tag),
+        at,
+        bytes.fromhex(op.signature),
+        link,
+        flags,
+        body_extra(op),
+        decision,
+    )
+
+
 def body_extra(op: Operation) -> str | None:
     """The body's fields that have no column of their own and are set, as canonical JSON (None when none)."""
     body = op.body

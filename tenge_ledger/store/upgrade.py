@@ -13,12 +13,11 @@ from dataclasses import dataclass, field
 
 from ..core.canonical import document_json
 from ..core.errors import StoreError
-from ..core.records import HOLDS_ACCOUNT, OpenAccount, OpKind
+from ..core.records import HOLDS_ACCOUNT, OpenAccount
 from .entries import (
     FLAG_LEGS,
-    KIND_CODE,
     UNTAGGED_ID,
-    body_extra,
+    journal_row,
     operation_from_document,
     standard_legs,
 )
@@ -96,24 +95,8 @@ def convert(
         flags = 0 if list(implied) == legs else FLAG_LEGS
         if flags:
             out.legs.extend((seq, i, ids[a], tag_id(t), amount_) for i, (a, amount_, t) in enumerate(legs))
-        out.journal.append(
-            (
-                seq,
-                op_id,
-                KIND_CODE[OpKind(op.kind)],
-                ids[op.signer],
-                None if payer is None else ids[payer],
-                None if payee is None else ids[payee],
-                amount,
-                None if tag is None else tag_id(tag),
-                at,
-                bytes.fromhex(op.signature),
-                bytes(link),
-                flags,
-                body_extra(op),
-                None if plain_decision(decision) else decision,
-            )
-        )
+        kept = None if plain_decision(decision) else decision
+        out.journal.append(journal_row(seq, op, at, bytes(link), flags, kept, ids.__getitem__, tag_id))
         minute = at // 60
         for account, amount_, tag_ in legs:
             key = (ids[account], tag_id(tag_))
