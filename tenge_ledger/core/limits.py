@@ -20,6 +20,7 @@ batch_operations_max = 1_000
 hold_timeout_s_max = 366 * 24 * 3600
 submit_chunk_operations = 1_000  # operations committed per database transaction by apply_many
 write_conflict_retries_max = 8
+decision_texts_kept_max = 4_096  # policy decisions whose stored JSON a ledger keeps made
 state_buckets_max = 2_000_000  # buckets a ledger keeps in memory between chunks before it starts afresh
 
 # Default holding limits by wallet tier, in tiyn (e-CNY / Sand Dollar style tiers). A ledger may override them.

@@ -126,6 +126,9 @@ class Ledger:
         self.trace: TraceSink = trace or PlainTraceSink()
         self.clock = clock
         self._state = StoredState()  # what this process knows of the store between chunks
+        # Decisions the engine hands out again and again share their parts: their JSON is made once, keyed by the
+        # identity of the parts, which the entry holds so the key cannot be reused while it is kept.
+        self._decision_texts: dict[int, tuple[tuple, str]] = {}
         tiers = self.meta.settings.get("tier_holding_tiyn")
         self.tier_limits = (
             {int(k): v for k, v in tiers.items()} if tiers else dict(limits.tier_holding_tiyn_default)
@@ -336,7 +339,7 @@ class Ledger:
         if list(implied) != legs:
             flags = FLAG_LEGS
             ws.legs.extend((seq, i, ws.account_id(a), ws.tag_id(t), x) for i, (a, x, t) in enumerate(legs))
-        decision_text = _decision_json(decision, self.policy.policy_set_id)
+        decision_text = self._decision_json(decision)
         ws.entries.append(journal_row(seq, op, at, entry, flags, decision_text, ws.account_id, ws.tag_id))
         ws.operations[op.id] = (seq, digest)
         for idx, p in enumerate(postings):
@@ -349,6 +352,23 @@ class Ledger:
                     ws.redeemed_delta += p.amount_tiyn
         ws.head_value = (seq, entry)
         return seq
+
+    def _decision_json(self, decision: Decision | None) -> str | None:
+        """The decision as stored with its operation, for explain: None when no rule decided anything (the
+        journal keeps nothing for it). The postings a decision reshaped are not repeated: they are its legs."""
+        if decision is None or not (
+            decision.rules or decision.reasons or decision.reports or decision.detail
+        ):
+            return None
+        policy_set_id = self.policy.policy_set_id
+        parts = (decision.detail, decision.rules, decision.reasons, decision.reports, policy_set_id)
+        cache = self._decision_texts
+        found = cache.get(id(decision.detail))
+        if found is None or any(a is not b for a, b in zip(found[0], parts, strict=True)):
+            if len(cache) >= limits.decision_texts_kept_max:
+                cache.clear()
+            found = cache[id(decision.detail)] = (parts, _decision_text(decision, policy_set_id))
+        return found[1]
 
     def _file_reports(self, ws: WorkingSet, op_id: str, seq: int | None, at: int, reports) -> None:
         for r in reports:
@@ -743,26 +763,6 @@ def _tag_text(tag: str) -> str:
 
 def _report_dicts(reports) -> tuple[dict, ...]:
     return tuple({"agency": r.agency, "reason": r.reason, "rule": r.rule} for r in reports)
-
-
-# Decisions a policy engine hands out again and again (the same rules deciding the same way) share their parts;
-# their JSON is made once per such decision, keyed by the identity of its parts (held here, so never reused).
-_DECISION_TEXTS: dict[int, tuple[tuple, str]] = {}
-_DECISION_TEXTS_MAX = 4096
-
-
-def _decision_json(decision: Decision | None, policy_set_id: str | None) -> str | None:
-    """The decision as stored with its operation, for explain: None when no rule decided anything (the journal
-    keeps nothing for it). The postings a decision reshaped are not repeated: they are the journal's legs."""
-    if decision is None or not (decision.rules or decision.reasons or decision.reports or decision.detail):
-        return None
-    parts = (decision.detail, decision.rules, decision.reasons, decision.reports, policy_set_id)
-    found = _DECISION_TEXTS.get(id(decision.detail))
-    if found is None or any(a is not b for a, b in zip(found[0], parts, strict=True)):
-        if len(_DECISION_TEXTS) >= _DECISION_TEXTS_MAX:
-            _DECISION_TEXTS.clear()
-        found = _DECISION_TEXTS[id(decision.detail)] = (parts, _decision_text(decision, policy_set_id))
-    return found[1]
 
 
 def _decision_text(decision: Decision, policy_set_id: str | None) -> str:
