@@ -11,11 +11,8 @@ from tenge_ledger.core import limits
 from tenge_ledger.core.canonical import check_attrs, check_handle, check_text
 from tenge_ledger.core.errors import InputError
 from tenge_ledger.core.records import AccountKind
-from tenge_ledger.ledger.service import Ledger
-from tenge_ledger.ledger.signing import public_key_hex
-from tenge_ledger.store import open_store
 
-from .main import Context, cli, emit, finish, json_option, pass_context, pass_ledger
+from .context import Context, emit, finish, pass_context, pass_ledger
 from .render import account_json
 
 OPENABLE_KINDS = [k.value for k in AccountKind if k not in (AccountKind.central_bank, AccountKind.system)]
@@ -31,13 +28,12 @@ def parse_attrs(values: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
     return check_attrs(pairs, "--attr")
 
 
-@cli.command()
+@click.command()
 @click.option("--name", required=True, help="The ledger's name, e.g. 'Digital tenge pilot'.")
 @click.option(
     "--central-bank", default="nbk", show_default=True, help="Handle of the central bank's account."
 )
 @click.option("--privacy", "privacy_mode", default="transparent", show_default=True, help="Privacy mode.")
-@json_option
 @pass_context
 def init(obj: Context, name: str, central_bank: str, privacy_mode: str) -> None:
     """Create a new ledger in --db, with the central bank's key in the keystore beside it.
@@ -46,7 +42,10 @@ def init(obj: Context, name: str, central_bank: str, privacy_mode: str) -> None:
     Example:
       tenge --db pilot.db init --name "Digital tenge pilot"
     """
+    from tenge_ledger.ledger.service import Ledger
+    from tenge_ledger.ledger.signing import public_key_hex
     from tenge_ledger.privacy import check_mode
+    from tenge_ledger.store import open_store
 
     check_text(name, "--name", limits.ledger_name_length_max)
     check_handle(central_bank, "--central-bank")
@@ -91,14 +90,14 @@ def _refuse_if_ledger(store) -> None:
     raise InputError(f"{store.url} already holds the ledger {meta.name!r} ({meta.ledger_id})")
 
 
-def _after_init(ledger: Ledger, keystore) -> None:
+def _after_init(ledger, keystore) -> None:
     """Mode-specific key material (privacy modes) is created right after the ledger."""
     from tenge_ledger.privacy import setup_mode
 
     setup_mode(ledger, keystore)
 
 
-@cli.group()
+@click.group()
 def account() -> None:
     """Open, inspect and manage accounts.
 

@@ -16,7 +16,7 @@ from tenge_ledger.core.canonical import (
 from tenge_ledger.core.errors import InputError
 from tenge_ledger.core.money import parse_amount
 
-from .main import Context, cli, finish, pass_ledger
+from .context import Context, finish, pass_ledger
 
 
 def _tag(value: str | None) -> str | None:
@@ -41,7 +41,7 @@ id_option = click.option(
 )
 
 
-@cli.command(context_settings=AMOUNT_ARGS)
+@click.command(context_settings=AMOUNT_ARGS)
 @click.argument("payee")
 @click.argument("amount")
 @tag_option
@@ -64,7 +64,7 @@ def issue(obj: Context, payee, amount, tag, expires, memo, op_id) -> None:
     finish(obj, obj.wallet().issue(payee, tiyn, _tag(tag), expires_on, _memo(memo), _id(op_id)))
 
 
-@cli.command(context_settings=AMOUNT_ARGS)
+@click.command(context_settings=AMOUNT_ARGS)
 @click.argument("payer")
 @click.argument("amount")
 @tag_option
@@ -84,7 +84,7 @@ def redeem(obj: Context, payer, amount, tag, memo, op_id) -> None:
     )
 
 
-@cli.command(context_settings=AMOUNT_ARGS)
+@click.command(context_settings=AMOUNT_ARGS)
 @click.argument("payer")
 @click.argument("payee")
 @click.argument("amount")
@@ -105,7 +105,7 @@ def transfer(obj: Context, payer, payee, amount, tag, memo, op_id) -> None:
     finish(obj, obj.wallet().transfer(payer, payee, tiyn, _tag(tag), _memo(memo), _id(op_id)))
 
 
-@cli.command(context_settings=AMOUNT_ARGS)
+@click.command(context_settings=AMOUNT_ARGS)
 @click.argument("payer")
 @click.argument("payee")
 @click.argument("amount")
@@ -130,7 +130,7 @@ def hold(obj: Context, payer, payee, amount, timeout_s, releaser, tag, memo, op_
     finish(obj, obj.wallet().hold(payer, payee, tiyn, timeout_s, _tag(tag), rel, _memo(memo), _id(op_id)))
 
 
-@cli.command(context_settings=AMOUNT_ARGS)
+@click.command(context_settings=AMOUNT_ARGS)
 @click.argument("hold_id")
 @click.option("--amount", help="Post only part; the rest returns to the payer.")
 @click.option("--as", "signer", help="Who signs (default: the hold's releaser).")
@@ -149,7 +149,7 @@ def post(obj: Context, hold_id, amount, signer, op_id) -> None:
     finish(obj, wallet.post(signer or _releaser(obj, hold_id), hold_id, tiyn, _id(op_id)))
 
 
-@cli.command(context_settings=AMOUNT_ARGS)
+@click.command(context_settings=AMOUNT_ARGS)
 @click.argument("hold_id")
 @click.option("--as", "signer", help="Who signs (the releaser or the payee).")
 @id_option
@@ -172,7 +172,7 @@ def _releaser(obj: Context, hold_id: str) -> str:
     return releaser
 
 
-@cli.command(context_settings=AMOUNT_ARGS)
+@click.command(context_settings=AMOUNT_ARGS)
 @click.argument("payer")
 @click.argument("payee")
 @click.argument("amount")
@@ -195,7 +195,7 @@ def seize(obj: Context, payer, payee, amount, order, tag, op_id) -> None:
     )
 
 
-@cli.command(context_settings=AMOUNT_ARGS)
+@click.command(context_settings=AMOUNT_ARGS)
 @click.option("--at", "as_of", help="Ledger time to sweep as of (YYYY-MM-DD[THH:MM:SS], UTC); default now.")
 @id_option
 @pass_ledger

@@ -12,13 +12,13 @@ from tenge_ledger.core import limits
 from tenge_ledger.core.canonical import operation_from_dict
 from tenge_ledger.core.errors import InputError
 
-from .main import Context, cli, emit, pass_ledger
+from .context import Context, emit, pass_ledger
 
 submit_file_bytes_max = 512 * 1024 * 1024
 submit_problems_max = 20  # bad lines reported at once
 
 
-@cli.command()
+@click.command()
 @click.argument("path", type=click.Path(dir_okay=False, allow_dash=True))
 @click.option("--verified", is_flag=True, help="Signatures were checked upstream (a bank's verified batch).")
 @pass_ledger

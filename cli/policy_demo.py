@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import click
 
@@ -11,16 +10,15 @@ from tenge_ledger.app import ledger_over
 from tenge_ledger.client.wallet import Wallet
 from tenge_ledger.core.money import parse_amount
 from tenge_ledger.core.records import AccountKind
+from tenge_ledger.policies import shipped_policies
 from tenge_ledger.policy import read_sources
 from tenge_ledger.policy.sets import enable
-
-POLICIES = Path(__file__).resolve().parent.parent / "policies"
 
 
 def run_policy_demo(store, keystore, say, show) -> None:
     """`say` and `show` are the demo's own printers."""
     say("Programmable money: the rules of policies/ enabled on this ledger")
-    out = enable(store, read_sources([POLICIES]), int(time.time()), note="demo")
+    out = enable(store, read_sources([shipped_policies()]), int(time.time()), note="demo")
     click.echo(f"  policy set version {out['version']}: {out.get('rules', '?')} rules, id {out['id'][:16]}…")
     w = Wallet(ledger_over(store), keystore)  # reopened: the ledger now loads the enabled set
     for handle, kind, extra in [

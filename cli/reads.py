@@ -10,11 +10,11 @@ from tenge_ledger.core.canonical import check_handle, check_op_id, format_time
 from tenge_ledger.core.errors import InputError, TengeError
 from tenge_ledger.ledger.journal import check_journal
 
-from .main import Context, cli, emit, pass_ledger
+from .context import Context, emit, pass_ledger
 from .render import kzt, tag_name
 
 
-@cli.command()
+@click.command()
 @click.argument("handle")
 @pass_ledger
 def balance(obj: Context, handle) -> None:
@@ -35,7 +35,7 @@ def balance(obj: Context, handle) -> None:
     emit(obj, data, "\n".join(lines))
 
 
-@cli.command()
+@click.command()
 @pass_ledger
 def supply(obj: Context) -> None:
     """Money issued, redeemed (including expired) and in circulation.
@@ -59,7 +59,7 @@ def supply(obj: Context) -> None:
     )
 
 
-@cli.command()
+@click.command()
 @click.argument("handle")
 @click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 10_000))
 @pass_ledger
@@ -93,7 +93,7 @@ def history(obj: Context, handle, limit) -> None:
     )
 
 
-@cli.command("operation")
+@click.command("operation")
 @click.argument("op_id")
 @pass_ledger
 def operation(obj: Context, op_id) -> None:
@@ -128,7 +128,7 @@ def operation(obj: Context, op_id) -> None:
     emit(obj, data, text)
 
 
-@cli.command()
+@click.command()
 @click.option("--agency", help="Only reports for this agency (e.g. fma).")
 @pass_ledger
 def reports(obj: Context, agency) -> None:
@@ -155,7 +155,7 @@ def reports(obj: Context, agency) -> None:
     )
 
 
-@cli.command()
+@click.command()
 @pass_ledger
 def check(obj: Context) -> None:
     """Rebuild every balance from the journal and compare; verify the hash chain and the supply.

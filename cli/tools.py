@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import click
 
-from .main import Context, cli, emit, json_option, pass_context
+from .context import Context, emit, pass_context
 
 
-@cli.command()
+@click.command()
 @click.option("--transfers", default=100_000, show_default=True, type=click.IntRange(1_000, 10_000_000))
 @click.option("--accounts", default=10_000, show_default=True, type=click.IntRange(10, 1_000_000))
-@json_option
 @pass_context
 def bench(obj: Context, transfers: int, accounts: int) -> None:
     """Measure apply throughput against the raw SQLite floor and Ed25519 verification, in one run.
@@ -25,7 +24,7 @@ def bench(obj: Context, transfers: int, accounts: int) -> None:
     emit(obj, report, lambda: format_report(report))
 
 
-@cli.command()
+@click.command()
 @click.option("--keep", type=click.Path(file_okay=False), help="Keep the demo ledger in this directory.")
 @pass_context
 def demo(obj: Context, keep: str | None) -> None:

@@ -6,12 +6,11 @@ import click
 
 from tenge_ledger.core.canonical import format_time
 from tenge_ledger.core.money import format_tiyn
-from tenge_ledger.privacy import operator
 
-from .main import Context, cli, emit, pass_ledger
+from .context import Context, emit, pass_ledger
 
 
-@cli.group()
+@click.group()
 def trace() -> None:
     """The tamper-evident trace log (RFC 6962 Merkle tree).
 
@@ -45,6 +44,8 @@ def trace_view(obj: Context, role, keys, limit) -> None:
     Example:
       tenge --db pilot.db trace view --as bank:halyk --limit 20
     """
+    from tenge_ledger.privacy import operator
+
     views = operator.view(obj.ledger().store, role, keys, limit)
 
     def text() -> str:
@@ -73,6 +74,8 @@ def trace_checkpoint(obj: Context) -> None:
     Example:
       tenge --db pilot.db trace checkpoint
     """
+    from tenge_ledger.privacy import operator
+
     cp = operator.checkpoint(obj.ledger().store)
     emit(obj, cp.to_json(), f"checkpoint: {cp.tree_size} records, root {cp.root}, journal #{cp.journal_seq}, "
          f"signed by {cp.key}")  # fmt: skip
@@ -89,6 +92,8 @@ def trace_prove(obj: Context, record, size) -> None:
     Example:
       tenge --db pilot.db trace prove salary-001
     """
+    from tenge_ledger.privacy import operator
+
     p = operator.inclusion(obj.ledger().store, record, size)
     emit(obj, p, lambda: f"record {record} is trace #{p['index'] + 1} (RFC 6962 leaf index {p['index']}) of "
          f"{p['tree_size']}; root {p['root']}\n" + "\n".join(p["proof"]))  # fmt: skip
@@ -105,6 +110,8 @@ def trace_consistency(obj: Context, first, second) -> None:
     Example:
       tenge --db pilot.db trace consistency 10
     """
+    from tenge_ledger.privacy import operator
+
     p = operator.consistency(obj.ledger().store, first, second)
     emit(obj, p, lambda: f"{p['first']} -> {p['second']}: {p['first_root']} -> {p['second_root']}\n"
          + "\n".join(p["proof"]))  # fmt: skip

@@ -42,7 +42,7 @@ def _imports(path: Path) -> list[tuple[int, str]]:
         for name in names:
             if name.startswith("tenge_ledger."):
                 found.append((node.lineno, name.split(".")[1]))
-            elif name == "cli" or name.startswith("cli."):
+            elif name.split(".")[0] in ("cli", "tenge_cli"):
                 found.append((node.lineno, "cli"))
     return found
 

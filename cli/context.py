@@ -1,0 +1,106 @@
+"""What every command shares: the `Context` the group builds once, the decorators that hand it over, and the
+printers (`emit` for data, `finish` for an operation's result).
+
+Command modules import this module, never `main`: `main` imports them to register their commands, so the
+dependency runs one way. Nothing here imports the ledger, the policy compiler or lark at import time, so that
+`tenge --help` starts at once; they are imported when a command first asks for the ledger."""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import click
+
+if TYPE_CHECKING:
+    from tenge_ledger.client.keystore import Keystore
+    from tenge_ledger.client.wallet import Wallet
+    from tenge_ledger.core.results import Result
+    from tenge_ledger.ledger.service import Ledger
+
+
+@dataclass
+class Context:
+    """The `--db` and `--json` of one invocation, and the ledger opened on first use (closed at the end)."""
+
+    db: str
+    json: bool = False
+    _ledger: Ledger | None = field(default=None, repr=False)
+
+    def ledger(self) -> Ledger:
+        if self._ledger is None:
+            from tenge_ledger.app import open_ledger
+
+            self._ledger = open_ledger(self.db)
+        return self._ledger
+
+    def keystore(self) -> Keystore:
+        from tenge_ledger.client.keystore import Keystore, keystore_path_for
+
+        return Keystore(keystore_path_for(self.db))
+
+    def wallet(self) -> Wallet:
+        from tenge_ledger.client.wallet import Wallet
+
+        return Wallet(self.ledger(), self.keystore())
+
+    def close(self) -> None:
+        if self._ledger is not None:
+            self._ledger.store.close()
+            self._ledger = None
+
+
+def _set_json(ctx: click.Context, _param: click.Parameter, value: bool) -> bool:
+    if value:
+        ctx.find_object(Context).json = True
+    return value
+
+
+def json_param() -> click.Option:
+    """`--json` after a command's name means the same as before it (`main` adds it to every command)."""
+    return click.Option(
+        ["--json", "json_flag"], is_flag=True, expose_value=False, callback=_set_json, help="Print JSON."
+    )
+
+
+pass_context = click.make_pass_decorator(Context)
+
+
+def pass_ledger(f: Callable) -> Callable:
+    """Hands the command the invocation's Context (which opens the ledger when asked)."""
+
+    @pass_context
+    @functools.wraps(f)
+    def wrapper(obj: Context, *args: Any, **kwargs: Any) -> Any:
+        return f(obj, *args, **kwargs)
+
+    return wrapper
+
+
+def emit(obj: Context, data: Any, text: str | Callable[[], str]) -> None:
+    """Print `data` as JSON under --json, else the human text."""
+    if obj.json:
+        click.echo(json.dumps(data, indent=2, sort_keys=True, default=str))
+    else:
+        click.echo(text() if callable(text) else text)
+
+
+def finish(obj: Context, result: Result) -> None:
+    """Print one operation's result; anything but ok / exists exits 1."""
+    if obj.json:
+        click.echo(json.dumps(result.to_json(), indent=2, sort_keys=True))
+    elif result.succeeded:
+        seq = f" (#{result.seq})" if result.seq and result.code.value == "ok" else ""
+        click.echo(f"{result.code.value}: {result.message}{seq}")
+        for report in result.reports:
+            click.echo(f"  report to {report['agency']}: {report['reason']} [{report['rule']}]")
+    if not result.succeeded:
+        if not obj.json:
+            click.echo(f"Error: {result.code.value}: {result.message}", err=True)
+            for report in result.reports:
+                click.echo(f"  report to {report['agency']}: {report['reason']} [{report['rule']}]", err=True)
+        sys.exit(1)
