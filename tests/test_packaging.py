@@ -37,7 +37,9 @@ def _wheel_names(wheel: Path) -> list[str]:
 
 
 def test_wheel__top_level_packages_are_the_projects_only(wheel: Path) -> None:
-    top = {name.split("/")[0] for name in _wheel_names(wheel) if not name.split("/")[0].endswith(".dist-info")}
+    top = {
+        name.split("/")[0] for name in _wheel_names(wheel) if not name.split("/")[0].endswith(".dist-info")
+    }
     assert top == PROJECT_PACKAGES
 
 
