@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -81,26 +82,55 @@ def pass_ledger(f: Callable) -> Callable:
     return wrapper
 
 
+# What must never reach a terminal as itself: control characters but the newline (C0, DEL, C1), lone
+# surrogates (text that was never valid UTF-8), and the invisible line and direction controls that can make
+# one text look like another. Letters of any script are printed as they are.
+_UNSAFE = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2066-\u2069\ud800-\udfff]")
+
+
+def _escape(match: re.Match) -> str:
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def shown(text: str) -> str:
+    """`text` made safe to print: every unsafe character written as its escape (`\\x1b`, `\\ud800`)."""
+    return _UNSAFE.sub(_escape, text)
+
+
+def progress(obj: Context, length: int, label: str):
+    """A progress bar on stderr for a long step, shown only on a terminal and never under --json (so that
+    scripts and pipes see only the result)."""
+    hidden = obj.json or not length or not sys.stderr.isatty()
+    return click.progressbar(length=max(length, 1), label=label, file=sys.stderr, hidden=hidden)
+
+
+def seconds(elapsed: float) -> str:
+    """A measured duration for people: `0.42 s`, `12.3 s`, `2 min 5 s`."""
+    if elapsed < 10:
+        return f"{elapsed:.2f} s"
+    if elapsed < 60:
+        return f"{elapsed:.1f} s"
+    return f"{int(elapsed // 60)} min {int(elapsed % 60)} s"
+
+
 def emit(obj: Context, data: Any, text: str | Callable[[], str]) -> None:
-    """Print `data` as JSON under --json, else the human text."""
+    """Print `data` as JSON under --json, else the human text; either way escaped for the terminal."""
     if obj.json:
         click.echo(json.dumps(data, indent=2, sort_keys=True, default=str))
     else:
-        click.echo(text() if callable(text) else text)
+        click.echo(shown(text() if callable(text) else text))
 
 
 def finish(obj: Context, result: Result) -> None:
     """Print one operation's result; anything but ok / exists exits 1."""
     if obj.json:
         click.echo(json.dumps(result.to_json(), indent=2, sort_keys=True))
-    elif result.succeeded:
+    else:
         seq = f" (#{result.seq})" if result.seq and result.code.value == "ok" else ""
-        click.echo(f"{result.code.value}: {result.message}{seq}")
-        for report in result.reports:
-            click.echo(f"  report to {report['agency']}: {report['reason']} [{report['rule']}]")
+        head = f"{result.code.value}: {result.message}{seq}"
+        lines = [head if result.succeeded else f"Error: {head}"]
+        lines += [f"  report to {r['agency']}: {r['reason']} [{r['rule']}]" for r in result.reports]
+        click.echo(shown("\n".join(lines)), err=not result.succeeded)
     if not result.succeeded:
-        if not obj.json:
-            click.echo(f"Error: {result.code.value}: {result.message}", err=True)
-            for report in result.reports:
-                click.echo(f"  report to {report['agency']}: {report['reason']} [{report['rule']}]", err=True)
         sys.exit(1)

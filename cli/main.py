@@ -11,21 +11,37 @@ import click
 from tenge_ledger.core.errors import TengeError
 
 from . import accounts, audit, money, ops, policy, privacy, reads, tools, trace
-from .context import Context, json_param
+from .context import Context, json_param, shown
 
 
 class TengeGroup(click.Group):
-    """Turns every TengeError (a user mistake or an unusable database) into `Error: <one line>`, exit 1."""
+    """Turns every TengeError (a user mistake or an unusable database) and every refusal of the environment
+    (a read-only database or file, a full disk) into `Error: <one line>`, exit 1. A transaction the database
+    refused wrote nothing, so the ledger is unchanged."""
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
         except TengeError as exc:
-            if (
-                isinstance(ctx.obj, Context) and ctx.obj.json
-            ):  # scripts asked for JSON: errors come as JSON too
-                click.echo(json.dumps({"error": str(exc)}))
-            raise click.ClickException(str(exc)) from None
+            raise _error(ctx, str(exc)) from None
+        except OSError as exc:
+            where = exc.filename if exc.filename is not None else "error"
+            raise _error(ctx, f"{shown(str(where))}: {exc.strerror or exc}") from None
+        except Exception as exc:
+            import sqlite3  # only here: `tenge --help` does not load the database driver
+
+            if not isinstance(exc, sqlite3.Error):
+                raise
+            db = ctx.obj.db if isinstance(ctx.obj, Context) else "the database"
+            raise _error(ctx, f"{shown(db)}: {exc}; nothing was changed") from None
+
+
+def _error(ctx: click.Context, message: str) -> click.ClickException:
+    """Under --json the error also comes as JSON on stdout, for scripts."""
+    message = shown(message)
+    if isinstance(ctx.obj, Context) and ctx.obj.json:
+        click.echo(json.dumps({"error": message}))
+    return click.ClickException(message)
 
 
 @click.group(cls=TengeGroup, context_settings={"help_option_names": ["-h", "--help"]})

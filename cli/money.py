@@ -11,6 +11,7 @@ from tenge_ledger.core.canonical import (
     check_op_id,
     check_tag,
     check_text,
+    format_time,
     parse_time,
 )
 from tenge_ledger.core.errors import InputError
@@ -197,17 +198,36 @@ def seize(obj: Context, payer, payee, amount, order, tag, op_id) -> None:
 
 @click.command(context_settings=AMOUNT_ARGS)
 @click.option("--at", "as_of", help="Ledger time to sweep as of (YYYY-MM-DD[THH:MM:SS], UTC); default now.")
+@click.option(
+    "--simulate-future",
+    is_flag=True,
+    help="Allow an --at later than now (a rehearsal: it really returns money and times out holds early).",
+)
 @id_option
 @pass_ledger
-def sweep(obj: Context, as_of, op_id) -> None:
+def sweep(obj: Context, as_of, simulate_future, op_id) -> None:
     """Return expired tagged money to the central bank and timed-out holds to their payers.
+
+    A time later than now is refused unless --simulate-future is given: sweeping as of a future date returns
+    budget money before its expiry date and times out holds before their deadlines.
 
     \b
     Example:
-      tenge sweep --at 2027-01-01
+      tenge sweep
+      tenge sweep --at 2027-01-01 --simulate-future
     """
     ledger = obj.ledger()
-    when = parse_time(as_of, "--at") if as_of else ledger.clock()
+    now = ledger.clock()
+    when = parse_time(as_of, "--at") if as_of else now
     if when < ledger.meta.created_at:
         raise InputError(f"{as_of} is before the ledger was created: nothing to sweep", "--at")
+    if when > now:
+        due = sum(1 for h in ledger.store.holds("pending") if now < h.deadline <= when)
+        effect = (
+            f"sweeping as of {format_time(when)} (now is {format_time(now)}) returns tagged money expiring by"
+            f" then to the central bank before its expiry date and times out {due} pending hold(s) early"
+        )
+        if not simulate_future:
+            raise InputError(f"{effect}; add --simulate-future to do it on purpose", "--at")
+        click.echo(f"simulating the future: {effect}", err=True)
     finish(obj, obj.wallet().sweep(when, _id(op_id)))
