@@ -103,7 +103,9 @@ class Wallet:
         key = self.keystore.create(handle) if new_key else self.keystore.get(handle)
         opened = False
         try:
-            result = self.submit(self.cb, OpenAccount(handle, kind, public_key_hex(key), tier, bank, attrs), op_id)
+            result = self.submit(
+                self.cb, OpenAccount(handle, kind, public_key_hex(key), tier, bank, attrs), op_id
+            )
             opened = result.succeeded
             return result
         finally:
