@@ -8,12 +8,12 @@ import os
 import click
 
 from tenge_ledger.core import limits
-from tenge_ledger.core.canonical import check_attrs, check_handle, check_text
+from tenge_ledger.core.canonical import check_attrs, check_handle, check_op_id, check_text
 from tenge_ledger.core.errors import InputError
 from tenge_ledger.core.records import AccountKind
 
 from .context import Context, emit, finish, pass_context, pass_ledger
-from .render import account_json
+from .render import account_json, fields_text, plain
 
 OPENABLE_KINDS = [k.value for k in AccountKind if k not in (AccountKind.central_bank, AccountKind.system)]
 
@@ -156,7 +156,7 @@ def account_show(obj: Context, handle) -> None:
     if found is None:
         raise InputError(f"no account {handle!r}")
     data = account_json(found)
-    emit(obj, data, lambda: "\n".join(f"{k}: {v}" for k, v in data.items()))
+    emit(obj, data, lambda: fields_text(data))
 
 
 @account.command("list")
@@ -173,10 +173,26 @@ def account_list(obj: Context) -> None:
         obj,
         rows,
         lambda: "\n".join(
-            f"{r['handle']:<24} {r['kind']:<13} {r['status']:<7} tier={r['tier']} bank={r['bank']}"
+            f"{r['handle']:<24} {r['kind']:<13} {r['status']:<7} tier={plain(r['tier'])} bank={plain(r['bank'])}"
             for r in rows
         ),
     )
+
+
+# The status a freeze or an unfreeze would leave: asking for the status an account already has is a mistake
+# (a second freeze in the journal says nothing new), unless it is the retry of the same operation id.
+_STATUS_AFTER = {"freeze": "frozen", "unfreeze": "active"}
+
+
+def _refuse_if_no_change(obj: Context, name: str, handle: str, op_id: str | None) -> None:
+    target = _STATUS_AFTER.get(name)
+    store = obj.ledger().store
+    found = store.account(handle)
+    if target is None or found is None or found.status.value != target:
+        return
+    if op_id and store.operation(check_op_id(op_id, "--id")) is not None:
+        return  # a retry: the service answers `exists`
+    raise InputError(f"{handle} is {target} already: nothing to {name}")
 
 
 def _status_command(name: str, doc: str):
@@ -188,6 +204,7 @@ def _status_command(name: str, doc: str):
     def command(obj: Context, handle, reason, op_id) -> None:
         wallet = obj.wallet()
         check_handle(handle, "HANDLE")
+        _refuse_if_no_change(obj, name, handle, op_id)
         if name == "close":
             finish(obj, wallet.close(handle, op_id))
         else:

@@ -101,7 +101,11 @@ def shown(text: str) -> str:
 def progress(obj: Context, length: int, label: str):
     """A progress bar on stderr for a long step, shown only on a terminal and never under --json (so that
     scripts and pipes see only the result)."""
-    hidden = obj.json or not length or not sys.stderr.isatty()
+    return progress_bar(obj.json, length, label)
+
+
+def progress_bar(as_json: bool, length: int, label: str):
+    hidden = as_json or not length or not sys.stderr.isatty()
     return click.progressbar(length=max(length, 1), label=label, file=sys.stderr, hidden=hidden)
 
 

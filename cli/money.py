@@ -36,6 +36,9 @@ def _id(value: str | None) -> str | None:
 AMOUNT_ARGS = {"ignore_unknown_options": True}
 
 tag_option = click.option("--tag", help="Earmark: the bucket to draw from (untagged when omitted).")
+issue_tag_option = click.option(
+    "--tag", help="Earmark the issued money with this tag (untagged when omitted)."
+)
 memo_option = click.option("--memo", help="Purpose of the payment.")
 id_option = click.option(
     "--id", "op_id", help="Operation id: the same id is applied once. Random if omitted."
@@ -45,7 +48,7 @@ id_option = click.option(
 @click.command(context_settings=AMOUNT_ARGS)
 @click.argument("payee")
 @click.argument("amount")
-@tag_option
+@issue_tag_option
 @click.option(
     "--expires", help="Expiry date of tagged money (YYYY-MM-DD): then it returns to the central bank."
 )
@@ -61,7 +64,9 @@ def issue(obj: Context, payee, amount, tag, expires, memo, op_id) -> None:
     """
     check_handle(payee, "PAYEE")
     tiyn = parse_amount(amount, "AMOUNT")
-    expires_on = check_date(expires, "--expires") if expires else None
+    expires_on = check_date(expires, "--expires") if expires is not None else None
+    if expires_on and not tag:
+        raise InputError("only tagged money expires: give --tag as well", "--expires")
     finish(obj, obj.wallet().issue(payee, tiyn, _tag(tag), expires_on, _memo(memo), _id(op_id)))
 
 
@@ -95,6 +100,10 @@ def redeem(obj: Context, payer, amount, tag, memo, op_id) -> None:
 @pass_ledger
 def transfer(obj: Context, payer, payee, amount, tag, memo, op_id) -> None:
     """PAYER pays AMOUNT KZT to PAYEE, signed with PAYER's key.
+
+    The central bank may pay (nbk -> halyk): that puts new money into circulation and counts as issued, like
+    `tenge issue`. Paying the central bank is refused: money leaves circulation only through `tenge redeem`,
+    so that the supply counters stay exact.
 
     \b
     Example:

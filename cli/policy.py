@@ -165,17 +165,20 @@ def reads(obj: Context, paths: tuple[str, ...]) -> None:
 
 
 @policy.command()
-@click.argument("operation_id")
+@click.argument("operation_id", metavar="OP_ID")
 @pass_ledger
 def explain(obj: Context, operation_id: str) -> None:
-    """Which rules matched an applied operation, which decided, with their messages, and the set's id.
+    """Which rules matched an applied operation (its id, or #SEQ), which decided, with their messages, and
+    the set's id.
 
     \b
     Example:
       tenge policy explain 6f1c0e...
     """
+    from .reads import find_operation
+
     store = obj.ledger().store
-    stored = store.operation(operation_id)
+    stored = find_operation(store, operation_id)
     if stored is None:
         raise InputError(
             f"no applied operation {operation_id!r}: a rejected operation is not journaled; its result code and"

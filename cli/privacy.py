@@ -10,7 +10,8 @@ import click
 from tenge_ledger.core.canonical import format_time
 from tenge_ledger.core.errors import InputError
 
-from .context import Context, emit, pass_context, pass_ledger
+from .context import Context, emit, pass_context, pass_ledger, progress
+from .render import fields_text
 
 
 @click.group()
@@ -87,7 +88,7 @@ def privacy_unmask(obj: Context, record, case, basis, role, shares, sealed) -> N
     except Exception as exc:
         raise access.refuse("unmask", record, case or "-", basis or "-", role, str(exc), sealed) from None
     plain = access.unmask(record, case, basis, role, share_list, sealed)
-    emit(obj, plain, lambda: "\n".join(f"{k}: {v}" for k, v in plain.items()))
+    emit(obj, plain, lambda: fields_text(plain))
 
 
 @privacy.command("tracker")
@@ -187,7 +188,10 @@ def privacy_matrix(obj: Context, seed, people, html_path, json_path, policy_path
     """
     from tenge_ledger.privacy import matrix, report
 
-    result = matrix.run(seed=seed, people=people, policy=policy_path)
+    with progress(obj, len(matrix.MODES), "running the matrix") as bar:
+        result = matrix.run(
+            seed=seed, people=people, policy=policy_path, on_mode_done=lambda _m: bar.update(1)
+        )
     if json_path:
         Path(json_path).write_text(json.dumps(result, indent=2, sort_keys=True))
     if html_path:

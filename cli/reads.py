@@ -7,7 +7,7 @@ import json
 import click
 
 from tenge_ledger.core.canonical import check_handle, check_op_id, format_time
-from tenge_ledger.core.errors import InputError, TengeError
+from tenge_ledger.core.errors import InputError, TengeError, quoted
 from tenge_ledger.ledger.journal import check_journal
 
 from .context import Context, emit, pass_ledger
@@ -97,15 +97,21 @@ def history(obj: Context, handle, limit) -> None:
 @click.argument("op_id")
 @pass_ledger
 def operation(obj: Context, op_id) -> None:
-    """Show one applied operation: its signed document, journal entry and decision.
+    """Show one applied operation, by its id or by its journal number (#SEQ, as every command prints it):
+    its signed document, journal entry and decision.
+
+    Journal numbers count applied operations only; the trace log (`tenge trace view`) numbers its own records,
+    which also hold rejected operations, reports and accesses, so the two differ for the same operation.
 
     \b
     Example:
       tenge operation 7f3c0d
+      tenge operation '#7'
     """
-    op = obj.ledger().store.operation(check_op_id(op_id, "OP_ID"))
+    store = obj.ledger().store
+    op = find_operation(store, op_id)
     if op is None:
-        raise InputError(f"no applied operation {op_id!r}")
+        raise InputError(f"no applied operation {quoted(op_id)}")
     data = {
         "seq": op.seq, "id": op.op_id, "kind": op.kind, "signer": op.signer, "at": format_time(op.at),
         "message": op.message, "document": json.loads(op.document), "decision": json.loads(op.decision),
@@ -122,10 +128,23 @@ def operation(obj: Context, op_id) -> None:
         if decision.get("rules"):
             lines.append(f"  decided by: {', '.join(decision['rules'])}")
         lines.append(f"  entry hash {data['entry_hash']} (after {data['prev_hash'][:16]}...)")
-        lines.append(f"  document: {op.document}")
+        lines.append(f"  document: {json.dumps(data['document'], ensure_ascii=False, sort_keys=True)}")
         return "\n".join(lines)
 
     emit(obj, data, text)
+
+
+def find_operation(store, text: str):
+    """The applied operation named by its id or by its journal number `#N` (None when there is none)."""
+    if not text.startswith("#"):
+        return store.operation(check_op_id(text, "OP_ID"))
+    if not text[1:].isdigit() or len(text) > 20:
+        raise InputError(f"{quoted(text)} is not a journal number: write #7, as commands print it", "OP_ID")
+    seq = int(text[1:])
+    if seq < 1:
+        return None
+    found = next(iter(store.journal(after_seq=seq - 1)), None)
+    return found[0] if found is not None and found[0].seq == seq else None
 
 
 @click.command()

@@ -36,4 +36,6 @@ def demo(obj: Context, keep: str | None) -> None:
     """
     from .demo import run_demo
 
-    run_demo(keep)
+    summary = run_demo(keep, as_json=obj.json)
+    if obj.json:
+        emit(obj, summary, "")
