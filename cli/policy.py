@@ -186,7 +186,7 @@ def explain(obj: Context, operation_id: str) -> None:
         )
     decision = json.loads(stored.decision or "{}")
     _, postings = next(iter(store.journal(after_seq=stored.seq - 1)))  # its postings as written
-    data = {"id": operation_id, "seq": stored.seq, "kind": stored.kind, "message": stored.message, **decision,
+    data = {"id": stored.op_id, "seq": stored.seq, "kind": stored.kind, "message": stored.message, **decision,
             "postings": [[p.account, p.amount_tiyn, p.tag] for p in postings]}  # fmt: skip
 
     def text() -> str:
