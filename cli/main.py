@@ -77,7 +77,7 @@ COMMANDS: tuple[click.Command, ...] = (
     accounts.init, accounts.account, money.issue, money.redeem, money.transfer, money.hold, money.post,
     money.void, money.seize, money.sweep, ops.submit, reads.balance, reads.supply, reads.history,
     reads.operation, reads.reports, reads.check, reads.info, policy.policy, privacy.privacy, trace.trace, audit.audit,
-    tools.bench, tools.demo,
+    tools.bench, tools.demo, tools.docs,
 )  # fmt: skip
 
 
