@@ -83,7 +83,7 @@ def history(obj: Context, handle, limit, since, until, kind) -> None:
     end = parse_time(until, "--until") if until else None
     store = obj.ledger().store
     if store.account(handle) is None:
-        raise InputError(f"no account {quoted(handle)}")
+        raise InputError(f"no account {handle!r}")
     if start is None and end is None and kind is None:
         found = store.history(handle, limit)
     else:  # the store answers the newest N; filters read the account's postings through
