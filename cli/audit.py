@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 import click
+
+from tenge_ledger.core.errors import InputError
 
 from .context import Context, emit, pass_context, pass_ledger
 
@@ -33,6 +36,9 @@ def audit_export(obj: Context, bundle, no_journal) -> None:
     """
     from tenge_ledger.privacy import operator
 
+    folder = os.path.dirname(os.path.abspath(bundle))
+    if not os.path.isdir(folder) or not os.access(folder, os.W_OK):  # before a checkpoint is signed for it
+        raise InputError(f"cannot write there: {folder} is not a directory you may write to", bundle)
     info = operator.export(obj.ledger().store, bundle, with_journal=not no_journal)
     emit(obj, info, f"wrote {bundle}: {info['traces']} trace records, {info['journal_entries']} journal entries; "
          f"sha256 {info['sha256']}\nverify with: tenge audit verify {bundle} --key {info['checkpoint']['key']}")  # fmt: skip

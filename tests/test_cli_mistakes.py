@@ -243,3 +243,20 @@ def test_empty_file__read_command_leaves_it_empty(tmp_path) -> None:
     assert result.exit_code == 1
     assert "is an empty file, not a ledger" in result.stderr
     assert empty.read_bytes() == b""
+
+
+def test_audit_export__unwritable_place_is_one_error_line(pilot, tmp_path) -> None:
+    traces_before = pilot.json("info")["trace_records"]
+    pilot.mistake("audit", "export", str(tmp_path / "absent" / "b.json"), says="cannot write there")
+    assert pilot.json("info")["trace_records"] == traces_before  # no checkpoint signed for it
+
+
+def test_file_error__one_error_line_under_json_too(pilot, tmp_path) -> None:
+    result = pilot(
+        "--json", "privacy", "matrix", "--people", "50", "--out", str(tmp_path / "no" / "x.json"), ok=False
+    )
+    assert result.exit_code == 1
+    assert json.loads(result.stdout) == {"error": f"{tmp_path / 'no' / 'x.json'}: No such file or directory"}
+    assert result.stderr.strip().splitlines() == [
+        f"Error: {tmp_path / 'no' / 'x.json'}: No such file or directory"
+    ]
