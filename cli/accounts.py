@@ -8,15 +8,12 @@ import os
 import click
 
 from tenge_ledger.core import limits
-from tenge_ledger.core.canonical import check_attrs, check_handle, check_text
+from tenge_ledger.core.canonical import check_attrs, check_handle, check_op_id, check_text
 from tenge_ledger.core.errors import InputError
 from tenge_ledger.core.records import AccountKind
-from tenge_ledger.ledger.service import Ledger
-from tenge_ledger.ledger.signing import public_key_hex
-from tenge_ledger.store import open_store
 
-from .main import Context, cli, emit, finish, json_option, pass_context, pass_ledger
-from .render import account_json
+from .context import Context, emit, finish, pass_context, pass_ledger
+from .render import account_json, fields_text, plain
 
 OPENABLE_KINDS = [k.value for k in AccountKind if k not in (AccountKind.central_bank, AccountKind.system)]
 
@@ -31,13 +28,12 @@ def parse_attrs(values: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
     return check_attrs(pairs, "--attr")
 
 
-@cli.command()
+@click.command()
 @click.option("--name", required=True, help="The ledger's name, e.g. 'Digital tenge pilot'.")
 @click.option(
     "--central-bank", default="nbk", show_default=True, help="Handle of the central bank's account."
 )
 @click.option("--privacy", "privacy_mode", default="transparent", show_default=True, help="Privacy mode.")
-@json_option
 @pass_context
 def init(obj: Context, name: str, central_bank: str, privacy_mode: str) -> None:
     """Create a new ledger in --db, with the central bank's key in the keystore beside it.
@@ -46,7 +42,10 @@ def init(obj: Context, name: str, central_bank: str, privacy_mode: str) -> None:
     Example:
       tenge --db pilot.db init --name "Digital tenge pilot"
     """
+    from tenge_ledger.ledger.service import Ledger
+    from tenge_ledger.ledger.signing import public_key_hex
     from tenge_ledger.privacy import check_mode
+    from tenge_ledger.store import open_store
 
     check_text(name, "--name", limits.ledger_name_length_max)
     check_handle(central_bank, "--central-bank")
@@ -91,14 +90,14 @@ def _refuse_if_ledger(store) -> None:
     raise InputError(f"{store.url} already holds the ledger {meta.name!r} ({meta.ledger_id})")
 
 
-def _after_init(ledger: Ledger, keystore) -> None:
+def _after_init(ledger, keystore) -> None:
     """Mode-specific key material (privacy modes) is created right after the ledger."""
     from tenge_ledger.privacy import setup_mode
 
     setup_mode(ledger, keystore)
 
 
-@cli.group()
+@click.group()
 def account() -> None:
     """Open, inspect and manage accounts.
 
@@ -157,7 +156,7 @@ def account_show(obj: Context, handle) -> None:
     if found is None:
         raise InputError(f"no account {handle!r}")
     data = account_json(found)
-    emit(obj, data, lambda: "\n".join(f"{k}: {v}" for k, v in data.items()))
+    emit(obj, data, lambda: fields_text(data))
 
 
 @account.command("list")
@@ -174,10 +173,26 @@ def account_list(obj: Context) -> None:
         obj,
         rows,
         lambda: "\n".join(
-            f"{r['handle']:<24} {r['kind']:<13} {r['status']:<7} tier={r['tier']} bank={r['bank']}"
+            f"{r['handle']:<24} {r['kind']:<13} {r['status']:<7} tier={plain(r['tier'])} bank={plain(r['bank'])}"
             for r in rows
         ),
     )
+
+
+# The status a freeze or an unfreeze would leave: asking for the status an account already has is a mistake
+# (a second freeze in the journal says nothing new), unless it is the retry of the same operation id.
+_STATUS_AFTER = {"freeze": "frozen", "unfreeze": "active"}
+
+
+def _refuse_if_no_change(obj: Context, name: str, handle: str, op_id: str | None) -> None:
+    target = _STATUS_AFTER.get(name)
+    store = obj.ledger().store
+    found = store.account(handle)
+    if target is None or found is None or found.status.value != target:
+        return
+    if op_id and store.operation(check_op_id(op_id, "--id")) is not None:
+        return  # a retry: the service answers `exists`
+    raise InputError(f"{handle} is {target} already: nothing to {name}")
 
 
 def _status_command(name: str, doc: str):
@@ -189,6 +204,7 @@ def _status_command(name: str, doc: str):
     def command(obj: Context, handle, reason, op_id) -> None:
         wallet = obj.wallet()
         check_handle(handle, "HANDLE")
+        _refuse_if_no_change(obj, name, handle, op_id)
         if name == "close":
             finish(obj, wallet.close(handle, op_id))
         else:

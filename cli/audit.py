@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 import click
 
-from tenge_ledger.privacy import operator
+from tenge_ledger.core.errors import InputError
 
-from .main import Context, cli, emit, pass_context, pass_ledger
+from .context import Context, emit, pass_context, pass_ledger
 
 
-@cli.group()
+@click.group()
 def audit() -> None:
     """Audit bundles of the trace log and the journal.
 
@@ -33,6 +34,11 @@ def audit_export(obj: Context, bundle, no_journal) -> None:
     Example:
       tenge --db pilot.db audit export audit.json
     """
+    from tenge_ledger.privacy import operator
+
+    folder = os.path.dirname(os.path.abspath(bundle))
+    if not os.path.isdir(folder) or not os.access(folder, os.W_OK):  # before a checkpoint is signed for it
+        raise InputError(f"cannot write there: {folder} is not a directory you may write to", bundle)
     info = operator.export(obj.ledger().store, bundle, with_journal=not no_journal)
     emit(obj, info, f"wrote {bundle}: {info['traces']} trace records, {info['journal_entries']} journal entries; "
          f"sha256 {info['sha256']}\nverify with: tenge audit verify {bundle} --key {info['checkpoint']['key']}")  # fmt: skip
@@ -44,9 +50,8 @@ def audit_export(obj: Context, bundle, no_journal) -> None:
 @click.option(
     "--against", type=click.Path(dir_okay=False), help="An earlier bundle: name each changed record."
 )
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @pass_context
-def audit_verify(obj: Context, bundle, key, against, as_json) -> None:
+def audit_verify(obj: Context, bundle, key, against) -> None:
     """Verify BUNDLE offline (or the live --db when no BUNDLE): every change, removal, reordering or insertion
     in the trace log or the journal is found and named. Exit 1 when anything is wrong.
 
@@ -54,8 +59,8 @@ def audit_verify(obj: Context, bundle, key, against, as_json) -> None:
     Example:
       tenge audit verify audit.json --key 3b6a27bc...
     """
-    if as_json:
-        obj.json = True
+    from tenge_ledger.privacy import operator
+
     if bundle:
         result = operator.verify_bundle(bundle, key, against)
     else:

@@ -20,64 +20,102 @@ from tenge_ledger.ledger.service import Ledger
 from tenge_ledger.ledger.signing import public_key_hex
 from tenge_ledger.store import open_store
 
+from .context import progress_bar
+from .render import duration
 
-def say(text: str) -> None:
-    click.secho(f"\n== {text}", bold=True)
 
+class Narrator:
+    """Prints the demo as it runs, or, under --json, keeps every step for one JSON document at the end."""
 
-def show(label: str, result: Result) -> Result:
-    colour = "green" if result.succeeded else "red"
-    click.echo(f"  {label:<66} ", nl=False)
-    click.secho(f"{result.code.value}", fg=colour, nl=False)
-    click.echo(f"  {result.message}")
-    for report in result.reports:
-        click.echo(f"  {'':<66} report to {report['agency']}: {report['reason']}")
-    return result
+    def __init__(self, as_json: bool) -> None:
+        self.as_json = as_json
+        self.steps: list[dict] = []
+        self.section = ""
+
+    def say(self, text: str) -> None:
+        self.section = text
+        if not self.as_json:
+            click.secho(f"\n== {text}", bold=True)
+
+    def line(self, text: str) -> None:
+        if not self.as_json:
+            click.echo(f"  {text}")
+
+    def end(self, text: str) -> None:
+        if not self.as_json:
+            click.echo(f"\n{text}")
+
+    def show(self, label: str, result: Result) -> Result:
+        self.steps.append({"section": self.section, "step": label, **result.to_json()})
+        if self.as_json:
+            return result
+        colour = "green" if result.succeeded else "red"
+        click.echo(f"  {label:<66} ", nl=False)
+        click.secho(f"{result.code.value}", fg=colour, nl=False)
+        click.echo(f"  {result.message}")
+        for report in result.reports:
+            click.echo(f"  {'':<66} report to {report['agency']}: {report['reason']}")
+        return result
 
 
 def kzt(text: str) -> int:
     return parse_amount(text)
 
 
-def run_demo(keep: str | None = None) -> None:
+def run_demo(keep: str | None = None, as_json: bool = False) -> dict:
+    """Run the pilot; answers what it did (printed as it ran unless `as_json`)."""
+    out = Narrator(as_json)
     workdir = keep or tempfile.mkdtemp(prefix="tenge-demo-")
     os.makedirs(workdir, exist_ok=True)
     db = os.path.join(workdir, "pilot.db")
     keystore = Keystore(db + ".keys")
-    say(f"A digital tenge pilot in {db}")
+    out.say(f"A digital tenge pilot in {db}")
     store = open_store(db, create=True)
     cb_key = keystore.create("nbk")
     Ledger.create(store, "Digital tenge pilot (demo)", public_key_hex(cb_key), "nbk")
     ledger = ledger_over(store)
     w = Wallet(ledger, keystore)
-    click.echo(f"  ledger id {ledger.ledger_id}; the National Bank (nbk) holds the issuing key")
-    demo_steps(w)
+    out.line(f"ledger id {ledger.ledger_id}; the National Bank (nbk) holds the issuing key")
+    demo_steps(w, out)
     from .policy_demo import run_policy_demo
 
-    run_policy_demo(store, keystore, say, show)
-    say("Invariants")
+    run_policy_demo(store, keystore, out)
+    out.say("Invariants")
     issued, redeemed = store.supply()
-    click.echo(
-        f"  issued {format_tiyn(issued)} KZT, redeemed {format_tiyn(redeemed)} KZT, "
-        f"circulating {format_tiyn(issued - redeemed)} KZT"
+    out.line(
+        f"issued {format_tiyn(issued)} KZT, redeemed {format_tiyn(redeemed)} KZT (expired budget money"
+        f" included), circulating {format_tiyn(issued - redeemed)} KZT"
     )
     check = check_journal(store)
-    click.echo(
-        f"  journal: {check.entries} entries, hash chain and rebuilt balances "
+    out.line(
+        f"journal: {check.entries} entries, hash chain and rebuilt balances "
         + ("verified" if check.ok else "BROKEN: " + "; ".join(check.problems))
     )
     store.close()
-    say("Privacy modes: the measured matrix (tenge privacy matrix --seed 7 --people 300)")
+    out.say("Privacy modes: the measured matrix (tenge privacy matrix --seed 7 --people 300)")
     from tenge_ledger.privacy import matrix
 
-    click.echo(matrix.format_table(matrix.run(seed=7, people=300)))
+    with progress_bar(as_json, len(matrix.MODES), "running the matrix") as bar:
+        measured = matrix.run(seed=7, people=300, on_mode_done=lambda _mode: bar.update(1))
+    if not as_json:
+        click.echo(matrix.format_table(measured))
     if keep:
-        click.echo(f"\nThe ledger is kept: tenge --db {db} balance aigerim")
+        out.end(f"The ledger is kept: tenge --db {db} balance aigerim")
+        out.line(f"Which rules decided a payment: tenge --db {db} policy explain mining-001")
     else:
         shutil.rmtree(workdir, ignore_errors=True)  # temporary, as promised: keep one with --keep DIR
+        out.end("The demo ledger was temporary; to explore it afterwards: tenge demo --keep DIR")
+    return {
+        "db": db if keep else None,
+        "steps": out.steps,
+        "supply": {"issued_tiyn": issued, "redeemed_tiyn": redeemed, "circulating_tiyn": issued - redeemed},
+        "journal": {"entries": check.entries, "ok": check.ok, "problems": check.problems},
+        "matrix": measured,
+    }
 
 
-def demo_steps(w: Wallet) -> None:
+def demo_steps(w: Wallet, out: Narrator) -> None:
+    say, show = out.say, out.show
     say("Two-tier distribution: banks, people, merchants, budgets")
     for handle, kind, extra in [
         ("halyk", AccountKind.bank, {}),
@@ -127,7 +165,7 @@ def demo_steps(w: Wallet) -> None:
 
     say("Escrow: a hold posted by its releaser")
     show("kaspi pays nurlan 100,000.00", w.transfer("kaspi", "nurlan", kzt("100000")))
-    show("nurlan holds 50,000.00 for astana-build, released by roads-ministry",
+    show(f"nurlan holds 50,000.00 for astana-build for {duration(30 * 86400)}; roads-ministry releases",
          w.hold("nurlan", "astana-build", kzt("50000"), 30 * 86400, releaser="roads-ministry", op_id="flat-42"))  # fmt: skip
     show(
         "posted partly: 45,000.00, the rest back to nurlan", w.post("roads-ministry", "flat-42", kzt("45000"))

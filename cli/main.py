@@ -3,108 +3,45 @@ prints. This module is the one place where library errors become a one-line mess
 
 from __future__ import annotations
 
-import functools
 import json
-import sys
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 import click
 
-from tenge_ledger.app import open_ledger
-from tenge_ledger.client.keystore import Keystore, keystore_path_for
-from tenge_ledger.client.wallet import Wallet
 from tenge_ledger.core.errors import TengeError
-from tenge_ledger.core.results import Result
-from tenge_ledger.ledger.service import Ledger
 
-
-@dataclass
-class Context:
-    db: str
-    json: bool = False
-    _ledger: Ledger | None = field(default=None, repr=False)
-
-    def ledger(self) -> Ledger:
-        if self._ledger is None:
-            self._ledger = open_ledger(self.db)
-        return self._ledger
-
-    def keystore(self) -> Keystore:
-        return Keystore(keystore_path_for(self.db))
-
-    def wallet(self) -> Wallet:
-        return Wallet(self.ledger(), self.keystore())
-
-    def close(self) -> None:
-        if self._ledger is not None:
-            self._ledger.store.close()
-            self._ledger = None
+from . import accounts, audit, money, ops, policy, privacy, reads, tools, trace
+from .context import Context, json_param, shown
 
 
 class TengeGroup(click.Group):
-    """Turns every TengeError (a user mistake or an unusable database) into `Error: <one line>`, exit 1."""
+    """Turns every TengeError (a user mistake or an unusable database) and every refusal of the environment
+    (a read-only database or file, a full disk) into `Error: <one line>`, exit 1. A transaction the database
+    refused wrote nothing, so the ledger is unchanged."""
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
         except TengeError as exc:
-            if (
-                isinstance(ctx.obj, Context) and ctx.obj.json
-            ):  # scripts asked for JSON: errors come as JSON too
-                click.echo(json.dumps({"error": str(exc)}))
-            raise click.ClickException(str(exc)) from None
+            raise _error(ctx, str(exc)) from None
+        except OSError as exc:
+            where = exc.filename if exc.filename is not None else "error"
+            raise _error(ctx, f"{shown(str(where))}: {exc.strerror or exc}") from None
+        except Exception as exc:
+            import sqlite3  # only here: `tenge --help` does not load the database driver
+
+            if not isinstance(exc, sqlite3.Error):
+                raise
+            db = ctx.obj.db if isinstance(ctx.obj, Context) else "the database"
+            raise _error(ctx, f"{shown(db)}: {exc}; nothing was changed") from None
 
 
-def _set_json(ctx: click.Context, _param: click.Parameter, value: bool) -> bool:
-    if value:
-        ctx.find_object(Context).json = True
-    return value
-
-
-def json_option(f: Callable) -> Callable:
-    """`--json` after the command name means the same as before it."""
-    return click.option(
-        "--json", "json_flag", is_flag=True, expose_value=False, callback=_set_json, help="Print JSON."
-    )(f)
-
-
-pass_context = click.make_pass_decorator(Context)
-
-
-def pass_ledger(f: Callable) -> Callable:
-    @pass_context
-    @functools.wraps(f)
-    def wrapper(obj: Context, *args: Any, **kwargs: Any) -> Any:
-        return f(obj, *args, **kwargs)
-
-    return json_option(wrapper)
-
-
-def emit(obj: Context, data: Any, text: str | Callable[[], str]) -> None:
-    """Print `data` as JSON under --json, else the human text."""
-    if obj.json:
-        click.echo(json.dumps(data, indent=2, sort_keys=True, default=str))
-    else:
-        click.echo(text() if callable(text) else text)
-
-
-def finish(obj: Context, result: Result) -> None:
-    """Print one operation's result; anything but ok / exists exits 1."""
-    if obj.json:
-        click.echo(json.dumps(result.to_json(), indent=2, sort_keys=True))
-    elif result.succeeded:
-        seq = f" (#{result.seq})" if result.seq and result.code.value == "ok" else ""
-        click.echo(f"{result.code.value}: {result.message}{seq}")
-        for report in result.reports:
-            click.echo(f"  report to {report['agency']}: {report['reason']} [{report['rule']}]")
-    if not result.succeeded:
-        if not obj.json:
-            click.echo(f"Error: {result.code.value}: {result.message}", err=True)
-            for report in result.reports:
-                click.echo(f"  report to {report['agency']}: {report['reason']} [{report['rule']}]", err=True)
-        sys.exit(1)
+def _error(ctx: click.Context, message: str) -> click.ClickException:
+    """Under --json the error also comes as JSON on stdout, for scripts."""
+    message = shown(message)
+    if isinstance(ctx.obj, Context) and ctx.obj.json:
+        click.echo(json.dumps({"error": message}))
+    return click.ClickException(message)
 
 
 @click.group(cls=TengeGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -134,5 +71,25 @@ def main() -> None:
     cli(prog_name="tenge")
 
 
-# Command modules register themselves on import; the order is the order of `tenge --help`.
-from . import accounts, audit, money, ops, policy, privacy, reads, tools, trace  # noqa: E402,F401
+# Every command, registered here (the command modules do not know this group). `tenge --help` lists them in
+# alphabetical order.
+COMMANDS: tuple[click.Command, ...] = (
+    accounts.init, accounts.account, money.issue, money.redeem, money.transfer, money.hold, money.post,
+    money.void, money.seize, money.sweep, ops.submit, reads.balance, reads.supply, reads.history,
+    reads.operation, reads.reports, reads.check, reads.info, policy.policy, privacy.privacy, trace.trace, audit.audit,
+    tools.bench, tools.demo, tools.docs,
+)  # fmt: skip
+
+
+def _with_json_everywhere(command: click.Command) -> None:
+    """`--json` is accepted after every command's name, as the README says."""
+    if isinstance(command, click.Group):
+        for sub in command.commands.values():
+            _with_json_everywhere(sub)
+    elif not any("--json" in p.opts for p in command.params if isinstance(p, click.Option)):
+        command.params.append(json_param())
+
+
+for _command in COMMANDS:
+    _with_json_everywhere(_command)
+    cli.add_command(_command)

@@ -11,12 +11,13 @@ from tenge_ledger.core.canonical import (
     check_op_id,
     check_tag,
     check_text,
+    format_time,
     parse_time,
 )
 from tenge_ledger.core.errors import InputError
 from tenge_ledger.core.money import parse_amount
 
-from .main import Context, cli, finish, pass_ledger
+from .context import Context, finish, pass_ledger
 
 
 def _tag(value: str | None) -> str | None:
@@ -35,16 +36,19 @@ def _id(value: str | None) -> str | None:
 AMOUNT_ARGS = {"ignore_unknown_options": True}
 
 tag_option = click.option("--tag", help="Earmark: the bucket to draw from (untagged when omitted).")
+issue_tag_option = click.option(
+    "--tag", help="Earmark the issued money with this tag (untagged when omitted)."
+)
 memo_option = click.option("--memo", help="Purpose of the payment.")
 id_option = click.option(
     "--id", "op_id", help="Operation id: the same id is applied once. Random if omitted."
 )
 
 
-@cli.command(context_settings=AMOUNT_ARGS)
+@click.command(context_settings=AMOUNT_ARGS)
 @click.argument("payee")
 @click.argument("amount")
-@tag_option
+@issue_tag_option
 @click.option(
     "--expires", help="Expiry date of tagged money (YYYY-MM-DD): then it returns to the central bank."
 )
@@ -60,11 +64,13 @@ def issue(obj: Context, payee, amount, tag, expires, memo, op_id) -> None:
     """
     check_handle(payee, "PAYEE")
     tiyn = parse_amount(amount, "AMOUNT")
-    expires_on = check_date(expires, "--expires") if expires else None
+    expires_on = check_date(expires, "--expires") if expires is not None else None
+    if expires_on and not tag:
+        raise InputError("only tagged money expires: give --tag as well", "--expires")
     finish(obj, obj.wallet().issue(payee, tiyn, _tag(tag), expires_on, _memo(memo), _id(op_id)))
 
 
-@cli.command(context_settings=AMOUNT_ARGS)
+@click.command(context_settings=AMOUNT_ARGS)
 @click.argument("payer")
 @click.argument("amount")
 @tag_option
@@ -84,7 +90,7 @@ def redeem(obj: Context, payer, amount, tag, memo, op_id) -> None:
     )
 
 
-@cli.command(context_settings=AMOUNT_ARGS)
+@click.command(context_settings=AMOUNT_ARGS)
 @click.argument("payer")
 @click.argument("payee")
 @click.argument("amount")
@@ -94,6 +100,10 @@ def redeem(obj: Context, payer, amount, tag, memo, op_id) -> None:
 @pass_ledger
 def transfer(obj: Context, payer, payee, amount, tag, memo, op_id) -> None:
     """PAYER pays AMOUNT KZT to PAYEE, signed with PAYER's key.
+
+    The central bank may pay (nbk -> halyk): that puts new money into circulation and counts as issued, like
+    `tenge issue`. Paying the central bank is refused: money leaves circulation only through `tenge redeem`,
+    so that the supply counters stay exact.
 
     \b
     Example:
@@ -105,7 +115,7 @@ def transfer(obj: Context, payer, payee, amount, tag, memo, op_id) -> None:
     finish(obj, obj.wallet().transfer(payer, payee, tiyn, _tag(tag), _memo(memo), _id(op_id)))
 
 
-@cli.command(context_settings=AMOUNT_ARGS)
+@click.command(context_settings=AMOUNT_ARGS)
 @click.argument("payer")
 @click.argument("payee")
 @click.argument("amount")
@@ -130,7 +140,7 @@ def hold(obj: Context, payer, payee, amount, timeout_s, releaser, tag, memo, op_
     finish(obj, obj.wallet().hold(payer, payee, tiyn, timeout_s, _tag(tag), rel, _memo(memo), _id(op_id)))
 
 
-@cli.command(context_settings=AMOUNT_ARGS)
+@click.command(context_settings=AMOUNT_ARGS)
 @click.argument("hold_id")
 @click.option("--amount", help="Post only part; the rest returns to the payer.")
 @click.option("--as", "signer", help="Who signs (default: the hold's releaser).")
@@ -149,7 +159,7 @@ def post(obj: Context, hold_id, amount, signer, op_id) -> None:
     finish(obj, wallet.post(signer or _releaser(obj, hold_id), hold_id, tiyn, _id(op_id)))
 
 
-@cli.command(context_settings=AMOUNT_ARGS)
+@click.command(context_settings=AMOUNT_ARGS)
 @click.argument("hold_id")
 @click.option("--as", "signer", help="Who signs (the releaser or the payee).")
 @id_option
@@ -172,7 +182,7 @@ def _releaser(obj: Context, hold_id: str) -> str:
     return releaser
 
 
-@cli.command(context_settings=AMOUNT_ARGS)
+@click.command(context_settings=AMOUNT_ARGS)
 @click.argument("payer")
 @click.argument("payee")
 @click.argument("amount")
@@ -195,19 +205,38 @@ def seize(obj: Context, payer, payee, amount, order, tag, op_id) -> None:
     )
 
 
-@cli.command(context_settings=AMOUNT_ARGS)
+@click.command(context_settings=AMOUNT_ARGS)
 @click.option("--at", "as_of", help="Ledger time to sweep as of (YYYY-MM-DD[THH:MM:SS], UTC); default now.")
+@click.option(
+    "--simulate-future",
+    is_flag=True,
+    help="Allow an --at later than now (a rehearsal: it really returns money and times out holds early).",
+)
 @id_option
 @pass_ledger
-def sweep(obj: Context, as_of, op_id) -> None:
+def sweep(obj: Context, as_of, simulate_future, op_id) -> None:
     """Return expired tagged money to the central bank and timed-out holds to their payers.
+
+    A time later than now is refused unless --simulate-future is given: sweeping as of a future date returns
+    budget money before its expiry date and times out holds before their deadlines.
 
     \b
     Example:
-      tenge sweep --at 2027-01-01
+      tenge sweep
+      tenge sweep --at 2027-01-01 --simulate-future
     """
     ledger = obj.ledger()
-    when = parse_time(as_of, "--at") if as_of else ledger.clock()
+    now = ledger.clock()
+    when = parse_time(as_of, "--at") if as_of else now
     if when < ledger.meta.created_at:
         raise InputError(f"{as_of} is before the ledger was created: nothing to sweep", "--at")
+    if when > now:
+        due = sum(1 for h in ledger.store.holds("pending") if now < h.deadline <= when)
+        effect = (
+            f"sweeping as of {format_time(when)} (now is {format_time(now)}) returns tagged money expiring by"
+            f" then to the central bank before its expiry date and times out {due} pending hold(s) early"
+        )
+        if not simulate_future:
+            raise InputError(f"{effect}; add --simulate-future to do it on purpose", "--at")
+        click.echo(f"simulating the future: {effect}", err=True)
     finish(obj, obj.wallet().sweep(when, _id(op_id)))

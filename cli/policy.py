@@ -13,16 +13,11 @@ import click
 
 from tenge_ledger.core.errors import InputError, TengeError
 from tenge_ledger.core.money import format_tiyn
-from tenge_ledger.policy import PolicyError, parse_and_check, read_sources
-from tenge_ledger.policy.format import format_source
-from tenge_ledger.policy.reads import manifest
-from tenge_ledger.policy.sets import disable, enable, enable_version, history, policy_files
-from tenge_ledger.policy.specs import run_path
 
-from .main import Context, cli, emit, pass_ledger
+from .context import Context, emit, pass_ledger
 
 
-@cli.group()
+@click.group()
 def policy() -> None:
     """The policy language: rules every payment passes through.
 
@@ -43,6 +38,9 @@ def check(obj: Context, paths: tuple[str, ...]) -> None:
     Example:
       tenge policy check policies/
     """
+    from tenge_ledger.policy import PolicyError, parse_and_check, read_sources
+    from tenge_ledger.policy.sets import policy_files
+
     files = read_sources(list(paths))
     try:
         try:
@@ -71,6 +69,8 @@ def test_(obj: Context, path: str) -> None:
     Example:
       tenge policy test policies/
     """
+    from tenge_ledger.policy.specs import run_path
+
     results = run_path(path, spec_ledger)
     failed = [r for r in results if not r.ok]
     data = {
@@ -119,6 +119,8 @@ def fmt(obj: Context, paths: tuple[str, ...], check_only: bool) -> None:
     Example:
       tenge policy fmt policies/
     """
+    from tenge_ledger.policy.format import format_source
+
     changed = []
     for raw in paths:
         p = Path(raw)
@@ -145,6 +147,9 @@ def reads(obj: Context, paths: tuple[str, ...]) -> None:
     Example:
       tenge policy reads policies/ --json
     """
+    from tenge_ledger.policy import parse_and_check, read_sources
+    from tenge_ledger.policy.reads import manifest
+
     rows = manifest(parse_and_check(read_sources(list(paths))))
 
     def text() -> str:
@@ -160,17 +165,20 @@ def reads(obj: Context, paths: tuple[str, ...]) -> None:
 
 
 @policy.command()
-@click.argument("operation_id")
+@click.argument("operation_id", metavar="OP_ID")
 @pass_ledger
 def explain(obj: Context, operation_id: str) -> None:
-    """Which rules matched an applied operation, which decided, with their messages, and the set's id.
+    """Which rules matched an applied operation (its id, or #SEQ), which decided, with their messages, and
+    the set's id.
 
     \b
     Example:
       tenge policy explain 6f1c0e...
     """
+    from .reads import find_operation
+
     store = obj.ledger().store
-    stored = store.operation(operation_id)
+    stored = find_operation(store, operation_id)
     if stored is None:
         raise InputError(
             f"no applied operation {operation_id!r}: a rejected operation is not journaled; its result code and"
@@ -178,7 +186,7 @@ def explain(obj: Context, operation_id: str) -> None:
         )
     decision = json.loads(stored.decision or "{}")
     _, postings = next(iter(store.journal(after_seq=stored.seq - 1)))  # its postings as written
-    data = {"id": operation_id, "seq": stored.seq, "kind": stored.kind, "message": stored.message, **decision,
+    data = {"id": stored.op_id, "seq": stored.seq, "kind": stored.kind, "message": stored.message, **decision,
             "postings": [[p.account, p.amount_tiyn, p.tag] for p in postings]}  # fmt: skip
 
     def text() -> str:
@@ -217,6 +225,9 @@ def enable_(obj: Context, paths: tuple[str, ...], version: int | None) -> None:
     Example:
       tenge --db pilot.db policy enable policies/
     """
+    from tenge_ledger.policy import read_sources
+    from tenge_ledger.policy.sets import enable, enable_version
+
     store = obj.ledger().store
     if version is not None:
         if paths:
@@ -242,6 +253,8 @@ def disable_(obj: Context) -> None:
     Example:
       tenge --db pilot.db policy disable
     """
+    from tenge_ledger.policy.sets import disable
+
     out = disable(obj.ledger().store, int(time.time()))
     emit(obj, out, f"disabled version {out['version']}" if out["changed"] else "no policy set was enabled")
 
@@ -255,6 +268,8 @@ def list_(obj: Context) -> None:
     Example:
       tenge --db pilot.db policy list
     """
+    from tenge_ledger.policy.sets import history
+
     settings = obj.ledger().store.meta().settings
     current = settings.get("policy_set")
     past = [{k: v for k, v in h.items() if k != "files"} | {"files": sorted(h.get("files") or {})}

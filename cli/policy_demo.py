@@ -3,25 +3,24 @@
 from __future__ import annotations
 
 import time
-from pathlib import Path
-
-import click
 
 from tenge_ledger.app import ledger_over
 from tenge_ledger.client.wallet import Wallet
 from tenge_ledger.core.money import parse_amount
 from tenge_ledger.core.records import AccountKind
+from tenge_ledger.policies import shipped_policies
 from tenge_ledger.policy import read_sources
 from tenge_ledger.policy.sets import enable
 
-POLICIES = Path(__file__).resolve().parent.parent / "policies"
 
-
-def run_policy_demo(store, keystore, say, show) -> None:
-    """`say` and `show` are the demo's own printers."""
+def run_policy_demo(store, keystore, out) -> None:
+    """`out` is the demo's own narrator (cli.demo.Narrator)."""
+    say, show = out.say, out.show
     say("Programmable money: the rules of policies/ enabled on this ledger")
-    out = enable(store, read_sources([POLICIES]), int(time.time()), note="demo")
-    click.echo(f"  policy set version {out['version']}: {out.get('rules', '?')} rules, id {out['id'][:16]}…")
+    enabled = enable(store, read_sources([shipped_policies()]), int(time.time()), note="demo")
+    out.line(
+        f"policy set version {enabled['version']}: {enabled.get('rules', '?')} rules, id {enabled['id'][:16]}…"
+    )
     w = Wallet(ledger_over(store), keystore)  # reopened: the ledger now loads the enabled set
     for handle, kind, extra in [
         ("aifc-exchange", AccountKind.exchange, {}),
@@ -32,9 +31,9 @@ def run_policy_demo(store, keystore, say, show) -> None:
         ("magnum", AccountKind.merchant, {"bank": "halyk", "attrs": (("vat", "registered"),)}),
         ("bi-group", AccountKind.merchant, {"bank": "halyk", "attrs": (("sector", "real-estate"),)}),
     ]:
-        w.open_account(handle, kind, **extra)
+        show(f"open {kind.value} {handle}", w.open_account(handle, kind, **extra))
     kzt = parse_amount
-    w.issue("halyk", kzt("3000000"))
+    show("issue 3,000,000.00 KZT to halyk, for the payments below", w.issue("halyk", kzt("3000000")))
     show(
         "nurlan pays magnum 1,120.00: 12% VAT to kgd-vat",
         w.transfer("nurlan", "magnum", kzt("1120")),
@@ -43,7 +42,7 @@ def run_policy_demo(store, keystore, say, show) -> None:
          w.transfer("halyk", "ekibastuz-mine", kzt("1000"), op_id="mining-001"))  # fmt: skip
     show("halyk pays bi-group 2,000,000.00 for a flat: held for kz-registry",
          w.transfer("halyk", "bi-group", kzt("2000000"), op_id="flat-777"))  # fmt: skip
-    w.update_account("gray-farm", attrs=(("fma_list", "gray-mining"),))
+    show("the FMA lists gray-farm", w.update_account("gray-farm", attrs=(("fma_list", "gray-mining"),)))
     show(
         "halyk pays gray-farm (on the FMA list): denied and reported",
         w.transfer("halyk", "gray-farm", kzt("10")),
@@ -52,6 +51,3 @@ def run_policy_demo(store, keystore, say, show) -> None:
          w.transfer("roads-ministry", "cafe-alatau", kzt("10"), tag="budget:roads-2026"))  # fmt: skip
     show("issue budget money without an expiry date: denied",
          w.issue("roads-ministry", kzt("10"), tag="budget:schools-2026"))  # fmt: skip
-    click.echo(
-        f"  explain it: tenge --db {store.url} policy explain mining-001  (with tenge demo --keep DIR)"
-    )

@@ -9,21 +9,12 @@ import click
 
 from tenge_ledger.core.canonical import format_time
 from tenge_ledger.core.errors import InputError
-from tenge_ledger.privacy import operator
-from tenge_ledger.privacy.visibility import (
-    FIELDS,
-    MODE_SUMMARY,
-    MODES,
-    ROLES,
-    UNMASK_ROUTE,
-    VARIANTS,
-    VISIBILITY,
-)
 
-from .main import Context, cli, emit, pass_context, pass_ledger
+from .context import Context, emit, pass_context, pass_ledger, progress
+from .render import fields_text
 
 
-@cli.group()
+@click.group()
 def privacy() -> None:
     """Privacy modes: who sees what, audited unmasking, the tracker and the measured matrix.
 
@@ -43,6 +34,15 @@ def privacy_modes(obj: Context) -> None:
     Example:
       tenge privacy modes
     """
+    from tenge_ledger.privacy.visibility import (
+        FIELDS,
+        MODE_SUMMARY,
+        MODES,
+        ROLES,
+        UNMASK_ROUTE,
+        VARIANTS,
+        VISIBILITY,
+    )
 
     def text() -> str:
         lines = []
@@ -79,6 +79,8 @@ def privacy_unmask(obj: Context, record, case, basis, role, shares, sealed) -> N
       tenge --db pilot.db privacy unmask salary-001 --case FMA-7 --basis "AML art. 13" \\
         --share pilot.db.keys/privacy/fma.json --share pilot.db.keys/privacy/court.json
     """
+    from tenge_ledger.privacy import operator
+
     store = obj.ledger().store
     access = operator.access_for(store)
     try:
@@ -86,7 +88,7 @@ def privacy_unmask(obj: Context, record, case, basis, role, shares, sealed) -> N
     except Exception as exc:
         raise access.refuse("unmask", record, case or "-", basis or "-", role, str(exc), sealed) from None
     plain = access.unmask(record, case, basis, role, share_list, sealed)
-    emit(obj, plain, lambda: "\n".join(f"{k}: {v}" for k, v in plain.items()))
+    emit(obj, plain, lambda: fields_text(plain))
 
 
 @privacy.command("tracker")
@@ -104,6 +106,8 @@ def privacy_tracker(obj: Context, account) -> None:
         from tenge_ledger.core.errors import InputError
 
         raise InputError(f"no account {account!r}")
+    from tenge_ledger.privacy import operator
+
     entries = operator.access_for(store).tracker(account)
     emit(obj, entries, lambda: "\n".join(
         f"{format_time(e['at'])} {e['by']} {e['action']} {e['record']} case {e['case']} ({e['basis']}): {e['outcome']}"
@@ -122,6 +126,8 @@ def privacy_release(obj: Context, case, basis, role) -> None:
     Example:
       tenge --db pilot.db privacy release FMA-7 --basis "investigation closed"
     """
+    from tenge_ledger.privacy import operator
+
     operator.access_for(obj.ledger().store).release(case, basis, role)
     emit(obj, {"released": case}, f"case {case} released")
 
@@ -138,6 +144,8 @@ def privacy_disclose(obj: Context, account, record, out) -> None:
     Example:
       tenge --db pilot.db privacy disclose aigerim --record salary-001 --out receipt.json
     """
+    from tenge_ledger.privacy import operator
+
     store = obj.ledger().store
     mode = obj.ledger().meta.privacy_mode
     if mode != "selective":
@@ -180,7 +188,10 @@ def privacy_matrix(obj: Context, seed, people, html_path, json_path, policy_path
     """
     from tenge_ledger.privacy import matrix, report
 
-    result = matrix.run(seed=seed, people=people, policy=policy_path)
+    with progress(obj, len(matrix.MODES), "running the matrix") as bar:
+        result = matrix.run(
+            seed=seed, people=people, policy=policy_path, on_mode_done=lambda _m: bar.update(1)
+        )
     if json_path:
         Path(json_path).write_text(json.dumps(result, indent=2, sort_keys=True))
     if html_path:

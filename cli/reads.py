@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 import json
+import os
 
 import click
 
-from tenge_ledger.core.canonical import check_handle, check_op_id, format_time
-from tenge_ledger.core.errors import InputError, TengeError
+from tenge_ledger.core.canonical import check_handle, check_op_id, format_time, parse_time
+from tenge_ledger.core.errors import InputError, TengeError, quoted
 from tenge_ledger.ledger.journal import check_journal
 
-from .main import Context, cli, emit, pass_ledger
+from .context import Context, emit, pass_ledger
 from .render import kzt, tag_name
 
 
-@cli.command()
+@click.command()
 @click.argument("handle")
 @pass_ledger
 def balance(obj: Context, handle) -> None:
@@ -35,7 +36,7 @@ def balance(obj: Context, handle) -> None:
     emit(obj, data, "\n".join(lines))
 
 
-@cli.command()
+@click.command()
 @pass_ledger
 def supply(obj: Context) -> None:
     """Money issued, redeemed (including expired) and in circulation.
@@ -59,23 +60,42 @@ def supply(obj: Context) -> None:
     )
 
 
-@cli.command()
+history_scan_max = 10_000_000  # postings of one account a filtered history reads at most
+
+
+@click.command()
 @click.argument("handle")
-@click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 10_000))
+@click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 10_000), help="The newest N.")
+@click.option("--since", help="Postings at or after this time (YYYY-MM-DD[THH:MM:SS], UTC).")
+@click.option("--until", help="Postings before this time; with --limit, pages back through older postings.")
+@click.option("--kind", help="Only operations of this kind (transfer, issue, hold, ...).")
 @pass_ledger
-def history(obj: Context, handle, limit) -> None:
+def history(obj: Context, handle, limit, since, until, kind) -> None:
     """An account's postings, newest first.
 
     \b
     Example:
       tenge history aigerim --limit 20
+      tenge history aigerim --kind transfer --since 2026-06-01 --until 2026-07-01
     """
     check_handle(handle, "HANDLE")
+    start = parse_time(since, "--since") if since else None
+    end = parse_time(until, "--until") if until else None
     store = obj.ledger().store
     if store.account(handle) is None:
         raise InputError(f"no account {handle!r}")
+    if start is None and end is None and kind is None:
+        found = store.history(handle, limit)
+    else:  # the store answers the newest N; filters read the account's postings through
+        found = [
+            (op, p)
+            for op, p in store.history(handle, history_scan_max)
+            if (start is None or op.at >= start)
+            and (end is None or op.at < end)
+            and (kind in (None, op.kind))
+        ][:limit]
     rows = []
-    for op, p in store.history(handle, limit):
+    for op, p in found:
         rows.append(
             {"seq": op.seq, "op_id": op.op_id, "kind": op.kind, "at": format_time(op.at),
              "amount_tiyn": p.amount_tiyn, "tag": tag_name(p.tag), "message": op.message}
@@ -88,24 +108,34 @@ def history(obj: Context, handle, limit) -> None:
                 f"#{r['seq']:<6} {r['at']} {r['kind']:<9} {kzt(r['amount_tiyn']):>22} {r['tag']:<20} {r['message']}"
                 for r in rows
             )
-            or f"{handle} has no postings yet"
+            or (
+                f"no postings of {handle} match"
+                if found is not None and (since or until or kind)
+                else f"{handle} has no postings yet"
+            )
         ),
     )
 
 
-@cli.command("operation")
+@click.command("operation")
 @click.argument("op_id")
 @pass_ledger
 def operation(obj: Context, op_id) -> None:
-    """Show one applied operation: its signed document, journal entry and decision.
+    """Show one applied operation, by its id or by its journal number (#SEQ, as every command prints it):
+    its signed document, journal entry and decision.
+
+    Journal numbers count applied operations only; the trace log (`tenge trace view`) numbers its own records,
+    which also hold rejected operations, reports and accesses, so the two differ for the same operation.
 
     \b
     Example:
       tenge operation 7f3c0d
+      tenge operation '#7'
     """
-    op = obj.ledger().store.operation(check_op_id(op_id, "OP_ID"))
+    store = obj.ledger().store
+    op = find_operation(store, op_id)
     if op is None:
-        raise InputError(f"no applied operation {op_id!r}")
+        raise InputError(f"no applied operation {quoted(op_id)}")
     data = {
         "seq": op.seq, "id": op.op_id, "kind": op.kind, "signer": op.signer, "at": format_time(op.at),
         "message": op.message, "document": json.loads(op.document), "decision": json.loads(op.decision),
@@ -122,13 +152,91 @@ def operation(obj: Context, op_id) -> None:
         if decision.get("rules"):
             lines.append(f"  decided by: {', '.join(decision['rules'])}")
         lines.append(f"  entry hash {data['entry_hash']} (after {data['prev_hash'][:16]}...)")
-        lines.append(f"  document: {op.document}")
+        lines.append(f"  document: {json.dumps(data['document'], ensure_ascii=False, sort_keys=True)}")
         return "\n".join(lines)
 
     emit(obj, data, text)
 
 
-@cli.command()
+def find_operation(store, text: str):
+    """The applied operation named by its id or by its journal number `#N` (None when there is none)."""
+    if not text.startswith("#"):
+        return store.operation(check_op_id(text, "OP_ID"))
+    if not text[1:].isdigit() or len(text) > 20:
+        raise InputError(f"{quoted(text)} is not a journal number: write #7, as commands print it", "OP_ID")
+    seq = int(text[1:])
+    if seq < 1:
+        return None
+    found = next(iter(store.journal(after_seq=seq - 1)), None)
+    return found[0] if found is not None and found[0].seq == seq else None
+
+
+@click.command()
+@pass_ledger
+def info(obj: Context) -> None:
+    """What this ledger is: name, id, privacy mode, policy version, counts, size, store and keystore.
+
+    \b
+    Example:
+      tenge --db pilot.db info
+    """
+    ledger = obj.ledger()
+    store = ledger.store
+    meta = store.meta()
+    policy_set = meta.settings.get("policy_set")
+    issued, redeemed = store.supply()
+    data = {
+        "name": meta.name, "ledger_id": meta.ledger_id, "privacy_mode": meta.privacy_mode,
+        "central_bank": meta.central_bank, "created_at": format_time(meta.created_at),
+        "policy_set": {"version": policy_set["version"], "id": policy_set["id"]} if policy_set else None,
+        "accounts": len(store.accounts()), "journal_entries": store.head()[0],
+        "trace_records": sum(1 for _ in store.traces()), "circulating_tiyn": issued - redeemed,
+        "store": "postgresql" if "://" in obj.db else "sqlite", "db": _without_password(obj.db),
+        "size_bytes": _file_bytes(obj.db), "keystore": str(obj.keystore().path),
+    }  # fmt: skip
+
+    def text() -> str:
+        ps = data["policy_set"]
+        size = data["size_bytes"]
+        return "\n".join([
+            f"name:            {data['name']}",
+            f"ledger id:       {data['ledger_id']}",
+            f"privacy mode:    {data['privacy_mode']}",
+            f"central bank:    {data['central_bank']}",
+            f"created at:      {data['created_at']}",
+            "policy set:      " + (f"version {ps['version']} ({ps['id'][:16]}…)" if ps else "none enabled"),
+            f"accounts:        {data['accounts']}",
+            f"journal entries: {data['journal_entries']}",
+            f"trace records:   {data['trace_records']}",
+            f"circulating:     {kzt(data['circulating_tiyn'])}",
+            f"store:           {data['store']} {data['db']}" + (f" ({size:,} bytes)" if size is not None else ""),
+            f"keystore:        {data['keystore']}",
+        ])  # fmt: skip
+
+    emit(obj, data, text)
+
+
+def _without_password(url: str) -> str:
+    """A server URL as it may be shown: the password replaced by ***."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    if "://" not in url:
+        return url
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"{parts.username}:***@{host}"))
+
+
+def _file_bytes(db: str) -> int | None:
+    """A SQLite ledger's size on disk, its write-ahead log included (None for a server database)."""
+    if "://" in db or db == ":memory:":
+        return None
+    return sum(os.path.getsize(db + suffix) for suffix in ("", "-wal") if os.path.exists(db + suffix))
+
+
+@click.command()
 @click.option("--agency", help="Only reports for this agency (e.g. fma).")
 @pass_ledger
 def reports(obj: Context, agency) -> None:
@@ -155,7 +263,7 @@ def reports(obj: Context, agency) -> None:
     )
 
 
-@cli.command()
+@click.command()
 @pass_ledger
 def check(obj: Context) -> None:
     """Rebuild every balance from the journal and compare; verify the hash chain and the supply.

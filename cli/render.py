@@ -20,6 +20,53 @@ def account_json(a: Account) -> dict:
     }
 
 
+def plain(value: object) -> str:
+    """A value as people read it: `-` for nothing, `none` for an empty collection, `k=v` pairs, list items
+    joined; never a Python repr."""
+    if value is None or value == "":
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, dict):
+        return ", ".join(f"{k}={plain(v)}" for k, v in value.items()) or "none"
+    if isinstance(value, list | tuple):
+        return (
+            "; ".join(
+                " ".join(plain(x) for x in v) if isinstance(v, list | tuple) else plain(v) for v in value
+            )
+            or "none"
+        )
+    return str(value)
+
+
+def fields_text(data: dict) -> str:
+    """`key: value` lines; times (`at`, `*_at`, given in unix seconds) in ISO form."""
+    lines = []
+    for key, value in data.items():
+        if (key == "at" or key.endswith("_at")) and type(value) is int:
+            value = format_time(value)
+        elif key.endswith("_tiyn") and type(value) is int:
+            value = f"{value} ({kzt(value)})"
+        elif key == "postings" and isinstance(value, list):
+            value = "; ".join(_posting(*p) for p in value) or "none"
+        lines.append(f"{key}: {plain(value)}")
+    return "\n".join(lines)
+
+
+def _posting(account: str, tag: str, amount_tiyn: int) -> str:
+    return f"{account} {format_tiyn(amount_tiyn)} KZT" + (f" [{tag}]" if tag else "")
+
+
+def duration(seconds: int) -> str:
+    """`2592000` -> `30 days`, `5400` -> `1 h 30 min`, `45` -> `45 s`."""
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    parts = [f"{days} day{'s' if days != 1 else ''}" if days else "", f"{hours} h" if hours else "",
+             f"{minutes} min" if minutes else "", f"{secs} s" if secs else ""]  # fmt: skip
+    return " ".join(p for p in parts if p) or "0 s"
+
+
 def tag_name(tag: str) -> str:
     return tag or UNTAGGED
 

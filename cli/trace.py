@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import click
 
-from tenge_ledger.core.canonical import format_time
+from tenge_ledger.core.canonical import check_handle, format_time, parse_time
 from tenge_ledger.core.money import format_tiyn
-from tenge_ledger.privacy import operator
 
-from .main import Context, cli, emit, pass_ledger
+from .context import Context, emit, pass_ledger
 
 
-@cli.group()
+@click.group()
 def trace() -> None:
     """The tamper-evident trace log (RFC 6962 Merkle tree).
 
@@ -36,16 +35,32 @@ def _value(field, money: bool = False) -> str:
 @click.option(
     "--key", "keys", multiple=True, help="A disclosure file (viewing key or signed receipt); repeatable."
 )
-@click.option("--limit", type=click.IntRange(1, None), help="Only the last N records.")
+@click.option(
+    "--limit", default=50, show_default=True, type=click.IntRange(1, None), help="The last N records."
+)
+@click.option("--since", help="Records at or after this time (YYYY-MM-DD[THH:MM:SS], UTC).")
+@click.option("--until", help="Records before this time (YYYY-MM-DD[THH:MM:SS], UTC).")
+@click.option("--account", help="Records where ROLE sees this account as payer or payee.")
+@click.option(
+    "--kind", help="Operation kind (transfer, issue, ...) or record type (access, checkpoint, ...)."
+)
 @pass_ledger
-def trace_view(obj: Context, role, keys, limit) -> None:
+def trace_view(obj: Context, role, keys, limit, since, until, account, kind) -> None:
     """Show the trace as ROLE sees it with the keys it holds. Logged for every role but the public.
+
+    #N is the record's number in the trace log, which holds every applied and rejected operation, report and
+    access; it differs from the journal's #SEQ, which counts applied operations only. Filters judge what
+    ROLE sees: --account finds only records where the account is visible to ROLE.
 
     \b
     Example:
       tenge --db pilot.db trace view --as bank:halyk --limit 20
+      tenge --db pilot.db trace view --as fma --since 2026-06-01 --account aigerim --kind transfer
     """
-    views = operator.view(obj.ledger().store, role, keys, limit)
+    from tenge_ledger.privacy import operator
+
+    select = record_filter(since, until, account, kind)
+    views = operator.view(obj.ledger().store, role, keys, limit, select=select)
 
     def text() -> str:
         lines = []
@@ -59,9 +74,33 @@ def trace_view(obj: Context, role, keys, limit) -> None:
                 f"payee={_value(f['payee'])} amount={_value(f['amount'], money=True)} tag={_value(f['tag'])} "
                 f"memo={_value(f['memo'])}"
             )
+        if len(views) == limit:
+            lines.append(f"(the last {limit} matching records; --limit N shows more)")
         return "\n".join(lines) or "(no records)"
 
     emit(obj, [v.to_json() for v in views], text)
+
+
+def record_filter(since: str | None, until: str | None, account: str | None, kind: str | None):
+    """The predicate of trace view's filters, or None when there are none."""
+    if not (since or until or account or kind):
+        return None
+    start = parse_time(since, "--since") if since else None
+    end = parse_time(until, "--until") if until else None
+    handle = check_handle(account, "--account") if account else None
+
+    def keep(v) -> bool:
+        if start is not None and v.at < start or end is not None and v.at >= end:
+            return False
+        if kind and kind not in (v.kind, v.type):
+            return False
+        if handle is None:
+            return True
+        return v.type == "op" and any(
+            v.fields[f].level == "clear" and v.fields[f].value == handle for f in ("payer", "payee")
+        )
+
+    return keep
 
 
 @trace.command("checkpoint")
@@ -73,6 +112,8 @@ def trace_checkpoint(obj: Context) -> None:
     Example:
       tenge --db pilot.db trace checkpoint
     """
+    from tenge_ledger.privacy import operator
+
     cp = operator.checkpoint(obj.ledger().store)
     emit(obj, cp.to_json(), f"checkpoint: {cp.tree_size} records, root {cp.root}, journal #{cp.journal_seq}, "
          f"signed by {cp.key}")  # fmt: skip
@@ -89,6 +130,8 @@ def trace_prove(obj: Context, record, size) -> None:
     Example:
       tenge --db pilot.db trace prove salary-001
     """
+    from tenge_ledger.privacy import operator
+
     p = operator.inclusion(obj.ledger().store, record, size)
     emit(obj, p, lambda: f"record {record} is trace #{p['index'] + 1} (RFC 6962 leaf index {p['index']}) of "
          f"{p['tree_size']}; root {p['root']}\n" + "\n".join(p["proof"]))  # fmt: skip
@@ -105,6 +148,8 @@ def trace_consistency(obj: Context, first, second) -> None:
     Example:
       tenge --db pilot.db trace consistency 10
     """
+    from tenge_ledger.privacy import operator
+
     p = operator.consistency(obj.ledger().store, first, second)
     emit(obj, p, lambda: f"{p['first']} -> {p['second']}: {p['first_root']} -> {p['second_root']}\n"
          + "\n".join(p["proof"]))  # fmt: skip

@@ -66,7 +66,7 @@ def test_run_apply_benchmark__small_run_reports_every_figure() -> None:
 def test_bench_cli__json(tmp_path) -> None:
     from click.testing import CliRunner
 
-    from cli.main import cli
+    from tenge_cli.main import cli
 
     result = CliRunner().invoke(
         cli, ["bench", "--transfers", "1000", "--accounts", "10", "--grown", "1000", "--json"]

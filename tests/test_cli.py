@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
-from cli.main import cli
+from tenge_cli.main import cli
 from tenge_ledger.store import open_store
 
 

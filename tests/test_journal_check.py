@@ -130,7 +130,7 @@ def test_check__edited_supply_named(tampered) -> None:
 def test_check__cli_reports_problems_and_fails(tampered) -> None:
     from click.testing import CliRunner
 
-    from cli.main import cli
+    from tenge_cli.main import cli
 
     url, conn = tampered
     conn.execute("UPDATE balances SET balance_tiyn = 1 WHERE account = ? AND tag = 0", (_id(conn, "cafe"),))

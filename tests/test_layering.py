@@ -42,7 +42,7 @@ def _imports(path: Path) -> list[tuple[int, str]]:
         for name in names:
             if name.startswith("tenge_ledger."):
                 found.append((node.lineno, name.split(".")[1]))
-            elif name == "cli" or name.startswith("cli."):
+            elif name.split(".")[0] in ("cli", "tenge_cli"):
                 found.append((node.lineno, "cli"))
     return found
 
@@ -65,3 +65,21 @@ def test_imports_follow_the_flow__per_module(path: Path) -> None:
 def test_layering_test_sees_imports__relative_and_absolute() -> None:
     found = {t for _, t in _imports(ROOT / "ledger" / "service.py")}
     assert {"core", "store", "trace"} <= found
+
+
+CLI = Path(__file__).resolve().parent.parent / "cli"
+
+
+@pytest.mark.parametrize("path", sorted(CLI.glob("*.py")), ids=lambda p: p.name)
+def test_cli_command_modules__do_not_import_main(path: Path) -> None:
+    """main.py imports the command modules to register them; a command module importing main would make the
+    cycle that registration-on-import needed. They share cli/context.py instead."""
+    if path.name == "main.py":
+        return
+    tree = ast.parse(path.read_text(), filename=str(path))
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom):
+            module = node.module or ""
+            assert not (node.level and module == "main"), f"{path.name}:{node.lineno} imports .main"
+            assert module not in ("cli.main", "tenge_cli.main"), f"{path.name}:{node.lineno} imports main"
+            assert not (node.level and not module and any(a.name == "main" for a in node.names))

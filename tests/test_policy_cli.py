@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from cli.main import cli
+from tenge_cli.main import cli
 
 POLICIES = str(Path(__file__).resolve().parent.parent / "policies")
 

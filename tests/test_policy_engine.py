@@ -128,7 +128,7 @@ def test_decide__windows_are_read_from_the_view() -> None:
 def test_shipped_specs__all_pass() -> None:
     from pathlib import Path
 
-    from cli.policy import spec_ledger
+    from tenge_cli.policy import spec_ledger
 
     results = run_path(Path(__file__).resolve().parent.parent / "policies", spec_ledger)
     assert len(results) >= 24

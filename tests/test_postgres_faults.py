@@ -153,7 +153,7 @@ def _root(tx):
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess:
-    code = "import sys; from cli.main import main; sys.argv = ['tenge', *sys.argv[1:]]; main()"
+    code = "import sys; from tenge_cli.main import main; sys.argv = ['tenge', *sys.argv[1:]]; main()"
     root = Path(__file__).resolve().parents[1]
     return subprocess.run(
         [sys.executable, "-c", code, *args],

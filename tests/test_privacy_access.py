@@ -8,7 +8,7 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from cli.main import cli
+from tenge_cli.main import cli
 from tenge_ledger.core.errors import InputError
 from tenge_ledger.privacy import operator, sandbox
 from tenge_ledger.privacy.access import Access
@@ -169,7 +169,7 @@ def test_trace_view__unknown_account_or_non_bank_role_refused(tmp_path):
 def test_cli_disclose__only_on_selective_ledgers(tmp_path, monkeypatch, mode, works):
     from click.testing import CliRunner
 
-    from cli.main import cli
+    from tenge_cli.main import cli
 
     monkeypatch.setenv("TENGE_DB", str(tmp_path / "l.db"))
     monkeypatch.delenv("TENGE_KEYSTORE", raising=False)

@@ -12,7 +12,7 @@ import nacl.signing
 import pytest
 from click.testing import CliRunner
 
-from cli.main import cli
+from tenge_cli.main import cli
 from tenge_ledger.core.errors import InputError
 from tenge_ledger.privacy import operator, sandbox
 from tenge_ledger.trace import bundle as bundles

@@ -96,10 +96,21 @@ class Wallet:
         attrs: tuple[tuple[str, str], ...] = (),
         op_id: str | None = None,
     ) -> Result:
-        """Create the account's key pair in the keystore (unless it is there already) and open the account."""
-        key = self.keystore.get(handle) if self.keystore.has(handle) else self.keystore.create(handle)
-        body = OpenAccount(handle, kind, public_key_hex(key), tier, bank, attrs)
-        return self.submit(self.cb, body, op_id)
+        """Create the account's key pair in the keystore (unless it is there already) and open the account.
+        A key made for an opening that did not happen (rejected, or the database refused the write) is removed:
+        the keystore holds no key for an account the ledger does not have."""
+        new_key = not self.keystore.has(handle)
+        key = self.keystore.create(handle) if new_key else self.keystore.get(handle)
+        opened = False
+        try:
+            result = self.submit(
+                self.cb, OpenAccount(handle, kind, public_key_hex(key), tier, bank, attrs), op_id
+            )
+            opened = result.succeeded
+            return result
+        finally:
+            if new_key and not opened:
+                self.keystore.remove(handle)
 
     def update_account(self, handle: str, tier=None, attrs=(), op_id=None) -> Result:
         return self.submit(self.cb, UpdateAccount(handle, tier, attrs), op_id)

@@ -15,7 +15,7 @@ import re
 from typing import Any
 
 from . import limits
-from .errors import InputError
+from .errors import InputError, quoted
 from .money import check_amount_tiyn, parse_amount
 from .records import (
     BODY_BY_KIND,
@@ -37,11 +37,19 @@ OP_ID_RE = re.compile(rf"[A-Za-z0-9][A-Za-z0-9._:-]{{0,{limits.operation_id_leng
 ATTR_KEY_RE = re.compile(rf"[a-z][a-z0-9_]{{0,{limits.attr_key_length_max - 1}}}")
 
 
+def _not_a(value: object, what: str, hint: str, where: str) -> InputError:
+    """The error for a missing or malformed name: `null` is said to be missing, anything else is quoted."""
+    if value is None:
+        return InputError(f"is missing: give {what} ({hint})", where)
+    return InputError(f"{quoted(value)} is not {what}: {hint}", where)
+
+
 def check_handle(value: object, where: str = "account") -> str:
     if not isinstance(value, str) or not HANDLE_RE.fullmatch(value):
-        raise InputError(
-            f"{value!r} is not an account handle: use lower-case letters, digits, '.', '_' or '-' "
-            f"(at most {limits.handle_length_max})",
+        raise _not_a(
+            value,
+            "an account handle",
+            f"use lower-case letters, digits, '.', '_' or '-' (at most {limits.handle_length_max})",
             where,
         )
     return value
@@ -52,9 +60,10 @@ UNTAGGED = "untagged"  # how untagged money is named to people; therefore not a 
 
 def check_tag(value: object, where: str = "tag") -> str:
     if not isinstance(value, str) or not TAG_RE.fullmatch(value) or value == UNTAGGED:
-        raise InputError(
-            f"{value!r} is not a tag: use lower-case letters, digits and ':._/-' (at most "
-            f"{limits.tag_length_max}), like budget:roads-2026",
+        raise _not_a(
+            value,
+            "a tag",
+            f"use lower-case letters, digits and ':._/-' (at most {limits.tag_length_max}), like budget:roads-2026",
             where,
         )
     return value
@@ -62,9 +71,10 @@ def check_tag(value: object, where: str = "tag") -> str:
 
 def check_op_id(value: object, where: str = "id") -> str:
     if not isinstance(value, str) or not OP_ID_RE.fullmatch(value):
-        raise InputError(
-            f"{value!r} is not an operation id: use letters, digits and '._:-' (at most "
-            f"{limits.operation_id_length_max})",
+        raise _not_a(
+            value,
+            "an operation id",
+            f"use letters, digits and '._:-' (at most {limits.operation_id_length_max})",
             where,
         )
     return value
@@ -72,7 +82,7 @@ def check_op_id(value: object, where: str = "id") -> str:
 
 def check_date(value: object, where: str = "date") -> str:
     if not isinstance(value, str):
-        raise InputError(f"expected an ISO date like 2027-01-01, got {value!r}", where)
+        raise InputError(f"expected an ISO date like 2027-01-01, got {quoted(value)}", where)
     try:
         return dt.date.fromisoformat(value).isoformat() if len(value) == 10 else _bad_date(value, where)
     except ValueError:
@@ -80,7 +90,7 @@ def check_date(value: object, where: str = "date") -> str:
 
 
 def _bad_date(value: str, where: str) -> str:
-    raise InputError(f"{value!r} is not a date: write it as YYYY-MM-DD, like 2027-01-01", where)
+    raise InputError(f"{quoted(value)} is not a date: write it as YYYY-MM-DD, like 2027-01-01", where)
 
 
 def date_start(iso_date: str) -> int:
@@ -96,7 +106,9 @@ def parse_time(value: str, where: str = "time") -> int:
             return date_start(dt.date.fromisoformat(value).isoformat())
         moment = dt.datetime.fromisoformat(value)
     except ValueError:
-        raise InputError(f"{value!r} is not a time: write YYYY-MM-DD or YYYY-MM-DDTHH:MM:SS", where) from None
+        raise InputError(
+            f"{quoted(value)} is not a time: write YYYY-MM-DD or YYYY-MM-DDTHH:MM:SS", where
+        ) from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=dt.UTC)
     return int(moment.timestamp())
@@ -106,9 +118,21 @@ def format_time(ts: int) -> str:
     return dt.datetime.fromtimestamp(ts, tz=dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+# Control characters (C0, DEL, C1) and lone surrogates: a surrogate is what Python makes of bytes that were not
+# UTF-8 (`--memo $'ab\xffcd'`) or of a JSON "\ud800"; such text cannot be encoded, shown or exported.
+_NOT_TEXT = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+
+
 def check_text(value: object, where: str, length_max: int) -> str:
-    if not isinstance(value, str) or len(value) > length_max or any(ord(c) < 32 for c in value):
-        raise InputError(f"must be text of at most {length_max} characters without control characters", where)
+    if not isinstance(value, str) or len(value) > length_max:
+        raise InputError(f"must be text of at most {length_max} characters", where)
+    bad = _NOT_TEXT.search(value)
+    if bad:
+        raise InputError(
+            f"character {bad.start() + 1} is U+{ord(bad.group()):04X}: control characters and text that is not"
+            " valid UTF-8 are refused",
+            where,
+        )
     return value
 
 
@@ -127,7 +151,9 @@ def check_attrs(value: object, where: str = "attrs") -> tuple[tuple[str, str], .
             raise InputError("each attribute is a key and a value", where)
         key, val = item
         if not isinstance(key, str) or not ATTR_KEY_RE.fullmatch(key):
-            raise InputError(f"{key!r} is not an attribute name (lower-case letters, digits, '_')", where)
+            raise InputError(
+                f"{quoted(key)} is not an attribute name (lower-case letters, digits, '_')", where
+            )
         out[key] = check_text(val, f"{where}.{key}", limits.attr_value_length_max)
     return tuple(sorted(out.items()))
 
@@ -272,11 +298,13 @@ def operation_from_dict(doc: object, where: str = "operation", depth: int = 0) -
         kind = OpKind(kind_text)
     except ValueError:
         raise InputError(
-            f"unknown kind {kind_text!r}; one of: {', '.join(k.value for k in OpKind)}", f"{where}.kind"
+            f"unknown kind {quoted(kind_text)}; one of: {', '.join(k.value for k in OpKind)}", f"{where}.kind"
         ) from None
     version = doc.get("v", CANONICAL_VERSION)
     if version != CANONICAL_VERSION:
-        raise InputError(f"unsupported document version {version!r}; this ledger reads v1", f"{where}.v")
+        raise InputError(
+            f"unsupported document version {quoted(version)}; this ledger reads v1", f"{where}.v"
+        )
     op_id = check_op_id(doc.get("id"), f"{where}.id")
     signer = doc.get("signer")
     if signer is not None:
@@ -289,7 +317,7 @@ def operation_from_dict(doc: object, where: str = "operation", depth: int = 0) -
     known = set(fields) | {"v", "id", "kind", "signer", "signature", "amount"}
     unknown = sorted(set(doc) - known)
     if unknown:
-        raise InputError(f"unknown field {unknown[0]!r} for a {kind.value} operation", where)
+        raise InputError(f"unknown field {quoted(unknown[0])} for a {kind.value} operation", where)
     values: dict[str, Any] = {}
     if "amount" in doc and "amount_tiyn" in fields:
         if "amount_tiyn" in doc:
@@ -324,7 +352,7 @@ def operation_from_dict(doc: object, where: str = "operation", depth: int = 0) -
                 value = AccountKind(value)
             except ValueError:
                 raise InputError(
-                    f"unknown account kind {value!r}; one of: {', '.join(k.value for k in AccountKind)}",
+                    f"unknown account kind {quoted(value)}; one of: {', '.join(k.value for k in AccountKind)}",
                     field_where,
                 ) from None
         elif name == "tier":

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+
+from .limits import echoed_input_length_max
+
 
 class TengeError(Exception):
     """Base of every error a user can cause; the CLI prints its message on one line and exits non-zero."""
@@ -13,6 +17,22 @@ class InputError(TengeError):
     def __init__(self, message: str, where: str | None = None) -> None:
         self.where = where
         super().__init__(f"{where}: {message}" if where else message)
+
+
+def quoted(value: object) -> str:
+    """How an error message names a bad input: as JSON would write it (`null`, `true`, `"abc"`), and cut to
+    `echoed_input_length_max` characters, so that a 100,000-character handle is not echoed whole."""
+    if isinstance(value, str):
+        text = json.dumps(value, ensure_ascii=False)
+    else:
+        try:
+            text = json.dumps(value, ensure_ascii=False)
+        except (TypeError, ValueError, RecursionError):
+            text = type(value).__name__
+    if len(text) > echoed_input_length_max:
+        size = f"{len(value)} characters" if isinstance(value, str) else type(value).__name__
+        text = f"{text[: echoed_input_length_max - 1]}… ({size})"
+    return text
 
 
 class LedgerStateError(TengeError):

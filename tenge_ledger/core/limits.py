@@ -14,6 +14,7 @@ attr_key_length_max = 64
 attr_value_length_max = 256
 attrs_count_max = 32
 ledger_name_length_max = 128
+echoed_input_length_max = 40  # characters of a bad input an error message quotes back
 
 # Operations.
 batch_operations_max = 1_000

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from .errors import InputError
+from .errors import InputError, quoted
 from .limits import amount_tiyn_max, tiyn_per_kzt
 
 _AMOUNT = re.compile(r"(?P<whole>0|[1-9][0-9]*)(?:\.(?P<frac>[0-9]{1,2}))?")
@@ -18,11 +18,12 @@ def parse_amount(text: str, where: str = "amount") -> int:
     match = _AMOUNT.fullmatch(text)
     if match is None:
         raise InputError(
-            f"{text!r} is not an amount: write digits with at most two decimals, like 1200 or 2500.50", where
+            f"{quoted(text)} is not an amount: write digits with at most two decimals, like 1200 or 2500.50",
+            where,
         )
     if len(match["whole"]) > _DIGITS_MAX:
         raise InputError(
-            f"{text} KZT is over the ledger's maximum of {format_tiyn(amount_tiyn_max)} KZT", where
+            f"{quoted(text)} KZT is over the ledger's maximum of {format_tiyn(amount_tiyn_max)} KZT", where
         )
     frac = (match["frac"] or "").ljust(2, "0")
     tiyn = int(match["whole"]) * tiyn_per_kzt + int(frac)
@@ -32,7 +33,7 @@ def parse_amount(text: str, where: str = "amount") -> int:
 def check_amount_tiyn(tiyn: object, where: str = "amount_tiyn") -> int:
     """Check an amount already in tiyn: a positive int no larger than the ledger's maximum."""
     if type(tiyn) is not int:  # bool is an int subclass and must not pass as money
-        raise InputError(f"must be a whole number of tiyn, got {tiyn!r}", where)
+        raise InputError(f"must be a whole number of tiyn, got {quoted(tiyn)}", where)
     if tiyn <= 0:
         raise InputError(f"must be positive, got {tiyn}", where)
     if tiyn > amount_tiyn_max:

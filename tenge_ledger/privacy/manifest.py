@@ -14,6 +14,7 @@ import contextlib
 from collections.abc import Iterable
 from pathlib import Path
 
+from ..policies import shipped_policies
 from .visibility import RANK
 
 RuleReads = dict[str, dict[str, str]]
@@ -27,7 +28,7 @@ SAMPLE_RULES: RuleReads = {
     "memo-keywords": {"memo": "clear"},
 }
 
-DEFAULT_POLICIES = Path(__file__).resolve().parent.parent.parent / "policies"
+DEFAULT_POLICIES = shipped_policies()
 _OP_FIELDS = {"amount": "amount", "amount_tiyn": "amount", "tag": "tag", "memo": "memo"}
 
 
@@ -68,4 +69,6 @@ def rules_from_policy(path: str | None = None) -> tuple[RuleReads, str]:
     where = str(target if target.is_dir() else files[0])
     with contextlib.suppress(ValueError):
         where = str(Path(where).resolve().relative_to(Path.cwd()))
+    if not path:  # an installed copy's site-packages path says less than this
+        where = "the shipped policies/"
     return rules, f"data-access manifest of {where} ({len(rules)} rules)"

@@ -13,6 +13,7 @@ import shutil
 import tempfile
 import time
 from collections import defaultdict
+from collections.abc import Callable
 
 from ..ledger.service import Ledger
 from ..store import open_store
@@ -36,7 +37,13 @@ def roles_for(pilot: Pilot) -> list[str]:
     return ["central_bank", "fma", "bank:bank0", f"account:{person}", "public"]
 
 
-def run(seed: int = 7, people: int = 1000, policy: str | None = None) -> dict:
+def run(
+    seed: int = 7,
+    people: int = 1000,
+    policy: str | None = None,
+    on_mode_done: Callable[[str], None] | None = None,
+) -> dict:
+    """`on_mode_done(mode)` is called as each mode's run ends (a caller's progress display)."""
     started = time.time()
     pilot = build(seed, people)
     rules, rules_source = rules_from_policy(policy)
@@ -51,6 +58,8 @@ def run(seed: int = 7, people: int = 1000, policy: str | None = None) -> dict:
     }
     for mode in MODES:
         out["modes"][mode] = run_mode(mode, pilot, rules)
+        if on_mode_done is not None:
+            on_mode_done(mode)
     out["seconds"] = round(time.time() - started, 2)
     return out
 
@@ -230,7 +239,8 @@ def rules_runnable(views: list[RecordView], rules) -> dict:
 def format_table(result: dict) -> str:
     lines = [
         f"Privacy / anti-corruption matrix: seed {result['seed']}, {result['people']} people, "
-        f"{result['payments']} payments, planted {result['planted']} ({result['seconds']} s)",
+        f"{result['payments']} payments in {result['seconds']} s; planted patterns: "
+        + ", ".join(f"{name} {count}" for name, count in result["planted"].items()),
         "",
         "mode               role          linkable  amounts  anon.set  entropy",
     ]

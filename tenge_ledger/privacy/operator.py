@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import nacl.exceptions
@@ -121,10 +122,17 @@ def consistency(store: Store, first: int, second: int | None = None) -> dict:
 
 
 def view(
-    store: Store, role: str, key_files: tuple[str, ...] = (), limit: int | None = None, clock=time.time
+    store: Store,
+    role: str,
+    key_files: tuple[str, ...] = (),
+    limit: int | None = None,
+    clock=time.time,
+    select: Callable[[RecordView], bool] | None = None,
 ) -> list[RecordView]:
     """The trace as `role` sees it with the keys it holds, plus disclosures given with `--key` (a viewing key
-    file or a signed receipt). A role other than the public leaves an access record in the log."""
+    file or a signed receipt); only the records `select` keeps (judged on what the role sees, so a filter
+    reveals nothing the view does not), the last `limit` of them. A role other than the public leaves an
+    access record in the log, naming what was shown."""
     meta = store.meta()
     ring = ring_for(store)
     if normalize(meta.privacy_mode) != "transparent" or role != "public":
@@ -138,9 +146,13 @@ def view(
             op_id, handle, wrap = read_receipt(store, path)
             keys.receipts[(op_id, handle)] = wrap
     rows = list(store.traces())
-    if limit:
+    if limit and select is None:
         rows = rows[-limit:]
     views = [view_payload(idx, t.payload, keys) for idx, t in rows]
+    if select is not None:
+        views = [v for v in views if select(v)]
+        if limit:
+            views = views[-limit:]
     if role != "public":
         shown = {
             v.fields[f].value

@@ -271,6 +271,11 @@ class SqliteStore:
             raise StoreError(f"no ledger at {path}: create one with 'tenge --db {path} init'")
         if path != ":memory:" and os.path.isdir(path):
             raise StoreError(f"{path} is a directory, not a ledger file")
+        if path != ":memory:" and not create and os.path.getsize(path) == 0:
+            # SQLite would quietly make the empty file a database
+            raise StoreError(
+                f"{path} is an empty file, not a ledger: create it with 'tenge --db {path} init'"
+            )
         folder = os.path.dirname(os.path.abspath(path))
         if create and not os.path.isdir(folder):
             raise StoreError(f"cannot create {path}: the directory {folder} does not exist")

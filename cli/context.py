@@ -1,0 +1,140 @@
+"""What every command shares: the `Context` the group builds once, the decorators that hand it over, and the
+printers (`emit` for data, `finish` for an operation's result).
+
+Command modules import this module, never `main`: `main` imports them to register their commands, so the
+dependency runs one way. Nothing here imports the ledger, the policy compiler or lark at import time, so that
+`tenge --help` starts at once; they are imported when a command first asks for the ledger."""
+
+from __future__ import annotations
+
+import functools
+import json
+import re
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import click
+
+if TYPE_CHECKING:
+    from tenge_ledger.client.keystore import Keystore
+    from tenge_ledger.client.wallet import Wallet
+    from tenge_ledger.core.results import Result
+    from tenge_ledger.ledger.service import Ledger
+
+
+@dataclass
+class Context:
+    """The `--db` and `--json` of one invocation, and the ledger opened on first use (closed at the end)."""
+
+    db: str
+    json: bool = False
+    _ledger: Ledger | None = field(default=None, repr=False)
+
+    def ledger(self) -> Ledger:
+        if self._ledger is None:
+            from tenge_ledger.app import open_ledger
+
+            self._ledger = open_ledger(self.db)
+        return self._ledger
+
+    def keystore(self) -> Keystore:
+        from tenge_ledger.client.keystore import Keystore, keystore_path_for
+
+        return Keystore(keystore_path_for(self.db))
+
+    def wallet(self) -> Wallet:
+        from tenge_ledger.client.wallet import Wallet
+
+        return Wallet(self.ledger(), self.keystore())
+
+    def close(self) -> None:
+        if self._ledger is not None:
+            self._ledger.store.close()
+            self._ledger = None
+
+
+def _set_json(ctx: click.Context, _param: click.Parameter, value: bool) -> bool:
+    if value:
+        ctx.find_object(Context).json = True
+    return value
+
+
+def json_param() -> click.Option:
+    """`--json` after a command's name means the same as before it (`main` adds it to every command)."""
+    return click.Option(
+        ["--json", "json_flag"], is_flag=True, expose_value=False, callback=_set_json, help="Print JSON."
+    )
+
+
+pass_context = click.make_pass_decorator(Context)
+
+
+def pass_ledger(f: Callable) -> Callable:
+    """Hands the command the invocation's Context (which opens the ledger when asked)."""
+
+    @pass_context
+    @functools.wraps(f)
+    def wrapper(obj: Context, *args: Any, **kwargs: Any) -> Any:
+        return f(obj, *args, **kwargs)
+
+    return wrapper
+
+
+# What must never reach a terminal as itself: control characters but the newline (C0, DEL, C1), lone
+# surrogates (text that was never valid UTF-8), and the invisible line and direction controls that can make
+# one text look like another. Letters of any script are printed as they are.
+_UNSAFE = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2066-\u2069\ud800-\udfff]")
+
+
+def _escape(match: re.Match) -> str:
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def shown(text: str) -> str:
+    """`text` made safe to print: every unsafe character written as its escape (`\\x1b`, `\\ud800`)."""
+    return _UNSAFE.sub(_escape, text)
+
+
+def progress(obj: Context, length: int, label: str):
+    """A progress bar on stderr for a long step, shown only on a terminal and never under --json (so that
+    scripts and pipes see only the result)."""
+    return progress_bar(obj.json, length, label)
+
+
+def progress_bar(as_json: bool, length: int, label: str):
+    hidden = as_json or not length or not sys.stderr.isatty()
+    return click.progressbar(length=max(length, 1), label=label, file=sys.stderr, hidden=hidden)
+
+
+def seconds(elapsed: float) -> str:
+    """A measured duration for people: `0.42 s`, `12.3 s`, `2 min 5 s`."""
+    if elapsed < 10:
+        return f"{elapsed:.2f} s"
+    if elapsed < 60:
+        return f"{elapsed:.1f} s"
+    return f"{int(elapsed // 60)} min {int(elapsed % 60)} s"
+
+
+def emit(obj: Context, data: Any, text: str | Callable[[], str]) -> None:
+    """Print `data` as JSON under --json, else the human text; either way escaped for the terminal."""
+    if obj.json:
+        click.echo(json.dumps(data, indent=2, sort_keys=True, default=str))
+    else:
+        click.echo(shown(text() if callable(text) else text))
+
+
+def finish(obj: Context, result: Result) -> None:
+    """Print one operation's result; anything but ok / exists exits 1."""
+    if obj.json:
+        click.echo(json.dumps(result.to_json(), indent=2, sort_keys=True))
+    else:
+        seq = f" (#{result.seq})" if result.seq and result.code.value == "ok" else ""
+        head = f"{result.code.value}: {result.message}{seq}"
+        lines = [head if result.succeeded else f"Error: {head}"]
+        lines += [f"  report to {r['agency']}: {r['reason']} [{r['rule']}]" for r in result.reports]
+        click.echo(shown("\n".join(lines)), err=not result.succeeded)
+    if not result.succeeded:
+        sys.exit(1)

@@ -1,0 +1,262 @@
+"""User mistakes and refusals of the environment that used to end in a traceback: each is one `Error:` line on
+stderr, exit 1, and nothing changed. Also: `--json` after every command, the future refused by `sweep`, and
+text that is not valid UTF-8 refused at input yet shown escaped by every reader."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import click
+import pytest
+from click.testing import CliRunner
+from test_cli import Pilot
+
+from tenge_cli.main import cli
+from tenge_ledger.app import open_ledger
+from tenge_ledger.client.keystore import Keystore, keystore_path_for
+from tenge_ledger.client.wallet import Wallet
+
+TENGE = [sys.executable, "-c", "import sys; from tenge_cli.main import main; sys.argv[0] = 'tenge'; main()"]
+
+
+@pytest.fixture
+def pilot(tmp_path, monkeypatch) -> Pilot:
+    monkeypatch.delenv("TENGE_KEYSTORE", raising=False)
+    monkeypatch.delenv("TENGE_DB", raising=False)
+    p = Pilot(tmp_path)
+    p("init", "--name", "Digital tenge pilot")
+    p("account", "open", "halyk", "--kind", "bank")
+    p("account", "open", "aigerim", "--kind", "person", "--tier", "1", "--bank", "halyk")
+    p("issue", "halyk", "1000.00")
+    return p
+
+
+def _one_error_line(done: subprocess.CompletedProcess, says: str) -> None:
+    assert done.returncode == 1, (done.stdout, done.stderr)
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert lines[0].startswith("Error: ") and says in lines[0], lines[0]
+
+
+# ---- a read-only ledger file -------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def readonly_ledger():
+    """A ledger whose file the user may read but not write, and a runner as that user (root writes any file,
+    so as root the commands run as `nobody`)."""
+    work = Path(tempfile.mkdtemp(prefix="tenge-ro-"))
+    os.chmod(work, 0o777)
+    db = str(work / "ro.db")
+    env = {k: v for k, v in os.environ.items() if k not in ("TENGE_DB", "TENGE_KEYSTORE")}
+    run = lambda *args: subprocess.run(  # noqa: E731
+        [*TENGE, "--db", db, *args], cwd=work, env=env, capture_output=True, text=True, check=True
+    )
+    run("init", "--name", "read-only")
+    run("account", "open", "halyk", "--kind", "bank")
+    run("issue", "halyk", "100")
+    os.chmod(db, 0o444)
+    prefix: list[str] = []
+    if os.geteuid() == 0:
+        shutil.chown(work / "ro.db.keys", "nobody")
+        for path in (work / "ro.db.keys").rglob("*"):
+            shutil.chown(path, "nobody")
+        prefix = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+        env["HOME"] = str(work)
+
+    def as_user(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [*prefix, *TENGE, "--db", db, *args],
+            cwd=work,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+    yield db, as_user
+    shutil.rmtree(work, ignore_errors=True)
+
+
+def test_readonly_ledger__transfer_is_one_error_line(readonly_ledger) -> None:
+    db, as_user = readonly_ledger
+    before = Path(db).read_bytes()
+    _one_error_line(as_user("issue", "halyk", "1"), "readonly database")
+    assert Path(db).read_bytes() == before
+    assert "100.00 KZT" in as_user("balance", "halyk").stdout
+
+
+def test_readonly_ledger__account_open_leaves_no_key(readonly_ledger) -> None:
+    db, as_user = readonly_ledger
+    _one_error_line(as_user("account", "open", "aigerim", "--kind", "bank"), "readonly database")
+    assert not (Path(db + ".keys") / "aigerim.key").exists()
+
+
+def test_account_open__rejected_opening_leaves_no_key(pilot) -> None:
+    pilot("account", "open", "aigerim2", "--kind", "person", "--bank", "nobody-bank", ok=False)
+    assert not (Path(pilot.db + ".keys") / "aigerim2.key").exists()
+
+
+# ---- submit lines ------------------------------------------------------------------------------------------
+
+
+def test_submit__deeply_nested_line_refused(pilot, tmp_path) -> None:
+    ops = tmp_path / "deep.jsonl"
+    ops.write_text("[" * 200_000 + "\n")
+    pilot.mistake("submit", str(ops), says="nested too deeply")
+
+
+def test_memo__lone_surrogate_in_submit_refused(pilot, tmp_path) -> None:
+    ops = tmp_path / "sur.jsonl"
+    ops.write_text(
+        '{"id": "s-1", "kind": "transfer", "payer": "halyk", "payee": "aigerim", "amount": "1",'
+        ' "memo": "x\\ud800y"}\n'
+    )
+    pilot.mistake("submit", str(ops), says="sur.jsonl:1.memo: character 2 is U+D800")
+
+
+def test_memo__invalid_utf8_argument_refused(pilot) -> None:
+    env = {k: v for k, v in os.environ.items() if k not in ("TENGE_DB", "TENGE_KEYSTORE")}
+    args = [*TENGE, "--db", pilot.db, "transfer", "halyk", "aigerim", "1", "--memo"]
+    done = subprocess.run(
+        [a.encode() for a in args] + [b"ab\xffcd"], env=env, capture_output=True, text=True, timeout=60
+    )
+    _one_error_line(done, "--memo: character 3 is U+DCFF")
+    assert pilot.json("balance", "aigerim")["balance_tiyn"] == 0
+
+
+def test_trace_view__stored_bad_text_shown_escaped(pilot) -> None:
+    """A ledger written before input was checked may hold such a memo: the supervisors' view still works."""
+    ledger = open_ledger(pilot.db)
+    try:
+        Wallet(ledger, Keystore(keystore_path_for(pilot.db))).transfer(
+            "halyk", "aigerim", 100, memo="x\ud800\x1b"
+        )
+    finally:
+        ledger.store.close()
+    env = {k: v for k, v in os.environ.items() if k not in ("TENGE_DB", "TENGE_KEYSTORE")}
+    for args in (["trace", "view", "--as", "central_bank"], ["history", "aigerim"], ["audit", "verify"]):
+        done = subprocess.run([*TENGE, "--db", pilot.db, *args], env=env, capture_output=True, timeout=60)
+        assert done.returncode == 0, done.stderr
+        assert b"Traceback" not in done.stderr
+    view = subprocess.run(
+        [*TENGE, "--db", pilot.db, "trace", "view", "--as", "central_bank"], env=env, capture_output=True
+    ).stdout.decode()
+    assert "memo=x\\ud800\\x1b" in view
+
+
+def test_control_characters__shown_escaped_in_errors(pilot) -> None:
+    result = pilot("account", "show", "evil\x1b[2J", ok=False)
+    assert "\x1b" not in result.stderr and "\\u001b[2J" in result.stderr
+
+
+def test_long_handle__cut_in_its_error(pilot) -> None:
+    result = pilot.mistake("balance", "x" * 100_000, says="is not an account handle")
+    assert len(result.stderr) < 400 and "(100000 characters)" in result.stderr
+
+
+# ---- unmasking when the access log cannot be written ------------------------------------------------------
+
+
+def test_unmask__access_log_write_failing_is_one_error_line(tmp_path, monkeypatch) -> None:
+    monkeypatch.delenv("TENGE_KEYSTORE", raising=False)
+    p = Pilot(tmp_path)
+    p("init", "--name", "P", "--privacy", "pseudonymous")
+    p("account", "open", "halyk", "--kind", "bank")
+    p("issue", "halyk", "10", "--id", "i-1")
+    from tenge_ledger.trace import log
+
+    def fail(store, records):
+        raise sqlite3.OperationalError("disk I/O error")
+
+    monkeypatch.setattr(log, "append", fail)
+    result = p(
+        "privacy", "unmask", "i-1", "--case", "C-1", "--basis", "order", "--as", "central_bank", ok=False
+    )
+    assert result.exit_code == 1
+    assert result.stderr.strip().splitlines() == [f"Error: {p.db}: disk I/O error; nothing was changed"], (
+        result.stderr
+    )
+    assert "halyk" not in result.stdout  # nothing shown that was not logged
+
+
+# ---- --json after every command -----------------------------------------------------------------------------
+
+
+def _commands(group: click.Group, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    found: list[tuple[str, ...]] = []
+    for name, command in sorted(group.commands.items()):
+        if isinstance(command, click.Group):
+            found += _commands(command, (*prefix, name))
+        else:
+            found.append((*prefix, name))
+    return found
+
+
+@pytest.mark.parametrize("path", _commands(cli), ids=" ".join)
+def test_json_after_command__accepted(path: tuple[str, ...]) -> None:
+    result = CliRunner().invoke(cli, [*path, "--json", "--help"])
+    assert result.exit_code == 0, result.output
+    assert "--json" in result.output
+
+
+def test_json_after_command__privacy_matrix_and_modes(tmp_path) -> None:
+    runner = CliRunner()
+    modes = runner.invoke(cli, ["privacy", "modes", "--json"])
+    assert modes.exit_code == 0 and "transparent" in json.loads(modes.stdout)["modes"]
+    matrix = runner.invoke(cli, ["privacy", "matrix", "--seed", "7", "--people", "50", "--json"])
+    assert matrix.exit_code == 0, matrix.output
+    assert json.loads(matrix.stdout)["seed"] == 7
+
+
+# ---- sweep and the future -----------------------------------------------------------------------------------
+
+
+def test_sweep__future_time_refused(pilot) -> None:
+    pilot("hold", "halyk", "aigerim", "10", "--timeout", "3600", "--id", "h-1")
+    pilot.mistake("sweep", "--at", "2099-01-01", says="--simulate-future")
+    assert pilot.json("balance", "halyk")["balance_tiyn"] == 99_000
+
+
+def test_sweep__future_time_with_simulate_future_says_what_it_does(pilot) -> None:
+    pilot("hold", "halyk", "aigerim", "10", "--timeout", "3600", "--id", "h-1")
+    result = pilot("sweep", "--at", "2099-01-01", "--simulate-future")
+    assert "times out 1 pending hold(s) early" in result.stderr
+    assert "1 holds timed out" in result.stdout or "1 hold" in result.stdout
+    assert pilot.json("balance", "halyk")["balance_tiyn"] == 100_000
+
+
+# ---- an empty file ------------------------------------------------------------------------------------------
+
+
+def test_empty_file__read_command_leaves_it_empty(tmp_path) -> None:
+    empty = tmp_path / "empty.db"
+    empty.write_bytes(b"")
+    result = CliRunner().invoke(cli, ["--db", str(empty), "check"])
+    assert result.exit_code == 1
+    assert "is an empty file, not a ledger" in result.stderr
+    assert empty.read_bytes() == b""
+
+
+def test_audit_export__unwritable_place_is_one_error_line(pilot, tmp_path) -> None:
+    traces_before = pilot.json("info")["trace_records"]
+    pilot.mistake("audit", "export", str(tmp_path / "absent" / "b.json"), says="cannot write there")
+    assert pilot.json("info")["trace_records"] == traces_before  # no checkpoint signed for it
+
+
+def test_file_error__one_error_line_under_json_too(pilot, tmp_path) -> None:
+    result = pilot(
+        "--json", "privacy", "matrix", "--people", "50", "--out", str(tmp_path / "no" / "x.json"), ok=False
+    )
+    assert result.exit_code == 1
+    assert json.loads(result.stdout) == {"error": f"{tmp_path / 'no' / 'x.json'}: No such file or directory"}
+    assert result.stderr.strip().splitlines() == [
+        f"Error: {tmp_path / 'no' / 'x.json'}: No such file or directory"
+    ]
