@@ -269,7 +269,7 @@ def _grow(path: str, entries: int, seed: int = SEED) -> None:
     ids = [r[0] for r in conn.execute("SELECT id FROM accounts WHERE handle LIKE 'acct-%'")]
     seq0 = conn.execute("SELECT seq FROM journal_head").fetchone()[0]
     payload = conn.execute("SELECT payload FROM traces ORDER BY idx DESC LIMIT 1").fetchone()[0]
-    start = int(time.time()) - GROWN_SPAN_S
+    start = int(time.time()) - GROWN_SPAN_S - 600  # ends ten minutes before the run starts
     step = GROWN_SPAN_S / entries
     conn.execute("BEGIN")
     for base in range(0, entries, 10_000):
@@ -285,6 +285,11 @@ def _grow(path: str, entries: int, seed: int = SEED) -> None:
         conn.executemany(f"INSERT INTO journal ({JOURNAL_COLUMNS}) VALUES ({','.join('?' * 14)})", journal)
         conn.executemany(f"INSERT INTO traces ({codec.TRACE_COLUMNS}) VALUES (?,?,?,?,?)", traces)
         conn.executemany("INSERT OR IGNORE INTO activity VALUES (?,?,?,?,?,?,?)", activity)
+    conn.execute(
+        "UPDATE balances SET minute = (SELECT MAX(minute) FROM activity a WHERE a.account = balances.account"
+        " AND a.tag = balances.tag) WHERE EXISTS (SELECT 1 FROM activity a WHERE a.account = balances.account"
+        " AND a.tag = balances.tag)"
+    )
     conn.execute("UPDATE journal_head SET seq = ?, entry_hash = ?", (seq0 + entries, rng.randbytes(32)))
     conn.execute("COMMIT")
     conn.close()

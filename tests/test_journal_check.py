@@ -137,3 +137,24 @@ def test_check__cli_reports_problems_and_fails(tampered) -> None:
     result = CliRunner().invoke(cli, ["--db", url, "check"])
     assert result.exit_code != 0
     assert "balance of cafe" in result.output
+
+
+def test_check__edited_history_flow_named(tampered) -> None:
+    url, conn = tampered
+    conn.execute(
+        "UPDATE balances SET out_tiyn = out_tiyn + 7 WHERE account = ? AND tag = 0", (_id(conn, "aigerim"),)
+    )
+    problems = _problems(url)
+    assert len(problems) == 1 and problems[0].startswith("history flows of aigerim [untagged]: stored [1007,")
+
+
+def test_check__edited_or_deleted_activity_named(tampered) -> None:
+    url, conn = tampered
+    halyk = _id(conn, "halyk")
+    minute = conn.execute("SELECT MAX(minute) FROM activity WHERE account = ?", (halyk,)).fetchone()[0]
+    conn.execute(
+        "UPDATE activity SET in_count = in_count + 1 WHERE account = ? AND minute = ?", (halyk, minute)
+    )
+    assert any(p.startswith(f"activity of halyk [untagged] at minute {minute}") for p in _problems(url))
+    conn.execute("DELETE FROM activity WHERE account = ?", (halyk,))
+    assert any("activity of halyk [untagged]" in p and "stored None" in p for p in _problems(url))

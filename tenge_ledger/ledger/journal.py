@@ -39,6 +39,9 @@ class JournalCheck:
     entries: int = 0
     problems: list[str] = field(default_factory=list)
     rebuilt: dict[tuple[str, str], int] = field(default_factory=dict)
+    # (handle, tag) -> [out, out count, in, in count, last minute]: the running flows history windows read
+    flows: dict[tuple[str, str], list[int]] = field(default_factory=dict)
+    activity: dict[tuple[str, str, int], tuple[int, int, int, int]] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -86,6 +89,7 @@ def _check_journal(store: Store) -> JournalCheck:
         for p in postings:
             key = (p.account, p.tag)
             result.rebuilt[key] = result.rebuilt.get(key, 0) + p.amount_tiyn
+            _flow(result, key, p.amount_tiyn, op.at // 60)
             if p.account == central_bank:
                 if p.amount_tiyn < 0:
                     issued -= p.amount_tiyn
@@ -105,6 +109,7 @@ def _check_journal(store: Store) -> JournalCheck:
             )
         if key[0] != central_bank and result.rebuilt.get(key, 0) < 0:
             result.problems.append(f"balance of {key[0]} [{key[1] or 'untagged'}] is negative")
+    _compare_flows(store, result)
     stored_issued, stored_redeemed = store.supply()
     if (stored_issued, stored_redeemed) != (issued, redeemed):
         result.problems.append(
@@ -112,6 +117,44 @@ def _check_journal(store: Store) -> JournalCheck:
             f"the journal gives issued {issued}, redeemed {redeemed}"
         )
     return result
+
+
+def _flow(result: JournalCheck, key: tuple[str, str], amount: int, minute: int) -> None:
+    """Replay what a chunk's write does to a bucket's running flows and activity snapshots."""
+    flow = result.flows.get(key)
+    if flow is None:
+        flow = result.flows[key] = [0, 0, 0, 0, -1]
+    if flow[4] < minute:
+        result.activity[(*key, minute)] = (flow[0], flow[1], flow[2], flow[3])
+        flow[4] = minute
+    if amount < 0:
+        flow[0] -= amount
+        flow[1] += 1
+    elif amount > 0:
+        flow[2] += amount
+        flow[3] += 1
+
+
+def _compare_flows(store: Store, result: JournalCheck) -> None:
+    """The running flows and activity snapshots that history windows read, against the journal's."""
+    stored = store.bucket_flows()
+    for key in sorted(set(stored) | set(result.flows)):
+        row = stored.get(key)
+        want = result.flows.get(key)
+        have = None if row is None else [row.out_tiyn, row.out_count, row.in_tiyn, row.in_count, row.minute]
+        if have != want:
+            acct, tag = key
+            result.problems.append(
+                f"history flows of {acct} [{tag or 'untagged'}]: stored {have}, journal gives {want}"
+            )
+    snapshots = store.activity()
+    for key in sorted(set(snapshots) | set(result.activity)):
+        if snapshots.get(key) != result.activity.get(key):
+            acct, tag, minute = key
+            result.problems.append(
+                f"activity of {acct} [{tag or 'untagged'}] at minute {minute}: stored {snapshots.get(key)}, "
+                f"journal gives {result.activity.get(key)}"
+            )
 
 
 def _as_postings(rows: list[JournalPosting]) -> list[Posting]:

@@ -43,6 +43,7 @@ from . import codec, upgrade
 from .base import (
     GENESIS_HASH,
     SCHEMA_VERSION,
+    BucketRow,
     ChangeSet,
     JournalPosting,
     LedgerMeta,
@@ -532,6 +533,14 @@ class PostgresStore:
         else:
             rows = self._rows(sql + " WHERE a.handle = %s ORDER BY t.tag", (handle,))
         return {(a, t): int(b) for a, t, b in rows if b}
+
+    def bucket_flows(self) -> dict[tuple[str, str], BucketRow]:
+        with self.snapshot():
+            return PostgresTx(self._pinned.conn.cursor(), (0, b"")).all_bucket_rows()
+
+    def activity(self) -> dict[tuple[str, str, int], tuple[int, int, int, int]]:
+        with self.snapshot():
+            return PostgresTx(self._pinned.conn.cursor(), (0, b"")).activity_rows()
 
     def supply(self) -> tuple[int, int]:
         issued, redeemed = self._rows("SELECT issued_tiyn, redeemed_tiyn FROM supply WHERE id = 1")[0]

@@ -114,6 +114,22 @@ class SqlTxReads:
                 out[(row[0], row[1])] = codec.bucket_row(row[2:])
         return out
 
+    def all_bucket_rows(self) -> dict[tuple[str, str], BucketRow]:
+        """Every stored bucket, zero balances included, with its running flows."""
+        rows = self._all(
+            f"SELECT a.handle, t.tag, {codec.BUCKET_FLOW_COLUMNS} FROM balances b"
+            " JOIN accounts a ON a.id = b.account JOIN tag_names t ON t.id = b.tag"
+        )
+        return {(row[0], row[1]): codec.bucket_row(row[2:]) for row in rows}
+
+    def activity_rows(self) -> dict[tuple[str, str, int], tuple[int, int, int, int]]:
+        """Every stored activity snapshot: (handle, tag, minute) -> flows before the bucket's first posting then."""
+        rows = self._all(
+            "SELECT a.handle, t.tag, s.minute, s.out_tiyn, s.out_count, s.in_tiyn, s.in_count FROM activity s"
+            " JOIN accounts a ON a.id = s.account JOIN tag_names t ON t.id = s.tag"
+        )
+        return {(h, t, int(m)): (int(o), int(on), int(i), int(n)) for h, t, m, o, on, i, n in rows}
+
     def entry_rows(self, op_ids) -> list[tuple]:
         out: list[tuple] = []
         for group in groups(op_ids):

@@ -22,6 +22,7 @@ from . import codec, upgrade
 from .base import (
     GENESIS_HASH,
     SCHEMA_VERSION,
+    BucketRow,
     ChangeSet,
     JournalPosting,
     LedgerMeta,
@@ -417,6 +418,14 @@ class SqliteStore:
         else:
             rows = self._conn.execute(sql + " WHERE a.handle = ? ORDER BY t.tag", (handle,))
         return {(a, t): b for a, t, b in rows if b}
+
+    @_locked
+    def bucket_flows(self) -> dict[tuple[str, str], BucketRow]:
+        return SqliteTx(self._conn).all_bucket_rows()
+
+    @_locked
+    def activity(self) -> dict[tuple[str, str, int], tuple[int, int, int, int]]:
+        return SqliteTx(self._conn).activity_rows()
 
     @_locked
     def supply(self) -> tuple[int, int]:
