@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import click
 
 from tenge_ledger.core.canonical import format_time
 from tenge_ledger.core.errors import InputError
+from tenge_ledger.core.files import write_private
 
 from .context import Context, emit, pass_context, pass_ledger, progress
 from .render import fields_text
@@ -156,9 +156,7 @@ def privacy_disclose(obj: Context, account, record, out) -> None:
         data = operator.disclose(store, account, record, obj.keystore().get(account))
     else:
         data = operator.disclose_viewing_key(store, account)
-    path = Path(out)
-    path.touch(mode=0o600)
-    path.write_text(json.dumps(data, indent=2))
+    write_private(out, json.dumps(data, indent=2), fresh_only=True)
     emit(
         obj, {"written": out}, f"wrote {out}: give it to whoever may read; use it with trace view --key {out}"
     )
@@ -193,7 +191,7 @@ def privacy_matrix(obj: Context, seed, people, html_path, json_path, policy_path
             seed=seed, people=people, policy=policy_path, on_mode_done=lambda _m: bar.update(1)
         )
     if json_path:
-        Path(json_path).write_text(json.dumps(result, indent=2, sort_keys=True))
+        write_private(json_path, json.dumps(result, indent=2, sort_keys=True))
     if html_path:
         report.write_html(result, html_path)
     emit(

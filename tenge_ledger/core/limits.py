@@ -3,6 +3,12 @@
 # Money. 10^16 tiyn is 100 trillion KZT: above any plausible single amount, far below int64's 9.2 * 10^18,
 # so sums of many maximal amounts still fit a PostgreSQL bigint.
 amount_tiyn_max = 10**16
+# Money in circulation at most: 10^15 KZT, some 25 times all the tenge there is. Every balance is at most this
+# and the central bank's at least its negative, and the running totals (issued, redeemed, flows through an
+# account) have 92 times this before they reach int64's 9.2 * 10^18: nothing the ledger sums overflows a
+# signed 64-bit integer in SQLite or PostgreSQL (SQLite would silently turn it into a float; the schema refuses
+# that too).
+supply_tiyn_max = 10**17
 tiyn_per_kzt = 100
 
 # Names.

@@ -488,6 +488,13 @@ class Ledger:
     def _issue(self, ws: WorkingSet, op: Operation, at: int, verified: bool) -> _Applied:
         b: Issue = op.body  # type: ignore[assignment]
         self._need(ws, b.payee, "payee")
+        circulating = -ws.account_total(self.central_bank)
+        if circulating + b.amount_tiyn > limits.supply_tiyn_max:
+            raise Rejected(
+                ResultCode.limit_exceeded,
+                f"issuing {format_tiyn(b.amount_tiyn)} KZT would put {format_tiyn(circulating + b.amount_tiyn)} KZT"
+                f" in circulation, over the ledger's limit of {format_tiyn(limits.supply_tiyn_max)} KZT",
+            )
         tag = b.tag or ""
         if b.expires_on and not tag:
             raise Rejected(

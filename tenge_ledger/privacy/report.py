@@ -4,8 +4,8 @@ No external assets, no scripts: a reviewer opens the file in any browser."""
 from __future__ import annotations
 
 import html
-from pathlib import Path
 
+from ..core.files import write_private
 from .matrix import PATTERNS
 from .visibility import MODE_SUMMARY
 
@@ -113,4 +113,4 @@ it afterwards (role-view privacy with logged access), not anonymity against the 
 
 
 def write_html(result: dict, path: str) -> None:
-    Path(path).write_text(render(result))
+    write_private(path, render(result))

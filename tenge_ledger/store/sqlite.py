@@ -15,7 +15,8 @@ from typing import Any
 
 import sqlite_utils
 
-from ..core.errors import StoreError, WriteConflict
+from ..core.errors import InvariantViolation, StoreError, WriteConflict
+from ..core.files import create_private
 from ..core.hooks import EncodedTrace
 from ..core.records import Account, HoldRecord
 from . import codec, upgrade
@@ -127,17 +128,25 @@ _V2_TABLES = [
     "CREATE TABLE balances_v2 (account INTEGER NOT NULL, tag INTEGER NOT NULL, balance_tiyn INTEGER NOT NULL,"
     " out_tiyn INTEGER NOT NULL, out_count INTEGER NOT NULL, in_tiyn INTEGER NOT NULL, in_count INTEGER NOT NULL,"
     " minute INTEGER NOT NULL, PRIMARY KEY (account, tag),"
-    f" CHECK (balance_tiyn >= 0 OR account = {CENTRAL_BANK_ID})) WITHOUT ROWID",
+    f" CHECK (balance_tiyn >= 0 OR account = {CENTRAL_BANK_ID}),"
+    # SQLite turns an integer sum that overflows into a float: refuse that, as PostgreSQL's bigint does.
+    " CHECK (typeof(balance_tiyn) = 'integer' AND typeof(out_tiyn) = 'integer' AND typeof(in_tiyn) = 'integer'"
+    " AND typeof(out_count) = 'integer' AND typeof(in_count) = 'integer')) WITHOUT ROWID",
+    "CREATE TABLE supply_v2 (id INTEGER PRIMARY KEY, issued_tiyn INTEGER NOT NULL, redeemed_tiyn INTEGER NOT NULL,"
+    " CHECK (typeof(issued_tiyn) = 'integer' AND typeof(redeemed_tiyn) = 'integer'))",
     # A bucket's running flows before its first posting of each minute it moved in: a window's sum is the flow
     # now less the flow before the first such minute inside the window, one b-tree probe however long the past.
     "CREATE TABLE activity (account INTEGER NOT NULL, tag INTEGER NOT NULL, minute INTEGER NOT NULL,"
     " out_tiyn INTEGER NOT NULL, out_count INTEGER NOT NULL, in_tiyn INTEGER NOT NULL, in_count INTEGER NOT NULL,"
-    " PRIMARY KEY (account, tag, minute)) WITHOUT ROWID",
+    " PRIMARY KEY (account, tag, minute), CHECK (typeof(out_tiyn) = 'integer' AND typeof(in_tiyn) = 'integer'))"
+    " WITHOUT ROWID",
     "CREATE TABLE journal (seq INTEGER PRIMARY KEY, op_id TEXT NOT NULL UNIQUE, kind INTEGER NOT NULL,"
     " signer INTEGER NOT NULL, payer INTEGER, payee INTEGER, amount INTEGER, tag INTEGER, at INTEGER NOT NULL,"
-    " signature BLOB NOT NULL, link BLOB NOT NULL, flags INTEGER NOT NULL, body TEXT, decision TEXT)",
+    " signature BLOB NOT NULL, link BLOB NOT NULL, flags INTEGER NOT NULL, body TEXT, decision TEXT,"
+    " CHECK (amount IS NULL OR typeof(amount) = 'integer'))",
     "CREATE TABLE legs (seq INTEGER NOT NULL, idx INTEGER NOT NULL, account INTEGER NOT NULL,"
-    " tag INTEGER NOT NULL, amount INTEGER NOT NULL, PRIMARY KEY (seq, idx)) WITHOUT ROWID",
+    " tag INTEGER NOT NULL, amount INTEGER NOT NULL, PRIMARY KEY (seq, idx), CHECK (typeof(amount) = 'integer'))"
+    " WITHOUT ROWID",
 ]
 
 
@@ -159,10 +168,11 @@ def _migration_2(db: sqlite_utils.Database, central_bank: str) -> None:
     c.executemany("INSERT INTO activity VALUES (?,?,?,?,?,?,?)", new.activity)
     c.executemany(f"INSERT INTO journal ({JOURNAL_COLUMNS}) VALUES ({','.join('?' * 14)})", new.journal)
     c.executemany(f"INSERT INTO legs ({LEG_COLUMNS}) VALUES (?,?,?,?,?)", new.legs)
-    for table in ("operations", "postings", "balances", "accounts"):
+    c.execute("INSERT INTO supply_v2 SELECT id, issued_tiyn, redeemed_tiyn FROM supply")
+    for table in ("operations", "postings", "balances", "accounts", "supply"):
         c.execute(f"DROP TABLE {table}")
-    c.execute("ALTER TABLE accounts_v2 RENAME TO accounts")
-    c.execute("ALTER TABLE balances_v2 RENAME TO balances")
+    for table in ("accounts", "balances", "supply"):
+        c.execute(f"ALTER TABLE {table}_v2 RENAME TO {table}")
 
 
 # Registered migrations, by the schema version they bring the database to. A database records each it applied.
@@ -281,6 +291,8 @@ class SqliteStore:
         if create and not os.path.isdir(folder):
             raise StoreError(f"cannot create {path}: the directory {folder} does not exist")
         try:
+            if create and path != ":memory:":
+                create_private(path)  # SQLite gives the WAL and shared-memory files the same mode
             self._conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=0)
             self._conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
             if path != ":memory:":
@@ -367,6 +379,10 @@ class SqliteStore:
         except sqlite3.OperationalError as exc:
             if "locked" in str(exc) or "busy" in str(exc):
                 raise WriteConflict(str(exc)) from None
+            raise
+        except sqlite3.IntegrityError as exc:
+            if "CHECK constraint failed" in str(exc):
+                raise InvariantViolation(f"the database refused a write: {exc}") from None
             raise
 
     @contextmanager

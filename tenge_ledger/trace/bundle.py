@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..core.errors import InputError
+from ..core.files import write_private
 from ..store.base import Store
 from . import checkpoint as cps
 
@@ -104,7 +105,7 @@ def from_store(store: Store, with_journal: bool = True) -> Bundle:
 def write(bundle: Bundle, path: str) -> str:
     """Write the bundle; returns its SHA-256 (hex) so the auditor can pin the exact file."""
     data = json.dumps(bundle.to_json(), sort_keys=True, separators=(",", ":")).encode()
-    Path(path).write_bytes(data)
+    write_private(path, data)
     return hashlib.sha256(data).hexdigest()
 
 

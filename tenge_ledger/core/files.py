@@ -1,0 +1,29 @@
+"""Files the ledger writes that hold its data (the database, bundles, reports, keys) are private to their owner:
+created 0600 whatever the umask, because the journal and the trace log hold every payment."""
+
+from __future__ import annotations
+
+import os
+import stat
+
+from .errors import InputError
+
+PRIVATE_MODE = 0o600
+
+
+def create_private(path: str | os.PathLike) -> None:
+    """Create an empty file readable by its owner only, if it does not exist yet (an existing one is left)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT, PRIVATE_MODE)
+    os.close(fd)
+
+
+def write_private(path: str | os.PathLike, data: bytes | str, fresh_only: bool = False) -> None:
+    """Write `data` to `path` readable by its owner only. An existing file is made private before it is
+    written; with `fresh_only`, an existing file that others can read is refused instead."""
+    if os.path.exists(path):
+        if fresh_only and os.stat(path).st_mode & (stat.S_IRWXG | stat.S_IRWXO):
+            raise InputError(f"{os.fspath(path)} exists and others can read it: give a new file")
+        os.chmod(path, PRIVATE_MODE)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, PRIVATE_MODE)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(data.encode() if isinstance(data, str) else data)
