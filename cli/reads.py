@@ -11,7 +11,7 @@ from tenge_ledger.core.canonical import check_handle, check_op_id, format_time, 
 from tenge_ledger.core.errors import InputError, TengeError, quoted
 from tenge_ledger.ledger.journal import check_journal
 
-from .context import Context, emit, pass_ledger
+from .context import Context, emit, pass_ledger, progress
 from .render import kzt, tag_name
 
 
@@ -264,22 +264,50 @@ def reports(obj: Context, agency) -> None:
 
 
 @click.command()
+@click.option(
+    "--no-signatures", is_flag=True, help="Skip re-verifying every signature (only that step; it says so)."
+)
 @pass_ledger
-def check(obj: Context) -> None:
-    """Rebuild every balance from the journal and compare; verify the hash chain and the supply.
+def check(obj: Context, no_signatures: bool) -> None:
+    """Re-derive everything from the journal and compare: the hash chain, every signature against the signer's
+    journaled key (on every core), balances, history flows, supply, accounts, holds and tags.
 
     \b
     Example:
       tenge check
+      tenge check --no-signatures
     """
-    result = check_journal(obj.ledger().store)
+    bar = None
+
+    def step(label: str, done: int, total: int) -> None:
+        nonlocal bar
+        if bar is None:
+            bar = progress(obj, total, label).__enter__()
+        bar.update(done - bar.pos)
+
+    try:
+        result = check_journal(obj.ledger().store, signatures=not no_signatures, progress=step)
+    finally:
+        if bar is not None:
+            bar.__exit__(None, None, None)
+    signed = (
+        "signatures NOT verified (--no-signatures)"
+        if result.signatures_checked is None
+        else f"{result.signatures_checked} signatures verified"
+    )
     emit(
         obj,
-        {"ok": result.ok, "entries": result.entries, "problems": result.problems},
+        {
+            "ok": result.ok,
+            "entries": result.entries,
+            "signatures_checked": result.signatures_checked,
+            "problems": result.problems,
+        },
         lambda: (
-            f"ok: {result.entries} journal entries, balances rebuilt and equal, chain verified"
+            f"ok: {result.entries} journal entries, chain verified, {signed}; balances, history flows, supply,"
+            " accounts, holds and tags rebuilt from the journal and equal"
             if result.ok
-            else "\n".join(result.problems)
+            else "\n".join(result.problems) + f"\n({signed})"
         ),
     )
     if not result.ok:

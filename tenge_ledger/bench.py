@@ -25,7 +25,7 @@ import sqlite3
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -35,7 +35,7 @@ from .core import limits
 from .core.canonical import canonical_bytes
 from .core.records import AccountKind, Issue, OpenAccount, Operation, OpKind, Transfer
 from .ledger.service import Ledger
-from .ledger.signing import public_key_hex
+from .ledger.signing import cores, public_key_hex, verify_chunk
 from .store import codec
 from .store.base import ChangeSet
 from .store.entries import JOURNAL_COLUMNS, KIND_CODE
@@ -46,33 +46,6 @@ SEED = 20260601
 FUNDS_TIYN = 10**12  # issued to every account before the run, so every transfer of the run succeeds
 VERIFY_SAMPLE = 20_000  # signatures verified to measure one core's Ed25519 rate
 PROGRESS = Callable[[str], None]
-
-
-def cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - not Linux
-        return os.cpu_count() or 1
-
-
-# ---- worker side ----------------------------------------------------------------------------------------------
-
-_verify_keys: dict[bytes, nacl.signing.VerifyKey] = {}
-
-
-def verify_chunk(items: Sequence[tuple[bytes, bytes, bytes]]) -> list[bool]:
-    """Verify (message, signature, public key) triples; runs in a pool worker. VerifyKeys are cached."""
-    out = []
-    for message, signature, public_key in items:
-        key = _verify_keys.get(public_key)
-        if key is None:
-            key = _verify_keys[public_key] = nacl.signing.VerifyKey(public_key)
-        try:
-            key.verify(message, signature)
-            out.append(True)
-        except (nacl.exceptions.BadSignatureError, ValueError):
-            out.append(False)
-    return out
 
 
 # ---- setup ------------------------------------------------------------------------------------------------------

@@ -9,11 +9,17 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field, replace
 
-from ..core.records import Posting
-from ..store.base import GENESIS_HASH, JournalPosting, Store, StoredOperation
+from ..core.canonical import canonical_bytes
+from ..core.records import Account, Operation, Posting
+from ..store.base import GENESIS_HASH, JournalPosting, ReportRow, Store, StoredOperation
+from ..store.entries import operation_from_document
+from .replay import Replay
+from .signing import verify_all
+
+GENESIS_ENTRIES = 2  # the central bank's account and the holds account, opened by Ledger.create
 
 _DOMAIN = b"tenge-ledger/journal/v1\n"
 
@@ -42,31 +48,48 @@ class JournalCheck:
     # (handle, tag) -> [out, out count, in, in count, last minute]: the running flows history windows read
     flows: dict[tuple[str, str], list[int]] = field(default_factory=dict)
     activity: dict[tuple[str, str, int], tuple[int, int, int, int]] = field(default_factory=dict)
+    signatures_checked: int | None = None  # None when signatures were not verified
 
     @property
     def ok(self) -> bool:
         return not self.problems
 
 
-def check_journal(store: Store) -> JournalCheck:
-    """Walk the journal: verify the chain and that each entry's postings sum to zero, rebuild every balance
-    from the postings, and compare with the stored balances and the supply counters. All of it is read in one
-    snapshot, so writers working meanwhile cannot make it see a journal and balances of different moments."""
-    snapshot = getattr(store, "snapshot", None)
-    if snapshot is None:
-        return _check_journal(store)
-    with snapshot():
-        return _check_journal(store)
+def check_journal(
+    store: Store, signatures: bool = True, progress: Callable[[str, int, int], None] | None = None
+) -> JournalCheck:
+    """Walk the journal and re-derive everything else from it: the chain, postings summing to zero, every
+    signature against the signer's key as journaled when it signed (on every core; `signatures=False` skips
+    only that), balances, running flows, activity, supply, accounts, holds and tags, each compared with what the
+    store holds. All of it is read in one snapshot, so writers working meanwhile cannot make it see tables of
+    different moments. `progress(step, done, total)` hears of long steps."""
+    with store.snapshot():
+        return _check_journal(store, signatures, progress)
 
 
-def _check_journal(store: Store) -> JournalCheck:
+def _check_journal(
+    store: Store, signatures: bool, progress: Callable[[str, int, int], None] | None
+) -> JournalCheck:
     result = JournalCheck()
+    meta = store.meta()
+    replay = Replay()
+    to_verify: list[tuple[bytes, bytes, bytes]] = []
+    verified_entries: list[tuple[int, str, str]] = []
+    reports: list[ReportRow] = []
     prev_hash = GENESIS_HASH
     expected_seq = 1
     issued = redeemed = 0
-    central_bank = store.meta().central_bank
-    for op, postings in store.journal():
+    central_bank = meta.central_bank
+    for op, postings in _readable(store.journal(), result):
         result.entries += 1
+        operation = operation_from_document(json.loads(op.document))
+        _signature(result, replay, meta.ledger_id, op, operation, to_verify, verified_entries, signatures)
+        try:
+            replay.apply(operation, op.at, [(p.account, p.amount_tiyn, p.tag) for p in postings])
+        except (KeyError, ValueError, IndexError) as exc:
+            result.problems.append(f"journal entry #{op.seq} ({op.op_id}): cannot be replayed: {exc!r}")
+        for r in json.loads(op.decision).get("reports", ()):
+            reports.append(ReportRow(op.seq, op.op_id, r["agency"], r["reason"], r["rule"], op.at))
         if op.seq != expected_seq:
             result.problems.append(f"journal entry #{op.seq} ({op.op_id}): expected seq {expected_seq}")
         expected_seq = op.seq + 1
@@ -101,6 +124,10 @@ def _check_journal(store: Store) -> JournalCheck:
     result.rebuilt = {k: v for k, v in result.rebuilt.items() if v}
     stored = store.balances()
     for key in sorted(set(stored) | set(result.rebuilt)):
+        if type(stored.get(key, 0)) is not int:
+            result.problems.append(
+                f"balance of {key[0]} [{key[1] or 'untagged'}] is stored as {stored[key]!r}"
+            )
         if stored.get(key, 0) != result.rebuilt.get(key, 0):
             acct, tag = key
             result.problems.append(
@@ -110,13 +137,124 @@ def _check_journal(store: Store) -> JournalCheck:
         if key[0] != central_bank and result.rebuilt.get(key, 0) < 0:
             result.problems.append(f"balance of {key[0]} [{key[1] or 'untagged'}] is negative")
     _compare_flows(store, result)
+    _readable_table("accounts, holds or tags", lambda: _compare_tables(store, replay, result), result)
+    filed = [r for r in store.reports() if r.seq is not None]  # a rejection's reports are in its trace only
+    if sorted(filed, key=_report_key) != sorted(reports, key=_report_key):
+        missing = sorted(set(reports) - set(filed), key=_report_key)
+        extra = sorted(set(filed) - set(reports), key=_report_key)
+        result.problems.append(
+            f"reports of applied operations: not in the journal's decisions {extra}, missing {missing}"
+        )
+    if signatures:
+        done = [0]
+
+        def tick(n: int) -> None:
+            done[0] += n
+            if progress:
+                progress("verifying signatures", done[0], len(to_verify))
+
+        for ok, (seq, op_id, signer) in zip(verify_all(to_verify, tick), verified_entries, strict=True):
+            if not ok:
+                result.problems.append(
+                    f"journal entry #{seq} ({op_id}): its signature does not verify with {signer}'s journaled key"
+                )
+    result.signatures_checked = len(to_verify) if signatures else None
     stored_issued, stored_redeemed = store.supply()
+    if type(stored_issued) is not int or type(stored_redeemed) is not int:
+        result.problems.append(f"supply counters are not integers: {stored_issued!r}, {stored_redeemed!r}")
     if (stored_issued, stored_redeemed) != (issued, redeemed):
         result.problems.append(
             f"supply counters say issued {stored_issued}, redeemed {stored_redeemed}; "
             f"the journal gives issued {issued}, redeemed {redeemed}"
         )
     return result
+
+
+def _signature(
+    result: JournalCheck,
+    replay: Replay,
+    ledger_id: str,
+    op: StoredOperation,
+    operation: Operation,
+    to_verify: list[tuple[bytes, bytes, bytes]],
+    entries: list[tuple[int, str, str]],
+    signatures: bool,
+) -> None:
+    """Queue the entry's signature for verification with the key its signer had then (from the journal)."""
+    if op.seq <= GENESIS_ENTRIES and op.op_id.startswith("genesis:") and not operation.signature:
+        return  # the ledger's creation opens the central bank and the holds account: nobody signs those
+    key = replay.key_of(operation.signer)
+    if key is None:
+        result.problems.append(
+            f"journal entry #{op.seq} ({op.op_id}): signed by {operation.signer}, which had no account then"
+        )
+        return
+    if signatures:
+        to_verify.append(
+            (canonical_bytes(ledger_id, operation), bytes.fromhex(operation.signature), bytes.fromhex(key))
+        )
+        entries.append((op.seq, op.op_id, operation.signer))
+
+
+def _compare_tables(store: Store, replay: Replay, result: JournalCheck) -> None:
+    """Accounts, holds and tags as stored, against the journal's."""
+    stored_accounts = {a.handle: a for a in store.accounts()}
+    for handle in sorted(set(stored_accounts) | set(replay.accounts)):
+        have, want = stored_accounts.get(handle), replay.accounts.get(handle)
+        if have != want:
+            fields = ("kind", "public_key", "tier", "bank", "attrs", "status", "opened_at")
+            diff = [f for f in fields if have is None or want is None or getattr(have, f) != getattr(want, f)]
+            result.problems.append(
+                f"accounts row of {handle}: stored {_fields(have, diff)}, journal gives {_fields(want, diff)}"
+            )
+    stored_holds = {h.hold_id: h for h in store.holds()}
+    for hold_id in sorted(set(stored_holds) | set(replay.holds)):
+        have, want = stored_holds.get(hold_id), replay.holds.get(hold_id)
+        if hold_id in replay.policy_holds and have is not None and want is not None:
+            want = replace(want, releaser=have.releaser, deadline=have.deadline)  # the rule's: not journaled
+        if have != want:
+            result.problems.append(f"hold {hold_id}: stored {have}, journal gives {want}")
+    stored_tags = {t.tag: t for t in store.tags()}
+    for tag in sorted(set(stored_tags) | set(replay.tags)):
+        if stored_tags.get(tag) != replay.tags.get(tag):
+            result.problems.append(
+                f"tag {tag}: stored {stored_tags.get(tag)}, journal gives {replay.tags.get(tag)}"
+            )
+
+
+def _readable(entries: Iterator, result: JournalCheck) -> Iterator:
+    """The journal's entries until one cannot be read back into an operation: that is a finding (and the walk
+    stops there, since every later link depends on it)."""
+    seq = 0
+    while True:
+        try:
+            entry = next(entries)
+        except StopIteration:
+            return
+        except (ValueError, KeyError, TypeError, IndexError) as exc:
+            result.problems.append(
+                f"journal entry after #{seq} cannot be read back into an operation: {exc!r}"
+            )
+            return
+        seq = entry[0].seq
+        yield entry
+
+
+def _readable_table(name: str, compare: Callable[[], None], result: JournalCheck) -> None:
+    try:
+        compare()
+    except (ValueError, KeyError, TypeError) as exc:
+        result.problems.append(f"the {name} table holds a row that cannot be read: {exc!r}")
+
+
+def _report_key(r: ReportRow) -> tuple:
+    return (r.seq, r.op_id, r.agency, r.reason, r.rule, r.at)
+
+
+def _fields(account: Account | None, names: list[str]) -> str:
+    if account is None:
+        return "no row"
+    return ", ".join(f"{n}={getattr(account, n)!r}" for n in names)
 
 
 def _flow(result: JournalCheck, key: tuple[str, str], amount: int, minute: int) -> None:

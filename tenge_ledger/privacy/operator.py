@@ -11,7 +11,7 @@ import nacl.exceptions
 import nacl.signing
 
 from ..core.errors import InputError
-from ..ledger.journal import entry_hash
+from ..ledger.journal import check_journal, entry_hash
 from ..store.base import Store
 from ..trace import bundle as bundles
 from ..trace import checkpoint as cps
@@ -88,9 +88,14 @@ def verify_bundle(path: str, key: str | None, earlier: str | None = None) -> Ver
 
 
 def verify_live(store: Store, key: str | None = None, earlier: str | None = None) -> Verification:
+    """The trace log and checkpoints as a bundle would carry them, and everything the journal re-derives
+    (signatures, balances, accounts, holds, tags: check_journal)."""
     b = bundles.from_store(store, with_journal=True)
     pk = read_key(key) or public_key(store)
-    return verify(b, pk, entry_hash, bundles.read(earlier) if earlier else None)
+    found = verify(b, pk, entry_hash, bundles.read(earlier) if earlier else None)
+    for problem in check_journal(store).problems:
+        found.add(problem)
+    return found
 
 
 def inclusion(store: Store, ref: str, size: int | None = None) -> dict:

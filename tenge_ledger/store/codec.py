@@ -12,7 +12,17 @@ from ..core.describe import describe
 from ..core.hooks import EncodedTrace
 from ..core.records import HOLDS_ACCOUNT, Account, AccountKind, AccountStatus, HoldRecord, TagRecord
 from .base import GENESIS_HASH, BucketRow, JournalPosting, LedgerMeta, ReportRow, StoredOperation
-from .entries import FLAG_LEGS, JOURNAL_COLUMNS, KIND_CODES, LEG_COLUMNS, legs_of, operation_from_row
+from .entries import (
+    FLAG_LEGS,
+    JOURNAL_COLUMNS,
+    KIND_CODES,
+    LEG_COLUMNS,
+    body_columns,
+    journal_row,
+    legs_of,
+    operation_from_row,
+    standard_legs,
+)
 
 __all__ = ["FLAG_LEGS", "GENESIS_HASH", "JOURNAL_COLUMNS", "LEG_COLUMNS"]
 
@@ -104,9 +114,21 @@ class Names:
 
     handles: dict[int, str]
     tags: dict[int, str]
+    _ids: dict[str, int] | None = None
+    _tag_ids: dict[str, int] | None = None
 
     def handle(self, account_id: int) -> str:
         return self.handles[account_id]
+
+    def id_of(self, handle: str) -> int:
+        if self._ids is None:
+            object.__setattr__(self, "_ids", {h: i for i, h in self.handles.items()})
+        return self._ids[handle]  # type: ignore[index]
+
+    def tag_id(self, tag: str) -> int:
+        if self._tag_ids is None:
+            object.__setattr__(self, "_tag_ids", {t: i for i, t in self.tags.items()})
+        return self._tag_ids[tag]  # type: ignore[index]
 
     def tag(self, tag_id: int) -> str:
         return self.tags[tag_id]
@@ -127,6 +149,7 @@ class EntryReader:
         names = self.names
         op = operation_from_row(row, names.handle, names.tag)
         postings = legs_of(row, legs, names.handle, names.tag, self.central_bank, HOLDS_ACCOUNT)
+        self._canonical(row, op, legs, postings)
         seq, at = row[0], row[8]
         stored = StoredOperation(
             seq=seq,
@@ -142,6 +165,25 @@ class EntryReader:
             entry_hash=bytes(row[10]),
         )
         return stored, [JournalPosting(seq, i, a, t, amount, at) for i, (a, amount, t) in enumerate(postings)]
+
+    def _canonical(self, row: tuple, op, legs: list[tuple] | None, postings: list) -> None:
+        """A row is the one its operation gives, byte for byte (no stray column, no legs flag without a reason):
+        otherwise ValueError, so a row edited where decoding would not notice is still found."""
+        names = self.names
+        again = journal_row(row[0], op, row[8], bytes(row[10]), row[11], row[13], names.id_of, names.tag_id)
+        if again != (*row[:9], bytes(row[9]), bytes(row[10]), *row[11:]):
+            raise ValueError(f"journal row #{row[0]} is not the row its own operation gives")
+        if row[11] & ~FLAG_LEGS:
+            raise ValueError(f"journal row #{row[0]} has unknown flags {row[11]}")
+        if row[11] & FLAG_LEGS:
+            payer, payee, amount, tag = body_columns(op.body)
+            implied = standard_legs(
+                op.kind, payer, payee, amount, tag or "", self.central_bank, HOLDS_ACCOUNT
+            )
+            if not legs or list(implied) == list(postings):
+                raise ValueError(
+                    f"journal row #{row[0]} says its legs are stored, but they are its implied ones"
+                )
 
     def journal(self, rows, legs_rows, prev: bytes) -> Iterator[tuple[StoredOperation, list[JournalPosting]]]:
         """Entries from two row streams ordered by seq: journal rows and the `legs` rows of those that have them;

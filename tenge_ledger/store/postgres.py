@@ -38,7 +38,7 @@ from psycopg.pq import TransactionStatus
 
 from ..core.errors import InvariantViolation, StoreError, WriteConflict
 from ..core.hooks import EncodedTrace
-from ..core.records import Account, HoldRecord
+from ..core.records import Account, HoldRecord, TagRecord
 from . import codec, upgrade
 from .base import (
     GENESIS_HASH,
@@ -533,6 +533,10 @@ class PostgresStore:
         else:
             rows = self._rows(sql + " WHERE a.handle = %s ORDER BY t.tag", (handle,))
         return {(a, t): int(b) for a, t, b in rows if b}
+
+    def tags(self) -> list[TagRecord]:
+        with self.snapshot():
+            return PostgresTx(self._pinned.conn.cursor(), (0, b"")).all_tags()
 
     def bucket_flows(self) -> dict[tuple[str, str], BucketRow]:
         with self.snapshot():

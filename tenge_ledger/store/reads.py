@@ -185,6 +185,10 @@ class SqlTxReads:
         row = self._one(self._q("SELECT tag, expires_on, created_at FROM tags WHERE tag = ?"), (tag,))
         return codec.tag_from_row(row) if row else None
 
+    def all_tags(self) -> list[TagRecord]:
+        rows = self._all("SELECT tag, expires_on, created_at FROM tags ORDER BY tag")
+        return [codec.tag_from_row(r) for r in rows]
+
     def tags_expiring(self, as_of_date: str) -> list[TagRecord]:
         rows = self._all(
             self._q(

@@ -18,7 +18,7 @@ import sqlite_utils
 from ..core.errors import InvariantViolation, StoreError, WriteConflict
 from ..core.files import create_private
 from ..core.hooks import EncodedTrace
-from ..core.records import Account, HoldRecord
+from ..core.records import Account, HoldRecord, TagRecord
 from . import codec, upgrade
 from .base import (
     GENESIS_HASH,
@@ -434,6 +434,10 @@ class SqliteStore:
         else:
             rows = self._conn.execute(sql + " WHERE a.handle = ? ORDER BY t.tag", (handle,))
         return {(a, t): b for a, t, b in rows if b}
+
+    @_locked
+    def tags(self) -> list[TagRecord]:
+        return SqliteTx(self._conn).all_tags()
 
     @_locked
     def bucket_flows(self) -> dict[tuple[str, str], BucketRow]:

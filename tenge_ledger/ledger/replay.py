@@ -1,0 +1,104 @@
+"""The tables a journal implies besides balances, re-derived by replaying its operations: accounts (kind, key,
+tier, bank, attributes, status), holds and tags, and the public key of every signer as of each operation.
+
+`tenge check` compares them with what the store holds, so editing one of those tables directly is found."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+from ..core.records import (
+    HOLDS_ACCOUNT,
+    Account,
+    AccountStatus,
+    Close,
+    Freeze,
+    Hold,
+    HoldRecord,
+    Issue,
+    OpenAccount,
+    Operation,
+    Post,
+    Sweep,
+    TagRecord,
+    Transfer,
+    Unfreeze,
+    UpdateAccount,
+    Void,
+)
+
+
+@dataclass
+class Replay:
+    accounts: dict[str, Account] = field(default_factory=dict)
+    holds: dict[str, HoldRecord] = field(default_factory=dict)
+    # holds a policy rule made: their releaser and deadline are the rule's, not in the operation
+    policy_holds: set[str] = field(default_factory=set)
+    tags: dict[str, TagRecord] = field(default_factory=dict)
+
+    def key_of(self, handle: str) -> str | None:
+        """The public key the account had when the operation being replayed was applied."""
+        account = self.accounts.get(handle)
+        return None if account is None else account.public_key
+
+    def apply(self, op: Operation, at: int, postings: list[tuple[str, int, str]]) -> None:
+        """What one journaled operation did to accounts, holds and tags."""
+        b = op.body
+        if isinstance(b, OpenAccount):
+            self.accounts[b.handle] = Account(
+                b.handle, b.account_kind, b.public_key, b.tier, b.bank, b.attrs, opened_at=at
+            )
+        elif isinstance(b, UpdateAccount):
+            account = self.accounts[b.handle]
+            attrs = account.attrs_dict()
+            for key, value in b.attrs:
+                if value == "":
+                    attrs.pop(key, None)
+                else:
+                    attrs[key] = value
+            tier = b.tier if b.tier is not None else account.tier
+            self.accounts[b.handle] = replace(account, tier=tier, attrs=tuple(sorted(attrs.items())))
+        elif isinstance(b, Freeze | Unfreeze | Close):
+            status = {
+                Freeze: AccountStatus.frozen,
+                Unfreeze: AccountStatus.active,
+                Close: AccountStatus.closed,
+            }
+            self.accounts[b.account] = replace(self.accounts[b.account], status=status[type(b)])
+        elif isinstance(b, Issue) and b.tag and b.tag not in self.tags:
+            self.tags[b.tag] = TagRecord(b.tag, b.expires_on, at)
+        elif isinstance(b, Hold):
+            releaser = b.releaser or b.payer
+            self.holds[op.id] = HoldRecord(
+                op.id, b.payer, b.payee, b.amount_tiyn, b.tag or "", releaser, at + b.timeout_s
+            )
+        elif isinstance(b, Transfer) and any(a == HOLDS_ACCOUNT for a, _, _ in postings):
+            self.holds[op.id] = HoldRecord(op.id, b.payer, b.payee, b.amount_tiyn, b.tag or "", "", 0)
+            self.policy_holds.add(op.id)
+        elif isinstance(b, Post | Void):
+            hold = self.holds.get(b.hold_id)
+            if hold is not None:
+                self.holds[b.hold_id] = replace(hold, status="posted" if isinstance(b, Post) else "voided")
+        elif isinstance(b, Sweep):
+            self._expire(b.as_of, postings)
+
+    def _expire(self, as_of: int, postings: list[tuple[str, int, str]]) -> None:
+        """A sweep returned these holds to their payers: each pair of legs (@holds -x, payer +x) is one hold,
+        taken in the order the sweep takes them (deadline, then id) among pending holds of that payer."""
+        returned = [(postings[i + 1][0], postings[i + 1][1], postings[i + 1][2])
+                    for i in range(len(postings) - 1)
+                    if postings[i][0] == HOLDS_ACCOUNT and postings[i][1] < 0]  # fmt: skip
+        pending = sorted(
+            (h for h in self.holds.values() if h.status == "pending"),
+            key=lambda h: (h.hold_id in self.policy_holds or h.deadline > as_of, h.deadline, h.hold_id),
+        )
+        for payer, amount, tag in returned:
+            for hold in pending:
+                if hold.status == "pending" and (hold.payer, hold.amount_tiyn, hold.tag) == (
+                    payer,
+                    amount,
+                    tag,
+                ):
+                    self.holds[hold.hold_id] = hold = replace(hold, status="expired")
+                    pending = [h for h in pending if h.hold_id != hold.hold_id]
+                    break
