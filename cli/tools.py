@@ -17,8 +17,15 @@ from .context import Context, emit, pass_context
     type=click.IntRange(1_000, 10_000_000),
     help="Entries journaled before (e), the run on a grown ledger.",
 )
+@click.option(
+    "--policy-transfers",
+    default=20_000,
+    show_default=True,
+    type=click.IntRange(1_000, 1_000_000),
+    help="Transfers of (f), the policy workload with all of policies/ enabled.",
+)
 @pass_context
-def bench(obj: Context, transfers: int, accounts: int, grown: int) -> None:
+def bench(obj: Context, transfers: int, accounts: int, grown: int, policy_transfers: int) -> None:
     """Measure apply throughput against the raw SQLite floor and Ed25519 verification, in one run.
 
     \b
@@ -27,7 +34,13 @@ def bench(obj: Context, transfers: int, accounts: int, grown: int) -> None:
     """
     from tenge_ledger.bench import format_report, run_apply_benchmark
 
-    report = run_apply_benchmark(transfers=transfers, accounts=accounts, progress=not obj.json, grown=grown)
+    report = run_apply_benchmark(
+        transfers=transfers,
+        accounts=accounts,
+        progress=not obj.json,
+        grown=grown,
+        policy_transfers=policy_transfers,
+    )
     emit(obj, report, lambda: format_report(report))
 
 

@@ -35,7 +35,7 @@ from .core import limits
 from .core.canonical import canonical_bytes
 from .core.records import AccountKind, Issue, OpenAccount, Operation, OpKind, Transfer
 from .ledger.service import Ledger
-from .ledger.signing import cores, public_key_hex, verify_chunk
+from .ledger.signing import cores, public_key_hex, sign, verify_chunk
 from .store import codec
 from .store.base import ChangeSet
 from .store.entries import JOURNAL_COLUMNS, KIND_CODE
@@ -61,8 +61,8 @@ def _make_ledger(path: str, handles: list[str], keys: list[nacl.signing.SigningK
         for h, k in zip(handles, keys, strict=True)
     ]
     issues = [Operation(f"fund-{h}", "nbk", Issue(h, FUNDS_TIYN)) for h in handles]
-    for batch in (opens, issues):
-        results = ledger.apply_many(batch, verified=True)
+    for batch in (opens, issues):  # signed, so that `tenge check` of a benchmark ledger verifies every entry
+        results = ledger.apply_many([sign(ledger.ledger_id, op, cb_key) for op in batch], verified=True)
         if not all(r.code.value == "ok" for r in results):
             raise RuntimeError(f"benchmark setup failed: {results[0]}")
     ledger_id = ledger.ledger_id
@@ -268,8 +268,86 @@ def _grow(path: str, entries: int, seed: int = SEED) -> None:
     conn.close()
 
 
+# ---- (f): the policy workload of benchmarks/policy.py, all of policies/ enabled ----------------------------
+
+POLICY_PEOPLE = 1_000
+
+
+def policy_ledger(path: str, engine, people: int = POLICY_PEOPLE, start: int = 1_772_000_000):
+    """A ledger for the policy workload: a bank, an exchange, budgets, the tax authority, a miner and its pool,
+    a VAT-registered shop, and `people` persons of tiers 2 and 3 with 4,000,000 KZT each. Every account verifies
+    with one key. Returns (store, ledger, clock), the clock a one-item list the caller moves."""
+    key = bytes(nacl.signing.SigningKey(b"\x07" * 32).verify_key).hex()
+    store = SqliteStore(path, create=True, synchronous=SYNCHRONOUS)
+    now = [start]
+    Ledger.create(store, "bench", key, "nbk", clock=lambda: now[0])
+    ledger = Ledger(store, policy=engine, clock=lambda: now[0])
+    ops = [Operation("o-bank", "nbk", OpenAccount("bank", AccountKind.bank, key))]
+    for handle, kind, attrs in [
+        ("aifc-exchange", AccountKind.exchange, ()),
+        ("state-budget", AccountKind.government, ()),
+        ("kgd-vat", AccountKind.agency, ()),
+        ("local-budget", AccountKind.government, ()),
+        ("mine", AccountKind.miner, ()),
+        ("pool", AccountKind.merchant, ()),
+        ("shop", AccountKind.merchant, (("vat", "registered"),)),
+    ]:
+        bank = "bank" if kind is AccountKind.merchant else None
+        ops.append(Operation(f"o-{handle}", "nbk", OpenAccount(handle, kind, key, None, bank, attrs)))
+    for i in range(people):
+        ops.append(
+            Operation(f"o-p{i}", "nbk", OpenAccount(f"p{i}", AccountKind.person, key, 2 + i % 2, "bank"))
+        )
+        ops.append(Operation(f"i-p{i}", "nbk", Issue(f"p{i}", 4_000_000_00)))
+    ops.append(Operation("i-pool", "nbk", Issue("pool", 10**13)))
+    for result in ledger.apply_many(ops, verified=True):
+        if not result.succeeded:
+            raise RuntimeError(f"benchmark setup failed: {result.message}")
+    return store, ledger, now
+
+
+def policy_workload(n: int, people: int = POLICY_PEOPLE, seed: int = 7) -> list[Operation]:
+    """10% mining revenue from the pool to the miner (routed by policy), 30% sales to the VAT shop (split),
+    60% payments between people (tier limits, structuring and reporting windows read)."""
+    rnd = random.Random(seed)
+    ops = []
+    for k in range(n):
+        roll = rnd.random()
+        if roll < 0.1:
+            body = Transfer("pool", "mine", rnd.randint(1, 10_000_00))
+        else:
+            payer = f"p{rnd.randrange(people)}"
+            payee = "shop" if roll < 0.4 else f"p{rnd.randrange(people)}"
+            if payee == payer:
+                payee = "shop"
+            body = Transfer(payer, payee, rnd.randint(1, 500_00))
+        ops.append(Operation(f"t{k}", body.payer, body))
+    return ops
+
+
+def apply_policy_workload(
+    path: str, engine, ops: list[Operation], people: int = POLICY_PEOPLE
+) -> tuple[float, int]:
+    """(transfers per second, how many succeeded): the workload in chunks of 1000, a minute apart in ledger
+    time, signatures counted as checked (only ledger and policy work is measured)."""
+    store, ledger, now = policy_ledger(path, engine, people)
+    start = time.perf_counter()
+    ok = 0
+    chunk = limits.submit_chunk_operations
+    for base in range(0, len(ops), chunk):
+        now[0] += 60
+        ok += sum(r.succeeded for r in ledger.apply_many(ops[base : base + chunk], verified=True))
+    elapsed = time.perf_counter() - start
+    store.close()
+    return len(ops) / elapsed, ok
+
+
 def run_apply_benchmark(
-    transfers: int = 100_000, accounts: int = 10_000, progress: bool = True, grown: int = 500_000
+    transfers: int = 100_000,
+    accounts: int = 10_000,
+    progress: bool = True,
+    grown: int = 500_000,
+    policy_transfers: int = 20_000,
 ) -> dict:
     """Run every measurement once, in this process (and a verifier pool), and return the figures."""
     say: PROGRESS = (
@@ -304,6 +382,14 @@ def run_apply_benchmark(
         say(f"(e) journaling {grown} entries of history, then (b) again on that grown ledger")
         _grow(grown_db, grown)
         grown_rate = _apply_verified(grown_db, ops)
+        say(f"(f) {policy_transfers} transfers of the policy workload, all of policies/ enabled")
+        from .policies import shipped_policies
+        from .policy import compile_sources, read_sources
+
+        engine = compile_sources(read_sources([shipped_policies()]))
+        policy_rate, policy_ok = apply_policy_workload(
+            str(workdir / "policies.db"), engine, policy_workload(policy_transfers)
+        )
         say(f"(c) raw SQLite floor: {transfers} x (2 UPDATE + 1 INSERT), {chunk} per transaction")
         raw = _raw_sqlite(str(workdir / "raw.db"), handles, ops, chunk, many=False)
         raw_many = _raw_sqlite(str(workdir / "raw-many.db"), handles, ops, chunk, many=True)
@@ -325,6 +411,9 @@ def run_apply_benchmark(
         "store_write_vs_raw": round(rows / raw, 3),
         "ed25519_verify_per_s_per_core": round(verify_per_core),
         "verified_vs_raw": round(verified / raw, 3),
+        "verified_policies_per_s": round(policy_rate),
+        "verified_policies_ok": policy_ok,
+        "verified_policies_vs_raw": round(policy_rate / raw, 3),
         "grown_entries": grown,
         "grown_verified_per_s": round(grown_rate),
         "grown_vs_fresh": round(grown_rate / verified, 3),
@@ -334,6 +423,7 @@ def run_apply_benchmark(
             "verified_vs_raw": 0.5,
             "signed_vs_verify_capacity": 0.8,
             "grown_vs_fresh": 0.9,
+            "verified_policies_vs_raw": 0.35,
             "bytes_per_transfer": 250,
         },
     }
@@ -354,6 +444,9 @@ def format_report(report: dict) -> str:
             f"  Ed25519 verify, one core             {r['ed25519_verify_per_s_per_core']:>10,} /s",
             f"  verified / raw                       {r['verified_vs_raw']:>10.3f}   (target >= 0.5)",
             f"  signed / (cores x verify)            {r['signed_vs_verify_capacity']:>10.3f}   (target >= 0.8)",
+            f"  (f) policy workload, policies/ on    {r['verified_policies_per_s']:>10,} transfers/s"
+            f"   ({r['verified_policies_ok']:,} applied)",
+            f"  (f) / raw                            {r['verified_policies_vs_raw']:>10.3f}   (target >= 0.35)",
             f"  (e) (b) after {r['grown_entries']:,} entries      {r['grown_verified_per_s']:>10,} transfers/s",
             f"  grown / fresh                        {r['grown_vs_fresh']:>10.3f}   (target >= 0.9)",
             f"  database bytes per transfer (dbstat) {r['bytes_per_transfer']:>10,}   (target <= 250)",

@@ -42,7 +42,9 @@ def test_apply_many__false_flag_still_verified_and_rejected(env) -> None:
 
 
 def test_run_apply_benchmark__small_run_reports_every_figure() -> None:
-    report = run_apply_benchmark(transfers=1_000, accounts=20, progress=False, grown=2_000)
+    report = run_apply_benchmark(
+        transfers=1_000, accounts=20, progress=False, grown=2_000, policy_transfers=1_000
+    )
     for key in (
         "signed_per_s",
         "verified_per_s",
@@ -52,6 +54,8 @@ def test_run_apply_benchmark__small_run_reports_every_figure() -> None:
         "ed25519_verify_per_s_per_core",
         "grown_verified_per_s",
         "bytes_per_transfer",
+        "verified_policies_per_s",
+        "verified_policies_ok",
     ):
         assert report[key] > 0, key
     assert report["grown_vs_fresh"] == round(report["grown_verified_per_s"] / report["verified_per_s"], 3)
@@ -69,7 +73,19 @@ def test_bench_cli__json(tmp_path) -> None:
     from tenge_cli.main import cli
 
     result = CliRunner().invoke(
-        cli, ["bench", "--transfers", "1000", "--accounts", "10", "--grown", "1000", "--json"]
+        cli,
+        [
+            "bench",
+            "--transfers",
+            "1000",
+            "--accounts",
+            "10",
+            "--grown",
+            "1000",
+            "--policy-transfers",
+            "1000",
+            "--json",
+        ],
     )
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
