@@ -213,7 +213,7 @@ _FLAT = (str, int, type(None))
 
 
 def canonical_bytes(ledger_id: str, op: Operation) -> bytes:
-    flat = _flat_texts(op)
+    flat = _flat_texts(op, with_document=False)
     text = flat[0] if flat is not None else canonical_json(operation_to_dict(op, with_signature=False))
     return _DOMAIN + ledger_id.encode("ascii") + b"\n" + text.encode("ascii")
 
@@ -235,8 +235,9 @@ def canonical_and_document(ledger_id: str, op: Operation) -> tuple[bytes, str]:
     return _DOMAIN + ledger_id.encode("ascii") + b"\n" + text.encode("ascii"), document
 
 
-def _flat_texts(op: Operation) -> tuple[str, str] | None:
-    """(canonical JSON, document JSON) of an operation whose fields are all plain values, else None."""
+def _flat_texts(op: Operation, with_document: bool = True) -> tuple[str, str] | None:
+    """(canonical JSON, document JSON or "" without `with_document`) of an operation whose fields are all plain
+    values, else None."""
     spec = _flat_spec(type(op.body))
     if spec is not None:
         body = op.body
@@ -258,6 +259,8 @@ def _flat_texts(op: Operation) -> tuple[str, str] | None:
                 break  # not a plain value (a bool, a float): let json decide, as the general way does
         else:
             text = "{" + ",".join(parts) + "}"
+            if not with_document:
+                return text, ""
             parts.insert(sig_at, '"signature":' + _quote(op.signature))
             return text, "{" + ",".join(parts) + "}"
     return None

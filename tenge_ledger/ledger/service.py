@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
 from ..core import limits
-from ..core.canonical import canonical_and_document, canonical_bytes, date_start
+from ..core.canonical import canonical_bytes, date_start
 from ..core.errors import InvariantViolation, LedgerStateError, WriteConflict
 from ..core.hooks import PolicyEngine, Proposal, TraceSink
 from ..core.money import format_tiyn
@@ -183,7 +183,7 @@ class Ledger:
                     body=OpenAccount(account.handle, account.kind, account.public_key),
                 )
                 ws.accounts[account.handle] = account
-                ledger._journal(ws, op, now, "genesis: account opened", (), None)
+                ledger._journal(ws, op, now, (), None)
             tx.write(ws.changeset(now))
         return ledger
 
@@ -234,7 +234,7 @@ class Ledger:
         )
 
     def _apply(self, ws: WorkingSet, op: Operation, at: int, verified: bool) -> Result:
-        canonical, document = canonical_and_document(self.ledger_id, op)
+        canonical = canonical_bytes(self.ledger_id, op)
         digest = fields_hash(canonical)
         existing = ws.operation(op.id)
         if existing is not None:
@@ -268,17 +268,7 @@ class Ledger:
                 raise Rejected(*rejection, decision=applied.decision)
             if applied.hold is not None:
                 child.holds[op.id] = applied.hold
-            seq = self._journal(
-                child,
-                op,
-                at,
-                applied.message,
-                applied.postings,
-                applied.decision,
-                canonical,
-                document,
-                digest,
-            )
+            seq = self._journal(child, op, at, applied.postings, applied.decision, digest)
         except Rejected as r:
             result = Result(op.id, r.code, r.message, reports=_report_dicts(r.reports))
             self._file_reports(ws, op.id, None, at, r.reports)
@@ -316,11 +306,8 @@ class Ledger:
         ws: WorkingSet,
         op: Operation,
         at: int,
-        message: str,
         postings: tuple[Posting, ...],
         decision: Decision | None,
-        canonical: bytes | None = None,
-        document: str | None = None,
         digest: bytes | None = None,
     ) -> int:
         total = sum(p.amount_tiyn for p in postings)
@@ -329,7 +316,7 @@ class Ledger:
         seq, prev = ws.head()
         seq += 1
         if digest is None:
-            digest = fields_hash(canonical if canonical is not None else canonical_bytes(self.ledger_id, op))
+            digest = fields_hash(canonical_bytes(self.ledger_id, op))
         entry = entry_hash(prev, seq, at, digest, op.signature, postings)
         kind = op.kind
         payer, payee, amount, tag = body_columns(op.body)

@@ -21,6 +21,8 @@ class WorkingSet:
         self.tx = tx if tx is not None else parent.tx  # type: ignore[union-attr]
         self.accounts: dict[str, Account] = {}
         self.bucket_deltas: dict[tuple[str, str], int] = {}
+        # (account, tag) -> [out, out count, in, in count] of this set's postings: the running flows' change
+        self.flow_deltas: dict[tuple[str, str], list[int]] = {}
         self.operations: dict[str, tuple[int, bytes]] = {}  # op id -> (seq, fields hash) applied here
         self.entries: list[tuple] = []  # compact journal rows (store/entries.py)
         self.legs: list[tuple] = []
@@ -309,6 +311,15 @@ class WorkingSet:
         key = (handle, tag)
         self.bucket_deltas[key] = self.bucket_deltas.get(key, 0) + delta
         self._tags_by_account.setdefault(handle, set()).add(tag)
+        flow = self.flow_deltas.get(key)
+        if flow is None:
+            flow = self.flow_deltas[key] = [0, 0, 0, 0]
+        if delta < 0:
+            flow[0] -= delta
+            flow[1] += 1
+        elif delta > 0:
+            flow[2] += delta
+            flow[3] += 1
 
     def merge_into_parent(self) -> None:
         p = self.parent
@@ -316,6 +327,13 @@ class WorkingSet:
         p.accounts.update(self.accounts)
         for key, delta in self.bucket_deltas.items():
             p.bucket_deltas[key] = p.bucket_deltas.get(key, 0) + delta
+        for key, flow in self.flow_deltas.items():
+            mine = p.flow_deltas.get(key)
+            if mine is None:
+                p.flow_deltas[key] = list(flow)
+            else:
+                for i in range(4):
+                    mine[i] += flow[i]
             p._tags_by_account.setdefault(key[0], set()).add(key[1])
         p.operations.update(self.operations)
         p.entries.extend(self.entries)
@@ -333,25 +351,14 @@ class WorkingSet:
     def changeset(self, at: int) -> ChangeSet:
         """The root's changes as rows: each touched bucket's balance and running flows (and, on its first move
         in a minute, a snapshot of its flows before it), the journal rows, and the rest as records."""
-        flows: dict[tuple[str, str], list[int]] = {}  # delta, out, out count, in, in count
-        for p in self.postings:
-            key = (p.account, p.tag)
-            flow = flows.get(key)
-            if flow is None:
-                flow = flows[key] = [0, 0, 0, 0, 0]
-            amount = p.amount_tiyn
-            flow[0] += amount
-            if amount < 0:
-                flow[1] -= amount
-                flow[2] += 1
-            elif amount > 0:
-                flow[3] += amount
-                flow[4] += 1
+        flows = self.flow_deltas
+        deltas = self.bucket_deltas
         unread = {a for a, _ in flows if a not in self._rows_read}
         self._read_bucket_rows(unread)
         minute = at // 60
         buckets, new_buckets, activity = [], [], []
-        for (account, tag), (delta, out, out_n, in_, in_n) in flows.items():
+        for (account, tag), (out, out_n, in_, in_n) in flows.items():
+            delta = deltas[(account, tag)]
             aid, tid = self.account_id(account), self.tag_id(tag)
             stored = self._bucket_rows.get((account, tag))
             if stored is None:

@@ -7,7 +7,7 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from ..core.canonical import canonical_bytes, document_json
+from ..core.canonical import canonical_and_document
 from ..core.describe import describe
 from ..core.hooks import EncodedTrace
 from ..core.records import HOLDS_ACCOUNT, Account, AccountKind, AccountStatus, HoldRecord, TagRecord
@@ -150,14 +150,15 @@ class EntryReader:
         op = operation_from_row(row, names.handle, names.tag)
         postings = legs_of(row, legs, names.handle, names.tag, self.central_bank, HOLDS_ACCOUNT)
         self._canonical(row, op, legs, postings)
+        canonical, document = canonical_and_document(self.ledger_id, op)
         seq, at = row[0], row[8]
         stored = StoredOperation(
             seq=seq,
             op_id=op.id,
             kind=KIND_CODES[row[2]].value,
             signer=op.signer,
-            document=document_json(op),
-            fields_hash=hashlib.sha256(canonical_bytes(self.ledger_id, op)).digest(),
+            document=document,
+            fields_hash=hashlib.sha256(canonical).digest(),
             at=at,
             message=describe(op, postings, self.central_bank),
             decision=row[13] or '{"policy_set_id": null}',

@@ -67,6 +67,7 @@ def _field_names(cls: type) -> tuple[str, ...]:
 
 
 _COLUMNS_OF: dict[type, tuple[bool, bool, bool, bool]] = {}
+_EXTRA_FIELDS: dict[type, tuple[str, ...]] = {}
 
 
 def body_columns(body: Any) -> tuple[str | None, str | None, int | None, str | None]:
@@ -116,8 +117,15 @@ def journal_row(
 def body_extra(op: Operation) -> str | None:
     """The body's fields that have no column of their own and are set, as canonical JSON (None when none)."""
     body = op.body
-    names = _field_names(type(body))
-    if all(n in _COLUMN_FIELDS or getattr(body, n) is None for n in names):
+    extra = _EXTRA_FIELDS.get(type(body))
+    if extra is None:
+        extra = _EXTRA_FIELDS[type(body)] = tuple(
+            n for n in _field_names(type(body)) if n not in _COLUMN_FIELDS
+        )
+    for name in extra:
+        if getattr(body, name) is not None:
+            break
+    else:
         return None
     doc = body_to_dict(body)
     rest = {k: v for k, v in doc.items() if k not in _COLUMN_FIELDS and v is not None}
