@@ -121,8 +121,8 @@ class _Recording:
         return getattr(self._store, name)
 
     @contextmanager
-    def transaction(self):
-        with self._store.transaction() as tx:
+    def transaction(self, optimistic: bool = False):
+        with self._store.transaction(optimistic) as tx:
             write = tx.write
 
             def recorded(change: ChangeSet) -> None:

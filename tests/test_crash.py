@@ -66,7 +66,9 @@ def test_sigkill_mid_unit__whole_unit_or_none(sqlite_url, tmp_path, delay_s) -> 
     assert sorted(units) == list(range(len(units)))  # units commit in order, none skipped
     store = open_store(sqlite_url)
     try:
-        found = check_journal(store)
+        # the writer applies unsigned operations as pre-checked (verified=True): this test is about atomicity,
+        # so everything but the signatures is re-derived (tests/test_tamper.py finds such signatures)
+        found = check_journal(store, signatures=False)
         assert found.ok, found.problems
         issued, redeemed = store.supply()
         assert sum(store.balances().values()) == 0

@@ -17,7 +17,6 @@ from ..core.records import Account, Operation, Posting
 from ..store.base import GENESIS_HASH, JournalPosting, ReportRow, Store, StoredOperation
 from ..store.entries import operation_from_document
 from .replay import Replay
-from .signing import verify_all
 
 GENESIS_ENTRIES = 2  # the central bank's account and the holds account, opened by Ledger.create
 
@@ -146,6 +145,8 @@ def _check_journal(
             f"reports of applied operations: not in the journal's decisions {extra}, missing {missing}"
         )
     if signatures:
+        from .signing import verify_all  # PyNaCl: loaded only when signatures are checked
+
         done = [0]
 
         def tick(n: int) -> None:

@@ -209,7 +209,9 @@ class Ledger:
     def _apply_chunk(self, ops: Sequence[Operation], flags: Sequence[bool]) -> list[Result]:
         for attempt in range(limits.write_conflict_retries_max):
             try:
-                with self.store.transaction() as tx:
+                # The first try holds no lock while Python works (a server store locks only to write); after a
+                # conflict, writers queue for the lock, so a busy ledger still makes progress.
+                with self.store.transaction(optimistic=attempt == 0) as tx:
                     # Operations committed together share one ledger time: the moment their chunk applied.
                     at = self.clock()
                     root = WorkingSet(tx=tx, state=self._state.since(tx.head()))

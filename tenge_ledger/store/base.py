@@ -172,8 +172,9 @@ class Store(Protocol):
         """Create the schema and the ledger's meta row; StoreError if this database already holds a ledger."""
         ...
 
-    def transaction(self) -> AbstractContextManager[StoreTx]:
-        """A serialisable read-write unit. Raises WriteConflict if a concurrent writer got in the way."""
+    def transaction(self, optimistic: bool = False) -> AbstractContextManager[StoreTx]:
+        """A serialisable read-write unit. Raises WriteConflict if a concurrent writer got in the way; with
+        `optimistic`, the store may defer its write lock to the write and raise WriteConflict there instead."""
         ...
 
     def meta(self) -> LedgerMeta: ...

@@ -188,14 +188,22 @@ def _configure(conn: psycopg.Connection) -> None:
 
 
 _BEGIN_AND_LOCK_HEAD = "BEGIN; SELECT seq, entry_hash FROM journal_head WHERE id = 1 FOR UPDATE"
+# Optimistic: read one snapshot without the lock; the write takes the lock first, and if another writer moved
+# the head since the snapshot, REPEATABLE READ makes that lock fail with a serialization error (a WriteConflict,
+# retried), so the lock is held only while the write runs, not during the Python work before it.
+_BEGIN_SNAPSHOT = (
+    "BEGIN ISOLATION LEVEL REPEATABLE READ; SELECT seq, entry_hash FROM journal_head WHERE id = 1"
+)
+_LOCK_HEAD = "SELECT 1 FROM journal_head WHERE id = 1 FOR UPDATE"
 
 
 class PostgresTx(SqlTxReads):
     """Reads inside one write transaction; the journal head is already locked and read."""
 
-    def __init__(self, cur: psycopg.Cursor, head: tuple[int, bytes]) -> None:
+    def __init__(self, cur: psycopg.Cursor, head: tuple[int, bytes], locked: bool = True) -> None:
         self._cur = cur
         self._head = head
+        self._locked = locked  # whether the head is locked already, or the write must lock it first
         self.committed = False
 
     mark = "%s"
@@ -217,7 +225,7 @@ class PostgresTx(SqlTxReads):
         # string formatting. If a statement fails the server skips the rest, COMMIT included, and the
         # transaction is rolled back. The write ends the transaction.
         script = _write_script(psycopg.ClientCursor(self._cur.connection), ch)
-        self._cur.execute(script)
+        self._cur.execute(script if self._locked else f"{_LOCK_HEAD};\n{script}")
         self.committed = True
         if ch.head is not None:
             self._head = ch.head
@@ -424,11 +432,14 @@ class PostgresStore:
     # ---- transactions --------------------------------------------------------------------------------------
 
     @contextmanager
-    def transaction(self) -> Iterator[PostgresTx]:
+    def transaction(self, optimistic: bool = False) -> Iterator[PostgresTx]:
+        """A write transaction. By default it locks the journal head first (writers queue); `optimistic` reads
+        a snapshot unlocked and locks only at the write, failing with WriteConflict if another writer moved the
+        head meanwhile (the caller retries, then without it, so a busy ledger still makes progress)."""
         with self._errors():
             try:
                 with self._pool_open().connection() as conn, conn.cursor() as cur:
-                    tx = PostgresTx(cur, self._begin(conn, cur))
+                    tx = PostgresTx(cur, self._begin(conn, cur, optimistic), locked=not optimistic)
                     try:
                         yield tx
                         if not tx.committed:
@@ -450,10 +461,11 @@ class PostgresStore:
             except psycopg.errors.CheckViolation as exc:
                 raise InvariantViolation(f"the database refused a write: {_one_line(exc)}") from None
 
-    def _begin(self, conn: psycopg.Connection, cur: psycopg.Cursor) -> tuple[int, bytes]:
-        """BEGIN and lock the journal head, in one round trip (no parameters: the simple query protocol)."""
+    def _begin(self, conn: psycopg.Connection, cur: psycopg.Cursor, optimistic: bool) -> tuple[int, bytes]:
+        """BEGIN and read (and unless optimistic, lock) the journal head, in one round trip (no parameters: the
+        simple query protocol)."""
         try:
-            cur.execute(_BEGIN_AND_LOCK_HEAD)
+            cur.execute(_BEGIN_SNAPSHOT if optimistic else _BEGIN_AND_LOCK_HEAD)
         except psycopg.OperationalError as exc:
             if conn.broken:  # a pooled connection the server dropped (it restarted): retry on a fresh one
                 if self._pool is not None:  # discard the idle connections that died with it, all at once

@@ -372,7 +372,9 @@ class SqliteStore:
                 raise
 
     @contextmanager
-    def transaction(self) -> Iterator[SqliteTx]:
+    def transaction(self, optimistic: bool = False) -> Iterator[SqliteTx]:
+        """A write transaction (BEGIN IMMEDIATE: one writer at a time; `optimistic` changes nothing here, where
+        the write lock is the database's and Python work never waits on another process's)."""
         try:
             with self._write() as conn:
                 yield SqliteTx(conn)
