@@ -185,6 +185,14 @@ def explain(obj: Context, operation_id: str) -> None:
             " the denying rules' reasons were the answer to its submission, and its trace record is in the trace log"
         )
     decision = json.loads(stored.decision or "{}")
+    if decision.get("policy_version") and not decision.get(
+        "policy_set_id"
+    ):  # no rule decided: only the version
+        version = decision["policy_version"]
+        known = [h for h in store.meta().settings.get("policy_history", []) if h.get("version") == version]
+        decision["policy_set_id"] = (
+            known[0]["id"] if known else f"version {version} (no longer in the history)"
+        )
     _, postings = next(iter(store.journal(after_seq=stored.seq - 1)))  # its postings as written
     data = {"id": stored.op_id, "seq": stored.seq, "kind": stored.kind, "message": stored.message, **decision,
             "postings": [[p.account, p.amount_tiyn, p.tag] for p in postings]}  # fmt: skip
@@ -193,7 +201,7 @@ def explain(obj: Context, operation_id: str) -> None:
         detail = decision.get("detail") or {}
         lines = [f"#{stored.seq} {stored.kind}: {stored.message}",
                  f"policy set: {decision.get('policy_set_id') or 'none enabled'}"
-                 + (f" (version {detail['version']})" if detail.get("version") else "")]  # fmt: skip
+                 + (f" (version {v})" if (v := detail.get("version") or decision.get("policy_version")) else "")]  # fmt: skip
         if not detail:
             lines.append("no rule matched" if decision.get("policy_set_id") else "no policies were enabled")
         if detail.get("evaluated") is not None:

@@ -252,10 +252,10 @@ def _grow(path: str, entries: int, seed: int = SEED) -> None:
             at = start + int(i * step)
             journal.append((seq0 + 1 + i, f"grown-{i}", KIND_CODE[OpKind.transfer], payer, payer, payee,
                             1 + rng.randrange(100_000), None, at, rng.randbytes(64), rng.randbytes(32), 0, None,
-                            None))  # fmt: skip
+                            None, None))  # fmt: skip
             traces.append((f"grown-{i}", at, "transparent", payload, rng.randbytes(32)))
             activity += [(payer, 0, at // 60, i, i, i, i), (payee, 0, at // 60, i, i, i, i)]
-        conn.executemany(f"INSERT INTO journal ({JOURNAL_COLUMNS}) VALUES ({','.join('?' * 14)})", journal)
+        conn.executemany(f"INSERT INTO journal ({JOURNAL_COLUMNS}) VALUES ({','.join('?' * 15)})", journal)
         conn.executemany(f"INSERT INTO traces ({codec.TRACE_COLUMNS}) VALUES (?,?,?,?,?)", traces)
         conn.executemany("INSERT OR IGNORE INTO activity VALUES (?,?,?,?,?,?,?)", activity)
     conn.execute(

@@ -99,7 +99,7 @@ class Names:
 def test_row_keeps_the_signed_operation__every_kind(op_id, signer, body) -> None:
     op = sign(LEDGER_ID, Operation(op_id, signer, body), KEY)
     accounts, tag_names = Names(), Names()
-    row = journal_row(7, op, 1_780_000_000, bytes(32), 0, None, accounts.id, tag_names.id)
+    row = journal_row(7, op, 1_780_000_000, bytes(32), 0, None, None, accounts.id, tag_names.id)
     back = operation_from_row(row, accounts.name, tag_names.name)
     assert back == op
     assert canonical_bytes(LEDGER_ID, back) == canonical_bytes(LEDGER_ID, op)
@@ -111,7 +111,7 @@ def test_row_keeps_the_signed_operation__every_kind(op_id, signer, body) -> None
 def test_plain_transfer_row__no_body_text_and_implied_legs() -> None:
     op = sign(LEDGER_ID, Operation("t-1", "halyk", Transfer("halyk", "cafe", 250)), KEY)
     accounts, tag_names = Names(), Names()
-    row = journal_row(3, op, 0, bytes(32), 0, None, accounts.id, tag_names.id)
+    row = journal_row(3, op, 0, bytes(32), 0, None, None, accounts.id, tag_names.id)
     assert body_extra(op) is None and row[12] is None
     legs = legs_of(row, None, accounts.name, tag_names.name, "nbk", HOLDS_ACCOUNT)
     assert legs == [("halyk", -250, ""), ("cafe", 250, "")]
@@ -124,7 +124,7 @@ def test_plain_transfer_row__no_body_text_and_implied_legs() -> None:
 def test_row_with_stored_legs__legs_rows_win() -> None:
     op = sign(LEDGER_ID, Operation("s-1", "aigerim", Transfer("aigerim", "shop", 100)), KEY)
     accounts, tag_names = Names(), Names()
-    row = journal_row(4, op, 0, bytes(32), FLAG_LEGS, None, accounts.id, tag_names.id)
+    row = journal_row(4, op, 0, bytes(32), FLAG_LEGS, None, None, accounts.id, tag_names.id)
     split = [
         (4, 0, accounts.id("aigerim"), 0, -100),
         (4, 1, accounts.id("kgd-vat"), 0, 12),

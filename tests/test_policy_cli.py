@@ -140,3 +140,11 @@ def test_cli__explain_of_a_rejected_operation_says_why_there_is_nothing_to_expla
     assert "tier-0-single-payment" in denied["message"]  # the answer to the submission names the rule
     result = run("policy", "explain", "too-big", ok=False)
     assert result.exit_code == 1 and "a rejected operation is not journaled" in result.output
+
+
+def test_cli__explain_when_no_rule_decided_names_the_set_that_was_enabled(run) -> None:
+    run("issue", "halyk", "100", "--id", "plain-one")
+    result = run("policy", "explain", "plain-one")
+    enabled = json.loads(run("--json", "policy", "list").output)
+    assert "no rule matched" in result.output and "(version 1)" in result.output
+    assert str(enabled).count(result.output.split("policy set: ")[1].split(" ")[0]) >= 1

@@ -329,7 +329,10 @@ class Ledger:
             flags = FLAG_LEGS
             ws.legs.extend((seq, i, ws.account_id(a), ws.tag_id(t), x) for i, (a, x, t) in enumerate(legs))
         decision_text = self._decision_json(decision)
-        ws.entries.append(journal_row(seq, op, at, entry, flags, decision_text, ws.account_id, ws.tag_id))
+        version = getattr(self.policy, "version", None)
+        ws.entries.append(
+            journal_row(seq, op, at, entry, flags, decision_text, version, ws.account_id, ws.tag_id)
+        )
         ws.operations[op.id] = (seq, digest)
         for idx, p in enumerate(postings):
             ws.add_bucket_delta(p.account, p.tag, p.amount_tiyn)

@@ -161,7 +161,7 @@ class EntryReader:
             fields_hash=hashlib.sha256(canonical).digest(),
             at=at,
             message=describe(op, postings, self.central_bank),
-            decision=row[13] or '{"policy_set_id": null}',
+            decision=row[13] or json.dumps({"policy_version": row[14]}),
             prev_hash=prev_link,
             entry_hash=bytes(row[10]),
         )
@@ -171,7 +171,9 @@ class EntryReader:
         """A row is the one its operation gives, byte for byte (no stray column, no legs flag without a reason):
         otherwise ValueError, so a row edited where decoding would not notice is still found."""
         names = self.names
-        again = journal_row(row[0], op, row[8], bytes(row[10]), row[11], row[13], names.id_of, names.tag_id)
+        again = journal_row(
+            row[0], op, row[8], bytes(row[10]), row[11], row[13], row[14], names.id_of, names.tag_id
+        )
         if again != (*row[:9], bytes(row[9]), bytes(row[10]), *row[11:]):
             raise ValueError(f"journal row #{row[0]} is not the row its own operation gives")
         if row[11] & ~FLAG_LEGS:

@@ -6,11 +6,12 @@ operation's postings are all derived from it (and so can be re-derived and compa
 operation whose postings are not the two legs its body implies (a split, a route, a post, a sweep) writes extra
 rows to `legs`.
 
-    seq, op_id, kind, signer, payer, payee, amount, tag, at, signature, link, flags, body, decision
+    seq, op_id, kind, signer, payer, payee, amount, tag, at, signature, link, flags, body, decision, policy
 
 `kind` is the index in KIND_CODES; `payer`, `payee` (account ids), `amount` and `tag` (a tag id; NULL when the
 body has no tag) are the body's fields of those names; `body` holds the body's other fields that are set, as
-canonical JSON (NULL when none); `decision` is the policy decision only when rules decided something.
+canonical JSON (NULL when none); `decision` is the policy decision only when rules decided something; `policy`
+the version of the policy set enabled when it applied (NULL when none was).
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ assert set(KIND_CODES) == set(OpKind)
 FLAG_LEGS = 1  # the postings are in `legs`, not the two legs the body implies
 
 JOURNAL_COLUMNS = (
-    "seq, op_id, kind, signer, payer, payee, amount, tag, at, signature, link, flags, body, decision"
+    "seq, op_id, kind, signer, payer, payee, amount, tag, at, signature, link, flags, body, decision, policy"
 )
 LEG_COLUMNS = "seq, idx, account, tag, amount"
 UNTAGGED_ID = 0  # the tag id of untagged money ("")
@@ -91,6 +92,7 @@ def journal_row(
     link: bytes,
     flags: int,
     decision: str | None,
+    policy: int | None,
     account_id: Callable[[str], int],
     tag_id: Callable[[str], int],
 ) -> tuple:
@@ -111,6 +113,7 @@ def journal_row(
         flags,
         body_extra(op),
         decision,
+        policy,
     )
 
 
@@ -157,7 +160,7 @@ def operation_from_row(
     row: tuple, handle_of: Callable[[int], str], tag_of: Callable[[int], str]
 ) -> Operation:
     """The signed operation a journal row keeps, exactly as it was signed."""
-    _, op_id, kind, signer, payer, payee, amount, tag, _, signature, _, _, body, _ = row
+    _, op_id, kind, signer, payer, payee, amount, tag, _, signature, _, _, body, _, _ = row
     op_kind = KIND_CODES[kind]
     cls = BODY_BY_KIND[op_kind]
     fields: dict[str, Any] = json.loads(body) if body else {}

@@ -122,7 +122,8 @@ _V2_TABLES = [
     # op_id is unique (and the distribution key when sharded); seq orders the journal.
     "CREATE TABLE journal (seq BIGINT PRIMARY KEY, op_id TEXT NOT NULL UNIQUE, kind SMALLINT NOT NULL,"
     " signer BIGINT NOT NULL, payer BIGINT, payee BIGINT, amount BIGINT, tag BIGINT, at BIGINT NOT NULL,"
-    " signature BYTEA NOT NULL, link BYTEA NOT NULL, flags SMALLINT NOT NULL, body TEXT, decision TEXT)",
+    " signature BYTEA NOT NULL, link BYTEA NOT NULL, flags SMALLINT NOT NULL, body TEXT, decision TEXT,"
+    " policy INTEGER)",
     "CREATE TABLE legs (seq BIGINT NOT NULL, idx INTEGER NOT NULL, account BIGINT NOT NULL,"
     " tag BIGINT NOT NULL, amount BIGINT NOT NULL, PRIMARY KEY (seq, idx))",
 ]
@@ -142,13 +143,14 @@ def _migration_2(cur: psycopg.Cursor, central_bank: str) -> None:
         rows("SELECT seq, op_id, document, at, decision, entry_hash FROM operations ORDER BY seq"),
         rows("SELECT seq, account, tag, amount_tiyn, at FROM postings ORDER BY seq, idx"),
         rows("SELECT account, tag, balance_tiyn FROM balances"),
+        json.loads(dict(rows("SELECT key, value FROM meta")).get("settings", "{}")),
     )
     inserts = [
         ("accounts_v2", 9, new.accounts),
         ("tag_names", 2, new.tag_names),
         ("balances_v2", 8, new.balances),
         ("activity", 7, new.activity),
-        (f"journal ({JOURNAL_COLUMNS})", 14, new.journal),
+        (f"journal ({JOURNAL_COLUMNS})", 15, new.journal),
         (f"legs ({LEG_COLUMNS})", 5, new.legs),
     ]
     for table, width, values in inserts:

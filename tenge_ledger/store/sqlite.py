@@ -142,7 +142,7 @@ _V2_TABLES = [
     " WITHOUT ROWID",
     "CREATE TABLE journal (seq INTEGER PRIMARY KEY, op_id TEXT NOT NULL UNIQUE, kind INTEGER NOT NULL,"
     " signer INTEGER NOT NULL, payer INTEGER, payee INTEGER, amount INTEGER, tag INTEGER, at INTEGER NOT NULL,"
-    " signature BLOB NOT NULL, link BLOB NOT NULL, flags INTEGER NOT NULL, body TEXT, decision TEXT,"
+    " signature BLOB NOT NULL, link BLOB NOT NULL, flags INTEGER NOT NULL, body TEXT, decision TEXT, policy INTEGER,"
     " CHECK (amount IS NULL OR typeof(amount) = 'integer'))",
     "CREATE TABLE legs (seq INTEGER NOT NULL, idx INTEGER NOT NULL, account INTEGER NOT NULL,"
     " tag INTEGER NOT NULL, amount INTEGER NOT NULL, PRIMARY KEY (seq, idx), CHECK (typeof(amount) = 'integer'))"
@@ -161,12 +161,13 @@ def _migration_2(db: sqlite_utils.Database, central_bank: str) -> None:
         c.execute("SELECT seq, op_id, document, at, decision, entry_hash FROM operations ORDER BY seq"),
         c.execute("SELECT seq, account, tag, amount_tiyn, at FROM postings ORDER BY seq, idx"),
         c.execute("SELECT account, tag, balance_tiyn FROM balances"),
+        json.loads(dict(c.execute("SELECT key, value FROM meta").fetchall()).get("settings", "{}")),
     )
     c.executemany("INSERT INTO accounts_v2 VALUES (?,?,?,?,?,?,?,?,?)", new.accounts)
     c.executemany("INSERT INTO tag_names VALUES (?,?)", new.tag_names)
     c.executemany("INSERT INTO balances_v2 VALUES (?,?,?,?,?,?,?,?)", new.balances)
     c.executemany("INSERT INTO activity VALUES (?,?,?,?,?,?,?)", new.activity)
-    c.executemany(f"INSERT INTO journal ({JOURNAL_COLUMNS}) VALUES ({','.join('?' * 14)})", new.journal)
+    c.executemany(f"INSERT INTO journal ({JOURNAL_COLUMNS}) VALUES ({','.join('?' * 15)})", new.journal)
     c.executemany(f"INSERT INTO legs ({LEG_COLUMNS}) VALUES (?,?,?,?,?)", new.legs)
     c.execute("INSERT INTO supply_v2 SELECT id, issued_tiyn, redeemed_tiyn FROM supply")
     for table in ("operations", "postings", "balances", "accounts", "supply"):

@@ -47,12 +47,23 @@ def plain_decision(text: str | None) -> bool:
     return not (d.get("rules") or d.get("reasons") or d.get("reports") or d.get("detail"))
 
 
+def policy_version(history: list[dict], set_id: str | None, at: int) -> int | None:
+    """The version of the policy set `set_id` that was enabled at ledger time `at`, from the policy history."""
+    if not set_id:
+        return None
+    enabled = [h for h in history if h.get("action") == "enable" and h.get("id") == set_id]
+    before = [h for h in enabled if h.get("at", 0) <= at]
+    chosen = (before or enabled)[-1:]
+    return chosen[0].get("version") if chosen else None
+
+
 def convert(
     central_bank: str,
     account_rows: Iterable[tuple],
     operation_rows: Iterable[tuple],
     posting_rows: Iterable[tuple],
     balance_rows: Iterable[tuple],
+    settings: dict | None = None,
 ) -> Converted:
     """Version 1 rows (accounts in ACCOUNT_COLUMNS order; operations as seq, op_id, document, at, decision,
     entry_hash; postings as seq, account, tag, amount, at ordered by seq, idx; balances as account, tag,
@@ -70,6 +81,7 @@ def convert(
     if operations and ids.get(central_bank) != CENTRAL_BANK_ID:
         raise StoreError("cannot upgrade: the journal does not open the central bank first")
     tags: dict[str, int] = {"": UNTAGGED_ID}
+    history = list((settings or {}).get("policy_history") or [])
 
     def tag_id(tag: str) -> int:
         if tag not in tags:
@@ -96,7 +108,10 @@ def convert(
         if flags:
             out.legs.extend((seq, i, ids[a], tag_id(t), amount_) for i, (a, amount_, t) in enumerate(legs))
         kept = None if plain_decision(decision) else decision
-        out.journal.append(journal_row(seq, op, at, bytes(link), flags, kept, ids.__getitem__, tag_id))
+        version = policy_version(history, json.loads(decision).get("policy_set_id") if decision else None, at)
+        out.journal.append(
+            journal_row(seq, op, at, bytes(link), flags, kept, version, ids.__getitem__, tag_id)
+        )
         minute = at // 60
         for account, amount_, tag_ in legs:
             key = (ids[account], tag_id(tag_))
