@@ -12,6 +12,7 @@ from tenge_ledger.app import ledger_over
 from tenge_ledger.client.keystore import Keystore
 from tenge_ledger.client.wallet import Wallet
 from tenge_ledger.core.canonical import date_start
+from tenge_ledger.core.describe import duration
 from tenge_ledger.core.money import format_tiyn, parse_amount
 from tenge_ledger.core.records import AccountKind
 from tenge_ledger.core.results import Result
@@ -21,7 +22,6 @@ from tenge_ledger.ledger.signing import public_key_hex
 from tenge_ledger.store import open_store
 
 from .context import progress_bar
-from .render import duration
 
 
 class Narrator:

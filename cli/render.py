@@ -57,16 +57,6 @@ def _posting(account: str, tag: str, amount_tiyn: int) -> str:
     return f"{account} {format_tiyn(amount_tiyn)} KZT" + (f" [{tag}]" if tag else "")
 
 
-def duration(seconds: int) -> str:
-    """`2592000` -> `30 days`, `5400` -> `1 h 30 min`, `45` -> `45 s`."""
-    days, rest = divmod(seconds, 86400)
-    hours, rest = divmod(rest, 3600)
-    minutes, secs = divmod(rest, 60)
-    parts = [f"{days} day{'s' if days != 1 else ''}" if days else "", f"{hours} h" if hours else "",
-             f"{minutes} min" if minutes else "", f"{secs} s" if secs else ""]  # fmt: skip
-    return " ".join(p for p in parts if p) or "0 s"
-
-
 def tag_name(tag: str) -> str:
     return tag or UNTAGGED
 

@@ -29,6 +29,16 @@ from .records import (
 )
 
 
+def duration(seconds: int) -> str:
+    """`2592000` -> `30 days`, `5400` -> `1 h 30 min`, `45` -> `45 s`."""
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    parts = [f"{days} day{'s' if days != 1 else ''}" if days else "", f"{hours} h" if hours else "",
+             f"{minutes} min" if minutes else "", f"{secs} s" if secs else ""]  # fmt: skip
+    return " ".join(p for p in parts if p) or "0 s"
+
+
 def tag_text(tag: str | None) -> str:
     return f" [{tag}]" if tag else ""
 
@@ -49,7 +59,9 @@ def describe(op: Operation, postings: Sequence[tuple[str, int, str]], central_ba
     if isinstance(b, Transfer | Hold):
         text = f"{format_tiyn(b.amount_tiyn)} KZT{tag_text(b.tag)} from {b.payer} to {b.payee}"
         if isinstance(b, Hold):
-            return f"held {text} until posted by {b.releaser or b.payer} (times out in {b.timeout_s} s)"
+            return (
+                f"held {text} until posted by {b.releaser or b.payer} (times out in {duration(b.timeout_s)})"
+            )
         if any(account == HOLDS_ACCOUNT for account, _, _ in postings):
             return f"held {text} (a policy rule made it a hold)"
         return f"transferred {text}"

@@ -18,6 +18,7 @@ from dataclasses import dataclass, replace
 
 from ..core import limits
 from ..core.canonical import canonical_bytes, date_start
+from ..core.describe import duration
 from ..core.errors import InvariantViolation, LedgerStateError, WriteConflict
 from ..core.hooks import PolicyEngine, Proposal, TraceSink
 from ..core.money import format_tiyn
@@ -567,7 +568,7 @@ class Ledger:
         hold = HoldRecord(op.id, b.payer, b.payee, b.amount_tiyn, tag, releaser, at + timeout_s)
         postings = (Posting(b.payer, -b.amount_tiyn, tag), Posting(HOLDS_ACCOUNT, b.amount_tiyn, tag))
         return _Applied(
-            f"held {text} until posted by {releaser} (times out in {timeout_s} s)",
+            f"held {text} until posted by {releaser} (times out in {duration(timeout_s)})",
             postings, decision, frozenset(), b.payer, b.payee, b.amount_tiyn, tag or None, b.memo, hold,
         )  # fmt: skip
 
