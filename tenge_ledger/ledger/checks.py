@@ -34,7 +34,8 @@ def check_postings(
     if sum(p.amount_tiyn for p in postings) != 0:
         return ResultCode.invalid_operation, "postings do not sum to zero"
     credited: set[str] = set()
-    for (handle, tag), delta in net_by_bucket(postings).items():
+    net = net_by_bucket(postings)
+    for (handle, tag), delta in net.items():
         account = view.account(handle)
         if account is None:
             return ResultCode.unknown_account, f"no account {handle!r}"
@@ -59,7 +60,7 @@ def check_postings(
         account = view.account(handle)
         assert account is not None and account.tier is not None
         limit = tier_limits.get(account.tier, limits.amount_tiyn_max)
-        incoming = sum(d for (h, _), d in net_by_bucket(postings).items() if h == handle)
+        incoming = sum(d for (h, _), d in net.items() if h == handle)
         after = view.account_total(handle) + incoming
         if after > limit:
             return (
