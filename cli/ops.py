@@ -9,7 +9,7 @@ from collections import Counter
 import click
 
 from tenge_ledger.core import limits
-from tenge_ledger.core.canonical import operation_from_dict
+from tenge_ledger.core.canonical import json_int, operation_from_dict
 from tenge_ledger.core.errors import InputError
 
 from .main import Context, cli, emit, pass_ledger
@@ -52,12 +52,12 @@ def submit(obj: Context, path, verified) -> None:
                 where = f"{path}:{number}"
                 try:
                     try:
-                        doc = json.loads(line)
+                        doc = json.loads(line, parse_int=json_int)
                     except json.JSONDecodeError as exc:
                         raise InputError(f"not JSON: {exc.msg} at column {exc.colno}", where) from None
                     ops.append(wallet.sign_document(operation_from_dict(doc, where)))
                 except InputError as exc:  # read on: a file's mistakes are reported together
-                    problems.append(str(exc))
+                    problems.append(str(exc) if exc.where else f"{where}: {exc}")
                     if len(problems) == submit_problems_max:
                         break
         except UnicodeDecodeError:

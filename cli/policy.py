@@ -13,10 +13,18 @@ import click
 
 from tenge_ledger.core.errors import InputError, TengeError
 from tenge_ledger.core.money import format_tiyn
+from tenge_ledger.core.text import shown
 from tenge_ledger.policy import PolicyError, parse_and_check, read_sources
 from tenge_ledger.policy.format import format_source
 from tenge_ledger.policy.reads import manifest
-from tenge_ledger.policy.sets import disable, enable, enable_version, history, policy_files
+from tenge_ledger.policy.sets import (
+    disable,
+    enable,
+    enable_version,
+    history,
+    policy_files,
+    read_policy_text,
+)
 from tenge_ledger.policy.specs import run_path
 
 from .main import Context, cli, emit, pass_ledger
@@ -82,8 +90,8 @@ def test_(obj: Context, path: str) -> None:
     def text() -> str:
         lines = []
         for r in results:
-            lines.append(f"{'ok  ' if r.ok else 'FAIL'} {r.spec}: {r.name}")
-            lines += [f"       {p}" for p in r.problems]
+            lines.append(f"{'ok  ' if r.ok else 'FAIL'} {shown(r.spec)}: {shown(r.name)}")
+            lines += [f"       {shown(p)}" for p in r.problems]
         lines.append(f"{data['passed']} passed, {data['failed']} failed")
         return "\n".join(lines)
 
@@ -123,14 +131,14 @@ def fmt(obj: Context, paths: tuple[str, ...], check_only: bool) -> None:
     for raw in paths:
         p = Path(raw)
         for file in sorted(p.glob("*.policy")) if p.is_dir() else [p]:
-            source = file.read_text(encoding="utf-8")
+            source = read_policy_text(file)
             formatted = format_source(source, str(file))
             if formatted != source:
                 changed.append(str(file))
                 if not check_only:
                     file.write_text(formatted, encoding="utf-8")
     verb = "would reformat" if check_only else "reformatted"
-    emit(obj, {"changed": changed}, "\n".join(f"{verb} {c}" for c in changed) or "all files formatted")
+    emit(obj, {"changed": changed}, "\n".join(f"{verb} {shown(c)}" for c in changed) or "all files formatted")
     if check_only and changed:
         raise InputError(f"{len(changed)} files are not formatted; run tenge policy fmt")
 
@@ -151,9 +159,9 @@ def reads(obj: Context, paths: tuple[str, ...]) -> None:
         lines = []
         for r in rows:
             lines.append(
-                f"{r['file']}:{r['line']}: {r['rule']}  (on {', '.join(r['kinds'])}; cost {r['cost']})"
+                f"{shown(r['file'])}:{r['line']}: {shown(r['rule'])}  (on {', '.join(r['kinds'])}; cost {r['cost']})"
             )
-            lines += [f"    reads {x}" for x in r["reads"]]
+            lines += [f"    reads {shown(x)}" for x in r["reads"]]
         return "\n".join(lines)
 
     emit(obj, rows, text)
@@ -183,7 +191,8 @@ def explain(obj: Context, operation_id: str) -> None:
 
     def text() -> str:
         detail = decision.get("detail") or {}
-        lines = [f"#{stored.seq} {stored.kind}: {stored.message}",
+        # every text here comes from the ledger or a policy, not from the person reading: shown escaped
+        lines = [f"#{stored.seq} {stored.kind}: {shown(stored.message)}",
                  f"policy set: {decision.get('policy_set_id') or 'none enabled'}"
                  + (f" (version {detail['version']})" if detail.get("version") else "")]  # fmt: skip
         if not detail:
@@ -191,14 +200,15 @@ def explain(obj: Context, operation_id: str) -> None:
         if detail.get("evaluated") is not None:
             lines.append(f"rules evaluated: {detail['evaluated']}")
         for m in detail.get("matched", []):
-            lines.append(f"matched {m['rule']} ({m['file']}:{m['line']})")
-            lines += [f"    {e}" for e in m["effects"]]
+            lines.append(f"matched {shown(m['rule'])} ({shown(m['file'])}:{m['line']})")
+            lines += [f"    {shown(e)}" for e in m["effects"]]
+        for e in detail.get("errors", []):
+            lines.append(f"failed {shown(e['rule'])} ({shown(e['file'])}:{e['line']}): {shown(e['error'])}")
         if decision.get("rules"):
-            lines.append(f"decided by: {', '.join(decision['rules'])}")
-        lines += [f"note: {r}" for r in decision.get("reasons", [])]
-        lines += [
-            f"report to {r['agency']}: {r['reason']} [{r['rule']}]" for r in decision.get("reports", [])
-        ]
+            lines.append(f"decided by: {shown(', '.join(decision['rules']))}")
+        lines += [f"note: {shown(r)}" for r in decision.get("reasons", [])]
+        lines += [f"report to {shown(r['agency'])}: {shown(r['reason'])} [{shown(r['rule'])}]"
+                  for r in decision.get("reports", [])]  # fmt: skip
         lines += [f"posting {format_tiyn(p.amount_tiyn):>14} KZT{f' [{p.tag}]' if p.tag else ''} {p.account}"
                   for p in postings]  # fmt: skip
         return "\n".join(lines)
@@ -270,7 +280,8 @@ def list_(obj: Context) -> None:
         lines = [f"enabled: version {current['version']} {current['id']}" if current else "enabled: none"]
         for h in past:
             lines.append(
-                f"  v{h['version']} {h['action']:<8} {h['id'][:16]}… {', '.join(h['files'])} {h.get('note', '')}"
+                f"  v{h['version']} {h['action']:<8} {h['id'][:16]}… {shown(', '.join(h['files']))} "
+                f"{shown(h.get('note', ''))}"
             )
         return "\n".join(lines)
 

@@ -81,7 +81,9 @@ class CheckedRule:
 class CheckedSet:
     files: list[ast.PolicyFile]
     rules: list[CheckedRule]
-    constants: dict[str, tuple[str, object]] = field(default_factory=dict)  # file-local, keyed "file\0name"
+    # The value of every let of each file (by path), folded once in declaration order: a let names only earlier
+    # lets, so folding is linear in the file and nothing downstream expands a definition again.
+    constants: dict[str, dict[str, object]] = field(default_factory=dict)
 
 
 def check(files: list[ast.PolicyFile]) -> CheckedSet:
@@ -99,8 +101,14 @@ def check(files: list[ast.PolicyFile]) -> CheckedSet:
         )
     seen: dict[str, tuple[str, int]] = {}
     checked: list[CheckedRule] = []
+    constants: dict[str, dict[str, object]] = {}
     for f in files:
         c = _FileChecker(f, diags)
+        constants[f.path] = c.lets
+        if len(f.lets) > limits.policy_let_count_max:
+            c.error(
+                f.lets[limits.policy_let_count_max], f"more than {limits.policy_let_count_max} let constants"
+            )
         for item in f.items:
             if isinstance(item, ast.Let):
                 c.let(item)
@@ -115,14 +123,14 @@ def check(files: list[ast.PolicyFile]) -> CheckedSet:
                 checked.append(result)
     if diags:
         raise PolicyCheckError(diags)
-    return CheckedSet(files=files, rules=checked)
+    return CheckedSet(files=files, rules=checked, constants=constants)
 
 
 class _FileChecker:
     def __init__(self, f: ast.PolicyFile, diags: list[Diagnostic]) -> None:
         self.f = f
         self.diags = diags
-        self.lets: dict[str, ast.Expr] = {}
+        self.lets: dict[str, object] = {}  # let name -> its folded value
         self.let_types: dict[str, str | None] = {}
         self.reads: set[str] = set()
         self.cost = 0
@@ -137,14 +145,27 @@ class _FileChecker:
     # ---- declarations ----------------------------------------------------------------------------------------
 
     def let(self, item: ast.Let) -> None:
-        if item.name in self.lets or item.name in OP_FIELDS or item.name in KIND_NAMES | STATUS_NAMES:
+        if item.name in self.let_types or item.name in OP_FIELDS or item.name in KIND_NAMES | STATUS_NAMES:
             self.error(item, f"{item.name!r} is already a name; pick another for this constant")
             return
         if not _is_constant(item.expr, self.lets):
+            if not _names_failed_let(item.expr, self.let_types, self.lets):  # else already reported there
+                self.error(
+                    item.expr, "a let is a constant: a literal, a list of literals, or other constants"
+                )
+            self.let_types.setdefault(item.name, None)
+            return
+        t = self.let_types[item.name] = self.type_of(item.expr)
+        value = _constant_value(item.expr, self.lets)
+        if t is None:
+            return
+        if value is None:
             self.error(item.expr, "a let is a constant: a literal, a list of literals, or other constants")
             return
-        self.let_types[item.name] = self.type_of(item.expr)
-        self.lets[item.name] = item.expr
+        if isinstance(value, int) and not isinstance(value, bool) and abs(value) > limits.amount_tiyn_max:
+            self.error(item.expr, f"this constant adds up to {value}, beyond the ledger's largest amount")
+            return
+        self.lets[item.name] = value
 
     def rule(self, rule: ast.Rule) -> CheckedRule | None:
         self.reads = set()
@@ -546,7 +567,21 @@ def _domain(e: ast.Expr) -> tuple[int, int]:
     return -_INF, _INF
 
 
-def _is_constant(e: ast.Expr, lets: dict[str, ast.Expr]) -> bool:
+def _names_failed_let(e: ast.Expr, declared: dict[str, str | None], lets: dict[str, object]) -> bool:
+    """Whether `e` names a let that was declared but did not check (its error is reported where it is)."""
+    todo = [e]
+    while todo:
+        node = todo.pop()
+        if isinstance(node, ast.Name) and node.name in declared and node.name not in lets:
+            return True
+        if isinstance(node, ast.Arith):
+            todo += [node.left, node.right]
+        elif isinstance(node, ast.ListLit):
+            todo += list(node.items)
+    return False
+
+
+def _is_constant(e: ast.Expr, lets: dict[str, object]) -> bool:
     if isinstance(e, ast.Str | ast.Money | ast.Number | ast.Duration | ast.Bool):
         return True
     if isinstance(e, ast.Name):
@@ -558,10 +593,10 @@ def _is_constant(e: ast.Expr, lets: dict[str, ast.Expr]) -> bool:
     return False
 
 
-def _constant_value(e: ast.Expr, lets: dict[str, ast.Expr], depth: int = 0) -> object:
-    """The value of a constant expression (ints for money, numbers and durations), else None."""
-    if depth > limits.policy_depth_max:
-        return None
+def _constant_value(e: ast.Expr, lets: dict[str, object]) -> object:
+    """The value of a constant expression (ints for money, numbers and durations), else None. `lets` holds the
+    folded values of the lets in scope, so a name is one lookup: the work is the size of `e`, whose depth the
+    parser bounds."""
     if isinstance(e, ast.Str | ast.Bool):
         return e.value
     if isinstance(e, ast.Money):
@@ -572,17 +607,17 @@ def _constant_value(e: ast.Expr, lets: dict[str, ast.Expr], depth: int = 0) -> o
         return e.seconds
     if isinstance(e, ast.Name):
         if e.name in lets:
-            return _constant_value(lets[e.name], lets, depth + 1)
+            return lets[e.name]
         if e.name in KIND_NAMES or e.name in STATUS_NAMES:
             return e.name
         return None
     if isinstance(e, ast.Arith):
-        left, right = _constant_value(e.left, lets, depth + 1), _constant_value(e.right, lets, depth + 1)
+        left, right = _constant_value(e.left, lets), _constant_value(e.right, lets)
         if isinstance(left, int) and isinstance(right, int) and not isinstance(left, bool):
             return left + right if e.op == "+" else left - right
         return None
     if isinstance(e, ast.Compare):
-        left, right = _constant_value(e.left, lets, depth + 1), _constant_value(e.right, lets, depth + 1)
+        left, right = _constant_value(e.left, lets), _constant_value(e.right, lets)
         if left is None or right is None or type(left) is not type(right):
             return None
         ops = {"==": left == right, "!=": left != right}
@@ -592,11 +627,11 @@ def _constant_value(e: ast.Expr, lets: dict[str, ast.Expr], depth: int = 0) -> o
     return None
 
 
-def constant_value(e: ast.Expr, lets: dict[str, ast.Expr]) -> object:
+def constant_value(e: ast.Expr, lets: dict[str, object]) -> object:
     return _constant_value(e, lets)
 
 
-def _tag_guard(rule: ast.Rule, lets: dict[str, ast.Expr]) -> tuple[frozenset[str] | None, str | None]:
+def _tag_guard(rule: ast.Rule, lets: dict[str, object]) -> tuple[frozenset[str] | None, str | None]:
     """If every match needs `tag == "x"`, `tag in [...]` or `tag starts_with "p"`, the engine can skip the rule
     by looking at the tag alone."""
     atoms: list[tuple[ast.Expr, bool]] = []
@@ -623,7 +658,7 @@ def _tag_guard(rule: ast.Rule, lets: dict[str, ast.Expr]) -> tuple[frozenset[str
 INDEXABLE_FIELDS = ("tier", "kind")  # in order of preference: a tier usually selects fewer rules than a kind
 
 
-def _index_guard(rule: ast.Rule, lets: dict[str, ast.Expr]) -> tuple[str, frozenset] | None:
+def _index_guard(rule: ast.Rule, lets: dict[str, object]) -> tuple[str, frozenset] | None:
     """If every match needs `payer.tier == 0`, `payee.kind in [miner, exchange]` and the like, the engine
     indexes the rule by that field's value and never looks at it for other values."""
     atoms: list[tuple[ast.Expr, bool]] = []

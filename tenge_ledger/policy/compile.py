@@ -147,7 +147,7 @@ def _party(party: str) -> py.expr:
     return _call(_attr(_c(), "payer" if party == "payer" else "payee"))
 
 
-def _node(e: ast.Expr, lets: dict[str, ast.Expr]) -> py.expr:
+def _node(e: ast.Expr, lets: dict[str, object]) -> py.expr:
     value = constant_value(e, lets)
     if value is not None and not isinstance(e, ast.ListLit):
         return _const(value)
@@ -207,7 +207,7 @@ def _party_field_node(party: str, name: str) -> py.expr:
     raise TypeError(name)
 
 
-def _call_node(e: ast.Call, lets: dict[str, ast.Expr]) -> py.expr:
+def _call_node(e: ast.Call, lets: dict[str, object]) -> py.expr:
     if e.name == "balance":
         bucket = _attr(_attr(_c(), "view"), "bucket")
         return _call(bucket, _attr(_party(e.party), "handle"), _node(e.args[0], lets))
@@ -220,7 +220,7 @@ def _call_node(e: ast.Call, lets: dict[str, ast.Expr]) -> py.expr:
     return py.Subscript(window, _const(index), py.Load())
 
 
-def condition_node(clauses: Sequence[tuple[ast.Expr, bool]], lets: dict[str, ast.Expr]) -> py.expr | None:
+def condition_node(clauses: Sequence[tuple[ast.Expr, bool]], lets: dict[str, object]) -> py.expr | None:
     """A rule's `when` / `unless` clauses, (expression, negated) in source order, as one Python expression of
     `c`; None when the rule has none (it always matches)."""
     nodes = [py.UnaryOp(py.Not(), _node(e, lets)) if negated else _node(e, lets) for e, negated in clauses]

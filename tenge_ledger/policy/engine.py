@@ -75,13 +75,13 @@ class CompiledRule:
         return out
 
 
-def compile_rule(checked: CheckedRule, lets: dict[str, ast.Expr]) -> CompiledRule:
+def compile_rule(checked: CheckedRule, lets: dict[str, object]) -> CompiledRule:
     rule = _compile_rule(checked, lets)
     summary = {"rule": rule.name, "file": rule.file, "line": rule.line, "effects": rule.effect_texts()}
     return replace(rule, summary=summary)
 
 
-def _compile_rule(checked: CheckedRule, lets: dict[str, ast.Expr]) -> CompiledRule:
+def _compile_rule(checked: CheckedRule, lets: dict[str, object]) -> CompiledRule:
     rule = checked.rule
     clauses = [(clause.expr, clause.negated) for clause in rule.clauses]
     condition = condition_node(clauses, lets)
@@ -128,12 +128,14 @@ class PolicySetEngine:
     """The compiled engine of one policy set. `decide` is what the ledger calls for every payment."""
 
     def __init__(self, checked: CheckedSet, policy_set_id: str, version: int | None = None) -> None:
-        self.policy_set_id = policy_set_id
-        self.version = version
+        self._policy_set_id = policy_set_id
+        self._version = (
+            version  # read-only: one engine per (set, version), owned by the ledger that loaded it
+        )
         self.checked = checked
         rules: list[CompiledRule] = []
         for f in checked.files:
-            lets = {let.name: let.expr for let in f.lets}
+            lets = checked.constants.get(f.path, {})
             by_rule = {id(r.rule): r for r in checked.rules if r.file == f.path}
             rules += [compile_rule(by_rule[id(rule)], lets) for rule in f.rules if id(rule) in by_rule]
         self.rules = sorted(rules, key=lambda r: r.name)  # decisions never depend on file or rule order
@@ -148,9 +150,16 @@ class PolicySetEngine:
         # chunk of payments in one grouped query instead of one query per payment.
         windows: set[tuple[str, str, int]] = set()
         for f in checked.files:
-            lets = {let.name: let.expr for let in f.lets}
-            _collect_windows((f.rules, f.lets), lets, windows)
+            _collect_windows(f.rules, checked.constants.get(f.path, {}), windows)
         self.windows = frozenset(windows)
+
+    @property
+    def policy_set_id(self) -> str:
+        return self._policy_set_id
+
+    @property
+    def version(self) -> int | None:
+        return self._version
 
     def decide(self, proposal: Proposal, view: LedgerView) -> Decision:
         plan = self.plans.get(proposal.op.kind)  # an OpKind is a str: no .value lookup per payment
@@ -370,7 +379,7 @@ def _pct(bps: int) -> str:
     return f"{whole}.{frac:02d}%".replace(".00%", "%")
 
 
-def _collect_windows(node: object, lets: dict[str, ast.Expr], out: set[tuple[str, str, int]]) -> None:
+def _collect_windows(node: object, lets: dict[str, object], out: set[tuple[str, str, int]]) -> None:
     """Every untagged history window (party, direction, seconds) read anywhere under `node`."""
     todo = [node]
     while todo:  # no recursion: policy trees are bounded, but this walk must not depend on it

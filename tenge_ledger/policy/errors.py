@@ -7,6 +7,7 @@ import dataclasses
 from dataclasses import dataclass
 
 from ..core.errors import TengeError
+from ..core.text import shown
 
 
 @dataclass(frozen=True, slots=True)
@@ -18,12 +19,15 @@ class Diagnostic:
     source_line: str = ""
 
     def render(self) -> str:
-        head = f"{self.file}:{self.line}:{self.col}: {self.message}"
+        """The diagnostic for a terminal: the message, then the source line (escaped: a comment or a string
+        may hold a newline escape, NUL or a bidi override) with a caret under the column."""
+        head = f"{shown(self.file)}:{self.line}:{self.col}: {shown(self.message)}"
         if not self.source_line:
             return head
-        text = self.source_line.rstrip("\n").expandtabs(4)
-        caret = " " * (max(self.col, 1) - 1) + "^"
-        return f"{head}\n    {text}\n    {caret}"
+        text = self.source_line.rstrip("\n").replace("\t", " ")
+        before = shown(text[: max(self.col, 1) - 1])
+        caret = " " * len(before) + "^"
+        return f"{head}\n    {shown(text)}\n    {caret}"
 
     def to_json(self) -> dict:
         return {"file": self.file, "line": self.line, "col": self.col, "message": self.message}

@@ -5,16 +5,20 @@ tree is turned into dataclasses, and syntax errors are made friendly from a cata
 from __future__ import annotations
 
 import functools
+import re
 from pathlib import Path
 
 from lark import Lark, Token, Transformer, Tree, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 
 from ..core import limits
+from ..core.text import first_unsafe_char
 from . import ast
 from .errors import Diagnostic, PolicySyntaxError, source_line
 
 GRAMMAR = Path(__file__).with_name("grammar.lark")
+# A rule's name: a safe ASCII alphabet, so names cannot look alike (U+2010 for '-') or carry terminal controls.
+RULE_NAME_RE = re.compile(rf"[a-z0-9][a-z0-9._-]{{0,{limits.policy_name_length_max - 1}}}")
 SYNTAX_ERRORS_MAX = 20  # per file; later ones are usually consequences of earlier ones
 
 # Tree nodes that are expressions: their nesting is what policy_depth_max bounds.
@@ -240,7 +244,29 @@ class _Build(Transformer):
         value = unquote(str(token))
         if len(value) > limits.policy_string_length_max:
             self._error(*_pos(token), f"string longer than {limits.policy_string_length_max} characters")
+        bad = first_unsafe_char(value)
+        if bad is not None:
+            self._error(
+                *_pos(token),
+                f"a string holds the control or format character U+{ord(value[bad]):04X}: strings are one "
+                "line of visible text (no newline, NUL or bidi override)",
+            )
         return value
+
+    def _digits(self, token: Token, text: str) -> bool:
+        """Whether a literal's digits are few enough to parse (int() refuses over 4,300 and is slow before)."""
+        digits = sum(ch.isdigit() for ch in text)
+        if digits > limits.policy_literal_digits_max:
+            self._error(*_pos(token), f"a literal of {digits} digits, over the limit of "
+                        f"{limits.policy_literal_digits_max}")  # fmt: skip
+            return False
+        return True
+
+    def _name(self, token: Token, what: str, length_max: int) -> str:
+        name = str(token)
+        if len(name) > length_max:
+            self._error(*_pos(token), f"{what} of {len(name)} characters, over the limit of {length_max}")
+        return name
 
     # file
     def start(self, meta, children):
@@ -257,10 +283,14 @@ class _Build(Transformer):
         return ("header", self._string(children[0]))
 
     def let_decl(self, meta, children):
-        return ast.Let(*_pos(meta), str(children[0]), children[1])
+        name = self._name(children[0], "a name", limits.policy_name_length_max)
+        return ast.Let(*_pos(meta), name, children[1])
 
     def rule(self, meta, children):
         name = self._string(children[0])
+        if not RULE_NAME_RE.fullmatch(name):
+            self._error(*_pos(children[0]), f"a rule name is 1 to {limits.policy_name_length_max} of a-z, 0-9 "
+                        "and '._-', starting with a letter or digit, like \"fma-list-payer\"")  # fmt: skip
         guard = None
         clauses, effects = [], []
         for child in children[1:]:
@@ -292,10 +322,12 @@ class _Build(Transformer):
         return ast.Deny(*_pos(meta), self._string(children[0]))
 
     def permit(self, meta, children):
-        return ast.Permit(*_pos(meta), self._string(children[0]) if children[0] is not None else None)
+        message = children[0] if children else None  # a bare `permit` has no message
+        return ast.Permit(*_pos(meta), self._string(message) if message is not None else None)
 
     def report(self, meta, children):
-        return ast.ReportTo(*_pos(meta), str(children[0]), self._string(children[1]))
+        agency = self._name(children[0], "an agency name", limits.policy_agency_length_max)
+        return ast.ReportTo(*_pos(meta), agency, self._string(children[1]))
 
     def hold(self, meta, children):
         duration = self.duration(meta, [children[1]])
@@ -305,6 +337,8 @@ class _Build(Transformer):
         return ast.Split(*_pos(meta), tuple(children))
 
     def _bps(self, token: Token) -> int:
+        if not self._digits(token, str(token)):
+            return 0
         bps = percent_bps(str(token))
         if bps is None:
             self._error(
@@ -371,6 +405,8 @@ class _Build(Transformer):
         number, unit = str(children[0]), str(children[1])
         whole, _, frac = number.replace("_", "").partition(".")
         line, col = _pos(meta)
+        if not self._digits(children[0], number):
+            return ast.Money(line, col, 0, f"0 {unit}")
         if unit == "tiyn":
             if frac:
                 self._error(line, col, "tiyn are whole: write 150 tiyn, or 1.50 KZT")
@@ -391,6 +427,8 @@ class _Build(Transformer):
         if "." in text:
             self._error(line, col, f"{text} is not a whole number; money needs a unit: {text} KZT")
             return ast.Number(line, col, 0, text)
+        if not self._digits(children[0], text):
+            return ast.Number(line, col, 0, "0")
         value = int(text.replace("_", ""))
         if value > limits.amount_tiyn_max:
             self._error(line, col, f"{text} is too large")
@@ -399,6 +437,8 @@ class _Build(Transformer):
     def duration(self, meta, children):
         text = str(children[0])
         line, col = _pos(children[0])
+        if not self._digits(children[0], text):
+            return ast.Duration(line, col, 0, "0s")
         seconds = int(text[:-1]) * _UNIT_S[text[-1]]
         return ast.Duration(line, col, seconds, text)
 
@@ -421,7 +461,8 @@ class _Build(Transformer):
         return ast.Field(*_pos(meta), children[0], str(children[1]))
 
     def attr(self, meta, children):
-        return ast.Attr(*_pos(meta), children[0], str(children[1]))
+        key = self._name(children[1], "an attribute key", limits.attr_key_length_max)
+        return ast.Attr(*_pos(meta), children[0], key)
 
     def call(self, meta, children):
         party, name, *args = children

@@ -19,7 +19,6 @@ from .errors import Diagnostic, PolicyError, PolicySyntaxError
 from .parser import parse
 
 POLICY_SUFFIX = ".policy"
-_ENGINES: dict[str, PolicySetEngine] = {}  # compiled once per process, by set id
 
 
 def set_id(files: dict[str, str]) -> str:
@@ -49,24 +48,28 @@ def read_sources(paths: list[str | Path]) -> dict[str, str]:
     files were read from."""
     files: dict[str, str] = {}
     for file in policy_files(paths):
-        if not file.is_file():
-            raise InputError(f"no policy file {file}")
-        if file.stat().st_size > limits.policy_file_bytes_max:
-            raise PolicySyntaxError(
-                [
-                    Diagnostic(
-                        str(file), 1, 1, f"file is over the limit of {limits.policy_file_bytes_max} bytes"
-                    )
-                ]
-            )
-        try:
-            text = file.read_text(encoding="utf-8")
-        except UnicodeDecodeError as exc:
-            raise PolicySyntaxError([Diagnostic(str(file), 1, 1, f"not UTF-8 text: {exc.reason}")]) from None
+        text = read_policy_text(file)
         if file.name in files:
             raise InputError(f"two policy files are named {file.name}")
         files[file.name] = text
     return files
+
+
+def read_policy_text(file: Path) -> str:
+    """One policy file's text; its size and encoding problems as located syntax errors."""
+    if not file.is_file():
+        raise InputError(f"no policy file {file}")
+    if file.stat().st_size > limits.policy_file_bytes_max:
+        message = f"file is over the limit of {limits.policy_file_bytes_max} bytes"
+        raise PolicySyntaxError([Diagnostic(str(file), 1, 1, message)])
+    data = file.read_bytes()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        col = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
+        message = f"not UTF-8 text: byte 0x{data[exc.start]:02x} ({exc.reason})"
+        raise PolicySyntaxError([Diagnostic(str(file), line, col, message)]) from None
 
 
 def parse_and_check(files: dict[str, str]):
@@ -83,12 +86,10 @@ def parse_and_check(files: dict[str, str]):
 
 
 def compile_sources(files: dict[str, str], version: int | None = None) -> PolicySetEngine:
-    identity = set_id(files)
-    engine = _ENGINES.get(identity)
-    if engine is None:
-        engine = PolicySetEngine(parse_and_check(files), identity, version)
-        _ENGINES[identity] = engine
-    return engine
+    """A new engine for `files`, recording `version` in its decisions. Nothing is cached here, by design: an
+    engine belongs to the ledger that loads it (the process-wide cache this replaced handed one engine to every
+    ledger and overwrote its version)."""
+    return PolicySetEngine(parse_and_check(files), set_id(files), version)
 
 
 # ---- the set enabled on a ledger -----------------------------------------------------------------------------
@@ -103,9 +104,7 @@ def load_enabled(settings: dict) -> PolicySetEngine | None:
         raise PolicyError(
             [Diagnostic("<ledger settings>", 0, 0, "the enabled policy set does not match its id")]
         )
-    engine = compile_sources(files, entry.get("version"))
-    engine.version = entry.get("version")  # the same sources may be enabled again under a later version
-    return engine
+    return compile_sources(files, entry.get("version"))
 
 
 def history(settings: dict) -> list[dict]:

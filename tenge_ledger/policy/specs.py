@@ -37,6 +37,7 @@ from ..core.errors import InputError
 from ..core.hooks import Proposal
 from ..core.money import format_tiyn, parse_amount
 from ..core.records import CENTRAL_BANK_KINDS, AccountKind, Issue, OpenAccount, Operation
+from ..core.text import shown
 from .sets import POLICY_SUFFIX, compile_sources, read_sources
 
 SPEC_SUFFIX = ".spec.toml"
@@ -100,11 +101,31 @@ def run_spec(spec_path: Path, new_ledger: LedgerFactory) -> list[CaseResult]:
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise InputError(f"{spec_path}: not a TOML spec: {exc}") from None
     names = doc.get("policies") or [spec_path.name.removesuffix(SPEC_SUFFIX) + POLICY_SUFFIX]
-    engine = compile_sources(read_sources([spec_path.parent / n for n in names]))
+    engine = compile_sources(read_sources(_policy_paths(spec_path, names)))
     cases = doc.get("cases") or []
     if not cases:
         raise InputError(f"{spec_path}: a spec has at least one [[cases]]")
     return [_run_case(spec_path.name, doc, case, engine, new_ledger) for case in cases]
+
+
+def _policy_paths(spec_path: Path, names: object) -> list[Path]:
+    """The policy files a spec names, each a relative path to a file under the spec's own directory: a spec is
+    data from anywhere, and must not make the runner read (and echo) any other file on the machine."""
+    if not isinstance(names, list) or not all(isinstance(n, str) and n for n in names):
+        raise InputError(f"{spec_path}: policies is a list of file names relative to the spec")
+    home = spec_path.parent.resolve()
+    out = []
+    for name in names:
+        path = (home / name).resolve()
+        if Path(name).is_absolute() or not path.is_relative_to(home):
+            raise InputError(
+                f"{spec_path}: policies names {shown(name)!r}, outside the spec's directory; a spec reads "
+                "only policy files under its own directory"
+            )
+        if not path.name.endswith(POLICY_SUFFIX) and not path.is_dir():
+            raise InputError(f"{spec_path}: {shown(name)!r} is not a {POLICY_SUFFIX} file")
+        out.append(path)
+    return out
 
 
 def _key(handle: str):
