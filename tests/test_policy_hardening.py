@@ -255,3 +255,40 @@ def test_cli__explain_names_the_version_enabled_again(tmp_path) -> None:
     shown_second = json.loads(run("--json", "policy", "explain", "second"))["detail"]["version"]
     assert (shown_first, shown_second) == (1, 2)
     assert "(version 2)" in run("policy", "explain", "second")
+
+
+def test_ledger__enabled_set_is_compiled_only_when_it_decides(tmp_path) -> None:
+    from tenge_ledger.app import open_ledger
+    from tenge_ledger.policy.sets import EnabledPolicy
+
+    db = str(tmp_path / "l.db")
+    runner = CliRunner()
+    assert runner.invoke(cli, ["--db", db, "init", "--name", "t"]).exit_code == 0
+    folder = tmp_path / "set"
+    folder.mkdir()
+    (folder / "note.policy").write_text('rule "note"\n  on issue\n  permit "noted"\n')
+    assert runner.invoke(cli, ["--db", db, "policy", "enable", str(folder)]).exit_code == 0
+    ledger = open_ledger(db)
+    policy = ledger.policy
+    assert isinstance(policy, EnabledPolicy) and policy._engine is None
+    assert policy.engine() is policy.engine()  # compiled once, kept by the ledger that owns it
+    ledger.store.close()
+
+
+def test_ledger__a_stored_set_that_no_longer_checks_denies_in_one_line(tmp_path) -> None:
+    from tenge_ledger.policy.sets import set_id
+    from tenge_ledger.store import open_store
+
+    db = str(tmp_path / "l.db")
+    runner = CliRunner()
+    assert runner.invoke(cli, ["--db", db, "init", "--name", "t"]).exit_code == 0
+    assert runner.invoke(cli, ["--db", db, "account", "open", "roads", "--kind", "government"]).exit_code == 0
+    files = {"old.policy": 'rule "Old Name"\n  on issue\n  permit\n'}  # enabled before names were restricted
+    store = open_store(db)
+    store.set_setting("policy_set", {"id": set_id(files), "version": 1, "files": files})
+    store.close()
+    assert runner.invoke(cli, ["--db", db, "supply"]).exit_code == 0  # reading needs no decision
+    result = runner.invoke(cli, ["--db", db, "issue", "roads", "1"])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert "policy error, denied: the enabled policy set (version 1) does not check any more" in result.output
+    assert "old.policy:1:6: a rule name is 1 to 64" in result.output
