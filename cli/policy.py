@@ -15,6 +15,7 @@ from tenge_ledger.core.errors import InputError, TengeError
 from tenge_ledger.core.money import format_tiyn
 from tenge_ledger.core.text import shown
 from tenge_ledger.policy import PolicyError, parse_and_check, read_sources
+from tenge_ledger.policy.data import DATA_SUFFIX
 from tenge_ledger.policy.format import format_source
 from tenge_ledger.policy.reads import manifest
 from tenge_ledger.policy.sets import (
@@ -62,10 +63,12 @@ def check(obj: Context, paths: tuple[str, ...]) -> None:
             click.echo(json.dumps({"ok": False, "errors": [d.to_json() for d in exc.diagnostics]}, indent=2))
             raise SystemExit(1) from None
         raise
+    data = [name for name in files if name.endswith(DATA_SUFFIX)]
     emit(
         obj,
         {"ok": True, "files": sorted(files), "rules": len(checked.rules)},
-        f"ok: {len(files)} files, {len(checked.rules)} rules",
+        f"ok: {len(files) - len(data)} files, {len(checked.rules)} rules"
+        + (f", {len(data)} data files" if data else ""),
     )
 
 
@@ -162,6 +165,11 @@ def reads(obj: Context, paths: tuple[str, ...]) -> None:
                 f"{shown(r['file'])}:{r['line']}: {shown(r['rule'])}  (on {', '.join(r['kinds'])}; cost {r['cost']})"
             )
             lines += [f"    reads {shown(x)}" for x in r["reads"]]
+            for d in r["data"]:
+                where = f"{d['file']} sha256:{d['sha256'][:16]}" if d["file"] else "inline"
+                lines.append(
+                    f"    data {d['kind']} {shown(d['name'])}: {d['entries']} entries, {shown(where)}"
+                )
         return "\n".join(lines)
 
     emit(obj, rows, text)

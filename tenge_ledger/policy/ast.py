@@ -106,6 +106,22 @@ class In(Node):
 
 
 @dataclass(frozen=True, slots=True)
+class InList(Node):
+    """`payee in sanctioned`: membership in a named list (declared with `list`), one hash lookup."""
+
+    left: Expr
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class Lookup(Node):
+    """`caps[payer.bank]`: the value a named table (declared with `table`) holds for a key."""
+
+    table: str
+    key: Expr
+
+
+@dataclass(frozen=True, slots=True)
 class StartsWith(Node):
     left: Expr
     right: Expr
@@ -128,7 +144,7 @@ class Arith(Node):
 
 Expr = (
     Str | Money | Number | Duration | Bool | Name | TagRef | Field | Attr | Call | ListLit | Not | BoolOp
-    | Compare | In | StartsWith | Has | Arith
+    | Compare | In | InList | Lookup | StartsWith | Has | Arith
 )  # fmt: skip
 
 
@@ -234,11 +250,41 @@ class Let(Node):
 
 
 @dataclass(frozen=True, slots=True)
+class DataFile(Node):
+    """`file "gray-miners.csv"`: reference data in a CSV file beside the policy (a header row, then rows)."""
+
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class ListDecl(Node):
+    """`list sanctioned = ["a", "b"]` or `list gray_miners = file "gray-miners.csv"` (its first column)."""
+
+    name: str
+    items: tuple[Expr, ...] | None  # inline items, or None when read from `source`
+    source: DataFile | None
+
+
+@dataclass(frozen=True, slots=True)
+class TableDecl(Node):
+    """`table caps of money default 0 KZT = {"halyk": 5_000_000 KZT}` or `= file "caps.csv"` (key, value)."""
+
+    name: str
+    value_type: str  # money | number | string
+    default: Expr | None  # what a missing key reads as; None: a missing key fails the rule (it denies)
+    entries: tuple[tuple[Expr, Expr], ...] | None
+    source: DataFile | None
+
+
+Declaration = Let | ListDecl | TableDecl
+
+
+@dataclass(frozen=True, slots=True)
 class PolicyFile:
     path: str
     source: str
     title: str | None
-    items: tuple[Let | Rule, ...]
+    items: tuple[Let | ListDecl | TableDecl | Rule, ...]
     comments: tuple[tuple[int, int, str], ...] = ()  # (line, col, text) for fmt
 
     @property
@@ -248,3 +294,8 @@ class PolicyFile:
     @property
     def lets(self) -> tuple[Let, ...]:
         return tuple(i for i in self.items if isinstance(i, Let))
+
+    @property
+    def data_files(self) -> tuple[str, ...]:
+        """The reference data files this file names, in order."""
+        return tuple(i.source.name for i in self.items if isinstance(i, ListDecl | TableDecl) and i.source)

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from ..core import limits
 from ..core.records import AccountKind, AccountStatus
 from . import ast
+from .data import DataRef, Table, cell_value, read_rows, sha256_of
 from .errors import Diagnostic, PolicyCheckError, source_line
 
 MONEY, NUMBER, STRING, BOOL, DURATION, KIND, STATUS = (
@@ -75,6 +76,15 @@ class CheckedRule:
     tag_equals: frozenset[str] | None = None  # the rule only matches these tags (a cheap pre-filter)
     tag_prefix: str | None = None  # ... or tags with this prefix
     index: tuple[str, frozenset] | None = None  # ("payer.tier", {0}): the rule only matches these values
+    data: tuple[DataRef, ...] = ()  # the lists and tables it reads
+
+
+@dataclass(frozen=True, slots=True)
+class Scope:
+    """What a file's rules may name besides the operation: its lets (folded values) and lists and tables."""
+
+    values: dict[str, object]
+    data: dict[str, DataRef]
 
 
 @dataclass
@@ -84,10 +94,21 @@ class CheckedSet:
     # The value of every let of each file (by path), folded once in declaration order: a let names only earlier
     # lets, so folding is linear in the file and nothing downstream expands a definition again.
     constants: dict[str, dict[str, object]] = field(default_factory=dict)
+    # The lists and tables declared in each file (by path), by name.
+    data: dict[str, dict[str, DataRef]] = field(default_factory=dict)
+
+    def scope(self, path: str) -> Scope:
+        return Scope(self.constants.get(path, {}), self.data.get(path, {}))
+
+    def tables(self) -> dict[str, frozenset | Table]:
+        """Every list and table by the label the compiled plan knows it by (D0, D1, ...)."""
+        return {ref.label: ref.values for refs in self.data.values() for ref in refs.values()}
 
 
-def check(files: list[ast.PolicyFile]) -> CheckedSet:
-    """Check a whole set; raises PolicyCheckError listing every problem found."""
+def check(files: list[ast.PolicyFile], data_files: dict[str, str] | None = None) -> CheckedSet:
+    """Check a whole set, with the text of the reference data files it names (by file name); raises
+    PolicyCheckError listing every problem found."""
+    data_files = data_files or {}
     diags: list[Diagnostic] = []
     if len(files) > limits.policy_files_max:
         diags.append(
@@ -102,9 +123,12 @@ def check(files: list[ast.PolicyFile]) -> CheckedSet:
     seen: dict[str, tuple[str, int]] = {}
     checked: list[CheckedRule] = []
     constants: dict[str, dict[str, object]] = {}
+    data: dict[str, dict[str, DataRef]] = {}
+    labels = iter(range(1_000_000))
     for f in files:
         c = _FileChecker(f, diags)
         constants[f.path] = c.lets
+        data[f.path] = c.data
         if len(f.lets) > limits.policy_let_count_max:
             c.error(
                 f.lets[limits.policy_let_count_max], f"more than {limits.policy_let_count_max} let constants"
@@ -112,6 +136,9 @@ def check(files: list[ast.PolicyFile]) -> CheckedSet:
         for item in f.items:
             if isinstance(item, ast.Let):
                 c.let(item)
+                continue
+            if isinstance(item, ast.ListDecl | ast.TableDecl):
+                c.data_decl(item, data_files, f"D{next(labels)}")
                 continue
             if item.name in seen:
                 where = seen[item.name]
@@ -123,7 +150,7 @@ def check(files: list[ast.PolicyFile]) -> CheckedSet:
                 checked.append(result)
     if diags:
         raise PolicyCheckError(diags)
-    return CheckedSet(files=files, rules=checked, constants=constants)
+    return CheckedSet(files=files, rules=checked, constants=constants, data=data)
 
 
 class _FileChecker:
@@ -132,6 +159,9 @@ class _FileChecker:
         self.diags = diags
         self.lets: dict[str, object] = {}  # let name -> its folded value
         self.let_types: dict[str, str | None] = {}
+        self.data: dict[str, DataRef] = {}  # lists and tables declared so far
+        self.data_failed: set[str] = set()  # declared, but did not check (reported there)
+        self.data_used: dict[str, DataRef] = {}  # of the rule being checked
         self.reads: set[str] = set()
         self.cost = 0
         self.ok = True
@@ -145,7 +175,12 @@ class _FileChecker:
     # ---- declarations ----------------------------------------------------------------------------------------
 
     def let(self, item: ast.Let) -> None:
-        if item.name in self.let_types or item.name in OP_FIELDS or item.name in KIND_NAMES | STATUS_NAMES:
+        if (
+            item.name in self.let_types
+            or item.name in self.data
+            or item.name in OP_FIELDS
+            or item.name in KIND_NAMES | STATUS_NAMES
+        ):
             self.error(item, f"{item.name!r} is already a name; pick another for this constant")
             return
         if not _is_constant(item.expr, self.lets):
@@ -167,8 +202,115 @@ class _FileChecker:
             return
         self.lets[item.name] = value
 
+    def data_decl(self, item: ast.ListDecl | ast.TableDecl, data_files: dict[str, str], label: str) -> None:
+        """A list or table: its entries checked (inline, or from its CSV file) and loaded for lookups."""
+        name = item.name
+        if name in self.let_types or name in self.data or name in self.data_failed or name in OP_FIELDS:
+            self.error(item, f"{name!r} is already a name; pick another for this {_kind_of(item)}")
+            return
+        self.data_failed.add(name)  # until it checks
+        source = item.source
+        text = None
+        if source is not None:
+            if "/" in source.name or "\\" in source.name or not source.name.endswith(".csv"):
+                self.error(
+                    source, "a data file is a .csv file in the policy's own folder, named without a path"
+                )
+                return
+            text = data_files.get(source.name)
+            if text is None:
+                self.error(source, f"no data file {source.name!r} beside the policy")
+                return
+        before = len(self.diags)
+        if isinstance(item, ast.ListDecl):
+            key_type, values = self._list_values(item, text)
+            value_type = None
+        else:
+            key_type, value_type, values = self._table_values(item, text)
+        if len(self.diags) != before or values is None:
+            self.ok = False
+            return
+        digest = sha256_of(text) if text is not None else None
+        self.data_failed.discard(name)
+        self.data[name] = DataRef(_kind_of(item), name, label, key_type, value_type, values,
+                                  source.name if source else None, digest, item.line)  # fmt: skip
+
+    def _list_values(self, item: ast.ListDecl, text: str | None) -> tuple[str | None, frozenset | None]:
+        if text is not None and item.source is not None:
+            values = []
+            for number, cells in read_rows(item.source.name, text, 1, self.diags):
+                value, why = cell_value(cells[0], STRING)
+                if why:
+                    self._data_error(item.source.name, text, number, why)
+                values.append(value)
+            return STRING, frozenset(values)
+        items = item.items or ()
+        if len(items) > limits.policy_list_entries_max:
+            self.error(item, f"more than {limits.policy_list_entries_max} entries")
+            return None, None
+        types = set()
+        for entry in items:
+            if not _is_constant(entry, self.lets):
+                self.error(entry, "list items are constants")
+                continue
+            types.add(self.type_of(entry))
+        if None in types:
+            return None, None
+        if len(types) > 1:
+            self.error(item, f"a list holds values of one type, not {' and '.join(sorted(types))}")  # type: ignore[arg-type]
+            return None, None
+        return next(iter(types), None), frozenset(_constant_value(e, self.lets) for e in items)
+
+    def _table_values(self, item: ast.TableDecl, text: str | None):
+        value_type = item.value_type
+        if value_type not in (MONEY, NUMBER, STRING):
+            self.error(item, f"a table holds money, number or string values, not {value_type!r}")
+            return None, None, None
+        default = None
+        if item.default is not None:
+            t = self.type_of(item.default)
+            default = _constant_value(item.default, self.lets)
+            if t is not None and (t != value_type or default is None):
+                self.error(item.default, f"the default is a constant {value_type}")
+        entries: dict[object, object] = {}
+        if text is not None and item.source is not None:
+            key_type = STRING
+            for number, cells in read_rows(item.source.name, text, 2, self.diags):
+                key, why = cell_value(cells[0], STRING)
+                value, why2 = cell_value(cells[1], value_type)
+                if why or why2:
+                    self._data_error(item.source.name, text, number, why or why2 or "")
+                elif key in entries:
+                    self._data_error(item.source.name, text, number, f"the key {key!r} is given twice")
+                entries[key] = value
+        else:
+            key_types = set()
+            for key_expr, value_expr in item.entries or ():
+                kt, vt = self.type_of(key_expr), self.type_of(value_expr)
+                key, value = _constant_value(key_expr, self.lets), _constant_value(value_expr, self.lets)
+                if key is None or value is None:
+                    self.error(key_expr if key is None else value_expr, "table keys and values are constants")
+                    continue
+                if vt is not None and vt != value_type:
+                    self.error(value_expr, f"this table holds {value_type} values, not a {vt}")
+                key_types.add(kt)
+                if key in entries:
+                    self.error(key_expr, f"the key {key!r} is given twice")
+                entries[key] = value
+            if len(key_types) > 1 or None in key_types:
+                if None not in key_types:
+                    self.error(item, "a table's keys are of one type")
+                return None, None, None
+            key_type = next(iter(key_types), STRING)
+        return key_type, value_type, Table(item.name, entries, default)
+
+    def _data_error(self, name: str, text: str, line: int, message: str) -> None:
+        self.ok = False
+        self.diags.append(Diagnostic(name, line, 1, message, source_line(text, line)))
+
     def rule(self, rule: ast.Rule) -> CheckedRule | None:
         self.reads = set()
+        self.data_used = {}
         self.cost = 0
         self.ok = True
         kinds = self.guard(rule)
@@ -185,9 +327,8 @@ class _FileChecker:
         reads = {"op.kind"} | self.reads
         tag_equals, tag_prefix = _tag_guard(rule, self.lets)
         index = _index_guard(rule, self.lets)
-        return CheckedRule(
-            rule, self.f.path, kinds, tuple(sorted(reads)), self.cost, tag_equals, tag_prefix, index
-        )
+        return CheckedRule(rule, self.f.path, kinds, tuple(sorted(reads)), self.cost, tag_equals, tag_prefix, index,
+                           tuple(self.data_used.values()))  # fmt: skip
 
     def guard(self, rule: ast.Rule) -> tuple[str, ...]:
         if rule.guard is None:
@@ -330,6 +471,10 @@ class _FileChecker:
             return self.compare(e)
         if isinstance(e, ast.In):
             return self.in_(e)
+        if isinstance(e, ast.InList):
+            return self.in_list(e)
+        if isinstance(e, ast.Lookup):
+            return self.lookup(e)
         if isinstance(e, ast.StartsWith | ast.Has):
             word = "starts_with" if isinstance(e, ast.StartsWith) else "has"
             for side in (e.left, e.right):
@@ -361,6 +506,14 @@ class _FileChecker:
             return KIND_NAME
         if e.name in STATUS_NAMES:
             return STATUS_NAME
+        if e.name in self.data:
+            ref = self.data[e.name]
+            self.error(e, f"{e.name} is a {ref.kind}: use it as `x in {e.name}`" if ref.kind == "list"
+                       else f"{e.name} is a table: look a key up with {e.name}[key]")  # fmt: skip
+            return None
+        if e.name in self.data_failed:
+            self.ok = False
+            return None
         choices = list(OP_FIELDS) + list(self.let_types)
         self.error(e, f"unknown name {e.name!r}{_suggest(e.name, choices + sorted(KIND_NAMES))}")
         return None
@@ -461,6 +614,45 @@ class _FileChecker:
                     continue
                 self.error(item, f"type mismatch: a {t} in a list compared with a {lt}")
         return BOOL
+
+    def _data_ref(self, node: ast.Node, name: str, kind: str) -> DataRef | None:
+        ref = self.data.get(name)
+        if ref is None:
+            if name not in self.data_failed:
+                choices = [n for n, r in self.data.items() if r.kind == kind]
+                self.error(node, f"unknown {kind} {name!r}{_suggest(name, choices)}; declare it first: "
+                           + ("list NAME = [...] or = file \"x.csv\"" if kind == "list"
+                              else "table NAME of money = {...} or = file \"x.csv\""))  # fmt: skip
+            else:
+                self.ok = False
+            return None
+        if ref.kind != kind:
+            self.error(node, f"{name} is a {ref.kind}, not a {kind}")
+            return None
+        self.data_used[name] = ref
+        self.reads.add(f"{kind} {name}")
+        return ref
+
+    def in_list(self, e: ast.InList) -> str | None:
+        lt = self.type_of(e.left)
+        ref = self._data_ref(e, e.name, "list")
+        if ref is None or lt is None or ref.key_type is None:
+            return BOOL
+        want = {KIND_NAME: KIND, STATUS_NAME: STATUS}.get(ref.key_type, ref.key_type)
+        if lt != want:
+            self.error(
+                e, f"type mismatch: the list {e.name} holds {ref.key_type} values, compared with a {lt}"
+            )
+        return BOOL
+
+    def lookup(self, e: ast.Lookup) -> str | None:
+        kt = self.type_of(e.key)
+        ref = self._data_ref(e, e.table, "table")
+        if ref is None:
+            return None
+        if kt is not None and kt != ref.key_type:
+            self.error(e.key, f"the table {e.table} is keyed by {ref.key_type}, not a {kt}")
+        return ref.value_type
 
     # ---- conditions that can never hold ----------------------------------------------------------------------
 
@@ -682,6 +874,10 @@ def _index_guard(rule: ast.Rule, lets: dict[str, object]) -> tuple[str, frozense
             if key in found:
                 return key, found[key]
     return None
+
+
+def _kind_of(item: ast.ListDecl | ast.TableDecl) -> str:
+    return "list" if isinstance(item, ast.ListDecl) else "table"
 
 
 def _suggest(word: str, choices) -> str:

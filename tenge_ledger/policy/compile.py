@@ -12,7 +12,7 @@ from typing import Any, Protocol, TypeVar
 
 from ..core.records import Account
 from . import ast
-from .check import constant_value
+from .check import Scope, constant_value
 
 
 class RuleError(Exception):
@@ -117,7 +117,9 @@ _CTX_ATTRS = frozenset(
 _VALUE_ATTRS = frozenset({"tag", "amount_tiyn", "at", "handle", "kind", "tier", "bank", "status", "attr",
                           "bucket", "startswith", "append", "get"})  # fmt: skip
 _NAMES = frozenset({"c", "tag", "m", "f", "n", "v", "ok", "x", "g", "R", "Exception"})
-_NUMBERED_NAMES = re.compile(r"[gT][0-9]+")  # a dispatch's group functions and tables
+_NUMBERED_NAMES = re.compile(
+    r"[gTD][0-9]+"
+)  # a dispatch's group functions and tables, the set's lists and tables
 _NODES_ALLOWED = (
     py.Module, py.FunctionDef, py.arguments, py.arg, py.Try, py.ExceptHandler, py.If, py.Expr, py.Assign,
     py.AugAssign, py.Return, py.Tuple, py.List, py.Store, py.Name, py.Load, py.Attribute, py.Call, py.Constant,
@@ -147,8 +149,8 @@ def _party(party: str) -> py.expr:
     return _call(_attr(_c(), "payer" if party == "payer" else "payee"))
 
 
-def _node(e: ast.Expr, lets: dict[str, object]) -> py.expr:
-    value = constant_value(e, lets)
+def _node(e: ast.Expr, lets: Scope) -> py.expr:
+    value = constant_value(e, lets.values)
     if value is not None and not isinstance(e, ast.ListLit):
         return _const(value)
     if isinstance(e, ast.TagRef):
@@ -168,8 +170,12 @@ def _node(e: ast.Expr, lets: dict[str, object]) -> py.expr:
     if isinstance(e, ast.Compare):
         return py.Compare(_node(e.left, lets), [_CMP_NODES[e.op]()], [_node(e.right, lets)])
     if isinstance(e, ast.In):
-        values = frozenset(constant_value(i, lets) for i in e.items.items)
+        values = frozenset(constant_value(i, lets.values) for i in e.items.items)
         return py.Compare(_node(e.left, lets), [py.In()], [_const(values)])
+    if isinstance(e, ast.InList):  # a frozenset in the plan's globals: one hash lookup, however long the list
+        return py.Compare(_node(e.left, lets), [py.In()], [_name(lets.data[e.name].label)])
+    if isinstance(e, ast.Lookup):  # a Table: a missing key is its default, or fails the rule (denies)
+        return py.Subscript(_name(lets.data[e.table].label), _node(e.key, lets), py.Load())
     if isinstance(e, ast.StartsWith):
         return _call(_attr(_node(e.left, lets), "startswith"), _node(e.right, lets))
     if isinstance(e, ast.Has):
@@ -207,12 +213,13 @@ def _party_field_node(party: str, name: str) -> py.expr:
     raise TypeError(name)
 
 
-def _call_node(e: ast.Call, lets: dict[str, object]) -> py.expr:
+def _call_node(e: ast.Call, lets: Scope) -> py.expr:
     if e.name == "balance":
         bucket = _attr(_attr(_c(), "view"), "bucket")
         return _call(bucket, _attr(_party(e.party), "handle"), _node(e.args[0], lets))
-    seconds = constant_value(e.args[0], lets)
-    assert isinstance(seconds, int)
+    seconds = constant_value(e.args[0], lets.values)
+    if not isinstance(seconds, int):
+        raise TypeError("a window that is not a constant")  # the checker lets none through
     direction = "out" if e.name.startswith("out") else "in"
     index = 1 if e.name.endswith("count") else 0
     tag = _node(e.args[1], lets) if len(e.args) > 1 else _const(None)
@@ -220,7 +227,7 @@ def _call_node(e: ast.Call, lets: dict[str, object]) -> py.expr:
     return py.Subscript(window, _const(index), py.Load())
 
 
-def condition_node(clauses: Sequence[tuple[ast.Expr, bool]], lets: dict[str, object]) -> py.expr | None:
+def condition_node(clauses: Sequence[tuple[ast.Expr, bool]], lets: Scope) -> py.expr | None:
     """A rule's `when` / `unless` clauses, (expression, negated) in source order, as one Python expression of
     `c`; None when the rule has none (it always matches)."""
     nodes = [py.UnaryOp(py.Not(), _node(e, lets)) if negated else _node(e, lets) for e, negated in clauses]
@@ -246,6 +253,7 @@ def compile_plan(
     by_tag: dict[str, Sequence[R]],
     indexed: Sequence[tuple[str, str, dict[object, Sequence[R]], Sequence[R]]],
     name: str,
+    data: dict[str, object] | None = None,
 ) -> Plan:
     """One function `plan(c, tag) -> (matched, failed, evaluated)` evaluating the rules that can match: `always`,
     those of `by_tag[tag]`, and for each (party, field, table, every) of `indexed` the rules table[that field of
@@ -304,7 +312,12 @@ def compile_plan(
     body.append(py.Return(py.Tuple([_name("m"), _name("f"), _name("n")], py.Load())))
     module = py.fix_missing_locations(py.Module([*functions, _def("plan", ("c", "tag"), body)], []))
     code = compile(validated(module), f"<policy plan {name}>", "exec")
-    namespace: dict[str, Any] = {"__builtins__": {}, "R": tuple(rules), "Exception": Exception}
+    namespace: dict[str, Any] = {
+        "__builtins__": {},
+        "R": tuple(rules),
+        "Exception": Exception,
+        **(data or {}),
+    }
     exec(code, namespace)  # noqa: S102 - a tree built above and validated, never text
     for label, entries in tables.items():
         namespace[label] = {value: (namespace[f], size) for value, (f, size) in entries.items()}

@@ -28,7 +28,7 @@ from ..core import limits
 from ..core.hooks import LedgerView, Proposal
 from ..core.records import Decision, Posting, Report
 from . import ast
-from .check import CheckedRule, CheckedSet
+from .check import CheckedRule, CheckedSet, Scope
 from .compile import Ctx, Plan, compile_plan, condition_node, constant_value
 
 WHOLE = limits.basis_points_per_whole
@@ -75,13 +75,13 @@ class CompiledRule:
         return out
 
 
-def compile_rule(checked: CheckedRule, lets: dict[str, object]) -> CompiledRule:
+def compile_rule(checked: CheckedRule, lets: Scope) -> CompiledRule:
     rule = _compile_rule(checked, lets)
     summary = {"rule": rule.name, "file": rule.file, "line": rule.line, "effects": rule.effect_texts()}
     return replace(rule, summary=summary)
 
 
-def _compile_rule(checked: CheckedRule, lets: dict[str, object]) -> CompiledRule:
+def _compile_rule(checked: CheckedRule, lets: Scope) -> CompiledRule:
     rule = checked.rule
     clauses = [(clause.expr, clause.negated) for clause in rule.clauses]
     condition = condition_node(clauses, lets)
@@ -135,7 +135,7 @@ class PolicySetEngine:
         self.checked = checked
         rules: list[CompiledRule] = []
         for f in checked.files:
-            lets = checked.constants.get(f.path, {})
+            lets = checked.scope(f.path)
             by_rule = {id(r.rule): r for r in checked.rules if r.file == f.path}
             rules += [compile_rule(by_rule[id(rule)], lets) for rule in f.rules if id(rule) in by_rule]
         self.rules = sorted(rules, key=lambda r: r.name)  # decisions never depend on file or rule order
@@ -143,7 +143,10 @@ class PolicySetEngine:
             kind: tuple(r for r in self.rules if kind in r.kinds)
             for kind in ("issue", "redeem", "transfer", "hold")
         }
-        self.plans: dict[str, Plan] = {kind: _plan(kind, rules) for kind, rules in self.by_kind.items()}
+        tables = checked.tables()
+        self.plans: dict[str, Plan] = {
+            kind: _plan(kind, rules, tables) for kind, rules in self.by_kind.items()
+        }
         self._allow = Decision(policy_set_id=policy_set_id)
         self._combinations: dict[tuple, Callable[[Proposal], Decision]] = {}
         # The untagged history windows the set reads, known before it runs: the ledger reads them for a whole
@@ -349,7 +352,7 @@ def _by_name(rule: CompiledRule) -> str:
     return rule.name
 
 
-def _plan(kind: str, rules: tuple[CompiledRule, ...]) -> Plan:
+def _plan(kind: str, rules: tuple[CompiledRule, ...], tables: dict[str, object]) -> Plan:
     """The rules of one operation kind as one function that evaluates only the rules that can match: those
     without a guard, those that need the payment's tag, and those indexed by a party's tier or kind."""
     always: list[CompiledRule] = []
@@ -371,7 +374,7 @@ def _plan(kind: str, rules: tuple[CompiledRule, ...]) -> Plan:
         party, name = field.split(".")
         every = tuple({id(r): r for rs in table.values() for r in rs}.values())
         indexed.append((party, name, table, every))
-    return compile_plan(always, by_tag, indexed, kind)
+    return compile_plan(always, by_tag, indexed, kind, tables)
 
 
 def _pct(bps: int) -> str:

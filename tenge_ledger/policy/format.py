@@ -31,6 +31,9 @@ def format_source(source: str, path: str = "<policy>") -> str:
         if isinstance(item, ast.Let):
             out.append(f"let {item.name} = {expr(item.expr)}")
             continue
+        if isinstance(item, ast.ListDecl | ast.TableDecl):
+            out.append(_data_decl(item))
+            continue
         out.append(f"rule {_q(item.name)}")
         if item.guard is not None:
             flush(item.guard.line, "  ")
@@ -47,6 +50,27 @@ def format_source(source: str, path: str = "<policy>") -> str:
             out.append("")
         out += [c[1] for c in comments]
     return "\n".join(out) + "\n"
+
+
+LINE_WIDTH = 100  # an inline list or table longer than this goes one entry per line
+
+
+def _data_decl(item: ast.ListDecl | ast.TableDecl) -> str:
+    if isinstance(item, ast.ListDecl):
+        head = f"list {item.name} = "
+        parts = [expr(i) for i in item.items or ()]
+        brackets = "[]"
+    else:
+        default = f" default {expr(item.default)}" if item.default is not None else ""
+        head = f"table {item.name} of {item.value_type}{default} = "
+        parts = [f"{expr(k)}: {expr(v)}" for k, v in item.entries or ()]
+        brackets = "{}"
+    if item.source is not None:
+        return head + f"file {_q(item.source.name)}"
+    one_line = brackets[0] + ", ".join(parts) + brackets[1]
+    if len(head) + len(one_line) <= LINE_WIDTH:
+        return head + one_line
+    return head + brackets[0] + "\n" + "".join(f"  {p},\n" for p in parts) + brackets[1]
 
 
 def _comments(source: str) -> list[tuple[int, str]]:
@@ -86,7 +110,7 @@ def _prec(e: ast.Expr) -> int:
         return _PREC[e.op]
     if isinstance(e, ast.Not):
         return _PREC["not"]
-    if isinstance(e, ast.Compare | ast.In | ast.StartsWith | ast.Has):
+    if isinstance(e, ast.Compare | ast.In | ast.InList | ast.StartsWith | ast.Has):
         return _PREC["cmp"]
     if isinstance(e, ast.Arith):
         return _PREC["arith"]
@@ -136,6 +160,10 @@ def expr(e: ast.Expr) -> str:
         return f"{_wrap(e.left, _PREC['arith'])} {e.op} {_wrap(e.right, _PREC['arith'])}"
     if isinstance(e, ast.In):
         return f"{_wrap(e.left, _PREC['arith'])} in {expr(e.items)}"
+    if isinstance(e, ast.InList):
+        return f"{_wrap(e.left, _PREC['arith'])} in {e.name}"
+    if isinstance(e, ast.Lookup):
+        return f"{e.table}[{expr(e.key)}]"
     if isinstance(e, ast.StartsWith | ast.Has):
         word = "starts_with" if isinstance(e, ast.StartsWith) else "has"
         return f"{_wrap(e.left, _PREC['arith'])} {word} {_wrap(e.right, _PREC['arith'])}"

@@ -23,8 +23,9 @@ SYNTAX_ERRORS_MAX = 20  # per file; later ones are usually consequences of earli
 
 # Tree nodes that are expressions: their nesting is what policy_depth_max bounds.
 _EXPR_NODES = frozenset(
-    {"or_expr", "and_expr", "not_", "compare", "in_", "starts_with", "has", "arith", "call", "list"}
-)
+    {"or_expr", "and_expr", "not_", "compare", "in_", "in_named", "starts_with", "has", "arith", "call", "list",
+     "lookup"}
+)  # fmt: skip
 
 # Friendly messages for syntax errors, matched by lark's match_examples against the parser state each snippet
 # fails in. The snippets double as tests (tests/test_policy_parser.py runs every one).
@@ -117,7 +118,12 @@ def _syntax_errors(first: UnexpectedInput, source: str, path: str) -> list[Diagn
     line = diags[0].line
     while len(diags) < SYNTAX_ERRORS_MAX:
         resume = next(
-            (n for n in range(line + 1, len(lines) + 1) if lines[n - 1].startswith(("rule ", "let "))), None
+            (
+                n
+                for n in range(line + 1, len(lines) + 1)
+                if lines[n - 1].startswith(("rule ", "let ", "list ", "table "))
+            ),
+            None,
         )
         if resume is None:
             break
@@ -467,6 +473,43 @@ class _Build(Transformer):
     def call(self, meta, children):
         party, name, *args = children
         return ast.Call(*_pos(meta), party, str(name), tuple(a for a in args if a is not None))
+
+    def list_decl(self, meta, children):
+        name = self._name(children[0], "a name", limits.policy_name_length_max)
+        value = children[1]
+        if isinstance(value, ast.DataFile):
+            return ast.ListDecl(*_pos(meta), name, None, value)
+        return ast.ListDecl(*_pos(meta), name, value.items, None)
+
+    def table_decl(self, meta, children):
+        name = self._name(children[0], "a name", limits.policy_name_length_max)
+        value_type = str(children[1])
+        default = children[2] if len(children) == 4 else None
+        value = children[-1]
+        if isinstance(value, ast.DataFile):
+            return ast.TableDecl(*_pos(meta), name, value_type, default, None, value)
+        return ast.TableDecl(*_pos(meta), name, value_type, default, value, None)
+
+    def table_default(self, meta, children):
+        return children[0]
+
+    def data_file(self, meta, children):
+        return ast.DataFile(*_pos(meta), self._string(children[0]))
+
+    def table(self, meta, children):
+        return tuple(c for c in children if c is not None)
+
+    def entry(self, meta, children):
+        return (children[0], children[1])
+
+    def in_named(self, meta, children):
+        return ast.InList(*_pos(meta), children[0], str(children[1]))
+
+    def lookup(self, meta, children):
+        return ast.Lookup(*_pos(meta), str(children[0]), children[1])
+
+    def party_handle(self, meta, children):  # `payee` alone is its handle
+        return ast.Field(*_pos(meta), children[0], "handle")
 
     def list(self, meta, children):
         return ast.ListLit(*_pos(meta), tuple(c for c in children if c is not None))

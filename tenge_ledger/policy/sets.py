@@ -15,7 +15,9 @@ from ..core import limits
 from ..core.errors import InputError
 from ..core.hooks import LedgerView, Proposal
 from ..core.records import Decision
+from ..core.text import shown
 from .check import check
+from .data import DATA_SUFFIX
 from .engine import PolicySetEngine
 from .errors import Diagnostic, PolicyError, PolicySyntaxError
 from .parser import parse
@@ -46,15 +48,41 @@ def policy_files(paths: list[str | Path]) -> list[Path]:
 
 
 def read_sources(paths: list[str | Path]) -> dict[str, str]:
-    """The sources of `policy_files(paths)`; keys are file names, so a set's id does not depend on where its
-    files were read from."""
+    """The sources of `policy_files(paths)` and the reference data files they name (CSV files beside them);
+    keys are file names, so a set's id does not depend on where its files were read from."""
     files: dict[str, str] = {}
     for file in policy_files(paths):
         text = read_policy_text(file)
         if file.name in files:
-            raise InputError(f"two policy files are named {file.name}")
+            raise InputError(f"two policy files are named {shown(file.name)}")
         files[file.name] = text
+        for name in _data_names(text, file.name):
+            data = file.parent / name
+            if name in files or "/" in name or "\\" in name or not data.is_file():
+                continue  # the checker says what is wrong with it, where the policy names it
+            files[name] = read_data_text(data)
+    data_count = sum(1 for name in files if name.endswith(DATA_SUFFIX))
+    if data_count > limits.policy_data_files_max:
+        raise InputError(f"{data_count} data files, over the limit of {limits.policy_data_files_max}")
     return files
+
+
+def _data_names(text: str, name: str) -> tuple[str, ...]:
+    """The data files a policy names; none if it does not parse (parse_and_check reports that)."""
+    try:
+        return parse(text, name).data_files
+    except PolicyError:
+        return ()
+
+
+def read_data_text(file: Path) -> str:
+    if file.stat().st_size > limits.policy_data_file_bytes_max:
+        message = f"data file over the limit of {limits.policy_data_file_bytes_max} bytes"
+        raise PolicySyntaxError([Diagnostic(str(file), 1, 1, message)])
+    try:
+        return file.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise PolicySyntaxError([Diagnostic(str(file), 1, 1, f"not UTF-8 text: {exc.reason}")]) from None
 
 
 def read_policy_text(file: Path) -> str:
@@ -78,13 +106,15 @@ def parse_and_check(files: dict[str, str]):
     """Parse every file (collecting every file's syntax errors), then check the set as a whole."""
     parsed, diags = [], []
     for name in sorted(files):
+        if name.endswith(DATA_SUFFIX):
+            continue
         try:
             parsed.append(parse(files[name], name))
         except PolicyError as exc:
             diags += exc.diagnostics
     if diags:
         raise PolicySyntaxError(diags)
-    return check(parsed)
+    return check(parsed, {name: text for name, text in files.items() if name.endswith(DATA_SUFFIX)})
 
 
 def compile_sources(files: dict[str, str], version: int | None = None) -> PolicySetEngine:
