@@ -64,12 +64,15 @@ def check(obj: Context, paths: tuple[str, ...]) -> None:
             raise SystemExit(1) from None
         raise
     data = [name for name in files if name.endswith(DATA_SUFFIX)]
+    warnings = [w.render() for w in checked.warnings]
     emit(
         obj,
-        {"ok": True, "files": sorted(files), "rules": len(checked.rules)},
-        f"ok: {len(files) - len(data)} files, {len(checked.rules)} rules"
-        + (f", {len(data)} data files" if data else ""),
-    )
+        {"ok": True, "files": sorted(files), "rules": len(checked.rules),
+         "warnings": [w.to_json() for w in checked.warnings]},
+        "\n".join([*warnings, f"ok: {len(files) - len(data)} files, {len(checked.rules)} rules"
+                    + (f", {len(data)} data files" if data else "")
+                    + (f", {len(warnings)} warnings" if warnings else "")]),
+    )  # fmt: skip
 
 
 @policy.command("test")
@@ -248,6 +251,7 @@ def enable_(obj: Context, paths: tuple[str, ...], version: int | None) -> None:
             if out["changed"] else f"already enabled as version {out['version']}")  # fmt: skip
     if version is not None and out["changed"]:
         text += f", the set of version {version} (history keeps every version; nothing is rewritten)"
+    text = "\n".join([*out.get("warnings", []), text])
     emit(obj, out, text)
 
 

@@ -276,7 +276,15 @@ class TableDecl(Node):
     source: DataFile | None
 
 
-Declaration = Let | ListDecl | TableDecl
+@dataclass(frozen=True, slots=True)
+class Def(Node):
+    """`def housing_or_education = tag == "housing" or tag == "education"`: a named condition."""
+
+    name: str
+    expr: Expr
+
+
+Declaration = Let | Def | ListDecl | TableDecl
 
 
 @dataclass(frozen=True, slots=True)
@@ -284,7 +292,7 @@ class PolicyFile:
     path: str
     source: str
     title: str | None
-    items: tuple[Let | ListDecl | TableDecl | Rule, ...]
+    items: tuple[Let | Def | ListDecl | TableDecl | Rule, ...]
     comments: tuple[tuple[int, int, str], ...] = ()  # (line, col, text) for fmt
 
     @property

@@ -80,11 +80,23 @@ class CheckedRule:
 
 
 @dataclass(frozen=True, slots=True)
+class _Def:
+    expr: ast.Expr
+    type: str | None  # None when the condition did not check
+    reads: frozenset[str]
+    cost: int  # of its whole expansion
+    data: dict[str, DataRef]
+    line: int
+
+
+@dataclass(frozen=True, slots=True)
 class Scope:
-    """What a file's rules may name besides the operation: its lets (folded values) and lists and tables."""
+    """What a file's rules may name besides the operation: its lets (folded values), named conditions, and
+    lists and tables."""
 
     values: dict[str, object]
     data: dict[str, DataRef]
+    defs: dict[str, ast.Expr] = field(default_factory=dict)
 
 
 @dataclass
@@ -96,9 +108,13 @@ class CheckedSet:
     constants: dict[str, dict[str, object]] = field(default_factory=dict)
     # The lists and tables declared in each file (by path), by name.
     data: dict[str, dict[str, DataRef]] = field(default_factory=dict)
+    defs: dict[str, dict[str, ast.Expr]] = field(default_factory=dict)  # named conditions of each file
+    warnings: list[Diagnostic] = field(
+        default_factory=list
+    )  # what does not stop a set, but a reviewer should see
 
     def scope(self, path: str) -> Scope:
-        return Scope(self.constants.get(path, {}), self.data.get(path, {}))
+        return Scope(self.constants.get(path, {}), self.data.get(path, {}), self.defs.get(path, {}))
 
     def tables(self) -> dict[str, frozenset | Table]:
         """Every list and table by the label the compiled plan knows it by (D0, D1, ...)."""
@@ -124,11 +140,13 @@ def check(files: list[ast.PolicyFile], data_files: dict[str, str] | None = None)
     checked: list[CheckedRule] = []
     constants: dict[str, dict[str, object]] = {}
     data: dict[str, dict[str, DataRef]] = {}
+    defs: dict[str, dict] = {}
     labels = iter(range(1_000_000))
     for f in files:
         c = _FileChecker(f, diags)
         constants[f.path] = c.lets
         data[f.path] = c.data
+        defs[f.path] = c.defs
         if len(f.lets) > limits.policy_let_count_max:
             c.error(
                 f.lets[limits.policy_let_count_max], f"more than {limits.policy_let_count_max} let constants"
@@ -140,6 +158,9 @@ def check(files: list[ast.PolicyFile], data_files: dict[str, str] | None = None)
             if isinstance(item, ast.ListDecl | ast.TableDecl):
                 c.data_decl(item, data_files, f"D{next(labels)}")
                 continue
+            if isinstance(item, ast.Def):
+                c.def_decl(item)
+                continue
             if item.name in seen:
                 where = seen[item.name]
                 c.error(item, f"rule {item.name!r} is already defined at {where[0]}:{where[1]}")
@@ -150,7 +171,40 @@ def check(files: list[ast.PolicyFile], data_files: dict[str, str] | None = None)
                 checked.append(result)
     if diags:
         raise PolicyCheckError(diags)
-    return CheckedSet(files=files, rules=checked, constants=constants, data=data)
+    scoped_defs = {path: {name: d.expr for name, d in found.items()} for path, found in defs.items()}
+    sources = {f.path: f.source for f in files}
+    return CheckedSet(files=files, rules=checked, constants=constants, data=data, defs=scoped_defs,
+                      warnings=[w for r in checked for w in _warnings(r, checked, sources[r.file])])  # fmt: skip
+
+
+def _covers(other: CheckedRule, r: CheckedRule, kind: str) -> bool:
+    """Whether `other` denies `kind` for at least the tags `r` guards."""
+    if kind not in other.kinds or not any(isinstance(e, ast.Deny) for e in other.rule.effects):
+        return False
+    if r.tag_equals is not None and other.tag_equals is not None:
+        return r.tag_equals <= other.tag_equals
+    if r.tag_prefix is not None and other.tag_prefix is not None:
+        return r.tag_prefix.startswith(other.tag_prefix)
+    return False
+
+
+EXITS = ("redeem", "hold")  # the ways money leaves an account besides a transfer
+
+
+def _warnings(r: CheckedRule, rules: list[CheckedRule], source: str) -> list[Diagnostic]:
+    """A rule that keeps tagged money from going somewhere on `transfer` only: the same money can leave by
+    redeem (cashed out at a bank) or hold (a pending payment), which the rule does not see."""
+    denies = any(isinstance(e, ast.Deny) for e in r.rule.effects)
+    if not denies or r.tag_equals is None and r.tag_prefix is None or "transfer" not in r.kinds:
+        return []
+    missing = [k for k in EXITS if k not in r.kinds and not any(_covers(other, r, k) for other in rules)]
+    if not missing:
+        return []
+    where = r.rule.guard or r.rule
+    return [Diagnostic(r.file, where.line, where.col,
+                       f"warning: rule {r.rule.name!r} guards tagged money on transfer, but the same money can "
+                       f"leave by {' and '.join(missing)}: add them to `on`, or a rule that covers them",
+                       source_line(source, where.line))]  # fmt: skip
 
 
 class _FileChecker:
@@ -162,6 +216,7 @@ class _FileChecker:
         self.data: dict[str, DataRef] = {}  # lists and tables declared so far
         self.data_failed: set[str] = set()  # declared, but did not check (reported there)
         self.data_used: dict[str, DataRef] = {}  # of the rule being checked
+        self.defs: dict[str, _Def] = {}  # named conditions checked so far
         self.reads: set[str] = set()
         self.cost = 0
         self.ok = True
@@ -175,12 +230,7 @@ class _FileChecker:
     # ---- declarations ----------------------------------------------------------------------------------------
 
     def let(self, item: ast.Let) -> None:
-        if (
-            item.name in self.let_types
-            or item.name in self.data
-            or item.name in OP_FIELDS
-            or item.name in KIND_NAMES | STATUS_NAMES
-        ):
+        if item.name in self._declared() or item.name in OP_FIELDS or item.name in KIND_NAMES | STATUS_NAMES:
             self.error(item, f"{item.name!r} is already a name; pick another for this constant")
             return
         if not _is_constant(item.expr, self.lets):
@@ -205,7 +255,7 @@ class _FileChecker:
     def data_decl(self, item: ast.ListDecl | ast.TableDecl, data_files: dict[str, str], label: str) -> None:
         """A list or table: its entries checked (inline, or from its CSV file) and loaded for lookups."""
         name = item.name
-        if name in self.let_types or name in self.data or name in self.data_failed or name in OP_FIELDS:
+        if name in self._declared() or name in OP_FIELDS:
             self.error(item, f"{name!r} is already a name; pick another for this {_kind_of(item)}")
             return
         self.data_failed.add(name)  # until it checks
@@ -307,6 +357,30 @@ class _FileChecker:
     def _data_error(self, name: str, text: str, line: int, message: str) -> None:
         self.ok = False
         self.diags.append(Diagnostic(name, line, 1, message, source_line(text, line)))
+
+    def _declared(self) -> set[str]:
+        return set(self.let_types) | set(self.data) | self.data_failed | set(self.defs)
+
+    def def_decl(self, item: ast.Def) -> None:
+        """A named condition: checked once here; a rule that names it takes its type, reads and cost (the cost
+        of its expansion, so nesting defs cannot hide work from the rule's cost limit) in O(1)."""
+        if item.name in self._declared() or item.name in OP_FIELDS or item.name in KIND_NAMES | STATUS_NAMES:
+            self.error(item, f"{item.name!r} is already a name; pick another for this condition")
+            return
+        saved = (self.reads, self.cost, self.ok, self.data_used)
+        self.reads, self.cost, self.ok, self.data_used = set(), 0, True, {}
+        t = self.type_of(item.expr)
+        if t is not None and t != BOOL:
+            self.error(
+                item.expr, f"a def names a condition (true or false), not a {t}; for a constant use let"
+            )
+        if self.cost > limits.policy_rule_cost_max:
+            self.error(
+                item, f"condition costs {self.cost} units, over the limit of {limits.policy_rule_cost_max}"
+            )
+        self.defs[item.name] = _Def(item.expr, BOOL if self.ok else None, frozenset(self.reads), self.cost,
+                                    dict(self.data_used), item.line)  # fmt: skip
+        self.reads, self.cost, self.ok, self.data_used = saved
 
     def rule(self, rule: ast.Rule) -> CheckedRule | None:
         self.reads = set()
@@ -506,6 +580,14 @@ class _FileChecker:
             return KIND_NAME
         if e.name in STATUS_NAMES:
             return STATUS_NAME
+        if e.name in self.defs:
+            named = self.defs[e.name]
+            self.reads |= named.reads
+            self.cost += named.cost
+            self.data_used.update(named.data)
+            if named.type is None:
+                self.ok = False  # its errors are reported where it is declared
+            return named.type
         if e.name in self.data:
             ref = self.data[e.name]
             self.error(e, f"{e.name} is a {ref.kind}: use it as `x in {e.name}`" if ref.kind == "list"

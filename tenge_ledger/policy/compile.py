@@ -156,7 +156,9 @@ def _node(e: ast.Expr, lets: Scope) -> py.expr:
     if isinstance(e, ast.TagRef):
         return _attr(_attr(_c(), "proposal"), "tag")
     if isinstance(e, ast.Name):
-        return _op_field(e.name)
+        named = lets.defs.get(e.name)
+        # a named condition is compiled where it is used: the checker counted its expansion in the rule's cost
+        return _op_field(e.name) if named is None else _node(named, lets)
     if isinstance(e, ast.Field):
         return _party_field_node(e.party, e.name)
     if isinstance(e, ast.Attr):  # a missing attribute reads as ""

@@ -153,7 +153,9 @@ class PolicySetEngine:
         # chunk of payments in one grouped query instead of one query per payment.
         windows: set[tuple[str, str, int]] = set()
         for f in checked.files:
-            _collect_windows(f.rules, checked.constants.get(f.path, {}), windows)
+            _collect_windows(
+                f.items, checked.constants.get(f.path, {}), windows
+            )  # rules and named conditions
         self.windows = frozenset(windows)
 
     @property

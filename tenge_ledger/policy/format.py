@@ -31,6 +31,9 @@ def format_source(source: str, path: str = "<policy>") -> str:
         if isinstance(item, ast.Let):
             out.append(f"let {item.name} = {expr(item.expr)}")
             continue
+        if isinstance(item, ast.Def):
+            out.append(f"def {item.name} = " + _chain(item.expr, " " * (len(item.name) + 7)))
+            continue
         if isinstance(item, ast.ListDecl | ast.TableDecl):
             out.append(_data_decl(item))
             continue

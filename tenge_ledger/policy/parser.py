@@ -121,7 +121,7 @@ def _syntax_errors(first: UnexpectedInput, source: str, path: str) -> list[Diagn
             (
                 n
                 for n in range(line + 1, len(lines) + 1)
-                if lines[n - 1].startswith(("rule ", "let ", "list ", "table "))
+                if lines[n - 1].startswith(("rule ", "let ", "def ", "list ", "table "))
             ),
             None,
         )
@@ -473,6 +473,10 @@ class _Build(Transformer):
     def call(self, meta, children):
         party, name, *args = children
         return ast.Call(*_pos(meta), party, str(name), tuple(a for a in args if a is not None))
+
+    def def_decl(self, meta, children):
+        name = self._name(children[0], "a name", limits.policy_name_length_max)
+        return ast.Def(*_pos(meta), name, children[1])
 
     def list_decl(self, meta, children):
         name = self._name(children[0], "a name", limits.policy_name_length_max)

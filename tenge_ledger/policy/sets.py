@@ -208,7 +208,8 @@ def enable(store, files: dict[str, str], at: int, note: str = "") -> dict:
               "files": files, "rules": len(engine.rules), "note": note}  # fmt: skip
     store.set_setting("policy_history", (past + [record])[-limits.policy_set_versions_max :])
     store.set_setting("policy_set", entry)
-    return {"id": engine.policy_set_id, "version": version, "changed": True, "rules": len(engine.rules)}
+    return {"id": engine.policy_set_id, "version": version, "changed": True, "rules": len(engine.rules),
+            "warnings": [w.render() for w in engine.checked.warnings]}  # fmt: skip
 
 
 def enable_version(store, version: int, at: int) -> dict:
