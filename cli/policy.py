@@ -15,6 +15,7 @@ from tenge_ledger.core.errors import InputError, TengeError
 from tenge_ledger.core.money import format_tiyn
 from tenge_ledger.core.text import shown
 from tenge_ledger.policy import PolicyError, parse_and_check, read_sources
+from tenge_ledger.policy.codes import BY_CODE, CODES
 from tenge_ledger.policy.data import DATA_SUFFIX
 from tenge_ledger.policy.format import format_source
 from tenge_ledger.policy.reads import manifest
@@ -225,6 +226,40 @@ def explain(obj: Context, operation_id: str) -> None:
         return "\n".join(lines)
 
     emit(obj, data, text)
+
+
+@policy.command("explain-error")
+@click.argument("code", required=False)
+@pass_ledger
+def explain_error(obj: Context, code: str | None) -> None:
+    """What an error code of the policy language means, with an example and the diagnostic it gives; without a
+    code, the list of codes.
+
+    \b
+    Example:
+      tenge policy explain-error E012
+    """
+    if code is None:
+        rows = [{"code": c.code, "title": c.title} for c in CODES]
+        emit(obj, rows, "\n".join(f"{r['code']}  {r['title']}" for r in rows))
+        return
+    entry = BY_CODE.get(code.upper())
+    if entry is None:
+        raise InputError(f"no error code {shown(code)!r}; `tenge policy explain-error` lists them")
+    found: list[str] = []
+    if entry.example:
+        try:
+            checked = parse_and_check({"example.policy": entry.example})
+            found = [w.render() for w in checked.warnings]
+        except PolicyError as exc:
+            found = [d.render() for d in exc.diagnostics]
+    data = {"code": entry.code, "title": entry.title, "explanation": entry.explanation, "example": entry.example,
+            "diagnostics": found}  # fmt: skip
+    text = [f"{entry.code}: {entry.title}", "", entry.explanation]
+    if entry.example:
+        text += ["", "Example (example.policy):", *(f"    {line}" for line in entry.example.splitlines()), "",
+                 "gives:", *found]  # fmt: skip
+    emit(obj, data, "\n".join(text))
 
 
 @policy.command("enable")

@@ -8,6 +8,7 @@ indexed query) costs `policy_window_cost_units`."""
 from __future__ import annotations
 
 import difflib
+import re
 from dataclasses import dataclass, field
 
 from ..core import limits
@@ -163,7 +164,8 @@ def check(files: list[ast.PolicyFile], data_files: dict[str, str] | None = None)
                 continue
             if item.name in seen:
                 where = seen[item.name]
-                c.error(item, f"rule {item.name!r} is already defined at {where[0]}:{where[1]}")
+                c.error(item, f"rule {item.name!r} is already defined at {where[0]}:{where[1]}",
+                        notes=((where[1], 1, "the first rule of that name is here"),) if where[0] == f.path else ())  # fmt: skip
             else:
                 seen[item.name] = (f.path, item.line)
             result = c.rule(item)
@@ -221,10 +223,11 @@ class _FileChecker:
         self.cost = 0
         self.ok = True
 
-    def error(self, node: ast.Node, message: str) -> None:
+    def error(self, node: ast.Node, message: str, notes: tuple[tuple[int, int, str], ...] = ()) -> None:
         self.ok = False
+        line = source_line(self.f.source, node.line)
         self.diags.append(
-            Diagnostic(self.f.path, node.line, node.col, message, source_line(self.f.source, node.line))
+            Diagnostic(self.f.path, node.line, node.col, message, line, _width(node, line), notes)
         )
 
     # ---- declarations ----------------------------------------------------------------------------------------
@@ -956,6 +959,13 @@ def _index_guard(rule: ast.Rule, lets: dict[str, object]) -> tuple[str, frozense
             if key in found:
                 return key, found[key]
     return None
+
+
+def _width(node: ast.Node, line: str) -> int:
+    """Columns to underline for a node: a name, string or number token's width; 1 for anything larger."""
+    rest = line[node.col - 1 :]
+    match = re.match(r'"(?:[^"\\]|\\.)*"|[A-Za-z0-9_.]+', rest)
+    return len(match.group(0)) if match else 1
 
 
 def _kind_of(item: ast.ListDecl | ast.TableDecl) -> str:

@@ -109,6 +109,28 @@ def parse(source: str, path: str = "<policy>") -> ast.PolicyFile:
     return ast.PolicyFile(path=path, source=source, title=title, items=tuple(items))
 
 
+_ITEM_STARTS = ("rule ", "let ", "def ", "list ", "table ", "policy ")
+
+
+def parse_partial(source: str, path: str, errors: list[Diagnostic]) -> ast.PolicyFile | None:
+    """The file without the items that hold syntax errors (their lines blanked, so positions stay), for checking
+    the rest: one typo must not hide the other rules' problems. None if what is left does not parse either."""
+    lines = source.splitlines()
+    starts = [n for n in range(1, len(lines) + 1) if lines[n - 1].startswith(_ITEM_STARTS)]
+    blank: set[int] = set()
+    for d in errors:
+        first = max((n for n in starts if n <= d.line), default=1)
+        end = min((n for n in starts if n > d.line), default=len(lines) + 1)
+        blank.update(range(first, end))
+    if not blank or len(blank) >= len(lines):
+        return None
+    kept = "\n".join("" if n in blank else text for n, text in enumerate(lines, 1)) + "\n"
+    try:
+        return parse(kept, path)
+    except PolicySyntaxError:
+        return None
+
+
 def _syntax_errors(first: UnexpectedInput, source: str, path: str) -> list[Diagnostic]:
     """The first error, then the first error of each later part of the file: parsing resumes at the next line
     that starts a `rule` or `let` (blank lines keep the line numbers), so one typo does not hide the others
@@ -118,11 +140,7 @@ def _syntax_errors(first: UnexpectedInput, source: str, path: str) -> list[Diagn
     line = diags[0].line
     while len(diags) < SYNTAX_ERRORS_MAX:
         resume = next(
-            (
-                n
-                for n in range(line + 1, len(lines) + 1)
-                if lines[n - 1].startswith(("rule ", "let ", "def ", "list ", "table "))
-            ),
+            (n for n in range(line + 1, len(lines) + 1) if lines[n - 1].startswith(_ITEM_STARTS[:-1])),
             None,
         )
         if resume is None:
@@ -165,23 +183,69 @@ def _syntax_diagnostic(exc: UnexpectedInput, source: str, path: str) -> Diagnost
     elif isinstance(exc, UnexpectedToken):
         token = exc.token
         shown = "end of file" if token.type == "$END" else repr(str(token))
+        length = max(len(str(token)), 1) if token.type != "$END" else 1
         message = f"unexpected {shown}"
-        if label:
+        if str(token) == "=" and "COMP" in (exc.accepts or exc.expected):  # where a comparison could go
+            message += ": compare with == (a single = only gives a let, def, list or table its value)"
+        elif label:
             message += f": {label}"
         else:
-            expected = sorted(_pretty_terminal(t) for t in exc.accepts or exc.expected)
-            message += f"; expected one of {', '.join(expected[:8])}"
+            expected = _ordered_expected(exc.accepts or exc.expected)
+            message += f"; expected {'one of ' if len(expected) > 1 else ''}{', '.join(expected)}"
+        if label == _NO_EFFECT:  # say it at the rule that has no effect, not at whatever follows it
+            line, col, length = _rule_before(source, line, col)
+        return Diagnostic(path, line, col, message, source_line(source, line), length)
     else:
         message = "unexpected end of file" + (f": {label}" if label else "")
+        if label == _NO_EFFECT:
+            line, col, _ = _rule_before(source, line, col)
     return Diagnostic(path, line, col, message, source_line(source, line))
 
 
+_NO_EFFECT = next(label for label in SYNTAX_EXAMPLES if label.startswith("a rule needs at least one effect"))
+# Expected tokens are listed keywords first, then operators and punctuation, then kinds of token (a name, a
+# string, a number), each group in the order a policy author reads them.
+_EXPECTED_ORDER = ("keyword", "operator", "punctuation", "token")
+
+
+def _ordered_expected(names) -> list[str]:
+    def group(text: str) -> tuple[int, str]:
+        if text.startswith("'") and text[1:2].isalpha():
+            return 0, text
+        if text.startswith("'") and text[1:2] in "=!<>+-":
+            return 1, text
+        if text.startswith("'"):
+            return 2, text
+        return 3, text
+
+    return sorted({_pretty_terminal(t) for t in names}, key=group)
+
+
+def _rule_before(source: str, line: int, col: int) -> tuple[int, int, int]:
+    """The position of the last `rule` that starts before (line, col): where an effect is missing."""
+    lines = source.splitlines()
+    for number in range(min(line, len(lines)), 0, -1):
+        text = lines[number - 1]
+        limit = col - 1 if number == line else len(text)
+        at = text.rfind("rule ", 0, max(limit, 0))
+        if at >= 0 and (at == 0 or not (text[at - 1].isalnum() or text[at - 1] == "_")):
+            return number, at + 1, 4
+    return line, col, 1
+
+
+_TERMINAL_WORDS = {"NAME": "a name", "STRING": 'a "string"', "NUMBER": "a number", "DURATION": "a duration like 24h",
+                   "PERCENT": "a percentage like 55%", "UNIT": "KZT or tiyn", "COMP": "a comparison (== != < <= > >=)",
+                   "ADDOP": "+ or -", "$END": "end of file"}  # fmt: skip
+
+
 def _pretty_terminal(name: str) -> str:
+    if name in _TERMINAL_WORDS:
+        return _TERMINAL_WORDS[name]
     try:
         pattern = lark_parser().get_terminal(name).pattern
     except KeyError:
-        return name
-    return repr(pattern.value) if pattern.type == "str" else name
+        return name.lower()
+    return repr(pattern.value) if pattern.type == "str" else name.lower()
 
 
 def _too_deep(tree: Tree) -> tuple[int, int] | None:

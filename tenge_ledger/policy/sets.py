@@ -20,7 +20,7 @@ from .check import check
 from .data import DATA_SUFFIX
 from .engine import PolicySetEngine
 from .errors import Diagnostic, PolicyError, PolicySyntaxError
-from .parser import parse
+from .parser import parse, parse_partial
 
 POLICY_SUFFIX = ".policy"
 
@@ -112,9 +112,17 @@ def parse_and_check(files: dict[str, str]):
             parsed.append(parse(files[name], name))
         except PolicyError as exc:
             diags += exc.diagnostics
-    if diags:
-        raise PolicySyntaxError(diags)
-    return check(parsed, {name: text for name, text in files.items() if name.endswith(DATA_SUFFIX)})
+            partial = parse_partial(files[name], name, exc.diagnostics)
+            if partial is not None:
+                parsed.append(partial)
+    data = {name: text for name, text in files.items() if name.endswith(DATA_SUFFIX)}
+    if not diags:
+        return check(parsed, data)
+    try:  # the rules that did parse are still checked, so every problem is reported at once
+        check(parsed, data)
+    except PolicyError as exc:
+        raise PolicyError(diags + exc.diagnostics) from None
+    raise PolicySyntaxError(diags)
 
 
 def compile_sources(files: dict[str, str], version: int | None = None) -> PolicySetEngine:
