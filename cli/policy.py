@@ -216,6 +216,8 @@ def explain(obj: Context, operation_id: str) -> None:
             lines += [f"    {shown(e)}" for e in m["effects"]]
         for e in detail.get("errors", []):
             lines.append(f"failed {shown(e['rule'])} ({shown(e['file'])}:{e['line']}): {shown(e['error'])}")
+        if detail.get("applied_in_order"):
+            lines.append(f"reshaped by, in order: {shown(', '.join(detail['applied_in_order']))}")
         if decision.get("rules"):
             lines.append(f"decided by: {shown(', '.join(decision['rules']))}")
         lines += [f"note: {shown(r)}" for r in decision.get("reasons", [])]

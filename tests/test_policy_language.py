@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from fractions import Fraction
 from pathlib import Path
 
 import pytest
@@ -69,10 +70,10 @@ def test_parse__positions_on_nodes() -> None:
     assert f.lets[0].expr.tiyn == 500
 
 
-def test_parse__money_and_percent_are_integers() -> None:
+def test_parse__money_is_integer_tiyn_and_a_percentage_an_exact_fraction() -> None:
     f = parse('rule "r" when amount > 2_500.50 KZT split { 12.5% to "a", remaining to payee }')
     assert f.rules[0].clauses[0].expr.right.tiyn == 250_050
-    assert f.rules[0].effects[0].portions[0].bps == 1250
+    assert f.rules[0].effects[0].portions[0].share == Fraction(1, 8)
 
 
 @pytest.mark.parametrize("label,snippet", [(k, s) for k, v in SYNTAX_EXAMPLES.items() for s in v])

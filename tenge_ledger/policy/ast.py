@@ -6,6 +6,7 @@ Money is always int tiyn and percentages int basis points (55% = 5500), as the c
 from __future__ import annotations
 
 from dataclasses import dataclass
+from fractions import Fraction
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,8 +186,8 @@ class HoldFor(Node):
 
 @dataclass(frozen=True, slots=True)
 class Portion(Node):
-    bps: int | None  # None is `remaining`
-    text: str  # "55%" or "remaining"
+    share: Fraction | None  # exact share of the amount (55% is 11/20); None is `remaining`
+    text: str  # "55%", "1/3" or "remaining", as written
     target: Target
 
 
@@ -197,9 +198,11 @@ class Split(Node):
 
 @dataclass(frozen=True, slots=True)
 class Withhold(Node):
-    bps: int
+    share: Fraction
     text: str
     target: Target
+    min_amount: Expr | None = None  # a fee's floor (money)
+    max_amount: Expr | None = None  # a fee's cap (money)
 
 
 @dataclass(frozen=True, slots=True)

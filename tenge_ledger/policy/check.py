@@ -10,12 +10,14 @@ from __future__ import annotations
 import difflib
 import re
 from dataclasses import dataclass, field
+from fractions import Fraction
 
 from ..core import limits
 from ..core.records import AccountKind, AccountStatus
 from . import ast
 from .data import DataRef, Table, cell_value, read_rows, sha256_of
 from .errors import Diagnostic, PolicyCheckError, source_line
+from .shares import share_text
 
 MONEY, NUMBER, STRING, BOOL, DURATION, KIND, STATUS = (
     "money",
@@ -176,7 +178,8 @@ def check(files: list[ast.PolicyFile], data_files: dict[str, str] | None = None)
     scoped_defs = {path: {name: d.expr for name, d in found.items()} for path, found in defs.items()}
     sources = {f.path: f.source for f in files}
     return CheckedSet(files=files, rules=checked, constants=constants, data=data, defs=scoped_defs,
-                      warnings=[w for r in checked for w in _warnings(r, checked, sources[r.file])])  # fmt: skip
+                      warnings=[w for r in checked for w in _warnings(r, checked, sources[r.file])]
+                      + _overlapping_shapers(checked, sources))  # fmt: skip
 
 
 def _covers(other: CheckedRule, r: CheckedRule, kind: str) -> bool:
@@ -187,6 +190,36 @@ def _covers(other: CheckedRule, r: CheckedRule, kind: str) -> bool:
         return r.tag_equals <= other.tag_equals
     if r.tag_prefix is not None and other.tag_prefix is not None:
         return r.tag_prefix.startswith(other.tag_prefix)
+    return False
+
+
+def _overlapping_shapers(rules: list[CheckedRule], sources: dict[str, str]) -> list[Diagnostic]:
+    """Two rules that split or withhold and can match the same payment both apply, their portions together (in
+    name order): a warning, so the author sees the combined effect (and `policy explain` shows the order)."""
+    shapers = sorted((r for r in rules if any(isinstance(e, ast.Split | ast.Withhold) for e in r.rule.effects)),
+                     key=lambda r: r.rule.name)  # fmt: skip
+    out = []
+    for i, later in enumerate(shapers):
+        for earlier in shapers[:i]:
+            if _disjoint(earlier, later):
+                continue
+            where = later.rule
+            out.append(Diagnostic(later.file, where.line, where.col,
+                                  f"warning: rules {earlier.rule.name!r} ({earlier.file}:{earlier.rule.line}) and "
+                                  f"{later.rule.name!r} both split or withhold and can match the same payment: "
+                                  "both apply, portions in rule-name order, over 100% together is a conflict "
+                                  "that denies", source_line(sources[later.file], where.line)))  # fmt: skip
+    return out
+
+
+def _disjoint(a: CheckedRule, b: CheckedRule) -> bool:
+    """Whether two rules can never match the same operation, as far as their guards show."""
+    if not set(a.kinds) & set(b.kinds):
+        return True
+    if a.tag_equals is not None and b.tag_equals is not None and not a.tag_equals & b.tag_equals:
+        return True
+    if a.index is not None and b.index is not None and a.index[0] == b.index[0]:
+        return not a.index[1] & b.index[1]
     return False
 
 
@@ -443,9 +476,7 @@ class _FileChecker:
             elif isinstance(effect, ast.Split):
                 self.split(effect)
             elif isinstance(effect, ast.Withhold):
-                if not 0 < effect.bps < limits.basis_points_per_whole:
-                    self.error(effect, "withhold takes more than 0% and less than 100%")
-                self.reads.add("op.amount")
+                self.withhold(effect)
             elif isinstance(effect, ast.SetTag):
                 from ..core.canonical import TAG_RE
 
@@ -467,30 +498,47 @@ class _FileChecker:
         if ast.Deny in kinds_seen and len([e for e in rule.effects if not isinstance(e, ast.ReportTo)]) > 1:
             self.error(kinds_seen[ast.Deny], "a rule that denies may also report, but has no other effect")
 
+    def withhold(self, effect: ast.Withhold) -> None:
+        self.reads.add("op.amount")
+        if not 0 < effect.share < 1:
+            self.error(effect, "withhold takes more than 0% and less than 100%")
+        bounds = []
+        for bound in (effect.min_amount, effect.max_amount):
+            if bound is None:
+                bounds.append(None)
+                continue
+            t, value = self.type_of(bound), _constant_value(bound, self.lets)
+            if t is not None and (t != MONEY or not isinstance(value, int)):
+                self.error(bound, "a fee's min and max are constant money, like 500 KZT")
+            bounds.append(value if isinstance(value, int) else None)
+        low, high = bounds
+        if low is not None and high is not None and low > high:
+            self.error(effect, "the fee's min is above its max")
+
     def split(self, effect: ast.Split) -> None:
         self.reads.add("op.amount")
         if len(effect.portions) > limits.policy_portions_max:
             self.error(effect, f"more than {limits.policy_portions_max} portions")
-        total = 0
+        total = Fraction(0)
         for i, portion in enumerate(effect.portions):
-            if portion.bps is None:
+            if portion.share is None:
                 if i != len(effect.portions) - 1:
                     self.error(
                         portion, "`remaining` must be the last portion (it takes what the others leave)"
                     )
                 continue
-            if portion.bps <= 0:
+            if portion.share <= 0:
                 self.error(portion, "a portion is more than 0%")
-            total += portion.bps
-        has_remaining = any(p.bps is None for p in effect.portions)
-        whole = limits.basis_points_per_whole
-        if total > whole:
-            self.error(effect, f"portions add up to {_pct(total)}, over 100%")
-        elif has_remaining and total == whole:
+            total += portion.share
+        has_remaining = any(p.share is None for p in effect.portions)
+        if total > 1:
+            self.error(effect, f"portions add up to {share_text(total)}, over 100%")
+        elif has_remaining and total == 1:
             self.error(effect, "portions already add up to 100%: nothing remains for `remaining`")
-        elif not has_remaining and total != whole:
+        elif not has_remaining and total != 1:
             self.error(
-                effect, f"portions add up to {_pct(total)}: make them 100% or end with `remaining to ...`"
+                effect,
+                f"portions add up to {share_text(total)}: make them 100% or end with `remaining to ...`",
             )
 
     # ---- expressions -----------------------------------------------------------------------------------------
@@ -975,8 +1023,3 @@ def _kind_of(item: ast.ListDecl | ast.TableDecl) -> str:
 def _suggest(word: str, choices) -> str:
     close = difflib.get_close_matches(word, list(choices), n=1)
     return f"; did you mean {close[0]!r}?" if close else ""
-
-
-def _pct(bps: int) -> str:
-    whole, frac = divmod(bps, 100)
-    return f"{whole}.{frac:02d}%".replace(".00%", "%")

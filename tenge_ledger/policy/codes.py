@@ -104,12 +104,19 @@ CODES: tuple[Code, ...] = (
           "hold: cover them in `on`, or in another rule with the same tag.",
           'rule "meals"\n  on transfer\n  when tag == "meals"\n  deny "x"\n'),
 )  # fmt: skip
+CODES += (
+    _code("W002", r"^warning: rules .* both split or withhold", "two rules that reshape the same payment",
+          "Both apply: their portions are taken in rule-name order and must stay within 100% together, or the "
+          "payment is denied as a conflict. `tenge policy explain` shows the order they applied in.",
+          'rule "a"\n  on transfer\n  withhold 10% to "x"\n\nrule "b"\n  on transfer\n  withhold 5% to "y"\n'),
+)  # fmt: skip
 UNKNOWN = Code("E000", re.compile(""), "a problem without a code yet", "See the message.", "")
 BY_CODE = {c.code: c for c in CODES}
 
 
 def code_of(message: str) -> str:
+    warning = message.startswith("warning:")
     for entry in CODES:
-        if entry.pattern.search(message):
+        if entry.code.startswith("W") == warning and entry.pattern.search(message):
             return entry.code
     return UNKNOWN.code

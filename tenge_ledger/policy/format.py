@@ -188,7 +188,10 @@ def _effect(e: ast.Effect) -> str:
         lines = [f"    {p.text} to {p.target.text()}," for p in e.portions]
         return "split {\n" + "\n".join(lines) + "\n  }"
     if isinstance(e, ast.Withhold):
-        return f"withhold {e.text} to {e.target.text()}"
+        bounds = (f" min {expr(e.min_amount)}" if e.min_amount is not None else "") + (
+            f" max {expr(e.max_amount)}" if e.max_amount is not None else ""
+        )
+        return f"withhold {e.text}{bounds} to {e.target.text()}"
     if isinstance(e, ast.Route):
         return f"route to {e.target.text()}"
     if isinstance(e, ast.SetTag):

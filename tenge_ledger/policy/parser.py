@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import functools
 import re
+from fractions import Fraction
 from pathlib import Path
 
 from lark import Lark, Token, Transformer, Tree, v_args
@@ -15,6 +16,7 @@ from ..core import limits
 from ..core.text import first_unsafe_char
 from . import ast
 from .errors import Diagnostic, PolicySyntaxError, source_line
+from .shares import parse_share
 
 GRAMMAR = Path(__file__).with_name("grammar.lark")
 # A rule's name: a safe ASCII alphabet, so names cannot look alike (U+2010 for '-') or carry terminal controls.
@@ -290,15 +292,6 @@ def unquote(text: str) -> str:
     return "".join(out)
 
 
-def percent_bps(text: str) -> int | None:
-    """ "55%" -> 5500, "12.5%" -> 1250; None when it has more than two decimals (not a whole basis point)."""
-    number = text.rstrip("%")
-    whole, _, frac = number.partition(".")
-    if len(frac) > 2:
-        return None
-    return int(whole) * 100 + int(frac.ljust(2, "0") or "0")
-
-
 @v_args(meta=True)
 class _Build(Transformer):
     def __init__(self, path: str, source: str) -> None:
@@ -406,25 +399,33 @@ class _Build(Transformer):
     def split(self, meta, children):
         return ast.Split(*_pos(meta), tuple(children))
 
-    def _bps(self, token: Token) -> int:
-        if not self._digits(token, str(token)):
-            return 0
-        bps = percent_bps(str(token))
-        if bps is None:
-            self._error(
-                *_pos(token), f"{token} has more than two decimals; write a whole basis point like 12.25%"
-            )
-            return 0
-        return bps
-
     def share(self, meta, children):
-        return ast.Portion(*_pos(meta), self._bps(children[0]), str(children[0]), children[1])
+        token = children[0]
+        if not self._digits(token, str(token)):
+            return token, Fraction(0)
+        share, why = parse_share(str(token))
+        if share is None:
+            self._error(*_pos(token), why or "not a share")
+            return token, Fraction(0)
+        return token, share
+
+    def portion(self, meta, children):
+        (token, share), target = children
+        return ast.Portion(*_pos(meta), share, str(token), target)
+
+    def withhold_min(self, meta, children):
+        return ("min", children[0])
+
+    def withhold_max(self, meta, children):
+        return ("max", children[0])
 
     def remaining(self, meta, children):
         return ast.Portion(*_pos(meta), None, "remaining", children[0])
 
     def withhold(self, meta, children):
-        return ast.Withhold(*_pos(meta), self._bps(children[0]), str(children[0]), children[1])
+        (token, share), *bounds, target = children
+        given = dict(b for b in bounds if b is not None)
+        return ast.Withhold(*_pos(meta), share, str(token), target, given.get("min"), given.get("max"))
 
     def route(self, meta, children):
         return ast.Route(*_pos(meta), children[0])
