@@ -54,4 +54,7 @@ policy_data_file_bytes_max = 8 * 1024 * 1024  # one reference data file (CSV)
 policy_data_files_max = 16  # reference data files of one policy set
 shown_text_length_max = 512  # text from a ledger or a policy shown on a terminal is cut to this, escaped
 json_int_digits_max = 24  # an integer in a submitted JSON document (amount_tiyn): longer is refused unparsed
+# Calendar windows of the policy language (`payer.out_sum(day)`) start at midnight in this offset from UTC:
+# all of Kazakhstan keeps UTC+5 since 1 March 2024.
+ledger_utc_offset_s = 5 * 3600
 policy_share_denominator_max = 1_000  # of a fraction share (`1/3 to ...`)

@@ -663,7 +663,10 @@ class _FileChecker:
                 e, f"{e.name}() takes {n}{' or ' + str(n + len(optional)) if optional else ''} arguments"
             )
             return None
-        for arg, want in zip(e.args, required + optional, strict=False):
+        calendar = e.name != "balance" and _calendar_unit(e.args[0], self.let_types) is not None
+        for i, (arg, want) in enumerate(zip(e.args, required + optional, strict=False)):
+            if i == 0 and calendar:
+                continue  # `day` or `month`: a calendar window
             t = self.type_of(arg)
             if t is not None and t != want:
                 self.error(arg, f"{e.name}() wants a {want} here, not a {t}")
@@ -673,8 +676,12 @@ class _FileChecker:
             return result
         window = e.args[0]
         seconds = _constant_value(window, self.lets)
-        if not isinstance(window, ast.Duration | ast.Name) or not isinstance(seconds, int):
-            self.error(window, "the window is a fixed duration like 24h or 30d")
+        if calendar:
+            pass
+        elif not isinstance(window, ast.Duration | ast.Name) or not isinstance(seconds, int):
+            self.error(
+                window, "the window is a fixed duration like 24h or 30d, or the calendar's day or month"
+            )
         elif not 0 < seconds <= limits.policy_window_s_max:
             self.error(window, f"a history window is at most {limits.policy_window_s_max // 86400} days: "
                        "longer is unbounded work per payment")  # fmt: skip
@@ -876,7 +883,7 @@ def _ref_key(e: ast.Expr) -> str | None:
     if isinstance(e, ast.Attr):
         return f"{e.party}.attr.{e.key}"
     if isinstance(e, ast.Call):
-        args = ",".join(str(getattr(a, "text", getattr(a, "value", "?"))) for a in e.args)
+        args = ",".join(str(getattr(a, "text", getattr(a, "value", getattr(a, "name", "?")))) for a in e.args)
         return f"{e.party}.{e.name}({args})"
     return None
 
@@ -978,6 +985,16 @@ def _tag_guard(rule: ast.Rule, lets: dict[str, object]) -> tuple[frozenset[str] 
             if isinstance(value, str):
                 return None, value
     return None, None
+
+
+CALENDAR_UNITS = ("day", "month")  # windows from the start of the ledger's calendar day or month
+
+
+def _calendar_unit(e: ast.Expr, declared: dict) -> str | None:
+    """`day` or `month` as a window argument (unless a let of that name hides it)."""
+    if isinstance(e, ast.Name) and e.name in CALENDAR_UNITS and e.name not in declared:
+        return e.name
+    return None
 
 
 INDEXABLE_FIELDS = ("tier", "kind")  # in order of preference: a tier usually selects fewer rules than a kind

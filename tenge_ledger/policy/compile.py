@@ -10,6 +10,7 @@ import re
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol, TypeVar
 
+from ..core import limits
 from ..core.records import Account
 from . import ast
 from .check import Scope, constant_value
@@ -60,6 +61,16 @@ class Ctx:
             found = self._cache[key] = self.view.window(handle, direction, self.proposal.at - seconds, tag)
         return found
 
+    def calendar_window(self, which: str, direction: str, unit: str, tag: str | None) -> tuple[int, int]:
+        """A window from the start of the operation's calendar day or month, in the ledger's time zone."""
+        key = (which, direction, unit, tag)
+        found = self._cache.get(key)
+        if found is None:
+            handle = self.party(which).handle
+            since = calendar_start(self.proposal.at, unit)
+            found = self._cache[key] = self.view.window(handle, direction, since, tag)
+        return found
+
     def tag_expiry(self) -> str:
         p = self.proposal
         own = getattr(p.op.body, "expires_on", None)
@@ -96,6 +107,16 @@ class Ctx:
         return item in {part.strip() for part in text.split(",")}
 
 
+def calendar_start(at: int, unit: str, offset_s: int = limits.ledger_utc_offset_s) -> int:
+    """Unix time of the start of the calendar day or month containing `at`, in the zone `offset_s` from UTC."""
+    zone = dt.timezone(dt.timedelta(seconds=offset_s))
+    local = dt.datetime.fromtimestamp(at, tz=zone)
+    start = local.replace(hour=0, minute=0, second=0, microsecond=0)
+    if unit == "month":
+        start = start.replace(day=1)
+    return int(start.timestamp())
+
+
 def _date_of(ts: int) -> str:
     return dt.datetime.fromtimestamp(ts, tz=dt.UTC).date().isoformat()
 
@@ -111,7 +132,7 @@ def _date_of(ts: int) -> str:
 
 _CMP_NODES = {"==": py.Eq, "!=": py.NotEq, "<": py.Lt, "<=": py.LtE, ">": py.Gt, ">=": py.GtE}
 _CTX_ATTRS = frozenset(
-    {"proposal", "view", "payer", "payee", "total", "window", "memo", "tag_expiry", "tag_expired", "tier_of",
+    {"proposal", "view", "payer", "payee", "total", "window", "calendar_window", "memo", "tag_expiry", "tag_expired", "tier_of",
      "has_item"}
 )  # fmt: skip
 _VALUE_ATTRS = frozenset({"tag", "amount_tiyn", "at", "handle", "kind", "tier", "bank", "status", "attr",
@@ -219,12 +240,18 @@ def _call_node(e: ast.Call, lets: Scope) -> py.expr:
     if e.name == "balance":
         bucket = _attr(_attr(_c(), "view"), "bucket")
         return _call(bucket, _attr(_party(e.party), "handle"), _node(e.args[0], lets))
-    seconds = constant_value(e.args[0], lets.values)
-    if not isinstance(seconds, int):
-        raise TypeError("a window that is not a constant")  # the checker lets none through
     direction = "out" if e.name.startswith("out") else "in"
     index = 1 if e.name.endswith("count") else 0
     tag = _node(e.args[1], lets) if len(e.args) > 1 else _const(None)
+    first = e.args[0]
+    if isinstance(first, ast.Name) and first.name in ("day", "month") and first.name not in lets.values:
+        window = _call(
+            _attr(_c(), "calendar_window"), _const(e.party), _const(direction), _const(first.name), tag
+        )
+        return py.Subscript(window, _const(index), py.Load())
+    seconds = constant_value(first, lets.values)
+    if not isinstance(seconds, int):
+        raise TypeError("a window that is not a constant")  # the checker lets none through
     window = _call(_attr(_c(), "window"), _const(e.party), _const(direction), _const(seconds), tag)
     return py.Subscript(window, _const(index), py.Load())
 
