@@ -14,7 +14,8 @@ import click
 from tenge_ledger.core.errors import InputError, TengeError
 from tenge_ledger.core.money import format_tiyn
 from tenge_ledger.core.text import shown
-from tenge_ledger.policy import PolicyError, parse_and_check, read_sources
+from tenge_ledger.policy import PolicyError, analysis, compile_sources, parse_and_check, read_sources
+from tenge_ledger.policy.analysis import boundary_cases, ledger_cases
 from tenge_ledger.policy.codes import BY_CODE, CODES
 from tenge_ledger.policy.data import DATA_SUFFIX
 from tenge_ledger.policy.format import format_source
@@ -27,7 +28,7 @@ from tenge_ledger.policy.sets import (
     policy_files,
     read_policy_text,
 )
-from tenge_ledger.policy.specs import run_path
+from tenge_ledger.policy.specs import Coverage, run_path
 
 from .main import Context, cli, emit, pass_ledger
 
@@ -78,21 +79,27 @@ def check(obj: Context, paths: tuple[str, ...]) -> None:
 
 @policy.command("test")
 @click.argument("path", type=click.Path(exists=True))
+@click.option("--coverage", "with_coverage", is_flag=True,
+              help="Also list rules that never fired, and conditions never true or never false, in the specs.")  # fmt: skip
 @pass_ledger
-def test_(obj: Context, path: str) -> None:
+def test_(obj: Context, path: str, with_coverage: bool) -> None:
     """Run spec files (*.spec.toml): starting state, operation, expected decision, postings and reports.
 
     \b
     Example:
       tenge policy test policies/
+      tenge policy test policies/ --coverage
     """
-    results = run_path(path, spec_ledger)
+    coverage = Coverage() if with_coverage else None
+    results = run_path(path, spec_ledger, coverage)
     failed = [r for r in results if not r.ok]
     data = {
         "passed": len(results) - len(failed),
         "failed": len(failed),
         "cases": [{"spec": r.spec, "name": r.name, "ok": r.ok, "problems": r.problems} for r in results],
     }
+    if coverage is not None:
+        data["coverage"] = coverage.report()
 
     def text() -> str:
         lines = []
@@ -100,6 +107,17 @@ def test_(obj: Context, path: str) -> None:
             lines.append(f"{'ok  ' if r.ok else 'FAIL'} {shown(r.spec)}: {shown(r.name)}")
             lines += [f"       {shown(p)}" for p in r.problems]
         lines.append(f"{data['passed']} passed, {data['failed']} failed")
+        if coverage is not None:
+            c = data["coverage"]
+            lines.append(f"coverage: {c['fired']} of {c['rules']} rules fired; {c['clauses']} conditions, "
+                         f"{len(c['never_true'])} never true, {len(c['never_false'])} never false")  # fmt: skip
+            lines += [
+                f"  never fired: {shown(x['file'])}:{x['line']} {shown(x['rule'])}" for x in c["never_fired"]
+            ]
+            lines += [f"  never true:  {shown(x['file'])}:{x['line']} {x['clause']} of {shown(x['rule'])}"
+                      for x in c["never_true"]]  # fmt: skip
+            lines += [f"  never false: {shown(x['file'])}:{x['line']} {x['clause']} of {shown(x['rule'])}"
+                      for x in c["never_false"]]  # fmt: skip
         return "\n".join(lines)
 
     emit(obj, data, text)
@@ -226,6 +244,55 @@ def explain(obj: Context, operation_id: str) -> None:
         lines += [f"posting {format_tiyn(p.amount_tiyn):>14} KZT{f' [{p.tag}]' if p.tag else ''} {p.account}"
                   for p in postings]  # fmt: skip
         return "\n".join(lines)
+
+    emit(obj, data, text)
+
+
+@policy.command("diff")
+@click.argument("old", type=click.Path(exists=True))
+@click.argument("new", type=click.Path(exists=True))
+@click.option("--recent", type=click.IntRange(0, 100_000), default=0,
+              help="Also decide the ledger's N latest operations again (the ledger --db names).")  # fmt: skip
+@pass_ledger
+def diff_(obj: Context, old: str, new: str, recent: int) -> None:
+    """Which decisions change between two policy sets (files or directories), over generated boundary cases
+    (amounts at and around every constant, each tier, kind, tag and attribute value) and, with --recent N, the
+    ledger's latest operations: each difference once, with a count and an example operation.
+
+    \b
+    Example:
+      tenge policy diff policies/ proposed/
+      tenge --db pilot.db policy diff policies/ proposed/ --recent 1000
+    """
+    old_engine, new_engine = (compile_sources(read_sources([path])) for path in (old, new))
+    found: dict = {}
+    cases = list(boundary_cases([old_engine.checked, new_engine.checked]))
+    analysis.diff(old_engine, new_engine, cases, "generated", found)
+    replayed = 0
+    if recent:
+        replayed_cases = list(ledger_cases(obj.ledger().store, recent))
+        replayed = len(replayed_cases)
+        analysis.diff(old_engine, new_engine, replayed_cases, "ledger", found)
+    rows = sorted(found.values(), key=lambda d: (-d.count, d.change))
+    data = {"cases": {"generated": len(cases), "ledger": replayed}, "differences": [
+        {"change": d.change, "count": d.count, "sources": sorted(d.sources), "old": d.old, "new": d.new,
+         "example": d.example} for d in rows]}  # fmt: skip
+
+    def text() -> str:
+        lines = [f"{len(cases)} generated cases" + (f" and {replayed} ledger operations" if recent else "")
+                 + f" decided by both sets: {sum(d.count for d in rows)} differ, in {len(rows)} ways"]  # fmt: skip
+        for d in rows:
+            e = d.example
+            parties = " -> ".join(
+                f"{p['kind']}{'' if p['tier'] is None else ' tier ' + str(p['tier'])} {p['handle']}"
+                for p in (e["payer"], e["payee"])
+                if p
+            )
+            lines.append(f"{d.change}  x{d.count}  (rules {', '.join(d.old['rules']) or '-'} -> "
+                         f"{', '.join(d.new['rules']) or '-'})")  # fmt: skip
+            lines.append(f"    e.g. {e['kind']} {format_tiyn(e['amount_tiyn'])} KZT{' [' + e['tag'] + ']' if e['tag'] else ''}"
+                         f" {parties}")  # fmt: skip
+        return "\n".join(shown(line, 1_000) for line in lines)
 
     emit(obj, data, text)
 

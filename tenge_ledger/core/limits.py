@@ -58,3 +58,6 @@ json_int_digits_max = 24  # an integer in a submitted JSON document (amount_tiyn
 # all of Kazakhstan keeps UTC+5 since 1 March 2024.
 ledger_utc_offset_s = 5 * 3600
 policy_share_denominator_max = 1_000  # of a fraction share (`1/3 to ...`)
+policy_diff_cases_max = (
+    20_000  # generated cases `policy diff` decides with each set (sampled when there are more)
+)

@@ -353,6 +353,17 @@ def compile_plan(
     return namespace["plan"]
 
 
+def compile_probes(conditions: Sequence[py.expr], data: dict[str, object]) -> list[Callable[[Ctx], object]]:
+    """One function `g(c)` per condition node, each returning its value for a context (for coverage: which
+    conditions were ever true, ever false). Built and validated like a plan; never used to decide."""
+    functions = [_def(f"g{i}", ("c",), [py.Return(node)]) for i, node in enumerate(conditions)]
+    module = py.fix_missing_locations(py.Module(functions, []))
+    code = compile(validated(module), "<policy probes>", "exec")
+    namespace: dict[str, Any] = {"__builtins__": {}, **data}
+    exec(code, namespace)  # noqa: S102 - a tree built above and validated, never text
+    return [namespace[f"g{i}"] for i in range(len(conditions))]
+
+
 def _def(name: str, params: tuple[str, ...], body: list[py.stmt]) -> py.stmt:
     args = py.arguments(posonlyargs=[], args=[py.arg(p) for p in params], kwonlyargs=[], kw_defaults=[],
                         defaults=[])  # fmt: skip

@@ -29,7 +29,7 @@ from ..core.hooks import LedgerView, Proposal
 from ..core.records import Decision, Posting, Report
 from . import ast
 from .check import CheckedRule, CheckedSet, Scope
-from .compile import Ctx, Plan, compile_plan, condition_node, constant_value
+from .compile import Ctx, Plan, compile_plan, compile_probes, condition_node, constant_value
 from .shares import Portion, allocate, share_text
 
 COMBINATIONS_CACHED_MAX = 4096  # combinations of matching rules whose decision is remembered per engine
@@ -168,6 +168,25 @@ class PolicySetEngine:
     @property
     def version(self) -> int | None:
         return self._version
+
+    def probes(self) -> list[Probe]:
+        """Every `when` / `unless` clause of every rule as a function of a context, for `policy test --coverage`."""
+        found: list[Probe] = []
+        nodes = []
+        for f in self.checked.files:
+            scope = self.checked.scope(f.path)
+            names = {r.rule.name for r in self.checked.rules if r.file == f.path}
+            for rule in f.rules:
+                if rule.name not in names:
+                    continue
+                kinds = next(r.kinds for r in self.checked.rules if r.rule is rule)
+                for i, clause in enumerate(rule.clauses):
+                    nodes.append(condition_node([(clause.expr, False)], scope))
+                    found.append(
+                        Probe(f.path, rule.name, clause.line, i, clause.negated, frozenset(kinds), None)
+                    )
+        functions = compile_probes(nodes, self.checked.tables()) if nodes else []
+        return [replace(p, function=fn) for p, fn in zip(found, functions, strict=True)]
 
     def decide(self, proposal: Proposal, view: LedgerView) -> Decision:
         plan = self.plans.get(proposal.op.kind)  # an OpKind is a str: no .value lookup per payment
@@ -310,6 +329,19 @@ class PolicySetEngine:
             detail["applied_in_order"] = [r.name for r in shapers if r.portions]
         fair = any(r.fair for r in shapers)
         return _Shape(portions, next(iter(remaining_names), None), next(iter(tags), None), fair)
+
+
+@dataclass(frozen=True, slots=True)
+class Probe:
+    """One clause of a rule, compiled alone: what `policy test --coverage` evaluates on every decision."""
+
+    file: str
+    rule: str
+    line: int
+    index: int  # of the clause in its rule
+    negated: bool  # an `unless`
+    kinds: frozenset[str]
+    function: Callable | None
 
 
 @dataclass(frozen=True, slots=True)
