@@ -18,7 +18,7 @@ from tenge_ledger.policy import PolicyError, analysis, compile_sources, parse_an
 from tenge_ledger.policy.analysis import boundary_cases, ledger_cases
 from tenge_ledger.policy.codes import BY_CODE, CODES
 from tenge_ledger.policy.data import DATA_SUFFIX
-from tenge_ledger.policy.format import format_source
+from tenge_ledger.policy.format import format_source, upgrade_source
 from tenge_ledger.policy.reads import manifest
 from tenge_ledger.policy.sets import (
     disable,
@@ -144,20 +144,24 @@ class SpecsFailed(TengeError):
 @click.option(
     "--check", "check_only", is_flag=True, help="Change nothing; exit 1 if a file is not formatted."
 )
+@click.option("--upgrade", is_flag=True,
+              help='Also declare every attribute read without a schema (attr KEY: string default "").')  # fmt: skip
 @pass_ledger
-def fmt(obj: Context, paths: tuple[str, ...], check_only: bool) -> None:
-    """Rewrite policy files in the canonical layout (idempotent).
+def fmt(obj: Context, paths: tuple[str, ...], check_only: bool, upgrade: bool) -> None:
+    """Rewrite policy files in the canonical layout (idempotent); --upgrade also makes what the language
+    of an earlier version left implicit explicit, without changing a decision.
 
     \b
     Example:
       tenge policy fmt policies/
+      tenge policy fmt --upgrade policies/
     """
     changed = []
     for raw in paths:
         p = Path(raw)
         for file in sorted(p.glob("*.policy")) if p.is_dir() else [p]:
             source = read_policy_text(file)
-            formatted = format_source(source, str(file))
+            formatted = (upgrade_source if upgrade else format_source)(source, str(file))
             if formatted != source:
                 changed.append(str(file))
                 if not check_only:

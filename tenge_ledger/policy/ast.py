@@ -287,7 +287,16 @@ class Def(Node):
     expr: Expr
 
 
-Declaration = Let | Def | ListDecl | TableDecl
+@dataclass(frozen=True, slots=True)
+class AttrDecl(Node):
+    """`attr net_cap: money default 0 KZT`: account attributes of this key are read as that type."""
+
+    key: str
+    value_type: str  # money | number | string
+    default: Expr | None
+
+
+Declaration = Let | Def | AttrDecl | ListDecl | TableDecl
 
 
 @dataclass(frozen=True, slots=True)
@@ -295,7 +304,7 @@ class PolicyFile:
     path: str
     source: str
     title: str | None
-    items: tuple[Let | Def | ListDecl | TableDecl | Rule, ...]
+    items: tuple[Let | Def | AttrDecl | ListDecl | TableDecl | Rule, ...]
     comments: tuple[tuple[int, int, str], ...] = ()  # (line, col, text) for fmt
 
     @property

@@ -100,6 +100,9 @@ class Scope:
     values: dict[str, object]
     data: dict[str, DataRef]
     defs: dict[str, ast.Expr] = field(default_factory=dict)
+    attrs: dict[str, tuple[str, object, bool]] = field(
+        default_factory=dict
+    )  # key -> (type, default, has one)
 
 
 @dataclass
@@ -112,12 +115,14 @@ class CheckedSet:
     # The lists and tables declared in each file (by path), by name.
     data: dict[str, dict[str, DataRef]] = field(default_factory=dict)
     defs: dict[str, dict[str, ast.Expr]] = field(default_factory=dict)  # named conditions of each file
+    attrs: dict[str, dict[str, tuple[str, object, bool]]] = field(default_factory=dict)  # attribute schemas
     warnings: list[Diagnostic] = field(
         default_factory=list
     )  # what does not stop a set, but a reviewer should see
 
     def scope(self, path: str) -> Scope:
-        return Scope(self.constants.get(path, {}), self.data.get(path, {}), self.defs.get(path, {}))
+        return Scope(self.constants.get(path, {}), self.data.get(path, {}), self.defs.get(path, {}),
+                     self.attrs.get(path, {}))  # fmt: skip
 
     def tables(self) -> dict[str, frozenset | Table]:
         """Every list and table by the label the compiled plan knows it by (D0, D1, ...)."""
@@ -142,6 +147,8 @@ def check(files: list[ast.PolicyFile], data_files: dict[str, str] | None = None)
     seen: dict[str, tuple[str, int]] = {}
     checked: list[CheckedRule] = []
     constants: dict[str, dict[str, object]] = {}
+    attrs: dict[str, dict[str, tuple[str, object, bool]]] = {}
+    attr_warnings: list[Diagnostic] = []
     data: dict[str, dict[str, DataRef]] = {}
     defs: dict[str, dict] = {}
     labels = iter(range(1_000_000))
@@ -150,6 +157,7 @@ def check(files: list[ast.PolicyFile], data_files: dict[str, str] | None = None)
         constants[f.path] = c.lets
         data[f.path] = c.data
         defs[f.path] = c.defs
+        attrs[f.path] = c.attrs
         if len(f.lets) > limits.policy_let_count_max:
             c.error(
                 f.lets[limits.policy_let_count_max], f"more than {limits.policy_let_count_max} let constants"
@@ -164,6 +172,9 @@ def check(files: list[ast.PolicyFile], data_files: dict[str, str] | None = None)
             if isinstance(item, ast.Def):
                 c.def_decl(item)
                 continue
+            if isinstance(item, ast.AttrDecl):
+                c.attr_decl(item)
+                continue
             if item.name in seen:
                 where = seen[item.name]
                 c.error(item, f"rule {item.name!r} is already defined at {where[0]}:{where[1]}",
@@ -173,13 +184,17 @@ def check(files: list[ast.PolicyFile], data_files: dict[str, str] | None = None)
             result = c.rule(item)
             if result is not None:
                 checked.append(result)
+        for key, node in c.undeclared_attrs.items():
+            attr_warnings.append(Diagnostic(f.path, node.line, node.col, f"warning: attribute {key!r} is read without "
+                                            f"a declaration, so a missing one reads as \"\": declare it, e.g. `attr "
+                                            f"{key}: string default \"\"`", source_line(f.source, node.line)))  # fmt: skip
     if diags:
         raise PolicyCheckError(diags)
     scoped_defs = {path: {name: d.expr for name, d in found.items()} for path, found in defs.items()}
     sources = {f.path: f.source for f in files}
-    return CheckedSet(files=files, rules=checked, constants=constants, data=data, defs=scoped_defs,
+    return CheckedSet(files=files, rules=checked, constants=constants, data=data, defs=scoped_defs, attrs=attrs,
                       warnings=[w for r in checked for w in _warnings(r, checked, sources[r.file])]
-                      + _overlapping_shapers(checked, sources))  # fmt: skip
+                      + _overlapping_shapers(checked, sources) + attr_warnings)  # fmt: skip
 
 
 def _covers(other: CheckedRule, r: CheckedRule, kind: str) -> bool:
@@ -252,6 +267,8 @@ class _FileChecker:
         self.data_failed: set[str] = set()  # declared, but did not check (reported there)
         self.data_used: dict[str, DataRef] = {}  # of the rule being checked
         self.defs: dict[str, _Def] = {}  # named conditions checked so far
+        self.attrs: dict[str, tuple[str, object, bool]] = {}  # key -> (type, default, has a default)
+        self.undeclared_attrs: dict[str, ast.Attr] = {}  # read without a schema: first read of each key
         self.reads: set[str] = set()
         self.cost = 0
         self.ok = True
@@ -396,6 +413,21 @@ class _FileChecker:
 
     def _declared(self) -> set[str]:
         return set(self.let_types) | set(self.data) | self.data_failed | set(self.defs)
+
+    def attr_decl(self, item: ast.AttrDecl) -> None:
+        if item.key in self.attrs:
+            self.error(item, f"attribute {item.key!r} is already declared")
+            return
+        if item.value_type not in (MONEY, NUMBER, STRING):
+            self.error(item, f"an attribute is money, number or string, not {item.value_type!r}")
+            return
+        default, has_default = None, item.default is not None
+        if item.default is not None:
+            t, default = self.type_of(item.default), _constant_value(item.default, self.lets)
+            if t is not None and (t != item.value_type or default is None):
+                self.error(item.default, f"the default is a constant {item.value_type}")
+                return
+        self.attrs[item.key] = (item.value_type, default, has_default)
 
     def def_decl(self, item: ast.Def) -> None:
         """A named condition: checked once here; a rule that names it takes its type, reads and cost (the cost
@@ -575,7 +607,11 @@ class _FileChecker:
             return t
         if isinstance(e, ast.Attr):
             self.reads.add(f"{e.party}.attr.{e.key}")
-            return STRING
+            declared = self.attrs.get(e.key)
+            if declared is None:
+                self.undeclared_attrs.setdefault(e.key, e)
+                return STRING
+            return declared[0]
         if isinstance(e, ast.Call):
             return self.call(e)
         if isinstance(e, ast.ListLit):

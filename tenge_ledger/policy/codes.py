@@ -109,6 +109,11 @@ CODES += (
           "Both apply: their portions are taken in rule-name order and must stay within 100% together, or the "
           "payment is denied as a conflict. `tenge policy explain` shows the order they applied in.",
           'rule "a"\n  on transfer\n  withhold 10% to "x"\n\nrule "b"\n  on transfer\n  withhold 5% to "y"\n'),
+    _code("W003", r"^warning: attribute .* without a declaration", "an attribute read without a declaration",
+          "An undeclared attribute is text, and a missing one reads as \"\", which can change a decision silently. "
+          "Declare it (`attr net_cap: money`, optionally with a default); without a default, a rule reading a "
+          "missing attribute fails and denies. `tenge policy fmt --upgrade` declares what a file reads as it "
+          "was read before.", 'rule "r"\n  when payee.attr.zone == "alatau"\n  report fma "x"\n'),
 )  # fmt: skip
 UNKNOWN = Code("E000", re.compile(""), "a problem without a code yet", "See the message.", "")
 BY_CODE = {c.code: c for c in CODES}

@@ -14,6 +14,7 @@ from ..core import limits
 from ..core.records import Account
 from . import ast
 from .check import Scope, constant_value
+from .data import cell_value
 
 
 class RuleError(Exception):
@@ -70,6 +71,20 @@ class Ctx:
             since = calendar_start(self.proposal.at, unit)
             found = self._cache[key] = self.view.window(handle, direction, since, tag)
         return found
+
+    def attr_value(self, which: str, key: str, value_type: str, has_default: bool, default: object) -> object:
+        """A declared attribute as its type; missing: the declared default, or the rule fails (denies)."""
+        text = self.party(which).attr(key)
+        if text is None:
+            if has_default:
+                return default
+            raise RuleError(f"the {which} account has no attribute {key} (declared without a default)")
+        if value_type == "string":
+            return text
+        value, why = cell_value(text, value_type)
+        if why:
+            raise RuleError(f"the {which} account's attribute {key} is not a {value_type}: {why}")
+        return value
 
     def tag_expiry(self) -> str:
         p = self.proposal
@@ -132,7 +147,7 @@ def _date_of(ts: int) -> str:
 
 _CMP_NODES = {"==": py.Eq, "!=": py.NotEq, "<": py.Lt, "<=": py.LtE, ">": py.Gt, ">=": py.GtE}
 _CTX_ATTRS = frozenset(
-    {"proposal", "view", "payer", "payee", "total", "window", "calendar_window", "memo", "tag_expiry", "tag_expired", "tier_of",
+    {"proposal", "view", "payer", "payee", "total", "window", "calendar_window", "attr_value", "memo", "tag_expiry", "tag_expired", "tier_of",
      "has_item"}
 )  # fmt: skip
 _VALUE_ATTRS = frozenset({"tag", "amount_tiyn", "at", "handle", "kind", "tier", "bank", "status", "attr",
@@ -182,8 +197,13 @@ def _node(e: ast.Expr, lets: Scope) -> py.expr:
         return _op_field(e.name) if named is None else _node(named, lets)
     if isinstance(e, ast.Field):
         return _party_field_node(e.party, e.name)
-    if isinstance(e, ast.Attr):  # a missing attribute reads as ""
-        return py.BoolOp(py.Or(), [_call(_attr(_party(e.party), "attr"), _const(e.key)), _const("")])
+    if isinstance(e, ast.Attr):
+        declared = lets.attrs.get(e.key)
+        if declared is None:  # no schema: a missing attribute reads as "" (the checker warns)
+            return py.BoolOp(py.Or(), [_call(_attr(_party(e.party), "attr"), _const(e.key)), _const("")])
+        value_type, default, has_default = declared
+        return _call(_attr(_c(), "attr_value"), _const(e.party), _const(e.key), _const(value_type),
+                     _const(has_default), _const(default))  # fmt: skip
     if isinstance(e, ast.Call):
         return _call_node(e, lets)
     if isinstance(e, ast.Not):

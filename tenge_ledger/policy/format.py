@@ -7,10 +7,37 @@ the end of the file. Money keeps the unit it was written in; numbers get `_` tho
 
 from __future__ import annotations
 
+import dataclasses
+
 from . import ast
 from .parser import parse
 
 _PREC = {"or": 1, "and": 2, "not": 3, "cmp": 4, "arith": 5, "atom": 6}
+
+
+def upgrade_source(source: str, path: str = "<policy>") -> str:
+    """`policy fmt --upgrade`: the file in canonical layout, with a declaration for every attribute it reads
+    without one, `attr KEY: string default ""`: what an undeclared attribute meant, now said, so the decisions
+    do not change."""
+    f = parse(source, path)
+    declared = {i.key for i in f.items if isinstance(i, ast.AttrDecl)}
+    keys: list[str] = []
+    todo: list[object] = list(f.items)
+    while todo:
+        node = todo.pop(0)
+        if isinstance(node, ast.Attr) and node.key not in declared and node.key not in keys:
+            keys.append(node.key)
+        if dataclasses.is_dataclass(node) and not isinstance(node, type):
+            todo.extend(getattr(node, fld.name) for fld in dataclasses.fields(node))
+        elif isinstance(node, list | tuple):
+            todo.extend(node)
+    formatted = format_source(source, path)
+    if not keys:
+        return formatted
+    lines = formatted.splitlines()
+    at = 2 if f.title is not None and len(lines) > 1 else 0  # after the header and its blank line
+    block = [f'attr {key}: string default ""' for key in keys]
+    return format_source("\n".join(lines[:at] + block + [""] + lines[at:]) + "\n", path)
 
 
 def format_source(source: str, path: str = "<policy>") -> str:
@@ -30,6 +57,10 @@ def format_source(source: str, path: str = "<policy>") -> str:
         flush(item.line, "")
         if isinstance(item, ast.Let):
             out.append(f"let {item.name} = {expr(item.expr)}")
+            continue
+        if isinstance(item, ast.AttrDecl):
+            default = f" default {expr(item.default)}" if item.default is not None else ""
+            out.append(f"attr {item.key}: {item.value_type}{default}")
             continue
         if isinstance(item, ast.Def):
             out.append(f"def {item.name} = " + _chain(item.expr, " " * (len(item.name) + 7)))

@@ -111,7 +111,7 @@ def parse(source: str, path: str = "<policy>") -> ast.PolicyFile:
     return ast.PolicyFile(path=path, source=source, title=title, items=tuple(items))
 
 
-_ITEM_STARTS = ("rule ", "let ", "def ", "list ", "table ", "policy ")
+_ITEM_STARTS = ("rule ", "let ", "def ", "attr ", "list ", "table ", "policy ")
 
 
 def parse_partial(source: str, path: str, errors: list[Diagnostic]) -> ast.PolicyFile | None:
@@ -538,6 +538,10 @@ class _Build(Transformer):
     def call(self, meta, children):
         party, name, *args = children
         return ast.Call(*_pos(meta), party, str(name), tuple(a for a in args if a is not None))
+
+    def attr_decl(self, meta, children):
+        key = self._name(children[0], "an attribute key", limits.attr_key_length_max)
+        return ast.AttrDecl(*_pos(meta), key, str(children[1]), children[2] if len(children) > 2 else None)
 
     def def_decl(self, meta, children):
         name = self._name(children[0], "a name", limits.policy_name_length_max)
