@@ -69,16 +69,14 @@ _INF = limits.amount_tiyn_max * 10**6
 
 @dataclass
 class CheckedRule:
-    """A rule that passed the checker, with what the engine precomputes from it."""
+    """A rule that passed the checker: where it applies, what it reads and what it costs (plan.py works out how
+    the engine can skip it)."""
 
     rule: ast.Rule
     file: str
     kinds: tuple[str, ...]  # operation kinds it applies to
     reads: tuple[str, ...]  # the data-access manifest: every field it reads
     cost: int
-    tag_equals: frozenset[str] | None = None  # the rule only matches these tags (a cheap pre-filter)
-    tag_prefix: str | None = None  # ... or tags with this prefix
-    index: tuple[str, frozenset] | None = None  # ("payer.tier", {0}): the rule only matches these values
     data: tuple[DataRef, ...] = ()  # the lists and tables it reads
 
 
@@ -191,70 +189,8 @@ def check(files: list[ast.PolicyFile], data_files: dict[str, str] | None = None)
     if diags:
         raise PolicyCheckError(diags)
     scoped_defs = {path: {name: d.expr for name, d in found.items()} for path, found in defs.items()}
-    sources = {f.path: f.source for f in files}
     return CheckedSet(files=files, rules=checked, constants=constants, data=data, defs=scoped_defs, attrs=attrs,
-                      warnings=[w for r in checked for w in _warnings(r, checked, sources[r.file])]
-                      + _overlapping_shapers(checked, sources) + attr_warnings)  # fmt: skip
-
-
-def _covers(other: CheckedRule, r: CheckedRule, kind: str) -> bool:
-    """Whether `other` denies `kind` for at least the tags `r` guards."""
-    if kind not in other.kinds or not any(isinstance(e, ast.Deny) for e in other.rule.effects):
-        return False
-    if r.tag_equals is not None and other.tag_equals is not None:
-        return r.tag_equals <= other.tag_equals
-    if r.tag_prefix is not None and other.tag_prefix is not None:
-        return r.tag_prefix.startswith(other.tag_prefix)
-    return False
-
-
-def _overlapping_shapers(rules: list[CheckedRule], sources: dict[str, str]) -> list[Diagnostic]:
-    """Two rules that split or withhold and can match the same payment both apply, their portions together (in
-    name order): a warning, so the author sees the combined effect (and `policy explain` shows the order)."""
-    shapers = sorted((r for r in rules if any(isinstance(e, ast.Split | ast.Withhold) for e in r.rule.effects)),
-                     key=lambda r: r.rule.name)  # fmt: skip
-    out = []
-    for i, later in enumerate(shapers):
-        for earlier in shapers[:i]:
-            if _disjoint(earlier, later):
-                continue
-            where = later.rule
-            out.append(Diagnostic(later.file, where.line, where.col,
-                                  f"warning: rules {earlier.rule.name!r} ({earlier.file}:{earlier.rule.line}) and "
-                                  f"{later.rule.name!r} both split or withhold and can match the same payment: "
-                                  "both apply, portions in rule-name order, over 100% together is a conflict "
-                                  "that denies", source_line(sources[later.file], where.line)))  # fmt: skip
-    return out
-
-
-def _disjoint(a: CheckedRule, b: CheckedRule) -> bool:
-    """Whether two rules can never match the same operation, as far as their guards show."""
-    if not set(a.kinds) & set(b.kinds):
-        return True
-    if a.tag_equals is not None and b.tag_equals is not None and not a.tag_equals & b.tag_equals:
-        return True
-    if a.index is not None and b.index is not None and a.index[0] == b.index[0]:
-        return not a.index[1] & b.index[1]
-    return False
-
-
-EXITS = ("redeem", "hold")  # the ways money leaves an account besides a transfer
-
-
-def _warnings(r: CheckedRule, rules: list[CheckedRule], source: str) -> list[Diagnostic]:
-    """A rule that keeps tagged money from going somewhere on `transfer` only: the same money can leave by
-    redeem (cashed out at a bank) or hold (a pending payment), which the rule does not see."""
-    denies = any(isinstance(e, ast.Deny) for e in r.rule.effects)
-    if not denies or r.tag_equals is None and r.tag_prefix is None or "transfer" not in r.kinds:
-        return []
-    missing = [k for k in EXITS if k not in r.kinds and not any(_covers(other, r, k) for other in rules)]
-    if not missing:
-        return []
-    where = r.rule.guard or r.rule
-    return [Diagnostic(r.file, where.line, where.col,
-                       f"warning: rule {r.rule.name!r} guards tagged money on transfer, but the same money can "
-                       f"leave by {' and '.join(missing)}: add them to `on`, or a rule that covers them",
-                       source_line(source, where.line))]  # fmt: skip
+                      warnings=attr_warnings)  # fmt: skip
 
 
 class _FileChecker:
@@ -467,9 +403,7 @@ class _FileChecker:
         if not self.ok:
             return None
         reads = {"op.kind"} | self.reads
-        tag_equals, tag_prefix = _tag_guard(rule, self.lets)
-        index = _index_guard(rule, self.lets)
-        return CheckedRule(rule, self.f.path, kinds, tuple(sorted(reads)), self.cost, tag_equals, tag_prefix, index,
+        return CheckedRule(rule, self.f.path, kinds, tuple(sorted(reads)), self.cost,
                            tuple(self.data_used.values()))  # fmt: skip
 
     def guard(self, rule: ast.Rule) -> tuple[str, ...]:
@@ -839,7 +773,7 @@ class _FileChecker:
             return
         atoms: list[tuple[ast.Expr, bool]] = []
         for clause in rule.clauses:
-            _conjuncts(clause.expr, not clause.negated, atoms)
+            conjuncts(clause.expr, not clause.negated, atoms)
         ranges: dict[str, list] = {}
         equal: dict[str, str] = {}
         unequal: dict[str, set] = {}
@@ -896,15 +830,15 @@ class _FileChecker:
                     unequal.setdefault(key, set()).add(rv)
 
 
-def _conjuncts(e: ast.Expr, positive: bool, out: list) -> None:
+def conjuncts(e: ast.Expr, positive: bool, out: list) -> None:
     if positive and isinstance(e, ast.BoolOp) and e.op == "and":
         for operand in e.operands:
-            _conjuncts(operand, True, out)
+            conjuncts(operand, True, out)
     elif not positive and isinstance(e, ast.BoolOp) and e.op == "or":
         for operand in e.operands:
-            _conjuncts(operand, False, out)
+            conjuncts(operand, False, out)
     elif isinstance(e, ast.Not):
-        _conjuncts(e.operand, not positive, out)
+        conjuncts(e.operand, not positive, out)
     else:
         out.append((e, positive))
 
@@ -999,30 +933,6 @@ def constant_value(e: ast.Expr, lets: dict[str, object]) -> object:
     return _constant_value(e, lets)
 
 
-def _tag_guard(rule: ast.Rule, lets: dict[str, object]) -> tuple[frozenset[str] | None, str | None]:
-    """If every match needs `tag == "x"`, `tag in [...]` or `tag starts_with "p"`, the engine can skip the rule
-    by looking at the tag alone."""
-    atoms: list[tuple[ast.Expr, bool]] = []
-    for clause in rule.clauses:
-        _conjuncts(clause.expr, not clause.negated, atoms)
-    for expr, positive in atoms:
-        if not positive:
-            continue
-        if isinstance(expr, ast.Compare) and expr.op == "==" and isinstance(expr.left, ast.TagRef):
-            value = _constant_value(expr.right, lets)
-            if isinstance(value, str):
-                return frozenset({value}), None
-        if isinstance(expr, ast.In) and isinstance(expr.left, ast.TagRef):
-            values = [_constant_value(i, lets) for i in expr.items.items]
-            if all(isinstance(v, str) for v in values):
-                return frozenset(values), None  # type: ignore[arg-type]
-        if isinstance(expr, ast.StartsWith) and isinstance(expr.left, ast.TagRef):
-            value = _constant_value(expr.right, lets)
-            if isinstance(value, str):
-                return None, value
-    return None, None
-
-
 CALENDAR_UNITS = ("day", "month")  # windows from the start of the ledger's calendar day or month
 
 
@@ -1030,35 +940,6 @@ def _calendar_unit(e: ast.Expr, declared: dict) -> str | None:
     """`day` or `month` as a window argument (unless a let of that name hides it)."""
     if isinstance(e, ast.Name) and e.name in CALENDAR_UNITS and e.name not in declared:
         return e.name
-    return None
-
-
-INDEXABLE_FIELDS = ("tier", "kind")  # in order of preference: a tier usually selects fewer rules than a kind
-
-
-def _index_guard(rule: ast.Rule, lets: dict[str, object]) -> tuple[str, frozenset] | None:
-    """If every match needs `payer.tier == 0`, `payee.kind in [miner, exchange]` and the like, the engine
-    indexes the rule by that field's value and never looks at it for other values."""
-    atoms: list[tuple[ast.Expr, bool]] = []
-    for clause in rule.clauses:
-        _conjuncts(clause.expr, not clause.negated, atoms)
-    found: dict[str, frozenset] = {}
-    for expr, positive in atoms:
-        if not positive:
-            continue
-        if isinstance(expr, ast.Compare) and expr.op == "==" and isinstance(expr.left, ast.Field):
-            field, values = expr.left, [_constant_value(expr.right, lets)]
-        elif isinstance(expr, ast.In) and isinstance(expr.left, ast.Field):
-            field, values = expr.left, [_constant_value(i, lets) for i in expr.items.items]
-        else:
-            continue
-        if field.name in INDEXABLE_FIELDS and all(v is not None for v in values):
-            found.setdefault(f"{field.party}.{field.name}", frozenset(values))
-    for name in INDEXABLE_FIELDS:
-        for party in ("payer", "payee"):
-            key = f"{party}.{name}"
-            if key in found:
-                return key, found[key]
     return None
 
 

@@ -28,8 +28,9 @@ from fractions import Fraction
 from ..core.hooks import LedgerView, Proposal
 from ..core.records import Decision, Posting, Report
 from . import ast
-from .check import CheckedRule, CheckedSet, Scope
-from .compile import Ctx, Plan, compile_plan, compile_probes, condition_node, constant_value
+from .check import DECIDED_KINDS, CheckedSet, Scope
+from .compile import Ctx, Plan, compile_probes, condition_node, constant_value
+from .plan import PlannedRule, dispatch, plan_rule
 from .shares import Portion, allocate, share_text
 
 COMBINATIONS_CACHED_MAX = 4096  # combinations of matching rules whose decision is remembered per engine
@@ -76,13 +77,14 @@ class CompiledRule:
         return out
 
 
-def compile_rule(checked: CheckedRule, lets: Scope) -> CompiledRule:
-    rule = _compile_rule(checked, lets)
+def compile_rule(planned: PlannedRule, lets: Scope) -> CompiledRule:
+    rule = _compile_rule(planned, lets)
     summary = {"rule": rule.name, "file": rule.file, "line": rule.line, "effects": rule.effect_texts()}
     return replace(rule, summary=summary)
 
 
-def _compile_rule(checked: CheckedRule, lets: Scope) -> CompiledRule:
+def _compile_rule(planned: PlannedRule, lets: Scope) -> CompiledRule:
+    checked = planned.checked
     rule = checked.rule
     clauses = [(clause.expr, clause.negated) for clause in rule.clauses]
     condition = condition_node(clauses, lets)
@@ -121,9 +123,9 @@ def _compile_rule(checked: CheckedRule, lets: Scope) -> CompiledRule:
             clear = True
     return CompiledRule(
         name=rule.name, file=checked.file, line=rule.line, kinds=frozenset(checked.kinds),
-        tag_equals=checked.tag_equals, tag_prefix=checked.tag_prefix, condition=condition, deny=deny,
+        tag_equals=planned.tag_equals, tag_prefix=planned.tag_prefix, condition=condition, deny=deny,
         permit=permit, reports=tuple(reports), hold=hold, portions=tuple(portions), remaining=remaining,
-        set_tag=set_tag, clear_tag=clear, reads=checked.reads, index=checked.index, fair=fair,
+        set_tag=set_tag, clear_tag=clear, reads=checked.reads, index=planned.index, fair=fair,
     )  # fmt: skip
 
 
@@ -140,15 +142,18 @@ class PolicySetEngine:
         for f in checked.files:
             lets = checked.scope(f.path)
             by_rule = {id(r.rule): r for r in checked.rules if r.file == f.path}
-            rules += [compile_rule(by_rule[id(rule)], lets) for rule in f.rules if id(rule) in by_rule]
+            rules += [
+                compile_rule(plan_rule(by_rule[id(rule)], lets), lets)
+                for rule in f.rules
+                if id(rule) in by_rule
+            ]
         self.rules = sorted(rules, key=lambda r: r.name)  # decisions never depend on file or rule order
         self.by_kind: dict[str, tuple[CompiledRule, ...]] = {
-            kind: tuple(r for r in self.rules if kind in r.kinds)
-            for kind in ("issue", "redeem", "transfer", "hold")
+            kind: tuple(r for r in self.rules if kind in r.kinds) for kind in DECIDED_KINDS
         }
         tables = checked.tables()
         self.plans: dict[str, Plan] = {
-            kind: _plan(kind, rules, tables) for kind, rules in self.by_kind.items()
+            kind: dispatch(kind, rules, tables) for kind, rules in self.by_kind.items()
         }
         self._allow = Decision(policy_set_id=policy_set_id)
         self._combinations: dict[tuple, Callable[[Proposal], Decision]] = {}
@@ -389,31 +394,6 @@ def _split(shape: _Shape, p: Proposal) -> tuple[Posting, ...] | None:
 
 def _by_name(rule: CompiledRule) -> str:
     return rule.name
-
-
-def _plan(kind: str, rules: tuple[CompiledRule, ...], tables: dict[str, object]) -> Plan:
-    """The rules of one operation kind as one function that evaluates only the rules that can match: those
-    without a guard, those that need the payment's tag, and those indexed by a party's tier or kind."""
-    always: list[CompiledRule] = []
-    by_tag: dict[str, list[CompiledRule]] = {}
-    by_field: dict[str, dict[object, list[CompiledRule]]] = {}
-    for rule in rules:
-        if rule.tag_equals is not None:
-            for value in rule.tag_equals:
-                by_tag.setdefault(value, []).append(rule)
-        elif rule.index is not None:
-            field, values = rule.index
-            table = by_field.setdefault(field, {})
-            for value in values:
-                table.setdefault(value, []).append(rule)
-        else:
-            always.append(rule)
-    indexed = []
-    for field, table in sorted(by_field.items()):
-        party, name = field.split(".")
-        every = tuple({id(r): r for rs in table.values() for r in rs}.values())
-        indexed.append((party, name, table, every))
-    return compile_plan(always, by_tag, indexed, kind, tables)
 
 
 def _collect_windows(node: object, lets: dict[str, object], out: set[tuple[str, str, int]]) -> None:

@@ -21,6 +21,7 @@ from .data import DATA_SUFFIX
 from .engine import PolicySetEngine
 from .errors import Diagnostic, PolicyError, PolicySyntaxError
 from .parser import parse, parse_partial
+from .plan import warnings as plan_warnings
 
 POLICY_SUFFIX = ".policy"
 
@@ -117,7 +118,9 @@ def parse_and_check(files: dict[str, str]):
                 parsed.append(partial)
     data = {name: text for name, text in files.items() if name.endswith(DATA_SUFFIX)}
     if not diags:
-        return check(parsed, data)
+        checked = check(parsed, data)
+        checked.warnings.extend(plan_warnings(checked))
+        return checked
     try:  # the rules that did parse are still checked, so every problem is reported at once
         check(parsed, data)
     except PolicyError as exc:
