@@ -16,6 +16,7 @@ from tenge_ledger.core.money import format_tiyn
 from tenge_ledger.core.text import shown
 from tenge_ledger.policy import PolicyError, analysis, compile_sources, parse_and_check, read_sources
 from tenge_ledger.policy.analysis import boundary_cases, ledger_cases
+from tenge_ledger.policy.check import DECIDED_KINDS
 from tenge_ledger.policy.codes import BY_CODE, CODES
 from tenge_ledger.policy.data import DATA_SUFFIX
 from tenge_ledger.policy.format import format_source, upgrade_source
@@ -229,7 +230,10 @@ def explain(obj: Context, operation_id: str) -> None:
         lines = [f"#{stored.seq} {stored.kind}: {shown(stored.message)}",
                  f"policy set: {decision.get('policy_set_id') or 'none enabled'}"
                  + (f" (version {detail['version']})" if detail.get("version") else "")]  # fmt: skip
-        if not detail:
+        if stored.kind not in DECIDED_KINDS:
+            lines.append(f"no rule sees an operation of kind {stored.kind}: the ledger asks the policy set about "
+                         f"{', '.join(DECIDED_KINDS)} only")  # fmt: skip
+        elif not detail:
             lines.append("no rule matched" if decision.get("policy_set_id") else "no policies were enabled")
         if detail.get("evaluated") is not None:
             lines.append(f"rules evaluated: {detail['evaluated']}")

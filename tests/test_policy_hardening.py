@@ -292,3 +292,18 @@ def test_ledger__a_stored_set_that_no_longer_checks_denies_in_one_line(tmp_path)
     assert result.exit_code == 1 and "Traceback" not in result.output
     assert "policy error, denied: the enabled policy set (version 1) does not check any more" in result.output
     assert "old.policy:1:6: a rule name is 1 to 64" in result.output
+
+
+def test_cli__explain_of_an_operation_no_rule_sees_says_so(tmp_path) -> None:
+    db = str(tmp_path / "l.db")
+    runner = CliRunner()
+    assert runner.invoke(cli, ["--db", db, "init", "--name", "t"]).exit_code == 0
+    opened = runner.invoke(cli, ["--db", db, "--json", "account", "open", "roads", "--kind", "government"])
+    assert opened.exit_code == 0, opened.output
+    op_id = json.loads(opened.output)["id"]
+    result = runner.invoke(cli, ["--db", db, "policy", "explain", op_id])
+    assert result.exit_code == 0, result.output
+    assert (
+        "no rule sees an operation of kind open_account: the ledger asks the policy set about issue"
+        in result.output
+    )
