@@ -202,6 +202,8 @@ def _node(e: ast.Expr, lets: Scope) -> py.expr:
         if declared is None:  # no schema: a missing attribute reads as "" (the checker warns)
             return py.BoolOp(py.Or(), [_call(_attr(_party(e.party), "attr"), _const(e.key)), _const("")])
         value_type, default, has_default = declared
+        if value_type == "string" and has_default and default == "":  # reads as an undeclared one: inline
+            return py.BoolOp(py.Or(), [_call(_attr(_party(e.party), "attr"), _const(e.key)), _const("")])
         return _call(_attr(_c(), "attr_value"), _const(e.party), _const(e.key), _const(value_type),
                      _const(has_default), _const(default))  # fmt: skip
     if isinstance(e, ast.Call):

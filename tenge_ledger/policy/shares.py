@@ -59,17 +59,22 @@ def share_text(share: Fraction) -> str:
 
 
 def allocate(amount: int, portions: tuple[Portion, ...], fair: bool) -> tuple[list[int], int]:
-    """(tiyn of each portion, tiyn left for the remaining destination) of `amount`; they add up to `amount`."""
+    """(tiyn of each portion, tiyn left for the remaining destination) of `amount`; they add up to `amount`.
+    Integer arithmetic only (a Fraction per payment costs microseconds): floor(amount x num / den) each."""
     given = 0
     out: list[int] = []
     remainders: list[tuple[Fraction, int]] = []
     for i, p in enumerate(portions):
-        exact = amount * p.share
-        part = exact.numerator // exact.denominator
-        remainders.append((exact - part, i))
-        if p.max_tiyn is not None:
-            part = min(part, p.max_tiyn)
-        part = min(max(part, p.min_tiyn), amount - given)  # a fee's floor, never more than what is left
+        share = p.share
+        part, left_over = divmod(amount * share.numerator, share.denominator)
+        if fair:
+            remainders.append((Fraction(left_over, share.denominator), i))
+        if p.max_tiyn is not None and part > p.max_tiyn:
+            part = p.max_tiyn
+        if part < p.min_tiyn:
+            part = p.min_tiyn
+        if part > amount - given:  # a fee's floor never takes more than what is left
+            part = amount - given
         out.append(part)
         given += part
     if fair:
