@@ -152,9 +152,14 @@ class PolicySetEngine:
             kind: tuple(r for r in self.rules if kind in r.kinds) for kind in DECIDED_KINDS
         }
         tables = checked.tables()
-        self.plans: dict[str, Plan] = {
-            kind: dispatch(kind, rules, tables) for kind, rules in self.by_kind.items()
-        }
+        # Kinds with the same rules share one compiled plan (a set of unguarded rules compiles once, not 4 times).
+        shared: dict[tuple[str, ...], Plan] = {}
+        self.plans: dict[str, Plan] = {}
+        for kind, rules in self.by_kind.items():
+            names = tuple(r.name for r in rules)
+            if names not in shared:
+                shared[names] = dispatch(kind, rules, tables)
+            self.plans[kind] = shared[names]
         self._allow = Decision(policy_set_id=policy_set_id)
         self._combinations: dict[tuple, Callable[[Proposal], Decision]] = {}
         # The untagged history windows the set reads, known before it runs: the ledger reads them for a whole
