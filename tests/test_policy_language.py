@@ -205,6 +205,9 @@ _ATOMS = [
     "(", ")", "[", "]", ",", "payer", ".", "kind", "attr", "miner", "deny", '"x"', "report", "fma", "split", "{",
     "}", "55%", "remaining", "to", "payee", "hold", "for", "24h", "out_sum", "let", "=", "+", "-", "in", "has",
     "set", "clear", "withhold", "route", "#", "\n", "\x00", "é", '"', "permit", "starts_with", "true",
+    # issue 13: declarations, lookups, calendar windows, shares and fees
+    "def", "list", "table", "of", "money", "default", "file", '"g.csv"', ":", "gray", "gray[", "1/3", "min", "max",
+    "day", "month", "0 KZT", "9" * 30, "\u202e",
 ]  # fmt: skip
 
 
@@ -216,6 +219,7 @@ def test_fuzz__token_soup_gives_located_errors_or_a_checked_set(tokens: list[str
         check_compile_and_decide(text)
     except PolicyError as exc:
         assert exc.diagnostics and all(d.line >= 0 and d.col >= 0 for d in exc.diagnostics)
+        assert "\u202e" not in exc.render() and "\x00" not in exc.render()  # shown escaped
 
 
 @settings(max_examples=200, deadline=None)
