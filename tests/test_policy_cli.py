@@ -140,3 +140,18 @@ def test_cli__explain_of_a_rejected_operation_says_why_there_is_nothing_to_expla
     assert "tier-0-single-payment" in denied["message"]  # the answer to the submission names the rule
     result = run("policy", "explain", "too-big", ok=False)
     assert result.exit_code == 1 and "a rejected operation is not journaled" in result.output
+
+
+def test_cli__explain_shows_the_order_reshaping_rules_applied_in(run) -> None:
+    transfer(run, "pool", "mine", "1000", "--id", "split-order")
+    text = run("policy", "explain", "split-order").output
+    assert "reshaped by, in order: mining-revenue-via-aifc-exchange, mining-tax-withholding" in text
+
+
+def test_cli__enable_prints_the_sets_warnings(run, tmp_path) -> None:
+    folder = tmp_path / "set"
+    folder.mkdir()
+    (folder / "meals.policy").write_text('rule "meals"\n  on transfer\n  when tag == "meals"\n  deny "x"\n')
+    out = run("policy", "enable", str(folder)).output
+    assert "warning: rule 'meals' guards tagged money on transfer" in out and "[W001]" in out
+    assert out.rstrip().splitlines()[-1].startswith("enabled policy set version 2")

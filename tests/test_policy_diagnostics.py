@@ -100,3 +100,9 @@ def test_cli__check_json_gives_each_diagnostics_code(tmp_path) -> None:
     result = CliRunner().invoke(cli, ["policy", "check", "--json", str(bad)])
     assert result.exit_code == 1
     assert json.loads(result.output)["errors"][0]["code"] == "E012"
+
+
+def test_render__a_window_constant_points_at_its_declaration() -> None:
+    (found,) = diagnostics('let window = 400d\n\nrule "r"\n  when payer.out_sum(window) > 1 KZT\n  deny "x"\n')
+    assert (found.line, found.code) == (4, "E021")
+    assert found.notes == ((1, 1, "window is declared here"),)

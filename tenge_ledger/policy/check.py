@@ -199,6 +199,7 @@ class _FileChecker:
         self.diags = diags
         self.lets: dict[str, object] = {}  # let name -> its folded value
         self.let_types: dict[str, str | None] = {}
+        self.let_places: dict[str, tuple[int, int]] = {}  # let name -> where it is declared (for notes)
         self.data: dict[str, DataRef] = {}  # lists and tables declared so far
         self.data_failed: set[str] = set()  # declared, but did not check (reported there)
         self.data_used: dict[str, DataRef] = {}  # of the rule being checked
@@ -229,6 +230,7 @@ class _FileChecker:
                 )
             self.let_types.setdefault(item.name, None)
             return
+        self.let_places[item.name] = (item.line, item.col)
         t = self.let_types[item.name] = self.type_of(item.expr)
         value = _constant_value(item.expr, self.lets)
         if t is None:
@@ -649,17 +651,23 @@ class _FileChecker:
         if calendar:
             pass
         elif not isinstance(window, ast.Duration | ast.Name) or not isinstance(seconds, int):
-            self.error(
-                window, "the window is a fixed duration like 24h or 30d, or the calendar's day or month"
-            )
+            self.error(window, "the window is a fixed duration like 24h or 30d, or the calendar's day or month",
+                       notes=self._declared_here(window))  # fmt: skip
         elif not 0 < seconds <= limits.policy_window_s_max:
             self.error(window, f"a history window is at most {limits.policy_window_s_max // 86400} days: "
-                       "longer is unbounded work per payment")  # fmt: skip
+                       "longer is unbounded work per payment", notes=self._declared_here(window))  # fmt: skip
         direction = "out" if e.name.startswith("out") else "in"
         text = window.text if isinstance(window, ast.Duration) else getattr(window, "name", "?")
         self.reads.add(f"{e.party}.history.{direction}({text}{', by tag' if len(e.args) > 1 else ''})")
         self.cost += limits.policy_window_cost_units
         return result
+
+    def _declared_here(self, e: ast.Expr) -> tuple[tuple[int, int, str], ...]:
+        """A secondary label at the let a name refers to."""
+        if isinstance(e, ast.Name) and e.name in self.let_places:
+            line, col = self.let_places[e.name]
+            return ((line, col, f"{e.name} is declared here"),)
+        return ()
 
     def compare(self, e: ast.Compare) -> str | None:
         for side, other in ((e.left, e.right), (e.right, e.left)):
