@@ -103,6 +103,8 @@ def test_cli__check_json_gives_each_diagnostics_code(tmp_path) -> None:
 
 
 def test_render__a_window_constant_points_at_its_declaration() -> None:
-    (found,) = diagnostics('let window = 400d\n\nrule "r"\n  when payer.out_sum(window) > 1 KZT\n  deny "x"\n')
+    (found,) = diagnostics(
+        'let window = 400d\n\nrule "r"\n  when payer.out_sum(window) > 1 KZT\n  deny "x"\n'
+    )
     assert (found.line, found.code) == (4, "E021")
     assert found.notes == ((1, 1, "window is declared here"),)
