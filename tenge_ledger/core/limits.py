@@ -42,7 +42,7 @@ policy_portions_max = 16  # destinations of one split
 policy_string_length_max = 256  # a string literal (reasons, tags, attribute values)
 policy_list_items_max = 64  # items of a literal list
 policy_set_versions_max = 100  # enable/disable history kept in a ledger's settings
-basis_points_per_whole = 10_000  # percentages are integer basis points: 55% = 5500, 12.5% = 1250
+basis_points_per_whole = 10_000  # a percentage is written in whole basis points (12.25%): policy/shares.py
 policy_literal_digits_max = 24  # digits of a number, money, duration or percentage literal (before any parse)
 policy_name_length_max = 64  # a rule, let, def or list name
 policy_agency_length_max = 32  # the agency a rule reports to (`report fma "..."`)

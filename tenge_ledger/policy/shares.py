@@ -46,12 +46,12 @@ def parse_share(text: str) -> tuple[Fraction | None, str | None]:
     whole, _, frac = text.rstrip("%").partition(".")
     if len(frac) > 2:
         return None, f"{text} has more than two decimals; write a whole basis point like 12.25%"
-    return Fraction(int(whole) * 100 + int(frac.ljust(2, "0") or "0"), 100 * 100), None
+    return Fraction(int(whole) * 100 + int(frac.ljust(2, "0") or "0"), limits.basis_points_per_whole), None
 
 
 def share_text(share: Fraction) -> str:
     """A share as the author would write it: a percentage when it is a whole basis point, else a fraction."""
-    bps = share * 10_000
+    bps = share * limits.basis_points_per_whole
     if bps.denominator == 1:
         whole, frac = divmod(int(bps), 100)
         return f"{whole}.{frac:02d}%".replace(".00%", "%")
