@@ -52,6 +52,7 @@ policy_list_entries_max = (
 )
 policy_data_file_bytes_max = 8 * 1024 * 1024  # one reference data file (CSV)
 policy_data_files_max = 16  # reference data files of one policy set
+policy_set_bytes_max = 16 * 1024 * 1024  # sources and data of one set, stored with each version enabled
 shown_text_length_max = 512  # text from a ledger or a policy shown on a terminal is cut to this, escaped
 json_int_digits_max = 24  # an integer in a submitted JSON document (amount_tiyn): longer is refused unparsed
 # Calendar windows of the policy language (`payer.out_sum(day)`) start at midnight in this offset from UTC:

@@ -65,6 +65,9 @@ def read_sources(paths: list[str | Path]) -> dict[str, str]:
     data_count = sum(1 for name in files if name.endswith(DATA_SUFFIX))
     if data_count > limits.policy_data_files_max:
         raise InputError(f"{data_count} data files, over the limit of {limits.policy_data_files_max}")
+    size = sum(len(text.encode("utf-8", "surrogatepass")) for text in files.values())
+    if size > limits.policy_set_bytes_max:
+        raise InputError(f"the set's files hold {size} bytes, over the limit of {limits.policy_set_bytes_max}")
     return files
 
 
