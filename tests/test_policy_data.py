@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from policy_support import view_of
 
 from cli.main import cli
@@ -182,3 +184,14 @@ def test_cli__reads_lists_the_data_files(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, ["policy", "reads", str(tmp_path)])
     assert result.exit_code == 0, result.output
     assert "data list gray: 2 entries, gray.csv sha256:" in result.output
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.text(max_size=300), st.sampled_from(["list", "money", "number", "string"]))
+def test_fuzz__any_csv_text_gives_located_errors_or_a_checked_set(text: str, what: str) -> None:
+    decl = 'list d = file "d.csv"' if what == "list" else f'table d of {what} = file "d.csv"'
+    try:
+        parse_and_check({"p.policy": decl + "\n", "d.csv": text})
+    except PolicyError as exc:
+        assert exc.diagnostics and all(d.file in ("p.policy", "d.csv") for d in exc.diagnostics)
+        assert "\x00" not in exc.render()
