@@ -236,9 +236,25 @@ def diff(old, new, cases: Iterable[tuple], source: str, found: dict[str, Differe
         entry = found.get(key)
         if entry is None:
             entry = found[key] = Difference(change, a, b, describe(proposal, view))
+        elif _typical(proposal) > _typical_of(entry.example):  # show the most ordinary payment as the example
+            entry.example = describe(proposal, view)
         entry.count += 1
         entry.sources.add(source)
     return found
+
+
+_ORDINARY_KINDS = ("person", "merchant")
+
+
+def _typical(proposal: Proposal) -> int:
+    """How ordinary an example is: persons and merchants paying each other read best."""
+    kinds = [a.kind.value for a in (proposal.payer_account, proposal.payee_account) if a is not None]
+    return sum(k in _ORDINARY_KINDS for k in kinds) + (proposal.op.kind.value == "transfer")
+
+
+def _typical_of(example: dict) -> int:
+    kinds = [p["kind"] for p in (example["payer"], example["payee"]) if p]
+    return sum(k in _ORDINARY_KINDS for k in kinds) + (example["kind"] == "transfer")
 
 
 def _change(a: dict, b: dict) -> str:
