@@ -116,3 +116,14 @@ def test_property__largest_remainder_conserves_and_is_within_one_tiyn(amount, we
     for part, p in zip(parts, portions, strict=True):
         exact = amount * p.share
         assert exact - 1 < part < exact + 1
+
+
+def test_warning__none_for_rules_that_need_different_values_of_one_field() -> None:
+    checked = parse_and_check({"t.policy": 'rule "a"\n  on transfer\n  when payee.handle == "p"\n  withhold 10% to "x"\n\n'
+                               'rule "b"\n  on transfer\n  when payee.handle in ["q", "r"]\n  withhold 5% to "y"\n\n'
+                               'rule "c"\n  on transfer\n  when payee.kind == miner\n  unless payer.kind == bank\n'
+                               '  withhold 5% to "z"\n\n'
+                               'rule "d"\n  on transfer\n  when payer.kind == bank\n  withhold 1% to "w"\n'})  # fmt: skip
+    pairs = sorted(w.message.split("'")[1] + "/" + w.message.split("'")[3] for w in checked.warnings)
+    # a and b name different payees, c excludes the bank payers d needs: those pairs cannot meet
+    assert pairs == ["a/c", "a/d", "b/c", "b/d"]

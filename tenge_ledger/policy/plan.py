@@ -5,7 +5,7 @@ one payment; tagged money guarded on one way out only)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from . import ast
 from .check import CheckedRule, CheckedSet, Scope, conjuncts, constant_value
@@ -21,6 +21,10 @@ class PlannedRule:
     tag_equals: frozenset[str] | None  # the rule only matches these tags (a cheap pre-filter)
     tag_prefix: str | None  # ... or tags with this prefix
     index: tuple[str, frozenset] | None  # ("payer.tier", {0}): the rule only matches these values
+    # Every match needs field in allowed[field] and field not in excluded[field] (from ==, != and in; for the
+    # warnings: two rules whose allowed values do not meet can never match the same payment).
+    allowed: dict[str, frozenset] = field(default_factory=dict)
+    excluded: dict[str, frozenset] = field(default_factory=dict)
 
     @property
     def rule(self) -> ast.Rule:
@@ -37,7 +41,46 @@ class PlannedRule:
 
 def plan_rule(checked: CheckedRule, scope: Scope) -> PlannedRule:
     tag_equals, tag_prefix = _tag_guard(checked.rule, scope.values)
-    return PlannedRule(checked, tag_equals, tag_prefix, _index_guard(checked.rule, scope.values))
+    allowed, excluded = _value_sets(checked.rule, scope.values)
+    return PlannedRule(
+        checked, tag_equals, tag_prefix, _index_guard(checked.rule, scope.values), allowed, excluded
+    )
+
+
+def _value_sets(rule: ast.Rule, lets: dict[str, object]) -> tuple[dict[str, frozenset], dict[str, frozenset]]:
+    """The constant values each field must have (==, in) and must not have (!=, not in) for the rule to match."""
+    atoms: list[tuple[ast.Expr, bool]] = []
+    for clause in rule.clauses:
+        conjuncts(clause.expr, not clause.negated, atoms)
+    allowed: dict[str, frozenset] = {}
+    excluded: dict[str, frozenset] = {}
+    for expr, positive in atoms:
+        if isinstance(expr, ast.Compare) and expr.op in ("==", "!="):
+            key, values = _field_key(expr.left), [constant_value(expr.right, lets)]
+            if expr.op == "!=":
+                positive = not positive
+        elif isinstance(expr, ast.In):
+            key, values = _field_key(expr.left), [constant_value(i, lets) for i in expr.items.items]
+        else:
+            continue
+        if key is None or any(v is None for v in values):
+            continue
+        found = frozenset(str(v) for v in values)
+        if positive:
+            allowed[key] = allowed[key] & found if key in allowed else found
+        else:
+            excluded[key] = excluded.get(key, frozenset()) | found
+    return allowed, excluded
+
+
+def _field_key(e: ast.Expr) -> str | None:
+    if isinstance(e, ast.TagRef):
+        return "tag"
+    if isinstance(e, ast.Field):
+        return f"{e.party}.{e.name}"
+    if isinstance(e, ast.Attr):
+        return f"{e.party}.attr.{e.key}"
+    return None
 
 
 def plan_rules(checked: CheckedSet) -> list[PlannedRule]:
@@ -89,8 +132,13 @@ def _disjoint(a: PlannedRule, b: PlannedRule) -> bool:
         return True
     if a.tag_equals is not None and b.tag_equals is not None and not a.tag_equals & b.tag_equals:
         return True
-    if a.index is not None and b.index is not None and a.index[0] == b.index[0]:
-        return not a.index[1] & b.index[1]
+    for key in a.allowed.keys() & b.allowed.keys():
+        if not a.allowed[key] & b.allowed[key]:
+            return True
+    for one, other in ((a, b), (b, a)):
+        for key, values in one.allowed.items():
+            if values <= other.excluded.get(key, frozenset()):
+                return True
     return False
 
 

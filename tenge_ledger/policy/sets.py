@@ -67,7 +67,9 @@ def read_sources(paths: list[str | Path]) -> dict[str, str]:
         raise InputError(f"{data_count} data files, over the limit of {limits.policy_data_files_max}")
     size = sum(len(text.encode("utf-8", "surrogatepass")) for text in files.values())
     if size > limits.policy_set_bytes_max:
-        raise InputError(f"the set's files hold {size} bytes, over the limit of {limits.policy_set_bytes_max}")
+        raise InputError(
+            f"the set's files hold {size} bytes, over the limit of {limits.policy_set_bytes_max}"
+        )
     return files
 
 
