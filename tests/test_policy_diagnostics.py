@@ -108,3 +108,9 @@ def test_render__a_window_constant_points_at_its_declaration() -> None:
     )
     assert (found.line, found.code) == (4, "E021")
     assert found.notes == ((1, 1, "window is declared here"),)
+
+
+def test_render__underlines_a_node_of_several_tokens_whole() -> None:
+    (found,) = diagnostics('rule "r"\n  when payer.out_sum(5 KZT) > 1 KZT\n  deny "x"\n')
+    source, caret = found.render().splitlines()[1:3]
+    assert caret.strip() == "^~~~~" and source.index("5 KZT") == caret.index("^")

@@ -253,7 +253,7 @@ def _shape(node):
         return (type(node).__name__,) + tuple(
             _shape(getattr(node, f.name))
             for f in dataclasses.fields(node)
-            if f.name not in ("line", "col", "end_line", "source", "path", "comments", "text")
+            if f.name not in ("line", "col", "end", "end_line", "source", "path", "comments", "text")
         )
     if isinstance(node, tuple):
         return tuple(_shape(n) for n in node)

@@ -5,7 +5,7 @@ Money is always int tiyn and percentages int basis points (55% = 5500), as the c
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fractions import Fraction
 
 
@@ -13,6 +13,9 @@ from fractions import Fraction
 class Node:
     line: int
     col: int
+    # Where the node's text ends (line, column after its last character), for underlining the whole span in a
+    # diagnostic; (0, 0) when unknown. Not part of a node's value.
+    end: tuple[int, int] = field(default=(0, 0), kw_only=True, compare=False, repr=False)
 
 
 # ---- expressions ----------------------------------------------------------------------------------------------

@@ -642,6 +642,7 @@ class _FileChecker:
             t = self.type_of(arg)
             if t is not None and t != want:
                 self.error(arg, f"{e.name}() wants a {want} here, not a {t}")
+                calendar = calendar or i == 0  # the window is reported: no second error about it
         if e.name == "balance":
             self.reads.add(f"{e.party}.balance")
             self.cost += 5
@@ -649,7 +650,7 @@ class _FileChecker:
         window = e.args[0]
         seconds = _constant_value(window, self.lets)
         if calendar:
-            pass
+            pass  # a calendar window, or one already reported
         elif not isinstance(window, ast.Duration | ast.Name) or not isinstance(seconds, int):
             self.error(window, "the window is a fixed duration like 24h or 30d, or the calendar's day or month",
                        notes=self._declared_here(window))  # fmt: skip
@@ -952,7 +953,13 @@ def _calendar_unit(e: ast.Expr, declared: dict) -> str | None:
 
 
 def _width(node: ast.Node, line: str) -> int:
-    """Columns to underline for a node: a name, string or number token's width; 1 for anything larger."""
+    """Columns to underline for a node: its whole text when it ends on its line (to the end of the line when it
+    goes on), else a name, string or number token's width."""
+    end_line, end_col = node.end
+    if end_line == node.line and end_col > node.col:
+        return end_col - node.col
+    if end_line > node.line:
+        return max(len(line.rstrip()) - node.col + 1, 1)
     rest = line[node.col - 1 :]
     match = re.match(r'"(?:[^"\\]|\\.)*"|[A-Za-z0-9_.]+', rest)
     return len(match.group(0)) if match else 1

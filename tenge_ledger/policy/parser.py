@@ -300,6 +300,16 @@ class _Build(Transformer):
         self.source = source
         self.errors: list[Diagnostic] = []
 
+    def _call_userfunc(self, tree, new_children=None):
+        """Each node built from the tree also records where its text ends (for underlining its whole span)."""
+        node = super()._call_userfunc(tree, new_children)
+        meta = tree.meta
+        if isinstance(node, ast.Node) and not getattr(meta, "empty", True) and node.end == (0, 0):
+            object.__setattr__(
+                node, "end", (meta.end_line, meta.end_column)
+            )  # still being built: frozen after
+        return node
+
     def _error(self, line: int, col: int, message: str) -> None:
         self.errors.append(Diagnostic(self.path, line, col, message, source_line(self.source, line)))
 
