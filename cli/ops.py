@@ -10,7 +10,7 @@ from collections import Counter
 import click
 
 from tenge_ledger.core import limits
-from tenge_ledger.core.canonical import operation_from_dict
+from tenge_ledger.core.canonical import json_int, operation_from_dict
 from tenge_ledger.core.errors import InputError
 
 from .context import Context, emit, pass_ledger, progress, seconds
@@ -117,7 +117,7 @@ def _read_operations(obj: Context, wallet, path: str) -> tuple[list, dict[int, t
                         op = wallet.sign_document(op)
                     ops.append(op)
                 except InputError as exc:  # read on: a file's mistakes are reported together
-                    problems.append(str(exc))
+                    problems.append(str(exc) if exc.where else f"{where}: {exc}")
                     if len(problems) == submit_problems_max:
                         break
         except UnicodeDecodeError:
@@ -136,7 +136,7 @@ def _read_operations(obj: Context, wallet, path: str) -> tuple[list, dict[int, t
 
 def _json_line(line: str, where: str) -> object:
     try:
-        return json.loads(line)
+        return json.loads(line, parse_int=json_int)
     except json.JSONDecodeError as exc:
         raise InputError(f"not JSON: {exc.msg} at column {exc.colno}", where) from None
     except RecursionError:

@@ -13,6 +13,7 @@ import click
 
 from tenge_ledger.core.errors import InputError, TengeError
 from tenge_ledger.core.money import format_tiyn
+from tenge_ledger.core.text import shown
 
 from .context import Context, emit, pass_ledger
 
@@ -39,6 +40,7 @@ def check(obj: Context, paths: tuple[str, ...]) -> None:
       tenge policy check policies/
     """
     from tenge_ledger.policy import PolicyError, parse_and_check, read_sources
+    from tenge_ledger.policy.data import DATA_SUFFIX
     from tenge_ledger.policy.sets import policy_files
 
     files = read_sources(list(paths))
@@ -52,39 +54,61 @@ def check(obj: Context, paths: tuple[str, ...]) -> None:
             click.echo(json.dumps({"ok": False, "errors": [d.to_json() for d in exc.diagnostics]}, indent=2))
             raise SystemExit(1) from None
         raise
+    data = [name for name in files if name.endswith(DATA_SUFFIX)]
+    warnings = [w.render() for w in checked.warnings]
     emit(
         obj,
-        {"ok": True, "files": sorted(files), "rules": len(checked.rules)},
-        f"ok: {len(files)} files, {len(checked.rules)} rules",
-    )
+        {"ok": True, "files": sorted(files), "rules": len(checked.rules),
+         "warnings": [w.to_json() for w in checked.warnings]},
+        "\n".join([*warnings, f"ok: {len(files) - len(data)} files, {len(checked.rules)} rules"
+                    + (f", {len(data)} data files" if data else "")
+                    + (f", {len(warnings)} warnings" if warnings else "")]),
+    )  # fmt: skip
 
 
 @policy.command("test")
 @click.argument("path", type=click.Path(exists=True))
+@click.option("--coverage", "with_coverage", is_flag=True,
+              help="Also list rules that never fired, and conditions never true or never false, in the specs.")  # fmt: skip
 @pass_ledger
-def test_(obj: Context, path: str) -> None:
+def test_(obj: Context, path: str, with_coverage: bool) -> None:
     """Run spec files (*.spec.toml): starting state, operation, expected decision, postings and reports.
 
     \b
     Example:
       tenge policy test policies/
+      tenge policy test policies/ --coverage
     """
-    from tenge_ledger.policy.specs import run_path
+    from tenge_ledger.policy.specs import Coverage, run_path
 
-    results = run_path(path, spec_ledger)
+    coverage = Coverage() if with_coverage else None
+    results = run_path(path, spec_ledger, coverage)
     failed = [r for r in results if not r.ok]
     data = {
         "passed": len(results) - len(failed),
         "failed": len(failed),
         "cases": [{"spec": r.spec, "name": r.name, "ok": r.ok, "problems": r.problems} for r in results],
     }
+    if coverage is not None:
+        data["coverage"] = coverage.report()
 
     def text() -> str:
         lines = []
         for r in results:
-            lines.append(f"{'ok  ' if r.ok else 'FAIL'} {r.spec}: {r.name}")
-            lines += [f"       {p}" for p in r.problems]
+            lines.append(f"{'ok  ' if r.ok else 'FAIL'} {shown(r.spec)}: {shown(r.name)}")
+            lines += [f"       {shown(p)}" for p in r.problems]
         lines.append(f"{data['passed']} passed, {data['failed']} failed")
+        if coverage is not None:
+            c = data["coverage"]
+            lines.append(f"coverage: {c['fired']} of {c['rules']} rules fired; {c['clauses']} conditions, "
+                         f"{len(c['never_true'])} never true, {len(c['never_false'])} never false")  # fmt: skip
+            lines += [
+                f"  never fired: {shown(x['file'])}:{x['line']} {shown(x['rule'])}" for x in c["never_fired"]
+            ]
+            lines += [f"  never true:  {shown(x['file'])}:{x['line']} {x['clause']} of {shown(x['rule'])}"
+                      for x in c["never_true"]]  # fmt: skip
+            lines += [f"  never false: {shown(x['file'])}:{x['line']} {x['clause']} of {shown(x['rule'])}"
+                      for x in c["never_false"]]  # fmt: skip
         return "\n".join(lines)
 
     emit(obj, data, text)
@@ -111,28 +135,33 @@ class SpecsFailed(TengeError):
 @click.option(
     "--check", "check_only", is_flag=True, help="Change nothing; exit 1 if a file is not formatted."
 )
+@click.option("--upgrade", is_flag=True,
+              help='Also declare every attribute read without a schema (attr KEY: string default "").')  # fmt: skip
 @pass_ledger
-def fmt(obj: Context, paths: tuple[str, ...], check_only: bool) -> None:
-    """Rewrite policy files in the canonical layout (idempotent).
+def fmt(obj: Context, paths: tuple[str, ...], check_only: bool, upgrade: bool) -> None:
+    """Rewrite policy files in the canonical layout (idempotent); --upgrade also makes what the language
+    of an earlier version left implicit explicit, without changing a decision.
 
     \b
     Example:
       tenge policy fmt policies/
+      tenge policy fmt --upgrade policies/
     """
-    from tenge_ledger.policy.format import format_source
+    from tenge_ledger.policy.format import format_source, upgrade_source
+    from tenge_ledger.policy.sets import read_policy_text
 
     changed = []
     for raw in paths:
         p = Path(raw)
         for file in sorted(p.glob("*.policy")) if p.is_dir() else [p]:
-            source = file.read_text(encoding="utf-8")
-            formatted = format_source(source, str(file))
+            source = read_policy_text(file)
+            formatted = (upgrade_source if upgrade else format_source)(source, str(file))
             if formatted != source:
                 changed.append(str(file))
                 if not check_only:
                     file.write_text(formatted, encoding="utf-8")
     verb = "would reformat" if check_only else "reformatted"
-    emit(obj, {"changed": changed}, "\n".join(f"{verb} {c}" for c in changed) or "all files formatted")
+    emit(obj, {"changed": changed}, "\n".join(f"{verb} {shown(c)}" for c in changed) or "all files formatted")
     if check_only and changed:
         raise InputError(f"{len(changed)} files are not formatted; run tenge policy fmt")
 
@@ -156,25 +185,31 @@ def reads(obj: Context, paths: tuple[str, ...]) -> None:
         lines = []
         for r in rows:
             lines.append(
-                f"{r['file']}:{r['line']}: {r['rule']}  (on {', '.join(r['kinds'])}; cost {r['cost']})"
+                f"{shown(r['file'])}:{r['line']}: {shown(r['rule'])}  (on {', '.join(r['kinds'])}; cost {r['cost']})"
             )
-            lines += [f"    reads {x}" for x in r["reads"]]
+            lines += [f"    reads {shown(x)}" for x in r["reads"]]
+            for d in r["data"]:
+                where = f"{d['file']} sha256:{d['sha256'][:16]}" if d["file"] else "inline"
+                lines.append(
+                    f"    data {d['kind']} {shown(d['name'])}: {d['entries']} entries, {shown(where)}"
+                )
         return "\n".join(lines)
 
     emit(obj, rows, text)
 
 
 @policy.command()
-@click.argument("operation_id", metavar="OP_ID")
+@click.argument("operation_id")
 @pass_ledger
 def explain(obj: Context, operation_id: str) -> None:
-    """Which rules matched an applied operation (its id, or #SEQ), which decided, with their messages, and
-    the set's id.
+    """Which rules matched an applied operation, which decided, with their messages, and the set's id.
 
     \b
     Example:
       tenge policy explain 6f1c0e...
     """
+    from tenge_ledger.policy.check import DECIDED_KINDS
+
     from .reads import find_operation
 
     store = obj.ledger().store
@@ -199,27 +234,123 @@ def explain(obj: Context, operation_id: str) -> None:
 
     def text() -> str:
         detail = decision.get("detail") or {}
-        lines = [f"#{stored.seq} {stored.kind}: {stored.message}",
+        # every text here comes from the ledger or a policy, not from the person reading: shown escaped
+        lines = [f"#{stored.seq} {stored.kind}: {shown(stored.message)}",
                  f"policy set: {decision.get('policy_set_id') or 'none enabled'}"
                  + (f" (version {v})" if (v := detail.get("version") or decision.get("policy_version")) else "")]  # fmt: skip
-        if not detail:
+        if stored.kind not in DECIDED_KINDS:
+            lines.append(f"no rule sees an operation of kind {stored.kind}: the ledger asks the policy set about "
+                         f"{', '.join(DECIDED_KINDS)} only")  # fmt: skip
+        elif not detail:
             lines.append("no rule matched" if decision.get("policy_set_id") else "no policies were enabled")
         if detail.get("evaluated") is not None:
             lines.append(f"rules evaluated: {detail['evaluated']}")
         for m in detail.get("matched", []):
-            lines.append(f"matched {m['rule']} ({m['file']}:{m['line']})")
-            lines += [f"    {e}" for e in m["effects"]]
+            lines.append(f"matched {shown(m['rule'])} ({shown(m['file'])}:{m['line']})")
+            lines += [f"    {shown(e)}" for e in m["effects"]]
+        for e in detail.get("errors", []):
+            lines.append(f"failed {shown(e['rule'])} ({shown(e['file'])}:{e['line']}): {shown(e['error'])}")
+        if detail.get("applied_in_order"):
+            lines.append(f"reshaped by, in order: {shown(', '.join(detail['applied_in_order']))}")
         if decision.get("rules"):
-            lines.append(f"decided by: {', '.join(decision['rules'])}")
-        lines += [f"note: {r}" for r in decision.get("reasons", [])]
-        lines += [
-            f"report to {r['agency']}: {r['reason']} [{r['rule']}]" for r in decision.get("reports", [])
-        ]
+            lines.append(f"decided by: {shown(', '.join(decision['rules']))}")
+        lines += [f"note: {shown(r)}" for r in decision.get("reasons", [])]
+        lines += [f"report to {shown(r['agency'])}: {shown(r['reason'])} [{shown(r['rule'])}]"
+                  for r in decision.get("reports", [])]  # fmt: skip
         lines += [f"posting {format_tiyn(p.amount_tiyn):>14} KZT{f' [{p.tag}]' if p.tag else ''} {p.account}"
                   for p in postings]  # fmt: skip
         return "\n".join(lines)
 
     emit(obj, data, text)
+
+
+@policy.command("diff")
+@click.argument("old", type=click.Path(exists=True))
+@click.argument("new", type=click.Path(exists=True))
+@click.option("--recent", type=click.IntRange(0, 100_000), default=0,
+              help="Also decide the ledger's N latest operations again (the ledger --db names).")  # fmt: skip
+@pass_ledger
+def diff_(obj: Context, old: str, new: str, recent: int) -> None:
+    """Which decisions change between two policy sets (files or directories), over generated boundary cases
+    (amounts at and around every constant, each tier, kind, tag and attribute value) and, with --recent N, the
+    ledger's latest operations: each difference once, with a count and an example operation.
+
+    \b
+    Example:
+      tenge policy diff policies/ proposed/
+      tenge --db pilot.db policy diff policies/ proposed/ --recent 1000
+    """
+    from tenge_ledger.policy import analysis, compile_sources, read_sources
+    from tenge_ledger.policy.analysis import boundary_cases, ledger_cases
+
+    old_engine, new_engine = (compile_sources(read_sources([path])) for path in (old, new))
+    found: dict = {}
+    cases = list(boundary_cases([old_engine.checked, new_engine.checked]))
+    analysis.diff(old_engine, new_engine, cases, "generated", found)
+    replayed = 0
+    if recent:
+        replayed_cases = list(ledger_cases(obj.ledger().store, recent))
+        replayed = len(replayed_cases)
+        analysis.diff(old_engine, new_engine, replayed_cases, "ledger", found)
+    rows = sorted(found.values(), key=lambda d: (-d.count, d.change))
+    data = {"cases": {"generated": len(cases), "ledger": replayed}, "differences": [
+        {"change": d.change, "count": d.count, "sources": sorted(d.sources), "old": d.old, "new": d.new,
+         "example": d.example} for d in rows]}  # fmt: skip
+
+    def text() -> str:
+        lines = [f"{len(cases)} generated cases" + (f" and {replayed} ledger operations" if recent else "")
+                 + f" decided by both sets: {sum(d.count for d in rows)} differ, in {len(rows)} ways"]  # fmt: skip
+        for d in rows:
+            e = d.example
+            parties = " -> ".join(
+                f"{p['kind']}{'' if p['tier'] is None else ' tier ' + str(p['tier'])} {p['handle']}"
+                for p in (e["payer"], e["payee"])
+                if p
+            )
+            lines.append(f"{d.change}  x{d.count}  (rules {', '.join(d.old['rules']) or '-'} -> "
+                         f"{', '.join(d.new['rules']) or '-'})")  # fmt: skip
+            lines.append(f"    e.g. {e['kind']} {format_tiyn(e['amount_tiyn'])} KZT{' [' + e['tag'] + ']' if e['tag'] else ''}"
+                         f" {parties}")  # fmt: skip
+        return "\n".join(shown(line, 1_000) for line in lines)
+
+    emit(obj, data, text)
+
+
+@policy.command("explain-error")
+@click.argument("code", required=False)
+@pass_ledger
+def explain_error(obj: Context, code: str | None) -> None:
+    """What an error code of the policy language means, with an example and the diagnostic it gives; without a
+    code, the list of codes.
+
+    \b
+    Example:
+      tenge policy explain-error E012
+    """
+    from tenge_ledger.policy import PolicyError, parse_and_check
+    from tenge_ledger.policy.codes import BY_CODE, CODES
+
+    if code is None:
+        rows = [{"code": c.code, "title": c.title} for c in CODES]
+        emit(obj, rows, "\n".join(f"{r['code']}  {r['title']}" for r in rows))
+        return
+    entry = BY_CODE.get(code.upper())
+    if entry is None:
+        raise InputError(f"no error code {shown(code)!r}; `tenge policy explain-error` lists them")
+    found: list[str] = []
+    if entry.example:
+        try:
+            checked = parse_and_check({"example.policy": entry.example})
+            found = [w.render() for w in checked.warnings]
+        except PolicyError as exc:
+            found = [d.render() for d in exc.diagnostics]
+    data = {"code": entry.code, "title": entry.title, "explanation": entry.explanation, "example": entry.example,
+            "diagnostics": found}  # fmt: skip
+    text = [f"{entry.code}: {entry.title}", "", entry.explanation]
+    if entry.example:
+        text += ["", "Example (example.policy):", *(f"    {line}" for line in entry.example.splitlines()), "",
+                 "gives:", *found]  # fmt: skip
+    emit(obj, data, "\n".join(text))
 
 
 @policy.command("enable")
@@ -249,6 +380,7 @@ def enable_(obj: Context, paths: tuple[str, ...], version: int | None) -> None:
             if out["changed"] else f"already enabled as version {out['version']}")  # fmt: skip
     if version is not None and out["changed"]:
         text += f", the set of version {version} (history keeps every version; nothing is rewritten)"
+    text = "\n".join([*out.get("warnings", []), text])
     emit(obj, out, text)
 
 
@@ -293,7 +425,8 @@ def list_(obj: Context) -> None:
         lines = [f"enabled: version {current['version']} {current['id']}" if current else "enabled: none"]
         for h in past:
             lines.append(
-                f"  v{h['version']} {h['action']:<8} {h['id'][:16]}… {', '.join(h['files'])} {h.get('note', '')}"
+                f"  v{h['version']} {h['action']:<8} {h['id'][:16]}… {shown(', '.join(h['files']))} "
+                f"{shown(h.get('note', ''))}"
             )
         return "\n".join(lines)
 

@@ -49,7 +49,9 @@ def test_wheel__holds_every_source_package_and_the_policies(wheel: Path) -> None
         assert str(init.relative_to(ROOT)) in names, f"{init} is not in the wheel"
     for module in (ROOT / "cli").glob("*.py"):
         assert f"tenge_cli/{module.name}" in names
-    shipped = sorted(p.name for p in (ROOT / "policies").iterdir() if p.suffix in (".policy", ".toml"))
+    shipped = sorted(
+        p.name for p in (ROOT / "policies").iterdir() if p.suffix in (".policy", ".toml", ".csv")
+    )
     assert len(shipped) >= 24
     for name in shipped:
         assert f"tenge_ledger/policies/{name}" in names

@@ -148,3 +148,18 @@ def test_cli__explain_when_no_rule_decided_names_the_set_that_was_enabled(run) -
     enabled = json.loads(run("--json", "policy", "list").output)
     assert "no rule matched" in result.output and "(version 1)" in result.output
     assert str(enabled).count(result.output.split("policy set: ")[1].split(" ")[0]) >= 1
+
+
+def test_cli__explain_shows_the_order_reshaping_rules_applied_in(run) -> None:
+    transfer(run, "pool", "mine", "1000", "--id", "split-order")
+    text = run("policy", "explain", "split-order").output
+    assert "reshaped by, in order: mining-revenue-via-aifc-exchange, mining-tax-withholding" in text
+
+
+def test_cli__enable_prints_the_sets_warnings(run, tmp_path) -> None:
+    folder = tmp_path / "set"
+    folder.mkdir()
+    (folder / "meals.policy").write_text('rule "meals"\n  on transfer\n  when tag == "meals"\n  deny "x"\n')
+    out = run("policy", "enable", str(folder)).output
+    assert "warning: rule 'meals' guards tagged money on transfer" in out and "[W001]" in out
+    assert out.rstrip().splitlines()[-1].startswith("enabled policy set version 2")

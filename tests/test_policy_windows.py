@@ -116,3 +116,60 @@ def test_tagged_windows_count_the_chunks_own_postings_of_that_tag_only(make_ledg
     assert runs[0] == runs[1]
     # untagged payments never count; three 300 KZT meals payments fit in 1,000 KZT, later ones are denied
     assert runs[0] == ["ok", "ok", "ok", "ok", "ok", "ok"] + ["ok", "policy_denied"] * 3
+
+
+# ---- calendar windows -----------------------------------------------------------------------------------------
+
+
+def test_calendar_start__day_and_month_begin_at_midnight_utc_plus_5() -> None:
+    from tenge_ledger.core.canonical import parse_time
+    from tenge_ledger.policy.compile import calendar_start
+
+    at = parse_time("2026-03-02T10:00:00")  # 15:00 in Almaty
+    assert calendar_start(at, "day") == parse_time("2026-03-01T19:00:00")
+    assert calendar_start(at, "month") == parse_time("2026-02-28T19:00:00")
+    late = parse_time("2026-03-31T20:00:00")  # already 1 April in Almaty
+    assert calendar_start(late, "month") == parse_time("2026-03-31T19:00:00")
+
+
+def test_calendar_window__reads_from_the_start_of_the_day() -> None:
+    from policy_support import view_of
+
+    from tenge_ledger.core.canonical import parse_time
+    from tenge_ledger.core.hooks import Proposal
+    from tenge_ledger.core.records import Account, AccountKind, Posting
+
+    seen: list[int] = []
+
+    class Recording:
+        def __init__(self, view) -> None:
+            self.view = view
+
+        def __getattr__(self, name):
+            return getattr(self.view, name)
+
+        def window(self, handle, direction, since, tag=None):
+            seen.append(since)
+            return 900_00, 1
+
+    engine = compile_sources(
+        {"d.policy": 'rule "d"\n  on transfer\n  when payer.out_sum(day) + amount > 1_000 KZT\n  deny "x"\n'}
+    )
+    a, b = Account("a", AccountKind.person, "00" * 32), Account("b", AccountKind.person, "00" * 32)
+    at = parse_time("2026-03-02T10:00:00")
+    op = Operation("op", "a", Transfer("a", "b", 200_00))
+    proposal = Proposal(op, at, "a", "b", 200_00, "", (Posting("a", -200_00), Posting("b", 200_00)))
+    assert not engine.decide(proposal, Recording(view_of(a, b))).allowed
+    assert seen == [parse_time("2026-03-01T19:00:00")]
+
+
+def test_check__day_and_month_windows_are_different_values() -> None:
+    from tenge_ledger.policy import parse_and_check
+
+    checked = parse_and_check(
+        {
+            "w.policy": 'rule "w"\n  when payer.out_sum(day) > 10 KZT and payer.out_sum(month) < 5 KZT\n  deny "x"\n'
+        }
+    )
+    assert "payer.history.out(day)" in checked.rules[0].reads
+    assert "payer.history.out(month)" in checked.rules[0].reads

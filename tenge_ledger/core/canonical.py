@@ -27,6 +27,7 @@ from .records import (
     Operation,
     OpKind,
 )
+from .text import first_unsafe_char
 
 CANONICAL_VERSION = 1
 _DOMAIN = b"tenge-ledger/op/v1\n"
@@ -118,19 +119,26 @@ def format_time(ts: int) -> str:
     return dt.datetime.fromtimestamp(ts, tz=dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-# Control characters (C0, DEL, C1) and lone surrogates: a surrogate is what Python makes of bytes that were not
-# UTF-8 (`--memo $'ab\xffcd'`) or of a JSON "\ud800"; such text cannot be encoded, shown or exported.
-_NOT_TEXT = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+def json_int(text: str) -> int:
+    """`json.loads(..., parse_int=json_int)`: an integer of a submitted document, refused before int() when it
+    has more digits than any field may hold (int() of over 4,300 digits raises, and is slow well before)."""
+    digits = len(text) - text.startswith("-")
+    if digits > limits.json_int_digits_max:
+        raise InputError(f"an integer of {digits} digits, over the limit of {limits.json_int_digits_max}")
+    return int(text)
 
 
 def check_text(value: object, where: str, length_max: int) -> str:
+    """Text of at most `length_max` characters with nothing a terminal would act on: control and format
+    characters (newline, NUL, bidi overrides) and lone surrogates (what Python makes of bytes that were not
+    UTF-8, `--memo $'ab\\xffcd'`, or of a JSON "\\ud800": such text cannot be encoded, shown or exported)."""
     if not isinstance(value, str) or len(value) > length_max:
         raise InputError(f"must be text of at most {length_max} characters", where)
-    bad = _NOT_TEXT.search(value)
-    if bad:
+    bad = first_unsafe_char(value)
+    if bad is not None:
         raise InputError(
-            f"character {bad.start() + 1} is U+{ord(bad.group()):04X}: control characters and text that is not"
-            " valid UTF-8 are refused",
+            f"character {bad + 1} is U+{ord(value[bad]):04X}: control and format characters (newline, NUL, bidi"
+            " overrides) and text that is not valid UTF-8 are refused",
             where,
         )
     return value

@@ -51,4 +51,23 @@ policy_portions_max = 16  # destinations of one split
 policy_string_length_max = 256  # a string literal (reasons, tags, attribute values)
 policy_list_items_max = 64  # items of a literal list
 policy_set_versions_max = 100  # enable/disable history kept in a ledger's settings
-basis_points_per_whole = 10_000  # percentages are integer basis points: 55% = 5500, 12.5% = 1250
+basis_points_per_whole = 10_000  # a percentage is written in whole basis points (12.25%): policy/shares.py
+policy_literal_digits_max = 24  # digits of a number, money, duration or percentage literal (before any parse)
+policy_name_length_max = 64  # a rule, let, def or list name
+policy_agency_length_max = 32  # the agency a rule reports to (`report fma "..."`)
+policy_let_count_max = 1_024  # let constants in one file: each is folded once, in order
+policy_list_entries_max = (
+    200_000  # entries of one reference list or table (from a CSV file next to the policy)
+)
+policy_data_file_bytes_max = 8 * 1024 * 1024  # one reference data file (CSV)
+policy_data_files_max = 16  # reference data files of one policy set
+policy_set_bytes_max = 16 * 1024 * 1024  # sources and data of one set, stored with each version enabled
+shown_text_length_max = 512  # text from a ledger or a policy shown on a terminal is cut to this, escaped
+json_int_digits_max = 24  # an integer in a submitted JSON document (amount_tiyn): longer is refused unparsed
+# Calendar windows of the policy language (`payer.out_sum(day)`) start at midnight in this offset from UTC:
+# all of Kazakhstan keeps UTC+5 since 1 March 2024.
+ledger_utc_offset_s = 5 * 3600
+policy_share_denominator_max = 1_000  # of a fraction share (`1/3 to ...`)
+policy_diff_cases_max = (
+    20_000  # generated cases `policy diff` decides with each set (sampled when there are more)
+)

@@ -1,8 +1,10 @@
 """The policy language (issue 3): rules every payment passes through, parsed, checked, compiled, explained.
 
 Stages, one module each: grammar.lark -> parser.py (lark LALR, positions) -> ast.py (dataclasses) -> check.py
-(names, types, limits, cost, reads) -> compile.py (closures) -> engine.py (decisions). sets.py enables sets on
-a ledger; format.py is `policy fmt`; specs.py runs spec files; reads.py is the data-access manifest."""
+(names, types, limits, cost, reads; data.py loads lists and tables) -> plan.py (guards, dispatch, warnings) ->
+compile.py (a validated Python syntax tree) -> engine.py (decisions; shares.py divides amounts). sets.py
+enables sets on a ledger; format.py is `policy fmt`; specs.py runs spec files and coverage; reads.py is the
+data-access manifest; analysis.py is `policy diff`; codes.py documents the error codes."""
 
 from __future__ import annotations
 

@@ -5,13 +5,17 @@ Money is always int tiyn and percentages int basis points (55% = 5500), as the c
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from fractions import Fraction
 
 
 @dataclass(frozen=True, slots=True)
 class Node:
     line: int
     col: int
+    # Where the node's text ends (line, column after its last character), for underlining the whole span in a
+    # diagnostic; (0, 0) when unknown. Not part of a node's value.
+    end: tuple[int, int] = field(default=(0, 0), kw_only=True, compare=False, repr=False)
 
 
 # ---- expressions ----------------------------------------------------------------------------------------------
@@ -106,6 +110,22 @@ class In(Node):
 
 
 @dataclass(frozen=True, slots=True)
+class InList(Node):
+    """`payee in sanctioned`: membership in a named list (declared with `list`), one hash lookup."""
+
+    left: Expr
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class Lookup(Node):
+    """`caps[payer.bank]`: the value a named table (declared with `table`) holds for a key."""
+
+    table: str
+    key: Expr
+
+
+@dataclass(frozen=True, slots=True)
 class StartsWith(Node):
     left: Expr
     right: Expr
@@ -128,7 +148,7 @@ class Arith(Node):
 
 Expr = (
     Str | Money | Number | Duration | Bool | Name | TagRef | Field | Attr | Call | ListLit | Not | BoolOp
-    | Compare | In | StartsWith | Has | Arith
+    | Compare | In | InList | Lookup | StartsWith | Has | Arith
 )  # fmt: skip
 
 
@@ -169,8 +189,8 @@ class HoldFor(Node):
 
 @dataclass(frozen=True, slots=True)
 class Portion(Node):
-    bps: int | None  # None is `remaining`
-    text: str  # "55%" or "remaining"
+    share: Fraction | None  # exact share of the amount (55% is 11/20); None is `remaining`
+    text: str  # "55%", "1/3" or "remaining", as written
     target: Target
 
 
@@ -181,9 +201,11 @@ class Split(Node):
 
 @dataclass(frozen=True, slots=True)
 class Withhold(Node):
-    bps: int
+    share: Fraction
     text: str
     target: Target
+    min_amount: Expr | None = None  # a fee's floor (money)
+    max_amount: Expr | None = None  # a fee's cap (money)
 
 
 @dataclass(frozen=True, slots=True)
@@ -234,11 +256,58 @@ class Let(Node):
 
 
 @dataclass(frozen=True, slots=True)
+class DataFile(Node):
+    """`file "gray-miners.csv"`: reference data in a CSV file beside the policy (a header row, then rows)."""
+
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class ListDecl(Node):
+    """`list sanctioned = ["a", "b"]` or `list gray_miners = file "gray-miners.csv"` (its first column)."""
+
+    name: str
+    items: tuple[Expr, ...] | None  # inline items, or None when read from `source`
+    source: DataFile | None
+
+
+@dataclass(frozen=True, slots=True)
+class TableDecl(Node):
+    """`table caps of money default 0 KZT = {"halyk": 5_000_000 KZT}` or `= file "caps.csv"` (key, value)."""
+
+    name: str
+    value_type: str  # money | number | string
+    default: Expr | None  # what a missing key reads as; None: a missing key fails the rule (it denies)
+    entries: tuple[tuple[Expr, Expr], ...] | None
+    source: DataFile | None
+
+
+@dataclass(frozen=True, slots=True)
+class Def(Node):
+    """`def housing_or_education = tag == "housing" or tag == "education"`: a named condition."""
+
+    name: str
+    expr: Expr
+
+
+@dataclass(frozen=True, slots=True)
+class AttrDecl(Node):
+    """`attr net_cap: money default 0 KZT`: account attributes of this key are read as that type."""
+
+    key: str
+    value_type: str  # money | number | string
+    default: Expr | None
+
+
+Declaration = Let | Def | AttrDecl | ListDecl | TableDecl
+
+
+@dataclass(frozen=True, slots=True)
 class PolicyFile:
     path: str
     source: str
     title: str | None
-    items: tuple[Let | Rule, ...]
+    items: tuple[Let | Def | AttrDecl | ListDecl | TableDecl | Rule, ...]
     comments: tuple[tuple[int, int, str], ...] = ()  # (line, col, text) for fmt
 
     @property
@@ -248,3 +317,8 @@ class PolicyFile:
     @property
     def lets(self) -> tuple[Let, ...]:
         return tuple(i for i in self.items if isinstance(i, Let))
+
+    @property
+    def data_files(self) -> tuple[str, ...]:
+        """The reference data files this file names, in order."""
+        return tuple(i.source.name for i in self.items if isinstance(i, ListDecl | TableDecl) and i.source)

@@ -8,12 +8,16 @@ indexed query) costs `policy_window_cost_units`."""
 from __future__ import annotations
 
 import difflib
+import re
 from dataclasses import dataclass, field
+from fractions import Fraction
 
 from ..core import limits
 from ..core.records import AccountKind, AccountStatus
 from . import ast
+from .data import DataRef, Table, cell_value, read_rows, sha256_of
 from .errors import Diagnostic, PolicyCheckError, source_line
+from .shares import share_text
 
 MONEY, NUMBER, STRING, BOOL, DURATION, KIND, STATUS = (
     "money",
@@ -65,27 +69,68 @@ _INF = limits.amount_tiyn_max * 10**6
 
 @dataclass
 class CheckedRule:
-    """A rule that passed the checker, with what the engine precomputes from it."""
+    """A rule that passed the checker: where it applies, what it reads and what it costs (plan.py works out how
+    the engine can skip it)."""
 
     rule: ast.Rule
     file: str
     kinds: tuple[str, ...]  # operation kinds it applies to
     reads: tuple[str, ...]  # the data-access manifest: every field it reads
     cost: int
-    tag_equals: frozenset[str] | None = None  # the rule only matches these tags (a cheap pre-filter)
-    tag_prefix: str | None = None  # ... or tags with this prefix
-    index: tuple[str, frozenset] | None = None  # ("payer.tier", {0}): the rule only matches these values
+    data: tuple[DataRef, ...] = ()  # the lists and tables it reads
+
+
+@dataclass(frozen=True, slots=True)
+class _Def:
+    expr: ast.Expr
+    type: str | None  # None when the condition did not check
+    reads: frozenset[str]
+    cost: int  # of its whole expansion
+    data: dict[str, DataRef]
+    line: int
+
+
+@dataclass(frozen=True, slots=True)
+class Scope:
+    """What a file's rules may name besides the operation: its lets (folded values), named conditions, and
+    lists and tables."""
+
+    values: dict[str, object]
+    data: dict[str, DataRef]
+    defs: dict[str, ast.Expr] = field(default_factory=dict)
+    attrs: dict[str, tuple[str, object, bool]] = field(
+        default_factory=dict
+    )  # key -> (type, default, has one)
 
 
 @dataclass
 class CheckedSet:
     files: list[ast.PolicyFile]
     rules: list[CheckedRule]
-    constants: dict[str, tuple[str, object]] = field(default_factory=dict)  # file-local, keyed "file\0name"
+    # The value of every let of each file (by path), folded once in declaration order: a let names only earlier
+    # lets, so folding is linear in the file and nothing downstream expands a definition again.
+    constants: dict[str, dict[str, object]] = field(default_factory=dict)
+    # The lists and tables declared in each file (by path), by name.
+    data: dict[str, dict[str, DataRef]] = field(default_factory=dict)
+    defs: dict[str, dict[str, ast.Expr]] = field(default_factory=dict)  # named conditions of each file
+    attrs: dict[str, dict[str, tuple[str, object, bool]]] = field(default_factory=dict)  # attribute schemas
+    warnings: list[Diagnostic] = field(
+        default_factory=list
+    )  # what does not stop a set, but a reviewer should see
+
+    def scope(self, path: str) -> Scope:
+        return Scope(self.constants.get(path, {}), self.data.get(path, {}), self.defs.get(path, {}),
+                     self.attrs.get(path, {}))  # fmt: skip
+
+    def tables(self) -> dict[str, frozenset | Table]:
+        """Every list and table by the label the compiled plan knows it by (D0, D1, ...)."""
+        return {ref.label: ref.values for refs in self.data.values() for ref in refs.values()}
 
 
-def check(files: list[ast.PolicyFile]) -> CheckedSet:
-    """Check a whole set; raises PolicyCheckError listing every problem found."""
+def check(files: list[ast.PolicyFile], data_files: dict[str, str] | None = None) -> CheckedSet:
+    """Check a whole set, with the text of the reference data files it names (by file name); raises
+    PolicyCheckError listing every problem found."""
+    data_files = data_files or {}
     diags: list[Diagnostic] = []
     if len(files) > limits.policy_files_max:
         diags.append(
@@ -99,55 +144,253 @@ def check(files: list[ast.PolicyFile]) -> CheckedSet:
         )
     seen: dict[str, tuple[str, int]] = {}
     checked: list[CheckedRule] = []
+    constants: dict[str, dict[str, object]] = {}
+    attrs: dict[str, dict[str, tuple[str, object, bool]]] = {}
+    attr_warnings: list[Diagnostic] = []
+    data: dict[str, dict[str, DataRef]] = {}
+    defs: dict[str, dict] = {}
+    labels = iter(range(1_000_000))
     for f in files:
         c = _FileChecker(f, diags)
+        constants[f.path] = c.lets
+        data[f.path] = c.data
+        defs[f.path] = c.defs
+        attrs[f.path] = c.attrs
+        if len(f.lets) > limits.policy_let_count_max:
+            c.error(
+                f.lets[limits.policy_let_count_max], f"more than {limits.policy_let_count_max} let constants"
+            )
         for item in f.items:
             if isinstance(item, ast.Let):
                 c.let(item)
                 continue
+            if isinstance(item, ast.ListDecl | ast.TableDecl):
+                c.data_decl(item, data_files, f"D{next(labels)}")
+                continue
+            if isinstance(item, ast.Def):
+                c.def_decl(item)
+                continue
+            if isinstance(item, ast.AttrDecl):
+                c.attr_decl(item)
+                continue
             if item.name in seen:
                 where = seen[item.name]
-                c.error(item, f"rule {item.name!r} is already defined at {where[0]}:{where[1]}")
+                c.error(item, f"rule {item.name!r} is already defined at {where[0]}:{where[1]}",
+                        notes=((where[1], 1, "the first rule of that name is here"),) if where[0] == f.path else ())  # fmt: skip
             else:
                 seen[item.name] = (f.path, item.line)
             result = c.rule(item)
             if result is not None:
                 checked.append(result)
+        for key, node in c.undeclared_attrs.items():
+            attr_warnings.append(Diagnostic(f.path, node.line, node.col, f"warning: attribute {key!r} is read without "
+                                            f"a declaration, so a missing one reads as \"\": declare it, e.g. `attr "
+                                            f"{key}: string default \"\"`", source_line(f.source, node.line)))  # fmt: skip
     if diags:
         raise PolicyCheckError(diags)
-    return CheckedSet(files=files, rules=checked)
+    scoped_defs = {path: {name: d.expr for name, d in found.items()} for path, found in defs.items()}
+    return CheckedSet(files=files, rules=checked, constants=constants, data=data, defs=scoped_defs, attrs=attrs,
+                      warnings=attr_warnings)  # fmt: skip
 
 
 class _FileChecker:
     def __init__(self, f: ast.PolicyFile, diags: list[Diagnostic]) -> None:
         self.f = f
         self.diags = diags
-        self.lets: dict[str, ast.Expr] = {}
+        self.lets: dict[str, object] = {}  # let name -> its folded value
         self.let_types: dict[str, str | None] = {}
+        self.let_places: dict[str, tuple[int, int]] = {}  # let name -> where it is declared (for notes)
+        self.data: dict[str, DataRef] = {}  # lists and tables declared so far
+        self.data_failed: set[str] = set()  # declared, but did not check (reported there)
+        self.data_used: dict[str, DataRef] = {}  # of the rule being checked
+        self.defs: dict[str, _Def] = {}  # named conditions checked so far
+        self.attrs: dict[str, tuple[str, object, bool]] = {}  # key -> (type, default, has a default)
+        self.undeclared_attrs: dict[str, ast.Attr] = {}  # read without a schema: first read of each key
         self.reads: set[str] = set()
         self.cost = 0
         self.ok = True
 
-    def error(self, node: ast.Node, message: str) -> None:
+    def error(self, node: ast.Node, message: str, notes: tuple[tuple[int, int, str], ...] = ()) -> None:
         self.ok = False
+        line = source_line(self.f.source, node.line)
         self.diags.append(
-            Diagnostic(self.f.path, node.line, node.col, message, source_line(self.f.source, node.line))
+            Diagnostic(self.f.path, node.line, node.col, message, line, _width(node, line), notes)
         )
 
     # ---- declarations ----------------------------------------------------------------------------------------
 
     def let(self, item: ast.Let) -> None:
-        if item.name in self.lets or item.name in OP_FIELDS or item.name in KIND_NAMES | STATUS_NAMES:
+        if item.name in self._declared() or item.name in OP_FIELDS or item.name in KIND_NAMES | STATUS_NAMES:
             self.error(item, f"{item.name!r} is already a name; pick another for this constant")
             return
         if not _is_constant(item.expr, self.lets):
+            if not _names_failed_let(item.expr, self.let_types, self.lets):  # else already reported there
+                self.error(
+                    item.expr, "a let is a constant: a literal, a list of literals, or other constants"
+                )
+            self.let_types.setdefault(item.name, None)
+            return
+        self.let_places[item.name] = (item.line, item.col)
+        t = self.let_types[item.name] = self.type_of(item.expr)
+        value = _constant_value(item.expr, self.lets)
+        if t is None:
+            return
+        if value is None:
             self.error(item.expr, "a let is a constant: a literal, a list of literals, or other constants")
             return
-        self.let_types[item.name] = self.type_of(item.expr)
-        self.lets[item.name] = item.expr
+        if isinstance(value, int) and not isinstance(value, bool) and abs(value) > limits.amount_tiyn_max:
+            self.error(item.expr, f"this constant adds up to {value}, beyond the ledger's largest amount")
+            return
+        self.lets[item.name] = value
+
+    def data_decl(self, item: ast.ListDecl | ast.TableDecl, data_files: dict[str, str], label: str) -> None:
+        """A list or table: its entries checked (inline, or from its CSV file) and loaded for lookups."""
+        name = item.name
+        if name in self._declared() or name in OP_FIELDS:
+            self.error(item, f"{name!r} is already a name; pick another for this {_kind_of(item)}")
+            return
+        self.data_failed.add(name)  # until it checks
+        source = item.source
+        text = None
+        if source is not None:
+            if "/" in source.name or "\\" in source.name or not source.name.endswith(".csv"):
+                self.error(
+                    source, "a data file is a .csv file in the policy's own folder, named without a path"
+                )
+                return
+            text = data_files.get(source.name)
+            if text is None:
+                self.error(source, f"no data file {source.name!r} beside the policy")
+                return
+        before = len(self.diags)
+        if isinstance(item, ast.ListDecl):
+            key_type, values = self._list_values(item, text)
+            value_type = None
+        else:
+            key_type, value_type, values = self._table_values(item, text)
+        if len(self.diags) != before or values is None:
+            self.ok = False
+            return
+        digest = sha256_of(text) if text is not None else None
+        self.data_failed.discard(name)
+        self.data[name] = DataRef(_kind_of(item), name, label, key_type, value_type, values,
+                                  source.name if source else None, digest, item.line)  # fmt: skip
+
+    def _list_values(self, item: ast.ListDecl, text: str | None) -> tuple[str | None, frozenset | None]:
+        if text is not None and item.source is not None:
+            values = []
+            for number, cells in read_rows(item.source.name, text, 1, self.diags):
+                value, why = cell_value(cells[0], STRING)
+                if why:
+                    self._data_error(item.source.name, text, number, why)
+                values.append(value)
+            return STRING, frozenset(values)
+        items = item.items or ()
+        if len(items) > limits.policy_list_entries_max:
+            self.error(item, f"more than {limits.policy_list_entries_max} entries")
+            return None, None
+        types = set()
+        for entry in items:
+            if not _is_constant(entry, self.lets):
+                self.error(entry, "list items are constants")
+                continue
+            types.add(self.type_of(entry))
+        if None in types:
+            return None, None
+        if len(types) > 1:
+            self.error(item, f"a list holds values of one type, not {' and '.join(sorted(types))}")  # type: ignore[arg-type]
+            return None, None
+        return next(iter(types), None), frozenset(_constant_value(e, self.lets) for e in items)
+
+    def _table_values(self, item: ast.TableDecl, text: str | None):
+        value_type = item.value_type
+        if value_type not in (MONEY, NUMBER, STRING):
+            self.error(item, f"a table holds money, number or string values, not {value_type!r}")
+            return None, None, None
+        default = None
+        if item.default is not None:
+            t = self.type_of(item.default)
+            default = _constant_value(item.default, self.lets)
+            if t is not None and (t != value_type or default is None):
+                self.error(item.default, f"the default is a constant {value_type}")
+        entries: dict[object, object] = {}
+        if text is not None and item.source is not None:
+            key_type = STRING
+            for number, cells in read_rows(item.source.name, text, 2, self.diags):
+                key, why = cell_value(cells[0], STRING)
+                value, why2 = cell_value(cells[1], value_type)
+                if why or why2:
+                    self._data_error(item.source.name, text, number, why or why2 or "")
+                elif key in entries:
+                    self._data_error(item.source.name, text, number, f"the key {key!r} is given twice")
+                entries[key] = value
+        else:
+            key_types = set()
+            for key_expr, value_expr in item.entries or ():
+                kt, vt = self.type_of(key_expr), self.type_of(value_expr)
+                key, value = _constant_value(key_expr, self.lets), _constant_value(value_expr, self.lets)
+                if key is None or value is None:
+                    self.error(key_expr if key is None else value_expr, "table keys and values are constants")
+                    continue
+                if vt is not None and vt != value_type:
+                    self.error(value_expr, f"this table holds {value_type} values, not a {vt}")
+                key_types.add(kt)
+                if key in entries:
+                    self.error(key_expr, f"the key {key!r} is given twice")
+                entries[key] = value
+            if len(key_types) > 1 or None in key_types:
+                if None not in key_types:
+                    self.error(item, "a table's keys are of one type")
+                return None, None, None
+            key_type = next(iter(key_types), STRING)
+        return key_type, value_type, Table(item.name, entries, default)
+
+    def _data_error(self, name: str, text: str, line: int, message: str) -> None:
+        self.ok = False
+        self.diags.append(Diagnostic(name, line, 1, message, source_line(text, line)))
+
+    def _declared(self) -> set[str]:
+        return set(self.let_types) | set(self.data) | self.data_failed | set(self.defs)
+
+    def attr_decl(self, item: ast.AttrDecl) -> None:
+        if item.key in self.attrs:
+            self.error(item, f"attribute {item.key!r} is already declared")
+            return
+        if item.value_type not in (MONEY, NUMBER, STRING):
+            self.error(item, f"an attribute is money, number or string, not {item.value_type!r}")
+            return
+        default, has_default = None, item.default is not None
+        if item.default is not None:
+            t, default = self.type_of(item.default), _constant_value(item.default, self.lets)
+            if t is not None and (t != item.value_type or default is None):
+                self.error(item.default, f"the default is a constant {item.value_type}")
+                return
+        self.attrs[item.key] = (item.value_type, default, has_default)
+
+    def def_decl(self, item: ast.Def) -> None:
+        """A named condition: checked once here; a rule that names it takes its type, reads and cost (the cost
+        of its expansion, so nesting defs cannot hide work from the rule's cost limit) in O(1)."""
+        if item.name in self._declared() or item.name in OP_FIELDS or item.name in KIND_NAMES | STATUS_NAMES:
+            self.error(item, f"{item.name!r} is already a name; pick another for this condition")
+            return
+        saved = (self.reads, self.cost, self.ok, self.data_used)
+        self.reads, self.cost, self.ok, self.data_used = set(), 0, True, {}
+        t = self.type_of(item.expr)
+        if t is not None and t != BOOL:
+            self.error(
+                item.expr, f"a def names a condition (true or false), not a {t}; for a constant use let"
+            )
+        if self.cost > limits.policy_rule_cost_max:
+            self.error(
+                item, f"condition costs {self.cost} units, over the limit of {limits.policy_rule_cost_max}"
+            )
+        self.defs[item.name] = _Def(item.expr, BOOL if self.ok else None, frozenset(self.reads), self.cost,
+                                    dict(self.data_used), item.line)  # fmt: skip
+        self.reads, self.cost, self.ok, self.data_used = saved
 
     def rule(self, rule: ast.Rule) -> CheckedRule | None:
         self.reads = set()
+        self.data_used = {}
         self.cost = 0
         self.ok = True
         kinds = self.guard(rule)
@@ -162,11 +405,8 @@ class _FileChecker:
         if not self.ok:
             return None
         reads = {"op.kind"} | self.reads
-        tag_equals, tag_prefix = _tag_guard(rule, self.lets)
-        index = _index_guard(rule, self.lets)
-        return CheckedRule(
-            rule, self.f.path, kinds, tuple(sorted(reads)), self.cost, tag_equals, tag_prefix, index
-        )
+        return CheckedRule(rule, self.f.path, kinds, tuple(sorted(reads)), self.cost,
+                           tuple(self.data_used.values()))  # fmt: skip
 
     def guard(self, rule: ast.Rule) -> tuple[str, ...]:
         if rule.guard is None:
@@ -204,9 +444,7 @@ class _FileChecker:
             elif isinstance(effect, ast.Split):
                 self.split(effect)
             elif isinstance(effect, ast.Withhold):
-                if not 0 < effect.bps < limits.basis_points_per_whole:
-                    self.error(effect, "withhold takes more than 0% and less than 100%")
-                self.reads.add("op.amount")
+                self.withhold(effect)
             elif isinstance(effect, ast.SetTag):
                 from ..core.canonical import TAG_RE
 
@@ -228,30 +466,47 @@ class _FileChecker:
         if ast.Deny in kinds_seen and len([e for e in rule.effects if not isinstance(e, ast.ReportTo)]) > 1:
             self.error(kinds_seen[ast.Deny], "a rule that denies may also report, but has no other effect")
 
+    def withhold(self, effect: ast.Withhold) -> None:
+        self.reads.add("op.amount")
+        if not 0 < effect.share < 1:
+            self.error(effect, "withhold takes more than 0% and less than 100%")
+        bounds = []
+        for bound in (effect.min_amount, effect.max_amount):
+            if bound is None:
+                bounds.append(None)
+                continue
+            t, value = self.type_of(bound), _constant_value(bound, self.lets)
+            if t is not None and (t != MONEY or not isinstance(value, int)):
+                self.error(bound, "a fee's min and max are constant money, like 500 KZT")
+            bounds.append(value if isinstance(value, int) else None)
+        low, high = bounds
+        if low is not None and high is not None and low > high:
+            self.error(effect, "the fee's min is above its max")
+
     def split(self, effect: ast.Split) -> None:
         self.reads.add("op.amount")
         if len(effect.portions) > limits.policy_portions_max:
             self.error(effect, f"more than {limits.policy_portions_max} portions")
-        total = 0
+        total = Fraction(0)
         for i, portion in enumerate(effect.portions):
-            if portion.bps is None:
+            if portion.share is None:
                 if i != len(effect.portions) - 1:
                     self.error(
                         portion, "`remaining` must be the last portion (it takes what the others leave)"
                     )
                 continue
-            if portion.bps <= 0:
+            if portion.share <= 0:
                 self.error(portion, "a portion is more than 0%")
-            total += portion.bps
-        has_remaining = any(p.bps is None for p in effect.portions)
-        whole = limits.basis_points_per_whole
-        if total > whole:
-            self.error(effect, f"portions add up to {_pct(total)}, over 100%")
-        elif has_remaining and total == whole:
+            total += portion.share
+        has_remaining = any(p.share is None for p in effect.portions)
+        if total > 1:
+            self.error(effect, f"portions add up to {share_text(total)}, over 100%")
+        elif has_remaining and total == 1:
             self.error(effect, "portions already add up to 100%: nothing remains for `remaining`")
-        elif not has_remaining and total != whole:
+        elif not has_remaining and total != 1:
             self.error(
-                effect, f"portions add up to {_pct(total)}: make them 100% or end with `remaining to ...`"
+                effect,
+                f"portions add up to {share_text(total)}: make them 100% or end with `remaining to ...`",
             )
 
     # ---- expressions -----------------------------------------------------------------------------------------
@@ -288,7 +543,11 @@ class _FileChecker:
             return t
         if isinstance(e, ast.Attr):
             self.reads.add(f"{e.party}.attr.{e.key}")
-            return STRING
+            declared = self.attrs.get(e.key)
+            if declared is None:
+                self.undeclared_attrs.setdefault(e.key, e)
+                return STRING
+            return declared[0]
         if isinstance(e, ast.Call):
             return self.call(e)
         if isinstance(e, ast.ListLit):
@@ -309,6 +568,10 @@ class _FileChecker:
             return self.compare(e)
         if isinstance(e, ast.In):
             return self.in_(e)
+        if isinstance(e, ast.InList):
+            return self.in_list(e)
+        if isinstance(e, ast.Lookup):
+            return self.lookup(e)
         if isinstance(e, ast.StartsWith | ast.Has):
             word = "starts_with" if isinstance(e, ast.StartsWith) else "has"
             for side in (e.left, e.right):
@@ -340,6 +603,22 @@ class _FileChecker:
             return KIND_NAME
         if e.name in STATUS_NAMES:
             return STATUS_NAME
+        if e.name in self.defs:
+            named = self.defs[e.name]
+            self.reads |= named.reads
+            self.cost += named.cost
+            self.data_used.update(named.data)
+            if named.type is None:
+                self.ok = False  # its errors are reported where it is declared
+            return named.type
+        if e.name in self.data:
+            ref = self.data[e.name]
+            self.error(e, f"{e.name} is a {ref.kind}: use it as `x in {e.name}`" if ref.kind == "list"
+                       else f"{e.name} is a table: look a key up with {e.name}[key]")  # fmt: skip
+            return None
+        if e.name in self.data_failed:
+            self.ok = False
+            return None
         choices = list(OP_FIELDS) + list(self.let_types)
         self.error(e, f"unknown name {e.name!r}{_suggest(e.name, choices + sorted(KIND_NAMES))}")
         return None
@@ -356,26 +635,40 @@ class _FileChecker:
                 e, f"{e.name}() takes {n}{' or ' + str(n + len(optional)) if optional else ''} arguments"
             )
             return None
-        for arg, want in zip(e.args, required + optional, strict=False):
+        calendar = e.name != "balance" and _calendar_unit(e.args[0], self.let_types) is not None
+        for i, (arg, want) in enumerate(zip(e.args, required + optional, strict=False)):
+            if i == 0 and calendar:
+                continue  # `day` or `month`: a calendar window
             t = self.type_of(arg)
             if t is not None and t != want:
                 self.error(arg, f"{e.name}() wants a {want} here, not a {t}")
+                calendar = calendar or i == 0  # the window is reported: no second error about it
         if e.name == "balance":
             self.reads.add(f"{e.party}.balance")
             self.cost += 5
             return result
         window = e.args[0]
         seconds = _constant_value(window, self.lets)
-        if not isinstance(window, ast.Duration | ast.Name) or not isinstance(seconds, int):
-            self.error(window, "the window is a fixed duration like 24h or 30d")
+        if calendar:
+            pass  # a calendar window, or one already reported
+        elif not isinstance(window, ast.Duration | ast.Name) or not isinstance(seconds, int):
+            self.error(window, "the window is a fixed duration like 24h or 30d, or the calendar's day or month",
+                       notes=self._declared_here(window))  # fmt: skip
         elif not 0 < seconds <= limits.policy_window_s_max:
             self.error(window, f"a history window is at most {limits.policy_window_s_max // 86400} days: "
-                       "longer is unbounded work per payment")  # fmt: skip
+                       "longer is unbounded work per payment", notes=self._declared_here(window))  # fmt: skip
         direction = "out" if e.name.startswith("out") else "in"
         text = window.text if isinstance(window, ast.Duration) else getattr(window, "name", "?")
         self.reads.add(f"{e.party}.history.{direction}({text}{', by tag' if len(e.args) > 1 else ''})")
         self.cost += limits.policy_window_cost_units
         return result
+
+    def _declared_here(self, e: ast.Expr) -> tuple[tuple[int, int, str], ...]:
+        """A secondary label at the let a name refers to."""
+        if isinstance(e, ast.Name) and e.name in self.let_places:
+            line, col = self.let_places[e.name]
+            return ((line, col, f"{e.name} is declared here"),)
+        return ()
 
     def compare(self, e: ast.Compare) -> str | None:
         for side, other in ((e.left, e.right), (e.right, e.left)):
@@ -441,6 +734,45 @@ class _FileChecker:
                 self.error(item, f"type mismatch: a {t} in a list compared with a {lt}")
         return BOOL
 
+    def _data_ref(self, node: ast.Node, name: str, kind: str) -> DataRef | None:
+        ref = self.data.get(name)
+        if ref is None:
+            if name not in self.data_failed:
+                choices = [n for n, r in self.data.items() if r.kind == kind]
+                self.error(node, f"unknown {kind} {name!r}{_suggest(name, choices)}; declare it first: "
+                           + ("list NAME = [...] or = file \"x.csv\"" if kind == "list"
+                              else "table NAME of money = {...} or = file \"x.csv\""))  # fmt: skip
+            else:
+                self.ok = False
+            return None
+        if ref.kind != kind:
+            self.error(node, f"{name} is a {ref.kind}, not a {kind}")
+            return None
+        self.data_used[name] = ref
+        self.reads.add(f"{kind} {name}")
+        return ref
+
+    def in_list(self, e: ast.InList) -> str | None:
+        lt = self.type_of(e.left)
+        ref = self._data_ref(e, e.name, "list")
+        if ref is None or lt is None or ref.key_type is None:
+            return BOOL
+        want = {KIND_NAME: KIND, STATUS_NAME: STATUS}.get(ref.key_type, ref.key_type)
+        if lt != want:
+            self.error(
+                e, f"type mismatch: the list {e.name} holds {ref.key_type} values, compared with a {lt}"
+            )
+        return BOOL
+
+    def lookup(self, e: ast.Lookup) -> str | None:
+        kt = self.type_of(e.key)
+        ref = self._data_ref(e, e.table, "table")
+        if ref is None:
+            return None
+        if kt is not None and kt != ref.key_type:
+            self.error(e.key, f"the table {e.table} is keyed by {ref.key_type}, not a {kt}")
+        return ref.value_type
+
     # ---- conditions that can never hold ----------------------------------------------------------------------
 
     def never_holds(self, rule: ast.Rule) -> None:
@@ -450,7 +782,7 @@ class _FileChecker:
             return
         atoms: list[tuple[ast.Expr, bool]] = []
         for clause in rule.clauses:
-            _conjuncts(clause.expr, not clause.negated, atoms)
+            conjuncts(clause.expr, not clause.negated, atoms)
         ranges: dict[str, list] = {}
         equal: dict[str, str] = {}
         unequal: dict[str, set] = {}
@@ -507,15 +839,15 @@ class _FileChecker:
                     unequal.setdefault(key, set()).add(rv)
 
 
-def _conjuncts(e: ast.Expr, positive: bool, out: list) -> None:
+def conjuncts(e: ast.Expr, positive: bool, out: list) -> None:
     if positive and isinstance(e, ast.BoolOp) and e.op == "and":
         for operand in e.operands:
-            _conjuncts(operand, True, out)
+            conjuncts(operand, True, out)
     elif not positive and isinstance(e, ast.BoolOp) and e.op == "or":
         for operand in e.operands:
-            _conjuncts(operand, False, out)
+            conjuncts(operand, False, out)
     elif isinstance(e, ast.Not):
-        _conjuncts(e.operand, not positive, out)
+        conjuncts(e.operand, not positive, out)
     else:
         out.append((e, positive))
 
@@ -530,7 +862,7 @@ def _ref_key(e: ast.Expr) -> str | None:
     if isinstance(e, ast.Attr):
         return f"{e.party}.attr.{e.key}"
     if isinstance(e, ast.Call):
-        args = ",".join(str(getattr(a, "text", getattr(a, "value", "?"))) for a in e.args)
+        args = ",".join(str(getattr(a, "text", getattr(a, "value", getattr(a, "name", "?")))) for a in e.args)
         return f"{e.party}.{e.name}({args})"
     return None
 
@@ -546,7 +878,21 @@ def _domain(e: ast.Expr) -> tuple[int, int]:
     return -_INF, _INF
 
 
-def _is_constant(e: ast.Expr, lets: dict[str, ast.Expr]) -> bool:
+def _names_failed_let(e: ast.Expr, declared: dict[str, str | None], lets: dict[str, object]) -> bool:
+    """Whether `e` names a let that was declared but did not check (its error is reported where it is)."""
+    todo = [e]
+    while todo:
+        node = todo.pop()
+        if isinstance(node, ast.Name) and node.name in declared and node.name not in lets:
+            return True
+        if isinstance(node, ast.Arith):
+            todo += [node.left, node.right]
+        elif isinstance(node, ast.ListLit):
+            todo += list(node.items)
+    return False
+
+
+def _is_constant(e: ast.Expr, lets: dict[str, object]) -> bool:
     if isinstance(e, ast.Str | ast.Money | ast.Number | ast.Duration | ast.Bool):
         return True
     if isinstance(e, ast.Name):
@@ -558,10 +904,10 @@ def _is_constant(e: ast.Expr, lets: dict[str, ast.Expr]) -> bool:
     return False
 
 
-def _constant_value(e: ast.Expr, lets: dict[str, ast.Expr], depth: int = 0) -> object:
-    """The value of a constant expression (ints for money, numbers and durations), else None."""
-    if depth > limits.policy_depth_max:
-        return None
+def _constant_value(e: ast.Expr, lets: dict[str, object]) -> object:
+    """The value of a constant expression (ints for money, numbers and durations), else None. `lets` holds the
+    folded values of the lets in scope, so a name is one lookup: the work is the size of `e`, whose depth the
+    parser bounds."""
     if isinstance(e, ast.Str | ast.Bool):
         return e.value
     if isinstance(e, ast.Money):
@@ -572,17 +918,17 @@ def _constant_value(e: ast.Expr, lets: dict[str, ast.Expr], depth: int = 0) -> o
         return e.seconds
     if isinstance(e, ast.Name):
         if e.name in lets:
-            return _constant_value(lets[e.name], lets, depth + 1)
+            return lets[e.name]
         if e.name in KIND_NAMES or e.name in STATUS_NAMES:
             return e.name
         return None
     if isinstance(e, ast.Arith):
-        left, right = _constant_value(e.left, lets, depth + 1), _constant_value(e.right, lets, depth + 1)
+        left, right = _constant_value(e.left, lets), _constant_value(e.right, lets)
         if isinstance(left, int) and isinstance(right, int) and not isinstance(left, bool):
             return left + right if e.op == "+" else left - right
         return None
     if isinstance(e, ast.Compare):
-        left, right = _constant_value(e.left, lets, depth + 1), _constant_value(e.right, lets, depth + 1)
+        left, right = _constant_value(e.left, lets), _constant_value(e.right, lets)
         if left is None or right is None or type(left) is not type(right):
             return None
         ops = {"==": left == right, "!=": left != right}
@@ -592,68 +938,37 @@ def _constant_value(e: ast.Expr, lets: dict[str, ast.Expr], depth: int = 0) -> o
     return None
 
 
-def constant_value(e: ast.Expr, lets: dict[str, ast.Expr]) -> object:
+def constant_value(e: ast.Expr, lets: dict[str, object]) -> object:
     return _constant_value(e, lets)
 
 
-def _tag_guard(rule: ast.Rule, lets: dict[str, ast.Expr]) -> tuple[frozenset[str] | None, str | None]:
-    """If every match needs `tag == "x"`, `tag in [...]` or `tag starts_with "p"`, the engine can skip the rule
-    by looking at the tag alone."""
-    atoms: list[tuple[ast.Expr, bool]] = []
-    for clause in rule.clauses:
-        _conjuncts(clause.expr, not clause.negated, atoms)
-    for expr, positive in atoms:
-        if not positive:
-            continue
-        if isinstance(expr, ast.Compare) and expr.op == "==" and isinstance(expr.left, ast.TagRef):
-            value = _constant_value(expr.right, lets)
-            if isinstance(value, str):
-                return frozenset({value}), None
-        if isinstance(expr, ast.In) and isinstance(expr.left, ast.TagRef):
-            values = [_constant_value(i, lets) for i in expr.items.items]
-            if all(isinstance(v, str) for v in values):
-                return frozenset(values), None  # type: ignore[arg-type]
-        if isinstance(expr, ast.StartsWith) and isinstance(expr.left, ast.TagRef):
-            value = _constant_value(expr.right, lets)
-            if isinstance(value, str):
-                return None, value
-    return None, None
+CALENDAR_UNITS = ("day", "month")  # windows from the start of the ledger's calendar day or month
 
 
-INDEXABLE_FIELDS = ("tier", "kind")  # in order of preference: a tier usually selects fewer rules than a kind
-
-
-def _index_guard(rule: ast.Rule, lets: dict[str, ast.Expr]) -> tuple[str, frozenset] | None:
-    """If every match needs `payer.tier == 0`, `payee.kind in [miner, exchange]` and the like, the engine
-    indexes the rule by that field's value and never looks at it for other values."""
-    atoms: list[tuple[ast.Expr, bool]] = []
-    for clause in rule.clauses:
-        _conjuncts(clause.expr, not clause.negated, atoms)
-    found: dict[str, frozenset] = {}
-    for expr, positive in atoms:
-        if not positive:
-            continue
-        if isinstance(expr, ast.Compare) and expr.op == "==" and isinstance(expr.left, ast.Field):
-            field, values = expr.left, [_constant_value(expr.right, lets)]
-        elif isinstance(expr, ast.In) and isinstance(expr.left, ast.Field):
-            field, values = expr.left, [_constant_value(i, lets) for i in expr.items.items]
-        else:
-            continue
-        if field.name in INDEXABLE_FIELDS and all(v is not None for v in values):
-            found.setdefault(f"{field.party}.{field.name}", frozenset(values))
-    for name in INDEXABLE_FIELDS:
-        for party in ("payer", "payee"):
-            key = f"{party}.{name}"
-            if key in found:
-                return key, found[key]
+def _calendar_unit(e: ast.Expr, declared: dict) -> str | None:
+    """`day` or `month` as a window argument (unless a let of that name hides it)."""
+    if isinstance(e, ast.Name) and e.name in CALENDAR_UNITS and e.name not in declared:
+        return e.name
     return None
+
+
+def _width(node: ast.Node, line: str) -> int:
+    """Columns to underline for a node: its whole text when it ends on its line (to the end of the line when it
+    goes on), else a name, string or number token's width."""
+    end_line, end_col = node.end
+    if end_line == node.line and end_col > node.col:
+        return end_col - node.col
+    if end_line > node.line:
+        return max(len(line.rstrip()) - node.col + 1, 1)
+    rest = line[node.col - 1 :]
+    match = re.match(r'"(?:[^"\\]|\\.)*"|[A-Za-z0-9_.]+', rest)
+    return len(match.group(0)) if match else 1
+
+
+def _kind_of(item: ast.ListDecl | ast.TableDecl) -> str:
+    return "list" if isinstance(item, ast.ListDecl) else "table"
 
 
 def _suggest(word: str, choices) -> str:
     close = difflib.get_close_matches(word, list(choices), n=1)
     return f"; did you mean {close[0]!r}?" if close else ""
-
-
-def _pct(bps: int) -> str:
-    whole, frac = divmod(bps, 100)
-    return f"{whole}.{frac:02d}%".replace(".00%", "%")

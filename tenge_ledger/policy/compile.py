@@ -10,9 +10,11 @@ import re
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol, TypeVar
 
+from ..core import limits
 from ..core.records import Account
 from . import ast
-from .check import constant_value
+from .check import Scope, constant_value
+from .data import cell_value
 
 
 class RuleError(Exception):
@@ -60,6 +62,30 @@ class Ctx:
             found = self._cache[key] = self.view.window(handle, direction, self.proposal.at - seconds, tag)
         return found
 
+    def calendar_window(self, which: str, direction: str, unit: str, tag: str | None) -> tuple[int, int]:
+        """A window from the start of the operation's calendar day or month, in the ledger's time zone."""
+        key = (which, direction, unit, tag)
+        found = self._cache.get(key)
+        if found is None:
+            handle = self.party(which).handle
+            since = calendar_start(self.proposal.at, unit)
+            found = self._cache[key] = self.view.window(handle, direction, since, tag)
+        return found
+
+    def attr_value(self, which: str, key: str, value_type: str, has_default: bool, default: object) -> object:
+        """A declared attribute as its type; missing: the declared default, or the rule fails (denies)."""
+        text = self.party(which).attr(key)
+        if text is None:
+            if has_default:
+                return default
+            raise RuleError(f"the {which} account has no attribute {key} (declared without a default)")
+        if value_type == "string":
+            return text
+        value, why = cell_value(text, value_type)
+        if why:
+            raise RuleError(f"the {which} account's attribute {key} is not a {value_type}: {why}")
+        return value
+
     def tag_expiry(self) -> str:
         p = self.proposal
         own = getattr(p.op.body, "expires_on", None)
@@ -96,6 +122,16 @@ class Ctx:
         return item in {part.strip() for part in text.split(",")}
 
 
+def calendar_start(at: int, unit: str, offset_s: int = limits.ledger_utc_offset_s) -> int:
+    """Unix time of the start of the calendar day or month containing `at`, in the zone `offset_s` from UTC."""
+    zone = dt.timezone(dt.timedelta(seconds=offset_s))
+    local = dt.datetime.fromtimestamp(at, tz=zone)
+    start = local.replace(hour=0, minute=0, second=0, microsecond=0)
+    if unit == "month":
+        start = start.replace(day=1)
+    return int(start.timestamp())
+
+
 def _date_of(ts: int) -> str:
     return dt.datetime.fromtimestamp(ts, tz=dt.UTC).date().isoformat()
 
@@ -111,13 +147,15 @@ def _date_of(ts: int) -> str:
 
 _CMP_NODES = {"==": py.Eq, "!=": py.NotEq, "<": py.Lt, "<=": py.LtE, ">": py.Gt, ">=": py.GtE}
 _CTX_ATTRS = frozenset(
-    {"proposal", "view", "payer", "payee", "total", "window", "memo", "tag_expiry", "tag_expired", "tier_of",
+    {"proposal", "view", "payer", "payee", "total", "window", "calendar_window", "attr_value", "memo", "tag_expiry", "tag_expired", "tier_of",
      "has_item"}
 )  # fmt: skip
 _VALUE_ATTRS = frozenset({"tag", "amount_tiyn", "at", "handle", "kind", "tier", "bank", "status", "attr",
                           "bucket", "startswith", "append", "get"})  # fmt: skip
 _NAMES = frozenset({"c", "tag", "m", "f", "n", "v", "ok", "x", "g", "R", "Exception"})
-_NUMBERED_NAMES = re.compile(r"[gT][0-9]+")  # a dispatch's group functions and tables
+_NUMBERED_NAMES = re.compile(
+    r"[gTD][0-9]+"
+)  # a dispatch's group functions and tables, the set's lists and tables
 _NODES_ALLOWED = (
     py.Module, py.FunctionDef, py.arguments, py.arg, py.Try, py.ExceptHandler, py.If, py.Expr, py.Assign,
     py.AugAssign, py.Return, py.Tuple, py.List, py.Store, py.Name, py.Load, py.Attribute, py.Call, py.Constant,
@@ -147,18 +185,27 @@ def _party(party: str) -> py.expr:
     return _call(_attr(_c(), "payer" if party == "payer" else "payee"))
 
 
-def _node(e: ast.Expr, lets: dict[str, ast.Expr]) -> py.expr:
-    value = constant_value(e, lets)
+def _node(e: ast.Expr, lets: Scope) -> py.expr:
+    value = constant_value(e, lets.values)
     if value is not None and not isinstance(e, ast.ListLit):
         return _const(value)
     if isinstance(e, ast.TagRef):
         return _attr(_attr(_c(), "proposal"), "tag")
     if isinstance(e, ast.Name):
-        return _op_field(e.name)
+        named = lets.defs.get(e.name)
+        # a named condition is compiled where it is used: the checker counted its expansion in the rule's cost
+        return _op_field(e.name) if named is None else _node(named, lets)
     if isinstance(e, ast.Field):
         return _party_field_node(e.party, e.name)
-    if isinstance(e, ast.Attr):  # a missing attribute reads as ""
-        return py.BoolOp(py.Or(), [_call(_attr(_party(e.party), "attr"), _const(e.key)), _const("")])
+    if isinstance(e, ast.Attr):
+        declared = lets.attrs.get(e.key)
+        if declared is None:  # no schema: a missing attribute reads as "" (the checker warns)
+            return py.BoolOp(py.Or(), [_call(_attr(_party(e.party), "attr"), _const(e.key)), _const("")])
+        value_type, default, has_default = declared
+        if value_type == "string" and has_default and default == "":  # reads as an undeclared one: inline
+            return py.BoolOp(py.Or(), [_call(_attr(_party(e.party), "attr"), _const(e.key)), _const("")])
+        return _call(_attr(_c(), "attr_value"), _const(e.party), _const(e.key), _const(value_type),
+                     _const(has_default), _const(default))  # fmt: skip
     if isinstance(e, ast.Call):
         return _call_node(e, lets)
     if isinstance(e, ast.Not):
@@ -168,8 +215,12 @@ def _node(e: ast.Expr, lets: dict[str, ast.Expr]) -> py.expr:
     if isinstance(e, ast.Compare):
         return py.Compare(_node(e.left, lets), [_CMP_NODES[e.op]()], [_node(e.right, lets)])
     if isinstance(e, ast.In):
-        values = frozenset(constant_value(i, lets) for i in e.items.items)
+        values = frozenset(constant_value(i, lets.values) for i in e.items.items)
         return py.Compare(_node(e.left, lets), [py.In()], [_const(values)])
+    if isinstance(e, ast.InList):  # a frozenset in the plan's globals: one hash lookup, however long the list
+        return py.Compare(_node(e.left, lets), [py.In()], [_name(lets.data[e.name].label)])
+    if isinstance(e, ast.Lookup):  # a Table: a missing key is its default, or fails the rule (denies)
+        return py.Subscript(_name(lets.data[e.table].label), _node(e.key, lets), py.Load())
     if isinstance(e, ast.StartsWith):
         return _call(_attr(_node(e.left, lets), "startswith"), _node(e.right, lets))
     if isinstance(e, ast.Has):
@@ -207,20 +258,27 @@ def _party_field_node(party: str, name: str) -> py.expr:
     raise TypeError(name)
 
 
-def _call_node(e: ast.Call, lets: dict[str, ast.Expr]) -> py.expr:
+def _call_node(e: ast.Call, lets: Scope) -> py.expr:
     if e.name == "balance":
         bucket = _attr(_attr(_c(), "view"), "bucket")
         return _call(bucket, _attr(_party(e.party), "handle"), _node(e.args[0], lets))
-    seconds = constant_value(e.args[0], lets)
-    assert isinstance(seconds, int)
     direction = "out" if e.name.startswith("out") else "in"
     index = 1 if e.name.endswith("count") else 0
     tag = _node(e.args[1], lets) if len(e.args) > 1 else _const(None)
+    first = e.args[0]
+    if isinstance(first, ast.Name) and first.name in ("day", "month") and first.name not in lets.values:
+        window = _call(
+            _attr(_c(), "calendar_window"), _const(e.party), _const(direction), _const(first.name), tag
+        )
+        return py.Subscript(window, _const(index), py.Load())
+    seconds = constant_value(first, lets.values)
+    if not isinstance(seconds, int):
+        raise TypeError("a window that is not a constant")  # the checker lets none through
     window = _call(_attr(_c(), "window"), _const(e.party), _const(direction), _const(seconds), tag)
     return py.Subscript(window, _const(index), py.Load())
 
 
-def condition_node(clauses: Sequence[tuple[ast.Expr, bool]], lets: dict[str, ast.Expr]) -> py.expr | None:
+def condition_node(clauses: Sequence[tuple[ast.Expr, bool]], lets: Scope) -> py.expr | None:
     """A rule's `when` / `unless` clauses, (expression, negated) in source order, as one Python expression of
     `c`; None when the rule has none (it always matches)."""
     nodes = [py.UnaryOp(py.Not(), _node(e, lets)) if negated else _node(e, lets) for e, negated in clauses]
@@ -246,6 +304,7 @@ def compile_plan(
     by_tag: dict[str, Sequence[R]],
     indexed: Sequence[tuple[str, str, dict[object, Sequence[R]], Sequence[R]]],
     name: str,
+    data: dict[str, object] | None = None,
 ) -> Plan:
     """One function `plan(c, tag) -> (matched, failed, evaluated)` evaluating the rules that can match: `always`,
     those of `by_tag[tag]`, and for each (party, field, table, every) of `indexed` the rules table[that field of
@@ -304,11 +363,27 @@ def compile_plan(
     body.append(py.Return(py.Tuple([_name("m"), _name("f"), _name("n")], py.Load())))
     module = py.fix_missing_locations(py.Module([*functions, _def("plan", ("c", "tag"), body)], []))
     code = compile(validated(module), f"<policy plan {name}>", "exec")
-    namespace: dict[str, Any] = {"__builtins__": {}, "R": tuple(rules), "Exception": Exception}
+    namespace: dict[str, Any] = {
+        "__builtins__": {},
+        "R": tuple(rules),
+        "Exception": Exception,
+        **(data or {}),
+    }
     exec(code, namespace)  # noqa: S102 - a tree built above and validated, never text
     for label, entries in tables.items():
         namespace[label] = {value: (namespace[f], size) for value, (f, size) in entries.items()}
     return namespace["plan"]
+
+
+def compile_probes(conditions: Sequence[py.expr], data: dict[str, object]) -> list[Callable[[Ctx], object]]:
+    """One function `g(c)` per condition node, each returning its value for a context (for coverage: which
+    conditions were ever true, ever false). Built and validated like a plan; never used to decide."""
+    functions = [_def(f"g{i}", ("c",), [py.Return(node)]) for i, node in enumerate(conditions)]
+    module = py.fix_missing_locations(py.Module(functions, []))
+    code = compile(validated(module), "<policy probes>", "exec")
+    namespace: dict[str, Any] = {"__builtins__": {}, **data}
+    exec(code, namespace)  # noqa: S102 - a tree built above and validated, never text
+    return [namespace[f"g{i}"] for i in range(len(conditions))]
 
 
 def _def(name: str, params: tuple[str, ...], body: list[py.stmt]) -> py.stmt:

@@ -10,11 +10,11 @@ How rules combine (order never matters; every list below is sorted by rule name)
   splits, withholdings and routes redirect the payee's credit; set/clear tag re-tags the credits.
 
 Allotments (the idea of Formance Numscript's destination allotments, where portions must sum to 100% and
-`remaining` takes the rest): every portion is a share of the operation's amount, rounded down to the tiyn:
-floor(amount * bps / 10000). The rounding residue -- less than one tiyn per portion -- goes to the `remaining`
-destination: the one a rule names (`remaining to X`, `route to X`) or else the payee. A split written without
-`remaining` sums to exactly 100% and its last portion is its remaining. Portions of all matching rules
-together over 100%, or two rules naming different `remaining` destinations, are a conflict: deny.
+`remaining` takes the rest): every portion is an exact share of the operation's amount, divided as shares.py
+says (floor, then largest remainder for a split that names every destination; fees with a floor and a cap).
+What the portions leave goes to the `remaining` destination: the one a rule names (`remaining to X`, `route to
+X`) or else the payee. Portions of all matching rules together over 100%, or two rules naming different
+`remaining` destinations, are a conflict: deny. Shaping rules apply in name order (explain lists it).
 Credits therefore always sum to the amount exactly, so money is conserved."""
 
 from __future__ import annotations
@@ -23,15 +23,16 @@ import ast as py
 import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from fractions import Fraction
 
-from ..core import limits
 from ..core.hooks import LedgerView, Proposal
 from ..core.records import Decision, Posting, Report
 from . import ast
-from .check import CheckedRule, CheckedSet
-from .compile import Ctx, Plan, compile_plan, condition_node, constant_value
+from .check import DECIDED_KINDS, CheckedSet, Scope
+from .compile import Ctx, Plan, compile_probes, condition_node, constant_value
+from .plan import PlannedRule, dispatch, plan_rule
+from .shares import Portion, allocate, share_text
 
-WHOLE = limits.basis_points_per_whole
 COMBINATIONS_CACHED_MAX = 4096  # combinations of matching rules whose decision is remembered per engine
 
 
@@ -48,12 +49,13 @@ class CompiledRule:
     permit: str | None
     reports: tuple[tuple[str, str], ...]
     hold: tuple[int, str | None] | None  # (timeout_s, releaser handle or None)
-    portions: tuple[tuple[int, str | None], ...]  # (bps, handle; None = payee), fixed shares of the amount
+    portions: tuple[Portion, ...]  # fixed shares of the amount, in the order written
     remaining: tuple[str | None] | None  # (handle,) when the rule names where the rest goes; (None,) = payee
     set_tag: str | None
     clear_tag: bool
     reads: tuple[str, ...]
     index: tuple[str, frozenset] | None = None
+    fair: bool = False  # a split naming every destination: rounding residue by largest remainder
     summary: dict = field(default_factory=dict)  # what `explain` shows for a match: computed once
 
     def effect_texts(self) -> list[str]:
@@ -65,7 +67,7 @@ class CompiledRule:
         out += [f"report to {agency}: {reason}" for agency, reason in self.reports]
         if self.hold:
             out.append(f"hold {self.hold[0]} s" + (f" released by {self.hold[1]}" if self.hold[1] else ""))
-        out += [f"{_pct(bps)} to {h or 'payee'}" for bps, h in self.portions]
+        out += [p.text() for p in self.portions]
         if self.remaining is not None:
             out.append(f"remaining to {self.remaining[0] or 'payee'}")
         if self.set_tag is not None:
@@ -75,13 +77,14 @@ class CompiledRule:
         return out
 
 
-def compile_rule(checked: CheckedRule, lets: dict[str, ast.Expr]) -> CompiledRule:
-    rule = _compile_rule(checked, lets)
+def compile_rule(planned: PlannedRule, lets: Scope) -> CompiledRule:
+    rule = _compile_rule(planned, lets)
     summary = {"rule": rule.name, "file": rule.file, "line": rule.line, "effects": rule.effect_texts()}
     return replace(rule, summary=summary)
 
 
-def _compile_rule(checked: CheckedRule, lets: dict[str, ast.Expr]) -> CompiledRule:
+def _compile_rule(planned: PlannedRule, lets: Scope) -> CompiledRule:
+    checked = planned.checked
     rule = checked.rule
     clauses = [(clause.expr, clause.negated) for clause in rule.clauses]
     condition = condition_node(clauses, lets)
@@ -89,8 +92,9 @@ def _compile_rule(checked: CheckedRule, lets: dict[str, ast.Expr]) -> CompiledRu
     clear = False
     reports: list[tuple[str, str]] = []
     hold = None
-    portions: list[tuple[int, str | None]] = []
+    portions: list[Portion] = []
     remaining: tuple[str | None] | None = None
+    fair = False
     for e in rule.effects:
         if isinstance(e, ast.Deny):
             deny = e.reason
@@ -102,14 +106,15 @@ def _compile_rule(checked: CheckedRule, lets: dict[str, ast.Expr]) -> CompiledRu
             hold = (e.duration.seconds, e.releaser.handle if e.releaser else None)
         elif isinstance(e, ast.Split):
             parts = list(e.portions)
-            if parts[-1].bps is not None:  # sums to 100%: the last portion takes the residue
-                last = parts.pop()
-                remaining = (last.target.handle,)
-            else:
+            if parts[-1].share is None:
                 remaining = (parts.pop().target.handle,)
-            portions += [(p.bps, p.target.handle) for p in parts if p.bps]
+            else:  # names every destination: its rounding residue goes by largest remainder
+                fair = True
+            portions += [Portion(p.share, p.target.handle) for p in parts if p.share]
         elif isinstance(e, ast.Withhold):
-            portions.append((e.bps, e.target.handle))
+            low = constant_value(e.min_amount, lets.values) if e.min_amount is not None else None
+            high = constant_value(e.max_amount, lets.values) if e.max_amount is not None else None
+            portions.append(Portion(e.share, e.target.handle, low or 0, high))  # type: ignore[arg-type]
         elif isinstance(e, ast.Route):
             remaining = (e.target.handle,)
         elif isinstance(e, ast.SetTag):
@@ -118,9 +123,9 @@ def _compile_rule(checked: CheckedRule, lets: dict[str, ast.Expr]) -> CompiledRu
             clear = True
     return CompiledRule(
         name=rule.name, file=checked.file, line=rule.line, kinds=frozenset(checked.kinds),
-        tag_equals=checked.tag_equals, tag_prefix=checked.tag_prefix, condition=condition, deny=deny,
+        tag_equals=planned.tag_equals, tag_prefix=planned.tag_prefix, condition=condition, deny=deny,
         permit=permit, reports=tuple(reports), hold=hold, portions=tuple(portions), remaining=remaining,
-        set_tag=set_tag, clear_tag=clear, reads=checked.reads, index=checked.index,
+        set_tag=set_tag, clear_tag=clear, reads=checked.reads, index=planned.index, fair=fair,
     )  # fmt: skip
 
 
@@ -128,29 +133,70 @@ class PolicySetEngine:
     """The compiled engine of one policy set. `decide` is what the ledger calls for every payment."""
 
     def __init__(self, checked: CheckedSet, policy_set_id: str, version: int | None = None) -> None:
-        self.policy_set_id = policy_set_id
-        self.version = version
+        self._policy_set_id = policy_set_id
+        self._version = (
+            version  # read-only: one engine per (set, version), owned by the ledger that loaded it
+        )
         self.checked = checked
         rules: list[CompiledRule] = []
         for f in checked.files:
-            lets = {let.name: let.expr for let in f.lets}
+            lets = checked.scope(f.path)
             by_rule = {id(r.rule): r for r in checked.rules if r.file == f.path}
-            rules += [compile_rule(by_rule[id(rule)], lets) for rule in f.rules if id(rule) in by_rule]
+            rules += [
+                compile_rule(plan_rule(by_rule[id(rule)], lets), lets)
+                for rule in f.rules
+                if id(rule) in by_rule
+            ]
         self.rules = sorted(rules, key=lambda r: r.name)  # decisions never depend on file or rule order
         self.by_kind: dict[str, tuple[CompiledRule, ...]] = {
-            kind: tuple(r for r in self.rules if kind in r.kinds)
-            for kind in ("issue", "redeem", "transfer", "hold")
+            kind: tuple(r for r in self.rules if kind in r.kinds) for kind in DECIDED_KINDS
         }
-        self.plans: dict[str, Plan] = {kind: _plan(kind, rules) for kind, rules in self.by_kind.items()}
+        tables = checked.tables()
+        # Kinds with the same rules share one compiled plan (a set of unguarded rules compiles once, not 4 times).
+        shared: dict[tuple[str, ...], Plan] = {}
+        self.plans: dict[str, Plan] = {}
+        for kind, rules in self.by_kind.items():
+            names = tuple(r.name for r in rules)
+            if names not in shared:
+                shared[names] = dispatch(kind, rules, tables)
+            self.plans[kind] = shared[names]
         self._allow = Decision(policy_set_id=policy_set_id)
         self._combinations: dict[tuple, Callable[[Proposal], Decision]] = {}
         # The untagged history windows the set reads, known before it runs: the ledger reads them for a whole
         # chunk of payments in one grouped query instead of one query per payment.
         windows: set[tuple[str, str, int]] = set()
         for f in checked.files:
-            lets = {let.name: let.expr for let in f.lets}
-            _collect_windows((f.rules, f.lets), lets, windows)
+            _collect_windows(
+                f.items, checked.constants.get(f.path, {}), windows
+            )  # rules and named conditions
         self.windows = frozenset(windows)
+
+    @property
+    def policy_set_id(self) -> str:
+        return self._policy_set_id
+
+    @property
+    def version(self) -> int | None:
+        return self._version
+
+    def probes(self) -> list[Probe]:
+        """Every `when` / `unless` clause of every rule as a function of a context, for `policy test --coverage`."""
+        found: list[Probe] = []
+        nodes = []
+        for f in self.checked.files:
+            scope = self.checked.scope(f.path)
+            names = {r.rule.name for r in self.checked.rules if r.file == f.path}
+            for rule in f.rules:
+                if rule.name not in names:
+                    continue
+                kinds = next(r.kinds for r in self.checked.rules if r.rule is rule)
+                for i, clause in enumerate(rule.clauses):
+                    nodes.append(condition_node([(clause.expr, False)], scope))
+                    found.append(
+                        Probe(f.path, rule.name, clause.line, i, clause.negated, frozenset(kinds), None)
+                    )
+        functions = compile_probes(nodes, self.checked.tables()) if nodes else []
+        return [replace(p, function=fn) for p, fn in zip(found, functions, strict=True)]
 
     def decide(self, proposal: Proposal, view: LedgerView) -> Decision:
         plan = self.plans.get(proposal.op.kind)  # an OpKind is a str: no .value lookup per payment
@@ -284,21 +330,38 @@ class PolicySetEngine:
             return self._conflict(
                 detail, [r for r in shapers if r.set_tag or r.clear_tag], "rules re-tag differently"
             )
-        portions = tuple((bps, h) for r in shapers for bps, h in r.portions)
-        total_bps = sum(bps for bps, _ in portions)
-        if total_bps > WHOLE:
+        portions = tuple(p for r in shapers for p in r.portions)
+        total = sum((p.share for p in portions), Fraction(0))
+        if total > 1:
             return self._conflict(detail, [r for r in shapers if r.portions],
-                                  f"portions add up to {_pct(total_bps)}, over 100%")  # fmt: skip
-        return _Shape(portions, next(iter(remaining_names), None), next(iter(tags), None))
+                                  f"portions add up to {share_text(total)}, over 100%")  # fmt: skip
+        if len([r for r in shapers if r.portions]) > 1:
+            detail["applied_in_order"] = [r.name for r in shapers if r.portions]
+        fair = any(r.fair for r in shapers)
+        return _Shape(portions, next(iter(remaining_names), None), next(iter(tags), None), fair)
+
+
+@dataclass(frozen=True, slots=True)
+class Probe:
+    """One clause of a rule, compiled alone: what `policy test --coverage` evaluates on every decision."""
+
+    file: str
+    rule: str
+    line: int
+    index: int  # of the clause in its rule
+    negated: bool  # an `unless`
+    kinds: frozenset[str]
+    function: Callable | None
 
 
 @dataclass(frozen=True, slots=True)
 class _Shape:
     """How matching rules redirect a payment's credit: shares of the amount, where the rest goes, its tag."""
 
-    portions: tuple[tuple[int, str | None], ...]  # (bps, handle; None = the payee)
+    portions: tuple[Portion, ...]  # of every shaping rule, in name order
     rest_to: str | None  # None: the payee
     tag: str | None  # None: the credit keeps its tag ("" clears it)
+    fair: bool = False  # residue by largest remainder (a split naming every destination)
 
 
 def _shapes(rule: CompiledRule) -> bool:
@@ -320,14 +383,12 @@ def _split(shape: _Shape, p: Proposal) -> tuple[Posting, ...] | None:
         return None
     amount, payee = credit.amount_tiyn, credit.account
     by_account: dict[str, int] = {}
-    given = 0
-    for bps, handle in shape.portions:
-        share = amount * bps // WHOLE
-        given += share
-        target = handle or payee
-        by_account[target] = by_account.get(target, 0) + share
+    parts, rest = allocate(amount, shape.portions, shape.fair)
+    for portion, part in zip(shape.portions, parts, strict=True):
+        target = portion.handle or payee
+        by_account[target] = by_account.get(target, 0) + part
     rest_to = shape.rest_to or payee
-    by_account[rest_to] = by_account.get(rest_to, 0) + (amount - given)
+    by_account[rest_to] = by_account.get(rest_to, 0) + rest
     tag = credit.tag if shape.tag is None else shape.tag
     out = [x for x in p.postings if x.amount_tiyn < 0]
     out += [Posting(h, v, tag) for h, v in sorted(by_account.items()) if v]
@@ -340,37 +401,7 @@ def _by_name(rule: CompiledRule) -> str:
     return rule.name
 
 
-def _plan(kind: str, rules: tuple[CompiledRule, ...]) -> Plan:
-    """The rules of one operation kind as one function that evaluates only the rules that can match: those
-    without a guard, those that need the payment's tag, and those indexed by a party's tier or kind."""
-    always: list[CompiledRule] = []
-    by_tag: dict[str, list[CompiledRule]] = {}
-    by_field: dict[str, dict[object, list[CompiledRule]]] = {}
-    for rule in rules:
-        if rule.tag_equals is not None:
-            for value in rule.tag_equals:
-                by_tag.setdefault(value, []).append(rule)
-        elif rule.index is not None:
-            field, values = rule.index
-            table = by_field.setdefault(field, {})
-            for value in values:
-                table.setdefault(value, []).append(rule)
-        else:
-            always.append(rule)
-    indexed = []
-    for field, table in sorted(by_field.items()):
-        party, name = field.split(".")
-        every = tuple({id(r): r for rs in table.values() for r in rs}.values())
-        indexed.append((party, name, table, every))
-    return compile_plan(always, by_tag, indexed, kind)
-
-
-def _pct(bps: int) -> str:
-    whole, frac = divmod(bps, 100)
-    return f"{whole}.{frac:02d}%".replace(".00%", "%")
-
-
-def _collect_windows(node: object, lets: dict[str, ast.Expr], out: set[tuple[str, str, int]]) -> None:
+def _collect_windows(node: object, lets: dict[str, object], out: set[tuple[str, str, int]]) -> None:
     """Every untagged history window (party, direction, seconds) read anywhere under `node`."""
     todo = [node]
     while todo:  # no recursion: policy trees are bounded, but this walk must not depend on it

@@ -7,6 +7,7 @@ import dataclasses
 from dataclasses import dataclass
 
 from ..core.errors import TengeError
+from ..core.text import shown
 
 
 @dataclass(frozen=True, slots=True)
@@ -16,17 +17,35 @@ class Diagnostic:
     col: int  # 1-based
     message: str
     source_line: str = ""
+    length: int = 1  # columns underlined from `col` (a token's width when known)
+    notes: tuple[tuple[int, int, str], ...] = ()  # secondary labels in the same file: (line, col, text)
+
+    @property
+    def code(self) -> str:
+        """The documented error code (`tenge policy explain-error CODE`)."""
+        from .codes import code_of
+
+        return code_of(self.message)
 
     def render(self) -> str:
-        head = f"{self.file}:{self.line}:{self.col}: {self.message}"
+        """The diagnostic for a terminal: the message, then the source line (escaped: a comment or a string
+        may hold a newline escape, NUL or a bidi override) with a caret under the column."""
+        head = f"{shown(self.file)}:{self.line}:{self.col}: {shown(self.message)} [{self.code}]"
+        notes = "".join(
+            f"\n    note: {shown(self.file)}:{line}:{col}: {shown(text)}" for line, col, text in self.notes
+        )
         if not self.source_line:
-            return head
-        text = self.source_line.rstrip("\n").expandtabs(4)
-        caret = " " * (max(self.col, 1) - 1) + "^"
-        return f"{head}\n    {text}\n    {caret}"
+            return head + notes
+        text = self.source_line.rstrip("\n").replace("\t", " ")
+        start = max(self.col, 1) - 1
+        before = shown(text[:start])
+        span = max(len(shown(text[start : start + max(self.length, 1)])), 1)
+        caret = " " * len(before) + "^" + "~" * (span - 1)
+        return f"{head}\n    {shown(text)}\n    {caret}{notes}"
 
     def to_json(self) -> dict:
-        return {"file": self.file, "line": self.line, "col": self.col, "message": self.message}
+        return {"file": self.file, "line": self.line, "col": self.col, "message": self.message, "code": self.code,
+                "notes": [{"line": line, "col": col, "message": text} for line, col, text in self.notes]}  # fmt: skip
 
 
 class PolicyError(TengeError):

@@ -7,10 +7,37 @@ the end of the file. Money keeps the unit it was written in; numbers get `_` tho
 
 from __future__ import annotations
 
+import dataclasses
+
 from . import ast
 from .parser import parse
 
 _PREC = {"or": 1, "and": 2, "not": 3, "cmp": 4, "arith": 5, "atom": 6}
+
+
+def upgrade_source(source: str, path: str = "<policy>") -> str:
+    """`policy fmt --upgrade`: the file in canonical layout, with a declaration for every attribute it reads
+    without one, `attr KEY: string default ""`: what an undeclared attribute meant, now said, so the decisions
+    do not change."""
+    f = parse(source, path)
+    declared = {i.key for i in f.items if isinstance(i, ast.AttrDecl)}
+    keys: list[str] = []
+    todo: list[object] = list(f.items)
+    while todo:
+        node = todo.pop(0)
+        if isinstance(node, ast.Attr) and node.key not in declared and node.key not in keys:
+            keys.append(node.key)
+        if dataclasses.is_dataclass(node) and not isinstance(node, type):
+            todo.extend(getattr(node, fld.name) for fld in dataclasses.fields(node))
+        elif isinstance(node, list | tuple):
+            todo.extend(node)
+    formatted = format_source(source, path)
+    if not keys:
+        return formatted
+    lines = formatted.splitlines()
+    at = 2 if f.title is not None and len(lines) > 1 else 0  # after the header and its blank line
+    block = [f'attr {key}: string default ""' for key in keys]
+    return format_source("\n".join(lines[:at] + block + [""] + lines[at:]) + "\n", path)
 
 
 def format_source(source: str, path: str = "<policy>") -> str:
@@ -31,6 +58,16 @@ def format_source(source: str, path: str = "<policy>") -> str:
         if isinstance(item, ast.Let):
             out.append(f"let {item.name} = {expr(item.expr)}")
             continue
+        if isinstance(item, ast.AttrDecl):
+            default = f" default {expr(item.default)}" if item.default is not None else ""
+            out.append(f"attr {item.key}: {item.value_type}{default}")
+            continue
+        if isinstance(item, ast.Def):
+            out.append(f"def {item.name} = " + _chain(item.expr, " " * (len(item.name) + 7)))
+            continue
+        if isinstance(item, ast.ListDecl | ast.TableDecl):
+            out.append(_data_decl(item))
+            continue
         out.append(f"rule {_q(item.name)}")
         if item.guard is not None:
             flush(item.guard.line, "  ")
@@ -47,6 +84,27 @@ def format_source(source: str, path: str = "<policy>") -> str:
             out.append("")
         out += [c[1] for c in comments]
     return "\n".join(out) + "\n"
+
+
+LINE_WIDTH = 100  # an inline list or table longer than this goes one entry per line
+
+
+def _data_decl(item: ast.ListDecl | ast.TableDecl) -> str:
+    if isinstance(item, ast.ListDecl):
+        head = f"list {item.name} = "
+        parts = [expr(i) for i in item.items or ()]
+        brackets = "[]"
+    else:
+        default = f" default {expr(item.default)}" if item.default is not None else ""
+        head = f"table {item.name} of {item.value_type}{default} = "
+        parts = [f"{expr(k)}: {expr(v)}" for k, v in item.entries or ()]
+        brackets = "{}"
+    if item.source is not None:
+        return head + f"file {_q(item.source.name)}"
+    one_line = brackets[0] + ", ".join(parts) + brackets[1]
+    if len(head) + len(one_line) <= LINE_WIDTH:
+        return head + one_line
+    return head + brackets[0] + "\n" + "".join(f"  {p},\n" for p in parts) + brackets[1]
 
 
 def _comments(source: str) -> list[tuple[int, str]]:
@@ -86,7 +144,7 @@ def _prec(e: ast.Expr) -> int:
         return _PREC[e.op]
     if isinstance(e, ast.Not):
         return _PREC["not"]
-    if isinstance(e, ast.Compare | ast.In | ast.StartsWith | ast.Has):
+    if isinstance(e, ast.Compare | ast.In | ast.InList | ast.StartsWith | ast.Has):
         return _PREC["cmp"]
     if isinstance(e, ast.Arith):
         return _PREC["arith"]
@@ -136,6 +194,10 @@ def expr(e: ast.Expr) -> str:
         return f"{_wrap(e.left, _PREC['arith'])} {e.op} {_wrap(e.right, _PREC['arith'])}"
     if isinstance(e, ast.In):
         return f"{_wrap(e.left, _PREC['arith'])} in {expr(e.items)}"
+    if isinstance(e, ast.InList):
+        return f"{_wrap(e.left, _PREC['arith'])} in {e.name}"
+    if isinstance(e, ast.Lookup):
+        return f"{e.table}[{expr(e.key)}]"
     if isinstance(e, ast.StartsWith | ast.Has):
         word = "starts_with" if isinstance(e, ast.StartsWith) else "has"
         return f"{_wrap(e.left, _PREC['arith'])} {word} {_wrap(e.right, _PREC['arith'])}"
@@ -157,7 +219,10 @@ def _effect(e: ast.Effect) -> str:
         lines = [f"    {p.text} to {p.target.text()}," for p in e.portions]
         return "split {\n" + "\n".join(lines) + "\n  }"
     if isinstance(e, ast.Withhold):
-        return f"withhold {e.text} to {e.target.text()}"
+        bounds = (f" min {expr(e.min_amount)}" if e.min_amount is not None else "") + (
+            f" max {expr(e.max_amount)}" if e.max_amount is not None else ""
+        )
+        return f"withhold {e.text}{bounds} to {e.target.text()}"
     if isinstance(e, ast.Route):
         return f"route to {e.target.text()}"
     if isinstance(e, ast.SetTag):

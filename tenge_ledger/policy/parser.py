@@ -5,22 +5,29 @@ tree is turned into dataclasses, and syntax errors are made friendly from a cata
 from __future__ import annotations
 
 import functools
+import re
+from fractions import Fraction
 from pathlib import Path
 
 from lark import Lark, Token, Transformer, Tree, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 
 from ..core import limits
+from ..core.text import first_unsafe_char
 from . import ast
 from .errors import Diagnostic, PolicySyntaxError, source_line
+from .shares import parse_share
 
 GRAMMAR = Path(__file__).with_name("grammar.lark")
+# A rule's name: a safe ASCII alphabet, so names cannot look alike (U+2010 for '-') or carry terminal controls.
+RULE_NAME_RE = re.compile(rf"[a-z0-9][a-z0-9._-]{{0,{limits.policy_name_length_max - 1}}}")
 SYNTAX_ERRORS_MAX = 20  # per file; later ones are usually consequences of earlier ones
 
 # Tree nodes that are expressions: their nesting is what policy_depth_max bounds.
 _EXPR_NODES = frozenset(
-    {"or_expr", "and_expr", "not_", "compare", "in_", "starts_with", "has", "arith", "call", "list"}
-)
+    {"or_expr", "and_expr", "not_", "compare", "in_", "in_named", "starts_with", "has", "arith", "call", "list",
+     "lookup"}
+)  # fmt: skip
 
 # Friendly messages for syntax errors, matched by lark's match_examples against the parser state each snippet
 # fails in. The snippets double as tests (tests/test_policy_parser.py runs every one).
@@ -104,6 +111,28 @@ def parse(source: str, path: str = "<policy>") -> ast.PolicyFile:
     return ast.PolicyFile(path=path, source=source, title=title, items=tuple(items))
 
 
+_ITEM_STARTS = ("rule ", "let ", "def ", "attr ", "list ", "table ", "policy ")
+
+
+def parse_partial(source: str, path: str, errors: list[Diagnostic]) -> ast.PolicyFile | None:
+    """The file without the items that hold syntax errors (their lines blanked, so positions stay), for checking
+    the rest: one typo must not hide the other rules' problems. None if what is left does not parse either."""
+    lines = source.splitlines()
+    starts = [n for n in range(1, len(lines) + 1) if lines[n - 1].startswith(_ITEM_STARTS)]
+    blank: set[int] = set()
+    for d in errors:
+        first = max((n for n in starts if n <= d.line), default=1)
+        end = min((n for n in starts if n > d.line), default=len(lines) + 1)
+        blank.update(range(first, end))
+    if not blank or len(blank) >= len(lines):
+        return None
+    kept = "\n".join("" if n in blank else text for n, text in enumerate(lines, 1)) + "\n"
+    try:
+        return parse(kept, path)
+    except PolicySyntaxError:
+        return None
+
+
 def _syntax_errors(first: UnexpectedInput, source: str, path: str) -> list[Diagnostic]:
     """The first error, then the first error of each later part of the file: parsing resumes at the next line
     that starts a `rule` or `let` (blank lines keep the line numbers), so one typo does not hide the others
@@ -113,7 +142,8 @@ def _syntax_errors(first: UnexpectedInput, source: str, path: str) -> list[Diagn
     line = diags[0].line
     while len(diags) < SYNTAX_ERRORS_MAX:
         resume = next(
-            (n for n in range(line + 1, len(lines) + 1) if lines[n - 1].startswith(("rule ", "let "))), None
+            (n for n in range(line + 1, len(lines) + 1) if lines[n - 1].startswith(_ITEM_STARTS[:-1])),
+            None,
         )
         if resume is None:
             break
@@ -155,23 +185,69 @@ def _syntax_diagnostic(exc: UnexpectedInput, source: str, path: str) -> Diagnost
     elif isinstance(exc, UnexpectedToken):
         token = exc.token
         shown = "end of file" if token.type == "$END" else repr(str(token))
+        length = max(len(str(token)), 1) if token.type != "$END" else 1
         message = f"unexpected {shown}"
-        if label:
+        if str(token) == "=" and "COMP" in (exc.accepts or exc.expected):  # where a comparison could go
+            message += ": compare with == (a single = only gives a let, def, list or table its value)"
+        elif label:
             message += f": {label}"
         else:
-            expected = sorted(_pretty_terminal(t) for t in exc.accepts or exc.expected)
-            message += f"; expected one of {', '.join(expected[:8])}"
+            expected = _ordered_expected(exc.accepts or exc.expected)
+            message += f"; expected {'one of ' if len(expected) > 1 else ''}{', '.join(expected)}"
+        if label == _NO_EFFECT:  # say it at the rule that has no effect, not at whatever follows it
+            line, col, length = _rule_before(source, line, col)
+        return Diagnostic(path, line, col, message, source_line(source, line), length)
     else:
         message = "unexpected end of file" + (f": {label}" if label else "")
+        if label == _NO_EFFECT:
+            line, col, _ = _rule_before(source, line, col)
     return Diagnostic(path, line, col, message, source_line(source, line))
 
 
+_NO_EFFECT = next(label for label in SYNTAX_EXAMPLES if label.startswith("a rule needs at least one effect"))
+# Expected tokens are listed keywords first, then operators and punctuation, then kinds of token (a name, a
+# string, a number), each group in the order a policy author reads them.
+_EXPECTED_ORDER = ("keyword", "operator", "punctuation", "token")
+
+
+def _ordered_expected(names) -> list[str]:
+    def group(text: str) -> tuple[int, str]:
+        if text.startswith("'") and text[1:2].isalpha():
+            return 0, text
+        if text.startswith("'") and text[1:2] in "=!<>+-":
+            return 1, text
+        if text.startswith("'"):
+            return 2, text
+        return 3, text
+
+    return sorted({_pretty_terminal(t) for t in names}, key=group)
+
+
+def _rule_before(source: str, line: int, col: int) -> tuple[int, int, int]:
+    """The position of the last `rule` that starts before (line, col): where an effect is missing."""
+    lines = source.splitlines()
+    for number in range(min(line, len(lines)), 0, -1):
+        text = lines[number - 1]
+        limit = col - 1 if number == line else len(text)
+        at = text.rfind("rule ", 0, max(limit, 0))
+        if at >= 0 and (at == 0 or not (text[at - 1].isalnum() or text[at - 1] == "_")):
+            return number, at + 1, 4
+    return line, col, 1
+
+
+_TERMINAL_WORDS = {"NAME": "a name", "STRING": 'a "string"', "NUMBER": "a number", "DURATION": "a duration like 24h",
+                   "PERCENT": "a percentage like 55%", "UNIT": "KZT or tiyn", "COMP": "a comparison (== != < <= > >=)",
+                   "ADDOP": "+ or -", "$END": "end of file"}  # fmt: skip
+
+
 def _pretty_terminal(name: str) -> str:
+    if name in _TERMINAL_WORDS:
+        return _TERMINAL_WORDS[name]
     try:
         pattern = lark_parser().get_terminal(name).pattern
     except KeyError:
-        return name
-    return repr(pattern.value) if pattern.type == "str" else name
+        return name.lower()
+    return repr(pattern.value) if pattern.type == "str" else name.lower()
 
 
 def _too_deep(tree: Tree) -> tuple[int, int] | None:
@@ -216,15 +292,6 @@ def unquote(text: str) -> str:
     return "".join(out)
 
 
-def percent_bps(text: str) -> int | None:
-    """ "55%" -> 5500, "12.5%" -> 1250; None when it has more than two decimals (not a whole basis point)."""
-    number = text.rstrip("%")
-    whole, _, frac = number.partition(".")
-    if len(frac) > 2:
-        return None
-    return int(whole) * 100 + int(frac.ljust(2, "0") or "0")
-
-
 @v_args(meta=True)
 class _Build(Transformer):
     def __init__(self, path: str, source: str) -> None:
@@ -233,6 +300,16 @@ class _Build(Transformer):
         self.source = source
         self.errors: list[Diagnostic] = []
 
+    def _call_userfunc(self, tree, new_children=None):
+        """Each node built from the tree also records where its text ends (for underlining its whole span)."""
+        node = super()._call_userfunc(tree, new_children)
+        meta = tree.meta
+        if isinstance(node, ast.Node) and not getattr(meta, "empty", True) and node.end == (0, 0):
+            object.__setattr__(
+                node, "end", (meta.end_line, meta.end_column)
+            )  # still being built: frozen after
+        return node
+
     def _error(self, line: int, col: int, message: str) -> None:
         self.errors.append(Diagnostic(self.path, line, col, message, source_line(self.source, line)))
 
@@ -240,7 +317,29 @@ class _Build(Transformer):
         value = unquote(str(token))
         if len(value) > limits.policy_string_length_max:
             self._error(*_pos(token), f"string longer than {limits.policy_string_length_max} characters")
+        bad = first_unsafe_char(value)
+        if bad is not None:
+            self._error(
+                *_pos(token),
+                f"a string holds the control or format character U+{ord(value[bad]):04X}: strings are one "
+                "line of visible text (no newline, NUL or bidi override)",
+            )
         return value
+
+    def _digits(self, token: Token, text: str) -> bool:
+        """Whether a literal's digits are few enough to parse (int() refuses over 4,300 and is slow before)."""
+        digits = sum(ch.isdigit() for ch in text)
+        if digits > limits.policy_literal_digits_max:
+            self._error(*_pos(token), f"a literal of {digits} digits, over the limit of "
+                        f"{limits.policy_literal_digits_max}")  # fmt: skip
+            return False
+        return True
+
+    def _name(self, token: Token, what: str, length_max: int) -> str:
+        name = str(token)
+        if len(name) > length_max:
+            self._error(*_pos(token), f"{what} of {len(name)} characters, over the limit of {length_max}")
+        return name
 
     # file
     def start(self, meta, children):
@@ -257,10 +356,14 @@ class _Build(Transformer):
         return ("header", self._string(children[0]))
 
     def let_decl(self, meta, children):
-        return ast.Let(*_pos(meta), str(children[0]), children[1])
+        name = self._name(children[0], "a name", limits.policy_name_length_max)
+        return ast.Let(*_pos(meta), name, children[1])
 
     def rule(self, meta, children):
         name = self._string(children[0])
+        if not RULE_NAME_RE.fullmatch(name):
+            self._error(*_pos(children[0]), f"a rule name is 1 to {limits.policy_name_length_max} of a-z, 0-9 "
+                        "and '._-', starting with a letter or digit, like \"fma-list-payer\"")  # fmt: skip
         guard = None
         clauses, effects = [], []
         for child in children[1:]:
@@ -292,10 +395,12 @@ class _Build(Transformer):
         return ast.Deny(*_pos(meta), self._string(children[0]))
 
     def permit(self, meta, children):
-        return ast.Permit(*_pos(meta), self._string(children[0]) if children[0] is not None else None)
+        message = children[0] if children else None  # a bare `permit` has no message
+        return ast.Permit(*_pos(meta), self._string(message) if message is not None else None)
 
     def report(self, meta, children):
-        return ast.ReportTo(*_pos(meta), str(children[0]), self._string(children[1]))
+        agency = self._name(children[0], "an agency name", limits.policy_agency_length_max)
+        return ast.ReportTo(*_pos(meta), agency, self._string(children[1]))
 
     def hold(self, meta, children):
         duration = self.duration(meta, [children[1]])
@@ -304,23 +409,33 @@ class _Build(Transformer):
     def split(self, meta, children):
         return ast.Split(*_pos(meta), tuple(children))
 
-    def _bps(self, token: Token) -> int:
-        bps = percent_bps(str(token))
-        if bps is None:
-            self._error(
-                *_pos(token), f"{token} has more than two decimals; write a whole basis point like 12.25%"
-            )
-            return 0
-        return bps
-
     def share(self, meta, children):
-        return ast.Portion(*_pos(meta), self._bps(children[0]), str(children[0]), children[1])
+        token = children[0]
+        if not self._digits(token, str(token)):
+            return token, Fraction(0)
+        share, why = parse_share(str(token))
+        if share is None:
+            self._error(*_pos(token), why or "not a share")
+            return token, Fraction(0)
+        return token, share
+
+    def portion(self, meta, children):
+        (token, share), target = children
+        return ast.Portion(*_pos(meta), share, str(token), target)
+
+    def withhold_min(self, meta, children):
+        return ("min", children[0])
+
+    def withhold_max(self, meta, children):
+        return ("max", children[0])
 
     def remaining(self, meta, children):
         return ast.Portion(*_pos(meta), None, "remaining", children[0])
 
     def withhold(self, meta, children):
-        return ast.Withhold(*_pos(meta), self._bps(children[0]), str(children[0]), children[1])
+        (token, share), *bounds, target = children
+        given = dict(b for b in bounds if b is not None)
+        return ast.Withhold(*_pos(meta), share, str(token), target, given.get("min"), given.get("max"))
 
     def route(self, meta, children):
         return ast.Route(*_pos(meta), children[0])
@@ -371,6 +486,8 @@ class _Build(Transformer):
         number, unit = str(children[0]), str(children[1])
         whole, _, frac = number.replace("_", "").partition(".")
         line, col = _pos(meta)
+        if not self._digits(children[0], number):
+            return ast.Money(line, col, 0, f"0 {unit}")
         if unit == "tiyn":
             if frac:
                 self._error(line, col, "tiyn are whole: write 150 tiyn, or 1.50 KZT")
@@ -391,6 +508,8 @@ class _Build(Transformer):
         if "." in text:
             self._error(line, col, f"{text} is not a whole number; money needs a unit: {text} KZT")
             return ast.Number(line, col, 0, text)
+        if not self._digits(children[0], text):
+            return ast.Number(line, col, 0, "0")
         value = int(text.replace("_", ""))
         if value > limits.amount_tiyn_max:
             self._error(line, col, f"{text} is too large")
@@ -399,6 +518,8 @@ class _Build(Transformer):
     def duration(self, meta, children):
         text = str(children[0])
         line, col = _pos(children[0])
+        if not self._digits(children[0], text):
+            return ast.Duration(line, col, 0, "0s")
         seconds = int(text[:-1]) * _UNIT_S[text[-1]]
         return ast.Duration(line, col, seconds, text)
 
@@ -421,11 +542,57 @@ class _Build(Transformer):
         return ast.Field(*_pos(meta), children[0], str(children[1]))
 
     def attr(self, meta, children):
-        return ast.Attr(*_pos(meta), children[0], str(children[1]))
+        key = self._name(children[1], "an attribute key", limits.attr_key_length_max)
+        return ast.Attr(*_pos(meta), children[0], key)
 
     def call(self, meta, children):
         party, name, *args = children
         return ast.Call(*_pos(meta), party, str(name), tuple(a for a in args if a is not None))
+
+    def attr_decl(self, meta, children):
+        key = self._name(children[0], "an attribute key", limits.attr_key_length_max)
+        return ast.AttrDecl(*_pos(meta), key, str(children[1]), children[2] if len(children) > 2 else None)
+
+    def def_decl(self, meta, children):
+        name = self._name(children[0], "a name", limits.policy_name_length_max)
+        return ast.Def(*_pos(meta), name, children[1])
+
+    def list_decl(self, meta, children):
+        name = self._name(children[0], "a name", limits.policy_name_length_max)
+        value = children[1]
+        if isinstance(value, ast.DataFile):
+            return ast.ListDecl(*_pos(meta), name, None, value)
+        return ast.ListDecl(*_pos(meta), name, value.items, None)
+
+    def table_decl(self, meta, children):
+        name = self._name(children[0], "a name", limits.policy_name_length_max)
+        value_type = str(children[1])
+        default = children[2] if len(children) == 4 else None
+        value = children[-1]
+        if isinstance(value, ast.DataFile):
+            return ast.TableDecl(*_pos(meta), name, value_type, default, None, value)
+        return ast.TableDecl(*_pos(meta), name, value_type, default, value, None)
+
+    def table_default(self, meta, children):
+        return children[0]
+
+    def data_file(self, meta, children):
+        return ast.DataFile(*_pos(meta), self._string(children[0]))
+
+    def table(self, meta, children):
+        return tuple(c for c in children if c is not None)
+
+    def entry(self, meta, children):
+        return (children[0], children[1])
+
+    def in_named(self, meta, children):
+        return ast.InList(*_pos(meta), children[0], str(children[1]))
+
+    def lookup(self, meta, children):
+        return ast.Lookup(*_pos(meta), str(children[0]), children[1])
+
+    def party_handle(self, meta, children):  # `payee` alone is its handle
+        return ast.Field(*_pos(meta), children[0], "handle")
 
     def list(self, meta, children):
         return ast.ListLit(*_pos(meta), tuple(c for c in children if c is not None))

@@ -12,6 +12,8 @@ READ_CLASSES = {
     ".attr.": "attributes of a party (licences, zone, lists)",
     ".history.": "windowed aggregates of a party's own history",
     ".balance": "balances of a party",
+    "list ": "a reference list of the set (inline or a CSV file hashed with it)",
+    "table ": "a reference table of the set (inline or a CSV file hashed with it)",
 }
 
 
@@ -29,6 +31,16 @@ def manifest(checked: CheckedSet) -> list[dict]:
                 "identity": any(x.endswith(".handle") for x in r.reads),
                 "history": any(".history." in x for x in r.reads),
                 "attributes": sorted({x for x in r.reads if ".attr." in x}),
+                "data": [
+                    {
+                        "kind": d.kind,
+                        "name": d.name,
+                        "entries": len(d.values),
+                        "file": d.source,
+                        "sha256": d.sha256,
+                    }
+                    for d in r.data
+                ],
             }
         )
     return out

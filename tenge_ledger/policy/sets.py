@@ -13,13 +13,17 @@ from pathlib import Path
 
 from ..core import limits
 from ..core.errors import InputError
+from ..core.hooks import LedgerView, Proposal
+from ..core.records import Decision
+from ..core.text import shown
 from .check import check
+from .data import DATA_SUFFIX
 from .engine import PolicySetEngine
 from .errors import Diagnostic, PolicyError, PolicySyntaxError
-from .parser import parse
+from .parser import parse, parse_partial
+from .plan import warnings as plan_warnings
 
 POLICY_SUFFIX = ".policy"
-_ENGINES: dict[str, PolicySetEngine] = {}  # compiled once per process, by set id
 
 
 def set_id(files: dict[str, str]) -> str:
@@ -45,56 +49,152 @@ def policy_files(paths: list[str | Path]) -> list[Path]:
 
 
 def read_sources(paths: list[str | Path]) -> dict[str, str]:
-    """The sources of `policy_files(paths)`; keys are file names, so a set's id does not depend on where its
-    files were read from."""
+    """The sources of `policy_files(paths)` and the reference data files they name (CSV files beside them);
+    keys are file names, so a set's id does not depend on where its files were read from."""
     files: dict[str, str] = {}
     for file in policy_files(paths):
-        if not file.is_file():
-            raise InputError(f"no policy file {file}")
-        if file.stat().st_size > limits.policy_file_bytes_max:
-            raise PolicySyntaxError(
-                [
-                    Diagnostic(
-                        str(file), 1, 1, f"file is over the limit of {limits.policy_file_bytes_max} bytes"
-                    )
-                ]
-            )
-        try:
-            text = file.read_text(encoding="utf-8")
-        except UnicodeDecodeError as exc:
-            raise PolicySyntaxError([Diagnostic(str(file), 1, 1, f"not UTF-8 text: {exc.reason}")]) from None
+        text = read_policy_text(file)
         if file.name in files:
-            raise InputError(f"two policy files are named {file.name}")
+            raise InputError(f"two policy files are named {shown(file.name)}")
         files[file.name] = text
+        for name in _data_names(text, file.name):
+            data = file.parent / name
+            if name in files or "/" in name or "\\" in name or not data.is_file():
+                continue  # the checker says what is wrong with it, where the policy names it
+            files[name] = read_data_text(data)
+    data_count = sum(1 for name in files if name.endswith(DATA_SUFFIX))
+    if data_count > limits.policy_data_files_max:
+        raise InputError(f"{data_count} data files, over the limit of {limits.policy_data_files_max}")
+    size = sum(len(text.encode("utf-8", "surrogatepass")) for text in files.values())
+    if size > limits.policy_set_bytes_max:
+        raise InputError(
+            f"the set's files hold {size} bytes, over the limit of {limits.policy_set_bytes_max}"
+        )
     return files
+
+
+def _data_names(text: str, name: str) -> tuple[str, ...]:
+    """The data files a policy names; none if it does not parse (parse_and_check reports that)."""
+    try:
+        return parse(text, name).data_files
+    except PolicyError:
+        return ()
+
+
+def read_data_text(file: Path) -> str:
+    if file.stat().st_size > limits.policy_data_file_bytes_max:
+        message = f"data file over the limit of {limits.policy_data_file_bytes_max} bytes"
+        raise PolicySyntaxError([Diagnostic(str(file), 1, 1, message)])
+    try:
+        return file.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise PolicySyntaxError([Diagnostic(str(file), 1, 1, f"not UTF-8 text: {exc.reason}")]) from None
+
+
+def read_policy_text(file: Path) -> str:
+    """One policy file's text; its size and encoding problems as located syntax errors."""
+    if not file.is_file():
+        raise InputError(f"no policy file {file}")
+    if file.stat().st_size > limits.policy_file_bytes_max:
+        message = f"file is over the limit of {limits.policy_file_bytes_max} bytes"
+        raise PolicySyntaxError([Diagnostic(str(file), 1, 1, message)])
+    data = file.read_bytes()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        col = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
+        message = f"not UTF-8 text: byte 0x{data[exc.start]:02x} ({exc.reason})"
+        raise PolicySyntaxError([Diagnostic(str(file), line, col, message)]) from None
 
 
 def parse_and_check(files: dict[str, str]):
     """Parse every file (collecting every file's syntax errors), then check the set as a whole."""
     parsed, diags = [], []
     for name in sorted(files):
+        if name.endswith(DATA_SUFFIX):
+            continue
         try:
             parsed.append(parse(files[name], name))
         except PolicyError as exc:
             diags += exc.diagnostics
-    if diags:
-        raise PolicySyntaxError(diags)
-    return check(parsed)
+            partial = parse_partial(files[name], name, exc.diagnostics)
+            if partial is not None:
+                parsed.append(partial)
+    data = {name: text for name, text in files.items() if name.endswith(DATA_SUFFIX)}
+    if not diags:
+        checked = check(parsed, data)
+        checked.warnings.extend(plan_warnings(checked))
+        return checked
+    try:  # the rules that did parse are still checked, so every problem is reported at once
+        check(parsed, data)
+    except PolicyError as exc:
+        raise PolicyError(diags + exc.diagnostics) from None
+    raise PolicySyntaxError(diags)
 
 
 def compile_sources(files: dict[str, str], version: int | None = None) -> PolicySetEngine:
-    identity = set_id(files)
-    engine = _ENGINES.get(identity)
-    if engine is None:
-        engine = PolicySetEngine(parse_and_check(files), identity, version)
-        _ENGINES[identity] = engine
-    return engine
+    """A new engine for `files`, recording `version` in its decisions. Nothing is cached here, by design: an
+    engine belongs to the ledger that loads it (the process-wide cache this replaced handed one engine to every
+    ledger and overwrote its version)."""
+    return PolicySetEngine(parse_and_check(files), set_id(files), version)
 
 
 # ---- the set enabled on a ledger -----------------------------------------------------------------------------
 
 
-def load_enabled(settings: dict) -> PolicySetEngine | None:
+class EnabledPolicy:
+    """The policy set enabled on a ledger, owned by the ledger that loaded it: compiled the first time it decides
+    (or is asked which windows it reads), then kept for the life of that ledger. A command that applies nothing
+    (supply, balance, list) never compiles it; one that applies compiles it once, in ~20 ms for policies/ and
+    under a second for the worst set within the limits (benchmarks/policy.py), since folding is linear.
+    No compiled code is ever written to or read from disk."""
+
+    def __init__(self, files: dict[str, str], policy_set_id: str, version: int | None) -> None:
+        self._files = dict(files)
+        self._policy_set_id = policy_set_id
+        self._version = version
+        self._engine: PolicySetEngine | None = None
+        self._failure: str | None = None
+
+    @property
+    def policy_set_id(self) -> str:
+        return self._policy_set_id
+
+    @property
+    def version(self) -> int | None:
+        return self._version
+
+    def engine(self) -> PolicySetEngine:
+        """The compiled engine; a set that no longer checks (stored before a stricter checker) raises a one-line
+        error each time, which the ledger turns into a denial (fail closed)."""
+        if self._engine is None and self._failure is None:
+            try:
+                self._engine = compile_sources(self._files, self._version)
+            except PolicyError as exc:
+                first = exc.diagnostics[0]
+                self._failure = (f"the enabled policy set (version {self._version}) does not check any more: "
+                                 f"{first.file}:{first.line}:{first.col}: {first.message}")  # fmt: skip
+        if self._engine is None:
+            raise PolicyEngineUnavailable(self._failure or "")
+        return self._engine
+
+    def decide(self, proposal: Proposal, view: LedgerView) -> Decision:
+        return self.engine().decide(proposal, view)
+
+    @property
+    def windows(self) -> frozenset:
+        try:
+            return self.engine().windows
+        except PolicyEngineUnavailable:
+            return frozenset()  # nothing to prefetch: every decision denies
+
+
+class PolicyEngineUnavailable(Exception):
+    """The enabled set cannot be compiled; deciding with it denies (the ledger catches this per operation)."""
+
+
+def load_enabled(settings: dict) -> EnabledPolicy | None:
     entry = settings.get("policy_set")
     if not entry:
         return None
@@ -103,9 +203,7 @@ def load_enabled(settings: dict) -> PolicySetEngine | None:
         raise PolicyError(
             [Diagnostic("<ledger settings>", 0, 0, "the enabled policy set does not match its id")]
         )
-    engine = compile_sources(files, entry.get("version"))
-    engine.version = entry.get("version")  # the same sources may be enabled again under a later version
-    return engine
+    return EnabledPolicy(files, entry["id"], entry.get("version"))
 
 
 def history(settings: dict) -> list[dict]:
@@ -126,7 +224,8 @@ def enable(store, files: dict[str, str], at: int, note: str = "") -> dict:
               "files": files, "rules": len(engine.rules), "note": note}  # fmt: skip
     store.set_setting("policy_history", (past + [record])[-limits.policy_set_versions_max :])
     store.set_setting("policy_set", entry)
-    return {"id": engine.policy_set_id, "version": version, "changed": True, "rules": len(engine.rules)}
+    return {"id": engine.policy_set_id, "version": version, "changed": True, "rules": len(engine.rules),
+            "warnings": [w.render() for w in engine.checked.warnings]}  # fmt: skip
 
 
 def enable_version(store, version: int, at: int) -> dict:

@@ -37,6 +37,7 @@ from ..core.errors import InputError
 from ..core.hooks import Proposal
 from ..core.money import format_tiyn, parse_amount
 from ..core.records import CENTRAL_BANK_KINDS, AccountKind, Issue, OpenAccount, Operation
+from ..core.text import shown
 from .sets import POLICY_SUFFIX, compile_sources, read_sources
 
 SPEC_SUFFIX = ".spec.toml"
@@ -55,16 +56,72 @@ class CaseResult:
         return not self.problems
 
 
-class _Recorder:
-    """Wraps an engine to keep the last decision it made (a denied decision is not stored by the ledger)."""
+@dataclass
+class Coverage:
+    """What the specs exercised: how often each rule fired, and how often each `when` / `unless` clause was true
+    and false, over every decision made while running them (setup and history included)."""
 
-    def __init__(self, engine) -> None:
+    fired: dict[tuple[str, str], int] = field(default_factory=dict)  # (file, rule) -> matches
+    lines: dict[tuple[str, str], int] = field(default_factory=dict)  # (file, rule) -> line
+    clauses: dict[tuple[str, str, int], list] = field(default_factory=dict)  # -> [line, negated, true, false]
+    _probes: dict[int, list] = field(default_factory=dict)  # per engine (by id, while it runs)
+
+    def register(self, engine) -> list:
+        for r in engine.checked.rules:
+            key = (r.file, r.rule.name)
+            self.fired.setdefault(key, 0)
+            self.lines[key] = r.rule.line
+        probes = engine.probes()
+        for p in probes:
+            self.clauses.setdefault((p.file, p.rule, p.index), [p.line, p.negated, 0, 0])
+        return probes
+
+    def observe(self, probes: list, proposal: Proposal, view, decision) -> None:
+        from .compile import Ctx
+
+        detail = decision.detail or {}
+        for match in detail.get("matched", []):
+            key = (match["file"], match["rule"])
+            self.fired[key] = self.fired.get(key, 0) + 1
+        ctx = Ctx(proposal, view)
+        for p in probes:
+            if proposal.op.kind not in p.kinds:
+                continue
+            try:
+                value = bool(p.function(ctx))
+            except Exception:  # noqa: BLE001 - a clause that cannot be evaluated here is neither true nor false
+                continue
+            self.clauses[(p.file, p.rule, p.index)][2 if value else 3] += 1
+
+    def report(self) -> dict:
+        never_fired = sorted(({"file": f, "rule": r, "line": self.lines[(f, r)]} for (f, r), n in self.fired.items()
+                              if n == 0), key=lambda x: (x["file"], x["line"]))  # fmt: skip
+        never_true, never_false = [], []
+        for (f, r, _clause), (line, negated, true, false) in sorted(self.clauses.items()):
+            row = {"file": f, "rule": r, "line": line, "clause": "unless" if negated else "when"}
+            if true == 0:
+                never_true.append(row)
+            if false == 0:
+                never_false.append(row)
+        return {"rules": len(self.fired), "fired": len(self.fired) - len(never_fired), "never_fired": never_fired,
+                "clauses": len(self.clauses), "never_true": never_true, "never_false": never_false}  # fmt: skip
+
+
+class _Recorder:
+    """Wraps an engine to keep the last decision it made (a denied decision is not stored by the ledger), and
+    to tell the coverage what each decision exercised."""
+
+    def __init__(self, engine, coverage: Coverage | None = None, probes: list | None = None) -> None:
         self.engine = engine
         self.policy_set_id = engine.policy_set_id
         self.last = None
+        self.coverage = coverage
+        self.probes = probes or []
 
     def decide(self, proposal: Proposal, view):
         self.last = self.engine.decide(proposal, view)
+        if self.coverage is not None:
+            self.coverage.observe(self.probes, proposal, view, self.last)
         return self.last
 
 
@@ -87,24 +144,49 @@ def find_specs(path: str | Path) -> list[Path]:
 LedgerFactory = Callable[[str, str, object, Callable[[], int]], Any]
 
 
-def run_path(path: str | Path, new_ledger: LedgerFactory) -> list[CaseResult]:
+def run_path(
+    path: str | Path, new_ledger: LedgerFactory, coverage: Coverage | None = None
+) -> list[CaseResult]:
     results: list[CaseResult] = []
     for spec in find_specs(path):
-        results += run_spec(spec, new_ledger)
+        results += run_spec(spec, new_ledger, coverage)
     return results
 
 
-def run_spec(spec_path: Path, new_ledger: LedgerFactory) -> list[CaseResult]:
+def run_spec(
+    spec_path: Path, new_ledger: LedgerFactory, coverage: Coverage | None = None
+) -> list[CaseResult]:
     try:
         doc = tomllib.loads(spec_path.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise InputError(f"{spec_path}: not a TOML spec: {exc}") from None
     names = doc.get("policies") or [spec_path.name.removesuffix(SPEC_SUFFIX) + POLICY_SUFFIX]
-    engine = compile_sources(read_sources([spec_path.parent / n for n in names]))
+    engine = compile_sources(read_sources(_policy_paths(spec_path, names)))
     cases = doc.get("cases") or []
     if not cases:
         raise InputError(f"{spec_path}: a spec has at least one [[cases]]")
-    return [_run_case(spec_path.name, doc, case, engine, new_ledger) for case in cases]
+    probes = coverage.register(engine) if coverage is not None else None
+    return [_run_case(spec_path.name, doc, case, engine, new_ledger, coverage, probes) for case in cases]
+
+
+def _policy_paths(spec_path: Path, names: object) -> list[Path]:
+    """The policy files a spec names, each a relative path to a file under the spec's own directory: a spec is
+    data from anywhere, and must not make the runner read (and echo) any other file on the machine."""
+    if not isinstance(names, list) or not all(isinstance(n, str) and n for n in names):
+        raise InputError(f"{spec_path}: policies is a list of file names relative to the spec")
+    home = spec_path.parent.resolve()
+    out = []
+    for name in names:
+        path = (home / name).resolve()
+        if Path(name).is_absolute() or not path.is_relative_to(home):
+            raise InputError(
+                f"{spec_path}: policies names {shown(name)!r}, outside the spec's directory; a spec reads "
+                "only policy files under its own directory"
+            )
+        if not path.name.endswith(POLICY_SUFFIX) and not path.is_dir():
+            raise InputError(f"{spec_path}: {shown(name)!r} is not a {POLICY_SUFFIX} file")
+        out.append(path)
+    return out
 
 
 def _key(handle: str):
@@ -113,11 +195,13 @@ def _key(handle: str):
     return nacl.signing.SigningKey(hashlib.sha256(handle.encode()).digest())
 
 
-def _run_case(spec_name: str, doc: dict, case: dict, engine, new_ledger: LedgerFactory) -> CaseResult:
+def _run_case(
+    spec_name: str, doc: dict, case: dict, engine, new_ledger: LedgerFactory, coverage=None, probes=None
+) -> CaseResult:
     result = CaseResult(spec_name, case.get("name", "?"))
     problems = result.problems
     now = [parse_time(doc.get("setup_at", "2026-01-01T00:00:00"))]
-    recorder = _Recorder(engine)
+    recorder = _Recorder(engine, coverage, probes)
     ledger = new_ledger(CB, bytes(_key(CB).verify_key).hex(), recorder, lambda: now[0])
     store = ledger.store
     try:

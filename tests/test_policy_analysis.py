@@ -1,0 +1,102 @@
+"""Set analysis: `policy diff` between two sets, and `policy test --coverage`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from cli.main import cli
+from tenge_ledger.core import limits
+from tenge_ledger.policy import compile_sources
+from tenge_ledger.policy.analysis import boundary_cases, diff
+
+CAP_50 = 'rule "single"\n  on transfer\n  when payer.tier == 0\n       and amount > 50_000 KZT\n  deny "too much"\n'
+CAP_40 = CAP_50.replace("50_000", "40_000")
+
+
+def write_set(folder: Path, text: str) -> str:
+    folder.mkdir()
+    (folder / "p.policy").write_text(text)
+    return str(folder)
+
+
+def test_diff__a_lower_cap_denies_exactly_the_amounts_between_the_caps() -> None:
+    old, new = compile_sources({"p.policy": CAP_50}), compile_sources({"p.policy": CAP_40})
+    found = diff(old, new, boundary_cases([old.checked, new.checked]), "generated")
+    (difference,) = found.values()
+    assert difference.change == "allow -> deny" and difference.new["rules"] == ["single"]
+    example = difference.example
+    assert example["kind"] == "transfer" and example["payer"]["tier"] == 0
+    assert 40_000_00 < example["amount_tiyn"] <= 50_000_00
+
+
+def test_diff__identical_sets_differ_nowhere() -> None:
+    engine = compile_sources({"p.policy": CAP_50})
+    assert (
+        diff(engine, compile_sources({"p.policy": CAP_50}), boundary_cases([engine.checked]), "generated")
+        == {}
+    )
+
+
+def test_boundary_cases__amounts_at_and_around_each_constant_within_the_case_limit() -> None:
+    engine = compile_sources({"p.policy": CAP_50})
+    cases = list(boundary_cases([engine.checked]))
+    assert 0 < len(cases) <= limits.policy_diff_cases_max
+    amounts = {p.amount_tiyn for p, _ in cases}
+    assert {50_000_00 - 1, 50_000_00, 50_000_00 + 1} <= amounts
+
+
+def test_cli__diff_prints_each_difference_with_an_example(tmp_path: Path) -> None:
+    old, new = write_set(tmp_path / "old", CAP_50), write_set(tmp_path / "new", CAP_40)
+    result = CliRunner().invoke(cli, ["policy", "diff", old, new])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert "differ, in 1 ways" in lines[0]
+    assert lines[1].startswith("allow -> deny") and "(rules - -> single)" in lines[1]
+    assert lines[2].strip().startswith("e.g. transfer 4")
+
+
+def test_cli__diff_replays_the_ledgers_recent_operations(tmp_path: Path) -> None:
+    db = str(tmp_path / "l.db")
+    runner = CliRunner()
+
+    def run(*args: str) -> str:
+        result = runner.invoke(cli, ["--db", db, *args])
+        assert result.exit_code == 0, result.output
+        return result.output
+
+    run("init", "--name", "t")
+    run("account", "open", "halyk", "--kind", "bank")
+    run("account", "open", "anon", "--kind", "person", "--bank", "halyk", "--tier", "0")
+    run("account", "open", "shop", "--kind", "merchant", "--bank", "halyk")
+    run("issue", "anon", "90000")
+    run("transfer", "anon", "shop", "45000")
+    old, new = write_set(tmp_path / "old", CAP_50), write_set(tmp_path / "new", CAP_40)
+    data = json.loads(run("--json", "policy", "diff", old, new, "--recent", "10"))
+    assert data["cases"]["ledger"] == 2  # the issue and the transfer
+    (difference,) = data["differences"]
+    assert difference["sources"] == ["generated", "ledger"]
+
+
+def test_cli__coverage_lists_rules_that_never_fired_and_one_sided_conditions(tmp_path: Path) -> None:
+    folder = tmp_path / "set"
+    folder.mkdir()
+    (folder / "p.policy").write_text(
+        'rule "big"\n  on transfer\n  when amount > 1_000 KZT\n  deny "big"\n\n'
+        'rule "never"\n  on transfer\n  when payer.tier == 3\n  deny "x"\n'
+    )
+    (folder / "p.spec.toml").write_text(
+        '[[accounts]]\nhandle = "a"\nkind = "person"\ntier = 1\nbalance = "5000"\n\n'
+        '[[accounts]]\nhandle = "b"\nkind = "person"\ntier = 1\n\n'
+        '[[cases]]\nname = "big"\nop = { kind = "transfer", payer = "a", payee = "b", amount = "2000" }\n'
+        'expect = { code = "policy_denied", rules = ["big"] }\n'
+    )
+    result = CliRunner().invoke(cli, ["policy", "test", str(folder), "--coverage", "--json"])
+    assert result.exit_code == 0, result.output
+    coverage = json.loads(result.output)["coverage"]
+    assert (coverage["rules"], coverage["fired"]) == (2, 1)
+    assert [x["rule"] for x in coverage["never_fired"]] == ["never"]
+    assert [x["rule"] for x in coverage["never_true"]] == ["never"]
+    assert [x["rule"] for x in coverage["never_false"]] == ["big"]
