@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import click
@@ -63,30 +64,70 @@ def privacy_modes(obj: Context) -> None:
 @click.argument("record")
 @click.option("--case", required=True, help="The case this access belongs to.")
 @click.option("--basis", required=True, help="The legal basis, in words.")
+@click.option("--as", "role", help="Who opens (not escrowed): fma, central_bank, bank:HANDLE, ...")
 @click.option(
-    "--as", "role", default="fma", show_default=True, help="Who asks: fma, central_bank, bank:HANDLE, ..."
-)
+    "--share", "shares", multiple=True, type=click.Path(dir_okay=False),
+    help="escrowed: a holder's share file (its partial decryption is made here).",
+)  # fmt: skip
 @click.option(
-    "--share", "shares", multiple=True, type=click.Path(dir_okay=False), help="An escrow key share file."
-)
+    "--partial", "partials", multiple=True, type=click.Path(dir_okay=False),
+    help="escrowed: a partial decryption a holder made with `privacy partial`.",
+)  # fmt: skip
 @click.option("--sealed", is_flag=True, help="Keep the case sealed: the tracker shows it once released.")
 @pass_ledger
-def privacy_unmask(obj: Context, record, case, basis, role, shares, sealed) -> None:
+def privacy_unmask(obj: Context, record, case, basis, role, shares, partials, sealed) -> None:
     """Open RECORD (op id or #IDX) for a case. The access is logged before anything is shown; a refusal is logged.
+
+    An escrowed record needs k holders: each gives its partial decryption (`privacy partial`, on its own machine)
+    or its share file; each is checked (proof and signature) and the log names the holders who took part.
 
     \b
     Example:
       tenge --db pilot.db privacy unmask salary-001 --case FMA-7 --basis "AML art. 13" \\
-        --share pilot.db.keys/privacy/fma.json --share pilot.db.keys/privacy/court.json
+        --partial fma.partial --partial court.partial
+      tenge --db pilot.db privacy unmask p1 --case AML-9 --basis "art. 13" --as bank:halyk
     """
     store = obj.ledger().store
     access = operator.access_for(store)
     try:
         share_list = operator.shares_from_files(shares)
-    except Exception as exc:
-        raise access.refuse("unmask", record, case or "-", basis or "-", role, str(exc), sealed) from None
-    plain = access.unmask(record, case, basis, role, share_list, sealed)
+        partial_list = operator.partials_from_files(partials)
+    except InputError as exc:
+        raise access.refuse(
+            "unmask", record, case or "-", basis or "-", role or "nobody", str(exc), sealed
+        ) from None
+    plain = access.unmask(record, case, basis, role, share_list, sealed, partial_list)
     emit(obj, plain, lambda: "\n".join(f"{k}: {v}" for k, v in plain.items()))
+
+
+@privacy.command("partial")
+@click.argument("record")
+@click.option("--share", "share", required=True, type=click.Path(dir_okay=False), help="Your share file.")
+@click.option("--case", required=True, help="The case the opening is for.")
+@click.option("--basis", required=True, help="The legal basis, in words.")
+@click.option("--out", required=True, type=click.Path(dir_okay=False), help="Where to write the partial.")
+@pass_ledger
+def privacy_partial(obj: Context, record, share, case, basis, out) -> None:
+    """An escrow holder's partial decryption of RECORD for one case: proved, signed with the holder's key, good
+    for this record, case and basis only. It opens nothing alone; hand it to whoever runs `privacy unmask`.
+
+    \b
+    Example:
+      tenge --db pilot.db privacy partial salary-001 --share /media/fma/pilot.share \\
+        --case FMA-7 --basis "AML art. 13" --out fma.partial
+    """
+    data = operator.partial(obj.ledger().store, record, share, case, basis)
+    try:
+        fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        raise InputError("already exists", where=out) from None
+    with os.fdopen(fd, "w") as fh:
+        json.dump(data, fh, indent=2)
+    emit(
+        obj,
+        {"written": out, "holder": data["holder"]},
+        f"wrote {data['holder']}'s partial decryption to {out}",
+    )
 
 
 @privacy.command("tracker")

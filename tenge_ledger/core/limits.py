@@ -14,6 +14,7 @@ attr_key_length_max = 64
 attr_value_length_max = 256
 attrs_count_max = 32
 ledger_name_length_max = 128
+escrow_holders_max = 16  # holders of an escrowed ledger's key shares (`init --share-to`)
 
 # Operations.
 batch_operations_max = 1_000

@@ -13,10 +13,11 @@ import shutil
 import tempfile
 import time
 from collections import defaultdict
+from pathlib import Path
 
 from ..ledger.service import Ledger
 from ..store import open_store
-from . import ensure_keys, sink_for
+from . import EscrowPlan, ensure_keys, sink_for
 from .access import Access
 from .keys import KeyRing
 from .manifest import rules_from_policy
@@ -62,12 +63,12 @@ def run_mode(mode: str, pilot: Pilot, rules) -> dict:
         now = [START_AT]
         Ledger.create(store, f"matrix {mode}", "22" * 32, "nbk", privacy_mode=mode,
                       settings={"privacy_epoch_s": EPOCH_S}, clock=lambda: now[0])  # fmt: skip
-        ensure_keys(store, workdir)
+        ensure_keys(store, workdir, escrow_plan(mode, workdir))
         ledger = Ledger(store, trace=sink_for(store.meta(), store, workdir), clock=lambda: now[0])
         t0 = time.perf_counter()
         apply(pilot, ledger, lambda at: now.__setitem__(0, at))
         apply_s = time.perf_counter() - t0
-        ring = KeyRing(workdir)
+        ring = KeyRing(workdir, store.meta().ledger_id)
         stored = [(idx, parse_payload(t.payload)) for idx, t in store.traces() if t.op_id in pilot.truth]
         payer_truth = {op: t["payer"] for op, t in pilot.truth.items()}
         result: dict = {"apply_seconds": round(apply_s, 2), "roles": {}}
@@ -101,6 +102,16 @@ def run_mode(mode: str, pilot: Pilot, rules) -> dict:
         return result
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
+        shutil.rmtree(workdir + "-holders", ignore_errors=True)
+
+
+def escrow_plan(mode: str, workdir: str) -> EscrowPlan | None:
+    """The escrowed run's holders (2 of 3), their shares in a directory of their own beside the keystore."""
+    if mode != "escrowed":
+        return None
+    holders = Path(workdir).parent / (Path(workdir).name + "-holders")
+    holders.mkdir(mode=0o700)
+    return EscrowPlan(tuple((h, holders / f"{h}.share") for h in ("central_bank", "fma", "court")), 2)
 
 
 # ---- the FMA's lawful access and detectors ------------------------------------------------------------------

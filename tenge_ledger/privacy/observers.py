@@ -36,7 +36,11 @@ def keys_for(
     """The keys `role` holds. The central bank is also the bank of accounts no commercial bank serves."""
     kind, handle = parse_role(role)
     central_bank = store.meta().central_bank
-    keys = ObserverKeys(role=role if kind in BASE_ROLES else f"{kind}:{handle}", epoch_s=epoch_s)
+    keys = ObserverKeys(
+        role=role if kind in BASE_ROLES else f"{kind}:{handle}",
+        epoch_s=epoch_s,
+        ledger_id=store.meta().ledger_id,
+    )
     if kind == "public":
         return keys
     if kind in ("central_bank", "bank"):

@@ -16,15 +16,11 @@ from ..trace import bundle as bundles
 from ..trace import checkpoint as cps
 from ..trace import merkle
 from ..trace.verify import Verification, verify
-from . import ensure_keys, keystore_dir_for, normalize
+from . import ensure_keys, normalize, ring_for
 from .access import Access
-from .keys import KeyRing, load_share_file
 from .observers import keys_for
+from .threshold import HolderShare, Partial, read_share_file
 from .views import RecordView, view_payload
-
-
-def ring_for(store: Store) -> KeyRing:
-    return KeyRing(keystore_dir_for(store))
 
 
 def access_for(store: Store, clock=time.time) -> Access:
@@ -154,8 +150,32 @@ def view(
     return views
 
 
-def shares_from_files(paths: tuple[str, ...]):
-    return [load_share_file(p) for p in paths]
+def shares_from_files(paths: tuple[str, ...]) -> list[HolderShare]:
+    return [read_share_file(p) for p in paths]
+
+
+def partials_from_files(paths: tuple[str, ...]) -> list[Partial]:
+    return [Partial.from_json(_read_json(p), p) for p in paths]
+
+
+def partial(store: Store, ref: str, share_path: str, case: str, basis: str) -> dict:
+    """One holder's partial decryption of one escrowed record for one case (on the holder's machine, with the
+    holder's share file): proved and signed, to hand to whoever combines. Opens nothing by itself."""
+    from .access import _check_text, basis_length_max, case_length_max, find_record, opening_ref
+    from .modes.escrowed import kem_of
+    from .threshold import opening_statement, partial_decrypt
+
+    case = _check_text(case, "--case", case_length_max)
+    basis = _check_text(basis, "--basis", basis_length_max)
+    share = read_share_file(share_path)
+    ledger_id = store.meta().ledger_id
+    if share.ledger_id != ledger_id:
+        raise InputError(f"this share belongs to another ledger ({share.ledger_id})", where=share_path)
+    idx, doc = find_record(store, ref)
+    if normalize(doc.get("mode", "")) != "escrowed":
+        raise InputError(f"{doc['op_id']} is not an escrowed record")
+    statement = opening_statement(ledger_id, opening_ref(idx, doc["op_id"]), case, basis)
+    return partial_decrypt(share, kem_of(doc), statement).to_json()
 
 
 # ---- selective mode: disclosures -------------------------------------------------------------------------------
@@ -164,14 +184,14 @@ def shares_from_files(paths: tuple[str, ...]):
 def disclose(store: Store, account: str, op_id: str, signing_key: nacl.signing.SigningKey) -> dict:
     """A signed receipt that discloses one selective record of `account` (its wrap key), nothing else."""
     from .access import find_record
-    from .modes.base import unb64
     from .modes.selective import record_key_for, wrap_key
+    from .seal import unb64
 
     _idx, doc = find_record(store, op_id)
     if normalize(doc.get("mode", "")) != "selective":
         raise InputError(f"{op_id} is not a selective record")
     vk = bytes.fromhex(ring_for(store).ensure_account(account)["viewing_key"])
-    if record_key_for(doc, vk) is None:
+    if record_key_for(doc, vk, store.meta().ledger_id) is None:
         raise InputError(f"{op_id} is not a record of {account}")
     wk = wrap_key(vk, unb64(doc["nonce"]))
     body = {"op_id": op_id, "account": account, "wrap_key": wk.hex()}

@@ -10,42 +10,31 @@ has op id and time anyway); what each mode does with payer, payee, amount, tag a
 
 from __future__ import annotations
 
-import base64
 import json
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-import nacl.bindings
 import nacl.exceptions
 import nacl.public
-import nacl.secret
 
+from ...core.errors import InputError
 from ...core.hooks import EncodedTrace
 from ...core.records import TraceRecord
 from ...trace.merkle import leaf_hash
 from ..keys import KeyRing, keyed_hash
+from ..seal import associated_data, b64, record_ref, seal_text, unb64, unseal_text
 
 PAYLOAD_VERSION = 1
 MISSING = "\0missing"  # what `account_bank` answers for an account the store does not hold yet
-records_per_data_key = (
-    1_000  # a data key is sealed once per this many records: one public-key op, not one each
-)
 epoch_s_default = 7 * 24 * 3600
+records_per_data_key = 1_000  # a data key is sealed to its recipient once per this many records at most
 
 
 def dumps(doc: dict) -> bytes:
     """The stored bytes. Key order is the order the sink writes them in (fixed by the code); the leaf hashes
     these exact bytes, so no canonical re-ordering is needed."""
     return json.dumps(doc, separators=(",", ":")).encode()
-
-
-def b64(data: bytes) -> str:
-    return base64.b64encode(data).decode("ascii")
-
-
-def unb64(text: str) -> bytes:
-    return base64.b64decode(text)
 
 
 def epoch_of(at: int, epoch_s: int) -> int:
@@ -60,23 +49,6 @@ def pseudonym(epoch_k: bytes, handle: str) -> str:
     return keyed_hash(epoch_k, handle.encode(), person=b"tenge-pseudonym", size=16).hex()
 
 
-# Every key sealed with is used for exactly one message (derived from a fresh random record nonce, or random
-# itself), so the XSalsa20-Poly1305 nonce can be fixed: a (key, nonce) pair is never reused.
-_NONCE = bytes(nacl.secret.SecretBox.NONCE_SIZE)
-
-
-def seal_with(key: bytes, data: bytes) -> str:
-    """SecretBox (XSalsa20-Poly1305) under a single-use key."""
-    return b64(nacl.bindings.crypto_secretbox(data, _NONCE, key))
-
-
-def open_with(key: bytes, text: str) -> bytes | None:
-    try:
-        return nacl.bindings.crypto_secretbox_open(unb64(text), _NONCE, key)
-    except (nacl.exceptions.CryptoError, ValueError, TypeError):
-        return None
-
-
 @dataclass
 class SinkContext:
     """What a sink needs besides the record: the key ring (banks' keys, accounts' viewing keys), the public
@@ -84,6 +56,7 @@ class SinkContext:
 
     ring: KeyRing
     public: dict
+    ledger_id: str
     central_bank: str
     account_bank: Callable[
         [str], str | None
@@ -126,36 +99,46 @@ class SinkContext:
 
 
 class DataKey:
-    """A random data key sealed once to a public key (SealedBox) and rotated every `records_per_data_key`
-    records; each record's key is keyed BLAKE2b(data key, record counter), so handing out one record's key
-    opens only that record. Every record carries the sealed data key, so it can be opened on its own."""
+    """A random data key sealed to a party's public key (SealedBox: X25519 with a fresh ephemeral key) once per
+    `records_per_data_key` records (and at each chunk where the service says so); each record's field is sealed under it with its own random nonce and its own associated
+    data. The operator keeps no copy: only the recipient opens the data key. Records of one chunk carry the same
+    sealed data key, which tells what their position and time in the log tell already."""
 
     def __init__(self, recipient_hex: str) -> None:
         self.recipient = nacl.public.PublicKey(bytes.fromhex(recipient_hex))
-        self.uses = records_per_data_key
+        self.key: bytes | None = None
+        self.sealed = ""
+        self.uses = 0
 
     def rotate(self) -> None:
         self.key = secrets.token_bytes(32)
         self.sealed = b64(nacl.public.SealedBox(self.recipient).encrypt(self.key))
         self.uses = 0
 
-    def record_key(self) -> tuple[str, int, bytes]:
-        """(sealed data key, record counter, record key). Counters never repeat under one data key."""
-        if self.uses >= records_per_data_key:
+    def seal(self, data: bytes, ad: bytes) -> tuple[str, str]:
+        """(sealed data key, sealed data)."""
+        if self.key is None or self.uses >= records_per_data_key:
             self.rotate()
+        assert self.key is not None
         self.uses += 1
-        return self.sealed, self.uses, record_key(self.key, self.uses)
-
-
-def record_key(data_key: bytes, counter: int) -> bytes:
-    return keyed_hash(data_key, counter.to_bytes(8, "big"), person=b"tenge-record", size=32)
+        return self.sealed, seal_text(self.key, data, ad)
 
 
 def open_data_key(sealed: str, box_key: nacl.public.PrivateKey) -> bytes | None:
     try:
         return nacl.public.SealedBox(box_key).decrypt(unb64(sealed))
-    except (nacl.exceptions.CryptoError, ValueError):
+    except (nacl.exceptions.CryptoError, ValueError, InputError):
         return None
+
+
+def place(ledger_id: str, record: TraceRecord, field: str) -> bytes:
+    """The associated data of one sealed field of a record being encoded."""
+    return associated_data(ledger_id, record_ref(record.op_id, record.seq, record.at), field)
+
+
+def place_of(ledger_id: str, doc: dict, field: str) -> bytes:
+    """The same associated data, rebuilt from a stored record."""
+    return associated_data(ledger_id, record_ref(doc["op_id"], doc.get("seq"), doc["at"]), field)
 
 
 class BaseSink:
@@ -167,11 +150,20 @@ class BaseSink:
         self.ctx = ctx
 
     def begin_chunk(self, at: int) -> list[EncodedTrace]:
-        """Called (when the service offers it) at the start of each chunk: rotate data keys."""
+        """Called (when the service offers it) at the start of each chunk: a fresh data key per chunk."""
         for value in vars(self).values():
             if isinstance(value, DataKey):
-                value.uses = records_per_data_key
+                value.key = None
         return []
+
+    def seal_rules(self, record: TraceRecord, doc: dict) -> None:
+        """Rule names and report agencies and rules say what kind of party a record touches (a miner's
+        revenue rule): sealed to the FMA, which the rules report to, with the rest of the record's metadata."""
+        fma = getattr(self, "_fma_rules", None)
+        if fma is None:
+            fma = self._fma_rules = DataKey(self.ctx.public["box_public"]["fma"])
+        body = json.dumps([list(record.rules), reports_brief(record)], separators=(",", ":")).encode()
+        doc["rules_key"], doc["rules"] = fma.seal(body, place(self.ctx.ledger_id, record, "rules"))
 
     def fields(self, record: TraceRecord, doc: dict) -> None:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -227,6 +219,7 @@ class ObserverKeys:
     receipts: dict[tuple[str, str], bytes] = field(default_factory=dict)
     me: str | None = None
     epoch_s: int = epoch_s_default
+    ledger_id: str = ""
     _tables: dict[tuple[str, int], dict[str, str]] = field(default_factory=dict)
     _data_keys: dict[tuple[str, str], bytes | None] = field(default_factory=dict)
 
@@ -247,10 +240,10 @@ class ObserverKeys:
                 return found
         return None
 
-    def open_for_bank(self, sealed: str, nonce: str) -> str | None:
+    def open_for_bank(self, sealed: str, ad: bytes) -> str | None:
         """An identity sealed to the bank that serves it (one attempt per bank this observer is)."""
         for root in self.banks.values():
-            opened = open_with(bank_record_key(root, unb64(nonce)), sealed)
+            opened = unseal_text(bank_seal_key(root), sealed, ad)
             if opened is not None:
                 return opened.decode()
         return None
@@ -268,14 +261,13 @@ class ObserverKeys:
         return handle is not None and any(handle in c for c in self.customers.values())
 
 
-def bank_record_key(root: bytes, nonce: bytes) -> bytes:
-    return keyed_hash(root, nonce, person=b"tenge-bankseal", size=32)
+def bank_seal_key(root: bytes) -> bytes:
+    return keyed_hash(root, b"seal", person=b"tenge-bankseal", size=32)
 
 
-def seal_for_bank(root: bytes, handle: str) -> tuple[str, str]:
-    """(nonce, sealed identity) that only the bank holding `root` can open."""
-    nonce = secrets.token_bytes(16)
-    return b64(nonce), seal_with(bank_record_key(root, nonce), handle.encode())
+def seal_for_bank(root: bytes, handle: str, ad: bytes) -> str:
+    """An identity that only the bank holding `root` can open (AEAD, random nonce, bound to its place)."""
+    return seal_text(bank_seal_key(root), handle.encode(), ad)
 
 
 Decoded = dict[str, dict[str, object]]  # field -> {level: value} for every level this observer can obtain

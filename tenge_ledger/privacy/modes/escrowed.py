@@ -1,25 +1,22 @@
-"""`escrowed`: the whole record sealed. A data key is sealed once per batch of records to the escrow public key
-(whose secret is split k-of-n among the central bank, the FMA and a court); each record's key is derived from
-the data key and the record's nonce. Opening one record needs k shares and is logged before it is read
-(`privacy.access.unmask`)."""
+"""`escrowed`: the whole record sealed so that only a quorum of escrow holders can open it, one record at a time.
+
+Each record gets its own key encapsulation (`threshold.encapsulate`: R = r*B, key from r*Y) and is sealed with
+that key (XChaCha20-Poly1305, random nonce, associated data naming the ledger, the record and the field). The
+escrow secret behind Y is split k-of-n among holders named at `init` and exists nowhere whole; opening needs k
+partial decryptions of this record's R, each proved and signed (`privacy.access.unmask`)."""
 
 from __future__ import annotations
 
 import json
 
+from ...core.errors import LedgerStateError
 from ...core.records import TraceRecord
-from .base import (
-    BaseSink,
-    DataKey,
-    Decoded,
-    ObserverKeys,
-    SinkContext,
-    open_with,
-    record_key,
-    seal_with,
-)
+from ..seal import b64, seal_text, unb64, unseal_text
+from ..threshold import EscrowPublic, encapsulate
+from .base import BaseSink, Decoded, ObserverKeys, SinkContext, place, place_of
 
 MODE = "escrowed"
+FIELD = "escrow"
 
 
 class Sink(BaseSink):
@@ -27,11 +24,19 @@ class Sink(BaseSink):
 
     def __init__(self, ctx: SinkContext) -> None:
         super().__init__(ctx)
-        self.escrow = DataKey(ctx.public["escrow_public"])
+        escrow = ctx.public.get("escrow")
+        if not escrow:
+            raise LedgerStateError(
+                "this escrowed ledger has no escrow holders: it must be created with `tenge init --privacy "
+                "escrowed --share-to HOLDER=PATH ... --threshold K`"
+            )
+        self.escrow = EscrowPublic.from_json(escrow)
 
     def fields(self, record: TraceRecord, doc: dict) -> None:
-        sealed, counter, key = self.escrow.record_key()
-        doc.update(escrow_key=sealed, n=counter, sealed=seal_with(key, record_body(record)))
+        kem, key = encapsulate(self.ctx.ledger_id, self.escrow.group_public)
+        doc.update(
+            kem=b64(kem), sealed=seal_text(key, record_body(record), place(self.ctx.ledger_id, record, FIELD))
+        )
 
 
 def record_body(r: TraceRecord) -> bytes:
@@ -54,8 +59,13 @@ def body_to_dict(body: bytes) -> dict:
     return out
 
 
-def open_record(doc: dict, data_key: bytes) -> dict | None:
-    opened = open_with(record_key(data_key, int(doc["n"])), doc["sealed"])
+def kem_of(doc: dict) -> bytes:
+    return unb64(doc["kem"])
+
+
+def open_record(doc: dict, ledger_id: str, key: bytes) -> dict | None:
+    """The record in clear with this record's key (from `threshold.combine`), or None."""
+    opened = unseal_text(key, doc["sealed"], place_of(ledger_id, doc, FIELD))
     return None if opened is None else body_to_dict(opened)
 
 

@@ -5,7 +5,7 @@ an epoch and not across. Re-identification goes through the bank (it holds the k
 from __future__ import annotations
 
 from ...core.records import TraceRecord
-from .base import BaseSink, Decoded, ObserverKeys, epoch_of, pseudonym, reports_brief
+from .base import BaseSink, Decoded, ObserverKeys, epoch_of, pseudonym
 
 MODE = "pseudonymous"
 
@@ -26,9 +26,8 @@ class Sink(BaseSink):
             payee=self.token(record.payee, epoch),
             amount_tiyn=record.amount_tiyn,
             tag=record.tag,
-            rules=list(record.rules),
-            reports=reports_brief(record),
         )
+        self.seal_rules(record, doc)
 
 
 def decode_party(token: str | None, epoch: int, keys: ObserverKeys) -> dict[str, object]:

@@ -10,7 +10,8 @@ import secrets
 from ...core.records import TraceRecord
 from ...trace.record import trace_to_dict
 from ..keys import keyed_hash
-from .base import BaseSink, Decoded, ObserverKeys, b64, clear_fields, open_with, seal_with, unb64
+from ..seal import b64, seal_text, unb64, unseal_text
+from .base import BaseSink, Decoded, ObserverKeys, clear_fields, place, place_of
 
 MODE = "selective"
 
@@ -42,37 +43,42 @@ class Sink(BaseSink):
         rk = secrets.token_bytes(32)
         nonce = secrets.token_bytes(16)
         body = json.dumps(trace_to_dict(record), separators=(",", ":")).encode()
-        wraps = [seal_with(wrap_key(self.viewing_key(h), nonce), rk) for h in parties(record)]
+        wrap_ad = place(self.ctx.ledger_id, record, "wrap")
+        wraps = [seal_text(wrap_key(self.viewing_key(h), nonce), rk, wrap_ad) for h in parties(record)]
         secrets.SystemRandom().shuffle(wraps)
-        doc.update(nonce=b64(nonce), sealed=seal_with(rk, body), wraps=wraps)
+        sealed = seal_text(rk, body, place(self.ctx.ledger_id, record, "record"))
+        doc.update(nonce=b64(nonce), sealed=sealed, wraps=wraps)
 
 
-def record_key_for(doc: dict, viewing_key: bytes) -> bytes | None:
-    wk = wrap_key(viewing_key, unb64(doc["nonce"]))
+def unwrap(doc: dict, wk: bytes, ledger_id: str) -> bytes | None:
+    ad = place_of(ledger_id, doc, "wrap")
     for wrapped in doc["wraps"]:
-        rk = open_with(wk, wrapped)
+        rk = unseal_text(wk, wrapped, ad)
         if rk is not None:
             return rk
     return None
 
 
+def record_key_for(doc: dict, viewing_key: bytes, ledger_id: str) -> bytes | None:
+    return unwrap(doc, wrap_key(viewing_key, unb64(doc["nonce"])), ledger_id)
+
+
 def _record_key(doc: dict, keys: ObserverKeys) -> bytes | None:
     for vk in keys.viewing.values():
-        rk = record_key_for(doc, vk)
+        rk = record_key_for(doc, vk, keys.ledger_id)
         if rk is not None:
             return rk
     for (op_id, _handle), wk in keys.receipts.items():
         if op_id == doc["op_id"]:  # a receipt discloses one record's wrap key
-            for wrapped in doc["wraps"]:
-                rk = open_with(wk, wrapped)
-                if rk is not None:
-                    return rk
+            rk = unwrap(doc, wk, keys.ledger_id)
+            if rk is not None:
+                return rk
     return None
 
 
 def open_record(doc: dict, keys: ObserverKeys) -> dict | None:
     rk = _record_key(doc, keys)
-    opened = None if rk is None else open_with(rk, doc["sealed"])
+    opened = None if rk is None else unseal_text(rk, doc["sealed"], place_of(keys.ledger_id, doc, "record"))
     return None if opened is None else json.loads(opened)
 
 

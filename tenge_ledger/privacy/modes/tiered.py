@@ -11,17 +11,8 @@ import secrets
 import time
 
 from ...core.records import TraceRecord
-from .base import (
-    DataKey,
-    Decoded,
-    ObserverKeys,
-    SinkContext,
-    open_with,
-    record_key,
-    reports_brief,
-    seal_for_bank,
-    seal_with,
-)
+from ..seal import unseal_text
+from .base import DataKey, Decoded, ObserverKeys, SinkContext, place, place_of, seal_for_bank
 from .pseudonymous import Sink as PseudonymousSink
 from .pseudonymous import decode_party
 
@@ -78,19 +69,18 @@ class Sink(PseudonymousSink):
     def fields(self, record: TraceRecord, doc: dict) -> None:
         if not self.small(record):
             super().fields(record, doc)
-            sealed, counter, key = self.fma.record_key()
             ident = json.dumps([record.payer, record.payee]).encode()
-            doc.update(tier="large", fma_key=sealed, fma_n=counter, fma_ident=seal_with(key, ident))
+            sealed_key, sealed = self.fma.seal(ident, place(self.ctx.ledger_id, record, "fma_ident"))
+            doc.update(tier="large", fma_key=sealed_key, fma_ident=sealed)
             return
-        doc.update(tier="small", amount_tiyn=record.amount_tiyn, tag=record.tag, rules=list(record.rules))
-        doc["reports"] = reports_brief(record)
+        doc.update(tier="small", amount_tiyn=record.amount_tiyn, tag=record.tag)
+        self.seal_rules(record, doc)
         for field in ("payer", "payee"):
             handle = getattr(record, field)
-            nonce, sealed = seal_for_bank(self.ctx.bank_root(self.ctx.bank_of(handle)), handle)
-            doc[field] = secrets.token_hex(
-                16
-            )  # one-time token: unrelated to the account and to other records
-            doc[field + "_nonce"], doc[field + "_sealed"] = nonce, sealed
+            root = self.ctx.bank_root(self.ctx.bank_of(handle))
+            # one-time token: unrelated to the account and to other records
+            doc[field] = secrets.token_hex(16)
+            doc[field + "_sealed"] = seal_for_bank(root, handle, place(self.ctx.ledger_id, record, field))
 
 
 def decode(doc: dict, keys: ObserverKeys) -> tuple[str, Decoded]:
@@ -102,7 +92,7 @@ def decode(doc: dict, keys: ObserverKeys) -> tuple[str, Decoded]:
         }
         for field in ("payer", "payee"):
             rep: dict[str, object] = {"one_time": doc[field]}
-            who = keys.open_for_bank(doc[field + "_sealed"], doc[field + "_nonce"])
+            who = keys.open_for_bank(doc[field + "_sealed"], place_of(keys.ledger_id, doc, field))
             if who is not None:
                 rep["clear"] = who
             out[field] = rep
@@ -112,7 +102,7 @@ def decode(doc: dict, keys: ObserverKeys) -> tuple[str, Decoded]:
     payee = decode_party(doc.get("payee"), epoch, keys)
     data_key = keys.data_key("fma", doc["fma_key"])
     if data_key is not None:
-        opened = open_with(record_key(data_key, int(doc["fma_n"])), doc["fma_ident"])
+        opened = unseal_text(data_key, doc["fma_ident"], place_of(keys.ledger_id, doc, "fma_ident"))
         if opened is not None:
             who_payer, who_payee = json.loads(opened)
             if who_payer is not None:
