@@ -99,10 +99,18 @@ def run(*args):
     return CliRunner().invoke(cli, list(args), catch_exceptions=False)
 
 
+def share_to(directory) -> list[str]:
+    """The three holders' --share-to options: their files outside the operator's keystore."""
+    return [a for h in ("fma", "court", "central_bank") for a in ("--share-to", f"{h}={directory}/{h}.share")]
+
+
 @pytest.fixture
 def escrowed_db(tmp_path):
     db = str(tmp_path / "p.db")
-    assert run("--db", db, "init", "--name", "t", "--privacy", "escrowed").exit_code == 0
+    r = run(
+        "--db", db, "init", "--name", "t", "--privacy", "escrowed", "--threshold", "2", *share_to(tmp_path)
+    )
+    assert r.exit_code == 0, r.output
     assert run("--db", db, "account", "open", "halyk", "--kind", "bank").exit_code == 0
     assert run("--db", db, "account", "open", "aigerim", "--kind", "person", "--bank", "halyk").exit_code == 0
     assert run("--db", db, "issue", "aigerim", "100").exit_code == 0
@@ -114,15 +122,16 @@ def test_cli_init__unknown_mode_is_one_line(tmp_path):
     assert r.exit_code != 0 and "unknown privacy mode" in r.output and len(r.output.strip().splitlines()) == 1
 
 
-def test_cli_unmask__quorum_opens_one_share_refused_and_logged(escrowed_db):
-    keys = escrowed_db + ".keys/privacy/"
+def test_cli_unmask__quorum_opens_one_share_refused_and_logged(escrowed_db, tmp_path):
     args = ["--db", escrowed_db, "privacy", "unmask", "#3", "--case", "C1", "--basis", "order 7"]
-    refused = run(*args, "--share", keys + "fma.json")
-    assert refused.exit_code == 1 and "refused and logged" in refused.output
-    opened = run(*args, "--share", keys + "fma.json", "--share", keys + "court.json")
+    refused = run(*args, "--share", str(tmp_path / "fma.share"))
+    assert (
+        refused.exit_code == 1 and "refused and logged" in refused.output and "needs 2 of 3" in refused.output
+    )
+    opened = run(*args, "--share", str(tmp_path / "fma.share"), "--share", str(tmp_path / "court.share"))
     assert opened.exit_code == 0 and "aigerim" in opened.output
     tracked = run("--db", escrowed_db, "privacy", "tracker", "aigerim")
-    assert "C1" in tracked.output and "opened" in tracked.output
+    assert "C1" in tracked.output and "opened" in tracked.output and "fma+court" in tracked.output
 
 
 def test_cli_unmask__bad_share_file_refused_and_logged(escrowed_db, tmp_path):
@@ -174,8 +183,9 @@ def test_cli_disclose__only_on_selective_ledgers(tmp_path, monkeypatch, mode, wo
     monkeypatch.setenv("TENGE_DB", str(tmp_path / "l.db"))
     monkeypatch.delenv("TENGE_KEYSTORE", raising=False)
     runner = CliRunner()
+    holders = share_to(tmp_path) if mode == "escrowed" else []
     for args in (
-        ["init", "--name", "L", "--privacy", mode],
+        ["init", "--name", "L", "--privacy", mode, *holders],
         ["account", "open", "halyk", "--kind", "bank"],
         ["account", "open", "aigerim", "--kind", "person", "--bank", "halyk"],
     ):

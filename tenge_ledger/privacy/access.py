@@ -209,12 +209,13 @@ class Access:
         def refuse(reason: str) -> InputError:
             return self.refuse("unmask", op_id, case, basis, who, reason, sealed_case, consents())
 
+        made_here = []
         for share in shares:
             if share.ledger_id != self.ledger_id:
                 raise refuse(f"the share of {share.holder} belongs to another ledger ({share.ledger_id})")
-            partials.append(partial_decrypt(share, kem, statement))
+            made_here.append(partial_decrypt(share, kem, statement))
         seen: set[str] = set()
-        for p in partials:
+        for p in made_here + partials:
             if p.holder in seen:
                 raise refuse(f"{p.holder} contributed twice")
             reason = check_partial(escrow, p, kem, statement)
