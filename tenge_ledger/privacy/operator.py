@@ -193,7 +193,7 @@ def disclose(store: Store, account: str, op_id: str, signing_key: nacl.signing.S
     vk = bytes.fromhex(ring_for(store).ensure_account(account)["viewing_key"])
     if record_key_for(doc, vk, store.meta().ledger_id) is None:
         raise InputError(f"{op_id} is not a record of {account}")
-    wk = wrap_key(vk, unb64(doc["nonce"]))
+    wk = wrap_key(vk, unb64(doc["salt"]))
     body = {"op_id": op_id, "account": account, "wrap_key": wk.hex()}
     sig = signing_key.sign(json.dumps(body, sort_keys=True).encode()).signature.hex()
     return {**body, "signature": sig}

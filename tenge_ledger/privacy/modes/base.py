@@ -99,10 +99,11 @@ class SinkContext:
 
 
 class DataKey:
-    """A random data key sealed to a party's public key (SealedBox: X25519 with a fresh ephemeral key) once per
-    `records_per_data_key` records (and at each chunk where the service says so); each record's field is sealed under it with its own random nonce and its own associated
-    data. The operator keeps no copy: only the recipient opens the data key. Records of one chunk carry the same
-    sealed data key, which tells what their position and time in the log tell already."""
+    """A random data key sealed to a party's public key (SealedBox: X25519 with a fresh ephemeral key), renewed
+    every `records_per_data_key` records and at each chunk where the service says so; each record's field is
+    sealed under it with its own random nonce and its own associated data. The operator keeps no copy: only the
+    recipient opens the data key. Records sealed under one data key carry the same sealed data key, which tells
+    what their neighbouring positions and times in the log tell already."""
 
     def __init__(self, recipient_hex: str) -> None:
         self.recipient = nacl.public.PublicKey(bytes.fromhex(recipient_hex))
@@ -281,3 +282,18 @@ def clear_fields(record: dict) -> Decoded:
         "tag": {"clear": record.get("tag")},
         "memo": {"clear": record.get("memo")},
     }
+
+
+def open_rules(doc: dict, keys: ObserverKeys) -> tuple[list[str], list[dict]] | None:
+    """The rule names and reports of a record whose metadata is sealed to the FMA, for an observer holding the
+    FMA's box key; None for anyone else (or a record without them)."""
+    if "rules_key" not in doc:
+        return None
+    data_key = keys.data_key("fma", doc["rules_key"])
+    if data_key is None:
+        return None
+    opened = unseal_text(data_key, doc["rules"], place_of(keys.ledger_id, doc, "rules"))
+    if opened is None:
+        return None
+    rules, reports = json.loads(opened)
+    return rules, reports

@@ -16,8 +16,9 @@ from .base import BaseSink, Decoded, ObserverKeys, clear_fields, place, place_of
 MODE = "selective"
 
 
-def wrap_key(viewing_key: bytes, nonce: bytes) -> bytes:
-    return keyed_hash(viewing_key, nonce, person=b"tenge-viewwrap", size=32)
+def wrap_key(viewing_key: bytes, salt: bytes) -> bytes:
+    """One record's wrap key: the viewing key and the record's random salt (a receipt discloses it alone)."""
+    return keyed_hash(viewing_key, salt, person=b"tenge-viewwrap", size=32)
 
 
 def parties(record: TraceRecord) -> list[str]:
@@ -41,13 +42,13 @@ class Sink(BaseSink):
 
     def fields(self, record: TraceRecord, doc: dict) -> None:
         rk = secrets.token_bytes(32)
-        nonce = secrets.token_bytes(16)
+        salt = secrets.token_bytes(16)
         body = json.dumps(trace_to_dict(record), separators=(",", ":")).encode()
         wrap_ad = place(self.ctx.ledger_id, record, "wrap")
-        wraps = [seal_text(wrap_key(self.viewing_key(h), nonce), rk, wrap_ad) for h in parties(record)]
+        wraps = [seal_text(wrap_key(self.viewing_key(h), salt), rk, wrap_ad) for h in parties(record)]
         secrets.SystemRandom().shuffle(wraps)
         sealed = seal_text(rk, body, place(self.ctx.ledger_id, record, "record"))
-        doc.update(nonce=b64(nonce), sealed=sealed, wraps=wraps)
+        doc.update(salt=b64(salt), sealed=sealed, wraps=wraps)
 
 
 def unwrap(doc: dict, wk: bytes, ledger_id: str) -> bytes | None:
@@ -60,7 +61,7 @@ def unwrap(doc: dict, wk: bytes, ledger_id: str) -> bytes | None:
 
 
 def record_key_for(doc: dict, viewing_key: bytes, ledger_id: str) -> bytes | None:
-    return unwrap(doc, wrap_key(viewing_key, unb64(doc["nonce"])), ledger_id)
+    return unwrap(doc, wrap_key(viewing_key, unb64(doc["salt"])), ledger_id)
 
 
 def _record_key(doc: dict, keys: ObserverKeys) -> bytes | None:
