@@ -57,7 +57,12 @@ class Keystore:
         os.chmod(self.path, 0o700)
         key = nacl.signing.SigningKey.generate()
         target = self._file(handle)
-        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            raise InputError(
+                f"the keystore {self.path} already holds a key for {handle}: refusing to overwrite it"
+            ) from None
         with os.fdopen(fd, "w") as fh:
             fh.write(bytes(key).hex() + "\n")
         return key
