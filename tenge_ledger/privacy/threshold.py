@@ -24,7 +24,9 @@ import hashlib
 import json
 import os
 import secrets
+from collections import deque
 from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -232,11 +234,63 @@ def record_key(ledger_id: str, kem: bytes, shared: bytes) -> bytes:
     ).digest()
 
 
-def encapsulate(ledger_id: str, group_public: bytes) -> tuple[bytes, bytes]:
-    """(R, record key) for one record: two scalar multiplications."""
-    r = random_scalar()
+def encapsulate(ledger_id: str, group_public: bytes, r: int | None = None) -> tuple[bytes, bytes]:
+    """(R, record key) for one record: two scalar multiplications. `r` is for the batch maker below only."""
+    r = random_scalar() if r is None else r
     kem = base_mul(r)
     return kem, record_key(ledger_id, kem, mul(r, group_public))
+
+
+def encapsulate_many(ledger_id: str, group_public: bytes, n: int) -> list[tuple[bytes, bytes]]:
+    """n encapsulations, their randomness drawn from the OS in one call (64 bytes reduced mod L per scalar)."""
+    pool = secrets.token_bytes(64 * n)
+    out = []
+    for i in range(n):
+        r = scalar_int(sodium.crypto_core_ed25519_scalar_reduce(pool[64 * i : 64 * i + 64]))
+        out.append(encapsulate(ledger_id, group_public, r or random_scalar()))
+    return out
+
+
+class Encapsulations:
+    """Fresh encapsulations made ahead of need on other cores, one taken per record and never reused.
+
+    The two scalar multiplications of a record's encapsulation do not depend on the record, so worker threads
+    make them in batches while the apply path runs (libsodium runs without the GIL); `take` only pops one. Each
+    (R, key) pair is handed out once. The pool belongs to its sink: nothing is shared across ledgers."""
+
+    def __init__(
+        self, ledger_id: str, group_public: bytes, batch: int = 256, workers: int | None = None
+    ) -> None:
+        self.ledger_id = ledger_id
+        self.group_public = group_public
+        self.batch = batch
+        self.workers = workers if workers is not None else max(1, (os.cpu_count() or 2) - 1)
+        self._ready: deque[tuple[bytes, bytes]] = deque()
+        self._pending: deque[Future] = deque()
+        self._executor: ThreadPoolExecutor | None = None
+
+    def _submit(self) -> None:
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(
+                max_workers=self.workers, thread_name_prefix="tenge-escrow-kem"
+            )
+        while len(self._pending) < self.workers + 1:
+            self._pending.append(
+                self._executor.submit(encapsulate_many, self.ledger_id, self.group_public, self.batch)
+            )
+
+    def take(self) -> tuple[bytes, bytes]:
+        if not self._ready:
+            self._submit()
+            self._ready.extend(self._pending.popleft().result())
+            self._submit()
+        return self._ready.popleft()
+
+    def close(self) -> None:
+        if self._executor is not None:
+            self._executor.shutdown(wait=False, cancel_futures=True)
+            self._executor = None
+        self._ready.clear()
 
 
 # ---- opening one record: partials, proofs, consent, combination ------------------------------------------------

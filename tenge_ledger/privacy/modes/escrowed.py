@@ -12,7 +12,7 @@ import json
 from ...core.errors import LedgerStateError
 from ...core.records import TraceRecord
 from ..seal import b64, seal_text, unb64, unseal_text
-from ..threshold import EscrowPublic, encapsulate
+from ..threshold import Encapsulations, EscrowPublic
 from .base import BaseSink, Decoded, ObserverKeys, SinkContext, place, place_of
 
 MODE = "escrowed"
@@ -31,9 +31,10 @@ class Sink(BaseSink):
                 "escrowed --share-to HOLDER=PATH ... --threshold K`"
             )
         self.escrow = EscrowPublic.from_json(escrow)
+        self.encapsulations = Encapsulations(ctx.ledger_id, self.escrow.group_public)
 
     def fields(self, record: TraceRecord, doc: dict) -> None:
-        kem, key = encapsulate(self.ctx.ledger_id, self.escrow.group_public)
+        kem, key = self.encapsulations.take()
         doc.update(
             kem=b64(kem), sealed=seal_text(key, record_body(record), place(self.ctx.ledger_id, record, FIELD))
         )
