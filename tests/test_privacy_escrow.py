@@ -367,3 +367,16 @@ def test_cli_partials_made_apart_then_combined(tmp_path):
     assert opened.exit_code == 0 and "aigerim" in opened.output
     tracked = run("--db", db, "privacy", "tracker", "aigerim")
     assert "fma+central_bank" in tracked.output and "opened" in tracked.output
+
+
+def test_encapsulations_made_ahead__each_handed_out_once_and_each_opens():
+    public, shares = th.deal(LEDGER, ["fma", "court"], 2)
+    pool = th.Encapsulations(LEDGER, public.group_public, batch_max=64, workers=1)
+    try:
+        taken = [pool.take() for _ in range(300)]
+    finally:
+        pool.close()
+    assert len({kem for kem, _ in taken}) == 300 and len({key for _, key in taken}) == 300
+    for kem, key in taken[::50]:
+        parts = [th.partial_decrypt(s, kem, statement()) for s in shares]
+        assert th.combine(public, parts, kem, statement()) == key

@@ -259,11 +259,12 @@ class Encapsulations:
     (R, key) pair is handed out once. The pool belongs to its sink: nothing is shared across ledgers."""
 
     def __init__(
-        self, ledger_id: str, group_public: bytes, batch: int = 256, workers: int | None = None
+        self, ledger_id: str, group_public: bytes, batch_max: int = 256, workers: int | None = None
     ) -> None:
         self.ledger_id = ledger_id
         self.group_public = group_public
-        self.batch = batch
+        self.batch = 8  # doubles with each batch up to batch_max: a ledger that seals few records makes few
+        self.batch_max = batch_max
         self.workers = workers if workers is not None else max(1, (os.cpu_count() or 2) - 1)
         self._ready: deque[tuple[bytes, bytes]] = deque()
         self._pending: deque[Future] = deque()
@@ -278,6 +279,7 @@ class Encapsulations:
             self._pending.append(
                 self._executor.submit(encapsulate_many, self.ledger_id, self.group_public, self.batch)
             )
+            self.batch = min(self.batch * 2, self.batch_max)
 
     def take(self) -> tuple[bytes, bytes]:
         if not self._ready:
