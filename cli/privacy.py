@@ -24,6 +24,14 @@ from tenge_ledger.privacy.visibility import (
 from .main import Context, cli, emit, pass_context, pass_ledger
 
 
+def shown(value: object) -> str:
+    """A value for the terminal: printable text as it is, anything else (lists, None, control characters) as
+    JSON, so no stored byte can drive the terminal."""
+    if isinstance(value, str) and value.isprintable():
+        return value
+    return json.dumps(value, ensure_ascii=True)
+
+
 @cli.group()
 def privacy() -> None:
     """Privacy modes: who sees what, audited unmasking, the tracker and the measured matrix.
@@ -97,7 +105,7 @@ def privacy_unmask(obj: Context, record, case, basis, role, shares, partials, se
             "unmask", record, case or "-", basis or "-", role or "nobody", str(exc), sealed
         ) from None
     plain = access.unmask(record, case, basis, role, share_list, sealed, partial_list)
-    emit(obj, plain, lambda: "\n".join(f"{k}: {v}" for k, v in plain.items()))
+    emit(obj, plain, lambda: "\n".join(f"{k}: {shown(v)}" for k, v in plain.items()))
 
 
 @privacy.command("partial")
@@ -147,7 +155,8 @@ def privacy_tracker(obj: Context, account) -> None:
         raise InputError(f"no account {account!r}")
     entries = operator.access_for(store).tracker(account)
     emit(obj, entries, lambda: "\n".join(
-        f"{format_time(e['at'])} {e['by']} {e['action']} {e['record']} case {e['case']} ({e['basis']}): {e['outcome']}"
+        f"{format_time(e['at'])} {shown(e['by'])} {e['action']} {shown(e['record'])} case {shown(e['case'])} "
+        f"({shown(e['basis'])}): {shown(e['outcome'])}"
         for e in entries) or f"no one has looked at {account}'s data")  # fmt: skip
 
 
