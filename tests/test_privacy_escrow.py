@@ -371,7 +371,7 @@ def test_cli_partials_made_apart_then_combined(tmp_path):
 
 def test_encapsulations_made_ahead__each_handed_out_once_and_each_opens():
     public, shares = th.deal(LEDGER, ["fma", "court"], 2)
-    pool = th.Encapsulations(LEDGER, public.group_public, batch_max=64, workers=1)
+    pool = th.Encapsulations(LEDGER, public.group_public, batch=64, workers=1, inline_records=20)
     try:
         taken = [pool.take() for _ in range(300)]
     finally:

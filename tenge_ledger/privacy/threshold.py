@@ -20,13 +20,15 @@ The construction (all in the Ed25519 prime-order group, order L, base point B, t
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import secrets
+import subprocess
+import sys
 from collections import deque
 from collections.abc import Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -251,48 +253,106 @@ def encapsulate_many(ledger_id: str, group_public: bytes, n: int) -> list[tuple[
     return out
 
 
-class Encapsulations:
-    """Fresh encapsulations made ahead of need on other cores, one taken per record and never reused.
+ENCAPSULATION_BYTES = 64  # R || record key, as a worker process sends them
+request_count_max = 4_096  # encapsulations one request to a worker may ask for
 
-    The two scalar multiplications of a record's encapsulation do not depend on the record, so worker threads
-    make them in batches while the apply path runs (libsodium runs without the GIL); `take` only pops one. Each
-    (R, key) pair is handed out once. The pool belongs to its sink: nothing is shared across ledgers."""
+
+class _Worker:
+    """One `kem_worker` process and the counts of its requests not yet answered, oldest first."""
+
+    def __init__(self, ledger_id: str, group_public: bytes) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "tenge_ledger.privacy.kem_worker", ledger_id, group_public.hex()],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        self.asked: deque[int] = deque()
+
+    def ask(self, n: int) -> None:
+        assert self.process.stdin is not None
+        self.process.stdin.write(n.to_bytes(4, "big"))
+        self.process.stdin.flush()
+        self.asked.append(n)
+
+    def answer(self) -> list[tuple[bytes, bytes]]:
+        assert self.process.stdout is not None
+        n = self.asked.popleft()
+        data = self.process.stdout.read(n * ENCAPSULATION_BYTES)
+        if len(data) != n * ENCAPSULATION_BYTES:
+            raise OSError("the encapsulation worker stopped")
+        return [(data[i : i + 32], data[i + 32 : i + 64]) for i in range(0, len(data), ENCAPSULATION_BYTES)]
+
+    def stop(self) -> None:
+        for stream in (self.process.stdin, self.process.stdout):
+            with contextlib.suppress(OSError):
+                stream.close()  # type: ignore[union-attr]
+        try:
+            self.process.wait(timeout=2)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+class Encapsulations:
+    """Fresh encapsulations, one taken per record and never reused; for a busy sink, made ahead on other cores.
+
+    The two scalar multiplications of an encapsulation do not depend on the record. A sink's first
+    `inline_records` are encapsulated in place (a small ledger starts no process); after that, worker processes
+    (`kem_worker`, one per core but one) make them in batches while the apply path runs, two batches asked ahead
+    per worker (at most 32 KiB in a pipe), and `take` mostly pops one. Processes, not threads: a thread would wait
+    for the GIL that the apply path holds between C calls. If a worker cannot start or stops, encapsulation goes
+    on in place. The workers belong to their sink: nothing is shared."""
 
     def __init__(
-        self, ledger_id: str, group_public: bytes, batch_max: int = 256, workers: int | None = None
-    ) -> None:
+        self, ledger_id: str, group_public: bytes, batch: int = 256, workers: int | None = None,
+        inline_records: int = 512,
+    ) -> None:  # fmt: skip
         self.ledger_id = ledger_id
         self.group_public = group_public
-        self.batch = 8  # doubles with each batch up to batch_max: a ledger that seals few records makes few
-        self.batch_max = batch_max
-        self.workers = workers if workers is not None else max(1, (os.cpu_count() or 2) - 1)
+        self.batch = min(batch, request_count_max)
+        self.worker_count = workers if workers is not None else max(1, (os.cpu_count() or 2) - 1)
+        self.inline_left = inline_records
         self._ready: deque[tuple[bytes, bytes]] = deque()
-        self._pending: deque[Future] = deque()
-        self._executor: ThreadPoolExecutor | None = None
-
-    def _submit(self) -> None:
-        if self._executor is None:
-            self._executor = ThreadPoolExecutor(
-                max_workers=self.workers, thread_name_prefix="tenge-escrow-kem"
-            )
-        while len(self._pending) < self.workers + 1:
-            self._pending.append(
-                self._executor.submit(encapsulate_many, self.ledger_id, self.group_public, self.batch)
-            )
-            self.batch = min(self.batch * 2, self.batch_max)
+        self._workers: list[_Worker] = []
+        self._next = 0
 
     def take(self) -> tuple[bytes, bytes]:
-        if not self._ready:
-            self._submit()
-            self._ready.extend(self._pending.popleft().result())
-            self._submit()
+        if self._ready:
+            return self._ready.popleft()
+        if self.inline_left > 0:
+            self.inline_left -= 1
+            if self.inline_left == 0:
+                self._start()
+            return encapsulate(self.ledger_id, self.group_public)
+        if not self._workers:
+            return encapsulate(self.ledger_id, self.group_public)
+        worker = self._workers[self._next % len(self._workers)]
+        self._next += 1
+        try:
+            self._ready.extend(worker.answer())
+            worker.ask(self.batch)
+        except (OSError, ValueError):
+            self.close()
+            return encapsulate(self.ledger_id, self.group_public)
         return self._ready.popleft()
 
+    def _start(self) -> None:
+        try:
+            for _ in range(self.worker_count):
+                worker = _Worker(self.ledger_id, self.group_public)
+                self._workers.append(worker)
+                worker.ask(self.batch)
+                worker.ask(self.batch)
+        except (OSError, ValueError):
+            self.close()
+
     def close(self) -> None:
-        if self._executor is not None:
-            self._executor.shutdown(wait=False, cancel_futures=True)
-            self._executor = None
+        workers, self._workers = self._workers, []
+        for worker in workers:
+            worker.stop()
         self._ready.clear()
+
+    def __del__(self) -> None:
+        self.close()
 
 
 # ---- opening one record: partials, proofs, consent, combination ------------------------------------------------
