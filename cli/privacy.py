@@ -207,7 +207,11 @@ def privacy_disclose(obj: Context, account, record, out) -> None:
 
 
 @privacy.command("matrix")
-@click.option("--seed", default=7, show_default=True, help="Seed of the synthetic pilot.")
+@click.option(
+    "--seed", default=7, show_default=True, help="Seed of the synthetic pilot (the first, with --seeds)."
+)
+@click.option("--seeds", default=1, show_default=True, type=click.IntRange(1, 20),
+              help="Run this many consecutive seeds: means, with the spread over seeds.")  # fmt: skip
 @click.option(
     "--people", default=1000, show_default=True, type=click.IntRange(50, 100_000), help="People in the pilot."
 )
@@ -220,17 +224,17 @@ def privacy_disclose(obj: Context, account, record, out) -> None:
     help="Policy file or directory (default: policies/).",
 )
 @pass_context
-def privacy_matrix(obj: Context, seed, people, html_path, json_path, policy_path) -> None:
+def privacy_matrix(obj: Context, seed, seeds, people, html_path, json_path, policy_path) -> None:
     """Run one seeded synthetic pilot under every mode and measure, as each role with only its keys, what it can
     link, read and detect. Every figure comes from running the observers.
 
     \b
     Example:
-      tenge privacy matrix --seed 7 --html matrix.html
+      tenge privacy matrix --seed 7 --seeds 5 --html matrix.html
     """
     from tenge_ledger.privacy import matrix, report
 
-    result = matrix.run(seed=seed, people=people, policy=policy_path)
+    result = matrix.run_seeds(seed=seed, seeds=seeds, people=people, policy=policy_path)
     if json_path:
         Path(json_path).write_text(json.dumps(result, indent=2, sort_keys=True))
     if html_path:

@@ -19,16 +19,17 @@ from ..ledger.service import Ledger
 from ..store import open_store
 from . import EscrowPlan, ensure_keys, sink_for
 from .access import Access
+from .detectors import DEFAULT as DETECTORS
+from .detectors import PATTERNS, Lists, detect, score
 from .keys import KeyRing
 from .manifest import rules_from_policy
 from .modes.base import epoch_key, pseudonym
-from .observers import amount_share, anonymity, keys_for, linkable_pair_share
-from .pilot import DAY_S, GRANT_TAG, REPORTING_THRESHOLD_TIYN, START_AT, Pilot, apply, build
+from .observers import amount_share, anonymity, keys_for, linkable_pair_share, metadata_leaks
+from .pilot import DAY_S, START_AT, Pilot, apply, build
 from .views import RecordView, parse_payload, view_doc
 from .visibility import MODES, RANK
 
 EPOCH_S = 7 * DAY_S
-PATTERNS = ("diversion", "structuring", "kickback", "gray_miner")
 WATCHLIST_MODES = ("pseudonymous", "tiered")  # where the FMA may ask banks for pseudonyms of listed accounts
 
 
@@ -70,31 +71,38 @@ def run_mode(mode: str, pilot: Pilot, rules) -> dict:
         apply_s = time.perf_counter() - t0
         ring = KeyRing(workdir, store.meta().ledger_id)
         stored = [(idx, parse_payload(t.payload)) for idx, t in store.traces() if t.op_id in pilot.truth]
+        seen = {doc["op_id"] for _, doc in stored if doc.get("code") == "ok"}
         payer_truth = {op: t["payer"] for op, t in pilot.truth.items()}
-        result: dict = {"apply_seconds": round(apply_s, 2), "roles": {}}
+        payee_truth = {op: t["payee"] for op, t in pilot.truth.items()}
+        access = Access(store, ring, store.meta().settings["privacy_public"], mode, clock=lambda: now[0])
+        watch = watchlist(mode, pilot, store, ring, access)
+        lists = Lists(frozenset(pilot.licensed), frozenset(pilot.officials), frozenset(pilot.gray_miners))
+        result: dict = {"apply_seconds": round(apply_s, 2), "roles": {}, "detection": {}}
         fma_views: list[RecordView] = []
         for role in roles_for(pilot):
             keys = keys_for(role, ring, store, EPOCH_S)
             views = [v for v in (view_doc(idx, doc, keys) for idx, doc in stored) if v.code == "ok"]
             size, entropy = anonymity(views, payer_truth)
-            result["roles"][role.split(":")[0]] = {
+            name = role.split(":")[0]
+            result["roles"][name] = {
                 "role": role,
                 "linkable_pairs": round(linkable_pair_share(views, payer_truth), 4),
+                "payee_linkable_pairs": round(linkable_pair_share(views, payee_truth, "payee"), 4),
                 "amounts_read": round(amount_share(views), 4),
                 "anonymity_set": round(size, 1),
                 "entropy_bits": round(entropy, 2),
             }
+            # the FMA with its lawful access (watchlist answers); every other role with what it decodes alone
+            flagged = detect(views, lists, watch if role == "fma" else {}, EPOCH_S, DETECTORS)
+            result["detection"][name] = score(flagged, pilot.planted, seen)
             if role == "fma":
                 fma_views = views
-        access = Access(store, ring, store.meta().settings["privacy_public"], mode, clock=lambda: now[0])
-        watch = watchlist(mode, pilot, store, ring, access)
-        flagged = detect(fma_views, pilot, watch)
-        result["recall"] = {
-            p: round(len(flagged[p] & pilot.planted.get(p, set())) / max(1, len(pilot.planted.get(p, ()))), 3)
-            for p in PATTERNS
-        }
-        result["flags"] = {p: len(flagged[p]) for p in PATTERNS}
-        result["false_flags"] = {p: len(flagged[p] - pilot.planted.get(p, set())) for p in PATTERNS}
+        fma = result["detection"]["fma"]
+        result["recall"] = {p: fma[p]["recall"] for p in PATTERNS}
+        result["precision"] = {p: fma[p]["precision"] for p in PATTERNS}
+        result["flags"] = {p: fma[p]["flags"] for p in PATTERNS}
+        result["false_flags"] = {p: fma[p]["false_alarms"] for p in PATTERNS}
+        result["metadata"] = metadata_leaks([doc for _, doc in stored])
         result["rules"] = rules_runnable(fma_views, rules)
         result["watchlist_queries"] = len(watch.get("_queries", []))
         result["access_records"] = sum(1 for _, t in store.traces() if t.op_id.startswith("access:"))
@@ -144,79 +152,6 @@ def watchlist(mode: str, pilot: Pilot, store, ring: KeyRing, access: Access) -> 
     return out
 
 
-def _party(view: RecordView, field: str) -> tuple | None:
-    f = view.fields[field]
-    if f.level == "clear":
-        return ("clear", f.value)
-    if f.level == "pseudonym":
-        return ("pseudonym", view.at // EPOCH_S, f.value)
-    return None
-
-
-def _who(view: RecordView, field: str, watch: dict) -> str | None:
-    f = view.fields[field]
-    if f.level == "clear":
-        return f.value  # type: ignore[return-value]
-    if f.level == "pseudonym":
-        return watch.get((view.at // EPOCH_S, f.value))
-    return None
-
-
-def detect(views: list[RecordView], pilot: Pilot, watch: dict) -> dict[str, set[str]]:
-    flagged: dict[str, set[str]] = {p: set() for p in PATTERNS}
-    amount = {v.op_id: v.fields["amount"].value for v in views if v.fields["amount"].level == "clear"}
-    tag = {v.op_id: v.fields["tag"].value for v in views if v.fields["tag"].level == "clear"}
-    for v in views:
-        payee_known = _party(v, "payee") is not None
-        who = _who(v, "payee", watch)
-        if tag.get(v.op_id) == GRANT_TAG and payee_known and who not in pilot.licensed:
-            flagged["diversion"].add(v.op_id)
-        if who in pilot.gray_miners:
-            flagged["gray_miner"].add(v.op_id)
-    # structuring: five or more payments just under the threshold within seven days, sharing a visible payer or
-    # payee (a pseudonym only links within its epoch, which `_party` carries)
-    groups: dict[tuple, list[RecordView]] = defaultdict(list)
-    for v in views:
-        a = amount.get(v.op_id)
-        if a is None or not REPORTING_THRESHOLD_TIYN * 0.9 <= a < REPORTING_THRESHOLD_TIYN:
-            continue
-        for field in ("payer", "payee"):
-            party = _party(v, field)
-            if party is not None:
-                groups[(field, party)].append(v)
-    for members in groups.values():
-        members.sort(key=lambda v: v.at)
-        start = 0
-        for end in range(len(members)):
-            while members[end].at - members[start].at > 7 * DAY_S:
-                start += 1
-            if end - start + 1 >= 5:
-                flagged["structuring"] |= {m.op_id for m in members[start : end + 1]}
-    # kickback: a large earmarked payment to X, then X pays an official 5-20% of it within three days
-    contracts = [
-        v for v in views if tag.get(v.op_id) == GRANT_TAG and (amount.get(v.op_id) or 0) >= 10_000_000
-    ]
-    by_payer: dict[tuple, list[RecordView]] = defaultdict(list)
-    for v in views:
-        party = _party(v, "payer")
-        if party is not None:
-            by_payer[party].append(v)
-    for c in contracts:
-        x = _party(c, "payee")
-        if x is None:
-            continue
-        for v in by_payer.get(x, ()):
-            a = amount.get(v.op_id)
-            if a is None or not 0 <= v.at - c.at <= 3 * DAY_S:
-                continue
-            if (
-                amount[c.op_id] * 5 // 100 <= a <= amount[c.op_id] * 20 // 100 + 1
-                and _who(v, "payee", watch) in pilot.officials
-            ):
-                flagged["kickback"] |= {c.op_id, v.op_id}
-    return flagged
-
-
 def rules_runnable(views: list[RecordView], rules) -> dict:
     """For each rule, the share of payments on which the FMA sees every field the rule reads at the level it
     needs (identity in clear for attribute reads, a linkable pseudonym for history reads): 1.0 means the rule
@@ -239,28 +174,102 @@ def rules_runnable(views: list[RecordView], rules) -> dict:
 
 
 def format_table(result: dict) -> str:
+    spread = result.get("spread", {}).get("modes", {})
+
+    def pm(mode: str, path: tuple[str, ...], value: float, fmt: str) -> str:
+        """The value, with ± half its range over the seeds when several ran."""
+        node = spread.get(mode, {})
+        for key in path:
+            node = node.get(key, {}) if isinstance(node, dict) else {}
+        half = f"{(node[1] - node[0]) / 2:{fmt}}" if isinstance(node, list) else ""
+        return f"{value:{fmt}}±{half}" if half and float(half) else f"{value:{fmt}}"
+
+    seeds = result.get("seeds", [result["seed"]])
     lines = [
-        f"Privacy / anti-corruption matrix: seed {result['seed']}, {result['people']} people, "
-        f"{result['payments']} payments, planted {result['planted']} ({result['seconds']} s)",
+        f"Privacy / anti-corruption matrix: seed{'s' if len(seeds) > 1 else ''} {', '.join(map(str, seeds))}, "
+        f"{result['people']} people, {result['payments']} payments, planted {result['planted']} "
+        f"({result['seconds']} s)",
         "",
-        "mode               role          linkable  amounts  anon.set  entropy",
+        "mode               role          payer-link payee-link amounts  anon.set  entropy",
     ]
     for mode, r in result["modes"].items():
         for role, m in r["roles"].items():
-            lines.append(
-                f"{mode:<18} {role:<13} {m['linkable_pairs']:>8.2f} {m['amounts_read']:>8.2f} "
-                f"{m['anonymity_set']:>9.1f} {m['entropy_bits']:>8.2f}"
-            )
-    lines += ["", "FMA recall by pattern (lawful access in each mode), flags (false), rules still running:"]
-    lines.append("mode               " + "".join(f"{p:<13}" for p in PATTERNS) + "rules")
+            cells = [
+                pm(mode, ("roles", role, "linkable_pairs"), m["linkable_pairs"], ".2f").rjust(10),
+                pm(mode, ("roles", role, "payee_linkable_pairs"), m["payee_linkable_pairs"], ".2f").rjust(10),
+                pm(mode, ("roles", role, "amounts_read"), m["amounts_read"], ".2f").rjust(8),
+                pm(mode, ("roles", role, "anonymity_set"), m["anonymity_set"], ".1f").rjust(9),
+                pm(mode, ("roles", role, "entropy_bits"), m["entropy_bits"], ".2f").rjust(8),
+            ]
+            lines.append(f"{mode:<18} {role:<13} " + " ".join(cells))
+    lines += ["", "Detection by role and pattern: recall / precision / false alarms (- = nothing flagged):"]
+    lines.append("mode               role          " + "".join(f"{p:<20}" for p in PATTERNS))
     for mode, r in result["modes"].items():
-        cells = "".join(f"{r['recall'][p]:.2f} ({r['false_flags'][p]})".ljust(13) for p in PATTERNS)
+        for role, d in r["detection"].items():
+            cells = []
+            for p in PATTERNS:
+                prec = d[p]["precision"]
+                cells.append(
+                    f"{d[p]['recall']:.2f} / {'-' if prec is None else f'{prec:.2f}'} / {d[p]['false_alarms']:g}".ljust(
+                        20
+                    )
+                )
+            lines.append(f"{mode:<18} {role:<13} " + "".join(cells))
+    lines += ["", "Rules still running on what the FMA sees, and metadata any reader gets without a key:"]
+    lines.append("mode               rules   rule names in clear  sealed length classes  unique times")
+    for mode, r in result["modes"].items():
         running = sum(1 for s in r["rules"].values() if s >= 0.999)
-        lines.append(f"{mode:<18} {cells}{running}/{len(r['rules'])}")
+        md = r["metadata"]
+        lines.append(f"{mode:<18} {running:>2}/{len(r['rules']):<4} {md['rule_names_clear']:>19.2f} "
+                     f"{md['sealed_length_classes']:>22g} {md['unique_times']:>13.2f}")  # fmt: skip
     lines.append("")
-    lines.append("linkable: share of same-payer payment pairs the role can link; amounts: share it can read;")
     lines.append(
-        "anon.set / entropy: payer anonymity set size and bits; rules: run on every payment the FMA sees"
+        "payer-/payee-link: share of same-payer / same-payee payment pairs the role can link; amounts: share"
+    )
+    lines.append(
+        "it can read; anon.set / entropy: payer anonymity set size and bits. The FMA detects with its lawful"
+    )
+    lines.append(
+        "access (watchlist answers from banks); other roles with what they decode alone. Detector settings:"
+    )
+    lines.append(
+        "tenge_ledger/privacy/detectors.py, independent of the generator's ranges (pilot.PlantRanges)."
     )
     lines.append(f"(rules from the {result['rules_source']}).")
     return "\n".join(lines)
+
+
+# ---- several seeds ---------------------------------------------------------------------------------------------
+
+
+def run_seeds(seed: int = 7, seeds: int = 1, people: int = 1000, policy: str | None = None) -> dict:
+    """The matrix over `seeds` consecutive seeds: every figure is the mean, and `spread` holds [min, max] of each."""
+    runs = [run(seed + i, people, policy) for i in range(seeds)]
+    if seeds == 1:
+        return runs[0]
+    out = _mean(runs)
+    out["seeds"] = [r["seed"] for r in runs]
+    out["seed"] = seed
+    out["spread"] = {"modes": _range([r["modes"] for r in runs])}
+    out["seconds"] = round(sum(r["seconds"] for r in runs), 2)
+    return out
+
+
+def _mean(values: list):
+    first = values[0]
+    if isinstance(first, dict):
+        return {k: _mean([v[k] for v in values]) for k in first}
+    if isinstance(first, bool) or not isinstance(first, (int, float)) or any(v is None for v in values):
+        nums = [v for v in values if isinstance(v, (int, float)) and not isinstance(v, bool)]
+        if isinstance(first, (int, float, type(None))) and nums and not isinstance(first, bool):
+            return round(sum(nums) / len(nums), 4)  # a precision that is undefined in some seeds
+        return first
+    return round(sum(values) / len(values), 4)
+
+
+def _range(values: list):
+    first = values[0]
+    if isinstance(first, dict):
+        return {k: _range([v[k] for v in values]) for k in first}
+    nums = [v for v in values if isinstance(v, (int, float)) and not isinstance(v, bool)]
+    return [min(nums), max(nums)] if nums else None
