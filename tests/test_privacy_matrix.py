@@ -52,10 +52,7 @@ def test_detectors_are_not_the_generators_parameters__so_they_miss_and_false_ala
     assert sum(t[p]["false_alarms"] for p in matrix.PATTERNS) > 0
     assert any(t[p]["precision"] is not None and t[p]["precision"] < 1.0 for p in matrix.PATTERNS)
     for p in matrix.PATTERNS:
-        assert (
-            t[p]["flags"] == round(t[p]["recall"] * result["planted"][p]) + t[p]["false_alarms"]
-            or t[p]["flags"] >= t[p]["false_alarms"]
-        )
+        assert t[p]["flags"] >= t[p]["false_alarms"] and (t[p]["precision"] is None) == (t[p]["flags"] == 0)
 
 
 def test_every_role_is_scored_per_pattern(result):
