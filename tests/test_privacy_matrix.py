@@ -39,10 +39,18 @@ def test_transparent__fma_sees_all_and_detects_all(result):
     t = result["modes"]["transparent"]
     assert t["roles"]["fma"]["linkable_pairs"] == 1.0 and t["roles"]["fma"]["amounts_read"] == 1.0
     assert t["roles"]["fma"]["anonymity_set"] == 1.0 and t["roles"]["fma"]["entropy_bits"] == 0.0
-    assert t["recall"]["diversion"] == 1.0 and t["recall"]["gray_miner"] == 1.0
+    assert t["recall"]["gray_miner"] == 1.0
     for mode, r in result["modes"].items():  # no mode lets the FMA detect more than seeing everything does
-        assert all(r["recall"][p] <= t["recall"][p] for p in matrix.PATTERNS), mode
+        assert all((r["recall"][p] or 0.0) <= (t["recall"][p] or 0.0) for p in matrix.PATTERNS), mode
     assert t["access_records"] == 0
+
+
+def test_policies_enabled__diversion_stopped_at_apply_time_in_every_mode(result):
+    """The pilot runs with policies/ enabled: earmarked money to an unlicensed firm is denied by the engine, which
+    sees every operation whatever the mode; nothing of it reaches the trace as an applied payment."""
+    for r in result["modes"].values():
+        assert r["prevented"]["diversion"] == result["planted"]["diversion"] > 0
+        assert r["recall"]["diversion"] is None
 
 
 def test_detectors_are_not_the_generators_parameters__so_they_miss_and_false_alarm(result):
@@ -99,7 +107,7 @@ def test_sealed_modes__nothing_linkable_nothing_detected_from_the_trace(result, 
     r = result["modes"][mode]
     for role in ("central_bank", "fma", "bank", "public"):
         assert r["roles"][role]["linkable_pairs"] == 0.0 and r["roles"][role]["amounts_read"] == 0.0
-    assert all(v == 0.0 for v in r["recall"].values())
+    assert all(v in (0.0, None) for v in r["recall"].values())
 
 
 def test_public_never_sees_anything(result):

@@ -134,14 +134,15 @@ def detect(
 
 
 def score(flagged: dict[str, set[str]], planted: dict[str, set[str]], seen: set[str]) -> dict[str, dict]:
-    """Per pattern: recall (of the planted payments that were applied), precision, false alarms."""
+    """Per pattern: recall of the planted payments that were applied (None when the policy set stopped them
+    all), precision (None when nothing was flagged), false alarms."""
     out = {}
     for p in PATTERNS:
         truth = planted.get(p, set()) & seen
         hits = flagged[p] & truth
         false = flagged[p] - truth
         out[p] = {
-            "recall": round(len(hits) / len(truth), 3) if truth else 0.0,
+            "recall": round(len(hits) / len(truth), 3) if truth else None,  # None: none of them was applied
             "precision": round(len(hits) / len(flagged[p]), 3) if flagged[p] else None,
             "false_alarms": len(false),
             "flags": len(flagged[p]),

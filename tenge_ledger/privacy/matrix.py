@@ -22,7 +22,7 @@ from .access import Access
 from .detectors import DEFAULT as DETECTORS
 from .detectors import PATTERNS, Lists, detect, score
 from .keys import KeyRing
-from .manifest import rules_from_policy
+from .manifest import DEFAULT_POLICIES, rules_from_policy
 from .modes.base import epoch_key, pseudonym
 from .observers import amount_share, anonymity, keys_for, linkable_pair_share, metadata_leaks
 from .pilot import DAY_S, START_AT, Pilot, apply, build
@@ -39,9 +39,11 @@ def roles_for(pilot: Pilot) -> list[str]:
 
 
 def run(seed: int = 7, people: int = 1000, policy: str | None = None) -> dict:
+    """`policy`: the policy set each mode's ledger runs with (default `policies/`), read from its files."""
     started = time.time()
     pilot = build(seed, people)
     rules, rules_source = rules_from_policy(policy)
+    sources = policy_sources(policy)
     out: dict = {
         "seed": seed,
         "people": people,
@@ -52,12 +54,23 @@ def run(seed: int = 7, people: int = 1000, policy: str | None = None) -> dict:
         "modes": {},
     }
     for mode in MODES:
-        out["modes"][mode] = run_mode(mode, pilot, rules)
+        out["modes"][mode] = run_mode(mode, pilot, rules, sources)
     out["seconds"] = round(time.time() - started, 2)
     return out
 
 
-def run_mode(mode: str, pilot: Pilot, rules) -> dict:
+def policy_sources(policy: str | None) -> dict[str, str] | None:
+    """The policy files the pilot's ledgers enable: `policy` (a file or directory), else `policies/` when it
+    exists; None runs without a policy set (built-in checks only)."""
+    from ..policy import read_sources
+
+    target = Path(policy) if policy else DEFAULT_POLICIES
+    if not target.exists():
+        return None
+    return read_sources([str(target)])
+
+
+def run_mode(mode: str, pilot: Pilot, rules, sources: dict[str, str] | None = None) -> dict:
     workdir = tempfile.mkdtemp(prefix=f"tenge-matrix-{mode}-")
     try:
         store = open_store(":memory:", create=True)
@@ -65,13 +78,23 @@ def run_mode(mode: str, pilot: Pilot, rules) -> dict:
         Ledger.create(store, f"matrix {mode}", "22" * 32, "nbk", privacy_mode=mode,
                       settings={"privacy_epoch_s": EPOCH_S}, clock=lambda: now[0])  # fmt: skip
         ensure_keys(store, workdir, escrow_plan(mode, workdir))
-        ledger = Ledger(store, trace=sink_for(store.meta(), store, workdir), clock=lambda: now[0])
+        engine = None
+        if sources is not None:
+            from ..policy import load_engine
+            from ..policy.sets import enable
+
+            enable(store, sources, now[0], note="privacy matrix")
+            engine = load_engine(store.meta().settings)
+        ledger = Ledger(
+            store, policy=engine, trace=sink_for(store.meta(), store, workdir), clock=lambda: now[0]
+        )
         t0 = time.perf_counter()
         apply(pilot, ledger, lambda at: now.__setitem__(0, at))
         apply_s = time.perf_counter() - t0
         ring = KeyRing(workdir, store.meta().ledger_id)
         stored = [(idx, parse_payload(t.payload)) for idx, t in store.traces() if t.op_id in pilot.truth]
         seen = {doc["op_id"] for _, doc in stored if doc.get("code") == "ok"}
+        applied = {doc["op_id"]: doc.get("code") for _, doc in stored}
         payer_truth = {op: t["payer"] for op, t in pilot.truth.items()}
         payee_truth = {op: t["payee"] for op, t in pilot.truth.items()}
         access = Access(store, ring, store.meta().settings["privacy_public"], mode, clock=lambda: now[0])
@@ -103,6 +126,12 @@ def run_mode(mode: str, pilot: Pilot, rules) -> dict:
         result["flags"] = {p: fma[p]["flags"] for p in PATTERNS}
         result["false_flags"] = {p: fma[p]["false_alarms"] for p in PATTERNS}
         result["metadata"] = metadata_leaks([doc for _, doc in stored])
+        # planted payments the policy set stopped at apply time (the engine sees every operation in every mode)
+        result["prevented"] = {
+            p: sum(1 for op in pilot.planted.get(p, ()) if applied.get(op) not in (None, "ok"))
+            for p in PATTERNS
+        }
+        result["rejected_payments"] = sum(1 for code in applied.values() if code != "ok")
         result["rules"] = rules_runnable(fma_views, rules)
         result["watchlist_queries"] = len(watch.get("_queries", []))
         result["access_records"] = sum(1 for _, t in store.traces() if t.op_id.startswith("access:"))
@@ -202,19 +231,25 @@ def format_table(result: dict) -> str:
                 pm(mode, ("roles", role, "entropy_bits"), m["entropy_bits"], ".2f").rjust(8),
             ]
             lines.append(f"{mode:<18} {role:<13} " + " ".join(cells))
-    lines += ["", "Detection by role and pattern: recall / precision / false alarms (- = nothing flagged):"]
+    lines += [
+        "",
+        "Detection from the stored trace, by role and pattern: recall / precision / false alarms",
+        "(recall -: the policy set stopped every planted payment; precision -: nothing flagged):",
+    ]
     lines.append("mode               role          " + "".join(f"{p:<20}" for p in PATTERNS))
     for mode, r in result["modes"].items():
         for role, d in r["detection"].items():
             cells = []
             for p in PATTERNS:
-                prec = d[p]["precision"]
+                prec, rec = d[p]["precision"], d[p]["recall"]
                 cells.append(
-                    f"{d[p]['recall']:.2f} / {'-' if prec is None else f'{prec:.2f}'} / {d[p]['false_alarms']:g}".ljust(
+                    f"{'-' if rec is None else f'{rec:.2f}'} / {'-' if prec is None else f'{prec:.2f}'} / {d[p]['false_alarms']:g}".ljust(
                         20
                     )
                 )
             lines.append(f"{mode:<18} {role:<13} " + "".join(cells))
+    lines.append("Stopped at apply time by the policy set (every mode; the engine sees each operation): " + ", ".join(
+        f"{p} {n:g}" for p, n in next(iter(result["modes"].values())).get("prevented", {}).items()))  # fmt: skip
     lines += ["", "Rules still running on what the FMA sees, and metadata any reader gets without a key:"]
     lines.append("mode               rules   rule names in clear  sealed length classes  unique times")
     for mode, r in result["modes"].items():

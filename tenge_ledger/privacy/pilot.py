@@ -25,6 +25,8 @@ DAY_S = 86_400
 START_AT = 1_767_225_600  # 2026-01-01T00:00:00Z
 REPORTING_THRESHOLD_TIYN = 2_000_000  # 20,000 KZT
 GRANT_TAG = "budget:roads-2026"
+GRANT_EXPIRES_ON = "2026-12-31"  # budget money is issued with an expiry date (policies/09-expiry.policy)
+SYSTEM_ACCOUNTS = ("aifc-exchange", "state-budget", "kgd-vat", "local-budget")  # where policies route money
 NO_KEY = "11" * 32  # synthetic accounts never sign: the pilot applies pre-verified operations
 
 
@@ -101,7 +103,9 @@ def build(seed: int = 7, people: int = 1500, days: int = 56, ranges: PlantRanges
     for h in merchants:
         open_(h, AccountKind.merchant, rng.choice(banks), (("licence", "retail"),))
     for h in firms:
-        open_(h, AccountKind.merchant, rng.choice(banks), (("licence", "construction"),))
+        open_(
+            h, AccountKind.merchant, rng.choice(banks), (("licences", "construction"), ("obligations", "met"))
+        )
     for h in unlicensed:
         open_(h, AccountKind.merchant, rng.choice(banks))
     for h in suppliers:
@@ -112,6 +116,8 @@ def build(seed: int = 7, people: int = 1500, days: int = 56, ranges: PlantRanges
         open_(h, AccountKind.government)
     for h in miners:
         open_(h, AccountKind.miner, attrs=(("listed", "gray"),) if h in p.gray_miners else ())
+    for h in SYSTEM_ACCOUNTS:
+        open_(h, AccountKind.government)
 
     for h in persons:
         p.funding.append(Issue(h, 100_000_000))  # 1,000,000 KZT
@@ -120,7 +126,7 @@ def build(seed: int = 7, people: int = 1500, days: int = 56, ranges: PlantRanges
     for h in firms:  # salaries and suppliers are paid from the firm's own (untagged) money
         p.funding.append(Issue(h, 2_000_000_000))
     for h in bodies:
-        p.funding.append(Issue(h, 5_000_000_000, tag=GRANT_TAG))
+        p.funding.append(Issue(h, 5_000_000_000, tag=GRANT_TAG, expires_on=GRANT_EXPIRES_ON))
         p.funding.append(Issue(h, 500_000_000))
 
     p.schedule = [[] for _ in range(days)]

@@ -20,8 +20,14 @@ def privacy_score(mode_result: dict) -> float:
 
 
 def detection_score(mode_result: dict) -> float:
-    """Mean recall of the planted patterns by the FMA with its lawful access in the mode."""
-    return round(sum(mode_result["recall"][p] for p in PATTERNS) / len(PATTERNS), 3)
+    """Mean recall of the planted patterns by the FMA with its lawful access in the mode (over the patterns of
+    which some planted payment was applied)."""
+    scored = [mode_result["recall"][p] for p in PATTERNS if mode_result["recall"][p] is not None]
+    return round(sum(scored) / len(scored), 3) if scored else 0.0
+
+
+def _recall(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"
 
 
 def chart_svg(result: dict, width: int = 560, height: int = 420) -> str:
@@ -76,7 +82,8 @@ def render(result: dict) -> str:
     recall_rows = []
     for mode, r in result["modes"].items():
         cells = "".join(
-            f"<td>{r['recall'][p]:.2f} <small>({r['flags'][p]} flagged, {r['false_flags'][p]} false)</small></td>"
+            f"<td>{_recall(r['recall'][p])} <small>({r['flags'][p]:g} flagged, {r['false_flags'][p]:g} false; "
+            f"{r.get('prevented', {}).get(p, 0):g} stopped by the policy set)</small></td>"
             for p in PATTERNS
         )
         rules = ", ".join(f"{e(k)} {v:.2f}" for k, v in r["rules"].items())
