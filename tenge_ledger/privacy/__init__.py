@@ -12,7 +12,6 @@ import re
 import shutil
 import tempfile
 from dataclasses import dataclass
-from importlib import import_module
 from pathlib import Path
 
 from ..core import limits
@@ -20,24 +19,19 @@ from ..core.errors import InputError, LedgerStateError
 from ..core.hooks import TraceSink
 from ..store.base import LedgerMeta, Store
 from .keys import KeyRing, ledger_key_dir, provision
+from .modes import REGISTRY
+from .modes.base import Mode
 from .threshold import deal, write_share_file
 from .visibility import MODES
 
-_MODULES = {
-    "transparent": "transparent",
-    "pseudonymous": "pseudonymous",
-    "tiered": "tiered",
-    "payee-transparent": "payee_transparent",
-    "escrowed": "escrowed",
-    "selective": "selective",
-}
-assert set(_MODULES) == set(MODES)
+if set(REGISTRY) != set(MODES):  # the registry and the visibility table name the same modes
+    raise ImportError(f"privacy modes {sorted(REGISTRY)} and visibility table {sorted(MODES)} differ")
 
 
 def normalize(mode: str) -> str:
     """The canonical name of a mode (`payee_transparent` is accepted for `payee-transparent`)."""
     name = (mode or "").strip().lower().replace("_", "-")
-    if name not in _MODULES:
+    if name not in REGISTRY:
         raise InputError(f"unknown privacy mode {mode!r}; known: {', '.join(MODES)}")
     return name
 
@@ -46,8 +40,9 @@ def check_mode(mode: str) -> str:
     return normalize(mode)
 
 
-def mode_module(mode: str):
-    return import_module(f".modes.{_MODULES[normalize(mode)]}", __name__)
+def mode_of(mode: str) -> Mode:
+    """The `Mode` record of a mode name."""
+    return REGISTRY[normalize(mode)]
 
 
 def keystore_dir_for(store: Store) -> Path:
@@ -196,21 +191,6 @@ def account_bank_lookup(store: Store):
     return lookup
 
 
-def payments_since(store: Store):
-    """handle, since -> its applied outgoing transfers and holds since then, oldest first (the tiered budget)."""
-
-    def history(handle: str, since: int) -> list[tuple[int, int]]:
-        rows = store.history(handle, 10_000)
-        out = [
-            (p.at, -p.amount_tiyn)
-            for op, p in rows
-            if p.at >= since and p.amount_tiyn < 0 and op.kind in ("transfer", "hold")
-        ]
-        return sorted(out)
-
-    return history
-
-
 def make_context(store: Store, meta: LedgerMeta, keystore_dir: str | os.PathLike | None = None):
     from .modes.base import SinkContext
 
@@ -229,24 +209,21 @@ def sink_for(
     meta: LedgerMeta, store: Store, keystore_dir: str | os.PathLike | None = None
 ) -> TraceSink | None:
     """The trace sink of the ledger's privacy mode."""
-    mode = normalize(meta.privacy_mode)
-    module = mode_module(mode)
-    if mode == "transparent":  # keeps everything in clear: needs no keys (checkpoints make theirs on demand)
-        return module.Sink(None)
-    ctx = make_context(store, store.meta(), keystore_dir)
-    if mode == "tiered":
-        return module.Sink(ctx, history=payments_since(store))
-    return module.Sink(ctx)
+    mode = mode_of(meta.privacy_mode)
+    if not mode.needs_keys:  # transparent keeps everything in clear (checkpoints make their key on demand)
+        return mode.make_sink(None, store)
+    return mode.make_sink(make_context(store, store.meta(), keystore_dir), store)
 
 
 __all__ = [
     "MODES",
+    "REGISTRY",
+    "mode_of",
     "EscrowPlan",
     "check_mode",
     "normalize",
     "sink_for",
     "setup_mode",
     "ensure_keys",
-    "mode_module",
     "ring_for",
 ]

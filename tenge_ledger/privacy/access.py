@@ -18,8 +18,9 @@ from ..core.hooks import EncodedTrace
 from ..store.base import Store
 from ..trace import log
 from ..trace.merkle import leaf_hash
-from . import mode_module, normalize
+from . import normalize
 from .keys import KeyRing
+from .modes import escrowed
 from .modes.base import dumps
 from .observers import keys_for, parse_role
 from .seal import associated_data, seal_text, unseal_text
@@ -197,7 +198,7 @@ class Access:
         did verify."""
         op_id = doc["op_id"]
         escrow = EscrowPublic.from_json(self.public["escrow"])
-        module = mode_module("escrowed")
+        module = escrowed
         kem = module.kem_of(doc)
         ref = opening_ref(idx, op_id)
         statement = opening_statement(self.ledger_id, ref, case, basis)

@@ -8,7 +8,7 @@ import json
 from dataclasses import dataclass
 
 from ..core.errors import InputError
-from . import mode_module, normalize
+from . import mode_of
 from .modes.base import ObserverKeys
 from .visibility import FIELDS, RANK, VISIBILITY, strongest
 
@@ -81,7 +81,7 @@ def relations(decoded: dict, keys: ObserverKeys) -> tuple[str, ...]:
 
 @functools.cache
 def _decoder(mode: str):
-    return mode_module(normalize(mode)).decode
+    return mode_of(mode).decode
 
 
 @functools.cache
@@ -113,6 +113,17 @@ def view_doc(idx: int, doc: dict, keys: ObserverKeys) -> RecordView:
     return RecordView(
         idx, doc["op_id"], doc["at"], "op", doc.get("kind"), doc.get("code"), variant, rel, fields
     )
+
+
+def decoded_levels(doc: dict, keys: ObserverKeys) -> tuple[str, dict[str, str]]:
+    """(variant, per field the strongest level these keys decode), before the table caps anything: what the
+    observer's keys and the stored bytes give, so a test can catch a role that decodes more than it may."""
+    variant, decoded = _decoder(doc.get("mode", "transparent"))(doc, keys)
+    levels = {}
+    for f in FIELDS:
+        found = [level for level in decoded.get(f, {}) if level in RANK]
+        levels[f] = max(found, key=RANK.__getitem__) if found else "none"
+    return variant, levels
 
 
 def view_payload(idx: int, payload: bytes, keys: ObserverKeys) -> RecordView:

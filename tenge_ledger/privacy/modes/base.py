@@ -49,6 +49,21 @@ def pseudonym(epoch_k: bytes, handle: str) -> str:
     return keyed_hash(epoch_k, handle.encode(), person=b"tenge-pseudonym", size=16).hex()
 
 
+@dataclass(frozen=True, slots=True)
+class Mode:
+    """One privacy mode, as its module exports it (`MODE`); `modes.REGISTRY` is built from these records.
+
+    `make_sink(ctx, store)` builds the trace sink (`ctx` is None for a mode that needs no keys); `decode(doc, keys)`
+    gives (visibility variant, every level of every field this observer can obtain); `variants` are the rows of
+    the visibility table its records are judged by."""
+
+    name: str
+    make_sink: Callable[[SinkContext | None, object], BaseSink]
+    decode: Callable[[dict, ObserverKeys], tuple[str, Decoded]]
+    variants: tuple[str, ...]
+    needs_keys: bool = True
+
+
 @dataclass
 class SinkContext:
     """What a sink needs besides the record: the key ring (banks' keys, accounts' viewing keys), the public

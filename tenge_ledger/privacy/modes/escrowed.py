@@ -13,14 +13,14 @@ from ...core.errors import LedgerStateError
 from ...core.records import TraceRecord
 from ..seal import b64, seal_text, unb64, unseal_text
 from ..threshold import Encapsulations, EscrowPublic
-from .base import BaseSink, Decoded, ObserverKeys, SinkContext, place, place_of
+from .base import BaseSink, Decoded, Mode, ObserverKeys, SinkContext, place, place_of
 
-MODE = "escrowed"
+NAME = "escrowed"
 FIELD = "escrow"
 
 
 class Sink(BaseSink):
-    mode = MODE
+    mode = NAME
 
     def __init__(self, ctx: SinkContext) -> None:
         super().__init__(ctx)
@@ -71,4 +71,9 @@ def open_record(doc: dict, ledger_id: str, key: bytes) -> dict | None:
 
 
 def decode(doc: dict, keys: ObserverKeys) -> tuple[str, Decoded]:
-    return MODE, {"payer": {}, "payee": {}, "amount": {}, "tag": {}, "memo": {}}
+    return NAME, {"payer": {}, "payee": {}, "amount": {}, "tag": {}, "memo": {}}
+
+
+MODE = Mode(
+    name=NAME, make_sink=lambda ctx, store: Sink(ctx), decode=decode, variants=("escrowed",), needs_keys=True
+)

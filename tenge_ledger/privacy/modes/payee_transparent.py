@@ -4,13 +4,13 @@ stay visible (income transparency for tax and anti-corruption, as in GNU Taler).
 from __future__ import annotations
 
 from ...core.records import TraceRecord
-from .base import BaseSink, Decoded, ObserverKeys, place, place_of, seal_for_bank
+from .base import BaseSink, Decoded, Mode, ObserverKeys, place, place_of, seal_for_bank
 
-MODE = "payee-transparent"
+NAME = "payee-transparent"
 
 
 class Sink(BaseSink):
-    mode = MODE
+    mode = NAME
 
     def fields(self, record: TraceRecord, doc: dict) -> None:
         if record.payer is not None:
@@ -32,10 +32,19 @@ def decode(doc: dict, keys: ObserverKeys) -> tuple[str, Decoded]:
         who = keys.open_for_bank(doc["payer_sealed"], place_of(keys.ledger_id, doc, "payer"))
         if who is not None:
             payer["clear"] = who
-    return MODE, {
+    return NAME, {
         "payer": payer,
         "payee": {"clear": doc.get("payee")},
         "amount": {"clear": doc.get("amount_tiyn")},
         "tag": {"clear": doc.get("tag")},
         "memo": {},
     }
+
+
+MODE = Mode(
+    name=NAME,
+    make_sink=lambda ctx, store: Sink(ctx),
+    decode=decode,
+    variants=("payee-transparent",),
+    needs_keys=True,
+)

@@ -11,9 +11,9 @@ from ...core.records import TraceRecord
 from ...trace.record import trace_to_dict
 from ..keys import keyed_hash
 from ..seal import b64, seal_text, unb64, unseal_text
-from .base import BaseSink, Decoded, ObserverKeys, clear_fields, place, place_of
+from .base import BaseSink, Decoded, Mode, ObserverKeys, clear_fields, place, place_of
 
-MODE = "selective"
+NAME = "selective"
 
 
 def wrap_key(viewing_key: bytes, salt: bytes) -> bytes:
@@ -27,7 +27,7 @@ def parties(record: TraceRecord) -> list[str]:
 
 
 class Sink(BaseSink):
-    mode = MODE
+    mode = NAME
 
     def __init__(self, ctx) -> None:
         super().__init__(ctx)
@@ -86,5 +86,10 @@ def open_record(doc: dict, keys: ObserverKeys) -> dict | None:
 def decode(doc: dict, keys: ObserverKeys) -> tuple[str, Decoded]:
     record = open_record(doc, keys)
     if record is not None:
-        return MODE, clear_fields(record)
-    return MODE, {"payer": {}, "payee": {}, "amount": {}, "tag": {}, "memo": {}}
+        return NAME, clear_fields(record)
+    return NAME, {"payer": {}, "payee": {}, "amount": {}, "tag": {}, "memo": {}}
+
+
+MODE = Mode(
+    name=NAME, make_sink=lambda ctx, store: Sink(ctx), decode=decode, variants=("selective",), needs_keys=True
+)

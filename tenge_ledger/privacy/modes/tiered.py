@@ -12,11 +12,11 @@ import time
 
 from ...core.records import TraceRecord
 from ..seal import unseal_text
-from .base import DataKey, Decoded, ObserverKeys, SinkContext, place, place_of, seal_for_bank
+from .base import DataKey, Decoded, Mode, ObserverKeys, SinkContext, place, place_of, seal_for_bank
 from .pseudonymous import Sink as PseudonymousSink
 from .pseudonymous import decode_party
 
-MODE = "tiered"
+NAME = "tiered"
 threshold_tiyn_default = 2_000_000  # 20,000 KZT: payments below it may be unlinkable
 budget_tiyn_month_default = 20_000_000  # 200,000 KZT of unlinkable payments per payer per calendar month
 
@@ -32,7 +32,7 @@ def month_start(at: int) -> int:
 
 
 class Sink(PseudonymousSink):
-    mode = MODE
+    mode = NAME
 
     def __init__(self, ctx: SinkContext, history=None) -> None:
         super().__init__(ctx)
@@ -116,3 +116,27 @@ def decode(doc: dict, keys: ObserverKeys) -> tuple[str, Decoded]:
         "tag": {"clear": doc.get("tag")},
         "memo": {},
     }
+
+
+def payments_since(store):
+    """handle, since -> its applied outgoing transfers and holds since then, oldest first (the budget's seed)."""
+
+    def history(handle: str, since: int) -> list[tuple[int, int]]:
+        rows = store.history(handle, 10_000)
+        out = [
+            (p.at, -p.amount_tiyn)
+            for op, p in rows
+            if p.at >= since and p.amount_tiyn < 0 and op.kind in ("transfer", "hold")
+        ]
+        return sorted(out)
+
+    return history
+
+
+MODE = Mode(
+    name=NAME,
+    make_sink=lambda ctx, store: Sink(ctx, history=payments_since(store)),
+    decode=decode,
+    variants=("tiered.small", "tiered.large"),
+    needs_keys=True,
+)
