@@ -68,7 +68,7 @@ def run_demo(keep: str | None = None) -> None:
     )
     store.close()
     say("Privacy modes: the measured matrix (tenge privacy matrix --seed 7 --people 300)")
-    from tenge_ledger.privacy import matrix
+    from tenge_ledger.lab import matrix
 
     click.echo(matrix.format_table(matrix.run(seed=7, people=300)))
     if keep:

@@ -232,7 +232,7 @@ def privacy_matrix(obj: Context, seed, seeds, people, html_path, json_path, poli
     Example:
       tenge privacy matrix --seed 7 --seeds 5 --html matrix.html
     """
-    from tenge_ledger.privacy import matrix, report
+    from tenge_ledger.lab import matrix, report
 
     result = matrix.run_seeds(seed=seed, seeds=seeds, people=people, policy=policy_path)
     if json_path:

@@ -10,7 +10,8 @@ from click.testing import CliRunner
 
 from cli.main import cli
 from tenge_ledger.core.errors import InputError
-from tenge_ledger.privacy import operator, sandbox
+from tenge_ledger.lab import sandbox
+from tenge_ledger.privacy import operator
 from tenge_ledger.privacy.access import Access
 from tenge_ledger.privacy.keys import keyed_hash, keyed_hash_nacl
 
@@ -165,7 +166,7 @@ def test_transparent_unmask_by_the_public__refused_and_logged(tmp_path):
 
 def test_trace_view__unknown_account_or_non_bank_role_refused(tmp_path):
     from tenge_ledger.core.errors import InputError
-    from tenge_ledger.privacy import sandbox
+    from tenge_ledger.lab import sandbox
     from tenge_ledger.privacy.observers import keys_for
 
     box = sandbox.make(tmp_path, "pseudonymous")

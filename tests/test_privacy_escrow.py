@@ -15,7 +15,7 @@ from click.testing import CliRunner
 
 from cli.main import cli
 from tenge_ledger.core.errors import InputError
-from tenge_ledger.privacy import sandbox
+from tenge_ledger.lab import sandbox
 from tenge_ledger.privacy import threshold as th
 from tenge_ledger.privacy.access import Access, opening_ref, verify_participants
 from tenge_ledger.privacy.modes import escrowed

@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from cli.main import cli
 from tenge_ledger.client.keystore import Keystore, keystore_path_for
 from tenge_ledger.core.errors import InputError, LedgerStateError
-from tenge_ledger.privacy import sandbox
+from tenge_ledger.lab import sandbox
 from tenge_ledger.privacy.keys import KeyRing, provision
 from tenge_ledger.store import open_store
 

@@ -9,8 +9,8 @@ import pytest
 from click.testing import CliRunner
 
 from cli.main import cli
-from tenge_ledger.privacy import matrix, pilot, report
-from tenge_ledger.privacy.manifest import needs, rules_from_policy
+from tenge_ledger.lab import matrix, pilot, report
+from tenge_ledger.lab.manifest import needs, rules_from_policy
 from tenge_ledger.privacy.visibility import MODES
 
 PEOPLE = 80

@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from tenge_ledger.core.records import AccountKind, Report, TraceRecord
-from tenge_ledger.privacy import operator, sandbox, seal
+from tenge_ledger.lab import sandbox
+from tenge_ledger.privacy import operator, seal
 from tenge_ledger.privacy.access import Access, subjects_place
 from tenge_ledger.privacy.modes.base import open_rules
 from tenge_ledger.privacy.observers import keys_for

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tenge_ledger.privacy import sandbox
+from tenge_ledger.lab import sandbox
 from tenge_ledger.privacy.modes.base import ObserverKeys
 from tenge_ledger.privacy.observers import keys_for
 from tenge_ledger.privacy.views import decoded_levels, parse_payload

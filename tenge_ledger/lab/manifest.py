@@ -14,7 +14,7 @@ import contextlib
 from collections.abc import Iterable
 from pathlib import Path
 
-from .visibility import RANK
+from ..privacy.visibility import RANK
 
 RuleReads = dict[str, dict[str, str]]
 

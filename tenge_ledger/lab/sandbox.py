@@ -15,13 +15,13 @@ from ..core.records import AccountKind
 from ..core.results import Result
 from ..ledger.service import Ledger
 from ..ledger.signing import public_key_hex
+from ..privacy import EscrowPlan, setup_mode, sink_for
+from ..privacy.keys import KeyRing, ledger_key_dir
+from ..privacy.modes.base import epoch_s_default
+from ..privacy.observers import keys_for
+from ..privacy.threshold import HolderShare, read_share_file
+from ..privacy.views import RecordView, view_payload
 from ..store import open_store
-from . import EscrowPlan, setup_mode, sink_for
-from .keys import KeyRing, ledger_key_dir
-from .modes.base import epoch_s_default
-from .observers import keys_for
-from .threshold import HolderShare, read_share_file
-from .views import RecordView, view_payload
 
 T0 = 1_780_272_000  # 2026-06-01T00:00:00Z
 ESCROW_HOLDERS = ("central_bank", "fma", "court")  # the sandbox's escrow holders, 2 of 3

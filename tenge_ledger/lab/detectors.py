@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 
-from .views import RecordView
+from ..privacy.views import RecordView
 
 DAY_S = 86_400
 PATTERNS = ("diversion", "structuring", "kickback", "gray_miner")

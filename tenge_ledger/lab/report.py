@@ -6,8 +6,8 @@ from __future__ import annotations
 import html
 from pathlib import Path
 
+from ..privacy.visibility import MODE_SUMMARY
 from .matrix import PATTERNS
-from .visibility import MODE_SUMMARY
 
 COLORS = ["#1b6ca8", "#d1495b", "#edae49", "#00798c", "#6a4c93", "#30638e"]
 

@@ -16,18 +16,19 @@ from collections import defaultdict
 from pathlib import Path
 
 from ..ledger.service import Ledger
+from ..privacy import EscrowPlan, ensure_keys, sink_for
+from ..privacy.access import Access
+from ..privacy.keys import KeyRing
+from ..privacy.modes.base import epoch_key, pseudonym
+from ..privacy.observers import keys_for
+from ..privacy.views import RecordView, parse_payload, view_doc
+from ..privacy.visibility import MODES, RANK
 from ..store import open_store
-from . import EscrowPlan, ensure_keys, sink_for
-from .access import Access
 from .detectors import DEFAULT as DETECTORS
 from .detectors import PATTERNS, Lists, detect, score
-from .keys import KeyRing
 from .manifest import DEFAULT_POLICIES, rules_from_policy
-from .modes.base import epoch_key, pseudonym
-from .observers import amount_share, anonymity, keys_for, linkable_pair_share, metadata_leaks
+from .metrics import amount_share, anonymity, linkable_pair_share, metadata_leaks
 from .pilot import DAY_S, START_AT, Pilot, apply, build
-from .views import RecordView, parse_payload, view_doc
-from .visibility import MODES, RANK
 
 EPOCH_S = 7 * DAY_S
 WATCHLIST_MODES = ("pseudonymous", "tiered")  # where the FMA may ask banks for pseudonyms of listed accounts
