@@ -54,6 +54,7 @@ def keys_for(
         keys.customers[bank] = served  # its KYC list
         if ring.exists(f"bank:{bank}"):
             keys.banks[bank] = bytes.fromhex(ring.read(f"bank:{bank}")["pseudonym_root"])
+            keys.bank_boxes[bank] = ring.box_key(f"bank:{bank}")
     if ring is None:
         return keys
     if kind in ("central_bank", "fma") and ring.exists(kind):

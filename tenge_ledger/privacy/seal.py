@@ -28,6 +28,9 @@ AD_VERSION = b"tenge-seal-v1"
 # Sealed plaintexts are padded (ISO/IEC 7816-4: 0x80 then zeros) to the smallest of these sizes that holds them,
 # then to a multiple of the largest: a ciphertext's length tells which class, not a handle's or a memo's length.
 padding_classes_bytes = (64, 256, 1024, 4096)
+# An identity sealed alone (digest of its place + a handle) or as a pair (two handles in JSON) is lifted to this
+# size, so every identity of the ledger seals to one length whatever its handle.
+identity_padded_bytes = 32 + 2 * 64 + 16  # place digest, two handles of handle_length_max, JSON punctuation
 
 _encrypt = nacl.bindings.crypto_aead_xchacha20poly1305_ietf_encrypt
 _decrypt = nacl.bindings.crypto_aead_xchacha20poly1305_ietf_decrypt
@@ -48,16 +51,18 @@ def associated_data(ledger_id: str, record: str, field: str) -> bytes:
     return frame(AD_VERSION, ledger_id.encode(), record.encode(), field.encode())
 
 
-def padded_size(length: int) -> int:
+def padded_size(length: int, minimum: int = 0) -> int:
+    """The size class of a plaintext of `length` bytes; `minimum` lifts every plaintext of a kind (identities, whose
+    longest form is known) into one class."""
     for size in padding_classes_bytes:
-        if length < size:
+        if length < size and minimum <= size:
             return size
     top = padding_classes_bytes[-1]
     return (length // top + 1) * top
 
 
-def pad(data: bytes) -> bytes:
-    return data + b"\x80" + bytes(padded_size(len(data)) - len(data) - 1)
+def pad(data: bytes, minimum: int = 0) -> bytes:
+    return data + b"\x80" + bytes(padded_size(len(data), minimum) - len(data) - 1)
 
 
 def unpad(data: bytes) -> bytes | None:
@@ -67,12 +72,12 @@ def unpad(data: bytes) -> bytes | None:
     return stripped[:-1]
 
 
-def seal(key: bytes, plaintext: bytes, ad: bytes) -> bytes:
+def seal(key: bytes, plaintext: bytes, ad: bytes, minimum: int = 0) -> bytes:
     """nonce || AEAD(key, nonce, pad(plaintext), ad), with a fresh random nonce."""
     if len(key) != KEY_BYTES:
         raise ValueError("an AEAD key is 32 bytes")
     nonce = secrets.token_bytes(NONCE_BYTES)
-    return nonce + _encrypt(pad(plaintext), ad, nonce, key)
+    return nonce + _encrypt(pad(plaintext, minimum), ad, nonce, key)
 
 
 def unseal(key: bytes, sealed: bytes, ad: bytes) -> bytes | None:
@@ -97,8 +102,8 @@ def unb64(text: object) -> bytes:
         raise InputError("a sealed field that is not base64") from None
 
 
-def seal_text(key: bytes, plaintext: bytes, ad: bytes) -> str:
-    return b64(seal(key, plaintext, ad))
+def seal_text(key: bytes, plaintext: bytes, ad: bytes, minimum: int = 0) -> str:
+    return b64(seal(key, plaintext, ad, minimum))
 
 
 def unseal_text(key: bytes, text: object, ad: bytes) -> bytes | None:

@@ -23,7 +23,17 @@ from ...core.hooks import EncodedTrace
 from ...core.records import TraceRecord
 from ...trace.merkle import leaf_hash
 from ..keys import KeyRing, keyed_hash
-from ..seal import associated_data, b64, record_ref, seal_text, unb64, unseal_text
+from ..seal import (
+    associated_data,
+    b64,
+    identity_padded_bytes,
+    pad,
+    record_ref,
+    seal_text,
+    unb64,
+    unpad,
+    unseal_text,
+)
 
 PAYLOAD_VERSION = 1
 MISSING = "\0missing"  # what `account_bank` answers for an account the store does not hold yet
@@ -79,6 +89,7 @@ class SinkContext:
     settings: dict = field(default_factory=dict)
     _banks: dict[str, str] = field(default_factory=dict)
     _roots: dict[str, bytes] = field(default_factory=dict)
+    _boxes: dict[str, nacl.public.SealedBox] = field(default_factory=dict)
     _epoch_keys: dict[tuple[str, int], bytes] = field(default_factory=dict)
 
     def bank_of(self, handle: str) -> str:
@@ -92,6 +103,16 @@ class SinkContext:
             bank = found or self.central_bank
             self._banks[handle] = bank
         return bank
+
+    def bank_box(self, bank: str) -> nacl.public.SealedBox:
+        """A sealed box to the bank's X25519 public key: what only that bank opens."""
+        box = self._boxes.get(bank)
+        if box is None:
+            box = nacl.public.SealedBox(
+                nacl.public.PublicKey(bytes.fromhex(self.ring.ensure_bank(bank)["box_public"]))
+            )
+            self._boxes[bank] = box
+        return box
 
     def bank_root(self, bank: str) -> bytes:
         root = self._roots.get(bank)
@@ -131,13 +152,13 @@ class DataKey:
         self.sealed = b64(nacl.public.SealedBox(self.recipient).encrypt(self.key))
         self.uses = 0
 
-    def seal(self, data: bytes, ad: bytes) -> tuple[str, str]:
+    def seal(self, data: bytes, ad: bytes, minimum: int = 0) -> tuple[str, str]:
         """(sealed data key, sealed data)."""
         if self.key is None or self.uses >= records_per_data_key:
             self.rotate()
         assert self.key is not None
         self.uses += 1
-        return self.sealed, seal_text(self.key, data, ad)
+        return self.sealed, seal_text(self.key, data, ad, minimum)
 
 
 def open_data_key(sealed: str, box_key: nacl.public.PrivateKey) -> bytes | None:
@@ -229,6 +250,7 @@ class ObserverKeys:
 
     role: str
     banks: dict[str, bytes] = field(default_factory=dict)
+    bank_boxes: dict[str, nacl.public.PrivateKey] = field(default_factory=dict)
     customers: dict[str, frozenset[str]] = field(default_factory=dict)
     boxes: dict[str, nacl.public.PrivateKey] = field(default_factory=dict)
     viewing: dict[str, bytes] = field(default_factory=dict)
@@ -258,10 +280,10 @@ class ObserverKeys:
 
     def open_for_bank(self, sealed: str, ad: bytes) -> str | None:
         """An identity sealed to the bank that serves it (one attempt per bank this observer is)."""
-        for root in self.banks.values():
-            opened = unseal_text(bank_seal_key(root), sealed, ad)
+        for box in self.bank_boxes.values():
+            opened = open_sealed_for_bank(box, sealed, ad)
             if opened is not None:
-                return opened.decode()
+                return opened
         return None
 
     def data_key(self, holder: str, sealed: str) -> bytes | None:
@@ -277,13 +299,25 @@ class ObserverKeys:
         return handle is not None and any(handle in c for c in self.customers.values())
 
 
-def bank_seal_key(root: bytes) -> bytes:
-    return keyed_hash(root, b"seal", person=b"tenge-bankseal", size=32)
+def _place_digest(ad: bytes) -> bytes:
+    return keyed_hash(b"", ad, person=b"tenge-sealplace", size=32)
 
 
-def seal_for_bank(root: bytes, handle: str, ad: bytes) -> str:
-    """An identity that only the bank holding `root` can open (AEAD, random nonce, bound to its place)."""
-    return seal_text(bank_seal_key(root), handle.encode(), ad)
+def seal_for_bank(box: nacl.public.SealedBox, handle: str, ad: bytes) -> str:
+    """An identity that only the bank can open: sealed to its X25519 public key (SealedBox: a fresh ephemeral key,
+    so a fresh nonce, each time), so the operator holds nothing that opens it. SealedBox takes no associated data:
+    a digest of the place goes inside, and the bank checks it, so the ciphertext cannot be moved elsewhere."""
+    return b64(box.encrypt(pad(_place_digest(ad) + handle.encode(), identity_padded_bytes)))
+
+
+def open_sealed_for_bank(box_key: nacl.public.PrivateKey, sealed: str, ad: bytes) -> str | None:
+    try:
+        opened = unpad(nacl.public.SealedBox(box_key).decrypt(unb64(sealed)))
+    except (nacl.exceptions.CryptoError, ValueError, InputError):
+        return None
+    if opened is None or opened[:32] != _place_digest(ad):
+        return None
+    return opened[32:].decode()
 
 
 Decoded = dict[str, dict[str, object]]  # field -> {level: value} for every level this observer can obtain

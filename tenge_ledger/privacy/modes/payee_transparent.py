@@ -14,10 +14,8 @@ class Sink(BaseSink):
 
     def fields(self, record: TraceRecord, doc: dict) -> None:
         if record.payer is not None:
-            root = self.ctx.bank_root(self.ctx.bank_of(record.payer))
-            doc["payer_sealed"] = seal_for_bank(
-                root, record.payer, place(self.ctx.ledger_id, record, "payer")
-            )
+            box = self.ctx.bank_box(self.ctx.bank_of(record.payer))
+            doc["payer_sealed"] = seal_for_bank(box, record.payer, place(self.ctx.ledger_id, record, "payer"))
         doc.update(
             payee=record.payee,
             amount_tiyn=record.amount_tiyn,

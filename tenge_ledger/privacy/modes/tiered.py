@@ -11,7 +11,7 @@ import secrets
 import time
 
 from ...core.records import TraceRecord
-from ..seal import unseal_text
+from ..seal import identity_padded_bytes, unseal_text
 from .base import DataKey, Decoded, Mode, ObserverKeys, SinkContext, place, place_of, seal_for_bank
 from .pseudonymous import Sink as PseudonymousSink
 from .pseudonymous import decode_party
@@ -70,17 +70,18 @@ class Sink(PseudonymousSink):
         if not self.small(record):
             super().fields(record, doc)
             ident = json.dumps([record.payer, record.payee]).encode()
-            sealed_key, sealed = self.fma.seal(ident, place(self.ctx.ledger_id, record, "fma_ident"))
+            ad = place(self.ctx.ledger_id, record, "fma_ident")
+            sealed_key, sealed = self.fma.seal(ident, ad, identity_padded_bytes)
             doc.update(tier="large", fma_key=sealed_key, fma_ident=sealed)
             return
         doc.update(tier="small", amount_tiyn=record.amount_tiyn, tag=record.tag)
         self.seal_rules(record, doc)
         for field in ("payer", "payee"):
             handle = getattr(record, field)
-            root = self.ctx.bank_root(self.ctx.bank_of(handle))
+            box = self.ctx.bank_box(self.ctx.bank_of(handle))
             # one-time token: unrelated to the account and to other records
             doc[field] = secrets.token_hex(16)
-            doc[field + "_sealed"] = seal_for_bank(root, handle, place(self.ctx.ledger_id, record, field))
+            doc[field + "_sealed"] = seal_for_bank(box, handle, place(self.ctx.ledger_id, record, field))
 
 
 def decode(doc: dict, keys: ObserverKeys) -> tuple[str, Decoded]:
