@@ -309,7 +309,7 @@ class Encapsulations:
         self.ledger_id = ledger_id
         self.group_public = group_public
         self.batch = min(batch, request_count_max)
-        self.worker_count = workers if workers is not None else max(1, (os.cpu_count() or 2) - 1)
+        self.worker_count = workers if workers is not None else max(1, os.cpu_count() or 1)
         self.inline_left = inline_records
         self._ready: deque[tuple[bytes, bytes]] = deque()
         self._workers: list[_Worker] = []
