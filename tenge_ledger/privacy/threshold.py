@@ -297,10 +297,11 @@ class Encapsulations:
 
     The two scalar multiplications of an encapsulation do not depend on the record. A sink's first
     `inline_records` are encapsulated in place (a small ledger starts no process); after that, worker processes
-    (`kem_worker`, one per core but one) make them in batches while the apply path runs, two batches asked ahead
-    per worker (at most 32 KiB in a pipe), and `take` mostly pops one. Processes, not threads: a thread would wait
-    for the GIL that the apply path holds between C calls. If a worker cannot start or stops, encapsulation goes
-    on in place. The workers belong to their sink: nothing is shared."""
+    (`kem_worker`, one per core) make them in batches while the apply path runs. Each worker is asked at most
+    two batches ahead (at most 32 KiB in its pipe) and idles once it has answered them, so it never takes a core
+    from the apply path for nothing; `take` mostly pops one. Processes, not threads: a thread would wait for the
+    GIL that the apply path holds between C calls. If a worker cannot start or stops, encapsulation goes on in
+    place. The workers belong to their sink: nothing is shared."""
 
     def __init__(
         self, ledger_id: str, group_public: bytes, batch: int = 256, workers: int | None = None,
