@@ -144,3 +144,10 @@ def test_public_material_names_its_ledger(tmp_path):
     public = box.store.meta().settings["privacy_public"]
     assert public["ledger_id"] == public["escrow"]["ledger_id"] == box.store.meta().ledger_id
     assert all(json.loads(p.read_text())["ledger_id"] == public["ledger_id"] for p in box.ring.files())
+
+
+def test_keys_in_the_old_layout_are_named_not_silently_missing(tmp_path):
+    (tmp_path / "privacy").mkdir()
+    (tmp_path / "privacy" / "operator.json").write_text("{}")
+    with pytest.raises(LedgerStateError, match="old key layout"):
+        KeyRing(tmp_path, "ab" * 16).read("operator")

@@ -108,6 +108,12 @@ class KeyRing:
                 raise LedgerStateError(f"{target} is readable by others: chmod 600 it before it is used")
             data = json.loads(target.read_text())
         except FileNotFoundError:
+            legacy = _holder_file(self.root.parent, holder)
+            if legacy.exists():  # the layout before keys were filed per ledger
+                raise LedgerStateError(
+                    f"{legacy} is in the old key layout: if it belongs to this ledger, move the files of "
+                    f'{self.root.parent} into {self.root}/ and add "ledger_id": "{self.ledger_id}" to each'
+                ) from None
             raise InputError(f"no privacy keys for {holder} in {self.root}") from None
         except ValueError:
             raise InputError(f"{target} is not a privacy key file") from None
