@@ -261,9 +261,14 @@ class _Worker:
     """One `kem_worker` process and the counts of its requests not yet answered, oldest first."""
 
     def __init__(self, ledger_id: str, group_public: bytes) -> None:
+        # the package's own parent directory first on the path: the worker runs this very code, installed or not
+        root = str(Path(__file__).resolve().parent.parent.parent)
+        env = dict(
+            os.environ, PYTHONPATH=os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)
+        )
         self.process = subprocess.Popen(
             [sys.executable, "-m", "tenge_ledger.privacy.kem_worker", ledger_id, group_public.hex()],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env,
         )  # fmt: skip
         self.asked: deque[int] = deque()
 
