@@ -203,6 +203,10 @@ def rules_runnable(views: list[RecordView], rules) -> dict:
 # ---- printing --------------------------------------------------------------------------------------------------
 
 
+def _opt(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"
+
+
 def format_table(result: dict) -> str:
     spread = result.get("spread", {}).get("modes", {})
 
@@ -240,14 +244,8 @@ def format_table(result: dict) -> str:
     lines.append("mode               role          " + "".join(f"{p:<20}" for p in PATTERNS))
     for mode, r in result["modes"].items():
         for role, d in r["detection"].items():
-            cells = []
-            for p in PATTERNS:
-                prec, rec = d[p]["precision"], d[p]["recall"]
-                cells.append(
-                    f"{'-' if rec is None else f'{rec:.2f}'} / {'-' if prec is None else f'{prec:.2f}'} / {d[p]['false_alarms']:g}".ljust(
-                        20
-                    )
-                )
+            cells = [f"{_opt(d[p]['recall'])} / {_opt(d[p]['precision'])} / {d[p]['false_alarms']:g}".ljust(20)
+                     for p in PATTERNS]  # fmt: skip
             lines.append(f"{mode:<18} {role:<13} " + "".join(cells))
     lines.append("Stopped at apply time by the policy set (every mode; the engine sees each operation): " + ", ".join(
         f"{p} {n:g}" for p, n in next(iter(result["modes"].values())).get("prevented", {}).items()))  # fmt: skip

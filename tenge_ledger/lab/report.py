@@ -252,6 +252,8 @@ def render(result: dict, generated_at: int | None = None) -> str:
     charts = "".join(f'<figure id="role-{e(role)}">{role_chart(result, role)}</figure>' for role in roles)
     when = format_time(int(time.time()) if generated_at is None else generated_at)
     take = "".join(f"<li>{e(s)}</li>" for s in reading(result))
+    means = " Figures are means over the seeds; bars show their range." if len(seeds) > 1 else ""
+    pattern_heads = "".join(f"<th>{e(p)}</th>" for p in PATTERNS)
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>tenge-ledger privacy matrix</title>
 <style>
@@ -264,7 +266,7 @@ figure {{ margin: 1em 0; }} svg.chart {{ display: block; overflow: visible; }} s
 <p>Seed{"s" if len(seeds) > 1 else ""} {e(", ".join(map(str, seeds)))}; {result["people"]:g} people,
 {round(result["payments"]):,} payments over eight weeks; planted: {e(planted)}. Generated {e(when)}
 in {result["seconds"]:g} s. Every figure comes from observer code decoding each mode's stored trace with only the
-keys each role holds; the ground truth only scores it.{" Figures are means over the seeds; bars show their range." if len(seeds) > 1 else ""}</p>
+keys each role holds; the ground truth only scores it.{means}</p>
 <h2>The trade-off, in plain words</h2>
 <ul id="reading">{take}</ul>
 <p>Honest scope: the engine sees every operation when it applies it. A mode controls what is kept and who may read
@@ -278,7 +280,7 @@ it afterwards (role-view privacy with logged access), not anonymity against the 
 <table><tr><th>mode</th><th>role</th><th>linkable same-payer pairs</th><th>linkable same-payee pairs</th>
 <th>amounts read</th><th>payer anonymity set</th><th>entropy (bits)</th></tr>{"".join(rows)}</table>
 <h2>Detection from the stored trace: recall / precision / false alarms</h2>
-<table><tr><th>mode</th><th>role</th>{"".join(f"<th>{e(p)}</th>" for p in PATTERNS)}</tr>{"".join(detection_rows)}</table>
+<table><tr><th>mode</th><th>role</th>{pattern_heads}</tr>{"".join(detection_rows)}</table>
 <p>Recall "-": the policy set stopped every planted payment of the pattern at apply time. Precision "-": nothing
 flagged. Detector settings: <code>tenge_ledger/lab/detectors.py</code>.</p>
 <h2>Metadata and lawful access</h2>
