@@ -138,6 +138,31 @@ def privacy_partial(obj: Context, record, share, case, basis, out) -> None:
     )
 
 
+@privacy.command("consents")
+@click.argument("access_record")
+@pass_ledger
+def privacy_consents(obj: Context, access_record) -> None:
+    """Check who took part in an escrowed opening: each holder's signed consent in ACCESS_RECORD (#IDX) against the
+    holder's public key and the case, basis and record it was given for.
+
+    \b
+    Example:
+      tenge --db pilot.db privacy consents '#12'
+    """
+    from tenge_ledger.privacy.access import verify_participants
+
+    store = obj.ledger().store
+    ref = access_record[1:] if access_record.startswith("#") else access_record
+    if not ref.isdigit():
+        raise InputError("name the access record by its trace index, e.g. #12", where="ACCESS_RECORD")
+    public = store.meta().settings.get("privacy_public") or {}
+    if "escrow" not in public:
+        raise InputError("this ledger has no escrow holders: consents exist only on escrowed ledgers")
+    holders = verify_participants(store, public, int(ref))
+    emit(obj, {"record": f"#{ref}", "verified": holders},
+         f"#{ref}: signed by {', '.join(holders)} (verified)" if holders else f"#{ref}: no holder took part")  # fmt: skip
+
+
 @privacy.command("tracker")
 @click.argument("account")
 @pass_ledger

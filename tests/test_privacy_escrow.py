@@ -380,3 +380,27 @@ def test_encapsulations_made_ahead__each_handed_out_once_and_each_opens():
     for kem, key in taken[::50]:
         parts = [th.partial_decrypt(s, kem, statement()) for s in shares]
         assert th.combine(public, parts, kem, statement()) == key
+
+
+def test_cli_consents__verified_and_a_forged_one_named(tmp_path):
+    from tenge_ledger.store import open_store
+
+    db = init_escrowed(tmp_path)
+    shares = [a for h in ("fma", "court") for a in ("--share", str(tmp_path / f"{h}.share"))]
+    assert (
+        run("--db", db, "privacy", "unmask", "#3", "--case", "C", "--basis", "order", *shares).exit_code == 0
+    )
+    store = open_store(db)
+    idx = max(i for i, t in store.traces() if t.op_id.startswith("access:"))
+    store.close()
+    r = run("--db", db, "privacy", "consents", f"#{idx}")
+    assert r.exit_code == 0 and "signed by fma, court (verified)" in r.output
+    import sqlite3
+
+    with sqlite3.connect(db) as conn:  # the log is edited: the opening now claims another case
+        (payload,) = conn.execute("SELECT payload FROM traces WHERE idx = ?", (idx,)).fetchone()
+        doc = json.loads(payload)
+        doc["case"] = "OTHER"
+        conn.execute("UPDATE traces SET payload = ? WHERE idx = ?", (json.dumps(doc).encode(), idx))
+    r = run("--db", db, "privacy", "consents", f"#{idx}")
+    assert r.exit_code == 1 and "the consent of 'fma'" in r.output and "does not verify" in r.output
