@@ -148,7 +148,8 @@ class Access:
         case = _check_text(case, "--case", case_length_max)
         basis = _check_text(basis, "--basis", basis_length_max)
         escrowed = normalize(self.mode) == "escrowed"
-        who = by or ("+".join(sorted({s.holder for s in shares} | {p.holder for p in partials})) or "nobody")
+        # an escrowed opening is logged as done by the holders whose contributions verified, never by a name given
+        who = (by or "nobody") if not escrowed else "nobody"
         try:
             if not escrowed:
                 if not by:
@@ -208,7 +209,8 @@ class Access:
             return [dict(p.consent(), record=ref) for p in sorted(good, key=lambda p: p.index)]
 
         def refuse(reason: str) -> InputError:
-            return self.refuse("unmask", op_id, case, basis, who, reason, sealed_case, consents())
+            verified = "+".join(p.holder for p in sorted(good, key=lambda p: p.index)) or "nobody"
+            return self.refuse("unmask", op_id, case, basis, verified, reason, sealed_case, consents())
 
         made_here = []
         for share in shares:
