@@ -174,7 +174,7 @@ def test_too_few_holders__refused_and_logged(box, holder):
         access(box).unmask("sealed-1", "C-2", "curiosity", shares=[box.share(holder)])
     ((idx, entry),) = access_records(box)
     assert entry["outcome"].startswith("refused") and entry["record"] == "sealed-1"
-    assert [p["holder"] for p in entry["participants"]] == [holder]
+    assert [p["holder"] for p in entry["participants"]] == [holder] and entry["by"] == holder
     assert verify_participants(box.store, box.store.meta().settings["privacy_public"], idx) == [holder]
     assert box.store.balances() == before
 
@@ -192,6 +192,7 @@ def test_malicious_partial__refused_naming_the_holder_and_logged(box):
         access(box).unmask("sealed-1", "C-3", "order", shares=[box.share("fma")], partials=[bad])
     ((_, entry),) = access_records(box)
     assert "court" in entry["outcome"] and [p["holder"] for p in entry["participants"]] == ["fma"]
+    assert entry["by"] == "fma"  # the court's partial did not verify: the log does not say it took part
 
 
 def test_shares_of_another_ledger__refused(tmp_path, box):
@@ -200,7 +201,8 @@ def test_shares_of_another_ledger__refused(tmp_path, box):
         access(box).unmask(
             "sealed-1", "C-4", "wrong ledger", shares=[other.share("fma"), other.share("court")]
         )
-    assert access_records(box)[0][1]["outcome"].startswith("refused")
+    entry = access_records(box)[0][1]
+    assert entry["outcome"].startswith("refused") and entry["by"] == "nobody"
 
 
 def test_as_is_not_accepted_for_escrowed_records(box):
