@@ -145,7 +145,17 @@ def account_open(obj: Context, handle, kind, tier, bank, attrs, op_id) -> None:
       tenge account open aigerim --kind person --tier 1 --bank halyk
     """
     check_handle(handle, "HANDLE")
-    finish(obj, obj.wallet().open_account(handle, AccountKind(kind), tier, bank, parse_attrs(attrs), op_id))
+    pairs = parse_attrs(attrs)
+    if (
+        obj.ledger().meta.privacy_mode == "selective"
+    ):  # the holder registers its viewing key: records seal to it
+        from tenge_ledger.privacy.keys import VIEWING_ATTR, viewing_public_hex
+
+        keystore = obj.keystore()
+        key = keystore.get(handle) if keystore.has(handle) else keystore.create(handle)
+        if VIEWING_ATTR not in dict(pairs):
+            pairs = check_attrs((*pairs, (VIEWING_ATTR, viewing_public_hex(key))), "--attr")
+    finish(obj, obj.wallet().open_account(handle, AccountKind(kind), tier, bank, pairs, op_id))
 
 
 @account.command("update")

@@ -222,7 +222,7 @@ def privacy_disclose(obj: Context, account, record, out) -> None:
     if record:
         data = operator.disclose(store, account, record, obj.keystore().get(account))
     else:
-        data = operator.disclose_viewing_key(store, account)
+        data = operator.disclose_viewing_key(store, account, obj.keystore().get(account))
     path = Path(out)
     path.touch(mode=0o600)
     path.write_text(json.dumps(data, indent=2))

@@ -74,14 +74,34 @@ def test_selective__viewing_key_and_signed_receipt_disclose(tmp_path):
     assert box.view("s1", "account:alice").fields["memo"].value == "rent"
     assert box.view("s1", "fma").fields["payer"].level == "none"
     receipt = operator.disclose(box.store, "alice", "s1", box.keystore.get("alice"))
+    assert (
+        "record_key" in receipt
+    )  # sealed to alice's registered viewing key: the receipt gives the record's key
     path = tmp_path / "receipt.json"
     path.write_text(json.dumps(receipt))
     views = {v.op_id: v for v in operator.view(box.store, "fma", (str(path),))}
     assert views["s1"].fields["amount"].value == 900
     assert views["s2"].fields["amount"].level == "none"  # the receipt opens one record only
-    receipt["wrap_key"] = "00" * 32
+    assert not box.ring.exists("account:alice")  # the operator's key ring holds nothing of alice's
+    receipt["record_key"] = "00" * 32
     path.write_text(json.dumps(receipt))
     with pytest.raises(InputError, match="not signed"):
+        operator.view(box.store, "fma", (str(path),))
+
+
+def test_selective__disclosed_viewing_key_opens_all_the_accounts_records_and_only_them(tmp_path):
+    box = sandbox.make(tmp_path, "selective")
+    box.pay("alice", "bob", 900, "s1")
+    box.pay("carol", "bob", 901, "s2")
+    disclosed = operator.disclose_viewing_key(box.store, "alice", box.keystore.get("alice"))
+    assert "viewing_secret" in disclosed and "signing" not in json.dumps(disclosed)
+    path = tmp_path / "view.json"
+    path.write_text(json.dumps(disclosed))
+    views = {v.op_id: v for v in operator.view(box.store, "fma", (str(path),))}
+    assert views["s1"].fields["payer"].value == "alice" and views["s2"].fields["payer"].level == "none"
+    disclosed["account"] = "carol"  # alice's key passed off as carol's
+    path.write_text(json.dumps(disclosed))
+    with pytest.raises(InputError, match="not the viewing key 'carol' registered"):
         operator.view(box.store, "fma", (str(path),))
 
 

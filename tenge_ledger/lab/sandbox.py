@@ -16,7 +16,7 @@ from ..core.results import Result
 from ..ledger.service import Ledger
 from ..ledger.signing import public_key_hex
 from ..privacy import EscrowPlan, setup_mode, sink_for
-from ..privacy.keys import KeyRing, ledger_key_dir
+from ..privacy.keys import VIEWING_ATTR, KeyRing, ledger_key_dir, viewing_public_hex
 from ..privacy.modes.base import epoch_s_default
 from ..privacy.observers import keys_for
 from ..privacy.threshold import HolderShare, read_share_file
@@ -64,7 +64,8 @@ class Sandbox:
 
     def view(self, op_id: str, role: str) -> RecordView:
         idx, payload = self.record(op_id)
-        return view_payload(idx, payload, keys_for(role, self.ring, self.store, epoch_s_default))
+        keys = keys_for(role, self.ring, self.store, epoch_s_default, keystore=self.keystore)
+        return view_payload(idx, payload, keys)
 
 
 def make(
@@ -97,8 +98,11 @@ def make(
         ("carol", AccountKind.person, "b1"),
         ("bob", AccountKind.person, "b2"),
     ]:
-        keystore.create(handle)
-        assert wallet.open_account(handle, kind, tier=3 if bank else None, bank=bank).succeeded
+        key = keystore.create(handle)
+        attrs = (
+            (VIEWING_ATTR, viewing_public_hex(key)),
+        )  # each holder registers its viewing key (selective)
+        assert wallet.open_account(handle, kind, tier=3 if bank else None, bank=bank, attrs=attrs).succeeded
     now[0] += 60
     for handle in ("alice", "carol"):
         assert wallet.issue(handle, 1_000_000_000).succeeded

@@ -191,6 +191,21 @@ def account_bank_lookup(store: Store):
     return lookup
 
 
+def viewing_public_lookup(store: Store):
+    """handle -> the viewing key the account registered ("" when none), or None when the store has no such
+    account yet (opened in the chunk being applied)."""
+    from .keys import VIEWING_ATTR
+
+    def lookup(handle: str) -> str | None:
+        getter = getattr(store, "account", None)
+        account = getter(handle) if getter else None
+        if account is None:
+            return None
+        return dict(account.attrs).get(VIEWING_ATTR, "")
+
+    return lookup
+
+
 def make_context(store: Store, meta: LedgerMeta, keystore_dir: str | os.PathLike | None = None):
     from .modes.base import SinkContext
 
@@ -201,6 +216,7 @@ def make_context(store: Store, meta: LedgerMeta, keystore_dir: str | os.PathLike
         ledger_id=meta.ledger_id,
         central_bank=meta.central_bank,
         account_bank=account_bank_lookup(store),
+        viewing_public=viewing_public_lookup(store),
         settings=meta.settings,
     )
 

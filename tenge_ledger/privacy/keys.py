@@ -50,6 +50,21 @@ def keyed_hash_nacl(key: bytes, data: bytes, person: bytes = b"", size: int = 16
     return nacl.hash.blake2b(data, digest_size=size, key=key, person=person, encoder=nacl.encoding.RawEncoder)
 
 
+# ---- viewing keys (selective mode) --------------------------------------------------------------------------
+
+VIEWING_ATTR = "viewing_key"  # the account attribute that registers its public viewing key (X25519, hex)
+
+
+def viewing_secret(signing_seed: bytes) -> nacl.public.PrivateKey:
+    """An account's viewing key, derived one-way from its Ed25519 seed: the holder can always rebuild it, and
+    handing it to someone discloses the account's selective records without its power to sign."""
+    return nacl.public.PrivateKey(keyed_hash(signing_seed, b"viewing", person=b"tenge-viewing", size=32))
+
+
+def viewing_public_hex(signing_key: nacl.signing.SigningKey) -> str:
+    return bytes(viewing_secret(bytes(signing_key)).public_key).hex()
+
+
 # ---- key files ---------------------------------------------------------------------------------------------
 
 

@@ -11,7 +11,7 @@ from collections.abc import Iterable
 
 from ..core.errors import InputError
 from ..store.base import Store
-from .keys import KeyRing
+from .keys import KeyRing, viewing_secret
 from .modes.base import ObserverKeys
 
 BASE_ROLES = ("central_bank", "fma", "public")
@@ -28,9 +28,15 @@ def parse_role(role: str) -> tuple[str, str | None]:
 
 
 def keys_for(
-    role: str, ring: KeyRing | None, store: Store, epoch_s: int, viewing: Iterable[str] = ()
+    role: str,
+    ring: KeyRing | None,
+    store: Store,
+    epoch_s: int,
+    viewing: Iterable[str] = (),
+    keystore=None,
 ) -> ObserverKeys:
-    """The keys `role` holds. The central bank is also the bank of accounts no commercial bank serves."""
+    """The keys `role` holds. The central bank is also the bank of accounts no commercial bank serves. `keystore`:
+    the client keystore an account holder's own keys are in (its viewing key derives from its signing key)."""
     kind, handle = parse_role(role)
     central_bank = store.meta().central_bank
     keys = ObserverKeys(
@@ -63,6 +69,10 @@ def keys_for(
         if store.account(handle) is None:  # type: ignore[attr-defined]
             raise InputError(f"no account {handle!r} in this ledger")
         keys.me = handle
+        if keystore is not None and keystore.has(
+            handle
+        ):  # the holder's own viewing key, from its signing key
+            keys.viewing_boxes[handle] = viewing_secret(bytes(keystore.get(handle)))
         if ring.exists(f"account:{handle}"):
             keys.viewing[handle] = bytes.fromhex(ring.read(f"account:{handle}")["viewing_key"])
     for other in viewing:  # viewing keys disclosed to this role

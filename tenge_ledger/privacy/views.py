@@ -70,7 +70,8 @@ def relations(decoded: dict, keys: ObserverKeys) -> tuple[str, ...]:
         if keys.is_customer(payee):  # type: ignore[arg-type]
             out.append("payee_bank")
     # An account holder, or whoever it disclosed its viewing key or a receipt to, reads as that account does.
-    holders = {keys.me} | set(keys.viewing) | {handle for _, handle in keys.receipts}
+    holders = {keys.me} | set(keys.viewing) | set(keys.viewing_boxes)
+    holders |= {handle for _, handle in keys.receipts} | {handle for _, handle in keys.record_keys}
     holders.discard(None)
     if payer in holders:
         out.append("payer")

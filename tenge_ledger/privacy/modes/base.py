@@ -87,6 +87,7 @@ class SinkContext:
         [str], str | None
     ]  # handle -> its bank; None when none serves it; MISSING if unknown
     settings: dict = field(default_factory=dict)
+    viewing_public: Callable[[str], str | None] = lambda handle: None  # handle -> its registered viewing key
     _banks: dict[str, str] = field(default_factory=dict)
     _roots: dict[str, bytes] = field(default_factory=dict)
     _boxes: dict[str, nacl.public.SealedBox] = field(default_factory=dict)
@@ -245,8 +246,10 @@ class ObserverKeys:
     """The keys one observer holds, and nothing else.
 
     `banks` are the banks this observer *is* (root keys) with the accounts each serves (its KYC list); `boxes`
-    the box keys it holds (the FMA's, the central bank's); `viewing` the viewing keys disclosed to it, `receipts`
-    single-record keys disclosed to it ((op_id, handle) -> wrap key); `me` the account an account holder is."""
+    the box keys it holds (the FMA's, the central bank's); `viewing_boxes` the accounts' viewing keys it holds
+    (its own, or disclosed to it), `viewing` the operator-kept viewing keys of accounts that registered none;
+    `record_keys` / `receipts` single records disclosed to it ((op_id, handle) -> record key / wrap key); `me` the
+    account an account holder is."""
 
     role: str
     banks: dict[str, bytes] = field(default_factory=dict)
@@ -254,7 +257,9 @@ class ObserverKeys:
     customers: dict[str, frozenset[str]] = field(default_factory=dict)
     boxes: dict[str, nacl.public.PrivateKey] = field(default_factory=dict)
     viewing: dict[str, bytes] = field(default_factory=dict)
+    viewing_boxes: dict[str, nacl.public.PrivateKey] = field(default_factory=dict)
     receipts: dict[tuple[str, str], bytes] = field(default_factory=dict)
+    record_keys: dict[tuple[str, str], bytes] = field(default_factory=dict)
     me: str | None = None
     epoch_s: int = epoch_s_default
     ledger_id: str = ""
@@ -299,7 +304,7 @@ class ObserverKeys:
         return handle is not None and any(handle in c for c in self.customers.values())
 
 
-def _place_digest(ad: bytes) -> bytes:
+def place_digest(ad: bytes) -> bytes:
     return keyed_hash(b"", ad, person=b"tenge-sealplace", size=32)
 
 
@@ -307,7 +312,7 @@ def seal_for_bank(box: nacl.public.SealedBox, handle: str, ad: bytes) -> str:
     """An identity that only the bank can open: sealed to its X25519 public key (SealedBox: a fresh ephemeral key,
     so a fresh nonce, each time), so the operator holds nothing that opens it. SealedBox takes no associated data:
     a digest of the place goes inside, and the bank checks it, so the ciphertext cannot be moved elsewhere."""
-    return b64(box.encrypt(pad(_place_digest(ad) + handle.encode(), identity_padded_bytes)))
+    return b64(box.encrypt(pad(place_digest(ad) + handle.encode(), identity_padded_bytes)))
 
 
 def open_sealed_for_bank(box_key: nacl.public.PrivateKey, sealed: str, ad: bytes) -> str | None:
@@ -315,7 +320,7 @@ def open_sealed_for_bank(box_key: nacl.public.PrivateKey, sealed: str, ad: bytes
         opened = unpad(nacl.public.SealedBox(box_key).decrypt(unb64(sealed)))
     except (nacl.exceptions.CryptoError, ValueError, InputError):
         return None
-    if opened is None or opened[:32] != _place_digest(ad):
+    if opened is None or opened[:32] != place_digest(ad):
         return None
     return opened[32:].decode()
 
