@@ -173,3 +173,12 @@ def test_cli_matrix__json_and_html(tmp_path):
     )
     assert r.exit_code == 0, r.output
     assert set(json.loads(r.output)["modes"]) == set(MODES) and html.exists()
+
+
+def test_rules_running_per_role__the_public_runs_none_transparent_fma_runs_all(result):
+    t = result["modes"]["transparent"]["roles"]
+    assert t["fma"]["rules_running"] == len(result["modes"]["transparent"]["rules"])
+    assert all(
+        r["roles"]["public"]["rules_running"] <= r["roles"]["fma"]["rules_running"]
+        for r in result["modes"].values()
+    )

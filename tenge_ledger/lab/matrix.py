@@ -115,6 +115,8 @@ def run_mode(mode: str, pilot: Pilot, rules, sources: dict[str, str] | None = No
                 "amounts_read": round(amount_share(views), 4),
                 "anonymity_set": round(size, 1),
                 "entropy_bits": round(entropy, 2),
+                # rules of the policy set that could run on every payment over what this role sees
+                "rules_running": sum(1 for share in rules_runnable(views, rules).values() if share >= 0.999),
             }
             # the FMA with its lawful access (watchlist answers); every other role with what it decodes alone
             flagged = detect(views, lists, watch if role == "fma" else {}, EPOCH_S, DETECTORS)

@@ -231,7 +231,8 @@ def render(result: dict, generated_at: int | None = None) -> str:
             rows.append(
                 f"<tr><td>{e(mode)}</td><td>{e(role)}</td><td>{_num(m['linkable_pairs'])}</td>"
                 f"<td>{_num(m.get('payee_linkable_pairs'))}</td><td>{_num(m['amounts_read'])}</td>"
-                f"<td>{_num(m['anonymity_set'], '.1f')}</td><td>{_num(m['entropy_bits'])}</td></tr>"
+                f"<td>{_num(m['anonymity_set'], '.1f')}</td><td>{_num(m['entropy_bits'])}</td>"
+                f"<td>{_num(m.get('rules_running'), 'g')}</td></tr>"
             )
     detection_rows = []
     for mode, r in result["modes"].items():
@@ -278,7 +279,7 @@ it afterwards (role-view privacy with logged access), not anonymity against the 
 <figure id="coverage">{coverage_chart(result)}</figure>
 <h2>What each role can reconstruct</h2>
 <table><tr><th>mode</th><th>role</th><th>linkable same-payer pairs</th><th>linkable same-payee pairs</th>
-<th>amounts read</th><th>payer anonymity set</th><th>entropy (bits)</th></tr>{"".join(rows)}</table>
+<th>amounts read</th><th>payer anonymity set</th><th>entropy (bits)</th><th>rules it could run</th></tr>{"".join(rows)}</table>
 <h2>Detection from the stored trace: recall / precision / false alarms</h2>
 <table><tr><th>mode</th><th>role</th>{pattern_heads}</tr>{"".join(detection_rows)}</table>
 <p>Recall "-": the policy set stopped every planted payment of the pattern at apply time. Precision "-": nothing
