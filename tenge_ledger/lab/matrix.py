@@ -268,9 +268,7 @@ def format_table(result: dict) -> str:
     lines.append(
         "access (watchlist answers from banks); other roles with what they decode alone. Detector settings:"
     )
-    lines.append(
-        "tenge_ledger/lab/detectors.py, independent of the generator's ranges (pilot.PlantRanges)."
-    )
+    lines.append("tenge_ledger/lab/detectors.py, independent of the generator's ranges (pilot.PlantRanges).")
     lines.append(f"(rules from the {result['rules_source']}).")
     return "\n".join(lines)
 
