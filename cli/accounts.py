@@ -34,22 +34,43 @@ def parse_attrs(values: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
     "--central-bank", default="nbk", show_default=True, help="Handle of the central bank's account."
 )
 @click.option("--privacy", "privacy_mode", default="transparent", show_default=True, help="Privacy mode.")
+@click.option(
+    "--share-to",
+    "share_to",
+    multiple=True,
+    metavar="HOLDER=PATH",
+    help="escrowed: write HOLDER's escrow key share to PATH (repeat per holder; never the keystore).",
+)
+@click.option(
+    "--threshold", type=int, help="escrowed: holders needed to open a record (default: a majority)."
+)
 @pass_context
-def init(obj: Context, name: str, central_bank: str, privacy_mode: str) -> None:
+def init(obj: Context, name: str, central_bank: str, privacy_mode: str, share_to: tuple[str, ...],
+         threshold: int | None) -> None:  # fmt: skip
     """Create a new ledger in --db, with the central bank's key in the keystore beside it.
 
     \b
     Example:
       tenge --db pilot.db init --name "Digital tenge pilot"
+      tenge --db p.db init --name P --privacy escrowed --threshold 2 \\
+        --share-to fma=/media/fma/p.share --share-to court=/media/court/p.share \\
+        --share-to central_bank=/media/nbk/p.share
     """
     from tenge_ledger.ledger.service import Ledger
     from tenge_ledger.ledger.signing import public_key_hex
-    from tenge_ledger.privacy import check_mode
+    from tenge_ledger.privacy import EscrowPlan, check_mode, normalize
     from tenge_ledger.store import open_store
 
     check_text(name, "--name", limits.ledger_name_length_max)
     check_handle(central_bank, "--central-bank")
-    check_mode(privacy_mode)
+    escrow = None
+    if normalize(check_mode(privacy_mode)) == "escrowed" or share_to or threshold is not None:
+        if normalize(privacy_mode) != "escrowed":
+            raise InputError("--share-to and --threshold are for --privacy escrowed")
+        if not share_to:
+            raise InputError("an escrowed ledger needs its escrow holders: --share-to HOLDER=PATH for each "
+                             "(e.g. fma, court, central_bank) and --threshold K")  # fmt: skip
+        escrow = EscrowPlan.parse(share_to, threshold)
     keystore = obj.keystore()
     # A failed init leaves nothing behind: no half-made database file, no key for a ledger that does not exist.
     fresh_file = "://" not in obj.db and obj.db != ":memory:" and not os.path.exists(obj.db)
@@ -61,7 +82,7 @@ def init(obj: Context, name: str, central_bank: str, privacy_mode: str) -> None:
                 _refuse_if_ledger(store)
             key = keystore.create(central_bank) if new_key else keystore.get(central_bank)
             ledger = Ledger.create(store, name, public_key_hex(key), central_bank, privacy_mode=privacy_mode)
-            _after_init(ledger, keystore)
+            _after_init(ledger, keystore, escrow)
             meta = ledger.meta
         finally:
             store.close()
@@ -90,11 +111,11 @@ def _refuse_if_ledger(store) -> None:
     raise InputError(f"{store.url} already holds the ledger {meta.name!r} ({meta.ledger_id})")
 
 
-def _after_init(ledger, keystore) -> None:
+def _after_init(ledger, keystore, escrow=None) -> None:
     """Mode-specific key material (privacy modes) is created right after the ledger."""
     from tenge_ledger.privacy import setup_mode
 
-    setup_mode(ledger, keystore)
+    setup_mode(ledger, keystore, escrow)
 
 
 @click.group()
@@ -123,7 +144,17 @@ def account_open(obj: Context, handle, kind, tier, bank, attrs, op_id) -> None:
       tenge account open aigerim --kind person --tier 1 --bank halyk
     """
     check_handle(handle, "HANDLE")
-    finish(obj, obj.wallet().open_account(handle, AccountKind(kind), tier, bank, parse_attrs(attrs), op_id))
+    pairs = parse_attrs(attrs)
+    if (
+        obj.ledger().meta.privacy_mode == "selective"
+    ):  # the holder registers its viewing key: records seal to it
+        from tenge_ledger.privacy.keys import VIEWING_ATTR, viewing_public_hex
+
+        keystore = obj.keystore()
+        key = keystore.get(handle) if keystore.has(handle) else keystore.create(handle)
+        if VIEWING_ATTR not in dict(pairs):
+            pairs = check_attrs((*pairs, (VIEWING_ATTR, viewing_public_hex(key))), "--attr")
+    finish(obj, obj.wallet().open_account(handle, AccountKind(kind), tier, bank, pairs, op_id))
 
 
 @account.command("update")

@@ -93,7 +93,7 @@ def run_demo(keep: str | None = None, as_json: bool = False) -> dict:
     )
     store.close()
     out.say("Privacy modes: the measured matrix (tenge privacy matrix --seed 7 --people 300)")
-    from tenge_ledger.privacy import matrix
+    from tenge_ledger.lab import matrix
 
     with progress_bar(as_json, len(matrix.MODES), "running the matrix") as bar:
         measured = matrix.run(seed=7, people=300, on_mode_done=lambda _mode: bar.update(1))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import click
 
@@ -11,7 +12,7 @@ from tenge_ledger.core.errors import InputError
 from tenge_ledger.core.files import write_private
 
 from .context import Context, emit, pass_context, pass_ledger, progress
-from .render import fields_text
+from .render import fields_text, plain
 
 
 @click.group()
@@ -63,21 +64,28 @@ def privacy_modes(obj: Context) -> None:
 @click.argument("record")
 @click.option("--case", required=True, help="The case this access belongs to.")
 @click.option("--basis", required=True, help="The legal basis, in words.")
+@click.option("--as", "role", help="Who opens (not escrowed): fma, central_bank, bank:HANDLE, ...")
 @click.option(
-    "--as", "role", default="fma", show_default=True, help="Who asks: fma, central_bank, bank:HANDLE, ..."
-)
+    "--share", "shares", multiple=True, type=click.Path(dir_okay=False),
+    help="escrowed: a holder's share file (its partial decryption is made here).",
+)  # fmt: skip
 @click.option(
-    "--share", "shares", multiple=True, type=click.Path(dir_okay=False), help="An escrow key share file."
-)
+    "--partial", "partials", multiple=True, type=click.Path(dir_okay=False),
+    help="escrowed: a partial decryption a holder made with `privacy partial`.",
+)  # fmt: skip
 @click.option("--sealed", is_flag=True, help="Keep the case sealed: the tracker shows it once released.")
 @pass_ledger
-def privacy_unmask(obj: Context, record, case, basis, role, shares, sealed) -> None:
+def privacy_unmask(obj: Context, record, case, basis, role, shares, partials, sealed) -> None:
     """Open RECORD (op id or #IDX) for a case. The access is logged before anything is shown; a refusal is logged.
+
+    An escrowed record needs k holders: each gives its partial decryption (`privacy partial`, on its own machine)
+    or its share file; each is checked (proof and signature) and the log names the holders who took part.
 
     \b
     Example:
       tenge --db pilot.db privacy unmask salary-001 --case FMA-7 --basis "AML art. 13" \\
-        --share pilot.db.keys/privacy/fma.json --share pilot.db.keys/privacy/court.json
+        --partial fma.partial --partial court.partial
+      tenge --db pilot.db privacy unmask p1 --case AML-9 --basis "art. 13" --as bank:halyk
     """
     from tenge_ledger.privacy import operator
 
@@ -85,10 +93,70 @@ def privacy_unmask(obj: Context, record, case, basis, role, shares, sealed) -> N
     access = operator.access_for(store)
     try:
         share_list = operator.shares_from_files(shares)
-    except Exception as exc:
-        raise access.refuse("unmask", record, case or "-", basis or "-", role, str(exc), sealed) from None
-    plain = access.unmask(record, case, basis, role, share_list, sealed)
-    emit(obj, plain, lambda: fields_text(plain))
+        partial_list = operator.partials_from_files(partials)
+    except InputError as exc:
+        raise access.refuse(
+            "unmask", record, case or "-", basis or "-", role or "nobody", str(exc), sealed
+        ) from None
+    opened = access.unmask(record, case, basis, role, share_list, sealed, partial_list)
+    emit(obj, opened, lambda: fields_text(opened))
+
+
+@privacy.command("partial")
+@click.argument("record")
+@click.option("--share", "share", required=True, type=click.Path(dir_okay=False), help="Your share file.")
+@click.option("--case", required=True, help="The case the opening is for.")
+@click.option("--basis", required=True, help="The legal basis, in words.")
+@click.option("--out", required=True, type=click.Path(dir_okay=False), help="Where to write the partial.")
+@pass_ledger
+def privacy_partial(obj: Context, record, share, case, basis, out) -> None:
+    """An escrow holder's partial decryption of RECORD for one case: proved, signed with the holder's key, good
+    for this record, case and basis only. It opens nothing alone; hand it to whoever runs `privacy unmask`.
+
+    \b
+    Example:
+      tenge --db pilot.db privacy partial salary-001 --share /media/fma/pilot.share \\
+        --case FMA-7 --basis "AML art. 13" --out fma.partial
+    """
+    from tenge_ledger.privacy import operator
+
+    data = operator.partial(obj.ledger().store, record, share, case, basis)
+    try:
+        fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        raise InputError("already exists", where=out) from None
+    with os.fdopen(fd, "w") as fh:
+        json.dump(data, fh, indent=2)
+    emit(
+        obj,
+        {"written": out, "holder": data["holder"]},
+        f"wrote {data['holder']}'s partial decryption to {out}",
+    )
+
+
+@privacy.command("consents")
+@click.argument("access_record")
+@pass_ledger
+def privacy_consents(obj: Context, access_record) -> None:
+    """Check who took part in an escrowed opening: each holder's signed consent in ACCESS_RECORD (#IDX) against the
+    holder's public key and the case, basis and record it was given for.
+
+    \b
+    Example:
+      tenge --db pilot.db privacy consents '#12'
+    """
+    from tenge_ledger.privacy.access import verify_participants
+
+    store = obj.ledger().store
+    ref = access_record[1:] if access_record.startswith("#") else access_record
+    if not ref.isdigit():
+        raise InputError("name the access record by its trace index, e.g. #12", where="ACCESS_RECORD")
+    public = store.meta().settings.get("privacy_public") or {}
+    if "escrow" not in public:
+        raise InputError("this ledger has no escrow holders: consents exist only on escrowed ledgers")
+    holders = verify_participants(store, public, int(ref))
+    emit(obj, {"record": f"#{ref}", "verified": holders},
+         f"#{ref}: signed by {', '.join(holders)} (verified)" if holders else f"#{ref}: no holder took part")  # fmt: skip
 
 
 @privacy.command("tracker")
@@ -110,7 +178,8 @@ def privacy_tracker(obj: Context, account) -> None:
 
     entries = operator.access_for(store).tracker(account)
     emit(obj, entries, lambda: "\n".join(
-        f"{format_time(e['at'])} {e['by']} {e['action']} {e['record']} case {e['case']} ({e['basis']}): {e['outcome']}"
+        f"{format_time(e['at'])} {plain(e['by'])} {e['action']} {plain(e['record'])} case {plain(e['case'])} "
+        f"({plain(e['basis'])}): {plain(e['outcome'])}"
         for e in entries) or f"no one has looked at {account}'s data")  # fmt: skip
 
 
@@ -155,7 +224,7 @@ def privacy_disclose(obj: Context, account, record, out) -> None:
     if record:
         data = operator.disclose(store, account, record, obj.keystore().get(account))
     else:
-        data = operator.disclose_viewing_key(store, account)
+        data = operator.disclose_viewing_key(store, account, obj.keystore().get(account))
     write_private(out, json.dumps(data, indent=2), fresh_only=True)
     emit(
         obj, {"written": out}, f"wrote {out}: give it to whoever may read; use it with trace view --key {out}"
@@ -163,7 +232,11 @@ def privacy_disclose(obj: Context, account, record, out) -> None:
 
 
 @privacy.command("matrix")
-@click.option("--seed", default=7, show_default=True, help="Seed of the synthetic pilot.")
+@click.option(
+    "--seed", default=7, show_default=True, help="Seed of the synthetic pilot (the first, with --seeds)."
+)
+@click.option("--seeds", default=1, show_default=True, type=click.IntRange(1, 20),
+              help="Run this many consecutive seeds: means, with the spread over seeds.")  # fmt: skip
 @click.option(
     "--people", default=1000, show_default=True, type=click.IntRange(50, 100_000), help="People in the pilot."
 )
@@ -176,19 +249,19 @@ def privacy_disclose(obj: Context, account, record, out) -> None:
     help="Policy file or directory (default: policies/).",
 )
 @pass_context
-def privacy_matrix(obj: Context, seed, people, html_path, json_path, policy_path) -> None:
+def privacy_matrix(obj: Context, seed, seeds, people, html_path, json_path, policy_path) -> None:
     """Run one seeded synthetic pilot under every mode and measure, as each role with only its keys, what it can
     link, read and detect. Every figure comes from running the observers.
 
     \b
     Example:
-      tenge privacy matrix --seed 7 --html matrix.html
+      tenge privacy matrix --seed 7 --seeds 5 --html matrix.html
     """
-    from tenge_ledger.privacy import matrix, report
+    from tenge_ledger.lab import matrix, report
 
-    with progress(obj, len(matrix.MODES), "running the matrix") as bar:
-        result = matrix.run(
-            seed=seed, people=people, policy=policy_path, on_mode_done=lambda _m: bar.update(1)
+    with progress(obj, len(matrix.MODES) * seeds, "running the matrix") as bar:
+        result = matrix.run_seeds(
+            seed=seed, seeds=seeds, people=people, policy=policy_path, on_mode_done=lambda _m: bar.update(1)
         )
     if json_path:
         write_private(json_path, json.dumps(result, indent=2, sort_keys=True))

@@ -13,17 +13,31 @@ ROOT = Path(__file__).resolve().parent.parent / "tenge_ledger"
 
 # package -> the packages of tenge_ledger it must never import
 FORBIDDEN = {
-    "core": {"ledger", "store", "policy", "privacy", "trace", "client", "app", "bench"},
-    "store": {"ledger", "policy", "privacy", "client", "app", "bench"},
-    "policy": {"ledger", "store", "privacy", "client", "app", "bench"},
-    "trace": {"ledger", "policy", "privacy", "client", "app", "bench"},
-    "ledger": {"policy", "privacy", "client", "app", "bench"},
-    "client": {"policy", "privacy", "app", "bench"},
+    "core": {"ledger", "store", "policy", "privacy", "trace", "client", "app", "bench", "lab"},
+    "store": {"ledger", "policy", "privacy", "client", "app", "bench", "lab"},
+    "policy": {"ledger", "store", "privacy", "client", "app", "bench", "lab"},
+    "trace": {"ledger", "policy", "privacy", "client", "app", "bench", "lab"},
+    "ledger": {"policy", "privacy", "client", "app", "bench", "lab"},
+    "client": {"policy", "privacy", "app", "bench", "lab"},
+    # the privacy runtime (modes, keys, sealing, views, access) is fed by the ledger service: it never drives one
+    "privacy": {"lab", "app", "bench"},
+    # the measurement lab drives ledgers in every mode: above the ledger and the privacy runtime, below the CLI
+    "lab": {"app", "bench"},
 }
+# modules the privacy runtime must not import even though their package is allowed (it sits under the ledger)
+PRIVACY_NEVER = ("tenge_ledger.ledger.service", "tenge_ledger.client.wallet")
 
 
 def _imports(path: Path) -> list[tuple[int, str]]:
     """The tenge_ledger packages a module imports, resolved from absolute and relative imports."""
+    return [
+        (line, name.split(".")[1] if name.startswith("tenge_ledger.") else "cli")
+        for line, name in _modules(path)
+    ]
+
+
+def _modules(path: Path) -> list[tuple[int, str]]:
+    """The tenge_ledger modules (dotted) and cli modules a module imports."""
     tree = ast.parse(path.read_text(), filename=str(path))
     parts = path.relative_to(ROOT.parent).with_suffix("").parts  # ('tenge_ledger', 'ledger', 'service')
     found = []
@@ -40,10 +54,8 @@ def _imports(path: Path) -> list[tuple[int, str]]:
         else:
             continue
         for name in names:
-            if name.startswith("tenge_ledger."):
-                found.append((node.lineno, name.split(".")[1]))
-            elif name.split(".")[0] in ("cli", "tenge_cli"):
-                found.append((node.lineno, "cli"))
+            if name.startswith("tenge_ledger.") or name.split(".")[0] in ("cli", "tenge_cli"):
+                found.append((node.lineno, name))
     return found
 
 
@@ -83,3 +95,20 @@ def test_cli_command_modules__do_not_import_main(path: Path) -> None:
             assert not (node.level and module == "main"), f"{path.name}:{node.lineno} imports .main"
             assert module not in ("cli.main", "tenge_cli.main"), f"{path.name}:{node.lineno} imports main"
             assert not (node.level and not module and any(a.name == "main" for a in node.names))
+
+
+def test_privacy_runtime_never_drives_a_ledger() -> None:
+    bad = [
+        f"{path.relative_to(ROOT)}:{line} imports {name}"
+        for path in sorted((ROOT / "privacy").rglob("*.py"))
+        for line, name in _modules(path)
+        if any(name == m or name.startswith(m + ".") for m in PRIVACY_NEVER)
+    ]
+    assert not bad, "; ".join(bad)
+
+
+def test_lab_is_its_own_package_above_the_privacy_runtime() -> None:
+    lab = {p.stem for p in (ROOT / "lab").glob("*.py")}
+    assert {"pilot", "matrix", "report", "sandbox", "metrics", "detectors"} <= lab
+    assert not {"pilot", "matrix", "report", "sandbox"} & {p.stem for p in (ROOT / "privacy").glob("*.py")}
+    assert "privacy" in {t for path in (ROOT / "lab").glob("*.py") for _, t in _imports(path)}

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from cli.main import cli
+from tenge_cli.main import cli
 from tenge_ledger.core import limits
 from tenge_ledger.policy import compile_sources
 from tenge_ledger.policy.analysis import boundary_cases, diff

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from policy_support import view_of
 
-from cli.main import cli
+from tenge_cli.main import cli
 from tenge_ledger.core.hooks import Proposal
 from tenge_ledger.core.records import Account, AccountKind, Operation, Posting, Transfer
 from tenge_ledger.policy import PolicyError, compile_sources, parse_and_check, read_sources, set_id

@@ -7,7 +7,7 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from cli.main import cli
+from tenge_cli.main import cli
 from tenge_ledger.policy import PolicyError, parse_and_check
 from tenge_ledger.policy.codes import CODES
 from tenge_ledger.policy.errors import Diagnostic

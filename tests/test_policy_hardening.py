@@ -7,7 +7,7 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from cli.main import cli
+from tenge_cli.main import cli
 from tenge_ledger.core import limits
 from tenge_ledger.core.canonical import check_text
 from tenge_ledger.core.errors import InputError

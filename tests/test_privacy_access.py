@@ -10,7 +10,8 @@ from click.testing import CliRunner
 
 from tenge_cli.main import cli
 from tenge_ledger.core.errors import InputError
-from tenge_ledger.privacy import operator, sandbox
+from tenge_ledger.lab import sandbox
+from tenge_ledger.privacy import operator
 from tenge_ledger.privacy.access import Access
 from tenge_ledger.privacy.keys import keyed_hash, keyed_hash_nacl
 
@@ -73,14 +74,34 @@ def test_selective__viewing_key_and_signed_receipt_disclose(tmp_path):
     assert box.view("s1", "account:alice").fields["memo"].value == "rent"
     assert box.view("s1", "fma").fields["payer"].level == "none"
     receipt = operator.disclose(box.store, "alice", "s1", box.keystore.get("alice"))
+    assert (
+        "record_key" in receipt
+    )  # sealed to alice's registered viewing key: the receipt gives the record's key
     path = tmp_path / "receipt.json"
     path.write_text(json.dumps(receipt))
     views = {v.op_id: v for v in operator.view(box.store, "fma", (str(path),))}
     assert views["s1"].fields["amount"].value == 900
     assert views["s2"].fields["amount"].level == "none"  # the receipt opens one record only
-    receipt["wrap_key"] = "00" * 32
+    assert not box.ring.exists("account:alice")  # the operator's key ring holds nothing of alice's
+    receipt["record_key"] = "00" * 32
     path.write_text(json.dumps(receipt))
     with pytest.raises(InputError, match="not signed"):
+        operator.view(box.store, "fma", (str(path),))
+
+
+def test_selective__disclosed_viewing_key_opens_all_the_accounts_records_and_only_them(tmp_path):
+    box = sandbox.make(tmp_path, "selective")
+    box.pay("alice", "bob", 900, "s1")
+    box.pay("carol", "bob", 901, "s2")
+    disclosed = operator.disclose_viewing_key(box.store, "alice", box.keystore.get("alice"))
+    assert "viewing_secret" in disclosed and "signing" not in json.dumps(disclosed)
+    path = tmp_path / "view.json"
+    path.write_text(json.dumps(disclosed))
+    views = {v.op_id: v for v in operator.view(box.store, "fma", (str(path),))}
+    assert views["s1"].fields["payer"].value == "alice" and views["s2"].fields["payer"].level == "none"
+    disclosed["account"] = "carol"  # alice's key passed off as carol's
+    path.write_text(json.dumps(disclosed))
+    with pytest.raises(InputError, match="not the viewing key 'carol' registered"):
         operator.view(box.store, "fma", (str(path),))
 
 
@@ -99,10 +120,18 @@ def run(*args):
     return CliRunner().invoke(cli, list(args), catch_exceptions=False)
 
 
+def share_to(directory) -> list[str]:
+    """The three holders' --share-to options: their files outside the operator's keystore."""
+    return [a for h in ("fma", "court", "central_bank") for a in ("--share-to", f"{h}={directory}/{h}.share")]
+
+
 @pytest.fixture
 def escrowed_db(tmp_path):
     db = str(tmp_path / "p.db")
-    assert run("--db", db, "init", "--name", "t", "--privacy", "escrowed").exit_code == 0
+    r = run(
+        "--db", db, "init", "--name", "t", "--privacy", "escrowed", "--threshold", "2", *share_to(tmp_path)
+    )
+    assert r.exit_code == 0, r.output
     assert run("--db", db, "account", "open", "halyk", "--kind", "bank").exit_code == 0
     assert run("--db", db, "account", "open", "aigerim", "--kind", "person", "--bank", "halyk").exit_code == 0
     assert run("--db", db, "issue", "aigerim", "100").exit_code == 0
@@ -114,15 +143,16 @@ def test_cli_init__unknown_mode_is_one_line(tmp_path):
     assert r.exit_code != 0 and "unknown privacy mode" in r.output and len(r.output.strip().splitlines()) == 1
 
 
-def test_cli_unmask__quorum_opens_one_share_refused_and_logged(escrowed_db):
-    keys = escrowed_db + ".keys/privacy/"
+def test_cli_unmask__quorum_opens_one_share_refused_and_logged(escrowed_db, tmp_path):
     args = ["--db", escrowed_db, "privacy", "unmask", "#3", "--case", "C1", "--basis", "order 7"]
-    refused = run(*args, "--share", keys + "fma.json")
-    assert refused.exit_code == 1 and "refused and logged" in refused.output
-    opened = run(*args, "--share", keys + "fma.json", "--share", keys + "court.json")
+    refused = run(*args, "--share", str(tmp_path / "fma.share"))
+    assert (
+        refused.exit_code == 1 and "refused and logged" in refused.output and "needs 2 of 3" in refused.output
+    )
+    opened = run(*args, "--share", str(tmp_path / "fma.share"), "--share", str(tmp_path / "court.share"))
     assert opened.exit_code == 0 and "aigerim" in opened.output
     tracked = run("--db", escrowed_db, "privacy", "tracker", "aigerim")
-    assert "C1" in tracked.output and "opened" in tracked.output
+    assert "C1" in tracked.output and "opened" in tracked.output and "fma+court" in tracked.output
 
 
 def test_cli_unmask__bad_share_file_refused_and_logged(escrowed_db, tmp_path):
@@ -156,7 +186,7 @@ def test_transparent_unmask_by_the_public__refused_and_logged(tmp_path):
 
 def test_trace_view__unknown_account_or_non_bank_role_refused(tmp_path):
     from tenge_ledger.core.errors import InputError
-    from tenge_ledger.privacy import sandbox
+    from tenge_ledger.lab import sandbox
     from tenge_ledger.privacy.observers import keys_for
 
     box = sandbox.make(tmp_path, "pseudonymous")
@@ -174,8 +204,9 @@ def test_cli_disclose__only_on_selective_ledgers(tmp_path, monkeypatch, mode, wo
     monkeypatch.setenv("TENGE_DB", str(tmp_path / "l.db"))
     monkeypatch.delenv("TENGE_KEYSTORE", raising=False)
     runner = CliRunner()
+    holders = share_to(tmp_path) if mode == "escrowed" else []
     for args in (
-        ["init", "--name", "L", "--privacy", mode],
+        ["init", "--name", "L", "--privacy", mode, *holders],
         ["account", "open", "halyk", "--kind", "bank"],
         ["account", "open", "aigerim", "--kind", "person", "--bank", "halyk"],
     ):

@@ -3,7 +3,7 @@ get one-time tokens that never repeat; the monthly anonymity budget ends anonymi
 
 from __future__ import annotations
 
-from tenge_ledger.privacy import sandbox
+from tenge_ledger.lab import sandbox
 from tenge_ledger.privacy.modes.base import epoch_s_default
 from tenge_ledger.privacy.modes.tiered import budget_tiyn_month_default, threshold_tiyn_default
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tenge_ledger.privacy import sandbox
+from tenge_ledger.lab import sandbox
 from tenge_ledger.privacy.visibility import MODES, VISIBILITY
 
 OBSERVERS = {

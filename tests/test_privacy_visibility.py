@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import pytest
 
-from tenge_ledger.privacy import sandbox
-from tenge_ledger.privacy.visibility import FIELDS, MODES, ROLES, VARIANTS, VISIBILITY, check_table
+from tenge_ledger.lab import sandbox
+from tenge_ledger.privacy.modes.base import ObserverKeys
+from tenge_ledger.privacy.observers import keys_for
+from tenge_ledger.privacy.views import decoded_levels, parse_payload
+from tenge_ledger.privacy.visibility import FIELDS, MODES, RANK, ROLES, VARIANTS, VISIBILITY, check_table
 
 OBSERVER = {
     "central_bank": "central_bank",
@@ -77,3 +80,38 @@ def test_docs_hold_the_same_table():
 
     docs = Path(__file__).resolve().parent.parent / "docs" / "privacy.md"
     assert markdown() in docs.read_text()
+
+
+def key_leaks(box, op_id: str, observer: str, keys: ObserverKeys | None = None) -> list[str]:
+    """Fields this observer's keys decode above the table's level for the role. A field the mode stores in clear
+    (a reader with no key at all decodes it) is the view layer's to withhold and is not a key leak."""
+    _, payload = box.record(op_id)
+    doc = parse_payload(payload)
+    keys = keys or keys_for(observer, box.ring, box.store, 3600)
+    variant, levels = decoded_levels(doc, keys)
+    _, stored = decoded_levels(doc, ObserverKeys(role="nobody", ledger_id=box.store.meta().ledger_id))
+    role = next(r for r, o in OBSERVER.items() if o == observer)
+    return [
+        f"{variant} {role} {f}: decodes {levels[f]}, may {VISIBILITY[variant][role][f]}"
+        for f in FIELDS
+        if RANK[levels[f]] > RANK[VISIBILITY[variant][role][f]] and RANK[levels[f]] > RANK[stored[f]]
+    ]
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_no_role_decodes_more_than_the_table_allows__before_any_capping(boxes, variant):
+    mode = variant.split(".")[0]
+    leaks = [leak for observer in OBSERVER.values()
+             for leak in key_leaks(boxes[mode], RECORD_OF_VARIANT[variant], observer)]  # fmt: skip
+    assert leaks == []
+
+
+def test_a_key_leak_is_caught(boxes):
+    """The public handed the FMA's box key in tiered mode decodes the large record's parties: the check names it
+    (the capped view alone would have hidden it)."""
+    box = boxes["tiered"]
+    leaky = keys_for("public", box.ring, box.store, 3600)
+    leaky.boxes["fma"] = box.ring.box_key("fma")
+    leaks = key_leaks(box, "large", "public", leaky)
+    assert leaks and all(leak.startswith("tiered.large public pay") for leak in leaks)
+    assert box.view("large", "public").fields["payer"].level == "none"  # what the capping showed

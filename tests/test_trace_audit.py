@@ -14,7 +14,8 @@ from click.testing import CliRunner
 
 from tenge_cli.main import cli
 from tenge_ledger.core.errors import InputError
-from tenge_ledger.privacy import operator, sandbox
+from tenge_ledger.lab import sandbox
+from tenge_ledger.privacy import operator
 from tenge_ledger.trace import bundle as bundles
 from tenge_ledger.trace import checkpoint as cps
 from tenge_ledger.trace.merkle import leaf_hash

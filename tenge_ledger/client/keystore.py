@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import re
 import stat
+import urllib.parse
 from pathlib import Path
 
 import nacl.signing
@@ -13,14 +15,33 @@ from ..core.errors import InputError, LedgerStateError
 
 
 def keystore_path_for(db: str) -> Path:
-    """The keystore beside a SQLite file (`pilot.db` -> `pilot.db.keys/`), or `$TENGE_KEYSTORE`, or
-    `./tenge.keys` for a server database."""
+    """The keystore beside a SQLite file (`pilot.db` -> `pilot.db.keys/`), or `$TENGE_KEYSTORE`, or for a server
+    database `./tenge.keys/<server>-<port>-<database>-<schema>/`: two ledgers never share one by default."""
     env = os.environ.get("TENGE_KEYSTORE")
     if env:
         return Path(env)
     if "://" in db:
-        return Path("tenge.keys")
+        return Path("tenge.keys") / server_keystore_name(db)
     return Path(db + ".keys")
+
+
+def server_keystore_name(url: str) -> str:
+    """`host-port-database-schema` of a PostgreSQL URL (the schema from `options=-csearch_path=...`, else
+    `public`), with anything but letters, digits, '.', '_' and '-' replaced: one directory name per ledger."""
+    parts = urllib.parse.urlsplit(url)
+    query = urllib.parse.parse_qs(parts.query)
+    schema = "public"
+    for option in query.get("options", []):
+        found = re.search(r"search_path\s*=\s*([^\s,]+)", option)
+        if found:
+            schema = found.group(1)
+    database = parts.path.lstrip("/") or query.get("dbname", [""])[0] or parts.username or "postgres"
+    host = parts.hostname or query.get("host", ["localhost"])[0]
+    try:
+        port = parts.port or 5432
+    except ValueError:
+        port = 0
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", f"{host}-{port}-{database}-{schema}")
 
 
 class Keystore:
@@ -36,7 +57,12 @@ class Keystore:
         os.chmod(self.path, 0o700)
         key = nacl.signing.SigningKey.generate()
         target = self._file(handle)
-        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            raise InputError(
+                f"the keystore {self.path} already holds a key for {handle}: refusing to overwrite it"
+            ) from None
         with os.fdopen(fd, "w") as fh:
             fh.write(bytes(key).hex() + "\n")
         return key

@@ -1,23 +1,21 @@
-"""Key material of the privacy roles, kept client-side, and k-of-n sharing.
+"""Key material of the privacy roles, kept client-side, one directory per ledger.
 
-Every key holder has one JSON file in `<keystore>/privacy/` (mode 0600): the operator (checkpoint signing key,
-tracker key), the central bank, the FMA, the court, each commercial bank (pseudonym root key, box key) and, in
-`selective` mode, each account (viewing key). Public halves go in the ledger settings (`privacy_public`).
+Every key holder of a ledger has one JSON file in `<keystore>/privacy/<ledger id>/` (mode 0600): the operator
+(checkpoint signing key, tracker key), the central bank, the FMA, the court (box keys), each commercial bank
+(pseudonym root key, box key) and, in `selective` mode, each account (viewing key). Public halves go in the ledger
+settings (`privacy_public`). No file is ever overwritten: two ledgers sharing a keystore directory keep their own
+keys, and a second `init` cannot replace the first one's.
 
-Shamir sharing is over the prime field GF(2^521 - 1): a 32-byte secret is an integer far below the prime; a share
-is (x, y) with y = f(x), f of degree k-1 with f(0) = secret. No well-kept Python library for this fits PyNaCl's
-key types, so this is a small implementation, tested by every k-subset opening and every (k-1)-subset failing.
+The escrow shares of `escrowed` mode are not here: they go to the holders' own files (`threshold.py`).
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
+import re
 import secrets
 import stat
-from dataclasses import dataclass
-from itertools import combinations
 from pathlib import Path
 
 import nacl.bindings
@@ -28,67 +26,8 @@ import nacl.signing
 
 from ..core.errors import InputError, LedgerStateError
 
-PRIME = 2**521 - 1
-secret_length_bytes = 32
-
-# Who holds an escrow share, in share order, and how many must agree (k of n).
-ESCROW_HOLDERS: tuple[str, ...] = ("central_bank", "fma", "court")
-ESCROW_QUORUM = 2
 FIXED_HOLDERS: tuple[str, ...] = ("operator", "central_bank", "fma", "court")
-
-
-# ---- Shamir over GF(p) ------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Share:
-    holder: str
-    x: int
-    y: int
-
-    def digest(self) -> str:
-        """What the ledger settings keep to recognise a genuine share (never the share itself)."""
-        return hashlib.sha256(f"tenge-share\0{self.holder}\0{self.x}\0{self.y}".encode()).hexdigest()
-
-
-def split_secret(secret: bytes, k: int, holders: tuple[str, ...]) -> list[Share]:
-    n = len(holders)
-    if not 1 <= k <= n:
-        raise ValueError(f"a quorum of {k} out of {n} is impossible")
-    s = int.from_bytes(secret, "big")
-    if s >= PRIME:
-        raise ValueError("secret too large for the field")
-    coeffs = [s] + [secrets.randbelow(PRIME) for _ in range(k - 1)]
-    out = []
-    for i, holder in enumerate(holders, start=1):
-        y = 0
-        for c in reversed(coeffs):
-            y = (y * i + c) % PRIME
-        out.append(Share(holder, i, y))
-    return out
-
-
-def combine_shares(shares: list[Share], length: int = secret_length_bytes) -> bytes:
-    """Lagrange interpolation at 0. Distinct x required; with fewer than k shares the result is garbage, so
-    callers check it against a public half."""
-    xs = [s.x for s in shares]
-    if len(set(xs)) != len(xs):
-        raise InputError("the same key share was given twice")
-    total = 0
-    for j, sj in enumerate(shares):
-        num = den = 1
-        for m, sm in enumerate(shares):
-            if m != j:
-                num = num * (-sm.x) % PRIME
-                den = den * (sj.x - sm.x) % PRIME
-        total = (total + sj.y * num * pow(den, -1, PRIME)) % PRIME
-    if total >= 1 << (8 * length):
-        return b"\xff" * length  # not a secret of this length: certainly wrong shares
-    return total.to_bytes(length, "big")
-
-
-def k_subsets(shares: list[Share], k: int):
-    return combinations(shares, k)
+ledger_id_length = 32  # hex digits of a ledger id: the name of its key directory
 
 
 _blake2b = nacl.bindings.crypto_generichash_blake2b_salt_personal
@@ -111,6 +50,21 @@ def keyed_hash_nacl(key: bytes, data: bytes, person: bytes = b"", size: int = 16
     return nacl.hash.blake2b(data, digest_size=size, key=key, person=person, encoder=nacl.encoding.RawEncoder)
 
 
+# ---- viewing keys (selective mode) --------------------------------------------------------------------------
+
+VIEWING_ATTR = "viewing_key"  # the account attribute that registers its public viewing key (X25519, hex)
+
+
+def viewing_secret(signing_seed: bytes) -> nacl.public.PrivateKey:
+    """An account's viewing key, derived one-way from its Ed25519 seed: the holder can always rebuild it, and
+    handing it to someone discloses the account's selective records without its power to sign."""
+    return nacl.public.PrivateKey(keyed_hash(signing_seed, b"viewing", person=b"tenge-viewing", size=32))
+
+
+def viewing_public_hex(signing_key: nacl.signing.SigningKey) -> str:
+    return bytes(viewing_secret(bytes(signing_key)).public_key).hex()
+
+
 # ---- key files ---------------------------------------------------------------------------------------------
 
 
@@ -119,29 +73,46 @@ def _holder_file(root: Path, holder: str) -> Path:
     return root / f"{safe}.json"
 
 
+_LEDGER_ID_RE = re.compile(f"[0-9a-f]{{{ledger_id_length}}}")
+
+
+def ledger_key_dir(keystore_dir: str | os.PathLike, ledger_id: str) -> Path:
+    """`<keystore>/privacy/<ledger id>`: the privacy keys of one ledger and of no other."""
+    if not _LEDGER_ID_RE.fullmatch(ledger_id or ""):
+        raise LedgerStateError(f"{ledger_id!r} is not a ledger id")
+    return Path(keystore_dir) / "privacy" / ledger_id
+
+
 class KeyRing:
-    """The privacy key files of one ledger: `<keystore>/privacy/<holder>.json`, each readable by its owner only.
+    """The privacy key files of one ledger, each readable by its owner only.
 
     In a deployment each holder keeps its own file on its own machine; here they sit side by side, like the
     account keys of the demo's keystore."""
 
-    def __init__(self, keystore_dir: str | os.PathLike) -> None:
-        self.root = Path(keystore_dir) / "privacy"
+    def __init__(self, keystore_dir: str | os.PathLike, ledger_id: str) -> None:
+        self.ledger_id = ledger_id
+        self.root = ledger_key_dir(keystore_dir, ledger_id)
         self._cache: dict[str, dict] = {}
 
     def exists(self, holder: str) -> bool:
         return holder in self._cache or _holder_file(self.root, holder).exists()
 
+    def files(self) -> list[Path]:
+        return sorted(self.root.glob("*.json")) if self.root.exists() else []
+
     def write(self, holder: str, data: dict) -> None:
+        """Create `holder`'s file; an existing one is never overwritten (InputError)."""
         self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
-        os.chmod(self.root.parent, 0o700) if self.root.parent.exists() else None
+        for directory in (self.root, self.root.parent, self.root.parent.parent):
+            os.chmod(directory, 0o700)
         target = _holder_file(self.root, holder)
-        tmp = target.with_suffix(".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            raise InputError(f"{target} already exists: refusing to overwrite a privacy key") from None
         with os.fdopen(fd, "w") as fh:
-            json.dump(dict(data, holder=holder), fh, sort_keys=True)
-        os.replace(tmp, target)
-        self._cache[holder] = dict(data, holder=holder)
+            json.dump(dict(data, holder=holder, ledger_id=self.ledger_id), fh, sort_keys=True)
+        self._cache[holder] = dict(data, holder=holder, ledger_id=self.ledger_id)
 
     def read(self, holder: str) -> dict:
         if holder in self._cache:
@@ -152,9 +123,17 @@ class KeyRing:
                 raise LedgerStateError(f"{target} is readable by others: chmod 600 it before it is used")
             data = json.loads(target.read_text())
         except FileNotFoundError:
+            legacy = _holder_file(self.root.parent, holder)
+            if legacy.exists():  # the layout before keys were filed per ledger
+                raise LedgerStateError(
+                    f"{legacy} is in the old key layout: if it belongs to this ledger, move the files of "
+                    f'{self.root.parent} into {self.root}/ and add "ledger_id": "{self.ledger_id}" to each'
+                ) from None
             raise InputError(f"no privacy keys for {holder} in {self.root}") from None
         except ValueError:
             raise InputError(f"{target} is not a privacy key file") from None
+        if data.get("ledger_id") != self.ledger_id:
+            raise LedgerStateError(f"{target} holds keys of another ledger ({data.get('ledger_id')})")
         self._cache[holder] = data
         return data
 
@@ -171,12 +150,6 @@ class KeyRing:
         if value is None:
             raise InputError(f"{holder} holds no {name.replace('_', ' ')}")
         return bytes.fromhex(value)
-
-    def share(self, holder: str) -> Share:
-        raw = self.read(holder).get("escrow_share")
-        if raw is None:
-            raise InputError(f"{holder} holds no escrow share")
-        return Share(holder, int(raw["x"]), int(raw["y"], 16))
 
     def ensure_bank(self, bank: str) -> dict:
         """A commercial bank's keys, created the first time the ledger meets one of its customers: a pseudonym
@@ -202,43 +175,19 @@ class KeyRing:
         return self.read(holder)
 
 
-def share_to_json(share: Share) -> dict:
-    return {"holder": share.holder, "x": share.x, "y": format(share.y, "x")}
-
-
-def share_from_json(data: object, where: str) -> Share:
-    try:
-        raw = data["escrow_share"] if isinstance(data, dict) and "escrow_share" in data else data
-        holder = data.get("holder", raw.get("holder", "?"))  # type: ignore[union-attr]
-        return Share(str(holder), int(raw["x"]), int(raw["y"], 16))  # type: ignore[index]
-    except (KeyError, TypeError, ValueError, AttributeError):
-        raise InputError("not an escrow key share", where=where) from None
-
-
-def load_share_file(path: str) -> Share:
-    try:
-        data = json.loads(Path(path).read_text())
-    except FileNotFoundError:
-        raise InputError("no such file", where=path) from None
-    except ValueError:
-        raise InputError("not JSON", where=path) from None
-    return share_from_json(data, path)
-
-
-def provision(keystore_dir: str | os.PathLike) -> dict:
-    """Create the fixed holders' keys (operator, central bank, FMA, court) and the escrow key split k-of-n
-    among them. Returns the public halves to keep in the ledger settings."""
-    ring = KeyRing(keystore_dir)
+def provision(keystore_dir: str | os.PathLike, ledger_id: str) -> dict:
+    """Create the fixed holders' keys (operator, central bank, FMA, court) of one ledger; refuses if any of them
+    exists already. Returns the public halves to keep in the ledger settings."""
+    ring = KeyRing(keystore_dir, ledger_id)
+    taken = [h for h in FIXED_HOLDERS if ring.exists(h)]
+    if taken:
+        raise InputError(
+            f"{ring.root} already holds privacy keys ({', '.join(taken)}): refusing to overwrite them"
+        )
     operator = nacl.signing.SigningKey.generate()
-    escrow = nacl.public.PrivateKey.generate()
-    shares = split_secret(bytes(escrow), ESCROW_QUORUM, ESCROW_HOLDERS)
-    by_holder = {s.holder: s for s in shares}
     public: dict = {
         "checkpoint_key": bytes(operator.verify_key).hex(),
-        "escrow_public": bytes(escrow.public_key).hex(),
-        "escrow_quorum": ESCROW_QUORUM,
-        "escrow_holders": list(ESCROW_HOLDERS),
-        "escrow_share_digests": {s.holder: s.digest() for s in shares},
+        "ledger_id": ledger_id,
         "box_public": {},
     }
     for holder in FIXED_HOLDERS:
@@ -247,9 +196,6 @@ def provision(keystore_dir: str | os.PathLike) -> dict:
         if holder == "operator":
             data["signing_key"] = bytes(operator).hex()
             data["tracker_key"] = secrets.token_hex(32)
-        if holder in by_holder:
-            data["escrow_share"] = share_to_json(by_holder[holder])
         ring.write(holder, data)
         public["box_public"][holder] = data["box_public"]
-    del escrow
     return public

@@ -7,15 +7,12 @@ score them).
 
 from __future__ import annotations
 
-import math
-from collections import Counter, defaultdict
 from collections.abc import Iterable
 
 from ..core.errors import InputError
 from ..store.base import Store
-from .keys import KeyRing
+from .keys import KeyRing, viewing_secret
 from .modes.base import ObserverKeys
-from .views import RecordView
 
 BASE_ROLES = ("central_bank", "fma", "public")
 
@@ -31,12 +28,22 @@ def parse_role(role: str) -> tuple[str, str | None]:
 
 
 def keys_for(
-    role: str, ring: KeyRing | None, store: Store, epoch_s: int, viewing: Iterable[str] = ()
+    role: str,
+    ring: KeyRing | None,
+    store: Store,
+    epoch_s: int,
+    viewing: Iterable[str] = (),
+    keystore=None,
 ) -> ObserverKeys:
-    """The keys `role` holds. The central bank is also the bank of accounts no commercial bank serves."""
+    """The keys `role` holds. The central bank is also the bank of accounts no commercial bank serves. `keystore`:
+    the client keystore an account holder's own keys are in (its viewing key derives from its signing key)."""
     kind, handle = parse_role(role)
     central_bank = store.meta().central_bank
-    keys = ObserverKeys(role=role if kind in BASE_ROLES else f"{kind}:{handle}", epoch_s=epoch_s)
+    keys = ObserverKeys(
+        role=role if kind in BASE_ROLES else f"{kind}:{handle}",
+        epoch_s=epoch_s,
+        ledger_id=store.meta().ledger_id,
+    )
     if kind == "public":
         return keys
     if kind in ("central_bank", "bank"):
@@ -53,6 +60,7 @@ def keys_for(
         keys.customers[bank] = served  # its KYC list
         if ring.exists(f"bank:{bank}"):
             keys.banks[bank] = bytes.fromhex(ring.read(f"bank:{bank}")["pseudonym_root"])
+            keys.bank_boxes[bank] = ring.box_key(f"bank:{bank}")
     if ring is None:
         return keys
     if kind in ("central_bank", "fma") and ring.exists(kind):
@@ -61,56 +69,12 @@ def keys_for(
         if store.account(handle) is None:  # type: ignore[attr-defined]
             raise InputError(f"no account {handle!r} in this ledger")
         keys.me = handle
+        if keystore is not None and keystore.has(
+            handle
+        ):  # the holder's own viewing key, from its signing key
+            keys.viewing_boxes[handle] = viewing_secret(bytes(keystore.get(handle)))
         if ring.exists(f"account:{handle}"):
             keys.viewing[handle] = bytes.fromhex(ring.read(f"account:{handle}")["viewing_key"])
     for other in viewing:  # viewing keys disclosed to this role
         keys.viewing[other] = bytes.fromhex(ring.read(f"account:{other}")["viewing_key"])
     return keys
-
-
-# ---- metrics over views ---------------------------------------------------------------------------------------
-
-
-def payments(views: list[RecordView]) -> list[RecordView]:
-    return [v for v in views if v.type == "op" and v.kind in ("transfer", "hold") and v.code == "ok"]
-
-
-def linkable_pair_share(views: list[RecordView], truth: dict[str, str]) -> float:
-    """Of all pairs of payments by the same payer, the share this observer can link: both payer fields shown
-    as the same clear value or the same pseudonym (one-time tokens never repeat)."""
-    by_payer: dict[str, Counter] = defaultdict(Counter)
-    for v in views:
-        payer = truth.get(v.op_id)
-        if payer is None:
-            continue
-        f = v.fields["payer"]
-        token = (f.level, f.value) if f.level in ("clear", "pseudonym") else ("unlinkable", v.op_id)
-        by_payer[payer][token] += 1
-    total = linked = 0
-    for counts in by_payer.values():
-        n = sum(counts.values())
-        total += n * (n - 1) // 2
-        linked += sum(c * (c - 1) // 2 for c in counts.values())
-    return linked / total if total else 0.0
-
-
-def amount_share(views: list[RecordView]) -> float:
-    if not views:
-        return 0.0
-    return sum(1 for v in views if v.fields["amount"].level == "clear") / len(views)
-
-
-def anonymity(views: list[RecordView], truth: dict[str, str]) -> tuple[float, float]:
-    """(mean payer anonymity set size, mean entropy in bits) over payments. A payer shown in clear has a set of
-    one. Otherwise the candidates are the payers of every payment whose payer this observer cannot read, weighted
-    by how often each pays (what an observer who knows activity levels can do); a pseudonym counts as unread."""
-    if not views:
-        return 0.0, 0.0
-    hidden = [truth[v.op_id] for v in views if v.fields["payer"].level != "clear" and v.op_id in truth]
-    counts = Counter(hidden)
-    total = sum(counts.values())
-    size = len(counts)
-    entropy = -sum((c / total) * math.log2(c / total) for c in counts.values()) if total else 0.0
-    n = len(views)
-    shown = n - len(hidden)
-    return (shown * 1 + len(hidden) * size) / n, (len(hidden) * entropy) / n

@@ -8,8 +8,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 import nacl.exceptions
+import nacl.public
 import nacl.signing
 
+from ..client.keystore import Keystore
 from ..core.errors import InputError
 from ..ledger.journal import check_journal, entry_hash
 from ..store.base import Store
@@ -17,15 +19,12 @@ from ..trace import bundle as bundles
 from ..trace import checkpoint as cps
 from ..trace import merkle
 from ..trace.verify import Verification, verify
-from . import ensure_keys, keystore_dir_for, normalize
+from . import ensure_keys, keystore_dir_for, normalize, ring_for
 from .access import Access
-from .keys import KeyRing, load_share_file
+from .keys import VIEWING_ATTR, viewing_public_hex, viewing_secret
 from .observers import keys_for
+from .threshold import HolderShare, Partial, read_share_file
 from .views import RecordView, view_payload
-
-
-def ring_for(store: Store) -> KeyRing:
-    return KeyRing(keystore_dir_for(store))
 
 
 def access_for(store: Store, clock=time.time) -> Access:
@@ -142,14 +141,18 @@ def view(
     ring = ring_for(store)
     if normalize(meta.privacy_mode) != "transparent" or role != "public":
         ensure_keys(store)
-    keys = keys_for(role, ring, store, int(meta.settings.get("privacy_epoch_s", 604800)))
+    keys = keys_for(role, ring, store, int(meta.settings.get("privacy_epoch_s", 604800)),
+                    keystore=Keystore(keystore_dir_for(store)))  # fmt: skip
     for path in key_files:
         data = _read_json(path)
-        if "viewing_key" in data:
+        if "viewing_secret" in data:
+            account, secret = _viewing_secret(store, data, path)
+            keys.viewing_boxes[account] = secret
+        elif "viewing_key" in data:
             keys.viewing[str(data.get("account"))] = _viewing_key(data, path)
         else:
-            op_id, handle, wrap = read_receipt(store, path)
-            keys.receipts[(op_id, handle)] = wrap
+            op_id, handle, kind, key = read_receipt(store, path)
+            (keys.record_keys if kind == "record_key" else keys.receipts)[(op_id, handle)] = key
     rows = list(store.traces())
     if limit and select is None:
         rows = rows[-limit:]
@@ -171,36 +174,85 @@ def view(
     return views
 
 
-def shares_from_files(paths: tuple[str, ...]):
-    return [load_share_file(p) for p in paths]
+def shares_from_files(paths: tuple[str, ...]) -> list[HolderShare]:
+    return [read_share_file(p) for p in paths]
+
+
+def partials_from_files(paths: tuple[str, ...]) -> list[Partial]:
+    return [Partial.from_json(_read_json(p), p) for p in paths]
+
+
+def partial(store: Store, ref: str, share_path: str, case: str, basis: str) -> dict:
+    """One holder's partial decryption of one escrowed record for one case (on the holder's machine, with the
+    holder's share file): proved and signed, to hand to whoever combines. Opens nothing by itself."""
+    from .access import _check_text, basis_length_max, case_length_max, find_record, opening_ref
+    from .modes.escrowed import kem_of
+    from .threshold import opening_statement, partial_decrypt
+
+    case = _check_text(case, "--case", case_length_max)
+    basis = _check_text(basis, "--basis", basis_length_max)
+    share = read_share_file(share_path)
+    ledger_id = store.meta().ledger_id
+    if share.ledger_id != ledger_id:
+        raise InputError(f"this share belongs to another ledger ({share.ledger_id})", where=share_path)
+    idx, doc = find_record(store, ref)
+    if normalize(doc.get("mode", "")) != "escrowed":
+        raise InputError(f"{doc['op_id']} is not an escrowed record")
+    statement = opening_statement(ledger_id, opening_ref(idx, doc["op_id"]), case, basis)
+    return partial_decrypt(share, kem_of(doc), statement).to_json()
 
 
 # ---- selective mode: disclosures -------------------------------------------------------------------------------
 
 
 def disclose(store: Store, account: str, op_id: str, signing_key: nacl.signing.SigningKey) -> dict:
-    """A signed receipt that discloses one selective record of `account` (its wrap key), nothing else."""
+    """A receipt, signed with the account's key, that discloses one selective record of `account` and nothing
+    else: the record's key when it was sealed to the account's viewing key (made here from the holder's signing
+    key), else its wrap key under the operator-kept viewing key."""
     from .access import find_record
-    from .modes.base import unb64
-    from .modes.selective import record_key_for, wrap_key
+    from .modes.selective import record_key_for, unseal_with_box, wrap_key
+    from .seal import unb64
 
     _idx, doc = find_record(store, op_id)
     if normalize(doc.get("mode", "")) != "selective":
         raise InputError(f"{op_id} is not a selective record")
-    vk = bytes.fromhex(ring_for(store).ensure_account(account)["viewing_key"])
-    if record_key_for(doc, vk) is None:
-        raise InputError(f"{op_id} is not a record of {account}")
-    wk = wrap_key(vk, unb64(doc["nonce"]))
-    body = {"op_id": op_id, "account": account, "wrap_key": wk.hex()}
+    ledger_id = store.meta().ledger_id
+    rk = unseal_with_box(doc, viewing_secret(bytes(signing_key)), ledger_id)
+    if rk is not None:
+        body = {"op_id": op_id, "account": account, "record_key": rk.hex()}
+    else:
+        ring = ring_for(store)
+        if not ring.exists(f"account:{account}"):
+            raise InputError(f"{op_id} is not a record of {account}")
+        vk = bytes.fromhex(ring.read(f"account:{account}")["viewing_key"])
+        if record_key_for(doc, vk, ledger_id) is None:
+            raise InputError(f"{op_id} is not a record of {account}")
+        body = {"op_id": op_id, "account": account, "wrap_key": wrap_key(vk, unb64(doc["salt"])).hex()}
     sig = signing_key.sign(json.dumps(body, sort_keys=True).encode()).signature.hex()
     return {**body, "signature": sig}
 
 
-def disclose_viewing_key(store: Store, account: str) -> dict:
-    """The account's viewing key, to hand to whoever the holder chooses (it opens all its selective records)."""
-    if store.account(account) is None:  # type: ignore[attr-defined]
+def disclose_viewing_key(store: Store, account: str, signing_key: nacl.signing.SigningKey) -> dict:
+    """The account's viewing key, to hand to whoever the holder chooses (it opens all its selective records): the
+    one derived from its signing key when it registered it, else the operator-kept one."""
+    found = store.account(account)  # type: ignore[attr-defined]
+    if found is None:
         raise InputError(f"no account {account!r}")
+    if dict(found.attrs).get(VIEWING_ATTR) == viewing_public_hex(signing_key):
+        return {"account": account, "viewing_secret": bytes(viewing_secret(bytes(signing_key))).hex()}
     return {"account": account, "viewing_key": ring_for(store).ensure_account(account)["viewing_key"]}
+
+
+def _viewing_secret(store: Store, data: dict, path: str) -> tuple[str, nacl.public.PrivateKey]:
+    account = str(data.get("account"))
+    try:
+        secret = nacl.public.PrivateKey(bytes.fromhex(data["viewing_secret"]))
+    except (ValueError, TypeError, nacl.exceptions.CryptoError):
+        raise InputError("not a viewing key", where=path) from None
+    found = store.account(account)  # type: ignore[attr-defined]
+    if found is None or dict(found.attrs).get(VIEWING_ATTR) != bytes(secret.public_key).hex():
+        raise InputError(f"not the viewing key {account!r} registered", where=path)
+    return account, secret
 
 
 def _read_json(path: str) -> dict:
@@ -225,17 +277,19 @@ def _viewing_key(data: dict, path: str) -> bytes:
     return key
 
 
-def read_receipt(store: Store, path: str) -> tuple[str, str, bytes]:
+def read_receipt(store: Store, path: str) -> tuple[str, str, str, bytes]:
+    """(op id, account, "record_key" or "wrap_key", the key) of a receipt signed by its account's key."""
     try:
         data = json.loads(Path(path).read_text())
-        body = {"op_id": data["op_id"], "account": data["account"], "wrap_key": data["wrap_key"]}
+        kind = "record_key" if "record_key" in data else "wrap_key"
+        body = {"op_id": data["op_id"], "account": data["account"], kind: data[kind]}
         account = store.account(body["account"])  # type: ignore[attr-defined]
         if account is None:
             raise InputError(f"no account {body['account']}", where=path)
         nacl.signing.VerifyKey(bytes.fromhex(account.public_key)).verify(
             json.dumps(body, sort_keys=True).encode(), bytes.fromhex(data["signature"])
         )
-        return body["op_id"], body["account"], bytes.fromhex(body["wrap_key"])
+        return body["op_id"], body["account"], kind, bytes.fromhex(body[kind])
     except FileNotFoundError:
         raise InputError("no such receipt", where=path) from None
     except nacl.exceptions.BadSignatureError:

@@ -8,7 +8,7 @@ import json
 from dataclasses import dataclass
 
 from ..core.errors import InputError
-from . import mode_module, normalize
+from . import mode_of
 from .modes.base import ObserverKeys
 from .visibility import FIELDS, RANK, VISIBILITY, strongest
 
@@ -70,7 +70,8 @@ def relations(decoded: dict, keys: ObserverKeys) -> tuple[str, ...]:
         if keys.is_customer(payee):  # type: ignore[arg-type]
             out.append("payee_bank")
     # An account holder, or whoever it disclosed its viewing key or a receipt to, reads as that account does.
-    holders = {keys.me} | set(keys.viewing) | {handle for _, handle in keys.receipts}
+    holders = {keys.me} | set(keys.viewing) | set(keys.viewing_boxes)
+    holders |= {handle for _, handle in keys.receipts} | {handle for _, handle in keys.record_keys}
     holders.discard(None)
     if payer in holders:
         out.append("payer")
@@ -81,7 +82,7 @@ def relations(decoded: dict, keys: ObserverKeys) -> tuple[str, ...]:
 
 @functools.cache
 def _decoder(mode: str):
-    return mode_module(normalize(mode)).decode
+    return mode_of(mode).decode
 
 
 @functools.cache
@@ -113,6 +114,17 @@ def view_doc(idx: int, doc: dict, keys: ObserverKeys) -> RecordView:
     return RecordView(
         idx, doc["op_id"], doc["at"], "op", doc.get("kind"), doc.get("code"), variant, rel, fields
     )
+
+
+def decoded_levels(doc: dict, keys: ObserverKeys) -> tuple[str, dict[str, str]]:
+    """(variant, per field the strongest level these keys decode), before the table caps anything: what the
+    observer's keys and the stored bytes give, so a test can catch a role that decodes more than it may."""
+    variant, decoded = _decoder(doc.get("mode", "transparent"))(doc, keys)
+    levels = {}
+    for f in FIELDS:
+        found = [level for level in decoded.get(f, {}) if level in RANK]
+        levels[f] = max(found, key=RANK.__getitem__) if found else "none"
+    return variant, levels
 
 
 def view_payload(idx: int, payload: bytes, keys: ObserverKeys) -> RecordView:

@@ -10,42 +10,41 @@ has op id and time anyway); what each mode does with payer, payee, amount, tag a
 
 from __future__ import annotations
 
-import base64
 import json
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-import nacl.bindings
 import nacl.exceptions
 import nacl.public
-import nacl.secret
 
+from ...core.errors import InputError
 from ...core.hooks import EncodedTrace
 from ...core.records import TraceRecord
 from ...trace.merkle import leaf_hash
 from ..keys import KeyRing, keyed_hash
+from ..seal import (
+    associated_data,
+    b64,
+    identity_padded_bytes,
+    pad,
+    record_ref,
+    seal_text,
+    unb64,
+    unpad,
+    unseal_text,
+)
 
 PAYLOAD_VERSION = 1
 MISSING = "\0missing"  # what `account_bank` answers for an account the store does not hold yet
-records_per_data_key = (
-    1_000  # a data key is sealed once per this many records: one public-key op, not one each
-)
 epoch_s_default = 7 * 24 * 3600
+records_per_data_key = 1_000  # a data key is sealed to its recipient once per this many records at most
 
 
 def dumps(doc: dict) -> bytes:
     """The stored bytes. Key order is the order the sink writes them in (fixed by the code); the leaf hashes
     these exact bytes, so no canonical re-ordering is needed."""
     return json.dumps(doc, separators=(",", ":")).encode()
-
-
-def b64(data: bytes) -> str:
-    return base64.b64encode(data).decode("ascii")
-
-
-def unb64(text: str) -> bytes:
-    return base64.b64decode(text)
 
 
 def epoch_of(at: int, epoch_s: int) -> int:
@@ -60,21 +59,19 @@ def pseudonym(epoch_k: bytes, handle: str) -> str:
     return keyed_hash(epoch_k, handle.encode(), person=b"tenge-pseudonym", size=16).hex()
 
 
-# Every key sealed with is used for exactly one message (derived from a fresh random record nonce, or random
-# itself), so the XSalsa20-Poly1305 nonce can be fixed: a (key, nonce) pair is never reused.
-_NONCE = bytes(nacl.secret.SecretBox.NONCE_SIZE)
+@dataclass(frozen=True, slots=True)
+class Mode:
+    """One privacy mode, as its module exports it (`MODE`); `modes.REGISTRY` is built from these records.
 
+    `make_sink(ctx, store)` builds the trace sink (`ctx` is None for a mode that needs no keys); `decode(doc, keys)`
+    gives (visibility variant, every level of every field this observer can obtain); `variants` are the rows of
+    the visibility table its records are judged by."""
 
-def seal_with(key: bytes, data: bytes) -> str:
-    """SecretBox (XSalsa20-Poly1305) under a single-use key."""
-    return b64(nacl.bindings.crypto_secretbox(data, _NONCE, key))
-
-
-def open_with(key: bytes, text: str) -> bytes | None:
-    try:
-        return nacl.bindings.crypto_secretbox_open(unb64(text), _NONCE, key)
-    except (nacl.exceptions.CryptoError, ValueError, TypeError):
-        return None
+    name: str
+    make_sink: Callable[[SinkContext | None, object], BaseSink]
+    decode: Callable[[dict, ObserverKeys], tuple[str, Decoded]]
+    variants: tuple[str, ...]
+    needs_keys: bool = True
 
 
 @dataclass
@@ -84,13 +81,16 @@ class SinkContext:
 
     ring: KeyRing
     public: dict
+    ledger_id: str
     central_bank: str
     account_bank: Callable[
         [str], str | None
     ]  # handle -> its bank; None when none serves it; MISSING if unknown
     settings: dict = field(default_factory=dict)
+    viewing_public: Callable[[str], str | None] = lambda handle: None  # handle -> its registered viewing key
     _banks: dict[str, str] = field(default_factory=dict)
     _roots: dict[str, bytes] = field(default_factory=dict)
+    _boxes: dict[str, nacl.public.SealedBox] = field(default_factory=dict)
     _epoch_keys: dict[tuple[str, int], bytes] = field(default_factory=dict)
 
     def bank_of(self, handle: str) -> str:
@@ -104,6 +104,16 @@ class SinkContext:
             bank = found or self.central_bank
             self._banks[handle] = bank
         return bank
+
+    def bank_box(self, bank: str) -> nacl.public.SealedBox:
+        """A sealed box to the bank's X25519 public key: what only that bank opens."""
+        box = self._boxes.get(bank)
+        if box is None:
+            box = nacl.public.SealedBox(
+                nacl.public.PublicKey(bytes.fromhex(self.ring.ensure_bank(bank)["box_public"]))
+            )
+            self._boxes[bank] = box
+        return box
 
     def bank_root(self, bank: str) -> bytes:
         root = self._roots.get(bank)
@@ -126,36 +136,47 @@ class SinkContext:
 
 
 class DataKey:
-    """A random data key sealed once to a public key (SealedBox) and rotated every `records_per_data_key`
-    records; each record's key is keyed BLAKE2b(data key, record counter), so handing out one record's key
-    opens only that record. Every record carries the sealed data key, so it can be opened on its own."""
+    """A random data key sealed to a party's public key (SealedBox: X25519 with a fresh ephemeral key), renewed
+    every `records_per_data_key` records and at each chunk where the service says so; each record's field is
+    sealed under it with its own random nonce and its own associated data. The operator keeps no copy: only the
+    recipient opens the data key. Records sealed under one data key carry the same sealed data key, which tells
+    what their neighbouring positions and times in the log tell already."""
 
     def __init__(self, recipient_hex: str) -> None:
         self.recipient = nacl.public.PublicKey(bytes.fromhex(recipient_hex))
-        self.uses = records_per_data_key
+        self.key: bytes | None = None
+        self.sealed = ""
+        self.uses = 0
 
     def rotate(self) -> None:
         self.key = secrets.token_bytes(32)
         self.sealed = b64(nacl.public.SealedBox(self.recipient).encrypt(self.key))
         self.uses = 0
 
-    def record_key(self) -> tuple[str, int, bytes]:
-        """(sealed data key, record counter, record key). Counters never repeat under one data key."""
-        if self.uses >= records_per_data_key:
+    def seal(self, data: bytes, ad: bytes, minimum: int = 0) -> tuple[str, str]:
+        """(sealed data key, sealed data)."""
+        if self.key is None or self.uses >= records_per_data_key:
             self.rotate()
+        assert self.key is not None
         self.uses += 1
-        return self.sealed, self.uses, record_key(self.key, self.uses)
-
-
-def record_key(data_key: bytes, counter: int) -> bytes:
-    return keyed_hash(data_key, counter.to_bytes(8, "big"), person=b"tenge-record", size=32)
+        return self.sealed, seal_text(self.key, data, ad, minimum)
 
 
 def open_data_key(sealed: str, box_key: nacl.public.PrivateKey) -> bytes | None:
     try:
         return nacl.public.SealedBox(box_key).decrypt(unb64(sealed))
-    except (nacl.exceptions.CryptoError, ValueError):
+    except (nacl.exceptions.CryptoError, ValueError, InputError):
         return None
+
+
+def place(ledger_id: str, record: TraceRecord, field: str) -> bytes:
+    """The associated data of one sealed field of a record being encoded."""
+    return associated_data(ledger_id, record_ref(record.op_id, record.seq, record.at), field)
+
+
+def place_of(ledger_id: str, doc: dict, field: str) -> bytes:
+    """The same associated data, rebuilt from a stored record."""
+    return associated_data(ledger_id, record_ref(doc["op_id"], doc.get("seq"), doc["at"]), field)
 
 
 class BaseSink:
@@ -167,11 +188,20 @@ class BaseSink:
         self.ctx = ctx
 
     def begin_chunk(self, at: int) -> list[EncodedTrace]:
-        """Called (when the service offers it) at the start of each chunk: rotate data keys."""
+        """Called (when the service offers it) at the start of each chunk: a fresh data key per chunk."""
         for value in vars(self).values():
             if isinstance(value, DataKey):
-                value.uses = records_per_data_key
+                value.key = None
         return []
+
+    def seal_rules(self, record: TraceRecord, doc: dict) -> None:
+        """Rule names and report agencies and rules say what kind of party a record touches (a miner's
+        revenue rule): sealed to the FMA, which the rules report to, with the rest of the record's metadata."""
+        fma = getattr(self, "_fma_rules", None)
+        if fma is None:
+            fma = self._fma_rules = DataKey(self.ctx.public["box_public"]["fma"])
+        body = json.dumps([list(record.rules), reports_brief(record)], separators=(",", ":")).encode()
+        doc["rules_key"], doc["rules"] = fma.seal(body, place(self.ctx.ledger_id, record, "rules"))
 
     def fields(self, record: TraceRecord, doc: dict) -> None:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -216,17 +246,23 @@ class ObserverKeys:
     """The keys one observer holds, and nothing else.
 
     `banks` are the banks this observer *is* (root keys) with the accounts each serves (its KYC list); `boxes`
-    the box keys it holds (the FMA's, the central bank's); `viewing` the viewing keys disclosed to it, `receipts`
-    single-record keys disclosed to it ((op_id, handle) -> wrap key); `me` the account an account holder is."""
+    the box keys it holds (the FMA's, the central bank's); `viewing_boxes` the accounts' viewing keys it holds
+    (its own, or disclosed to it), `viewing` the operator-kept viewing keys of accounts that registered none;
+    `record_keys` / `receipts` single records disclosed to it ((op_id, handle) -> record key / wrap key); `me` the
+    account an account holder is."""
 
     role: str
     banks: dict[str, bytes] = field(default_factory=dict)
+    bank_boxes: dict[str, nacl.public.PrivateKey] = field(default_factory=dict)
     customers: dict[str, frozenset[str]] = field(default_factory=dict)
     boxes: dict[str, nacl.public.PrivateKey] = field(default_factory=dict)
     viewing: dict[str, bytes] = field(default_factory=dict)
+    viewing_boxes: dict[str, nacl.public.PrivateKey] = field(default_factory=dict)
     receipts: dict[tuple[str, str], bytes] = field(default_factory=dict)
+    record_keys: dict[tuple[str, str], bytes] = field(default_factory=dict)
     me: str | None = None
     epoch_s: int = epoch_s_default
+    ledger_id: str = ""
     _tables: dict[tuple[str, int], dict[str, str]] = field(default_factory=dict)
     _data_keys: dict[tuple[str, str], bytes | None] = field(default_factory=dict)
 
@@ -247,12 +283,12 @@ class ObserverKeys:
                 return found
         return None
 
-    def open_for_bank(self, sealed: str, nonce: str) -> str | None:
+    def open_for_bank(self, sealed: str, ad: bytes) -> str | None:
         """An identity sealed to the bank that serves it (one attempt per bank this observer is)."""
-        for root in self.banks.values():
-            opened = open_with(bank_record_key(root, unb64(nonce)), sealed)
+        for box in self.bank_boxes.values():
+            opened = open_sealed_for_bank(box, sealed, ad)
             if opened is not None:
-                return opened.decode()
+                return opened
         return None
 
     def data_key(self, holder: str, sealed: str) -> bytes | None:
@@ -268,14 +304,25 @@ class ObserverKeys:
         return handle is not None and any(handle in c for c in self.customers.values())
 
 
-def bank_record_key(root: bytes, nonce: bytes) -> bytes:
-    return keyed_hash(root, nonce, person=b"tenge-bankseal", size=32)
+def place_digest(ad: bytes) -> bytes:
+    return keyed_hash(b"", ad, person=b"tenge-sealplace", size=32)
 
 
-def seal_for_bank(root: bytes, handle: str) -> tuple[str, str]:
-    """(nonce, sealed identity) that only the bank holding `root` can open."""
-    nonce = secrets.token_bytes(16)
-    return b64(nonce), seal_with(bank_record_key(root, nonce), handle.encode())
+def seal_for_bank(box: nacl.public.SealedBox, handle: str, ad: bytes) -> str:
+    """An identity that only the bank can open: sealed to its X25519 public key (SealedBox: a fresh ephemeral key,
+    so a fresh nonce, each time), so the operator holds nothing that opens it. SealedBox takes no associated data:
+    a digest of the place goes inside, and the bank checks it, so the ciphertext cannot be moved elsewhere."""
+    return b64(box.encrypt(pad(place_digest(ad) + handle.encode(), identity_padded_bytes)))
+
+
+def open_sealed_for_bank(box_key: nacl.public.PrivateKey, sealed: str, ad: bytes) -> str | None:
+    try:
+        opened = unpad(nacl.public.SealedBox(box_key).decrypt(unb64(sealed)))
+    except (nacl.exceptions.CryptoError, ValueError, InputError):
+        return None
+    if opened is None or opened[:32] != place_digest(ad):
+        return None
+    return opened[32:].decode()
 
 
 Decoded = dict[str, dict[str, object]]  # field -> {level: value} for every level this observer can obtain
@@ -289,3 +336,18 @@ def clear_fields(record: dict) -> Decoded:
         "tag": {"clear": record.get("tag")},
         "memo": {"clear": record.get("memo")},
     }
+
+
+def open_rules(doc: dict, keys: ObserverKeys) -> tuple[list[str], list[dict]] | None:
+    """The rule names and reports of a record whose metadata is sealed to the FMA, for an observer holding the
+    FMA's box key; None for anyone else (or a record without them)."""
+    if "rules_key" not in doc:
+        return None
+    data_key = keys.data_key("fma", doc["rules_key"])
+    if data_key is None:
+        return None
+    opened = unseal_text(data_key, doc["rules"], place_of(keys.ledger_id, doc, "rules"))
+    if opened is None:
+        return None
+    rules, reports = json.loads(opened)
+    return rules, reports

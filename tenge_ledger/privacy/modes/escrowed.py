@@ -1,37 +1,43 @@
-"""`escrowed`: the whole record sealed. A data key is sealed once per batch of records to the escrow public key
-(whose secret is split k-of-n among the central bank, the FMA and a court); each record's key is derived from
-the data key and the record's nonce. Opening one record needs k shares and is logged before it is read
-(`privacy.access.unmask`)."""
+"""`escrowed`: the whole record sealed so that only a quorum of escrow holders can open it, one record at a time.
+
+Each record gets its own key encapsulation (`threshold.encapsulate`: R = r*B, key from r*Y) and is sealed with
+that key (XChaCha20-Poly1305, random nonce, associated data naming the ledger, the record and the field). The
+escrow secret behind Y is split k-of-n among holders named at `init` and exists nowhere whole; opening needs k
+partial decryptions of this record's R, each proved and signed (`privacy.access.unmask`)."""
 
 from __future__ import annotations
 
 import json
 
+from ...core.errors import LedgerStateError
 from ...core.records import TraceRecord
-from .base import (
-    BaseSink,
-    DataKey,
-    Decoded,
-    ObserverKeys,
-    SinkContext,
-    open_with,
-    record_key,
-    seal_with,
-)
+from ..seal import b64, seal_text, unb64, unseal_text
+from ..threshold import Encapsulations, EscrowPublic
+from .base import BaseSink, Decoded, Mode, ObserverKeys, SinkContext, place, place_of
 
-MODE = "escrowed"
+NAME = "escrowed"
+FIELD = "escrow"
 
 
 class Sink(BaseSink):
-    mode = MODE
+    mode = NAME
 
     def __init__(self, ctx: SinkContext) -> None:
         super().__init__(ctx)
-        self.escrow = DataKey(ctx.public["escrow_public"])
+        escrow = ctx.public.get("escrow")
+        if not escrow:
+            raise LedgerStateError(
+                "this escrowed ledger has no escrow holders: it must be created with `tenge init --privacy "
+                "escrowed --share-to HOLDER=PATH ... --threshold K`"
+            )
+        self.escrow = EscrowPublic.from_json(escrow)
+        self.encapsulations = Encapsulations(ctx.ledger_id, self.escrow.group_public)
 
     def fields(self, record: TraceRecord, doc: dict) -> None:
-        sealed, counter, key = self.escrow.record_key()
-        doc.update(escrow_key=sealed, n=counter, sealed=seal_with(key, record_body(record)))
+        kem, key = self.encapsulations.take()
+        doc.update(
+            kem=b64(kem), sealed=seal_text(key, record_body(record), place(self.ctx.ledger_id, record, FIELD))
+        )
 
 
 def record_body(r: TraceRecord) -> bytes:
@@ -54,10 +60,20 @@ def body_to_dict(body: bytes) -> dict:
     return out
 
 
-def open_record(doc: dict, data_key: bytes) -> dict | None:
-    opened = open_with(record_key(data_key, int(doc["n"])), doc["sealed"])
+def kem_of(doc: dict) -> bytes:
+    return unb64(doc["kem"])
+
+
+def open_record(doc: dict, ledger_id: str, key: bytes) -> dict | None:
+    """The record in clear with this record's key (from `threshold.combine`), or None."""
+    opened = unseal_text(key, doc["sealed"], place_of(ledger_id, doc, FIELD))
     return None if opened is None else body_to_dict(opened)
 
 
 def decode(doc: dict, keys: ObserverKeys) -> tuple[str, Decoded]:
-    return MODE, {"payer": {}, "payee": {}, "amount": {}, "tag": {}, "memo": {}}
+    return NAME, {"payer": {}, "payee": {}, "amount": {}, "tag": {}, "memo": {}}
+
+
+MODE = Mode(
+    name=NAME, make_sink=lambda ctx, store: Sink(ctx), decode=decode, variants=("escrowed",), needs_keys=True
+)

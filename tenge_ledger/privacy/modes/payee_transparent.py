@@ -4,37 +4,45 @@ stay visible (income transparency for tax and anti-corruption, as in GNU Taler).
 from __future__ import annotations
 
 from ...core.records import TraceRecord
-from .base import BaseSink, Decoded, ObserverKeys, reports_brief, seal_for_bank
+from .base import BaseSink, Decoded, Mode, ObserverKeys, place, place_of, seal_for_bank
 
-MODE = "payee-transparent"
+NAME = "payee-transparent"
 
 
 class Sink(BaseSink):
-    mode = MODE
+    mode = NAME
 
     def fields(self, record: TraceRecord, doc: dict) -> None:
         if record.payer is not None:
-            root = self.ctx.bank_root(self.ctx.bank_of(record.payer))
-            doc["payer_nonce"], doc["payer_sealed"] = seal_for_bank(root, record.payer)
+            box = self.ctx.bank_box(self.ctx.bank_of(record.payer))
+            doc["payer_sealed"] = seal_for_bank(box, record.payer, place(self.ctx.ledger_id, record, "payer"))
         doc.update(
             payee=record.payee,
             amount_tiyn=record.amount_tiyn,
             tag=record.tag,
-            rules=list(record.rules),
-            reports=reports_brief(record),
         )
+        self.seal_rules(record, doc)
 
 
 def decode(doc: dict, keys: ObserverKeys) -> tuple[str, Decoded]:
     payer: dict[str, object] = {}
     if "payer_sealed" in doc:
-        who = keys.open_for_bank(doc["payer_sealed"], doc["payer_nonce"])
+        who = keys.open_for_bank(doc["payer_sealed"], place_of(keys.ledger_id, doc, "payer"))
         if who is not None:
             payer["clear"] = who
-    return MODE, {
+    return NAME, {
         "payer": payer,
         "payee": {"clear": doc.get("payee")},
         "amount": {"clear": doc.get("amount_tiyn")},
         "tag": {"clear": doc.get("tag")},
         "memo": {},
     }
+
+
+MODE = Mode(
+    name=NAME,
+    make_sink=lambda ctx, store: Sink(ctx),
+    decode=decode,
+    variants=("payee-transparent",),
+    needs_keys=True,
+)

@@ -5,13 +5,13 @@ an epoch and not across. Re-identification goes through the bank (it holds the k
 from __future__ import annotations
 
 from ...core.records import TraceRecord
-from .base import BaseSink, Decoded, ObserverKeys, epoch_of, pseudonym, reports_brief
+from .base import BaseSink, Decoded, Mode, ObserverKeys, epoch_of, pseudonym
 
-MODE = "pseudonymous"
+NAME = "pseudonymous"
 
 
 class Sink(BaseSink):
-    mode = MODE
+    mode = NAME
 
     def token(self, handle: str | None, epoch: int) -> str | None:
         if handle is None:
@@ -26,9 +26,8 @@ class Sink(BaseSink):
             payee=self.token(record.payee, epoch),
             amount_tiyn=record.amount_tiyn,
             tag=record.tag,
-            rules=list(record.rules),
-            reports=reports_brief(record),
         )
+        self.seal_rules(record, doc)
 
 
 def decode_party(token: str | None, epoch: int, keys: ObserverKeys) -> dict[str, object]:
@@ -43,10 +42,19 @@ def decode_party(token: str | None, epoch: int, keys: ObserverKeys) -> dict[str,
 
 def decode(doc: dict, keys: ObserverKeys) -> tuple[str, Decoded]:
     epoch = doc["epoch"]
-    return MODE, {
+    return NAME, {
         "payer": decode_party(doc.get("payer"), epoch, keys),
         "payee": decode_party(doc.get("payee"), epoch, keys),
         "amount": {"clear": doc.get("amount_tiyn")},
         "tag": {"clear": doc.get("tag")},
         "memo": {},
     }
+
+
+MODE = Mode(
+    name=NAME,
+    make_sink=lambda ctx, store: Sink(ctx),
+    decode=decode,
+    variants=("pseudonymous",),
+    needs_keys=True,
+)

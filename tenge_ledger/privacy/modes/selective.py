@@ -1,22 +1,30 @@
-"""`selective`: each record sealed under a random record key, wrapped once per party under a key derived from
-that account's viewing key. Only the account holder reads it, or whoever it discloses to: its viewing key (all
-its records) or a signed receipt (one record's wrap key, signed with the account's Ed25519 key)."""
+"""`selective`: each record sealed under a random record key, wrapped once per party. An account that registered a
+viewing key (the `viewing_key` attribute, an X25519 public key the holder derives from its own signing key) gets
+the record key sealed to it (SealedBox), so the operator holds nothing that opens it; an account that registered
+none gets it wrapped under a viewing key the operator's key ring keeps. Only the account holder reads its records,
+or whoever it discloses to: its viewing key (all its records) or a signed receipt (one record's key)."""
 
 from __future__ import annotations
 
 import json
 import secrets
 
+import nacl.exceptions
+import nacl.public
+
+from ...core.errors import InputError
 from ...core.records import TraceRecord
 from ...trace.record import trace_to_dict
 from ..keys import keyed_hash
-from .base import BaseSink, Decoded, ObserverKeys, b64, clear_fields, open_with, seal_with, unb64
+from ..seal import b64, pad, seal_text, unb64, unpad, unseal_text
+from .base import BaseSink, Decoded, Mode, ObserverKeys, clear_fields, place, place_digest, place_of
 
-MODE = "selective"
+NAME = "selective"
 
 
-def wrap_key(viewing_key: bytes, nonce: bytes) -> bytes:
-    return keyed_hash(viewing_key, nonce, person=b"tenge-viewwrap", size=32)
+def wrap_key(viewing_key: bytes, salt: bytes) -> bytes:
+    """One record's wrap key: the viewing key and the record's random salt (a receipt discloses it alone)."""
+    return keyed_hash(viewing_key, salt, person=b"tenge-viewwrap", size=32)
 
 
 def parties(record: TraceRecord) -> list[str]:
@@ -25,11 +33,25 @@ def parties(record: TraceRecord) -> list[str]:
 
 
 class Sink(BaseSink):
-    mode = MODE
+    mode = NAME
 
     def __init__(self, ctx) -> None:
         super().__init__(ctx)
         self._viewing: dict[str, bytes] = {}
+        self._boxes: dict[str, nacl.public.SealedBox | None] = {}
+
+    def box(self, handle: str) -> nacl.public.SealedBox | None:
+        """A sealed box to the account's registered viewing key; None when it registered none."""
+        if handle not in self._boxes:
+            public = self.ctx.viewing_public(handle)
+            try:
+                box = nacl.public.SealedBox(nacl.public.PublicKey(bytes.fromhex(public))) if public else None
+            except (ValueError, TypeError, nacl.exceptions.CryptoError):
+                box = None  # not a key: the operator-kept viewing key stands in
+            if public is not None:  # an account not in the store yet is looked up again next time
+                self._boxes[handle] = box
+            return box
+        return self._boxes[handle]
 
     def viewing_key(self, handle: str) -> bytes:
         key = self._viewing.get(handle)
@@ -40,44 +62,81 @@ class Sink(BaseSink):
 
     def fields(self, record: TraceRecord, doc: dict) -> None:
         rk = secrets.token_bytes(32)
-        nonce = secrets.token_bytes(16)
+        salt = secrets.token_bytes(16)
         body = json.dumps(trace_to_dict(record), separators=(",", ":")).encode()
-        wraps = [seal_with(wrap_key(self.viewing_key(h), nonce), rk) for h in parties(record)]
+        wrap_ad = place(self.ctx.ledger_id, record, "wrap")
+        wraps = []
+        for h in parties(record):
+            box = self.box(h)
+            if box is not None:  # sealed to the holder: a digest of the place inside, checked on opening
+                wraps.append(b64(box.encrypt(pad(place_digest(wrap_ad) + rk))))
+            else:
+                wraps.append(seal_text(wrap_key(self.viewing_key(h), salt), rk, wrap_ad))
         secrets.SystemRandom().shuffle(wraps)
-        doc.update(nonce=b64(nonce), sealed=seal_with(rk, body), wraps=wraps)
+        sealed = seal_text(rk, body, place(self.ctx.ledger_id, record, "record"))
+        doc.update(salt=b64(salt), sealed=sealed, wraps=wraps)
 
 
-def record_key_for(doc: dict, viewing_key: bytes) -> bytes | None:
-    wk = wrap_key(viewing_key, unb64(doc["nonce"]))
+def unwrap(doc: dict, wk: bytes, ledger_id: str) -> bytes | None:
+    ad = place_of(ledger_id, doc, "wrap")
     for wrapped in doc["wraps"]:
-        rk = open_with(wk, wrapped)
+        rk = unseal_text(wk, wrapped, ad)
         if rk is not None:
             return rk
     return None
 
 
+def record_key_for(doc: dict, viewing_key: bytes, ledger_id: str) -> bytes | None:
+    return unwrap(doc, wrap_key(viewing_key, unb64(doc["salt"])), ledger_id)
+
+
+def unseal_with_box(doc: dict, secret: nacl.public.PrivateKey, ledger_id: str) -> bytes | None:
+    """The record key sealed to this viewing key, if one of the record's wraps is."""
+    digest = place_digest(place_of(ledger_id, doc, "wrap"))
+    opener = nacl.public.SealedBox(secret)
+    for wrapped in doc["wraps"]:
+        try:
+            opened = unpad(opener.decrypt(unb64(wrapped)))
+        except (nacl.exceptions.CryptoError, ValueError, InputError):
+            continue
+        if opened is not None and opened[:32] == digest and len(opened) == 64:
+            return opened[32:]
+    return None
+
+
 def _record_key(doc: dict, keys: ObserverKeys) -> bytes | None:
+    for secret in keys.viewing_boxes.values():
+        rk = unseal_with_box(doc, secret, keys.ledger_id)
+        if rk is not None:
+            return rk
+    for (op_id, _handle), rk in keys.record_keys.items():
+        if op_id == doc["op_id"]:  # a receipt discloses one record's key
+            return rk
     for vk in keys.viewing.values():
-        rk = record_key_for(doc, vk)
+        rk = record_key_for(doc, vk, keys.ledger_id)
         if rk is not None:
             return rk
     for (op_id, _handle), wk in keys.receipts.items():
         if op_id == doc["op_id"]:  # a receipt discloses one record's wrap key
-            for wrapped in doc["wraps"]:
-                rk = open_with(wk, wrapped)
-                if rk is not None:
-                    return rk
+            rk = unwrap(doc, wk, keys.ledger_id)
+            if rk is not None:
+                return rk
     return None
 
 
 def open_record(doc: dict, keys: ObserverKeys) -> dict | None:
     rk = _record_key(doc, keys)
-    opened = None if rk is None else open_with(rk, doc["sealed"])
+    opened = None if rk is None else unseal_text(rk, doc["sealed"], place_of(keys.ledger_id, doc, "record"))
     return None if opened is None else json.loads(opened)
 
 
 def decode(doc: dict, keys: ObserverKeys) -> tuple[str, Decoded]:
     record = open_record(doc, keys)
     if record is not None:
-        return MODE, clear_fields(record)
-    return MODE, {"payer": {}, "payee": {}, "amount": {}, "tag": {}, "memo": {}}
+        return NAME, clear_fields(record)
+    return NAME, {"payer": {}, "payee": {}, "amount": {}, "tag": {}, "memo": {}}
+
+
+MODE = Mode(
+    name=NAME, make_sink=lambda ctx, store: Sink(ctx), decode=decode, variants=("selective",), needs_keys=True
+)

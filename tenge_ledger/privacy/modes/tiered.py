@@ -11,21 +11,12 @@ import secrets
 import time
 
 from ...core.records import TraceRecord
-from .base import (
-    DataKey,
-    Decoded,
-    ObserverKeys,
-    SinkContext,
-    open_with,
-    record_key,
-    reports_brief,
-    seal_for_bank,
-    seal_with,
-)
+from ..seal import identity_padded_bytes, unseal_text
+from .base import DataKey, Decoded, Mode, ObserverKeys, SinkContext, place, place_of, seal_for_bank
 from .pseudonymous import Sink as PseudonymousSink
 from .pseudonymous import decode_party
 
-MODE = "tiered"
+NAME = "tiered"
 threshold_tiyn_default = 2_000_000  # 20,000 KZT: payments below it may be unlinkable
 budget_tiyn_month_default = 20_000_000  # 200,000 KZT of unlinkable payments per payer per calendar month
 
@@ -41,7 +32,7 @@ def month_start(at: int) -> int:
 
 
 class Sink(PseudonymousSink):
-    mode = MODE
+    mode = NAME
 
     def __init__(self, ctx: SinkContext, history=None) -> None:
         super().__init__(ctx)
@@ -78,19 +69,19 @@ class Sink(PseudonymousSink):
     def fields(self, record: TraceRecord, doc: dict) -> None:
         if not self.small(record):
             super().fields(record, doc)
-            sealed, counter, key = self.fma.record_key()
             ident = json.dumps([record.payer, record.payee]).encode()
-            doc.update(tier="large", fma_key=sealed, fma_n=counter, fma_ident=seal_with(key, ident))
+            ad = place(self.ctx.ledger_id, record, "fma_ident")
+            sealed_key, sealed = self.fma.seal(ident, ad, identity_padded_bytes)
+            doc.update(tier="large", fma_key=sealed_key, fma_ident=sealed)
             return
-        doc.update(tier="small", amount_tiyn=record.amount_tiyn, tag=record.tag, rules=list(record.rules))
-        doc["reports"] = reports_brief(record)
+        doc.update(tier="small", amount_tiyn=record.amount_tiyn, tag=record.tag)
+        self.seal_rules(record, doc)
         for field in ("payer", "payee"):
             handle = getattr(record, field)
-            nonce, sealed = seal_for_bank(self.ctx.bank_root(self.ctx.bank_of(handle)), handle)
-            doc[field] = secrets.token_hex(
-                16
-            )  # one-time token: unrelated to the account and to other records
-            doc[field + "_nonce"], doc[field + "_sealed"] = nonce, sealed
+            box = self.ctx.bank_box(self.ctx.bank_of(handle))
+            # one-time token: unrelated to the account and to other records
+            doc[field] = secrets.token_hex(16)
+            doc[field + "_sealed"] = seal_for_bank(box, handle, place(self.ctx.ledger_id, record, field))
 
 
 def decode(doc: dict, keys: ObserverKeys) -> tuple[str, Decoded]:
@@ -102,7 +93,7 @@ def decode(doc: dict, keys: ObserverKeys) -> tuple[str, Decoded]:
         }
         for field in ("payer", "payee"):
             rep: dict[str, object] = {"one_time": doc[field]}
-            who = keys.open_for_bank(doc[field + "_sealed"], doc[field + "_nonce"])
+            who = keys.open_for_bank(doc[field + "_sealed"], place_of(keys.ledger_id, doc, field))
             if who is not None:
                 rep["clear"] = who
             out[field] = rep
@@ -112,7 +103,7 @@ def decode(doc: dict, keys: ObserverKeys) -> tuple[str, Decoded]:
     payee = decode_party(doc.get("payee"), epoch, keys)
     data_key = keys.data_key("fma", doc["fma_key"])
     if data_key is not None:
-        opened = open_with(record_key(data_key, int(doc["fma_n"])), doc["fma_ident"])
+        opened = unseal_text(data_key, doc["fma_ident"], place_of(keys.ledger_id, doc, "fma_ident"))
         if opened is not None:
             who_payer, who_payee = json.loads(opened)
             if who_payer is not None:
@@ -126,3 +117,27 @@ def decode(doc: dict, keys: ObserverKeys) -> tuple[str, Decoded]:
         "tag": {"clear": doc.get("tag")},
         "memo": {},
     }
+
+
+def payments_since(store):
+    """handle, since -> its applied outgoing transfers and holds since then, oldest first (the budget's seed)."""
+
+    def history(handle: str, since: int) -> list[tuple[int, int]]:
+        rows = store.history(handle, 10_000)
+        out = [
+            (p.at, -p.amount_tiyn)
+            for op, p in rows
+            if p.at >= since and p.amount_tiyn < 0 and op.kind in ("transfer", "hold")
+        ]
+        return sorted(out)
+
+    return history
+
+
+MODE = Mode(
+    name=NAME,
+    make_sink=lambda ctx, store: Sink(ctx, history=payments_since(store)),
+    decode=decode,
+    variants=("tiered.small", "tiered.large"),
+    needs_keys=True,
+)

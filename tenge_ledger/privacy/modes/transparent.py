@@ -4,17 +4,26 @@ from __future__ import annotations
 
 from ...core.records import TraceRecord
 from ...trace.record import trace_to_dict
-from .base import BaseSink, Decoded, ObserverKeys, clear_fields
+from .base import BaseSink, Decoded, Mode, ObserverKeys, clear_fields
 
-MODE = "transparent"
+NAME = "transparent"
 
 
 class Sink(BaseSink):
-    mode = MODE
+    mode = NAME
 
     def fields(self, record: TraceRecord, doc: dict) -> None:
         doc["record"] = trace_to_dict(record)
 
 
 def decode(doc: dict, keys: ObserverKeys) -> tuple[str, Decoded]:
-    return MODE, clear_fields(doc.get("record", doc))
+    return NAME, clear_fields(doc.get("record", doc))
+
+
+MODE = Mode(
+    name=NAME,
+    make_sink=lambda ctx, store: Sink(None),
+    decode=decode,
+    variants=("transparent",),
+    needs_keys=False,
+)

@@ -4,7 +4,8 @@ b1 serves alice and carol, b2 serves bob. `pay(...)` applies a signed transfer a
 
 from __future__ import annotations
 
-import shutil
+import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,14 +15,17 @@ from ..core.records import AccountKind
 from ..core.results import Result
 from ..ledger.service import Ledger
 from ..ledger.signing import public_key_hex
+from ..privacy import EscrowPlan, setup_mode, sink_for
+from ..privacy.keys import VIEWING_ATTR, KeyRing, ledger_key_dir, viewing_public_hex
+from ..privacy.modes.base import epoch_s_default
+from ..privacy.observers import keys_for
+from ..privacy.threshold import HolderShare, read_share_file
+from ..privacy.views import RecordView, view_payload
 from ..store import open_store
-from . import setup_mode, sink_for
-from .keys import KeyRing
-from .modes.base import epoch_s_default
-from .observers import keys_for
-from .views import RecordView, view_payload
 
 T0 = 1_780_272_000  # 2026-06-01T00:00:00Z
+ESCROW_HOLDERS = ("central_bank", "fma", "court")  # the sandbox's escrow holders, 2 of 3
+ESCROW_THRESHOLD = 2
 
 
 @dataclass
@@ -38,7 +42,15 @@ class Sandbox:
 
     @property
     def ring(self) -> KeyRing:
-        return KeyRing(self.db + ".keys")
+        return KeyRing(self.db + ".keys", self.store.meta().ledger_id)
+
+    @property
+    def holders_dir(self) -> Path:
+        """Where the escrow holders' share files are (beside the ledger, not in the operator's keystore)."""
+        return Path(self.db + ".holders")
+
+    def share(self, holder: str) -> HolderShare:
+        return read_share_file(self.holders_dir / f"{holder}.share")
 
     def pay(self, payer: str, payee: str, amount: int, op_id: str, tag=None, memo=None) -> Result:
         result = self.wallet.transfer(payer, payee, amount, tag=tag, memo=memo, op_id=op_id)
@@ -52,7 +64,8 @@ class Sandbox:
 
     def view(self, op_id: str, role: str) -> RecordView:
         idx, payload = self.record(op_id)
-        return view_payload(idx, payload, keys_for(role, self.ring, self.store, epoch_s_default))
+        keys = keys_for(role, self.ring, self.store, epoch_s_default, keystore=self.keystore)
+        return view_payload(idx, payload, keys)
 
 
 def make(
@@ -61,16 +74,21 @@ def make(
     """`keys_from`: hold the same privacy keys as another sandbox (two ledgers that differ only in data)."""
     Path(directory).mkdir(parents=True, exist_ok=True)
     db = str(Path(directory) / f"{mode}.db")
-    if keys_from is not None:
-        shutil.copytree(Path(keys_from.db + ".keys") / "privacy", Path(db + ".keys") / "privacy")
-        settings = dict(settings or {}, privacy_public=keys_from.store.meta().settings["privacy_public"])
     now = [T0]
     store = open_store(db, create=True)
     keystore = Keystore(db + ".keys")
     cb = keystore.create("nbk")
     ledger = Ledger.create(store, f"sandbox {mode}", public_key_hex(cb), "nbk", privacy_mode=mode,
                            settings=settings, clock=lambda: now[0])  # fmt: skip
-    setup_mode(ledger, keystore)
+    if keys_from is not None:
+        _copy_keys(keys_from, db + ".keys", ledger)
+    plan = None
+    if mode == "escrowed" and keys_from is None:
+        Path(db + ".holders").mkdir(mode=0o700, exist_ok=True)
+        plan = EscrowPlan(
+            tuple((h, Path(db + ".holders") / f"{h}.share") for h in ESCROW_HOLDERS), ESCROW_THRESHOLD
+        )
+    setup_mode(ledger, keystore, plan)
     ledger = Ledger(store, trace=sink_for(store.meta(), store, db + ".keys"), clock=lambda: now[0])
     wallet = Wallet(ledger, keystore)
     for handle, kind, bank in [
@@ -80,11 +98,31 @@ def make(
         ("carol", AccountKind.person, "b1"),
         ("bob", AccountKind.person, "b2"),
     ]:
-        keystore.create(handle)
-        assert wallet.open_account(handle, kind, tier=3 if bank else None, bank=bank).succeeded
+        key = keystore.create(handle)
+        attrs = (
+            (VIEWING_ATTR, viewing_public_hex(key)),
+        )  # each holder registers its viewing key (selective)
+        assert wallet.open_account(handle, kind, tier=3 if bank else None, bank=bank, attrs=attrs).succeeded
     now[0] += 60
     for handle in ("alice", "carol"):
         assert wallet.issue(handle, 1_000_000_000).succeeded
         assert wallet.issue(handle, 1_000_000_000, tag="grant").succeeded
     now[0] += 60
     return Sandbox(db, ledger, wallet, keystore, now)
+
+
+def _copy_keys(source: Sandbox, keystore_dir: str, ledger: Ledger) -> None:
+    """Give `ledger` the privacy keys of `source` (the same secrets, filed under this ledger's id)."""
+    ledger_id = ledger.store.meta().ledger_id
+    target = ledger_key_dir(keystore_dir, ledger_id)
+    target.mkdir(mode=0o700, parents=True)
+    for path in source.ring.files():
+        data = dict(json.loads(path.read_text()), ledger_id=ledger_id)
+        fd = os.open(target / path.name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            json.dump(data, fh)
+    public = json.loads(json.dumps(source.store.meta().settings["privacy_public"]))
+    public["ledger_id"] = ledger_id
+    if "escrow" in public:
+        public["escrow"]["ledger_id"] = ledger_id
+    ledger.store.set_setting("privacy_public", public)

@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from ..policies import shipped_policies
-from .visibility import RANK
+from ..privacy.visibility import RANK
 
 RuleReads = dict[str, dict[str, str]]
 
@@ -66,9 +66,12 @@ def rules_from_policy(path: str | None = None) -> tuple[RuleReads, str]:
 
     checked = parse_and_check(read_sources([str(f) for f in files]))
     rules = {rule: needs(reads) for rule, reads in reads_by_rule(checked).items()}
-    where = str(target if target.is_dir() else files[0])
+    shown = target if target.is_dir() else files[0]
+    where = shown.name + (
+        "/" if shown.is_dir() else ""
+    )  # a name, never an absolute path (reports are shared)
     with contextlib.suppress(ValueError):
-        where = str(Path(where).resolve().relative_to(Path.cwd()))
+        where = str(shown.resolve().relative_to(Path.cwd()))
     if not path:  # an installed copy's site-packages path says less than this
         where = "the shipped policies/"
     return rules, f"data-access manifest of {where} ({len(rules)} rules)"
