@@ -18,7 +18,7 @@ import nacl.public
 from ..core.errors import InputError
 from ..core.hooks import EncodedTrace
 from ..store.base import Store
-from ..trace import log
+from ..trace import checkpoint, log
 from ..trace.merkle import leaf_hash
 from . import mode_module, normalize
 from .keys import KeyRing, Share, combine_shares
@@ -97,6 +97,8 @@ class Access:
             sealed_case=sealed_case, at=self.now(),
         )  # fmt: skip
         log.append(self.store, [entry])
+        # checkpointed before reveal: a witness cosigning after this can tell if the access record is removed
+        checkpoint.keep(self.store, self.ring.signing_key("operator"), self.now(), self.mode)
 
     def refuse(self, action, record, case, basis, by, reason, sealed_case=False) -> InputError:
         self.log(action, record, case, basis, by, f"refused: {reason}", sealed_case=sealed_case)
