@@ -67,7 +67,7 @@ def parse_public_key(text: str, where: str = "--witness") -> bytes:
     text = (text or "").strip()
     if "+" in text:
         try:
-            raw = base64.b64decode(text.rsplit("+", 1)[1], validate=True)
+            raw = base64.b64decode(text.split("+", 2)[-1], validate=True)
         except (binascii.Error, ValueError):
             raw = b""
         if len(raw) == 33 and raw[0] == notes.COSIGNATURE_V1:
