@@ -190,6 +190,7 @@ def test_truncated_bundle__one_clear_error(box, tmp_path):
 
 def test_checkpoint_signed_by_another_key__reported(box, tmp_path):
     other = nacl.signing.SigningKey.generate()
+    box.pay("alice", "bob", 7, "t-after")  # another tree: a note of the same tree would keep the operator's line
     forged = cps.make(box.store, other, box.now[0], "pseudonymous")
     cps.save(box.store, forged)
     result = live(box)
