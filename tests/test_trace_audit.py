@@ -190,7 +190,9 @@ def test_truncated_bundle__one_clear_error(box, tmp_path):
 
 def test_checkpoint_signed_by_another_key__reported(box, tmp_path):
     other = nacl.signing.SigningKey.generate()
-    box.pay("alice", "bob", 7, "t-after")  # another tree: a note of the same tree would keep the operator's line
+    box.pay(
+        "alice", "bob", 7, "t-after"
+    )  # another tree: a note of the same tree would keep the operator's line
     forged = cps.make(box.store, other, box.now[0], "pseudonymous")
     cps.save(box.store, forged)
     result = live(box)
@@ -201,7 +203,9 @@ def test_checkpoint_body_is_what_is_signed(box):
     cp = cps.saved(box.store)[-1]
     key = bytes.fromhex(operator.public_key(box.store))
     assert cp.signed_by(key)
-    smaller = cp.checkpoint.text().replace(f"\n{cp.checkpoint.tree_size}\n", f"\n{cp.checkpoint.tree_size - 1}\n")
+    smaller = cp.checkpoint.text().replace(
+        f"\n{cp.checkpoint.tree_size}\n", f"\n{cp.checkpoint.tree_size - 1}\n"
+    )
     assert not cps.parse(cp.render().replace(cp.checkpoint.text(), smaller)).signed_by(key)
 
 
