@@ -45,9 +45,7 @@ def checkpoint(store: Store, at: int | None = None) -> cps.SignedCheckpoint:
 
 def current_checkpoint(store: Store, at: int | None = None) -> cps.SignedCheckpoint:
     """The kept checkpoint of the log as it is now (journal head bound), signing one if there is none."""
-    seq, link = store.head()
-    heads = cps.journal_heads([(idx, t.payload) for idx, t in store.traces()])
-    if seq == 0 or (heads and heads[-1][1:] == (seq, link)):
+    if cps.head_is_bound(store):
         leaves = [t.leaf_hash for _, t in store.traces()]
         now = cps.Checkpoint(cps.origin_for(store.meta().ledger_id), len(leaves), merkle.root(leaves))
         for cp in reversed(cps.saved(store)):
@@ -59,7 +57,7 @@ def current_checkpoint(store: Store, at: int | None = None) -> cps.SignedCheckpo
 def checkpoint_if_due(store: Store) -> cps.SignedCheckpoint | None:
     """Sign a checkpoint when the records not covered by one reach the ledger's `checkpoint_every_records`."""
     due = cps.every(store)
-    if due > 0 and cps.records_since_last(store) >= due:
+    if due > 0 and cps.records_since_last(store, due) >= due:
         return checkpoint(store)
     return None
 

@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
+import itertools
 import json
 from dataclasses import dataclass
 
@@ -132,15 +134,34 @@ def journal_heads(records: list[tuple[int, bytes]]) -> list[tuple[int, int, byte
 
 
 def _anchor_journal(store: Store, at: int, mode: str) -> None:
-    """Append a journal-head record unless the last one already names the current head."""
+    """Append a journal-head record unless the last one already names the current head. The last one, when
+    the head has not moved, is the last leaf of the largest kept checkpoint: only the records from there on are
+    read (a missed one costs a duplicate record, never a missing one)."""
+    if head_is_bound(store):
+        return
     seq, link = store.head()
-    if seq == 0:
-        return
-    heads = journal_heads([(idx, t.payload) for idx, t in store.traces()])
-    if heads and heads[-1][1:] == (seq, link):
-        return
     with store.transaction() as tx:
         tx.write(ChangeSet(traces=[journal_head_record(seq, link, at, mode)]))
+
+
+def head_is_bound(store: Store) -> bool:
+    """Does the log's last journal-head record name the journal's current head (or is the journal empty)?
+
+    A journal-head record is appended right before a checkpoint is signed, so the last one is the last leaf of
+    the largest checkpoint that ends with one: only those leaves are read, not the log. (Records written after a
+    checkpoint whose signing then failed are not seen: the cost is a duplicate record, never a missing one.)"""
+    seq, link = store.head()
+    if seq == 0:
+        return True
+    for size in sorted({c.checkpoint.tree_size for c in saved(store)}, reverse=True):
+        with contextlib.closing(iter(store.traces(after=size - 1))) as rows:  # type: ignore[type-var]
+            last = next(rows, None)
+        if last is None or last[0] != size:
+            continue  # the log no longer has that leaf where the checkpoint had it
+        heads = journal_heads([(last[0], last[1].payload)])
+        if heads:
+            return heads[-1][1:] == (seq, link)
+    return False
 
 
 def make(store: Store, key: nacl.signing.SigningKey, at: int, mode: str) -> SignedCheckpoint:
@@ -174,11 +195,11 @@ def save(store: Store, cp: SignedCheckpoint) -> SignedCheckpoint:
     return cp
 
 
-def records_since_last(store: Store) -> int:
-    """Trace records not covered by the largest kept checkpoint."""
-    kept = saved(store)
-    last = max((c.checkpoint.tree_size for c in kept), default=0)
-    return sum(1 for _ in store.traces(after=last))
+def records_since_last(store: Store, enough: int) -> int:
+    """Trace records not covered by the largest kept checkpoint, counted up to `enough` (reads no further)."""
+    last = max((c.checkpoint.tree_size for c in saved(store)), default=0)
+    with contextlib.closing(iter(store.traces(after=last))) as rows:  # type: ignore[type-var]  # holds a lock
+        return sum(1 for _ in itertools.islice(rows, enough))
 
 
 def every(store: Store) -> int:
