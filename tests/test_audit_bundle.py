@@ -147,3 +147,36 @@ def test_submit_verified_with_a_zero_signature__found_by_audit_verify(ledger, tm
     assert r.exit_code == 1 and "forged-1" in r.output and "does not verify" in r.output
     live = run("--db", ledger, "audit", "verify")
     assert live.exit_code == 1 and "forged-1" in live.output
+
+
+def test_verify_against_an_earlier_bundle__a_conflicting_signed_checkpoint_found(ledger, tmp_path):
+    import sqlite3
+
+    from tenge_ledger.trace.merkle import leaf_hash
+
+    earlier = tmp_path / "earlier.json"
+    key = export(ledger, earlier)
+    conn = sqlite3.connect(ledger)
+    idx, payload = conn.execute("SELECT idx, payload FROM traces WHERE op_id = 'pay-1'").fetchone()
+    changed = bytes(payload).replace(b'"amount_tiyn":400', b'"amount_tiyn":900')
+    conn.execute(
+        "UPDATE traces SET payload = ?, leaf_hash = ? WHERE idx = ?", (changed, leaf_hash(changed), idx)
+    )
+    conn.execute(
+        "UPDATE meta SET value = json_remove(value, '$.trace_checkpoint_notes') WHERE key = 'settings'"
+    )
+    conn.commit()
+    conn.close()
+    later = tmp_path / "later.json"
+    export(ledger, later)
+    assert run("audit", "verify", str(later), "--key", key).exit_code == 0  # re-signed: consistent on its own
+    r = run("audit", "verify", str(later), "--key", key, "--against", str(earlier))
+    assert r.exit_code == 1 and "earlier bundle's signed checkpoint" in r.output and "conflicts" in r.output
+
+
+def test_verify__quorum_larger_than_the_witnesses_given_refused(ledger, tmp_path):
+    bundle = tmp_path / "b.json"
+    key = export(ledger, bundle)
+    witness = bytes(nacl.signing.SigningKey.generate().verify_key).hex()
+    r = run("audit", "verify", str(bundle), "--key", key, "--witness", witness, "--quorum", "2")
+    assert r.exit_code == 1 and "--quorum" in r.output

@@ -169,6 +169,7 @@ def verify(
                 v.add(
                     f"trace #{idx} ({old['op_id']}) differs from the earlier bundle: changed, inserted or reordered"
                 )
+        _earlier_checkpoints(v, earlier, leaves, key)
     # 4. the journal's hash chain.
     journal = bundle.journal
     if journal is None:
@@ -319,3 +320,21 @@ def _witnessed(
             f"witnessed by {need} of {len(set(witnesses))} witnesses up to trace #{best.tree_size}; the"
             f" {len(leaves) - best.tree_size} records after it are not yet"
         )
+
+
+def _earlier_checkpoints(v: Verification, earlier: Bundle, leaves: list[bytes], key: bytes) -> None:
+    """Every checkpoint the earlier bundle holds, signed by the key, must be a prefix of this log: two signed
+    checkpoints that conflict are an equivocation, whatever the leaves of either bundle say."""
+    for cp in earlier.checkpoints:
+        head = cp.checkpoint
+        if not cp.signed_by(key):
+            continue
+        if head.tree_size > len(leaves):
+            v.add(f"the earlier bundle's signed checkpoint of {head.tree_size} records is longer than this log"
+                  f" ({len(leaves)} records): records removed")  # fmt: skip
+        elif merkle.root(leaves[: head.tree_size]) != head.root:
+            v.add(
+                f"the earlier bundle's signed checkpoint of {head.tree_size} records (root {head.root.hex()})"
+                f" conflicts with this log's first {head.tree_size} records (root"
+                f" {merkle.root(leaves[: head.tree_size]).hex()}): history rewritten"
+            )
