@@ -398,3 +398,45 @@ def test_equivocation__a_proof_of_two_agreeing_checkpoints_is_not_proven(pilot, 
     other = bytes(nacl.signing.SigningKey.generate().verify_key).hex()
     doc = json.loads(Path(state, "witness.json").read_text())
     assert doc["log_key"] != other
+
+
+# ---- on every store (PostgreSQL too when the suite has a server) ---------------------------------------------
+
+
+def test_cosign_and_verify__on_every_store_then_a_rewound_tree_refused(env, tmp_path, monkeypatch):
+    from tenge_ledger.privacy import operator
+    from tenge_ledger.trace import witness as witnessing
+
+    monkeypatch.setenv("TENGE_KEYSTORE", str(tmp_path / "operator-keys"))
+    assert env.wallet.issue("halyk", 100_000).succeeded
+    state = str(tmp_path / "w")
+    w = witnessing.init(state, "w1")
+    operator.witness_add(env.store, "w1", w.public_key.hex())
+    first = operator.witness_cosign(env.store, state)
+    assert env.wallet.transfer("halyk", "aigerim", 5_000).succeeded
+    second = operator.witness_cosign(env.store, state)
+    assert second["previous_size"] == first["tree_size"] < second["tree_size"]
+    bundle = str(tmp_path / "b.json")
+    operator.export(env.store, bundle)
+    result = operator.verify_bundle(bundle, operator.public_key(env.store), witnesses=(w.public_key.hex(),))
+    assert result.ok and result.witnessed == second["tree_size"], result.problems
+    # the witness's kept checkpoint rewound to the first: the log extends it, so it cosigns again ...
+    kept = witnessing.load(state)
+    older = cps.parse(first["checkpoint"])
+    kept.last = older
+    kept.save()
+    assert operator.witness_cosign(env.store, state)["previous_size"] == first["tree_size"]
+    # ... but a checkpoint the log does not extend, signed by the operator, is refused with a proof
+    forged = cps.Checkpoint(older.checkpoint.origin, older.checkpoint.tree_size, bytes(32))
+    key = operator.ring_for(env.store).signing_key("operator")
+    from tenge_ledger.trace import note as notes
+
+    kept.last = cps.SignedCheckpoint(
+        forged, notes.Note(forged.text(), (notes.sign_ed25519(forged.text(), forged.origin, key),))
+    )
+    kept.save()
+    with pytest.raises(witnessing.NotAnExtension, match="consistency proof fails") as refused:
+        operator.witness_cosign(env.store, state)
+    from tenge_ledger.trace import equivocation
+
+    assert equivocation.check(refused.value.proof).proven
