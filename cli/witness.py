@@ -142,18 +142,25 @@ def _show_proof(obj: Context, proof: dict | None, path: str | None) -> None:
 
 
 @click.command("checkpoint")
+@click.option(
+    "--every",
+    type=click.IntRange(0, None),
+    help="From now on also sign one after a command once N records are not covered (0: never; default 1000).",
+)
 @pass_ledger
-def checkpoint(obj: Context) -> None:
+def checkpoint(obj: Context, every) -> None:
     """Sign a checkpoint now: bind the journal head into the trace log, then sign its tree size and root as a
-    C2SP signed note with the operator's key. Also done every `checkpoint_every_records` records and before
-    any access returns data.
+    C2SP signed note with the operator's key. Also done every N trace records (--every) and before any
+    access returns data.
 
     \b
     Example:
-      tenge --db pilot.db checkpoint
+      tenge --db pilot.db checkpoint --every 500
     """
     from tenge_ledger.privacy import operator
 
+    if every is not None:
+        operator.set_checkpoint_interval(obj.ledger().store, every)
     cp = operator.checkpoint(obj.ledger().store)
     data = {**cp.to_json(), "tree_size": cp.checkpoint.tree_size, "root": cp.checkpoint.root.hex(),
             "key": operator.public_key(obj.ledger().store)}  # fmt: skip

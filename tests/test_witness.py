@@ -368,18 +368,31 @@ def test_journal_rewrite__named_by_the_head_record_then_refused_by_the_witness(p
 
 
 def test_checkpoints__signed_automatically_every_n_records(pilot):
+    pilot("checkpoint", "--every", "3")
+    size = cps.parse(pilot.json("checkpoint")["note"]).checkpoint.tree_size
+    for _ in range(4):
+        pilot.pay()  # one trace record each
+    last = cps.parse(pilot.json("trace", "checkpoint")["note"]).checkpoint.tree_size
     from tenge_ledger.store import open_store
 
     store = open_store(pilot.db)
-    store.set_setting(cps.EVERY_SETTING, 3)
-    before = len(cps.saved(store))
+    sizes = sorted({c.checkpoint.tree_size for c in cps.saved(store)})
     store.close()
-    for _ in range(4):
+    automatic = [s for s in sizes if size < s < last]
+    assert automatic, sizes  # signed by the commands themselves, before `trace checkpoint` was asked
+
+
+def test_checkpoints__every_zero_signs_none_automatically(pilot):
+    pilot("checkpoint", "--every", "0")
+    size = cps.parse(pilot.json("checkpoint")["note"]).checkpoint.tree_size
+    for _ in range(3):
         pilot.pay()
+    from tenge_ledger.store import open_store
+
     store = open_store(pilot.db)
-    kept = cps.saved(store)
+    sizes = {c.checkpoint.tree_size for c in cps.saved(store)}
     store.close()
-    assert len(kept) >= before + 1
+    assert max(sizes) == size
 
 
 def test_equivocation__a_proof_of_two_agreeing_checkpoints_is_not_proven(pilot, fma, tmp_path):

@@ -62,6 +62,13 @@ def checkpoint_if_due(store: Store) -> cps.SignedCheckpoint | None:
     return None
 
 
+def set_checkpoint_interval(store: Store, every: int) -> None:
+    """Sign a checkpoint once `every` trace records are not covered by one (0: only when asked or on access)."""
+    if every < 0:
+        raise InputError("the checkpoint interval is a number of records, 0 or more", where="--every")
+    store.set_setting(cps.EVERY_SETTING, every)
+
+
 def public_key(store: Store) -> str:
     return ensure_keys(store)["checkpoint_key"]
 
