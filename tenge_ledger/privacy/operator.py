@@ -131,7 +131,7 @@ def verify_bundle(
             "nothing)"
         )
     witness_keys = [witnessing.parse_public_key(w) for w in witnesses]
-    if quorum > max(len(set(witness_keys)), 0) or (quorum and not witness_keys):
+    if quorum > len(set(witness_keys)):
         raise InputError(
             f"--quorum {quorum} needs at least {quorum} distinct --witness keys", where="--quorum"
         )

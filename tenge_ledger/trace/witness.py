@@ -25,7 +25,7 @@ import nacl.signing
 
 from ..core.errors import InputError
 from . import checkpoint as cps
-from . import merkle
+from . import equivocation, merkle
 from . import note as notes
 
 KEY_FILE = "witness.key"
@@ -185,8 +185,6 @@ def check_extension(
 ) -> None:
     """Raise NotAnExtension unless `new` extends the witness's last checkpoint. The proof comes from the log
     (`leaves` are the log's leaf hashes, used to build it and, on a conflict, the proof of equivocation)."""
-    from . import equivocation
-
     if w.origin is not None and new.checkpoint.origin != w.origin:
         raise InputError(f"this witness follows {w.origin}, not {new.checkpoint.origin}")
     if w.log_key is not None and not new.signed_by(w.log_key):
