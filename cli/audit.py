@@ -50,27 +50,49 @@ def audit_export(obj: Context, bundle, no_journal) -> None:
 @click.option(
     "--against", type=click.Path(dir_okay=False), help="An earlier bundle: name each changed record."
 )
+@click.option(
+    "--trust-bundle-key",
+    is_flag=True,
+    help="Without --key, check against the key written in the bundle: authenticates nothing.",
+)
+@click.option(
+    "--witness", "witnesses", multiple=True, help="A witness's public key (hex or verifier key); repeatable."
+)
+@click.option(
+    "--quorum",
+    type=click.IntRange(1, None),
+    help="How many of the --witness keys must have cosigned (default: all of them).",
+)
 @pass_context
-def audit_verify(obj: Context, bundle, key, against) -> None:
+def audit_verify(obj: Context, bundle, key, against, trust_bundle_key, witnesses, quorum) -> None:
     """Verify BUNDLE offline (or the live --db when no BUNDLE): every change, removal, reordering or insertion
-    in the trace log or the journal is found and named. Exit 1 when anything is wrong.
+    in the trace log or the journal is found and named, every client signature re-checked with the keys the
+    journal itself opened, and with --witness a quorum of witnesses' cosignatures required. Exit 1 when
+    anything is wrong.
 
     \b
     Example:
-      tenge audit verify audit.json --key 3b6a27bc...
+      tenge audit verify audit.json --key 3b6a27bc... --witness 9f1c... --witness 07aa... --quorum 2
     """
     from tenge_ledger.privacy import operator
 
     if bundle:
-        result = operator.verify_bundle(bundle, key, against)
+        result = operator.verify_bundle(bundle, key, against, trust_bundle_key, witnesses, quorum or 0)
+        if not key:
+            click.echo(f"WARNING: {operator.UNAUTHENTICATED}", err=True)
     else:
+        if witnesses:
+            raise InputError(
+                "--witness checks a bundle: export one with tenge audit export", where="--witness"
+            )
         result = operator.verify_live(obj.ledger().store, key, against)
     what = bundle or obj.db
 
     def text() -> str:
         head = (
-            f"{what}: verified {result.traces} trace records, {result.journal} journal entries, "
-            f"{result.checkpoints} checkpoints"
+            f"{what}: verified {result.traces} trace records, {result.journal} journal entries "
+            f"({result.signatures} client signatures), {result.checkpoints} checkpoints"
+            + (f", witnessed up to #{result.witnessed}" if witnesses else "")
             if result.ok
             else f"{what}: {len(result.problems)} problem(s)"
         )
@@ -80,4 +102,28 @@ def audit_verify(obj: Context, bundle, key, against) -> None:
 
     emit(obj, result.to_json(), text)
     if not result.ok:
+        sys.exit(1)
+
+
+@audit.command("equivocation")
+@click.argument("proof", type=click.Path(dir_okay=False))
+@click.option(
+    "--key", help="The operator's public key: the proof must be about it (hex, or a file holding it)."
+)
+@pass_context
+def audit_equivocation(obj: Context, proof, key) -> None:
+    """Re-check a proof of equivocation: two checkpoints of one ledger, both signed by the operator's key, that
+    no append-only history explains. Exit 0 when it proves it, 1 when it does not.
+
+    \b
+    Example:
+      tenge audit equivocation proof.json --key 3b6a27bc...
+    """
+    from tenge_ledger.privacy import operator
+
+    finding = operator.check_equivocation(proof, key)
+    data = {"proven": finding.proven, "reason": finding.reason, "key": finding.key}
+    emit(obj, data, f"{'PROVEN' if finding.proven else 'not proven'}: {finding.reason}"
+         + (f"\nboth signed by {finding.key}" if finding.proven else ""))  # fmt: skip
+    if not finding.proven:
         sys.exit(1)

@@ -106,7 +106,8 @@ def record_filter(since: str | None, until: str | None, account: str | None, kin
 @trace.command("checkpoint")
 @pass_ledger
 def trace_checkpoint(obj: Context) -> None:
-    """Sign a checkpoint (tree size, root, journal head, time) with the operator's key and keep it.
+    """Sign a checkpoint (a C2SP signed note: origin, tree size, root) with the operator's key and keep it; the
+    journal head is bound into the log first. The same as `tenge checkpoint`.
 
     \b
     Example:
@@ -115,8 +116,9 @@ def trace_checkpoint(obj: Context) -> None:
     from tenge_ledger.privacy import operator
 
     cp = operator.checkpoint(obj.ledger().store)
-    emit(obj, cp.to_json(), f"checkpoint: {cp.tree_size} records, root {cp.root}, journal #{cp.journal_seq}, "
-         f"signed by {cp.key}")  # fmt: skip
+    data = {**cp.to_json(), "tree_size": cp.checkpoint.tree_size, "root": cp.checkpoint.root.hex(),
+            "key": operator.public_key(obj.ledger().store)}  # fmt: skip
+    emit(obj, data, f"checkpoint: {cp.checkpoint.describe()}, signed by {data['key']}")
 
 
 @trace.command("prove")

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from ..core.errors import InputError
 from ..core.hooks import EncodedTrace
 from ..store.base import Store
-from ..trace import log
+from ..trace import checkpoint, log
 from ..trace.merkle import leaf_hash
 from . import normalize
 from .keys import KeyRing
@@ -128,6 +128,8 @@ class Access:
             sealed_case=sealed_case, at=self.now(), participants=participants,
         )  # fmt: skip
         log.append(self.store, [entry])
+        # checkpointed before reveal: a witness cosigning after this can tell if the access record is removed
+        checkpoint.keep(self.store, self.ring.signing_key("operator"), self.now(), self.mode)
 
     def refuse(
         self, action, record, case, basis, by, reason, sealed_case=False, participants=None

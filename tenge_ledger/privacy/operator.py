@@ -17,7 +17,8 @@ from ..ledger.journal import check_journal, entry_hash
 from ..store.base import Store
 from ..trace import bundle as bundles
 from ..trace import checkpoint as cps
-from ..trace import merkle
+from ..trace import equivocation, merkle
+from ..trace import witness as witnessing
 from ..trace.verify import Verification, verify
 from . import ensure_keys, keystore_dir_for, normalize, ring_for
 from .access import Access
@@ -32,12 +33,39 @@ def access_for(store: Store, clock=time.time) -> Access:
     return Access(store, ring_for(store), public, normalize(store.meta().privacy_mode), clock)
 
 
-def checkpoint(store: Store, at: int | None = None) -> cps.Checkpoint:
-    """Sign and keep a checkpoint of the current trace log and journal head with the operator's key."""
+def checkpoint(store: Store, at: int | None = None) -> cps.SignedCheckpoint:
+    """Bind the journal head into the trace log, then sign and keep a checkpoint of it with the operator's key."""
     ensure_keys(store)
-    cp = cps.make(store, ring_for(store).signing_key("operator"), int(time.time()) if at is None else at)
-    cps.save(store, cp)
-    return cp
+    when = int(time.time()) if at is None else at
+    return cps.keep(
+        store, ring_for(store).signing_key("operator"), when, normalize(store.meta().privacy_mode)
+    )
+
+
+def current_checkpoint(store: Store, at: int | None = None) -> cps.SignedCheckpoint:
+    """The kept checkpoint of the log as it is now (journal head bound), signing one if there is none."""
+    if cps.head_is_bound(store):
+        leaves = [t.leaf_hash for _, t in store.traces()]
+        now = cps.Checkpoint(cps.origin_for(store.meta().ledger_id), len(leaves), merkle.root(leaves))
+        for cp in reversed(cps.saved(store)):
+            if cp.checkpoint == now:
+                return cp
+    return checkpoint(store, at)
+
+
+def checkpoint_if_due(store: Store) -> cps.SignedCheckpoint | None:
+    """Sign a checkpoint when the records not covered by one reach the ledger's `checkpoint_every_records`."""
+    due = cps.every(store)
+    if due > 0 and cps.records_since_last(store, due) >= due:
+        return checkpoint(store)
+    return None
+
+
+def set_checkpoint_interval(store: Store, every: int) -> None:
+    """Sign a checkpoint once `every` trace records are not covered by one (0: only when asked or on access)."""
+    if every < 0:
+        raise InputError("the checkpoint interval is a number of records, 0 or more", where="--every")
+    store.set_setting(cps.EVERY_SETTING, every)
 
 
 def public_key(store: Store) -> str:
@@ -45,11 +73,12 @@ def public_key(store: Store) -> str:
 
 
 def export(store: Store, path: str, with_journal: bool = True) -> dict:
-    cp = checkpoint(store)
+    cp = current_checkpoint(store)
     b = bundles.from_store(store, with_journal)
     digest = bundles.write(b, path)
+    cosigned = sum(1 for s in cp.note.signatures if s.name != cp.checkpoint.origin)
     return {"path": path, "sha256": digest, "traces": len(b.traces), "journal_entries": len(b.journal or []),
-            "checkpoint": cp.to_json()}  # fmt: skip
+            "checkpoint": {**cp.to_json(), "key": public_key(store), "cosignatures": cosigned}}  # fmt: skip
 
 
 def read_key(text: str | None) -> str | None:
@@ -77,22 +106,49 @@ def _is_hex_key(text: str) -> bool:
         return False
 
 
-def verify_bundle(path: str, key: str | None, earlier: str | None = None) -> Verification:
-    b = bundles.read(path)
+UNAUTHENTICATED = (
+    "NOTHING WAS AUTHENTICATED: --trust-bundle-key checked the bundle against the key written in the bundle "
+    "itself, so anyone who re-signs a bundle with a fresh key passes; give the operator's key with --key"
+)
+
+
+def verify_bundle(
+    path: str,
+    key: str | None,
+    earlier: str | None = None,
+    trust_bundle_key: bool = False,
+    witnesses: tuple[str, ...] = (),
+    quorum: int = 0,
+) -> Verification:
+    """Verify a bundle offline with the operator's key (`key`), and with `witnesses`' keys a quorum of their
+    cosignatures. Without `key` it refuses unless `trust_bundle_key`, which authenticates nothing."""
     pk = read_key(key)
-    result = verify(b, pk or b.checkpoint_key, entry_hash, bundles.read(earlier) if earlier else None)
+    if pk is None and not trust_bundle_key:
+        raise InputError(
+            "give the operator's public key with --key: a bundle's own key proves nothing, since whoever "
+            "re-signs a bundle writes their key into it (--trust-bundle-key checks it anyway, authenticating "
+            "nothing)"
+        )
+    witness_keys = [witnessing.parse_public_key(w) for w in witnesses]
+    if quorum > len(set(witness_keys)):
+        raise InputError(
+            f"--quorum {quorum} needs at least {quorum} distinct --witness keys", where="--quorum"
+        )
+    b = bundles.read(path)
+    result = verify(b, pk or b.checkpoint_key, entry_hash, bundles.read(earlier) if earlier else None,
+                    witness_keys, quorum)  # fmt: skip
     if pk is None:
-        result.notes.insert(0, "no --key given: trusted the key written in the bundle itself")
+        result.notes.insert(0, UNAUTHENTICATED)
     return result
 
 
 def verify_live(store: Store, key: str | None = None, earlier: str | None = None) -> Verification:
     """The trace log and checkpoints as a bundle would carry them, and everything the journal re-derives
-    (signatures, balances, accounts, holds, tags: check_journal)."""
+    (balances, accounts, holds, tags: check_journal; verify() checks the signatures)."""
     b = bundles.from_store(store, with_journal=True)
     pk = read_key(key) or public_key(store)
     found = verify(b, pk, entry_hash, bundles.read(earlier) if earlier else None)
-    for problem in check_journal(store).problems:
+    for problem in check_journal(store, signatures=False).problems:  # verify() checked the signatures
         found.add(problem)
     return found
 
@@ -296,3 +352,105 @@ def read_receipt(store: Store, path: str) -> tuple[str, str, str, bytes]:
         raise InputError("the receipt is not signed by its account's key", where=path) from None
     except (ValueError, KeyError, TypeError):
         raise InputError("not a disclosure receipt", where=path) from None
+
+
+# ---- witnesses ------------------------------------------------------------------------------------------------
+
+WITNESSES_SETTING = "witnesses"
+
+
+def witness_add(store: Store, name: str, public: str) -> dict:
+    """Register a witness (the central bank's decision, kept in the ledger settings): its cosignatures are the
+    ones the ledger accepts onto its checkpoints."""
+    from ..trace.note import check_key_name
+
+    check_key_name(name, "NAME")
+    key = witnessing.parse_public_key(public, "PUBKEY").hex()
+    registered = dict(store.meta().settings.get(WITNESSES_SETTING, {}))
+    if registered.get(name, key) != key:
+        raise InputError(f"a witness named {name} is registered with another key ({registered[name]})")
+    registered[name] = key
+    store.set_setting(WITNESSES_SETTING, registered)
+    return {"name": name, "public_key": key, "witnesses": len(registered)}
+
+
+def witnesses(store: Store) -> dict[str, str]:
+    return dict(store.meta().settings.get(WITNESSES_SETTING, {}))
+
+
+def witness_cosign(store: Store, folder: str, at: int | None = None) -> dict:
+    """The witness in `folder` checks that the log as it is now extends the checkpoint it cosigned last (an
+    RFC 6962 consistency proof), cosigns the current checkpoint and remembers it; the cosignature is added to
+    the ledger's copy of that checkpoint so audit bundles carry it. Raises witness.NotAnExtension otherwise."""
+    w = witnessing.load(folder)
+    if witnesses(store).get(w.name) != w.public_key.hex():
+        raise InputError(
+            f"witness {w.name} is not registered with this ledger: the central bank registers it with "
+            f"tenge witness add {w.name} {w.public_key.hex()}"
+        )
+    cp = current_checkpoint(store, at)
+    leaves = [t.leaf_hash for _, t in store.traces()]
+    operator_key = bytes.fromhex(public_key(store))
+    before = w.last.checkpoint if w.last else None
+    cosigned = witnessing.cosign_checkpoint(
+        w, cp, leaves, int(time.time()) if at is None else at, operator_key
+    )
+    cps.save(store, cosigned)
+    return {"witness": w.name, "checkpoint": cosigned.render(), "tree_size": cp.checkpoint.tree_size,
+            "root": cp.checkpoint.root.hex(), "previous_size": before.tree_size if before else None,
+            "previous_root": before.root.hex() if before else None}  # fmt: skip
+
+
+def witness_check(folder: str, bundle_path: str) -> dict:
+    """Is the bundle's trace log an extension of what the witness in `folder` cosigned? Raises
+    witness.NotAnExtension (with a proof of equivocation when the bundle holds a conflicting signed checkpoint)."""
+    w = witnessing.load(folder)
+    b = bundles.read(bundle_path)
+    leaves = [t["leaf_hash"] for t in b.traces]
+    for t in b.traces:
+        if merkle.leaf_hash(t["payload"]) != t["leaf_hash"]:
+            raise InputError(f"trace #{t['idx']} does not match its leaf hash", where=bundle_path)
+    if w.last is None:
+        raise InputError(f"witness {w.name} has cosigned nothing yet: there is nothing to compare with")
+    if w.origin != cps.origin_for(b.ledger_id):
+        raise InputError(
+            f"this witness follows {w.origin}, not {cps.origin_for(b.ledger_id)}", where=bundle_path
+        )
+    here = cps.Checkpoint(w.origin, len(leaves), merkle.root(leaves))
+    # the operator's own latest checkpoint of this history, if the bundle has one: it makes a conflict provable
+    signed = [
+        c for c in b.checkpoints
+        if w.log_key and c.signed_by(w.log_key) and c.checkpoint.tree_size <= len(leaves)
+        and merkle.root(leaves[: c.checkpoint.tree_size]) == c.checkpoint.root
+    ]  # fmt: skip
+    shown = max(signed, key=lambda c: c.checkpoint.tree_size) if signed else None
+    if shown is not None and shown.checkpoint.tree_size >= w.last.checkpoint.tree_size:
+        witnessing.check_extension(w, shown, leaves, None)  # a conflict comes with the proof of equivocation
+    _extends(w, here, leaves)
+    return {"witness": w.name, "cosigned_size": w.last.checkpoint.tree_size,
+            "cosigned_root": w.last.checkpoint.root.hex(), "tree_size": here.tree_size, "root": here.root.hex()}  # fmt: skip
+
+
+def _extends(w: witnessing.Witness, here: cps.Checkpoint, leaves: list[bytes]) -> None:
+    old = w.last.checkpoint  # type: ignore[union-attr]
+    if here.tree_size < old.tree_size:
+        raise witnessing.NotAnExtension(
+            f"not an extension of what witness {w.name} cosigned: {witnessing.heads(old, here)}; the log shrank:"
+            " an older copy was restored (rollback) or records were removed from its end"
+        )
+    if merkle.root(leaves[: old.tree_size]) != old.root:
+        raise witnessing.NotAnExtension(
+            f"not an extension of what witness {w.name} cosigned: {witnessing.heads(old, here)}; its first "
+            f"{old.tree_size} records have root {merkle.root(leaves[: old.tree_size]).hex()}: the log was "
+            "forked, or an earlier record rewritten"
+        )
+
+
+def check_equivocation(path: str, key: str | None = None) -> equivocation.Finding:
+    try:
+        data = json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise InputError("no such proof", where=path) from None
+    except ValueError:
+        raise InputError("not JSON", where=path) from None
+    return equivocation.check(data, bytes.fromhex(read_key(key)) if key else None)

@@ -1,8 +1,12 @@
-"""Audit bundles: the trace log, the journal's hash-chain material and the signed checkpoints in one JSON file
-that `tenge audit verify` checks offline with only the operator's public key.
+"""Audit bundles: the trace log, the journal's hash-chain material, the signed checkpoints (C2SP signed notes,
+with the witnesses' cosignatures) in one JSON file that `tenge audit verify` checks offline with only the
+operator's public key (and the witnesses' keys).
 
-The journal part carries each entry's postings (accounts and amounts, needed to recompute its hash): a bundle
-with the journal is for an auditor entitled to the operator's view; `--no-journal` leaves it out."""
+The journal part carries each entry's signed document (the canonical bytes its signature covers are rebuilt
+from it), its signature and its postings (accounts and amounts, needed to recompute its hash), and the public
+keys the journaled account openings set: an auditor re-checks every client signature without the operator's
+accounts table. A bundle with the journal is for an auditor entitled to the operator's view; `--no-journal`
+leaves it out."""
 
 from __future__ import annotations
 
@@ -17,7 +21,7 @@ from ..core.files import write_private
 from ..store.base import Store
 from . import checkpoint as cps
 
-FORMAT = "tenge-audit-bundle/1"
+FORMAT = "tenge-audit-bundle/2"
 
 
 @dataclass
@@ -27,8 +31,11 @@ class Bundle:
     privacy_mode: str
     checkpoint_key: str
     traces: list[dict]  # idx, op_id, at, mode, payload (bytes), leaf_hash (bytes)
-    journal: list[dict] | None  # seq, op_id, at, fields_hash, signature, prev_hash, entry_hash, postings
-    checkpoints: list[cps.Checkpoint] = field(default_factory=list)
+    # seq, op_id, at, fields_hash, signature, prev_hash, entry_hash, postings, document
+    journal: list[dict] | None
+    checkpoints: list[cps.SignedCheckpoint] = field(default_factory=list)
+    # (seq, handle, public key hex) of every journaled account opening, in journal order
+    public_keys: list[tuple[int, str, str]] = field(default_factory=list)
 
     def to_json(self) -> dict:
         return {
@@ -60,6 +67,7 @@ class Bundle:
                 for j in self.journal
             ],  # fmt: skip
             "checkpoints": [c.to_json() for c in self.checkpoints],
+            "public_keys": [{"seq": q, "handle": h, "public_key": k} for q, h, k in self.public_keys],
         }
 
 
@@ -76,16 +84,21 @@ def from_store(store: Store, with_journal: bool = True) -> Bundle:
             f"the trace record after #{after} cannot be read ({exc}): it was changed in the database"
         ) from None
     journal = None
+    public_keys: list[tuple[int, str, str]] = []
     if with_journal:
         journal = []
         for op, postings in store.journal():
+            doc = json.loads(op.document)
+            if op.kind == "open_account":
+                public_keys.append((op.seq, str(doc.get("handle")), str(doc.get("public_key"))))
             journal.append(
                 {
                     "seq": op.seq,
                     "op_id": op.op_id,
                     "at": op.at,
                     "fields_hash": op.fields_hash,
-                    "signature": json.loads(op.document).get("signature", ""),
+                    "signature": doc.get("signature", ""),
+                    "document": op.document,
                     "prev_hash": op.prev_hash,
                     "entry_hash": op.entry_hash,
                     "postings": [[p.account, p.tag, p.amount_tiyn] for p in postings],
@@ -99,6 +112,7 @@ def from_store(store: Store, with_journal: bool = True) -> Bundle:
         traces=traces,
         journal=journal,
         checkpoints=cps.saved(store),
+        public_keys=public_keys,
     )
 
 
@@ -152,6 +166,7 @@ def read(path: str) -> Bundle:
                     "prev_hash": _hex(j["prev_hash"], f"{path}: journal #{j.get('seq')}"),
                     "entry_hash": _hex(j["entry_hash"], f"{path}: journal #{j.get('seq')}"),
                     "postings": [[str(a), str(t), int(x)] for a, t, x in j["postings"]],
+                    "document": str(j["document"]),
                 }
                 for j in doc["journal"]
             ]
@@ -164,6 +179,9 @@ def read(path: str) -> Bundle:
             traces=traces,
             journal=journal,
             checkpoints=checkpoints,
+            public_keys=[
+                (int(k["seq"]), str(k["handle"]), str(k["public_key"])) for k in doc.get("public_keys", [])
+            ],
         )
     except InputError:
         raise

@@ -4,19 +4,30 @@ Finds and names: a trace record changed (its leaf hash no longer matches, or its
 from its payload), removed (a gap in the indices, or fewer leaves than a checkpoint signed), reordered (indices
 out of order, op records out of journal order), inserted (a record the journal does not know, or a signed root
 that no longer matches the leaves it covered); a journal entry changed, removed, reordered or inserted (the hash
-chain); checkpoints not signed by the given key. With an earlier bundle, each changed leaf is named exactly.
+chain); a signed document that is not what its fields hash says, or whose client signature does not verify with
+the signer's key as the journaled account openings set it; checkpoints not signed by the given key, two signed
+checkpoints that conflict, and (with witness keys) a history no quorum of witnesses cosigned. With an earlier
+bundle, each changed leaf is named exactly.
 
 The journal's entry hash is a parameter (`entry_hash`): the trace package does not import the ledger's.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+import nacl.exceptions
+import nacl.signing
+
+from ..core.canonical import canonical_bytes
 from ..core.records import Posting
-from . import merkle
+from ..store.entries import operation_from_document
+from . import checkpoint as cps
+from . import equivocation, merkle
+from . import witness as witnessing
 from .bundle import Bundle
 
 GENESIS_HASH = bytes(32)
@@ -28,6 +39,8 @@ class Verification:
     traces: int = 0
     journal: int = 0
     checkpoints: int = 0
+    signatures: int = 0  # client signatures re-checked against the journaled keys
+    witnessed: int = 0  # records covered by a checkpoint with the witness quorum's cosignatures
     problems: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
@@ -47,6 +60,8 @@ class Verification:
             "traces": self.traces,
             "journal_entries": self.journal,
             "checkpoints": self.checkpoints,
+            "signatures": self.signatures,
+            "witnessed": self.witnessed,
             "problems": self.problems,
             "notes": self.notes,
         }
@@ -72,7 +87,11 @@ def verify(
     public_key: str,
     entry_hash: Callable[..., bytes] | None = None,
     earlier: Bundle | None = None,
+    witnesses: Sequence[bytes] = (),
+    quorum: int = 0,
 ) -> Verification:
+    """Everything the bundle can show wrong. With `witnesses`, some checkpoint the log still matches must carry
+    valid cosignatures of `quorum` of them (all of them when `quorum` is 0)."""
     v = Verification(traces=len(bundle.traces), checkpoints=len(bundle.checkpoints))
     traces = bundle.traces
     leaves: list[bytes] = []
@@ -102,35 +121,42 @@ def verify(
             op_seqs.append((t, doc["seq"]))
     for first, last in _ranges(sorted(set(range(1, highest + 1)) - seen)):
         v.add(f"trace {f'#{first}' if first == last else f'#{first}..#{last}'} missing: removed from the log")
-    # 2. signed checkpoints: signature, size and root over the leaves they cover.
+    # 2. signed checkpoints (C2SP notes): the operator's signature, size and root over the leaves they cover.
     last_good = 0
-    for cp in sorted(bundle.checkpoints, key=lambda c: (c.tree_size, c.at)):
-        when = f"checkpoint of {cp.tree_size} records signed at {cp.at}"
-        if cp.ledger_id != bundle.ledger_id:
-            v.add(f"{when} belongs to ledger {cp.ledger_id}, not {bundle.ledger_id}")
+    origin = cps.origin_for(bundle.ledger_id)
+    signed: list[cps.SignedCheckpoint] = []
+    key = bytes.fromhex(public_key)
+    for cp in sorted(bundle.checkpoints, key=lambda c: (c.checkpoint.tree_size, c.at)):
+        head = cp.checkpoint
+        when = f"checkpoint of {head.tree_size} records signed at {cp.at}"
+        if head.origin != origin:
+            v.add(f"{when} belongs to {head.origin}, not {origin}")
             continue
-        if not cp.verifies(public_key):
+        if not cp.signed_by(key):
             v.add(f"{when} is not signed by the key {public_key[:16]}...: signed by another key or edited")
             continue
-        if cp.tree_size > len(leaves):
+        signed.append(cp)
+        if head.tree_size > len(leaves):
             v.add(
                 f"{when}: the log has only {len(leaves)} of the records it signed: "
-                f"{cp.tree_size - len(leaves)} removed"
+                f"{head.tree_size - len(leaves)} removed"
             )
             continue
-        if merkle.root(leaves[: cp.tree_size]).hex() != cp.root:
+        if merkle.root(leaves[: head.tree_size]) != head.root:
             v.add(
                 f"{when}: the records it covers no longer match it; a change, removal, insertion or reordering"
-                f" among trace #{last_good + 1}..#{cp.tree_size}"
+                f" among trace #{last_good + 1}..#{head.tree_size}"
             )
         else:
-            last_good = max(last_good, cp.tree_size)
+            last_good = max(last_good, head.tree_size)
+    _equivocations(v, signed, key)
+    if witnesses:
+        _witnessed(v, signed, leaves, witnesses, quorum)
     if not bundle.checkpoints:
         v.notes.append("no signed checkpoint: records whose leaf hash was recomputed cannot be detected")
-    elif len(leaves) > max(c.tree_size for c in bundle.checkpoints):
-        v.notes.append(
-            f"trace records after #{max(c.tree_size for c in bundle.checkpoints)} are not yet covered by a checkpoint"
-        )
+    elif len(leaves) > max(c.checkpoint.tree_size for c in bundle.checkpoints):
+        covered = max(c.checkpoint.tree_size for c in bundle.checkpoints)
+        v.notes.append(f"trace records after #{covered} are not yet covered by a checkpoint")
     # 3. against an earlier bundle: every leaf it had must be unchanged, in place.
     if earlier is not None:
         before = {t["idx"]: t for t in earlier.traces}
@@ -143,6 +169,7 @@ def verify(
                 v.add(
                     f"trace #{idx} ({old['op_id']}) differs from the earlier bundle: changed, inserted or reordered"
                 )
+        _earlier_checkpoints(v, earlier, leaves, key)
     # 4. the journal's hash chain.
     journal = bundle.journal
     if journal is None:
@@ -168,18 +195,8 @@ def verify(
                 v.add(f"{name} was changed: its hash does not match its content")
         prev = j["entry_hash"]
         by_seq[j["seq"]] = j
-    for cp in bundle.checkpoints:
-        if not cp.verifies(public_key) or cp.journal_seq == 0:
-            continue
-        j = by_seq.get(cp.journal_seq)
-        if j is None:
-            v.add(
-                f"journal entry #{cp.journal_seq} signed by the checkpoint at {cp.at} is missing: entries removed"
-            )
-        elif j["entry_hash"].hex() != cp.journal_head:
-            v.add(
-                f"journal entry #{cp.journal_seq} ({j['op_id']}) differs from the checkpoint signed at {cp.at}"
-            )
+    _journal_heads(v, traces, by_seq)
+    _signatures(v, bundle, journal)
     # 5. the trace log against the journal: each applied op's record names its journal entry, in order.
     last_seq = 0
     traced: set[int] = set()
@@ -197,3 +214,127 @@ def verify(
         if seq not in traced and not j["op_id"].startswith("genesis:"):
             v.add(f"journal entry #{seq} ({j['op_id']}) has no trace record: its record was removed")
     return v
+
+
+def _journal_heads(v: Verification, traces: list[dict], by_seq: dict[int, dict]) -> None:
+    """Each journal-head record names a chain link the journal must still have (the witnessed tree binds it)."""
+    bound = 0
+    for idx, seq, link in cps.journal_heads([(t["idx"], t["payload"]) for t in traces]):
+        j = by_seq.get(seq)
+        if j is None:
+            v.add(f"journal entry #{seq}, whose head trace #{idx} records, is missing: entries removed")
+        elif j["entry_hash"] != link:
+            v.add(
+                f"journal entry #{seq} ({j['op_id']}) differs from the head trace #{idx} recorded: the journal"
+                f" was rewritten at or before #{seq}"
+            )
+        bound = max(bound, seq)
+    if by_seq and max(by_seq) > bound:
+        v.notes.append(f"journal entries after #{bound} are not yet bound into the tree by a checkpoint")
+
+
+def _signatures(v: Verification, bundle: Bundle, journal: list[dict]) -> None:
+    """Rebuild each entry's canonical bytes from its document; compare the fields hash; verify the client's
+    signature with the key the journal itself gave the signer (never the accounts table)."""
+    keys: dict[str, str] = {}
+    opened: list[tuple[int, str, str]] = []
+    for j in journal:
+        name = f"journal entry #{j['seq']} ({j['op_id']})"
+        try:
+            op = operation_from_document(json.loads(j["document"]))
+        except (ValueError, KeyError, TypeError, AttributeError):
+            v.add(f"{name}: its signed document cannot be read: it was changed")
+            continue
+        canonical = canonical_bytes(bundle.ledger_id, op)
+        if op.id != j["op_id"] or hashlib.sha256(canonical).digest() != j["fields_hash"]:
+            v.add(f"{name}: its signed document is not the one its fields hash was made from: it was changed")
+        if op.signature != j["signature"]:
+            v.add(f"{name}: the signature in its document differs from the journaled one")
+        genesis = j["op_id"].startswith("genesis:") and not op.signature
+        if not genesis:
+            signer_key = keys.get(op.signer)
+            if signer_key is None:
+                v.add(f"{name}: its signer {op.signer} has no key opened in the journal before it")
+            elif not _signature_verifies(canonical, op.signature, signer_key):
+                v.add(
+                    f"{name}: the signature does not verify with {op.signer}'s journaled key: forged, or the"
+                    f" document was changed"
+                )
+            else:
+                v.signatures += 1
+        if op.kind.value == "open_account":
+            body = op.body
+            keys[body.handle] = body.public_key  # type: ignore[attr-defined]
+            opened.append((j["seq"], body.handle, body.public_key))  # type: ignore[attr-defined]
+    if bundle.public_keys and bundle.public_keys != opened:
+        v.add("the bundle's list of public keys is not the one its journaled account openings give")
+
+
+def _signature_verifies(message: bytes, signature_hex: str, public_key_hex: str) -> bool:
+    try:
+        nacl.signing.VerifyKey(bytes.fromhex(public_key_hex)).verify(message, bytes.fromhex(signature_hex))
+        return len(signature_hex) == 128
+    except (nacl.exceptions.BadSignatureError, nacl.exceptions.CryptoError, ValueError, TypeError):
+        return False
+
+
+def _equivocations(v: Verification, signed: list[cps.SignedCheckpoint], key: bytes) -> None:
+    """Two checkpoints signed by the operator that no append-only history explains: one of the same size with
+    another root. (Differing sizes conflict through the leaves: each is compared with them above.)"""
+    by_size: dict[int, cps.SignedCheckpoint] = {}
+    for cp in signed:
+        other = by_size.setdefault(cp.checkpoint.tree_size, cp)
+        if other.checkpoint.root != cp.checkpoint.root:
+            proof = equivocation.check(
+                equivocation.build(other, cp, [], key) | {"consistency_proof": []}, key
+            )
+            if proof.proven:
+                v.add(f"the operator signed two conflicting checkpoints (equivocation): {proof.reason}")
+
+
+def _witnessed(
+    v: Verification,
+    signed: list[cps.SignedCheckpoint],
+    leaves: list[bytes],
+    witnesses: Sequence[bytes],
+    quorum: int,
+) -> None:
+    need = quorum or len(witnesses)
+    best = None
+    for cp in signed:
+        head = cp.checkpoint
+        if head.tree_size > len(leaves) or merkle.root(leaves[: head.tree_size]) != head.root:
+            continue
+        count = sum(1 for w in set(witnesses) if witnessing.cosigned_by(cp.note, w) is not None)
+        if count >= need and (best is None or head.tree_size > best.tree_size):
+            best = head
+    if best is None:
+        v.add(
+            f"no checkpoint that matches the log carries cosignatures of {need} of the {len(set(witnesses))}"
+            f" witnesses given: the history is not witnessed"
+        )
+        return
+    v.witnessed = best.tree_size
+    if best.tree_size < len(leaves):
+        v.notes.append(
+            f"witnessed by {need} of {len(set(witnesses))} witnesses up to trace #{best.tree_size}; the"
+            f" {len(leaves) - best.tree_size} records after it are not yet"
+        )
+
+
+def _earlier_checkpoints(v: Verification, earlier: Bundle, leaves: list[bytes], key: bytes) -> None:
+    """Every checkpoint the earlier bundle holds, signed by the key, must be a prefix of this log: two signed
+    checkpoints that conflict are an equivocation, whatever the leaves of either bundle say."""
+    for cp in earlier.checkpoints:
+        head = cp.checkpoint
+        if not cp.signed_by(key):
+            continue
+        if head.tree_size > len(leaves):
+            v.add(f"the earlier bundle's signed checkpoint of {head.tree_size} records is longer than this log"
+                  f" ({len(leaves)} records): records removed")  # fmt: skip
+        elif merkle.root(leaves[: head.tree_size]) != head.root:
+            v.add(
+                f"the earlier bundle's signed checkpoint of {head.tree_size} records (root {head.root.hex()})"
+                f" conflicts with this log's first {head.tree_size} records (root"
+                f" {merkle.root(leaves[: head.tree_size]).hex()}): history rewritten"
+            )

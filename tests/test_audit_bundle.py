@@ -1,0 +1,182 @@
+"""Bundles an auditor verifies alone: the bundle carries every operation's signed document and signature and
+the public keys the journaled account openings set; `audit verify BUNDLE` re-checks every client signature
+offline and refuses to trust a key written in the bundle itself."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import nacl.signing
+import pytest
+from click.testing import CliRunner
+
+from tenge_cli.main import cli
+from tenge_ledger.trace import checkpoint as cps
+from tenge_ledger.trace import note as notes
+
+
+def run(*args: str):
+    return CliRunner().invoke(cli, list(args), catch_exceptions=False)
+
+
+@pytest.fixture
+def ledger(tmp_path):
+    db = str(tmp_path / "l.db")
+    for args in (
+        ("init", "--name", "pilot"),
+        ("account", "open", "halyk", "--kind", "bank"),
+        ("issue", "halyk", "1000"),
+        ("account", "open", "aigerim", "--kind", "person", "--bank", "halyk"),
+        ("transfer", "halyk", "aigerim", "4", "--id", "pay-1"),
+    ):
+        assert run("--db", db, *args).exit_code == 0
+    return db
+
+
+def export(db: str, path: Path) -> str:
+    """Export a bundle; returns the operator's key."""
+    out = run("--db", db, "--json", "audit", "export", str(path))
+    assert out.exit_code == 0, out.output
+    return json.loads(out.output)["checkpoint"]["key"]
+
+
+def test_bundle__carries_documents_signatures_and_journaled_keys(ledger, tmp_path):
+    bundle = tmp_path / "b.json"
+    key = export(ledger, bundle)
+    doc = json.loads(bundle.read_text())
+    pay = next(j for j in doc["journal"] if j["op_id"] == "pay-1")
+    assert json.loads(pay["document"])["amount_tiyn"] == 400 and len(pay["signature"]) == 128
+    assert {k["handle"] for k in doc["public_keys"]} >= {"halyk", "aigerim"}
+    r = run("--json", "audit", "verify", str(bundle), "--key", key)
+    assert (
+        r.exit_code == 0 and json.loads(r.output)["signatures"] == 4
+    )  # every op but the two unsigned genesis entries
+
+
+def test_verify_bundle__without_key_refused(ledger, tmp_path):
+    bundle = tmp_path / "b.json"
+    export(ledger, bundle)
+    r = run("audit", "verify", str(bundle))
+    assert r.exit_code == 1 and "--key" in r.output and r.output.startswith("Error:")
+
+
+def test_verify_bundle__trust_bundle_key_says_nothing_was_authenticated(ledger, tmp_path):
+    bundle = tmp_path / "b.json"
+    export(ledger, bundle)
+    r = run("audit", "verify", str(bundle), "--trust-bundle-key")
+    assert r.exit_code == 0 and "NOTHING WAS AUTHENTICATED" in r.output
+
+
+def test_bundle_resigned_with_a_fresh_key__refused_without_key_and_caught_with_it(ledger, tmp_path):
+    bundle = tmp_path / "b.json"
+    key = export(ledger, bundle)
+    doc = json.loads(bundle.read_text())
+    doc["traces"][-2]["payload"] = doc["traces"][-2][
+        "payload"
+    ]  # (any edit would do; re-signing is the point)
+    fresh = nacl.signing.SigningKey.generate()
+    resigned = []
+    for c in doc["checkpoints"]:
+        head = cps.parse(c["note"]).checkpoint
+        line = notes.sign_ed25519(head.text(), head.origin, fresh)
+        resigned.append({"note": notes.Note(head.text(), (line,)).render(), "at": c["at"]})
+    doc["checkpoints"] = resigned
+    doc["checkpoint_key"] = bytes(fresh.verify_key).hex()
+    bundle.write_text(json.dumps(doc))
+    assert run("audit", "verify", str(bundle)).exit_code == 1  # refused: no key given
+    r = run("audit", "verify", str(bundle), "--key", key)
+    assert r.exit_code == 1 and "not signed by the key" in r.output
+
+
+def _edit_journal(bundle: Path, op_id: str, edit) -> None:
+    doc = json.loads(bundle.read_text())
+    entry = next(j for j in doc["journal"] if j["op_id"] == op_id)
+    edit(entry)
+    bundle.write_text(json.dumps(doc))
+
+
+def test_forged_signature_in_the_bundle__found(ledger, tmp_path):
+    bundle = tmp_path / "b.json"
+    key = export(ledger, bundle)
+
+    def forge(entry: dict) -> None:
+        document = json.loads(entry["document"])
+        document["signature"] = "00" * 64
+        entry["document"] = json.dumps(document, sort_keys=True, separators=(",", ":"))
+        entry["signature"] = "00" * 64
+
+    _edit_journal(bundle, "pay-1", forge)
+    r = run("audit", "verify", str(bundle), "--key", key)
+    assert (
+        r.exit_code == 1 and "pay-1" in r.output and "does not verify with halyk's journaled key" in r.output
+    )
+
+
+def test_changed_document_in_the_bundle__found(ledger, tmp_path):
+    bundle = tmp_path / "b.json"
+    key = export(ledger, bundle)
+    _edit_journal(
+        bundle,
+        "pay-1",
+        lambda e: e.update(document=e["document"].replace('"amount_tiyn":400', '"amount_tiyn":900')),
+    )
+    r = run("audit", "verify", str(bundle), "--key", key)
+    assert r.exit_code == 1 and "not the one its fields hash was made from" in r.output
+
+
+def test_public_key_list_edited_in_the_bundle__found(ledger, tmp_path):
+    bundle = tmp_path / "b.json"
+    key = export(ledger, bundle)
+    doc = json.loads(bundle.read_text())
+    doc["public_keys"][-1]["public_key"] = bytes(nacl.signing.SigningKey.generate().verify_key).hex()
+    bundle.write_text(json.dumps(doc))
+    r = run("audit", "verify", str(bundle), "--key", key)
+    assert r.exit_code == 1 and "list of public keys" in r.output
+
+
+def test_submit_verified_with_a_zero_signature__found_by_audit_verify(ledger, tmp_path):
+    forged = {"v": 1, "id": "forged-1", "kind": "transfer", "signer": "halyk", "payer": "halyk",
+              "payee": "aigerim", "amount_tiyn": 40_000, "signature": "00" * 64}  # fmt: skip
+    ops = tmp_path / "ops.json"
+    ops.write_text(json.dumps(forged) + "\n")  # JSON lines
+    assert run("--db", ledger, "submit", str(ops), "--verified").exit_code == 0
+    bundle = tmp_path / "b.json"
+    key = export(ledger, bundle)
+    r = run("audit", "verify", str(bundle), "--key", key)
+    assert r.exit_code == 1 and "forged-1" in r.output and "does not verify" in r.output
+    live = run("--db", ledger, "audit", "verify")
+    assert live.exit_code == 1 and "forged-1" in live.output
+
+
+def test_verify_against_an_earlier_bundle__a_conflicting_signed_checkpoint_found(ledger, tmp_path):
+    import sqlite3
+
+    from tenge_ledger.trace.merkle import leaf_hash
+
+    earlier = tmp_path / "earlier.json"
+    key = export(ledger, earlier)
+    conn = sqlite3.connect(ledger)
+    idx, payload = conn.execute("SELECT idx, payload FROM traces WHERE op_id = 'pay-1'").fetchone()
+    changed = bytes(payload).replace(b'"amount_tiyn":400', b'"amount_tiyn":900')
+    conn.execute(
+        "UPDATE traces SET payload = ?, leaf_hash = ? WHERE idx = ?", (changed, leaf_hash(changed), idx)
+    )
+    conn.execute(
+        "UPDATE meta SET value = json_remove(value, '$.trace_checkpoint_notes') WHERE key = 'settings'"
+    )
+    conn.commit()
+    conn.close()
+    later = tmp_path / "later.json"
+    export(ledger, later)
+    assert run("audit", "verify", str(later), "--key", key).exit_code == 0  # re-signed: consistent on its own
+    r = run("audit", "verify", str(later), "--key", key, "--against", str(earlier))
+    assert r.exit_code == 1 and "earlier bundle's signed checkpoint" in r.output and "conflicts" in r.output
+
+
+def test_verify__quorum_larger_than_the_witnesses_given_refused(ledger, tmp_path):
+    bundle = tmp_path / "b.json"
+    key = export(ledger, bundle)
+    witness = bytes(nacl.signing.SigningKey.generate().verify_key).hex()
+    r = run("audit", "verify", str(bundle), "--key", key, "--witness", witness, "--quorum", "2")
+    assert r.exit_code == 1 and "--quorum" in r.output

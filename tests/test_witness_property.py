@@ -1,0 +1,79 @@
+"""A hypothesis test of the witness: a random history, a cosignature, more history, then one random change to a
+record the witness cosigned (edited with its leaf hash recomputed, deleted, swapped with another, or the log cut
+from it on), with every checkpoint dropped and a fresh one signed, as an operator covering its tracks would. The
+witness always refuses to cosign what follows."""
+
+from __future__ import annotations
+
+import shutil
+import sqlite3
+import tempfile
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tenge_ledger.lab import sandbox
+from tenge_ledger.privacy import operator
+from tenge_ledger.trace import witness as witnessing
+from tenge_ledger.trace.merkle import leaf_hash
+
+MUTATIONS = ("edit", "delete", "swap", "cut")
+
+
+def _mutate(db: str, mutation: str, idx: int, other: int) -> None:
+    conn = sqlite3.connect(db)
+    row = conn.execute("SELECT payload FROM traces WHERE idx = ?", (idx,)).fetchone()
+    if mutation == "edit":
+        changed = bytes(row[0]) + b" "
+        conn.execute(
+            "UPDATE traces SET payload = ?, leaf_hash = ? WHERE idx = ?", (changed, leaf_hash(changed), idx)
+        )
+    elif mutation == "delete":
+        conn.execute("DELETE FROM traces WHERE idx = ?", (idx,))
+    elif mutation == "cut":
+        conn.execute("DELETE FROM traces WHERE idx >= ?", (idx,))
+    else:
+        theirs = conn.execute("SELECT payload FROM traces WHERE idx = ?", (other,)).fetchone()
+        for target, payload in ((idx, bytes(theirs[0])), (other, bytes(row[0]))):
+            conn.execute("UPDATE traces SET payload = ?, leaf_hash = ? WHERE idx = ?",
+                         (payload, leaf_hash(payload), target))  # fmt: skip
+    conn.execute(
+        "UPDATE meta SET value = json_remove(value, '$.trace_checkpoint_notes') WHERE key = 'settings'"
+    )
+    conn.commit()
+    conn.close()
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    before=st.integers(1, 5),
+    after=st.integers(0, 3),
+    mutation=st.sampled_from(MUTATIONS),
+    pick=st.integers(0, 10**6),
+    pick_other=st.integers(0, 10**6),
+)
+def test_any_change_to_a_cosigned_record__refused_by_the_witness(before, after, mutation, pick, pick_other):
+    folder = tempfile.mkdtemp(prefix="tenge-witness-")
+    try:
+        box = sandbox.make(folder, "transparent")
+        for i in range(before):
+            box.pay("alice", "bob", 100 + i, f"a{i}")
+        w = witnessing.init(f"{folder}/w", "w1")
+        operator.witness_add(box.store, "w1", w.public_key.hex())
+        size = operator.witness_cosign(box.store, f"{folder}/w")["tree_size"]
+        for i in range(after):
+            box.pay("carol", "bob", 200 + i, f"b{i}")
+        idx = 1 + pick % size
+        other = 1 + pick_other % size
+        if mutation == "swap" and other == idx:
+            other = idx % size + 1
+        if mutation == "swap" and other == idx:
+            mutation = "edit"  # a one-record tree has nothing to swap with
+        _mutate(box.db, mutation, idx, other)
+        operator.checkpoint(box.store)  # the operator re-signs the changed log: it verifies on its own
+        with pytest.raises(witnessing.NotAnExtension):
+            operator.witness_cosign(box.store, f"{folder}/w")
+        box.store.close()
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
