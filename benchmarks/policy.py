@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import random
 import sys
 import tempfile
 import time
@@ -20,22 +19,19 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import nacl.signing  # noqa: E402
 
+from tenge_ledger.bench import policy_ledger, policy_workload  # noqa: E402
 from tenge_ledger.core import limits  # noqa: E402
 from tenge_ledger.core.hooks import Proposal  # noqa: E402
 from tenge_ledger.core.records import (  # noqa: E402
     Account,
     AccountKind,
-    Issue,
-    OpenAccount,
     Operation,
     Posting,
     Transfer,
 )
-from tenge_ledger.ledger.service import Ledger  # noqa: E402
 from tenge_ledger.ledger.signing import sign  # noqa: E402
 from tenge_ledger.policy import compile_sources, parse_and_check, read_sources  # noqa: E402
 from tenge_ledger.policy.parser import lark_parser  # noqa: E402
-from tenge_ledger.store.sqlite import SqliteStore  # noqa: E402
 
 POLICIES = Path(__file__).resolve().parent.parent / "policies"
 SIGNING_KEY = nacl.signing.SigningKey(b"\x07" * 32)  # every benchmark account shares one key pair
@@ -60,48 +56,7 @@ class Timed:
 
 
 def build(path: str, engine, n_people: int):
-    store = SqliteStore(path, create=True, synchronous="OFF")
-    now = [T0]
-    Ledger.create(store, "bench", KEY, "nbk", clock=lambda: now[0])
-    ledger = Ledger(store, policy=engine, clock=lambda: now[0])
-    ops = [Operation("o-bank", "nbk", OpenAccount("bank", AccountKind.bank, KEY))]
-    for h, kind, attrs in [("aifc-exchange", AccountKind.exchange, ()), ("state-budget", AccountKind.government, ()),
-                           ("kgd-vat", AccountKind.agency, ()), ("local-budget", AccountKind.government, ()),
-                           ("mine", AccountKind.miner, ()), ("pool", AccountKind.merchant, ()),
-                           ("shop", AccountKind.merchant, (("vat", "registered"),))]:  # fmt: skip
-        ops.append(
-            Operation(
-                f"o-{h}",
-                "nbk",
-                OpenAccount(h, kind, KEY, None, "bank" if kind.value == "merchant" else None, attrs),
-            )
-        )
-    for i in range(n_people):
-        ops.append(
-            Operation(f"o-p{i}", "nbk", OpenAccount(f"p{i}", AccountKind.person, KEY, 2 + i % 2, "bank"))
-        )
-        ops.append(Operation(f"i-p{i}", "nbk", Issue(f"p{i}", 4_000_000_00)))
-    ops.append(Operation("i-pool", "nbk", Issue("pool", 10**13)))
-    for r in ledger.apply_many(ops, verified=True):
-        assert r.succeeded, r.message
-    return store, ledger, now
-
-
-def workload(n: int, n_people: int, seed: int = 7) -> list[Operation]:
-    rnd = random.Random(seed)
-    ops = []
-    for k in range(n):
-        roll = rnd.random()
-        if roll < 0.1:
-            body = Transfer("pool", "mine", rnd.randint(1, 10_000_00))
-        else:
-            payer = f"p{rnd.randrange(n_people)}"
-            payee = "shop" if roll < 0.4 else f"p{rnd.randrange(n_people)}"
-            if payee == payer:
-                payee = "shop"
-            body = Transfer(payer, payee, rnd.randint(1, 500_00))
-        ops.append(Operation(f"t{k}", body.payer, body))
-    return ops
+    return policy_ledger(path, engine, n_people, T0, synchronous="OFF")
 
 
 def run(engine, transfers: int, people: int, verify: bool = False) -> tuple[float, int, list]:
@@ -110,7 +65,7 @@ def run(engine, transfers: int, people: int, verify: bool = False) -> tuple[floa
     with tempfile.TemporaryDirectory() as d:
         store, ledger, now = build(os.path.join(d, "b.db"), engine, people)
         accounts = {a.handle: a for a in store.accounts()}
-        ops = workload(transfers, people)
+        ops = policy_workload(transfers, people)
         if verify:
             ops = [sign(ledger.ledger_id, op, SIGNING_KEY) for op in ops]
         t = time.perf_counter()

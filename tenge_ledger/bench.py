@@ -273,12 +273,14 @@ def _grow(path: str, entries: int, seed: int = SEED) -> None:
 POLICY_PEOPLE = 1_000
 
 
-def policy_ledger(path: str, engine, people: int = POLICY_PEOPLE, start: int = 1_772_000_000):
+def policy_ledger(
+    path: str, engine, people: int = POLICY_PEOPLE, start: int = 1_772_000_000, synchronous: str = SYNCHRONOUS
+):
     """A ledger for the policy workload: a bank, an exchange, budgets, the tax authority, a miner and its pool,
     a VAT-registered shop, and `people` persons of tiers 2 and 3 with 4,000,000 KZT each. Every account verifies
     with one key. Returns (store, ledger, clock), the clock a one-item list the caller moves."""
     key = bytes(nacl.signing.SigningKey(b"\x07" * 32).verify_key).hex()
-    store = SqliteStore(path, create=True, synchronous=SYNCHRONOUS)
+    store = SqliteStore(path, create=True, synchronous=synchronous)
     now = [start]
     Ledger.create(store, "bench", key, "nbk", clock=lambda: now[0])
     ledger = Ledger(store, policy=engine, clock=lambda: now[0])
