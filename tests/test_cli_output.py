@@ -22,7 +22,8 @@ def pilot(tmp_path, monkeypatch) -> Pilot:
     monkeypatch.delenv("TENGE_KEYSTORE", raising=False)
     monkeypatch.delenv("TENGE_DB", raising=False)
     p = Pilot(tmp_path)
-    p("init", "--name", "Digital tenge pilot", "--privacy", "escrowed")
+    shares = [f"--share-to={h}={tmp_path / (h + '.share')}" for h in ("fma", "court", "central_bank")]
+    p("init", "--name", "Digital tenge pilot", "--privacy", "escrowed", *shares, "--threshold", "2")
     p("account", "open", "halyk", "--kind", "bank")
     p("account", "open", "aigerim", "--kind", "person", "--tier", "1", "--bank", "halyk")
     p("issue", "halyk", "1000.00")
@@ -58,10 +59,10 @@ def test_operation__kazakh_memo_shown_as_itself(pilot) -> None:
 
 def test_unmask__iso_times_and_postings_in_kzt(pilot) -> None:
     pilot("transfer", "halyk", "aigerim", "10", "--id", "t-1")
-    keys = Path(pilot.db + ".keys") / "privacy"
+    shares = Path(pilot.db).parent  # where init --share-to wrote the escrow holders' shares
     out = pilot(
         "privacy", "unmask", "t-1", "--case", "C-1", "--basis", "order",
-        "--share", str(keys / "fma.json"), "--share", str(keys / "court.json"),
+        "--share", str(shares / "fma.share"), "--share", str(shares / "court.share"),
     ).stdout  # fmt: skip
     assert not PYTHON_VALUES.search(out), out
     assert re.search(r"^at: \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$", out, re.M), out
