@@ -180,3 +180,30 @@ def test_verify__quorum_larger_than_the_witnesses_given_refused(ledger, tmp_path
     witness = bytes(nacl.signing.SigningKey.generate().verify_key).hex()
     r = run("audit", "verify", str(bundle), "--key", key, "--witness", witness, "--quorum", "2")
     assert r.exit_code == 1 and "--quorum" in r.output
+
+
+def test_export__streamed_file_is_the_bundle_byte_for_byte(tmp_path) -> None:
+    """`audit export` writes record by record (memory flat however long the log); the file is exactly the bundle
+    built whole, with and without the journal."""
+    import hashlib
+
+    from tenge_ledger.store import open_store
+    from tenge_ledger.trace import bundle as bundles
+
+    db = str(tmp_path / "p.db")
+    run = CliRunner().invoke
+    for args in (["init", "--name", "stream"], ["account", "open", "halyk", "--kind", "bank"],
+                 ["account", "open", "roads", "--kind", "government"], ["issue", "halyk", "5000"],
+                 ["transfer", "halyk", "roads", "12.50", "--memo", "Жол / road"]):  # fmt: skip
+        assert run(cli, ["--db", db, *args]).exit_code == 0
+    store = open_store(db)
+    try:
+        for with_journal in (True, False):
+            streamed, whole = tmp_path / f"s-{with_journal}.json", tmp_path / f"w-{with_journal}.json"
+            digest, traces, entries = bundles.export(store, str(streamed), with_journal)
+            assert bundles.write(bundles.from_store(store, with_journal), str(whole)) == digest
+            assert streamed.read_bytes() == whole.read_bytes()
+            assert hashlib.sha256(streamed.read_bytes()).hexdigest() == digest
+            assert traces > 0 and (entries > 0) == with_journal
+    finally:
+        store.close()

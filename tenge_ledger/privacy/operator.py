@@ -74,10 +74,9 @@ def public_key(store: Store) -> str:
 
 def export(store: Store, path: str, with_journal: bool = True) -> dict:
     cp = current_checkpoint(store)
-    b = bundles.from_store(store, with_journal)
-    digest = bundles.write(b, path)
+    digest, traces, entries = bundles.export(store, path, with_journal)  # streamed: memory stays flat
     cosigned = sum(1 for s in cp.note.signatures if s.name != cp.checkpoint.origin)
-    return {"path": path, "sha256": digest, "traces": len(b.traces), "journal_entries": len(b.journal or []),
+    return {"path": path, "sha256": digest, "traces": traces, "journal_entries": entries,
             "checkpoint": {**cp.to_json(), "key": public_key(store), "cosignatures": cosigned}}  # fmt: skip
 
 
