@@ -137,8 +137,8 @@ def check_text(value: object, where: str, length_max: int) -> str:
     bad = first_unsafe_char(value)
     if bad is not None:
         raise InputError(
-            f"character {bad + 1} is U+{ord(value[bad]):04X}: control and format characters (newline, NUL, bidi"
-            " overrides) and text that is not valid UTF-8 are refused",
+            f"character {bad + 1} is U+{ord(value[bad]):04X}: text with control or format characters (newline, NUL,"
+            " bidi overrides) or that is not valid UTF-8 is refused",
             where,
         )
     return value
