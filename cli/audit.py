@@ -9,7 +9,7 @@ import click
 
 from tenge_ledger.core.errors import InputError
 
-from .context import Context, emit, pass_context, pass_ledger
+from .context import Context, emit, pass_context, pass_ledger, progress_updates
 
 
 @click.group()
@@ -39,7 +39,8 @@ def audit_export(obj: Context, bundle, no_journal) -> None:
     folder = os.path.dirname(os.path.abspath(bundle))
     if not os.path.isdir(folder) or not os.access(folder, os.W_OK):  # before a checkpoint is signed for it
         raise InputError(f"cannot write there: {folder} is not a directory you may write to", bundle)
-    info = operator.export(obj.ledger().store, bundle, with_journal=not no_journal)
+    with progress_updates(obj, "writing the bundle") as step:
+        info = operator.export(obj.ledger().store, bundle, with_journal=not no_journal, progress=step)
     emit(obj, info, f"wrote {bundle}: {info['traces']} trace records, {info['journal_entries']} journal entries; "
          f"sha256 {info['sha256']}\nverify with: tenge audit verify {bundle} --key {info['checkpoint']['key']}")  # fmt: skip
 

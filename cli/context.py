@@ -11,7 +11,8 @@ import functools
 import json
 import re
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -109,6 +110,25 @@ def progress(obj: Context, length: int, label: str):
     """A progress bar on stderr for a long step, shown only on a terminal and never under --json (so that
     scripts and pipes see only the result)."""
     return progress_bar(obj.json, length, label)
+
+
+@contextmanager
+def progress_updates(obj: Context, label: str) -> Iterator[Callable[[int, int], None]]:
+    """A `(done, total)` callback for library code that reports its own progress: it draws a bar (on a terminal,
+    never under --json) from its first call, and the bar is closed when the block ends."""
+    bar = None
+
+    def update(done: int, total: int) -> None:
+        nonlocal bar
+        if bar is None:
+            bar = progress(obj, total, label).__enter__()
+        bar.update(done - bar.pos)
+
+    try:
+        yield update
+    finally:
+        if bar is not None:
+            bar.__exit__(None, None, None)
 
 
 def progress_bar(as_json: bool, length: int, label: str):

@@ -11,7 +11,7 @@ from tenge_ledger.core.canonical import check_handle, check_op_id, format_time, 
 from tenge_ledger.core.errors import InputError, TengeError, quoted
 from tenge_ledger.ledger.journal import check_journal
 
-from .context import Context, emit, pass_ledger, progress
+from .context import Context, emit, pass_ledger, progress_updates
 from .render import kzt, tag_name
 
 
@@ -277,19 +277,12 @@ def check(obj: Context, no_signatures: bool) -> None:
       tenge check
       tenge check --no-signatures
     """
-    bar = None
-
-    def step(label: str, done: int, total: int) -> None:
-        nonlocal bar
-        if bar is None:
-            bar = progress(obj, total, label).__enter__()
-        bar.update(done - bar.pos)
-
-    try:
-        result = check_journal(obj.ledger().store, signatures=not no_signatures, progress=step)
-    finally:
-        if bar is not None:
-            bar.__exit__(None, None, None)
+    with progress_updates(obj, "verifying signatures") as step:
+        result = check_journal(
+            obj.ledger().store,
+            signatures=not no_signatures,
+            progress=lambda _label, done, total: step(done, total),
+        )
     signed = (
         "signatures NOT verified (--no-signatures)"
         if result.signatures_checked is None

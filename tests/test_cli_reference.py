@@ -89,14 +89,20 @@ def test_progress__on_a_terminal_only(pilot, tmp_path) -> None:
     )
     piped = subprocess.run([*TENGE, "--db", pilot.db, "submit", str(ops)], capture_output=True, text=True)
     assert piped.returncode == 0 and piped.stderr == ""
+    seen = _stderr_on_a_terminal([*TENGE, "--db", pilot.db, "submit", str(ops)])
+    assert b"applying" in seen and b"reading and signing" in seen
+    assert b"verifying signatures" in _stderr_on_a_terminal([*TENGE, "--db", pilot.db, "check"])
+    bundle = str(tmp_path / "bundle.json")
+    assert b"writing the bundle" in _stderr_on_a_terminal(
+        [*TENGE, "--db", pilot.db, "audit", "export", bundle]
+    )
+
+
+def _stderr_on_a_terminal(command: list[str]) -> bytes:
+    """What `command` writes to stderr when stderr is a terminal (a pseudo-terminal); it must succeed."""
     leader, follower = pty.openpty()
     try:
-        done = subprocess.run(
-            [*TENGE, "--db", pilot.db, "submit", str(ops)],
-            stderr=follower,
-            stdout=subprocess.PIPE,
-            timeout=60,
-        )
+        done = subprocess.run(command, stderr=follower, stdout=subprocess.PIPE, timeout=60)
         os.close(follower)
         follower = -1
         seen = b""
@@ -112,8 +118,8 @@ def test_progress__on_a_terminal_only(pilot, tmp_path) -> None:
         os.close(leader)
         if follower >= 0:
             os.close(follower)
-    assert done.returncode == 0
-    assert b"applying" in seen and b"reading and signing" in seen
+    assert done.returncode == 0, seen
+    return seen
 
 
 def test_completion__bash_script_printed() -> None:

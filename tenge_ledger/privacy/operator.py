@@ -72,9 +72,20 @@ def public_key(store: Store) -> str:
     return ensure_keys(store)["checkpoint_key"]
 
 
-def export(store: Store, path: str, with_journal: bool = True) -> dict:
+def export(
+    store: Store, path: str, with_journal: bool = True, progress: Callable[[int, int], None] | None = None
+) -> dict:
+    """Sign a checkpoint and stream the bundle to `path`; `progress(done, total)` hears of records written."""
     cp = current_checkpoint(store)
-    digest, traces, entries = bundles.export(store, path, with_journal)  # streamed: memory stays flat
+    total = cp.checkpoint.tree_size + (store.head()[0] if with_journal else 0)
+    done = [0]
+
+    def tick(n: int) -> None:
+        done[0] += n
+        if progress:
+            progress(min(done[0], total), total)
+
+    digest, traces, entries = bundles.export(store, path, with_journal, tick)  # streamed: memory stays flat
     cosigned = sum(1 for s in cp.note.signatures if s.name != cp.checkpoint.origin)
     return {"path": path, "sha256": digest, "traces": traces, "journal_entries": entries,
             "checkpoint": {**cp.to_json(), "key": public_key(store), "cosignatures": cosigned}}  # fmt: skip

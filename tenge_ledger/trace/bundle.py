@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -87,9 +88,15 @@ def _dumps(value: object) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"))
 
 
-def export(store: Store, path: str, with_journal: bool = True) -> tuple[str, int, int]:
+EXPORT_PROGRESS_RECORDS = 1_000  # records written between two progress calls
+
+
+def export(
+    store: Store, path: str, with_journal: bool = True, progress: Callable[[int], None] | None = None
+) -> tuple[str, int, int]:
     """Write the bundle of `store` to `path` as it is read, one record at a time, so memory stays flat however
-    long the log: byte for byte what `write(from_store(store))` writes. Returns (sha256 hex, traces, entries)."""
+        long the log: byte for byte what `write(from_store(store))` writes; `progress(n)` hears of every n records
+    written. Returns (sha256 hex, traces, entries)."""
     meta = store.meta()
     digest = hashlib.sha256()
     counts = [0, 0]
@@ -100,6 +107,10 @@ def export(store: Store, path: str, with_journal: bool = True) -> tuple[str, int
             data = text.encode()
             digest.update(data)
             fh.write(data)
+
+        def written() -> None:
+            if progress and (counts[0] + counts[1]) % EXPORT_PROGRESS_RECORDS == 0:
+                progress(EXPORT_PROGRESS_RECORDS)
 
         head = {"checkpoint_key": meta.settings.get("privacy_public", {}).get("checkpoint_key", ""),
                 "checkpoints": [c.to_json() for c in cps.saved(store)], "format": FORMAT}  # fmt: skip
@@ -117,6 +128,7 @@ def export(store: Store, path: str, with_journal: bool = True) -> tuple[str, int
                                         "seq": op.seq})  # fmt: skip
                 put(("," if counts[1] else "") + _dumps(item))
                 counts[1] += 1
+                written()
             put("]")
         tail = {"ledger_id": meta.ledger_id, "name": meta.name, "privacy_mode": meta.privacy_mode,
                 "public_keys": public_keys}  # fmt: skip
@@ -125,11 +137,14 @@ def export(store: Store, path: str, with_journal: bool = True) -> tuple[str, int
             for idx, t in store.traces():
                 put(("," if counts[0] else "") + _dumps(_trace_json(idx, t)))
                 counts[0] += 1
+                written()
         except (TypeError, ValueError) as exc:  # a row edited so that it no longer reads as a trace record
             raise InputError(
                 f"a trace record after #{counts[0]} cannot be read ({exc}): it was changed"
             ) from None
         put("]}")
+    if progress and (counts[0] + counts[1]) % EXPORT_PROGRESS_RECORDS:
+        progress((counts[0] + counts[1]) % EXPORT_PROGRESS_RECORDS)
     return digest.hexdigest(), counts[0], counts[1]
 
 
