@@ -5,6 +5,7 @@ A mistake exits non-zero with one line on stderr, no traceback, and leaves the l
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -49,14 +50,25 @@ class Pilot:
         return result
 
 
-@pytest.fixture
-def pilot(tmp_path, monkeypatch) -> Pilot:
+# `tenge` run as a subprocess, from this checkout's environment (for terminals, file modes and exit codes)
+TENGE = [sys.executable, "-c", "import sys; from tenge_cli.main import main; sys.argv[0] = 'tenge'; main()"]
+
+
+def new_pilot(tmp_path, monkeypatch, *init_args: str) -> Pilot:
+    """A ledger made through the CLI, away from the caller's $TENGE_KEYSTORE and $TENGE_DB: `init` (with
+    `init_args`), then the bank halyk and aigerim, a tier 1 person it serves."""
     monkeypatch.delenv("TENGE_KEYSTORE", raising=False)
     monkeypatch.delenv("TENGE_DB", raising=False)
     p = Pilot(tmp_path)
-    p("init", "--name", "Digital tenge pilot")
+    p("init", "--name", "Digital tenge pilot", *init_args)
     p("account", "open", "halyk", "--kind", "bank")
     p("account", "open", "aigerim", "--kind", "person", "--tier", "1", "--bank", "halyk")
+    return p
+
+
+@pytest.fixture
+def pilot(tmp_path, monkeypatch) -> Pilot:
+    p = new_pilot(tmp_path, monkeypatch)
     p("account", "open", "cafe-alatau", "--kind", "merchant", "--bank", "halyk", "--attr", "zone=alatau")
     p("account", "open", "roads-ministry", "--kind", "government")
     p("issue", "halyk", "1000000.00")

@@ -9,31 +9,23 @@ import os
 import shutil
 import sqlite3
 import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
 import click
 import pytest
 from click.testing import CliRunner
-from test_cli import Pilot
+from test_cli import TENGE, Pilot, new_pilot
 
 from tenge_cli.main import cli
 from tenge_ledger.app import open_ledger
 from tenge_ledger.client.keystore import Keystore, keystore_path_for
 from tenge_ledger.client.wallet import Wallet
 
-TENGE = [sys.executable, "-c", "import sys; from tenge_cli.main import main; sys.argv[0] = 'tenge'; main()"]
-
 
 @pytest.fixture
 def pilot(tmp_path, monkeypatch) -> Pilot:
-    monkeypatch.delenv("TENGE_KEYSTORE", raising=False)
-    monkeypatch.delenv("TENGE_DB", raising=False)
-    p = Pilot(tmp_path)
-    p("init", "--name", "Digital tenge pilot")
-    p("account", "open", "halyk", "--kind", "bank")
-    p("account", "open", "aigerim", "--kind", "person", "--tier", "1", "--bank", "halyk")
+    p = new_pilot(tmp_path, monkeypatch)
     p("issue", "halyk", "1000.00")
     return p
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from test_cli import Pilot
+from test_cli import Pilot, new_pilot
 
 from tenge_cli.main import cli
 from tenge_ledger.core.money import parse_amount
@@ -19,13 +19,8 @@ PYTHON_VALUES = re.compile(r"\bNone\b|\{\}|\[\]|\[\[|\bTrue\b|\bFalse\b|\\u04")
 
 @pytest.fixture
 def pilot(tmp_path, monkeypatch) -> Pilot:
-    monkeypatch.delenv("TENGE_KEYSTORE", raising=False)
-    monkeypatch.delenv("TENGE_DB", raising=False)
-    p = Pilot(tmp_path)
     shares = [f"--share-to={h}={tmp_path / (h + '.share')}" for h in ("fma", "court", "central_bank")]
-    p("init", "--name", "Digital tenge pilot", "--privacy", "escrowed", *shares, "--threshold", "2")
-    p("account", "open", "halyk", "--kind", "bank")
-    p("account", "open", "aigerim", "--kind", "person", "--tier", "1", "--bank", "halyk")
+    p = new_pilot(tmp_path, monkeypatch, "--privacy", "escrowed", *shares, "--threshold", "2")
     p("issue", "halyk", "1000.00")
     return p
 

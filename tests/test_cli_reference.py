@@ -7,27 +7,20 @@ import json
 import os
 import pty
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from test_cli import Pilot
+from test_cli import TENGE, Pilot, new_pilot
 
 from tenge_cli.main import cli
 
 ROOT = Path(__file__).resolve().parent.parent
-TENGE = [sys.executable, "-c", "import sys; from tenge_cli.main import main; sys.argv[0] = 'tenge'; main()"]
 
 
 @pytest.fixture
 def pilot(tmp_path, monkeypatch) -> Pilot:
-    monkeypatch.delenv("TENGE_KEYSTORE", raising=False)
-    monkeypatch.delenv("TENGE_DB", raising=False)
-    p = Pilot(tmp_path)
-    p("init", "--name", "Digital tenge pilot")
-    p("account", "open", "halyk", "--kind", "bank")
-    p("account", "open", "aigerim", "--kind", "person", "--tier", "1", "--bank", "halyk")
+    p = new_pilot(tmp_path, monkeypatch)
     p("account", "open", "nurlan", "--kind", "person", "--tier", "1", "--bank", "halyk")
     p("issue", "halyk", "1000.00")
     for i in range(5):
