@@ -217,3 +217,19 @@ def test_cli_disclose__only_on_selective_ledgers(tmp_path, monkeypatch, mode, wo
     assert out.exists() is works
     if not works:
         assert "disclosure is for selective ledgers" in result.output
+
+
+def test_disclosure__logged_and_checkpointed_before_the_key_is_returned(tmp_path):
+    from tenge_ledger.trace import checkpoint as cps
+
+    box = sandbox.make(tmp_path, "selective")
+    box.pay("alice", "bob", 900, "s1")
+    operator.disclose(box.store, "alice", "s1", box.keystore.get("alice"))
+    operator.disclose_viewing_key(box.store, "alice", box.keystore.get("alice"))
+    entries = operator.access_for(box.store).tracker("alice")
+    assert [(e["action"], e["record"], e["by"]) for e in entries] == [
+        ("disclose", "s1", "alice"),
+        ("disclose", "viewing key", "alice"),
+    ]
+    size = len(list(box.store.traces()))
+    assert max(c.checkpoint.tree_size for c in cps.saved(box.store)) == size  # the last access is covered

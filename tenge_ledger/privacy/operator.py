@@ -295,7 +295,15 @@ def disclose(store: Store, account: str, op_id: str, signing_key: nacl.signing.S
             raise InputError(f"{op_id} is not a record of {account}")
         body = {"op_id": op_id, "account": account, "wrap_key": wrap_key(vk, unb64(doc["salt"])).hex()}
     sig = signing_key.sign(json.dumps(body, sort_keys=True).encode()).signature.hex()
+    _log_disclosure(store, account, op_id)
     return {**body, "signature": sig}
+
+
+def _log_disclosure(store: Store, account: str, record: str) -> None:
+    """A disclosure is an access like any other: logged, and checkpointed, before its key is handed out, so
+    removing the record later breaks consistency with any witness that cosigned after it."""
+    access_for(store).log("disclose", record, "-", "the account holder's own disclosure", account, "disclosed",
+                          subjects=[account])  # fmt: skip
 
 
 def disclose_viewing_key(store: Store, account: str, signing_key: nacl.signing.SigningKey) -> dict:
@@ -305,8 +313,11 @@ def disclose_viewing_key(store: Store, account: str, signing_key: nacl.signing.S
     if found is None:
         raise InputError(f"no account {account!r}")
     if dict(found.attrs).get(VIEWING_ATTR) == viewing_public_hex(signing_key):
-        return {"account": account, "viewing_secret": bytes(viewing_secret(bytes(signing_key))).hex()}
-    return {"account": account, "viewing_key": ring_for(store).ensure_account(account)["viewing_key"]}
+        out = {"account": account, "viewing_secret": bytes(viewing_secret(bytes(signing_key))).hex()}
+    else:
+        out = {"account": account, "viewing_key": ring_for(store).ensure_account(account)["viewing_key"]}
+    _log_disclosure(store, account, "viewing key")
+    return out
 
 
 def _viewing_secret(store: Store, data: dict, path: str) -> tuple[str, nacl.public.PrivateKey]:
