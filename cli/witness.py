@@ -10,7 +10,7 @@ import click
 
 from tenge_ledger.core.errors import InputError
 
-from .context import Context, emit, pass_context, pass_ledger
+from .context import Context, emit, finish, pass_context, pass_ledger
 
 _PROOF_HELP = "Write a proof of equivocation, when the refusal yields one, to this file (default: print it)."
 
@@ -55,7 +55,8 @@ def witness_init(obj: Context, state, name) -> None:
 @pass_ledger
 def witness_add(obj: Context, name, pubkey) -> None:
     """Register witness NAME with its public key PUBKEY (hex or verifier key): its cosignatures are then
-    accepted on the ledger's checkpoints. Kept in the ledger's settings.
+    accepted on the ledger's checkpoints. A journaled operation the central bank signs, so the registry is part
+    of the history the witnesses cosign.
 
     \b
     Example:
@@ -63,8 +64,14 @@ def witness_add(obj: Context, name, pubkey) -> None:
     """
     from tenge_ledger.privacy import operator
 
-    info = operator.witness_add(obj.ledger().store, name, pubkey)
-    emit(obj, info, f"witness {info['name']} registered ({info['witnesses']} in all)")
+    body = operator.witness_registration(name, pubkey)
+    ledger = obj.ledger()
+    result = obj.wallet().submit(ledger.central_bank, body)
+    if not result.succeeded:
+        finish(obj, result)
+    count = len(operator.witnesses(ledger.store))
+    info = {"name": body.name, "public_key": body.public_key, "witnesses": count, "seq": result.seq}
+    emit(obj, info, f"witness {body.name} registered as #{result.seq} ({count} in all)")
 
 
 @witness.command("cosign")

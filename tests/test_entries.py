@@ -11,6 +11,7 @@ from tenge_ledger.core.canonical import canonical_bytes, document_json
 from tenge_ledger.core.records import (
     HOLDS_ACCOUNT,
     AccountKind,
+    AddWitness,
     Batch,
     Close,
     Freeze,
@@ -75,6 +76,7 @@ bodies = st.one_of(
     st.builds(Unfreeze, handles, texts),
     st.builds(Close, handles),
     st.builds(Seize, handles, handles, amounts, tags, texts),
+    st.builds(AddWitness, st.sampled_from(["fma-witness", "w1", "witness.example.org/w1"]), public_keys),
     st.lists(st.builds(Operation, ids, handles, transfers), min_size=1, max_size=3).map(
         lambda ops: Batch(tuple(sign(LEDGER_ID, op, KEY) for op in ops))
     ),

@@ -424,7 +424,7 @@ def test_cosign_and_verify__on_every_store_then_a_rewound_tree_refused(env, tmp_
     assert env.wallet.issue("halyk", 100_000).succeeded
     state = str(tmp_path / "w")
     w = witnessing.init(state, "w1")
-    operator.witness_add(env.store, "w1", w.public_key.hex())
+    assert env.wallet.submit("nbk", operator.witness_registration("w1", w.public_key.hex())).succeeded
     first = operator.witness_cosign(env.store, state)
     assert env.wallet.transfer("halyk", "aigerim", 5_000).succeeded
     second = operator.witness_cosign(env.store, state)
@@ -453,3 +453,21 @@ def test_cosign_and_verify__on_every_store_then_a_rewound_tree_refused(env, tmp_
     from tenge_ledger.trace import equivocation
 
     assert equivocation.check(refused.value.proof).proven
+
+
+def test_witness_add__journaled_signed_by_the_central_bank_once(tmp_path, env) -> None:
+    from tenge_ledger.core.results import ResultCode
+    from tenge_ledger.privacy import operator
+    from tenge_ledger.trace import witness as witnessing
+
+    key = witnessing.init(str(tmp_path / "w"), "w1").public_key.hex()
+    body = operator.witness_registration("w1", key)
+    assert env.wallet.submit("halyk", body).code is ResultCode.signer_not_allowed  # only the central bank
+    assert operator.witnesses(env.store) == {}
+    applied = env.wallet.submit("nbk", body)
+    assert applied.succeeded and operator.witnesses(env.store) == {"w1": key}
+    again = env.wallet.submit("nbk", operator.witness_registration("w1", "00" * 32))
+    assert again.code is ResultCode.invalid_operation and "another key" in again.message
+    stored = env.store.operation(applied.op_id)
+    assert stored.kind == "add_witness" and stored.message == "registered witness w1"
+    env.check()  # the registry is derived from the journal, and the journal verifies

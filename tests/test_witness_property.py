@@ -60,7 +60,7 @@ def test_any_change_to_a_cosigned_record__refused_by_the_witness(before, after, 
         for i in range(before):
             box.pay("alice", "bob", 100 + i, f"a{i}")
         w = witnessing.init(f"{folder}/w", "w1")
-        operator.witness_add(box.store, "w1", w.public_key.hex())
+        assert box.wallet.submit("nbk", operator.witness_registration("w1", w.public_key.hex())).succeeded
         size = operator.witness_cosign(box.store, f"{folder}/w")["tree_size"]
         for i in range(after):
             box.pay("carol", "bob", 200 + i, f"b{i}")

@@ -34,6 +34,7 @@ _DOMAIN = b"tenge-ledger/op/v1\n"
 
 HANDLE_RE = re.compile(rf"[a-z0-9][a-z0-9._-]{{0,{limits.handle_length_max - 1}}}")
 TAG_RE = re.compile(rf"[a-z0-9][a-z0-9:._/-]{{0,{limits.tag_length_max - 1}}}")
+WITNESS_NAME_RE = re.compile(rf"[A-Za-z0-9][A-Za-z0-9._:/-]{{0,{limits.witness_name_length_max - 1}}}")
 OP_ID_RE = re.compile(rf"[A-Za-z0-9][A-Za-z0-9._:-]{{0,{limits.operation_id_length_max - 1}}}")
 ATTR_KEY_RE = re.compile(rf"[a-z][a-z0-9_]{{0,{limits.attr_key_length_max - 1}}}")
 
@@ -65,6 +66,17 @@ def check_tag(value: object, where: str = "tag") -> str:
             value,
             "a tag",
             f"use lower-case letters, digits and ':._/-' (at most {limits.tag_length_max}), like budget:roads-2026",
+            where,
+        )
+    return value
+
+
+def check_witness_name(value: object, where: str = "name") -> str:
+    """A witness's key name (signed-note: no spaces, no '+'): letters, digits and '._:/-'."""
+    if not isinstance(value, str) or not WITNESS_NAME_RE.fullmatch(value):
+        raise InputError(
+            f"{quoted(value)} is not a witness name: use letters, digits and '._:/-' (at most "
+            f"{limits.witness_name_length_max})",
             where,
         )
     return value
@@ -377,6 +389,8 @@ def operation_from_dict(doc: object, where: str = "operation", depth: int = 0) -
         elif name == "public_key":
             if not isinstance(value, str) or not re.fullmatch(r"[0-9a-f]{64}", value):
                 raise InputError("must be a 32-byte Ed25519 public key in hex", field_where)
+        elif name == "name":
+            value = check_witness_name(value, field_where)
         elif name == "hold_id":
             value = check_op_id(value, field_where)
         elif name == "operations":

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from .money import format_tiyn
 from .records import (
     HOLDS_ACCOUNT,
+    AddWitness,
     Batch,
     Close,
     Freeze,
@@ -97,4 +98,6 @@ def describe(op: Operation, postings: Sequence[tuple[str, int, str]], central_ba
         )
     if isinstance(b, Batch):
         return f"batch of {len(b.operations)} operations applied"
+    if isinstance(b, AddWitness):
+        return f"registered witness {b.name}"
     raise TypeError(f"no description for {type(b).__name__}")  # pragma: no cover - every kind is above

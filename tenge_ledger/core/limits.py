@@ -20,6 +20,7 @@ attr_key_length_max = 64
 attr_value_length_max = 256
 attrs_count_max = 32
 ledger_name_length_max = 128
+witness_name_length_max = 128  # a witness's key name in signed notes
 echoed_input_length_max = 40  # characters of a bad input an error message quotes back
 escrow_holders_max = 16  # holders of an escrowed ledger's key shares (`init --share-to`)
 

@@ -71,6 +71,7 @@ class OpKind(StrEnum):
     unfreeze = "unfreeze"
     close = "close"
     seize = "seize"
+    add_witness = "add_witness"
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,6 +183,15 @@ class Seize:
 
 
 @dataclass(frozen=True, slots=True)
+class AddWitness:
+    """The central bank registers an independent witness whose cosignatures its checkpoints accept. Journaled,
+    so the registry is part of the history witnesses themselves cosign."""
+
+    name: str  # the witness's key name in signed notes
+    public_key: str  # Ed25519, hex
+
+
+@dataclass(frozen=True, slots=True)
 class Batch:
     """Operations applied all or nothing, in order, each seeing the effects of those before it."""
 
@@ -203,6 +213,7 @@ Body = (
     | Unfreeze
     | Close
     | Seize
+    | AddWitness
 )
 
 BODY_BY_KIND: dict[OpKind, type] = {
@@ -220,6 +231,7 @@ BODY_BY_KIND: dict[OpKind, type] = {
     OpKind.unfreeze: Unfreeze,
     OpKind.close: Close,
     OpKind.seize: Seize,
+    OpKind.add_witness: AddWitness,
 }
 KIND_BY_BODY: dict[type, OpKind] = {v: k for k, v in BODY_BY_KIND.items()}
 
@@ -235,6 +247,7 @@ CENTRAL_BANK_KINDS = frozenset(
         OpKind.unfreeze,
         OpKind.close,
         OpKind.seize,
+        OpKind.add_witness,
     }
 )
 

@@ -29,6 +29,7 @@ from ..core.records import (
     Account,
     AccountKind,
     AccountStatus,
+    AddWitness,
     Batch,
     Close,
     Decision,
@@ -687,6 +688,18 @@ class Ledger:
             postings, None, frozenset({b.payer}), b.payer, b.payee, b.amount_tiyn, tag or None, b.order,
         )  # fmt: skip
 
+    def _add_witness(self, ws: WorkingSet, op: Operation, at: int, verified: bool) -> _Applied:
+        b: AddWitness = op.body  # type: ignore[assignment]
+        known = ws.witness_registry().get(b.name)
+        if known is not None:
+            raise Rejected(
+                ResultCode.invalid_operation,
+                f"witness {b.name} is registered already"
+                + ("" if known == b.public_key else " with another key"),
+            )
+        ws.witnesses[b.name] = b.public_key
+        return _Applied(f"registered witness {b.name}")
+
     def _batch(self, ws: WorkingSet, op: Operation, at: int, verified: bool) -> _Applied:
         b: Batch = op.body  # type: ignore[assignment]
         for i, inner in enumerate(b.operations):
@@ -714,6 +727,7 @@ _HANDLERS: dict[OpKind, Callable[[Ledger, WorkingSet, Operation, int, bool], _Ap
     OpKind.unfreeze: Ledger._status,
     OpKind.close: Ledger._status,
     OpKind.seize: Ledger._seize,
+    OpKind.add_witness: Ledger._add_witness,
 }
 assert set(_HANDLERS) == set(OpKind)
 

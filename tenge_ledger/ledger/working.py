@@ -29,6 +29,8 @@ class WorkingSet:
         self.postings: list[JournalPosting] = []
         self.holds: dict[str, HoldRecord] = {}
         self.tags: dict[str, TagRecord] = {}
+        self.witnesses: dict[str, str] = {}  # witnesses this set registered: name -> public key
+        self._witness_cache: dict[str, str] | None = None  # root only: the store's registry
         self.issued_delta = 0
         self.redeemed_delta = 0
         self.head_value: tuple[int, bytes] | None = None
@@ -196,6 +198,16 @@ class WorkingSet:
         due = [h for h in merged.values() if h.status == "pending" and h.deadline <= as_of]
         return sorted(due, key=lambda h: (h.deadline, h.hold_id))
 
+    def witness_registry(self) -> dict[str, str]:
+        """Registered witnesses as of this set: the store's (derived from the journal) and this chunk's."""
+        root = self.root
+        if root._witness_cache is None:
+            root._witness_cache = dict(root.tx.witness_registrations())
+        out = dict(root._witness_cache)
+        for ws in reversed(list(self._chain())):
+            out.update(ws.witnesses)
+        return out
+
     def tag(self, tag: str) -> TagRecord | None:
         for ws in self._chain():
             found = ws.tags.get(tag)
@@ -341,6 +353,7 @@ class WorkingSet:
         p.postings.extend(self.postings)
         p.holds.update(self.holds)
         p.tags.update(self.tags)
+        p.witnesses.update(self.witnesses)
         p.issued_delta += self.issued_delta
         p.redeemed_delta += self.redeemed_delta
         if self.head_value is not None:

@@ -12,7 +12,9 @@ import nacl.public
 import nacl.signing
 
 from ..client.keystore import Keystore
+from ..core.canonical import check_witness_name
 from ..core.errors import InputError
+from ..core.records import AddWitness
 from ..ledger.journal import check_journal, entry_hash
 from ..store.base import Store
 from ..trace import bundle as bundles
@@ -377,26 +379,19 @@ def read_receipt(store: Store, path: str) -> tuple[str, str, str, bytes]:
 
 # ---- witnesses ------------------------------------------------------------------------------------------------
 
-WITNESSES_SETTING = "witnesses"
 
-
-def witness_add(store: Store, name: str, public: str) -> dict:
-    """Register a witness (the central bank's decision, kept in the ledger settings): its cosignatures are the
-    ones the ledger accepts onto its checkpoints."""
+def witness_registration(name: str, public: str) -> AddWitness:
+    """The operation the central bank signs to register a witness (its key as hex or a signed-note verifier key):
+    journaled, so the registry is part of the history the witnesses cosign. Apply it through the ledger."""
     from ..trace.note import check_key_name
 
     check_key_name(name, "NAME")
-    key = witnessing.parse_public_key(public, "PUBKEY").hex()
-    registered = dict(store.meta().settings.get(WITNESSES_SETTING, {}))
-    if registered.get(name, key) != key:
-        raise InputError(f"a witness named {name} is registered with another key ({registered[name]})")
-    registered[name] = key
-    store.set_setting(WITNESSES_SETTING, registered)
-    return {"name": name, "public_key": key, "witnesses": len(registered)}
+    return AddWitness(check_witness_name(name, "NAME"), witnessing.parse_public_key(public, "PUBKEY").hex())
 
 
 def witnesses(store: Store) -> dict[str, str]:
-    return dict(store.meta().settings.get(WITNESSES_SETTING, {}))
+    """Registered witnesses, name -> public key hex, as the journal's add_witness operations made them."""
+    return store.witness_registrations()
 
 
 def witness_cosign(store: Store, folder: str, at: int | None = None) -> dict:

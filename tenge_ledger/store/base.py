@@ -217,6 +217,10 @@ class Store(Protocol):
 
     def holds(self, status: str | None = None) -> list[HoldRecord]: ...
 
+    def witness_registrations(self) -> dict[str, str]:
+        """Registered witnesses (name -> public key hex), derived from the journal's add_witness operations."""
+        ...
+
     def tags(self) -> list[TagRecord]:
         """Every tag's record (its expiry, fixed by its first issuance)."""
         ...

@@ -44,6 +44,7 @@ KIND_CODES: tuple[OpKind, ...] = (
     OpKind.unfreeze,
     OpKind.close,
     OpKind.seize,
+    OpKind.add_witness,
 )
 KIND_CODE: dict[OpKind, int] = {k: i for i, k in enumerate(KIND_CODES)}
 assert set(KIND_CODES) == set(OpKind)

@@ -7,11 +7,13 @@ placeholder; the SQL text here uses `?` and is translated once per query for dri
 from __future__ import annotations
 
 import functools
+import json
 from typing import Any
 
-from ..core.records import Account, HoldRecord, TagRecord
+from ..core.records import Account, HoldRecord, OpKind, TagRecord
 from . import codec
 from .base import BucketRow, LedgerMeta, StoredOperation
+from .entries import KIND_CODE
 
 _GROUP = 500  # values bound in one IN (...) query, well under SQLite's variable limit
 
@@ -166,6 +168,14 @@ class SqlTxReads:
             dict(self._all("SELECT id, handle FROM accounts")),
             dict(self._all("SELECT id, tag FROM tag_names")),
         )
+
+    def witness_registrations(self) -> dict[str, str]:
+        """Witness name -> public key (hex), from the journal's add_witness operations: the registry is derived,
+        never stored beside the journal."""
+        rows = self._all(
+            self._q("SELECT body FROM journal WHERE kind = ? ORDER BY seq"), (KIND_CODE[OpKind.add_witness],)
+        )
+        return {d["name"]: d["public_key"] for d in (json.loads(r[0]) for r in rows)}
 
     def hold(self, hold_id: str) -> HoldRecord | None:
         row = self._one(self._q(f"SELECT {codec.HOLD_COLUMNS} FROM holds WHERE hold_id = ?"), (hold_id,))

@@ -439,6 +439,10 @@ class SqliteStore:
         return {(a, t): b for a, t, b in rows if b}
 
     @_locked
+    def witness_registrations(self) -> dict[str, str]:
+        return SqliteTx(self._conn).witness_registrations()
+
+    @_locked
     def tags(self) -> list[TagRecord]:
         return SqliteTx(self._conn).all_tags()
 
