@@ -158,3 +158,36 @@ def test_check__edited_or_deleted_activity_named(tampered) -> None:
     assert any(p.startswith(f"activity of halyk [untagged] at minute {minute}") for p in _problems(url))
     conn.execute("DELETE FROM activity WHERE account = ?", (halyk,))
     assert any("activity of halyk [untagged]" in p and "stored None" in p for p in _problems(url))
+
+
+def test_check__edited_decision_or_policy_version_named(sqlite_url, tmp_path) -> None:
+    """The chain link (version 2) covers what the ledger decided: the stored decision and the policy version."""
+    from tenge_ledger.app import ledger_over
+    from tenge_ledger.client.wallet import Wallet
+    from tenge_ledger.core.records import AccountKind
+    from tenge_ledger.policies import shipped_policies
+    from tenge_ledger.policy.sets import enable, read_sources
+
+    env = build_ledger(sqlite_url, tmp_path / "keys")
+    env.open_basic()
+    w = env.wallet
+    assert w.open_account(
+        "shop", AccountKind.merchant, bank="halyk", attrs=(("vat", "registered"),)
+    ).succeeded
+    assert w.open_account("kgd-vat", AccountKind.agency).succeeded
+    enable(env.store, read_sources([shipped_policies()]), env.clock())
+    w = Wallet(ledger_over(env.store, env.clock), env.keystore)
+    assert w.issue("aigerim", 100_000, op_id="fund").succeeded
+    assert w.transfer("aigerim", "shop", 10_000, op_id="sale").succeeded  # split by the VAT rule
+    env.store.close()
+    conn = sqlite3.connect(sqlite_url, isolation_level=None)
+    sale, fund = _seq(conn, "sale"), _seq(conn, "fund")
+    assert conn.execute(
+        "SELECT decision IS NOT NULL, policy FROM journal WHERE seq = ?", (sale,)
+    ).fetchone() == (1, 1)
+    assert _problems(sqlite_url) == []
+    conn.execute("UPDATE journal SET decision = replace(decision, 'vat', 'tax') WHERE seq = ?", (sale,))
+    assert any(f"#{sale} (sale): its hash does not match its content" in p for p in _problems(sqlite_url))
+    conn.execute("UPDATE journal SET decision = replace(decision, 'tax', 'vat') WHERE seq = ?", (sale,))
+    conn.execute("UPDATE journal SET policy = NULL WHERE seq = ?", (fund,))
+    assert any(f"#{fund} (fund): its hash does not match its content" in p for p in _problems(sqlite_url))

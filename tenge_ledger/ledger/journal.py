@@ -21,12 +21,21 @@ from .replay import Replay
 GENESIS_ENTRIES = 2  # the central bank's account and the holds account, opened by Ledger.create
 
 _DOMAIN = b"tenge-ledger/journal/v1\n"
+_DOMAIN_V2 = b"tenge-ledger/journal/v2\n"
 
 
 def entry_hash(
-    prev_hash: bytes, seq: int, at: int, fields_hash: bytes, signature: str, postings: Iterable[Posting]
+    prev_hash: bytes,
+    seq: int,
+    at: int,
+    fields_hash: bytes,
+    signature: str,
+    postings: Iterable[Posting],
+    chained: tuple[str | None, int | None] | None = None,
 ) -> bytes:
-    h = hashlib.sha256(_DOMAIN)
+    """The chain link. Version 2 (`chained` given: the stored decision and the policy set's version) also covers
+    what the ledger decided, so a rewritten decision breaks the chain; rows written before it keep version 1."""
+    h = hashlib.sha256(_DOMAIN if chained is None else _DOMAIN_V2)
     h.update(prev_hash)
     h.update(seq.to_bytes(8, "big"))
     h.update(at.to_bytes(8, "big", signed=True))
@@ -34,6 +43,10 @@ def entry_hash(
     h.update(signature.encode("ascii"))
     for p in postings:
         h.update(f"{p.account}\0{p.tag}\0{p.amount_tiyn}\n".encode())
+    if chained is not None:
+        decision, policy = chained
+        h.update(b"\0decision\0" + (b"-" if decision is None else b"+" + decision.encode()))
+        h.update(b"\0policy\0" + (b"-" if policy is None else str(policy).encode()))
     return h.digest()
 
 
@@ -98,7 +111,7 @@ def _check_journal(
             )
         signature = json.loads(op.document).get("signature", "")
         recomputed = entry_hash(
-            op.prev_hash, op.seq, op.at, op.fields_hash, signature, _as_postings(postings)
+            op.prev_hash, op.seq, op.at, op.fields_hash, signature, _as_postings(postings), op.chained
         )
         if recomputed != op.entry_hash:
             result.problems.append(

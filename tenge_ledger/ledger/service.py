@@ -55,7 +55,7 @@ from ..core.records import (
 )
 from ..core.results import Result, ResultCode
 from ..store.base import JournalPosting, LedgerMeta, ReportRow, Store
-from ..store.entries import FLAG_LEGS, body_columns, journal_row, standard_legs
+from ..store.entries import FLAG_LEGS, FLAG_LINK_V2, body_columns, journal_row, standard_legs
 from ..trace.record import PlainTraceSink
 from . import checks, signing
 from .journal import entry_hash, fields_hash
@@ -324,17 +324,17 @@ class Ledger:
         seq += 1
         if digest is None:
             digest = fields_hash(canonical_bytes(self.ledger_id, op))
-        entry = entry_hash(prev, seq, at, digest, op.signature, postings)
+        decision_text = self._decision_json(decision)
+        version = getattr(self.policy, "version", None)
+        entry = entry_hash(prev, seq, at, digest, op.signature, postings, (decision_text, version))
         kind = op.kind
         payer, payee, amount, tag = body_columns(op.body)
         legs = [(p.account, p.amount_tiyn, p.tag) for p in postings]
         implied = standard_legs(kind, payer, payee, amount, tag or "", self.central_bank, HOLDS_ACCOUNT)
-        flags = 0
+        flags = FLAG_LINK_V2
         if list(implied) != legs:
-            flags = FLAG_LEGS
+            flags |= FLAG_LEGS
             ws.legs.extend((seq, i, ws.account_id(a), ws.tag_id(t), x) for i, (a, x, t) in enumerate(legs))
-        decision_text = self._decision_json(decision)
-        version = getattr(self.policy, "version", None)
         ws.entries.append(
             journal_row(seq, op, at, entry, flags, decision_text, version, ws.account_id, ws.tag_id)
         )

@@ -14,6 +14,7 @@ from ..core.records import HOLDS_ACCOUNT, Account, AccountKind, AccountStatus, H
 from .base import GENESIS_HASH, BucketRow, JournalPosting, LedgerMeta, ReportRow, StoredOperation
 from .entries import (
     FLAG_LEGS,
+    FLAG_LINK_V2,
     JOURNAL_COLUMNS,
     KIND_CODES,
     LEG_COLUMNS,
@@ -164,6 +165,7 @@ class EntryReader:
             decision=row[13] or json.dumps({"policy_version": row[14]}),
             prev_hash=prev_link,
             entry_hash=bytes(row[10]),
+            chained=(row[13], row[14]) if row[11] & FLAG_LINK_V2 else None,
         )
         return stored, [JournalPosting(seq, i, a, t, amount, at) for i, (a, amount, t) in enumerate(postings)]
 
@@ -176,7 +178,7 @@ class EntryReader:
         )
         if again != (*row[:9], bytes(row[9]), bytes(row[10]), *row[11:]):
             raise ValueError(f"journal row #{row[0]} is not the row its own operation gives")
-        if row[11] & ~FLAG_LEGS:
+        if row[11] & ~(FLAG_LEGS | FLAG_LINK_V2):
             raise ValueError(f"journal row #{row[0]} has unknown flags {row[11]}")
         if row[11] & FLAG_LEGS:
             payer, payee, amount, tag = body_columns(op.body)

@@ -50,6 +50,7 @@ KIND_CODE: dict[OpKind, int] = {k: i for i, k in enumerate(KIND_CODES)}
 assert set(KIND_CODES) == set(OpKind)
 
 FLAG_LEGS = 1  # the postings are in `legs`, not the two legs the body implies
+FLAG_LINK_V2 = 2  # the chain link also covers `decision` and `policy` (rows written before it have version 1)
 
 JOURNAL_COLUMNS = (
     "seq, op_id, kind, signer, payer, payee, amount, tag, at, signature, link, flags, body, decision, policy"

@@ -81,7 +81,8 @@ def _journal_json(op, postings) -> dict:
     doc = json.loads(op.document)
     return {"document": op.document, "entry_hash": op.entry_hash.hex(), "fields_hash": op.fields_hash.hex(),
             "at": op.at, "op_id": op.op_id, "postings": [[p.account, p.tag, p.amount_tiyn] for p in postings],
-            "prev_hash": op.prev_hash.hex(), "seq": op.seq, "signature": doc.get("signature", "")}  # fmt: skip
+            "prev_hash": op.prev_hash.hex(), "seq": op.seq, "signature": doc.get("signature", ""),
+            "chained": None if op.chained is None else list(op.chained)}  # fmt: skip
 
 
 def _dumps(value: object) -> str:
@@ -179,6 +180,7 @@ def from_store(store: Store, with_journal: bool = True) -> Bundle:
                     "prev_hash": op.prev_hash,
                     "entry_hash": op.entry_hash,
                     "postings": [[p.account, p.tag, p.amount_tiyn] for p in postings],
+                    "chained": op.chained,
                 }
             )
     return Bundle(
@@ -198,6 +200,16 @@ def write(bundle: Bundle, path: str) -> str:
     data = json.dumps(bundle.to_json(), sort_keys=True, separators=(",", ":")).encode()
     write_private(path, data)
     return hashlib.sha256(data).hexdigest()
+
+
+def _chained(value: object) -> tuple[str | None, int | None] | None:
+    """What a version-2 link also covers, as the bundle carries it: [decision or null, policy version or null]."""
+    if value is None:
+        return None
+    if not isinstance(value, list) or len(value) != 2:
+        raise InputError("a journal entry's chained material is [decision, policy version]")
+    decision, policy = value
+    return (None if decision is None else str(decision), None if policy is None else int(policy))
 
 
 def _hex(value: object, where: str) -> bytes:
@@ -244,6 +256,7 @@ def read(path: str) -> Bundle:
                     "entry_hash": _hex(j["entry_hash"], f"{path}: journal #{j.get('seq')}"),
                     "postings": [[str(a), str(t), int(x)] for a, t, x in j["postings"]],
                     "document": str(j["document"]),
+                    "chained": _chained(j.get("chained")),
                 }
                 for j in doc["journal"]
             ]

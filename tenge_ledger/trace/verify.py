@@ -189,7 +189,15 @@ def verify(
         if entry_hash is not None:
             postings = [Posting(a, x, t) for a, t, x in j["postings"]]
             if (
-                entry_hash(j["prev_hash"], j["seq"], j["at"], j["fields_hash"], j["signature"], postings)
+                entry_hash(
+                    j["prev_hash"],
+                    j["seq"],
+                    j["at"],
+                    j["fields_hash"],
+                    j["signature"],
+                    postings,
+                    j.get("chained"),
+                )
                 != j["entry_hash"]
             ):
                 v.add(f"{name} was changed: its hash does not match its content")
