@@ -136,16 +136,17 @@ def operation(obj: Context, op_id) -> None:
     op = find_operation(store, op_id)
     if op is None:
         raise InputError(f"no applied operation {quoted(op_id)}")
+    signature = _signature_status(store, op)
     data = {
         "seq": op.seq, "id": op.op_id, "kind": op.kind, "signer": op.signer, "at": format_time(op.at),
         "message": op.message, "document": json.loads(op.document), "decision": json.loads(op.decision),
-        "entry_hash": op.entry_hash.hex(), "prev_hash": op.prev_hash.hex(),
+        "entry_hash": op.entry_hash.hex(), "prev_hash": op.prev_hash.hex(), "signature": signature,
     }  # fmt: skip
 
     def text() -> str:
         decision = data["decision"]
         lines = [
-            f"#{op.seq} {op.kind} {op.op_id} signed by {op.signer} at {data['at']}",
+            f"#{op.seq} {op.kind} {op.op_id} by {op.signer} at {data['at']}: {signature}",
             f"  {op.message}",
             f"  policy set: {decision.get('policy_set_id') or 'none (built-in checks only)'}",
         ]
@@ -156,6 +157,22 @@ def operation(obj: Context, op_id) -> None:
         return "\n".join(lines)
 
     emit(obj, data, text)
+
+
+def _signature_status(store, op) -> str:
+    """Whether the stored signature verifies with the key the journal opened the signer with: an operation
+    applied as pre-checked (`submit --verified`) never shows as signed unless it is."""
+    from tenge_ledger.core.canonical import canonical_bytes
+    from tenge_ledger.ledger.signing import verify_bytes
+    from tenge_ledger.store.entries import operation_from_document
+
+    operation = operation_from_document(json.loads(op.document))
+    if not operation.signature:
+        return "signed by nobody (the ledger's genesis)" if op.op_id.startswith("genesis:") else "NOT signed"
+    key = store.journaled_public_key(op.signer)
+    if key and verify_bytes(canonical_bytes(store.meta().ledger_id, operation), operation.signature, key):
+        return f"signature verifies with {op.signer}'s journaled key"
+    return f"signature does NOT verify with {op.signer}'s journaled key"
 
 
 def find_operation(store, text: str):

@@ -167,6 +167,9 @@ def test_forged_signature_through_submit_verified__found_by_check(tmp_path) -> N
     assert checked.exit_code == 1
     assert "(forged): its signature does not verify with halyk's journaled key" in checked.output
     assert run(cli, ["--db", db, "check", "--no-signatures"]).exit_code == 0
+    shown = run(cli, ["--db", db, "operation", "forged"]).output
+    assert "signature does NOT verify with halyk's journaled key" in shown and "signed by halyk" not in shown
+    assert "signature verifies with nbk's journaled key" in run(cli, ["--db", db, "operation", "#3"]).output
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

@@ -220,6 +220,10 @@ class Store(Protocol):
 
     def holds(self, status: str | None = None) -> list[HoldRecord]: ...
 
+    def journaled_public_key(self, handle: str) -> str | None:
+        """The public key the journal opened `handle` with (what signatures are checked against), or None."""
+        ...
+
     def witness_registrations(self) -> dict[str, str]:
         """Registered witnesses (name -> public key hex), derived from the journal's add_witness operations."""
         ...

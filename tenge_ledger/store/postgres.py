@@ -548,6 +548,10 @@ class PostgresStore:
             rows = self._rows(sql + " WHERE a.handle = %s ORDER BY t.tag", (handle,))
         return {(a, t): int(b) for a, t, b in rows if b}
 
+    def journaled_public_key(self, handle: str) -> str | None:
+        with self.snapshot():
+            return PostgresTx(self._pinned.conn.cursor(), (0, b"")).journaled_public_key(handle)
+
     def witness_registrations(self) -> dict[str, str]:
         with self.snapshot():
             return PostgresTx(self._pinned.conn.cursor(), (0, b"")).witness_registrations()

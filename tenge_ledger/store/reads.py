@@ -169,6 +169,18 @@ class SqlTxReads:
             dict(self._all("SELECT id, tag FROM tag_names")),
         )
 
+    def journaled_public_key(self, handle: str) -> str | None:
+        """The public key the journal's open_account of `handle` set (not the accounts table's), or None."""
+        rows = self._all(
+            self._q("SELECT body FROM journal WHERE kind = ? AND body LIKE ? ORDER BY seq"),
+            (KIND_CODE[OpKind.open_account], f'%"handle":{json.dumps(handle)}%'),
+        )
+        for (body,) in rows:
+            doc = json.loads(body)
+            if doc.get("handle") == handle:
+                return doc.get("public_key")
+        return None
+
     def witness_registrations(self) -> dict[str, str]:
         """Witness name -> public key (hex), from the journal's add_witness operations: the registry is derived,
         never stored beside the journal."""

@@ -439,6 +439,10 @@ class SqliteStore:
         return {(a, t): b for a, t, b in rows if b}
 
     @_locked
+    def journaled_public_key(self, handle: str) -> str | None:
+        return SqliteTx(self._conn).journaled_public_key(handle)
+
+    @_locked
     def witness_registrations(self) -> dict[str, str]:
         return SqliteTx(self._conn).witness_registrations()
 
