@@ -16,6 +16,7 @@ from ..core.canonical import check_witness_name
 from ..core.errors import InputError
 from ..core.records import AddWitness
 from ..ledger.journal import check_journal, entry_hash
+from ..ledger.signing import verify_all
 from ..store.base import Store
 from ..trace import bundle as bundles
 from ..trace import checkpoint as cps
@@ -148,7 +149,7 @@ def verify_bundle(
         )
     b = bundles.read(path)
     result = verify(b, pk or b.checkpoint_key, entry_hash, bundles.read(earlier) if earlier else None,
-                    witness_keys, quorum)  # fmt: skip
+                    witness_keys, quorum, verify_many=verify_all)  # fmt: skip
     if pk is None:
         result.notes.insert(0, UNAUTHENTICATED)
     return result
@@ -159,7 +160,7 @@ def verify_live(store: Store, key: str | None = None, earlier: str | None = None
     (balances, accounts, holds, tags: check_journal; verify() checks the signatures)."""
     b = bundles.from_store(store, with_journal=True)
     pk = read_key(key) or public_key(store)
-    found = verify(b, pk, entry_hash, bundles.read(earlier) if earlier else None)
+    found = verify(b, pk, entry_hash, bundles.read(earlier) if earlier else None, verify_many=verify_all)
     for problem in check_journal(store, signatures=False).problems:  # verify() checked the signatures
         found.add(problem)
     return found

@@ -89,9 +89,11 @@ def verify(
     earlier: Bundle | None = None,
     witnesses: Sequence[bytes] = (),
     quorum: int = 0,
+    verify_many: Callable[[list[tuple[bytes, bytes, bytes]]], list[bool]] | None = None,
 ) -> Verification:
     """Everything the bundle can show wrong. With `witnesses`, some checkpoint the log still matches must carry
-    valid cosignatures of `quorum` of them (all of them when `quorum` is 0)."""
+    valid cosignatures of `quorum` of them (all of them when `quorum` is 0). `verify_many` checks (message,
+    signature, public key) triples in bulk (on every core, say); without it they are checked one by one here."""
     v = Verification(traces=len(bundle.traces), checkpoints=len(bundle.checkpoints))
     traces = bundle.traces
     leaves: list[bytes] = []
@@ -204,7 +206,7 @@ def verify(
         prev = j["entry_hash"]
         by_seq[j["seq"]] = j
     _journal_heads(v, traces, by_seq)
-    _signatures(v, bundle, journal)
+    _signatures(v, bundle, journal, verify_many)
     # 5. the trace log against the journal: each applied op's record names its journal entry, in order.
     last_seq = 0
     traced: set[int] = set()
@@ -241,10 +243,17 @@ def _journal_heads(v: Verification, traces: list[dict], by_seq: dict[int, dict])
         v.notes.append(f"journal entries after #{bound} are not yet bound into the tree by a checkpoint")
 
 
-def _signatures(v: Verification, bundle: Bundle, journal: list[dict]) -> None:
+def _signatures(
+    v: Verification,
+    bundle: Bundle,
+    journal: list[dict],
+    verify_many: Callable[[list[tuple[bytes, bytes, bytes]]], list[bool]] | None,
+) -> None:
     """Rebuild each entry's canonical bytes from its document; compare the fields hash; verify the client's
     signature with the key the journal itself gave the signer (never the accounts table)."""
     keys: dict[str, str] = {}
+    queued: list[tuple[bytes, str, str]] = []  # (message, signature hex, key hex) of each signed entry
+    named: list[tuple[str, str]] = []
     opened: list[tuple[int, str, str]] = []
     for j in journal:
         name = f"journal entry #{j['seq']} ({j['op_id']})"
@@ -263,19 +272,32 @@ def _signatures(v: Verification, bundle: Bundle, journal: list[dict]) -> None:
             signer_key = keys.get(op.signer)
             if signer_key is None:
                 v.add(f"{name}: its signer {op.signer} has no key opened in the journal before it")
-            elif not _signature_verifies(canonical, op.signature, signer_key):
-                v.add(
-                    f"{name}: the signature does not verify with {op.signer}'s journaled key: forged, or the"
-                    f" document was changed"
-                )
             else:
-                v.signatures += 1
+                queued.append((canonical, op.signature, signer_key))
+                named.append((name, op.signer))
         if op.kind.value == "open_account":
             body = op.body
             keys[body.handle] = body.public_key  # type: ignore[attr-defined]
             opened.append((j["seq"], body.handle, body.public_key))  # type: ignore[attr-defined]
+    if verify_many is None:
+        flags = [_signature_verifies(m, s, k) for m, s, k in queued]
+    else:
+        flags = verify_many([(m, _unhex(s), _unhex(k)) for m, s, k in queued])
+    for ok, (name, signer) in zip(flags, named, strict=True):
+        if ok:
+            v.signatures += 1
+        else:
+            v.add(f"{name}: the signature does not verify with {signer}'s journaled key: forged, or the document"
+                  " was changed")  # fmt: skip
     if bundle.public_keys and bundle.public_keys != opened:
         v.add("the bundle's list of public keys is not the one its journaled account openings give")
+
+
+def _unhex(text: str) -> bytes:
+    try:
+        return bytes.fromhex(text)
+    except ValueError:
+        return b""  # verifies nothing
 
 
 def _signature_verifies(message: bytes, signature_hex: str, public_key_hex: str) -> bool:
