@@ -189,3 +189,32 @@ def test_random_single_mutation__always_found(upgraded, tmp_path_factory, data) 
     finally:
         conn.close()
     assert _problems(path), f"{table}.{column} of {key} changed from {value!r} and check found nothing"
+
+
+def test_reordered_journal_rows__named_by_check(upgraded, tmp_path) -> None:
+    """Two entries' rows swapped (each keeps its content under the other's number): the chain breaks at both."""
+    path = _copy(upgraded, tmp_path)
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("UPDATE journal SET seq = -13 WHERE seq = 13")
+    conn.execute("UPDATE journal SET seq = 13 WHERE seq = 14")
+    conn.execute("UPDATE journal SET seq = 14 WHERE seq = -13")
+    conn.close()
+    problems = "\n".join(_problems(path))
+    assert "#13 " in problems and "#14 " in problems
+
+
+def test_reordered_trace_rows__named_by_audit_verify(upgraded, tmp_path) -> None:
+    from tenge_ledger.privacy import operator
+
+    path = _copy(upgraded, tmp_path)
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("UPDATE traces SET idx = -3 WHERE idx = 3")
+    conn.execute("UPDATE traces SET idx = 3 WHERE idx = 4")
+    conn.execute("UPDATE traces SET idx = 4 WHERE idx = -3")
+    conn.close()
+    store = open_store(path)
+    try:
+        found = operator.verify_live(store, key=None)
+    finally:
+        store.close()
+    assert not found.ok and any("#3" in p or "#4" in p for p in found.problems), found.problems
