@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 from ..core.canonical import canonical_and_document
 from ..core.describe import describe
@@ -109,30 +108,26 @@ def bucket_row(row) -> BucketRow:
     return BucketRow(int(balance), int(out_tiyn), int(out_count), int(in_tiyn), int(in_count), int(minute))
 
 
-@dataclass(frozen=True, slots=True)
 class Names:
-    """Account handles and tags by their ids, as one read of the store found them."""
+    """Account handles and tags by their ids, and back, as one read of the store found them."""
 
-    handles: dict[int, str]
-    tags: dict[int, str]
-    _ids: dict[str, int] | None = None
-    _tag_ids: dict[str, int] | None = None
+    def __init__(self, handles: dict[int, str], tags: dict[int, str]) -> None:
+        self.handles = handles
+        self.tags = tags
+        self._ids = {h: i for i, h in handles.items()}
+        self._tag_ids = {t: i for i, t in tags.items()}
 
     def handle(self, account_id: int) -> str:
         return self.handles[account_id]
 
     def id_of(self, handle: str) -> int:
-        if self._ids is None:
-            object.__setattr__(self, "_ids", {h: i for i, h in self.handles.items()})
-        return self._ids[handle]  # type: ignore[index]
-
-    def tag_id(self, tag: str) -> int:
-        if self._tag_ids is None:
-            object.__setattr__(self, "_tag_ids", {t: i for i, t in self.tags.items()})
-        return self._tag_ids[tag]  # type: ignore[index]
+        return self._ids[handle]
 
     def tag(self, tag_id: int) -> str:
         return self.tags[tag_id]
+
+    def tag_id(self, tag: str) -> int:
+        return self._tag_ids[tag]
 
 
 class EntryReader:
@@ -226,40 +221,3 @@ def windows_query(direction: str, since: int, tag: str | None, handles: tuple[st
     minute = since // 60
     args = (tag, minute, *handles) if tag is not None else (minute, *handles)
     return sql, args
-
-
-HISTORY_SLICE = 4096  # journal rows read per step when history walks the journal backwards
-
-
-def history(tx, account_id: int, handle: str, limit: int) -> list[tuple[StoredOperation, JournalPosting]]:
-    """An account's postings with their operations, newest first, read from the journal inside `tx` (a store
-    transaction or snapshot with SqlTxReads): slices of rows backwards from the head, filtered in SQL to the
-    rows that can move the account (it is their payer or payee, or their legs are stored)."""
-    meta = tx.meta()
-    names = tx._names()
-    reader = EntryReader(meta, names)
-    everything = handle in (meta.central_bank, HOLDS_ACCOUNT)  # implied legs: every issue, redeem or hold
-    where = "" if everything else " AND (payer = ? OR payee = ? OR flags & 1 = 1)"
-    rows_sql = tx._q(
-        f"SELECT {JOURNAL_COLUMNS} FROM journal WHERE seq > ? AND seq <= ?{where} ORDER BY seq DESC"
-    )
-    legs_sql = tx._q(f"SELECT {LEG_COLUMNS} FROM legs WHERE seq > ? AND seq <= ? ORDER BY seq, idx")
-    link_sql = tx._q("SELECT link FROM journal WHERE seq = ?")
-    out: list[tuple[StoredOperation, JournalPosting]] = []
-    hi = tx.head()[0]
-    while hi > 0 and len(out) < limit:
-        lo = max(0, hi - HISTORY_SLICE)
-        rows = tx._all(rows_sql, (lo, hi) if everything else (lo, hi, account_id, account_id))
-        legs: dict[int, list[tuple]] = {}
-        if any(row[11] & FLAG_LEGS for row in rows):
-            for leg in tx._all(legs_sql, (lo, hi)):
-                legs.setdefault(leg[0], []).append(leg)
-        for row in rows:
-            prev = tx._one(link_sql, (row[0] - 1,))
-            op, postings = reader.entry(row, legs.get(row[0]), bytes(prev[0]) if prev else GENESIS_HASH)
-            mine = [p for p in postings if p.account == handle]
-            out.extend((op, p) for p in reversed(mine))
-            if len(out) >= limit:
-                break
-        hi = lo
-    return out[:limit]

@@ -613,7 +613,7 @@ class PostgresStore:
             ids = tx.account_ids([handle])
             if handle not in ids:
                 return []
-            return codec.history(tx, ids[handle], handle, limit)
+            return tx.history(ids[handle], handle, limit)
 
     def hold(self, hold_id: str) -> HoldRecord | None:
         rows = self._rows(f"SELECT {codec.HOLD_COLUMNS} FROM holds WHERE hold_id = %s", (hold_id,))

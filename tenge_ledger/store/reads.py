@@ -10,12 +10,13 @@ import functools
 import json
 from typing import Any
 
-from ..core.records import Account, HoldRecord, OpKind, TagRecord
+from ..core.records import HOLDS_ACCOUNT, Account, HoldRecord, OpKind, TagRecord
 from . import codec
-from .base import BucketRow, LedgerMeta, StoredOperation
+from .base import BucketRow, JournalPosting, LedgerMeta, StoredOperation
 from .entries import KIND_CODE
 
 _GROUP = 500  # values bound in one IN (...) query, well under SQLite's variable limit
+HISTORY_SLICE = 4096  # journal rows read per step when history walks the journal backwards
 
 
 @functools.cache
@@ -159,6 +160,44 @@ class SqlTxReads:
             op, _ = reader.entry(row, legs, bytes(prev[0]) if prev else codec.GENESIS_HASH)
             out[op.op_id] = op
         return out
+
+    def history(
+        self, account_id: int, handle: str, limit: int
+    ) -> list[tuple[StoredOperation, JournalPosting]]:
+        """An account's postings with their operations, newest first: slices of journal rows backwards from the
+        head, filtered in SQL to the rows that can move the account (it is their payer or payee, or their legs
+        are stored). The journal has no per-account index: it would grow with every posting and slow every
+        write."""
+        meta = self.meta()
+        reader = codec.EntryReader(meta, self._names())
+        everything = handle in (meta.central_bank, HOLDS_ACCOUNT)  # implied legs: every issue, redeem or hold
+        where = "" if everything else " AND (payer = ? OR payee = ? OR flags & 1 = 1)"
+        rows_sql = self._q(
+            f"SELECT {codec.JOURNAL_COLUMNS} FROM journal WHERE seq > ? AND seq <= ?{where} ORDER BY seq DESC"
+        )
+        legs_sql = self._q(
+            f"SELECT {codec.LEG_COLUMNS} FROM legs WHERE seq > ? AND seq <= ? ORDER BY seq, idx"
+        )
+        link_sql = self._q("SELECT link FROM journal WHERE seq = ?")
+        out: list[tuple[StoredOperation, JournalPosting]] = []
+        hi = self.head()[0]
+        while hi > 0 and len(out) < limit:
+            lo = max(0, hi - HISTORY_SLICE)
+            rows = self._all(rows_sql, (lo, hi) if everything else (lo, hi, account_id, account_id))
+            legs: dict[int, list[tuple]] = {}
+            if any(row[11] & codec.FLAG_LEGS for row in rows):
+                for leg in self._all(legs_sql, (lo, hi)):
+                    legs.setdefault(leg[0], []).append(leg)
+            for row in rows:
+                prev = self._one(link_sql, (row[0] - 1,))
+                op, postings = reader.entry(
+                    row, legs.get(row[0]), bytes(prev[0]) if prev else codec.GENESIS_HASH
+                )
+                out.extend((op, p) for p in reversed([p for p in postings if p.account == handle]))
+                if len(out) >= limit:
+                    break
+            hi = lo
+        return out[:limit]
 
     def _legs(self, seq: int) -> list[tuple]:
         return self._all(self._q(f"SELECT {codec.LEG_COLUMNS} FROM legs WHERE seq = ? ORDER BY idx"), (seq,))

@@ -488,11 +488,12 @@ class SqliteStore:
         """The account's postings with their operations, newest first. The journal has no per-account index
         (it would grow with every posting and slow every write): this reads the journal backwards, in slices,
         until it has `limit` postings of the account."""
-        tx = SqliteTx(self._conn)
-        ids = tx.account_ids([handle])
-        if handle not in ids:
-            return []
-        return codec.history(tx, ids[handle], handle, limit)
+        with self.snapshot():  # the head and every slice read from one state of the ledger
+            tx = SqliteTx(self._conn)
+            ids = tx.account_ids([handle])
+            if handle not in ids:
+                return []
+            return tx.history(ids[handle], handle, limit)
 
     @_locked
     def hold(self, hold_id: str) -> HoldRecord | None:
