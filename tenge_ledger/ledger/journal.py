@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, replace
 from ..core.canonical import canonical_bytes
 from ..core.records import Account, Operation, Posting
 from ..store.base import GENESIS_HASH, JournalPosting, ReportRow, Store, StoredOperation
-from ..store.entries import operation_from_document
+from ..store.entries import add_flow, operation_from_document
 from .replay import Replay
 
 GENESIS_ENTRIES = 2  # the central bank's account and the holds account, opened by Ledger.create
@@ -273,18 +273,9 @@ def _fields(account: Account | None, names: list[str]) -> str:
 
 def _flow(result: JournalCheck, key: tuple[str, str], amount: int, minute: int) -> None:
     """Replay what a chunk's write does to a bucket's running flows and activity snapshots."""
-    flow = result.flows.get(key)
-    if flow is None:
-        flow = result.flows[key] = [0, 0, 0, 0, -1]
-    if flow[4] < minute:
-        result.activity[(*key, minute)] = (flow[0], flow[1], flow[2], flow[3])
-        flow[4] = minute
-    if amount < 0:
-        flow[0] -= amount
-        flow[1] += 1
-    elif amount > 0:
-        flow[2] += amount
-        flow[3] += 1
+    snapshot = add_flow(result.flows, key, amount, minute)
+    if snapshot is not None:
+        result.activity[(*key, minute)] = snapshot
 
 
 def _compare_flows(store: Store, result: JournalCheck) -> None:

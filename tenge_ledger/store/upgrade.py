@@ -17,6 +17,7 @@ from ..core.records import HOLDS_ACCOUNT, OpenAccount
 from .entries import (
     FLAG_LEGS,
     UNTAGGED_ID,
+    add_flow,
     journal_row,
     operation_from_document,
     standard_legs,
@@ -115,18 +116,9 @@ def convert(
         minute = at // 60
         for account, amount_, tag_ in legs:
             key = (ids[account], tag_id(tag_))
-            flow = flows.get(key)
-            if flow is None:
-                flow = flows[key] = [0, 0, 0, 0, -1]
-            if flow[4] < minute:
-                out.activity.append((*key, minute, *flow[:4]))
-                flow[4] = minute
-            if amount_ < 0:
-                flow[0] -= amount_
-                flow[1] += 1
-            elif amount_ > 0:
-                flow[2] += amount_
-                flow[3] += 1
+            snapshot = add_flow(flows, key, amount_, minute)
+            if snapshot is not None:
+                out.activity.append((*key, minute, *snapshot))
     for account, tag, balance in balance_rows:
         key = (ids[account], tag_id(tag))
         flow = flows.get(key, [0, 0, 0, 0, -1])
