@@ -238,3 +238,17 @@ def test_every_result_code_is_reachable(env) -> None:
     assert set(ResultCode) - REACHED == set()
     env.ledger.policy = _Engine(Decision())
     env.check()
+
+
+def test_history__newest_first_on_every_store(env) -> None:
+    """History walks the journal backwards (there is no per-account index): the same answer on both stores,
+    with stored legs (a partial post) as well as implied ones."""
+    env.wallet.issue("halyk", 10_000, op_id="i")
+    env.wallet.transfer("halyk", "aigerim", 700, op_id="t1")
+    env.wallet.hold("halyk", "cafe", 500, timeout_s=600, op_id="h1")
+    env.wallet.post("halyk", "h1", amount_tiyn=300, op_id="p1")
+    rows = [(op.op_id, p.amount_tiyn) for op, p in env.store.history("halyk", 10)]
+    assert rows == [("p1", 200), ("h1", -500), ("t1", -700), ("i", 10_000)]
+    assert [(op.op_id, p.amount_tiyn) for op, p in env.store.history("cafe", 10)] == [("p1", 300)]
+    assert [op.op_id for op, _ in env.store.history("halyk", 2)] == ["p1", "h1"]
+    assert env.store.history("roads", 10) == []

@@ -608,8 +608,8 @@ class PostgresStore:
 
     def history(self, handle: str, limit: int) -> list[tuple[StoredOperation, JournalPosting]]:
         """The account's postings with their operations, newest first (see SqliteStore.history)."""
-        with self.snapshot():
-            tx = PostgresTx(self._pinned.conn.cursor(), (0, b""))
+        with self.snapshot():  # the head and every slice read from one state of the ledger
+            tx = PostgresTx(self._pinned.conn.cursor(), self.head())
             ids = tx.account_ids([handle])
             if handle not in ids:
                 return []
