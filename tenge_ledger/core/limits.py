@@ -29,6 +29,7 @@ batch_operations_max = 1_000
 hold_timeout_s_max = 366 * 24 * 3600
 submit_chunk_operations = 1_000  # operations committed per database transaction by apply_many
 write_conflict_retries_max = 8
+calm_chunks_min = 8  # chunks without another writer before a ledger stops queueing for the write lock first
 decision_texts_kept_max = 4_096  # policy decisions whose stored JSON a ledger keeps made
 state_buckets_max = 2_000_000  # buckets a ledger keeps in memory between chunks before it starts afresh
 

@@ -131,6 +131,7 @@ class Ledger:
         self.trace: TraceSink = trace or PlainTraceSink()
         self.clock = clock
         self._state = StoredState()  # what this process knows of the store between chunks
+        self._calm = limits.calm_chunks_min  # chunks in a row that found no other writer's entries
         # Decisions the engine hands out again and again share their parts: their JSON is made once, keyed by the
         # identity of the parts, which the entry holds so the key cannot be reused while it is kept.
         self._decision_texts: dict[int, tuple[tuple, str]] = {}
@@ -213,13 +214,17 @@ class Ledger:
 
     def _apply_chunk(self, ops: Sequence[Operation], flags: Sequence[bool]) -> list[Result]:
         for attempt in range(limits.write_conflict_retries_max):
+            # A writer alone holds no lock while Python works (a server store locks only to write). Once another
+            # writer got in the way, this one queues for the lock first (no work thrown away), until it has
+            # found the journal head where it left it for `calm_chunks_min` chunks in a row.
+            optimistic = attempt == 0 and self._calm >= limits.calm_chunks_min
             try:
-                # The first try holds no lock while Python works (a server store locks only to write); after a
-                # conflict, writers queue for the lock, so a busy ledger still makes progress.
-                with self.store.transaction(optimistic=attempt == 0) as tx:
+                with self.store.transaction(optimistic=optimistic) as tx:
                     # Operations committed together share one ledger time: the moment their chunk applied.
                     at = self.clock()
-                    root = WorkingSet(tx=tx, state=self._state.since(tx.head()))
+                    head = tx.head()
+                    alone = head == self._state.head
+                    root = WorkingSet(tx=tx, state=self._state.since(head))
                     root.prefetch(*_touched(ops))
                     windows = getattr(self.policy, "windows", None)
                     if windows:
@@ -228,6 +233,7 @@ class Ledger:
                     tx.write(root.changeset(at))
             except WriteConflict:
                 self._state.clear()
+                self._calm = 0
                 time.sleep(min(0.001 * 2**attempt, 0.1) * (1 + secrets.randbelow(100) / 100))
                 continue
             except BaseException:
@@ -235,6 +241,7 @@ class Ledger:
                 raise
             if root.head_value is not None:
                 self._state.committed(root.head_value, root.accounts, root.new_rows)
+            self._calm = self._calm + 1 if alone else 0
             return results
         raise LedgerStateError(
             f"gave up after {limits.write_conflict_retries_max} write conflicts with concurrent writers; try again"
