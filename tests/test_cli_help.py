@@ -9,11 +9,12 @@ from click.testing import CliRunner
 from tenge_cli.main import cli
 
 
-def _commands(group: click.Group, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
-    found = [prefix] if prefix else []
+def _commands(group: click.Group, prefix: tuple[str, ...] = (), groups: bool = True) -> list[tuple[str, ...]]:
+    """Every command's path under `group` (the groups' own paths too, unless `groups` is False)."""
+    found = [prefix] if prefix and groups else []
     for name, command in sorted(group.commands.items()):
         if isinstance(command, click.Group):
-            found += _commands(command, (*prefix, name))
+            found += _commands(command, (*prefix, name), groups)
         else:
             found.append((*prefix, name))
     return found

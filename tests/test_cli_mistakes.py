@@ -12,10 +12,10 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-import click
 import pytest
 from click.testing import CliRunner
 from test_cli import TENGE, Pilot, new_pilot
+from test_cli_help import _commands
 
 from tenge_cli.main import cli
 from tenge_ledger.app import open_ledger
@@ -182,17 +182,7 @@ def test_unmask__access_log_write_failing_is_one_error_line(tmp_path, monkeypatc
 # ---- --json after every command -----------------------------------------------------------------------------
 
 
-def _commands(group: click.Group, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
-    found: list[tuple[str, ...]] = []
-    for name, command in sorted(group.commands.items()):
-        if isinstance(command, click.Group):
-            found += _commands(command, (*prefix, name))
-        else:
-            found.append((*prefix, name))
-    return found
-
-
-@pytest.mark.parametrize("path", _commands(cli), ids=" ".join)
+@pytest.mark.parametrize("path", _commands(cli, groups=False), ids=" ".join)
 def test_json_after_command__accepted(path: tuple[str, ...]) -> None:
     result = CliRunner().invoke(cli, [*path, "--json", "--help"])
     assert result.exit_code == 0, result.output
