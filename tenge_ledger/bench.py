@@ -36,7 +36,6 @@ from .core.canonical import canonical_bytes
 from .core.records import AccountKind, Issue, OpenAccount, Operation, OpKind, Transfer
 from .ledger.service import Ledger
 from .ledger.signing import cores, public_key_hex, sign, verify_chunk
-from .store import codec
 from .store.base import ChangeSet
 from .store.entries import JOURNAL_COLUMNS, KIND_CODE
 from .store.sqlite import SqliteStore
@@ -238,13 +237,12 @@ GROWN_SPAN_S = 30 * 86_400  # the grown ledger's history spans a month
 
 def _grow(path: str, entries: int, seed: int = SEED) -> None:
     """Journal `entries` transfers among the ledger's accounts before the run, as a month of history would
-    leave them: a journal row and a trace row each (of the sizes (b) writes), and each bucket's activity row of
+    leave them: a journal row and a trace row each (as (b) writes them), and each bucket's activity row of
     the minute it moved. Written straight into the tables: only their size and shape matter to (b)."""
     rng = random.Random(seed)
     conn = sqlite3.connect(path, isolation_level=None)
     ids = [r[0] for r in conn.execute("SELECT id FROM accounts WHERE handle LIKE 'acct-%'")]
     seq0 = conn.execute("SELECT seq FROM journal_head").fetchone()[0]
-    payload = conn.execute("SELECT payload FROM traces ORDER BY idx DESC LIMIT 1").fetchone()[0]
     start = int(time.time()) - GROWN_SPAN_S - 600  # ends ten minutes before the run starts
     step = GROWN_SPAN_S / entries
     conn.execute("BEGIN")
@@ -256,10 +254,10 @@ def _grow(path: str, entries: int, seed: int = SEED) -> None:
             journal.append((seq0 + 1 + i, f"grown-{i}", KIND_CODE[OpKind.transfer], payer, payer, payee,
                             1 + rng.randrange(100_000), None, at, rng.randbytes(64), rng.randbytes(32), 0, None,
                             None, None))  # fmt: skip
-            traces.append((f"grown-{i}", at, "transparent", payload, rng.randbytes(32)))
+            traces.append((seq0 + 1 + i,))  # a transparent leaf is derived from its journal row
             activity += [(payer, 0, at // 60, i, i, i, i), (payee, 0, at // 60, i, i, i, i)]
         conn.executemany(f"INSERT INTO journal ({JOURNAL_COLUMNS}) VALUES ({','.join('?' * 15)})", journal)
-        conn.executemany(f"INSERT INTO traces ({codec.TRACE_COLUMNS}) VALUES (?,?,?,?,?)", traces)
+        conn.executemany("INSERT INTO traces (seq) VALUES (?)", traces)
         conn.executemany("INSERT OR IGNORE INTO activity VALUES (?,?,?,?,?,?,?)", activity)
     conn.execute(
         "UPDATE balances SET minute = (SELECT MAX(minute) FROM activity a WHERE a.account = balances.account"

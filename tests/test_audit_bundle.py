@@ -157,8 +157,11 @@ def test_verify_against_an_earlier_bundle__a_conflicting_signed_checkpoint_found
     earlier = tmp_path / "earlier.json"
     key = export(ledger, earlier)
     conn = sqlite3.connect(ledger)
-    idx, payload = conn.execute("SELECT idx, payload FROM traces WHERE op_id = 'pay-1'").fetchone()
-    changed = bytes(payload).replace(b'"amount_tiyn":400', b'"amount_tiyn":900')
+    # a stored record (pay-1's leaf is derived from its signed journal row, which the bundle re-checks)
+    idx, payload = conn.execute(
+        "SELECT idx, payload FROM traces WHERE op_id LIKE 'journal-head:%'"
+    ).fetchone()
+    changed = bytes(payload) + b" "
     conn.execute(
         "UPDATE traces SET payload = ?, leaf_hash = ? WHERE idx = ?", (changed, leaf_hash(changed), idx)
     )

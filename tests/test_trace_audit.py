@@ -119,7 +119,7 @@ def test_inserted_trace_record__named(box):
     fake.update(op_id="fake", seq=fake["seq"])
     body = json.dumps(fake).encode()
     conn.execute(
-        "INSERT INTO traces VALUES (?, 'fake', ?, 'pseudonymous', ?, ?)",
+        "INSERT INTO traces (idx, op_id, at, mode, payload, leaf_hash) VALUES (?, 'fake', ?, 'pseudonymous', ?, ?)",
         (idx, fake["at"], body, leaf_hash(body)),
     )
     conn.commit()

@@ -16,6 +16,7 @@ from pathlib import Path
 import nacl.signing
 import pytest
 from click.testing import CliRunner
+from journal_rewrite import rechain
 
 from tenge_cli.main import cli
 from tenge_ledger.trace import checkpoint as cps
@@ -282,13 +283,15 @@ def test_access__checkpointed_before_the_data_is_returned(pilot):
     assert kept.checkpoint.tree_size > before  # the access record is under a signed checkpoint
 
 
-def _rewrite_trace_record(pilot: Pilot, op_id: str, old: bytes, new: bytes) -> None:
+def _rewrite_access_record(pilot: Pilot) -> None:
+    """Change the last access record's bytes (a space after its JSON: still a well-formed record) and recompute
+    its leaf hash. An applied operation's leaf is derived from its journal row, so rewriting one means rewriting
+    the journal: tests/journal_rewrite.py and the journal-head tests below."""
     conn = sqlite3.connect(pilot.db)
     idx, payload = conn.execute(
-        "SELECT idx, payload FROM traces WHERE op_id = ? ORDER BY idx DESC", (op_id,)
+        "SELECT idx, payload FROM traces WHERE op_id LIKE 'access:%' ORDER BY idx DESC"
     ).fetchone()
-    changed = bytes(payload).replace(old, new)
-    assert changed != bytes(payload)
+    changed = bytes(payload) + b" "
     conn.execute(
         "UPDATE traces SET payload = ?, leaf_hash = ? WHERE idx = ?", (changed, leaf_hash(changed), idx)
     )
@@ -298,11 +301,12 @@ def _rewrite_trace_record(pilot: Pilot, op_id: str, old: bytes, new: bytes) -> N
 
 def test_consistent_rewrite_resigned_with_the_operators_key__refused(pilot, fma, tmp_path):
     state, _ = fma
+    pilot("trace", "view", "--as", "fma")  # an access record, checkpointed before the data is shown
     pilot.pay("5")
     pilot("witness", "cosign", "--state", state)
-    # The operator changes an amount in a record, recomputes its leaf hash, drops every checkpoint and signs a
-    # fresh one with its own key: the log verifies on its own, and no longer extends what the witness cosigned.
-    _rewrite_trace_record(pilot, "p-l-2", b'"amount_tiyn":500', b'"amount_tiyn":900')
+    # The operator changes a record, recomputes its leaf hash, drops every checkpoint and signs a fresh one
+    # with its own key: the log verifies on its own, and no longer extends what the witness cosigned.
+    _rewrite_access_record(pilot)
     pilot.sql("UPDATE meta SET value = json_remove(value, '$.trace_checkpoint_notes') WHERE key = 'settings'")
     pilot("checkpoint")
     assert pilot("audit", "verify").exit_code == 0  # the operator's own checks cannot see it
@@ -315,36 +319,12 @@ def test_consistent_rewrite_resigned_with_the_operators_key__refused(pilot, fma,
     assert run("witness", "check", "--state", state, bundle, ok=False).exit_code == 1
 
 
-def _rechain_journal(db: str, seq: int, amount: int) -> None:
-    """A consistent journal rewrite: change entry `seq`'s amount, recompute every chain link after it and the
-    head, as an operator with write access to its database can."""
-    from tenge_ledger.ledger.journal import _as_postings, entry_hash
-    from tenge_ledger.store import open_store
-
-    conn = sqlite3.connect(db)
-    conn.execute("UPDATE journal SET amount = ? WHERE seq = ?", (amount, seq))
-    conn.commit()
-    conn.close()
-    store = open_store(db)
-    rows = list(store.journal())
-    store.close()
-    conn = sqlite3.connect(db)
-    prev = bytes(32)
-    for op, postings in rows:
-        signature = json.loads(op.document).get("signature", "")
-        prev = entry_hash(prev, op.seq, op.at, op.fields_hash, signature, _as_postings(postings))
-        conn.execute("UPDATE journal SET link = ? WHERE seq = ?", (prev, op.seq))
-    conn.execute("UPDATE journal_head SET entry_hash = ?", (prev,))
-    conn.commit()
-    conn.close()
-
-
 def test_journal_rewrite__named_by_the_head_record_then_refused_by_the_witness(pilot, fma, tmp_path):
     state, _ = fma
     pilot.pay("5")
     pilot("witness", "cosign", "--state", state)
     seq = pilot.json("operation", "p-l-2")["seq"]
-    _rechain_journal(pilot.db, seq, 90_000)
+    rechain(pilot.db, seq, "amount", 90_000)
     r = pilot("audit", "verify", ok=False)
     assert r.exit_code == 1 and "rewritten" in r.output
     # ... so the operator rewrites the journal-head records too, and re-signs: the witness refuses.

@@ -12,6 +12,7 @@ import tempfile
 import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
+from journal_rewrite import rechain
 
 from tenge_ledger.lab import sandbox
 from tenge_ledger.privacy import operator
@@ -23,9 +24,15 @@ MUTATIONS = ("edit", "delete", "swap", "cut")
 
 def _mutate(db: str, mutation: str, idx: int, other: int) -> None:
     conn = sqlite3.connect(db)
-    row = conn.execute("SELECT payload FROM traces WHERE idx = ?", (idx,)).fetchone()
-    if mutation == "edit":
-        changed = bytes(row[0]) + b" "
+    columns = "op_id, at, mode, payload, leaf_hash, seq"
+    row = conn.execute(f"SELECT {columns} FROM traces WHERE idx = ?", (idx,)).fetchone()
+    if mutation == "edit" and row[5] is not None:  # a leaf derived from a journal row: rewrite the journal
+        conn.close()
+        (at,) = sqlite3.connect(db).execute("SELECT at FROM journal WHERE seq = ?", (row[5],)).fetchone()
+        rechain(db, row[5], "at", at + 1)
+        conn = sqlite3.connect(db)
+    elif mutation == "edit":
+        changed = bytes(row[3]) + b" "
         conn.execute(
             "UPDATE traces SET payload = ?, leaf_hash = ? WHERE idx = ?", (changed, leaf_hash(changed), idx)
         )
@@ -34,10 +41,10 @@ def _mutate(db: str, mutation: str, idx: int, other: int) -> None:
     elif mutation == "cut":
         conn.execute("DELETE FROM traces WHERE idx >= ?", (idx,))
     else:
-        theirs = conn.execute("SELECT payload FROM traces WHERE idx = ?", (other,)).fetchone()
-        for target, payload in ((idx, bytes(theirs[0])), (other, bytes(row[0]))):
-            conn.execute("UPDATE traces SET payload = ?, leaf_hash = ? WHERE idx = ?",
-                         (payload, leaf_hash(payload), target))  # fmt: skip
+        theirs = conn.execute(f"SELECT {columns} FROM traces WHERE idx = ?", (other,)).fetchone()
+        for target, values in ((idx, theirs), (other, row)):
+            conn.execute("UPDATE traces SET op_id = ?, at = ?, mode = ?, payload = ?, leaf_hash = ?, seq = ?"
+                         " WHERE idx = ?", (*values, target))  # fmt: skip
     conn.execute(
         "UPDATE meta SET value = json_remove(value, '$.trace_checkpoint_notes') WHERE key = 'settings'"
     )

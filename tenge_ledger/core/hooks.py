@@ -64,5 +64,8 @@ class EncodedTrace:
 
 class TraceSink(Protocol):
     mode: str
+    # True when an applied operation's Merkle leaf is derived from its journal row (trace/journal_leaf.py): the
+    # service then hands the sink nothing for it and the log keeps only the row's seq.
+    journal_leaves: bool
 
     def encode(self, record: TraceRecord) -> EncodedTrace: ...

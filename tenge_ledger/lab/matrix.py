@@ -22,7 +22,7 @@ from ..privacy.access import Access
 from ..privacy.keys import KeyRing
 from ..privacy.modes.base import epoch_key, pseudonym
 from ..privacy.observers import keys_for
-from ..privacy.views import RecordView, parse_payload, view_doc
+from ..privacy.views import RecordView, stored_docs, view_doc
 from ..privacy.visibility import MODES, RANK
 from ..store import open_store
 from .detectors import DEFAULT as DETECTORS
@@ -102,7 +102,7 @@ def run_mode(mode: str, pilot: Pilot, rules, sources: dict[str, str] | None = No
         apply(pilot, ledger, lambda at: now.__setitem__(0, at))
         apply_s = time.perf_counter() - t0
         ring = KeyRing(workdir, store.meta().ledger_id)
-        stored = [(idx, parse_payload(t.payload)) for idx, t in store.traces() if t.op_id in pilot.truth]
+        stored = stored_docs(store, ((idx, t) for idx, t in store.traces() if t.op_id in pilot.truth))
         seen = {doc["op_id"] for _, doc in stored if doc.get("code") == "ok"}
         applied = {doc["op_id"]: doc.get("code") for _, doc in stored}
         payer_truth = {op: t["payer"] for op, t in pilot.truth.items()}

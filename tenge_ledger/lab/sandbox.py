@@ -20,7 +20,7 @@ from ..privacy.keys import VIEWING_ATTR, KeyRing, ledger_key_dir, viewing_public
 from ..privacy.modes.base import epoch_s_default
 from ..privacy.observers import keys_for
 from ..privacy.threshold import HolderShare, read_share_file
-from ..privacy.views import RecordView, view_payload
+from ..privacy.views import RecordView, stored_docs, view_doc
 from ..store import open_store
 
 T0 = 1_780_272_000  # 2026-06-01T00:00:00Z
@@ -63,9 +63,10 @@ class Sandbox:
         return found[-1]
 
     def view(self, op_id: str, role: str) -> RecordView:
-        idx, payload = self.record(op_id)
+        found = [(idx, t) for idx, t in self.store.traces() if t.op_id == op_id]
+        ((idx, doc),) = stored_docs(self.store, found[-1:])
         keys = keys_for(role, self.ring, self.store, epoch_s_default, keystore=self.keystore)
-        return view_payload(idx, payload, keys)
+        return view_doc(idx, doc, keys)
 
 
 def make(

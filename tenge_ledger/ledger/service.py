@@ -129,6 +129,7 @@ class Ledger:
         self.meta: LedgerMeta = store.meta()
         self.policy: PolicyEngine = policy or AllowAll()
         self.trace: TraceSink = trace or PlainTraceSink()
+        self._journal_leaves = self.trace.journal_leaves
         self.clock = clock
         self._state = StoredState()  # what this process knows of the store between chunks
         self._calm = limits.calm_chunks_min  # chunks in a row that found no other writer's entries
@@ -291,7 +292,10 @@ class Ledger:
         reports = applied.decision.reports if applied.decision else ()
         self._file_reports(child, op.id, seq, at, reports)
         result = Result(op.id, ResultCode.ok, applied.message, seq, reports=_report_dicts(reports))
-        self._trace(child, op, at, result, applied.decision, applied, reports)
+        if self._journal_leaves:  # the leaf is derived from the journal row: the log keeps only its seq
+            child.traces.append(seq)
+        else:
+            self._trace(child, op, at, result, applied.decision, applied, reports)
         if not direct:
             child.merge_into_parent()
         return result

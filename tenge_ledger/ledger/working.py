@@ -34,7 +34,8 @@ class WorkingSet:
         self.issued_delta = 0
         self.redeemed_delta = 0
         self.head_value: tuple[int, bytes] | None = None
-        self.traces: list[EncodedTrace] = []
+        # an int is the seq of a journal row whose trace leaf is derived from it (trace/journal_leaf.py)
+        self.traces: list[EncodedTrace | int] = []
         self.reports: list[ReportRow] = []
         # The root keeps what it read from the store in `state` (the ledger's, kept between chunks), so rows are
         # read once; account and tag ids too (the journal keeps ids, not names), and the stored rows of buckets

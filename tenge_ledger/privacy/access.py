@@ -33,7 +33,7 @@ from .threshold import (
     opening_statement,
     partial_decrypt,
 )
-from .views import parse_payload, view_doc
+from .views import parse_payload, stored_docs, view_doc
 
 case_length_max = 64
 basis_length_max = 512
@@ -94,7 +94,7 @@ def find_record(store: Store, ref: str) -> tuple[int, dict]:
     found = None
     for idx, t in store.traces():
         if (want_idx is not None and idx == want_idx) or (want_idx is None and t.op_id == ref):
-            doc = parse_payload(t.payload)
+            ((_, doc),) = stored_docs(store, [(idx, t)])
             if doc.get("type", "op") == "op":
                 if doc.get("code") == "ok" and want_idx is None:
                     return idx, doc

@@ -28,7 +28,7 @@ from .access import Access
 from .keys import VIEWING_ATTR, viewing_public_hex, viewing_secret
 from .observers import keys_for
 from .threshold import HolderShare, Partial, read_share_file
-from .views import RecordView, view_payload
+from .views import RecordView, stored_docs, view_doc
 
 
 def access_for(store: Store, clock=time.time) -> Access:
@@ -225,7 +225,7 @@ def view(
     rows = list(store.traces())
     if limit and select is None:
         rows = rows[-limit:]
-    views = [view_payload(idx, t.payload, keys) for idx, t in rows]
+    views = [view_doc(idx, doc, keys) for idx, doc in stored_docs(store, rows)]
     if select is not None:
         views = [v for v in views if select(v)]
         if limit:

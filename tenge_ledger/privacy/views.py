@@ -3,11 +3,17 @@ level the visibility table allows for the relations the role has to the record (
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from ..core.errors import InputError
+from ..core.hooks import EncodedTrace
+from ..store.base import Store
+from ..store.entries import parse_leaf_payload
+from ..trace.journal_leaf import record
 from . import mode_of
 from .modes.base import ObserverKeys
 from .visibility import FIELDS, RANK, VISIBILITY, strongest
@@ -48,6 +54,11 @@ class RecordView:
 
 
 def parse_payload(payload: bytes) -> dict:
+    """The stored record's document. A leaf derived from a journal row (transparent mode) names the row only:
+    `stored_docs` reads its content from the journal."""
+    derived = parse_leaf_payload(payload)
+    if derived is not None:
+        return {"type": "op", "mode": "transparent", "seq": derived[0], "journal_link": derived[1].hex()}
     try:
         doc = json.loads(payload)
     except ValueError:
@@ -56,6 +67,23 @@ def parse_payload(payload: bytes) -> dict:
         doc = {"type": "op", "mode": "transparent", "op_id": doc.get("op_id"), "at": doc.get("at"),
                "seq": doc.get("seq"), "kind": doc.get("kind"), "code": doc.get("code"), "record": doc}  # fmt: skip
     return doc
+
+
+def stored_docs(store: Store, rows: Iterable[tuple[int, EncodedTrace]]) -> list[tuple[int, dict]]:
+    """(idx, document) of each stored record; one derived from a journal row gets that row's content (one pass
+    over the journal from the first such row)."""
+    docs = [(idx, parse_payload(t.payload)) for idx, t in rows]
+    derived = {d["seq"]: d for _, d in docs if "journal_link" in d}
+    if derived:
+        last = max(derived)
+        with contextlib.closing(iter(store.journal(after_seq=min(derived) - 1))) as journal:  # type: ignore[type-var]
+            for op, postings in journal:
+                doc = derived.get(op.seq)
+                if doc is not None and op.entry_hash.hex() == doc["journal_link"]:
+                    doc.update(op_id=op.op_id, at=op.at, kind=op.kind, code="ok", record=record(op, postings))
+                if op.seq >= last:
+                    break
+    return docs
 
 
 def relations(decoded: dict, keys: ObserverKeys) -> tuple[str, ...]:

@@ -14,7 +14,7 @@ from typing import Protocol
 from ..core.hooks import EncodedTrace
 from ..core.records import Account, HoldRecord, TagRecord
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 GENESIS_HASH = bytes(32)
 
 
@@ -104,7 +104,8 @@ class ChangeSet:
     issued_delta: int = 0
     redeemed_delta: int = 0
     head: tuple[int, bytes] | None = None  # the new (seq, entry_hash) of the journal
-    traces: list[EncodedTrace] = field(default_factory=list)
+    # new leaves in order; an int is the seq of a journal row written with them whose leaf is derived from it
+    traces: list[EncodedTrace | int] = field(default_factory=list)
     reports: list[ReportRow] = field(default_factory=list)
 
     def is_empty(self) -> bool:
@@ -232,7 +233,10 @@ class Store(Protocol):
         """Every tag's record (its expiry, fixed by its first issuance)."""
         ...
 
-    def traces(self, after: int = 0) -> Iterator[tuple[int, EncodedTrace]]: ...
+    def traces(self, after: int = 0) -> Iterator[tuple[int, EncodedTrace]]:
+        """(idx, record) of every leaf after `after`; a leaf derived from a journal row comes with the row's op
+        id and time and the bytes trace/journal_leaf.py defines as its payload."""
+        ...
 
     def reports(self, agency: str | None = None) -> list[ReportRow]: ...
 

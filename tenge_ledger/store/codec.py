@@ -19,6 +19,7 @@ from .entries import (
     LEG_COLUMNS,
     body_columns,
     journal_row,
+    leaf_payload,
     legs_of,
     operation_from_row,
     standard_legs,
@@ -29,7 +30,13 @@ __all__ = ["FLAG_LEGS", "GENESIS_HASH", "JOURNAL_COLUMNS", "LEG_COLUMNS"]
 ACCOUNT_COLUMNS = "handle, kind, public_key, tier, bank, attrs, status, opened_at"
 BUCKET_FLOW_COLUMNS = "b.balance_tiyn, b.out_tiyn, b.out_count, b.in_tiyn, b.in_count, b.minute"
 HOLD_COLUMNS = "hold_id, payer, payee, amount_tiyn, tag, releaser, deadline, status"
-TRACE_COLUMNS = "op_id, at, mode, payload, leaf_hash"
+TRACE_COLUMNS = "op_id, at, mode, payload, leaf_hash, seq"
+# A derived leaf (a row with only `seq`) takes its op id, time and link from its journal row.
+TRACE_READ = (
+    "SELECT t.idx, t.op_id, t.at, t.mode, t.payload, t.leaf_hash, t.seq, j.op_id, j.at, j.link"
+    " FROM traces t LEFT JOIN journal j ON j.seq = t.seq"
+)
+DERIVED_MODE = "transparent"  # only the transparent mode derives leaves from the journal
 REPORT_COLUMNS = "seq, op_id, agency, reason, rule, at"
 
 
@@ -64,13 +71,24 @@ def tag_from_row(row) -> TagRecord:
     return TagRecord(*row)
 
 
-def trace_row(t: EncodedTrace) -> tuple:
-    return (t.op_id, t.at, t.mode, t.payload, t.leaf_hash)
+def trace_row(t: EncodedTrace | int) -> tuple:
+    if type(t) is int:  # a leaf derived from journal row t: the row is the content
+        return (None, None, None, None, None, t)
+    return (t.op_id, t.at, t.mode, t.payload, t.leaf_hash, None)  # type: ignore[union-attr]
 
 
 def trace_from_row(row) -> EncodedTrace:
-    op_id, at, mode, payload, leaf_hash = row
-    return EncodedTrace(op_id=op_id, at=at, mode=mode, payload=bytes(payload), leaf_hash=bytes(leaf_hash))
+    """A record from a TRACE_READ row (without its idx)."""
+    op_id, at, mode, payload, leaf_hash, seq, journal_op_id, journal_at, link = row
+    if seq is None:
+        return EncodedTrace(op_id=op_id, at=at, mode=mode, payload=bytes(payload), leaf_hash=bytes(leaf_hash))
+    # With its journal row gone the leaf cannot be derived: the bytes say only which row it named, so the
+    # leaf no longer matches what a checkpoint signed and verification reports it.
+    data = leaf_payload(seq, bytes(link) if link is not None else b"")
+    return EncodedTrace(
+        op_id=journal_op_id or "", at=journal_at or 0, mode=DERIVED_MODE, payload=data,
+        leaf_hash=hashlib.sha256(b"\x00" + data).digest(),  # RFC 6962 leaf hash, as trace/merkle.py
+    )  # fmt: skip
 
 
 def report_row(r: ReportRow) -> tuple:

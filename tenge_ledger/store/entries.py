@@ -87,6 +87,24 @@ def body_columns(body: Any) -> tuple[str | None, str | None, int | None, str | N
     )
 
 
+# A trace leaf derived from a journal row (trace/journal_leaf.py says what it commits to): these bytes, hashed as
+# any leaf is. Stored trace payloads are JSON (`{`) or a privacy mode's own envelope, never these two bytes.
+LEAF_PREFIX = b"J1"
+LEAF_PAYLOAD_BYTES = len(LEAF_PREFIX) + 8 + 32
+
+
+def leaf_payload(seq: int, link: bytes) -> bytes:
+    """The leaf bytes of journal row `seq` with chain link `link`: prefix, seq (8 bytes, big-endian), link."""
+    return LEAF_PREFIX + seq.to_bytes(8, "big") + link
+
+
+def parse_leaf_payload(data: bytes) -> tuple[int, bytes] | None:
+    """(seq, link) of a derived leaf's bytes; None for any other trace payload."""
+    if len(data) != LEAF_PAYLOAD_BYTES or not data.startswith(LEAF_PREFIX):
+        return None
+    return int.from_bytes(data[2:10], "big"), data[10:]
+
+
 def journal_row(
     seq: int,
     op: Operation,

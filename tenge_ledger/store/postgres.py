@@ -162,8 +162,26 @@ def _migration_2(cur: psycopg.Cursor, central_bank: str) -> None:
     cur.execute("ALTER TABLE balances_v2 RENAME TO balances")
 
 
+def _migration_3(cur: psycopg.Cursor, central_bank: str) -> None:
+    """Trace leaves derived from the journal (trace/journal_leaf.py): a row holds either a stored record or only
+    the seq of the journal row its leaf is derived from; the records already stored stay as they are."""
+    for column in ("op_id", "at", "mode", "payload", "leaf_hash"):
+        cur.execute(f"ALTER TABLE traces ALTER COLUMN {column} DROP NOT NULL")
+    cur.execute("ALTER TABLE traces ADD COLUMN seq BIGINT")
+    cur.execute(
+        "ALTER TABLE traces ADD CONSTRAINT traces_stored_or_derived CHECK ((seq IS NULL AND op_id IS NOT NULL"
+        " AND at IS NOT NULL AND mode IS NOT NULL AND payload IS NOT NULL AND leaf_hash IS NOT NULL)"
+        " OR (seq IS NOT NULL AND op_id IS NULL AND at IS NULL AND mode IS NULL AND payload IS NULL"
+        " AND leaf_hash IS NULL))"
+    )
+
+
 # Registered migrations, by the schema version they bring the database to. A database records each it applied.
-MIGRATIONS: dict[int, Callable[[psycopg.Cursor, str], None]] = {1: _migration_1, 2: _migration_2}
+MIGRATIONS: dict[int, Callable[[psycopg.Cursor, str], None]] = {
+    1: _migration_1,
+    2: _migration_2,
+    3: _migration_3,
+}
 if max(MIGRATIONS) != SCHEMA_VERSION:  # pragma: no cover - a packaging mistake
     raise RuntimeError("the PostgreSQL store has no migration to the current schema version")
 
@@ -628,9 +646,7 @@ class PostgresStore:
         return [codec.hold_from_row(r) for r in self._rows(query + " ORDER BY hold_id", args)]
 
     def traces(self, after: int = 0) -> Iterator[tuple[int, EncodedTrace]]:
-        rows = self._rows(
-            f"SELECT idx, {codec.TRACE_COLUMNS} FROM traces WHERE idx > %s ORDER BY idx", (after,)
-        )
+        rows = self._rows(f"{codec.TRACE_READ} WHERE t.idx > %s ORDER BY t.idx", (after,))
         for row in rows:
             yield row[0], codec.trace_from_row(row[1:])
 

@@ -176,8 +176,32 @@ def _migration_2(db: sqlite_utils.Database, central_bank: str) -> None:
         c.execute(f"ALTER TABLE {table}_v2 RENAME TO {table}")
 
 
+def _migration_3(db: sqlite_utils.Database, central_bank: str) -> None:
+    """Trace leaves derived from the journal (trace/journal_leaf.py): a row holds either a stored record (op id,
+    time, mode, payload, leaf hash) or only the seq of the journal row its leaf is derived from. The records
+    already stored stay as they are, byte for byte: the checkpoints signed them."""
+    c = db.conn
+    c.execute(
+        "CREATE TABLE traces_v3 (idx INTEGER PRIMARY KEY, op_id TEXT, at INTEGER, mode TEXT, payload BLOB,"
+        " leaf_hash BLOB, seq INTEGER,"
+        " CHECK ((seq IS NULL AND op_id IS NOT NULL AND at IS NOT NULL AND mode IS NOT NULL"
+        " AND payload IS NOT NULL AND leaf_hash IS NOT NULL) OR (seq IS NOT NULL AND op_id IS NULL AND at IS NULL"
+        " AND mode IS NULL AND payload IS NULL AND leaf_hash IS NULL)))"
+    )
+    c.execute(
+        "INSERT INTO traces_v3 (idx, op_id, at, mode, payload, leaf_hash)"
+        " SELECT idx, op_id, at, mode, payload, leaf_hash FROM traces ORDER BY idx"
+    )
+    c.execute("DROP TABLE traces")
+    c.execute("ALTER TABLE traces_v3 RENAME TO traces")
+
+
 # Registered migrations, by the schema version they bring the database to. A database records each it applied.
-MIGRATIONS: dict[int, Callable[[sqlite_utils.Database, str], None]] = {1: _migration_1, 2: _migration_2}
+MIGRATIONS: dict[int, Callable[[sqlite_utils.Database, str], None]] = {
+    1: _migration_1,
+    2: _migration_2,
+    3: _migration_3,
+}
 assert max(MIGRATIONS) == SCHEMA_VERSION
 
 
@@ -250,7 +274,7 @@ class SqliteTx(SqlTxReads):
             c.execute("UPDATE journal_head SET seq = ?, entry_hash = ? WHERE id = 1", ch.head)
         if ch.traces:
             c.executemany(
-                f"INSERT INTO traces ({codec.TRACE_COLUMNS}) VALUES (?,?,?,?,?)",
+                f"INSERT INTO traces ({codec.TRACE_COLUMNS}) VALUES (?,?,?,?,?,?)",
                 [codec.trace_row(t) for t in ch.traces],
             )
         if ch.reports:
@@ -510,9 +534,7 @@ class SqliteStore:
 
     def traces(self, after: int = 0) -> Iterator[tuple[int, EncodedTrace]]:
         with self._lock:
-            rows = self._conn.execute(
-                f"SELECT idx, {codec.TRACE_COLUMNS} FROM traces WHERE idx > ? ORDER BY idx", (after,)
-            )
+            rows = self._conn.execute(f"{codec.TRACE_READ} WHERE t.idx > ? ORDER BY t.idx", (after,))
             for row in rows:
                 yield row[0], codec.trace_from_row(row[1:])
 

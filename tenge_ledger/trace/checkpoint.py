@@ -29,6 +29,7 @@ import nacl.signing
 from ..core.errors import InputError
 from ..core.hooks import EncodedTrace
 from ..store.base import ChangeSet, Store
+from ..store.entries import parse_leaf_payload
 from . import merkle
 from . import note as notes
 
@@ -120,9 +121,14 @@ def journal_head_record(seq: int, link: bytes, at: int, mode: str) -> EncodedTra
 
 
 def journal_heads(records: list[tuple[int, bytes]]) -> list[tuple[int, int, bytes]]:
-    """(trace idx, journal seq, link) of every journal-head record among (idx, payload)."""
+    """(trace idx, journal seq, link) of every record among (idx, payload) that binds a journal row: the
+    journal-head records, and the leaves derived from journal rows (each names its row's link)."""
     out = []
     for idx, payload in records:
+        derived = parse_leaf_payload(payload)
+        if derived is not None:
+            out.append((idx, *derived))
+            continue
         if b'"type":"journal-head"' not in payload:
             continue
         try:

@@ -39,6 +39,9 @@ class PlainTraceSink:
     """Keeps every field in clear: the `transparent` end of the privacy modes."""
 
     mode = "transparent"
+    journal_leaves = (
+        True  # an applied operation's leaf is its journal row's: only rejections are encoded here
+    )
 
     def encode(self, record: TraceRecord) -> EncodedTrace:
         payload = json.dumps(trace_to_dict(record), sort_keys=True, separators=(",", ":")).encode()

@@ -183,6 +183,7 @@ class BaseSink:
     """A trace sink: `encode` keeps what the mode keeps. Subclasses fill `fields`."""
 
     mode = "?"
+    journal_leaves = False  # sealed or pseudonymised fields are the mode's own: every record is encoded
 
     def __init__(self, ctx: SinkContext) -> None:
         self.ctx = ctx

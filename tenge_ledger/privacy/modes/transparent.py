@@ -11,6 +11,9 @@ NAME = "transparent"
 
 class Sink(BaseSink):
     mode = NAME
+    journal_leaves = (
+        True  # an applied operation's leaf is its journal row's: only rejections are encoded here
+    )
 
     def fields(self, record: TraceRecord, doc: dict) -> None:
         doc["record"] = trace_to_dict(record)
