@@ -35,14 +35,35 @@ def entry_hash(
 ) -> bytes:
     """The chain link. Version 2 (`chained` given: the stored decision and the policy set's version) also covers
     what the ledger decided, so a rewritten decision breaks the chain; rows written before it keep version 1."""
+    return entry_hash_of_legs(
+        prev_hash,
+        seq,
+        at,
+        fields_hash,
+        signature,
+        [(p.account, p.amount_tiyn, p.tag) for p in postings],
+        chained,
+    )
+
+
+def entry_hash_of_legs(
+    prev_hash: bytes,
+    seq: int,
+    at: int,
+    fields_hash: bytes,
+    signature: str,
+    legs: Iterable[tuple[str, int, str]],
+    chained: tuple[str | None, int | None] | None = None,
+) -> bytes:
+    """`entry_hash` over postings given as (account, amount, tag): what the apply loop has without objects."""
     h = hashlib.sha256(_DOMAIN if chained is None else _DOMAIN_V2)
     h.update(prev_hash)
     h.update(seq.to_bytes(8, "big"))
     h.update(at.to_bytes(8, "big", signed=True))
     h.update(fields_hash)
     h.update(signature.encode("ascii"))
-    for p in postings:
-        h.update(f"{p.account}\0{p.tag}\0{p.amount_tiyn}\n".encode())
+    for account, amount, tag in legs:
+        h.update(f"{account}\0{tag}\0{amount}\n".encode())
     if chained is not None:
         decision, policy = chained
         h.update(b"\0decision\0" + (b"-" if decision is None else b"+" + decision.encode()))
