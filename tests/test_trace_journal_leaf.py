@@ -117,3 +117,46 @@ def test_trace_view__derived_records_shown_in_clear_to_the_fma(tmp_path) -> None
     assert {f: pay["fields"][f]["value"] for f in ("payer", "payee", "amount")} == {
         "payer": "halyk", "payee": "aigerim", "amount": 400
     }  # fmt: skip
+
+
+@pytest.fixture
+def pilot(tmp_path) -> str:
+    db = str(tmp_path / "l.db")
+    for args in (
+        ("init", "--name", "pilot"),
+        ("account", "open", "halyk", "--kind", "bank"),
+        ("issue", "halyk", "1000"),
+        ("account", "open", "aigerim", "--kind", "person", "--bank", "halyk"),
+        ("transfer", "halyk", "aigerim", "4", "--id", "pay-1"),
+        ("transfer", "halyk", "aigerim", "5", "--id", "pay-2"),
+    ):
+        assert CliRunner().invoke(cli, ["--db", db, *args]).exit_code == 0
+    return db
+
+
+def _verify(db: str) -> tuple[int, str]:
+    r = CliRunner().invoke(cli, ["--db", db, "audit", "verify"])
+    return r.exit_code, r.output
+
+
+@pytest.mark.parametrize(
+    ("change", "found"),
+    [
+        # the leaf names pay-1's row a second time instead of pay-2's
+        ("UPDATE traces SET seq = seq - 1 WHERE seq = (SELECT seq FROM journal WHERE op_id = 'pay-2')",
+         "reordered"),
+        # the leaf names a row the journal does not have
+        ("UPDATE traces SET seq = 999 WHERE seq = (SELECT seq FROM journal WHERE op_id = 'pay-2')",
+         "not a trace record"),
+        # pay-2's leaf removed, the later ones moved up
+        ("DELETE FROM traces WHERE seq = (SELECT seq FROM journal WHERE op_id = 'pay-2')", "no trace record"),
+    ],
+)  # fmt: skip
+def test_audit_verify__derived_row_tampering_named(pilot, change, found) -> None:
+    assert _verify(pilot)[0] == 0
+    conn = sqlite3.connect(pilot)
+    conn.execute(change)
+    conn.commit()
+    conn.close()
+    code, output = _verify(pilot)
+    assert code == 1 and found in output, output
