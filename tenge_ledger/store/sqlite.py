@@ -22,6 +22,7 @@ from ..core.records import Account, HoldRecord, TagRecord
 from . import codec, upgrade
 from .base import (
     GENESIS_HASH,
+    HOLDS_ON_TIMEOUT_COLUMN,
     SCHEMA_VERSION,
     BucketRow,
     ChangeSet,
@@ -176,8 +177,17 @@ def _migration_2(db: sqlite_utils.Database, central_bank: str) -> None:
         c.execute(f"ALTER TABLE {table}_v2 RENAME TO {table}")
 
 
+def _migration_3(db: sqlite_utils.Database, central_bank: str) -> None:
+    """A hold keeps what a sweep does at its timeout; every hold made before did "void" (back to the payer)."""
+    db.conn.execute(HOLDS_ON_TIMEOUT_COLUMN)
+
+
 # Registered migrations, by the schema version they bring the database to. A database records each it applied.
-MIGRATIONS: dict[int, Callable[[sqlite_utils.Database, str], None]] = {1: _migration_1, 2: _migration_2}
+MIGRATIONS: dict[int, Callable[[sqlite_utils.Database, str], None]] = {
+    1: _migration_1,
+    2: _migration_2,
+    3: _migration_3,
+}
 assert max(MIGRATIONS) == SCHEMA_VERSION
 
 
@@ -233,7 +243,7 @@ class SqliteTx(SqlTxReads):
             c.executemany(f"INSERT INTO legs ({LEG_COLUMNS}) VALUES (?,?,?,?,?)", ch.legs)
         if ch.holds:
             c.executemany(
-                f"INSERT OR REPLACE INTO holds ({codec.HOLD_COLUMNS}) VALUES (?,?,?,?,?,?,?,?)",
+                f"INSERT OR REPLACE INTO holds ({codec.HOLD_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?)",
                 [codec.hold_row(h) for h in ch.holds.values()],
             )
         if ch.tags:
