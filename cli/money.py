@@ -223,7 +223,8 @@ def seize(obj: Context, payer, payee, amount, order, tag, op_id) -> None:
 @id_option
 @pass_ledger
 def sweep(obj: Context, as_of, simulate_future, op_id) -> None:
-    """Return expired tagged money to the central bank and timed-out holds to their payers.
+    """Return expired tagged money to the central bank and settle timed-out holds: back to their payers, or to
+    their payees when the hold says `post` at its timeout (a provisional seizure becoming final).
 
     A time later than now is refused unless --simulate-future is given: sweeping as of a future date returns
     budget money before its expiry date and times out holds before their deadlines.

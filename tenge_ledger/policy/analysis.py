@@ -164,14 +164,14 @@ def _proposal(kind: str, payer: Account, payee: Account, amount: int, tag: str) 
 
 
 def ledger_cases(store, recent: int) -> Iterator[tuple]:
-    """The ledger's `recent` latest issues, redemptions, transfers and holds, proposed again as they were
+    """The ledger's `recent` latest operations of the REPLAYED kinds, proposed again as they were
     submitted, against the ledger as it is now (balances and history windows of today: an approximation)."""
     from ..core.canonical import operation_from_dict
 
     head, _ = store.head()
     ops = []
     for stored, _postings in store.journal(after_seq=max(head - recent * 4, 0)):
-        if stored.kind in REPLAYED:
+        if stored.kind in REPLAYED and not stored.op_id.startswith("genesis:"):  # init's, never decided
             ops.append(stored)
     accounts = {a.handle: a for a in store.accounts()}
     with store.transaction() as tx:
