@@ -299,8 +299,9 @@ def _kind_unseen(store, kind: str, decision: dict, detail: dict) -> str | None:
 @pass_ledger
 def diff_(obj: Context, old: str, new: str, recent: int) -> None:
     """Which decisions change between two policy sets (files or directories), over generated boundary cases
-    (amounts at and around every constant, each tier, kind, tag and attribute value) and, with --recent N, the
-    ledger's latest operations: each difference once, with a count and an example operation.
+    (amounts at and around every constant, each tier, kind, tag and attribute value; payments) and, with --recent
+    N, the ledger's latest operations (payments, seizures, freezes and accounts opened): each difference once, with
+    a count and an example operation.
 
     \b
     Example:
