@@ -83,3 +83,24 @@ def test_open__missing_file_refused(tmp_path) -> None:
 def test_initialise__twice_refused(ledger_file, tmp_path) -> None:
     with pytest.raises(StoreError, match="already holds the ledger"):
         build_ledger(ledger_file, tmp_path / "keys2")
+
+
+def test_schema_3__holds_of_version_2_still_return_to_their_payers(sqlite_url, tmp_path) -> None:
+    """Version 3 adds what a sweep does with a hold at its timeout; holds made before it did "void"."""
+    env = build_ledger(sqlite_url, tmp_path / "keys")
+    env.open_basic()
+    assert env.wallet.issue("aigerim", 5_000).succeeded
+    assert env.wallet.hold("aigerim", "cafe", 2_000, 60, op_id="old").succeeded
+    env.store.close()
+    conn = sqlite3.connect(sqlite_url, isolation_level=None)  # back to version 2, as an older tenge left it
+    conn.execute("ALTER TABLE holds DROP COLUMN on_timeout")
+    conn.execute("DELETE FROM schema_migrations WHERE version = 3")
+    conn.close()
+    store = open_store(sqlite_url)
+    try:
+        assert store.hold("old").on_timeout == "void"
+        conn = sqlite3.connect(sqlite_url)
+        assert conn.execute("SELECT MAX(version) FROM schema_migrations").fetchone()[0] == SCHEMA_VERSION == 3
+        conn.close()
+    finally:
+        store.close()

@@ -6,8 +6,11 @@ How rules combine (order never matters; every list below is sorted by rule name)
 - A rule that fails at run time denies, naming the rule (fail closed). Cedar skips a failing policy, which is
   fail-open; money must not be.
 - Otherwise the effects of all matching rules apply together: reports are filed; holds turn a transfer into a
-  pending payment (the longest timeout wins; two different releasers are a conflict and deny); portions of
-  splits, withholdings and routes redirect the payee's credit; set/clear tag re-tags the credits.
+  pending payment and a seizure into a provisional one (the longest timeout wins; two different releasers, or
+  two different things to do at the timeout, are a conflict and deny); portions of splits, withholdings and
+  routes redirect the payee's credit; set/clear tag re-tags the credits.
+- Rules are compiled per operation kind (core/records.py DECIDED_KINDS); a kind no rule sees has no plan, so
+  deciding it costs one dict lookup and the payment kinds' plans are the same whatever lifecycle rules exist.
 
 Allotments (the idea of Formance Numscript's destination allotments, where portions must sum to 100% and
 `remaining` takes the rest): every portion is an exact share of the operation's amount, divided as shares.py
