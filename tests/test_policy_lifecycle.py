@@ -120,6 +120,28 @@ def test_provisional_seizure__court_does_nothing__sweep_makes_it_final(seizing) 
     seizing.check()  # replaying the journal rebuilds the seizure's hold and what the sweep did with it
 
 
+def test_sweep__payee_over_its_holding_limit__hold_waits_for_a_later_sweep(env) -> None:
+    w = env.wallet
+    assert w.open_account(
+        "anon", AccountKind.person, tier=0, bank="halyk"
+    ).succeeded  # holds at most 100,000 KZT
+    assert w.issue("roads", 20_000_000).succeeded
+    assert w.issue("anon", 9_000_000).succeeded
+    assert w.hold("roads", "anon", 2_000_000, 60, op_id="big", on_timeout="post").succeeded
+    assert w.hold("roads", "cafe", 1_000, 60, op_id="small").succeeded
+    swept = w.sweep(env.clock.advance(60))
+    assert (
+        swept.succeeded
+        and "1 holds timed out, 1 wait for a payee that cannot receive them now (big)" in swept.message
+    )
+    assert (env.store.hold("big").status, env.store.hold("small").status) == ("pending", "expired")
+    assert w.transfer("anon", "aigerim", 5_000_000).succeeded  # room again
+    swept = w.sweep(env.clock.advance(60))
+    assert "1 holds timed out (1 posted to their payees)" in swept.message
+    assert (env.store.hold("big").status, env.balance("anon")) == ("posted", 6_000_000)
+    env.check()
+
+
 def test_seizure__under_a_final_order__is_immediate(seizing) -> None:
     assert seizing.wallet.seize("aigerim", "claimant", 4_000, order="2-3/2026", op_id="s3").succeeded
     assert (seizing.balance("claimant"), seizing.store.hold("s3")) == (4_000, None)

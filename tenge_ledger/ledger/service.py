@@ -649,10 +649,17 @@ class Ledger:
         exempt: set[str] = set()
         holds = ws.holds_due(b.as_of)
         posted = 0
+        waiting: list[str] = []  # holds that cannot be posted to their payee now: pending, for the next sweep
+        incoming: dict[str, int] = {}
         for hold in holds:
             # A hold that posts at its timeout (a provisional seizure) pays its payee, whatever the payee's
-            # status: the money was committed when it was held.
+            # status (the money was committed when it was held), unless the payee is closed or the credit would
+            # put it over its tier's holding limit: then it waits for a later sweep rather than fail this one.
             to = hold.payee if hold.on_timeout == "post" else hold.payer
+            if to == hold.payee and not self._can_receive(ws, to, incoming.get(to, 0) + hold.amount_tiyn):
+                waiting.append(hold.hold_id)
+                continue
+            incoming[to] = incoming.get(to, 0) + hold.amount_tiyn
             ws.holds[hold.hold_id] = replace(hold, status="posted" if to == hold.payee else "expired")
             postings += [
                 Posting(HOLDS_ACCOUNT, -hold.amount_tiyn, hold.tag),
@@ -673,13 +680,29 @@ class Ledger:
         # Rules on sweep see its time only (no parties, no amount); a denial sweeps nothing.
         decision = self._decide(ws, op, at, None, None, None, "", tuple(postings))
         return _Applied(
-            f"sweep as of {as_of_date}: {len(holds)} holds timed out"
+            f"sweep as of {as_of_date}: {len(holds) - len(waiting)} holds timed out"
             + (f" ({posted} posted to their payees)" if posted else "")
+            + (
+                f", {len(waiting)} wait for a payee that cannot receive them now ({', '.join(waiting[:3])}"
+                f"{', ...' if len(waiting) > 3 else ''})"
+                if waiting
+                else ""
+            )
             + f", {format_tiyn(returned)} KZT of {len(tags)} expired tags returned to {self.central_bank}",
             tuple(postings),
             decision,
             frozenset(exempt),
         )
+
+    def _can_receive(self, ws: WorkingSet, handle: str, amount: int) -> bool:
+        """Whether `handle` may be credited `amount` more by a sweep: open, and within its tier's holding limit."""
+        account = ws.account(handle)
+        if account is None or account.status is AccountStatus.closed:
+            return False
+        if account.tier is None:
+            return True
+        limit = self.tier_limits.get(account.tier, limits.amount_tiyn_max)
+        return ws.account_total(handle) + amount <= limit
 
     def _status(self, ws: WorkingSet, op: Operation, at: int, verified: bool) -> _Applied:
         b: Freeze | Unfreeze | Close = op.body  # type: ignore[assignment]
