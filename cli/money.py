@@ -16,6 +16,7 @@ from tenge_ledger.core.canonical import (
 )
 from tenge_ledger.core.errors import InputError
 from tenge_ledger.core.money import parse_amount
+from tenge_ledger.core.records import HOLD_ON_TIMEOUT
 
 from .context import Context, finish, pass_ledger
 
@@ -120,24 +121,31 @@ def transfer(obj: Context, payer, payee, amount, tag, memo, op_id) -> None:
 @click.argument("payee")
 @click.argument("amount")
 @click.option("--timeout", "timeout_s", type=click.IntRange(1, limits.hold_timeout_s_max), required=True,
-              help="Seconds until a sweep returns the money to the payer.")  # fmt: skip
+              help="Seconds until a sweep settles it, as --on-timeout says.")  # fmt: skip
 @click.option("--releaser", help="Who may post or void it (default: the payer).")
+@click.option("--on-timeout", type=click.Choice(HOLD_ON_TIMEOUT), default=None,
+              help="What the sweep does at the timeout: void returns the money to the payer (the default), "
+                   "post pays the payee.")  # fmt: skip
 @tag_option
 @memo_option
 @id_option
 @pass_ledger
-def hold(obj: Context, payer, payee, amount, timeout_s, releaser, tag, memo, op_id) -> None:
+def hold(obj: Context, payer, payee, amount, timeout_s, releaser, on_timeout, tag, memo, op_id) -> None:
     """Hold AMOUNT KZT from PAYER for PAYEE until posted, voided or timed out (escrow).
 
     \b
     Example:
       tenge hold aigerim developer 30000000 --timeout 2592000 --releaser land-registry --id flat-42
+      tenge hold aigerim developer 30000000 --timeout 2592000 --releaser land-registry --on-timeout post
     """
     check_handle(payer, "PAYER")
     check_handle(payee, "PAYEE")
     rel = check_handle(releaser, "--releaser") if releaser else None
     tiyn = parse_amount(amount, "AMOUNT")
-    finish(obj, obj.wallet().hold(payer, payee, tiyn, timeout_s, _tag(tag), rel, _memo(memo), _id(op_id)))
+    wallet = obj.wallet()
+    finish(
+        obj, wallet.hold(payer, payee, tiyn, timeout_s, _tag(tag), rel, _memo(memo), _id(op_id), on_timeout)
+    )
 
 
 @click.command(context_settings=AMOUNT_ARGS)
@@ -215,7 +223,8 @@ def seize(obj: Context, payer, payee, amount, order, tag, op_id) -> None:
 @id_option
 @pass_ledger
 def sweep(obj: Context, as_of, simulate_future, op_id) -> None:
-    """Return expired tagged money to the central bank and timed-out holds to their payers.
+    """Return expired tagged money to the central bank and settle timed-out holds: back to their payers, or to
+    their payees when the hold says `post` at its timeout (a provisional seizure becoming final).
 
     A time later than now is refused unless --simulate-future is given: sweeping as of a future date returns
     budget money before its expiry date and times out holds before their deadlines.

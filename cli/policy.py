@@ -208,7 +208,6 @@ def explain(obj: Context, operation_id: str) -> None:
     Example:
       tenge policy explain 6f1c0e...
     """
-    from tenge_ledger.policy.check import DECIDED_KINDS
 
     from .reads import find_operation
 
@@ -238,9 +237,9 @@ def explain(obj: Context, operation_id: str) -> None:
         lines = [f"#{stored.seq} {stored.kind}: {shown(stored.message)}",
                  f"policy set: {decision.get('policy_set_id') or 'none enabled'}"
                  + (f" (version {v})" if (v := detail.get("version") or decision.get("policy_version")) else "")]  # fmt: skip
-        if stored.kind not in DECIDED_KINDS:
-            lines.append(f"no rule sees an operation of kind {stored.kind}: the ledger asks the policy set about "
-                         f"{', '.join(DECIDED_KINDS)} only")  # fmt: skip
+        unseen = _kind_unseen(store, stored.kind, decision, detail)
+        if unseen:
+            lines.append(unseen)
         elif not detail:
             lines.append("no rule matched" if decision.get("policy_set_id") else "no policies were enabled")
         if detail.get("evaluated") is not None:
@@ -264,6 +263,34 @@ def explain(obj: Context, operation_id: str) -> None:
     emit(obj, data, text)
 
 
+def _kind_unseen(store, kind: str, decision: dict, detail: dict) -> str | None:
+    """Why no rule could have seen an operation of `kind`, when none could: the ledger does not ask about that
+    kind, or the policy set enabled when it applied has no rule on it. None when some rule could."""
+    from tenge_ledger.core.records import DECIDED_KINDS
+    from tenge_ledger.policy import PolicyError, parse_and_check
+
+    decided = [k.value for k in DECIDED_KINDS]
+    if kind not in decided:
+        return (f"no rule sees an operation of kind {kind}: the ledger asks the policy set about "
+                f"{', '.join(decided)} only")  # fmt: skip
+    version = detail.get("version") or decision.get("policy_version")
+    if detail.get("matched") or detail.get("errors") or version is None:
+        return None
+    history = store.meta().settings.get("policy_history", [])
+    files = next(
+        (h.get("files") for h in reversed(history) if h.get("version") == version and h.get("files")), None
+    )
+    if not files:
+        return None
+    try:
+        checked = parse_and_check(files)
+    except PolicyError:
+        return None  # a set that no longer checks: its decisions denied, and say so themselves
+    if any(kind in r.kinds for r in checked.rules):
+        return None
+    return f"no rule of the policy set (version {version}) sees an operation of kind {kind}"
+
+
 @policy.command("diff")
 @click.argument("old", type=click.Path(exists=True))
 @click.argument("new", type=click.Path(exists=True))
@@ -272,8 +299,9 @@ def explain(obj: Context, operation_id: str) -> None:
 @pass_ledger
 def diff_(obj: Context, old: str, new: str, recent: int) -> None:
     """Which decisions change between two policy sets (files or directories), over generated boundary cases
-    (amounts at and around every constant, each tier, kind, tag and attribute value) and, with --recent N, the
-    ledger's latest operations: each difference once, with a count and an example operation.
+    (amounts at and around every constant, each tier, kind, tag and attribute value; payments) and, with --recent
+    N, the ledger's latest operations (payments, seizures, freezes and accounts opened): each difference once, with
+    a count and an example operation.
 
     \b
     Example:
@@ -309,7 +337,8 @@ def diff_(obj: Context, old: str, new: str, recent: int) -> None:
             )
             lines.append(f"{d.change}  x{d.count}  (rules {', '.join(d.old['rules']) or '-'} -> "
                          f"{', '.join(d.new['rules']) or '-'})")  # fmt: skip
-            lines.append(f"    e.g. {e['kind']} {format_tiyn(e['amount_tiyn'])} KZT{' [' + e['tag'] + ']' if e['tag'] else ''}"
+            amount = "" if e["amount_tiyn"] is None else f" {format_tiyn(e['amount_tiyn'])} KZT"
+            lines.append(f"    e.g. {e['kind']}{amount}{' [' + e['tag'] + ']' if e['tag'] else ''}"
                          f" {parties}")  # fmt: skip
         return "\n".join(shown(line, 1_000) for line in lines)
 

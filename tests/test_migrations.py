@@ -83,3 +83,24 @@ def test_open__missing_file_refused(tmp_path) -> None:
 def test_initialise__twice_refused(ledger_file, tmp_path) -> None:
     with pytest.raises(StoreError, match="already holds the ledger"):
         build_ledger(ledger_file, tmp_path / "keys2")
+
+
+def test_schema_4__holds_of_version_3_still_return_to_their_payers(sqlite_url, tmp_path) -> None:
+    """Version 4 adds what a sweep does with a hold at its timeout; holds made before it did "void"."""
+    env = build_ledger(sqlite_url, tmp_path / "keys")
+    env.open_basic()
+    assert env.wallet.issue("aigerim", 5_000).succeeded
+    assert env.wallet.hold("aigerim", "cafe", 2_000, 60, op_id="old").succeeded
+    env.store.close()
+    conn = sqlite3.connect(sqlite_url, isolation_level=None)
+    conn.execute("ALTER TABLE holds DROP COLUMN on_timeout")  # back to version 3, as an older tenge left it
+    conn.execute("DELETE FROM schema_migrations WHERE version = 4")
+    conn.close()
+    store = open_store(sqlite_url)
+    try:
+        assert store.hold("old").on_timeout == "void"
+        conn = sqlite3.connect(sqlite_url)
+        assert conn.execute("SELECT MAX(version) FROM schema_migrations").fetchone()[0] == SCHEMA_VERSION == 4
+        conn.close()
+    finally:
+        store.close()

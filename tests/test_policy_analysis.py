@@ -75,7 +75,7 @@ def test_cli__diff_replays_the_ledgers_recent_operations(tmp_path: Path) -> None
     run("transfer", "anon", "shop", "45000")
     old, new = write_set(tmp_path / "old", CAP_50), write_set(tmp_path / "new", CAP_40)
     data = json.loads(run("--json", "policy", "diff", old, new, "--recent", "10"))
-    assert data["cases"]["ledger"] == 2  # the issue and the transfer
+    assert data["cases"]["ledger"] == 5  # the three accounts opened, the issue and the transfer
     (difference,) = data["differences"]
     assert difference["sources"] == ["generated", "ledger"]
 

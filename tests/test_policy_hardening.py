@@ -298,12 +298,19 @@ def test_cli__explain_of_an_operation_no_rule_sees_says_so(tmp_path) -> None:
     db = str(tmp_path / "l.db")
     runner = CliRunner()
     assert runner.invoke(cli, ["--db", db, "init", "--name", "t"]).exit_code == 0
+    (tmp_path / "p.policy").write_text('rule "big"\n  on transfer\n  when amount > 5 KZT\n  report fma "x"\n')
+    assert runner.invoke(cli, ["--db", db, "policy", "enable", str(tmp_path / "p.policy")]).exit_code == 0
     opened = runner.invoke(cli, ["--db", db, "--json", "account", "open", "roads", "--kind", "government"])
     assert opened.exit_code == 0, opened.output
     op_id = json.loads(opened.output)["id"]
     result = runner.invoke(cli, ["--db", db, "policy", "explain", op_id])
     assert result.exit_code == 0, result.output
+    assert "no rule of the policy set (version 1) sees an operation of kind open_account" in result.output
+    assert runner.invoke(cli, ["--db", db, "account", "freeze", "roads"]).exit_code == 0
+    thawed = runner.invoke(cli, ["--db", db, "--json", "account", "unfreeze", "roads"])
+    assert thawed.exit_code == 0, thawed.output
+    result = runner.invoke(cli, ["--db", db, "policy", "explain", json.loads(thawed.output)["id"]])
     assert (
-        "no rule sees an operation of kind open_account: the ledger asks the policy set about issue"
+        "no rule sees an operation of kind unfreeze: the ledger asks the policy set about issue"
         in result.output
     )

@@ -125,9 +125,19 @@ class Wallet:
         return self.submit(payer, Transfer(payer, payee, amount_tiyn, tag, memo), op_id)
 
     def hold(
-        self, payer, payee, amount_tiyn, timeout_s, tag=None, releaser=None, memo=None, op_id=None
+        self,
+        payer,
+        payee,
+        amount_tiyn,
+        timeout_s,
+        tag=None,
+        releaser=None,
+        memo=None,
+        op_id=None,
+        on_timeout=None,
     ) -> Result:
-        return self.submit(payer, Hold(payer, payee, amount_tiyn, timeout_s, tag, releaser, memo), op_id)
+        body = Hold(payer, payee, amount_tiyn, timeout_s, tag, releaser, memo, on_timeout)
+        return self.submit(payer, body, op_id)
 
     def post(self, signer, hold_id, amount_tiyn=None, op_id=None) -> Result:
         return self.submit(signer, Post(hold_id, amount_tiyn), op_id)

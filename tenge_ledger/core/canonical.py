@@ -3,7 +3,8 @@
 Canonical bytes (version 1) are
     b"tenge-ledger/op/v1\\n" + ledger_id + b"\\n" + JSON(document)
 where JSON has sorted keys, no spaces, ASCII only, every body field present (null when absent) and amounts as
-integer tiyn. The ledger id domain-separates signatures: one made for a ledger never verifies on another.
+integer tiyn. Fields added after version 1 (`OMITTED_WHEN_UNSET`) are left out when unset instead, so the bytes
+of an operation that does not use them, and the signatures over them, are what they were before. The ledger id domain-separates signatures: one made for a ledger never verifies on another.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from .errors import InputError, quoted
 from .money import check_amount_tiyn, parse_amount
 from .records import (
     BODY_BY_KIND,
+    HOLD_ON_TIMEOUT,
     KIND_BY_BODY,
     AccountKind,
     Batch,
@@ -197,6 +199,8 @@ def body_to_dict(body: Body) -> dict[str, Any]:
             value = [operation_to_dict(op) for op in value]
         elif name == "account_kind":
             value = value.value
+        elif value is None and name in OMITTED_WHEN_UNSET:
+            continue
         out[name] = value
     return out
 
@@ -227,6 +231,9 @@ def canonical_json(doc: dict[str, Any]) -> str:
             return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
     return "{" + ",".join(parts) + "}"
 
+
+# Body fields added after version 1: absent from documents and canonical bytes when None.
+OMITTED_WHEN_UNSET = frozenset({"on_timeout"})
 
 _quote = json.encoder.encode_basestring_ascii  # type: ignore[attr-defined]
 _FLAT = (str, int, type(None))
@@ -268,6 +275,8 @@ def _flat_texts(op: Operation, with_document: bool = True) -> tuple[str, str] | 
                 sig_at = len(parts)
                 continue
             value = getattr(op, name) if source == 1 else getattr(body, name) if source == 2 else name
+            if value is None and source == 2 and name in OMITTED_WHEN_UNSET:
+                continue
             kind = type(value)
             if kind is str:
                 parts.append(prefix + _quote(value))
@@ -393,6 +402,12 @@ def operation_from_dict(doc: object, where: str = "operation", depth: int = 0) -
             value = check_witness_name(value, field_where)
         elif name == "hold_id":
             value = check_op_id(value, field_where)
+        elif name == "on_timeout":
+            if value not in HOLD_ON_TIMEOUT:
+                raise InputError(
+                    f"{quoted(value)} is not what a hold does at its timeout: one of {', '.join(HOLD_ON_TIMEOUT)}",
+                    field_where,
+                )
         elif name == "operations":
             if depth > 0:
                 raise InputError("a batch cannot contain a batch", field_where)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
-from .records import Account, Decision, Operation, Posting, TraceRecord
+from .records import Account, Decision, HoldRecord, Operation, Posting, TraceRecord
 
 
 class LedgerView(Protocol):
@@ -30,7 +30,12 @@ class LedgerView(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class Proposal:
-    """What the ledger would do without policies: the operation, its ledger time and its postings."""
+    """What the ledger would do without policies: the operation, its ledger time and its postings.
+
+    Parties by kind: a payment's and a seizure's are the operation's; a post's or void's are the hold's (the
+    amount is what it posts or returns); an operation on one account (open_account, freeze) has that account as
+    both payer and payee (and, for open_account, the account it would open as both accounts); a sweep has none
+    (payer, payee and amount are None)."""
 
     op: Operation
     at: int
@@ -42,6 +47,7 @@ class Proposal:
     # The parties' accounts as the ledger read them, when it did; a policy engine reads them from the view if not.
     payer_account: Account | None = None
     payee_account: Account | None = None
+    hold: HoldRecord | None = None  # the hold a post or void settles
 
 
 class PolicyEngine(Protocol):

@@ -74,6 +74,21 @@ class OpKind(StrEnum):
     add_witness = "add_witness"
 
 
+# The operations the ledger asks its policy set about: this is their one place (the checker, the engine, the
+# service and `policy explain` all read it). A rule without `on` sees the payments; the lifecycle kinds are seen
+# only by rules that name them.
+PAYMENT_KINDS: tuple[OpKind, ...] = (OpKind.issue, OpKind.redeem, OpKind.transfer, OpKind.hold)
+LIFECYCLE_KINDS: tuple[OpKind, ...] = (
+    OpKind.seize, OpKind.post, OpKind.void, OpKind.sweep, OpKind.freeze, OpKind.open_account,
+)  # fmt: skip
+DECIDED_KINDS: tuple[OpKind, ...] = PAYMENT_KINDS + LIFECYCLE_KINDS
+
+# What a sweep does with a hold nobody posted or voided in time: "void" returns the money to the payer (every
+# hold before issue 13), "post" pays it to the payee (a provisional seizure becoming final).
+HOLD_ON_TIMEOUT = ("void", "post")
+HOLD_ON_TIMEOUT_DEFAULT = "void"
+
+
 @dataclass(frozen=True, slots=True)
 class OpenAccount:
     handle: str
@@ -134,6 +149,9 @@ class Hold:
     tag: str | None = None
     releaser: str | None = None  # who may post or void it; None means the payer
     memo: str | None = None
+    # "post" or "void" at the timeout; None is "void". Left out of the canonical bytes when None, so signatures
+    # made before the field existed still verify.
+    on_timeout: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -297,6 +315,7 @@ class HoldRecord:
     releaser: str
     deadline: int  # ledger time, unix seconds
     status: str = "pending"  # pending | posted | voided | expired
+    on_timeout: str = HOLD_ON_TIMEOUT_DEFAULT  # what a sweep does at the deadline: "void" or "post"
 
 
 @dataclass(frozen=True, slots=True)
@@ -321,6 +340,7 @@ class Decision:
     reports: tuple[Report, ...] = ()
     policy_set_id: str | None = None  # hash of the policy set that decided
     detail: dict[str, Any] = field(default_factory=dict)  # for explain: matched rules and their messages
+    hold_on_timeout: str | None = None  # "post" or "void" at the hold's timeout; None keeps the default
 
 
 ALLOW = Decision()

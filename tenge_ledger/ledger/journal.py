@@ -117,11 +117,12 @@ def _check_journal(
         result.entries += 1
         operation = operation_from_document(json.loads(op.document))
         _signature(result, replay, meta.ledger_id, op, operation, to_verify, verified_entries, signatures)
+        decision = json.loads(op.decision)
         try:
-            replay.apply(operation, op.at, [(p.account, p.amount_tiyn, p.tag) for p in postings])
-        except (KeyError, ValueError, IndexError) as exc:
+            replay.apply(operation, op.at, [(p.account, p.amount_tiyn, p.tag) for p in postings], decision)
+        except (KeyError, ValueError, IndexError, TypeError) as exc:
             result.problems.append(f"journal entry #{op.seq} ({op.op_id}): cannot be replayed: {exc!r}")
-        for r in json.loads(op.decision).get("reports", ()):
+        for r in decision.get("reports", ()):
             reports.append(ReportRow(op.seq, op.op_id, r["agency"], r["reason"], r["rule"], op.at))
         if op.seq != expected_seq:
             result.problems.append(f"journal entry #{op.seq} ({op.op_id}): expected seq {expected_seq}")

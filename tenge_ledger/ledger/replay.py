@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 
 from ..core.records import (
+    HOLD_ON_TIMEOUT_DEFAULT,
     HOLDS_ACCOUNT,
     Account,
     AccountStatus,
@@ -19,6 +20,7 @@ from ..core.records import (
     OpenAccount,
     Operation,
     Post,
+    Seize,
     Sweep,
     TagRecord,
     Transfer,
@@ -32,7 +34,8 @@ from ..core.records import (
 class Replay:
     accounts: dict[str, Account] = field(default_factory=dict)
     holds: dict[str, HoldRecord] = field(default_factory=dict)
-    # holds a policy rule made: their releaser and deadline are the rule's, not in the operation
+    # holds a policy rule made before its decision recorded the hold (releaser, timeout, direction): their
+    # releaser and deadline are the rule's, in neither the operation nor the journal
     policy_holds: set[str] = field(default_factory=set)
     tags: dict[str, TagRecord] = field(default_factory=dict)
 
@@ -41,8 +44,11 @@ class Replay:
         account = self.accounts.get(handle)
         return None if account is None else account.public_key
 
-    def apply(self, op: Operation, at: int, postings: list[tuple[str, int, str]]) -> None:
-        """What one journaled operation did to accounts, holds and tags."""
+    def apply(
+        self, op: Operation, at: int, postings: list[tuple[str, int, str]], decision: dict | None = None
+    ) -> None:
+        """What one journaled operation did to accounts, holds and tags. `decision` is the stored policy decision:
+        a hold a rule made (a held transfer, a provisional seizure) is rebuilt from what it records."""
         b = op.body
         if isinstance(b, OpenAccount):
             self.accounts[b.handle] = Account(
@@ -70,11 +76,20 @@ class Replay:
         elif isinstance(b, Hold):
             releaser = b.releaser or b.payer
             self.holds[op.id] = HoldRecord(
-                op.id, b.payer, b.payee, b.amount_tiyn, b.tag or "", releaser, at + b.timeout_s
-            )
-        elif isinstance(b, Transfer) and any(a == HOLDS_ACCOUNT for a, _, _ in postings):
-            self.holds[op.id] = HoldRecord(op.id, b.payer, b.payee, b.amount_tiyn, b.tag or "", "", 0)
-            self.policy_holds.add(op.id)
+                op.id, b.payer, b.payee, b.amount_tiyn, b.tag or "", releaser, at + b.timeout_s,
+                on_timeout=b.on_timeout or HOLD_ON_TIMEOUT_DEFAULT,
+            )  # fmt: skip
+        elif isinstance(b, Transfer | Seize) and any(a == HOLDS_ACCOUNT for a, _, _ in postings):
+            rule = ((decision or {}).get("detail") or {}).get("hold")
+            if rule is None:  # made before decisions recorded their hold
+                self.holds[op.id] = HoldRecord(op.id, b.payer, b.payee, b.amount_tiyn, b.tag or "", "", 0)
+                self.policy_holds.add(op.id)
+            else:
+                releaser = rule.get("releaser") or (b.payer if isinstance(b, Transfer) else op.signer)
+                self.holds[op.id] = HoldRecord(
+                    op.id, b.payer, b.payee, b.amount_tiyn, b.tag or "", releaser, at + int(rule["timeout_s"]),
+                    on_timeout=rule.get("on_timeout") or HOLD_ON_TIMEOUT_DEFAULT,
+                )  # fmt: skip
         elif isinstance(b, Post | Void):
             hold = self.holds.get(b.hold_id)
             if hold is not None:
@@ -83,8 +98,9 @@ class Replay:
             self._expire(b.as_of, postings)
 
     def _expire(self, as_of: int, postings: list[tuple[str, int, str]]) -> None:
-        """A sweep returned these holds to their payers: each pair of legs (@holds -x, payer +x) is one hold,
-        taken in the order the sweep takes them (deadline, then id) among pending holds of that payer."""
+        """A sweep settled these holds: each pair of legs (@holds -x, account +x) is one hold, returned to its
+        payer or posted to its payee as the hold says, taken in the order the sweep takes them (deadline, then
+        id) among pending holds going to that account."""
         returned = [(postings[i + 1][0], postings[i + 1][1], postings[i + 1][2])
                     for i in range(len(postings) - 1)
                     if postings[i][0] == HOLDS_ACCOUNT and postings[i][1] < 0]  # fmt: skip
@@ -94,11 +110,10 @@ class Replay:
         )
         for payer, amount, tag in returned:
             for hold in pending:
-                if hold.status == "pending" and (hold.payer, hold.amount_tiyn, hold.tag) == (
-                    payer,
-                    amount,
-                    tag,
-                ):
-                    self.holds[hold.hold_id] = hold = replace(hold, status="expired")
+                posts = hold.on_timeout == "post"
+                to = hold.payee if posts else hold.payer
+                if hold.status == "pending" and (to, hold.amount_tiyn, hold.tag) == (payer, amount, tag):
+                    status = "posted" if posts else "expired"
+                    self.holds[hold.hold_id] = hold = replace(hold, status=status)
                     pending = [h for h in pending if h.hold_id != hold.hold_id]
                     break

@@ -24,6 +24,7 @@ from ..core.hooks import PolicyEngine, Proposal, TraceSink
 from ..core.money import format_tiyn
 from ..core.records import (
     CENTRAL_BANK_KINDS,
+    HOLD_ON_TIMEOUT_DEFAULT,
     HOLDS_ACCOUNT,
     KINDS_SERVED_BY_BANK,
     Account,
@@ -436,10 +437,11 @@ class Ledger:
         tag,
         postings,
         accounts=(None, None),
+        hold: HoldRecord | None = None,
     ) -> Decision:
         if type(self.policy) is AllowAll:  # built-in checks only: nothing to propose
             return _NO_POLICY_DECISION
-        proposal = Proposal(op, at, payer, payee, amount, tag, postings, *accounts)
+        proposal = Proposal(op, at, payer, payee, amount, tag, postings, *accounts, hold)
         try:
             decision = self.policy.decide(proposal, ws)
         except Exception as exc:  # a failing rule denies: fail closed, and say why
@@ -488,10 +490,11 @@ class Ledger:
                 ResultCode.invalid_operation,
                 f"a {b.account_kind.value} account needs the bank that serves it",
             )
-        ws.accounts[b.handle] = Account(
-            b.handle, b.account_kind, b.public_key, b.tier, b.bank, b.attrs, opened_at=at
-        )
-        return _Applied(f"opened {b.account_kind.value} account {b.handle}")
+        account = Account(b.handle, b.account_kind, b.public_key, b.tier, b.bank, b.attrs, opened_at=at)
+        # Rules see the account as it would be opened, as both parties; a denial opens nothing.
+        decision = self._decide(ws, op, at, b.handle, b.handle, None, "", (), (account, account))
+        ws.accounts[b.handle] = account
+        return _Applied(f"opened {b.account_kind.value} account {b.handle}", decision=decision)
 
     def _update_account(self, ws: WorkingSet, op: Operation, at: int, verified: bool) -> _Applied:
         b: UpdateAccount = op.body  # type: ignore[assignment]
@@ -586,6 +589,9 @@ class Ledger:
         decision = self._decide(ws, op, at, b.payer, b.payee, b.amount_tiyn, tag, base, (payer, payee))
         timeout_s = b.timeout_s if isinstance(b, Hold) else decision.hold_timeout_s
         releaser = (b.releaser if isinstance(b, Hold) else None) or decision.hold_releaser or b.payer
+        on_timeout = (
+            b.on_timeout if isinstance(b, Hold) else decision.hold_on_timeout
+        ) or HOLD_ON_TIMEOUT_DEFAULT
         text = f"{format_tiyn(b.amount_tiyn)} KZT{_tag_text(tag)} from {b.payer} to {b.payee}"
         if timeout_s is None:
             return _Applied(
@@ -597,10 +603,12 @@ class Ledger:
                 ResultCode.policy_denied, "policy error, denied: a payment cannot be both held and split"
             )
         self._need(ws, releaser, "releaser")
-        hold = HoldRecord(op.id, b.payer, b.payee, b.amount_tiyn, tag, releaser, at + timeout_s)
+        hold = HoldRecord(
+            op.id, b.payer, b.payee, b.amount_tiyn, tag, releaser, at + timeout_s, on_timeout=on_timeout
+        )
         postings = (Posting(b.payer, -b.amount_tiyn, tag), Posting(HOLDS_ACCOUNT, b.amount_tiyn, tag))
         return _Applied(
-            f"held {text} until posted by {releaser} (times out in {duration(timeout_s)})",
+            f"held {text} until posted by {releaser} ({_timeout_text(timeout_s, on_timeout)})",
             postings, decision, frozenset(), b.payer, b.payee, b.amount_tiyn, tag or None, b.memo, hold,
         )  # fmt: skip
 
@@ -619,7 +627,9 @@ class Ledger:
             )
         if at >= hold.deadline:
             raise Rejected(
-                ResultCode.hold_not_pending, f"hold {b.hold_id} timed out; a sweep returns it to the payer"
+                ResultCode.hold_not_pending,
+                f"hold {b.hold_id} timed out; a sweep "
+                + ("posts it to the payee" if hold.on_timeout == "post" else "returns it to the payer"),
             )
         amount = hold.amount_tiyn if isinstance(b, Void) or b.amount_tiyn is None else b.amount_tiyn
         if amount > hold.amount_tiyn:
@@ -628,24 +638,28 @@ class Ledger:
                 f"cannot post {format_tiyn(amount)} KZT of a hold of {format_tiyn(hold.amount_tiyn)} KZT",
             )
         if isinstance(b, Void):
-            ws.holds[hold.hold_id] = replace(hold, status="voided")
             postings = (Posting(HOLDS_ACCOUNT, -amount, hold.tag), Posting(hold.payer, amount, hold.tag))
+            # Rules see the hold's parties and the amount that goes back; a denial leaves the hold pending.
+            decision = self._decide(ws, op, at, hold.payer, hold.payee, amount, hold.tag, postings, hold=hold)
+            ws.holds[hold.hold_id] = replace(hold, status="voided")
             return _Applied(
                 f"voided hold {hold.hold_id}: {format_tiyn(amount)} KZT back to {hold.payer}",
-                postings, None, frozenset({hold.payer}), HOLDS_ACCOUNT, hold.payer, amount, hold.tag or None,
+                postings, decision, frozenset({hold.payer}), HOLDS_ACCOUNT, hold.payer, amount, hold.tag or None,
             )  # fmt: skip
-        ws.holds[hold.hold_id] = replace(hold, status="posted")
-        postings = [
+        legs = [
             Posting(HOLDS_ACCOUNT, -hold.amount_tiyn, hold.tag),
             Posting(hold.payee, amount, hold.tag),
         ]
         rest = hold.amount_tiyn - amount
         if rest:
-            postings.append(Posting(hold.payer, rest, hold.tag))
+            legs.append(Posting(hold.payer, rest, hold.tag))
+        postings = tuple(legs)
+        decision = self._decide(ws, op, at, hold.payer, hold.payee, amount, hold.tag, postings, hold=hold)
+        ws.holds[hold.hold_id] = replace(hold, status="posted")
         return _Applied(
             f"posted {format_tiyn(amount)} KZT of hold {hold.hold_id} to {hold.payee}"
             + (f", {format_tiyn(rest)} KZT back to {hold.payer}" if rest else ""),
-            tuple(postings), None, frozenset({hold.payer}), HOLDS_ACCOUNT, hold.payee, amount, hold.tag or None,
+            postings, decision, frozenset({hold.payer}), HOLDS_ACCOUNT, hold.payee, amount, hold.tag or None,
         )  # fmt: skip
 
     def _sweep(self, ws: WorkingSet, op: Operation, at: int, verified: bool) -> _Applied:
@@ -653,13 +667,25 @@ class Ledger:
         postings: list[Posting] = []
         exempt: set[str] = set()
         holds = ws.holds_due(b.as_of)
+        posted = 0
+        waiting: list[str] = []  # holds that cannot be posted to their payee now: pending, for the next sweep
+        incoming: dict[str, int] = {}
         for hold in holds:
-            ws.holds[hold.hold_id] = replace(hold, status="expired")
+            # A hold that posts at its timeout (a provisional seizure) pays its payee, whatever the payee's
+            # status (the money was committed when it was held), unless the payee is closed or the credit would
+            # put it over its tier's holding limit: then it waits for a later sweep rather than fail this one.
+            to = hold.payee if hold.on_timeout == "post" else hold.payer
+            if to == hold.payee and not self._can_receive(ws, to, incoming.get(to, 0) + hold.amount_tiyn):
+                waiting.append(hold.hold_id)
+                continue
+            incoming[to] = incoming.get(to, 0) + hold.amount_tiyn
+            ws.holds[hold.hold_id] = replace(hold, status="posted" if to == hold.payee else "expired")
             postings += [
                 Posting(HOLDS_ACCOUNT, -hold.amount_tiyn, hold.tag),
-                Posting(hold.payer, hold.amount_tiyn, hold.tag),
+                Posting(to, hold.amount_tiyn, hold.tag),
             ]
-            exempt.add(hold.payer)
+            exempt.add(to)
+            posted += to == hold.payee
         as_of_date = dt.datetime.fromtimestamp(b.as_of, tz=dt.UTC).date().isoformat()
         returned = 0
         tags = ws.tags_expiring(as_of_date)
@@ -670,13 +696,32 @@ class Ledger:
                 postings += [Posting(holder, -balance, tag.tag), Posting(self.central_bank, balance, tag.tag)]
                 exempt.add(holder)
                 returned += balance
+        # Rules on sweep see its time only (no parties, no amount); a denial sweeps nothing.
+        decision = self._decide(ws, op, at, None, None, None, "", tuple(postings))
         return _Applied(
-            f"sweep as of {as_of_date}: {len(holds)} holds timed out, {format_tiyn(returned)} KZT of "
-            f"{len(tags)} expired tags returned to {self.central_bank}",
+            f"sweep as of {as_of_date}: {len(holds) - len(waiting)} holds timed out"
+            + (f" ({posted} posted to their payees)" if posted else "")
+            + (
+                f", {len(waiting)} wait for a payee that cannot receive them now ({', '.join(waiting[:3])}"
+                f"{', ...' if len(waiting) > 3 else ''})"
+                if waiting
+                else ""
+            )
+            + f", {format_tiyn(returned)} KZT of {len(tags)} expired tags returned to {self.central_bank}",
             tuple(postings),
-            None,
+            decision,
             frozenset(exempt),
         )
+
+    def _can_receive(self, ws: WorkingSet, handle: str, amount: int) -> bool:
+        """Whether `handle` may be credited `amount` more by a sweep: open, and within its tier's holding limit."""
+        account = ws.account(handle)
+        if account is None or account.status is AccountStatus.closed:
+            return False
+        if account.tier is None:
+            return True
+        limit = self.tier_limits.get(account.tier, limits.amount_tiyn_max)
+        return ws.account_total(handle) + amount <= limit
 
     def _status(self, ws: WorkingSet, op: Operation, at: int, verified: bool) -> _Applied:
         b: Freeze | Unfreeze | Close = op.body  # type: ignore[assignment]
@@ -694,9 +739,14 @@ class Ledger:
             status = AccountStatus.closed
         else:
             status = AccountStatus.frozen if isinstance(b, Freeze) else AccountStatus.active
+        decision = None
+        if isinstance(b, Freeze):  # rules see the account as both parties, and the reason as the memo
+            decision = self._decide(ws, op, at, b.account, b.account, None, "", (), (account, account))
         ws.accounts[b.account] = replace(account, status=status)
         reason = getattr(b, "reason", None)
-        return _Applied(f"account {b.account} is {status.value}" + (f": {reason}" if reason else ""))
+        return _Applied(
+            f"account {b.account} is {status.value}" + (f": {reason}" if reason else ""), decision=decision
+        )
 
     def _seize(self, ws: WorkingSet, op: Operation, at: int, verified: bool) -> _Applied:
         b: Seize = op.body  # type: ignore[assignment]
@@ -708,10 +758,25 @@ class Ledger:
             raise Rejected(ResultCode.invalid_operation, "a seizure names the court order that orders it")
         tag = b.tag or ""
         postings = (Posting(b.payer, -b.amount_tiyn, tag), Posting(b.payee, b.amount_tiyn, tag))
+        decision = self._decide(ws, op, at, b.payer, b.payee, b.amount_tiyn, tag, postings)
+        text = f"{format_tiyn(b.amount_tiyn)} KZT{_tag_text(tag)} from {b.payer} to {b.payee} under order {b.order}"
+        if decision.hold_timeout_s is None:
+            return _Applied(
+                f"seized {text}",
+                postings, decision, frozenset({b.payer}), b.payer, b.payee, b.amount_tiyn, tag or None, b.order,
+            )  # fmt: skip
+        # A provisional seizure: the money is held until the releaser (the court) posts or voids it, and at the
+        # timeout the sweep does what the rule said (a seizure that becomes final says `on timeout post`).
+        releaser = decision.hold_releaser or op.signer
+        self._need(ws, releaser, "releaser")
+        on_timeout = decision.hold_on_timeout or HOLD_ON_TIMEOUT_DEFAULT
+        hold = HoldRecord(op.id, b.payer, b.payee, b.amount_tiyn, tag, releaser, at + decision.hold_timeout_s,
+                          on_timeout=on_timeout)  # fmt: skip
+        held = (Posting(b.payer, -b.amount_tiyn, tag), Posting(HOLDS_ACCOUNT, b.amount_tiyn, tag))
         return _Applied(
-            f"seized {format_tiyn(b.amount_tiyn)} KZT{_tag_text(tag)} from {b.payer} to {b.payee}"
-            + (f" under order {b.order}" if b.order else ""),
-            postings, None, frozenset({b.payer}), b.payer, b.payee, b.amount_tiyn, tag or None, b.order,
+            f"provisionally seized {text}, held until posted by {releaser}"
+            f" ({_timeout_text(decision.hold_timeout_s, on_timeout)})",
+            held, decision, frozenset({b.payer}), b.payer, b.payee, b.amount_tiyn, tag or None, b.order, hold,
         )  # fmt: skip
 
     def _add_witness(self, ws: WorkingSet, op: Operation, at: int, verified: bool) -> _Applied:
@@ -800,6 +865,11 @@ def _window_requests(
             handle = body.payer if party == "payer" else body.payee
             requests.setdefault((direction, at - seconds), set()).add(handle)
     return requests
+
+
+def _timeout_text(timeout_s: int, on_timeout: str) -> str:
+    then = "posted to the payee" if on_timeout == "post" else "returned to the payer"
+    return f"times out in {duration(timeout_s)}, then {then}"
 
 
 def _tag_text(tag: str) -> str:

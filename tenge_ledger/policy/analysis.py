@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from ..core import limits
 from ..core.hooks import Proposal
 from ..core.records import (
+    PAYMENT_KINDS,
     Account,
     AccountKind,
     Decision,
@@ -29,7 +30,10 @@ from ..core.records import (
 from . import ast
 from .check import CheckedSet
 
-DECIDED = ("issue", "redeem", "transfer", "hold")
+DECIDED = tuple(k.value for k in PAYMENT_KINDS)  # generated cases are payments
+# Ledger operations decided again by `diff --recent`: payments, seizures and operations on one account (a post,
+# void or sweep needs the hold or the due holds as they were, which the ledger no longer has as they were).
+REPLAYED = (*DECIDED, "seize", "freeze", "open_account")
 T0 = 1_772_000_000  # generated cases happen at this ledger time
 SAMPLE_SEED = 13  # a set of cases larger than the limit is sampled, the same way every run
 
@@ -160,14 +164,14 @@ def _proposal(kind: str, payer: Account, payee: Account, amount: int, tag: str) 
 
 
 def ledger_cases(store, recent: int) -> Iterator[tuple]:
-    """The ledger's `recent` latest issues, redemptions, transfers and holds, proposed again as they were
+    """The ledger's `recent` latest operations of the REPLAYED kinds, proposed again as they were
     submitted, against the ledger as it is now (balances and history windows of today: an approximation)."""
     from ..core.canonical import operation_from_dict
 
     head, _ = store.head()
     ops = []
     for stored, _postings in store.journal(after_seq=max(head - recent * 4, 0)):
-        if stored.kind in DECIDED:
+        if stored.kind in REPLAYED and not stored.op_id.startswith("genesis:"):  # init's, never decided
             ops.append(stored)
     accounts = {a.handle: a for a in store.accounts()}
     with store.transaction() as tx:
@@ -179,7 +183,14 @@ def ledger_cases(store, recent: int) -> Iterator[tuple]:
             payee = accounts.get(getattr(body, "payee", None) or getattr(body, "account", None) or "")
             amount = getattr(body, "amount_tiyn", 0)
             tag = getattr(body, "tag", None) or ""
-            if stored.kind == "issue" and payee is not None:
+            if stored.kind in ("freeze", "open_account"):
+                account = accounts.get(getattr(body, "account", None) or getattr(body, "handle", None) or "")
+                if account is None:
+                    continue
+                proposal = Proposal(
+                    op, stored.at, account.handle, account.handle, None, "", (), account, account
+                )
+            elif stored.kind == "issue" and payee is not None:
                 proposal = Proposal(op, stored.at, None, payee.handle, amount, tag, (Posting(payee.handle, amount, tag),),
                                     None, payee)  # fmt: skip
             elif stored.kind == "redeem" and payer is not None:
@@ -220,6 +231,7 @@ def outcome(decision: Decision) -> dict:
         "rules": sorted(decision.rules),
         "postings": [[p.account, p.amount_tiyn, p.tag] for p in decision.postings or ()],
         "hold_timeout_s": decision.hold_timeout_s,
+        "hold_on_timeout": decision.hold_on_timeout,
         "reports": sorted(r.agency for r in decision.reports),
     }
 
@@ -261,7 +273,9 @@ def _change(a: dict, b: dict) -> str:
     word = {True: "allow", False: "deny"}
     head = f"{word[a['allowed']]} -> {word[b['allowed']]}"
     if a["allowed"] == b["allowed"]:
-        what = [k for k in ("rules", "postings", "hold_timeout_s", "reports") if a[k] != b[k]]
+        what = [
+            k for k in ("rules", "postings", "hold_timeout_s", "hold_on_timeout", "reports") if a[k] != b[k]
+        ]
         head += f" ({', '.join(what)})"
     return head
 

@@ -185,6 +185,7 @@ class ReportTo(Node):
 class HoldFor(Node):
     duration: Duration
     releaser: Target | None
+    on_timeout: str | None = None  # `on timeout post|void`: what a sweep does at the timeout; None is void
 
 
 @dataclass(frozen=True, slots=True)

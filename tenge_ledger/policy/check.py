@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 
 from ..core import limits
-from ..core.records import AccountKind, AccountStatus
+from ..core.records import DECIDED_KINDS, HOLD_ON_TIMEOUT, PAYMENT_KINDS, AccountKind, AccountStatus
 from . import ast
 from .data import DataRef, Table, cell_value, read_rows, sha256_of
 from .errors import Diagnostic, PolicyCheckError, source_line
@@ -36,7 +36,8 @@ KIND_NAME, STATUS_NAME = (
 # Operation fields a rule may read by bare name.
 OP_FIELDS: dict[str, str] = {
     "amount": MONEY,  # the amount moved, tiyn
-    "memo": STRING,  # the operation's memo or purpose ("" when none)
+    "memo": STRING,  # the operation's memo or purpose, a seizure's court order, a freeze's reason ("" when none)
+    "signer": STRING,  # the handle of the account that signed it (a court voiding a provisional seizure)
     "time": NUMBER,  # ledger time of the operation, unix seconds (no hidden clock: it is the operation's time)
     "expires_on": STRING,  # ISO date the moved tag expires on ("" when it never does)
     "tag_expired": BOOL,  # the moved tag has an expiry date at or before the operation's date
@@ -58,7 +59,17 @@ PARTY_CALLS: dict[str, tuple[tuple[str, ...], tuple[str, ...], str]] = {
     "in_sum": ((DURATION,), (STRING,), MONEY),
     "in_count": ((DURATION,), (STRING,), NUMBER),
 }
-DECIDED_KINDS = ("issue", "redeem", "transfer", "hold")  # the operations the ledger asks the policy about
+# The operation kinds a rule may name (their one place is core/records.py), and those a rule without `on` sees.
+RULE_KINDS = tuple(k.value for k in DECIDED_KINDS)
+DEFAULT_KINDS = tuple(k.value for k in PAYMENT_KINDS)
+HOLD_KINDS = ("transfer", "seize")  # a hold makes a transfer pending and a seizure provisional
+# What an operation of a lifecycle kind does not have, so a rule on it cannot read it: reads by prefix.
+_MONEY_READS = ("op.amount", "op.tag", "op.expires_on", "op.tag_expired")
+_MISSING_READS: dict[str, tuple[tuple[str, ...], str]] = {
+    "sweep": (("payer", "payee", *_MONEY_READS, "op.memo"), "a sweep has no parties, amount, tag or memo"),
+    "freeze": (_MONEY_READS, "a freeze moves no money: it has no amount or tag"),
+    "open_account": (_MONEY_READS, "opening an account moves no money: it has no amount or tag"),
+}
 KIND_NAMES = frozenset(k.value for k in AccountKind)
 STATUS_NAMES = frozenset(s.value for s in AccountStatus)
 _ORDERED = {MONEY, NUMBER, STRING, DURATION}
@@ -399,6 +410,7 @@ class _FileChecker:
             if t is not None and t != BOOL:
                 self.error(clause.expr, f"a condition must be true or false, not a {t}")
         self.effects(rule, kinds)
+        self.kind_reads(rule, kinds)
         self.never_holds(rule)
         if self.cost > limits.policy_rule_cost_max:
             self.error(rule, f"rule costs {self.cost} units, over the limit of {limits.policy_rule_cost_max}")
@@ -410,12 +422,12 @@ class _FileChecker:
 
     def guard(self, rule: ast.Rule) -> tuple[str, ...]:
         if rule.guard is None:
-            return DECIDED_KINDS
+            return DEFAULT_KINDS
         kinds = []
         for kind in rule.guard.kinds:
-            if kind not in DECIDED_KINDS:
-                self.error(rule.guard, f"unknown operation kind {kind!r}{_suggest(kind, DECIDED_KINDS)}; "
-                           f"rules decide {', '.join(DECIDED_KINDS)}")  # fmt: skip
+            if kind not in RULE_KINDS:
+                self.error(rule.guard, f"unknown operation kind {kind!r}{_suggest(kind, RULE_KINDS)}; "
+                           f"rules decide {', '.join(RULE_KINDS)}")  # fmt: skip
             elif kind in kinds:
                 self.error(rule.guard, f"{kind} is listed twice")
             else:
@@ -430,11 +442,20 @@ class _FileChecker:
                 self.error(effect, "a rule has each kind of effect at most once")
             kinds_seen[type(effect)] = effect
             if isinstance(effect, ast.HoldFor):
-                if rule.guard is None or set(kinds) != {"transfer"}:
+                if rule.guard is None or not set(kinds) <= set(HOLD_KINDS):
                     self.error(
                         effect,
-                        "hold turns a transfer into a pending payment: the rule must say `on transfer`",
+                        "hold turns a transfer into a pending payment and a seizure into a provisional one: "
+                        "the rule must say `on transfer`, `on seize` or both",
                     )
+                elif "seize" in kinds and effect.releaser is None:
+                    self.error(effect, 'a provisional seizure names who releases it: `released by "court"`')
+                elif "seize" in kinds and effect.releaser is not None and effect.releaser.handle is None:
+                    self.error(effect.releaser, "a provisional seizure is released by a named account, "
+                               "not by the payee it pays")  # fmt: skip
+                if effect.on_timeout is not None and effect.on_timeout not in HOLD_ON_TIMEOUT:
+                    self.error(effect, f"a hold does `post` (to the payee) or `void` (back to the payer) at its "
+                               f"timeout, not {effect.on_timeout!r}")  # fmt: skip
                 s = effect.duration.seconds
                 if not 0 < s <= limits.hold_timeout_s_max:
                     self.error(
@@ -461,10 +482,24 @@ class _FileChecker:
             self.error(
                 reshapes[1], "one split, withhold or route per rule; write one split with several portions"
             )
+        lifecycle = [k for k in kinds if k not in DEFAULT_KINDS]
+        retags = [e for e in rule.effects if isinstance(e, ast.SetTag | ast.ClearTag)]
+        if lifecycle and (reshapes or retags):
+            self.error((reshapes or retags)[0], f"split, withhold, route and set/clear tag reshape a payment's "
+                       f"credit: a rule on {', '.join(lifecycle)} may deny, permit, report or hold")  # fmt: skip
         if ast.HoldFor in kinds_seen and (reshapes or ast.SetTag in kinds_seen or ast.ClearTag in kinds_seen):
             self.error(kinds_seen[ast.HoldFor], "a held payment cannot also be split, routed or re-tagged")
         if ast.Deny in kinds_seen and len([e for e in rule.effects if not isinstance(e, ast.ReportTo)]) > 1:
             self.error(kinds_seen[ast.Deny], "a rule that denies may also report, but has no other effect")
+
+    def kind_reads(self, rule: ast.Rule, kinds: tuple[str, ...]) -> None:
+        """A rule on a kind that lacks what it reads (a sweep's payer, a freeze's amount) would fail on every
+        operation of that kind, so deny it always: say so now, at the rule's `on`."""
+        for kind in kinds:
+            missing, why = _MISSING_READS.get(kind, ((), ""))
+            found = sorted(r for r in self.reads if r.startswith(missing)) if missing else []
+            if found:
+                self.error(rule.guard or rule, f"{why}, so a rule on {kind} cannot read {', '.join(found)}")
 
     def withhold(self, effect: ast.Withhold) -> None:
         self.reads.add("op.amount")

@@ -77,9 +77,12 @@ CODES: tuple[Code, ...] = (
     _code("E017", r"portion|withhold takes|remaining", "portions that do not add up",
           "A split's portions add up to 100%, or end with `remaining to ...`, which takes the rest.",
           'rule "r"\n  on transfer\n  split {\n    60% to "a",\n  }\n'),
-    _code("E018", r"hold turns a transfer|held payment|hold times out", "a hold where it cannot apply",
-          "hold turns a transfer into a pending payment: the rule says `on transfer`, times out within a year, "
-          "and does not also split or re-tag.", 'rule "r"\n  hold for 30d\n'),
+    _code("E018", r"hold turns a transfer|held payment|hold times out|provisional seizure|at its timeout",
+          "a hold where it cannot apply",
+          "hold turns a transfer into a pending payment and a seizure into a provisional one: the rule says "
+          "`on transfer` or `on seize`, times out within a year, does not also split or re-tag, and does `post` "
+          "or `void` at its timeout; a seizure's hold names the account that releases it (the court).",
+          'rule "r"\n  hold for 30d\n'),
     _code("E019", r"effect at most once|one split, withhold or route|denies may also report|set and clear|give a "
           r"reason", "effects that do not go together",
           "A rule has each effect at most once, one split/withhold/route, and a deny goes only with reports.",
@@ -114,6 +117,16 @@ CODES += (
           "Declare it (`attr net_cap: money`, optionally with a default); without a default, a rule reading a "
           "missing attribute fails and denies. `tenge policy fmt --upgrade` declares what a file reads as it "
           "was read before.", 'rule "r"\n  when payee.attr.zone == "alatau"\n  report fma "x"\n'),
+)  # fmt: skip
+CODES += (
+    _code("E025", r"reshape a payment's credit", "a reshaping effect on a lifecycle operation",
+          "split, withhold, route and set/clear tag redirect a payment's one credit; rules on seize, post, void, "
+          "sweep, freeze and open_account may deny, permit and report (and hold, on seize).",
+          'rule "r"\n  on freeze\n  route to "x"\n'),
+    _code("E026", r"so a rule on \w+ cannot read", "a read the operation kind does not have",
+          "A sweep has no parties, amount, tag or memo (a rule on it reads `time`); freeze and open_account move "
+          "no money, so they have no amount or tag. A rule reading what its kind lacks would fail and deny "
+          "every time.", 'rule "r"\n  on sweep\n  when amount > 1 KZT\n  deny "x"\n'),
 )  # fmt: skip
 UNKNOWN = Code("E000", re.compile(""), "a problem without a code yet", "See the message.", "")
 BY_CODE = {c.code: c for c in CODES}

@@ -103,7 +103,14 @@ class Ctx:
         return expiry != "" and expiry <= _date_of(self.proposal.at)
 
     def memo(self) -> str:
-        return getattr(self.proposal.op.body, "memo", None) or ""
+        """The memo, or what stands for it: a seizure's court order, a freeze's reason."""
+        body = self.proposal.op.body
+        return (
+            getattr(body, "memo", None) or getattr(body, "order", None) or getattr(body, "reason", None) or ""
+        )
+
+    def signer(self) -> str:
+        return self.proposal.op.signer
 
     def total(self, which: str) -> int:
         """A party's balance over all its buckets."""
@@ -147,7 +154,7 @@ def _date_of(ts: int) -> str:
 
 _CMP_NODES = {"==": py.Eq, "!=": py.NotEq, "<": py.Lt, "<=": py.LtE, ">": py.Gt, ">=": py.GtE}
 _CTX_ATTRS = frozenset(
-    {"proposal", "view", "payer", "payee", "total", "window", "calendar_window", "attr_value", "memo", "tag_expiry", "tag_expired", "tier_of",
+    {"proposal", "view", "payer", "payee", "total", "window", "calendar_window", "attr_value", "memo", "signer", "tag_expiry", "tag_expired", "tier_of",
      "has_item"}
 )  # fmt: skip
 _VALUE_ATTRS = frozenset({"tag", "amount_tiyn", "at", "handle", "kind", "tier", "bank", "status", "attr",
@@ -237,7 +244,7 @@ def _op_field(name: str) -> py.expr:
         return _attr(proposal, "amount_tiyn")
     if name == "time":
         return _attr(proposal, "at")
-    if name in ("memo", "tag_expiry", "tag_expired"):
+    if name in ("memo", "signer", "tag_expiry", "tag_expired"):
         return _call(_attr(_c(), name))
     if name == "expires_on":
         return _call(_attr(_c(), "tag_expiry"))

@@ -6,8 +6,11 @@ How rules combine (order never matters; every list below is sorted by rule name)
 - A rule that fails at run time denies, naming the rule (fail closed). Cedar skips a failing policy, which is
   fail-open; money must not be.
 - Otherwise the effects of all matching rules apply together: reports are filed; holds turn a transfer into a
-  pending payment (the longest timeout wins; two different releasers are a conflict and deny); portions of
-  splits, withholdings and routes redirect the payee's credit; set/clear tag re-tags the credits.
+  pending payment and a seizure into a provisional one (the longest timeout wins; two different releasers, or
+  two different things to do at the timeout, are a conflict and deny); portions of splits, withholdings and
+  routes redirect the payee's credit; set/clear tag re-tags the credits.
+- Rules are compiled per operation kind (core/records.py DECIDED_KINDS); a kind no rule sees has no plan, so
+  deciding it costs one dict lookup and the payment kinds' plans are the same whatever lifecycle rules exist.
 
 Allotments (the idea of Formance Numscript's destination allotments, where portions must sum to 100% and
 `remaining` takes the rest): every portion is an exact share of the operation's amount, divided as shares.py
@@ -26,9 +29,9 @@ from dataclasses import dataclass, field, replace
 from fractions import Fraction
 
 from ..core.hooks import LedgerView, Proposal
-from ..core.records import Decision, Posting, Report
+from ..core.records import DECIDED_KINDS, Decision, Posting, Report
 from . import ast
-from .check import DECIDED_KINDS, CheckedSet, Scope
+from .check import CheckedSet, Scope
 from .compile import Ctx, Plan, compile_probes, condition_node, constant_value
 from .plan import PlannedRule, dispatch, plan_rule
 from .shares import Portion, allocate, share_text
@@ -48,7 +51,9 @@ class CompiledRule:
     deny: str | None
     permit: str | None
     reports: tuple[tuple[str, str], ...]
-    hold: tuple[int, str | None] | None  # (timeout_s, releaser handle or None)
+    hold: (
+        tuple[int, str | None, str | None] | None
+    )  # (timeout_s, releaser handle or None, on_timeout or None)
     portions: tuple[Portion, ...]  # fixed shares of the amount, in the order written
     remaining: tuple[str | None] | None  # (handle,) when the rule names where the rest goes; (None,) = payee
     set_tag: str | None
@@ -66,7 +71,8 @@ class CompiledRule:
             out.append(f"permit: {self.permit}" if self.permit else "permit")
         out += [f"report to {agency}: {reason}" for agency, reason in self.reports]
         if self.hold:
-            out.append(f"hold {self.hold[0]} s" + (f" released by {self.hold[1]}" if self.hold[1] else ""))
+            out.append(f"hold {self.hold[0]} s" + (f" released by {self.hold[1]}" if self.hold[1] else "")
+                       + (f" on timeout {self.hold[2]}" if self.hold[2] else ""))  # fmt: skip
         out += [p.text() for p in self.portions]
         if self.remaining is not None:
             out.append(f"remaining to {self.remaining[0] or 'payee'}")
@@ -103,7 +109,7 @@ def _compile_rule(planned: PlannedRule, lets: Scope) -> CompiledRule:
         elif isinstance(e, ast.ReportTo):
             reports.append((e.agency, e.reason))
         elif isinstance(e, ast.HoldFor):
-            hold = (e.duration.seconds, e.releaser.handle if e.releaser else None)
+            hold = (e.duration.seconds, e.releaser.handle if e.releaser else None, e.on_timeout)
         elif isinstance(e, ast.Split):
             parts = list(e.portions)
             if parts[-1].share is None:
@@ -149,13 +155,15 @@ class PolicySetEngine:
             ]
         self.rules = sorted(rules, key=lambda r: r.name)  # decisions never depend on file or rule order
         self.by_kind: dict[str, tuple[CompiledRule, ...]] = {
-            kind: tuple(r for r in self.rules if kind in r.kinds) for kind in DECIDED_KINDS
+            kind.value: tuple(r for r in self.rules if kind.value in r.kinds) for kind in DECIDED_KINDS
         }
         tables = checked.tables()
         # Kinds with the same rules share one compiled plan (a set of unguarded rules compiles once, not 4 times).
         shared: dict[tuple[str, ...], Plan] = {}
         self.plans: dict[str, Plan] = {}
         for kind, rules in self.by_kind.items():
+            if not rules:  # a kind no rule sees gets no plan: deciding it is one dict miss
+                continue
             names = tuple(r.name for r in rules)
             if names not in shared:
                 shared[names] = dispatch(kind, rules, tables)
@@ -279,18 +287,30 @@ class PolicySetEngine:
         notes = tuple(f"{r.permit} [{r.name}]" for r in matched if r.permit)
         # holds
         holders = [r for r in matched if r.hold is not None]
-        hold_timeout = hold_releaser = None
+        hold_timeout = hold_releaser = hold_on_timeout = None
         if holders:
             releasers = {r.hold[1] for r in holders if r.hold[1] is not None}  # type: ignore[index]
             if len(releasers) > 1:
                 return self._conflict(detail, holders, "rules name different releasers for the hold")
+            directions = {r.hold[2] for r in holders if r.hold[2] is not None}  # type: ignore[index]
+            if len(directions) > 1:
+                return self._conflict(
+                    detail, holders, "rules say different things to do at the hold's timeout"
+                )
             hold_timeout = max(r.hold[0] for r in holders)  # type: ignore[index]
             hold_releaser = next(iter(releasers), None)
+            hold_on_timeout = next(iter(directions), None)
+            # recorded with the operation, so replaying the journal rebuilds the hold (tenge check)
+            detail["hold"] = {
+                "timeout_s": hold_timeout,
+                "releaser": hold_releaser,
+                "on_timeout": hold_on_timeout,
+            }
         # reshaping: portions, remaining, tags
         shapers = [r for r in matched if _shapes(r)]
         postings = None
         if shapers:
-            if holders and p.op.kind.value == "transfer":
+            if holders and p.op.kind in ("transfer", "seize"):
                 return self._conflict(detail, holders + shapers, "a payment cannot be both held and split")
             shaped = self._reshape(p, shapers, detail)
             if isinstance(shaped, Decision):
@@ -300,7 +320,7 @@ class PolicySetEngine:
         detail["outcome"] = "allow"
         return Decision(
             True, notes, tuple(r.name for r in matched), postings, hold_timeout, hold_releaser, reports,
-            self.policy_set_id, detail,
+            self.policy_set_id, detail, hold_on_timeout,
         )  # fmt: skip
 
     def _reshape(

@@ -214,7 +214,8 @@ def _effect(e: ast.Effect) -> str:
     if isinstance(e, ast.ReportTo):
         return f"report {e.agency} {_q(e.reason)}"
     if isinstance(e, ast.HoldFor):
-        return f"hold for {e.duration.text}" + (f" released by {e.releaser.text()}" if e.releaser else "")
+        return (f"hold for {e.duration.text}" + (f" released by {e.releaser.text()}" if e.releaser else "")
+                + (f" on timeout {e.on_timeout}" if e.on_timeout else ""))  # fmt: skip
     if isinstance(e, ast.Split):
         lines = [f"    {p.text} to {p.target.text()}," for p in e.portions]
         return "split {\n" + "\n".join(lines) + "\n  }"

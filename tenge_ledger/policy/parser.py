@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import functools
 import re
+from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
@@ -292,6 +293,13 @@ def unquote(text: str) -> str:
     return "".join(out)
 
 
+@dataclass(frozen=True, slots=True)
+class _OnTimeout:
+    """`on timeout post` while a hold effect is built; the checker says if the action is not post or void."""
+
+    action: str
+
+
 @v_args(meta=True)
 class _Build(Transformer):
     def __init__(self, path: str, source: str) -> None:
@@ -404,7 +412,12 @@ class _Build(Transformer):
 
     def hold(self, meta, children):
         duration = self.duration(meta, [children[1]])
-        return ast.HoldFor(*_pos(meta), duration, children[2] if len(children) > 2 else None)
+        releaser = next((c for c in children[2:] if isinstance(c, ast.Target)), None)
+        on_timeout = next((c for c in children[2:] if isinstance(c, _OnTimeout)), None)
+        return ast.HoldFor(*_pos(meta), duration, releaser, on_timeout.action if on_timeout else None)
+
+    def hold_timeout(self, meta, children):
+        return _OnTimeout(str(children[0]))
 
     def split(self, meta, children):
         return ast.Split(*_pos(meta), tuple(children))

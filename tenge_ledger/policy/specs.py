@@ -20,8 +20,9 @@ on a fresh in-memory ledger, through the real ledger service, so a spec checks w
     expect = { code = "policy_denied", rules = ["fma-list-payer"], reports = [{ agency = "fma" }] }
 
 `expect` may give code, rules (the deciding rules, as a set), reports (each a subset of agency/rule/reason),
-postings ([account, "KZT", tag] as a multiset), held (a pending hold was created), message (a substring) and
-balances ({account = {tag = "KZT"}}, "" for untagged)."""
+postings ([account, "KZT", tag] as a multiset), held (a pending hold was created), holds ({hold id = status}:
+pending, posted, voided or expired), message (a substring) and balances ({account = {tag = "KZT"}}, "" for
+untagged). A sweep's `as_of` may be written as a time, like `at`."""
 
 from __future__ import annotations
 
@@ -212,6 +213,8 @@ def _run_case(
             if isinstance(body_or_doc, dict):
                 d = {k: v for k, v in body_or_doc.items() if k != "at"}
                 d.setdefault("id", f"{what}-{seq[0]}")
+                if isinstance(d.get("as_of"), str):  # a sweep's time, written as a time like `at`
+                    d["as_of"] = parse_time(d["as_of"])
                 op = operation_from_dict(d, what)
                 if not op.signer:
                     op = Operation(op.id, _default_signer(op), op.body)
@@ -306,6 +309,11 @@ def _compare(expect: dict, op: Operation, r, decision, store, problems: list[str
         held = any(h.hold_id == op.id and h.status == "pending" for h in store.holds())
         if held != expect["held"]:
             problems.append(f"held: expected {expect['held']}, got {held}")
+    for hold_id, status in (expect.get("holds") or {}).items():
+        hold = store.hold(hold_id)
+        got_status = hold.status if hold is not None else "missing"
+        if got_status != status:
+            problems.append(f"hold {hold_id}: expected {status}, got {got_status}")
     for account, tags in (expect.get("balances") or {}).items():
         for tag, amount in tags.items():
             got_b = store.balances(account).get((account, tag), 0)

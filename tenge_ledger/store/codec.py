@@ -29,7 +29,7 @@ __all__ = ["FLAG_LEGS", "GENESIS_HASH", "JOURNAL_COLUMNS", "LEG_COLUMNS"]
 
 ACCOUNT_COLUMNS = "handle, kind, public_key, tier, bank, attrs, status, opened_at"
 BUCKET_FLOW_COLUMNS = "b.balance_tiyn, b.out_tiyn, b.out_count, b.in_tiyn, b.in_count, b.minute"
-HOLD_COLUMNS = "hold_id, payer, payee, amount_tiyn, tag, releaser, deadline, status"
+HOLD_COLUMNS = "hold_id, payer, payee, amount_tiyn, tag, releaser, deadline, status, on_timeout"
 TRACE_COLUMNS = "op_id, at, mode, payload, leaf_hash, seq"
 # A derived leaf (a row with only `seq`) takes its op id, time and link from its journal row.
 TRACE_READ = (
@@ -60,7 +60,7 @@ def account_from_row(row) -> Account:
 
 
 def hold_row(h: HoldRecord) -> tuple:
-    return (h.hold_id, h.payer, h.payee, h.amount_tiyn, h.tag, h.releaser, h.deadline, h.status)
+    return (h.hold_id, h.payer, h.payee, h.amount_tiyn, h.tag, h.releaser, h.deadline, h.status, h.on_timeout)
 
 
 def hold_from_row(row) -> HoldRecord:

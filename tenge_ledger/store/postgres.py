@@ -42,6 +42,7 @@ from ..core.records import Account, HoldRecord, TagRecord
 from . import codec, upgrade
 from .base import (
     GENESIS_HASH,
+    HOLDS_ON_TIMEOUT_COLUMN,
     SCHEMA_VERSION,
     BucketRow,
     ChangeSet,
@@ -176,11 +177,17 @@ def _migration_3(cur: psycopg.Cursor, central_bank: str) -> None:
     )
 
 
+def _migration_4(cur: psycopg.Cursor, central_bank: str) -> None:
+    """A hold keeps what a sweep does at its timeout; every hold made before did "void" (back to the payer)."""
+    cur.execute(HOLDS_ON_TIMEOUT_COLUMN)
+
+
 # Registered migrations, by the schema version they bring the database to. A database records each it applied.
 MIGRATIONS: dict[int, Callable[[psycopg.Cursor, str], None]] = {
     1: _migration_1,
     2: _migration_2,
     3: _migration_3,
+    4: _migration_4,
 }
 if max(MIGRATIONS) != SCHEMA_VERSION:  # pragma: no cover - a packaging mistake
     raise RuntimeError("the PostgreSQL store has no migration to the current schema version")
@@ -295,7 +302,7 @@ def _write_script(client: psycopg.ClientCursor, ch: ChangeSet) -> str:
             f"INSERT INTO holds ({codec.HOLD_COLUMNS}) VALUES {_values(m, rows)}"
             " ON CONFLICT (hold_id) DO UPDATE SET payer=excluded.payer, payee=excluded.payee,"
             " amount_tiyn=excluded.amount_tiyn, tag=excluded.tag, releaser=excluded.releaser,"
-            " deadline=excluded.deadline, status=excluded.status"
+            " deadline=excluded.deadline, status=excluded.status, on_timeout=excluded.on_timeout"
         )
     if ch.tags:
         rows = [(t.tag, t.expires_on, t.created_at) for t in ch.tags.values()]

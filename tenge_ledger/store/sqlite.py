@@ -22,6 +22,7 @@ from ..core.records import Account, HoldRecord, TagRecord
 from . import codec, upgrade
 from .base import (
     GENESIS_HASH,
+    HOLDS_ON_TIMEOUT_COLUMN,
     SCHEMA_VERSION,
     BucketRow,
     ChangeSet,
@@ -196,11 +197,17 @@ def _migration_3(db: sqlite_utils.Database, central_bank: str) -> None:
     c.execute("ALTER TABLE traces_v3 RENAME TO traces")
 
 
+def _migration_4(db: sqlite_utils.Database, central_bank: str) -> None:
+    """A hold keeps what a sweep does at its timeout; every hold made before did "void" (back to the payer)."""
+    db.conn.execute(HOLDS_ON_TIMEOUT_COLUMN)
+
+
 # Registered migrations, by the schema version they bring the database to. A database records each it applied.
 MIGRATIONS: dict[int, Callable[[sqlite_utils.Database, str], None]] = {
     1: _migration_1,
     2: _migration_2,
     3: _migration_3,
+    4: _migration_4,
 }
 assert max(MIGRATIONS) == SCHEMA_VERSION
 
@@ -257,7 +264,7 @@ class SqliteTx(SqlTxReads):
             c.executemany(f"INSERT INTO legs ({LEG_COLUMNS}) VALUES (?,?,?,?,?)", ch.legs)
         if ch.holds:
             c.executemany(
-                f"INSERT OR REPLACE INTO holds ({codec.HOLD_COLUMNS}) VALUES (?,?,?,?,?,?,?,?)",
+                f"INSERT OR REPLACE INTO holds ({codec.HOLD_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?)",
                 [codec.hold_row(h) for h in ch.holds.values()],
             )
         if ch.tags:
