@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import nacl.exceptions
 import nacl.public
 
-from ...core.errors import InputError
+from ...core.errors import InputError, LedgerStateError
 from ...core.hooks import EncodedTrace
 from ...core.records import TraceRecord
 from ...trace.merkle import leaf_hash
@@ -72,12 +72,17 @@ class Mode:
     decode: Callable[[dict, ObserverKeys], tuple[str, Decoded]]
     variants: tuple[str, ...]
     needs_keys: bool = True
+    readers: tuple[str, ...] = ()  # the fixed parties it seals to, whose key files `init` writes (--key-to)
+    bank_keys: bool = (
+        False  # it seals to banks or pseudonymises under their roots: a bank registers a key file
+    )
 
 
 @dataclass
 class SinkContext:
-    """What a sink needs besides the record: the key ring (banks' keys, accounts' viewing keys), the public
-    halves from the ledger settings, and who serves an account."""
+    """What a sink needs besides the record: the operator's key ring (its own keys and the banks' pseudonym roots),
+    the public halves from the ledger settings (the parties' box keys: the sinks seal with public keys only), and
+    who serves an account. `public_now` reads the settings again (a bank registered since the sink was made)."""
 
     ring: KeyRing
     public: dict
@@ -87,11 +92,15 @@ class SinkContext:
         [str], str | None
     ]  # handle -> its bank; None when none serves it; MISSING if unknown
     settings: dict = field(default_factory=dict)
-    viewing_public: Callable[[str], str | None] = lambda handle: None  # handle -> its registered viewing key
+    viewing_public: Callable[[str], str | None] = lambda handle: None  # handle -> the key its records seal to
+    public_now: Callable[[], dict] | None = None
     _banks: dict[str, str] = field(default_factory=dict)
     _roots: dict[str, bytes] = field(default_factory=dict)
     _boxes: dict[str, nacl.public.SealedBox] = field(default_factory=dict)
     _epoch_keys: dict[tuple[str, int], bytes] = field(default_factory=dict)
+    _unregistered: set[str] = field(
+        default_factory=set
+    )  # looked up again at the next chunk, not every record
 
     def bank_of(self, handle: str) -> str:
         bank = self._banks.get(handle)
@@ -105,21 +114,43 @@ class SinkContext:
             self._banks[handle] = bank
         return bank
 
+    def box_public(self, holder: str) -> str | None:
+        """A party's registered X25519 public key (hex), or None when it registered none."""
+        found = self.public.get("box_public", {}).get(holder)
+        if found is None and self.public_now is not None and holder not in self._unregistered:
+            self.public = self.public_now()  # registered since this sink was made?
+            found = self.public.get("box_public", {}).get(holder)
+            if found is None:
+                self._unregistered.add(holder)
+        return found
+
+    def central_box(self) -> nacl.public.SealedBox:
+        box = self._boxes.get("\0central")
+        if box is None:
+            public = self.box_public("central_bank")
+            if public is None:
+                raise LedgerStateError("this ledger has no central bank key: it was made before `--key-to`")
+            box = self._boxes["\0central"] = nacl.public.SealedBox(
+                nacl.public.PublicKey(bytes.fromhex(public))
+            )
+        return box
+
     def bank_box(self, bank: str) -> nacl.public.SealedBox:
-        """A sealed box to the bank's X25519 public key: what only that bank opens."""
+        """A sealed box to the bank's X25519 public key: what only that bank opens. A bank that registered no key
+        (opened through a client that gave none) is served by the central bank's key until it registers one; the
+        central bank is the bank of accounts no commercial bank serves."""
         box = self._boxes.get(bank)
         if box is None:
-            box = nacl.public.SealedBox(
-                nacl.public.PublicKey(bytes.fromhex(self.ring.ensure_bank(bank)["box_public"]))
-            )
-            self._boxes[bank] = box
+            public = None if bank == self.central_bank else self.box_public(f"bank:{bank}")
+            if public is None:
+                return self.central_box()  # not cached: a key registered later is used from then on
+            box = self._boxes[bank] = nacl.public.SealedBox(nacl.public.PublicKey(bytes.fromhex(public)))
         return box
 
     def bank_root(self, bank: str) -> bytes:
         root = self._roots.get(bank)
         if root is None:
-            root = bytes.fromhex(self.ring.ensure_bank(bank)["pseudonym_root"])
-            self._roots[bank] = root
+            root = self._roots[bank] = self.ring.bank_root(bank)
         return root
 
     def epoch_key_for(self, handle: str, epoch: int) -> bytes:
@@ -189,6 +220,8 @@ class BaseSink:
 
     def begin_chunk(self, at: int) -> list[EncodedTrace]:
         """Called (when the service offers it) at the start of each chunk: a fresh data key per chunk."""
+        if self.ctx is not None:
+            self.ctx._unregistered.clear()
         for value in vars(self).values():
             if isinstance(value, DataKey):
                 value.key = None
@@ -247,7 +280,8 @@ class ObserverKeys:
 
     `banks` are the banks this observer *is* (root keys) with the accounts each serves (its KYC list); `boxes`
     the box keys it holds (the FMA's, the central bank's); `viewing_boxes` the accounts' viewing keys it holds
-    (its own, or disclosed to it), `viewing` the operator-kept viewing keys of accounts that registered none;
+    (its own, or disclosed to it), `signing_boxes` the X25519 keys of its own signing keys (what a record of an
+    account that registered no viewing key is sealed to), `viewing` viewing keys the old layout kept for accounts;
     `record_keys` / `receipts` single records disclosed to it ((op_id, handle) -> record key / wrap key); `me` the
     account an account holder is."""
 
@@ -258,6 +292,7 @@ class ObserverKeys:
     boxes: dict[str, nacl.public.PrivateKey] = field(default_factory=dict)
     viewing: dict[str, bytes] = field(default_factory=dict)
     viewing_boxes: dict[str, nacl.public.PrivateKey] = field(default_factory=dict)
+    signing_boxes: dict[str, nacl.public.PrivateKey] = field(default_factory=dict)
     receipts: dict[tuple[str, str], bytes] = field(default_factory=dict)
     record_keys: dict[tuple[str, str], bytes] = field(default_factory=dict)
     me: str | None = None

@@ -140,4 +140,6 @@ MODE = Mode(
     decode=decode,
     variants=("tiered.small", "tiered.large"),
     needs_keys=True,
+    readers=("central_bank", "fma"),
+    bank_keys=True,
 )
