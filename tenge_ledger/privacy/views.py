@@ -4,9 +4,9 @@ level the visibility table allows for the relations the role has to the record (
 from __future__ import annotations
 
 import functools
-import json
 from dataclasses import dataclass
 
+from ..core import compact
 from ..core.errors import InputError
 from . import mode_of
 from .modes.base import ObserverKeys
@@ -49,9 +49,9 @@ class RecordView:
 
 def parse_payload(payload: bytes) -> dict:
     try:
-        doc = json.loads(payload)
-    except ValueError:
-        raise InputError("a trace record that is not JSON") from None
+        doc = compact.load_doc(payload)  # the non-transparent modes' compact form, or JSON
+    except (ValueError, UnicodeDecodeError):
+        raise InputError("a trace record that is neither JSON nor the compact form") from None
     if "type" not in doc:  # the plain sink's records: the transparent shape without an envelope
         doc = {"type": "op", "mode": "transparent", "op_id": doc.get("op_id"), "at": doc.get("at"),
                "seq": doc.get("seq"), "kind": doc.get("kind"), "code": doc.get("code"), "record": doc}  # fmt: skip

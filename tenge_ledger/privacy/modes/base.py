@@ -1,8 +1,9 @@
 """What every privacy-mode sink shares: the stored envelope, the key context, and the decoding interface.
 
-A stored trace record (the payload of one Merkle leaf) is canonical JSON:
+A stored trace record (the payload of one Merkle leaf) is a map in the compact binary form (`core/compact.py`:
+sealed fields as raw bytes, pseudonyms as 16 raw bytes); records written before it are JSON, and are read alike:
 
-    {"v": 1, "type": "op", "mode": M, "op_id", "at", "seq", "kind", "code", ...fields the mode keeps}
+    {"v": 2, "type": "op", "mode": M, "op_id", "at", "seq", "kind", "code", ...fields the mode keeps}
 
 op id, ledger time, journal seq, kind and outcome code are metadata every mode keeps in clear (the traces table
 has op id and time anyway); what each mode does with payer, payee, amount, tag and memo is its own module.
@@ -18,6 +19,7 @@ from dataclasses import dataclass, field
 import nacl.exceptions
 import nacl.public
 
+from ...core import compact
 from ...core.errors import InputError, LedgerStateError
 from ...core.hooks import EncodedTrace
 from ...core.records import TraceRecord
@@ -25,17 +27,16 @@ from ...trace.merkle import leaf_hash
 from ..keys import KeyRing, keyed_hash
 from ..seal import (
     associated_data,
-    b64,
     identity_padded_bytes,
     pad,
     record_ref,
-    seal_text,
+    seal,
     unb64,
     unpad,
     unseal_text,
 )
 
-PAYLOAD_VERSION = 1
+PAYLOAD_VERSION = 2  # 1: JSON with base64 sealed fields; 2: the compact binary form
 MISSING = "\0missing"  # what `account_bank` answers for an account the store does not hold yet
 epoch_s_default = 7 * 24 * 3600
 records_per_data_key = 1_000  # a data key is sealed to its recipient once per this many records at most
@@ -176,24 +177,24 @@ class DataKey:
     def __init__(self, recipient_hex: str) -> None:
         self.recipient = nacl.public.PublicKey(bytes.fromhex(recipient_hex))
         self.key: bytes | None = None
-        self.sealed = ""
+        self.sealed = b""
         self.uses = 0
 
     def rotate(self) -> None:
         self.key = secrets.token_bytes(32)
-        self.sealed = b64(nacl.public.SealedBox(self.recipient).encrypt(self.key))
+        self.sealed = nacl.public.SealedBox(self.recipient).encrypt(self.key)
         self.uses = 0
 
-    def seal(self, data: bytes, ad: bytes, minimum: int = 0) -> tuple[str, str]:
+    def seal(self, data: bytes, ad: bytes, minimum: int = 0) -> tuple[bytes, bytes]:
         """(sealed data key, sealed data)."""
         if self.key is None or self.uses >= records_per_data_key:
             self.rotate()
         assert self.key is not None
         self.uses += 1
-        return self.sealed, seal_text(self.key, data, ad, minimum)
+        return self.sealed, seal(self.key, data, ad, minimum)
 
 
-def open_data_key(sealed: str, box_key: nacl.public.PrivateKey) -> bytes | None:
+def open_data_key(sealed: str | bytes, box_key: nacl.public.PrivateKey) -> bytes | None:
     try:
         return nacl.public.SealedBox(box_key).decrypt(unb64(sealed))
     except (nacl.exceptions.CryptoError, ValueError, InputError):
@@ -233,7 +234,7 @@ class BaseSink:
         fma = getattr(self, "_fma_rules", None)
         if fma is None:
             fma = self._fma_rules = DataKey(self.ctx.public["box_public"]["fma"])
-        body = json.dumps([list(record.rules), reports_brief(record)], separators=(",", ":")).encode()
+        body = compact.encode_value([list(record.rules), reports_brief(record)])
         doc["rules_key"], doc["rules"] = fma.seal(body, place(self.ctx.ledger_id, record, "rules"))
 
     def fields(self, record: TraceRecord, doc: dict) -> None:  # pragma: no cover - abstract
@@ -256,7 +257,8 @@ class BaseSink:
             "code": record.code,
         }
         self.fields(record, doc)
-        payload = dumps(doc)
+        # the keyed modes store the compact binary form; transparent keeps its JSON (its format is its own module's)
+        payload = dumps(doc) if self.ctx is None else compact.encode(doc)
         return EncodedTrace(
             op_id=record.op_id, at=record.at, mode=self.mode, payload=payload, leaf_hash=leaf_hash(payload)
         )
@@ -343,14 +345,14 @@ def place_digest(ad: bytes) -> bytes:
     return keyed_hash(b"", ad, person=b"tenge-sealplace", size=32)
 
 
-def seal_for_bank(box: nacl.public.SealedBox, handle: str, ad: bytes) -> str:
+def seal_for_bank(box: nacl.public.SealedBox, handle: str, ad: bytes) -> bytes:
     """An identity that only the bank can open: sealed to its X25519 public key (SealedBox: a fresh ephemeral key,
     so a fresh nonce, each time), so the operator holds nothing that opens it. SealedBox takes no associated data:
     a digest of the place goes inside, and the bank checks it, so the ciphertext cannot be moved elsewhere."""
-    return b64(box.encrypt(pad(place_digest(ad) + handle.encode(), identity_padded_bytes)))
+    return box.encrypt(pad(place_digest(ad) + handle.encode(), identity_padded_bytes))
 
 
-def open_sealed_for_bank(box_key: nacl.public.PrivateKey, sealed: str, ad: bytes) -> str | None:
+def open_sealed_for_bank(box_key: nacl.public.PrivateKey, sealed: str | bytes, ad: bytes) -> str | None:
     try:
         opened = unpad(nacl.public.SealedBox(box_key).decrypt(unb64(sealed)))
     except (nacl.exceptions.CryptoError, ValueError, InputError):
@@ -384,5 +386,10 @@ def open_rules(doc: dict, keys: ObserverKeys) -> tuple[list[str], list[dict]] | 
     opened = unseal_text(data_key, doc["rules"], place_of(keys.ledger_id, doc, "rules"))
     if opened is None:
         return None
-    rules, reports = json.loads(opened)
+    rules, reports = load_body(opened)
     return rules, reports
+
+
+def load_body(opened: bytes):
+    """A sealed body: the compact form, or JSON (records written before it)."""
+    return compact.decode_value(opened) if compact.is_compact(opened) else json.loads(opened)

@@ -7,13 +7,12 @@ partial decryptions of this record's R, each proved and signed (`privacy.access.
 
 from __future__ import annotations
 
-import json
-
+from ...core import compact
 from ...core.errors import LedgerStateError
 from ...core.records import TraceRecord
-from ..seal import b64, seal_text, unb64, unseal_text
+from ..seal import seal, unb64, unseal_text
 from ..threshold import Encapsulations, EscrowPublic
-from .base import BaseSink, Decoded, Mode, ObserverKeys, SinkContext, place, place_of
+from .base import BaseSink, Decoded, Mode, ObserverKeys, SinkContext, load_body, place, place_of
 
 NAME = "escrowed"
 FIELD = "escrow"
@@ -35,19 +34,16 @@ class Sink(BaseSink):
 
     def fields(self, record: TraceRecord, doc: dict) -> None:
         kem, key = self.encapsulations.take()
-        doc.update(
-            kem=b64(kem), sealed=seal_text(key, record_body(record), place(self.ctx.ledger_id, record, FIELD))
-        )
+        doc.update(kem=kem, sealed=seal(key, record_body(record), place(self.ctx.ledger_id, record, FIELD)))
 
 
 def record_body(r: TraceRecord) -> bytes:
-    """The whole record as a JSON array in `BODY_FIELDS` order (cheaper to write than an object)."""
-    return json.dumps(
+    """The whole record as a compact list in `BODY_FIELDS` order (cheaper to write than a map)."""
+    return compact.encode_value(
         [r.op_id, r.kind, r.at, r.code, r.message, r.signer, r.payer, r.payee, r.amount_tiyn, r.tag, r.memo, r.seq,
          [[p.account, p.tag, p.amount_tiyn] for p in r.postings],
          [[x.agency, x.reason, x.rule] for x in r.reports], r.policy_set_id, list(r.rules)],
-        separators=(",", ":"),
-    ).encode()  # fmt: skip
+    )  # fmt: skip
 
 
 BODY_FIELDS = ("op_id", "kind", "at", "code", "message", "signer", "payer", "payee", "amount_tiyn", "tag", "memo",
@@ -55,7 +51,7 @@ BODY_FIELDS = ("op_id", "kind", "at", "code", "message", "signer", "payer", "pay
 
 
 def body_to_dict(body: bytes) -> dict:
-    out = dict(zip(BODY_FIELDS, json.loads(body), strict=True))
+    out = dict(zip(BODY_FIELDS, load_body(body), strict=True))
     out["reports"] = [{"agency": a, "reason": r, "rule": u} for a, r, u in out["reports"]]
     return out
 

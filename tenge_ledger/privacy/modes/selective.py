@@ -8,18 +8,28 @@ key (all its records) or a signed receipt (one record's key)."""
 
 from __future__ import annotations
 
-import json
 import secrets
 
 import nacl.exceptions
 import nacl.public
 
+from ...core import compact
 from ...core.errors import InputError
 from ...core.records import TraceRecord
 from ...trace.record import trace_to_dict
 from ..keys import keyed_hash
-from ..seal import b64, pad, seal_text, unb64, unpad, unseal_text
-from .base import BaseSink, Decoded, Mode, ObserverKeys, clear_fields, place, place_digest, place_of
+from ..seal import pad, seal, unb64, unpad, unseal_text
+from .base import (
+    BaseSink,
+    Decoded,
+    Mode,
+    ObserverKeys,
+    clear_fields,
+    load_body,
+    place,
+    place_digest,
+    place_of,
+)
 
 NAME = "selective"
 
@@ -59,12 +69,12 @@ class Sink(BaseSink):
 
     def fields(self, record: TraceRecord, doc: dict) -> None:
         rk = secrets.token_bytes(32)
-        body = json.dumps(trace_to_dict(record), separators=(",", ":")).encode()
+        body = compact.encode_value(trace_to_dict(record))
         digest = place_digest(place(self.ctx.ledger_id, record, "wrap"))
         # sealed to the holder: a digest of the place inside, checked on opening
-        wraps = [b64(self.box(h).encrypt(pad(digest + rk))) for h in parties(record)]
+        wraps = [self.box(h).encrypt(pad(digest + rk)) for h in parties(record)]
         secrets.SystemRandom().shuffle(wraps)
-        sealed = seal_text(rk, body, place(self.ctx.ledger_id, record, "record"))
+        sealed = seal(rk, body, place(self.ctx.ledger_id, record, "record"))
         doc.update(sealed=sealed, wraps=wraps)
 
 
@@ -124,7 +134,7 @@ def _record_key(doc: dict, keys: ObserverKeys) -> bytes | None:
 def open_record(doc: dict, keys: ObserverKeys) -> dict | None:
     rk = _record_key(doc, keys)
     opened = None if rk is None else unseal_text(rk, doc["sealed"], place_of(keys.ledger_id, doc, "record"))
-    return None if opened is None else json.loads(opened)
+    return None if opened is None else load_body(opened)
 
 
 def decode(doc: dict, keys: ObserverKeys) -> tuple[str, Decoded]:

@@ -6,13 +6,13 @@ sealed to the FMA (a data key sealed once per batch of records, a per-record key
 from __future__ import annotations
 
 import calendar
-import json
 import secrets
 import time
 
+from ...core import compact
 from ...core.records import TraceRecord
 from ..seal import identity_padded_bytes, unseal_text
-from .base import DataKey, Decoded, Mode, ObserverKeys, SinkContext, place, place_of, seal_for_bank
+from .base import DataKey, Decoded, Mode, ObserverKeys, SinkContext, load_body, place, place_of, seal_for_bank
 from .pseudonymous import Sink as PseudonymousSink
 from .pseudonymous import decode_party
 
@@ -69,7 +69,7 @@ class Sink(PseudonymousSink):
     def fields(self, record: TraceRecord, doc: dict) -> None:
         if not self.small(record):
             super().fields(record, doc)
-            ident = json.dumps([record.payer, record.payee]).encode()
+            ident = compact.encode_value([record.payer, record.payee])
             ad = place(self.ctx.ledger_id, record, "fma_ident")
             sealed_key, sealed = self.fma.seal(ident, ad, identity_padded_bytes)
             doc.update(tier="large", fma_key=sealed_key, fma_ident=sealed)
@@ -105,7 +105,7 @@ def decode(doc: dict, keys: ObserverKeys) -> tuple[str, Decoded]:
     if data_key is not None:
         opened = unseal_text(data_key, doc["fma_ident"], place_of(keys.ledger_id, doc, "fma_ident"))
         if opened is not None:
-            who_payer, who_payee = json.loads(opened)
+            who_payer, who_payee = load_body(opened)
             if who_payer is not None:
                 payer["clear"] = who_payer
             if who_payee is not None:
