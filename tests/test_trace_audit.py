@@ -271,7 +271,9 @@ def test_cli_live_verify_and_prove(box):
 
 
 def test_row_edited_into_another_type__one_clear_error(box):
-    idx = max(i for i, t in box.store.traces() if t.op_id.startswith("journal-head:"))  # a JSON record: text that SQLite can hand back as text
+    idx = max(
+        i for i, t in box.store.traces() if t.op_id.startswith("journal-head:")
+    )  # a JSON record: text that SQLite can hand back as text
     sql(box, "UPDATE traces SET payload = CAST(payload AS TEXT) WHERE idx = ?", idx)
     with pytest.raises(InputError, match=f"after #{idx - 1} cannot be read"):
         live(box)
