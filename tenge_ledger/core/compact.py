@@ -80,8 +80,9 @@ def _value(v: object, out: bytearray) -> None:
 
 def _map(doc: dict, out: bytearray) -> None:
     _uint(len(doc), out)
+    key_id = _KEY_ID
     for k, v in doc.items():
-        i = _KEY_ID.get(k)
+        i = key_id.get(k)
         if i is None:
             out.append(_OTHER_KEY)
             raw = k.encode()
@@ -89,7 +90,21 @@ def _map(doc: dict, out: bytearray) -> None:
             out += raw
         else:
             out.append(i)
-        _value(v, out)
+        # the envelope's usual values inline (one call per record, not one per field): the apply path pays this
+        t = type(v)
+        if t is bytes and len(v) < 0x80:
+            out.append(5)
+            out.append(len(v))
+            out += v
+        elif t is str and len(v) < _HEX_MIN and len(v) < 0x80 and v.isascii():
+            out.append(4)
+            out.append(len(v))
+            out += v.encode()
+        elif t is int and 0 <= v < 0x40:
+            out.append(3)
+            out.append(v << 1)
+        else:
+            _value(v, out)
 
 
 def encode(doc: dict) -> bytes:

@@ -234,7 +234,7 @@ class BaseSink:
         fma = getattr(self, "_fma_rules", None)
         if fma is None:
             fma = self._fma_rules = DataKey(self.ctx.public["box_public"]["fma"])
-        body = compact.encode_value([list(record.rules), reports_brief(record)])
+        body = json.dumps([list(record.rules), reports_brief(record)], separators=(",", ":")).encode()
         doc["rules_key"], doc["rules"] = fma.seal(body, place(self.ctx.ledger_id, record, "rules"))
 
     def fields(self, record: TraceRecord, doc: dict) -> None:  # pragma: no cover - abstract
@@ -391,5 +391,7 @@ def open_rules(doc: dict, keys: ObserverKeys) -> tuple[list[str], list[dict]] | 
 
 
 def load_body(opened: bytes):
-    """A sealed body: the compact form, or JSON (records written before it)."""
+    """A sealed body. The sinks write sealed bodies as JSON: the plaintext is padded to a size class before
+    sealing, so the compact form would make no stored field smaller, and Python's JSON encoder is C (the compact
+    encoder costs ~6 us more per record on the apply path). Both are read."""
     return compact.decode_value(opened) if compact.is_compact(opened) else json.loads(opened)

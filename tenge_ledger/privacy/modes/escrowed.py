@@ -7,7 +7,8 @@ partial decryptions of this record's R, each proved and signed (`privacy.access.
 
 from __future__ import annotations
 
-from ...core import compact
+import json
+
 from ...core.errors import LedgerStateError
 from ...core.records import TraceRecord
 from ..seal import seal, unb64, unseal_text
@@ -38,12 +39,14 @@ class Sink(BaseSink):
 
 
 def record_body(r: TraceRecord) -> bytes:
-    """The whole record as a compact list in `BODY_FIELDS` order (cheaper to write than a map)."""
-    return compact.encode_value(
+    """The whole record as a JSON array in `BODY_FIELDS` order (cheaper to write than an object). Sealed, so padded
+    to a size class: the compact form would store nothing smaller and costs ~6 us more per record in Python."""
+    return json.dumps(
         [r.op_id, r.kind, r.at, r.code, r.message, r.signer, r.payer, r.payee, r.amount_tiyn, r.tag, r.memo, r.seq,
          [[p.account, p.tag, p.amount_tiyn] for p in r.postings],
          [[x.agency, x.reason, x.rule] for x in r.reports], r.policy_set_id, list(r.rules)],
-    )  # fmt: skip
+        separators=(",", ":"),
+    ).encode()  # fmt: skip
 
 
 BODY_FIELDS = ("op_id", "kind", "at", "code", "message", "signer", "payer", "payee", "amount_tiyn", "tag", "memo",

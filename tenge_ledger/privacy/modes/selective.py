@@ -8,12 +8,12 @@ key (all its records) or a signed receipt (one record's key)."""
 
 from __future__ import annotations
 
+import json
 import secrets
 
 import nacl.exceptions
 import nacl.public
 
-from ...core import compact
 from ...core.errors import InputError
 from ...core.records import TraceRecord
 from ...trace.record import trace_to_dict
@@ -69,7 +69,9 @@ class Sink(BaseSink):
 
     def fields(self, record: TraceRecord, doc: dict) -> None:
         rk = secrets.token_bytes(32)
-        body = compact.encode_value(trace_to_dict(record))
+        body = json.dumps(
+            trace_to_dict(record), separators=(",", ":")
+        ).encode()  # sealed and padded: see base
         digest = place_digest(place(self.ctx.ledger_id, record, "wrap"))
         # sealed to the holder: a digest of the place inside, checked on opening
         wraps = [self.box(h).encrypt(pad(digest + rk)) for h in parties(record)]

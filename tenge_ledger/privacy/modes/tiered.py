@@ -6,10 +6,10 @@ sealed to the FMA (a data key sealed once per batch of records, a per-record key
 from __future__ import annotations
 
 import calendar
+import json
 import secrets
 import time
 
-from ...core import compact
 from ...core.records import TraceRecord
 from ..seal import identity_padded_bytes, unseal_text
 from .base import DataKey, Decoded, Mode, ObserverKeys, SinkContext, load_body, place, place_of, seal_for_bank
@@ -69,7 +69,7 @@ class Sink(PseudonymousSink):
     def fields(self, record: TraceRecord, doc: dict) -> None:
         if not self.small(record):
             super().fields(record, doc)
-            ident = compact.encode_value([record.payer, record.payee])
+            ident = json.dumps([record.payer, record.payee]).encode()
             ad = place(self.ctx.ledger_id, record, "fma_ident")
             sealed_key, sealed = self.fma.seal(ident, ad, identity_padded_bytes)
             doc.update(tier="large", fma_key=sealed_key, fma_ident=sealed)
