@@ -186,8 +186,9 @@ class Access:
             ]
             parties = ("payer", "payee") if mode != "transparent" else tuple(view.fields)
             if not any(view.fields[f].level == "clear" for f in parties):
+                hint = "" if parties else " (a role's key is its own file: give it with --key)"
                 raise self.refuse("unmask", op_id, case, basis, who,
-                                  f"{who} holds no key that identifies a party of {op_id}", sealed_case)  # fmt: skip
+                                  f"{who} holds no key that identifies a party of {op_id}{hint}", sealed_case)  # fmt: skip
             plain = {"op_id": op_id, "at": doc["at"], "kind": doc.get("kind"), "code": doc.get("code"),
                      **{k: v for k, v in plain.items()}, "still_hidden": hidden}  # fmt: skip
         subjects = [plain.get("payer"), plain.get("payee")]
