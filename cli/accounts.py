@@ -180,7 +180,13 @@ def account_open(obj: Context, handle, kind, tier, bank, attrs, op_id, key_to) -
             pairs = check_attrs((*pairs, (VIEWING_ATTR, viewing_public_hex(key))), "--attr")
     result = obj.wallet().open_account(handle, AccountKind(kind), tier, bank, pairs, op_id)
     if key_to and result.succeeded:
-        register_bank_key(obj.ledger().store, handle, key_to, obj.keystore().path)
+        try:
+            register_bank_key(obj.ledger().store, handle, key_to, obj.keystore().path)
+        except InputError as exc:
+            raise InputError(
+                f"{handle} is open, but its key file was not written ({exc}): make it with "
+                f"tenge privacy bank-key {handle} --key-to PATH"
+            ) from None
     finish(obj, result)
 
 

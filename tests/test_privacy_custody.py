@@ -25,7 +25,7 @@ from tenge_ledger.privacy import operator, sink_for
 from tenge_ledger.privacy import threshold as th
 from tenge_ledger.privacy.keys import PartyKey, read_party_file, viewing_secret
 from tenge_ledger.privacy.modes import escrowed
-from tenge_ledger.privacy.modes.base import place_of
+from tenge_ledger.privacy.modes.base import place_of, unregistered_recheck_records
 from tenge_ledger.privacy.seal import unb64, unpad, unseal
 from tenge_ledger.privacy.views import parse_payload
 
@@ -311,3 +311,30 @@ def test_sealed_box_padding_hides_handle_lengths(tmp_path):
     lengths = {len(raw(parse_payload(box.record(op)[1])["payer_sealed"])) for op in ("a", "c")}
     assert len(lengths) == 1
     assert unpad(b"x\x80\0\0") == b"x"
+
+
+def test_bank_without_a_key__sealed_to_the_central_bank_until_it_registers_one(tmp_path):
+    from tenge_ledger.privacy import register_bank_key
+
+    box = sandbox.make(tmp_path, "tiered")
+    for handle, kind, bank in (("b3", AccountKind.bank, None), ("dana", AccountKind.person, "b3")):
+        box.keystore.create(handle)
+        assert box.wallet.open_account(handle, kind, tier=3 if bank else None, bank=bank).succeeded
+    assert box.wallet.issue("dana", 1_000_000).succeeded
+    box.pay("dana", "bob", 500, "before")
+    ledger_id = box.store.meta().ledger_id
+    cb = bytes(box.parties_for("central_bank")[0].box_key)
+    doc = parse_payload(box.record("before")[1])
+    assert "payer_sealed" in opens(doc, ledger_id, {cb})
+    register_bank_key(box.store, "b3", box.party_path("bank:b3"), box.db + ".keys")
+    with pytest.raises(InputError, match="has a key already"):
+        register_bank_key(box.store, "b3", tmp_path / "again.key", box.db + ".keys")
+    # a running sink looks for the registration again within `unregistered_recheck_records` records (a new
+    # process, such as the next CLI command, at once)
+    for i in range(unregistered_recheck_records + 1):
+        box.pay("dana", "bob", 500, f"meanwhile-{i}")
+    box.pay("dana", "bob", 500, "after")
+    doc = parse_payload(box.record("after")[1])
+    assert "payer_sealed" not in opens(doc, ledger_id, {cb})
+    assert "payer_sealed" in opens(doc, ledger_id, {bytes(box.parties_for("bank:b3")[0].box_key)})
+    assert box.view("after", "bank:b3").fields["payer"].value == "dana"

@@ -161,12 +161,12 @@ def ensure_keys(
     for holder, _ in plan.paths:
         if holder not in mode.readers:
             raise InputError(
-                f"a {name} ledger seals nothing to {holder}"
+                f"this {name} ledger seals nothing to {holder}"
                 + (f"; its readers are {', '.join(mode.readers)}" if mode.readers else ""),
                 where="--key-to",
             )
     plan.require(
-        mode.readers, f"a {name} ledger seals to its readers' public keys; name where each one's key goes"
+        mode.readers, f"this {name} ledger seals to its readers' public keys; name where each one's key goes"
     )
     setter = getattr(store, "set_setting", None)
     if setter is None:  # pragma: no cover - every store has it
@@ -207,7 +207,7 @@ def register_bank_key(
     mode = REGISTRY[normalize(meta.privacy_mode)]
     if not mode.bank_keys:
         raise InputError(
-            f"a {normalize(meta.privacy_mode)} ledger seals nothing to banks: no bank key to make"
+            f"this {normalize(meta.privacy_mode)} ledger seals nothing to banks: no bank key to make"
         )
     found = store.account(bank)  # type: ignore[attr-defined]
     if found is None or found.kind.value != "bank":

@@ -308,16 +308,12 @@ class KeyPlan:
     paths: tuple[tuple[str, Path], ...]
 
     @classmethod
-    def parse(cls, key_to: tuple[str, ...] | list[str], allowed: tuple[str, ...] | None = None) -> KeyPlan:
+    def parse(cls, key_to: tuple[str, ...] | list[str]) -> KeyPlan:
         out: list[tuple[str, Path]] = []
         for item in key_to:
             name, sep, path = item.partition("=")
             if not sep or not path or not name:
                 raise InputError(f"{item!r} is not HOLDER=PATH", where="--key-to")
-            if allowed is not None and name not in allowed:
-                raise InputError(
-                    f"{name!r} gets no key here; name {', '.join(allowed) or 'no holder'}", where="--key-to"
-                )
             out.append((name, Path(path)))
         names = [n for n, _ in out]
         if len(set(names)) != len(names):

@@ -40,6 +40,9 @@ PAYLOAD_VERSION = 2  # 1: JSON with base64 sealed fields; 2: the compact binary 
 MISSING = "\0missing"  # what `account_bank` answers for an account the store does not hold yet
 epoch_s_default = 7 * 24 * 3600
 records_per_data_key = 1_000  # a data key is sealed to its recipient once per this many records at most
+unregistered_recheck_records = (
+    64  # a party with no key yet: its registration is looked for once per this many
+)
 
 
 def dumps(doc: dict) -> bytes:
@@ -99,9 +102,8 @@ class SinkContext:
     _roots: dict[str, bytes] = field(default_factory=dict)
     _boxes: dict[str, nacl.public.SealedBox] = field(default_factory=dict)
     _epoch_keys: dict[tuple[str, int], bytes] = field(default_factory=dict)
-    _unregistered: set[str] = field(
-        default_factory=set
-    )  # looked up again at the next chunk, not every record
+    # holder -> lookups left before the settings are read again for a party that registered no key yet
+    _unregistered: dict[str, int] = field(default_factory=dict)
 
     def bank_of(self, handle: str) -> str:
         bank = self._banks.get(handle)
@@ -118,11 +120,15 @@ class SinkContext:
     def box_public(self, holder: str) -> str | None:
         """A party's registered X25519 public key (hex), or None when it registered none."""
         found = self.public.get("box_public", {}).get(holder)
-        if found is None and self.public_now is not None and holder not in self._unregistered:
+        if found is None and self.public_now is not None:
+            left = self._unregistered.get(holder, 0)
+            if left > 0:  # read again once per `unregistered_recheck_records` lookups, not every record
+                self._unregistered[holder] = left - 1
+                return None
             self.public = self.public_now()  # registered since this sink was made?
             found = self.public.get("box_public", {}).get(holder)
             if found is None:
-                self._unregistered.add(holder)
+                self._unregistered[holder] = unregistered_recheck_records
         return found
 
     def central_box(self) -> nacl.public.SealedBox:
@@ -222,7 +228,7 @@ class BaseSink:
     def begin_chunk(self, at: int) -> list[EncodedTrace]:
         """Called (when the service offers it) at the start of each chunk: a fresh data key per chunk."""
         if self.ctx is not None:
-            self.ctx._unregistered.clear()
+            self.ctx._unregistered.clear()  # a bank registered since is looked up again
         for value in vars(self).values():
             if isinstance(value, DataKey):
                 value.key = None
