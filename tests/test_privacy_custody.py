@@ -338,3 +338,51 @@ def test_bank_without_a_key__sealed_to_the_central_bank_until_it_registers_one(t
     assert "payer_sealed" not in opens(doc, ledger_id, {cb})
     assert "payer_sealed" in opens(doc, ledger_id, {bytes(box.parties_for("bank:b3")[0].box_key)})
     assert box.view("after", "bank:b3").fields["payer"].value == "dana"
+
+
+def test_cli_reading_as_a_role__with_its_key_file_only(tmp_path, monkeypatch):
+    monkeypatch.delenv("TENGE_KEYSTORE", raising=False)
+    db = str(tmp_path / "t.db")
+
+    def run(*args):
+        return CliRunner().invoke(cli, ["--db", db, "--json", *args])
+
+    keys = {h: str(tmp_path / f"{h}.key") for h in ("nbk", "fma", "halyk")}
+    steps = (
+        ("init", "--name", "T", "--privacy", "tiered", "--key-to", f"central_bank={keys['nbk']}",
+         "--key-to", f"fma={keys['fma']}"),
+        ("account", "open", "halyk", "--kind", "bank", "--key-to", keys["halyk"]),
+        ("account", "open", "aigerim", "--kind", "person", "--tier", "1", "--bank", "halyk"),
+        ("account", "open", "nurlan", "--kind", "person", "--tier", "1", "--bank", "halyk"),
+        ("issue", "aigerim", "1000"),
+        ("transfer", "aigerim", "nurlan", "5", "--id", "small"),
+    )  # fmt: skip
+    for step in steps:
+        r = run(*step)
+        assert r.exit_code == 0, (step, r.output)
+
+    def payer(*extra):
+        r = run("trace", "view", "--as", "bank:halyk", *extra)
+        assert r.exit_code == 0, r.output
+        return next(v for v in json.loads(r.output) if v["op_id"] == "small")["fields"]["payer"]
+
+    assert payer()["level"] == "none"  # the operator's keystore gives the bank nothing
+    assert payer("--key", keys["halyk"]) == {"level": "clear", "value": "aigerim"}
+    r = run("trace", "view", "--as", "bank:halyk", "--key", keys["fma"])
+    assert r.exit_code == 1 and "not bank:halyk's" in r.output and "Traceback" not in r.output
+    r = run("privacy", "unmask", "small", "--case", "C", "--basis", "b", "--as", "bank:halyk")
+    assert r.exit_code == 1 and "--key" in r.output
+    r = run(
+        "privacy",
+        "unmask",
+        "small",
+        "--case",
+        "C",
+        "--basis",
+        "b",
+        "--as",
+        "bank:halyk",
+        "--key",
+        keys["halyk"],
+    )
+    assert r.exit_code == 0 and json.loads(r.output)["payer"] == "aigerim"

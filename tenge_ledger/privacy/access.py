@@ -184,8 +184,8 @@ class Access:
             hidden = [
                 f for f in ("payer", "payee") if view.fields[f].level != "clear" and doc.get(f) is not None
             ]
-            parties = ("payer", "payee") if mode != "transparent" else tuple(view.fields)
-            if not any(view.fields[f].level == "clear" for f in parties):
+            who_fields = ("payer", "payee") if mode != "transparent" else tuple(view.fields)
+            if not any(view.fields[f].level == "clear" for f in who_fields):
                 hint = "" if parties else " (a role's key is its own file: give it with --key)"
                 raise self.refuse("unmask", op_id, case, basis, who,
                                   f"{who} holds no key that identifies a party of {op_id}{hint}", sealed_case)  # fmt: skip
