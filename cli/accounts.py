@@ -44,21 +44,30 @@ def parse_attrs(values: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
 @click.option(
     "--threshold", type=int, help="escrowed: holders needed to open a record (default: a majority)."
 )
+@click.option(
+    "--key-to",
+    "key_to",
+    multiple=True,
+    metavar="HOLDER=PATH",
+    help="Write a reader's secret key (central_bank, fma) to PATH: the operator keeps only its public half.",
+)
 @pass_context
 def init(obj: Context, name: str, central_bank: str, privacy_mode: str, share_to: tuple[str, ...],
-         threshold: int | None) -> None:  # fmt: skip
+         threshold: int | None, key_to: tuple[str, ...]) -> None:  # fmt: skip
     """Create a new ledger in --db, with the central bank's key in the keystore beside it.
 
     \b
     Example:
       tenge --db pilot.db init --name "Digital tenge pilot"
+      tenge --db p.db init --name P --privacy tiered \\
+        --key-to central_bank=/media/nbk/p.key --key-to fma=/media/fma/p.key
       tenge --db p.db init --name P --privacy escrowed --threshold 2 \\
         --share-to fma=/media/fma/p.share --share-to court=/media/court/p.share \\
         --share-to central_bank=/media/nbk/p.share
     """
     from tenge_ledger.ledger.service import Ledger
     from tenge_ledger.ledger.signing import public_key_hex
-    from tenge_ledger.privacy import EscrowPlan, check_mode, normalize
+    from tenge_ledger.privacy import EscrowPlan, KeyPlan, check_mode, normalize
     from tenge_ledger.store import open_store
 
     check_text(name, "--name", limits.ledger_name_length_max)
@@ -71,6 +80,7 @@ def init(obj: Context, name: str, central_bank: str, privacy_mode: str, share_to
             raise InputError("an escrowed ledger needs its escrow holders: --share-to HOLDER=PATH for each "
                              "(e.g. fma, court, central_bank) and --threshold K")  # fmt: skip
         escrow = EscrowPlan.parse(share_to, threshold)
+    readers = KeyPlan.parse(key_to)
     keystore = obj.keystore()
     # A failed init leaves nothing behind: no half-made database file, no key for a ledger that does not exist.
     fresh_file = "://" not in obj.db and obj.db != ":memory:" and not os.path.exists(obj.db)
@@ -82,7 +92,7 @@ def init(obj: Context, name: str, central_bank: str, privacy_mode: str, share_to
                 _refuse_if_ledger(store)
             key = keystore.create(central_bank) if new_key else keystore.get(central_bank)
             ledger = Ledger.create(store, name, public_key_hex(key), central_bank, privacy_mode=privacy_mode)
-            _after_init(ledger, keystore, escrow)
+            _after_init(ledger, keystore, escrow, readers)
             meta = ledger.meta
         finally:
             store.close()
@@ -111,11 +121,11 @@ def _refuse_if_ledger(store) -> None:
     raise InputError(f"{store.url} already holds the ledger {meta.name!r} ({meta.ledger_id})")
 
 
-def _after_init(ledger, keystore, escrow=None) -> None:
+def _after_init(ledger, keystore, escrow=None, readers=None) -> None:
     """Mode-specific key material (privacy modes) is created right after the ledger."""
     from tenge_ledger.privacy import setup_mode
 
-    setup_mode(ledger, keystore, escrow)
+    setup_mode(ledger, keystore, escrow, readers)
 
 
 @click.group()
@@ -135,16 +145,30 @@ def account() -> None:
 @click.option("--bank", help="The commercial bank serving a person or merchant.")
 @click.option("--attr", "attrs", multiple=True, metavar="KEY=VALUE", help="An attribute; repeatable.")
 @click.option("--id", "op_id", help="Operation id (idempotency key); random when omitted.")
+@click.option(
+    "--key-to", "key_to", type=click.Path(dir_okay=False),
+    help="A bank, in a mode that seals to banks: write the bank's privacy key to this file (never the keystore).",
+)  # fmt: skip
 @pass_ledger
-def account_open(obj: Context, handle, kind, tier, bank, attrs, op_id) -> None:
+def account_open(obj: Context, handle, kind, tier, bank, attrs, op_id, key_to) -> None:
     """Open an account: a key pair goes to the keystore, the public key to the ledger.
 
     \b
     Example:
       tenge account open aigerim --kind person --tier 1 --bank halyk
+      tenge --db p.db account open halyk --kind bank --key-to /media/halyk/p.key
     """
+    from tenge_ledger.privacy import mode_of, register_bank_key
+
     check_handle(handle, "HANDLE")
     pairs = parse_attrs(attrs)
+    mode = mode_of(obj.ledger().meta.privacy_mode)
+    if kind == "bank" and mode.bank_keys and not key_to:
+        raise InputError(f"a bank of a {mode.name} ledger needs its privacy key file: --key-to PATH")
+    if key_to and (kind != "bank" or not mode.bank_keys):
+        raise InputError(f"--key-to is for a bank of a ledger that seals to banks (this one is {mode.name})")
+    if key_to and os.path.exists(key_to):
+        raise InputError("already exists: refusing to overwrite a key file", where=key_to)
     if (
         obj.ledger().meta.privacy_mode == "selective"
     ):  # the holder registers its viewing key: records seal to it
@@ -154,7 +178,16 @@ def account_open(obj: Context, handle, kind, tier, bank, attrs, op_id) -> None:
         key = keystore.get(handle) if keystore.has(handle) else keystore.create(handle)
         if VIEWING_ATTR not in dict(pairs):
             pairs = check_attrs((*pairs, (VIEWING_ATTR, viewing_public_hex(key))), "--attr")
-    finish(obj, obj.wallet().open_account(handle, AccountKind(kind), tier, bank, pairs, op_id))
+    result = obj.wallet().open_account(handle, AccountKind(kind), tier, bank, pairs, op_id)
+    if key_to and result.succeeded:
+        try:
+            register_bank_key(obj.ledger().store, handle, key_to, obj.keystore().path)
+        except InputError as exc:
+            raise InputError(
+                f"{handle} is open, but its key file was not written ({exc}): make it with "
+                f"tenge privacy bank-key {handle} --key-to PATH"
+            ) from None
+    finish(obj, result)
 
 
 @account.command("update")

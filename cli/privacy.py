@@ -73,9 +73,13 @@ def privacy_modes(obj: Context) -> None:
     "--partial", "partials", multiple=True, type=click.Path(dir_okay=False),
     help="escrowed: a partial decryption a holder made with `privacy partial`.",
 )  # fmt: skip
+@click.option(
+    "--key", "key_files", multiple=True, type=click.Path(dir_okay=False),
+    help="Not escrowed: the --as role's own key file (written at init, or at the bank's registration).",
+)  # fmt: skip
 @click.option("--sealed", is_flag=True, help="Keep the case sealed: the tracker shows it once released.")
 @pass_ledger
-def privacy_unmask(obj: Context, record, case, basis, role, shares, partials, sealed) -> None:
+def privacy_unmask(obj: Context, record, case, basis, role, shares, partials, key_files, sealed) -> None:
     """Open RECORD (op id or #IDX) for a case. The access is logged before anything is shown; a refusal is logged.
 
     An escrowed record needs k holders: each gives its partial decryption (`privacy partial`, on its own machine)
@@ -85,21 +89,70 @@ def privacy_unmask(obj: Context, record, case, basis, role, shares, partials, se
     Example:
       tenge --db pilot.db privacy unmask salary-001 --case FMA-7 --basis "AML art. 13" \\
         --partial fma.partial --partial court.partial
-      tenge --db pilot.db privacy unmask p1 --case AML-9 --basis "art. 13" --as bank:halyk
+      tenge --db pilot.db privacy unmask p1 --case AML-9 --basis "art. 13" --as bank:halyk \\
+        --key /media/halyk/pilot.key
     """
     from tenge_ledger.privacy import operator
+    from tenge_ledger.privacy.keys import read_party_file
 
     store = obj.ledger().store
     access = operator.access_for(store)
     try:
         share_list = operator.shares_from_files(shares)
         partial_list = operator.partials_from_files(partials)
+        parties = [read_party_file(p, store.meta().ledger_id) for p in key_files]
     except InputError as exc:
         raise access.refuse(
             "unmask", record, case or "-", basis or "-", role or "nobody", str(exc), sealed
         ) from None
-    opened = access.unmask(record, case, basis, role, share_list, sealed, partial_list)
+    opened = access.unmask(record, case, basis, role, share_list, sealed, partial_list, parties)
     emit(obj, opened, lambda: fields_text(opened))
+
+
+@privacy.command("bank-key")
+@click.argument("bank")
+@click.option(
+    "--key-to", "key_to", required=True, type=click.Path(dir_okay=False), help="The bank's key file."
+)
+@pass_ledger
+def privacy_bank_key(obj: Context, bank, key_to) -> None:
+    """Give BANK (opened without one) its privacy key file; from then on what is sealed to BANK is sealed to it
+    (until then its customers' identities were sealed to the central bank, the bank of last resort).
+
+    \b
+    Example:
+      tenge --db pilot.db privacy bank-key halyk --key-to /media/halyk/pilot.key
+    """
+    from tenge_ledger.privacy import register_bank_key
+
+    done = register_bank_key(obj.ledger().store, bank, key_to, obj.keystore().path)
+    emit(obj, done, f"wrote {bank}'s privacy key to {key_to}; its public half is in the ledger settings")
+
+
+@privacy.command("migrate-keys")
+@click.option("--key-to", "key_to", multiple=True, metavar="HOLDER=PATH",
+              help="Where HOLDER's secret goes (one per holder the old keystore holds).")  # fmt: skip
+@pass_context
+def privacy_migrate_keys(obj: Context, key_to) -> None:
+    """Move the other parties' secret keys out of the operator's keystore (the old layout kept the central bank's,
+    the FMA's, the court's, the banks' and some accounts' keys there) into the files named for them. Each keeps its
+    key, so every record sealed before still opens with the new file; the keystore keeps only the operator's own.
+
+    \b
+    Example:
+      tenge --db pilot.db privacy migrate-keys --key-to central_bank=/media/nbk/p.key \\
+        --key-to fma=/media/fma/p.key --key-to court=/media/court/p.key --key-to bank:halyk=/media/halyk/p.key
+    """
+    from tenge_ledger.privacy import KeyPlan, migrate_keys
+    from tenge_ledger.store import open_store
+
+    plan = KeyPlan.parse(key_to)
+    store = open_store(obj.db)  # not through the ledger: its sink refuses a keystore in the old layout
+    try:
+        done = migrate_keys(store, plan, obj.keystore().path)
+    finally:
+        store.close()
+    emit(obj, done, "\n".join(f"moved {h}'s key to {p}" for h, p in done["moved"].items()))
 
 
 @privacy.command("partial")

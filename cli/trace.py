@@ -33,7 +33,11 @@ def _value(field, money: bool = False) -> str:
 @trace.command("view")
 @click.option("--as", "role", required=True, help="central_bank, fma, public, bank:HANDLE or account:HANDLE.")
 @click.option(
-    "--key", "keys", multiple=True, help="A disclosure file (viewing key or signed receipt); repeatable."
+    "--key",
+    "keys",
+    multiple=True,
+    help="ROLE's own key file (written at init or at the bank's registration), or a disclosure (viewing key or "
+    "signed receipt); repeatable.",
 )
 @click.option(
     "--limit", default=50, show_default=True, type=click.IntRange(1, None), help="The last N records."
@@ -54,7 +58,7 @@ def trace_view(obj: Context, role, keys, limit, since, until, account, kind) -> 
 
     \b
     Example:
-      tenge --db pilot.db trace view --as bank:halyk --limit 20
+      tenge --db pilot.db trace view --as bank:halyk --key /media/halyk/pilot.key --limit 20
       tenge --db pilot.db trace view --as fma --since 2026-06-01 --account aigerim --kind transfer
     """
     from tenge_ledger.privacy import operator

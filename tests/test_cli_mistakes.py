@@ -160,8 +160,11 @@ def test_long_handle__cut_in_its_error(pilot) -> None:
 def test_unmask__access_log_write_failing_is_one_error_line(tmp_path, monkeypatch) -> None:
     monkeypatch.delenv("TENGE_KEYSTORE", raising=False)
     p = Pilot(tmp_path)
-    p("init", "--name", "P", "--privacy", "pseudonymous")
-    p("account", "open", "halyk", "--kind", "bank")
+    keys = tmp_path / "parties"
+    keys.mkdir()
+    p("init", "--name", "P", "--privacy", "pseudonymous",
+      "--key-to", f"central_bank={keys}/nbk.key", "--key-to", f"fma={keys}/fma.key")  # fmt: skip
+    p("account", "open", "halyk", "--kind", "bank", "--key-to", f"{keys}/halyk.key")
     p("issue", "halyk", "10", "--id", "i-1")
     from tenge_ledger.trace import log
 
@@ -170,8 +173,9 @@ def test_unmask__access_log_write_failing_is_one_error_line(tmp_path, monkeypatc
 
     monkeypatch.setattr(log, "append", fail)
     result = p(
-        "privacy", "unmask", "i-1", "--case", "C-1", "--basis", "order", "--as", "central_bank", ok=False
-    )
+        "privacy", "unmask", "i-1", "--case", "C-1", "--basis", "order", "--as", "central_bank",
+        "--key", f"{keys}/nbk.key", ok=False,
+    )  # fmt: skip
     assert result.exit_code == 1
     assert result.stderr.strip().splitlines() == [f"Error: {p.db}: disk I/O error; nothing was changed"], (
         result.stderr

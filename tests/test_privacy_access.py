@@ -30,7 +30,9 @@ def test_keyed_blake2b__identical_to_pynacl():
 def test_pseudonymous_unmask_through_the_bank__logged_then_tracked(tmp_path):
     box = sandbox.make(tmp_path, "pseudonymous")
     box.pay("alice", "bob", 500, "p1")
-    plain = access(box).unmask("p1", "AML-9", "suspicious pattern", "bank:b1")
+    plain = access(box).unmask(
+        "p1", "AML-9", "suspicious pattern", "bank:b1", parties=box.parties_for("bank:b1")
+    )
     assert plain["payer"] == "alice" and "payee" in plain["still_hidden"]
     (entry,) = access(box).tracker("alice")
     assert (entry["by"], entry["case"], entry["outcome"]) == ("bank:b1", "AML-9", "opened")
@@ -54,13 +56,20 @@ def test_unmask_needs_case_and_basis(tmp_path):
     box = sandbox.make(tmp_path, "pseudonymous")
     box.pay("alice", "bob", 500, "p1")
     with pytest.raises(InputError, match="--basis is required"):
-        access(box).unmask("p1", "C-1", "  ", "bank:b1")
+        access(box).unmask("p1", "C-1", "  ", "bank:b1", parties=box.parties_for("bank:b1"))
 
 
 def test_tracker__sealed_case_appears_once_released(tmp_path):
     box = sandbox.make(tmp_path, "pseudonymous")
     box.pay("alice", "bob", 500, "p1")
-    access(box).unmask("p1", "SECRET-1", "covert investigation", "bank:b1", sealed_case=True)
+    access(box).unmask(
+        "p1",
+        "SECRET-1",
+        "covert investigation",
+        "bank:b1",
+        sealed_case=True,
+        parties=box.parties_for("bank:b1"),
+    )
     assert access(box).tracker("alice") == []
     access(box).release("SECRET-1", "investigation closed", "court")
     (entry,) = access(box).tracker("alice")
@@ -108,7 +117,7 @@ def test_selective__disclosed_viewing_key_opens_all_the_accounts_records_and_onl
 def test_view_by_a_role_with_keys_is_logged(tmp_path):
     box = sandbox.make(tmp_path, "tiered")
     box.pay("alice", "bob", 5_000_000, "big")
-    operator.view(box.store, "fma")
+    operator.view(box.store, "fma", (str(box.party_path("fma")),))
     assert [t for _, t in box.store.traces() if t.op_id.startswith("access:")]
     assert {e["action"] for e in access(box).tracker("alice")} == {"view"}
 
@@ -181,7 +190,7 @@ def test_transparent_unmask_by_the_public__refused_and_logged(tmp_path):
     box.pay("alice", "bob", 500, "p1")
     with pytest.raises(InputError, match="refused and logged"):
         access(box).unmask("p1", "C", "basis", "public")
-    assert access(box).unmask("p1", "C", "basis", "fma")["payer"] == "alice"
+    assert access(box).unmask("p1", "C", "basis", "fma", parties=box.parties_for("fma"))["payer"] == "alice"
 
 
 def test_trace_view__unknown_account_or_non_bank_role_refused(tmp_path):
@@ -192,7 +201,7 @@ def test_trace_view__unknown_account_or_non_bank_role_refused(tmp_path):
     box = sandbox.make(tmp_path, "pseudonymous")
     for role, says in (("account:ghost", "no account 'ghost'"), ("bank:alice", "not a bank")):
         with pytest.raises(InputError, match=says):
-            keys_for(role, box.ring, box.store, 3600)
+            keys_for(role, box.ring, box.store, 3600, parties=box.parties_for(role))
 
 
 @pytest.mark.parametrize(("mode", "works"), [("selective", True), ("escrowed", False)])
@@ -204,7 +213,7 @@ def test_cli_disclose__only_on_selective_ledgers(tmp_path, monkeypatch, mode, wo
     monkeypatch.setenv("TENGE_DB", str(tmp_path / "l.db"))
     monkeypatch.delenv("TENGE_KEYSTORE", raising=False)
     runner = CliRunner()
-    holders = share_to(tmp_path) if mode == "escrowed" else []
+    holders = share_to(tmp_path) if mode == "escrowed" else ["--key-to", f"central_bank={tmp_path}/nbk.key"]
     for args in (
         ["init", "--name", "L", "--privacy", mode, *holders],
         ["account", "open", "halyk", "--kind", "bank"],

@@ -14,6 +14,7 @@ import pytest
 from click.testing import CliRunner
 
 from tenge_cli.main import cli
+from tenge_ledger.core import compact
 from tenge_ledger.core.errors import InputError
 from tenge_ledger.lab import sandbox
 from tenge_ledger.privacy import threshold as th
@@ -225,8 +226,9 @@ def test_log_write_fails__no_plaintext(box, monkeypatch):
 def test_sealed_record_reveals_nothing_and_shares_nothing_with_another(box):
     _, payload = box.record("sealed-1")
     _, payload2 = box.record("sealed-2")
-    doc, doc2 = json.loads(payload), json.loads(payload2)
+    doc, doc2 = parse_payload(payload), parse_payload(payload2)
     assert set(doc) >= {"kem", "sealed"} and "escrow_key" not in doc
+    assert isinstance(doc["sealed"], bytes) and payload.startswith(compact.MAGIC)  # the compact binary form
     assert doc["kem"] != doc2["kem"] and unb64(doc["sealed"])[:24] != unb64(doc2["sealed"])[:24]
     assert b"alice" not in payload and b"consulting" not in payload
     assert all(f.level == "none" for f in box.view("sealed-1", "fma").fields.values())

@@ -105,9 +105,11 @@ def test_a_key_file_of_another_ledger_is_refused(tmp_path):
 
 def test_init_over_an_existing_ledger_changes_no_key(tmp_path):
     db = str(tmp_path / "x.db")
-    assert run("--db", db, "init", "--name", "x", "--privacy", "pseudonymous").exit_code == 0
+    readers = ["--key-to", f"central_bank={tmp_path}/nbk.key", "--key-to", f"fma={tmp_path}/fma.key"]
+    assert run("--db", db, "init", "--name", "x", "--privacy", "pseudonymous", *readers).exit_code == 0
     files = {p: p.read_bytes() for p in (tmp_path / "x.db.keys").rglob("*") if p.is_file()}
-    r = run("--db", db, "init", "--name", "y", "--privacy", "pseudonymous")
+    again = ["--key-to", f"central_bank={tmp_path}/nbk2.key", "--key-to", f"fma={tmp_path}/fma2.key"]
+    r = run("--db", db, "init", "--name", "y", "--privacy", "pseudonymous", *again)
     assert r.exit_code == 1
     assert files == {p: p.read_bytes() for p in (tmp_path / "x.db.keys").rglob("*") if p.is_file()}
 

@@ -29,8 +29,8 @@ def access(box) -> Access:
     return Access(box.store, box.ring, box.store.meta().settings["privacy_public"], mode, lambda: box.now[0])
 
 
-def sealed_values(doc: dict) -> list[str]:
-    out = [doc[f] for f in SEALED_FIELDS if isinstance(doc.get(f), str)]
+def sealed_values(doc: dict) -> list[str | bytes]:
+    out = [doc[f] for f in SEALED_FIELDS if isinstance(doc.get(f), str | bytes)]
     return out + list(doc.get("wraps", []))
 
 
@@ -43,7 +43,7 @@ def busy(tmp_path, mode: str):
         box.now[0] += 7
     if mode not in ("transparent", "escrowed", "selective"):
         for i in range(5):
-            access(box).unmask(f"p{i}", f"C-{i}", "order", "bank:b1")
+            access(box).unmask(f"p{i}", f"C-{i}", "order", "bank:b1", parties=box.parties_for("bank:b1"))
     if mode == "escrowed":
         for i in range(5):
             access(box).unmask(f"p{i}", f"C-{i}", "order", shares=[box.share("fma"), box.share("court")])
@@ -88,8 +88,12 @@ def test_known_plaintext_on_the_access_log_recovers_nothing(tmp_path):
     box = sandbox.make(tmp_path, "pseudonymous")
     box.pay("alice", "bob", 500, "p1")
     box.pay("carol", "bob", 600, "p2")
-    access(box).unmask("p1", "C-1", "order", "bank:b2")  # bob's bank identifies bob
-    access(box).unmask("p2", "C-2", "order", "bank:b1")  # carol's bank identifies carol
+    access(box).unmask(
+        "p1", "C-1", "order", "bank:b2", parties=box.parties_for("bank:b2")
+    )  # bob's bank identifies bob
+    access(box).unmask(
+        "p2", "C-2", "order", "bank:b1", parties=box.parties_for("bank:b1")
+    )  # carol's bank identifies carol
     mine, theirs = access_entries(box)
     known = seal.pad(json.dumps(["bob"]).encode())
     secret = seal.pad(json.dumps(["carol"]).encode())
@@ -112,8 +116,8 @@ def test_a_ciphertext_moved_to_another_place_does_not_open(tmp_path):
     box.pay("alice", "bob", 500, "s1")
     box.pay("carol", "bob", 600, "s2")
     docs = {t.op_id: (i, parse_payload(t.payload)) for i, t in box.store.traces() if t.op_id in ("s1", "s2")}
-    b1 = keys_for("bank:b1", box.ring, box.store, 3600)
-    b2 = keys_for("bank:b2", box.ring, box.store, 3600)
+    b1 = keys_for("bank:b1", box.ring, box.store, 3600, parties=box.parties_for("bank:b1"))
+    b2 = keys_for("bank:b2", box.ring, box.store, 3600, parties=box.parties_for("bank:b2"))
     (i1, d1), (_, d2) = docs["s1"], docs["s2"]
     assert view_doc(i1, d1, b1).fields["payer"].value == "alice"
     moved = dict(d1, payer_sealed=d2["payer_sealed"])  # carol's sealed identity copied into alice's record
@@ -126,7 +130,7 @@ def test_a_ciphertext_moved_to_another_place_does_not_open(tmp_path):
 def test_access_subjects_are_bound_to_their_ledger_and_record(tmp_path):
     box = sandbox.make(tmp_path, "pseudonymous")
     box.pay("alice", "bob", 500, "s1")
-    access(box).unmask("s1", "C", "order", "bank:b1")
+    access(box).unmask("s1", "C", "order", "bank:b1", parties=box.parties_for("bank:b1"))
     (entry,) = access_entries(box)
     key = box.ring.secret("operator", "tracker_key")
     assert (
@@ -155,7 +159,7 @@ def test_sealed_identities_of_different_lengths_have_one_size(tmp_path):
     assert box.wallet.open_account(long, AccountKind.person, tier=3, bank="b1").succeeded
     assert box.wallet.issue(long, 10_000).succeeded
     box.pay(long, "bob", 500, "a2")
-    sizes = {len(seal.unb64(json.loads(box.record(op)[1])["payer_sealed"])) for op in ("a1", "a2")}
+    sizes = {len(seal.unb64(parse_payload(box.record(op)[1])["payer_sealed"])) for op in ("a1", "a2")}
     assert len(sizes) == 1
 
 
@@ -176,9 +180,14 @@ def test_rule_names_and_report_reasons_are_sealed(tmp_path, mode):
     assert RULE.encode() not in encoded.payload and b"miner" not in encoded.payload
     doc = parse_payload(encoded.payload)
     if "rules_key" in doc:
-        fma = keys_for("fma", box.ring, box.store, 3600)
+        fma = keys_for("fma", box.ring, box.store, 3600, parties=box.parties_for("fma"))
         assert open_rules(doc, fma) == ([RULE], [{"agency": "fma", "rule": RULE}])
-        assert open_rules(doc, keys_for("bank:b1", box.ring, box.store, 3600)) is None
+        assert (
+            open_rules(
+                doc, keys_for("bank:b1", box.ring, box.store, 3600, parties=box.parties_for("bank:b1"))
+            )
+            is None
+        )
 
 
 def test_transparent_keeps_rule_names_in_clear(tmp_path):

@@ -87,7 +87,7 @@ def key_leaks(box, op_id: str, observer: str, keys: ObserverKeys | None = None) 
     (a reader with no key at all decodes it) is the view layer's to withhold and is not a key leak."""
     _, payload = box.record(op_id)
     doc = parse_payload(payload)
-    keys = keys or keys_for(observer, box.ring, box.store, 3600)
+    keys = keys or keys_for(observer, box.ring, box.store, 3600, parties=box.parties_for(observer))
     variant, levels = decoded_levels(doc, keys)
     _, stored = decoded_levels(doc, ObserverKeys(role="nobody", ledger_id=box.store.meta().ledger_id))
     role = next(r for r, o in OBSERVER.items() if o == observer)
@@ -110,8 +110,8 @@ def test_a_key_leak_is_caught(boxes):
     """The public handed the FMA's box key in tiered mode decodes the large record's parties: the check names it
     (the capped view alone would have hidden it)."""
     box = boxes["tiered"]
-    leaky = keys_for("public", box.ring, box.store, 3600)
-    leaky.boxes["fma"] = box.ring.box_key("fma")
+    leaky = keys_for("public", box.ring, box.store, 3600, parties=box.parties_for("public"))
+    leaky.boxes["fma"] = box.parties_for("fma")[0].box_key
     leaks = key_leaks(box, "large", "public", leaky)
     assert leaks and all(leak.startswith("tiered.large public pay") for leak in leaks)
     assert box.view("large", "public").fields["payer"].level == "none"  # what the capping showed

@@ -13,6 +13,7 @@ import pytest
 from click.testing import CliRunner
 
 from tenge_cli.main import cli
+from tenge_ledger.core import compact
 from tenge_ledger.core.errors import InputError
 from tenge_ledger.lab import sandbox
 from tenge_ledger.privacy import operator
@@ -50,6 +51,13 @@ def trace_row(box, op_id: str) -> tuple[int, bytes]:
     return row[0], bytes(row[1])
 
 
+def with_amount(payload: bytes, old: int, new: int) -> bytes:
+    """The stored record (compact form) with its amount changed, re-encoded as the sink would."""
+    doc = compact.load_doc(payload)
+    assert doc["amount_tiyn"] == old
+    return compact.encode({**doc, "amount_tiyn": new})
+
+
 def test_clean_ledger_verifies__live_and_bundle(box, tmp_path):
     assert live(box).ok, live(box).problems
     info = operator.export(box.store, str(tmp_path / "b.json"))
@@ -62,7 +70,7 @@ def test_changed_trace_record__named(box):
     sql(
         box,
         "UPDATE traces SET payload = ? WHERE idx = ?",
-        payload.replace(b'"amount_tiyn":103', b'"amount_tiyn":999'),
+        with_amount(payload, 103, 999),
         idx,
     )
     problems = live(box).problems
@@ -71,7 +79,7 @@ def test_changed_trace_record__named(box):
 
 def test_changed_trace_record_with_recomputed_leaf__caught_by_the_checkpoint(box):
     idx, payload = trace_row(box, "t3")
-    forged = payload.replace(b'"amount_tiyn":103', b'"amount_tiyn":999')
+    forged = with_amount(payload, 103, 999)
     sql(box, "UPDATE traces SET payload = ?, leaf_hash = ? WHERE idx = ?", forged, leaf_hash(forged), idx)
     problems = live(box).problems
     assert any(
@@ -83,7 +91,7 @@ def test_changed_trace_record_with_recomputed_leaf__caught_by_the_checkpoint(box
 def test_changed_trace_record_with_recomputed_leaf__named_against_an_earlier_bundle(box, tmp_path):
     operator.export(box.store, str(tmp_path / "before.json"))
     idx, payload = trace_row(box, "t2")
-    forged = payload.replace(b'"amount_tiyn":102', b'"amount_tiyn":1')
+    forged = with_amount(payload, 102, 1)
     sql(box, "UPDATE traces SET payload = ?, leaf_hash = ? WHERE idx = ?", forged, leaf_hash(forged), idx)
     problems = operator.verify_live(box.store, earlier=str(tmp_path / "before.json")).problems
     assert any(f"trace #{idx} (t2) differs from the earlier bundle" in p for p in problems), problems
@@ -115,9 +123,9 @@ def test_inserted_trace_record__named(box):
     ).fetchall()
     for r in rows:
         conn.execute("UPDATE traces SET idx = ? WHERE idx = ?", (r[0] + 1, r[0]))
-    fake = json.loads(payload)
+    fake = compact.load_doc(payload)
     fake.update(op_id="fake", seq=fake["seq"])
-    body = json.dumps(fake).encode()
+    body = compact.encode(fake)
     conn.execute(
         "INSERT INTO traces (idx, op_id, at, mode, payload, leaf_hash) VALUES (?, 'fake', ?, 'pseudonymous', ?, ?)",
         (idx, fake["at"], body, leaf_hash(body)),
@@ -263,7 +271,9 @@ def test_cli_live_verify_and_prove(box):
 
 
 def test_row_edited_into_another_type__one_clear_error(box):
-    idx, _ = trace_row(box, "t2")
+    idx = max(
+        i for i, t in box.store.traces() if t.op_id.startswith("journal-head:")
+    )  # a JSON record: text that SQLite can hand back as text
     sql(box, "UPDATE traces SET payload = CAST(payload AS TEXT) WHERE idx = ?", idx)
     with pytest.raises(InputError, match=f"after #{idx - 1} cannot be read"):
         live(box)

@@ -17,9 +17,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ..ledger.service import Ledger
-from ..privacy import EscrowPlan, ensure_keys, sink_for
+from ..privacy import REGISTRY, EscrowPlan, KeyPlan, ensure_keys, register_bank_key, sink_for
 from ..privacy.access import Access
-from ..privacy.keys import KeyRing
+from ..privacy.keys import KeyRing, PartyKey, read_party_file
 from ..privacy.modes.base import epoch_key, pseudonym
 from ..privacy.observers import keys_for
 from ..privacy.views import RecordView, stored_docs, view_doc
@@ -87,7 +87,12 @@ def run_mode(mode: str, pilot: Pilot, rules, sources: dict[str, str] | None = No
         now = [START_AT]
         Ledger.create(store, f"matrix {mode}", "22" * 32, "nbk", privacy_mode=mode,
                       settings={"privacy_epoch_s": EPOCH_S}, clock=lambda: now[0])  # fmt: skip
-        ensure_keys(store, workdir, escrow_plan(mode, workdir))
+        parties = Path(
+            workdir + "-parties"
+        )  # the reading parties' own key files, not the operator's keystore
+        parties.mkdir(mode=0o700)
+        readers = KeyPlan(tuple((h, parties / f"{h}.key") for h in REGISTRY[mode].readers))
+        ensure_keys(store, workdir, escrow_plan(mode, workdir), readers)
         engine = None
         if sources is not None:
             from ..policy import load_engine
@@ -99,7 +104,13 @@ def run_mode(mode: str, pilot: Pilot, rules, sources: dict[str, str] | None = No
             store, policy=engine, trace=sink_for(store.meta(), store, workdir), clock=lambda: now[0]
         )
         t0 = time.perf_counter()
-        apply(pilot, ledger, lambda at: now.__setitem__(0, at))
+
+        def register_banks() -> None:
+            if REGISTRY[mode].bank_keys:
+                for bank in sorted(a.handle for a in store.accounts() if a.kind.value == "bank"):
+                    register_bank_key(store, bank, parties / f"bank-{bank}.key", workdir)
+
+        apply(pilot, ledger, lambda at: now.__setitem__(0, at), register_banks)
         apply_s = time.perf_counter() - t0
         ring = KeyRing(workdir, store.meta().ledger_id)
         stored = stored_docs(store, ((idx, t) for idx, t in store.traces() if t.op_id in pilot.truth))
@@ -108,12 +119,12 @@ def run_mode(mode: str, pilot: Pilot, rules, sources: dict[str, str] | None = No
         payer_truth = {op: t["payer"] for op, t in pilot.truth.items()}
         payee_truth = {op: t["payee"] for op, t in pilot.truth.items()}
         access = Access(store, ring, store.meta().settings["privacy_public"], mode, clock=lambda: now[0])
-        watch = watchlist(mode, pilot, store, ring, access)
+        watch = watchlist(mode, pilot, store, parties, access)
         lists = Lists(frozenset(pilot.licensed), frozenset(pilot.officials), frozenset(pilot.gray_miners))
         result: dict = {"apply_seconds": round(apply_s, 2), "roles": {}, "detection": {}}
         fma_views: list[RecordView] = []
         for role in roles_for(pilot):
-            keys = keys_for(role, ring, store, EPOCH_S)
+            keys = keys_for(role, ring, store, EPOCH_S, parties=role_parties(role, parties, store))
             views = [v for v in (view_doc(idx, doc, keys) for idx, doc in stored) if v.code == "ok"]
             size, entropy = anonymity(views, payer_truth)
             name = role.split(":")[0]
@@ -152,6 +163,13 @@ def run_mode(mode: str, pilot: Pilot, rules, sources: dict[str, str] | None = No
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
         shutil.rmtree(workdir + "-holders", ignore_errors=True)
+        shutil.rmtree(workdir + "-parties", ignore_errors=True)
+
+
+def role_parties(role: str, parties: Path, store) -> list[PartyKey]:
+    """The key files a role of the matrix holds: its own (the FMA's, the central bank's, a bank's)."""
+    path = parties / (role.replace(":", "-") + ".key")
+    return [read_party_file(path, store.meta().ledger_id)] if path.exists() else []
 
 
 def escrow_plan(mode: str, workdir: str) -> EscrowPlan | None:
@@ -166,7 +184,7 @@ def escrow_plan(mode: str, workdir: str) -> EscrowPlan | None:
 # ---- the FMA's lawful access and detectors ------------------------------------------------------------------
 
 
-def watchlist(mode: str, pilot: Pilot, store, ring: KeyRing, access: Access) -> dict:
+def watchlist(mode: str, pilot: Pilot, store, parties: Path, access: Access) -> dict:
     """In pseudonymous modes the FMA asks each bank for the pseudonyms of listed accounts (officials, gray
     miners, licensed firms) for each epoch: (epoch, token) -> handle. Each bank's answer is logged."""
     if mode not in WATCHLIST_MODES:
@@ -180,12 +198,13 @@ def watchlist(mode: str, pilot: Pilot, store, ring: KeyRing, access: Access) -> 
     epochs = range(START_AT // EPOCH_S - 1, (START_AT + pilot.days * DAY_S) // EPOCH_S + 1)
     out: dict = {"_queries": []}
     for bank, handles in sorted(by_bank.items()):
-        if not ring.exists(f"bank:{bank}"):
+        own = role_parties(f"bank:{bank}" if bank != cb else "central_bank", parties, store)
+        if not own or own[0].pseudonym_root is None:
             continue
         access.log("watchlist", "*", "watchlist", "AML watchlist: officials, listed miners, licensed firms",
                    "fma", f"bank {bank} gave pseudonyms of {len(handles)} listed accounts", handles)  # fmt: skip
         out["_queries"].append(bank)
-        root = bytes.fromhex(ring.read(f"bank:{bank}")["pseudonym_root"])
+        root = own[0].pseudonym_root  # the bank answers with its own key
         for e in epochs:
             k = epoch_key(root, e)
             for h in handles:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 from collections import Counter, defaultdict
 
+from ..privacy.seal import unb64
 from ..privacy.views import RecordView
 
 
@@ -67,7 +68,7 @@ def metadata_leaks(docs: list[dict]) -> dict:
     clear_rules = sum(
         1 for d in payments if isinstance(d.get("rules", d.get("record", {}).get("rules")), list)
     )
-    lengths = {len(d[f]) for d in payments for f in SEALED_FIELDS if isinstance(d.get(f), str)}
+    lengths = {len(unb64(d[f])) for d in payments for f in SEALED_FIELDS if isinstance(d.get(f), str | bytes)}
     times = Counter(d.get("at") for d in payments)
     return {
         "rule_names_clear": round(clear_rules / n, 4),

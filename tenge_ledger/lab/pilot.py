@@ -267,12 +267,18 @@ def _ids_for_day(p: Pilot, day: int) -> list[str]:
     return [op for op, t in p.truth.items() if t["day"] == day]
 
 
-def apply(pilot: Pilot, ledger, set_now: Callable[[int], None]) -> None:
-    """Apply the pilot to a ledger whose clock reads what `set_now` sets. Operations are pre-verified."""
+def apply(
+    pilot: Pilot, ledger, set_now: Callable[[int], None], on_opened: Callable[[], None] | None = None
+) -> None:
+    """Apply the pilot to a ledger whose clock reads what `set_now` sets. Operations are pre-verified.
+    `on_opened` runs once the accounts are open, before any money moves (the banks register their keys)."""
     cb = ledger.central_bank
     set_now(START_AT - DAY_S)
     ops = [Operation(f"open:{a.handle}", cb, a) for a in pilot.accounts]
-    ops += [Operation(f"fund:{i}", cb, f) for i, f in enumerate(pilot.funding)]
+    _check(ledger.apply_many(ops, verified=True), "opening the pilot's accounts")
+    if on_opened is not None:
+        on_opened()
+    ops = [Operation(f"fund:{i}", cb, f) for i, f in enumerate(pilot.funding)]
     _check(ledger.apply_many(ops, verified=True), "setting up the pilot")
     order = 0
     for day, transfers in enumerate(pilot.schedule):

@@ -15,8 +15,15 @@ from ..core.records import AccountKind
 from ..core.results import Result
 from ..ledger.service import Ledger
 from ..ledger.signing import public_key_hex
-from ..privacy import EscrowPlan, setup_mode, sink_for
-from ..privacy.keys import VIEWING_ATTR, KeyRing, ledger_key_dir, viewing_public_hex
+from ..privacy import EscrowPlan, KeyPlan, mode_of, register_bank_key, setup_mode, sink_for
+from ..privacy.keys import (
+    VIEWING_ATTR,
+    KeyRing,
+    PartyKey,
+    ledger_key_dir,
+    read_party_file,
+    viewing_public_hex,
+)
 from ..privacy.modes.base import epoch_s_default
 from ..privacy.observers import keys_for
 from ..privacy.threshold import HolderShare, read_share_file
@@ -49,6 +56,22 @@ class Sandbox:
         """Where the escrow holders' share files are (beside the ledger, not in the operator's keystore)."""
         return Path(self.db + ".holders")
 
+    @property
+    def parties_dir(self) -> Path:
+        """Where the reading parties' key files are (beside the ledger, not in the operator's keystore)."""
+        return Path(self.db + ".parties")
+
+    def party_path(self, holder: str) -> Path:
+        return party_path(self.db, holder)
+
+    def parties_for(self, role: str) -> list[PartyKey]:
+        """The key files `role` holds (none for the public or an account holder, whose keys are its own)."""
+        holder = role if role in ("central_bank", "fma") or role.startswith("bank:") else None
+        path = None if holder is None else self.party_path(holder)
+        if path is None or not path.exists():
+            return []
+        return [read_party_file(path, self.store.meta().ledger_id)]
+
     def share(self, holder: str) -> HolderShare:
         return read_share_file(self.holders_dir / f"{holder}.share")
 
@@ -65,8 +88,15 @@ class Sandbox:
     def view(self, op_id: str, role: str) -> RecordView:
         found = [(idx, t) for idx, t in self.store.traces() if t.op_id == op_id]
         ((idx, doc),) = stored_docs(self.store, found[-1:])
-        keys = keys_for(role, self.ring, self.store, epoch_s_default, keystore=self.keystore)
-        return view_doc(idx, doc, keys)
+        return view_doc(idx, doc, self.keys(role))
+
+    def keys(self, role: str):
+        return keys_for(role, self.ring, self.store, epoch_s_default, keystore=self.keystore,
+                        parties=self.parties_for(role))  # fmt: skip
+
+
+def party_path(db: str, holder: str) -> Path:
+    return Path(db + ".parties") / (holder.replace(":", "-") + ".key")
 
 
 def make(
@@ -89,7 +119,11 @@ def make(
         plan = EscrowPlan(
             tuple((h, Path(db + ".holders") / f"{h}.share") for h in ESCROW_HOLDERS), ESCROW_THRESHOLD
         )
-    setup_mode(ledger, keystore, plan)
+    readers = None
+    if keys_from is None:
+        Path(db + ".parties").mkdir(mode=0o700, exist_ok=True)
+        readers = KeyPlan(tuple((h, party_path(db, h)) for h in mode_of(mode).readers))
+    setup_mode(ledger, keystore, plan, readers)
     ledger = Ledger(store, trace=sink_for(store.meta(), store, db + ".keys"), clock=lambda: now[0])
     wallet = Wallet(ledger, keystore)
     for handle, kind, bank in [
@@ -104,6 +138,8 @@ def make(
             (VIEWING_ATTR, viewing_public_hex(key)),
         )  # each holder registers its viewing key (selective)
         assert wallet.open_account(handle, kind, tier=3 if bank else None, bank=bank, attrs=attrs).succeeded
+        if kind is AccountKind.bank and mode_of(mode).bank_keys and keys_from is None:
+            register_bank_key(store, handle, party_path(db, f"bank:{handle}"), db + ".keys")
     now[0] += 60
     for handle in ("alice", "carol"):
         assert wallet.issue(handle, 1_000_000_000).succeeded
@@ -120,6 +156,13 @@ def _copy_keys(source: Sandbox, keystore_dir: str, ledger: Ledger) -> None:
     for path in source.ring.files():
         data = dict(json.loads(path.read_text()), ledger_id=ledger_id)
         fd = os.open(target / path.name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            json.dump(data, fh)
+    parties = Path(keystore_dir.removesuffix(".keys") + ".parties")
+    parties.mkdir(mode=0o700, exist_ok=True)
+    for path in source.parties_dir.glob("*.key") if source.parties_dir.exists() else ():
+        data = dict(json.loads(path.read_text()), ledger_id=ledger_id)
+        fd = os.open(parties / path.name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as fh:
             json.dump(data, fh)
     public = json.loads(json.dumps(source.store.meta().settings["privacy_public"]))

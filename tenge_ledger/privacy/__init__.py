@@ -7,6 +7,7 @@ The engine sees every operation when it applies it; a mode controls what is *kep
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import shutil
@@ -14,11 +15,13 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+import nacl.public
+
 from ..core import limits
 from ..core.errors import InputError, LedgerStateError
 from ..core.hooks import TraceSink
 from ..store.base import LedgerMeta, Store
-from .keys import KeyRing, ledger_key_dir, provision
+from .keys import KeyPlan, KeyRing, PartyKey, ledger_key_dir, new_party, provision, write_party_file
 from .modes import REGISTRY
 from .modes.base import Mode
 from .threshold import deal, write_share_file
@@ -125,37 +128,68 @@ def _deal_to_files(ledger_id: str, plan: EscrowPlan, keystore_dir: Path) -> dict
 
 
 def ensure_keys(
-    store: Store, keystore_dir: str | os.PathLike | None = None, escrow: EscrowPlan | None = None
+    store: Store,
+    keystore_dir: str | os.PathLike | None = None,
+    escrow: EscrowPlan | None = None,
+    readers: KeyPlan | None = None,
 ) -> dict:
-    """The ledger's public privacy material; creates every role's keys (kept client-side, files 0600, in the
-    ledger's own directory) the first time, and records the public halves in the ledger settings. An `escrowed`
-    ledger needs its escrow plan the first time: the shares go to the holders' files."""
+    """The ledger's public privacy material. The first time: the operator's own keys (its keystore), the escrow
+    shares to the holders' files (`escrow`, escrowed mode) and each reading party's key file to the path named for
+    it (`readers`: `--key-to central_bank=PATH --key-to fma=PATH`, the modes that seal to them); only the public
+    halves are recorded in the ledger settings. A keystore in the old layout (other parties' secrets in it) is
+    refused with the command that migrates it."""
     meta = store.meta()
     public = meta.settings.get("privacy_public")
+    target = Path(keystore_dir) if keystore_dir is not None else keystore_dir_for(store)
     if public:
-        if escrow is not None:
+        if escrow is not None or readers is not None and readers.paths:
             raise LedgerStateError(
-                "this ledger's privacy keys exist already: escrow holders are named at init only"
+                "this ledger's privacy keys exist already: escrow holders and readers' keys are named at init only"
             )
+        KeyRing(target, meta.ledger_id).refuse_old_layout()
         return public
-    escrowed = normalize(meta.privacy_mode) == "escrowed"
-    if escrowed and escrow is None:
+    name = normalize(meta.privacy_mode)
+    mode = REGISTRY[name]
+    if name == "escrowed" and escrow is None:
         raise InputError(
             "an escrowed ledger needs its escrow holders: --share-to HOLDER=PATH for each (e.g. fma, court, "
             "central_bank) and --threshold K"
         )
-    if escrow is not None and not escrowed:
+    if escrow is not None and name != "escrowed":
         raise InputError("--share-to and --threshold are for --privacy escrowed")
-    target = Path(keystore_dir) if keystore_dir is not None else keystore_dir_for(store)
+    plan = readers or KeyPlan(())
+    for holder, _ in plan.paths:
+        if holder not in mode.readers:
+            raise InputError(
+                f"this {name} ledger seals nothing to {holder}"
+                + (f"; its readers are {', '.join(mode.readers)}" if mode.readers else ""),
+                where="--key-to",
+            )
+    plan.require(
+        mode.readers, f"this {name} ledger seals to its readers' public keys; name where each one's key goes"
+    )
     setter = getattr(store, "set_setting", None)
     if setter is None:  # pragma: no cover - every store has it
         raise LedgerStateError("this store cannot record the privacy keys' public halves")
     fresh = not ledger_key_dir(target, meta.ledger_id).exists()
+    written: list[Path] = []
     try:
         public = provision(target, meta.ledger_id)
+        ring = KeyRing(target, meta.ledger_id)
+        for holder in mode.readers:
+            # the central bank is the bank of accounts no commercial bank serves: it keeps that bank's root too
+            root = ring.bank_root(meta.central_bank) if holder == "central_bank" and mode.bank_keys else None
+            party = new_party(meta.ledger_id, holder, root)
+            path = plan.path(holder)
+            assert path is not None
+            write_party_file(path, party, target)
+            written.append(path)
+            public["box_public"][holder] = party.box_public_hex
         if escrow is not None:
             public["escrow"] = _deal_to_files(meta.ledger_id, escrow, target)
     except BaseException:
+        for path in written:
+            path.unlink(missing_ok=True)
         if fresh:  # a failed init leaves no keys of a ledger that has none
             shutil.rmtree(ledger_key_dir(target, meta.ledger_id), ignore_errors=True)
         raise
@@ -163,10 +197,97 @@ def ensure_keys(
     return public
 
 
-def setup_mode(ledger, keystore=None, escrow: EscrowPlan | None = None) -> dict:
+def register_bank_key(
+    store: Store, bank: str, path: str | os.PathLike, keystore_dir: str | os.PathLike | None = None
+) -> dict:
+    """Give a commercial bank its key file (box key and pseudonym root) at `path`, and record the public half: from
+    then on what is sealed to the bank is sealed to it. Refused for a bank that has one, or that is no bank."""
+    meta = store.meta()
+    public = ensure_keys(store, keystore_dir)
+    mode = REGISTRY[normalize(meta.privacy_mode)]
+    if not mode.bank_keys:
+        raise InputError(
+            f"this {normalize(meta.privacy_mode)} ledger seals nothing to banks: no bank key to make"
+        )
+    found = store.account(bank)  # type: ignore[attr-defined]
+    if found is None or found.kind.value != "bank":
+        raise InputError(f"{bank!r} is not a bank of this ledger")
+    if f"bank:{bank}" in public.get("box_public", {}):
+        raise InputError(f"{bank} has a key already: refusing to make another")
+    target = Path(keystore_dir) if keystore_dir is not None else keystore_dir_for(store)
+    ring = KeyRing(target, meta.ledger_id)
+    party = new_party(meta.ledger_id, f"bank:{bank}", ring.bank_root(bank))
+    write_party_file(path, party, target)
+    public = json.loads(json.dumps(public))
+    public["box_public"][f"bank:{bank}"] = party.box_public_hex
+    store.set_setting("privacy_public", public)  # type: ignore[attr-defined]
+    return {"bank": bank, "box_public": party.box_public_hex, "written": str(path)}
+
+
+def migrate_keys(store: Store, plan: KeyPlan, keystore_dir: str | os.PathLike | None = None) -> dict:
+    """Move every other party's secret out of the operator's keystore (the old layout) into the file named for it:
+    each keeps the same key, so every record sealed before opens with the new file. A bank's pseudonym root stays
+    with the operator too (it computes pseudonyms). Refused, changing nothing, unless every holder is named."""
+    meta = store.meta()
+    target = Path(keystore_dir) if keystore_dir is not None else keystore_dir_for(store)
+    ring = KeyRing(target, meta.ledger_id)
+    found = ring.foreign_secrets()
+    if not found:
+        raise InputError(f"{ring.root} holds no other party's secret: nothing to migrate")
+    named = {h for h, _ in plan.paths}
+    missing = sorted(set(found) - named)
+    if missing:
+        raise InputError(
+            "name a file for each: " + " ".join(f"--key-to {h}=PATH" for h in missing), where="--key-to"
+        )
+    extra = sorted(named - set(found))
+    if extra:
+        raise InputError(f"the keystore holds no secret of {', '.join(extra)}", where="--key-to")
+    public = json.loads(json.dumps(meta.settings.get("privacy_public") or {}))
+    written: list[Path] = []
+    try:
+        for holder, data in sorted(found.items()):
+            box = data.get("box_key")
+            root = data.get("pseudonym_root")
+            party = PartyKey(
+                meta.ledger_id, holder, nacl.public.PrivateKey(bytes.fromhex(box)) if box else None,
+                bytes.fromhex(root) if root else None,
+                bytes.fromhex(data["viewing_key"]) if data.get("viewing_key") else None,
+            )  # fmt: skip
+            path = plan.path(holder)
+            assert path is not None
+            write_party_file(path, party, target)
+            written.append(path)
+            if party.box_key is not None:
+                public.setdefault("box_public", {})[holder] = party.box_public_hex
+    except BaseException:
+        for path in written:
+            path.unlink(missing_ok=True)
+        raise
+    for holder, data in found.items():
+        if (
+            holder.startswith("bank:")
+            and data.get("pseudonym_root")
+            and not ring.exists(f"pseudonyms:{holder[5:]}")
+        ):
+            ring.write(f"pseudonyms:{holder[5:]}", {"pseudonym_root": data["pseudonym_root"]})
+    store.set_setting("privacy_public", public)  # type: ignore[attr-defined]
+    for path in ring.files():
+        try:
+            holder = json.loads(path.read_text()).get("holder", path.stem)
+        except ValueError:
+            continue
+        if holder in found:
+            path.unlink()
+    return {"moved": {h: str(plan.path(h)) for h in sorted(found)}}
+
+
+def setup_mode(
+    ledger, keystore=None, escrow: EscrowPlan | None = None, readers: KeyPlan | None = None
+) -> dict:
     """Called by `tenge init` right after the ledger is created: make every role's key material."""
     directory = getattr(keystore, "path", keystore)
-    public = ensure_keys(ledger.store, directory, escrow)
+    public = ensure_keys(ledger.store, directory, escrow, readers)
     ledger.meta = ledger.store.meta()
     sink = sink_for(ledger.meta, ledger.store, directory)
     if sink is not None:
@@ -192,16 +313,17 @@ def account_bank_lookup(store: Store):
 
 
 def viewing_public_lookup(store: Store):
-    """handle -> the viewing key the account registered ("" when none), or None when the store has no such
-    account yet (opened in the chunk being applied)."""
-    from .keys import VIEWING_ATTR
+    """handle -> the X25519 public key its selective records seal to: the viewing key the account registered, else
+    the X25519 form of its own Ed25519 key ("" when that is no valid key); None when the store has no such account
+    yet (opened in the chunk being applied)."""
+    from .keys import VIEWING_ATTR, signing_box_public_hex
 
     def lookup(handle: str) -> str | None:
         getter = getattr(store, "account", None)
         account = getter(handle) if getter else None
         if account is None:
             return None
-        return dict(account.attrs).get(VIEWING_ATTR, "")
+        return dict(account.attrs).get(VIEWING_ATTR) or signing_box_public_hex(account.public_key) or ""
 
     return lookup
 
@@ -218,6 +340,7 @@ def make_context(store: Store, meta: LedgerMeta, keystore_dir: str | os.PathLike
         account_bank=account_bank_lookup(store),
         viewing_public=viewing_public_lookup(store),
         settings=meta.settings,
+        public_now=lambda: store.meta().settings.get("privacy_public") or public,
     )
 
 
@@ -241,5 +364,8 @@ __all__ = [
     "sink_for",
     "setup_mode",
     "ensure_keys",
+    "register_bank_key",
+    "migrate_keys",
+    "KeyPlan",
     "ring_for",
 ]

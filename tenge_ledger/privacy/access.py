@@ -19,7 +19,7 @@ from ..store.base import Store
 from ..trace import checkpoint, log
 from ..trace.merkle import leaf_hash
 from . import normalize
-from .keys import KeyRing
+from .keys import KeyRing, PartyKey
 from .modes import escrowed
 from .modes.base import dumps
 from .observers import keys_for, parse_role
@@ -142,11 +142,11 @@ class Access:
 
     def unmask(
         self, ref: str, case: str, basis: str, by: str | None = None, shares: list[HolderShare] = (),
-        sealed_case: bool = False, partials: list[Partial] = (),
+        sealed_case: bool = False, partials: list[Partial] = (), parties: list[PartyKey] = (),
     ) -> dict:  # fmt: skip
         """The record in clear, logged first. Escrowed records open with k holders' partial decryptions (given,
         or made here from their share files) and are logged as opened by those holders; other modes open as far
-        as the keys of the role `by` reach."""
+        as the keys of the role `by` reach: its own key files (`parties`), never the operator's keystore."""
         case = _check_text(case, "--case", case_length_max)
         basis = _check_text(basis, "--basis", basis_length_max)
         escrowed = normalize(self.mode) == "escrowed"
@@ -174,18 +174,21 @@ class Access:
             raise self.refuse("unmask", op_id, case, basis, who,
                               "selective records open only with the account holder's disclosure", sealed_case)  # fmt: skip
         else:
-            keys = keys_for(
-                who, self.ring, self.store, int(self.store.meta().settings.get("privacy_epoch_s", 604800))
-            )
+            try:
+                keys = keys_for(who, self.ring, self.store,
+                                int(self.store.meta().settings.get("privacy_epoch_s", 604800)), parties=parties)  # fmt: skip
+            except InputError as exc:
+                raise self.refuse("unmask", op_id, case, basis, who, str(exc), sealed_case) from None
             view = view_doc(idx, doc, keys)
             plain = {f: v.value for f, v in view.fields.items() if v.level == "clear"}
             hidden = [
                 f for f in ("payer", "payee") if view.fields[f].level != "clear" and doc.get(f) is not None
             ]
-            parties = ("payer", "payee") if mode != "transparent" else tuple(view.fields)
-            if not any(view.fields[f].level == "clear" for f in parties):
+            who_fields = ("payer", "payee") if mode != "transparent" else tuple(view.fields)
+            if not any(view.fields[f].level == "clear" for f in who_fields):
+                hint = "" if parties else " (a role's key is its own file: give it with --key)"
                 raise self.refuse("unmask", op_id, case, basis, who,
-                                  f"{who} holds no key that identifies a party of {op_id}", sealed_case)  # fmt: skip
+                                  f"{who} holds no key that identifies a party of {op_id}{hint}", sealed_case)  # fmt: skip
             plain = {"op_id": op_id, "at": doc["at"], "kind": doc.get("kind"), "code": doc.get("code"),
                      **{k: v for k, v in plain.items()}, "still_hidden": hidden}  # fmt: skip
         subjects = [plain.get("payer"), plain.get("payee")]

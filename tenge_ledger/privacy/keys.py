@@ -1,12 +1,14 @@
-"""Key material of the privacy roles, kept client-side, one directory per ledger.
+"""Key material of the privacy roles: the operator's own keys, and the reading parties' key files.
 
-Every key holder of a ledger has one JSON file in `<keystore>/privacy/<ledger id>/` (mode 0600): the operator
-(checkpoint signing key, tracker key), the central bank, the FMA, the court (box keys), each commercial bank
-(pseudonym root key, box key) and, in `selective` mode, each account (viewing key). Public halves go in the ledger
-settings (`privacy_public`). No file is ever overwritten: two ledgers sharing a keystore directory keep their own
-keys, and a second `init` cannot replace the first one's.
+The operator's keystore (`<keystore>/privacy/<ledger id>/`, files 0600) holds only what the operator itself uses:
+its checkpoint signing key and tracker key (`operator.json`) and the pseudonym root of each bank
+(`pseudonyms-BANK.json`: the operator computes pseudonyms, so it needs them; see docs/privacy.md). No secret of
+another party is ever written there. Each reading party (the central bank, the FMA, each commercial bank) gets a
+*party key file* (`PartyKey`: an X25519 box key, and for a bank its pseudonym root) written to the path the user
+names (`tenge init --key-to fma=PATH`, `tenge account open BANK --kind bank --key-to PATH`); the ledger settings
+keep only its public half, and the sinks seal to that. No file is ever overwritten.
 
-The escrow shares of `escrowed` mode are not here: they go to the holders' own files (`threshold.py`).
+The escrow shares of `escrowed` mode are the holders' own files too (`threshold.py`).
 """
 
 from __future__ import annotations
@@ -16,17 +18,21 @@ import os
 import re
 import secrets
 import stat
+from dataclasses import dataclass
 from pathlib import Path
 
 import nacl.bindings
 import nacl.encoding
+import nacl.exceptions
 import nacl.hash
 import nacl.public
 import nacl.signing
 
 from ..core.errors import InputError, LedgerStateError
 
-FIXED_HOLDERS: tuple[str, ...] = ("operator", "central_bank", "fma", "court")
+READERS: tuple[str, ...] = ("central_bank", "fma")  # the fixed parties that may be given keys at init
+PARTY_FILE_KIND = "tenge-privacy-key"
+MIGRATE_COMMAND = "tenge privacy migrate-keys"
 ledger_id_length = 32  # hex digits of a ledger id: the name of its key directory
 
 
@@ -65,6 +71,22 @@ def viewing_public_hex(signing_key: nacl.signing.SigningKey) -> str:
     return bytes(viewing_secret(bytes(signing_key)).public_key).hex()
 
 
+def signing_box_secret(signing_key: nacl.signing.SigningKey) -> nacl.public.PrivateKey:
+    """The X25519 key that goes with an account's Ed25519 key (RFC 7748 birational map, libsodium's
+    `crypto_sign_ed25519_sk_to_curve25519`): what a selective record of an account that registered no viewing key
+    is sealed to, so that only the holder opens it. It is the holder's signing scalar: never disclosed."""
+    return nacl.public.PrivateKey(signing_key.to_curve25519_private_key().encode())
+
+
+def signing_box_public_hex(public_key_hex: str) -> str | None:
+    """The X25519 public key that goes with an account's Ed25519 public key; None when it is not a valid key."""
+    try:
+        verify = nacl.signing.VerifyKey(bytes.fromhex(public_key_hex))
+        return bytes(verify.to_curve25519_public_key()).hex()
+    except (ValueError, TypeError, nacl.exceptions.CryptoError):
+        return None
+
+
 # ---- key files ---------------------------------------------------------------------------------------------
 
 
@@ -83,11 +105,19 @@ def ledger_key_dir(keystore_dir: str | os.PathLike, ledger_id: str) -> Path:
     return Path(keystore_dir) / "privacy" / ledger_id
 
 
-class KeyRing:
-    """The privacy key files of one ledger, each readable by its owner only.
+def _bank_root_holder(bank: str) -> str:
+    return f"pseudonyms:{bank}"
 
-    In a deployment each holder keeps its own file on its own machine; here they sit side by side, like the
-    account keys of the demo's keystore."""
+
+# What the old layout kept in the operator's keystore and may no longer be there: another party's secret.
+_FOREIGN_SECRETS = ("box_key", "viewing_key", "pseudonym_root")
+
+
+class KeyRing:
+    """The operator's own privacy keys of one ledger (its keystore directory for this ledger).
+
+    It holds the operator's signing and tracker keys and the banks' pseudonym roots, and nothing of any other
+    party: the central bank's, the FMA's and the banks' box keys are in their own files (`PartyKey`)."""
 
     def __init__(self, keystore_dir: str | os.PathLike, ledger_id: str) -> None:
         self.ledger_id = ledger_id
@@ -137,13 +167,10 @@ class KeyRing:
         self._cache[holder] = data
         return data
 
-    # -- the pieces each holder keeps --
+    # -- the operator's own keys --
 
     def signing_key(self, holder: str = "operator") -> nacl.signing.SigningKey:
         return nacl.signing.SigningKey(bytes.fromhex(self.read(holder)["signing_key"]))
-
-    def box_key(self, holder: str) -> nacl.public.PrivateKey:
-        return nacl.public.PrivateKey(bytes.fromhex(self.read(holder)["box_key"]))
 
     def secret(self, holder: str, name: str) -> bytes:
         value = self.read(holder).get(name)
@@ -151,51 +178,174 @@ class KeyRing:
             raise InputError(f"{holder} holds no {name.replace('_', ' ')}")
         return bytes.fromhex(value)
 
-    def ensure_bank(self, bank: str) -> dict:
-        """A commercial bank's keys, created the first time the ledger meets one of its customers: a pseudonym
-        root key (epoch keys derive from it) and a box key pair."""
-        holder = f"bank:{bank}"
+    def bank_root(self, bank: str) -> bytes:
+        """The pseudonym root of `bank`: made the first time the ledger meets the bank (at its key's registration,
+        or with a customer's first record), kept by the operator, who computes the pseudonyms."""
+        holder = _bank_root_holder(bank)
         if not self.exists(holder):
-            box = nacl.public.PrivateKey.generate()
-            self.write(
-                holder,
-                {
-                    "pseudonym_root": secrets.token_hex(32),
-                    "box_key": bytes(box).hex(),
-                    "box_public": bytes(box.public_key).hex(),
-                },
-            )
-        return self.read(holder)
+            self.write(holder, {"pseudonym_root": secrets.token_hex(32)})
+        return bytes.fromhex(self.read(holder)["pseudonym_root"])
 
-    def ensure_account(self, handle: str) -> dict:
-        """An account's viewing key (selective mode), created with the account's first sealed record."""
-        holder = f"account:{handle}"
-        if not self.exists(holder):
-            self.write(holder, {"viewing_key": secrets.token_hex(32)})
-        return self.read(holder)
+    # -- the old layout: other parties' secrets in the operator's keystore --
+
+    def foreign_secrets(self) -> dict[str, dict]:
+        """holder -> its file's data, for every file that holds another party's secret (the old layout kept the
+        central bank's, the FMA's, the court's and the banks' box keys, and accounts' viewing keys here)."""
+        out = {}
+        for path in self.files():
+            try:
+                data = json.loads(path.read_text())
+            except ValueError:
+                continue
+            holder = str(data.get("holder", path.stem))
+            if holder == "operator" or holder.startswith("pseudonyms:"):
+                continue
+            if any(name in data for name in _FOREIGN_SECRETS):
+                out[holder] = data
+        return out
+
+    def refuse_old_layout(self) -> None:
+        """LedgerStateError naming the migration command when other parties' secrets are still here."""
+        found = self.foreign_secrets()
+        if found:
+            named = " ".join(f"--key-to {h}=PATH" for h in sorted(found))
+            raise LedgerStateError(
+                f"{self.root} is in the old key layout: it holds the secret keys of {', '.join(sorted(found))}, "
+                f"which the operator may not keep. Move each to its holder's file with `{MIGRATE_COMMAND} "
+                f"{named}`"
+            )
+
+
+# ---- party key files: what each reading party keeps, never in the operator's keystore -------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class PartyKey:
+    """One reading party's secret: its X25519 box key (what is sealed to it), and for a bank (the central bank is
+    the bank of accounts no commercial bank serves) its pseudonym root; `viewing_key` for an account whose
+    viewing key the old layout kept."""
+
+    ledger_id: str
+    holder: str
+    box_key: nacl.public.PrivateKey | None
+    pseudonym_root: bytes | None = None
+    viewing_key: bytes | None = None
+
+    def to_json(self) -> dict:
+        out: dict = {"kind": PARTY_FILE_KIND, "ledger_id": self.ledger_id, "holder": self.holder}
+        if self.box_key is not None:
+            out["box_key"] = bytes(self.box_key).hex()
+            out["box_public"] = bytes(self.box_key.public_key).hex()
+        if self.pseudonym_root is not None:
+            out["pseudonym_root"] = self.pseudonym_root.hex()
+        if self.viewing_key is not None:
+            out["viewing_key"] = self.viewing_key.hex()
+        return out
+
+    @classmethod
+    def from_json(cls, data: dict, where: str) -> PartyKey:
+        if not isinstance(data, dict) or data.get("kind") != PARTY_FILE_KIND:
+            raise InputError("not a privacy key file", where=where)
+        try:
+            box = data.get("box_key")
+            root = data.get("pseudonym_root")
+            viewing = data.get("viewing_key")
+            return cls(
+                str(data["ledger_id"]),
+                str(data["holder"]),
+                nacl.public.PrivateKey(bytes.fromhex(box)) if box else None,
+                bytes.fromhex(root) if root else None,
+                bytes.fromhex(viewing) if viewing else None,
+            )
+        except (KeyError, ValueError, TypeError, nacl.exceptions.CryptoError):
+            raise InputError("a privacy key file with a damaged key", where=where) from None
+
+    @property
+    def box_public_hex(self) -> str:
+        assert self.box_key is not None
+        return bytes(self.box_key.public_key).hex()
+
+
+def is_party_file(data: object) -> bool:
+    return isinstance(data, dict) and data.get("kind") == PARTY_FILE_KIND
+
+
+def write_party_file(path: str | os.PathLike, party: PartyKey, keystore_dir: str | os.PathLike) -> None:
+    """Create the party's file (0600, never overwritten); a path inside the operator's keystore is refused."""
+    target = Path(path)
+    if target.resolve().is_relative_to(Path(keystore_dir).resolve()):
+        raise InputError(
+            f"{party.holder}'s key may not go into the operator's keystore {keystore_dir}", where=str(path)
+        )
+    try:
+        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        raise InputError("already exists: refusing to overwrite a key file", where=str(target)) from None
+    except OSError as exc:
+        raise InputError(f"cannot create the key file ({exc.strerror})", where=str(target)) from None
+    with os.fdopen(fd, "w") as fh:
+        json.dump(party.to_json(), fh, indent=2)
+
+
+def read_party_file(path: str | os.PathLike, ledger_id: str) -> PartyKey:
+    target = Path(path)
+    try:
+        data = json.loads(target.read_text())
+    except FileNotFoundError:
+        raise InputError("no such key file", where=str(target)) from None
+    except (ValueError, UnicodeDecodeError):
+        raise InputError("not a privacy key file", where=str(target)) from None
+    party = PartyKey.from_json(data, str(target))
+    if party.ledger_id != ledger_id:
+        raise InputError(f"this key belongs to another ledger ({party.ledger_id})", where=str(target))
+    return party
+
+
+@dataclass(frozen=True, slots=True)
+class KeyPlan:
+    """Where each reading party's key file is written: `--key-to HOLDER=PATH` (repeated)."""
+
+    paths: tuple[tuple[str, Path], ...]
+
+    @classmethod
+    def parse(cls, key_to: tuple[str, ...] | list[str]) -> KeyPlan:
+        out: list[tuple[str, Path]] = []
+        for item in key_to:
+            name, sep, path = item.partition("=")
+            if not sep or not path or not name:
+                raise InputError(f"{item!r} is not HOLDER=PATH", where="--key-to")
+            out.append((name, Path(path)))
+        names = [n for n, _ in out]
+        if len(set(names)) != len(names):
+            raise InputError("each holder may be named once", where="--key-to")
+        if len({p.resolve() for _, p in out}) != len(out):
+            raise InputError("each holder needs a file of its own", where="--key-to")
+        return cls(tuple(out))
+
+    def path(self, holder: str) -> Path | None:
+        return next((p for n, p in self.paths if n == holder), None)
+
+    def require(self, holders: tuple[str, ...], why: str) -> None:
+        missing = [h for h in holders if self.path(h) is None]
+        if missing:
+            raise InputError(
+                f"{why}: "
+                + " ".join(f"--key-to {h}=PATH" for h in missing)
+                + " (files the operator never keeps)",
+                where="--key-to",
+            )
+
+
+def new_party(ledger_id: str, holder: str, root: bytes | None = None) -> PartyKey:
+    return PartyKey(ledger_id, holder, nacl.public.PrivateKey.generate(), root)
 
 
 def provision(keystore_dir: str | os.PathLike, ledger_id: str) -> dict:
-    """Create the fixed holders' keys (operator, central bank, FMA, court) of one ledger; refuses if any of them
-    exists already. Returns the public halves to keep in the ledger settings."""
+    """Create the operator's own keys of one ledger (checkpoint signing key, tracker key); refuses if they exist.
+    Returns the public halves to keep in the ledger settings (the readers' box keys are added by the caller)."""
     ring = KeyRing(keystore_dir, ledger_id)
-    taken = [h for h in FIXED_HOLDERS if ring.exists(h)]
-    if taken:
-        raise InputError(
-            f"{ring.root} already holds privacy keys ({', '.join(taken)}): refusing to overwrite them"
-        )
+    if ring.exists("operator"):
+        raise InputError(f"{ring.root} already holds privacy keys (operator): refusing to overwrite them")
     operator = nacl.signing.SigningKey.generate()
-    public: dict = {
-        "checkpoint_key": bytes(operator.verify_key).hex(),
-        "ledger_id": ledger_id,
-        "box_public": {},
-    }
-    for holder in FIXED_HOLDERS:
-        box = nacl.public.PrivateKey.generate()
-        data: dict = {"box_key": bytes(box).hex(), "box_public": bytes(box.public_key).hex()}
-        if holder == "operator":
-            data["signing_key"] = bytes(operator).hex()
-            data["tracker_key"] = secrets.token_hex(32)
-        ring.write(holder, data)
-        public["box_public"][holder] = data["box_public"]
-    return public
+    ring.write("operator", {"signing_key": bytes(operator).hex(), "tracker_key": secrets.token_hex(32)})
+    return {"checkpoint_key": bytes(operator.verify_key).hex(), "ledger_id": ledger_id, "box_public": {}}

@@ -7,11 +7,11 @@ score them).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Sequence
 
 from ..core.errors import InputError
 from ..store.base import Store
-from .keys import KeyRing, viewing_secret
+from .keys import KeyRing, PartyKey, signing_box_secret, viewing_secret
 from .modes.base import ObserverKeys
 
 BASE_ROLES = ("central_bank", "fma", "public")
@@ -32,18 +32,26 @@ def keys_for(
     ring: KeyRing | None,
     store: Store,
     epoch_s: int,
-    viewing: Iterable[str] = (),
     keystore=None,
+    parties: Sequence[PartyKey] = (),
 ) -> ObserverKeys:
-    """The keys `role` holds. The central bank is also the bank of accounts no commercial bank serves. `keystore`:
-    the client keystore an account holder's own keys are in (its viewing key derives from its signing key)."""
+    """The keys `role` holds: its own key files (`parties`, written at init or at the bank's registration, never
+    in the operator's keystore `ring`, which gives a role nothing). The central bank is also the bank of accounts
+    no commercial bank serves. `keystore`: the client keystore an account holder's own keys are in (its viewing key
+    derives from its signing key). A key file of another holder is refused."""
     kind, handle = parse_role(role)
-    central_bank = store.meta().central_bank
+    meta = store.meta()
+    central_bank = meta.central_bank
     keys = ObserverKeys(
-        role=role if kind in BASE_ROLES else f"{kind}:{handle}",
-        epoch_s=epoch_s,
-        ledger_id=store.meta().ledger_id,
+        role=role if kind in BASE_ROLES else f"{kind}:{handle}", epoch_s=epoch_s, ledger_id=meta.ledger_id
     )
+    own = {"central_bank": ("central_bank", f"bank:{central_bank}"), "fma": ("fma",),
+           "bank": (f"bank:{handle}",), "account": (f"account:{handle}",), "public": ()}[kind]  # fmt: skip
+    for party in parties:
+        if party.ledger_id != meta.ledger_id:
+            raise InputError(f"the key of {party.holder} belongs to another ledger ({party.ledger_id})")
+        if party.holder not in own:
+            raise InputError(f"that key file is {party.holder}'s, not {keys.role}'s", where="--key")
     if kind == "public":
         return keys
     if kind in ("central_bank", "bank"):
@@ -58,23 +66,27 @@ def keys_for(
             if found.kind.value != "bank":
                 raise InputError(f"{bank} is a {found.kind.value}, not a bank: use account:{bank}")
         keys.customers[bank] = served  # its KYC list
-        if ring.exists(f"bank:{bank}"):
-            keys.banks[bank] = bytes.fromhex(ring.read(f"bank:{bank}")["pseudonym_root"])
-            keys.bank_boxes[bank] = ring.box_key(f"bank:{bank}")
-    if ring is None:
-        return keys
-    if kind in ("central_bank", "fma") and ring.exists(kind):
-        keys.boxes[kind] = ring.box_key(kind)
+        for party in parties:
+            if party.pseudonym_root is not None:
+                keys.banks[bank] = party.pseudonym_root
+            if party.box_key is not None and party.holder.startswith("bank:"):
+                keys.bank_boxes[party.holder] = party.box_key
+            elif party.box_key is not None:  # the central bank's own key: it is also the bank of last resort
+                keys.bank_boxes[bank] = party.box_key
+    if kind in ("central_bank", "fma"):
+        for party in parties:
+            if party.holder == kind and party.box_key is not None:
+                keys.boxes[kind] = party.box_key
     if kind == "account":
-        if store.account(handle) is None:  # type: ignore[attr-defined]
+        account = store.account(handle)  # type: ignore[attr-defined]
+        if account is None:
             raise InputError(f"no account {handle!r} in this ledger")
         keys.me = handle
-        if keystore is not None and keystore.has(
-            handle
-        ):  # the holder's own viewing key, from its signing key
-            keys.viewing_boxes[handle] = viewing_secret(bytes(keystore.get(handle)))
-        if ring.exists(f"account:{handle}"):
-            keys.viewing[handle] = bytes.fromhex(ring.read(f"account:{handle}")["viewing_key"])
-    for other in viewing:  # viewing keys disclosed to this role
-        keys.viewing[other] = bytes.fromhex(ring.read(f"account:{other}")["viewing_key"])
+        if keystore is not None and keystore.has(handle):  # the holder's own keys, from its signing key
+            seed = keystore.get(handle)
+            keys.viewing_boxes[handle] = viewing_secret(bytes(seed))
+            keys.signing_boxes[handle] = signing_box_secret(seed)
+        for party in parties:  # an operator-kept viewing key of the old layout, moved to the holder's file
+            if party.viewing_key is not None:
+                keys.viewing[handle] = party.viewing_key
     return keys

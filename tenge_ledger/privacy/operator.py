@@ -25,7 +25,7 @@ from ..trace import witness as witnessing
 from ..trace.verify import Verification, verify
 from . import ensure_keys, keystore_dir_for, normalize, ring_for
 from .access import Access
-from .keys import VIEWING_ATTR, viewing_public_hex, viewing_secret
+from .keys import VIEWING_ATTR, is_party_file, read_party_file, viewing_public_hex, viewing_secret
 from .observers import keys_for
 from .threshold import HolderShare, Partial, read_share_file
 from .views import RecordView, stored_docs, view_doc
@@ -202,22 +202,29 @@ def view(
     clock=time.time,
     select: Callable[[RecordView], bool] | None = None,
 ) -> list[RecordView]:
-    """The trace as `role` sees it with the keys it holds, plus disclosures given with `--key` (a viewing key
-    file or a signed receipt); only the records `select` keeps (judged on what the role sees, so a filter
+    """The trace as `role` sees it with the keys it holds, given with `--key`: its own key file (written at init or
+    at its registration; the operator's keystore gives no role anything), or a disclosure (a viewing key or a signed
+    receipt); only the records `select` keeps (judged on what the role sees, so a filter
     reveals nothing the view does not), the last `limit` of them. A role other than the public leaves an
     access record in the log, naming what was shown."""
     meta = store.meta()
     ring = ring_for(store)
     if normalize(meta.privacy_mode) != "transparent" or role != "public":
         ensure_keys(store)
-    keys = keys_for(role, ring, store, int(meta.settings.get("privacy_epoch_s", 604800)),
-                    keystore=Keystore(keystore_dir_for(store)))  # fmt: skip
+    parties, disclosures = [], []
     for path in key_files:
         data = _read_json(path)
+        if is_party_file(data):
+            parties.append(read_party_file(path, meta.ledger_id))
+        else:
+            disclosures.append((path, data))
+    keys = keys_for(role, ring, store, int(meta.settings.get("privacy_epoch_s", 604800)),
+                    keystore=Keystore(keystore_dir_for(store)), parties=parties)  # fmt: skip
+    for path, data in disclosures:
         if "viewing_secret" in data:
             account, secret = _viewing_secret(store, data, path)
             keys.viewing_boxes[account] = secret
-        elif "viewing_key" in data:
+        elif "viewing_key" in data:  # a disclosure of the old layout's operator-kept viewing key
             keys.viewing[str(data.get("account"))] = _viewing_key(data, path)
         else:
             op_id, handle, kind, key = read_receipt(store, path)
@@ -276,27 +283,21 @@ def partial(store: Store, ref: str, share_path: str, case: str, basis: str) -> d
 
 def disclose(store: Store, account: str, op_id: str, signing_key: nacl.signing.SigningKey) -> dict:
     """A receipt, signed with the account's key, that discloses one selective record of `account` and nothing
-    else: the record's key when it was sealed to the account's viewing key (made here from the holder's signing
-    key), else its wrap key under the operator-kept viewing key."""
+    else: the record's key, opened with the holder's own keys (its viewing key, or its signing key's X25519 form)."""
     from .access import find_record
-    from .modes.selective import record_key_for, unseal_with_box, wrap_key
-    from .seal import unb64
+    from .keys import signing_box_secret
+    from .modes.selective import unseal_with_box
 
     _idx, doc = find_record(store, op_id)
     if normalize(doc.get("mode", "")) != "selective":
         raise InputError(f"{op_id} is not a selective record")
     ledger_id = store.meta().ledger_id
     rk = unseal_with_box(doc, viewing_secret(bytes(signing_key)), ledger_id)
-    if rk is not None:
-        body = {"op_id": op_id, "account": account, "record_key": rk.hex()}
-    else:
-        ring = ring_for(store)
-        if not ring.exists(f"account:{account}"):
-            raise InputError(f"{op_id} is not a record of {account}")
-        vk = bytes.fromhex(ring.read(f"account:{account}")["viewing_key"])
-        if record_key_for(doc, vk, ledger_id) is None:
-            raise InputError(f"{op_id} is not a record of {account}")
-        body = {"op_id": op_id, "account": account, "wrap_key": wrap_key(vk, unb64(doc["salt"])).hex()}
+    if rk is None:
+        rk = unseal_with_box(doc, signing_box_secret(signing_key), ledger_id)
+    if rk is None:
+        raise InputError(f"{op_id} is not a record of {account}, or not one its own keys open")
+    body = {"op_id": op_id, "account": account, "record_key": rk.hex()}
     sig = signing_key.sign(json.dumps(body, sort_keys=True).encode()).signature.hex()
     _log_disclosure(store, account, op_id)
     return {**body, "signature": sig}
@@ -310,15 +311,18 @@ def _log_disclosure(store: Store, account: str, record: str) -> None:
 
 
 def disclose_viewing_key(store: Store, account: str, signing_key: nacl.signing.SigningKey) -> dict:
-    """The account's viewing key, to hand to whoever the holder chooses (it opens all its selective records): the
-    one derived from its signing key when it registered it, else the operator-kept one."""
+    """The account's viewing key, to hand to whoever the holder chooses (it opens all its selective records); refused
+    for an account that registered none (its records are sealed to its signing key's X25519 form)."""
     found = store.account(account)  # type: ignore[attr-defined]
     if found is None:
         raise InputError(f"no account {account!r}")
-    if dict(found.attrs).get(VIEWING_ATTR) == viewing_public_hex(signing_key):
-        out = {"account": account, "viewing_secret": bytes(viewing_secret(bytes(signing_key))).hex()}
-    else:
-        out = {"account": account, "viewing_key": ring_for(store).ensure_account(account)["viewing_key"]}
+    if dict(found.attrs).get(VIEWING_ATTR) != viewing_public_hex(signing_key):
+        # its records are sealed to its signing key's X25519 form: handing that out would hand out its signing key
+        raise InputError(
+            f"{account} registered no viewing key: disclose single records with --record, or register one first "
+            f"(tenge account update {account} --attr {VIEWING_ATTR}=...)"
+        )
+    out = {"account": account, "viewing_secret": bytes(viewing_secret(bytes(signing_key))).hex()}
     _log_disclosure(store, account, "viewing key")
     return out
 

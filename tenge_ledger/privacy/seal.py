@@ -5,7 +5,8 @@ A random 192-bit nonce never repeats in practice (2^96 messages under one key be
 likely), so no key in this package is used with a counter or a fixed nonce; `tests/test_privacy_sealing.py`
 scans a busy ledger's stored log for any repeated nonce.
 
-The sealed form is `nonce || ciphertext || tag`, base64 in the stored JSON. The associated data is not stored:
+The sealed form is `nonce || ciphertext || tag`: raw bytes in the compact binary payload (`core/compact.py`), base64
+in the JSON payloads written before it (both are read). The associated data is not stored:
 the reader rebuilds it from where the ciphertext sits (ledger id, record reference, field name), so a ciphertext
 copied into another record, another ledger or another field does not open.
 """
@@ -96,6 +97,9 @@ def b64(data: bytes) -> str:
 
 
 def unb64(text: object) -> bytes:
+    """A stored sealed field as bytes: raw in a compact payload, base64 in a JSON one."""
+    if isinstance(text, bytes):
+        return text
     try:
         return base64.b64decode(str(text), validate=True)
     except ValueError:
@@ -107,6 +111,8 @@ def seal_text(key: bytes, plaintext: bytes, ad: bytes, minimum: int = 0) -> str:
 
 
 def unseal_text(key: bytes, text: object, ad: bytes) -> bytes | None:
+    if isinstance(text, bytes):
+        return unseal(key, text, ad)
     try:
         raw = base64.b64decode(str(text), validate=True)
     except ValueError:
@@ -114,6 +120,6 @@ def unseal_text(key: bytes, text: object, ad: bytes) -> bytes | None:
     return unseal(key, raw, ad)
 
 
-def nonce_of(text: str) -> bytes:
+def nonce_of(text: str | bytes) -> bytes:
     """The nonce a stored sealed field was made with (for the nonce-uniqueness scan)."""
     return unb64(text)[:NONCE_BYTES]

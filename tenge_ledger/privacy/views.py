@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from ..core import compact
 from ..core.errors import InputError
 from ..core.hooks import EncodedTrace
 from ..store.base import Store
@@ -60,9 +60,9 @@ def parse_payload(payload: bytes) -> dict:
     if derived is not None:
         return {"type": "op", "mode": "transparent", "seq": derived[0], "journal_link": derived[1].hex()}
     try:
-        doc = json.loads(payload)
-    except ValueError:
-        raise InputError("a trace record that is not JSON") from None
+        doc = compact.load_doc(payload)  # the non-transparent modes' compact form, or JSON
+    except (ValueError, UnicodeDecodeError):
+        raise InputError("a trace record that is neither JSON nor the compact form") from None
     if "type" not in doc:  # the plain sink's records: the transparent shape without an envelope
         doc = {"type": "op", "mode": "transparent", "op_id": doc.get("op_id"), "at": doc.get("at"),
                "seq": doc.get("seq"), "kind": doc.get("kind"), "code": doc.get("code"), "record": doc}  # fmt: skip

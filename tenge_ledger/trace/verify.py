@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 import nacl.exceptions
 import nacl.signing
 
+from ..core import compact
 from ..core.canonical import canonical_bytes
 from ..core.records import Posting
 from ..store.entries import operation_from_document, parse_leaf_payload
@@ -117,8 +118,8 @@ def verify(
             op_seqs.append((t, derived[0]))
             continue
         try:
-            doc = json.loads(t["payload"])
-        except ValueError:
+            doc = compact.load_doc(t["payload"])  # JSON, or the privacy modes' compact form
+        except (ValueError, UnicodeDecodeError):
             v.add(f"{_name(t)} was changed: its content is not a trace record")
             continue
         if doc.get("op_id") != t["op_id"] or doc.get("at") != t["at"]:

@@ -11,9 +11,9 @@ import json
 
 from ...core.errors import LedgerStateError
 from ...core.records import TraceRecord
-from ..seal import b64, seal_text, unb64, unseal_text
+from ..seal import seal, unb64, unseal_text
 from ..threshold import Encapsulations, EscrowPublic
-from .base import BaseSink, Decoded, Mode, ObserverKeys, SinkContext, place, place_of
+from .base import BaseSink, Decoded, Mode, ObserverKeys, SinkContext, load_body, place, place_of
 
 NAME = "escrowed"
 FIELD = "escrow"
@@ -35,13 +35,12 @@ class Sink(BaseSink):
 
     def fields(self, record: TraceRecord, doc: dict) -> None:
         kem, key = self.encapsulations.take()
-        doc.update(
-            kem=b64(kem), sealed=seal_text(key, record_body(record), place(self.ctx.ledger_id, record, FIELD))
-        )
+        doc.update(kem=kem, sealed=seal(key, record_body(record), place(self.ctx.ledger_id, record, FIELD)))
 
 
 def record_body(r: TraceRecord) -> bytes:
-    """The whole record as a JSON array in `BODY_FIELDS` order (cheaper to write than an object)."""
+    """The whole record as a JSON array in `BODY_FIELDS` order (cheaper to write than an object). Sealed, so padded
+    to a size class: the compact form would store nothing smaller and costs ~6 us more per record in Python."""
     return json.dumps(
         [r.op_id, r.kind, r.at, r.code, r.message, r.signer, r.payer, r.payee, r.amount_tiyn, r.tag, r.memo, r.seq,
          [[p.account, p.tag, p.amount_tiyn] for p in r.postings],
@@ -55,7 +54,7 @@ BODY_FIELDS = ("op_id", "kind", "at", "code", "message", "signer", "payer", "pay
 
 
 def body_to_dict(body: bytes) -> dict:
-    out = dict(zip(BODY_FIELDS, json.loads(body), strict=True))
+    out = dict(zip(BODY_FIELDS, load_body(body), strict=True))
     out["reports"] = [{"agency": a, "reason": r, "rule": u} for a, r, u in out["reports"]]
     return out
 

@@ -45,4 +45,6 @@ MODE = Mode(
     decode=decode,
     variants=("payee-transparent",),
     needs_keys=True,
+    readers=("central_bank", "fma"),
+    bank_keys=True,
 )

@@ -57,4 +57,6 @@ MODE = Mode(
     decode=decode,
     variants=("pseudonymous",),
     needs_keys=True,
+    readers=("central_bank", "fma"),
+    bank_keys=True,
 )

@@ -1,8 +1,10 @@
-"""`selective`: each record sealed under a random record key, wrapped once per party. An account that registered a
-viewing key (the `viewing_key` attribute, an X25519 public key the holder derives from its own signing key) gets
-the record key sealed to it (SealedBox), so the operator holds nothing that opens it; an account that registered
-none gets it wrapped under a viewing key the operator's key ring keeps. Only the account holder reads its records,
-or whoever it discloses to: its viewing key (all its records) or a signed receipt (one record's key)."""
+"""`selective`: each record sealed under a random record key, sealed in turn (SealedBox) to each party. An account
+that registered a viewing key (the `viewing_key` attribute, an X25519 public key the holder derives from its own
+signing key) gets it sealed to that key; an account that registered none gets it sealed to the X25519 form of its
+own Ed25519 public key (only the holder's signing key opens it); an account the store does not hold yet (opened in
+the chunk that carries its first payment) gets it sealed to the central bank's public key. The operator holds
+nothing that opens any of them. Only the account holder reads its records, or whoever it discloses to: its viewing
+key (all its records) or a signed receipt (one record's key)."""
 
 from __future__ import annotations
 
@@ -16,8 +18,18 @@ from ...core.errors import InputError
 from ...core.records import TraceRecord
 from ...trace.record import trace_to_dict
 from ..keys import keyed_hash
-from ..seal import b64, pad, seal_text, unb64, unpad, unseal_text
-from .base import BaseSink, Decoded, Mode, ObserverKeys, clear_fields, place, place_digest, place_of
+from ..seal import pad, seal, unb64, unpad, unseal_text
+from .base import (
+    BaseSink,
+    Decoded,
+    Mode,
+    ObserverKeys,
+    clear_fields,
+    load_body,
+    place,
+    place_digest,
+    place_of,
+)
 
 NAME = "selective"
 
@@ -37,44 +49,35 @@ class Sink(BaseSink):
 
     def __init__(self, ctx) -> None:
         super().__init__(ctx)
-        self._viewing: dict[str, bytes] = {}
-        self._boxes: dict[str, nacl.public.SealedBox | None] = {}
+        self._boxes: dict[str, nacl.public.SealedBox] = {}
 
-    def box(self, handle: str) -> nacl.public.SealedBox | None:
-        """A sealed box to the account's registered viewing key; None when it registered none."""
-        if handle not in self._boxes:
+    def box(self, handle: str) -> nacl.public.SealedBox:
+        """A sealed box to the key the account's records seal to (see the module); never one the operator holds."""
+        box = self._boxes.get(handle)
+        if box is None:
             public = self.ctx.viewing_public(handle)
             try:
                 box = nacl.public.SealedBox(nacl.public.PublicKey(bytes.fromhex(public))) if public else None
             except (ValueError, TypeError, nacl.exceptions.CryptoError):
-                box = None  # not a key: the operator-kept viewing key stands in
-            if public is not None:  # an account not in the store yet is looked up again next time
-                self._boxes[handle] = box
-            return box
-        return self._boxes[handle]
-
-    def viewing_key(self, handle: str) -> bytes:
-        key = self._viewing.get(handle)
-        if key is None:
-            key = bytes.fromhex(self.ctx.ring.ensure_account(handle)["viewing_key"])
-            self._viewing[handle] = key
-        return key
+                box = None
+            if box is None:
+                return (
+                    self.ctx.central_box()
+                )  # not cached: an account not in the store yet is looked up again
+            self._boxes[handle] = box
+        return box
 
     def fields(self, record: TraceRecord, doc: dict) -> None:
         rk = secrets.token_bytes(32)
-        salt = secrets.token_bytes(16)
-        body = json.dumps(trace_to_dict(record), separators=(",", ":")).encode()
-        wrap_ad = place(self.ctx.ledger_id, record, "wrap")
-        wraps = []
-        for h in parties(record):
-            box = self.box(h)
-            if box is not None:  # sealed to the holder: a digest of the place inside, checked on opening
-                wraps.append(b64(box.encrypt(pad(place_digest(wrap_ad) + rk))))
-            else:
-                wraps.append(seal_text(wrap_key(self.viewing_key(h), salt), rk, wrap_ad))
+        body = json.dumps(
+            trace_to_dict(record), separators=(",", ":")
+        ).encode()  # sealed and padded: see base
+        digest = place_digest(place(self.ctx.ledger_id, record, "wrap"))
+        # sealed to the holder: a digest of the place inside, checked on opening
+        wraps = [self.box(h).encrypt(pad(digest + rk)) for h in parties(record)]
         secrets.SystemRandom().shuffle(wraps)
-        sealed = seal_text(rk, body, place(self.ctx.ledger_id, record, "record"))
-        doc.update(salt=b64(salt), sealed=sealed, wraps=wraps)
+        sealed = seal(rk, body, place(self.ctx.ledger_id, record, "record"))
+        doc.update(sealed=sealed, wraps=wraps)
 
 
 def unwrap(doc: dict, wk: bytes, ledger_id: str) -> bytes | None:
@@ -87,6 +90,9 @@ def unwrap(doc: dict, wk: bytes, ledger_id: str) -> bytes | None:
 
 
 def record_key_for(doc: dict, viewing_key: bytes, ledger_id: str) -> bytes | None:
+    """Records of the old layout: wrapped under a viewing key the operator kept (`salt` in the record)."""
+    if "salt" not in doc:
+        return None
     return unwrap(doc, wrap_key(viewing_key, unb64(doc["salt"])), ledger_id)
 
 
@@ -105,7 +111,10 @@ def unseal_with_box(doc: dict, secret: nacl.public.PrivateKey, ledger_id: str) -
 
 
 def _record_key(doc: dict, keys: ObserverKeys) -> bytes | None:
-    for secret in keys.viewing_boxes.values():
+    boxes = [*keys.viewing_boxes.values(), *keys.signing_boxes.values()]
+    if "central_bank" in keys.boxes:  # accounts opened in the chunk of their first payment (see the module)
+        boxes.append(keys.boxes["central_bank"])
+    for secret in boxes:
         rk = unseal_with_box(doc, secret, keys.ledger_id)
         if rk is not None:
             return rk
@@ -127,7 +136,7 @@ def _record_key(doc: dict, keys: ObserverKeys) -> bytes | None:
 def open_record(doc: dict, keys: ObserverKeys) -> dict | None:
     rk = _record_key(doc, keys)
     opened = None if rk is None else unseal_text(rk, doc["sealed"], place_of(keys.ledger_id, doc, "record"))
-    return None if opened is None else json.loads(opened)
+    return None if opened is None else load_body(opened)
 
 
 def decode(doc: dict, keys: ObserverKeys) -> tuple[str, Decoded]:
@@ -138,5 +147,11 @@ def decode(doc: dict, keys: ObserverKeys) -> tuple[str, Decoded]:
 
 
 MODE = Mode(
-    name=NAME, make_sink=lambda ctx, store: Sink(ctx), decode=decode, variants=("selective",), needs_keys=True
+    name=NAME,
+    make_sink=lambda ctx, store: Sink(ctx),
+    decode=decode,
+    variants=("selective",),
+    needs_keys=True,
+    readers=("central_bank",),
+    bank_keys=False,
 )

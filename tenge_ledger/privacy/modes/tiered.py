@@ -12,7 +12,7 @@ import time
 
 from ...core.records import TraceRecord
 from ..seal import identity_padded_bytes, unseal_text
-from .base import DataKey, Decoded, Mode, ObserverKeys, SinkContext, place, place_of, seal_for_bank
+from .base import DataKey, Decoded, Mode, ObserverKeys, SinkContext, load_body, place, place_of, seal_for_bank
 from .pseudonymous import Sink as PseudonymousSink
 from .pseudonymous import decode_party
 
@@ -105,7 +105,7 @@ def decode(doc: dict, keys: ObserverKeys) -> tuple[str, Decoded]:
     if data_key is not None:
         opened = unseal_text(data_key, doc["fma_ident"], place_of(keys.ledger_id, doc, "fma_ident"))
         if opened is not None:
-            who_payer, who_payee = json.loads(opened)
+            who_payer, who_payee = load_body(opened)
             if who_payer is not None:
                 payer["clear"] = who_payer
             if who_payee is not None:
@@ -140,4 +140,6 @@ MODE = Mode(
     decode=decode,
     variants=("tiered.small", "tiered.large"),
     needs_keys=True,
+    readers=("central_bank", "fma"),
+    bank_keys=True,
 )
