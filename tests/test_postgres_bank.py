@@ -49,6 +49,13 @@ def _run(url: str, tmp_path: Path, fault: str) -> bank.BankReport:
         p.start()
     try:
         time.sleep(SECONDS / 3)
+        # On a loaded machine a spawned worker may take seconds to import and connect: the fault waits until
+        # every writer has acknowledged something, so it cannot land before anyone is there to notice it.
+        started = time.monotonic()
+        while (
+            not all(log.exists() and log.stat().st_size for log in logs) and time.monotonic() - started < 60
+        ):
+            time.sleep(0.1)
         if fault == "kill_writer":
             writers[0].kill()  # SIGKILL: no cleanup, possibly in the middle of a transaction
         elif fault == "restart_server":
