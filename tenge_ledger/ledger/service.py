@@ -54,6 +54,7 @@ from ..core.records import (
     Void,
 )
 from ..core.results import Result, ResultCode
+from ..core.windows import parse_filter, window_start
 from ..store.base import JournalPosting, LedgerMeta, ReportRow, Store
 from ..store.entries import FLAG_LEGS, FLAG_LINK_V2, body_columns, journal_row, standard_legs
 from ..trace.record import PlainTraceSink
@@ -135,6 +136,7 @@ class Ledger:
         # Decisions the engine hands out again and again share their parts: their JSON is made once, keyed by the
         # identity of the parts, which the entry holds so the key cannot be reused while it is kept.
         self._decision_texts: dict[int, tuple[tuple, str]] = {}
+        self._parsed_filters: dict[frozenset[str], tuple] = {}
         tiers = self.meta.settings.get("tier_holding_tiyn")
         self.tier_limits = (
             {int(k): v for k, v in tiers.items()} if tiers else dict(limits.tier_holding_tiyn_default)
@@ -228,6 +230,7 @@ class Ledger:
                     root.prefetch(*_touched(ops))
                     windows = getattr(self.policy, "windows", None)
                     if windows:
+                        root.filters = self._filters()
                         root.prefetch_windows(_window_requests(ops, windows, at))
                     results = [self._apply(root, op, at, ok) for op, ok in zip(ops, flags, strict=True)]
                     tx.write(root.changeset(at))
@@ -283,6 +286,8 @@ class Ledger:
             if applied.hold is not None:
                 child.holds[op.id] = applied.hold
             seq = self._journal(child, op, at, applied.postings, applied.decision, digest)
+            if child.filters and applied.postings:
+                child.add_filtered(op.kind, op.body, at, applied.postings, self.central_bank)
         except Rejected as r:
             result = Result(op.id, r.code, r.message, reports=_report_dicts(r.reports))
             self._file_reports(ws, op.id, None, at, r.reports)
@@ -295,6 +300,14 @@ class Ledger:
         if not direct:
             child.merge_into_parent()
         return result
+
+    def _filters(self) -> tuple[tuple[str, tuple[tuple[str, str], ...]], ...]:
+        """The counterparty filters of the enabled set, parsed once per set: (key, pairs), in key order."""
+        keys = getattr(self.policy, "filters", None) or frozenset()
+        found = self._parsed_filters.get(keys)
+        if found is None:
+            found = self._parsed_filters[keys] = tuple((k, parse_filter(k)) for k in sorted(keys))
+        return found
 
     def _authorise(self, ws: WorkingSet, op: Operation, signer: Account) -> None:
         kind = op.kind
@@ -768,18 +781,20 @@ def _bank_of(ws: WorkingSet, handle: str | None) -> str | None:
 
 
 def _window_requests(
-    ops: Sequence[Operation], windows: frozenset[tuple[str, str, int]], at: int
-) -> dict[tuple[str, int], set[str]]:
-    """The stored history windows a policy set will read for a chunk's payments: (direction, since) -> handles.
-    `windows` are the policy set's untagged (party, direction, seconds) reads, known before it runs."""
-    requests: dict[tuple[str, int], set[str]] = {}
+    ops: Sequence[Operation], windows: frozenset[tuple[str, str, int | str, str | None]], at: int
+) -> dict[tuple[str, int, str | None], set[str]]:
+    """The stored history windows a policy set will read for a chunk's payments: (direction, since, filter key
+    or None) -> handles. `windows` are the policy set's untagged or filtered (party, direction, seconds or
+    calendar unit, filter key) reads, known before it runs; every payment of a chunk has the chunk's time."""
+    requests: dict[tuple[str, int, str | None], set[str]] = {}
+    starts = {span: window_start(at, span) for _, _, span, _ in windows}
     for op in ops:
         body = op.body
         if not isinstance(body, Transfer | Hold):
             continue
-        for party, direction, seconds in windows:
+        for party, direction, span, key in windows:
             handle = body.payer if party == "payer" else body.payee
-            requests.setdefault((direction, at - seconds), set()).add(handle)
+            requests.setdefault((direction, starts[span], key), set()).add(handle)
     return requests
 
 

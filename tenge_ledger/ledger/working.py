@@ -7,7 +7,8 @@ batch in a child of the batch's. Throwing a child away is how a rejected operati
 from __future__ import annotations
 
 from ..core.hooks import EncodedTrace
-from ..core.records import Account, HoldRecord, TagRecord
+from ..core.records import HOLDS_ACCOUNT, Account, HoldRecord, OpKind, Posting, TagRecord
+from ..core.windows import counterparties, matches, party_of
 from ..store.base import BucketRow, ChangeSet, JournalPosting, ReportRow, StoreTx
 from .state import StoredState
 
@@ -58,7 +59,15 @@ class WorkingSet:
         # ... and their untagged totals: [out sum, out count, in sum, in count, earliest at]
         self._flows: dict[str, list[int]] = {}
         self._postings_indexed = 0
-        self._window_cache: dict[tuple[str, str, int], tuple[int, int]] = {}  # root only: stored windows
+        # root only: stored windows, by (handle, direction, since, filter key or None)
+        self._window_cache: dict[tuple[str, str, int, str | None], tuple[int, int]] = {}
+        # The counterparty filters the enabled policy set names, (key, pairs), set on the root per chunk; and
+        # this set's postings that count in them: (handle, key) -> the flows' change, and [(amount, at)]
+        self.filters: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
+            () if parent is None else parent.root.filters
+        )
+        self.filter_deltas: dict[tuple[str, str], list[int]] = {}
+        self.filter_postings: dict[tuple[str, str], list[tuple[int, int]]] = {}
 
     def prefetch(self, handles: set[str], buckets: set[tuple[str, str]], op_ids: set[str]) -> None:
         """Read what a chunk will touch in one query per table; the root's caches then answer the
@@ -96,20 +105,21 @@ class WorkingSet:
                 whole[account][tag] = row.balance_tiyn
         self._buckets_cache.update(whole)
 
-    def prefetch_windows(self, requests: dict[tuple[str, int], set[str]]) -> None:
-        """Read the stored untagged history windows a chunk's policies will ask for, in grouped queries."""
+    def prefetch_windows(self, requests: dict[tuple[str, int, str | None], set[str]]) -> None:
+        """Read the stored untagged or filtered history windows a chunk's policies will ask for, keyed
+        (direction, since, filter key or None), in grouped queries."""
         fetch = self.tx.windows
         if self.parent is not None:
             return
-        by_direction: dict[str, dict[int, set[str]]] = {}
-        for (direction, since), handles in requests.items():
-            by_direction.setdefault(direction, {})[since] = handles
-        for direction, wanted in by_direction.items():
+        by_direction: dict[tuple[str, str | None], dict[int, set[str]]] = {}
+        for (direction, since, key), handles in requests.items():
+            by_direction.setdefault((direction, key), {})[since] = handles
+        for (direction, key), wanted in by_direction.items():
             sinces = tuple(sorted(wanted))
-            found = fetch(set().union(*wanted.values()), direction, sinces)
+            found = fetch(set().union(*wanted.values()), direction, sinces, key)
             for since, handles in wanted.items():
                 for handle in handles:
-                    self._window_cache[(handle, direction, since)] = found.get((handle, since), (0, 0))
+                    self._window_cache[(handle, direction, since, key)] = found.get((handle, since), (0, 0))
 
     def child(self) -> WorkingSet:
         return WorkingSet(parent=self)
@@ -237,8 +247,12 @@ class WorkingSet:
                 return ws.head_value
         return self.tx.head()
 
-    def window(self, handle: str, direction: str, since: int, tag: str | None = None) -> tuple[int, int]:
-        stored = self.root._window_cache.get((handle, direction, since)) if tag is None else None
+    def window(
+        self, handle: str, direction: str, since: int, tag: str | None = None, counterparty: str | None = None
+    ) -> tuple[int, int]:
+        if counterparty is not None:
+            return self._filtered_window(handle, direction, since, counterparty)
+        stored = self.root._window_cache.get((handle, direction, since, None)) if tag is None else None
         total, count = stored if stored is not None else self.tx.window(handle, direction, since, tag)
         out = direction == "out"
         ws: WorkingSet | None = self
@@ -258,6 +272,19 @@ class WorkingSet:
                         if amount < 0 if out else amount > 0:
                             total += -amount if out else amount
                             count += 1
+            ws = ws.parent
+        return total, count
+
+    def _filtered_window(self, handle: str, direction: str, since: int, key: str) -> tuple[int, int]:
+        stored = self.root._window_cache.get((handle, direction, since, key))
+        total, count = stored if stored is not None else self.tx.window(handle, direction, since, None, key)
+        out = direction == "out"
+        ws: WorkingSet | None = self
+        while ws is not None:
+            for amount, at in ws.filter_postings.get((handle, key), ()):
+                if at >= since and (amount < 0 if out else amount > 0):
+                    total += -amount if out else amount
+                    count += 1
             ws = ws.parent
         return total, count
 
@@ -333,9 +360,46 @@ class WorkingSet:
             flow[2] += delta
             flow[3] += 1
 
+    def add_filtered(self, kind: OpKind, body: object, at: int, postings: tuple[Posting, ...], central_bank: str) -> None:
+        """Count an applied operation's postings in the filtered flows their counterparty (as it is now, when
+        the operation applies) matches; core/windows.py FilterReplay does the same from the journal."""
+        pair = counterparties(kind, getattr(body, "payer", None), getattr(body, "payee", None), central_bank)
+        if pair is None:
+            return
+        for p in postings:
+            if p.account == HOLDS_ACCOUNT:
+                continue
+            other = self.account(pair[1] if p.account == pair[0] else pair[0])
+            if other is None:
+                continue
+            party = party_of(other)
+            for key, pairs in self.filters:
+                if not matches(pairs, *party, p.tag):
+                    continue
+                amount = p.amount_tiyn
+                flow = self.filter_deltas.get((p.account, key))
+                if flow is None:
+                    flow = self.filter_deltas[(p.account, key)] = [0, 0, 0, 0]
+                if amount < 0:
+                    flow[0] -= amount
+                    flow[1] += 1
+                elif amount > 0:
+                    flow[2] += amount
+                    flow[3] += 1
+                self.filter_postings.setdefault((p.account, key), []).append((amount, at))
+
     def merge_into_parent(self) -> None:
         p = self.parent
         assert p is not None
+        for key, flow in self.filter_deltas.items():
+            mine = p.filter_deltas.get(key)
+            if mine is None:
+                p.filter_deltas[key] = list(flow)
+            else:
+                for i in range(4):
+                    mine[i] += flow[i]
+        for key, moved in self.filter_postings.items():
+            p.filter_postings.setdefault(key, []).extend(moved)
         p.accounts.update(self.accounts)
         for key, delta in self.bucket_deltas.items():
             p.bucket_deltas[key] = p.bucket_deltas.get(key, 0) + delta
@@ -393,6 +457,7 @@ class WorkingSet:
                 stored.in_count + in_n,
                 last,
             )
+        filter_flows, filter_activity = self._filter_rows(minute)
         return ChangeSet(
             accounts=[(self.account_id(h), a) for h, a in self.accounts.items()],
             tag_names=list(self._new_tags),
@@ -408,4 +473,26 @@ class WorkingSet:
             head=self.head_value,
             traces=list(self.traces),
             reports=list(self.reports),
+            filter_flows=filter_flows,
+            filter_activity=filter_activity,
         )
+
+    def _filter_rows(self, minute: int) -> tuple[list[tuple], list[tuple]]:
+        """The chunk's filtered flows as upserts, with a snapshot of each row's flows on its first move in a
+        minute (the store's rows of the touched (account, filter) pairs read in one query)."""
+        if not self.filter_deltas:
+            return [], []
+        stored = self.tx.filter_rows(set(self.filter_deltas))
+        flows, activity = [], []
+        for (handle, key), (out, out_n, in_, in_n) in sorted(self.filter_deltas.items()):
+            aid = self.account_id(handle)
+            row = stored.get((handle, key))
+            if row is None:
+                activity.append((aid, key, minute, 0, 0, 0, 0))
+                last = minute
+            else:
+                if row.minute < minute:
+                    activity.append((aid, key, minute, row.out_tiyn, row.out_count, row.in_tiyn, row.in_count))
+                last = max(minute, row.minute)
+            flows.append((out, out_n, in_, in_n, last, aid, key))
+        return flows, activity

@@ -12,8 +12,9 @@ from typing import Any, Protocol, TypeVar
 
 from ..core import limits
 from ..core.records import Account
+from ..core.windows import calendar_start
 from . import ast
-from .check import Scope, constant_value
+from .check import Scope, constant_value, window_filter
 from .data import cell_value
 
 
@@ -54,23 +55,34 @@ class Ctx:
             raise RuleError(f"the operation has no {role} account")
         return account
 
-    def window(self, which: str, direction: str, seconds: int, tag: str | None) -> tuple[int, int]:
-        key = (which, direction, seconds, tag)
+    def window(
+        self, which: str, direction: str, seconds: int, tag: str | None, counterparty: str | None = None
+    ) -> tuple[int, int]:
+        """`counterparty`: the key of a filtered aggregate (check.window_filter), which includes any tag."""
+        key = (which, direction, seconds, tag, counterparty)
         found = self._cache.get(key)
         if found is None:
             handle = self.party(which).handle
-            found = self._cache[key] = self.view.window(handle, direction, self.proposal.at - seconds, tag)
+            since = self.proposal.at - seconds
+            found = self._cache[key] = self._window(handle, direction, since, tag, counterparty)
         return found
 
-    def calendar_window(self, which: str, direction: str, unit: str, tag: str | None) -> tuple[int, int]:
+    def calendar_window(
+        self, which: str, direction: str, unit: str, tag: str | None, counterparty: str | None = None
+    ) -> tuple[int, int]:
         """A window from the start of the operation's calendar day or month, in the ledger's time zone."""
-        key = (which, direction, unit, tag)
+        key = (which, direction, unit, tag, counterparty)
         found = self._cache.get(key)
         if found is None:
             handle = self.party(which).handle
             since = calendar_start(self.proposal.at, unit)
-            found = self._cache[key] = self.view.window(handle, direction, since, tag)
+            found = self._cache[key] = self._window(handle, direction, since, tag, counterparty)
         return found
+
+    def _window(self, handle: str, direction: str, since: int, tag: str | None, counterparty: str | None):
+        if counterparty is None:  # a view written before counterparty filters takes four arguments
+            return self.view.window(handle, direction, since, tag)
+        return self.view.window(handle, direction, since, tag, counterparty)
 
     def attr_value(self, which: str, key: str, value_type: str, has_default: bool, default: object) -> object:
         """A declared attribute as its type; missing: the declared default, or the rule fails (denies)."""
@@ -120,16 +132,6 @@ class Ctx:
     def has_item(text: str, item: str) -> bool:
         """`has`: an item of a comma-separated attribute ("construction, roads")."""
         return item in {part.strip() for part in text.split(",")}
-
-
-def calendar_start(at: int, unit: str, offset_s: int = limits.ledger_utc_offset_s) -> int:
-    """Unix time of the start of the calendar day or month containing `at`, in the zone `offset_s` from UTC."""
-    zone = dt.timezone(dt.timedelta(seconds=offset_s))
-    local = dt.datetime.fromtimestamp(at, tz=zone)
-    start = local.replace(hour=0, minute=0, second=0, microsecond=0)
-    if unit == "month":
-        start = start.replace(day=1)
-    return int(start.timestamp())
 
 
 def _date_of(ts: int) -> str:
@@ -264,17 +266,20 @@ def _call_node(e: ast.Call, lets: Scope) -> py.expr:
         return _call(bucket, _attr(_party(e.party), "handle"), _node(e.args[0], lets))
     direction = "out" if e.name.startswith("out") else "in"
     index = 1 if e.name.endswith("count") else 0
-    tag = _node(e.args[1], lets) if len(e.args) > 1 else _const(None)
+    counterparty = window_filter(e, lets.values)
+    # a filtered aggregate's key holds the tag: the window reads that aggregate, not a tag's bucket
+    tag = _node(e.args[1], lets) if len(e.args) > 1 and counterparty is None else _const(None)
+    filtered = () if counterparty is None else (_const(counterparty),)
     first = e.args[0]
     if isinstance(first, ast.Name) and first.name in ("day", "month") and first.name not in lets.values:
         window = _call(
-            _attr(_c(), "calendar_window"), _const(e.party), _const(direction), _const(first.name), tag
+            _attr(_c(), "calendar_window"), _const(e.party), _const(direction), _const(first.name), tag, *filtered
         )
         return py.Subscript(window, _const(index), py.Load())
     seconds = constant_value(first, lets.values)
     if not isinstance(seconds, int):
         raise TypeError("a window that is not a constant")  # the checker lets none through
-    window = _call(_attr(_c(), "window"), _const(e.party), _const(direction), _const(seconds), tag)
+    window = _call(_attr(_c(), "window"), _const(e.party), _const(direction), _const(seconds), tag, *filtered)
     return py.Subscript(window, _const(index), py.Load())
 
 

@@ -28,7 +28,7 @@ from fractions import Fraction
 from ..core.hooks import LedgerView, Proposal
 from ..core.records import Decision, Posting, Report
 from . import ast
-from .check import DECIDED_KINDS, CheckedSet, Scope
+from .check import CALENDAR_UNITS, DECIDED_KINDS, CheckedSet, Scope, window_filter
 from .compile import Ctx, Plan, compile_probes, condition_node, constant_value
 from .plan import PlannedRule, dispatch, plan_rule
 from .shares import Portion, allocate, share_text
@@ -162,14 +162,16 @@ class PolicySetEngine:
             self.plans[kind] = shared[names]
         self._allow = Decision(policy_set_id=policy_set_id)
         self._combinations: dict[tuple, Callable[[Proposal], Decision]] = {}
-        # The untagged history windows the set reads, known before it runs: the ledger reads them for a whole
-        # chunk of payments in one grouped query instead of one query per payment.
-        windows: set[tuple[str, str, int]] = set()
+        # The untagged and counterparty-filtered history windows the set reads, known before it runs: the ledger
+        # reads them for a whole chunk of payments in one grouped query instead of one query per payment.
+        windows: set[tuple[str, str, int | str, str | None]] = set()
         for f in checked.files:
             _collect_windows(
                 f.items, checked.constants.get(f.path, {}), windows
             )  # rules and named conditions
         self.windows = frozenset(windows)
+        # The filtered aggregates the ledger keeps while this set is enabled (check.window_filter keys).
+        self.filters = frozenset(key for _, _, _, key in windows if key is not None)
 
     @property
     def policy_set_id(self) -> str:
@@ -401,15 +403,21 @@ def _by_name(rule: CompiledRule) -> str:
     return rule.name
 
 
-def _collect_windows(node: object, lets: dict[str, object], out: set[tuple[str, str, int]]) -> None:
-    """Every untagged history window (party, direction, seconds) read anywhere under `node`."""
+def _collect_windows(
+    node: object, lets: dict[str, object], out: set[tuple[str, str, int | str, str | None]]
+) -> None:
+    """Every untagged or counterparty-filtered history window read anywhere under `node`: (party, direction,
+    seconds or calendar unit, filter key or None)."""
     todo = [node]
     while todo:  # no recursion: policy trees are bounded, but this walk must not depend on it
         item = todo.pop()
-        if isinstance(item, ast.Call) and item.name != "balance" and len(item.args) == 1:
-            seconds = constant_value(item.args[0], lets)
-            if isinstance(seconds, int):
-                out.add((item.party, "out" if item.name.startswith("out") else "in", seconds))
+        if isinstance(item, ast.Call) and item.name != "balance" and (len(item.args) == 1 or item.filters):
+            first = item.args[0]
+            unit = first.name if isinstance(first, ast.Name) and first.name in CALENDAR_UNITS else None
+            span = unit if unit is not None and first.name not in lets else constant_value(first, lets)
+            if isinstance(span, int | str):
+                direction = "out" if item.name.startswith("out") else "in"
+                out.add((item.party, direction, span, window_filter(item, lets)))
         if dataclasses.is_dataclass(item) and not isinstance(item, type):
             todo.extend(getattr(item, f.name) for f in dataclasses.fields(item))
         elif isinstance(item, list | tuple):
