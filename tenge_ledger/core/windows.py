@@ -13,7 +13,7 @@ import datetime as dt
 import json
 
 from . import limits
-from .records import HOLDS_ACCOUNT, Account, OpenAccount, OpKind, Operation, UpdateAccount
+from .records import HOLDS_ACCOUNT, Account, OpenAccount, Operation, OpKind, UpdateAccount
 
 FILTER_NAMES = ("bank", "kind", "tag", "zone")
 ZONE_ATTR = "zone"  # the account attribute a `zone:` filter reads
@@ -125,7 +125,9 @@ class FilterReplay:
             return
         if not self.filters or not postings:
             return
-        pair = counterparties(op.kind, getattr(body, "payer", None), getattr(body, "payee", None), self.central_bank)
+        pair = counterparties(
+            op.kind, getattr(body, "payer", None), getattr(body, "payee", None), self.central_bank
+        )
         if pair is None:
             return
         minute = at // 60
@@ -142,7 +144,9 @@ class FilterReplay:
                         self.activity[(account, key, minute)] = snapshot
 
 
-def counterparties(kind: OpKind, payer: str | None, payee: str | None, central_bank: str) -> tuple[str, str] | None:
+def counterparties(
+    kind: OpKind, payer: str | None, payee: str | None, central_bank: str
+) -> tuple[str, str] | None:
     """(payer, payee) of an operation whose postings have a counterparty: a leg on the payer's account has the
     payee as its counterparty, any other leg (the payee's, a split's or a fee's) the payer. An issue is paid by
     the central bank, a redemption to it; the legs of posts, voids and sweeps (money leaving or returning to the

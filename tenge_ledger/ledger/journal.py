@@ -14,8 +14,8 @@ from dataclasses import dataclass, field, replace
 
 from ..core.canonical import canonical_bytes
 from ..core.records import Account, Operation, Posting
-from ..store.base import GENESIS_HASH, JournalPosting, ReportRow, Store, StoredOperation
 from ..core.windows import FilterReplay, parse_filter
+from ..store.base import GENESIS_HASH, JournalPosting, ReportRow, Store, StoredOperation
 from ..store.entries import add_flow, operation_from_document
 from ..store.filters import kept_filters
 from .replay import Replay
@@ -316,7 +316,9 @@ def _filter_replay(store: Store, settings: dict, result: JournalCheck) -> Filter
             parse_filter(key)
             good.add(key)
         except ValueError:
-            result.problems.append(f"filtered history flows are kept under a key that is not a filter: {key!r}")
+            result.problems.append(
+                f"filtered history flows are kept under a key that is not a filter: {key!r}"
+            )
     return FilterReplay(good, store.meta().central_bank)
 
 

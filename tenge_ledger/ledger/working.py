@@ -360,7 +360,9 @@ class WorkingSet:
             flow[2] += delta
             flow[3] += 1
 
-    def add_filtered(self, kind: OpKind, body: object, at: int, postings: tuple[Posting, ...], central_bank: str) -> None:
+    def add_filtered(
+        self, kind: OpKind, body: object, at: int, postings: tuple[Posting, ...], central_bank: str
+    ) -> None:
         """Count an applied operation's postings in the filtered flows their counterparty (as it is now, when
         the operation applies) matches; core/windows.py FilterReplay does the same from the journal."""
         pair = counterparties(kind, getattr(body, "payer", None), getattr(body, "payee", None), central_bank)
@@ -492,7 +494,9 @@ class WorkingSet:
                 last = minute
             else:
                 if row.minute < minute:
-                    activity.append((aid, key, minute, row.out_tiyn, row.out_count, row.in_tiyn, row.in_count))
+                    activity.append(
+                        (aid, key, minute, row.out_tiyn, row.out_count, row.in_tiyn, row.in_count)
+                    )
                 last = max(minute, row.minute)
             flows.append((out, out_n, in_, in_n, last, aid, key))
         return flows, activity

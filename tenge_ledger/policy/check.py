@@ -652,7 +652,9 @@ class _FileChecker:
                 calendar = calendar or i == 0  # the window is reported: no second error about it
         if e.name == "balance":
             if e.filters:
-                self.error(e.filters[0], "balance() takes no counterparty filter: only history sums and counts do")
+                self.error(
+                    e.filters[0], "balance() takes no counterparty filter: only history sums and counts do"
+                )
             self.reads.add(f"{e.party}.balance")
             self.cost += 5
             return result
@@ -693,7 +695,9 @@ class _FileChecker:
                 continue
             if f.key == "kind":
                 if t != KIND_NAME:
-                    self.error(f.value, f"a counterparty filter's kind is an account kind like bank, not a {t}")
+                    self.error(
+                        f.value, f"a counterparty filter's kind is an account kind like bank, not a {t}"
+                    )
             elif t != STRING or not _is_constant(f.value, self.lets):
                 self.error(f.value, f"a counterparty filter's {f.key} is a constant string (or a let of one), "
                            f"not a {t if t != STRING else 'value read from the operation'}")  # fmt: skip

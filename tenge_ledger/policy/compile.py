@@ -10,7 +10,6 @@ import re
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol, TypeVar
 
-from ..core import limits
 from ..core.records import Account
 from ..core.windows import calendar_start
 from . import ast
@@ -273,7 +272,12 @@ def _call_node(e: ast.Call, lets: Scope) -> py.expr:
     first = e.args[0]
     if isinstance(first, ast.Name) and first.name in ("day", "month") and first.name not in lets.values:
         window = _call(
-            _attr(_c(), "calendar_window"), _const(e.party), _const(direction), _const(first.name), tag, *filtered
+            _attr(_c(), "calendar_window"),
+            _const(e.party),
+            _const(direction),
+            _const(first.name),
+            tag,
+            *filtered,
         )
         return py.Subscript(window, _const(index), py.Load())
     seconds = constant_value(first, lets.values)

@@ -21,13 +21,13 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from ..core.canonical import body_to_dict, canonical_json
-from ..core.windows import add_flow  # noqa: F401 - the upgrade and `tenge check` replay flows with it
 from ..core.records import (
     BODY_BY_KIND,
     AccountKind,
     Operation,
     OpKind,
 )
+from ..core.windows import add_flow  # noqa: F401 - the upgrade and `tenge check` replay flows with it
 
 # Persisted: a kind's code is its position here. Append only.
 KIND_CODES: tuple[OpKind, ...] = (

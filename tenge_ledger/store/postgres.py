@@ -300,7 +300,9 @@ def _write_script(client: psycopg.ClientCursor, ch: ChangeSet) -> str:
     if ch.filter_activity:
         out.append(f"INSERT INTO filter_activity VALUES {_values(m, ch.filter_activity)}")
     if ch.settings is not None:
-        out.append(m("UPDATE meta SET value = %s WHERE key = 'settings'", (json.dumps(ch.settings, sort_keys=True),)))
+        out.append(
+            m("UPDATE meta SET value = %s WHERE key = 'settings'", (json.dumps(ch.settings, sort_keys=True),))
+        )
     if ch.entries:
         out.append(f"INSERT INTO journal ({JOURNAL_COLUMNS}) VALUES {_values(m, ch.entries)}")
     if ch.legs:

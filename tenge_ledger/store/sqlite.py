@@ -267,7 +267,9 @@ class SqliteTx(SqlTxReads):
         if ch.filter_activity:
             c.executemany("INSERT INTO filter_activity VALUES (?,?,?,?,?,?,?)", ch.filter_activity)
         if ch.settings is not None:
-            c.execute("UPDATE meta SET value = ? WHERE key = 'settings'", (json.dumps(ch.settings, sort_keys=True),))
+            c.execute(
+                "UPDATE meta SET value = ? WHERE key = 'settings'", (json.dumps(ch.settings, sort_keys=True),)
+            )
         if ch.entries:
             c.executemany(f"INSERT INTO journal ({JOURNAL_COLUMNS}) VALUES ({_JOURNAL_MARKS})", ch.entries)
         if ch.legs:
