@@ -85,7 +85,10 @@ def test_counterparty_filter__parsed_formatted_and_read():
     reads = manifest(engine.checked)[0]["reads"]
     assert "payer.history.out(day, by tag, counterparty bank=halyk)" in reads
     assert "payee.history.in(24h, counterparty kind=bank)" in reads
-    assert engine.filters == {filter_key([("bank", "halyk"), ("tag", "meals")]), filter_key([("kind", "bank")])}
+    assert engine.filters == {
+        filter_key([("bank", "halyk"), ("tag", "meals")]),
+        filter_key([("kind", "bank")]),
+    }
     assert ("payer", "out", "day", filter_key([("bank", "halyk"), ("tag", "meals")])) in engine.windows
 
 
@@ -113,7 +116,9 @@ def test_counterparty_filter__values_must_be_constants_of_their_type():
 
 def test_counterparty_filter__a_let_names_the_value():
     engine = compile_sources(
-        {"r.policy": 'let home = "halyk"\nrule "r"\n  when payer.out_sum(day, bank: home) > 1 KZT\n  deny "x"\n'}
+        {
+            "r.policy": 'let home = "halyk"\nrule "r"\n  when payer.out_sum(day, bank: home) > 1 KZT\n  deny "x"\n'
+        }
     )
     assert engine.filters == {filter_key([("bank", "halyk")])}
 
@@ -230,7 +235,9 @@ def test_check__names_an_edited_or_missing_filtered_row(sqlite_url, tmp_path):
     store = open_store(sqlite_url)
     try:
         found = check_journal(store, signatures=False).problems
-        assert any(p.startswith('filtered history flows of halyk [["kind","bank"]]: stored [49999') for p in found)
+        assert any(
+            p.startswith('filtered history flows of halyk [["kind","bank"]]: stored [49999') for p in found
+        )
         conn.execute("DELETE FROM filter_activity")
         found = check_journal(store, signatures=False).problems
         assert any(p.startswith('filtered activity of halyk [["kind","bank"]] at minute') for p in found)
@@ -248,4 +255,75 @@ def test_filter_replay__legs_of_a_split_count_against_the_payer():
     legs = [("halyk", -100, ""), ("a", 60, ""), ("x", 40, "")]
     replay.apply(Operation("t", "halyk", Transfer("halyk", "a", 100)), 60, legs)
     key = filter_key([("kind", "bank")])
-    assert replay.flows == {("a", key): [0, 0, 60, 1, 1], ("x", key): [0, 0, 40, 1, 1]}  # the payer is the bank
+    assert replay.flows == {
+        ("a", key): [0, 0, 60, 1, 1],
+        ("x", key): [0, 0, 40, 1, 1],
+    }  # the payer is the bank
+
+
+def _run_sql(url: str, statements: list[str]) -> list[tuple]:
+    """Run statements on the store's database directly; the rows of the last."""
+    if url.startswith("postgresql"):
+        import psycopg
+
+        with psycopg.connect(url, autocommit=True) as conn:
+            rows: list[tuple] = []
+            for statement in statements:
+                cur = conn.execute(statement)
+                rows = cur.fetchall() if cur.description else []
+            return rows
+    conn = sqlite3.connect(url, isolation_level=None)
+    try:
+        rows = []
+        for statement in statements:
+            rows = conn.execute(statement).fetchall()
+        return rows
+    finally:
+        conn.close()
+
+
+def test_migration_3__a_version_2_ledger_gets_the_filtered_tables(make_ledger):
+    env = make_ledger()
+    w = _banks(env)
+    assert w.transfer("halyk", "kaspi", 700 * KZT).succeeded
+    env.store.close()
+    _run_sql(
+        env.url,
+        [
+            "DROP TABLE filter_flows",
+            "DROP TABLE filter_activity",
+            "DELETE FROM schema_migrations WHERE version = 3",
+        ],
+    )
+    store = open_store(env.url)  # applies migration 3
+    try:
+        versions = _run_sql(env.url, ["SELECT version FROM schema_migrations ORDER BY version"])
+        assert [v for (v,) in versions] == [1, 2, 3]
+        assert store.filter_flows() == {}
+        enable(store, {"r.policy": NET_CAP}, env.clock())
+        w = Wallet(ledger_over(store, env.clock), env.keystore)
+        assert w.transfer("halyk", "kaspi", 400 * KZT).code is ResultCode.policy_denied  # the 700 before it
+        assert check_journal(store, signatures=False).problems == []
+    finally:
+        store.close()
+
+
+def test_policy_explain__shows_the_filtered_windows_a_matched_rule_read(sqlite_url, tmp_path):
+    from click.testing import CliRunner
+
+    from tenge_cli.main import cli
+
+    env = build_ledger(sqlite_url, tmp_path / "keys")
+    w = _banks(env)
+    w = _enable(env, ZONE_REPORT)
+    assert w.transfer("aigerim", "cafe", 600 * KZT, op_id="first").succeeded
+    assert w.transfer("aigerim", "cafe", 1 * KZT, op_id="reported").reports
+    env.store.close()
+    out = CliRunner().invoke(cli, ["--db", sqlite_url, "policy", "explain", "reported"])
+    assert out.exit_code == 0, out.output
+    assert (
+        "matched zone-spend (r.policy:1)\n    read payer.history.out(30d, counterparty zone=alatau)\n"
+        in out.output
+    )
+    out = CliRunner().invoke(cli, ["--db", sqlite_url, "--json", "policy", "explain", "reported"])
+    assert '"zone-spend": [\n      "payer.history.out(30d, counterparty zone=alatau)"' in out.output
