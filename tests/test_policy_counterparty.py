@@ -89,7 +89,9 @@ def test_counterparty_filter__parsed_formatted_and_read():
         filter_key([("bank", "halyk"), ("tag", "meals")]),
         filter_key([("kind", "bank")]),
     }
-    assert ("payer", "out", "day", filter_key([("bank", "halyk"), ("tag", "meals")])) in engine.windows
+    assert ("payer", "out", "day", filter_key([("bank", "halyk"), ("tag", "meals")])) in {
+        w[:4] for w in engine.windows
+    }
 
 
 def test_counterparty_filter__unknown_key_located_with_a_suggestion():

@@ -12,6 +12,8 @@ from ..core.windows import counterparties, matches, party_of
 from ..store.base import BucketRow, ChangeSet, JournalPosting, ReportRow, StoreTx
 from .state import StoredState
 
+_NO_POSTINGS = (0, 0)  # a stored window without postings
+
 
 class WorkingSet:
     def __init__(
@@ -59,14 +61,17 @@ class WorkingSet:
         # ... and their untagged totals: [out sum, out count, in sum, in count, earliest at]
         self._flows: dict[str, list[int]] = {}
         self._postings_indexed = 0
-        # root only: stored windows, by (handle, direction, since, filter key or None)
-        self._window_cache: dict[tuple[str, str, int, str | None], tuple[int, int]] = {}
-        # The counterparty filters the enabled policy set names, (key, pairs), set on the root per chunk; and
-        # this set's postings that count in them: (handle, key) -> the flows' change, and [(amount, at)]
-        self.filters: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
+        # root only: stored windows, by (direction, since, filter key or None), then handle (one dict per window
+        # rather than a key tuple per account: fewer objects kept alive for the chunk)
+        self._window_cache: dict[tuple[str, int, str | None], dict[str, tuple[int, int]]] = {}
+        # The counterparty filters the enabled policy set names, (key, counterparty pairs, tag or None), set on
+        # the root per chunk; and this set's postings that count in them: (handle, key) -> the flows' change, and
+        # [(amount, at)]
+        self.filters: tuple[tuple[str, tuple[tuple[str, str], ...], str | None], ...] = (
             () if parent is None else parent.root.filters
         )
         self.filter_deltas: dict[tuple[str, str], list[int]] = {}
+        self.zone_filters = False  # root only: whether a filter reads the zone (which accounts may change)
         self.filter_postings: dict[tuple[str, str], list[tuple[int, int]]] = {}
 
     def prefetch(self, handles: set[str], buckets: set[tuple[str, str]], op_ids: set[str]) -> None:
@@ -118,8 +123,9 @@ class WorkingSet:
             sinces = tuple(sorted(wanted))
             found = fetch(set().union(*wanted.values()), direction, sinces, key)
             for since, handles in wanted.items():
+                cached = self._window_cache.setdefault((direction, since, key), {})
                 for handle in handles:
-                    self._window_cache[(handle, direction, since, key)] = found.get((handle, since), (0, 0))
+                    cached[handle] = found.get((handle, since), _NO_POSTINGS)
 
     def child(self) -> WorkingSet:
         return WorkingSet(parent=self)
@@ -252,7 +258,8 @@ class WorkingSet:
     ) -> tuple[int, int]:
         if counterparty is not None:
             return self._filtered_window(handle, direction, since, counterparty)
-        stored = self.root._window_cache.get((handle, direction, since, None)) if tag is None else None
+        cached = self.root._window_cache.get((direction, since, None)) if tag is None else None
+        stored = None if cached is None else cached.get(handle)
         total, count = stored if stored is not None else self.tx.window(handle, direction, since, tag)
         out = direction == "out"
         ws: WorkingSet | None = self
@@ -276,7 +283,8 @@ class WorkingSet:
         return total, count
 
     def _filtered_window(self, handle: str, direction: str, since: int, key: str) -> tuple[int, int]:
-        stored = self.root._window_cache.get((handle, direction, since, key))
+        cached = self.root._window_cache.get((direction, since, key))
+        stored = None if cached is None else cached.get(handle)
         total, count = stored if stored is not None else self.tx.window(handle, direction, since, None, key)
         out = direction == "out"
         ws: WorkingSet | None = self
@@ -368,15 +376,15 @@ class WorkingSet:
         pair = counterparties(kind, getattr(body, "payer", None), getattr(body, "payee", None), central_bank)
         if pair is None:
             return
+        # the filters each party matches, but for the tag (a posting's own): most payments match none
+        of_payer, of_payee = self._matching(pair[0]), self._matching(pair[1])
+        if not of_payer and not of_payee:
+            return
         for p in postings:
             if p.account == HOLDS_ACCOUNT:
                 continue
-            other = self.account(pair[1] if p.account == pair[0] else pair[0])
-            if other is None:
-                continue
-            party = party_of(other)
-            for key, pairs in self.filters:
-                if not matches(pairs, *party, p.tag):
+            for key, tag in of_payee if p.account == pair[0] else of_payer:
+                if tag is not None and tag != p.tag:
                     continue
                 amount = p.amount_tiyn
                 flow = self.filter_deltas.get((p.account, key))
@@ -389,6 +397,23 @@ class WorkingSet:
                     flow[2] += amount
                     flow[3] += 1
                 self.filter_postings.setdefault((p.account, key), []).append((amount, at))
+
+    def _matching(self, handle: str) -> list[tuple[str, str | None]]:
+        """The filters whose counterparty conditions `handle` meets, each with its tag (None: any) to test."""
+        state = self.state
+        if state.matched_for is not self.filters:
+            state.matched_for, state.matched = self.filters, {}
+        found = state.matched.get(handle)
+        if found is not None and (not self.root.zone_filters or self.account(handle) is found[0]):
+            return found[1]
+        account = self.account(handle)
+        if account is None:
+            return []
+        kind, bank, zone = party_of(account)
+        matched = [(key, tag) for key, pairs, tag in self.filters if matches(pairs, kind, bank, zone, "")]
+        if self.parent is None or account is self.root.account(handle):  # not a change a child may throw away
+            state.matched[handle] = (account, matched)
+        return matched
 
     def merge_into_parent(self) -> None:
         p = self.parent
