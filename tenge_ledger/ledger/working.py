@@ -57,8 +57,9 @@ class WorkingSet:
         # Per-account indexes of this set's own changes, so a policy's balance and window reads cost what the
         # account touched, not the whole chunk (postings are append-only: indexed incrementally).
         self._tags_by_account: dict[str, set[str]] = {}
-        self._postings_by_account: dict[str, list[JournalPosting]] = {}
-        # ... and their untagged totals: [out sum, out count, in sum, in count, earliest at]
+        # ... and their postings' untagged totals: [out sum, out count, in sum, in count, earliest at] (a window
+        # that starts after the earliest, or reads one tag, scans this set's postings: every posting of a chunk
+        # has its time, and shipped windows read no tag, so that is rare)
         self._flows: dict[str, list[int]] = {}
         self._postings_indexed = 0
         # root only: stored windows, by (direction, since, filter key or None), then handle (one dict per window
@@ -264,17 +265,16 @@ class WorkingSet:
         out = direction == "out"
         ws: WorkingSet | None = self
         while ws is not None:
-            postings = ws._postings_of(handle)
-            if postings:
-                flow = ws._flows[handle]
+            flow = ws._flow_of(handle) if ws.postings else None
+            if flow is not None:
                 # the usual case: every posting of this set is in an untagged window
                 if tag is None and since <= flow[4]:
                     total += flow[0] if out else flow[2]
                     count += flow[1] if out else flow[3]
                 else:
-                    for p in postings:
+                    for p in ws.postings:
                         amount = p.amount_tiyn
-                        if p.at < since or (tag is not None and p.tag != tag):
+                        if p.account != handle or p.at < since or (tag is not None and p.tag != tag):
                             continue
                         if amount < 0 if out else amount > 0:
                             total += -amount if out else amount
@@ -296,11 +296,11 @@ class WorkingSet:
             ws = ws.parent
         return total, count
 
-    def _postings_of(self, handle: str) -> list[JournalPosting]:
+    def _flow_of(self, handle: str) -> list[int] | None:
+        """The untagged totals of this set's postings of `handle` (None when it has none)."""
         if self._postings_indexed < len(self.postings):
-            index, flows = self._postings_by_account, self._flows
+            flows = self._flows
             for p in self.postings[self._postings_indexed :]:
-                index.setdefault(p.account, []).append(p)
                 flow = flows.get(p.account)
                 if flow is None:
                     flow = flows[p.account] = [0, 0, 0, 0, p.at]
@@ -314,7 +314,7 @@ class WorkingSet:
                 if p.at < flow[4]:
                     flow[4] = p.at
             self._postings_indexed = len(self.postings)
-        return self._postings_by_account.get(handle, [])
+        return self._flows.get(handle)
 
     def account_id(self, handle: str) -> int:
         """The account's id: the store's, or a new one for an account opened in this chunk."""
