@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import operator
 import secrets
 import time
 from collections.abc import Callable, Sequence
@@ -291,7 +292,7 @@ class Ledger:
             if applied.hold is not None:
                 child.holds[op.id] = applied.hold
             seq = self._journal(child, op, at, applied.postings, applied.decision, digest)
-            if child.filters and applied.postings:
+            if child.root.filters and applied.postings:
                 child.add_filtered(op.kind, op.body, at, applied.postings, self.central_bank)
         except Rejected as r:
             result = Result(op.id, r.code, r.message, reports=_report_dicts(r.reports))
@@ -392,7 +393,7 @@ class Ledger:
         parts = (decision.detail, decision.rules, decision.reasons, decision.reports, policy_set_id)
         cache = self._decision_texts
         found = cache.get(id(decision.detail))
-        if found is None or any(a is not b for a, b in zip(found[0], parts, strict=True)):
+        if found is None or not all(map(operator.is_, found[0], parts)):
             if len(cache) >= limits.decision_texts_kept_max:
                 cache.clear()
             found = cache[id(decision.detail)] = (parts, _decision_text(decision, policy_set_id))

@@ -16,6 +16,15 @@ _NO_POSTINGS = (0, 0)  # a stored window without postings
 
 
 class WorkingSet:
+    # The counterparty filters the enabled policy set names, (key, counterparty pairs, tag or None), set on the
+    # root per chunk, and whether one reads the zone (which an account may change). A set's postings that count
+    # in them: (handle, key) -> the flows' change, and [(amount, at)]; made on first use, so the working sets
+    # of a ledger without filters carry none of it.
+    filters: tuple[tuple[str, tuple[tuple[str, str], ...], str | None], ...] = ()
+    zone_filters = False
+    filter_deltas: dict[tuple[str, str], list[int]] | None = None
+    filter_postings: dict[tuple[str, str], list[tuple[int, int]]] | None = None
+
     def __init__(
         self, parent: WorkingSet | None = None, tx: StoreTx | None = None, state: StoredState | None = None
     ) -> None:
@@ -65,15 +74,6 @@ class WorkingSet:
         # root only: stored windows, by (direction, since, filter key or None), then handle (one dict per window
         # rather than a key tuple per account: fewer objects kept alive for the chunk)
         self._window_cache: dict[tuple[str, int, str | None], dict[str, tuple[int, int]]] = {}
-        # The counterparty filters the enabled policy set names, (key, counterparty pairs, tag or None), set on
-        # the root per chunk; and this set's postings that count in them: (handle, key) -> the flows' change, and
-        # [(amount, at)]
-        self.filters: tuple[tuple[str, tuple[tuple[str, str], ...], str | None], ...] = (
-            () if parent is None else parent.root.filters
-        )
-        self.filter_deltas: dict[tuple[str, str], list[int]] = {}
-        self.zone_filters = False  # root only: whether a filter reads the zone (which accounts may change)
-        self.filter_postings: dict[tuple[str, str], list[tuple[int, int]]] = {}
 
     def prefetch(self, handles: set[str], buckets: set[tuple[str, str]], op_ids: set[str]) -> None:
         """Read what a chunk will touch in one query per table; the root's caches then answer the
@@ -289,7 +289,7 @@ class WorkingSet:
         out = direction == "out"
         ws: WorkingSet | None = self
         while ws is not None:
-            for amount, at in ws.filter_postings.get((handle, key), ()):
+            for amount, at in (ws.filter_postings or {}).get((handle, key), ()):
                 if at >= since and (amount < 0 if out else amount > 0):
                     total += -amount if out else amount
                     count += 1
@@ -380,6 +380,10 @@ class WorkingSet:
         of_payer, of_payee = self._matching(pair[0]), self._matching(pair[1])
         if not of_payer and not of_payee:
             return
+        if self.filter_deltas is None:
+            self.filter_deltas, self.filter_postings = {}, {}
+        deltas, moved = self.filter_deltas, self.filter_postings
+        assert moved is not None
         for p in postings:
             if p.account == HOLDS_ACCOUNT:
                 continue
@@ -387,22 +391,22 @@ class WorkingSet:
                 if tag is not None and tag != p.tag:
                     continue
                 amount = p.amount_tiyn
-                flow = self.filter_deltas.get((p.account, key))
+                flow = deltas.get((p.account, key))
                 if flow is None:
-                    flow = self.filter_deltas[(p.account, key)] = [0, 0, 0, 0]
+                    flow = deltas[(p.account, key)] = [0, 0, 0, 0]
                 if amount < 0:
                     flow[0] -= amount
                     flow[1] += 1
                 elif amount > 0:
                     flow[2] += amount
                     flow[3] += 1
-                self.filter_postings.setdefault((p.account, key), []).append((amount, at))
+                moved.setdefault((p.account, key), []).append((amount, at))
 
     def _matching(self, handle: str) -> list[tuple[str, str | None]]:
         """The filters whose counterparty conditions `handle` meets, each with its tag (None: any) to test."""
-        state = self.state
-        if state.matched_for is not self.filters:
-            state.matched_for, state.matched = self.filters, {}
+        state, filters = self.state, self.root.filters
+        if state.matched_for is not filters:
+            state.matched_for, state.matched = filters, {}
         found = state.matched.get(handle)
         if found is not None and (not self.root.zone_filters or self.account(handle) is found[0]):
             return found[1]
@@ -410,7 +414,7 @@ class WorkingSet:
         if account is None:
             return []
         kind, bank, zone = party_of(account)
-        matched = [(key, tag) for key, pairs, tag in self.filters if matches(pairs, kind, bank, zone, "")]
+        matched = [(key, tag) for key, pairs, tag in filters if matches(pairs, kind, bank, zone, "")]
         if self.parent is None or account is self.root.account(handle):  # not a change a child may throw away
             state.matched[handle] = (account, matched)
         return matched
@@ -418,15 +422,8 @@ class WorkingSet:
     def merge_into_parent(self) -> None:
         p = self.parent
         assert p is not None
-        for key, flow in self.filter_deltas.items():
-            mine = p.filter_deltas.get(key)
-            if mine is None:
-                p.filter_deltas[key] = list(flow)
-            else:
-                for i in range(4):
-                    mine[i] += flow[i]
-        for key, moved in self.filter_postings.items():
-            p.filter_postings.setdefault(key, []).extend(moved)
+        if self.filter_deltas is not None:
+            self._merge_filtered(p)
         p.accounts.update(self.accounts)
         for key, delta in self.bucket_deltas.items():
             p.bucket_deltas[key] = p.bucket_deltas.get(key, 0) + delta
@@ -451,6 +448,20 @@ class WorkingSet:
             p.head_value = self.head_value
         p.traces.extend(self.traces)
         p.reports.extend(self.reports)
+
+    def _merge_filtered(self, p: WorkingSet) -> None:
+        if p.filter_deltas is None:
+            p.filter_deltas, p.filter_postings = {}, {}
+        assert self.filter_postings is not None and p.filter_postings is not None
+        for key, flow in (self.filter_deltas or {}).items():
+            mine = p.filter_deltas.get(key)
+            if mine is None:
+                p.filter_deltas[key] = list(flow)
+            else:
+                for i in range(4):
+                    mine[i] += flow[i]
+        for key, moved in self.filter_postings.items():
+            p.filter_postings.setdefault(key, []).extend(moved)
 
     def changeset(self, at: int) -> ChangeSet:
         """The root's changes as rows: each touched bucket's balance and running flows (and, on its first move

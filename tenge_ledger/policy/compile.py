@@ -24,28 +24,30 @@ class RuleError(Exception):
 class Ctx:
     """What one decision reads, fetched lazily and at most once per decision."""
 
-    __slots__ = ("proposal", "view", "_payer", "_payee", "_cache")
+    __slots__ = ("proposal", "view", "payer_account", "payee_account", "_cache")
 
     def __init__(self, proposal, view) -> None:
         self.proposal = proposal
         self.view = view
-        self._payer: Account | None = proposal.payer_account
-        self._payee: Account | None = proposal.payee_account
+        # The parties' accounts once known (the ledger hands them in): rules read `c.payer_account or c.payer()`,
+        # an attribute load where a method call would do the same.
+        self.payer_account: Account | None = proposal.payer_account
+        self.payee_account: Account | None = proposal.payee_account
         self._cache: dict = {}  # window, total and tag-expiry reads of this decision
 
     def party(self, which: str) -> Account:
         return self.payer() if which == "payer" else self.payee()
 
     def payer(self) -> Account:
-        account = self._payer
+        account = self.payer_account
         if account is None:
-            account = self._payer = self._load(self.proposal.payer, "payer")
+            account = self.payer_account = self._load(self.proposal.payer, "payer")
         return account
 
     def payee(self) -> Account:
-        account = self._payee
+        account = self.payee_account
         if account is None:
-            account = self._payee = self._load(self.proposal.payee, "payee")
+            account = self.payee_account = self._load(self.proposal.payee, "payee")
         return account
 
     def _load(self, handle: str | None, role: str) -> Account:
@@ -148,7 +150,7 @@ def _date_of(ts: int) -> str:
 
 _CMP_NODES = {"==": py.Eq, "!=": py.NotEq, "<": py.Lt, "<=": py.LtE, ">": py.Gt, ">=": py.GtE}
 _CTX_ATTRS = frozenset(
-    {"proposal", "view", "payer", "payee", "total", "window", "calendar_window", "attr_value", "memo", "tag_expiry", "tag_expired", "tier_of",
+    {"proposal", "view", "payer", "payee", "payer_account", "payee_account", "total", "window", "calendar_window", "attr_value", "memo", "tag_expiry", "tag_expired", "tier_of",
      "has_item"}
 )  # fmt: skip
 _VALUE_ATTRS = frozenset({"tag", "amount_tiyn", "at", "handle", "kind", "tier", "bank", "status", "attr",
@@ -183,7 +185,7 @@ def _const(value: object) -> py.expr:
 
 
 def _party(party: str) -> py.expr:
-    return _call(_attr(_c(), "payer" if party == "payer" else "payee"))
+    return py.BoolOp(py.Or(), [_attr(_c(), f"{party}_account"), _call(_attr(_c(), party))])
 
 
 def _node(e: ast.Expr, lets: Scope) -> py.expr:

@@ -201,7 +201,8 @@ class PolicySetEngine:
         return [replace(p, function=fn) for p, fn in zip(found, functions, strict=True)]
 
     def decide(self, proposal: Proposal, view: LedgerView) -> Decision:
-        plan = self.plans.get(proposal.op.kind)  # an OpKind is a str: no .value lookup per payment
+        kind = proposal.op.kind
+        plan = self.plans.get(kind)  # an OpKind is a str: no .value lookup per payment
         if plan is None:
             return self._allow
         matched, failed, evaluated = plan(Ctx(proposal, view), proposal.tag)
@@ -214,7 +215,7 @@ class PolicySetEngine:
         matched.sort(key=_by_name)
         # What a combination of matching rules decides depends only on the rules, the operation's kind and how
         # many were evaluated, except a split's amounts: work it out once per combination, then reuse it.
-        key = (proposal.op.kind, tuple(r.name for r in matched), evaluated)
+        key = (kind, tuple([r.name for r in matched]), evaluated)
         combination = self._combinations.get(key)
         if combination is None:
             if len(self._combinations) >= COMBINATIONS_CACHED_MAX:
