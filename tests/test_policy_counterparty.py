@@ -329,3 +329,65 @@ def test_policy_explain__shows_the_filtered_windows_a_matched_rule_read(sqlite_u
     )
     out = CliRunner().invoke(cli, ["--db", sqlite_url, "--json", "policy", "explain", "reported"])
     assert '"zone-spend": [\n      "payer.history.out(30d, counterparty zone=alatau)"' in out.output
+
+
+FILTER_COLUMNS = {
+    "filter_flows": ["account", "filter", "out_tiyn", "out_count", "in_tiyn", "in_count", "minute"],
+    "filter_activity": ["account", "filter", "minute", "out_tiyn", "out_count", "in_tiyn", "in_count"],
+}
+
+
+@pytest.fixture
+def kept(sqlite_url, tmp_path) -> str:
+    """A SQLite ledger keeping the net cap's filter, with interbank flows over two minutes and two banks."""
+    env = build_ledger(sqlite_url, tmp_path / "keys")
+    _banks(env)
+    w = _enable(env, NET_CAP)
+    assert w.transfer("halyk", "kaspi", 300 * KZT).succeeded
+    env.clock.advance(60)
+    assert w.transfer("kaspi", "halyk", 200 * KZT).succeeded
+    assert w.transfer("halyk", "kaspi", 100 * KZT).succeeded
+    assert _problems(env) == []
+    env.store.close()
+    return sqlite_url
+
+
+@pytest.mark.parametrize(("table", "column"), [(t, c) for t, cs in FILTER_COLUMNS.items() for c in cs])
+def test_check__any_changed_filtered_column_named(kept, table, column):
+    conn = sqlite3.connect(kept, isolation_level=None)
+    try:
+        key = "account, filter" + (", minute" if table == "filter_activity" else "")
+        row = conn.execute(f"SELECT {key}, {column} FROM {table} ORDER BY {key} DESC LIMIT 1").fetchone()
+        value = row[-1]
+        changed = value + 1 if isinstance(value, int) else value.replace("bank", "bnak")
+        where = " AND ".join(f"{k.strip()} = ?" for k in key.split(","))
+        conn.execute(f"UPDATE {table} SET {column} = ? WHERE {where}", (changed, *row[:-1]))
+    finally:
+        conn.close()
+    store = open_store(kept)
+    try:
+        found = check_journal(store, signatures=False).problems
+    finally:
+        store.close()
+    assert any(p.startswith(("filtered history flows", "filtered activity", "filtered history flows are kept"))
+               for p in found), found  # fmt: skip
+
+
+@pytest.mark.parametrize("table", list(FILTER_COLUMNS))
+def test_check__deleted_or_added_filtered_row_named(kept, table):
+    conn = sqlite3.connect(kept, isolation_level=None)
+    try:
+        conn.execute(f"DELETE FROM {table} WHERE account = (SELECT MAX(account) FROM {table})")
+        conn.execute(f"INSERT INTO {table} SELECT * FROM {table} WHERE 0")  # nothing: the schema still matches
+        conn.execute(
+            "INSERT INTO filter_flows VALUES (1, '[[\"kind\",\"person\"]]', 5, 1, 0, 0, 1)"
+        )  # a filter no set names
+    finally:
+        conn.close()
+    store = open_store(kept)
+    try:
+        found = check_journal(store, signatures=False).problems
+    finally:
+        store.close()
+    assert any(p.startswith("filtered") for p in found)
+    assert any('[["kind","person"]]' in p for p in found)
