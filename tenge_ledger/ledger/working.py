@@ -66,10 +66,12 @@ class WorkingSet:
         # Per-account indexes of this set's own changes, so a policy's balance and window reads cost what the
         # account touched, not the whole chunk (postings are append-only: indexed incrementally).
         self._tags_by_account: dict[str, set[str]] = {}
-        # ... and their postings' untagged totals: [out sum, out count, in sum, in count, earliest at] (a window
-        # that starts after the earliest, or reads one tag, scans this set's postings: every posting of a chunk
-        # has its time, and shipped windows read no tag, so that is rare)
+        # ... and their postings' untagged totals: [out sum, out count, in sum, in count, earliest at]; a window
+        # that starts after the earliest, or reads one tag, reads the account's postings, indexed only then
+        # (every posting of a chunk has its time, and the shipped windows read no tag)
         self._flows: dict[str, list[int]] = {}
+        self._by_account: dict[str, list[JournalPosting]] | None = None
+        self._by_account_indexed = 0
         self._postings_indexed = 0
         # root only: stored windows, by (direction, since, filter key or None), then handle (one dict per window
         # rather than a key tuple per account: fewer objects kept alive for the chunk)
@@ -272,9 +274,9 @@ class WorkingSet:
                     total += flow[0] if out else flow[2]
                     count += flow[1] if out else flow[3]
                 else:
-                    for p in ws.postings:
+                    for p in ws._postings_of(handle):
                         amount = p.amount_tiyn
-                        if p.account != handle or p.at < since or (tag is not None and p.tag != tag):
+                        if p.at < since or (tag is not None and p.tag != tag):
                             continue
                         if amount < 0 if out else amount > 0:
                             total += -amount if out else amount
@@ -295,6 +297,17 @@ class WorkingSet:
                     count += 1
             ws = ws.parent
         return total, count
+
+    def _postings_of(self, handle: str) -> list[JournalPosting]:
+        """This set's postings of `handle`, indexed on the first read that needs them (a tagged window)."""
+        if self._by_account is None:
+            self._by_account, self._by_account_indexed = {}, 0
+        if self._by_account_indexed < len(self.postings):
+            index = self._by_account
+            for p in self.postings[self._by_account_indexed :]:
+                index.setdefault(p.account, []).append(p)
+            self._by_account_indexed = len(self.postings)
+        return self._by_account.get(handle, [])
 
     def _flow_of(self, handle: str) -> list[int] | None:
         """The untagged totals of this set's postings of `handle` (None when it has none)."""
