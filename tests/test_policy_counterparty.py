@@ -392,13 +392,14 @@ def test_check__deleted_or_added_filtered_row_named(kept, table):
     assert any('[["kind","person"]]' in p for p in found)
 
 
+MEALS_CAP = 'rule "r"\n  on transfer\n  when tag == "meals" and payer.out_sum(24h, "meals") + amount > 500 KZT\n  deny "x"\n'
+
+
 def test_tagged_window__a_chunk_sees_its_own_earlier_payments_of_the_tag(make_ledger):
     env = make_ledger()
     w = _banks(env)
     assert w.issue("aigerim", 1_000 * KZT, tag="meals").succeeded
-    w = _enable(
-        env, 'rule "r"\n  on transfer\n  when payer.out_sum(24h, "meals") + amount > 500 KZT\n  deny "x"\n'
-    )
+    w = _enable(env, MEALS_CAP)
     bodies = [Transfer("aigerim", "cafe", 300 * KZT, "meals"), Transfer("aigerim", "cafe", 300 * KZT),
               Transfer("aigerim", "cafe", 200 * KZT, "meals"), Transfer("aigerim", "cafe", 1 * KZT, "meals")]  # fmt: skip
     ops = [w.build("aigerim", body, op_id=f"m{i}") for i, body in enumerate(bodies)]
