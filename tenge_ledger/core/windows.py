@@ -117,6 +117,8 @@ class FilterReplay:
             self.parties[body.handle] = (str(body.account_kind), body.bank or "", zone)
             return
         if isinstance(body, UpdateAccount):
+            if body.handle not in self.parties:  # a journal that updates no account: check names it
+                return
             kind, bank, zone = self.parties[body.handle]
             for key, value in body.attrs:
                 if key == ZONE_ATTR:
