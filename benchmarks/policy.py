@@ -44,6 +44,7 @@ class Timed:
         self.engine = engine
         self.policy_set_id = engine.policy_set_id
         self.windows = engine.windows  # the ledger prefetches these per chunk; without them each is a query
+        self.filters = engine.filters  # the counterparty-filtered flows the ledger keeps for the set
         self.seconds = 0.0
         self.calls = 0
 

@@ -228,8 +228,10 @@ def explain(obj: Context, operation_id: str) -> None:
             known[0]["id"] if known else f"version {version} (no longer in the history)"
         )
     _, postings = next(iter(store.journal(after_seq=stored.seq - 1)))  # its postings as written
+    matched = [m["rule"] for m in (decision.get("detail") or {}).get("matched", [])]
+    history = _history_reads(store.meta().settings, decision.get("policy_set_id"), matched)
     data = {"id": stored.op_id, "seq": stored.seq, "kind": stored.kind, "message": stored.message, **decision,
-            "postings": [[p.account, p.amount_tiyn, p.tag] for p in postings]}  # fmt: skip
+            "postings": [[p.account, p.amount_tiyn, p.tag] for p in postings], "history_reads": history}  # fmt: skip
 
     def text() -> str:
         detail = decision.get("detail") or {}
@@ -246,6 +248,7 @@ def explain(obj: Context, operation_id: str) -> None:
             lines.append(f"rules evaluated: {detail['evaluated']}")
         for m in detail.get("matched", []):
             lines.append(f"matched {shown(m['rule'])} ({shown(m['file'])}:{m['line']})")
+            lines += [f"    read {shown(r)}" for r in history.get(m["rule"], ())]
             lines += [f"    {shown(e)}" for e in m["effects"]]
         for e in detail.get("errors", []):
             lines.append(f"failed {shown(e['rule'])} ({shown(e['file'])}:{e['line']}): {shown(e['error'])}")
@@ -289,6 +292,27 @@ def _kind_unseen(store, kind: str, decision: dict, detail: dict) -> str | None:
     if any(kind in r.kinds for r in checked.rules):
         return None
     return f"no rule of the policy set (version {version}) sees an operation of kind {kind}"
+
+
+def _history_reads(settings: dict, policy_set_id: str | None, rules: list[str]) -> dict[str, list[str]]:
+    """The history windows (with their tag and counterparty filters) each of `rules` read, from the set that
+    decided as kept in the ledger's policy history; nothing when that set is no longer there or does not check."""
+    from tenge_ledger.policy import PolicyError, parse_and_check
+
+    if not rules or not policy_set_id:
+        return {}
+    files = next(
+        (h.get("files") for h in settings.get("policy_history") or [] if h.get("id") == policy_set_id), None
+    )
+    if not files:
+        return {}
+    try:
+        checked = parse_and_check(files)
+    except PolicyError:
+        return {}
+    return {
+        r.rule.name: [x for x in r.reads if ".history." in x] for r in checked.rules if r.rule.name in rules
+    }
 
 
 @policy.command("diff")

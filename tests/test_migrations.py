@@ -94,13 +94,15 @@ def test_schema_4__holds_of_version_3_still_return_to_their_payers(sqlite_url, t
     env.store.close()
     conn = sqlite3.connect(sqlite_url, isolation_level=None)
     conn.execute("ALTER TABLE holds DROP COLUMN on_timeout")  # back to version 3, as an older tenge left it
-    conn.execute("DELETE FROM schema_migrations WHERE version = 4")
+    conn.execute("DROP TABLE filter_flows")
+    conn.execute("DROP TABLE filter_activity")
+    conn.execute("DELETE FROM schema_migrations WHERE version >= 4")
     conn.close()
     store = open_store(sqlite_url)
     try:
         assert store.hold("old").on_timeout == "void"
         conn = sqlite3.connect(sqlite_url)
-        assert conn.execute("SELECT MAX(version) FROM schema_migrations").fetchone()[0] == SCHEMA_VERSION == 4
+        assert conn.execute("SELECT MAX(version) FROM schema_migrations").fetchone()[0] == SCHEMA_VERSION == 5
         conn.close()
     finally:
         store.close()

@@ -22,9 +22,13 @@ class LedgerView(Protocol):
 
     def account_total(self, handle: str) -> int: ...
 
-    def window(self, handle: str, direction: str, since: int, tag: str | None = None) -> tuple[int, int]:
+    def window(
+        self, handle: str, direction: str, since: int, tag: str | None = None, counterparty: str | None = None
+    ) -> tuple[int, int]:
         """(sum of tiyn, count of postings) of the account's outgoing ("out") or incoming ("in") postings at or
-        after ledger time `since`; `tag` limits it to one bucket ("" untagged)."""
+        after ledger time `since`; `tag` limits it to one bucket ("" untagged); `counterparty`, the key of a
+        filtered aggregate the enabled set declares (policy/check.py window_filter, its tag included), to the
+        postings whose counterparty matched that filter."""
         ...
 
 

@@ -49,6 +49,9 @@ policy_rules_max = 256  # rules in one policy set
 policy_depth_max = 32  # nesting of expressions (parentheses, not, and/or chains count one level each)
 policy_rule_cost_max = 200  # cost units of one rule; a history window costs window_cost_units
 policy_window_cost_units = 20  # a windowed aggregate is one indexed query
+policy_window_filters_max = (
+    16  # different counterparty filters in one set: each is a total kept on every payment
+)
 policy_window_s_max = 366 * 24 * 3600  # longest history window a rule may read (a year and a day)
 policy_portions_max = 16  # destinations of one split
 policy_string_length_max = 256  # a string literal (reasons, tags, attribute values)

@@ -14,8 +14,10 @@ from dataclasses import dataclass, field, replace
 
 from ..core.canonical import canonical_bytes
 from ..core.records import Account, Operation, Posting
+from ..core.windows import FilterReplay, parse_filter
 from ..store.base import GENESIS_HASH, JournalPosting, ReportRow, Store, StoredOperation
 from ..store.entries import add_flow, operation_from_document
+from ..store.filters import kept_filters
 from .replay import Replay
 
 GENESIS_ENTRIES = 2  # the central bank's account and the holds account, opened by Ledger.create
@@ -113,13 +115,16 @@ def _check_journal(
     expected_seq = 1
     issued = redeemed = 0
     central_bank = meta.central_bank
+    filters = _filter_replay(store, meta.settings, result)
     for op, postings in _readable(store.journal(), result):
         result.entries += 1
         operation = operation_from_document(json.loads(op.document))
         _signature(result, replay, meta.ledger_id, op, operation, to_verify, verified_entries, signatures)
         decision = json.loads(op.decision)
+        legs = [(p.account, p.amount_tiyn, p.tag) for p in postings]
         try:
-            replay.apply(operation, op.at, [(p.account, p.amount_tiyn, p.tag) for p in postings], decision)
+            replay.apply(operation, op.at, legs, decision)
+            filters.apply(operation, op.at, legs)
         except (KeyError, ValueError, IndexError, TypeError) as exc:
             result.problems.append(f"journal entry #{op.seq} ({op.op_id}): cannot be replayed: {exc!r}")
         for r in decision.get("reports", ()):
@@ -171,6 +176,7 @@ def _check_journal(
         if key[0] != central_bank and result.rebuilt.get(key, 0) < 0:
             result.problems.append(f"balance of {key[0]} [{key[1] or 'untagged'}] is negative")
     _compare_flows(store, result)
+    _compare_filtered(store, filters, result)
     _readable_table("accounts, holds or tags", lambda: _compare_tables(store, replay, result), result)
     filed = [r for r in store.reports() if r.seq is not None]  # a rejection's reports are in its trace only
     if sorted(filed, key=_report_key) != sorted(reports, key=_report_key):
@@ -319,6 +325,44 @@ def _compare_flows(store: Store, result: JournalCheck) -> None:
             result.problems.append(
                 f"activity of {acct} [{tag or 'untagged'}] at minute {minute}: stored {snapshots.get(key)}, "
                 f"journal gives {result.activity.get(key)}"
+            )
+
+
+def _filter_replay(store: Store, settings: dict, result: JournalCheck) -> FilterReplay:
+    """A replay of the filtered flows the ledger says it keeps (its `window_filters` setting), and of any filter
+    the store holds rows of without saying so (found as extra rows)."""
+    keys = set(kept_filters(settings)) | {key for _, key in store.filter_flows()}
+    good = set()
+    for key in keys:
+        try:
+            parse_filter(key)
+            good.add(key)
+        except ValueError:
+            result.problems.append(
+                f"filtered history flows are kept under a key that is not a filter: {key!r}"
+            )
+    return FilterReplay(good, store.meta().central_bank)
+
+
+def _compare_filtered(store: Store, replay: FilterReplay, result: JournalCheck) -> None:
+    """The counterparty-filtered running flows and snapshots, against the journal's."""
+    kept = kept_filters(store.meta().settings)
+    stored = store.filter_flows()
+    want_flows = {k: v for k, v in replay.flows.items() if k[1] in kept}
+    for key in sorted(set(stored) | set(want_flows)):
+        row = stored.get(key)
+        have = None if row is None else [row.out_tiyn, row.out_count, row.in_tiyn, row.in_count, row.minute]
+        if have != want_flows.get(key):
+            result.problems.append(
+                f"filtered history flows of {key[0]} {key[1]}: stored {have}, journal gives {want_flows.get(key)}"
+            )
+    snapshots = store.filter_activity()
+    want = {k: v for k, v in replay.activity.items() if k[1] in kept}
+    for key in sorted(set(snapshots) | set(want)):
+        if snapshots.get(key) != want.get(key):
+            result.problems.append(
+                f"filtered activity of {key[0]} {key[1]} at minute {key[2]}: stored {snapshots.get(key)}, "
+                f"journal gives {want.get(key)}"
             )
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import operator
 import secrets
 import time
 from collections.abc import Callable, Sequence
@@ -55,6 +56,7 @@ from ..core.records import (
     Void,
 )
 from ..core.results import Result, ResultCode
+from ..core.windows import parse_filter, window_start
 from ..store.base import JournalPosting, LedgerMeta, ReportRow, Store
 from ..store.entries import FLAG_LEGS, FLAG_LINK_V2, body_columns, journal_row, standard_legs
 from ..trace.record import PlainTraceSink
@@ -140,6 +142,8 @@ class Ledger:
         # Decisions the engine hands out again and again share their parts: their JSON is made once, keyed by the
         # identity of the parts, which the entry holds so the key cannot be reused while it is kept.
         self._decision_texts: dict[int, tuple[tuple, str]] = {}
+        self._parsed_filters: dict[frozenset[str], tuple] = {}
+        self._windows_by_needs: dict[frozenset, tuple] = {}  # the enabled set's windows, grouped once
         tiers = self.meta.settings.get("tier_holding_tiyn")
         self.tier_limits = (
             {int(k): v for k, v in tiers.items()} if tiers else dict(limits.tier_holding_tiyn_default)
@@ -233,7 +237,12 @@ class Ledger:
                     root.prefetch(*_touched(ops))
                     windows = getattr(self.policy, "windows", None)
                     if windows:
-                        root.prefetch_windows(_window_requests(ops, windows, at))
+                        root.filters = self._filters()
+                        root.zone_filters = any(n == "zone" for _, pairs, _ in root.filters for n, _ in pairs)
+                        by_needs = self._windows_by_needs.get(windows)
+                        if by_needs is None:
+                            self._windows_by_needs = {windows: (by_needs := _windows_by_needs(windows))}
+                        root.prefetch_windows(_window_requests(root, ops, by_needs, at))
                     results = self._apply_all(root, ops, flags, at)
                     tx.write(root.changeset(at))
             except WriteConflict:
@@ -300,6 +309,8 @@ class Ledger:
             if applied.hold is not None:
                 child.holds[op.id] = applied.hold
             seq = self._journal(child, op, at, applied.postings, applied.decision, digest)
+            if child.root.filters and applied.postings:
+                child.add_filtered(op.kind, op.body, at, applied.postings, self.central_bank)
         except Rejected as r:
             result = Result(op.id, r.code, r.message, reports=_report_dicts(r.reports))
             self._file_reports(ws, op.id, None, at, r.reports)
@@ -315,6 +326,20 @@ class Ledger:
         if not direct:
             child.merge_into_parent()
         return result
+
+    def _filters(self) -> tuple[tuple[str, tuple[tuple[str, str], ...], str | None], ...]:
+        """The counterparty filters of the enabled set, parsed once per set, in key order: (key, what the
+        counterparty must be, the tag the posting must have or None)."""
+        keys = getattr(self.policy, "filters", None) or frozenset()
+        found = self._parsed_filters.get(keys)
+        if found is None:
+            parsed = []
+            for key in sorted(keys):
+                pairs = parse_filter(key)
+                tags = [v for n, v in pairs if n == "tag"]
+                parsed.append((key, tuple(p for p in pairs if p[0] != "tag"), tags[0] if tags else None))
+            found = self._parsed_filters[keys] = tuple(parsed)
+        return found
 
     def _authorise(self, ws: WorkingSet, op: Operation, signer: Account) -> None:
         kind = op.kind
@@ -388,7 +413,7 @@ class Ledger:
         parts = (decision.detail, decision.rules, decision.reasons, decision.reports, policy_set_id)
         cache = self._decision_texts
         found = cache.get(id(decision.detail))
-        if found is None or any(a is not b for a, b in zip(found[0], parts, strict=True)):
+        if found is None or not all(map(operator.is_, found[0], parts)):
             if len(cache) >= limits.decision_texts_kept_max:
                 cache.clear()
             found = cache[id(decision.detail)] = (parts, _decision_text(decision, policy_set_id))
@@ -852,24 +877,68 @@ def _bank_of(ws: WorkingSet, handle: str | None) -> str | None:
 
 
 def _window_requests(
-    ops: Sequence[Operation], windows: frozenset[tuple[str, str, int]], at: int
-) -> dict[tuple[str, int], set[str]]:
-    """The stored history windows a policy set will read for a chunk's payments: (direction, since) -> handles.
-    `windows` are the policy set's untagged (party, direction, seconds) reads, known before it runs."""
-    requests: dict[tuple[str, int], set[str]] = {}
+    ws: WorkingSet, ops: Sequence[Operation], by_needs: tuple, at: int
+) -> dict[tuple[str, int, str | None], set[str]]:
+    """The stored history windows a policy set will read for a chunk's payments: (direction, since, filter key
+    or None) -> handles. `by_needs` (see _windows_by_needs) holds the set's untagged or filtered reads, known
+    before it runs, by what a payment needs for a rule reading them to match; every payment of a chunk has the
+    chunk's time. The accounts were prefetched, and payments alike in what rules can test share one answer."""
+    requests: dict[tuple[str, int, str | None], set[str]] = {}
+    starts: dict[int | str, int] = {}
+    alike: dict[tuple, list[tuple[bool, set[str]]]] = {}
+    account = ws.account
     for op in ops:
         body = op.body
         if not isinstance(body, Transfer | Hold):
             continue
-        for party, direction, seconds in windows:
-            handle = body.payer if party == "payer" else body.payee
-            requests.setdefault((direction, at - seconds), set()).add(handle)
+        payer, payee = account(body.payer), account(body.payee)
+        sig = (
+            op.kind,
+            body.tag,
+            payer and payer.kind,
+            payer and payer.tier,
+            payee and payee.kind,
+            payee and payee.tier,
+        )
+        reads = alike.get(sig)
+        if reads is None:
+            facts = _payment_facts(op.kind.value, body.tag, payer, payee)
+            reads = alike[sig] = []
+            for needs, windows in by_needs:
+                if all(facts.get(name) in values for name, values in needs):
+                    for party, direction, span, key in windows:
+                        since = starts.get(span)
+                        if since is None:
+                            since = starts[span] = window_start(at, span)
+                        reads.append((party == "payer", requests.setdefault((direction, since, key), set())))
+        for of_payer, handles in reads:
+            handles.add(body.payer if of_payer else body.payee)
     return requests
 
 
 def _timeout_text(timeout_s: int, on_timeout: str) -> str:
     then = "posted to the payee" if on_timeout == "post" else "returned to the payer"
     return f"times out in {duration(timeout_s)}, then {then}"
+
+
+def _windows_by_needs(windows: frozenset) -> tuple:
+    """A set's windows (party, direction, span, filter key, needs) grouped by needs: ((needs, reads), ...)."""
+    grouped: dict[tuple, set[tuple]] = {}
+    for party, direction, span, key, needs in windows:
+        grouped.setdefault(needs, set()).add((party, direction, span, key))
+    return tuple((needs, tuple(sorted(reads, key=str))) for needs, reads in sorted(grouped.items(), key=str))
+
+
+def _payment_facts(
+    kind: str, tag: str | None, payer: Account | None, payee: Account | None
+) -> dict[str, str]:
+    """What a rule's guards can test of a payment before it is decided, as the planner writes the values."""
+    facts = {"op": kind, "tag": tag or ""}
+    for party, account in (("payer", payer), ("payee", payee)):
+        if account is not None:
+            facts[f"{party}.kind"] = str(account.kind)
+            facts[f"{party}.tier"] = str(-1 if account.tier is None else account.tier)
+    return facts
 
 
 def _tag_text(tag: str) -> str:

@@ -24,13 +24,21 @@ class StoredState:
         self.balances: dict[tuple[str, str], int] = {}  # stored balance of a bucket (0 when it has no row)
         self.account_buckets: dict[str, dict[str, int]] = {}  # every non-zero bucket of an account
         self.rows_read: set[str] = set()  # accounts whose every stored bucket row is in bucket_rows
+        # The counterparty filters (of `matched_for`) each account meets, with the account record they were
+        # worked out from: kind and bank never change, so only a set with zone filters compares the record.
+        self.matched_for: tuple = ()
+        self.matched: dict[str, tuple[Account, list[tuple[str, str | None]]]] = {}
 
     def clear(self) -> None:
         self.__init__()  # type: ignore[misc]
 
     def since(self, head: tuple[int, bytes]) -> StoredState:
         """This state if it is as of `head` (and not too big to keep), else a fresh one."""
-        if self.head != head or len(self.balances) > limits.state_buckets_max:
+        if (
+            self.head != head
+            or len(self.balances) > limits.state_buckets_max
+            or len(self.matched) > limits.state_buckets_max
+        ):
             self.clear()
             self.head = head
         return self

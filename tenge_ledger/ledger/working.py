@@ -7,12 +7,24 @@ batch in a child of the batch's. Throwing a child away is how a rejected operati
 from __future__ import annotations
 
 from ..core.hooks import EncodedTrace
-from ..core.records import Account, HoldRecord, TagRecord
+from ..core.records import HOLDS_ACCOUNT, Account, HoldRecord, OpKind, Posting, TagRecord
+from ..core.windows import counterparties, matches, party_of
 from ..store.base import BucketRow, ChangeSet, JournalPosting, ReportRow, StoreTx
 from .state import StoredState
 
+_NO_POSTINGS = (0, 0)  # a stored window without postings
+
 
 class WorkingSet:
+    # The counterparty filters the enabled policy set names, (key, counterparty pairs, tag or None), set on the
+    # root per chunk, and whether one reads the zone (which an account may change). A set's postings that count
+    # in them: (handle, key) -> the flows' change, and [(amount, at)]; made on first use, so the working sets
+    # of a ledger without filters carry none of it.
+    filters: tuple[tuple[str, tuple[tuple[str, str], ...], str | None], ...] = ()
+    zone_filters = False
+    filter_deltas: dict[tuple[str, str], list[int]] | None = None
+    filter_postings: dict[tuple[str, str], list[tuple[int, int]]] | None = None
+
     def __init__(
         self, parent: WorkingSet | None = None, tx: StoreTx | None = None, state: StoredState | None = None
     ) -> None:
@@ -55,11 +67,16 @@ class WorkingSet:
         # Per-account indexes of this set's own changes, so a policy's balance and window reads cost what the
         # account touched, not the whole chunk (postings are append-only: indexed incrementally).
         self._tags_by_account: dict[str, set[str]] = {}
-        self._postings_by_account: dict[str, list[JournalPosting]] = {}
-        # ... and their untagged totals: [out sum, out count, in sum, in count, earliest at]
+        # ... and their postings' untagged totals: [out sum, out count, in sum, in count, earliest at]; a window
+        # that starts after the earliest, or reads one tag, reads the account's postings, indexed only then
+        # (every posting of a chunk has its time, and the shipped windows read no tag)
         self._flows: dict[str, list[int]] = {}
+        self._by_account: dict[str, list[JournalPosting]] | None = None
+        self._by_account_indexed = 0
         self._postings_indexed = 0
-        self._window_cache: dict[tuple[str, str, int], tuple[int, int]] = {}  # root only: stored windows
+        # root only: stored windows, by (direction, since, filter key or None), then handle (one dict per window
+        # rather than a key tuple per account: fewer objects kept alive for the chunk)
+        self._window_cache: dict[tuple[str, int, str | None], dict[str, tuple[int, int]]] = {}
 
     def prefetch(self, handles: set[str], buckets: set[tuple[str, str]], op_ids: set[str]) -> None:
         """Read what a chunk will touch in one query per table; the root's caches then answer the
@@ -97,20 +114,22 @@ class WorkingSet:
                 whole[account][tag] = row.balance_tiyn
         self._buckets_cache.update(whole)
 
-    def prefetch_windows(self, requests: dict[tuple[str, int], set[str]]) -> None:
-        """Read the stored untagged history windows a chunk's policies will ask for, in grouped queries."""
+    def prefetch_windows(self, requests: dict[tuple[str, int, str | None], set[str]]) -> None:
+        """Read the stored untagged or filtered history windows a chunk's policies will ask for, keyed
+        (direction, since, filter key or None), in grouped queries."""
         fetch = self.tx.windows
         if self.parent is not None:
             return
-        by_direction: dict[str, dict[int, set[str]]] = {}
-        for (direction, since), handles in requests.items():
-            by_direction.setdefault(direction, {})[since] = handles
-        for direction, wanted in by_direction.items():
+        by_direction: dict[tuple[str, str | None], dict[int, set[str]]] = {}
+        for (direction, since, key), handles in requests.items():
+            by_direction.setdefault((direction, key), {})[since] = handles
+        for (direction, key), wanted in by_direction.items():
             sinces = tuple(sorted(wanted))
-            found = fetch(set().union(*wanted.values()), direction, sinces)
+            found = fetch(set().union(*wanted.values()), direction, sinces, key)
             for since, handles in wanted.items():
+                cached = self._window_cache.setdefault((direction, since, key), {})
                 for handle in handles:
-                    self._window_cache[(handle, direction, since)] = found.get((handle, since), (0, 0))
+                    cached[handle] = found.get((handle, since), _NO_POSTINGS)
 
     def child(self) -> WorkingSet:
         return WorkingSet(parent=self)
@@ -238,21 +257,25 @@ class WorkingSet:
                 return ws.head_value
         return self.tx.head()
 
-    def window(self, handle: str, direction: str, since: int, tag: str | None = None) -> tuple[int, int]:
-        stored = self.root._window_cache.get((handle, direction, since)) if tag is None else None
+    def window(
+        self, handle: str, direction: str, since: int, tag: str | None = None, counterparty: str | None = None
+    ) -> tuple[int, int]:
+        if counterparty is not None:
+            return self._filtered_window(handle, direction, since, counterparty)
+        cached = self.root._window_cache.get((direction, since, None)) if tag is None else None
+        stored = None if cached is None else cached.get(handle)
         total, count = stored if stored is not None else self.tx.window(handle, direction, since, tag)
         out = direction == "out"
         ws: WorkingSet | None = self
         while ws is not None:
-            postings = ws._postings_of(handle)
-            if postings:
-                flow = ws._flows[handle]
+            flow = ws._flow_of(handle) if ws.postings else None
+            if flow is not None:
                 # the usual case: every posting of this set is in an untagged window
                 if tag is None and since <= flow[4]:
                     total += flow[0] if out else flow[2]
                     count += flow[1] if out else flow[3]
                 else:
-                    for p in postings:
+                    for p in ws._postings_of(handle):
                         amount = p.amount_tiyn
                         if p.at < since or (tag is not None and p.tag != tag):
                             continue
@@ -262,11 +285,36 @@ class WorkingSet:
             ws = ws.parent
         return total, count
 
+    def _filtered_window(self, handle: str, direction: str, since: int, key: str) -> tuple[int, int]:
+        cached = self.root._window_cache.get((direction, since, key))
+        stored = None if cached is None else cached.get(handle)
+        total, count = stored if stored is not None else self.tx.window(handle, direction, since, None, key)
+        out = direction == "out"
+        ws: WorkingSet | None = self
+        while ws is not None:
+            for amount, at in (ws.filter_postings or {}).get((handle, key), ()):
+                if at >= since and (amount < 0 if out else amount > 0):
+                    total += -amount if out else amount
+                    count += 1
+            ws = ws.parent
+        return total, count
+
     def _postings_of(self, handle: str) -> list[JournalPosting]:
-        if self._postings_indexed < len(self.postings):
-            index, flows = self._postings_by_account, self._flows
-            for p in self.postings[self._postings_indexed :]:
+        """This set's postings of `handle`, indexed on the first read that needs them (a tagged window)."""
+        if self._by_account is None:
+            self._by_account, self._by_account_indexed = {}, 0
+        if self._by_account_indexed < len(self.postings):
+            index = self._by_account
+            for p in self.postings[self._by_account_indexed :]:
                 index.setdefault(p.account, []).append(p)
+            self._by_account_indexed = len(self.postings)
+        return self._by_account.get(handle, [])
+
+    def _flow_of(self, handle: str) -> list[int] | None:
+        """The untagged totals of this set's postings of `handle` (None when it has none)."""
+        if self._postings_indexed < len(self.postings):
+            flows = self._flows
+            for p in self.postings[self._postings_indexed :]:
                 flow = flows.get(p.account)
                 if flow is None:
                     flow = flows[p.account] = [0, 0, 0, 0, p.at]
@@ -280,7 +328,7 @@ class WorkingSet:
                 if p.at < flow[4]:
                     flow[4] = p.at
             self._postings_indexed = len(self.postings)
-        return self._postings_by_account.get(handle, [])
+        return self._flows.get(handle)
 
     def account_id(self, handle: str) -> int:
         """The account's id: the store's, or a new one for an account opened in this chunk."""
@@ -334,9 +382,62 @@ class WorkingSet:
             flow[2] += delta
             flow[3] += 1
 
+    def add_filtered(
+        self, kind: OpKind, body: object, at: int, postings: tuple[Posting, ...], central_bank: str
+    ) -> None:
+        """Count an applied operation's postings in the filtered flows their counterparty (as it is now, when
+        the operation applies) matches; core/windows.py FilterReplay does the same from the journal."""
+        pair = counterparties(kind, getattr(body, "payer", None), getattr(body, "payee", None), central_bank)
+        if pair is None:
+            return
+        # the filters each party matches, but for the tag (a posting's own): most payments match none
+        of_payer, of_payee = self._matching(pair[0]), self._matching(pair[1])
+        if not of_payer and not of_payee:
+            return
+        if self.filter_deltas is None:
+            self.filter_deltas, self.filter_postings = {}, {}
+        deltas, moved = self.filter_deltas, self.filter_postings
+        assert moved is not None
+        for p in postings:
+            if p.account == HOLDS_ACCOUNT:
+                continue
+            for key, tag in of_payee if p.account == pair[0] else of_payer:
+                if tag is not None and tag != p.tag:
+                    continue
+                amount = p.amount_tiyn
+                flow = deltas.get((p.account, key))
+                if flow is None:
+                    flow = deltas[(p.account, key)] = [0, 0, 0, 0]
+                if amount < 0:
+                    flow[0] -= amount
+                    flow[1] += 1
+                elif amount > 0:
+                    flow[2] += amount
+                    flow[3] += 1
+                moved.setdefault((p.account, key), []).append((amount, at))
+
+    def _matching(self, handle: str) -> list[tuple[str, str | None]]:
+        """The filters whose counterparty conditions `handle` meets, each with its tag (None: any) to test."""
+        state, filters = self.state, self.root.filters
+        if state.matched_for is not filters:
+            state.matched_for, state.matched = filters, {}
+        found = state.matched.get(handle)
+        if found is not None and (not self.root.zone_filters or self.account(handle) is found[0]):
+            return found[1]
+        account = self.account(handle)
+        if account is None:
+            return []
+        kind, bank, zone = party_of(account)
+        matched = [(key, tag) for key, pairs, tag in filters if matches(pairs, kind, bank, zone, "")]
+        if self.parent is None or account is self.root.account(handle):  # not a change a child may throw away
+            state.matched[handle] = (account, matched)
+        return matched
+
     def merge_into_parent(self) -> None:
         p = self.parent
         assert p is not None
+        if self.filter_deltas is not None:
+            self._merge_filtered(p)
         p.accounts.update(self.accounts)
         for key, delta in self.bucket_deltas.items():
             p.bucket_deltas[key] = p.bucket_deltas.get(key, 0) + delta
@@ -361,6 +462,20 @@ class WorkingSet:
             p.head_value = self.head_value
         p.traces.extend(self.traces)
         p.reports.extend(self.reports)
+
+    def _merge_filtered(self, p: WorkingSet) -> None:
+        if p.filter_deltas is None:
+            p.filter_deltas, p.filter_postings = {}, {}
+        assert self.filter_postings is not None and p.filter_postings is not None
+        for key, flow in (self.filter_deltas or {}).items():
+            mine = p.filter_deltas.get(key)
+            if mine is None:
+                p.filter_deltas[key] = list(flow)
+            else:
+                for i in range(4):
+                    mine[i] += flow[i]
+        for key, moved in self.filter_postings.items():
+            p.filter_postings.setdefault(key, []).extend(moved)
 
     def changeset(self, at: int) -> ChangeSet:
         """The root's changes as rows: each touched bucket's balance and running flows (and, on its first move
@@ -394,6 +509,7 @@ class WorkingSet:
                 stored.in_count + in_n,
                 last,
             )
+        filter_flows, filter_activity = self._filter_rows(minute)
         return ChangeSet(
             accounts=[(self.account_id(h), a) for h, a in self.accounts.items()],
             tag_names=list(self._new_tags),
@@ -409,4 +525,28 @@ class WorkingSet:
             head=self.head_value,
             traces=list(self.traces),
             reports=list(self.reports),
+            filter_flows=filter_flows,
+            filter_activity=filter_activity,
         )
+
+    def _filter_rows(self, minute: int) -> tuple[list[tuple], list[tuple]]:
+        """The chunk's filtered flows as upserts, with a snapshot of each row's flows on its first move in a
+        minute (the store's rows of the touched (account, filter) pairs read in one query)."""
+        if not self.filter_deltas:
+            return [], []
+        stored = self.tx.filter_rows(set(self.filter_deltas))
+        flows, activity = [], []
+        for (handle, key), (out, out_n, in_, in_n) in sorted(self.filter_deltas.items()):
+            aid = self.account_id(handle)
+            row = stored.get((handle, key))
+            if row is None:
+                activity.append((aid, key, minute, 0, 0, 0, 0))
+                last = minute
+            else:
+                if row.minute < minute:
+                    activity.append(
+                        (aid, key, minute, row.out_tiyn, row.out_count, row.in_tiyn, row.in_count)
+                    )
+                last = max(minute, row.minute)
+            flows.append((out, out_n, in_, in_n, last, aid, key))
+        return flows, activity

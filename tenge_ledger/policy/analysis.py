@@ -53,7 +53,9 @@ class MemoryView:
     def account_total(self, handle: str) -> int:
         return 0
 
-    def window(self, handle: str, direction: str, since: int, tag: str | None = None) -> tuple[int, int]:
+    def window(
+        self, handle: str, direction: str, since: int, tag: str | None = None, counterparty: str | None = None
+    ) -> tuple[int, int]:
         return 0, 0
 
 
@@ -220,8 +222,10 @@ class _StoreView:
     def account_total(self, handle: str) -> int:
         return sum(self.tx.buckets(handle).values())
 
-    def window(self, handle: str, direction: str, since: int, tag: str | None = None) -> tuple[int, int]:
-        return self.tx.window(handle, direction, since, tag)
+    def window(
+        self, handle: str, direction: str, since: int, tag: str | None = None, counterparty: str | None = None
+    ) -> tuple[int, int]:
+        return self.tx.window(handle, direction, since, tag, counterparty)
 
 
 def outcome(decision: Decision) -> dict:

@@ -74,10 +74,20 @@ class Attr(Node):
 
 
 @dataclass(frozen=True, slots=True)
+class CounterpartyFilter(Node):
+    """`kind: bank` in `payer.out_sum(day, kind: bank)`: count only postings whose counterparty (the operation's
+    other party) had this kind, bank or zone when the posting was made."""
+
+    key: str  # "kind" | "bank" | "zone"
+    value: Expr
+
+
+@dataclass(frozen=True, slots=True)
 class Call(Node):
     party: str
     name: str
     args: tuple[Expr, ...]
+    filters: tuple[CounterpartyFilter, ...] = ()  # a history window's counterparty filters, in written order
 
 
 @dataclass(frozen=True, slots=True)

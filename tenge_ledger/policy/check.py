@@ -14,6 +14,7 @@ from fractions import Fraction
 
 from ..core import limits
 from ..core.records import DECIDED_KINDS, HOLD_ON_TIMEOUT, PAYMENT_KINDS, AccountKind, AccountStatus
+from ..core.windows import filter_key
 from . import ast
 from .data import DataRef, Table, cell_value, read_rows, sha256_of
 from .errors import Diagnostic, PolicyCheckError, source_line
@@ -70,6 +71,9 @@ _MISSING_READS: dict[str, tuple[tuple[str, ...], str]] = {
     "freeze": (_MONEY_READS, "a freeze moves no money: it has no amount or tag"),
     "open_account": (_MONEY_READS, "opening an account moves no money: it has no amount or tag"),
 }
+# What a history window may filter its postings by: the counterparty's (the operation's other party's) kind,
+# bank or `zone` attribute, as they were when the posting was made.
+COUNTERPARTY_KEYS = ("kind", "bank", "zone")
 KIND_NAMES = frozenset(k.value for k in AccountKind)
 STATUS_NAMES = frozenset(s.value for s in AccountStatus)
 _ORDERED = {MONEY, NUMBER, STRING, DURATION}
@@ -154,6 +158,7 @@ def check(files: list[ast.PolicyFile], data_files: dict[str, str] | None = None)
             Diagnostic(first, 0, 0, f"{total_rules} rules, over the limit of {limits.policy_rules_max}")
         )
     seen: dict[str, tuple[str, int]] = {}
+    filters: dict[str, tuple[str, int]] = {}  # the set's filtered windows: key -> (file, line) of the first
     checked: list[CheckedRule] = []
     constants: dict[str, dict[str, object]] = {}
     attrs: dict[str, dict[str, tuple[str, object, bool]]] = {}
@@ -163,6 +168,7 @@ def check(files: list[ast.PolicyFile], data_files: dict[str, str] | None = None)
     labels = iter(range(1_000_000))
     for f in files:
         c = _FileChecker(f, diags)
+        c.filters = filters
         constants[f.path] = c.lets
         data[f.path] = c.data
         defs[f.path] = c.defs
@@ -218,6 +224,7 @@ class _FileChecker:
         self.attrs: dict[str, tuple[str, object, bool]] = {}  # key -> (type, default, has a default)
         self.undeclared_attrs: dict[str, ast.Attr] = {}  # read without a schema: first read of each key
         self.reads: set[str] = set()
+        self.filters: dict[str, tuple[str, int]] = {}  # shared by the set's files (see check)
         self.cost = 0
         self.ok = True
 
@@ -679,9 +686,14 @@ class _FileChecker:
                 self.error(arg, f"{e.name}() wants a {want} here, not a {t}")
                 calendar = calendar or i == 0  # the window is reported: no second error about it
         if e.name == "balance":
+            if e.filters:
+                self.error(
+                    e.filters[0], "balance() takes no counterparty filter: only history sums and counts do"
+                )
             self.reads.add(f"{e.party}.balance")
             self.cost += 5
             return result
+        counterparty = self._counterparty(e) if e.filters else ""
         window = e.args[0]
         seconds = _constant_value(window, self.lets)
         if calendar:
@@ -694,9 +706,50 @@ class _FileChecker:
                        "longer is unbounded work per payment", notes=self._declared_here(window))  # fmt: skip
         direction = "out" if e.name.startswith("out") else "in"
         text = window.text if isinstance(window, ast.Duration) else getattr(window, "name", "?")
-        self.reads.add(f"{e.party}.history.{direction}({text}{', by tag' if len(e.args) > 1 else ''})")
+        by_tag = ", by tag" if len(e.args) > 1 else ""
+        self.reads.add(f"{e.party}.history.{direction}({text}{by_tag}{counterparty})")
         self.cost += limits.policy_window_cost_units
         return result
+
+    def _counterparty(self, e: ast.Call) -> str:
+        """Check a window's counterparty filters (constants: the set's filtered aggregates are kept for exactly
+        the filters it names) and count its key against the set's limit; the manifest's words for it."""
+        given: dict[str, ast.CounterpartyFilter] = {}
+        for f in e.filters:
+            if f.key not in COUNTERPARTY_KEYS:
+                self.error(f, f"unknown counterparty filter {f.key!r}: a history sum or count filters by the "
+                           f"counterparty's kind, bank or zone{_suggest(f.key, COUNTERPARTY_KEYS)}")  # fmt: skip
+                continue
+            if f.key in given:
+                self.error(f, f"the counterparty filter {f.key!r} is given twice",
+                           notes=((given[f.key].line, given[f.key].col, "first given here"),))  # fmt: skip
+                continue
+            given[f.key] = f
+            t = self.type_of(f.value)
+            if t is None:
+                continue
+            if f.key == "kind":
+                if t != KIND_NAME:
+                    self.error(
+                        f.value, f"a counterparty filter's kind is an account kind like bank, not a {t}"
+                    )
+            elif t != STRING or not _is_constant(f.value, self.lets):
+                self.error(f.value, f"a counterparty filter's {f.key} is a constant string (or a let of one), "
+                           f"not a {t if t != STRING else 'value read from the operation'}")  # fmt: skip
+        if len(e.args) > 1 and not _is_constant(e.args[1], self.lets):
+            self.error(e.args[1], "with a counterparty filter, the tag is a constant string: the set keeps one "
+                       "running total per filter it names")  # fmt: skip
+        if not self.ok:
+            return ""
+        key = window_filter(e, self.lets)
+        if key is not None and key not in self.filters:
+            if len(self.filters) >= limits.policy_window_filters_max:
+                self.error(e, f"more than {limits.policy_window_filters_max} different counterparty filters in "
+                           "the set: each is a running total the ledger keeps on every payment")  # fmt: skip
+                return ""
+            self.filters[key] = (self.f.path, e.line)
+        return ", counterparty " + " ".join(f"{k}={_constant_value(f.value, self.lets)}"
+                                            for k, f in sorted(given.items()))  # fmt: skip
 
     def _declared_here(self, e: ast.Expr) -> tuple[tuple[int, int, str], ...]:
         """A secondary label at the let a name refers to."""
@@ -975,6 +1028,17 @@ def _constant_value(e: ast.Expr, lets: dict[str, object]) -> object:
 
 def constant_value(e: ast.Expr, lets: dict[str, object]) -> object:
     return _constant_value(e, lets)
+
+
+def window_filter(e: ast.Call, lets: dict[str, object]) -> str | None:
+    """The key of the filtered aggregate a checked window reads: its counterparty filters (and its tag, when it
+    names one) as canonical JSON, e.g. `[["kind","bank"]]`; None for a window without counterparty filters."""
+    if not e.filters:
+        return None
+    pairs = [(f.key, str(_constant_value(f.value, lets))) for f in e.filters]
+    if len(e.args) > 1:
+        pairs.append(("tag", str(_constant_value(e.args[1], lets))))
+    return filter_key(pairs)
 
 
 CALENDAR_UNITS = ("day", "month")  # windows from the start of the ledger's calendar day or month

@@ -9,6 +9,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from ..core import limits
+
 
 @dataclass(frozen=True, slots=True)
 class Code:
@@ -108,6 +110,11 @@ CODES: tuple[Code, ...] = (
           'rule "meals"\n  on transfer\n  when tag == "meals"\n  deny "x"\n'),
 )  # fmt: skip
 CODES += (
+    _code("E027", r"counterparty filter", "a counterparty filter that cannot be kept",
+          "A history sum or count may count only postings whose counterparty (the operation's other party) has "
+          "a kind, bank or zone: `payer.out_sum(day, kind: bank)`, `payee.in_count(30d, zone: \"alatau\")`. "
+          "The values are constants, since the ledger keeps one running total per filter the enabled set names "
+          f"(at most {limits.policy_window_filters_max} per set).", 'rule "r"\n  when payer.out_sum(day, sector: "x") > 1 KZT\n  deny "x"\n'),
     _code("W002", r"^warning: rules .* both split or withhold", "two rules that reshape the same payment",
           "Both apply: their portions are taken in rule-name order and must stay within 100% together, or the "
           "payment is denied as a conflict. `tenge policy explain` shows the order they applied in.",

@@ -10,10 +10,10 @@ import re
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol, TypeVar
 
-from ..core import limits
 from ..core.records import Account
+from ..core.windows import calendar_start
 from . import ast
-from .check import Scope, constant_value
+from .check import Scope, constant_value, window_filter
 from .data import cell_value
 
 
@@ -24,28 +24,30 @@ class RuleError(Exception):
 class Ctx:
     """What one decision reads, fetched lazily and at most once per decision."""
 
-    __slots__ = ("proposal", "view", "_payer", "_payee", "_cache")
+    __slots__ = ("proposal", "view", "payer_account", "payee_account", "_cache")
 
     def __init__(self, proposal, view) -> None:
         self.proposal = proposal
         self.view = view
-        self._payer: Account | None = proposal.payer_account
-        self._payee: Account | None = proposal.payee_account
+        # The parties' accounts once known (the ledger hands them in): rules read `c.payer_account or c.payer()`,
+        # an attribute load where a method call would do the same.
+        self.payer_account: Account | None = proposal.payer_account
+        self.payee_account: Account | None = proposal.payee_account
         self._cache: dict = {}  # window, total and tag-expiry reads of this decision
 
     def party(self, which: str) -> Account:
         return self.payer() if which == "payer" else self.payee()
 
     def payer(self) -> Account:
-        account = self._payer
+        account = self.payer_account
         if account is None:
-            account = self._payer = self._load(self.proposal.payer, "payer")
+            account = self.payer_account = self._load(self.proposal.payer, "payer")
         return account
 
     def payee(self) -> Account:
-        account = self._payee
+        account = self.payee_account
         if account is None:
-            account = self._payee = self._load(self.proposal.payee, "payee")
+            account = self.payee_account = self._load(self.proposal.payee, "payee")
         return account
 
     def _load(self, handle: str | None, role: str) -> Account:
@@ -54,23 +56,34 @@ class Ctx:
             raise RuleError(f"the operation has no {role} account")
         return account
 
-    def window(self, which: str, direction: str, seconds: int, tag: str | None) -> tuple[int, int]:
-        key = (which, direction, seconds, tag)
+    def window(
+        self, which: str, direction: str, seconds: int, tag: str | None, counterparty: str | None = None
+    ) -> tuple[int, int]:
+        """`counterparty`: the key of a filtered aggregate (check.window_filter), which includes any tag."""
+        key = (which, direction, seconds, tag, counterparty)
         found = self._cache.get(key)
         if found is None:
             handle = self.party(which).handle
-            found = self._cache[key] = self.view.window(handle, direction, self.proposal.at - seconds, tag)
+            since = self.proposal.at - seconds
+            found = self._cache[key] = self._window(handle, direction, since, tag, counterparty)
         return found
 
-    def calendar_window(self, which: str, direction: str, unit: str, tag: str | None) -> tuple[int, int]:
+    def calendar_window(
+        self, which: str, direction: str, unit: str, tag: str | None, counterparty: str | None = None
+    ) -> tuple[int, int]:
         """A window from the start of the operation's calendar day or month, in the ledger's time zone."""
-        key = (which, direction, unit, tag)
+        key = (which, direction, unit, tag, counterparty)
         found = self._cache.get(key)
         if found is None:
             handle = self.party(which).handle
             since = calendar_start(self.proposal.at, unit)
-            found = self._cache[key] = self.view.window(handle, direction, since, tag)
+            found = self._cache[key] = self._window(handle, direction, since, tag, counterparty)
         return found
+
+    def _window(self, handle: str, direction: str, since: int, tag: str | None, counterparty: str | None):
+        if counterparty is None:  # a view written before counterparty filters takes four arguments
+            return self.view.window(handle, direction, since, tag)
+        return self.view.window(handle, direction, since, tag, counterparty)
 
     def attr_value(self, which: str, key: str, value_type: str, has_default: bool, default: object) -> object:
         """A declared attribute as its type; missing: the declared default, or the rule fails (denies)."""
@@ -129,16 +142,6 @@ class Ctx:
         return item in {part.strip() for part in text.split(",")}
 
 
-def calendar_start(at: int, unit: str, offset_s: int = limits.ledger_utc_offset_s) -> int:
-    """Unix time of the start of the calendar day or month containing `at`, in the zone `offset_s` from UTC."""
-    zone = dt.timezone(dt.timedelta(seconds=offset_s))
-    local = dt.datetime.fromtimestamp(at, tz=zone)
-    start = local.replace(hour=0, minute=0, second=0, microsecond=0)
-    if unit == "month":
-        start = start.replace(day=1)
-    return int(start.timestamp())
-
-
 def _date_of(ts: int) -> str:
     return dt.datetime.fromtimestamp(ts, tz=dt.UTC).date().isoformat()
 
@@ -154,7 +157,7 @@ def _date_of(ts: int) -> str:
 
 _CMP_NODES = {"==": py.Eq, "!=": py.NotEq, "<": py.Lt, "<=": py.LtE, ">": py.Gt, ">=": py.GtE}
 _CTX_ATTRS = frozenset(
-    {"proposal", "view", "payer", "payee", "total", "window", "calendar_window", "attr_value", "memo", "signer", "tag_expiry", "tag_expired", "tier_of",
+    {"proposal", "view", "payer", "payee", "payer_account", "payee_account", "total", "window", "calendar_window", "attr_value", "memo", "signer", "tag_expiry", "tag_expired", "tier_of",
      "has_item"}
 )  # fmt: skip
 _VALUE_ATTRS = frozenset({"tag", "amount_tiyn", "at", "handle", "kind", "tier", "bank", "status", "attr",
@@ -189,7 +192,7 @@ def _const(value: object) -> py.expr:
 
 
 def _party(party: str) -> py.expr:
-    return _call(_attr(_c(), "payer" if party == "payer" else "payee"))
+    return py.BoolOp(py.Or(), [_attr(_c(), f"{party}_account"), _call(_attr(_c(), party))])
 
 
 def _node(e: ast.Expr, lets: Scope) -> py.expr:
@@ -271,17 +274,25 @@ def _call_node(e: ast.Call, lets: Scope) -> py.expr:
         return _call(bucket, _attr(_party(e.party), "handle"), _node(e.args[0], lets))
     direction = "out" if e.name.startswith("out") else "in"
     index = 1 if e.name.endswith("count") else 0
-    tag = _node(e.args[1], lets) if len(e.args) > 1 else _const(None)
+    counterparty = window_filter(e, lets.values)
+    # a filtered aggregate's key holds the tag: the window reads that aggregate, not a tag's bucket
+    tag = _node(e.args[1], lets) if len(e.args) > 1 and counterparty is None else _const(None)
+    filtered = () if counterparty is None else (_const(counterparty),)
     first = e.args[0]
     if isinstance(first, ast.Name) and first.name in ("day", "month") and first.name not in lets.values:
         window = _call(
-            _attr(_c(), "calendar_window"), _const(e.party), _const(direction), _const(first.name), tag
+            _attr(_c(), "calendar_window"),
+            _const(e.party),
+            _const(direction),
+            _const(first.name),
+            tag,
+            *filtered,
         )
         return py.Subscript(window, _const(index), py.Load())
     seconds = constant_value(first, lets.values)
     if not isinstance(seconds, int):
         raise TypeError("a window that is not a constant")  # the checker lets none through
-    window = _call(_attr(_c(), "window"), _const(e.party), _const(direction), _const(seconds), tag)
+    window = _call(_attr(_c(), "window"), _const(e.party), _const(direction), _const(seconds), tag, *filtered)
     return py.Subscript(window, _const(index), py.Load())
 
 

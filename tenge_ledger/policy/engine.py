@@ -31,7 +31,7 @@ from fractions import Fraction
 from ..core.hooks import LedgerView, Proposal
 from ..core.records import DECIDED_KINDS, Decision, Posting, Report
 from . import ast
-from .check import CheckedSet, Scope
+from .check import CALENDAR_UNITS, CheckedSet, Scope, window_filter
 from .compile import Ctx, Plan, compile_probes, condition_node, constant_value
 from .plan import PlannedRule, dispatch, plan_rule
 from .shares import Portion, allocate, share_text
@@ -145,14 +145,21 @@ class PolicySetEngine:
         )
         self.checked = checked
         rules: list[CompiledRule] = []
+        # The untagged and counterparty-filtered history windows the set reads, known before it runs, each with
+        # what a payment needs for a rule reading it to match (its kind, a party's kind or tier, its tag): the
+        # ledger reads them for a whole chunk of payments in grouped queries, for the payments that need them.
+        windows: set[tuple[str, str, int | str, str | None, tuple]] = set()
         for f in checked.files:
             lets = checked.scope(f.path)
             by_rule = {id(r.rule): r for r in checked.rules if r.file == f.path}
-            rules += [
-                compile_rule(plan_rule(by_rule[id(rule)], lets), lets)
-                for rule in f.rules
-                if id(rule) in by_rule
-            ]
+            for rule in f.rules:
+                if id(rule) in by_rule:
+                    planned = plan_rule(by_rule[id(rule)], lets)
+                    rules.append(compile_rule(planned, lets))
+                    _collect_windows(rule, lets.values, windows, _window_needs(planned))
+            for item in f.items:  # a named condition's windows: read by whichever rule names it
+                if isinstance(item, ast.Def):
+                    _collect_windows(item, lets.values, windows, ())
         self.rules = sorted(rules, key=lambda r: r.name)  # decisions never depend on file or rule order
         self.by_kind: dict[str, tuple[CompiledRule, ...]] = {
             kind.value: tuple(r for r in self.rules if kind.value in r.kinds) for kind in DECIDED_KINDS
@@ -170,14 +177,9 @@ class PolicySetEngine:
             self.plans[kind] = shared[names]
         self._allow = Decision(policy_set_id=policy_set_id)
         self._combinations: dict[tuple, Callable[[Proposal], Decision]] = {}
-        # The untagged history windows the set reads, known before it runs: the ledger reads them for a whole
-        # chunk of payments in one grouped query instead of one query per payment.
-        windows: set[tuple[str, str, int]] = set()
-        for f in checked.files:
-            _collect_windows(
-                f.items, checked.constants.get(f.path, {}), windows
-            )  # rules and named conditions
         self.windows = frozenset(windows)
+        # The filtered aggregates the ledger keeps while this set is enabled (check.window_filter keys).
+        self.filters = frozenset(w[3] for w in windows if w[3] is not None)
 
     @property
     def policy_set_id(self) -> str:
@@ -207,7 +209,8 @@ class PolicySetEngine:
         return [replace(p, function=fn) for p, fn in zip(found, functions, strict=True)]
 
     def decide(self, proposal: Proposal, view: LedgerView) -> Decision:
-        plan = self.plans.get(proposal.op.kind)  # an OpKind is a str: no .value lookup per payment
+        kind = proposal.op.kind
+        plan = self.plans.get(kind)  # an OpKind is a str: no .value lookup per payment
         if plan is None:
             return self._allow
         matched, failed, evaluated = plan(Ctx(proposal, view), proposal.tag)
@@ -220,7 +223,7 @@ class PolicySetEngine:
         matched.sort(key=_by_name)
         # What a combination of matching rules decides depends only on the rules, the operation's kind and how
         # many were evaluated, except a split's amounts: work it out once per combination, then reuse it.
-        key = (proposal.op.kind, tuple(r.name for r in matched), evaluated)
+        key = (kind, tuple([r.name for r in matched]), evaluated)
         combination = self._combinations.get(key)
         if combination is None:
             if len(self._combinations) >= COMBINATIONS_CACHED_MAX:
@@ -421,15 +424,30 @@ def _by_name(rule: CompiledRule) -> str:
     return rule.name
 
 
-def _collect_windows(node: object, lets: dict[str, object], out: set[tuple[str, str, int]]) -> None:
-    """Every untagged history window (party, direction, seconds) read anywhere under `node`."""
+# What the ledger can tell of a payment before deciding it, to prefetch only the windows a matching rule reads.
+WINDOW_NEED_FIELDS = ("payer.kind", "payee.kind", "payer.tier", "payee.tier", "tag")
+
+
+def _window_needs(planned: PlannedRule) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """What a payment needs for the rule to match: (field, allowed values) pairs, "op" for the operation kind."""
+    needs = [("op", tuple(sorted(planned.kinds)))]
+    needs += [(k, tuple(sorted(v))) for k, v in planned.allowed.items() if k in WINDOW_NEED_FIELDS]
+    return tuple(sorted(needs))
+
+
+def _collect_windows(node: object, lets: dict[str, object], out: set[tuple], needs: tuple) -> None:
+    """Every untagged or counterparty-filtered history window read anywhere under `node`: (party, direction,
+    seconds or calendar unit, filter key or None, what a payment needs for it to be read)."""
     todo = [node]
     while todo:  # no recursion: policy trees are bounded, but this walk must not depend on it
         item = todo.pop()
-        if isinstance(item, ast.Call) and item.name != "balance" and len(item.args) == 1:
-            seconds = constant_value(item.args[0], lets)
-            if isinstance(seconds, int):
-                out.add((item.party, "out" if item.name.startswith("out") else "in", seconds))
+        if isinstance(item, ast.Call) and item.name != "balance" and (len(item.args) == 1 or item.filters):
+            first = item.args[0]
+            unit = first.name if isinstance(first, ast.Name) and first.name in CALENDAR_UNITS else None
+            span = unit if unit is not None and first.name not in lets else constant_value(first, lets)
+            if isinstance(span, int | str):
+                direction = "out" if item.name.startswith("out") else "in"
+                out.add((item.party, direction, span, window_filter(item, lets), needs))
         if dataclasses.is_dataclass(item) and not isinstance(item, type):
             todo.extend(getattr(item, f.name) for f in dataclasses.fields(item))
         elif isinstance(item, list | tuple):

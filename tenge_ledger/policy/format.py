@@ -183,7 +183,8 @@ def expr(e: ast.Expr) -> str:
     if isinstance(e, ast.Attr):
         return f"{e.party}.attr.{e.key}"
     if isinstance(e, ast.Call):
-        return f"{e.party}.{e.name}({', '.join(expr(a) for a in e.args)})"
+        args = [expr(a) for a in e.args] + [f"{f.key}: {expr(f.value)}" for f in e.filters]
+        return f"{e.party}.{e.name}({', '.join(args)})"
     if isinstance(e, ast.ListLit):
         return "[" + ", ".join(expr(i) for i in e.items) + "]"
     if isinstance(e, ast.Not):

@@ -560,7 +560,13 @@ class _Build(Transformer):
 
     def call(self, meta, children):
         party, name, *args = children
-        return ast.Call(*_pos(meta), party, str(name), tuple(a for a in args if a is not None))
+        given = [a for a in args if a is not None]
+        filters = tuple(a for a in given if isinstance(a, ast.CounterpartyFilter))
+        positional = tuple(a for a in given if not isinstance(a, ast.CounterpartyFilter))
+        return ast.Call(*_pos(meta), party, str(name), positional, filters)
+
+    def counterparty_filter(self, meta, children):
+        return ast.CounterpartyFilter(*_pos(meta), str(children[0]), children[1])
 
     def attr_decl(self, meta, children):
         key = self._name(children[0], "an attribute key", limits.attr_key_length_max)

@@ -189,6 +189,14 @@ class EnabledPolicy:
         except PolicyEngineUnavailable:
             return frozenset()  # nothing to prefetch: every decision denies
 
+    @property
+    def filters(self) -> frozenset[str]:
+        """The counterparty filters whose flows the ledger keeps while this set is enabled."""
+        try:
+            return self.engine().filters
+        except PolicyEngineUnavailable:
+            return frozenset()
+
 
 class PolicyEngineUnavailable(Exception):
     """The enabled set cannot be compiled; deciding with it denies (the ledger catches this per operation)."""
@@ -213,6 +221,9 @@ def history(settings: dict) -> list[dict]:
 def enable(store, files: dict[str, str], at: int, note: str = "") -> dict:
     """Check and compile, then make `files` the enabled set as a new version. Raises before writing."""
     engine = compile_sources(files)
+    # The counterparty-filtered history the set reads is built from the journal before the set goes live, so its
+    # first decision already sees every earlier posting (and writers keep it from then on, chunk by chunk).
+    store.rebuild_window_filters(engine.filters)
     settings = store.meta().settings
     current = settings.get("policy_set")
     if current and current.get("id") == engine.policy_set_id:
@@ -243,4 +254,5 @@ def disable(store, at: int) -> dict:
     record = {"action": "disable", "id": current["id"], "version": current["version"], "at": at}
     store.set_setting("policy_history", (history(settings) + [record])[-limits.policy_set_versions_max :])
     store.set_setting("policy_set", None)
+    store.rebuild_window_filters(frozenset())  # no set reads them now
     return {"changed": True, "id": current["id"], "version": current["version"]}

@@ -14,7 +14,7 @@ from typing import Protocol
 from ..core.hooks import EncodedTrace
 from ..core.records import Account, HoldRecord, TagRecord
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 # Schema version 4 (both stores): what a sweep does with a hold at its timeout.
 HOLDS_ON_TIMEOUT_COLUMN = "ALTER TABLE holds ADD COLUMN on_timeout TEXT NOT NULL DEFAULT 'void'"
 GENESIS_HASH = bytes(32)
@@ -109,6 +109,13 @@ class ChangeSet:
     # new leaves in order; an int is the seq of a journal row written with them whose leaf is derived from it
     traces: list[EncodedTrace | int] = field(default_factory=list)
     reports: list[ReportRow] = field(default_factory=list)
+    # Counterparty-filtered running flows (core/windows.py), kept like a bucket's: (out_tiyn, out_count,
+    # in_tiyn, in_count, minute, account id, filter key) added to the row of (account, filter), or inserted ...
+    filter_flows: list[tuple[int, int, int, int, int, int, str]] = field(default_factory=list)
+    # ... and (account id, filter key, minute, out_tiyn, out_count, in_tiyn, in_count): flows before a minute
+    filter_activity: list[tuple[int, str, int, int, int, int, int]] = field(default_factory=list)
+    filters_reset: bool = False  # every filtered row is deleted first (a rebuild from the journal)
+    settings: dict | None = None  # the ledger's settings, replaced whole (with a rebuild: the filters kept)
 
     def is_empty(self) -> bool:
         return not (self.entries or self.traces or self.accounts)
@@ -139,15 +146,22 @@ class StoreTx(Protocol):
 
     def head(self) -> tuple[int, bytes]: ...
 
-    def window(self, handle: str, direction: str, since: int, tag: str | None = None) -> tuple[int, int]:
+    def window(
+        self, handle: str, direction: str, since: int, tag: str | None = None, counterparty: str | None = None
+    ) -> tuple[int, int]:
         """(sum, count) of the account's outgoing or incoming postings from the start of the minute `since` falls
-        in (every bucket, or the one `tag`)."""
+        in (every bucket, or the one `tag`; or, given `counterparty`, the filtered aggregate of that key)."""
         ...
 
     def windows(
-        self, handles: set[str], direction: str, sinces: tuple[int, ...]
+        self, handles: set[str], direction: str, sinces: tuple[int, ...], counterparty: str | None = None
     ) -> dict[tuple[str, int], tuple[int, int]]:
-        """Untagged windows of many accounts and start times at once; absent where there were no postings."""
+        """Untagged (or one filtered aggregate's) windows of many accounts and start times at once; absent where
+        there were no postings."""
+        ...
+
+    def filter_rows(self, keys: set[tuple[str, str]]) -> dict[tuple[str, str], BucketRow]:
+        """The stored filtered flows of these (handle, filter key) pairs (balance 0), where there are any."""
         ...
 
     def account_ids(self, handles: set[str]) -> dict[str, int]: ...
@@ -211,6 +225,19 @@ class Store(Protocol):
 
     def activity(self) -> dict[tuple[str, str, int], tuple[int, int, int, int]]:
         """Every stored activity snapshot: (handle, tag, minute) -> (out, out count, in, in count) before it."""
+        ...
+
+    def filter_flows(self) -> dict[tuple[str, str], BucketRow]:
+        """Every stored counterparty-filtered running flow: (handle, filter key) -> its row (balance 0)."""
+        ...
+
+    def filter_activity(self) -> dict[tuple[str, str, int], tuple[int, int, int, int]]:
+        """Every stored filtered snapshot: (handle, filter key, minute) -> flows before it."""
+        ...
+
+    def rebuild_window_filters(self, keys: frozenset[str]) -> bool:
+        """Keep the filtered flows of exactly `keys` from now on, built from the journal (store/filters.py);
+        False when those were kept already."""
         ...
 
     def journal(self, after_seq: int = 0) -> Iterator[tuple[StoredOperation, list[JournalPosting]]]: ...

@@ -222,11 +222,25 @@ class EntryReader:
             yield entry
 
 
-def windows_query(direction: str, since: int, tag: str | None, handles: tuple[str, ...]) -> tuple[str, tuple]:
+def windows_query(
+    direction: str, since: int, tag: str | None, handles: tuple[str, ...], counterparty: str | None = None
+) -> tuple[str, tuple]:
     """(handle, sum, count) per account among `handles` of its outgoing ("out") or incoming postings from the
     start of the minute `since` falls in, over every bucket (or the one bucket `tag`): its running total now
-    less the running total before the first posting of the first minute with any, from `activity`."""
+    less the running total before the first posting of the first minute with any, from `activity`. Given
+    `counterparty` (a filter key), the same over that filtered aggregate (`filter_flows`, `filter_activity`)."""
     flow, count = ("out_tiyn", "out_count") if direction == "out" else ("in_tiyn", "in_count")
+    if counterparty is not None:
+        sql = (
+            f"SELECT a.handle, COALESCE(SUM(b.{flow} - COALESCE(s.{flow}, b.{flow})), 0),"
+            f" COALESCE(SUM(b.{count} - COALESCE(s.{count}, b.{count})), 0)"
+            " FROM accounts a JOIN filter_flows b ON b.account = a.id AND b.filter = ?"
+            " LEFT JOIN filter_activity s ON s.account = b.account AND s.filter = b.filter AND s.minute ="
+            " (SELECT MIN(x.minute) FROM filter_activity x WHERE x.account = b.account AND x.filter = b.filter"
+            " AND x.minute >= ?)"
+            f" WHERE a.handle IN ({','.join('?' * len(handles))}) GROUP BY a.handle"
+        )
+        return sql, (counterparty, since // 60, *handles)
     tag_join = " JOIN tag_names t ON t.id = b.tag AND t.tag = ?" if tag is not None else ""
     sql = (
         f"SELECT a.handle, COALESCE(SUM(b.{flow} - COALESCE(s.{flow}, b.{flow})), 0),"

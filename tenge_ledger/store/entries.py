@@ -27,6 +27,7 @@ from ..core.records import (
     Operation,
     OpKind,
 )
+from ..core.windows import add_flow  # noqa: F401 - the upgrade and `tenge check` replay flows with it
 
 # Persisted: a kind's code is its position here. Append only.
 KIND_CODES: tuple[OpKind, ...] = (
@@ -153,26 +154,6 @@ def body_extra(op: Operation) -> str | None:
     doc = body_to_dict(body)
     rest = {k: v for k, v in doc.items() if k not in _COLUMN_FIELDS and v is not None}
     return canonical_json(rest) if rest else None
-
-
-def add_flow(flows: dict, key: tuple, amount: int, minute: int) -> tuple[int, int, int, int] | None:
-    """Add one posting to a bucket's running flows, `flows[key]` = [out, out count, in, in count, last minute],
-    as a chunk's write does; returns the bucket's activity snapshot (its flows before this posting) when this is
-    its first posting of a later minute, else None. The upgrade and `tenge check` replay the journal with it."""
-    flow = flows.get(key)
-    if flow is None:
-        flow = flows[key] = [0, 0, 0, 0, -1]
-    snapshot = None
-    if flow[4] < minute:
-        snapshot = (flow[0], flow[1], flow[2], flow[3])
-        flow[4] = minute
-    if amount < 0:
-        flow[0] -= amount
-        flow[1] += 1
-    elif amount > 0:
-        flow[2] += amount
-        flow[3] += 1
-    return snapshot
 
 
 def standard_legs(

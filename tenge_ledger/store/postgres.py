@@ -39,7 +39,7 @@ from psycopg.pq import TransactionStatus
 from ..core.errors import InvariantViolation, StoreError, WriteConflict
 from ..core.hooks import EncodedTrace
 from ..core.records import Account, HoldRecord, TagRecord
-from . import codec, upgrade
+from . import codec, filters, upgrade
 from .base import (
     GENESIS_HASH,
     HOLDS_ON_TIMEOUT_COLUMN,
@@ -182,12 +182,27 @@ def _migration_4(cur: psycopg.Cursor, central_bank: str) -> None:
     cur.execute(HOLDS_ON_TIMEOUT_COLUMN)
 
 
+def _migration_5(cur: psycopg.Cursor, central_bank: str) -> None:
+    """Counterparty-filtered running flows (core/windows.py), as in the SQLite store's migration 5."""
+    cur.execute(
+        "CREATE TABLE filter_flows (account BIGINT NOT NULL, filter TEXT NOT NULL, out_tiyn BIGINT NOT NULL,"
+        " out_count BIGINT NOT NULL, in_tiyn BIGINT NOT NULL, in_count BIGINT NOT NULL, minute BIGINT NOT NULL,"
+        " PRIMARY KEY (account, filter))"
+    )
+    cur.execute(
+        "CREATE TABLE filter_activity (account BIGINT NOT NULL, filter TEXT NOT NULL, minute BIGINT NOT NULL,"
+        " out_tiyn BIGINT NOT NULL, out_count BIGINT NOT NULL, in_tiyn BIGINT NOT NULL, in_count BIGINT NOT NULL,"
+        " PRIMARY KEY (account, filter, minute))"
+    )
+
+
 # Registered migrations, by the schema version they bring the database to. A database records each it applied.
 MIGRATIONS: dict[int, Callable[[psycopg.Cursor, str], None]] = {
     1: _migration_1,
     2: _migration_2,
     3: _migration_3,
     4: _migration_4,
+    5: _migration_5,
 }
 if max(MIGRATIONS) != SCHEMA_VERSION:  # pragma: no cover - a packaging mistake
     raise RuntimeError("the PostgreSQL store has no migration to the current schema version")
@@ -292,6 +307,24 @@ def _write_script(client: psycopg.ClientCursor, ch: ChangeSet) -> str:
         )
     if ch.activity:
         out.append(f"INSERT INTO activity VALUES {_values(m, ch.activity)}")
+    if ch.filters_reset:
+        out += ["DELETE FROM filter_flows", "DELETE FROM filter_activity"]
+    if ch.filter_flows:  # in (account, filter) order, as the balances: row locks taken in one order
+        rows = sorted(ch.filter_flows, key=lambda r: (r[5], r[6]))
+        out.append(
+            "INSERT INTO filter_flows (out_tiyn, out_count, in_tiyn, in_count, minute, account, filter)"
+            f" VALUES {_values(m, rows)} ON CONFLICT (account, filter) DO UPDATE SET"
+            " out_tiyn = filter_flows.out_tiyn + excluded.out_tiyn,"
+            " out_count = filter_flows.out_count + excluded.out_count,"
+            " in_tiyn = filter_flows.in_tiyn + excluded.in_tiyn, in_count = filter_flows.in_count + excluded.in_count,"
+            " minute = excluded.minute"
+        )
+    if ch.filter_activity:
+        out.append(f"INSERT INTO filter_activity VALUES {_values(m, ch.filter_activity)}")
+    if ch.settings is not None:
+        out.append(
+            m("UPDATE meta SET value = %s WHERE key = 'settings'", (json.dumps(ch.settings, sort_keys=True),))
+        )
     if ch.entries:
         out.append(f"INSERT INTO journal ({JOURNAL_COLUMNS}) VALUES {_values(m, ch.entries)}")
     if ch.legs:
@@ -592,6 +625,17 @@ class PostgresStore:
     def activity(self) -> dict[tuple[str, str, int], tuple[int, int, int, int]]:
         with self.snapshot():
             return PostgresTx(self._pinned.conn.cursor(), (0, b"")).activity_rows()
+
+    def filter_flows(self) -> dict[tuple[str, str], BucketRow]:
+        with self.snapshot():
+            return PostgresTx(self._pinned.conn.cursor(), (0, b"")).all_filter_rows()
+
+    def rebuild_window_filters(self, keys: frozenset[str]) -> bool:
+        return filters.rebuild_window_filters(self, keys)
+
+    def filter_activity(self) -> dict[tuple[str, str, int], tuple[int, int, int, int]]:
+        with self.snapshot():
+            return PostgresTx(self._pinned.conn.cursor(), (0, b"")).filter_activity_rows()
 
     def supply(self) -> tuple[int, int]:
         issued, redeemed = self._rows("SELECT issued_tiyn, redeemed_tiyn FROM supply WHERE id = 1")[0]

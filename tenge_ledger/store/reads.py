@@ -125,6 +125,36 @@ class SqlTxReads:
         )
         return {(row[0], row[1]): codec.bucket_row(row[2:]) for row in rows}
 
+    def filter_rows(self, keys: set[tuple[str, str]]) -> dict[tuple[str, str], BucketRow]:
+        """The stored filtered flows of these (handle, filter key) pairs, where there are any."""
+        out: dict[tuple[str, str], BucketRow] = {}
+        for group in groups({h for h, _ in keys}):
+            rows = self._all(
+                self._q(
+                    "SELECT a.handle, b.filter, 0, b.out_tiyn, b.out_count, b.in_tiyn, b.in_count, b.minute"
+                    f" FROM filter_flows b JOIN accounts a ON a.id = b.account WHERE a.handle IN ({marks(group)})"
+                ),
+                group,
+            )
+            for row in rows:
+                if (row[0], row[1]) in keys:
+                    out[(row[0], row[1])] = codec.bucket_row(row[2:])
+        return out
+
+    def all_filter_rows(self) -> dict[tuple[str, str], BucketRow]:
+        rows = self._all(
+            "SELECT a.handle, b.filter, 0, b.out_tiyn, b.out_count, b.in_tiyn, b.in_count, b.minute"
+            " FROM filter_flows b JOIN accounts a ON a.id = b.account"
+        )
+        return {(row[0], row[1]): codec.bucket_row(row[2:]) for row in rows}
+
+    def filter_activity_rows(self) -> dict[tuple[str, str, int], tuple[int, int, int, int]]:
+        rows = self._all(
+            "SELECT a.handle, s.filter, s.minute, s.out_tiyn, s.out_count, s.in_tiyn, s.in_count"
+            " FROM filter_activity s JOIN accounts a ON a.id = s.account"
+        )
+        return {(h, f, int(m)): (int(o), int(on), int(i), int(n)) for h, f, m, o, on, i, n in rows}
+
     def activity_rows(self) -> dict[tuple[str, str, int], tuple[int, int, int, int]]:
         """Every stored activity snapshot: (handle, tag, minute) -> flows before the bucket's first posting then."""
         rows = self._all(
@@ -270,20 +300,23 @@ class SqlTxReads:
         )
         return {a: int(b) for a, b in rows}
 
-    def window(self, handle: str, direction: str, since: int, tag: str | None = None) -> tuple[int, int]:
-        sql, args = codec.windows_query(direction, since, tag, (handle,))
+    def window(
+        self, handle: str, direction: str, since: int, tag: str | None = None, counterparty: str | None = None
+    ) -> tuple[int, int]:
+        sql, args = codec.windows_query(direction, since, tag, (handle,), counterparty)
         row = self._one(self._q(sql), args)
         return (int(row[1]), int(row[2])) if row else (0, 0)
 
     def windows(
-        self, handles: set[str], direction: str, sinces: tuple[int, ...]
+        self, handles: set[str], direction: str, sinces: tuple[int, ...], counterparty: str | None = None
     ) -> dict[tuple[str, int], tuple[int, int]]:
-        """Untagged `window`s of many accounts and start times: (handle, since) -> (sum, count), absent where
-        there are no such postings. One grouped query per start time and group of handles."""
+        """Untagged (or one filtered aggregate's) `window`s of many accounts and start times: (handle, since) ->
+        (sum, count), absent where there are no such postings. One grouped query per start time and group of
+        handles."""
         out: dict[tuple[str, int], tuple[int, int]] = {}
         for since in sinces:
             for group in groups(handles):
-                sql, args = codec.windows_query(direction, since, None, group)
+                sql, args = codec.windows_query(direction, since, None, group, counterparty)
                 for handle, total, count in self._all(self._q(sql), args):
                     if count:
                         out[(handle, since)] = (int(total), int(count))

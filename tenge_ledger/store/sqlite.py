@@ -19,7 +19,7 @@ from ..core.errors import InvariantViolation, StoreError, WriteConflict
 from ..core.files import create_private
 from ..core.hooks import EncodedTrace
 from ..core.records import Account, HoldRecord, TagRecord
-from . import codec, upgrade
+from . import codec, filters, upgrade
 from .base import (
     GENESIS_HASH,
     HOLDS_ON_TIMEOUT_COLUMN,
@@ -202,14 +202,43 @@ def _migration_4(db: sqlite_utils.Database, central_bank: str) -> None:
     db.conn.execute(HOLDS_ON_TIMEOUT_COLUMN)
 
 
+def _migration_5(db: sqlite_utils.Database, central_bank: str) -> None:
+    """Counterparty-filtered running flows (core/windows.py): one row per (account, filter key) the enabled
+    policy set names, and its snapshots before each minute it moved in, read as `activity` is. Empty until a
+    set that names a filter is enabled (which builds them from the journal)."""
+    db.conn.execute(
+        "CREATE TABLE filter_flows (account INTEGER NOT NULL, filter TEXT NOT NULL, out_tiyn INTEGER NOT NULL,"
+        " out_count INTEGER NOT NULL, in_tiyn INTEGER NOT NULL, in_count INTEGER NOT NULL,"
+        " minute INTEGER NOT NULL, PRIMARY KEY (account, filter),"
+        " CHECK (typeof(out_tiyn) = 'integer' AND typeof(in_tiyn) = 'integer')) WITHOUT ROWID"
+    )
+    db.conn.execute(
+        "CREATE TABLE filter_activity (account INTEGER NOT NULL, filter TEXT NOT NULL, minute INTEGER NOT NULL,"
+        " out_tiyn INTEGER NOT NULL, out_count INTEGER NOT NULL, in_tiyn INTEGER NOT NULL,"
+        " in_count INTEGER NOT NULL, PRIMARY KEY (account, filter, minute),"
+        " CHECK (typeof(out_tiyn) = 'integer' AND typeof(in_tiyn) = 'integer')) WITHOUT ROWID"
+    )
+
+
 # Registered migrations, by the schema version they bring the database to. A database records each it applied.
 MIGRATIONS: dict[int, Callable[[sqlite_utils.Database, str], None]] = {
     1: _migration_1,
     2: _migration_2,
     3: _migration_3,
     4: _migration_4,
+    5: _migration_5,
 }
 assert max(MIGRATIONS) == SCHEMA_VERSION
+
+
+# A filtered flow's row adds the chunk's flows (or is inserted with them); `minute` is the chunk's latest.
+_FILTER_UPSERT = (
+    "INSERT INTO filter_flows (out_tiyn, out_count, in_tiyn, in_count, minute, account, filter)"
+    " VALUES (?,?,?,?,?,?,?) ON CONFLICT (account, filter) DO UPDATE SET"
+    " out_tiyn = filter_flows.out_tiyn + excluded.out_tiyn, out_count = filter_flows.out_count + excluded.out_count,"
+    " in_tiyn = filter_flows.in_tiyn + excluded.in_tiyn, in_count = filter_flows.in_count + excluded.in_count,"
+    " minute = excluded.minute"
+)
 
 
 class SqliteTx(SqlTxReads):
@@ -258,6 +287,17 @@ class SqliteTx(SqlTxReads):
             )
         if ch.activity:
             c.executemany("INSERT INTO activity VALUES (?,?,?,?,?,?,?)", ch.activity)
+        if ch.filters_reset:
+            c.execute("DELETE FROM filter_flows")
+            c.execute("DELETE FROM filter_activity")
+        if ch.filter_flows:
+            c.executemany(_FILTER_UPSERT, ch.filter_flows)
+        if ch.filter_activity:
+            c.executemany("INSERT INTO filter_activity VALUES (?,?,?,?,?,?,?)", ch.filter_activity)
+        if ch.settings is not None:
+            c.execute(
+                "UPDATE meta SET value = ? WHERE key = 'settings'", (json.dumps(ch.settings, sort_keys=True),)
+            )
         if ch.entries:
             c.executemany(f"INSERT INTO journal ({JOURNAL_COLUMNS}) VALUES ({_JOURNAL_MARKS})", ch.entries)
         if ch.legs:
@@ -488,6 +528,17 @@ class SqliteStore:
     @_locked
     def activity(self) -> dict[tuple[str, str, int], tuple[int, int, int, int]]:
         return SqliteTx(self._conn).activity_rows()
+
+    @_locked
+    def filter_flows(self) -> dict[tuple[str, str], BucketRow]:
+        return SqliteTx(self._conn).all_filter_rows()
+
+    def rebuild_window_filters(self, keys: frozenset[str]) -> bool:
+        return filters.rebuild_window_filters(self, keys)
+
+    @_locked
+    def filter_activity(self) -> dict[tuple[str, str, int], tuple[int, int, int, int]]:
+        return SqliteTx(self._conn).filter_activity_rows()
 
     @_locked
     def supply(self) -> tuple[int, int]:
