@@ -43,6 +43,7 @@ class Timed:
     def __init__(self, engine) -> None:
         self.engine = engine
         self.policy_set_id = engine.policy_set_id
+        self.version = engine.version
         self.windows = engine.windows  # the ledger prefetches these per chunk; without them each is a query
         self.filters = engine.filters  # the counterparty-filtered flows the ledger keeps for the set
         self.seconds = 0.0

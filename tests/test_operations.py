@@ -142,6 +142,9 @@ class _Engine:
     decision: Decision
     error: Exception | None = None
     policy_set_id: str | None = "test-set"
+    version: int | None = None
+    windows: frozenset = frozenset()
+    filters: frozenset = frozenset()
 
     def decide(self, proposal, view) -> Decision:
         if self.error is not None:

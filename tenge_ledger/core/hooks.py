@@ -56,6 +56,11 @@ class Proposal:
 
 class PolicyEngine(Protocol):
     policy_set_id: str | None
+    version: int | None  # the enabled set's version, chained into each journal row it decided
+    # What the ledger reads ahead for the set: the history windows its rules read, and the counterparty filters
+    # whose running flows it keeps (empty for no set).
+    windows: frozenset
+    filters: frozenset[str]
 
     def decide(self, proposal: Proposal, view: LedgerView) -> Decision: ...
 

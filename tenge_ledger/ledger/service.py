@@ -110,6 +110,9 @@ class AllowAll:
     """The policy engine of a ledger with no policy set enabled: built-in checks only."""
 
     policy_set_id = None
+    version = None
+    windows: frozenset = frozenset()
+    filters: frozenset[str] = frozenset()
 
     def decide(self, proposal: Proposal, view) -> Decision:
         return Decision()
@@ -235,7 +238,7 @@ class Ledger:
                     alone = head == self._state.head
                     root = WorkingSet(tx=tx, state=self._state.since(head))
                     root.prefetch(*_touched(ops))
-                    windows = getattr(self.policy, "windows", None)
+                    windows = self.policy.windows
                     if windows:
                         root.filters = self._filters()
                         root.zone_filters = any(n == "zone" for _, pairs, _ in root.filters for n, _ in pairs)
@@ -330,7 +333,7 @@ class Ledger:
     def _filters(self) -> tuple[tuple[str, tuple[tuple[str, str], ...], str | None], ...]:
         """The counterparty filters of the enabled set, parsed once per set, in key order: (key, what the
         counterparty must be, the tag the posting must have or None)."""
-        keys = getattr(self.policy, "filters", None) or frozenset()
+        keys = self.policy.filters
         found = self._parsed_filters.get(keys)
         if found is None:
             parsed = []
@@ -377,7 +380,7 @@ class Ledger:
         if digest is None:
             digest = fields_hash(canonical_bytes(self.ledger_id, op))
         decision_text = self._decision_json(decision)
-        version = getattr(self.policy, "version", None)
+        version = self.policy.version
         entry = entry_hash(prev, seq, at, digest, op.signature, postings, (decision_text, version))
         kind = op.kind
         payer, payee, amount, tag = body_columns(op.body)

@@ -115,6 +115,7 @@ class _Recorder:
     def __init__(self, engine, coverage: Coverage | None = None, probes: list | None = None) -> None:
         self.engine = engine
         self.policy_set_id = engine.policy_set_id
+        self.version = engine.version
         self.windows = engine.windows  # what the ledger prefetches per chunk ...
         self.filters = engine.filters  # ... and the counterparty-filtered flows it keeps for the set
         self.last = None
