@@ -107,6 +107,35 @@ def _build(w: Wallet, steps: list) -> list:
     return ops
 
 
+# Rules whose answers depend on the chunk's own earlier payments (history windows, a counterparty filter) and
+# that report: what the plain path must keep for them exactly as the general path does.
+WINDOWS = """
+rule "busy-payer"
+  on transfer
+  when payer.out_count(24h) >= 3
+  report fma "a third payment today"
+
+rule "merchant-heavy"
+  on transfer
+  when payer.out_sum(day, kind: merchant) > 200 tiyn
+  report fma "paid merchants more than 2 KZT today"
+
+rule "big-inflow"
+  on transfer
+  when payee.in_sum(24h) + amount > 80000 tiyn and payee.kind == person
+  deny "too much in a day"
+"""
+
+
+def _engine(policies: str):
+    """The policy set of a run, with a version (chained into every journal row it decides on), or None."""
+    if policies == "shipped":
+        return compile_sources(read_sources([shipped_policies()]), version=7)
+    if policies == "windows":
+        return compile_sources({"windows.policy": WINDOWS}, version=3)
+    return None
+
+
 def _tables(db: Path) -> dict[str, list]:
     conn = sqlite3.connect(db)
     try:
@@ -130,14 +159,22 @@ BOUNDARIES = [
 ]  # fmt: skip
 
 
-@example(steps=BOUNDARIES, chunk=1000, verified=[True] * 30, policies=False)
-@example(steps=BOUNDARIES, chunk=1, verified=[True] * 30, policies=False)
+@example(steps=BOUNDARIES, chunk=1000, verified=[True] * 30, policies="")
+@example(steps=BOUNDARIES, chunk=1, verified=[True] * 30, policies="")
+@example(steps=BOUNDARIES * 2, chunk=1000, verified=[True] * 30, policies="windows")
+@example(
+    steps=[_t("aigerim", "cafe", 99)] * 4 + [_t("bob", "roads", 99)] * 4 + [_t("cafe", "bob", 15_000)] * 3,
+    chunk=1000,
+    verified=[True] * 30,
+    policies="windows",
+)  # the plain way keeps what later decisions in the chunk count: a third payment reported, a third inflow denied
+@example(steps=BOUNDARIES, chunk=1000, verified=[True] * 30, policies="shipped")
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     steps=st.lists(_step, min_size=1, max_size=30),
     chunk=st.sampled_from((1, 4, 1000)),
     verified=st.lists(st.sampled_from((True, True, True, False)), min_size=30, max_size=30),
-    policies=st.booleans(),
+    policies=st.sampled_from(("", "shipped", "windows")),
 )
 def test_plain_path__same_rows_balances_leaves_and_results_as_the_general_path(
     base, steps, chunk, verified, policies
@@ -146,7 +183,7 @@ def test_plain_path__same_rows_balances_leaves_and_results_as_the_general_path(
     folder = Path(tempfile.mkdtemp(prefix="tenge-plain-"))
     try:
         outcomes, tables = [], []
-        engine = compile_sources(read_sources([shipped_policies()])) if policies else None
+        engine = _engine(policies)
         for plain in (True, False):
             path = folder / f"{plain}.db"
             shutil.copy(db, path)

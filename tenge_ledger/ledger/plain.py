@@ -1,11 +1,13 @@
 """The plain transfer: the one operation a busy ledger applies most, done without the general path's objects.
 
-A transfer whose signature was checked already, on a ledger with no policy set whose trace leaves are derived
-from the journal, between two active accounts that are neither the central bank nor a system account, that the
-payer signed, that the payer can fund and the payee can hold: the general path (`Ledger._apply`) would make a
-handler call, an `_Applied`, two `Posting`s, a generic postings check, a decision lookup, a legs comparison and
-two `JournalPosting`s to end with the rows written here. Anything else (a repeated id, a rejection of any kind,
-a policy, a sealed trace) returns None and goes the general way, which decides it; so this path never rejects.
+A transfer whose signature was checked already, on a ledger whose trace leaves are derived from the journal,
+between two active accounts that are neither the central bank nor a system account, that the payer signed,
+that the payer can fund and the payee can hold, and on which the policy set (if any) decides nothing: the
+general path (`Ledger._apply`) would make a handler call, an `_Applied`, a generic postings check, a legs
+comparison and a stored decision of nothing, to end with the rows written here. Anything else (a repeated id,
+a rejection of any kind, a rule that matched, a sealed trace) returns None and goes the general way, which
+decides it; so this path never rejects. When the policy set was asked already, its answer goes along
+(`WorkingSet.decided`), so no rule runs twice for one operation.
 
 `tests/test_plain_transfer.py` applies random workloads (rejections, holds, batches, tags, policies) both ways
 and compares every journal row, balance, flow, activity row, trace leaf and result, byte for byte.
@@ -15,23 +17,31 @@ from __future__ import annotations
 
 from ..core import limits
 from ..core.canonical import canonical_bytes
+from ..core.hooks import PolicyEngine, Proposal
 from ..core.money import format_tiyn
-from ..core.records import AccountKind, AccountStatus, Operation, Transfer
+from ..core.records import AccountKind, AccountStatus, Operation, Posting, Transfer
 from ..core.results import Result, ResultCode
+from ..store.base import JournalPosting
 from ..store.entries import FLAG_LINK_V2, journal_row
 from .journal import entry_hash_of_legs, fields_hash
 from .working import WorkingSet
 
 _ACTIVE = AccountStatus.active
 _UNCHECKED = (AccountKind.central_bank, AccountKind.system)  # the built-in checks skip them: the general path
-_NO_CHAIN = (None, None)  # version-2 link: no stored decision, no policy version
 _OK = ResultCode.ok
 
 
 def apply_plain_transfer(
-    ws: WorkingSet, op: Operation, at: int, ledger_id: str, tier_limits: dict[int, int]
+    ws: WorkingSet,
+    op: Operation,
+    at: int,
+    ledger_id: str,
+    tier_limits: dict[int, int],
+    policy: PolicyEngine | None = None,
+    central_bank: str = "",
 ) -> Result | None:
-    """Apply `op` if it is a plain transfer that succeeds (see the module), else None and nothing changed."""
+    """Apply `op` if it is a plain transfer that succeeds (see the module), else None and nothing changed but
+    the policy set's answer, kept in `ws.decided` for the general path. `policy` is None for no policy set."""
     b = op.body
     if type(b) is not Transfer:
         return None
@@ -58,17 +68,39 @@ def apply_plain_transfer(
         tier, limits.amount_tiyn_max
     ):
         return None
+    version = None
+    if policy is not None:
+        base = (Posting(payer_handle, -amount, tag), Posting(payee_handle, amount, tag))
+        try:
+            decision = policy.decide(
+                Proposal(op, at, payer_handle, payee_handle, amount, tag, base, payer, payee), ws
+            )
+        except Exception as exc:  # the general path turns it into the same denial it would have made
+            ws.decided = (op, exc)
+            return None
+        if not (
+            decision.allowed
+            and decision.postings is None
+            and decision.hold_timeout_s is None
+            and not (decision.rules or decision.reasons or decision.reports or decision.detail)
+        ):
+            ws.decided = (op, decision)
+            return None
+        version = policy.version
     digest = fields_hash(canonical_bytes(ledger_id, op))
     seq, prev = ws.head()
     seq += 1
     legs = ((payer_handle, -amount, tag), (payee_handle, amount, tag))
-    link = entry_hash_of_legs(prev, seq, at, digest, op.signature, legs, _NO_CHAIN)
-    ws.entries.append(journal_row(seq, op, at, link, FLAG_LINK_V2, None, None, ws.account_id, ws.tag_id))
+    link = entry_hash_of_legs(prev, seq, at, digest, op.signature, legs, (None, version))
+    ws.entries.append(journal_row(seq, op, at, link, FLAG_LINK_V2, None, version, ws.account_id, ws.tag_id))
     ws.operations[op.id] = (seq, digest)
-    # No JournalPosting for in-chunk windows: only a policy set reads windows, and a ledger with one never
-    # comes here.
     ws.add_bucket_delta(payer_handle, tag, -amount)
     ws.add_bucket_delta(payee_handle, tag, amount)
+    if policy is not None:  # what the set's history windows and counterparty filters read of this chunk
+        ws.postings.append(JournalPosting(seq, 0, payer_handle, tag, -amount, at))
+        ws.postings.append(JournalPosting(seq, 1, payee_handle, tag, amount, at))
+        if ws.root.filters:
+            ws.add_filtered(op.kind, b, at, base, central_bank)
     ws.head_value = (seq, link)
     ws.traces.append(seq)
     text = f" [{tag}]" if tag else ""

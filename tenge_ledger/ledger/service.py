@@ -267,12 +267,13 @@ class Ledger:
     def _apply_all(
         self, root: WorkingSet, ops: Sequence[Operation], flags: Sequence[bool], at: int
     ) -> list[Result]:
-        if not (self.plain_transfers and type(self.policy) is AllowAll and self.trace.journal_leaves):
+        if not (self.plain_transfers and self.trace.journal_leaves):
             return [self._apply(root, op, at, ok) for op, ok in zip(ops, flags, strict=True)]
         results = []
-        ledger_id, tiers = self.ledger_id, self.tier_limits
+        ledger_id, tiers, cb = self.ledger_id, self.tier_limits, self.central_bank
+        policy = None if type(self.policy) is AllowAll else self.policy
         for op, ok in zip(ops, flags, strict=True):
-            result = apply_plain_transfer(root, op, at, ledger_id, tiers) if ok else None
+            result = apply_plain_transfer(root, op, at, ledger_id, tiers, policy, cb) if ok else None
             results.append(result if result is not None else self._apply(root, op, at, ok))
         return results
 
@@ -469,9 +470,17 @@ class Ledger:
     ) -> Decision:
         if type(self.policy) is AllowAll:  # built-in checks only: nothing to propose
             return _NO_POLICY_DECISION
-        proposal = Proposal(op, at, payer, payee, amount, tag, postings, *accounts, hold)
+        root = ws.root
         try:
-            decision = self.policy.decide(proposal, ws)
+            if root.decided is not None and root.decided[0] is op:  # asked already (ledger/plain.py)
+                answer, root.decided = root.decided[1], None
+                if isinstance(answer, Exception):
+                    raise answer
+                decision = answer
+            else:
+                decision = self.policy.decide(
+                    Proposal(op, at, payer, payee, amount, tag, postings, *accounts, hold), ws
+                )
         except Exception as exc:  # a failing rule denies: fail closed, and say why
             raise Rejected(ResultCode.policy_denied, f"policy error, denied: {exc}") from None
         if not decision.allowed:

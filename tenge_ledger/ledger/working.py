@@ -77,6 +77,9 @@ class WorkingSet:
         # root only: stored windows, by (direction, since, filter key or None), then handle (one dict per window
         # rather than a key tuple per account: fewer objects kept alive for the chunk)
         self._window_cache: dict[tuple[str, int, str | None], dict[str, tuple[int, int]]] = {}
+        # root only: the policy set's answer (a Decision or the exception it raised) for an operation the plain
+        # path asked about and handed on, so the general path does not ask again (ledger/plain.py)
+        self.decided: tuple[object, object] | None = None
 
     def prefetch(self, handles: set[str], buckets: set[tuple[str, str]], op_ids: set[str]) -> None:
         """Read what a chunk will touch in one query per table; the root's caches then answer the
