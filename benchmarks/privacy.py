@@ -5,7 +5,10 @@
 
 Both ledgers are SQLite files with the store's default PRAGMAs; the transfers are pre-verified (a bank's batch),
 so the measured time is the apply path itself: checks, journal and hash chain, the trace sink, the write. Rounds
-alternate the modes and the best round of each counts, so a noisy neighbour hurts both alike.
+alternate the modes and the best round of each counts, so a noisy neighbour hurts both alike. Transparent is also
+measured on the general apply path, which escrowed takes: transparent's plain-transfer path (ledger/plain.py)
+needs trace leaves derived from the journal, so the first ratio includes that path's speed-up as well as the
+mode's own cost, and the second the mode's cost alone.
 """
 
 from __future__ import annotations
@@ -48,9 +51,10 @@ def build(path: str, mode: str, handles: list[str]) -> None:
     store.close()
 
 
-def measure(path: str, ops: list[Operation]) -> float:
+def measure(path: str, ops: list[Operation], plain: bool = True) -> float:
     store = SqliteStore(path)
     ledger = Ledger(store, trace=sink_for(store.meta(), store, path + ".keys"), clock=lambda: T0 + 60)
+    ledger.plain_transfers = plain
     t = time.perf_counter()
     results = ledger.apply_many(ops, verified=True)
     seconds = time.perf_counter() - t
@@ -64,10 +68,10 @@ def run(transfers: int = 20_000, accounts: int = 1_000, rounds: int = 3) -> dict
     rng = random.Random(20261122)
     handles = [f"acct{i:05d}" for i in range(accounts)]
     workdir = Path(tempfile.mkdtemp(prefix="tenge-privacy-bench-"))
-    best = {"transparent": 0.0, "escrowed": 0.0}
+    best = {"transparent": 0.0, "escrowed": 0.0, "transparent-general": 0.0}
     try:
         templates = {}
-        for mode in best:
+        for mode in ("transparent", "escrowed"):
             templates[mode] = str(workdir / f"{mode}.template.db")
             build(templates[mode], mode, handles)
         for r in range(rounds):
@@ -75,11 +79,12 @@ def run(transfers: int = 20_000, accounts: int = 1_000, rounds: int = 3) -> dict
             for i in range(transfers):
                 a, b = rng.sample(handles, 2)
                 ops.append(Operation(f"r{r}t{i}", a, Transfer(a, b, rng.randint(1, 10**6))))
-            for mode in best:
-                path = str(workdir / f"{mode}.{r}.db")
+            for run_as in best:
+                mode = run_as.split("-")[0]
+                path = str(workdir / f"{run_as}.{r}.db")
                 shutil.copy(templates[mode], path)
                 shutil.copytree(templates[mode] + ".keys", path + ".keys")
-                best[mode] = max(best[mode], measure(path, ops))
+                best[run_as] = max(best[run_as], measure(path, ops, plain=run_as != "transparent-general"))
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     ratio = best["escrowed"] / best["transparent"]
@@ -89,6 +94,10 @@ def run(transfers: int = 20_000, accounts: int = 1_000, rounds: int = 3) -> dict
         "transparent_per_s": round(best["transparent"]),
         "escrowed_per_s": round(best["escrowed"]),
         "escrowed_vs_transparent": round(ratio, 3),
+        # transparent on the general apply path (no plain-transfer path, ledger/plain.py), which escrowed takes:
+        # the mode's own cost, apart from the path only derived trace leaves allow
+        "transparent_general_per_s": round(best["transparent-general"]),
+        "escrowed_vs_transparent_general": round(best["escrowed"] / best["transparent-general"], 3),
         "target": TARGET,
         "meets_target": ratio >= TARGET,
     }
@@ -109,6 +118,11 @@ def main() -> None:
     print(
         f"ratio escrowed / transparent: {report['escrowed_vs_transparent']:.3f} "
         f"(target >= {TARGET}: {'met' if report['meets_target'] else 'NOT met'})"
+    )
+    print(
+        f"transparent on the general apply path: {report['transparent_general_per_s']} transfers/s; escrowed / that:"
+        f" {report['escrowed_vs_transparent_general']:.3f} (the mode's own cost; transparent's plain-transfer path"
+        " needs leaves derived from the journal)"
     )
 
 
