@@ -100,25 +100,6 @@ def test_consistent_journal_rewrite__changes_the_derived_leaf_and_the_root(sqlit
     assert merkle.root(after) != merkle.root(before)  # a checkpoint or witness of the old tree catches it
 
 
-def test_trace_view__derived_records_shown_in_clear_to_the_fma(tmp_path) -> None:
-    db = str(tmp_path / "l.db")
-    for args in (
-        ("init", "--name", "pilot"),
-        ("account", "open", "halyk", "--kind", "bank"),
-        ("issue", "halyk", "1000"),
-        ("account", "open", "aigerim", "--kind", "person", "--bank", "halyk"),
-        ("transfer", "halyk", "aigerim", "4", "--id", "pay-1"),
-    ):
-        assert CliRunner().invoke(cli, ["--db", db, *args]).exit_code == 0
-    r = CliRunner().invoke(cli, ["--db", db, "--json", "trace", "view", "--as", "fma"])
-    assert r.exit_code == 0, r.output
-    pay = next(v for v in json.loads(r.output) if v["op_id"] == "pay-1")
-    assert pay["code"] == "ok" and pay["kind"] == "transfer"
-    assert {f: pay["fields"][f]["value"] for f in ("payer", "payee", "amount")} == {
-        "payer": "halyk", "payee": "aigerim", "amount": 400
-    }  # fmt: skip
-
-
 @pytest.fixture
 def pilot(tmp_path) -> str:
     db = str(tmp_path / "l.db")
@@ -132,6 +113,17 @@ def pilot(tmp_path) -> str:
     ):
         assert CliRunner().invoke(cli, ["--db", db, *args]).exit_code == 0
     return db
+
+
+def test_trace_view__derived_records_shown_in_clear_to_the_fma(pilot) -> None:
+    db = pilot
+    r = CliRunner().invoke(cli, ["--db", db, "--json", "trace", "view", "--as", "fma"])
+    assert r.exit_code == 0, r.output
+    pay = next(v for v in json.loads(r.output) if v["op_id"] == "pay-1")
+    assert pay["code"] == "ok" and pay["kind"] == "transfer"
+    assert {f: pay["fields"][f]["value"] for f in ("payer", "payee", "amount")} == {
+        "payer": "halyk", "payee": "aigerim", "amount": 400
+    }  # fmt: skip
 
 
 def _verify(db: str) -> tuple[int, str]:
