@@ -142,6 +142,23 @@ def test_sweep__payee_over_its_holding_limit__hold_waits_for_a_later_sweep(env) 
     env.check()
 
 
+def test_check__a_waiting_hold_beside_a_return_of_the_same_amount_is_not_mistaken_for_it(env) -> None:
+    """One sweep: hold "big" would post to anon, but anon is closed, so it waits; hold "back", anon's own hold of
+    the same amount, returns to anon. The sweep's legs are the same for either hold: `tenge check` must replay the
+    sweep's choice, not pair the leg with the first hold it fits."""
+    w = env.wallet
+    assert w.open_account("anon", AccountKind.person, tier=0, bank="halyk").succeeded
+    assert w.issue("roads", 20_000_000).succeeded
+    assert w.issue("anon", 2_000_000).succeeded
+    assert w.hold("roads", "anon", 2_000_000, 60, op_id="big", on_timeout="post").succeeded
+    assert w.hold("anon", "cafe", 2_000_000, 61, op_id="back").succeeded  # its deadline is after big's
+    assert w.close("anon").succeeded  # nothing left in its own buckets
+    swept = w.sweep(env.clock.advance(61))
+    assert "1 wait for a payee that cannot receive them now (big)" in swept.message, swept.message
+    assert (env.store.hold("big").status, env.store.hold("back").status) == ("pending", "expired")
+    env.check()
+
+
 def test_seizure__under_a_final_order__is_immediate(seizing) -> None:
     assert seizing.wallet.seize("aigerim", "claimant", 4_000, order="2-3/2026", op_id="s3").succeeded
     assert (seizing.balance("claimant"), seizing.store.hold("s3")) == (4_000, None)

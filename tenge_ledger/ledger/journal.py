@@ -12,6 +12,7 @@ import json
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 
+from ..core import limits
 from ..core.canonical import canonical_bytes
 from ..core.records import Account, Operation, Posting
 from ..core.windows import FilterReplay, parse_filter
@@ -107,7 +108,14 @@ def _check_journal(
 ) -> JournalCheck:
     result = JournalCheck()
     meta = store.meta()
-    replay = Replay()
+    tiers = meta.settings.get("tier_holding_tiyn")
+    replay = Replay(
+        tier_limits={int(k): v for k, v in tiers.items()}
+        if tiers
+        else dict(limits.tier_holding_tiyn_default),
+        # an account's total just before the operation being replayed (its postings are added after it)
+        totals=lambda handle: sum(v for (a, _), v in result.rebuilt.items() if a == handle),
+    )
     to_verify: list[tuple[bytes, bytes, bytes]] = []
     verified_entries: list[tuple[int, str, str]] = []
     reports: list[ReportRow] = []

@@ -5,8 +5,10 @@ tier, bank, attributes, status), holds and tags, and the public key of every sig
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
+from ..core import limits
 from ..core.records import (
     HOLD_ON_TIMEOUT_DEFAULT,
     HOLDS_ACCOUNT,
@@ -38,6 +40,10 @@ class Replay:
     # releaser and deadline are the rule's, in neither the operation nor the journal
     policy_holds: set[str] = field(default_factory=set)
     tags: dict[str, TagRecord] = field(default_factory=dict)
+    # What a sweep asks before posting a hold to its payee (Ledger._can_receive): the tiers' holding limits and
+    # each account's total just before the operation being replayed (None: every payee can receive).
+    tier_limits: dict[int, int] = field(default_factory=dict)
+    totals: Callable[[str], int] | None = None
 
     def key_of(self, handle: str) -> str | None:
         """The public key the account had when the operation being replayed was applied."""
@@ -100,7 +106,8 @@ class Replay:
     def _expire(self, as_of: int, postings: list[tuple[str, int, str]]) -> None:
         """A sweep settled these holds: each pair of legs (@holds -x, account +x) is one hold, returned to its
         payer or posted to its payee as the hold says, taken in the order the sweep takes them (deadline, then
-        id) among pending holds going to that account."""
+        id) among pending holds going to that account. A hold that posts to a payee who could not receive it then
+        (closed, or over its holding limit with what the sweep credited it before) waited, as in the sweep."""
         returned = [(postings[i + 1][0], postings[i + 1][1], postings[i + 1][2])
                     for i in range(len(postings) - 1)
                     if postings[i][0] == HOLDS_ACCOUNT and postings[i][1] < 0]  # fmt: skip
@@ -108,12 +115,26 @@ class Replay:
             (h for h in self.holds.values() if h.status == "pending"),
             key=lambda h: (h.hold_id in self.policy_holds or h.deadline > as_of, h.deadline, h.hold_id),
         )
+        incoming: dict[str, int] = {}
         for payer, amount, tag in returned:
             for hold in pending:
                 posts = hold.on_timeout == "post"
                 to = hold.payee if posts else hold.payer
                 if hold.status == "pending" and (to, hold.amount_tiyn, hold.tag) == (payer, amount, tag):
+                    if posts and not self._can_receive(to, incoming.get(to, 0) + amount):
+                        continue  # it waited for a later sweep: the leg is another hold's
+                    incoming[to] = incoming.get(to, 0) + amount
                     status = "posted" if posts else "expired"
                     self.holds[hold.hold_id] = hold = replace(hold, status=status)
                     pending = [h for h in pending if h.hold_id != hold.hold_id]
                     break
+
+    def _can_receive(self, handle: str, amount: int) -> bool:
+        account = self.accounts.get(handle)
+        if self.totals is None or account is None:
+            return True
+        if account.status is AccountStatus.closed:
+            return False
+        if account.tier is None:
+            return True
+        return self.totals(handle) + amount <= self.tier_limits.get(account.tier, limits.amount_tiyn_max)
