@@ -132,7 +132,7 @@ def test_sweep__payee_over_its_holding_limit__hold_waits_for_a_later_sweep(env) 
     swept = w.sweep(env.clock.advance(60))
     assert (
         swept.succeeded
-        and "1 holds timed out, 1 wait for a payee that cannot receive them now (big)" in swept.message
+        and "1 holds timed out, 1 wait for an account that cannot receive them now (big)" in swept.message
     )
     assert (env.store.hold("big").status, env.store.hold("small").status) == ("pending", "expired")
     assert w.transfer("anon", "aigerim", 5_000_000).succeeded  # room again
@@ -154,8 +154,29 @@ def test_check__a_waiting_hold_beside_a_return_of_the_same_amount_is_not_mistake
     assert w.hold("anon", "cafe", 2_000_000, 61, op_id="back").succeeded  # its deadline is after big's
     assert w.close("anon").succeeded  # nothing left in its own buckets
     swept = w.sweep(env.clock.advance(61))
-    assert "1 wait for a payee that cannot receive them now (big)" in swept.message, swept.message
+    assert "1 wait for an account that cannot receive them now (big)" in swept.message, swept.message
     assert (env.store.hold("big").status, env.store.hold("back").status) == ("pending", "expired")
+    env.check()
+
+
+def test_sweep__a_return_over_the_payers_holding_limit_waits_and_the_rest_is_swept(env) -> None:
+    """anon held 20,000 KZT, then received up to its tier-0 limit: its hold's return would put it over, so that
+    hold waits for a later sweep, and the sweep still returns everyone else's hold."""
+    w = env.wallet
+    assert w.open_account("anon", AccountKind.person, tier=0, bank="halyk").succeeded  # holds 100,000 KZT
+    assert w.issue("anon", 2_000_000).succeeded
+    assert w.hold("anon", "cafe", 2_000_000, 60, op_id="anon-hold").succeeded
+    assert w.issue("anon", 10_000_000).succeeded  # at its limit now
+    assert w.issue("aigerim", 1_000).succeeded
+    assert w.hold("aigerim", "cafe", 1_000, 60, op_id="other").succeeded
+    swept = w.sweep(env.clock.advance(60))
+    assert (
+        swept.succeeded and "1 wait for an account that cannot receive them now (anon-hold)" in swept.message
+    )
+    assert (env.store.hold("anon-hold").status, env.store.hold("other").status) == ("pending", "expired")
+    assert w.transfer("anon", "cafe", 5_000_000).succeeded  # room again
+    assert "1 holds timed out" in w.sweep(env.clock.advance(60)).message
+    assert (env.store.hold("anon-hold").status, env.balance("anon")) == ("expired", 7_000_000)
     env.check()
 
 

@@ -106,8 +106,9 @@ class Replay:
     def _expire(self, as_of: int, postings: list[tuple[str, int, str]]) -> None:
         """A sweep settled these holds: each pair of legs (@holds -x, account +x) is one hold, returned to its
         payer or posted to its payee as the hold says, taken in the order the sweep takes them (deadline, then
-        id) among pending holds going to that account. A hold that posts to a payee who could not receive it then
-        (closed, or over its holding limit with what the sweep credited it before) waited, as in the sweep."""
+        id) among pending holds going to that account. A hold whose payee (or payer, for a return) could not
+        receive it then (a closed payee, or over the holding limit with what the sweep credited before) waited,
+        as in the sweep."""
         returned = [(postings[i + 1][0], postings[i + 1][1], postings[i + 1][2])
                     for i in range(len(postings) - 1)
                     if postings[i][0] == HOLDS_ACCOUNT and postings[i][1] < 0]  # fmt: skip
@@ -121,7 +122,7 @@ class Replay:
                 posts = hold.on_timeout == "post"
                 to = hold.payee if posts else hold.payer
                 if hold.status == "pending" and (to, hold.amount_tiyn, hold.tag) == (payer, amount, tag):
-                    if posts and not self._can_receive(to, incoming.get(to, 0) + amount):
+                    if not self._can_receive(to, incoming.get(to, 0) + amount, returned=not posts):
                         continue  # it waited for a later sweep: the leg is another hold's
                     incoming[to] = incoming.get(to, 0) + amount
                     status = "posted" if posts else "expired"
@@ -129,11 +130,11 @@ class Replay:
                     pending = [h for h in pending if h.hold_id != hold.hold_id]
                     break
 
-    def _can_receive(self, handle: str, amount: int) -> bool:
+    def _can_receive(self, handle: str, amount: int, returned: bool = False) -> bool:
         account = self.accounts.get(handle)
         if self.totals is None or account is None:
             return True
-        if account.status is AccountStatus.closed:
+        if account.status is AccountStatus.closed and not returned:
             return False
         if account.tier is None:
             return True

@@ -711,8 +711,11 @@ class Ledger:
             # A hold that posts at its timeout (a provisional seizure) pays its payee, whatever the payee's
             # status (the money was committed when it was held), unless the payee is closed or the credit would
             # put it over its tier's holding limit: then it waits for a later sweep rather than fail this one.
+            # A hold that returns to its payer does so whatever the payer's status (its own money), but not past
+            # its holding limit (it may have received up to it meanwhile): it waits too, so that one account
+            # cannot fail every other hold's sweep.
             to = hold.payee if hold.on_timeout == "post" else hold.payer
-            if to == hold.payee and not self._can_receive(ws, to, incoming.get(to, 0) + hold.amount_tiyn):
+            if not self._can_receive(ws, to, incoming.get(to, 0) + hold.amount_tiyn, to == hold.payer):
                 waiting.append(hold.hold_id)
                 continue
             incoming[to] = incoming.get(to, 0) + hold.amount_tiyn
@@ -739,7 +742,7 @@ class Ledger:
             f"sweep as of {as_of_date}: {len(holds) - len(waiting)} holds timed out"
             + (f" ({posted} posted to their payees)" if posted else "")
             + (
-                f", {len(waiting)} wait for a payee that cannot receive them now ({', '.join(waiting[:3])}"
+                f", {len(waiting)} wait for an account that cannot receive them now ({', '.join(waiting[:3])}"
                 f"{', ...' if len(waiting) > 3 else ''})"
                 if waiting
                 else ""
@@ -750,10 +753,11 @@ class Ledger:
             frozenset(exempt),
         )
 
-    def _can_receive(self, ws: WorkingSet, handle: str, amount: int) -> bool:
-        """Whether `handle` may be credited `amount` more by a sweep: open, and within its tier's holding limit."""
+    def _can_receive(self, ws: WorkingSet, handle: str, amount: int, returned: bool = False) -> bool:
+        """Whether `handle` may be credited `amount` more by a sweep: open (unless the money is `returned` to its
+        payer), and within its tier's holding limit."""
         account = ws.account(handle)
-        if account is None or account.status is AccountStatus.closed:
+        if account is None or (account.status is AccountStatus.closed and not returned):
             return False
         if account.tier is None:
             return True
