@@ -17,6 +17,19 @@ def create_private(path: str | os.PathLike) -> None:
     os.close(fd)
 
 
+def create_new_private(path: str | os.PathLike, data: bytes | str, what: str) -> None:
+    """Create `path` with `data`, readable by its owner only; an existing file is never overwritten (a key or a
+    share written twice would strand whatever the first one sealed). `what` names the file in the error."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_MODE)
+    except FileExistsError:
+        raise InputError(f"already exists: refusing to overwrite a {what}", where=os.fspath(path)) from None
+    except OSError as exc:
+        raise InputError(f"cannot create the {what} ({exc.strerror})", where=os.fspath(path)) from None
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(data.encode() if isinstance(data, str) else data)
+
+
 def write_private(path: str | os.PathLike, data: bytes | str, fresh_only: bool = False) -> None:
     """Write `data` to `path` readable by its owner only. An existing file is made private before it is
     written; with `fresh_only`, an existing file that others can read is refused instead."""

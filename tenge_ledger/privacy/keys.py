@@ -29,6 +29,7 @@ import nacl.public
 import nacl.signing
 
 from ..core.errors import InputError, LedgerStateError
+from ..core.files import create_new_private
 
 READERS: tuple[str, ...] = ("central_bank", "fma")  # the fixed parties that may be given keys at init
 PARTY_FILE_KIND = "tenge-privacy-key"
@@ -136,12 +137,8 @@ class KeyRing:
         for directory in (self.root, self.root.parent, self.root.parent.parent):
             os.chmod(directory, 0o700)
         target = _holder_file(self.root, holder)
-        try:
-            fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            raise InputError(f"{target} already exists: refusing to overwrite a privacy key") from None
-        with os.fdopen(fd, "w") as fh:
-            json.dump(dict(data, holder=holder, ledger_id=self.ledger_id), fh, sort_keys=True)
+        body = dict(data, holder=holder, ledger_id=self.ledger_id)
+        create_new_private(target, json.dumps(body, sort_keys=True), "privacy key")
         self._cache[holder] = dict(data, holder=holder, ledger_id=self.ledger_id)
 
     def read(self, holder: str) -> dict:
@@ -277,14 +274,7 @@ def write_party_file(path: str | os.PathLike, party: PartyKey, keystore_dir: str
         raise InputError(
             f"{party.holder}'s key may not go into the operator's keystore {keystore_dir}", where=str(path)
         )
-    try:
-        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        raise InputError("already exists: refusing to overwrite a key file", where=str(target)) from None
-    except OSError as exc:
-        raise InputError(f"cannot create the key file ({exc.strerror})", where=str(target)) from None
-    with os.fdopen(fd, "w") as fh:
-        json.dump(party.to_json(), fh, indent=2)
+    create_new_private(target, json.dumps(party.to_json(), indent=2), "key file")
 
 
 def read_party_file(path: str | os.PathLike, ledger_id: str) -> PartyKey:

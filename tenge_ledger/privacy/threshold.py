@@ -37,6 +37,7 @@ import nacl.exceptions
 import nacl.signing
 
 from ..core.errors import InputError
+from ..core.files import create_new_private
 from .seal import frame
 
 L = 2**252 + 27742317777372353535851937790883648493  # order of the Ed25519 prime-order subgroup
@@ -205,15 +206,7 @@ def deal(ledger_id: str, holders: Sequence[str], threshold: int) -> tuple[Escrow
 
 def write_share_file(path: str | os.PathLike, share: HolderShare) -> None:
     """Create the holder's file, readable by its owner only; an existing file is never overwritten."""
-    target = Path(path)
-    try:
-        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        raise InputError("already exists: refusing to overwrite a key file", where=str(target)) from None
-    except OSError as exc:
-        raise InputError(f"cannot create the share file ({exc.strerror})", where=str(target)) from None
-    with os.fdopen(fd, "w") as fh:
-        json.dump(share.to_json(), fh, indent=2)
+    create_new_private(path, json.dumps(share.to_json(), indent=2), "share file")
 
 
 def read_share_file(path: str | os.PathLike) -> HolderShare:
