@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import functools
 import json
-import re
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -17,6 +16,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import click
+
+from tenge_ledger.core.text import shown_lines
 
 if TYPE_CHECKING:
     from tenge_ledger.client.keystore import Keystore
@@ -90,20 +91,9 @@ def pass_ledger(f: Callable) -> Callable:
     return wrapper
 
 
-# What must never reach a terminal as itself: control characters but the newline (C0, DEL, C1), lone
-# surrogates (text that was never valid UTF-8), and the invisible line and direction controls that can make
-# one text look like another. Letters of any script are printed as they are.
-_UNSAFE = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2066-\u2069\ud800-\udfff]")
-
-
-def _escape(match: re.Match) -> str:
-    code = ord(match.group())
-    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
-
-
 def shown(text: str) -> str:
-    """`text` made safe to print: every unsafe character written as its escape (`\\x1b`, `\\ud800`)."""
-    return _UNSAFE.sub(_escape, text)
+    """`text` made safe to print, newlines kept: every other unsafe character written as its escape."""
+    return shown_lines(text)
 
 
 def progress(obj: Context, length: int, label: str):

@@ -11,7 +11,7 @@ from tenge_cli.main import cli
 from tenge_ledger.core import limits
 from tenge_ledger.core.canonical import check_text
 from tenge_ledger.core.errors import InputError
-from tenge_ledger.core.text import shown
+from tenge_ledger.core.text import shown, shown_lines
 from tenge_ledger.policy import PolicyError, compile_sources, parse_and_check
 from tenge_ledger.policy import check as check_module
 from tenge_ledger.policy.errors import Diagnostic
@@ -215,6 +215,15 @@ def test_shown__escapes_what_could_forge_or_reorder_a_line() -> None:
     assert shown("x\u202ey\x00\\") == "x\\u202ey\\x00\\\\"
     assert shown("Қазақстан") == "Қазақстан"
     assert shown("x" * 10, 4) == "xxxx…"
+
+
+def test_shown_lines__the_cli_output_keeps_newlines_and_escapes_by_the_same_categories() -> None:
+    from tenge_cli.context import shown as cli_shown
+
+    text = "ok\nline \x1b[31m \u202e \ue000 \x85 \ud800 Қазақ \\ \t"
+    assert cli_shown(text) == shown_lines(text)
+    assert shown_lines(text) == "ok\nline \\x1b[31m \\u202e \\ue000 \\x85 \\ud800 Қазақ \\ \\x09"
+    assert shown_lines("plain\nascii") == "plain\nascii"
 
 
 def test_memo__bidi_override_is_refused_like_a_control_character() -> None:

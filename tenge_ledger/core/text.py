@@ -7,6 +7,7 @@ surrogates, private-use and unassigned code points. Letters of every script stay
 
 from __future__ import annotations
 
+import re
 import unicodedata
 
 from . import limits
@@ -17,6 +18,23 @@ _SHORT_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t", "\\": "\\\\"}
 
 def is_unsafe_char(ch: str) -> bool:
     return unicodedata.category(ch) in UNSAFE_CATEGORIES
+
+
+_ASCII_UNSAFE = re.compile("[\x00-\x09\x0b-\x1f\x7f]")
+
+
+def _code_escape(ch: str) -> str:
+    code = ord(ch)
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
+
+
+def shown_lines(text: str) -> str:
+    """Output of several lines safe to print: every unsafe character but the newline written as its escape
+    (`\\x1b`, `\\u202e`), by the same categories as `shown`, which escapes one value on one line. Backslashes
+    are left alone: the values inside were escaped already, and the rest is the program's own text."""
+    if text.isascii():  # the usual case, and a regular expression is what makes it cheap
+        return _ASCII_UNSAFE.sub(lambda m: _code_escape(m.group()), text)
+    return "".join(ch if ch == "\n" or not is_unsafe_char(ch) else _code_escape(ch) for ch in text)
 
 
 def first_unsafe_char(text: str) -> int | None:
