@@ -323,7 +323,8 @@ def _history_reads(settings: dict, policy_set_id: str | None, rules: list[str]) 
 @pass_ledger
 def diff_(obj: Context, old: str, new: str, recent: int) -> None:
     """Which decisions change between two policy sets (files or directories), over generated boundary cases
-    (amounts at and around every constant, each tier, kind, tag and attribute value; payments) and, with --recent
+    (amounts at and around every constant, each tier, kind, tag and attribute value; every kind of operation a
+    rule can see, the lifecycle ones too) and, with --recent
     N, the ledger's latest operations (payments, seizures, freezes and accounts opened): each difference once, with
     a count and an example operation.
 

@@ -40,6 +40,19 @@ def test_diff__identical_sets_differ_nowhere() -> None:
     )
 
 
+def test_diff__a_rule_on_freeze_differs_on_generated_freezes_only() -> None:
+    """Generated cases cover every kind a rule can see, the lifecycle kinds too."""
+    guard = 'rule "no-freezing-budgets"\n  on freeze\n  when payer.kind == government\n  deny "budgets stay open"\n'
+    old, new = compile_sources({"p.policy": CAP_50}), compile_sources({"p.policy": CAP_50 + "\n" + guard})
+    found = diff(old, new, boundary_cases([old.checked, new.checked]), "generated")
+    (difference,) = found.values()
+    assert difference.change == "allow -> deny" and difference.example["kind"] == "freeze"
+    assert difference.example["payer"]["kind"] == "government"
+    kinds = {p.op.kind.value for p, _ in boundary_cases([new.checked])}
+    assert kinds == {"issue", "redeem", "transfer", "hold", "seize", "post", "void", "sweep", "freeze",
+                     "open_account"}  # fmt: skip
+
+
 def test_boundary_cases__amounts_at_and_around_each_constant_within_the_case_limit() -> None:
     engine = compile_sources({"p.policy": CAP_50})
     cases = list(boundary_cases([engine.checked]))
@@ -55,7 +68,9 @@ def test_cli__diff_prints_each_difference_with_an_example(tmp_path: Path) -> Non
     lines = result.output.splitlines()
     assert "differ, in 1 ways" in lines[0]
     assert lines[1].startswith("allow -> deny") and "(rules - -> single)" in lines[1]
-    assert lines[2].strip().startswith("e.g. transfer 4")
+    example = lines[2].strip()
+    assert example.startswith("e.g. transfer ")
+    assert 40_000 < float(example.split()[2]) <= 50_000  # an amount only the lower cap denies
 
 
 def test_cli__diff_replays_the_ledgers_recent_operations(tmp_path: Path) -> None:

@@ -16,24 +16,36 @@ from dataclasses import dataclass, field
 from ..core import limits
 from ..core.hooks import Proposal
 from ..core.records import (
+    DECIDED_KINDS,
+    HOLDS_ACCOUNT,
     PAYMENT_KINDS,
     Account,
     AccountKind,
     Decision,
+    Freeze,
     Hold,
+    HoldRecord,
     Issue,
+    OpenAccount,
     Operation,
+    Post,
     Posting,
     Redeem,
+    Seize,
+    Sweep,
     Transfer,
+    Void,
 )
 from . import ast
 from .check import CheckedSet
 
-DECIDED = tuple(k.value for k in PAYMENT_KINDS)  # generated cases are payments
+DECIDED = tuple(k.value for k in DECIDED_KINDS)  # generated cases: every kind a rule can see
+# what moves no money: its generated cases do not vary the amount or the tag
+_NO_AMOUNT = ("sweep", "freeze", "open_account")
+_ONE_PARTY = ("freeze", "open_account")  # the account is both payer and payee
 # Ledger operations decided again by `diff --recent`: payments, seizures and operations on one account (a post,
 # void or sweep needs the hold or the due holds as they were, which the ledger no longer has as they were).
-REPLAYED = (*DECIDED, "seize", "freeze", "open_account")
+REPLAYED = (*(k.value for k in PAYMENT_KINDS), "seize", "freeze", "open_account")
 T0 = 1_772_000_000  # generated cases happen at this ledger time
 SAMPLE_SEED = 13  # a set of cases larger than the limit is sampled, the same way every run
 
@@ -130,6 +142,13 @@ def boundary_cases(
             index, i = divmod(index, len(d))
             picked.append(d[i])
         op_kind, payer_kind, payee_kind, amount, tier, tag, value, (role, handle) = reversed(picked)
+        if op_kind in _NO_AMOUNT and (amount != amounts[0] or tag):
+            continue  # the same case as the first amount's
+        if op_kind in _ONE_PARTY and (payee_kind != kinds[0] or role == "payee"):
+            continue  # the account is both parties: the payee's dimensions repeat the payer's cases
+        sweep_case = (payer_kind, payee_kind, tier, value, role) == (kinds[0], kinds[0], None, "", "")
+        if op_kind == "sweep" and not sweep_case:
+            continue  # a sweep has no parties: one case
         attrs = tuple(sorted((k, value) for k in attr_keys)) if value else ()
         payer_handle = handle if role == "payer" else "case-payer"
         payee_handle = handle if role == "payee" else "case-payee"
@@ -138,7 +157,7 @@ def boundary_cases(
         payer = Account(payer_handle, payer_kind, "00" * 32, tier, "bank-1", attrs)
         payee = Account(payee_handle, payee_kind, "00" * 32, tier, "bank-1", attrs)
         yield (
-            _proposal(op_kind, payer, payee, amount, tag),
+            _proposal(op_kind, payer, payee, amount, tag, value),
             MemoryView({payer.handle: payer, payee.handle: payee}),
         )
 
@@ -149,8 +168,30 @@ def _looks_like_tag(text: str) -> bool:
     return bool(TAG_RE.fullmatch(text))
 
 
-def _proposal(kind: str, payer: Account, payee: Account, amount: int, tag: str) -> Proposal:
+def _proposal(kind: str, payer: Account, payee: Account, amount: int, tag: str, text: str = "") -> Proposal:
+    """The proposal the ledger would make for an operation of `kind` between these parties; `text` is the
+    memo a seizure's order or a freeze's reason carries."""
     tagged = tag or None
+    if kind in ("post", "void"):  # the hold's parties and the amount that moves on
+        hold = HoldRecord("case-hold", payer.handle, payee.handle, amount, tag, payee.handle, T0 + 86_400)
+        to = payee.handle if kind == "post" else payer.handle
+        op = Operation("case", payee.handle, Post(hold.hold_id) if kind == "post" else Void(hold.hold_id))
+        return Proposal(op, T0, payer.handle, payee.handle, amount, tag,
+                        (Posting(HOLDS_ACCOUNT, -amount, tag), Posting(to, amount, tag)), hold=hold)  # fmt: skip
+    if kind == "seize":
+        op = Operation("case", "nbk", Seize(payer.handle, payee.handle, amount, tagged, text or "order-1"))
+        return Proposal(op, T0, payer.handle, payee.handle, amount, tag,
+                        (Posting(payer.handle, -amount, tag), Posting(payee.handle, amount, tag)))  # fmt: skip
+    if kind == "sweep":
+        return Proposal(Operation("case", "nbk", Sweep(T0)), T0, None, None, None, "", ())
+    if kind == "freeze":
+        op = Operation("case", "nbk", Freeze(payer.handle, text or None))
+        return Proposal(op, T0, payer.handle, payer.handle, None, "", (), payer, payer)
+    if kind == "open_account":
+        body = OpenAccount(payer.handle, payer.kind, payer.public_key, payer.tier, payer.bank, payer.attrs)
+        return Proposal(
+            Operation("case", "nbk", body), T0, payer.handle, payer.handle, None, "", (), payer, payer
+        )
     if kind == "issue":
         body: object = Issue(payee.handle, amount, tagged)
         return Proposal(Operation("case", "nbk", body), T0, None, payee.handle, amount, tag,
