@@ -288,6 +288,36 @@ def test_post_void_and_sweep__rules_see_them(env) -> None:
     env.check()
 
 
+def test_hold_post_and_void__rules_read_the_holds_releaser_and_deadline(env) -> None:
+    source = (
+        'rule "last-hour-post"\n  on post\n  when deadline - time < 3_600\n  report fma "posted in its last hour"\n\n'
+        'rule "third-party-release"\n  on hold\n  when releaser != payer.handle\n'
+        '  report fma "held for someone else to release"\n\n'
+        'rule "only-the-releaser-voids"\n  on void\n  when signer != releaser\n  deny "only its releaser"\n'
+    )
+    w = _with_policy(env, {"l.policy": source})
+    assert w.issue("aigerim", 9_000).succeeded
+    held = w.hold("aigerim", "cafe", 3_000, 86_400, releaser="roads", op_id="h1")
+    assert [r["rule"] for r in held.reports] == ["third-party-release"]
+    own = w.hold("aigerim", "cafe", 3_000, 600, op_id="h2")  # released by its payer
+    assert own.succeeded and own.reports == ()
+    assert w.hold("aigerim", "cafe", 1_000, 600, releaser="roads", op_id="h3").succeeded
+    assert w.post("roads", "h1").reports == ()  # a day before its deadline
+    env.clock.advance(100)
+    assert [r["rule"] for r in w.post("aigerim", "h2").reports] == ["last-hour-post"]  # 500 s before it
+    denied = w.void("cafe", "h3")  # the payee may void a hold, but this set says only its releaser
+    assert denied.code is ResultCode.policy_denied and "only its releaser" in denied.message
+    assert w.void("roads", "h3").succeeded
+    env.check()
+
+
+def test_check__releaser_or_deadline_read_where_there_is_no_hold__located(tmp_path) -> None:
+    problems = _check_errors('rule "r"\n  on transfer\n  when releaser == "court"\n  deny "x"\n')
+    assert any(p.startswith("E026") and "a transfer is no hold" in p and "op.releaser" in p for p in problems)
+    problems = _check_errors('rule "r"\n  on sweep\n  when deadline > 0\n  deny "x"\n')
+    assert any(p.startswith("E026") and "op.deadline" in p for p in problems), problems
+
+
 # ---- the language: checker, formatter, manifest, engine -------------------------------------------------------
 
 

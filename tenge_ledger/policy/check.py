@@ -39,6 +39,9 @@ OP_FIELDS: dict[str, str] = {
     "amount": MONEY,  # the amount moved, tiyn
     "memo": STRING,  # the operation's memo or purpose, a seizure's court order, a freeze's reason ("" when none)
     "signer": STRING,  # the handle of the account that signed it (a court voiding a provisional seizure)
+    # The hold a post or void settles, or a hold operation's own: who may release it, and when it times out
+    "releaser": STRING,
+    "deadline": NUMBER,  # unix seconds, like `time`
     "time": NUMBER,  # ledger time of the operation, unix seconds (no hidden clock: it is the operation's time)
     "expires_on": STRING,  # ISO date the moved tag expires on ("" when it never does)
     "tag_expired": BOOL,  # the moved tag has an expiry date at or before the operation's date
@@ -66,10 +69,20 @@ DEFAULT_KINDS = tuple(k.value for k in PAYMENT_KINDS)
 HOLD_KINDS = ("transfer", "seize")  # a hold makes a transfer pending and a seizure provisional
 # What an operation of a lifecycle kind does not have, so a rule on it cannot read it: reads by prefix.
 _MONEY_READS = ("op.amount", "op.tag", "op.expires_on", "op.tag_expired")
+_HOLD_READS = ("op.releaser", "op.deadline")  # only a hold, a post and a void have a hold
+_NO_HOLD = "it has no hold to read a releaser or deadline of"
 _MISSING_READS: dict[str, tuple[tuple[str, ...], str]] = {
-    "sweep": (("payer", "payee", *_MONEY_READS, "op.memo"), "a sweep has no parties, amount, tag or memo"),
-    "freeze": (_MONEY_READS, "a freeze moves no money: it has no amount or tag"),
-    "open_account": (_MONEY_READS, "opening an account moves no money: it has no amount or tag"),
+    "sweep": (
+        ("payer", "payee", *_MONEY_READS, "op.memo", *_HOLD_READS),
+        "a sweep has no parties, amount, tag, memo or single hold",
+    ),
+    "freeze": ((*_MONEY_READS, *_HOLD_READS), "a freeze moves no money: it has no amount, tag or hold"),
+    "open_account": (
+        (*_MONEY_READS, *_HOLD_READS),
+        "opening an account moves no money: it has no amount, tag or hold",
+    ),
+    **{kind: (_HOLD_READS, f"a {kind} is no hold: {_NO_HOLD}") for kind in ("issue", "redeem", "transfer")},
+    "seize": (_HOLD_READS, f"a seizure is no hold until a rule makes it one: {_NO_HOLD}"),
 }
 # What a history window may filter its postings by: the counterparty's (the operation's other party's) kind,
 # bank or `zone` attribute, as they were when the posting was made.

@@ -131,7 +131,8 @@ CODES += (
           "sweep, freeze and open_account may deny, permit and report (and hold, on seize).",
           'rule "r"\n  on freeze\n  route to "x"\n'),
     _code("E026", r"so a rule on \w+ cannot read", "a read the operation kind does not have",
-          "A sweep has no parties, amount, tag or memo (a rule on it reads `time`); freeze and open_account move "
+          "A sweep has no parties, amount, tag, memo or single hold (a rule on it reads `time`); only a hold, a "
+          "post and a void have a `releaser` and a `deadline`; freeze and open_account move "
           "no money, so they have no amount or tag. A rule reading what its kind lacks would fail and deny "
           "every time.", 'rule "r"\n  on sweep\n  when amount > 1 KZT\n  deny "x"\n'),
 )  # fmt: skip

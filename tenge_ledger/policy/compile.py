@@ -125,6 +125,22 @@ class Ctx:
     def signer(self) -> str:
         return self.proposal.op.signer
 
+    def releaser(self) -> str:
+        """Who may release the hold a post or void settles, or that a hold operation makes (its payer when it
+        names nobody)."""
+        p = self.proposal
+        if p.hold is not None:
+            return p.hold.releaser
+        body = p.op.body
+        return getattr(body, "releaser", None) or getattr(body, "payer", None) or ""
+
+    def deadline(self) -> int:
+        """When that hold times out, in ledger time."""
+        p = self.proposal
+        if p.hold is not None:
+            return p.hold.deadline
+        return p.at + getattr(p.op.body, "timeout_s", 0)
+
     def total(self, which: str) -> int:
         """A party's balance over all its buckets."""
         found = self._cache.get(which)
@@ -157,7 +173,7 @@ def _date_of(ts: int) -> str:
 
 _CMP_NODES = {"==": py.Eq, "!=": py.NotEq, "<": py.Lt, "<=": py.LtE, ">": py.Gt, ">=": py.GtE}
 _CTX_ATTRS = frozenset(
-    {"proposal", "view", "payer", "payee", "payer_account", "payee_account", "total", "window", "calendar_window", "attr_value", "memo", "signer", "tag_expiry", "tag_expired", "tier_of",
+    {"proposal", "view", "payer", "payee", "payer_account", "payee_account", "total", "window", "calendar_window", "attr_value", "memo", "signer", "releaser", "deadline", "tag_expiry", "tag_expired", "tier_of",
      "has_item"}
 )  # fmt: skip
 _VALUE_ATTRS = frozenset({"tag", "amount_tiyn", "at", "handle", "kind", "tier", "bank", "status", "attr",
@@ -247,7 +263,7 @@ def _op_field(name: str) -> py.expr:
         return _attr(proposal, "amount_tiyn")
     if name == "time":
         return _attr(proposal, "at")
-    if name in ("memo", "signer", "tag_expiry", "tag_expired"):
+    if name in ("memo", "signer", "releaser", "deadline", "tag_expiry", "tag_expired"):
         return _call(_attr(_c(), name))
     if name == "expires_on":
         return _call(_attr(_c(), "tag_expiry"))
