@@ -267,6 +267,8 @@ class Ledger:
     def _apply_all(
         self, root: WorkingSet, ops: Sequence[Operation], flags: Sequence[bool], at: int
     ) -> list[Result]:
+        """Each operation in order: a plain transfer by ledger/plain.py, which only a ledger whose trace leaves
+        are derived from the journal can take; anything else, and whatever that path hands on, the general way."""
         if not (self.plain_transfers and self.trace.journal_leaves):
             return [self._apply(root, op, at, ok) for op, ok in zip(ops, flags, strict=True)]
         results = []
