@@ -69,6 +69,14 @@ def _problems(env) -> list[str]:
     return check_journal(env.store, signatures=False).problems
 
 
+def _check_problems(path) -> list[str]:
+    store = open_store(path)
+    try:
+        return check_journal(store, signatures=False).problems
+    finally:
+        store.close()
+
+
 # ---- the language ----------------------------------------------------------------------------------------------
 
 
@@ -364,11 +372,7 @@ def test_check__any_changed_filtered_column_named(kept, table, column):
         conn.execute(f"UPDATE {table} SET {column} = ? WHERE {where}", (changed, *row[:-1]))
     finally:
         conn.close()
-    store = open_store(kept)
-    try:
-        found = check_journal(store, signatures=False).problems
-    finally:
-        store.close()
+    found = _check_problems(kept)
     assert any(p.startswith(("filtered history flows", "filtered activity", "filtered history flows are kept"))
                for p in found), found  # fmt: skip
 
@@ -383,11 +387,7 @@ def test_check__deleted_or_added_filtered_row_named(kept, table):
         )  # a filter no set names
     finally:
         conn.close()
-    store = open_store(kept)
-    try:
-        found = check_journal(store, signatures=False).problems
-    finally:
-        store.close()
+    found = _check_problems(kept)
     assert any(p.startswith("filtered") for p in found)
     assert any('[["kind","person"]]' in p for p in found)
 

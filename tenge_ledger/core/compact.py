@@ -193,22 +193,21 @@ def is_compact(payload: bytes) -> bool:
 
 def decode(payload: bytes) -> dict:
     """The map of a compact payload; ValueError when it is not one, or damaged."""
-    if not is_compact(payload):
-        raise ValueError("not a compact payload")
-    reader = _Reader(bytes(payload), len(MAGIC))
-    out = reader.map()
-    if reader.pos != len(payload):
-        raise ValueError("trailing bytes after a compact payload")
-    return out
+    return _read_whole(payload, "payload", _Reader.map)  # type: ignore[return-value]
 
 
 def decode_value(payload: bytes) -> object:
+    return _read_whole(payload, "value", _Reader.value)
+
+
+def _read_whole(payload: bytes, what: str, read) -> object:
+    """One item read from after the magic prefix, which must end the bytes exactly."""
     if not is_compact(payload):
-        raise ValueError("not a compact value")
+        raise ValueError(f"not a compact {what}")
     reader = _Reader(bytes(payload), len(MAGIC))
-    out = reader.value()
+    out = read(reader)
     if reader.pos != len(payload):
-        raise ValueError("trailing bytes after a compact value")
+        raise ValueError(f"trailing bytes after a compact {what}")
     return out
 
 
