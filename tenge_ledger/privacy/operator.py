@@ -339,13 +339,17 @@ def _viewing_secret(store: Store, data: dict, path: str) -> tuple[str, nacl.publ
     return account, secret
 
 
-def _read_json(path: str) -> dict:
+def _load_json(path: str, what: str) -> object:
     try:
-        data = json.loads(Path(path).read_text())
+        return json.loads(Path(path).read_text())
     except FileNotFoundError:
-        raise InputError("no such key file", where=path) from None
+        raise InputError(f"no such {what}", where=path) from None
     except ValueError:
         raise InputError("not JSON", where=path) from None
+
+
+def _read_json(path: str) -> dict:
+    data = _load_json(path, "key file")
     if not isinstance(data, dict):
         raise InputError("not a key file", where=path)
     return data
@@ -468,10 +472,5 @@ def _extends(w: witnessing.Witness, here: cps.Checkpoint, leaves: list[bytes]) -
 
 
 def check_equivocation(path: str, key: str | None = None) -> equivocation.Finding:
-    try:
-        data = json.loads(Path(path).read_text())
-    except FileNotFoundError:
-        raise InputError("no such proof", where=path) from None
-    except ValueError:
-        raise InputError("not JSON", where=path) from None
+    data = _load_json(path, "proof")
     return equivocation.check(data, bytes.fromhex(read_key(key)) if key else None)

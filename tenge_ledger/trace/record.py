@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 
 from ..core.hooks import EncodedTrace
 from ..core.records import TraceRecord
+from .merkle import leaf_hash
 
 
 def trace_to_dict(r: TraceRecord) -> dict:
@@ -28,11 +28,6 @@ def trace_to_dict(r: TraceRecord) -> dict:
         "policy_set_id": r.policy_set_id,
         "rules": list(r.rules),
     }
-
-
-def leaf_hash(payload: bytes) -> bytes:
-    """RFC 6962 leaf hash: SHA-256 of 0x00 followed by the leaf's bytes."""
-    return hashlib.sha256(b"\x00" + payload).digest()
 
 
 class PlainTraceSink:
