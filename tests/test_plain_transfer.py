@@ -213,12 +213,12 @@ def test_plain_path__taken_for_a_plain_transfer(base, monkeypatch) -> None:
     folder = Path(tempfile.mkdtemp(prefix="tenge-plain-"))
     taken = []
 
-    def spy(*args):
-        result = plain.apply_plain_transfer(*args)
-        taken.append(result is not None)
-        return result
+    def spy(ws, ops, verified, start, results, *rest):
+        end = plain.apply_plain_transfers(ws, ops, verified, start, results, *rest)
+        taken.extend([True] * (end - start) + [False] * (end < len(ops)))
+        return end
 
-    monkeypatch.setattr(service, "apply_plain_transfer", spy)
+    monkeypatch.setattr(service, "apply_plain_transfers", spy)
     try:
         shutil.copy(db, folder / "l.db")
         store = open_store(str(folder / "l.db"))

@@ -245,6 +245,35 @@ def canonical_bytes(ledger_id: str, op: Operation) -> bytes:
     return _DOMAIN + ledger_id.encode("ascii") + b"\n" + text.encode("ascii")
 
 
+def canonical_prefix(ledger_id: str) -> bytes:
+    """What every operation's canonical bytes on this ledger start with."""
+    return _DOMAIN + ledger_id.encode("ascii") + b"\n"
+
+
+def transfer_canonical(prefix: bytes, op: Operation) -> bytes | None:
+    """`canonical_bytes` of an operation whose body is a Transfer, with `prefix = canonical_prefix(ledger_id)`,
+    in one format step (the apply loop's hot path); None when a field is not plain text or int, which
+    `canonical_bytes` encodes the general way. tests/test_canonical.py holds the two equal."""
+    b = op.body
+    tag, memo, amount, op_id, signer = b.tag, b.memo, b.amount_tiyn, op.id, op.signer
+    if (
+        type(amount) is not int
+        or type(op_id) is not str
+        or type(signer) is not str
+        or type(b.payer) is not str
+        or type(b.payee) is not str
+        or (tag is not None and type(tag) is not str)
+        or (memo is not None and type(memo) is not str)
+    ):
+        return None
+    shown_memo = "null" if memo is None else _quote(memo)
+    shown_tag = "null" if tag is None else _quote(tag)
+    return prefix + (
+        f'{{"amount_tiyn":{amount},"id":{_quote(op_id)},"kind":"transfer","memo":{shown_memo},'
+        f'"payee":{_quote(b.payee)},"payer":{_quote(b.payer)},"signer":{_quote(signer)},"tag":{shown_tag},"v":1}}'
+    ).encode("ascii")
+
+
 def document_json(op: Operation) -> str:
     """The stored document of an applied operation: its canonical JSON with the signature."""
     return canonical_json(operation_to_dict(op))

@@ -68,10 +68,40 @@ def entry_hash_of_legs(
     for account, amount, tag in legs:
         h.update(f"{account}\0{tag}\0{amount}\n".encode())
     if chained is not None:
-        decision, policy = chained
-        h.update(b"\0decision\0" + (b"-" if decision is None else b"+" + decision.encode()))
-        h.update(b"\0policy\0" + (b"-" if policy is None else str(policy).encode()))
+        h.update(chain_tail(*chained))
     return h.digest()
+
+
+def two_leg_link(
+    prev_hash: bytes, seq: int, at: int, fields_hash: bytes, signature: str, payer: str, payee: str,
+    amount: int, tag: str, chain_tail: bytes,
+) -> bytes:  # fmt: skip
+    """`entry_hash_of_legs` of a two-leg move (payer -amount, payee +amount, one tag) whose chained decision
+    and policy were encoded once by `chain_tail`: the apply loop's hot path, one hash call."""
+    return hashlib.sha256(
+        b"".join(
+            (
+                _DOMAIN_V2,
+                prev_hash,
+                seq.to_bytes(8, "big"),
+                at.to_bytes(8, "big", signed=True),
+                fields_hash,
+                signature.encode("ascii"),
+                f"{payer}\0{tag}\0{-amount}\n{payee}\0{tag}\0{amount}\n".encode(),
+                chain_tail,
+            )
+        )
+    ).digest()
+
+
+def chain_tail(decision: str | None, policy: int | None) -> bytes:
+    """The last bytes `entry_hash_of_legs` hashes for a chained (decision, policy)."""
+    return (
+        b"\0decision\0"
+        + (b"-" if decision is None else b"+" + decision.encode())
+        + b"\0policy\0"
+        + (b"-" if policy is None else str(policy).encode())
+    )
 
 
 @dataclass

@@ -9,101 +9,208 @@ a rejection of any kind, a rule that matched, a sealed trace) returns None and g
 decides it; so this path never rejects. When the policy set was asked already, its answer goes along
 (`WorkingSet.decided`), so no rule runs twice for one operation.
 
+Runs of plain transfers are applied in one loop over the working set's own dictionaries: no method call, no
+object but the rows, keys and result each transfer leaves. A cache miss (an account, bucket or id the chunk's
+prefetch did not read) asks the working set, as the general path would.
+
 `tests/test_plain_transfer.py` applies random workloads (rejections, holds, batches, tags, policies) both ways
 and compares every journal row, balance, flow, activity row, trace leaf and result, byte for byte.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from ..core import limits
-from ..core.canonical import canonical_bytes
+from ..core.canonical import canonical_prefix, transfer_canonical
 from ..core.hooks import PolicyEngine, Proposal
-from ..core.money import format_tiyn
-from ..core.records import AccountKind, AccountStatus, Operation, Posting, Transfer
+from ..core.records import AccountKind, AccountStatus, Operation, OpKind, Posting, Transfer
 from ..core.results import Result, ResultCode
 from ..store.base import JournalPosting
-from ..store.entries import FLAG_LINK_V2, journal_row
-from .journal import entry_hash_of_legs, fields_hash
+from ..store.entries import FLAG_LINK_V2, KIND_CODE, body_extra
+from .journal import chain_tail, fields_hash, two_leg_link
 from .working import WorkingSet
 
 _ACTIVE = AccountStatus.active
 _UNCHECKED = (AccountKind.central_bank, AccountKind.system)  # the built-in checks skip them: the general path
 _OK = ResultCode.ok
+_TRANSFER = KIND_CODE[OpKind.transfer]
+_MISSING = object()
 
 
-def apply_plain_transfer(
+def apply_plain_transfers(
     ws: WorkingSet,
-    op: Operation,
+    ops: Sequence[Operation],
+    verified: Sequence[bool],
+    start: int,
+    results: list[Result],
     at: int,
     ledger_id: str,
     tier_limits: dict[int, int],
     policy: PolicyEngine | None = None,
     central_bank: str = "",
-) -> Result | None:
-    """Apply `op` if it is a plain transfer that succeeds (see the module), else None and nothing changed but
-    the policy set's answer, kept in `ws.decided` for the general path. `policy` is None for no policy set."""
-    b = op.body
-    if type(b) is not Transfer:
-        return None
-    payer_handle, payee_handle, amount = b.payer, b.payee, b.amount_tiyn
-    if op.signer != payer_handle or payee_handle == payer_handle or type(amount) is not int or amount <= 0:
-        return None
-    payer = ws.account(payer_handle)
-    payee = ws.account(payee_handle)
-    if (
-        payer is None
-        or payee is None
-        or payer.status is not _ACTIVE
-        or payee.status is not _ACTIVE
-        or payer.kind in _UNCHECKED
-        or payee.kind in _UNCHECKED
-        or ws.operation(op.id) is not None
-    ):
-        return None
-    tag = b.tag or ""
-    if ws.bucket(payer_handle, tag) < amount:
-        return None
-    tier = payee.tier
-    if tier is not None and ws.account_total(payee_handle) + amount > tier_limits.get(
-        tier, limits.amount_tiyn_max
-    ):
-        return None
-    version = None
-    if policy is not None:
-        base = (Posting(payer_handle, -amount, tag), Posting(payee_handle, amount, tag))
-        try:
-            decision = policy.decide(
-                Proposal(op, at, payer_handle, payee_handle, amount, tag, base, payer, payee), ws
-            )
-        except Exception as exc:  # the general path turns it into the same denial it would have made
-            ws.decided = (op, exc)
-            return None
-        if not (
-            decision.allowed
-            and decision.postings is None
-            and decision.hold_timeout_s is None
-            and not (decision.rules or decision.reasons or decision.reports or decision.detail)
-        ):
-            ws.decided = (op, decision)
-            return None
-        version = policy.version
-    digest = fields_hash(canonical_bytes(ledger_id, op))
-    seq, prev = ws.head()
-    seq += 1
-    legs = ((payer_handle, -amount, tag), (payee_handle, amount, tag))
-    link = entry_hash_of_legs(prev, seq, at, digest, op.signature, legs, (None, version))
-    ws.entries.append(journal_row(seq, op, at, link, FLAG_LINK_V2, None, version, ws.account_id, ws.tag_id))
-    ws.operations[op.id] = (seq, digest)
-    ws.add_bucket_delta(payer_handle, tag, -amount)
-    ws.add_bucket_delta(payee_handle, tag, amount)
-    if policy is not None:  # what the set's history windows and counterparty filters read of this chunk
-        ws.postings.append(JournalPosting(seq, 0, payer_handle, tag, -amount, at))
-        ws.postings.append(JournalPosting(seq, 1, payee_handle, tag, amount, at))
-        if ws.root.filters:
-            ws.add_filtered(op.kind, b, at, base, central_bank)
-    ws.head_value = (seq, link)
-    ws.traces.append(seq)
-    text = f" [{tag}]" if tag else ""
-    return Result(
-        op.id, _OK, f"transferred {format_tiyn(amount)} KZT{text} from {payer_handle} to {payee_handle}", seq
+) -> int:
+    """Apply `ops[start:]` while each is a plain transfer that succeeds (see the module), appending a result
+    for each; return the index of the first it did not apply (len(ops) when none is left). Nothing of that
+    one changed but the policy set's answer, kept in `ws.decided` for the general path. `ws` is the chunk's
+    root; `policy` is None for no policy set."""
+    if ws.parent is not None:
+        raise ValueError("plain transfers apply on the root working set only")
+    prefix = canonical_prefix(ledger_id)
+    version = None if policy is None else policy.version
+    tail = chain_tail(None, version)
+    changed, account_cache = ws.accounts, ws._account_cache
+    deltas, balance_cache, flows, tags_of = (
+        ws.bucket_deltas,
+        ws._bucket_cache,
+        ws.flow_deltas,
+        ws._tags_by_account,
     )
+    applied, applied_cache, ids = ws.operations, ws._operation_cache, ws._ids
+    entries, traces, postings = ws.entries, ws.traces, ws.postings
+    filters = bool(ws.filters)
+    head = ws.head()
+    seq, prev = head
+    i, n = start, len(ops)
+    while i < n:
+        op = ops[i]
+        b = op.body
+        if type(b) is not Transfer or not verified[i]:
+            break
+        payer_handle, payee_handle, amount = b.payer, b.payee, b.amount_tiyn
+        if (
+            op.signer != payer_handle
+            or payee_handle == payer_handle
+            or type(amount) is not int
+            or amount <= 0
+        ):
+            break
+        payer = changed.get(payer_handle)
+        if payer is None:
+            payer = account_cache.get(payer_handle, _MISSING)
+            if payer is _MISSING:
+                payer = ws.account(payer_handle)
+        payee = changed.get(payee_handle)
+        if payee is None:
+            payee = account_cache.get(payee_handle, _MISSING)
+            if payee is _MISSING:
+                payee = ws.account(payee_handle)
+        if (
+            payer is None
+            or payee is None
+            or payer.status is not _ACTIVE
+            or payee.status is not _ACTIVE
+            or payer.kind in _UNCHECKED
+            or payee.kind in _UNCHECKED
+        ):
+            break
+        op_id = op.id
+        if op_id in applied:
+            break
+        known = applied_cache.get(op_id, _MISSING)
+        if known is not None and (known is not _MISSING or ws.operation(op_id) is not None):
+            break
+        tag = b.tag or ""
+        out_key = (payer_handle, tag)
+        balance = balance_cache.get(out_key)
+        balance = ws.bucket(payer_handle, tag) if balance is None else balance + deltas.get(out_key, 0)
+        if balance < amount:
+            break
+        tier = payee.tier
+        if tier is not None and ws.account_total(payee_handle) + amount > tier_limits.get(
+            tier, limits.amount_tiyn_max
+        ):
+            break
+        canonical = transfer_canonical(prefix, op)
+        if canonical is None:
+            break
+        if policy is not None:
+            base = (Posting(payer_handle, -amount, tag), Posting(payee_handle, amount, tag))
+            try:
+                decision = policy.decide(
+                    Proposal(op, at, payer_handle, payee_handle, amount, tag, base, payer, payee), ws
+                )
+            except Exception as exc:  # the general path turns it into the same denial it would have made
+                ws.decided = (op, exc)
+                break
+            if not (
+                decision.allowed
+                and decision.postings is None
+                and decision.hold_timeout_s is None
+                and not (decision.rules or decision.reasons or decision.reports or decision.detail)
+            ):
+                ws.decided = (op, decision)
+                break
+        digest = fields_hash(canonical)
+        seq += 1
+        prev = two_leg_link(
+            prev, seq, at, digest, op.signature, payer_handle, payee_handle, amount, tag, tail
+        )
+        payer_id = ids.get(payer_handle)
+        if payer_id is None:
+            payer_id = ws.account_id(payer_handle)
+        payee_id = ids.get(payee_handle)
+        if payee_id is None:
+            payee_id = ws.account_id(payee_handle)
+        entries.append(
+            (
+                seq,
+                op_id,
+                _TRANSFER,
+                payer_id,
+                payer_id,
+                payee_id,
+                amount,
+                None if b.tag is None else ws.tag_id(b.tag),
+                at,
+                bytes.fromhex(op.signature),
+                prev,
+                FLAG_LINK_V2,
+                None if b.memo is None else body_extra(op),
+                None,
+                version,
+            )
+        )
+        applied[op_id] = (seq, digest)
+        # the buckets' balances and running flows ([out, out count, in, in count]), as add_bucket_delta
+        deltas[out_key] = deltas.get(out_key, 0) - amount
+        flow = flows.get(out_key)
+        if flow is None:
+            flows[out_key] = [amount, 1, 0, 0]
+        else:
+            flow[0] += amount
+            flow[1] += 1
+        in_key = (payee_handle, tag)
+        deltas[in_key] = deltas.get(in_key, 0) + amount
+        flow = flows.get(in_key)
+        if flow is None:
+            flows[in_key] = [0, 0, amount, 1]
+        else:
+            flow[2] += amount
+            flow[3] += 1
+        for handle in (payer_handle, payee_handle):
+            held = tags_of.get(handle)
+            if held is None:
+                tags_of[handle] = {tag}
+            else:
+                held.add(tag)
+        if policy is not None:  # what the set's history windows and counterparty filters read of this chunk
+            postings.append(JournalPosting(seq, 0, payer_handle, tag, -amount, at))
+            postings.append(JournalPosting(seq, 1, payee_handle, tag, amount, at))
+            if filters:
+                ws.add_filtered(op.kind, b, at, base, central_bank)
+        traces.append(seq)
+        kzt, tiyn = divmod(amount, limits.tiyn_per_kzt)
+        shown = f" [{tag}]" if tag else ""
+        results.append(
+            Result(
+                op_id,
+                _OK,
+                f"transferred {kzt}.{tiyn:02d} KZT{shown} from {payer_handle} to {payee_handle}",
+                seq,
+            )
+        )
+        i += 1
+    if i > start:
+        ws.head_value = (seq, prev)
+    return i

@@ -10,11 +10,13 @@ transaction. A rejection is a Result, never an exception, and leaves nothing beh
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import json
 import operator
 import secrets
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 
 from ..core import limits
@@ -62,7 +64,7 @@ from ..store.entries import FLAG_LEGS, FLAG_LINK_V2, body_columns, journal_row, 
 from ..trace.record import PlainTraceSink
 from . import checks, signing
 from .journal import entry_hash, fields_hash
-from .plain import apply_plain_transfer
+from .plain import apply_plain_transfers
 from .state import StoredState
 from .working import WorkingSet
 
@@ -220,8 +222,9 @@ class Ledger:
         if len(flags) != len(ops):
             raise ValueError("one verified flag per operation")
         results: list[Result] = []
-        for start in range(0, len(ops), size):
-            results.extend(self._apply_chunk(ops[start : start + size], flags[start : start + size]))
+        with _cycle_collection_paused():
+            for start in range(0, len(ops), size):
+                results.extend(self._apply_chunk(ops[start : start + size], flags[start : start + size]))
         return results
 
     def _apply_chunk(self, ops: Sequence[Operation], flags: Sequence[bool]) -> list[Result]:
@@ -271,12 +274,15 @@ class Ledger:
         are derived from the journal can take; anything else, and whatever that path hands on, the general way."""
         if not (self.plain_transfers and self.trace.journal_leaves):
             return [self._apply(root, op, at, ok) for op, ok in zip(ops, flags, strict=True)]
-        results = []
+        results: list[Result] = []
         ledger_id, tiers, cb = self.ledger_id, self.tier_limits, self.central_bank
         policy = None if type(self.policy) is AllowAll else self.policy
-        for op, ok in zip(ops, flags, strict=True):
-            result = apply_plain_transfer(root, op, at, ledger_id, tiers, policy, cb) if ok else None
-            results.append(result if result is not None else self._apply(root, op, at, ok))
+        i, n = 0, len(ops)
+        while i < n:
+            i = apply_plain_transfers(root, ops, flags, i, results, at, ledger_id, tiers, policy, cb)
+            if i < n:
+                results.append(self._apply(root, ops[i], at, flags[i]))
+                i += 1
         return results
 
     def _apply(self, ws: WorkingSet, op: Operation, at: int, verified: bool) -> Result:
@@ -864,6 +870,23 @@ _HANDLERS: dict[OpKind, Callable[[Ledger, WorkingSet, Operation, int, bool], _Ap
     OpKind.add_witness: Ledger._add_witness,
 }
 assert set(_HANDLERS) == set(OpKind)
+
+
+@contextmanager
+def _cycle_collection_paused() -> Iterator[None]:
+    """Pause Python's cycle collector while chunks apply. The loop allocates rows, results and keys that
+    reference counting frees (none forms a cycle), yet every few thousand of them trigger a collection that
+    walks the long-lived heap (the caller's operations, this ledger's cached accounts and balances): a third
+    of the apply time at 100,000 operations. Whoever paused it resumes it, so nested or concurrent callers
+    leave the collector as they found it."""
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
 
 
 def _touched(ops: Sequence[Operation]) -> tuple[set[str], set[tuple[str, str]], set[str]]:

@@ -29,7 +29,9 @@ class WorkingSet:
         self, parent: WorkingSet | None = None, tx: StoreTx | None = None, state: StoredState | None = None
     ) -> None:
         self.parent = parent
-        self.root: WorkingSet = self if parent is None else parent.root
+        # None on the root itself: a reference to itself would make every chunk's root a cycle, which only
+        # the cycle collector frees (and a chunk's rows, keys and flows with it)
+        self._root: WorkingSet | None = None if parent is None else parent.root
         self.tx = tx if tx is not None else parent.tx  # type: ignore[union-attr]
         self.accounts: dict[str, Account] = {}
         self.bucket_deltas: dict[tuple[str, str], int] = {}
@@ -80,6 +82,10 @@ class WorkingSet:
         # root only: the policy set's answer (a Decision or the exception it raised) for an operation the plain
         # path asked about and handed on, so the general path does not ask again (ledger/plain.py)
         self.decided: tuple[object, object] | None = None
+
+    @property
+    def root(self) -> WorkingSet:
+        return self if self._root is None else self._root
 
     def prefetch(self, handles: set[str], buckets: set[tuple[str, str]], op_ids: set[str]) -> None:
         """Read what a chunk will touch in one query per table; the root's caches then answer the
