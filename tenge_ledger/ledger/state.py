@@ -47,12 +47,13 @@ class StoredState:
         """A chunk committed: its accounts and the new rows of the buckets it moved are stored now."""
         self.head = head
         self.accounts.update(accounts)
-        for (account, tag), row in rows.items():
-            self.bucket_rows[(account, tag)] = row
-            self.balances[(account, tag)] = row.balance_tiyn
-            whole = self.account_buckets.get(account)
+        self.bucket_rows.update(rows)
+        balances, whole_of = self.balances, self.account_buckets
+        for key, row in rows.items():
+            balance = balances[key] = row[0]
+            whole = whole_of.get(key[0])
             if whole is not None:
-                if row.balance_tiyn:
-                    whole[tag] = row.balance_tiyn
+                if balance:
+                    whole[key[1]] = balance
                 else:
-                    whole.pop(tag, None)
+                    whole.pop(key[1], None)

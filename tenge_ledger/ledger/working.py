@@ -495,28 +495,31 @@ class WorkingSet:
         self._read_bucket_rows(unread)
         minute = at // 60
         buckets, new_buckets, activity = [], [], []
-        for (account, tag), (out, out_n, in_, in_n) in flows.items():
-            delta = deltas[(account, tag)]
-            aid, tid = self.account_id(account), self.tag_id(tag)
-            stored = self._bucket_rows.get((account, tag))
+        ids, stored_rows, new_rows = self._ids, self._bucket_rows, self.new_rows
+        tag_ids = self.state.tag_ids or {}
+        for key, (out, out_n, in_, in_n) in flows.items():
+            account, tag = key
+            delta = deltas[key]
+            aid = ids.get(account)
+            if aid is None:
+                aid = self.account_id(account)
+            tid = tag_ids.get(tag)
+            if tid is None:
+                tid = self.tag_id(tag)
+                tag_ids = self.state.tag_ids or {}
+            stored = stored_rows.get(key)
             if stored is None:
                 new_buckets.append((delta, out, out_n, in_, in_n, minute, aid, tid))
                 activity.append((aid, tid, minute, 0, 0, 0, 0))
-                self.new_rows[(account, tag)] = BucketRow(delta, out, out_n, in_, in_n, minute)
+                new_rows[key] = BucketRow(delta, out, out_n, in_, in_n, minute)
                 continue
-            if stored.minute < minute:
-                activity.append(
-                    (aid, tid, minute, stored.out_tiyn, stored.out_count, stored.in_tiyn, stored.in_count)
-                )
-            last = max(minute, stored.minute)
+            balance, out_s, out_n_s, in_s, in_n_s, last = stored
+            if last < minute:
+                activity.append((aid, tid, minute, out_s, out_n_s, in_s, in_n_s))
+                last = minute
             buckets.append((delta, out, out_n, in_, in_n, last, aid, tid))
-            self.new_rows[(account, tag)] = BucketRow(
-                stored.balance_tiyn + delta,
-                stored.out_tiyn + out,
-                stored.out_count + out_n,
-                stored.in_tiyn + in_,
-                stored.in_count + in_n,
-                last,
+            new_rows[key] = BucketRow(
+                balance + delta, out_s + out, out_n_s + out_n, in_s + in_, in_n_s + in_n, last
             )
         filter_flows, filter_activity = self._filter_rows(minute)
         return ChangeSet(

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from ..core.hooks import EncodedTrace
 from ..core.records import Account, HoldRecord, TagRecord
@@ -51,10 +51,10 @@ class StoredOperation:
     chained: tuple[str | None, int | None] | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class BucketRow:
+class BucketRow(NamedTuple):
     """A stored bucket: its balance and its running flows (totals since the account opened, never decreasing),
-    and the last minute (ledger time // 60) in which it moved. History windows subtract running totals."""
+    and the last minute (ledger time // 60) in which it moved. History windows subtract running totals.
+    A tuple: the apply loop makes one per bucket a chunk moved."""
 
     balance_tiyn: int
     out_tiyn: int = 0
@@ -64,8 +64,7 @@ class BucketRow:
     minute: int = -1
 
 
-@dataclass(frozen=True, slots=True)
-class JournalPosting:
+class JournalPosting(NamedTuple):  # a tuple: the apply loop makes two per transfer a policy set reads
     seq: int  # the operation's journal seq
     idx: int  # position within the operation
     account: str
