@@ -85,7 +85,7 @@ class WorkingSet:
 
     @property
     def root(self) -> WorkingSet:
-        return self if self._root is None else self._root
+        return self._root or self  # the methods below spell it out: it runs per read
 
     def prefetch(self, handles: set[str], buckets: set[tuple[str, str]], op_ids: set[str]) -> None:
         """Read what a chunk will touch in one query per table; the root's caches then answer the
@@ -179,7 +179,7 @@ class WorkingSet:
         return {t: b for t, b in out.items() if b}
 
     def _stored_buckets(self, handle: str) -> dict[str, int]:
-        root = self.root
+        root = self._root or self
         stored = root._buckets_cache.get(handle)
         if stored is None:  # the store's rows do not change during the transaction: read them once per chunk
             stored = root._buckets_cache[handle] = dict(self.tx.buckets(handle))
@@ -229,7 +229,7 @@ class WorkingSet:
 
     def witness_registry(self) -> dict[str, str]:
         """Registered witnesses as of this set: the store's (derived from the journal) and this chunk's."""
-        root = self.root
+        root = self._root or self
         if root._witness_cache is None:
             root._witness_cache = dict(root.tx.witness_registrations())
         out = dict(root._witness_cache)
@@ -271,7 +271,7 @@ class WorkingSet:
     ) -> tuple[int, int]:
         if counterparty is not None:
             return self._filtered_window(handle, direction, since, counterparty)
-        cached = self.root._window_cache.get((direction, since, None)) if tag is None else None
+        cached = (self._root or self)._window_cache.get((direction, since, None)) if tag is None else None
         stored = None if cached is None else cached.get(handle)
         total, count = stored if stored is not None else self.tx.window(handle, direction, since, tag)
         out = direction == "out"
@@ -295,7 +295,7 @@ class WorkingSet:
         return total, count
 
     def _filtered_window(self, handle: str, direction: str, since: int, key: str) -> tuple[int, int]:
-        cached = self.root._window_cache.get((direction, since, key))
+        cached = (self._root or self)._window_cache.get((direction, since, key))
         stored = None if cached is None else cached.get(handle)
         total, count = stored if stored is not None else self.tx.window(handle, direction, since, None, key)
         out = direction == "out"
@@ -341,7 +341,7 @@ class WorkingSet:
 
     def account_id(self, handle: str) -> int:
         """The account's id: the store's, or a new one for an account opened in this chunk."""
-        root = self.root
+        root = self._root or self
         found = root._ids.get(handle)
         if found is None:
             found = root.tx.account_ids([handle]).get(handle)
@@ -351,7 +351,7 @@ class WorkingSet:
         return found
 
     def tag_id(self, tag: str) -> int:
-        root = self.root
+        root = self._root or self
         state = root.state
         if state.tag_ids is None:
             state.tag_ids = root.tx.tag_ids()
@@ -427,18 +427,20 @@ class WorkingSet:
 
     def _matching(self, handle: str) -> list[tuple[str, str | None]]:
         """The filters whose counterparty conditions `handle` meets, each with its tag (None: any) to test."""
-        state, filters = self.state, self.root.filters
+        state, filters = self.state, (self._root or self).filters
         if state.matched_for is not filters:
             state.matched_for, state.matched = filters, {}
         found = state.matched.get(handle)
-        if found is not None and (not self.root.zone_filters or self.account(handle) is found[0]):
+        if found is not None and (not (self._root or self).zone_filters or self.account(handle) is found[0]):
             return found[1]
         account = self.account(handle)
         if account is None:
             return []
         kind, bank, zone = party_of(account)
         matched = [(key, tag) for key, pairs, tag in filters if matches(pairs, kind, bank, zone, "")]
-        if self.parent is None or account is self.root.account(handle):  # not a change a child may throw away
+        if self.parent is None or account is (self._root or self).account(
+            handle
+        ):  # not a change a child may throw away
             state.matched[handle] = (account, matched)
         return matched
 
