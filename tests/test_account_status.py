@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from tenge_ledger.app import ledger_over
+from tenge_ledger.client.wallet import Wallet
 from tenge_ledger.core.records import Transfer
 from tenge_ledger.core.results import ResultCode
 
@@ -97,3 +99,18 @@ def test_seize__only_central_bank(env) -> None:
     env.wallet.issue("cafe", 100)
     assert env.wallet.submit("roads", Seize("cafe", "roads", 100)).code is ResultCode.signer_not_allowed
     assert env.balance("cafe") == 100
+
+
+def test_unfreeze__a_later_chunk_of_a_fresh_process_sees_the_balance(env) -> None:
+    """A freeze reads the account alone; the next chunk's prefetch must still read its balance rows, not take
+    the account for empty (it did: the transfer below failed with insufficient_funds)."""
+    w = env.wallet
+    w.issue("halyk", 1_000)
+    ledger = ledger_over(env.store, env.clock)  # a new process: nothing cached yet
+    fresh = Wallet(ledger, env.keystore)
+    assert fresh.freeze("halyk").code is ResultCode.ok
+    assert fresh.unfreeze("halyk").code is ResultCode.ok
+    result = fresh.transfer("halyk", "aigerim", 400)
+    assert result.code is ResultCode.ok, result.message
+    assert env.balance("halyk") == 600
+    env.check()

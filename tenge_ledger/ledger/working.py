@@ -101,9 +101,13 @@ class WorkingSet:
             self._account_cache[handle] = None if hit is None else hit[1]
             if hit is not None:
                 self._ids[handle] = hit[0]
-        self._read_bucket_rows({a for a, _ in buckets if a not in self._rows_read and a in found})
+        # Every existing account's rows, including one an earlier chunk cached without them (a freeze reads the
+        # account alone): a bucket without a row then holds 0, known only once all the account's rows are read.
+        cache, rows_read, balances = self._account_cache, self._rows_read, self._bucket_cache
+        self._read_bucket_rows({a for a, _ in buckets if a not in rows_read and cache.get(a) is not None})
         for key in buckets:
-            self._bucket_cache.setdefault(key, 0)
+            if key not in balances and key[0] in rows_read:
+                balances[key] = 0
         for op_id in op_ids:
             self._operation_cache[op_id] = None
         for op_id, stored in tx.stored_operations(tx.entry_rows(op_ids)).items():
