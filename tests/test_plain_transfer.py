@@ -232,3 +232,37 @@ def test_plain_path__taken_for_a_plain_transfer(base, monkeypatch) -> None:
         store.close()
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+
+
+@example(
+    steps=[("status", "freeze", "halyk"), ("status", "unfreeze", "halyk"), _t("halyk", "bob", 5)], chunk=1
+)
+@example(steps=BOUNDARIES * 2, chunk=4)
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(steps=st.lists(_step, min_size=1, max_size=30), chunk=st.sampled_from((1, 2, 4)))
+def test_cached_state__two_writers_taking_turns_write_what_one_writer_does(base, steps, chunk) -> None:
+    """What a ledger keeps between chunks (ledger/state.py) is only a cache: one ledger applying a workload, and
+    two ledgers over the same database (two processes) taking turns chunk by chunk, each finding the other's
+    commits, must answer and write exactly the same. A stale cache shows here as a different result."""
+    db, keys, now = base
+    folder = Path(tempfile.mkdtemp(prefix="tenge-turns-"))
+    try:
+        outcomes, tables = [], []
+        for writers in (1, 2):
+            path = folder / f"{writers}.db"
+            shutil.copy(db, path)
+            stores = [open_store(str(path)) for _ in range(writers)]
+            ledgers = [ledger_over(store, Clock(now)) for store in stores]
+            ops = _build(Wallet(ledgers[0], Keystore(keys)), steps)
+            results = []
+            for turn, start in enumerate(range(0, len(ops), chunk)):
+                results += ledgers[turn % writers].apply_many(ops[start : start + chunk], chunk=chunk)
+            outcomes.append([(r.op_id, r.code, r.message, r.seq, r.reports) for r in results])
+            for store in stores:
+                store.close()
+            tables.append(_tables(path))
+        assert outcomes[0] == outcomes[1]
+        for table in TABLES:
+            assert tables[0][table] == tables[1][table], table
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
