@@ -93,23 +93,25 @@ class WorkingSet:
         if self.parent is not None:
             raise ValueError("prefetch on the root working set only")
         tx = self.tx
-        handles = {h for h in handles if h not in self._account_cache}
-        op_ids = {i for i in op_ids if i not in self._operation_cache}
-        found = tx.accounts_with_ids(handles)
-        for handle in handles:
-            hit = found.get(handle)
-            self._account_cache[handle] = None if hit is None else hit[1]
-            if hit is not None:
-                self._ids[handle] = hit[0]
+        cache, rows_read, balances = self._account_cache, self._rows_read, self._bucket_cache
+        unknown = handles - cache.keys()
+        if unknown:
+            found = tx.accounts_with_ids(unknown)
+            for handle in unknown:
+                hit = found.get(handle)
+                cache[handle] = None if hit is None else hit[1]
+                if hit is not None:
+                    self._ids[handle] = hit[0]
         # Every existing account's rows, including one an earlier chunk cached without them (a freeze reads the
         # account alone): a bucket without a row then holds 0, known only once all the account's rows are read.
-        cache, rows_read, balances = self._account_cache, self._rows_read, self._bucket_cache
-        self._read_bucket_rows({a for a, _ in buckets if a not in rows_read and cache.get(a) is not None})
-        for key in buckets:
-            if key not in balances and key[0] in rows_read:
+        unread = handles - rows_read
+        if unread:
+            self._read_bucket_rows({a for a in unread if cache.get(a) is not None})
+        for key in buckets - balances.keys():
+            if key[0] in rows_read:
                 balances[key] = 0
-        for op_id in op_ids:
-            self._operation_cache[op_id] = None
+        op_ids = op_ids - self._operation_cache.keys()
+        self._operation_cache.update(dict.fromkeys(op_ids))
         for op_id, stored in tx.stored_operations(tx.entry_rows(op_ids)).items():
             self._operation_cache[op_id] = (stored.seq, stored.fields_hash)
 
@@ -497,7 +499,7 @@ class WorkingSet:
         in a minute, a snapshot of its flows before it), the journal rows, and the rest as records."""
         flows = self.flow_deltas
         deltas = self.bucket_deltas
-        unread = {a for a, _ in flows if a not in self._rows_read}
+        unread = self._tags_by_account.keys() - self._rows_read  # the accounts `flows` moves
         self._read_bucket_rows(unread)
         minute = at // 60
         buckets, new_buckets, activity = [], [], []
