@@ -13,9 +13,11 @@ from tenge_ledger.core.canonical import (
     canonical_and_document,
     canonical_bytes,
     canonical_json,
+    canonical_prefix,
     document_json,
     operation_from_dict,
     operation_to_dict,
+    transfer_canonical,
 )
 from tenge_ledger.core.records import AccountKind, Operation, Transfer
 from tenge_ledger.core.results import ResultCode
@@ -212,3 +214,30 @@ def test_canonical_and_document__same_as_json_dumps(memo, tag, amount, signature
         assert canonical_bytes("l" * 32, op) == expected
         assert document_json(op) == signed
         assert canonical_and_document("l" * 32, op) == (expected, signed)
+
+
+_text = st.text(st.characters(codec="utf-8"), max_size=12)  # quotes, backslashes, controls, non-ASCII
+
+
+@settings(max_examples=300)
+@given(
+    op_id=_text,
+    payer=_text,
+    payee=_text,
+    amount=st.one_of(st.integers(-(10**20), 10**20), st.booleans(), st.floats(allow_nan=False)),
+    tag=st.one_of(st.none(), _text),
+    memo=st.one_of(st.none(), _text),
+)
+def test_canonical_bytes__transfer_fast_encoding_is_the_documents_json(
+    op_id, payer, payee, amount, tag, memo
+):
+    """A transfer's canonical bytes come from one format step (core/canonical.transfer_canonical); they must be
+    exactly the sorted-key ASCII JSON of its document, for any text, and fall back for a non-int amount."""
+    op = Operation(op_id, payer, Transfer(payer, payee, amount, tag, memo))
+    doc = operation_to_dict(op, with_signature=False)
+    expected = b"tenge-ledger/op/v1\nL1\n" + json.dumps(
+        doc, sort_keys=True, separators=(",", ":"), ensure_ascii=True
+    ).encode("ascii")
+    assert canonical_bytes("L1", op) == expected
+    fast = transfer_canonical(canonical_prefix("L1"), op)
+    assert fast == (expected if type(amount) is int else None)

@@ -28,6 +28,7 @@ from .records import (
     Hold,
     Operation,
     OpKind,
+    Transfer,
 )
 from .text import first_unsafe_char
 
@@ -240,6 +241,10 @@ _FLAT = (str, int, type(None))
 
 
 def canonical_bytes(ledger_id: str, op: Operation) -> bytes:
+    if type(op.body) is Transfer:  # most operations: one format step
+        fast = transfer_canonical(canonical_prefix(ledger_id), op)
+        if fast is not None:
+            return fast
     flat = _flat_texts(op, with_document=False)
     text = flat[0] if flat is not None else canonical_json(operation_to_dict(op, with_signature=False))
     return _DOMAIN + ledger_id.encode("ascii") + b"\n" + text.encode("ascii")
