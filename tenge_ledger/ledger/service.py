@@ -260,7 +260,7 @@ class Ledger:
                 self._state.clear()  # the rollback undid what it read or allocated
                 raise
             if root.head_value is not None:
-                self._state.committed(root.head_value, root.accounts, root.new_rows)
+                self._state.committed(root.head_value, root.accounts)
             self._calm = self._calm + 1 if alone else 0
             return results
         raise LedgerStateError(

@@ -43,17 +43,7 @@ class StoredState:
             self.head = head
         return self
 
-    def committed(self, head: tuple[int, bytes], accounts: dict[str, Account], rows: dict) -> None:
-        """A chunk committed: its accounts and the new rows of the buckets it moved are stored now."""
+    def committed(self, head: tuple[int, bytes], accounts: dict[str, Account]) -> None:
+        """A chunk committed: its accounts are stored now (its buckets' rows were taken by its change set)."""
         self.head = head
         self.accounts.update(accounts)
-        self.bucket_rows.update(rows)
-        balances, whole_of = self.balances, self.account_buckets
-        for key, row in rows.items():
-            balance = balances[key] = row[0]
-            whole = whole_of.get(key[0])
-            if whole is not None:
-                if balance:
-                    whole[key[1]] = balance
-                else:
-                    whole.pop(key[1], None)

@@ -63,9 +63,6 @@ class WorkingSet:
         self._rows_read = self.state.rows_read
         self._operation_cache: dict[str, tuple[int, bytes] | None] = {}
         self._new_tags: list[tuple[int, str]] = []
-        self.new_rows: dict[
-            tuple[str, str], BucketRow
-        ] = {}  # root only: the rows its buckets have once written
         # Per-account indexes of this set's own changes, so a policy's balance and window reads cost what the
         # account touched, not the whole chunk (postings are append-only: indexed incrementally).
         self._tags_by_account: dict[str, set[str]] = {}
@@ -496,14 +493,22 @@ class WorkingSet:
 
     def changeset(self, at: int) -> ChangeSet:
         """The root's changes as rows: each touched bucket's balance and running flows (and, on its first move
-        in a minute, a snapshot of its flows before it), the journal rows, and the rest as records."""
+        in a minute, a snapshot of its flows before it), the journal rows, and the rest as records.
+
+        The chunk's last step: the ledger's state takes the buckets' new rows now, in the same pass, as they will
+        be once the rows are written; a write or commit that fails drops the whole state (ledger/state.py)."""
         flows = self.flow_deltas
         deltas = self.bucket_deltas
         unread = self._tags_by_account.keys() - self._rows_read  # the accounts `flows` moves
         self._read_bucket_rows(unread)
         minute = at // 60
         buckets, new_buckets, activity = [], [], []
-        ids, stored_rows, new_rows = self._ids, self._bucket_rows, self.new_rows
+        ids, stored_rows, balances, whole_of = (
+            self._ids,
+            self._bucket_rows,
+            self._bucket_cache,
+            self._buckets_cache,
+        )
         tag_ids = self.state.tag_ids or {}
         for key, (out, out_n, in_, in_n) in flows.items():
             account, tag = key
@@ -519,16 +524,25 @@ class WorkingSet:
             if stored is None:
                 new_buckets.append((delta, out, out_n, in_, in_n, minute, aid, tid))
                 activity.append((aid, tid, minute, 0, 0, 0, 0))
-                new_rows[key] = BucketRow(delta, out, out_n, in_, in_n, minute)
-                continue
-            balance, out_s, out_n_s, in_s, in_n_s, last = stored
-            if last < minute:
-                activity.append((aid, tid, minute, out_s, out_n_s, in_s, in_n_s))
-                last = minute
-            buckets.append((delta, out, out_n, in_, in_n, last, aid, tid))
-            new_rows[key] = BucketRow(
-                balance + delta, out_s + out, out_n_s + out_n, in_s + in_, in_n_s + in_n, last
-            )
+                stored_rows[key] = BucketRow(delta, out, out_n, in_, in_n, minute)
+                balance = delta
+            else:
+                balance, out_s, out_n_s, in_s, in_n_s, last = stored
+                if last < minute:
+                    activity.append((aid, tid, minute, out_s, out_n_s, in_s, in_n_s))
+                    last = minute
+                buckets.append((delta, out, out_n, in_, in_n, last, aid, tid))
+                balance += delta
+                stored_rows[key] = BucketRow(
+                    balance, out_s + out, out_n_s + out_n, in_s + in_, in_n_s + in_n, last
+                )
+            balances[key] = balance
+            whole = whole_of.get(account)
+            if whole is not None:
+                if balance:
+                    whole[tag] = balance
+                else:
+                    whole.pop(tag, None)
         filter_flows, filter_activity = self._filter_rows(minute)
         return ChangeSet(
             accounts=[(self.account_id(h), a) for h, a in self.accounts.items()],
