@@ -188,12 +188,16 @@ def apply_plain_transfers(
         else:
             flow[2] += amount
             flow[3] += 1
-        for handle in (payer_handle, payee_handle):
-            held = tags_of.get(handle)
-            if held is None:
-                tags_of[handle] = {tag}
-            else:
-                held.add(tag)
+        held = tags_of.get(payer_handle)
+        if held is None:
+            tags_of[payer_handle] = {tag}
+        else:
+            held.add(tag)
+        held = tags_of.get(payee_handle)
+        if held is None:
+            tags_of[payee_handle] = {tag}
+        else:
+            held.add(tag)
         if policy is not None:  # what the set's history windows and counterparty filters read of this chunk
             postings.append(JournalPosting(seq, 0, payer_handle, tag, -amount, at))
             postings.append(JournalPosting(seq, 1, payee_handle, tag, amount, at))

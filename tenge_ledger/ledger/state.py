@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from ..core import limits
 from ..core.records import Account
-from ..store.base import BucketRow
 
 
 class StoredState:
@@ -20,7 +19,8 @@ class StoredState:
         self.ids: dict[str, int] = {}
         self.tag_ids: dict[str, int] | None = None
         self.next_ids: list[int] | None = None  # next free account id, tag id
-        self.bucket_rows: dict[tuple[str, str], BucketRow] = {}
+        # a BucketRow's fields (balance, out, out count, in, in count, minute): as read, or as a chunk left them
+        self.bucket_rows: dict[tuple[str, str], tuple[int, int, int, int, int, int]] = {}
         self.balances: dict[tuple[str, str], int] = {}  # stored balance of a bucket (0 when it has no row)
         self.account_buckets: dict[str, dict[str, int]] = {}  # every non-zero bucket of an account
         self.rows_read: set[str] = set()  # accounts whose every stored bucket row is in bucket_rows

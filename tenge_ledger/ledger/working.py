@@ -9,7 +9,7 @@ from __future__ import annotations
 from ..core.hooks import EncodedTrace
 from ..core.records import HOLDS_ACCOUNT, Account, HoldRecord, OpKind, Posting, TagRecord
 from ..core.windows import counterparties, matches, party_of
-from ..store.base import BucketRow, ChangeSet, JournalPosting, ReportRow, StoreTx
+from ..store.base import ChangeSet, JournalPosting, ReportRow, StoreTx
 from .state import StoredState
 
 _NO_POSTINGS = (0, 0)  # a stored window without postings
@@ -524,7 +524,7 @@ class WorkingSet:
             if stored is None:
                 new_buckets.append((delta, out, out_n, in_, in_n, minute, aid, tid))
                 activity.append((aid, tid, minute, 0, 0, 0, 0))
-                stored_rows[key] = BucketRow(delta, out, out_n, in_, in_n, minute)
+                stored_rows[key] = (delta, out, out_n, in_, in_n, minute)  # a BucketRow's fields
                 balance = delta
             else:
                 balance, out_s, out_n_s, in_s, in_n_s, last = stored
@@ -533,9 +533,7 @@ class WorkingSet:
                     last = minute
                 buckets.append((delta, out, out_n, in_, in_n, last, aid, tid))
                 balance += delta
-                stored_rows[key] = BucketRow(
-                    balance, out_s + out, out_n_s + out_n, in_s + in_, in_n_s + in_n, last
-                )
+                stored_rows[key] = (balance, out_s + out, out_n_s + out_n, in_s + in_, in_n_s + in_n, last)
             balances[key] = balance
             whole = whole_of.get(account)
             if whole is not None:
