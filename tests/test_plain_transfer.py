@@ -144,6 +144,13 @@ def _tables(db: Path) -> dict[str, list]:
         conn.close()
 
 
+def _assert_same(outcomes: list[list], tables: list[dict[str, list]]) -> None:
+    """Both runs gave the same results and left every table the same, row for row."""
+    assert outcomes[0] == outcomes[1]
+    for table in TABLES:
+        assert tables[0][table] == tables[1][table], table
+
+
 def _t(payer: str, payee: str, amount: int, tag: str = "", other: bool = False) -> tuple:
     return ("transfer", payer, payee, amount, tag, other)
 
@@ -198,9 +205,7 @@ def test_plain_path__same_rows_balances_leaves_and_results_as_the_general_path(
             outcomes.append([(r.op_id, r.code, r.message, r.seq, r.reports) for r in results])
             store.close()
             tables.append(_tables(path))
-        assert outcomes[0] == outcomes[1]
-        for table in TABLES:
-            assert tables[0][table] == tables[1][table], table
+        _assert_same(outcomes, tables)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 
@@ -261,8 +266,6 @@ def test_cached_state__two_writers_taking_turns_write_what_one_writer_does(base,
             for store in stores:
                 store.close()
             tables.append(_tables(path))
-        assert outcomes[0] == outcomes[1]
-        for table in TABLES:
-            assert tables[0][table] == tables[1][table], table
+        _assert_same(outcomes, tables)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
