@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import re
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -24,7 +23,7 @@ from ..store.base import LedgerMeta, Store
 from .keys import KeyPlan, KeyRing, PartyKey, ledger_key_dir, new_party, provision, write_party_file
 from .modes import REGISTRY
 from .modes.base import Mode
-from .threshold import deal, write_share_file
+from .threshold import HOLDER_NAME_RE, deal, write_share_file
 from .visibility import MODES
 
 if set(REGISTRY) != set(MODES):  # the registry and the visibility table name the same modes
@@ -64,7 +63,6 @@ def keystore_dir_for(store: Store) -> Path:
     return keystore_path_for(url)
 
 
-_HOLDER_RE = re.compile(r"[a-z][a-z0-9_]{0,31}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,7 +81,7 @@ class EscrowPlan:
             name, sep, path = item.partition("=")
             if not sep or not path:
                 raise InputError(f"{item!r} is not HOLDER=PATH", where="--share-to")
-            if not _HOLDER_RE.fullmatch(name):
+            if not HOLDER_NAME_RE.fullmatch(name):
                 raise InputError(
                     f"{name!r} is not a holder name (a-z, digits, '_'; at most 32)", where="--share-to"
                 )
