@@ -215,7 +215,7 @@ def view(
     for path in key_files:
         data = _read_json(path)
         if is_party_file(data):
-            parties.append(read_party_file(path, meta.ledger_id))
+            parties.append(read_party_file(path, meta.ledger_id, meta.settings.get("privacy_public")))
         else:
             disclosures.append((path, data))
     keys = keys_for(role, ring, store, int(meta.settings.get("privacy_epoch_s", 604800)),
