@@ -35,6 +35,7 @@ import hashlib
 import json
 import os
 import re
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -407,11 +408,15 @@ def check_dealing(dealing: Dealing, ceremony: Ceremony) -> None:
 
 
 def check_dealings(dealings: Sequence[Dealing], ceremony: Ceremony | None = None) -> Ceremony:
-    """Every dealing checked (`check_dealing`) against `ceremony` (default: the first one's) and every holder
-    dealt exactly once. Returns the ceremony."""
+    """Every dealing checked (`check_dealing`) against `ceremony` and every holder dealt exactly once. Returns the
+    ceremony. Without one given (the operator's `init`, which dealt none), the ceremony most dealings name is
+    taken, so the dealing that differs is the one named."""
     if not dealings:
         raise InputError("no dealings: every holder of the ceremony deals once")
-    ceremony = ceremony or dealings[0].ceremony
+    if ceremony is None:
+        named = Counter(d.ceremony.digest() for d in dealings)
+        top = named.most_common(1)[0][0]
+        ceremony = next(d.ceremony for d in dealings if d.ceremony.digest() == top)
     seen: dict[str, Dealing] = {}
     for d in dealings:
         check_dealing(d, ceremony)

@@ -25,7 +25,14 @@ from ..trace import witness as witnessing
 from ..trace.verify import Verification, verify
 from . import ensure_keys, keystore_dir_for, normalize, ring_for
 from .access import Access
-from .keys import VIEWING_ATTR, is_party_file, read_party_file, viewing_public_hex, viewing_secret
+from .keys import (
+    PUBLIC_FILE_KIND,
+    VIEWING_ATTR,
+    is_party_file,
+    read_party_file,
+    viewing_public_hex,
+    viewing_secret,
+)
 from .observers import keys_for
 from .threshold import EscrowPublic, HolderShare, Partial, read_share_file
 from .views import RecordView, stored_docs, view_doc
@@ -214,6 +221,8 @@ def view(
     parties, disclosures = [], []
     for path in key_files:
         data = _read_json(path)
+        if data.get("kind") == PUBLIC_FILE_KIND:
+            raise InputError("this is the public half of a key: reading takes the private file", where=path)
         if is_party_file(data):
             parties.append(read_party_file(path, meta.ledger_id, meta.settings.get("privacy_public")))
         else:
