@@ -287,12 +287,10 @@ def test_dkg__the_operators_keystore_database_and_every_dealing_open_no_escrowed
             assert escrowed.open_record(doc, ledger_id, value) is None
         for x in scalars:  # as the escrow scalar
             assert escrowed.open_record(doc, ledger_id, th.record_key(ledger_id, kem, th.mul(x, kem))) is None
-        # as k shares: every pair of candidates taken as holders' shares, combined as a quorum would
-        for (i1, x1), (i2, x2) in itertools.product(
-            ((1, x) for x in scalars[:40]), ((2, x) for x in scalars[:40])
-        ):
-            x = (th.lagrange_at_zero(i1, [i1, i2]) * x1 + th.lagrange_at_zero(i2, [i1, i2]) * x2) % th.L
-            assert th.base_mul(x) != public.group_public
+    # as k shares: pairs of candidates taken as two holders' shares, interpolated as a quorum would
+    for x1, x2 in itertools.product(scalars[:40], repeat=2):
+        x = (th.lagrange_at_zero(1, [1, 2]) * x1 + th.lagrange_at_zero(2, [1, 2]) * x2) % th.L
+        assert x == 0 or th.base_mul(x) != public.group_public
     for value in candidates:  # as a holder's box key on every sealed share
         box = nacl.public.SealedBox(nacl.public.PrivateKey(value))
         for sealed in sealed_shares:
@@ -465,7 +463,10 @@ def test_cli_readers_own_keys__each_opens_what_it_should_and_the_operator_holds_
     assert field("fma", keys["fma"][0], "big") == {"level": "clear", "value": "aigerim"}
     # the central bank is the roads ministry's bank: its self-made file gets the pseudonym root the ledger keeps
     # sealed to it
-    assert field("central_bank", keys["central_bank"][0], "from-roads") == {"level": "clear", "value": "roads"}
+    assert field("central_bank", keys["central_bank"][0], "from-roads") == {
+        "level": "clear",
+        "value": "roads",
+    }
     assert field("central_bank", keys["central_bank"][0], "small")["level"] != "clear"
     public = _public(db)
     party = read_party_file(keys["central_bank"][0], public["ledger_id"], public)
