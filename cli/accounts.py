@@ -43,6 +43,14 @@ def parse_attrs(values: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
     "generated the key among themselves: no process, this one included, ever holds the escrow secret.",
 )
 @click.option(
+    "--escrow-acceptance",
+    "acceptances",
+    multiple=True,
+    type=click.Path(dir_okay=False),
+    help="escrowed, no dealer: a holder's acceptance from `tenge escrow finish --acceptance-out` (one per holder): "
+    "refuses the dealings unless every holder's finish succeeded for exactly them (recommended).",
+)
+@click.option(
     "--share-to",
     "share_to",
     multiple=True,
@@ -74,7 +82,7 @@ def parse_attrs(values: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
 )
 @pass_context
 def init(obj: Context, name: str, central_bank: str, privacy_mode: str, dealings: tuple[str, ...],
-         share_to: tuple[str, ...], threshold: int | None, key_to: tuple[str, ...],
+         acceptances: tuple[str, ...], share_to: tuple[str, ...], threshold: int | None, key_to: tuple[str, ...],
          key_from: tuple[str, ...]) -> None:  # fmt: skip
     """Create a new ledger in --db, with the central bank's key in the keystore beside it.
 
@@ -84,7 +92,8 @@ def init(obj: Context, name: str, central_bank: str, privacy_mode: str, dealings
       tenge --db p.db init --name P --privacy tiered \\
         --key-from central_bank=nbk.pub --key-from fma=fma.pub
       tenge --db p.db init --name P --privacy escrowed \\
-        --escrow-dealing fma.dealing --escrow-dealing court.dealing --escrow-dealing nbk.dealing
+        --escrow-dealing fma.dealing --escrow-dealing court.dealing --escrow-dealing nbk.dealing \\
+        --escrow-acceptance fma.ok --escrow-acceptance court.ok --escrow-acceptance nbk.ok
       tenge --db p.db init --name P --privacy escrowed --threshold 2 \\
         --share-to fma=/media/fma/p.share --share-to court=/media/court/p.share \\
         --share-to central_bank=/media/nbk/p.share
@@ -104,8 +113,12 @@ def init(obj: Context, name: str, central_bank: str, privacy_mode: str, dealings
             raise InputError("--escrow-dealing (no dealer) or --share-to (a dealer), not both")
         if not share_to and not dealings:
             raise InputError(ESCROW_NEEDED)
+        if acceptances and not dealings:
+            raise InputError("--escrow-acceptance goes with --escrow-dealing")
         escrow = (
-            EscrowDealings.read(dealings, threshold) if dealings else EscrowPlan.parse(share_to, threshold)
+            EscrowDealings.read(dealings, threshold, acceptances)
+            if dealings
+            else EscrowPlan.parse(share_to, threshold)
         )
     readers = KeyPlan.parse(key_to, key_from)
     keystore = obj.keystore()

@@ -4,6 +4,7 @@ ledger database (holders have none) and no dealer. See tenge_ledger/privacy/dkg.
 from __future__ import annotations
 
 import json
+import os
 
 import click
 
@@ -46,8 +47,6 @@ def escrow_keygen(obj: Context, holder, out, public_out) -> None:
     Example:
       tenge escrow keygen court --out /media/court/court.identity --public-out court.card
     """
-    import os
-
     from tenge_ledger.privacy import dkg
 
     identity = dkg.keygen(holder)
@@ -97,27 +96,37 @@ def escrow_deal(obj: Context, identity, ceremony_id, threshold, cards, out) -> N
 @click.option("--dealing", "dealings", multiple=True, required=True, type=click.Path(dir_okay=False),
               help="Every holder's dealing, yours too.")  # fmt: skip
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="Your share file (0600, new).")
+@click.option("--acceptance-out", "acceptance_out", type=click.Path(dir_okay=False),
+              help="Write your signed acceptance here, for the operator's `init --escrow-acceptance`.")  # fmt: skip
 @pass_context
-def escrow_finish(obj: Context, identity, dealings, out) -> None:
+def escrow_finish(obj: Context, identity, dealings, out, acceptance_out) -> None:
     """Check every dealing (signature, ceremony, commitments), open the shares dealt to you and check each against
     its dealer's commitments, and write your share of the escrow key. A dealer whose share or dealing is wrong is
     named and nothing is written: the holders then start a new ceremony without it (there is no complaint round).
-    Compare the printed group key and transcript with the other holders' and with the ledger's (`tenge info`).
+    The acceptance (--acceptance-out) is your signed word that this succeeded, for exactly these dealings: the
+    operator's `init --escrow-acceptance` checks every holder's. Compare the printed group key and transcript with
+    the other holders' and with the ledger's (`tenge info`).
 
     \b
     Example:
       tenge escrow finish --identity /media/fma/fma.identity --dealing fma.dealing \\
-        --dealing court.dealing --dealing nbk.dealing --out /media/fma/pilot.share
+        --dealing court.dealing --dealing nbk.dealing --out /media/fma/pilot.share --acceptance-out fma.ok
     """
     from tenge_ledger.privacy import dkg
     from tenge_ledger.privacy.threshold import write_share_file
 
     me = dkg.read_identity(identity)
     share = dkg.finish(me, [dkg.read_dealing(d) for d in dealings])
+    accepted = dkg.acceptance(me, share)
+    if acceptance_out and os.path.exists(acceptance_out):
+        raise InputError("already exists: refusing to overwrite an acceptance", where=acceptance_out)
     write_share_file(out, share)
+    if acceptance_out:
+        dkg.write_acceptance(acceptance_out, accepted)
     assert share.group_public is not None and share.transcript is not None
     data = {"written": out, "holder": share.holder, "index": share.index, "ceremony": share.ceremony,
-            "group_public": share.group_public.hex(), "transcript": share.transcript.hex()}  # fmt: skip
+            "group_public": share.group_public.hex(), "transcript": share.transcript.hex(),
+            "acceptance": accepted}  # fmt: skip
     emit(obj, data,
          f"wrote {share.holder}'s share (holder {share.index} of ceremony {share.ceremony}) to {out}\n"
          f"group key {data['group_public']}\ntranscript {data['transcript']}")  # fmt: skip

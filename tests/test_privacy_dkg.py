@@ -225,15 +225,17 @@ def holders_generate(tmp_path: Path, names=("fma", "court", "central_bank"), k=2
     given = [a for d in dealings for a in ("--dealing", d)]
     for h in names:
         r = run("--json", "escrow", "finish", "--identity", tmp_path / h / "identity", *given,
-                "--out", tmp_path / h / "share")  # fmt: skip
+                "--out", tmp_path / h / "share", "--acceptance-out", tmp_path / f"{h}.ok")  # fmt: skip
         assert r.exit_code == 0, r.output
         assert (tmp_path / h / "share").stat().st_mode & 0o777 == 0o600
     return dealings
 
 
-def init_from_dealings(tmp_path: Path, dealings) -> str:
+def init_from_dealings(tmp_path: Path, dealings, accepted: bool = False) -> str:
     db = str(tmp_path / "e.db")
     given = [a for d in dealings for a in ("--escrow-dealing", d)]
+    if accepted:
+        given += [a for d in dealings for a in ("--escrow-acceptance", str(d).replace(".dealing", ".ok"))]
     r = run("--db", db, "init", "--name", "E", "--privacy", "escrowed", *given)
     assert r.exit_code == 0, r.output
     for args in (("account", "open", "halyk", "--kind", "bank"),
@@ -311,7 +313,7 @@ def test_cli_dkg__holders_generate_the_key_and_two_of_them_open_a_record(tmp_pat
     monkeypatch.chdir(tmp_path)  # the holder commands need no ledger database, and make none
     dealings = holders_generate(tmp_path)
     assert not (tmp_path / "tenge.db").exists()
-    db = init_from_dealings(tmp_path, dealings)
+    db = init_from_dealings(tmp_path, dealings, accepted=True)
     info = json.loads(run("--db", db, "--json", "info").output)["escrow"]
     share = th.read_share_file(tmp_path / "fma" / "share")
     assert info["group_public"] == share.group_public.hex() and info["transcript"] == share.transcript.hex()
@@ -571,3 +573,56 @@ def sandbox_recheck() -> int:
     from tenge_ledger.privacy.modes.base import unregistered_recheck_records
 
     return unregistered_recheck_records
+
+
+def test_cli_dkg__init_with_acceptances_needs_every_holders_for_exactly_these_dealings(tmp_path):
+    one, two = tmp_path / "one", tmp_path / "two"
+    one.mkdir()
+    two.mkdir()
+    dealings = holders_generate(one)
+    holders_generate(two)
+    db = str(tmp_path / "e.db")
+    base = ["--db", db, "init", "--name", "E", "--privacy", "escrowed",
+            *[a for d in dealings for a in ("--escrow-dealing", d)]]  # fmt: skip
+    cases = [
+        ([one / "fma.ok", one / "court.ok"], "no acceptance from central_bank"),
+        ([one / "fma.ok", one / "court.ok", two / "central_bank.ok"], "central_bank accepted another escrow"),
+        (
+            [one / "fma.ok", one / "court.ok", one / "court.ok", one / "central_bank.ok"],
+            "court accepted twice",
+        ),
+        ([one / "fma.ok", one / "court.ok", one / "fma.dealing"], "not an escrow acceptance"),
+    ]
+    for files, says in cases:
+        r = CliRunner().invoke(cli, [*base, *[a for f in files for a in ("--escrow-acceptance", str(f))]])
+        assert r.exit_code == 1 and says in r.output, (says, r.output)
+        assert "Traceback" not in r.output and not Path(db).exists()
+    forged = json.loads((one / "court.ok").read_text())
+    forged["holder"] = "fma"  # the court's signature under the FMA's name
+    (tmp_path / "forged.ok").write_text(json.dumps(forged))
+    r = CliRunner().invoke(cli, [*base, "--escrow-acceptance", str(tmp_path / "forged.ok")])
+    assert r.exit_code == 1 and ("fma accepted another escrow" in r.output or "not signed by fma" in r.output)
+    files = [one / "fma.ok", one / "court.ok", one / "central_bank.ok"]
+    r = CliRunner().invoke(cli, [*base, *[a for f in files for a in ("--escrow-acceptance", str(f))]])
+    assert r.exit_code == 0, r.output
+
+
+def test_dkg__a_holder_a_dealer_wronged_cannot_accept__so_init_with_acceptances_refuses(tmp_path):
+    identities, ceremony = ceremony_of(3, 2)
+    fma, court, cb = identities
+    dealings = [dkg.deal(fma, ceremony), deal_wrongly(court, ceremony, to=1, extra=5), dkg.deal(cb, ceremony)]
+    paths = []
+    for i, d in enumerate(dealings):
+        dkg.write_dealing(tmp_path / f"{i}.dealing", d)
+        paths.append(str(tmp_path / f"{i}.dealing"))
+    with pytest.raises(InputError, match="does not match court's commitments"):
+        dkg.finish(fma, dealings)
+    for ident in (court, cb):  # the other two finish and accept
+        dkg.write_acceptance(
+            tmp_path / f"{ident.holder}.ok", dkg.acceptance(ident, dkg.finish(ident, dealings))
+        )
+    from tenge_ledger.privacy import EscrowDealings
+
+    EscrowDealings.read(paths, None)  # without acceptances the operator cannot tell
+    with pytest.raises(InputError, match="no acceptance from fma"):
+        EscrowDealings.read(paths, None, [str(tmp_path / "court.ok"), str(tmp_path / "central_bank.ok")])

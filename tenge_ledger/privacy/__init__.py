@@ -20,7 +20,7 @@ from ..core import limits
 from ..core.errors import InputError, LedgerStateError
 from ..core.hooks import TraceSink
 from ..store.base import LedgerMeta, Store
-from .dkg import Dealing, check_dealings, escrow_public, read_dealing
+from .dkg import Dealing, check_acceptances, check_dealings, escrow_public, read_dealing
 from .keys import (
     KeyPlan,
     KeyRing,
@@ -119,8 +119,15 @@ class EscrowDealings:
     dealings: tuple[Dealing, ...]
 
     @classmethod
-    def read(cls, paths: tuple[str, ...] | list[str], threshold: int | None) -> EscrowDealings:
-        """From `--escrow-dealing FILE` (one per holder); `--threshold`, if given, must be the ceremony's."""
+    def read(
+        cls,
+        paths: tuple[str, ...] | list[str],
+        threshold: int | None,
+        acceptances: tuple[str, ...] | list[str] = (),
+    ) -> EscrowDealings:
+        """From `--escrow-dealing FILE` (one per holder); `--threshold`, if given, must be the ceremony's. With
+        `--escrow-acceptance FILE`, every holder's signed word that its `finish` succeeded for exactly these
+        dealings is required too (the one check the operator cannot make itself)."""
         dealings = tuple(read_dealing(p) for p in paths)
         ceremony = check_dealings(dealings)
         if threshold is not None and threshold != ceremony.threshold:
@@ -128,6 +135,8 @@ class EscrowDealings:
                 f"ceremony {ceremony.ceremony_id!r} has a threshold of {ceremony.threshold}, not {threshold}",
                 where="--threshold",
             )
+        if acceptances:
+            check_acceptances(escrow_public("", dealings), acceptances)
         return cls(dealings)
 
 

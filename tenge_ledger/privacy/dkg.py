@@ -520,3 +520,64 @@ def finish(identity: HolderIdentity, dealings: Sequence[Dealing]) -> HolderShare
         raise AssertionError("a share that does not match the sum of the commitments")
     return HolderShare("", identity.holder, me, total, identity.signing_seed, ceremony.ceremony_id,
                        public.transcript, public.group_public)  # fmt: skip
+
+
+# ---- acceptances: each holder tells the operator its `finish` succeeded ------------------------------------------
+
+ACCEPTANCE_KIND = "tenge-escrow-acceptance"
+
+
+def _acceptance_message(transcript: bytes, group: bytes, index: int, point: bytes) -> bytes:
+    return frame(b"tenge-dkg-accept", transcript, group, index.to_bytes(4, "big"), point)
+
+
+def acceptance(identity: HolderIdentity, share: HolderShare) -> dict:
+    """The holder's signed word that its `finish` succeeded for this transcript, with this group key and its own
+    Y_j: the one thing the operator cannot check itself (it cannot open the shares)."""
+    assert share.transcript is not None and share.group_public is not None
+    point = base_mul(share.secret)
+    signature = identity.signing_key.sign(
+        _acceptance_message(share.transcript, share.group_public, share.index, point)
+    ).signature
+    return {"kind": ACCEPTANCE_KIND, "scheme": DKG_SCHEME, "holder": share.holder, "ceremony": share.ceremony,
+            "index": share.index, "transcript": share.transcript.hex(), "group_public": share.group_public.hex(),
+            "verification_point": point.hex(), "signature": signature.hex()}  # fmt: skip
+
+
+def write_acceptance(path: str | os.PathLike, data: dict) -> None:
+    create_new(path, json.dumps(data, indent=2), "acceptance")
+
+
+def check_acceptances(public: EscrowPublic, paths: Sequence[str | os.PathLike]) -> None:
+    """Every holder's acceptance of exactly this escrow (transcript, group key, its Y_j), signed by the holder.
+    InputError naming the holder whose acceptance is missing or does not match."""
+    seen: set[str] = set()
+    for path in paths:
+        where = os.fspath(path)
+        data = _load(path, "acceptance")
+        if not isinstance(data, dict) or data.get("kind") != ACCEPTANCE_KIND:
+            raise InputError("not an escrow acceptance", where=where)
+        name = str(data.get("holder"))
+        holder = public.holder(name)
+        if holder is None:
+            raise InputError(f"{name!r} is not a holder of this ceremony", where=where)
+        transcript = _hex(data.get("transcript"), 32, "transcript", where)
+        group = _hex(data.get("group_public"), 32, "group_public", where)
+        point = _hex(data.get("verification_point"), 32, "verification_point", where)
+        if (transcript, group, point) != (public.transcript, public.group_public, holder.verification_point):
+            raise InputError(f"{name} accepted another escrow (another transcript or key): do not use this one",
+                             where=where)  # fmt: skip
+        try:
+            nacl.signing.VerifyKey(holder.verify_key).verify(
+                _acceptance_message(transcript, group, holder.index, point),
+                _hex(data.get("signature"), 64, "signature", where),
+            )
+        except (nacl.exceptions.BadSignatureError, nacl.exceptions.CryptoError, ValueError):
+            raise InputError(f"the acceptance of {name} is not signed by {name}", where=where) from None
+        if name in seen:
+            raise InputError(f"{name} accepted twice", where=where)
+        seen.add(name)
+    missing = [h.name for h in public.holders if h.name not in seen]
+    if missing:
+        raise InputError(f"no acceptance from {', '.join(missing)}: every holder's `tenge escrow finish` must have "
+                         "succeeded before the ledger is made", where="--escrow-acceptance")  # fmt: skip
