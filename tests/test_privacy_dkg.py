@@ -626,3 +626,16 @@ def test_dkg__a_holder_a_dealer_wronged_cannot_accept__so_init_with_acceptances_
     EscrowDealings.read(paths, None)  # without acceptances the operator cannot tell
     with pytest.raises(InputError, match="no acceptance from fma"):
         EscrowDealings.read(paths, None, [str(tmp_path / "court.ok"), str(tmp_path / "central_bank.ok")])
+
+
+def test_dkg__finish_takes_its_ceremony_from_its_own_signed_dealing_not_one_in_its_name():
+    """Someone deals in the FMA's name for a ceremony of their making (the FMA's card is public): the FMA's finish
+    does not take that ceremony for its own, and refuses the forgery."""
+    identities, ceremony = ceremony_of(3, 2)
+    fma, court, cb = identities
+    good = [dkg.deal(i, ceremony) for i in identities]
+    mallory = dkg.keygen("mallory")
+    theirs = dkg.make_ceremony("pilot-2026", 2, [fma.card(), court.card(), mallory.card()])
+    forged = replace(dkg.deal(mallory, theirs), dealer="fma", dealer_index=1)
+    with pytest.raises(InputError, match="the dealing of fma names other holders|fma dealt twice"):
+        dkg.finish(fma, [forged, *good])

@@ -68,7 +68,6 @@ IDENTITY_KIND = "tenge-escrow-identity"
 CARD_KIND = "tenge-escrow-holder"
 DEALING_KIND = "tenge-escrow-dealing"
 _CEREMONY_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]*")
-_SEALED_SHARE_BYTES = 400  # a sealed share is ~190 bytes; anything much longer is not one
 
 
 def _digest(person: bytes, *parts: bytes) -> bytes:
@@ -401,7 +400,7 @@ def check_dealing(dealing: Dealing, ceremony: Ceremony) -> None:
     if not all(is_point(c) for c in dealing.commitments):
         raise InputError(f"a commitment in the dealing of {who} is not a group element")
     if len(dealing.sealed) != len(ceremony.holders) or not all(
-        0 < len(s) <= _SEALED_SHARE_BYTES for s in dealing.sealed
+        0 < len(s) <= limits.escrow_sealed_share_bytes_max for s in dealing.sealed
     ):
         raise InputError(f"the dealing of {who} does not hold one sealed share for each of the "
                          f"{len(ceremony.holders)} holders")  # fmt: skip
@@ -481,8 +480,17 @@ def escrow_public(ledger_id: str, dealings: Sequence[Dealing]) -> EscrowPublic:
 def finish(identity: HolderIdentity, dealings: Sequence[Dealing]) -> HolderShare:
     """`identity`'s share from all n dealings: each checked, each share addressed to it opened and checked against
     its dealer's commitments. The first failure names the dealer and stops: no share is made."""
-    own = [d for d in dealings if d.dealer == identity.holder]
     mine = identity.card()
+    verify = nacl.signing.VerifyKey(mine.verify_key)
+
+    def signed_by_me(d: Dealing) -> bool:
+        try:
+            verify.verify(d.message(), d.signature)
+            return True
+        except (nacl.exceptions.BadSignatureError, nacl.exceptions.CryptoError, ValueError):
+            return False
+
+    own = [d for d in dealings if d.dealer == identity.holder and signed_by_me(d)]
     if not own or own[0].ceremony.index_of(identity.holder) is None:
         raise InputError(f"none of these dealings is {identity.holder}'s own: give every dealing, yours too")
     ceremony = own[0].ceremony  # the one this holder dealt in: signed by itself, so what it agreed to
