@@ -29,6 +29,7 @@ import nacl.hash
 import nacl.public
 import nacl.signing
 
+from ..core.canonical import check_handle
 from ..core.errors import InputError, LedgerStateError
 from ..core.files import create_new_private
 
@@ -327,7 +328,10 @@ def read_party_file(path: str | os.PathLike, ledger_id: str, public: dict | None
 
 def check_reader_name(holder: str, where: str) -> str:
     """A party that reads sealed fields: `central_bank`, `fma`, or `bank:HANDLE`."""
-    if holder in READERS or (holder.startswith("bank:") and len(holder) > 5):
+    if holder in READERS:
+        return holder
+    if holder.startswith("bank:"):
+        check_handle(holder[5:], where)
         return holder
     raise InputError(f"{holder!r} is no reader: central_bank, fma or bank:HANDLE", where=where)
 
