@@ -35,52 +35,92 @@ def parse_attrs(values: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
 )
 @click.option("--privacy", "privacy_mode", default="transparent", show_default=True, help="Privacy mode.")
 @click.option(
+    "--escrow-dealing",
+    "dealings",
+    multiple=True,
+    type=click.Path(dir_okay=False),
+    help="escrowed, no dealer: a holder's public dealing from `tenge escrow deal` (one per holder). The holders "
+    "generated the key among themselves: no process, this one included, ever holds the escrow secret.",
+)
+@click.option(
+    "--escrow-acceptance",
+    "acceptances",
+    multiple=True,
+    type=click.Path(dir_okay=False),
+    help="escrowed, no dealer: a holder's acceptance from `tenge escrow finish --acceptance-out` (one per holder): "
+    "refuses the dealings unless every holder's finish succeeded for exactly them (recommended).",
+)
+@click.option(
     "--share-to",
     "share_to",
     multiple=True,
     metavar="HOLDER=PATH",
-    help="escrowed: write HOLDER's escrow key share to PATH (repeat per holder; never the keystore).",
+    help="escrowed, with a dealer (simpler for a pilot): write HOLDER's escrow key share to PATH (repeat per "
+    "holder; never the keystore). This process deals, so it holds the escrow secret for an instant; "
+    "--escrow-dealing removes that dealer.",
 )
 @click.option(
-    "--threshold", type=int, help="escrowed: holders needed to open a record (default: a majority)."
+    "--threshold",
+    type=int,
+    help="escrowed: holders needed to open a record (default: a majority; with --escrow-dealing, the ceremony's).",
 )
 @click.option(
     "--key-to",
     "key_to",
     multiple=True,
     metavar="HOLDER=PATH",
-    help="Write a reader's secret key (central_bank, fma) to PATH: the operator keeps only its public half.",
+    help="Write a reader's secret key (central_bank, fma) to PATH: the operator keeps only its public half, but "
+    "this process makes the key (--key-from avoids that).",
+)
+@click.option(
+    "--key-from",
+    "key_from",
+    multiple=True,
+    metavar="HOLDER=PUBFILE",
+    help="A reader's (central_bank, fma) own key, made on its machine with `tenge privacy keygen`: PUBFILE is its "
+    "public half; the private key never reaches the operator.",
 )
 @pass_context
-def init(obj: Context, name: str, central_bank: str, privacy_mode: str, share_to: tuple[str, ...],
-         threshold: int | None, key_to: tuple[str, ...]) -> None:  # fmt: skip
+def init(obj: Context, name: str, central_bank: str, privacy_mode: str, dealings: tuple[str, ...],
+         acceptances: tuple[str, ...], share_to: tuple[str, ...], threshold: int | None, key_to: tuple[str, ...],
+         key_from: tuple[str, ...]) -> None:  # fmt: skip
     """Create a new ledger in --db, with the central bank's key in the keystore beside it.
 
     \b
     Example:
       tenge --db pilot.db init --name "Digital tenge pilot"
       tenge --db p.db init --name P --privacy tiered \\
-        --key-to central_bank=/media/nbk/p.key --key-to fma=/media/fma/p.key
+        --key-from central_bank=nbk.pub --key-from fma=fma.pub
+      tenge --db p.db init --name P --privacy escrowed \\
+        --escrow-dealing fma.dealing --escrow-dealing court.dealing --escrow-dealing nbk.dealing \\
+        --escrow-acceptance fma.ok --escrow-acceptance court.ok --escrow-acceptance nbk.ok
       tenge --db p.db init --name P --privacy escrowed --threshold 2 \\
         --share-to fma=/media/fma/p.share --share-to court=/media/court/p.share \\
         --share-to central_bank=/media/nbk/p.share
     """
     from tenge_ledger.ledger.service import Ledger
     from tenge_ledger.ledger.signing import public_key_hex
-    from tenge_ledger.privacy import EscrowPlan, KeyPlan, check_mode, normalize
+    from tenge_ledger.privacy import ESCROW_NEEDED, EscrowDealings, EscrowPlan, KeyPlan, check_mode, normalize
     from tenge_ledger.store import open_store
 
     check_text(name, "--name", limits.ledger_name_length_max)
     check_handle(central_bank, "--central-bank")
     escrow = None
-    if normalize(check_mode(privacy_mode)) == "escrowed" or share_to or threshold is not None:
+    if normalize(check_mode(privacy_mode)) == "escrowed" or share_to or dealings or threshold is not None:
         if normalize(privacy_mode) != "escrowed":
-            raise InputError("--share-to and --threshold are for --privacy escrowed")
-        if not share_to:
-            raise InputError("an escrowed ledger needs its escrow holders: --share-to HOLDER=PATH for each "
-                             "(e.g. fma, court, central_bank) and --threshold K")  # fmt: skip
-        escrow = EscrowPlan.parse(share_to, threshold)
-    readers = KeyPlan.parse(key_to)
+            raise InputError("--escrow-dealing, --share-to and --threshold are for --privacy escrowed")
+        if share_to and dealings:
+            raise InputError("--escrow-dealing (no dealer) or --share-to (a dealer), not both")
+        if not share_to and not dealings:
+            raise InputError(ESCROW_NEEDED)
+        if acceptances and not dealings:
+            raise InputError("--escrow-acceptance goes with --escrow-dealing")
+        escrow = (
+            EscrowDealings.read(dealings, threshold, acceptances)
+            if dealings
+            else EscrowPlan.parse(share_to, threshold)
+        )
+    readers = KeyPlan.parse(key_to, key_from)
     keystore = obj.keystore()
     # A failed init leaves nothing behind: no half-made database file, no key for a ledger that does not exist.
     fresh_file = "://" not in obj.db and obj.db != ":memory:" and not os.path.exists(obj.db)
@@ -149,26 +189,39 @@ def account() -> None:
     "--key-to", "key_to", type=click.Path(dir_okay=False),
     help="A bank, in a mode that seals to banks: write the bank's privacy key to this file (never the keystore).",
 )  # fmt: skip
+@click.option(
+    "--key-from", "key_from", type=click.Path(dir_okay=False),
+    help="A bank, in a mode that seals to banks: the public half of the key it made itself (`tenge privacy keygen "
+    "--holder bank:HANDLE`); its private key never reaches the operator.",
+)  # fmt: skip
 @pass_ledger
-def account_open(obj: Context, handle, kind, tier, bank, attrs, op_id, key_to) -> None:
+def account_open(obj: Context, handle, kind, tier, bank, attrs, op_id, key_to, key_from) -> None:
     """Open an account: a key pair goes to the keystore, the public key to the ledger.
 
     \b
     Example:
       tenge account open aigerim --kind person --tier 1 --bank halyk
+      tenge --db p.db account open halyk --kind bank --key-from halyk.pub
       tenge --db p.db account open halyk --kind bank --key-to /media/halyk/p.key
     """
     from tenge_ledger.privacy import mode_of, register_bank_key
+    from tenge_ledger.privacy.keys import read_public_file
 
     check_handle(handle, "HANDLE")
     pairs = parse_attrs(attrs)
     mode = mode_of(obj.ledger().meta.privacy_mode)
-    if kind == "bank" and mode.bank_keys and not key_to:
-        raise InputError(f"a bank of a {mode.name} ledger needs its privacy key file: --key-to PATH")
-    if key_to and (kind != "bank" or not mode.bank_keys):
-        raise InputError(f"--key-to is for a bank of a ledger that seals to banks (this one is {mode.name})")
+    if key_to and key_from:
+        raise InputError("--key-to (a key file written here) or --key-from (the bank's own key), not both")
+    if kind == "bank" and mode.bank_keys and not key_to and not key_from:
+        raise InputError(f"a bank of a {mode.name} ledger needs its privacy key: --key-from PUBFILE (the public "
+                         "half of a key it made with `tenge privacy keygen`) or --key-to PATH")  # fmt: skip
+    if (key_to or key_from) and (kind != "bank" or not mode.bank_keys):
+        option = "--key-to" if key_to else "--key-from"
+        raise InputError(f"{option} is for a bank of a ledger that seals to banks (this one is {mode.name})")
     if key_to and os.path.exists(key_to):
         raise InputError("already exists: refusing to overwrite a key file", where=key_to)
+    if key_from:
+        read_public_file(key_from, f"bank:{handle}")  # refused before the account is opened
     if (
         obj.ledger().meta.privacy_mode == "selective"
     ):  # the holder registers its viewing key: records seal to it
@@ -179,13 +232,13 @@ def account_open(obj: Context, handle, kind, tier, bank, attrs, op_id, key_to) -
         if VIEWING_ATTR not in dict(pairs):
             pairs = check_attrs((*pairs, (VIEWING_ATTR, viewing_public_hex(key))), "--attr")
     result = obj.wallet().open_account(handle, AccountKind(kind), tier, bank, pairs, op_id)
-    if key_to and result.succeeded:
+    if (key_to or key_from) and result.succeeded:
         try:
-            register_bank_key(obj.ledger().store, handle, key_to, obj.keystore().path)
+            register_bank_key(obj.ledger().store, handle, key_to, obj.keystore().path, key_from)
         except InputError as exc:
             raise InputError(
-                f"{handle} is open, but its key file was not written ({exc}): make it with "
-                f"tenge privacy bank-key {handle} --key-to PATH"
+                f"{handle} is open, but its key was not registered ({exc}): register it with "
+                f"tenge privacy bank-key {handle} --key-from PUBFILE (or --key-to PATH)"
             ) from None
     finish(obj, result)
 

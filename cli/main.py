@@ -10,7 +10,7 @@ import click
 
 from tenge_ledger.core.errors import TengeError
 
-from . import accounts, audit, money, ops, policy, privacy, reads, tools, trace, witness
+from . import accounts, audit, escrow, money, ops, policy, privacy, reads, tools, trace, witness
 from .context import Context, json_param, shown
 
 
@@ -77,7 +77,7 @@ COMMANDS: tuple[click.Command, ...] = (
     accounts.init, accounts.account, money.issue, money.redeem, money.transfer, money.hold, money.post,
     money.void, money.seize, money.sweep, ops.submit, reads.balance, reads.supply, reads.history,
     reads.operation, reads.reports, reads.check, reads.info, policy.policy, privacy.privacy, trace.trace, audit.audit,
-    tools.bench, tools.demo, tools.docs, witness.witness, witness.checkpoint,
+    tools.bench, tools.demo, tools.docs, witness.witness, witness.checkpoint, escrow.escrow,
 )  # fmt: skip
 
 

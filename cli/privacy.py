@@ -100,7 +100,8 @@ def privacy_unmask(obj: Context, record, case, basis, role, shares, partials, ke
     try:
         share_list = operator.shares_from_files(shares)
         partial_list = operator.partials_from_files(partials)
-        parties = [read_party_file(p, store.meta().ledger_id) for p in key_files]
+        meta = store.meta()
+        parties = [read_party_file(p, meta.ledger_id, meta.settings.get("privacy_public")) for p in key_files]
     except InputError as exc:
         raise access.refuse(
             "unmask", record, case or "-", basis or "-", role or "nobody", str(exc), sealed
@@ -111,22 +112,60 @@ def privacy_unmask(obj: Context, record, case, basis, role, shares, partials, ke
 
 @privacy.command("bank-key")
 @click.argument("bank")
-@click.option(
-    "--key-to", "key_to", required=True, type=click.Path(dir_okay=False), help="The bank's key file."
-)
+@click.option("--key-from", "key_from", type=click.Path(dir_okay=False),
+              help="The public half of the key BANK made itself (`privacy keygen --holder bank:BANK`).")  # fmt: skip
+@click.option("--key-to", "key_to", type=click.Path(dir_okay=False),
+              help="Write a key file for BANK here (this process then makes BANK's key; --key-from avoids that).")  # fmt: skip
 @pass_ledger
-def privacy_bank_key(obj: Context, bank, key_to) -> None:
-    """Give BANK (opened without one) its privacy key file; from then on what is sealed to BANK is sealed to it
+def privacy_bank_key(obj: Context, bank, key_from, key_to) -> None:
+    """Register BANK's privacy key (BANK was opened without one): the public half of a key BANK made itself
+    (--key-from), or a key file written for it (--key-to). From then on what is sealed to BANK is sealed to it
     (until then its customers' identities were sealed to the central bank, the bank of last resort).
 
     \b
     Example:
+      tenge --db pilot.db privacy bank-key halyk --key-from halyk.pub
       tenge --db pilot.db privacy bank-key halyk --key-to /media/halyk/pilot.key
     """
     from tenge_ledger.privacy import register_bank_key
 
-    done = register_bank_key(obj.ledger().store, bank, key_to, obj.keystore().path)
-    emit(obj, done, f"wrote {bank}'s privacy key to {key_to}; its public half is in the ledger settings")
+    done = register_bank_key(obj.ledger().store, bank, key_to, obj.keystore().path, key_from)
+    text = (f"registered {bank}'s own key from {key_from}" if key_from else
+            f"wrote {bank}'s privacy key to {key_to}") + "; its public half is in the ledger settings"  # fmt: skip
+    emit(obj, done, text)
+
+
+@privacy.command("keygen")
+@click.option("--holder", required=True, help="Whose key: central_bank, fma or bank:HANDLE.")
+@click.option(
+    "--out", required=True, type=click.Path(dir_okay=False), help="The private key file (0600, new)."
+)
+@click.option("--public-out", "public_out", type=click.Path(dir_okay=False),
+              help="Also write the public half here (it is printed either way).")  # fmt: skip
+@pass_context
+def privacy_keygen(obj: Context, holder, out, public_out) -> None:
+    """A reader's own privacy key, made on the reader's machine (no ledger needed): the private file stays there;
+    the operator is given the public half (`init --key-from HOLDER=PUBFILE`, `account open BANK --kind bank
+    --key-from PUBFILE`, `privacy bank-key BANK --key-from PUBFILE`). The ledger records that public half and
+    accepts this file as HOLDER's only if it matches: the file works with every command that takes --key.
+
+    \b
+    Example:
+      tenge privacy keygen --holder fma --out /media/fma/pilot.key --public-out fma.pub
+    """
+    from tenge_ledger.core.files import create_new, create_new_private
+    from tenge_ledger.privacy.keys import keygen_party, public_json
+
+    party = keygen_party(holder)
+    half = public_json(party)
+    if public_out and os.path.exists(public_out):
+        raise InputError("already exists: refusing to overwrite a public key file", where=public_out)
+    create_new_private(out, json.dumps(party.to_json(), indent=2), "key file")
+    if public_out:
+        create_new(public_out, json.dumps(half, indent=2), "public key file")
+    emit(obj, {**half, "written": out, "public_written": public_out},
+         f"wrote {holder}'s private key to {out} (keep it there)\n" +
+         (f"wrote its public half to {public_out}" if public_out else json.dumps(half)))  # fmt: skip
 
 
 @privacy.command("migrate-keys")

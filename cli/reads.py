@@ -211,6 +211,11 @@ def info(obj: Context) -> None:
         "store": "postgresql" if "://" in obj.db else "sqlite", "db": _without_password(obj.db),
         "size_bytes": _file_bytes(obj.db), "keystore": str(obj.keystore().path),
     }  # fmt: skip
+    escrow = (meta.settings.get("privacy_public") or {}).get("escrow")
+    if escrow:  # what a holder compares with its own `tenge escrow finish` output
+        data["escrow"] = {"threshold": escrow["threshold"], "holders": [h["name"] for h in escrow["holders"]],
+                          "group_public": escrow["group_public"], "ceremony": escrow.get("ceremony"),
+                          "transcript": escrow.get("transcript")}  # fmt: skip
 
     def text() -> str:
         ps = data["policy_set"]
@@ -228,9 +233,20 @@ def info(obj: Context) -> None:
             f"circulating:     {kzt(data['circulating_tiyn'])}",
             f"store:           {data['store']} {data['db']}" + (f" ({size:,} bytes)" if size is not None else ""),
             f"keystore:        {data['keystore']}",
-        ])  # fmt: skip
+        ] + _escrow_lines(data.get("escrow")))  # fmt: skip
 
     emit(obj, data, text)
+
+
+def _escrow_lines(escrow: dict | None) -> list[str]:
+    if not escrow:
+        return []
+    how = f"ceremony {escrow['ceremony']}" if escrow["ceremony"] else "dealt at init"
+    lines = [f"escrow:          {escrow['threshold']} of {', '.join(escrow['holders'])} ({how})",
+             f"escrow key:      {escrow['group_public']}"]  # fmt: skip
+    if escrow["transcript"]:
+        lines.append(f"transcript:      {escrow['transcript']}")
+    return lines
 
 
 def _without_password(url: str) -> str:

@@ -20,8 +20,14 @@ def create_private(path: str | os.PathLike) -> None:
 def create_new_private(path: str | os.PathLike, data: bytes | str, what: str) -> None:
     """Create `path` with `data`, readable by its owner only; an existing file is never overwritten (a key or a
     share written twice would strand whatever the first one sealed). `what` names the file in the error."""
+    create_new(path, data, what, PRIVATE_MODE)
+
+
+def create_new(path: str | os.PathLike, data: bytes | str, what: str, mode: int = 0o644) -> None:
+    """Create `path` with `data` and `mode` (a public half, a dealing: meant to be handed out); an existing file
+    is never overwritten."""
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_MODE)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
     except FileExistsError:
         raise InputError(f"already exists: refusing to overwrite a {what}", where=os.fspath(path)) from None
     except OSError as exc:

@@ -23,6 +23,8 @@ ledger_name_length_max = 128
 witness_name_length_max = 128  # a witness's key name in signed notes
 echoed_input_length_max = 40  # characters of a bad input an error message quotes back
 escrow_holders_max = 16  # holders of an escrowed ledger's key shares (`init --share-to`)
+escrow_ceremony_id_length_max = 64  # characters of a key generation ceremony's id (`tenge escrow deal`)
+escrow_sealed_share_bytes_max = 400  # one sealed share of a dealing (~190 bytes; more is not one)
 
 # Operations.
 batch_operations_max = 1_000

@@ -70,7 +70,8 @@ class Sandbox:
         path = None if holder is None else self.party_path(holder)
         if path is None or not path.exists():
             return []
-        return [read_party_file(path, self.store.meta().ledger_id)]
+        meta = self.store.meta()
+        return [read_party_file(path, meta.ledger_id, meta.settings.get("privacy_public"))]
 
     def share(self, holder: str) -> HolderShare:
         return read_share_file(self.holders_dir / f"{holder}.share")

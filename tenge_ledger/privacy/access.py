@@ -219,8 +219,9 @@ class Access:
 
         made_here = []
         for share in shares:
-            if share.ledger_id != self.ledger_id:
-                raise refuse(f"the share of {share.holder} belongs to another ledger ({share.ledger_id})")
+            problem = share.belongs_to(escrow)
+            if problem is not None:
+                raise refuse(problem)
             made_here.append(partial_decrypt(share, kem, statement))
         seen: set[str] = set()
         for p in made_here + partials:

@@ -5,8 +5,9 @@ its checkpoint signing key and tracker key (`operator.json`) and the pseudonym r
 (`pseudonyms-BANK.json`: the operator computes pseudonyms, so it needs them; see docs/privacy.md). No secret of
 another party is ever written there. Each reading party (the central bank, the FMA, each commercial bank) gets a
 *party key file* (`PartyKey`: an X25519 box key, and for a bank its pseudonym root) written to the path the user
-names (`tenge init --key-to fma=PATH`, `tenge account open BANK --kind bank --key-to PATH`); the ledger settings
-keep only its public half, and the sinks seal to that. No file is ever overwritten.
+names (`tenge init --key-to fma=PATH`, `tenge account open BANK --kind bank --key-to PATH`), or made by the party
+itself on its own machine (`tenge privacy keygen`), which hands over only the public half (`--key-from`); the
+ledger settings keep only the public half, and the sinks seal to that. No file is ever overwritten.
 
 The escrow shares of `escrowed` mode are the holders' own files too (`threshold.py`).
 """
@@ -28,11 +29,16 @@ import nacl.hash
 import nacl.public
 import nacl.signing
 
+from ..core.canonical import check_handle
 from ..core.errors import InputError, LedgerStateError
 from ..core.files import create_new_private
 
 READERS: tuple[str, ...] = ("central_bank", "fma")  # the fixed parties that may be given keys at init
 PARTY_FILE_KIND = "tenge-privacy-key"
+PUBLIC_FILE_KIND = "tenge-privacy-public-key"
+# The ledger id a party key file carries when its holder made it itself (`tenge privacy keygen`), before any
+# ledger existed: such a file is bound to a ledger by the public half the ledger registered for its holder.
+SELF_MADE = ""
 MIGRATE_COMMAND = "tenge privacy migrate-keys"
 ledger_id_length = 32  # hex digits of a ledger id: the name of its key directory
 
@@ -277,7 +283,11 @@ def write_party_file(path: str | os.PathLike, party: PartyKey, keystore_dir: str
     create_new_private(target, json.dumps(party.to_json(), indent=2), "key file")
 
 
-def read_party_file(path: str | os.PathLike, ledger_id: str) -> PartyKey:
+def read_party_file(path: str | os.PathLike, ledger_id: str, public: dict | None = None) -> PartyKey:
+    """A reading party's key file, checked to be this ledger's. A file the ledger wrote names the ledger; a file
+    its holder made itself names none, and is this ledger's when its public half is the one the ledger registered
+    for its holder (`public`: the ledger's `privacy_public`); its pseudonym root, if the ledger keeps one for it,
+    comes sealed to it from `public` (`sealed_roots`). The result names this ledger either way."""
     target = Path(path)
     try:
         data = json.loads(target.read_text())
@@ -285,20 +295,120 @@ def read_party_file(path: str | os.PathLike, ledger_id: str) -> PartyKey:
         raise InputError("no such key file", where=str(target)) from None
     except (ValueError, UnicodeDecodeError):
         raise InputError("not a privacy key file", where=str(target)) from None
+    if isinstance(data, dict) and data.get("kind") == PUBLIC_FILE_KIND:
+        raise InputError(
+            "this is the public half of a key: reading takes the private file", where=str(target)
+        )
     party = PartyKey.from_json(data, str(target))
+    if party.ledger_id == SELF_MADE and party.box_key is not None:
+        registered = (public or {}).get("box_public", {}).get(party.holder)
+        if registered != party.box_public_hex:
+            raise InputError(
+                f"this key is not the one this ledger registered for {party.holder}: it belongs to another "
+                "ledger, or was never registered",
+                where=str(target),
+            )
+        sealed = (public or {}).get("sealed_roots", {}).get(party.holder)
+        root = None
+        if sealed is not None:
+            root = open_root(party.box_key, ledger_id, party.holder, sealed)
+            if root is None:
+                raise InputError(f"the pseudonym root this ledger keeps for {party.holder} does not open with it",
+                                 where=str(target))  # fmt: skip
+        return PartyKey(
+            ledger_id, party.holder, party.box_key, root or party.pseudonym_root, party.viewing_key
+        )
     if party.ledger_id != ledger_id:
         raise InputError(f"this key belongs to another ledger ({party.ledger_id})", where=str(target))
     return party
 
 
+# ---- keys a party makes itself: only the public half reaches the ledger -----------------------------------------
+
+
+def check_reader_name(holder: str, where: str) -> str:
+    """A party that reads sealed fields: `central_bank`, `fma`, or `bank:HANDLE`."""
+    if holder in READERS:
+        return holder
+    if holder.startswith("bank:"):
+        check_handle(holder[5:], where)
+        return holder
+    raise InputError(f"{holder!r} is no reader: central_bank, fma or bank:HANDLE", where=where)
+
+
+def keygen_party(holder: str) -> PartyKey:
+    """A reader's own key, made on its own machine: a fresh X25519 key, bound to no ledger yet."""
+    return PartyKey(SELF_MADE, check_reader_name(holder, "--holder"), nacl.public.PrivateKey.generate())
+
+
+def public_json(party: PartyKey) -> dict:
+    """The half a party hands to the operator (`--key-from`)."""
+    return {"kind": PUBLIC_FILE_KIND, "holder": party.holder, "box_public": party.box_public_hex}
+
+
+def read_public_file(path: str | os.PathLike, holder: str) -> str:
+    """The X25519 public key (hex) in `holder`'s public key file. A private key file is refused: the operator is
+    to be given the public half only."""
+    target = Path(path)
+    try:
+        data = json.loads(target.read_text())
+    except FileNotFoundError:
+        raise InputError("no such public key file", where=str(target)) from None
+    except (ValueError, UnicodeDecodeError, IsADirectoryError):
+        raise InputError("not a public key file", where=str(target)) from None
+    if is_party_file(data):
+        raise InputError(
+            "this is a private key file: give the operator its public half only (tenge privacy keygen "
+            "--public-out)", where=str(target),
+        )  # fmt: skip
+    if not isinstance(data, dict) or data.get("kind") != PUBLIC_FILE_KIND:
+        raise InputError("not a public key file", where=str(target))
+    if data.get("holder") != holder:
+        raise InputError(f"this is the key of {data.get('holder')!r}, not of {holder}", where=str(target))
+    try:
+        key = nacl.public.PublicKey(bytes.fromhex(data["box_public"]))
+    except (KeyError, TypeError, ValueError, nacl.exceptions.CryptoError):
+        raise InputError("a public key file with a damaged key", where=str(target)) from None
+    return bytes(key).hex()
+
+
+def _root_message(ledger_id: str, holder: str) -> bytes:
+    return b"".join(
+        len(p).to_bytes(4, "big") + p for p in (b"tenge-root", ledger_id.encode(), holder.encode())
+    )
+
+
+def seal_root(box_public_hex: str, ledger_id: str, holder: str, root: bytes) -> str:
+    """A bank's pseudonym root (the operator keeps it anyway: it computes pseudonyms) sealed to the bank's own
+    public key, for a bank whose key file the ledger did not write; bound to the ledger and the holder inside,
+    since a SealedBox takes no associated data."""
+    box = nacl.public.SealedBox(nacl.public.PublicKey(bytes.fromhex(box_public_hex)))
+    return box.encrypt(_root_message(ledger_id, holder) + root).hex()
+
+
+def open_root(box_key: nacl.public.PrivateKey, ledger_id: str, holder: str, sealed_hex: str) -> bytes | None:
+    try:
+        plain = nacl.public.SealedBox(box_key).decrypt(bytes.fromhex(sealed_hex))
+    except (ValueError, TypeError, nacl.exceptions.CryptoError):
+        return None
+    prefix = _root_message(ledger_id, holder)
+    if not plain.startswith(prefix) or len(plain) != len(prefix) + 32:
+        return None
+    return plain[len(prefix) :]
+
+
 @dataclass(frozen=True, slots=True)
 class KeyPlan:
-    """Where each reading party's key file is written: `--key-to HOLDER=PATH` (repeated)."""
+    """Each reading party's key: a file the ledger writes for it (`--key-to HOLDER=PATH`), or the public half of
+    a key the party made itself (`--key-from HOLDER=PUBFILE`, read into `given`: holder, X25519 public hex)."""
 
     paths: tuple[tuple[str, Path], ...]
+    given: tuple[tuple[str, str], ...] = ()
 
     @classmethod
-    def parse(cls, key_to: tuple[str, ...] | list[str]) -> KeyPlan:
+    def parse(
+        cls, key_to: tuple[str, ...] | list[str], key_from: tuple[str, ...] | list[str] = ()
+    ) -> KeyPlan:
         out: list[tuple[str, Path]] = []
         for item in key_to:
             name, sep, path = item.partition("=")
@@ -310,18 +420,36 @@ class KeyPlan:
             raise InputError("each holder may be named once", where="--key-to")
         if len({p.resolve() for _, p in out}) != len(out):
             raise InputError("each holder needs a file of its own", where="--key-to")
-        return cls(tuple(out))
+        given: list[tuple[str, str]] = []
+        for item in key_from:
+            name, sep, path = item.partition("=")
+            if not sep or not path or not name:
+                raise InputError(f"{item!r} is not HOLDER=PUBFILE", where="--key-from")
+            if name in names or name in (n for n, _ in given):
+                raise InputError(f"{name} is named twice (--key-to and --key-from name each reader once)",
+                                 where="--key-from")  # fmt: skip
+            given.append((name, read_public_file(path, name)))
+        if len({k for _, k in given}) != len(given):
+            raise InputError("two readers may not share one key", where="--key-from")
+        return cls(tuple(out), tuple(given))
 
     def path(self, holder: str) -> Path | None:
         return next((p for n, p in self.paths if n == holder), None)
 
+    def public(self, holder: str) -> str | None:
+        return next((k for n, k in self.given if n == holder), None)
+
+    def holders(self) -> tuple[str, ...]:
+        return tuple(n for n, _ in self.paths) + tuple(n for n, _ in self.given)
+
     def require(self, holders: tuple[str, ...], why: str) -> None:
-        missing = [h for h in holders if self.path(h) is None]
+        missing = [h for h in holders if self.path(h) is None and self.public(h) is None]
         if missing:
             raise InputError(
                 f"{why}: "
                 + " ".join(f"--key-to {h}=PATH" for h in missing)
-                + " (files the operator never keeps)",
+                + " (files the operator never keeps), or the public half of a key the reader made itself: "
+                + " ".join(f"--key-from {h}=PUBFILE" for h in missing),
                 where="--key-to",
             )
 

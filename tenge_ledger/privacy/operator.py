@@ -25,9 +25,16 @@ from ..trace import witness as witnessing
 from ..trace.verify import Verification, verify
 from . import ensure_keys, keystore_dir_for, normalize, ring_for
 from .access import Access
-from .keys import VIEWING_ATTR, is_party_file, read_party_file, viewing_public_hex, viewing_secret
+from .keys import (
+    PUBLIC_FILE_KIND,
+    VIEWING_ATTR,
+    is_party_file,
+    read_party_file,
+    viewing_public_hex,
+    viewing_secret,
+)
 from .observers import keys_for
-from .threshold import HolderShare, Partial, read_share_file
+from .threshold import EscrowPublic, HolderShare, Partial, read_share_file
 from .views import RecordView, stored_docs, view_doc
 
 
@@ -214,8 +221,10 @@ def view(
     parties, disclosures = [], []
     for path in key_files:
         data = _read_json(path)
+        if data.get("kind") == PUBLIC_FILE_KIND:
+            raise InputError("this is the public half of a key: reading takes the private file", where=path)
         if is_party_file(data):
-            parties.append(read_party_file(path, meta.ledger_id))
+            parties.append(read_party_file(path, meta.ledger_id, meta.settings.get("privacy_public")))
         else:
             disclosures.append((path, data))
     keys = keys_for(role, ring, store, int(meta.settings.get("privacy_epoch_s", 604800)),
@@ -268,9 +277,14 @@ def partial(store: Store, ref: str, share_path: str, case: str, basis: str) -> d
     case = _check_text(case, "--case", case_length_max)
     basis = _check_text(basis, "--basis", basis_length_max)
     share = read_share_file(share_path)
-    ledger_id = store.meta().ledger_id
-    if share.ledger_id != ledger_id:
-        raise InputError(f"this share belongs to another ledger ({share.ledger_id})", where=share_path)
+    meta = store.meta()
+    ledger_id = meta.ledger_id
+    escrow = (meta.settings.get("privacy_public") or {}).get("escrow")
+    if not escrow:
+        raise InputError("this ledger has no escrow holders: partial decryptions are for escrowed ledgers")
+    problem = share.belongs_to(EscrowPublic.from_json(escrow))
+    if problem is not None:
+        raise InputError(problem, where=share_path)
     idx, doc = find_record(store, ref)
     if normalize(doc.get("mode", "")) != "escrowed":
         raise InputError(f"{doc['op_id']} is not an escrowed record")

@@ -3,9 +3,12 @@
 The construction (all in the Ed25519 prime-order group, order L, base point B, through libsodium's
 `crypto_core_ed25519_*` and `crypto_scalarmult_ed25519_*_noclamp`):
 
-- Dealing (`deal`, once, at `init`): a random polynomial f of degree k-1 over Z_L; the escrow secret x = f(0).
-  Holder i (1-based) gets x_i = f(i) and an Ed25519 signing key. Public: Y = x*B, each Y_i = x_i*B and each
-  holder's verify key. The coefficients are dropped as soon as the shares are made; x is never stored.
+- Dealing, one of two ways. With a dealer (`deal`, once, at `init`, simpler for a pilot): a random polynomial f
+  of degree k-1 over Z_L; the escrow secret x = f(0). Holder i (1-based) gets x_i = f(i) and an Ed25519 signing
+  key; the coefficients are dropped as soon as the shares are made, but the `init` process held them for an
+  instant. Without one (`dkg.py`, joint-Feldman): every holder deals a polynomial of its own and x is their sum,
+  which no process ever holds. Either way the public material is Y = x*B, each Y_i = x_i*B and each holder's
+  verify key.
 - Sealing one record (`encapsulate`, hashed ElGamal KEM): a fresh r, R = r*B, S = r*Y, record key
   K = BLAKE2b(ledger id, R, S). The record is sealed with K (XChaCha20-Poly1305, `seal.py`). Every record has its
   own r, so no two records share anything a reader could link them by.
@@ -24,6 +27,7 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import secrets
 import subprocess
 import sys
@@ -45,6 +49,7 @@ SCHEME = "tenge-escrow-v1"
 SHARE_FILE_KIND = "tenge-escrow-share"
 PARTIAL_FILE_KIND = "tenge-escrow-partial"
 POINT_BYTES = 32
+HOLDER_NAME_RE = re.compile(r"[a-z][a-z0-9_]{0,31}")  # an escrow holder's name
 
 # ---- scalars and points --------------------------------------------------------------------------------------
 
@@ -117,12 +122,16 @@ class EscrowPublic:
     group_public: bytes  # Y = x * B
     threshold: int
     holders: tuple[HolderPublic, ...]
+    # Set when the holders generated the key among themselves (`dkg.py`): the ceremony's id and the digest of its
+    # transcript (every dealing), which the holders' share files carry too.
+    ceremony: str | None = None
+    transcript: bytes | None = None
 
     def holder(self, name: str) -> HolderPublic | None:
         return next((h for h in self.holders if h.name == name), None)
 
     def to_json(self) -> dict:
-        return {
+        out = {
             "scheme": SCHEME,
             "ledger_id": self.ledger_id,
             "group_public": self.group_public.hex(),
@@ -133,6 +142,9 @@ class EscrowPublic:
                 for h in self.holders
             ],
         }  # fmt: skip
+        if self.transcript is not None:
+            out.update(ceremony=self.ceremony, transcript=self.transcript.hex())
+        return out
 
     @classmethod
     def from_json(cls, data: dict) -> EscrowPublic:
@@ -143,30 +155,42 @@ class EscrowPublic:
                          bytes.fromhex(h["verify_key"]))
             for h in data["holders"]
         )  # fmt: skip
+        transcript = data.get("transcript")
         return cls(
-            str(data["ledger_id"]), bytes.fromhex(data["group_public"]), int(data["threshold"]), holders
-        )
+            str(data["ledger_id"]), bytes.fromhex(data["group_public"]), int(data["threshold"]), holders,
+            str(data["ceremony"]) if transcript else None, bytes.fromhex(transcript) if transcript else None,
+        )  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
 class HolderShare:
-    """One holder's secret: its share x_i of the escrow scalar and its signing key. Lives only in the file the
-    holder was given at `init`."""
+    """One holder's secret: its share x_i of the escrow scalar and its signing key. Lives only in the holder's own
+    file: written by `init` (with a dealer; bound to the ledger by its id) or by the holder's own `tenge escrow
+    finish` (no dealer; bound to its ceremony's transcript and group key, since no ledger exists yet)."""
 
-    ledger_id: str
+    ledger_id: str  # "" for a share of a key generation ceremony
     holder: str
     index: int
     secret: int  # x_i
     signing_seed: bytes
+    ceremony: str | None = None
+    transcript: bytes | None = None  # digest of every dealing of the ceremony
+    group_public: bytes | None = None  # Y
 
     @property
     def signing_key(self) -> nacl.signing.SigningKey:
         return nacl.signing.SigningKey(self.signing_seed)
 
     def to_json(self) -> dict:
-        return {"kind": SHARE_FILE_KIND, "scheme": SCHEME, "ledger_id": self.ledger_id, "holder": self.holder,
-                "index": self.index, "share": scalar_bytes(self.secret).hex(),
-                "signing_key": self.signing_seed.hex()}  # fmt: skip
+        out = {"kind": SHARE_FILE_KIND, "scheme": SCHEME, "ledger_id": self.ledger_id, "holder": self.holder,
+               "index": self.index, "share": scalar_bytes(self.secret).hex(),
+               "signing_key": self.signing_seed.hex()}  # fmt: skip
+        if self.transcript is not None:
+            assert self.group_public is not None
+            out.update(
+                ceremony=self.ceremony, transcript=self.transcript.hex(), group_public=self.group_public.hex()
+            )
+        return out
 
     @classmethod
     def from_json(cls, data: object, where: str) -> HolderShare:
@@ -177,9 +201,27 @@ class HolderShare:
             raw = bytes.fromhex(data["share"])
             if len(seed) != 32 or len(raw) != 32:
                 raise ValueError
-            return cls(str(data["ledger_id"]), str(data["holder"]), int(data["index"]), scalar_int(raw), seed)
+            transcript = bytes.fromhex(data["transcript"]) if data.get("transcript") else None
+            group = bytes.fromhex(data["group_public"]) if transcript is not None else None
+            return cls(str(data["ledger_id"]), str(data["holder"]), int(data["index"]), scalar_int(raw), seed,
+                       str(data["ceremony"]) if transcript is not None else None, transcript, group)  # fmt: skip
         except (KeyError, TypeError, ValueError):
             raise InputError("not an escrow key share file", where=where) from None
+
+    def belongs_to(self, public: EscrowPublic) -> str | None:
+        """Why this share is not one of `public`'s escrow; None when it is. A dealt share names its ledger; a
+        share of a key generation names its ceremony's transcript, which the ledger's escrow records: a share of
+        another ledger (another ceremony, or a dealt one) is refused either way."""
+        if self.transcript is not None:
+            if public.transcript != self.transcript or public.group_public != self.group_public:
+                return (f"the share of {self.holder} belongs to another ledger (key generation ceremony "
+                        f"{self.ceremony!r}, not this ledger's escrow)")  # fmt: skip
+        elif public.transcript is not None or self.ledger_id != public.ledger_id:
+            return f"the share of {self.holder} belongs to another ledger ({self.ledger_id})"
+        holder = public.holder(self.holder)
+        if holder is None or holder.index != self.index:
+            return f"the share of {self.holder} is not one of this ledger's escrow holders' shares"
+        return None
 
 
 def deal(ledger_id: str, holders: Sequence[str], threshold: int) -> tuple[EscrowPublic, list[HolderShare]]:
