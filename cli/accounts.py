@@ -48,7 +48,7 @@ def parse_attrs(values: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
     multiple=True,
     type=click.Path(dir_okay=False),
     help="escrowed, no dealer: a holder's acceptance from `tenge escrow finish --acceptance-out` (one per holder): "
-    "refuses the dealings unless every holder's finish succeeded for exactly them (recommended).",
+    "required: init refuses the dealings unless every holder's finish succeeded for exactly them.",
 )
 @click.option(
     "--share-to",

@@ -231,7 +231,7 @@ def holders_generate(tmp_path: Path, names=("fma", "court", "central_bank"), k=2
     return dealings
 
 
-def init_from_dealings(tmp_path: Path, dealings, accepted: bool = False) -> str:
+def init_from_dealings(tmp_path: Path, dealings, accepted: bool = True) -> str:
     db = str(tmp_path / "e.db")
     given = [a for d in dealings for a in ("--escrow-dealing", d)]
     if accepted:
@@ -623,7 +623,8 @@ def test_dkg__a_holder_a_dealer_wronged_cannot_accept__so_init_with_acceptances_
         )
     from tenge_ledger.privacy import EscrowDealings
 
-    EscrowDealings.read(paths, None)  # without acceptances the operator cannot tell
+    with pytest.raises(InputError, match="needs every holder's acceptance"):  # the operator alone cannot tell
+        EscrowDealings.read(paths, None)
     with pytest.raises(InputError, match="no acceptance from fma"):
         EscrowDealings.read(paths, None, [str(tmp_path / "court.ok"), str(tmp_path / "central_bank.ok")])
 
