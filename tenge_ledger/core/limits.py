@@ -34,6 +34,10 @@ write_conflict_retries_max = 8
 calm_chunks_min = 8  # chunks without another writer before a ledger stops queueing for the write lock first
 decision_texts_kept_max = 4_096  # policy decisions whose stored JSON a ledger keeps made
 state_buckets_max = 2_000_000  # buckets a ledger keeps in memory between chunks before it starts afresh
+# Leaves of one run of derived trace leaves (a `trace_runs` row): a chunk's applied operations are one run, a
+# longer stretch is cut into runs of this many. Persisted in the schema's CHECK (migration 6): a reader trusts
+# no run to be longer, so a run that holds a leaf after idx N starts after N - this.
+trace_run_leaves_max = 65_536
 
 # Default holding limits by wallet tier, in tiyn (e-CNY / Sand Dollar style tiers). A ledger may override them.
 tier_holding_tiyn_default = {

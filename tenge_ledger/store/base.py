@@ -14,7 +14,7 @@ from typing import NamedTuple, Protocol
 from ..core.hooks import EncodedTrace
 from ..core.records import Account, HoldRecord, TagRecord
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 # Schema version 4 (both stores): what a sweep does with a hold at its timeout.
 HOLDS_ON_TIMEOUT_COLUMN = "ALTER TABLE holds ADD COLUMN on_timeout TEXT NOT NULL DEFAULT 'void'"
 GENESIS_HASH = bytes(32)

@@ -8,7 +8,6 @@ from collections.abc import Iterator
 
 from ..core.canonical import canonical_and_document
 from ..core.describe import describe
-from ..core.hooks import EncodedTrace
 from ..core.records import HOLDS_ACCOUNT, Account, AccountKind, AccountStatus, HoldRecord, TagRecord
 from .base import GENESIS_HASH, BucketRow, JournalPosting, LedgerMeta, ReportRow, StoredOperation
 from .entries import (
@@ -19,7 +18,6 @@ from .entries import (
     LEG_COLUMNS,
     body_columns,
     journal_row,
-    leaf_payload,
     legs_of,
     operation_from_row,
     standard_legs,
@@ -30,13 +28,6 @@ __all__ = ["FLAG_LEGS", "GENESIS_HASH", "JOURNAL_COLUMNS", "LEG_COLUMNS"]
 ACCOUNT_COLUMNS = "handle, kind, public_key, tier, bank, attrs, status, opened_at"
 BUCKET_FLOW_COLUMNS = "b.balance_tiyn, b.out_tiyn, b.out_count, b.in_tiyn, b.in_count, b.minute"
 HOLD_COLUMNS = "hold_id, payer, payee, amount_tiyn, tag, releaser, deadline, status, on_timeout"
-TRACE_COLUMNS = "op_id, at, mode, payload, leaf_hash, seq"
-# A derived leaf (a row with only `seq`) takes its op id, time and link from its journal row.
-TRACE_READ = (
-    "SELECT t.idx, t.op_id, t.at, t.mode, t.payload, t.leaf_hash, t.seq, j.op_id, j.at, j.link"
-    " FROM traces t LEFT JOIN journal j ON j.seq = t.seq"
-)
-DERIVED_MODE = "transparent"  # only the transparent mode derives leaves from the journal
 REPORT_COLUMNS = "seq, op_id, agency, reason, rule, at"
 
 
@@ -69,26 +60,6 @@ def hold_from_row(row) -> HoldRecord:
 
 def tag_from_row(row) -> TagRecord:
     return TagRecord(*row)
-
-
-def trace_row(t: EncodedTrace | int) -> tuple:
-    if type(t) is int:  # a leaf derived from journal row t: the row is the content
-        return (None, None, None, None, None, t)
-    return (t.op_id, t.at, t.mode, t.payload, t.leaf_hash, None)  # type: ignore[union-attr]
-
-
-def trace_from_row(row) -> EncodedTrace:
-    """A record from a TRACE_READ row (without its idx)."""
-    op_id, at, mode, payload, leaf_hash, seq, journal_op_id, journal_at, link = row
-    if seq is None:
-        return EncodedTrace(op_id=op_id, at=at, mode=mode, payload=bytes(payload), leaf_hash=bytes(leaf_hash))
-    # With its journal row gone the leaf cannot be derived: the bytes say only which row it named, so the
-    # leaf no longer matches what a checkpoint signed and verification reports it.
-    data = leaf_payload(seq, bytes(link) if link is not None else b"")
-    return EncodedTrace(
-        op_id=journal_op_id or "", at=journal_at or 0, mode=DERIVED_MODE, payload=data,
-        leaf_hash=hashlib.sha256(b"\x00" + data).digest(),  # RFC 6962 leaf hash, as trace/merkle.py
-    )  # fmt: skip
 
 
 def report_row(r: ReportRow) -> tuple:

@@ -38,8 +38,9 @@ from psycopg.pq import TransactionStatus
 
 from ..core.errors import InvariantViolation, StoreError, WriteConflict
 from ..core.hooks import EncodedTrace
+from ..core.limits import trace_run_leaves_max
 from ..core.records import Account, HoldRecord, TagRecord
-from . import codec, filters, upgrade
+from . import codec, filters, leaves, upgrade
 from .base import (
     GENESIS_HASH,
     HOLDS_ON_TIMEOUT_COLUMN,
@@ -196,6 +197,27 @@ def _migration_5(cur: psycopg.Cursor, central_bank: str) -> None:
     )
 
 
+def _migration_6(cur: psycopg.Cursor, central_bank: str) -> None:
+    """Derived trace leaves as runs (store/leaves.py), as in the SQLite store's migration 6. The store gives leaf
+    indexes itself from now on, over both tables: `traces.idx` is no identity any more."""
+    cur.execute(
+        "CREATE TABLE trace_runs (idx BIGINT PRIMARY KEY, seq BIGINT NOT NULL, count BIGINT NOT NULL,"
+        f" CHECK (idx >= 1 AND seq >= 1 AND count >= 1 AND count <= {trace_run_leaves_max}))"
+    )
+    runs = leaves.runs_of(
+        cur.execute("SELECT idx, seq FROM traces WHERE seq IS NOT NULL ORDER BY idx").fetchall()
+    )
+    if runs:
+        cur.executemany(f"INSERT INTO trace_runs ({leaves.RUN_COLUMNS}) VALUES (%s, %s, %s)", runs)
+    cur.execute("DELETE FROM traces WHERE seq IS NOT NULL")
+    cur.execute(
+        "ALTER TABLE traces DROP COLUMN seq"
+    )  # and the CHECK on it: every row left is a stored record
+    for column in ("op_id", "at", "mode", "payload", "leaf_hash"):
+        cur.execute(f"ALTER TABLE traces ALTER COLUMN {column} SET NOT NULL")
+    cur.execute("ALTER TABLE traces ALTER COLUMN idx DROP IDENTITY")
+
+
 # Registered migrations, by the schema version they bring the database to. A database records each it applied.
 MIGRATIONS: dict[int, Callable[[psycopg.Cursor, str], None]] = {
     1: _migration_1,
@@ -203,9 +225,32 @@ MIGRATIONS: dict[int, Callable[[psycopg.Cursor, str], None]] = {
     3: _migration_3,
     4: _migration_4,
     5: _migration_5,
+    6: _migration_6,
 }
 if max(MIGRATIONS) != SCHEMA_VERSION:  # pragma: no cover - a packaging mistake
     raise RuntimeError("the PostgreSQL store has no migration to the current schema version")
+
+
+_RUNS_AFTER = leaves.RUNS_AFTER.format(m="%s")
+_STORED_AFTER = leaves.STORED_AFTER.format(m="%s")
+_JOURNAL_RANGE = leaves.JOURNAL_RANGE.format(m="%s")
+
+
+def _spans(runs: list[leaves.Run]) -> list[tuple[int, int]]:
+    """The journal rows `runs` derive their leaves from, as few ranges (first, last seq) of at most
+    JOURNAL_FETCH_ROWS rows: one query each, however many runs (a chunk's run starts where the one before ends)."""
+    seqs = sorted((seq, seq + count - 1) for _, seq, count in runs)
+    out: list[tuple[int, int]] = []
+    for first, last in seqs:
+        if out and first <= out[-1][1] + 1:
+            out[-1] = (out[-1][0], max(out[-1][1], last))
+        else:
+            out.append((first, last))
+    return [
+        (a, min(a + JOURNAL_FETCH_ROWS - 1, last))
+        for first, last in out
+        for a in range(first, last + 1, JOURNAL_FETCH_ROWS)
+    ]
 
 
 def redact(url: str) -> str:
@@ -350,14 +395,42 @@ def _write_script(client: psycopg.ClientCursor, ch: ChangeSet) -> str:
         )
     if ch.head is not None:
         out.append(m("UPDATE journal_head SET seq = %s, entry_hash = %s WHERE id = 1", ch.head))
+    elif ch.traces:
+        # The new leaves' indexes follow the last leaf this transaction sees. An optimistic writer sees its
+        # snapshot: every write that adds leaves updates the head row, so one that began before this commits
+        # fails to lock the head (a WriteConflict, retried) instead of giving the same indexes again.
+        out.append("UPDATE journal_head SET seq = seq WHERE id = 1")
     if ch.traces:
-        rows = [codec.trace_row(t) for t in ch.traces]
-        out.append(f"INSERT INTO traces ({codec.TRACE_COLUMNS}) VALUES {_values(m, rows)}")
+        out.append(_traces_insert(m, ch.traces))
     if ch.reports:
         rows = [codec.report_row(r) for r in ch.reports]
         out.append(f"INSERT INTO reports ({codec.REPORT_COLUMNS}) VALUES {_values(m, rows)}")
     out.append("COMMIT")
     return ";\n".join(out)
+
+
+_NEXT_LEAF = f"n AS (SELECT GREATEST({', '.join(leaves.NEXT_LEAF_BASE)}) AS base)"
+
+
+def _traces_insert(m: Callable[[str, tuple], str], traces: list) -> str:
+    """One statement that writes the new leaves from the next free index on: the stored records into `traces`,
+    the derived leaves' runs into `trace_runs`, both placed from one read of the last index (every part of a
+    statement sees one snapshot, so the first insert does not move the second's base)."""
+    stored, runs = leaves.place(traces, 1)  # indexes relative to the base, read in the statement
+    parts = [_NEXT_LEAF]
+    insert_stored = (
+        "INSERT INTO traces (idx, op_id, at, mode, payload, leaf_hash) SELECT n.base + v.o, v.op_id, v.at, v.mode,"
+        f" v.payload, v.leaf_hash FROM n, (VALUES {_values(m, stored)}) AS v (o, op_id, at, mode, payload,"
+        " leaf_hash)"
+    )
+    insert_runs = (
+        "INSERT INTO trace_runs (idx, seq, count) SELECT n.base + v.o, v.seq, v.count"
+        f" FROM n, (VALUES {_values(m, runs)}) AS v (o, seq, count)"
+    )
+    if stored and runs:
+        parts.append(f"s AS ({insert_stored})")
+        return f"WITH {', '.join(parts)} {insert_runs}"
+    return f"WITH {parts[0]} {insert_stored if stored else insert_runs}"
 
 
 class PostgresStore:
@@ -697,9 +770,18 @@ class PostgresStore:
         return [codec.hold_from_row(r) for r in self._rows(query + " ORDER BY hold_id", args)]
 
     def traces(self, after: int = 0) -> Iterator[tuple[int, EncodedTrace]]:
-        rows = self._rows(f"{codec.TRACE_READ} WHERE t.idx > %s ORDER BY t.idx", (after,))
-        for row in rows:
-            yield row[0], codec.trace_from_row(row[1:])
+        # Read whole from one snapshot, then handed out: no connection stays pinned while the caller iterates.
+        with self.snapshot():
+            stored = self._rows(_STORED_AFTER, (after,))
+            runs = list(leaves.runs_after(self._rows(_RUNS_AFTER, (after, after)), after))
+            journal = {
+                row[0]: row
+                for first, last in _spans(runs)
+                for row in self._rows(_JOURNAL_RANGE, (first, last))
+            }
+        yield from leaves.merge(
+            stored, runs, lambda a, b: (journal[s] for s in range(a, b + 1) if s in journal)
+        )
 
     def reports(self, agency: str | None = None) -> list[ReportRow]:
         query = f"SELECT {codec.REPORT_COLUMNS} FROM reports"

@@ -18,8 +18,9 @@ import sqlite_utils
 from ..core.errors import InvariantViolation, StoreError, WriteConflict
 from ..core.files import create_private
 from ..core.hooks import EncodedTrace
+from ..core.limits import trace_run_leaves_max
 from ..core.records import Account, HoldRecord, TagRecord
-from . import codec, filters, upgrade
+from . import codec, filters, leaves, upgrade
 from .base import (
     GENESIS_HASH,
     HOLDS_ON_TIMEOUT_COLUMN,
@@ -220,6 +221,33 @@ def _migration_5(db: sqlite_utils.Database, central_bank: str) -> None:
     )
 
 
+def _migration_6(db: sqlite_utils.Database, central_bank: str) -> None:
+    """Derived trace leaves as runs (store/leaves.py): every `traces` row that held only a seq becomes part of a
+    `trace_runs` row, each stretch of consecutive leaves naming consecutive journal rows one run; the stored
+    records keep their rows and leaf indexes, byte for byte. Every leaf keeps its index and its bytes, so every
+    root and checkpoint still holds."""
+    c = db.conn
+    c.execute(TRACE_RUNS_TABLE)
+    runs = leaves.runs_of(c.execute("SELECT idx, seq FROM traces WHERE seq IS NOT NULL ORDER BY idx"))
+    c.executemany(f"INSERT INTO trace_runs ({leaves.RUN_COLUMNS}) VALUES (?,?,?)", runs)
+    c.execute(
+        "CREATE TABLE traces_v6 (idx INTEGER PRIMARY KEY, op_id TEXT NOT NULL, at INTEGER NOT NULL,"
+        " mode TEXT NOT NULL, payload BLOB NOT NULL, leaf_hash BLOB NOT NULL)"
+    )
+    c.execute(
+        f"INSERT INTO traces_v6 ({leaves.TRACE_COLUMNS}) SELECT {leaves.TRACE_COLUMNS} FROM traces"
+        " WHERE seq IS NULL ORDER BY idx"
+    )
+    c.execute("DROP TABLE traces")
+    c.execute("ALTER TABLE traces_v6 RENAME TO traces")
+
+
+# A run of derived trace leaves: `count` leaves from index `idx` on, derived from the journal rows from `seq` on.
+TRACE_RUNS_TABLE = (
+    "CREATE TABLE trace_runs (idx INTEGER PRIMARY KEY, seq INTEGER NOT NULL, count INTEGER NOT NULL,"
+    f" CHECK (idx >= 1 AND seq >= 1 AND count >= 1 AND count <= {trace_run_leaves_max}))"
+)
+
 # Registered migrations, by the schema version they bring the database to. A database records each it applied.
 MIGRATIONS: dict[int, Callable[[sqlite_utils.Database, str], None]] = {
     1: _migration_1,
@@ -227,6 +255,7 @@ MIGRATIONS: dict[int, Callable[[sqlite_utils.Database, str], None]] = {
     3: _migration_3,
     4: _migration_4,
     5: _migration_5,
+    6: _migration_6,
 }
 assert max(MIGRATIONS) == SCHEMA_VERSION
 
@@ -320,10 +349,11 @@ class SqliteTx(SqlTxReads):
         if ch.head is not None:
             c.execute("UPDATE journal_head SET seq = ?, entry_hash = ? WHERE id = 1", ch.head)
         if ch.traces:
-            c.executemany(
-                f"INSERT INTO traces ({codec.TRACE_COLUMNS}) VALUES (?,?,?,?,?,?)",
-                [codec.trace_row(t) for t in ch.traces],
-            )
+            stored, runs = leaves.place(ch.traces, c.execute(_NEXT_LEAF).fetchone()[0] + 1)
+            if stored:
+                c.executemany(f"INSERT INTO traces ({leaves.TRACE_COLUMNS}) VALUES (?,?,?,?,?,?)", stored)
+            if runs:
+                c.executemany(f"INSERT INTO trace_runs ({leaves.RUN_COLUMNS}) VALUES (?,?,?)", runs)
         if ch.reports:
             c.executemany(
                 f"INSERT INTO reports ({codec.REPORT_COLUMNS}) VALUES (?,?,?,?,?,?)",
@@ -332,6 +362,10 @@ class SqliteTx(SqlTxReads):
 
 
 _JOURNAL_MARKS = ",".join("?" * len(JOURNAL_COLUMNS.split(",")))
+_NEXT_LEAF = f"SELECT MAX({', '.join(leaves.NEXT_LEAF_BASE)})"
+_RUNS_AFTER = leaves.RUNS_AFTER.format(m="?")
+_STORED_AFTER = leaves.STORED_AFTER.format(m="?")
+_JOURNAL_RANGE = leaves.JOURNAL_RANGE.format(m="?")
 
 
 def _locked(method: Callable) -> Callable:
@@ -591,10 +625,11 @@ class SqliteStore:
         return [codec.hold_from_row(r) for r in self._conn.execute(sql + " ORDER BY hold_id", args)]
 
     def traces(self, after: int = 0) -> Iterator[tuple[int, EncodedTrace]]:
-        with self._lock:
-            rows = self._conn.execute(f"{codec.TRACE_READ} WHERE t.idx > ? ORDER BY t.idx", (after,))
-            for row in rows:
-                yield row[0], codec.trace_from_row(row[1:])
+        with self._lock, self.snapshot():  # stored rows, runs and journal rows of one state of the ledger
+            stored = self._conn.execute(_STORED_AFTER, (after,))
+            runs = leaves.runs_after(self._conn.cursor().execute(_RUNS_AFTER, (after, after)), after)
+            journal = self._conn.cursor()
+            yield from leaves.merge(stored, runs, lambda a, b: journal.execute(_JOURNAL_RANGE, (a, b)))
 
     @_locked
     def reports(self, agency: str | None = None) -> list[ReportRow]:
