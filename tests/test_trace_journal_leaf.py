@@ -13,6 +13,8 @@ from conftest import build_ledger
 from journal_rewrite import rechain
 
 from tenge_cli.main import cli
+from tenge_ledger.core.limits import trace_run_leaves_max
+from tenge_ledger.core.records import Transfer
 from tenge_ledger.privacy.views import stored_docs
 from tenge_ledger.store import open_store
 from tenge_ledger.trace import merkle
@@ -68,18 +70,52 @@ def test_derived_record__content_read_from_the_journal(env) -> None:
     assert (post["payee"], post["amount_tiyn"]) == ("cafe", 300)  # out of the holds account to the payee
 
 
-def test_sqlite_trace_row__holds_only_the_seq(sqlite_url, tmp_path) -> None:
+def _transfers(env, n: int, prefix: str = "run") -> list:
+    return [
+        env.wallet.build("halyk", Transfer("halyk", "aigerim", 1 + i % 7), op_id=f"{prefix}-{i}")
+        for i in range(n)
+    ]
+
+
+def test_sqlite_trace_runs__a_chunk_of_transfers_is_one_row(sqlite_url, tmp_path) -> None:
     env = build_ledger(sqlite_url, tmp_path / "keys")
     env.open_basic()
-    env.wallet.issue("halyk", 100_000, op_id="issue-1")
-    seq = env.store.operation("issue-1").seq
+    env.wallet.issue("halyk", 10**9, op_id="issue-1")
+    results = env.ledger.apply_many(_transfers(env, 1_000), chunk=1_000)
+    assert all(r.succeeded for r in results)
+    first = env.store.operation("run-0").seq
+    leaves = {t.op_id: idx for idx, t in env.store.traces()}
     env.store.close()
     conn = sqlite3.connect(sqlite_url)
-    rows = conn.execute("SELECT op_id, at, mode, payload, leaf_hash, seq FROM traces WHERE seq = ?", (seq,))
-    assert rows.fetchall() == [(None, None, None, None, None, seq)]
-    with pytest.raises(sqlite3.IntegrityError):  # a row is stored or derived, never half of each
-        conn.execute("INSERT INTO traces (op_id, seq) VALUES ('x', 1)")
+    run = conn.execute("SELECT idx, seq, count FROM trace_runs WHERE seq = ?", (first,)).fetchall()
+    assert run == [(leaves["run-0"], first, 1_000)] and leaves["run-999"] == leaves["run-0"] + 999
+    assert conn.execute("SELECT COUNT(*) FROM traces").fetchone()[0] == 0  # nothing stored for them
+    for bad in ("(1000, 1, 0)", "(1000, 0, 1)", f"(1000, 1, {trace_run_leaves_max + 1})"):
+        with pytest.raises(sqlite3.IntegrityError):  # a run holds at least one leaf, at most the limit
+            conn.execute(f"INSERT INTO trace_runs (idx, seq, count) VALUES {bad}")
     conn.close()
+
+
+def test_trace_runs__stored_records_between_runs_keep_leaf_order(env) -> None:
+    ops = _transfers(env, 6)
+    ops[3] = env.wallet.build("aigerim", Transfer("aigerim", "cafe", 10**12), op_id="too-much-2")  # rejected
+    before = [idx for idx, _ in env.store.traces()]
+    results = env.ledger.apply_many(ops, chunk=1_000)
+    assert [r.succeeded for r in results] == [True, True, True, False, True, True]
+    after = list(env.store.traces())
+    assert [idx for idx, _ in after] == list(range(1, len(before) + 7))
+    assert [t.op_id for _, t in after[-6:]] == ["run-0", "run-1", "run-2", "too-much-2", "run-4", "run-5"]
+    assert parse_leaf_payload(after[-3][1].payload) is None and parse_leaf_payload(after[-2][1].payload)
+    assert list(env.store.traces(after=len(before) + 2)) == after[-4:]  # starting inside a run
+
+
+def test_trace_runs__read_after_any_index_is_the_tail_of_the_whole(env) -> None:
+    env.ledger.apply_many(_transfers(env, 40), chunk=15)
+    env.wallet.transfer("aigerim", "cafe", 10**12, op_id="too-much-2")
+    env.ledger.apply_many(_transfers(env, 10, "more"), chunk=1_000)
+    whole = list(env.store.traces())
+    for after in range(len(whole) + 1):
+        assert list(env.store.traces(after=after)) == whole[after:]
 
 
 def test_consistent_journal_rewrite__changes_the_derived_leaf_and_the_root(sqlite_url, tmp_path) -> None:
@@ -102,16 +138,32 @@ def test_consistent_journal_rewrite__changes_the_derived_leaf_and_the_root(sqlit
 
 @pytest.fixture
 def pilot(tmp_path) -> str:
+    """pay-1..pay-3 applied in one chunk (one run), a rejection (a stored record), then pay-4 (a run of one)."""
     db = str(tmp_path / "l.db")
+    ops = tmp_path / "ops.jsonl"
+    ops.write_text(
+        "".join(
+            json.dumps(
+                {"id": f"pay-{i}", "kind": "transfer", "payer": "halyk", "payee": "aigerim", "amount": a}
+            )
+            + "\n"
+            for i, a in ((1, "4"), (2, "5"), (3, "6"))
+        )
+    )
     for args in (
         ("init", "--name", "pilot"),
         ("account", "open", "halyk", "--kind", "bank"),
         ("issue", "halyk", "1000"),
         ("account", "open", "aigerim", "--kind", "person", "--bank", "halyk"),
-        ("transfer", "halyk", "aigerim", "4", "--id", "pay-1"),
-        ("transfer", "halyk", "aigerim", "5", "--id", "pay-2"),
+        ("submit", str(ops)),
+        ("transfer", "aigerim", "halyk", "100000", "--id", "too-much"),
+        ("transfer", "halyk", "aigerim", "7", "--id", "pay-4"),
     ):
-        assert CliRunner().invoke(cli, ["--db", db, *args]).exit_code == 0
+        CliRunner().invoke(cli, ["--db", db, *args])
+    conn = sqlite3.connect(db)
+    assert conn.execute("SELECT COUNT(*) FROM trace_runs WHERE count = 3").fetchone()[0] == 1
+    assert conn.execute("SELECT op_id FROM traces").fetchall() == [("too-much",)]
+    conn.close()
     return db
 
 
@@ -131,20 +183,38 @@ def _verify(db: str) -> tuple[int, str]:
     return r.exit_code, r.output
 
 
+def _run_of(op_id: str) -> str:
+    return f"(SELECT r.idx FROM trace_runs r JOIN journal j ON j.op_id = '{op_id}' AND j.seq = r.seq)"
+
+
 @pytest.mark.parametrize(
     ("change", "found"),
     [
-        # the leaf names pay-1's row a second time instead of pay-2's
-        ("UPDATE traces SET seq = seq - 1 WHERE seq = (SELECT seq FROM journal WHERE op_id = 'pay-2')",
-         "reordered"),
-        # the leaf names a row the journal does not have
-        ("UPDATE traces SET seq = 999 WHERE seq = (SELECT seq FROM journal WHERE op_id = 'pay-2')",
-         "not a trace record"),
-        # pay-2's leaf removed, the later ones moved up
-        ("DELETE FROM traces WHERE seq = (SELECT seq FROM journal WHERE op_id = 'pay-2')", "no trace record"),
+        # an edited run: pay-1..pay-3's leaves name the rows before theirs, the first one another leaf names too
+        (f"UPDATE trace_runs SET seq = seq - 1 WHERE idx = {_run_of('pay-1')}", "which trace #3 names too"),
+        # a run naming rows the journal does not have
+        (f"UPDATE trace_runs SET seq = 999 WHERE idx = {_run_of('pay-4')}",
+         "derived from journal entry #999, which the ledger no longer has"),
+        # a derived leaf whose journal row was removed
+        ("DELETE FROM journal WHERE op_id = 'pay-4'", "which the ledger no longer has: removed"),
+        # a run removed: a gap in the leaf indexes, three journal entries without a record
+        (f"DELETE FROM trace_runs WHERE idx = {_run_of('pay-1')}", "trace #4..#6 missing"),
+        # the last run removed
+        (f"DELETE FROM trace_runs WHERE idx = {_run_of('pay-4')}", "(pay-4) has no trace record"),
+        # a run's count made smaller: its last leaf is gone
+        (f"UPDATE trace_runs SET count = 2 WHERE idx = {_run_of('pay-1')}", "trace #6 missing"),
+        # a run's count made larger: its new leaf claims the stored record's index and names pay-4's row
+        (f"UPDATE trace_runs SET count = 4 WHERE idx = {_run_of('pay-1')}", "trace #7 (pay-4) appears twice"),
+        # a run that names rows other leaves name (overlap), at indexes of its own
+        ("INSERT INTO trace_runs (idx, seq, count) SELECT 9, seq, 2 FROM journal WHERE op_id = 'pay-2'",
+         "names journal entry #7, which trace #5 names too: inserted"),
+        # a run and a stored record claiming the same index
+        (f"UPDATE trace_runs SET idx = idx - 1 WHERE idx = {_run_of('pay-4')}", "trace #7 (pay-4) appears twice"),
+        # two runs claiming the same indexes
+        ("INSERT INTO trace_runs (idx, seq, count) VALUES (5, 3, 1)", "appears twice"),
     ],
 )  # fmt: skip
-def test_audit_verify__derived_row_tampering_named(pilot, change, found) -> None:
+def test_audit_verify__run_tampering_named(pilot, change, found) -> None:
     assert _verify(pilot)[0] == 0
     conn = sqlite3.connect(pilot)
     conn.execute(change)

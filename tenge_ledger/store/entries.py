@@ -106,6 +106,14 @@ def parse_leaf_payload(data: bytes) -> tuple[int, bytes] | None:
     return int.from_bytes(data[2:10], "big"), data[10:]
 
 
+def orphan_leaf_seq(data: bytes) -> int | None:
+    """The seq named by a derived leaf's bytes as the store gives them when the journal row is gone (prefix and
+    seq, no link); None for any other trace payload."""
+    if len(data) != LEAF_PAYLOAD_BYTES - 32 or not data.startswith(LEAF_PREFIX):
+        return None
+    return int.from_bytes(data[2:10], "big")
+
+
 def journal_row(
     seq: int,
     op: Operation,

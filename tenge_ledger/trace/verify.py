@@ -25,7 +25,7 @@ import nacl.signing
 from ..core import compact
 from ..core.canonical import canonical_bytes
 from ..core.records import Posting
-from ..store.entries import operation_from_document, parse_leaf_payload
+from ..store.entries import operation_from_document, orphan_leaf_seq, parse_leaf_payload
 from . import checkpoint as cps
 from . import equivocation, merkle
 from . import witness as witnessing
@@ -116,6 +116,12 @@ def verify(
         derived = parse_leaf_payload(t["payload"])
         if derived is not None:  # its journal row is its content: checked against the journal below
             op_seqs.append((t, derived[0]))
+            continue
+        orphan = orphan_leaf_seq(t["payload"])
+        if orphan is not None:
+            v.add(
+                f"trace #{idx} is derived from journal entry #{orphan}, which the ledger no longer has: removed"
+            )
             continue
         try:
             doc = compact.load_doc(t["payload"])  # JSON, or the privacy modes' compact form
@@ -214,17 +220,19 @@ def verify(
     _signatures(v, bundle, journal, verify_many)
     # 5. the trace log against the journal: each applied op's record names its journal entry, in order.
     last_seq = 0
-    traced: set[int] = set()
+    traced: dict[int, int] = {}  # journal seq -> the first trace that names it
     for t, seq in op_seqs:
         j = by_seq.get(seq)
         if j is None:
             v.add(f"{_name(t)} names journal entry #{seq}, which is not in the journal: inserted")
         elif j["op_id"] != t["op_id"]:
             v.add(f"{_name(t)} names journal entry #{seq}, which is {j['op_id']}: changed or inserted")
-        if seq <= last_seq:
+        if seq in traced:
+            v.add(f"{_name(t)} names journal entry #{seq}, which trace #{traced[seq]} names too: inserted")
+        elif seq <= last_seq:
             v.add(f"{_name(t)} (journal #{seq}) comes after journal #{last_seq}: reordered")
         last_seq = max(last_seq, seq)
-        traced.add(seq)
+        traced.setdefault(seq, t["idx"])
     for seq, j in sorted(by_seq.items()):
         if seq not in traced and not j["op_id"].startswith("genesis:"):
             v.add(f"journal entry #{seq} ({j['op_id']}) has no trace record: its record was removed")
