@@ -5,6 +5,7 @@ from __future__ import annotations
 import sqlite3
 
 import pytest
+import trace_tables
 from conftest import build_ledger
 
 from tenge_ledger.core.errors import StoreError
@@ -93,6 +94,7 @@ def test_schema_4__holds_of_version_3_still_return_to_their_payers(sqlite_url, t
     assert env.wallet.hold("aigerim", "cafe", 2_000, 60, op_id="old").succeeded
     env.store.close()
     conn = sqlite3.connect(sqlite_url, isolation_level=None)
+    trace_tables.to_schema_5(conn)
     conn.execute("ALTER TABLE holds DROP COLUMN on_timeout")  # back to version 3, as an older tenge left it
     conn.execute("DROP TABLE filter_flows")
     conn.execute("DROP TABLE filter_activity")
@@ -102,7 +104,7 @@ def test_schema_4__holds_of_version_3_still_return_to_their_payers(sqlite_url, t
     try:
         assert store.hold("old").on_timeout == "void"
         conn = sqlite3.connect(sqlite_url)
-        assert conn.execute("SELECT MAX(version) FROM schema_migrations").fetchone()[0] == SCHEMA_VERSION == 5
+        assert conn.execute("SELECT MAX(version) FROM schema_migrations").fetchone()[0] == SCHEMA_VERSION == 6
         conn.close()
     finally:
         store.close()

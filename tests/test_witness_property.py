@@ -10,6 +10,7 @@ import sqlite3
 import tempfile
 
 import pytest
+import trace_tables
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from journal_rewrite import rechain
@@ -24,27 +25,25 @@ MUTATIONS = ("edit", "delete", "swap", "cut")
 
 def _mutate(db: str, mutation: str, idx: int, other: int) -> None:
     conn = sqlite3.connect(db)
-    columns = "op_id, at, mode, payload, leaf_hash, seq"
-    row = conn.execute(f"SELECT {columns} FROM traces WHERE idx = ?", (idx,)).fetchone()
-    if mutation == "edit" and row[5] is not None:  # a leaf derived from a journal row: rewrite the journal
+    content = trace_tables.leaf(conn, idx)
+    if mutation == "edit" and isinstance(
+        content, int
+    ):  # a leaf derived from a journal row: rewrite the journal
         conn.close()
-        (at,) = sqlite3.connect(db).execute("SELECT at FROM journal WHERE seq = ?", (row[5],)).fetchone()
-        rechain(db, row[5], "at", at + 1)
+        (at,) = sqlite3.connect(db).execute("SELECT at FROM journal WHERE seq = ?", (content,)).fetchone()
+        rechain(db, content, "at", at + 1)
         conn = sqlite3.connect(db)
     elif mutation == "edit":
-        changed = bytes(row[3]) + b" "
+        changed = bytes(content[3]) + b" "  # type: ignore[index]
         conn.execute(
             "UPDATE traces SET payload = ?, leaf_hash = ? WHERE idx = ?", (changed, leaf_hash(changed), idx)
         )
     elif mutation == "delete":
-        conn.execute("DELETE FROM traces WHERE idx = ?", (idx,))
+        trace_tables.remove(conn, idx)
     elif mutation == "cut":
-        conn.execute("DELETE FROM traces WHERE idx >= ?", (idx,))
+        trace_tables.cut(conn, idx)
     else:
-        theirs = conn.execute(f"SELECT {columns} FROM traces WHERE idx = ?", (other,)).fetchone()
-        for target, values in ((idx, theirs), (other, row)):
-            conn.execute("UPDATE traces SET op_id = ?, at = ?, mode = ?, payload = ?, leaf_hash = ?, seq = ?"
-                         " WHERE idx = ?", (*values, target))  # fmt: skip
+        trace_tables.swap(conn, idx, other)
     conn.execute(
         "UPDATE meta SET value = json_remove(value, '$.trace_checkpoint_notes') WHERE key = 'settings'"
     )
