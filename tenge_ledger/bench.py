@@ -38,6 +38,7 @@ from .ledger.service import Ledger
 from .ledger.signing import cores, public_key_hex, sign, verify_chunk
 from .store.base import ChangeSet
 from .store.entries import JOURNAL_COLUMNS, KIND_CODE
+from .store.leaves import NEXT_LEAF_BASE
 from .store.sqlite import SqliteStore
 
 SYNCHRONOUS = "FULL"  # what SqliteStore uses by default
@@ -237,27 +238,33 @@ GROWN_SPAN_S = 30 * 86_400  # the grown ledger's history spans a month
 
 def _grow(path: str, entries: int, seed: int = SEED) -> None:
     """Journal `entries` transfers among the ledger's accounts before the run, as a month of history would
-    leave them: a journal row and a trace row each (as (b) writes them), and each bucket's activity row of
-    the minute it moved. Written straight into the tables: only their size and shape matter to (b)."""
+    leave them: a journal row each, a trace run per chunk of them (as (b) writes them), and each bucket's
+    activity row of the minute it moved. Written straight into the tables: only their size and shape matter
+    to (b)."""
     rng = random.Random(seed)
     conn = sqlite3.connect(path, isolation_level=None)
     ids = [r[0] for r in conn.execute("SELECT id FROM accounts WHERE handle LIKE 'acct-%'")]
     seq0 = conn.execute("SELECT seq FROM journal_head").fetchone()[0]
+    leaf0 = conn.execute(f"SELECT MAX({', '.join(NEXT_LEAF_BASE)})").fetchone()[0]
+    chunk = limits.submit_chunk_operations
     start = int(time.time()) - GROWN_SPAN_S - 600  # ends ten minutes before the run starts
     step = GROWN_SPAN_S / entries
     conn.execute("BEGIN")
     for base in range(0, entries, 10_000):
-        journal, traces, activity = [], [], []
-        for i in range(base, min(base + 10_000, entries)):
+        journal, activity = [], []
+        end = min(base + 10_000, entries)
+        for i in range(base, end):
             payer, payee = rng.sample(ids, 2)
             at = start + int(i * step)
             journal.append((seq0 + 1 + i, f"grown-{i}", KIND_CODE[OpKind.transfer], payer, payer, payee,
                             1 + rng.randrange(100_000), None, at, rng.randbytes(64), rng.randbytes(32), 0, None,
                             None, None))  # fmt: skip
-            traces.append((seq0 + 1 + i,))  # a transparent leaf is derived from its journal row
             activity += [(payer, 0, at // 60, i, i, i, i), (payee, 0, at // 60, i, i, i, i)]
         conn.executemany(f"INSERT INTO journal ({JOURNAL_COLUMNS}) VALUES ({','.join('?' * 15)})", journal)
-        conn.executemany("INSERT INTO traces (seq) VALUES (?)", traces)
+        conn.executemany(  # transparent leaves are derived from their journal rows: a run per chunk
+            "INSERT INTO trace_runs (idx, seq, count) VALUES (?, ?, ?)",
+            [(leaf0 + 1 + i, seq0 + 1 + i, min(chunk, end - i)) for i in range(base, end, chunk)],
+        )
         conn.executemany("INSERT OR IGNORE INTO activity VALUES (?,?,?,?,?,?,?)", activity)
     conn.execute(
         "UPDATE balances SET minute = (SELECT MAX(minute) FROM activity a WHERE a.account = balances.account"

@@ -25,7 +25,7 @@ from tenge_ledger.store import open_store
 
 PEOPLE = ("aigerim", "bob", "cafe", "roads", "halyk", "zed", "anon")
 TAGS = ("", "", "", "edu", "none-such")
-TABLES = ("journal", "legs", "balances", "activity", "traces", "holds", "accounts", "supply", "journal_head",
+TABLES = ("journal", "legs", "balances", "activity", "traces", "trace_runs", "holds", "accounts", "supply", "journal_head",
           "reports", "tags", "tag_names")  # fmt: skip
 
 
