@@ -54,6 +54,11 @@ def runs_of(leaves: Iterable[tuple[int, int]]) -> list[Run]:
 def place(items: Sequence[EncodedTrace | int], first: int) -> tuple[list[tuple], list[Run]]:
     """New leaves from index `first` on, in order (a record to store, or the seq of a journal row the leaf is
     derived from): the stored records' rows (TRACE_COLUMNS) and the derived leaves' runs."""
+    n = len(items)
+    if n and type(items[0]) is int and n <= trace_run_leaves_max:
+        seq: int = items[0]  # type: ignore[assignment]
+        if items == list(range(seq, seq + n)):  # a chunk of applied operations (compared in C): one run
+            return [], [(first, seq, n)]
     stored: list[tuple] = []
     derived: list[tuple[int, int]] = []
     for idx, t in enumerate(items, first):
@@ -65,10 +70,13 @@ def place(items: Sequence[EncodedTrace | int], first: int) -> tuple[list[tuple],
 
 
 def runs_after(runs: Iterable[Run], after: int) -> Iterator[Run]:
-    """`runs` (RUNS_AFTER's rows) with the leaves up to index `after` cut off."""
+    """`runs` with the leaves up to index `after` cut off (and the runs that hold none after it left out)."""
     for idx, seq, count in runs:
         cut = after + 1 - idx
-        yield (idx, seq, count) if cut <= 0 else (after + 1, seq + cut, count - cut)
+        if cut <= 0:
+            yield idx, seq, count
+        elif cut < count:
+            yield after + 1, seq + cut, count - cut
 
 
 def stored_trace(row: tuple) -> EncodedTrace:
