@@ -191,3 +191,37 @@ def test_check_journal__one_snapshot_while_writers_work(url: str, tmp_path: Path
         writer.join(60)
     written = (tmp_path / "w.log").read_text().count('"ok"')
     assert checks >= 2 and written >= 10, (checks, written)
+
+
+@pytest.mark.skipif(not pg_base_url(), reason="needs $TENGE_TEST_PG_URL (.ci/run starts a server)")
+def test_optimistic_writer__leaves_appended_since_its_snapshot_conflict(tmp_path: Path) -> None:
+    """The store gives leaf indexes from the last leaf it sees: an optimistic writer's snapshot may predate a
+    write that added only leaves (an access record, say); that writer must fail and retry, never reuse the
+    indexes. Deterministic: the other write commits between the snapshot and the write."""
+    from conftest import build_ledger
+
+    from tenge_ledger.core.errors import WriteConflict
+    from tenge_ledger.core.hooks import EncodedTrace
+    from tenge_ledger.store.base import ChangeSet
+    from tenge_ledger.trace import log, merkle
+
+    def record(name: str) -> EncodedTrace:
+        payload = json.dumps({"op_id": name, "at": 1, "type": "note"}).encode()
+        return EncodedTrace(
+            op_id=name, at=1, mode="transparent", payload=payload, leaf_hash=merkle.leaf_hash(payload)
+        )
+
+    with fresh_schema(pg_base_url(), prefix="conc") as pg_url:
+        env = build_ledger(pg_url, tmp_path / "keys")
+        store = env.store
+        try:
+            before = [idx for idx, _ in store.traces()]
+            with pytest.raises(WriteConflict), store.transaction(optimistic=True) as tx:
+                log.append(store, [record("meanwhile")])
+                tx.write(ChangeSet(traces=[record("stale")]))
+            with store.transaction(optimistic=True) as tx:  # the retry sees it
+                tx.write(ChangeSet(traces=[record("retried")]))
+            got = [(idx, t.op_id) for idx, t in store.traces()][len(before) :]
+            assert got == [(len(before) + 1, "meanwhile"), (len(before) + 2, "retried")]
+        finally:
+            store.close()

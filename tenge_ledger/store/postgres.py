@@ -210,9 +210,8 @@ def _migration_6(cur: psycopg.Cursor, central_bank: str) -> None:
     if runs:
         cur.executemany(f"INSERT INTO trace_runs ({leaves.RUN_COLUMNS}) VALUES (%s, %s, %s)", runs)
     cur.execute("DELETE FROM traces WHERE seq IS NOT NULL")
-    cur.execute(
-        "ALTER TABLE traces DROP COLUMN seq"
-    )  # and the CHECK on it: every row left is a stored record
+    # Dropping the column drops the CHECK that named it: every row left is a stored record.
+    cur.execute("ALTER TABLE traces DROP COLUMN seq")
     for column in ("op_id", "at", "mode", "payload", "leaf_hash"):
         cur.execute(f"ALTER TABLE traces ALTER COLUMN {column} SET NOT NULL")
     cur.execute("ALTER TABLE traces ALTER COLUMN idx DROP IDENTITY")

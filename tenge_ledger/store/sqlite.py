@@ -221,6 +221,13 @@ def _migration_5(db: sqlite_utils.Database, central_bank: str) -> None:
     )
 
 
+# A run of derived trace leaves: `count` leaves from index `idx` on, derived from the journal rows from `seq` on.
+TRACE_RUNS_TABLE = (
+    "CREATE TABLE trace_runs (idx INTEGER PRIMARY KEY, seq INTEGER NOT NULL, count INTEGER NOT NULL,"
+    f" CHECK (idx >= 1 AND seq >= 1 AND count >= 1 AND count <= {trace_run_leaves_max}))"
+)
+
+
 def _migration_6(db: sqlite_utils.Database, central_bank: str) -> None:
     """Derived trace leaves as runs (store/leaves.py): every `traces` row that held only a seq becomes part of a
     `trace_runs` row, each stretch of consecutive leaves naming consecutive journal rows one run; the stored
@@ -241,12 +248,6 @@ def _migration_6(db: sqlite_utils.Database, central_bank: str) -> None:
     c.execute("DROP TABLE traces")
     c.execute("ALTER TABLE traces_v6 RENAME TO traces")
 
-
-# A run of derived trace leaves: `count` leaves from index `idx` on, derived from the journal rows from `seq` on.
-TRACE_RUNS_TABLE = (
-    "CREATE TABLE trace_runs (idx INTEGER PRIMARY KEY, seq INTEGER NOT NULL, count INTEGER NOT NULL,"
-    f" CHECK (idx >= 1 AND seq >= 1 AND count >= 1 AND count <= {trace_run_leaves_max}))"
-)
 
 # Registered migrations, by the schema version they bring the database to. A database records each it applied.
 MIGRATIONS: dict[int, Callable[[sqlite_utils.Database, str], None]] = {
