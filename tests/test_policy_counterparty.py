@@ -10,6 +10,7 @@ from __future__ import annotations
 import sqlite3
 
 import pytest
+import trace_tables
 from conftest import build_ledger
 
 from tenge_ledger.app import ledger_over
@@ -24,6 +25,7 @@ from tenge_ledger.policy.format import format_source
 from tenge_ledger.policy.reads import manifest
 from tenge_ledger.policy.sets import disable, enable
 from tenge_ledger.store import open_store
+from tenge_ledger.store.base import SCHEMA_VERSION
 
 KZT = 100  # tiyn
 
@@ -296,19 +298,22 @@ def test_migration_5__a_version_4_ledger_gets_the_filtered_tables(make_ledger):
     env = make_ledger()
     w = _banks(env)
     assert w.transfer("halyk", "kaspi", 700 * KZT).succeeded
+    leaves = [(i, t.leaf_hash) for i, t in env.store.traces()]
     env.store.close()
     _run_sql(
         env.url,
         [
+            *trace_tables.schema_5(postgres=env.url.startswith("postgresql")),
             "DROP TABLE filter_flows",
             "DROP TABLE filter_activity",
             "DELETE FROM schema_migrations WHERE version = 5",
         ],
     )
-    store = open_store(env.url)  # applies migration 5
+    store = open_store(env.url)  # applies migration 5 (and those after it)
     try:
         versions = _run_sql(env.url, ["SELECT version FROM schema_migrations ORDER BY version"])
-        assert [v for (v,) in versions] == [1, 2, 3, 4, 5]
+        assert [v for (v,) in versions] == list(range(1, SCHEMA_VERSION + 1))
+        assert [(i, t.leaf_hash) for i, t in store.traces()] == leaves  # schema 6 again: every leaf kept
         assert store.filter_flows() == {}
         enable(store, {"r.policy": NET_CAP}, env.clock())
         w = Wallet(ledger_over(store, env.clock), env.keystore)

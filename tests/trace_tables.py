@@ -66,23 +66,45 @@ def swap(conn: sqlite3.Connection, a: int, b: int) -> None:
 
 
 def to_schema_5(conn: sqlite3.Connection) -> None:
-    """The trace tables as schema 5 kept them: one `traces` row per leaf, a derived one holding only its seq."""
-    conn.execute(
+    """The trace tables of a SQLite ledger as schema 5 kept them (schema_5's statements)."""
+    for statement in schema_5(postgres=False):
+        conn.execute(statement)
+
+
+def schema_5(postgres: bool) -> list[str]:
+    """Statements that turn the trace tables back into schema 5's: one `traces` row per leaf, a derived one
+    holding only its seq, and schema 6 no longer recorded as applied."""
+    if postgres:
+        return [
+            *(f"ALTER TABLE traces ALTER COLUMN {c} DROP NOT NULL" for c in STORED.split(", ")),
+            "ALTER TABLE traces ADD COLUMN seq BIGINT",
+            "INSERT INTO traces (idx, seq) SELECT r.idx + g, r.seq + g FROM trace_runs r,"
+            " generate_series(0, r.count - 1) AS g",
+            "ALTER TABLE traces ADD CONSTRAINT traces_stored_or_derived CHECK ((seq IS NULL AND op_id IS NOT NULL"
+            " AND at IS NOT NULL AND mode IS NOT NULL AND payload IS NOT NULL AND leaf_hash IS NOT NULL)"
+            " OR (seq IS NOT NULL AND op_id IS NULL AND at IS NULL AND mode IS NULL AND payload IS NULL"
+            " AND leaf_hash IS NULL))",
+            "ALTER TABLE traces ALTER COLUMN idx ADD GENERATED ALWAYS AS IDENTITY",
+            "SELECT setval(pg_get_serial_sequence('traces', 'idx'), (SELECT COALESCE(MAX(idx), 0) + 1 FROM traces),"
+            " false)",
+            "DROP TABLE trace_runs",
+            "DELETE FROM schema_migrations WHERE version >= 6",
+        ]
+    return [
         "CREATE TABLE traces_v5 (idx INTEGER PRIMARY KEY, op_id TEXT, at INTEGER, mode TEXT, payload BLOB,"
         " leaf_hash BLOB, seq INTEGER,"
         " CHECK ((seq IS NULL AND op_id IS NOT NULL AND at IS NOT NULL AND mode IS NOT NULL"
         " AND payload IS NOT NULL AND leaf_hash IS NOT NULL) OR (seq IS NOT NULL AND op_id IS NULL AND at IS NULL"
-        " AND mode IS NULL AND payload IS NULL AND leaf_hash IS NULL)))"
-    )
-    conn.execute(f"INSERT INTO traces_v5 (idx, {STORED}) SELECT idx, {STORED} FROM traces")
-    for first, seq, count in conn.execute("SELECT idx, seq, count FROM trace_runs").fetchall():
-        conn.executemany(
-            "INSERT INTO traces_v5 (idx, seq) VALUES (?, ?)", [(first + i, seq + i) for i in range(count)]
-        )
-    conn.execute("DROP TABLE traces")
-    conn.execute("DROP TABLE trace_runs")
-    conn.execute("ALTER TABLE traces_v5 RENAME TO traces")
-    conn.execute("DELETE FROM schema_migrations WHERE version >= 6")
+        " AND mode IS NULL AND payload IS NULL AND leaf_hash IS NULL)))",
+        f"INSERT INTO traces_v5 (idx, {STORED}) SELECT idx, {STORED} FROM traces",
+        "WITH RECURSIVE leaf (idx, seq, rest) AS (SELECT idx, seq, count - 1 FROM trace_runs"
+        " UNION ALL SELECT idx + 1, seq + 1, rest - 1 FROM leaf WHERE rest > 0)"
+        " INSERT INTO traces_v5 (idx, seq) SELECT idx, seq FROM leaf",
+        "DROP TABLE traces",
+        "DROP TABLE trace_runs",
+        "ALTER TABLE traces_v5 RENAME TO traces",
+        "DELETE FROM schema_migrations WHERE version >= 6",
+    ]
 
 
 def _run_holding(conn: sqlite3.Connection, idx: int) -> tuple[int, int, int] | None:
