@@ -23,7 +23,7 @@ from tenge_ledger.lab import sandbox
 from tenge_ledger.ledger.signing import public_key_hex
 from tenge_ledger.privacy import operator, sink_for
 from tenge_ledger.privacy import threshold as th
-from tenge_ledger.privacy.keys import PartyKey, read_party_file, viewing_secret
+from tenge_ledger.privacy.keys import PartyKey, read_party_file, signing_box_secret, viewing_secret
 from tenge_ledger.privacy.modes import escrowed
 from tenge_ledger.privacy.modes.base import place_of, unregistered_recheck_records
 from tenge_ledger.privacy.seal import unb64, unpad, unseal
@@ -217,9 +217,10 @@ def test_selective_account_without_viewing_key__sealed_to_its_own_key_not_the_op
         operator.disclose_viewing_key(box.store, "dana", key)
 
 
-def test_selective_account_opened_in_its_first_payments_chunk__sealed_to_the_central_bank(tmp_path):
-    """The sink cannot see an account the chunk being applied opened: that record's key is sealed to the central
-    bank's public key (documented), which opens it with its key file; the operator cannot."""
+def test_selective_account_opened_in_its_first_payments_chunk__sealed_to_its_own_key(tmp_path):
+    """An account the chunk being applied opened is not in the store yet: the ledger hands the sink the account as
+    it saw it, so the record is sealed to the holder's own key, like any other. Neither the operator nor the central
+    bank opens it (it used to be sealed to the central bank)."""
     box = sandbox.make(tmp_path, "selective")
     key = box.keystore.create("erik")
     ops = [
@@ -228,10 +229,14 @@ def test_selective_account_opened_in_its_first_payments_chunk__sealed_to_the_cen
         Operation("erik-pays", "erik", Transfer("erik", "alice", 100)),
     ]
     assert all(r.succeeded for r in box.ledger.apply_many(ops, verified=True))
-    doc = parse_payload(box.record("erik-pays")[1])
-    assert opens(doc, box.store.meta().ledger_id, secrets_in(operator_material(box))) == []
-    cb = box.parties_for("central_bank")
-    assert cb and opens(doc, box.store.meta().ledger_id, {bytes(cb[0].box_key)}) == ["wraps"]
+    ledger_id = box.store.meta().ledger_id
+    for op_id in ("fund:erik", "erik-pays"):
+        doc = parse_payload(box.record(op_id)[1])
+        assert opens(doc, ledger_id, secrets_in(operator_material(box))) == []
+        cb = box.parties_for("central_bank")
+        assert cb and opens(doc, ledger_id, {bytes(cb[0].box_key)}) == []
+        assert opens(doc, ledger_id, {bytes(signing_box_secret(key))}) == ["wraps"]
+    assert box.view("erik-pays", "account:erik").fields["payer"].value == "erik"
 
 
 # ---- the old layout ------------------------------------------------------------------------------------------------

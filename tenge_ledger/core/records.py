@@ -370,3 +370,7 @@ class TraceRecord:
     # the party is unknown): pseudonymous modes key each party's pseudonym under its own bank's epoch key.
     payer_bank: str | None = None
     payee_bank: str | None = None
+    # The parties' accounts as the ledger saw them (None when unknown): an account opened earlier in the chunk is
+    # not in the store yet, and a mode that seals to a party's own key takes its key from here.
+    payer_account: Account | None = None
+    payee_account: Account | None = None

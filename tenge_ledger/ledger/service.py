@@ -439,6 +439,8 @@ class Ledger:
         body = op.body
         payer = applied.payer if applied else getattr(body, "payer", None)
         payee = applied.payee if applied else getattr(body, "payee", None)
+        payer_account = ws.account(payer) if payer else None
+        payee_account = ws.account(payee) if payee else None
         record = TraceRecord(
             op_id=op.id,
             kind=op.kind.value,
@@ -456,8 +458,10 @@ class Ledger:
             reports=tuple(reports),
             policy_set_id=decision.policy_set_id if decision else self.policy.policy_set_id,
             rules=decision.rules if decision else (),
-            payer_bank=_bank_of(ws, payer),
-            payee_bank=_bank_of(ws, payee),
+            payer_bank=None if payer_account is None else (payer_account.bank or ""),
+            payee_bank=None if payee_account is None else (payee_account.bank or ""),
+            payer_account=payer_account,
+            payee_account=payee_account,
         )
         ws.traces.append(self.trace.encode(record))
 
@@ -917,11 +921,6 @@ def _touched(ops: Sequence[Operation]) -> tuple[set[str], set[tuple[str, str]], 
                 handles.add(handle)
                 buckets.add((handle, tag))
     return handles, buckets, op_ids
-
-
-def _bank_of(ws: WorkingSet, handle: str | None) -> str | None:
-    account = ws.account(handle) if handle else None
-    return None if account is None else (account.bank or "")
 
 
 def _window_requests(

@@ -30,6 +30,7 @@ from .keys import (
     provision,
     read_public_file,
     seal_root,
+    sealing_public,
     write_party_file,
 )
 from .modes import REGISTRY
@@ -395,14 +396,11 @@ def viewing_public_lookup(store: Store):
     """handle -> the X25519 public key its selective records seal to: the viewing key the account registered, else
     the X25519 form of its own Ed25519 key ("" when that is no valid key); None when the store has no such account
     yet (opened in the chunk being applied)."""
-    from .keys import VIEWING_ATTR, signing_box_public_hex
 
     def lookup(handle: str) -> str | None:
         getter = getattr(store, "account", None)
         account = getter(handle) if getter else None
-        if account is None:
-            return None
-        return dict(account.attrs).get(VIEWING_ATTR) or signing_box_public_hex(account.public_key) or ""
+        return None if account is None else sealing_public(account)
 
     return lookup
 

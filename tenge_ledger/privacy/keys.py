@@ -32,6 +32,7 @@ import nacl.signing
 from ..core.canonical import check_handle
 from ..core.errors import InputError, LedgerStateError
 from ..core.files import create_new_private
+from ..core.records import Account
 
 READERS: tuple[str, ...] = ("central_bank", "fma")  # the fixed parties that may be given keys at init
 PARTY_FILE_KIND = "tenge-privacy-key"
@@ -92,6 +93,12 @@ def signing_box_public_hex(public_key_hex: str) -> str | None:
         return bytes(verify.to_curve25519_public_key()).hex()
     except (ValueError, TypeError, nacl.exceptions.CryptoError):
         return None
+
+
+def sealing_public(account: Account) -> str:
+    """The X25519 public key (hex) an account's selective records seal to: the viewing key it registered, else the
+    X25519 form of its own Ed25519 key ("" when that is no valid key)."""
+    return dict(account.attrs).get(VIEWING_ATTR) or signing_box_public_hex(account.public_key) or ""
 
 
 # ---- key files ---------------------------------------------------------------------------------------------

@@ -1,8 +1,8 @@
 """`selective`: each record sealed under a random record key, sealed in turn (SealedBox) to each party. An account
 that registered a viewing key (the `viewing_key` attribute, an X25519 public key the holder derives from its own
 signing key) gets it sealed to that key; an account that registered none gets it sealed to the X25519 form of its
-own Ed25519 public key (only the holder's signing key opens it); an account the store does not hold yet (opened in
-the chunk that carries its first payment) gets it sealed to the central bank's public key. The operator holds
+own Ed25519 public key (only the holder's signing key opens it), taken from the account as the ledger saw it when
+the store does not hold it yet (opened in the chunk that carries its first payment). The operator holds
 nothing that opens any of them. Only the account holder reads its records, or whoever it discloses to: its viewing
 key (all its records) or a signed receipt (one record's key)."""
 
@@ -15,9 +15,9 @@ import nacl.exceptions
 import nacl.public
 
 from ...core.errors import InputError
-from ...core.records import TraceRecord
+from ...core.records import Account, TraceRecord
 from ...trace.record import trace_to_dict
-from ..keys import keyed_hash
+from ..keys import keyed_hash, sealing_public
 from ..seal import pad, seal, unb64, unpad, unseal_text
 from .base import (
     BaseSink,
@@ -51,11 +51,14 @@ class Sink(BaseSink):
         super().__init__(ctx)
         self._boxes: dict[str, nacl.public.SealedBox] = {}
 
-    def box(self, handle: str) -> nacl.public.SealedBox:
-        """A sealed box to the key the account's records seal to (see the module); never one the operator holds."""
+    def box(self, handle: str, seen: Account | None = None) -> nacl.public.SealedBox:
+        """A sealed box to the key the account's records seal to (see the module); never one the operator holds.
+        `seen`: the account as the ledger saw it, for one the store does not hold yet (opened in this chunk)."""
         box = self._boxes.get(handle)
         if box is None:
             public = self.ctx.viewing_public(handle)
+            if public is None and seen is not None and seen.handle == handle:
+                public = sealing_public(seen)
             try:
                 box = nacl.public.SealedBox(nacl.public.PublicKey(bytes.fromhex(public))) if public else None
             except (ValueError, TypeError, nacl.exceptions.CryptoError):
@@ -74,7 +77,8 @@ class Sink(BaseSink):
         ).encode()  # sealed and padded: see base
         digest = place_digest(place(self.ctx.ledger_id, record, "wrap"))
         # sealed to the holder: a digest of the place inside, checked on opening
-        wraps = [self.box(h).encrypt(pad(digest + rk)) for h in parties(record)]
+        seen = {a.handle: a for a in (record.payer_account, record.payee_account) if a is not None}
+        wraps = [self.box(h, seen.get(h)).encrypt(pad(digest + rk)) for h in parties(record)]
         secrets.SystemRandom().shuffle(wraps)
         sealed = seal(rk, body, place(self.ctx.ledger_id, record, "record"))
         doc.update(sealed=sealed, wraps=wraps)
@@ -112,7 +116,8 @@ def unseal_with_box(doc: dict, secret: nacl.public.PrivateKey, ledger_id: str) -
 
 def _record_key(doc: dict, keys: ObserverKeys) -> bytes | None:
     boxes = [*keys.viewing_boxes.values(), *keys.signing_boxes.values()]
-    if "central_bank" in keys.boxes:  # accounts opened in the chunk of their first payment (see the module)
+    if "central_bank" in keys.boxes:  # parties the ledger did not know; and records of accounts opened in the
+        # chunk of their first payment, written before the ledger handed the sink their accounts
         boxes.append(keys.boxes["central_bank"])
     for secret in boxes:
         rk = unseal_with_box(doc, secret, keys.ledger_id)
