@@ -430,20 +430,19 @@ class WorkingSet:
 
     def _matching(self, handle: str) -> list[tuple[str, str | None]]:
         """The filters whose counterparty conditions `handle` meets, each with its tag (None: any) to test."""
-        state, filters = self.state, (self._root or self).filters
+        root = self._root or self
+        state, filters = self.state, root.filters
         if state.matched_for is not filters:
             state.matched_for, state.matched = filters, {}
         found = state.matched.get(handle)
-        if found is not None and (not (self._root or self).zone_filters or self.account(handle) is found[0]):
+        if found is not None and (not root.zone_filters or self.account(handle) is found[0]):
             return found[1]
         account = self.account(handle)
         if account is None:
             return []
         kind, bank, zone = party_of(account)
         matched = [(key, tag) for key, pairs, tag in filters if matches(pairs, kind, bank, zone, "")]
-        if self.parent is None or account is (self._root or self).account(
-            handle
-        ):  # not a change a child may throw away
+        if self.parent is None or account is root.account(handle):  # not a change a child may throw away
             state.matched[handle] = (account, matched)
         return matched
 
