@@ -212,7 +212,7 @@ def ensure_keys(
             raise InputError(
                 f"this {name} ledger seals nothing to {holder}"
                 + (f"; its readers are {', '.join(mode.readers)}" if mode.readers else ""),
-                where="--key-to",
+                where=plan.option_of(holder),
             )
     plan.require(
         mode.readers, f"this {name} ledger seals to its readers' public keys; name where each one's key goes"

@@ -449,6 +449,10 @@ class KeyPlan:
     def holders(self) -> tuple[str, ...]:
         return tuple(n for n, _ in self.paths) + tuple(n for n, _ in self.given)
 
+    def option_of(self, holder: str) -> str:
+        """The option that named `holder`, for an error about it."""
+        return "--key-to" if self.path(holder) is not None else "--key-from"
+
     def require(self, holders: tuple[str, ...], why: str) -> None:
         missing = [h for h in holders if self.path(h) is None and self.public(h) is None]
         if missing:
