@@ -64,7 +64,7 @@ def keystore_dir_for(store: Store) -> Path:
     an in-memory ledger gets a private temporary directory."""
     from ..client.keystore import keystore_path_for
 
-    url = getattr(store, "url", ":memory:")
+    url = store.url
     if url == ":memory:" and not os.environ.get("TENGE_KEYSTORE"):
         cached = getattr(store, "_tenge_privacy_dir", None)
         if cached is None:
@@ -217,9 +217,7 @@ def ensure_keys(
     plan.require(
         mode.readers, f"this {name} ledger seals to its readers' public keys; name where each one's key goes"
     )
-    setter = getattr(store, "set_setting", None)
-    if setter is None:  # pragma: no cover - every store has it
-        raise LedgerStateError("this store cannot record the privacy keys' public halves")
+    setter = store.set_setting
     fresh = not ledger_key_dir(target, meta.ledger_id).exists()
     written: list[Path] = []
     try:
@@ -385,8 +383,7 @@ def account_bank_lookup(store: Store):
     def lookup(handle: str) -> str | None:
         from .modes.base import MISSING
 
-        getter = getattr(store, "account", None)
-        account = getter(handle) if getter else None
+        account = store.account(handle)
         return account.bank if account is not None else MISSING
 
     return lookup
@@ -398,8 +395,7 @@ def viewing_public_lookup(store: Store):
     yet (opened in the chunk being applied)."""
 
     def lookup(handle: str) -> str | None:
-        getter = getattr(store, "account", None)
-        account = getter(handle) if getter else None
+        account = store.account(handle)
         return None if account is None else sealing_public(account)
 
     return lookup
