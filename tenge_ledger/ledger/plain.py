@@ -20,6 +20,7 @@ and compares every journal row, balance, flow, activity row, trace leaf and resu
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import NamedTuple
 
 from ..core import limits
 from ..core.canonical import canonical_prefix, transfer_canonical
@@ -38,6 +39,26 @@ _TRANSFER = KIND_CODE[OpKind.transfer]
 _MISSING = object()
 
 
+class PlainContext(NamedTuple):
+    """What the loop needs of the ledger, made once per chunk (`plain_context`)."""
+
+    prefix: bytes  # the canonical bytes' start on this ledger (core/canonical.canonical_prefix)
+    tail: bytes  # the chain link's last bytes: no stored decision, the policy set's version
+    tier_limits: dict[int, int]
+    policy: PolicyEngine | None  # None for no policy set
+    version: int | None
+    central_bank: str
+
+
+def plain_context(
+    ledger_id: str, tier_limits: dict[int, int], policy: PolicyEngine | None, central_bank: str
+) -> PlainContext:
+    version = None if policy is None else policy.version
+    return PlainContext(
+        canonical_prefix(ledger_id), chain_tail(None, version), tier_limits, policy, version, central_bank
+    )
+
+
 def apply_plain_transfers(
     ws: WorkingSet,
     ops: Sequence[Operation],
@@ -45,20 +66,15 @@ def apply_plain_transfers(
     start: int,
     results: list[Result],
     at: int,
-    ledger_id: str,
-    tier_limits: dict[int, int],
-    policy: PolicyEngine | None = None,
-    central_bank: str = "",
+    ctx: PlainContext,
 ) -> int:
     """Apply `ops[start:]` while each is a plain transfer that succeeds (see the module), appending a result
     for each; return the index of the first it did not apply (len(ops) when none is left). Nothing of that
     one changed but the policy set's answer, kept in `ws.decided` for the general path. `ws` is the chunk's
-    root; `policy` is None for no policy set."""
+    root."""
     if ws.parent is not None:
         raise ValueError("plain transfers apply on the root working set only")
-    prefix = canonical_prefix(ledger_id)
-    version = None if policy is None else policy.version
-    tail = chain_tail(None, version)
+    prefix, tail, tier_limits, policy, version, central_bank = ctx
     changed, account_cache = ws.accounts, ws._account_cache
     deltas, balance_cache, flows, tags_of = (
         ws.bucket_deltas,

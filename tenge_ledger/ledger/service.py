@@ -64,7 +64,7 @@ from ..store.entries import FLAG_LEGS, FLAG_LINK_V2, body_columns, journal_row, 
 from ..trace.record import PlainTraceSink
 from . import checks, signing
 from .journal import entry_hash, fields_hash
-from .plain import apply_plain_transfers
+from .plain import apply_plain_transfers, plain_context
 from .state import StoredState
 from .working import WorkingSet
 
@@ -275,11 +275,11 @@ class Ledger:
         if not (self.plain_transfers and self.trace.journal_leaves):
             return [self._apply(root, op, at, ok) for op, ok in zip(ops, flags, strict=True)]
         results: list[Result] = []
-        ledger_id, tiers, cb = self.ledger_id, self.tier_limits, self.central_bank
         policy = None if type(self.policy) is AllowAll else self.policy
+        ctx = plain_context(self.ledger_id, self.tier_limits, policy, self.central_bank)
         i, n = 0, len(ops)
         while i < n:
-            i = apply_plain_transfers(root, ops, flags, i, results, at, ledger_id, tiers, policy, cb)
+            i = apply_plain_transfers(root, ops, flags, i, results, at, ctx)
             if i < n:
                 results.append(self._apply(root, ops[i], at, flags[i]))
                 i += 1
