@@ -63,7 +63,7 @@ from ..store.base import JournalPosting, LedgerMeta, ReportRow, Store
 from ..store.entries import FLAG_LEGS, FLAG_LINK_V2, body_columns, journal_row, standard_legs
 from ..trace.record import PlainTraceSink
 from . import checks, signing
-from .journal import entry_hash, fields_hash
+from .journal import entry_hash_of_legs, fields_hash
 from .plain import apply_plain_transfers, plain_context
 from .state import StoredState
 from .working import WorkingSet
@@ -390,10 +390,10 @@ class Ledger:
             digest = fields_hash(canonical_bytes(self.ledger_id, op))
         decision_text = self._decision_json(decision)
         version = self.policy.version
-        entry = entry_hash(prev, seq, at, digest, op.signature, postings, (decision_text, version))
+        legs = [(p.account, p.amount_tiyn, p.tag) for p in postings]
+        entry = entry_hash_of_legs(prev, seq, at, digest, op.signature, legs, (decision_text, version))
         kind = op.kind
         payer, payee, amount, tag = body_columns(op.body)
-        legs = [(p.account, p.amount_tiyn, p.tag) for p in postings]
         implied = standard_legs(kind, payer, payee, amount, tag or "", self.central_bank, HOLDS_ACCOUNT)
         flags = FLAG_LINK_V2
         if list(implied) != legs:
