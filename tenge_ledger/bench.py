@@ -177,7 +177,7 @@ def _store_write(start_db: str, changes: list[ChangeSet]) -> float:
             tx.write(change)
     elapsed = time.perf_counter() - start
     store.close()
-    return sum(len(c.entries) for c in changes) / elapsed
+    return sum(len(c.entries) + len(c.plain_entries) for c in changes) / elapsed
 
 
 def _expect_ok(results) -> None:

@@ -39,6 +39,7 @@ class WorkingSet:
         self.flow_deltas: dict[tuple[str, str], list[int]] = {}
         self.operations: dict[str, tuple[int, bytes]] = {}  # op id -> (seq, fields hash) applied here
         self.entries: list[tuple] = []  # compact journal rows (store/entries.py)
+        self.plain_entries: list[tuple] = []  # root only: plain transfers' rows (PLAIN_JOURNAL_COLUMNS)
         self.legs: list[tuple] = []
         self.postings: list[JournalPosting] = []
         self.holds: dict[str, HoldRecord] = {}
@@ -548,6 +549,7 @@ class WorkingSet:
             new_buckets=new_buckets,
             activity=activity,
             entries=list(self.entries),
+            plain_entries=list(self.plain_entries),
             legs=list(self.legs),
             holds=dict(self.holds),
             tags=dict(self.tags),

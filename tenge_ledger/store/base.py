@@ -97,6 +97,7 @@ class ChangeSet:
     # (account id, tag id, minute, out_tiyn, out_count, in_tiyn, in_count): running flows before a minute
     activity: list[tuple[int, int, int, int, int, int, int]] = field(default_factory=list)
     entries: list[tuple] = field(default_factory=list)  # journal rows
+    plain_entries: list[tuple] = field(default_factory=list)  # journal rows in PLAIN_JOURNAL_COLUMNS
     legs: list[tuple[int, int, int, int, int]] = field(
         default_factory=list
     )  # (seq, idx, account, tag, amount)
@@ -117,7 +118,7 @@ class ChangeSet:
     settings: dict | None = None  # the ledger's settings, replaced whole (with a rebuild: the filters kept)
 
     def is_empty(self) -> bool:
-        return not (self.entries or self.traces or self.accounts)
+        return not (self.entries or self.plain_entries or self.traces or self.accounts)
 
 
 class StoreTx(Protocol):

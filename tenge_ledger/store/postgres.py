@@ -52,7 +52,7 @@ from .base import (
     ReportRow,
     StoredOperation,
 )
-from .entries import JOURNAL_COLUMNS, LEG_COLUMNS
+from .entries import JOURNAL_COLUMNS, LEG_COLUMNS, PLAIN_JOURNAL_COLUMNS
 from .reads import SqlTxReads
 from .upgrade import CENTRAL_BANK_ID
 
@@ -371,6 +371,8 @@ def _write_script(client: psycopg.ClientCursor, ch: ChangeSet) -> str:
         )
     if ch.entries:
         out.append(f"INSERT INTO journal ({JOURNAL_COLUMNS}) VALUES {_values(m, ch.entries)}")
+    if ch.plain_entries:
+        out.append(f"INSERT INTO journal ({PLAIN_JOURNAL_COLUMNS}) VALUES {_values(m, ch.plain_entries)}")
     if ch.legs:
         out.append(f"INSERT INTO legs ({LEG_COLUMNS}) VALUES {_values(m, ch.legs)}")
     if ch.holds:

@@ -32,7 +32,7 @@ from .base import (
     ReportRow,
     StoredOperation,
 )
-from .entries import JOURNAL_COLUMNS, LEG_COLUMNS
+from .entries import JOURNAL_COLUMNS, LEG_COLUMNS, PLAIN_JOURNAL_COLUMNS
 from .reads import SqlTxReads
 from .upgrade import CENTRAL_BANK_ID
 
@@ -330,6 +330,10 @@ class SqliteTx(SqlTxReads):
             )
         if ch.entries:
             c.executemany(f"INSERT INTO journal ({JOURNAL_COLUMNS}) VALUES ({_JOURNAL_MARKS})", ch.entries)
+        if ch.plain_entries:
+            c.executemany(
+                f"INSERT INTO journal ({PLAIN_JOURNAL_COLUMNS}) VALUES ({_PLAIN_MARKS})", ch.plain_entries
+            )
         if ch.legs:
             c.executemany(f"INSERT INTO legs ({LEG_COLUMNS}) VALUES (?,?,?,?,?)", ch.legs)
         if ch.holds:
@@ -363,6 +367,7 @@ class SqliteTx(SqlTxReads):
 
 
 _JOURNAL_MARKS = ",".join("?" * len(JOURNAL_COLUMNS.split(",")))
+_PLAIN_MARKS = ",".join("?" * len(PLAIN_JOURNAL_COLUMNS.split(",")))
 _NEXT_LEAF = f"SELECT MAX({', '.join(leaves.NEXT_LEAF_BASE)})"
 _RUNS_AFTER = leaves.RUNS_AFTER.format(m="?")
 _STORED_AFTER = leaves.STORED_AFTER.format(m="?")
