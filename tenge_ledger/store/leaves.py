@@ -65,7 +65,9 @@ def place(items: Sequence[EncodedTrace | int], first: int) -> tuple[list[tuple],
         if type(t) is int:
             derived.append((idx, t))
         else:
-            stored.append((idx, t.op_id, t.at, t.mode, t.payload, t.leaf_hash))  # type: ignore[union-attr]
+            # bytearrays: the sqlite3 module binds them directly (bytes it first offers to adapters)
+            payload, leaf = bytearray(t.payload), bytearray(t.leaf_hash)  # type: ignore[union-attr]
+            stored.append((idx, t.op_id, t.at, t.mode, payload, leaf))  # type: ignore[union-attr]
     return stored, runs_of(derived)
 
 
