@@ -101,12 +101,12 @@ def apply_plain_transfers(
             or amount <= 0
         ):
             break
-        payer = changed.get(payer_handle)
+        payer = changed.get(payer_handle) if changed else None  # accounts this chunk changed (mostly none)
         if payer is None:
             payer = account_cache.get(payer_handle, _MISSING)
             if payer is _MISSING:
                 payer = ws.account(payer_handle)
-        payee = changed.get(payee_handle)
+        payee = changed.get(payee_handle) if changed else None
         if payee is None:
             payee = account_cache.get(payee_handle, _MISSING)
             if payee is _MISSING:
@@ -128,8 +128,9 @@ def apply_plain_transfers(
             break
         tag = b.tag or ""
         out_key = (payer_handle, tag)
+        moved = deltas.get(out_key, 0)
         balance = balance_cache.get(out_key)
-        balance = ws.bucket(payer_handle, tag) if balance is None else balance + deltas.get(out_key, 0)
+        balance = ws.bucket(payer_handle, tag) if balance is None else balance + moved
         if balance < amount:
             break
         tier = payee.tier
@@ -182,7 +183,7 @@ def apply_plain_transfers(
             )  # fmt: skip
         applied[op_id] = (seq, digest)
         # the buckets' balances and running flows ([out, out count, in, in count]), as add_bucket_delta
-        deltas[out_key] = deltas.get(out_key, 0) - amount
+        deltas[out_key] = moved - amount
         flow = flows.get(out_key)
         if flow is None:
             flows[out_key] = [amount, 1, 0, 0]
