@@ -96,8 +96,9 @@ def escrow_deal(obj: Context, identity, ceremony_id, threshold, cards, out) -> N
 @click.option("--dealing", "dealings", multiple=True, required=True, type=click.Path(dir_okay=False),
               help="Every holder's dealing, yours too.")  # fmt: skip
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="Your share file (0600, new).")
-@click.option("--acceptance-out", "acceptance_out", type=click.Path(dir_okay=False),
-              help="Write your signed acceptance here, for the operator's `init --escrow-acceptance`.")  # fmt: skip
+@click.option("--acceptance-out", "acceptance_out", required=True, type=click.Path(dir_okay=False),
+              help="Write your signed acceptance here, for the operator's `init --escrow-acceptance` (required "
+                   "there).")  # fmt: skip
 @pass_context
 def escrow_finish(obj: Context, identity, dealings, out, acceptance_out) -> None:
     """Check every dealing (signature, ceremony, commitments), open the shares dealt to you and check each against
@@ -118,15 +119,15 @@ def escrow_finish(obj: Context, identity, dealings, out, acceptance_out) -> None
     me = dkg.read_identity(identity)
     share = dkg.finish(me, [dkg.read_dealing(d) for d in dealings])
     accepted = dkg.acceptance(me, share)
-    if acceptance_out and os.path.exists(acceptance_out):
+    if os.path.exists(acceptance_out):
         raise InputError("already exists: refusing to overwrite an acceptance", where=acceptance_out)
     write_share_file(out, share)
-    if acceptance_out:
-        dkg.write_acceptance(acceptance_out, accepted)
+    dkg.write_acceptance(acceptance_out, accepted)
     assert share.group_public is not None and share.transcript is not None
     data = {"written": out, "holder": share.holder, "index": share.index, "ceremony": share.ceremony,
             "group_public": share.group_public.hex(), "transcript": share.transcript.hex(),
             "acceptance": accepted}  # fmt: skip
+    told = f"wrote your acceptance to {acceptance_out}: give it to the operator (init --escrow-acceptance)"
     emit(obj, data,
          f"wrote {share.holder}'s share (holder {share.index} of ceremony {share.ceremony}) to {out}\n"
-         f"group key {data['group_public']}\ntranscript {data['transcript']}")  # fmt: skip
+         f"group key {data['group_public']}\ntranscript {data['transcript']}\n{told}")  # fmt: skip
