@@ -403,9 +403,11 @@ class Ledger:
             journal_row(seq, op, at, entry, flags, decision_text, version, ws.account_id, ws.tag_id)
         )
         ws.operations[op.id] = (seq, digest)
+        windows = type(self.policy) is not AllowAll  # what later decisions' windows read of this chunk
         for idx, p in enumerate(postings):
             ws.add_bucket_delta(p.account, p.tag, p.amount_tiyn)
-            ws.postings.append(JournalPosting(seq, idx, p.account, p.tag, p.amount_tiyn, at))
+            if windows:
+                ws.postings.append(JournalPosting(seq, idx, p.account, p.tag, p.amount_tiyn, at))
             if p.account == self.central_bank:
                 if p.amount_tiyn < 0:
                     ws.issued_delta -= p.amount_tiyn
