@@ -14,9 +14,14 @@ from .store.base import LedgerMeta, Store
 
 def policy_engine_for(meta: LedgerMeta) -> PolicyEngine | None:
     """The engine of the policy set enabled on this ledger, or None for built-in checks only."""
+    return policy_engine_of(meta.settings)
+
+
+def policy_engine_of(settings: dict) -> PolicyEngine | None:
+    """The engine of the policy set a ledger's settings enable (compiled on first use), or None."""
     from .policy import load_engine
 
-    return load_engine(meta.settings)
+    return load_engine(settings)
 
 
 def trace_sink_for(meta: LedgerMeta, store: Store) -> TraceSink | None:
@@ -33,4 +38,10 @@ def open_ledger(url: str, clock: Callable[[], int] = system_clock) -> Ledger:
 
 def ledger_over(store: Store, clock: Callable[[], int] = system_clock) -> Ledger:
     meta = store.meta()
-    return Ledger(store, policy=policy_engine_for(meta), trace=trace_sink_for(meta, store), clock=clock)
+    return Ledger(
+        store,
+        policy=policy_engine_for(meta),
+        trace=trace_sink_for(meta, store),
+        clock=clock,
+        settings_loader=policy_engine_of,  # follows a set another process enables, at its next chunk
+    )

@@ -59,7 +59,7 @@ from ..core.records import (
 )
 from ..core.results import Result, ResultCode
 from ..core.windows import parse_filter, window_start
-from ..store.base import JournalPosting, LedgerMeta, ReportRow, Store
+from ..store.base import JournalPosting, LedgerMeta, ReportRow, Store, StoreTx
 from ..store.entries import FLAG_LEGS, FLAG_LINK_V2, body_columns, journal_row, standard_legs
 from ..trace.record import PlainTraceSink
 from . import checks, signing
@@ -133,7 +133,10 @@ class Ledger:
         policy: PolicyEngine | None = None,
         trace: TraceSink | None = None,
         clock: Callable[[], int] = system_clock,
+        settings_loader: Callable[[dict], PolicyEngine | None] | None = None,
     ) -> None:
+        """`settings_loader`: the policy engine the store's settings name. Given it, the ledger follows the store:
+        a policy set enabled or limits changed by another process are taken at this ledger's next chunk."""
         self.store = store
         self.meta: LedgerMeta = store.meta()
         self.policy: PolicyEngine = policy or AllowAll()
@@ -149,10 +152,9 @@ class Ledger:
         self._decision_texts: dict[int, tuple[tuple, str]] = {}
         self._parsed_filters: dict[frozenset[str], tuple] = {}
         self._windows_by_needs: dict[frozenset, tuple] = {}  # the enabled set's windows, grouped once
-        tiers = self.meta.settings.get("tier_holding_tiyn")
-        self.tier_limits = (
-            {int(k): v for k, v in tiers.items()} if tiers else dict(limits.tier_holding_tiyn_default)
-        )
+        self.tier_limits = _tier_limits(self.meta.settings)
+        self._settings_loader = settings_loader
+        self._settings_epoch = self.meta.settings_epoch  # the settings this ledger took are as of this epoch
 
     @property
     def ledger_id(self) -> str:
@@ -238,6 +240,8 @@ class Ledger:
                     # Operations committed together share one ledger time: the moment their chunk applied.
                     at = self.clock()
                     head = tx.head()
+                    if self._settings_loader is not None:
+                        self._follow_settings(tx)
                     alone = head == self._state.head
                     root = WorkingSet(tx=tx, state=self._state.since(head))
                     root.prefetch(*_touched(ops))
@@ -266,6 +270,23 @@ class Ledger:
         raise LedgerStateError(
             f"gave up after {limits.write_conflict_retries_max} write conflicts with concurrent writers; try again"
         )
+
+    def _follow_settings(self, tx: StoreTx) -> None:
+        """Take the store's settings if another process changed them since this ledger read them: the enabled
+        policy set (kept as it is when its id and version did not change, so nothing is compiled again) and the
+        tier limits. Read under the chunk's write lock (or, optimistic, in its snapshot, which a settings change
+        makes conflict), so no chunk decides with a set that another process replaced before it committed."""
+        epoch = tx.settings_epoch()
+        if epoch == self._settings_epoch:
+            return
+        assert self._settings_loader is not None
+        meta = tx.meta()
+        loaded = self._settings_loader(meta.settings) or AllowAll()
+        if (loaded.policy_set_id, loaded.version) != (self.policy.policy_set_id, self.policy.version):
+            self.policy = loaded
+        self.meta = meta
+        self.tier_limits = _tier_limits(meta.settings)
+        self._settings_epoch = epoch
 
     def _apply_all(
         self, root: WorkingSet, ops: Sequence[Operation], flags: Sequence[bool], at: int
@@ -876,6 +897,11 @@ _HANDLERS: dict[OpKind, Callable[[Ledger, WorkingSet, Operation, int, bool], _Ap
     OpKind.add_witness: Ledger._add_witness,
 }
 assert set(_HANDLERS) == set(OpKind)
+
+
+def _tier_limits(settings: dict) -> dict[int, int]:
+    tiers = settings.get("tier_holding_tiyn")
+    return {int(k): v for k, v in tiers.items()} if tiers else dict(limits.tier_holding_tiyn_default)
 
 
 @contextmanager

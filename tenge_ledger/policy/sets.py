@@ -221,20 +221,23 @@ def history(settings: dict) -> list[dict]:
 def enable(store, files: dict[str, str], at: int, note: str = "") -> dict:
     """Check and compile, then make `files` the enabled set as a new version. Raises before writing."""
     engine = compile_sources(files)
-    # The counterparty-filtered history the set reads is built from the journal before the set goes live, so its
-    # first decision already sees every earlier posting (and writers keep it from then on, chunk by chunk).
-    store.rebuild_window_filters(engine.filters)
     settings = store.meta().settings
     current = settings.get("policy_set")
     if current and current.get("id") == engine.policy_set_id:
+        store.rebuild_window_filters(engine.filters)
         return {"id": current["id"], "version": current["version"], "changed": False}
     past = history(settings)
     version = max((h.get("version", 0) for h in past), default=0) + 1
     entry = {"id": engine.policy_set_id, "version": version, "files": files}
     record = {"action": "enable", "id": engine.policy_set_id, "version": version, "at": at,
               "files": files, "rules": len(engine.rules), "note": note}  # fmt: skip
-    store.set_setting("policy_history", (past + [record])[-limits.policy_set_versions_max :])
-    store.set_setting("policy_set", entry)
+    # The counterparty-filtered history the set reads is built from the journal and the set goes live with it,
+    # in one transaction: its first decision sees every earlier posting, and every writer, at its next chunk,
+    # both decides with the set and keeps its filters (ledger/service.py follows the settings).
+    store.rebuild_window_filters(
+        engine.filters,
+        {"policy_history": (past + [record])[-limits.policy_set_versions_max :], "policy_set": entry},
+    )
     return {"id": engine.policy_set_id, "version": version, "changed": True, "rules": len(engine.rules),
             "warnings": [w.render() for w in engine.checked.warnings]}  # fmt: skip
 
@@ -252,7 +255,7 @@ def disable(store, at: int) -> dict:
     if not current:
         return {"changed": False}
     record = {"action": "disable", "id": current["id"], "version": current["version"], "at": at}
-    store.set_setting("policy_history", (history(settings) + [record])[-limits.policy_set_versions_max :])
-    store.set_setting("policy_set", None)
-    store.rebuild_window_filters(frozenset())  # no set reads them now
+    history_now = (history(settings) + [record])[-limits.policy_set_versions_max :]
+    # no set reads the filtered flows now: dropped as the set goes, in one transaction
+    store.rebuild_window_filters(frozenset(), {"policy_history": history_now, "policy_set": None})
     return {"changed": True, "id": current["id"], "version": current["version"]}

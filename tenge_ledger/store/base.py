@@ -28,6 +28,7 @@ class LedgerMeta:
     created_at: int
     privacy_mode: str = "transparent"
     settings: dict = field(default_factory=dict)  # tier limits and other per-ledger settings, JSON
+    settings_epoch: int = 0  # moved on by every settings change (StoreTx.settings_epoch)
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,6 +147,11 @@ class StoreTx(Protocol):
 
     def head(self) -> tuple[int, bytes]: ...
 
+    def settings_epoch(self) -> int:
+        """A number every change of the ledger's settings (`set_setting`) moves on; 0 before the first. A writer
+        compares it with the one it loaded its policy set and limits at."""
+        ...
+
     def window(
         self, handle: str, direction: str, since: int, tag: str | None = None, counterparty: str | None = None
     ) -> tuple[int, int]:
@@ -235,9 +241,9 @@ class Store(Protocol):
         """Every stored filtered snapshot: (handle, filter key, minute) -> flows before it."""
         ...
 
-    def rebuild_window_filters(self, keys: frozenset[str]) -> bool:
-        """Keep the filtered flows of exactly `keys` from now on, built from the journal (store/filters.py);
-        False when those were kept already."""
+    def rebuild_window_filters(self, keys: frozenset[str], settings: dict | None = None) -> bool:
+        """Keep the filtered flows of exactly `keys` from now on, built from the journal (store/filters.py), and
+        change `settings` in the same transaction; False when those flows were kept already."""
         ...
 
     def journal(self, after_seq: int = 0) -> Iterator[tuple[StoredOperation, list[JournalPosting]]]: ...

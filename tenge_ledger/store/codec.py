@@ -89,6 +89,7 @@ def meta_from_rows(rows: dict[str, str]) -> LedgerMeta:
         created_at=int(rows["created_at"]),
         privacy_mode=rows.get("privacy_mode", "transparent"),
         settings=json.loads(rows.get("settings", "{}")),
+        settings_epoch=int(rows.get("settings_epoch", "0")),
     )
 
 

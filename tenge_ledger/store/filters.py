@@ -21,9 +21,13 @@ def kept_filters(settings: dict) -> frozenset[str]:
     return frozenset(settings.get(SETTING) or ())
 
 
-def rebuild_window_filters(store, keys: frozenset[str]) -> bool:
-    """Keep exactly the filtered flows of `keys`, built from the journal; False when they were kept already."""
+def rebuild_window_filters(store, keys: frozenset[str], settings: dict | None = None) -> bool:
+    """Keep exactly the filtered flows of `keys`, built from the journal; False when they were kept already.
+    `settings` are changed in the same transaction (the policy set that reads the filters goes live with them)."""
     if kept_filters(store.meta().settings) == keys:
+        if settings:
+            with store.transaction() as tx:
+                tx.write(ChangeSet(settings=dict(tx.meta().settings, **settings)))
         return False
     for _ in range(limits.write_conflict_retries_max):
         with store.snapshot():
@@ -44,7 +48,7 @@ def rebuild_window_filters(store, keys: frozenset[str]) -> bool:
                         for (h, key, minute), snapshot in sorted(replay.activity.items())
                     ],
                     filters_reset=True,
-                    settings=dict(tx.meta().settings, **{SETTING: sorted(keys)}),
+                    settings=dict(tx.meta().settings, **(settings or {}), **{SETTING: sorted(keys)}),
                 )
             )
             return True

@@ -273,22 +273,30 @@ def _configure(conn: psycopg.Connection) -> None:
     conn.execute(f"SET lock_timeout = {LOCK_TIMEOUT_MS}")
 
 
-_BEGIN_AND_LOCK_HEAD = "BEGIN; SELECT seq, entry_hash FROM journal_head WHERE id = 1 FOR UPDATE"
+# Every settings change moves the epoch on, so a writer in another process sees it at its next chunk.
+_NEXT_SETTINGS_EPOCH = (
+    "INSERT INTO meta (key, value) VALUES ('settings_epoch', '1') ON CONFLICT (key)"
+    " DO UPDATE SET value = (meta.value::bigint + 1)::text"
+)
+# With the head, the settings epoch (store/base.py StoreTx.settings_epoch): one round trip still.
+_HEAD_AND_EPOCH = "SELECT seq, entry_hash, (SELECT value FROM meta WHERE key = 'settings_epoch') FROM journal_head WHERE id = 1"
+_BEGIN_AND_LOCK_HEAD = f"BEGIN; {_HEAD_AND_EPOCH} FOR UPDATE"
 # Optimistic: read one snapshot without the lock; the write takes the lock first, and if another writer moved
 # the head since the snapshot, REPEATABLE READ makes that lock fail with a serialization error (a WriteConflict,
 # retried), so the lock is held only while the write runs, not during the Python work before it.
-_BEGIN_SNAPSHOT = (
-    "BEGIN ISOLATION LEVEL REPEATABLE READ; SELECT seq, entry_hash FROM journal_head WHERE id = 1"
-)
+_BEGIN_SNAPSHOT = f"BEGIN ISOLATION LEVEL REPEATABLE READ; {_HEAD_AND_EPOCH}"
 _LOCK_HEAD = "SELECT 1 FROM journal_head WHERE id = 1 FOR UPDATE"
 
 
 class PostgresTx(SqlTxReads):
     """Reads inside one write transaction; the journal head is already locked and read."""
 
-    def __init__(self, cur: psycopg.Cursor, head: tuple[int, bytes], locked: bool = True) -> None:
+    def __init__(
+        self, cur: psycopg.Cursor, head: tuple[int, bytes], locked: bool = True, settings_epoch: int = 0
+    ) -> None:
         self._cur = cur
         self._head = head
+        self._settings_epoch = settings_epoch
         self._locked = locked  # whether the head is locked already, or the write must lock it first
         self.committed = False
 
@@ -302,6 +310,9 @@ class PostgresTx(SqlTxReads):
 
     def head(self) -> tuple[int, bytes]:
         return self._head
+
+    def settings_epoch(self) -> int:
+        return self._settings_epoch
 
     def write(self, ch: ChangeSet) -> None:
         if ch.head is not None and ch.head[0] < self._head[0]:  # protects the chain: never stripped by -O
@@ -369,6 +380,7 @@ def _write_script(client: psycopg.ClientCursor, ch: ChangeSet) -> str:
         out.append(
             m("UPDATE meta SET value = %s WHERE key = 'settings'", (json.dumps(ch.settings, sort_keys=True),))
         )
+        out.append(_NEXT_SETTINGS_EPOCH)
     if ch.entries:
         out.append(f"INSERT INTO journal ({JOURNAL_COLUMNS}) VALUES {_values(m, ch.entries)}")
     if ch.plain_entries:
@@ -396,10 +408,11 @@ def _write_script(client: psycopg.ClientCursor, ch: ChangeSet) -> str:
         )
     if ch.head is not None:
         out.append(m("UPDATE journal_head SET seq = %s, entry_hash = %s WHERE id = 1", ch.head))
-    elif ch.traces:
-        # The new leaves' indexes follow the last leaf this transaction sees. An optimistic writer sees its
-        # snapshot: every write that adds leaves updates the head row, so one that began before this commits
-        # fails to lock the head (a WriteConflict, retried) instead of giving the same indexes again.
+    elif ch.traces or ch.settings is not None:
+        # The new leaves' indexes follow the last leaf this transaction sees, and writers follow the settings. An
+        # optimistic writer sees its snapshot: every write that adds leaves or changes the settings updates the
+        # head row, so one that began before this commits fails to lock the head (a WriteConflict, retried)
+        # instead of giving the same indexes again or deciding under the old settings.
         out.append("UPDATE journal_head SET seq = seq WHERE id = 1")
     if ch.traces:
         out.append(_traces_insert(m, ch.traces))
@@ -573,7 +586,8 @@ class PostgresStore:
         with self._errors():
             try:
                 with self._pool_open().connection() as conn, conn.cursor() as cur:
-                    tx = PostgresTx(cur, self._begin(conn, cur, optimistic), locked=not optimistic)
+                    head, epoch = self._begin(conn, cur, optimistic)
+                    tx = PostgresTx(cur, head, locked=not optimistic, settings_epoch=epoch)
                     try:
                         yield tx
                         if not tx.committed:
@@ -595,9 +609,11 @@ class PostgresStore:
             except psycopg.errors.CheckViolation as exc:
                 raise InvariantViolation(f"the database refused a write: {_one_line(exc)}") from None
 
-    def _begin(self, conn: psycopg.Connection, cur: psycopg.Cursor, optimistic: bool) -> tuple[int, bytes]:
-        """BEGIN and read (and unless optimistic, lock) the journal head, in one round trip (no parameters: the
-        simple query protocol)."""
+    def _begin(
+        self, conn: psycopg.Connection, cur: psycopg.Cursor, optimistic: bool
+    ) -> tuple[tuple[int, bytes], int]:
+        """BEGIN and read (and unless optimistic, lock) the journal head, with the settings epoch, in one round
+        trip (no parameters: the simple query protocol)."""
         try:
             cur.execute(_BEGIN_SNAPSHOT if optimistic else _BEGIN_AND_LOCK_HEAD)
         except psycopg.OperationalError as exc:
@@ -611,7 +627,7 @@ class PostgresStore:
         row = cur.fetchone()
         if row is None:
             raise StoreError("the journal head row is missing: this is not a complete tenge ledger")
-        return row[0], bytes(row[1])
+        return (row[0], bytes(row[1])), int(row[2] or 0)
 
     # ---- reads outside the write path ----------------------------------------------------------------------
 
@@ -653,12 +669,15 @@ class PostgresStore:
     def set_setting(self, key: str, value: object) -> None:
         """Change one per-ledger setting (tier limits, enabled policy set, ...) atomically."""
         with self._conn() as conn, conn.transaction():
-            conn.execute("SELECT seq FROM journal_head WHERE id = 1 FOR UPDATE")  # serialise with writers
+            # Serialise with writers, and make the head row new: an optimistic writer whose snapshot predates
+            # this change then fails to lock it (a WriteConflict) and retries with the new settings.
+            conn.execute("UPDATE journal_head SET seq = seq WHERE id = 1")
             rows = dict(conn.execute("SELECT key, value FROM meta").fetchall())
             settings = dict(codec.meta_from_rows(rows).settings, **{key: value})
             conn.execute(
                 "UPDATE meta SET value = %s WHERE key = 'settings'", (json.dumps(settings, sort_keys=True),)
             )
+            conn.execute(_NEXT_SETTINGS_EPOCH)
 
     def accounts(self) -> list[Account]:
         rows = self._rows(f"SELECT {codec.ACCOUNT_COLUMNS} FROM accounts ORDER BY handle")
@@ -704,8 +723,8 @@ class PostgresStore:
         with self.snapshot():
             return PostgresTx(self._pinned.conn.cursor(), (0, b"")).all_filter_rows()
 
-    def rebuild_window_filters(self, keys: frozenset[str]) -> bool:
-        return filters.rebuild_window_filters(self, keys)
+    def rebuild_window_filters(self, keys: frozenset[str], settings: dict | None = None) -> bool:
+        return filters.rebuild_window_filters(self, keys, settings)
 
     def filter_activity(self) -> dict[tuple[str, str, int], tuple[int, int, int, int]]:
         with self.snapshot():

@@ -285,6 +285,10 @@ class SqliteTx(SqlTxReads):
         seq, entry_hash = self._c.execute("SELECT seq, entry_hash FROM journal_head WHERE id = 1").fetchone()
         return seq, bytes(entry_hash)
 
+    def settings_epoch(self) -> int:
+        row = self._c.execute("SELECT value FROM meta WHERE key = 'settings_epoch'").fetchone()
+        return int(row[0]) if row else 0
+
     def data_version(self) -> int:
         """Changes when another connection commits (PRAGMA data_version): what this process holds in memory
         is still the ledger's state exactly when it has not changed since."""
@@ -328,6 +332,7 @@ class SqliteTx(SqlTxReads):
             c.execute(
                 "UPDATE meta SET value = ? WHERE key = 'settings'", (json.dumps(ch.settings, sort_keys=True),)
             )
+            c.execute(_NEXT_SETTINGS_EPOCH)
         if ch.entries:
             c.executemany(f"INSERT INTO journal ({JOURNAL_COLUMNS}) VALUES ({_JOURNAL_MARKS})", ch.entries)
         if ch.plain_entries:
@@ -366,6 +371,11 @@ class SqliteTx(SqlTxReads):
             )
 
 
+# Every settings change moves the epoch on, so a writer in another process sees it at its next chunk.
+_NEXT_SETTINGS_EPOCH = (
+    "INSERT INTO meta (key, value) VALUES ('settings_epoch', '1')"
+    " ON CONFLICT (key) DO UPDATE SET value = CAST(CAST(value AS INTEGER) + 1 AS TEXT)"
+)
 _JOURNAL_MARKS = ",".join("?" * len(JOURNAL_COLUMNS.split(",")))
 _PLAIN_MARKS = ",".join("?" * len(PLAIN_JOURNAL_COLUMNS.split(",")))
 _NEXT_LEAF = f"SELECT MAX({', '.join(leaves.NEXT_LEAF_BASE)})"
@@ -527,6 +537,7 @@ class SqliteStore:
             conn.execute(
                 "UPDATE meta SET value = ? WHERE key = 'settings'", (json.dumps(settings, sort_keys=True),)
             )
+            conn.execute(_NEXT_SETTINGS_EPOCH)
 
     @_locked
     def accounts(self) -> list[Account]:
@@ -573,8 +584,8 @@ class SqliteStore:
     def filter_flows(self) -> dict[tuple[str, str], BucketRow]:
         return SqliteTx(self._conn).all_filter_rows()
 
-    def rebuild_window_filters(self, keys: frozenset[str]) -> bool:
-        return filters.rebuild_window_filters(self, keys)
+    def rebuild_window_filters(self, keys: frozenset[str], settings: dict | None = None) -> bool:
+        return filters.rebuild_window_filters(self, keys, settings)
 
     @_locked
     def filter_activity(self) -> dict[tuple[str, str, int], tuple[int, int, int, int]]:
