@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tenge_ledger.core.records import AccountKind, Report, TraceRecord
+from tenge_ledger.core.records import Account, AccountKind, Report, TraceRecord
 from tenge_ledger.lab import sandbox
 from tenge_ledger.privacy import operator, seal
 from tenge_ledger.privacy.access import Access, subjects_place
@@ -170,7 +170,9 @@ REASON = "payee aigerim is a licensed miner"
 def record_with_rules(op_id: str, at: int) -> TraceRecord:
     return TraceRecord(op_id=op_id, kind="transfer", at=at, code="ok", message="", signer="alice", payer="alice",
                        payee="bob", amount_tiyn=1_000, tag=None, memo=None, seq=99,
-                       reports=(Report("fma", REASON, RULE),), rules=(RULE,), payer_bank="b1", payee_bank="b2")  # fmt: skip
+                       reports=(Report("fma", REASON, RULE),), rules=(RULE,),
+                       payer_account=Account("alice", AccountKind.person, "00" * 32, tier=3, bank="b1"),
+                       payee_account=Account("bob", AccountKind.person, "00" * 32, tier=3, bank="b2"))  # fmt: skip
 
 
 @pytest.mark.parametrize("mode", [m for m in MODES if m != "transparent"])

@@ -346,6 +346,10 @@ class Decision:
 ALLOW = Decision()
 
 
+def _bank_of(account: Account | None) -> str | None:
+    return None if account is None else (account.bank or "")
+
+
 @dataclass(frozen=True, slots=True)
 class TraceRecord:
     """What the trace hook receives for every applied or rejected operation. The sink decides what is kept."""
@@ -366,11 +370,17 @@ class TraceRecord:
     reports: tuple[Report, ...] = ()
     policy_set_id: str | None = None
     rules: tuple[str, ...] = ()
-    # The commercial bank serving each party as the ledger saw it when applying ("" when none serves it; None when
-    # the party is unknown): pseudonymous modes key each party's pseudonym under its own bank's epoch key.
-    payer_bank: str | None = None
-    payee_bank: str | None = None
-    # The parties' accounts as the ledger saw them (None when unknown): an account opened earlier in the chunk is
-    # not in the store yet, and a mode that seals to a party's own key takes its key from here.
+    # The parties' accounts as the ledger saw them when applying (None when unknown): an account opened earlier in
+    # the chunk is not in the store yet; a mode takes a party's own key and its serving bank from here.
     payer_account: Account | None = None
     payee_account: Account | None = None
+
+    @property
+    def payer_bank(self) -> str | None:
+        """The commercial bank serving the payer ("" when none does; None when the payer is unknown):
+        pseudonymous modes key each party's pseudonym under its own bank's epoch key."""
+        return _bank_of(self.payer_account)
+
+    @property
+    def payee_bank(self) -> str | None:
+        return _bank_of(self.payee_account)

@@ -462,8 +462,6 @@ class Ledger:
         body = op.body
         payer = applied.payer if applied else getattr(body, "payer", None)
         payee = applied.payee if applied else getattr(body, "payee", None)
-        payer_account = ws.account(payer) if payer else None
-        payee_account = ws.account(payee) if payee else None
         record = TraceRecord(
             op_id=op.id,
             kind=op.kind.value,
@@ -481,10 +479,8 @@ class Ledger:
             reports=tuple(reports),
             policy_set_id=decision.policy_set_id if decision else self.policy.policy_set_id,
             rules=decision.rules if decision else (),
-            payer_bank=None if payer_account is None else (payer_account.bank or ""),
-            payee_bank=None if payee_account is None else (payee_account.bank or ""),
-            payer_account=payer_account,
-            payee_account=payee_account,
+            payer_account=ws.account(payer) if payer else None,
+            payee_account=ws.account(payee) if payee else None,
         )
         ws.traces.append(self.trace.encode(record))
 
