@@ -78,6 +78,17 @@ def party_of(account: Account) -> tuple[str, str, str | None]:
     return account.kind, account.bank or "", account.attr(ZONE_ATTR)
 
 
+def count_posting(flow: list[int], amount: int) -> None:
+    """Count one posting in running flows [out, out count, in, in count, ...]: what every flow of the ledger
+    (a bucket's, a filtered one, a chunk's window totals) adds per posting."""
+    if amount < 0:
+        flow[0] -= amount
+        flow[1] += 1
+    elif amount > 0:
+        flow[2] += amount
+        flow[3] += 1
+
+
 def add_flow(flows: dict, key: tuple, amount: int, minute: int) -> tuple[int, int, int, int] | None:
     """Add one posting to a running flow, `flows[key]` = [out, out count, in, in count, last minute], as a chunk's
     write does; returns its snapshot (its flows before this posting) when this is its first posting of a later
@@ -89,12 +100,7 @@ def add_flow(flows: dict, key: tuple, amount: int, minute: int) -> tuple[int, in
     if flow[4] < minute:
         snapshot = (flow[0], flow[1], flow[2], flow[3])
         flow[4] = minute
-    if amount < 0:
-        flow[0] -= amount
-        flow[1] += 1
-    elif amount > 0:
-        flow[2] += amount
-        flow[3] += 1
+    count_posting(flow, amount)
     return snapshot
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from ..core.hooks import EncodedTrace
 from ..core.records import HOLDS_ACCOUNT, Account, HoldRecord, OpKind, Posting, TagRecord
-from ..core.windows import counterparties, matches, party_of
+from ..core.windows import count_posting, counterparties, matches, party_of
 from ..store.base import ChangeSet, JournalPosting, ReportRow, StoreTx
 from .state import StoredState
 
@@ -331,13 +331,7 @@ class WorkingSet:
                 flow = flows.get(p.account)
                 if flow is None:
                     flow = flows[p.account] = [0, 0, 0, 0, p.at]
-                amount = p.amount_tiyn
-                if amount < 0:
-                    flow[0] -= amount
-                    flow[1] += 1
-                elif amount > 0:
-                    flow[2] += amount
-                    flow[3] += 1
+                count_posting(flow, p.amount_tiyn)
                 if p.at < flow[4]:
                     flow[4] = p.at
             self._postings_indexed = len(self.postings)
@@ -388,12 +382,7 @@ class WorkingSet:
         flow = self.flow_deltas.get(key)
         if flow is None:
             flow = self.flow_deltas[key] = [0, 0, 0, 0]
-        if delta < 0:
-            flow[0] -= delta
-            flow[1] += 1
-        elif delta > 0:
-            flow[2] += delta
-            flow[3] += 1
+        count_posting(flow, delta)
 
     def add_filtered(
         self, kind: OpKind, body: object, at: int, postings: tuple[Posting, ...], central_bank: str
@@ -421,12 +410,7 @@ class WorkingSet:
                 flow = deltas.get((p.account, key))
                 if flow is None:
                     flow = deltas[(p.account, key)] = [0, 0, 0, 0]
-                if amount < 0:
-                    flow[0] -= amount
-                    flow[1] += 1
-                elif amount > 0:
-                    flow[2] += amount
-                    flow[3] += 1
+                count_posting(flow, amount)
                 moved.setdefault((p.account, key), []).append((amount, at))
 
     def _matching(self, handle: str) -> list[tuple[str, str | None]]:
