@@ -127,8 +127,34 @@ rule "big-inflow"
 """
 
 
+# Rules that reshape a payment the plain path has checked: a share to a frozen account (zed, frozen in `base`,
+# unfrozen by some workloads), a share to an account at its tier's holding limit (anon), a note. The final postings
+# fail the built-in checks that the payer and payee alone passed, so the general path's checks must run.
+SHARES = """
+rule "tithe-to-zed"
+  on transfer
+  when payee.handle == "cafe"
+  split {
+    10% to "zed",
+    remaining to payee,
+  }
+
+rule "tithe-to-anon"
+  on transfer
+  when payee.handle == "roads"
+  withhold 50% to "anon"
+
+rule "noted"
+  on transfer
+  when amount == 99 tiyn
+  permit "a noted payment"
+"""
+
+
 def _engine(policies: str):
     """The policy set of a run, with a version (chained into every journal row it decides on), or None."""
+    if policies == "shares":
+        return compile_sources({"shares.policy": SHARES}, version=5)
     if policies == "shipped":
         return compile_sources(read_sources([shipped_policies()]), version=7)
     if policies == "windows":
@@ -176,12 +202,26 @@ BOUNDARIES = [
     policies="windows",
 )  # the plain way keeps what later decisions in the chunk count: a third payment reported, a third inflow denied
 @example(steps=BOUNDARIES, chunk=1000, verified=[True] * 30, policies="shipped")
+@example(
+    steps=[
+        _t("bob", "cafe", 99),
+        ("status", "unfreeze", "zed"),
+        _t("bob", "cafe", 99),
+        _t("halyk", "anon", 9_950_000),
+        _t("bob", "roads", 20_000),
+        _t("bob", "roads", 20_001),
+        _t("aigerim", "roads", 20_002),
+    ],
+    chunk=1000,
+    verified=[True] * 30,
+    policies="shares",
+)  # a share to a frozen account, then to the same account unfrozen; a withheld share over a holding limit
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     steps=st.lists(_step, min_size=1, max_size=30),
     chunk=st.sampled_from((1, 4, 1000)),
     verified=st.lists(st.sampled_from((True, True, True, False)), min_size=30, max_size=30),
-    policies=st.sampled_from(("", "shipped", "windows")),
+    policies=st.sampled_from(("", "shipped", "windows", "shares")),
 )
 def test_plain_path__same_rows_balances_leaves_and_results_as_the_general_path(
     base, steps, chunk, verified, policies

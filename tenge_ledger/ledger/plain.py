@@ -4,8 +4,10 @@ A transfer whose signature was checked already, on a ledger whose trace leaves a
 between two active accounts that are neither the central bank nor a system account, that the payer signed,
 that the payer can fund and the payee can hold, and on which the policy set (if any) decides nothing: the
 general path (`Ledger._apply`) would make a handler call, an `_Applied`, a generic postings check, a legs
-comparison and a stored decision of nothing, to end with the rows written here. Anything else (a repeated id,
-a rejection of any kind, a rule that matched, a sealed trace) returns None and goes the general way, which
+comparison and a stored decision of nothing, to end with the rows written here. When the set allows it with
+effects (a split, a withholding, a report, a note), the ledger's `with_effects` does what the general path
+would still do, in the general path's own functions (reshape, built-in checks, journal). Anything else (a
+repeated id, a rejection of any kind, a hold, a sealed trace) stops the loop and goes the general way, which
 decides it; so this path never rejects. When the policy set was asked already, its answer goes along
 (`WorkingSet.decided`), so no rule runs twice for one operation.
 
@@ -19,15 +21,14 @@ and compares every journal row, balance, flow, activity row, trace leaf and resu
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
 from ..core import limits
 from ..core.canonical import canonical_prefix, transfer_canonical
 from ..core.hooks import PolicyEngine, Proposal
-from ..core.records import AccountKind, AccountStatus, Operation, OpKind, Posting, Transfer
+from ..core.records import AccountKind, AccountStatus, Decision, Operation, OpKind, Posting, Transfer
 from ..core.results import Result, ResultCode
-from ..store.base import JournalPosting
 from ..store.entries import FLAG_LINK_V2, KIND_CODE, body_extra
 from .journal import chain_tail, fields_hash, two_leg_link
 from .working import WorkingSet
@@ -48,14 +49,27 @@ class PlainContext(NamedTuple):
     policy: PolicyEngine | None  # None for no policy set
     version: int | None
     central_bank: str
+    # The general path's checks and journal for a transfer the set allowed with effects (a reshape, a report, a
+    # note): (root, op, at, decision, fields hash) -> its result, or None (nothing changed) if a check refuses.
+    with_effects: Callable[[WorkingSet, Operation, int, Decision, bytes], Result | None]
 
 
 def plain_context(
-    ledger_id: str, tier_limits: dict[int, int], policy: PolicyEngine | None, central_bank: str
+    ledger_id: str,
+    tier_limits: dict[int, int],
+    policy: PolicyEngine | None,
+    central_bank: str,
+    with_effects: Callable[[WorkingSet, Operation, int, Decision, bytes], Result | None],
 ) -> PlainContext:
     version = None if policy is None else policy.version
     return PlainContext(
-        canonical_prefix(ledger_id), chain_tail(None, version), tier_limits, policy, version, central_bank
+        canonical_prefix(ledger_id),
+        chain_tail(None, version),
+        tier_limits,
+        policy,
+        version,
+        central_bank,
+        with_effects,
     )
 
 
@@ -74,7 +88,7 @@ def apply_plain_transfers(
     root."""
     if ws.parent is not None:
         raise ValueError("plain transfers apply on the root working set only")
-    prefix, tail, tier_limits, policy, version, central_bank = ctx
+    prefix, tail, tier_limits, policy, version, central_bank, with_effects = ctx
     changed, account_cache = ws.accounts, ws._account_cache
     deltas, balance_cache, flows, tags_of = (
         ws.bucket_deltas,
@@ -83,7 +97,7 @@ def apply_plain_transfers(
         ws._tags_by_account,
     )
     applied, applied_cache, ids = ws.operations, ws._operation_cache, ws._ids
-    entries, plain_entries, traces, postings = ws.entries, ws.plain_entries, ws.traces, ws.postings
+    entries, plain_entries, traces = ws.entries, ws.plain_entries, ws.traces
     filters = bool(ws.filters)
     head = ws.head()
     seq, prev = head
@@ -150,14 +164,22 @@ def apply_plain_transfers(
             except Exception as exc:  # the general path turns it into the same denial it would have made
                 ws.decided = (op, exc)
                 break
-            if not (
-                decision.allowed
-                and decision.postings is None
-                and decision.hold_timeout_s is None
-                and not (decision.rules or decision.reasons or decision.reports or decision.detail)
-            ):
+            if not decision.allowed or decision.hold_timeout_s is not None:
                 ws.decided = (op, decision)
                 break
+            if decision.postings is not None or (
+                decision.rules or decision.reasons or decision.reports or decision.detail
+            ):
+                if seq != head[0]:
+                    ws.head_value = (seq, prev)  # what with_effects chains on
+                result = with_effects(ws, op, at, decision, fields_hash(canonical))
+                if result is None:
+                    ws.decided = (op, decision)
+                    break
+                results.append(result)
+                seq, prev = head = ws.head()
+                i += 1
+                continue
         digest = fields_hash(canonical)
         seq += 1
         prev = two_leg_link(
@@ -208,11 +230,8 @@ def apply_plain_transfers(
             tags_of[payee_handle] = {tag}
         else:
             held.add(tag)
-        if policy is not None:  # what the set's history windows and counterparty filters read of this chunk
-            postings.append(JournalPosting(seq, 0, payer_handle, tag, -amount, at))
-            postings.append(JournalPosting(seq, 1, payee_handle, tag, amount, at))
-            if filters:
-                ws.add_filtered(op.kind, b, at, base, central_bank)
+        if filters:  # what the set's counterparty-filtered windows read of this chunk
+            ws.add_filtered(op.kind, b, base, central_bank)
         traces.append(seq)
         kzt, tiyn = divmod(amount, limits.tiyn_per_kzt)
         shown = f" [{tag}]" if tag else ""

@@ -59,7 +59,7 @@ from ..core.records import (
 )
 from ..core.results import Result, ResultCode
 from ..core.windows import parse_filter, window_start
-from ..store.base import JournalPosting, LedgerMeta, ReportRow, Store, StoreTx
+from ..store.base import LedgerMeta, ReportRow, Store, StoreTx
 from ..store.entries import FLAG_LEGS, FLAG_LINK_V2, body_columns, journal_row, standard_legs
 from ..trace.record import PlainTraceSink
 from . import checks, signing
@@ -297,7 +297,9 @@ class Ledger:
             return [self._apply(root, op, at, ok) for op, ok in zip(ops, flags, strict=True)]
         results: list[Result] = []
         policy = None if type(self.policy) is AllowAll else self.policy
-        ctx = plain_context(self.ledger_id, self.tier_limits, policy, self.central_bank)
+        ctx = plain_context(
+            self.ledger_id, self.tier_limits, policy, self.central_bank, self._transfer_with_effects
+        )
         i, n = 0, len(ops)
         while i < n:
             i = apply_plain_transfers(root, ops, flags, i, results, at, ctx)
@@ -343,7 +345,7 @@ class Ledger:
                 child.holds[op.id] = applied.hold
             seq = self._journal(child, op, at, applied.postings, applied.decision, digest)
             if child.root.filters and applied.postings:
-                child.add_filtered(op.kind, op.body, at, applied.postings, self.central_bank)
+                child.add_filtered(op.kind, op.body, applied.postings, self.central_bank)
         except Rejected as r:
             result = Result(op.id, r.code, r.message, reports=_report_dicts(r.reports))
             self._file_reports(ws, op.id, None, at, r.reports)
@@ -359,6 +361,31 @@ class Ledger:
         if not direct:
             child.merge_into_parent()
         return result
+
+    def _transfer_with_effects(
+        self, ws: WorkingSet, op: Operation, at: int, decision: Decision, digest: bytes
+    ) -> Result | None:
+        """The rest of the general path for a transfer ledger/plain.py checked as far as the policy set, which
+        allowed it with effects: what `_apply` and `_transfer` would still do (the decision's reshape, the built-in
+        checks of the final postings, the journal, the filtered flows, the reports), in the same functions. None,
+        with nothing changed, when a check refuses: the general path then rejects it, with the same decision."""
+        b: Transfer = op.body  # type: ignore[assignment]
+        tag = b.tag or ""
+        base = (Posting(b.payer, -b.amount_tiyn, tag), Posting(b.payee, b.amount_tiyn, tag))
+        try:
+            postings = self._reshape(base, decision)
+        except Rejected:
+            return None
+        if checks.check_postings(ws, postings, self.tier_limits) is not None:
+            return None
+        seq = self._journal(ws, op, at, postings, decision, digest)
+        if ws.filters:
+            ws.add_filtered(op.kind, b, postings, self.central_bank)
+        reports = decision.reports
+        self._file_reports(ws, op.id, seq, at, reports)
+        ws.traces.append(seq)  # the plain path runs only where trace leaves are derived from the journal
+        text = f"{format_tiyn(b.amount_tiyn)} KZT{_tag_text(tag)} from {b.payer} to {b.payee}"
+        return Result(op.id, ResultCode.ok, f"transferred {text}", seq, reports=_report_dicts(reports))
 
     def _filters(self) -> tuple[tuple[str, tuple[tuple[str, str], ...], str | None], ...]:
         """The counterparty filters of the enabled set, parsed once per set, in key order: (key, what the
@@ -424,11 +451,8 @@ class Ledger:
             journal_row(seq, op, at, entry, flags, decision_text, version, ws.account_id, ws.tag_id)
         )
         ws.operations[op.id] = (seq, digest)
-        windows = type(self.policy) is not AllowAll  # what later decisions' windows read of this chunk
-        for idx, p in enumerate(postings):
+        for p in postings:
             ws.add_bucket_delta(p.account, p.tag, p.amount_tiyn)
-            if windows:
-                ws.postings.append(JournalPosting(seq, idx, p.account, p.tag, p.amount_tiyn, at))
             if p.account == self.central_bank:
                 if p.amount_tiyn < 0:
                     ws.issued_delta -= p.amount_tiyn

@@ -9,7 +9,7 @@ from __future__ import annotations
 from ..core.hooks import EncodedTrace
 from ..core.records import HOLDS_ACCOUNT, Account, HoldRecord, OpKind, Posting, TagRecord
 from ..core.windows import count_posting, counterparties, matches, party_of
-from ..store.base import ChangeSet, JournalPosting, ReportRow, StoreTx
+from ..store.base import ChangeSet, ReportRow, StoreTx
 from .state import StoredState
 
 _NO_POSTINGS = (0, 0)  # a stored window without postings
@@ -18,12 +18,11 @@ _NO_POSTINGS = (0, 0)  # a stored window without postings
 class WorkingSet:
     # The counterparty filters the enabled policy set names, (key, counterparty pairs, tag or None), set on the
     # root per chunk, and whether one reads the zone (which an account may change). A set's postings that count
-    # in them: (handle, key) -> the flows' change, and [(amount, at)]; made on first use, so the working sets
-    # of a ledger without filters carry none of it.
+    # in them: (handle, key) -> the flows' change; made on first use, so the working sets of a ledger without
+    # filters carry none of it.
     filters: tuple[tuple[str, tuple[tuple[str, str], ...], str | None], ...] = ()
     zone_filters = False
     filter_deltas: dict[tuple[str, str], list[int]] | None = None
-    filter_postings: dict[tuple[str, str], list[tuple[int, int]]] | None = None
 
     def __init__(
         self, parent: WorkingSet | None = None, tx: StoreTx | None = None, state: StoredState | None = None
@@ -41,7 +40,6 @@ class WorkingSet:
         self.entries: list[tuple] = []  # compact journal rows (store/entries.py)
         self.plain_entries: list[tuple] = []  # root only: plain transfers' rows (PLAIN_JOURNAL_COLUMNS)
         self.legs: list[tuple] = []
-        self.postings: list[JournalPosting] = []
         self.holds: dict[str, HoldRecord] = {}
         self.tags: dict[str, TagRecord] = {}
         self.witnesses: dict[str, str] = {}  # witnesses this set registered: name -> public key
@@ -64,16 +62,9 @@ class WorkingSet:
         self._rows_read = self.state.rows_read
         self._operation_cache: dict[str, tuple[int, bytes] | None] = {}
         self._new_tags: list[tuple[int, str]] = []
-        # Per-account indexes of this set's own changes, so a policy's balance and window reads cost what the
-        # account touched, not the whole chunk (postings are append-only: indexed incrementally).
+        # The tags each account moved in this set: a policy's balance and window reads cost what the account
+        # touched, not the whole chunk.
         self._tags_by_account: dict[str, set[str]] = {}
-        # ... and their postings' untagged totals: [out sum, out count, in sum, in count, earliest at]; a window
-        # that starts after the earliest, or reads one tag, reads the account's postings, indexed only then
-        # (every posting of a chunk has its time, and the shipped windows read no tag)
-        self._flows: dict[str, list[int]] = {}
-        self._by_account: dict[str, list[JournalPosting]] | None = None
-        self._by_account_indexed = 0
-        self._postings_indexed = 0
         # root only: stored windows, by (direction, since, filter key or None), then handle (one dict per window
         # rather than a key tuple per account: fewer objects kept alive for the chunk)
         self._window_cache: dict[tuple[str, int, str | None], dict[str, tuple[int, int]]] = {}
@@ -273,69 +264,42 @@ class WorkingSet:
     def window(
         self, handle: str, direction: str, since: int, tag: str | None = None, counterparty: str | None = None
     ) -> tuple[int, int]:
-        if counterparty is not None:
-            return self._filtered_window(handle, direction, since, counterparty)
-        cached = (self._root or self)._window_cache.get((direction, since, None)) if tag is None else None
+        """The stored window plus this chunk's flows. Every posting of a chunk has the chunk's time and a
+        window starts at or before it, so each posting of the chunk is inside every window: its running flows
+        are all a window needs of it."""
+        key = None if counterparty is None else counterparty
+        cached = (self._root or self)._window_cache.get((direction, since, key)) if tag is None else None
         stored = None if cached is None else cached.get(handle)
-        total, count = stored if stored is not None else self.tx.window(handle, direction, since, tag)
-        out = direction == "out"
+        if stored is not None:
+            total, count = stored
+        elif counterparty is None:
+            total, count = self.tx.window(handle, direction, since, tag)
+        else:
+            total, count = self.tx.window(handle, direction, since, None, counterparty)
+        i = 0 if direction == "out" else 2
         ws: WorkingSet | None = self
         while ws is not None:
-            flow = ws._flow_of(handle) if ws.postings else None
-            if flow is not None:
-                # the usual case: every posting of this set is in an untagged window
-                if tag is None and since <= flow[4]:
-                    total += flow[0] if out else flow[2]
-                    count += flow[1] if out else flow[3]
-                else:
-                    for p in ws._postings_of(handle):
-                        amount = p.amount_tiyn
-                        if p.at < since or (tag is not None and p.tag != tag):
-                            continue
-                        if amount < 0 if out else amount > 0:
-                            total += -amount if out else amount
-                            count += 1
+            if counterparty is not None:
+                flow = ws.filter_deltas.get((handle, counterparty)) if ws.filter_deltas else None
+                if flow is not None:
+                    total += flow[i]
+                    count += flow[i + 1]
+            elif tag is not None:
+                flow = ws.flow_deltas.get((handle, tag))
+                if flow is not None:
+                    total += flow[i]
+                    count += flow[i + 1]
+            else:
+                tags = ws._tags_by_account.get(handle)
+                if tags:
+                    flows = ws.flow_deltas
+                    for t in tags:
+                        flow = flows.get((handle, t))
+                        if flow is not None:
+                            total += flow[i]
+                            count += flow[i + 1]
             ws = ws.parent
         return total, count
-
-    def _filtered_window(self, handle: str, direction: str, since: int, key: str) -> tuple[int, int]:
-        cached = (self._root or self)._window_cache.get((direction, since, key))
-        stored = None if cached is None else cached.get(handle)
-        total, count = stored if stored is not None else self.tx.window(handle, direction, since, None, key)
-        out = direction == "out"
-        ws: WorkingSet | None = self
-        while ws is not None:
-            for amount, at in (ws.filter_postings or {}).get((handle, key), ()):
-                if at >= since and (amount < 0 if out else amount > 0):
-                    total += -amount if out else amount
-                    count += 1
-            ws = ws.parent
-        return total, count
-
-    def _postings_of(self, handle: str) -> list[JournalPosting]:
-        """This set's postings of `handle`, indexed on the first read that needs them (a tagged window)."""
-        if self._by_account is None:
-            self._by_account, self._by_account_indexed = {}, 0
-        if self._by_account_indexed < len(self.postings):
-            index = self._by_account
-            for p in self.postings[self._by_account_indexed :]:
-                index.setdefault(p.account, []).append(p)
-            self._by_account_indexed = len(self.postings)
-        return self._by_account.get(handle, [])
-
-    def _flow_of(self, handle: str) -> list[int] | None:
-        """The untagged totals of this set's postings of `handle` (None when it has none)."""
-        if self._postings_indexed < len(self.postings):
-            flows = self._flows
-            for p in self.postings[self._postings_indexed :]:
-                flow = flows.get(p.account)
-                if flow is None:
-                    flow = flows[p.account] = [0, 0, 0, 0, p.at]
-                count_posting(flow, p.amount_tiyn)
-                if p.at < flow[4]:
-                    flow[4] = p.at
-            self._postings_indexed = len(self.postings)
-        return self._flows.get(handle)
 
     def account_id(self, handle: str) -> int:
         """The account's id: the store's, or a new one for an account opened in this chunk."""
@@ -385,7 +349,7 @@ class WorkingSet:
         count_posting(flow, delta)
 
     def add_filtered(
-        self, kind: OpKind, body: object, at: int, postings: tuple[Posting, ...], central_bank: str
+        self, kind: OpKind, body: object, postings: tuple[Posting, ...], central_bank: str
     ) -> None:
         """Count an applied operation's postings in the filtered flows their counterparty (as it is now, when
         the operation applies) matches; core/windows.py FilterReplay does the same from the journal."""
@@ -397,9 +361,8 @@ class WorkingSet:
         if not of_payer and not of_payee:
             return
         if self.filter_deltas is None:
-            self.filter_deltas, self.filter_postings = {}, {}
-        deltas, moved = self.filter_deltas, self.filter_postings
-        assert moved is not None
+            self.filter_deltas = {}
+        deltas = self.filter_deltas
         for p in postings:
             if p.account == HOLDS_ACCOUNT:
                 continue
@@ -411,7 +374,6 @@ class WorkingSet:
                 if flow is None:
                     flow = deltas[(p.account, key)] = [0, 0, 0, 0]
                 count_posting(flow, amount)
-                moved.setdefault((p.account, key), []).append((amount, at))
 
     def _matching(self, handle: str) -> list[tuple[str, str | None]]:
         """The filters whose counterparty conditions `handle` meets, each with its tag (None: any) to test."""
@@ -450,7 +412,6 @@ class WorkingSet:
         p.operations.update(self.operations)
         p.entries.extend(self.entries)
         p.legs.extend(self.legs)
-        p.postings.extend(self.postings)
         p.holds.update(self.holds)
         p.tags.update(self.tags)
         p.witnesses.update(self.witnesses)
@@ -463,8 +424,7 @@ class WorkingSet:
 
     def _merge_filtered(self, p: WorkingSet) -> None:
         if p.filter_deltas is None:
-            p.filter_deltas, p.filter_postings = {}, {}
-        assert self.filter_postings is not None and p.filter_postings is not None
+            p.filter_deltas = {}
         for key, flow in (self.filter_deltas or {}).items():
             mine = p.filter_deltas.get(key)
             if mine is None:
@@ -472,8 +432,6 @@ class WorkingSet:
             else:
                 for i in range(4):
                     mine[i] += flow[i]
-        for key, moved in self.filter_postings.items():
-            p.filter_postings.setdefault(key, []).extend(moved)
 
     def changeset(self, at: int) -> ChangeSet:
         """The root's changes as rows: each touched bucket's balance and running flows (and, on its first move
