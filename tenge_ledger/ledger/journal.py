@@ -59,17 +59,19 @@ def entry_hash_of_legs(
     chained: tuple[str | None, int | None] | None = None,
 ) -> bytes:
     """`entry_hash` over postings given as (account, amount, tag): what the apply loop has without objects."""
-    h = hashlib.sha256(_DOMAIN if chained is None else _DOMAIN_V2)
-    h.update(prev_hash)
-    h.update(seq.to_bytes(8, "big"))
-    h.update(at.to_bytes(8, "big", signed=True))
-    h.update(fields_hash)
-    h.update(signature.encode("ascii"))
-    for account, amount, tag in legs:
-        h.update(f"{account}\0{tag}\0{amount}\n".encode())
+    parts = [
+        _DOMAIN if chained is None else _DOMAIN_V2,
+        prev_hash,
+        seq.to_bytes(8, "big"),
+        at.to_bytes(8, "big", signed=True),
+        fields_hash,
+        signature.encode("ascii"),
+        # UTF-8 of a concatenation is the concatenation of the parts' UTF-8: one encode for every leg
+        "".join([f"{account}\0{tag}\0{amount}\n" for account, amount, tag in legs]).encode(),
+    ]
     if chained is not None:
-        h.update(chain_tail(*chained))
-    return h.digest()
+        parts.append(chain_tail(*chained))
+    return hashlib.sha256(b"".join(parts)).digest()
 
 
 def two_leg_link(

@@ -429,7 +429,8 @@ class Ledger:
         decision: Decision | None,
         digest: bytes | None = None,
     ) -> int:
-        total = sum(p.amount_tiyn for p in postings)
+        legs = tuple([(p.account, p.amount_tiyn, p.tag) for p in postings])
+        total = sum([leg[1] for leg in legs])
         if total != 0:  # protects money: never stripped by python -O
             raise InvariantViolation(f"operation {op.id}: postings sum to {total}, not 0")
         seq, prev = ws.head()
@@ -438,26 +439,27 @@ class Ledger:
             digest = fields_hash(canonical_bytes(self.ledger_id, op))
         decision_text = self._decision_json(decision)
         version = self.policy.version
-        legs = [(p.account, p.amount_tiyn, p.tag) for p in postings]
         entry = entry_hash_of_legs(prev, seq, at, digest, op.signature, legs, (decision_text, version))
         kind = op.kind
+        central_bank = self.meta.central_bank
         payer, payee, amount, tag = body_columns(op.body)
-        implied = standard_legs(kind, payer, payee, amount, tag or "", self.central_bank, HOLDS_ACCOUNT)
+        implied = standard_legs(kind, payer, payee, amount, tag or "", central_bank, HOLDS_ACCOUNT)
         flags = FLAG_LINK_V2
-        if list(implied) != legs:
+        if implied != legs:
             flags |= FLAG_LEGS
             ws.legs.extend((seq, i, ws.account_id(a), ws.tag_id(t), x) for i, (a, x, t) in enumerate(legs))
         ws.entries.append(
             journal_row(seq, op, at, entry, flags, decision_text, version, ws.account_id, ws.tag_id)
         )
         ws.operations[op.id] = (seq, digest)
-        for p in postings:
-            ws.add_bucket_delta(p.account, p.tag, p.amount_tiyn)
-            if p.account == self.central_bank:
-                if p.amount_tiyn < 0:
-                    ws.issued_delta -= p.amount_tiyn
+        add = ws.add_bucket_delta
+        for account, amount, tag in legs:
+            add(account, tag, amount)
+            if account == central_bank:
+                if amount < 0:
+                    ws.issued_delta -= amount
                 else:
-                    ws.redeemed_delta += p.amount_tiyn
+                    ws.redeemed_delta += amount
         ws.head_value = (seq, entry)
         return seq
 
