@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import NamedTuple
 
 
 class ResultCode(StrEnum):
@@ -34,15 +34,14 @@ class ResultCode(StrEnum):
         return self in (ResultCode.ok, ResultCode.exists)
 
 
-@dataclass(frozen=True, slots=True)
-class Result:
-    """What the ledger answers for one operation."""
+class Result(NamedTuple):
+    """What the ledger answers for one operation (a named tuple: immutable, and one is made per operation)."""
 
     op_id: str
     code: ResultCode
     message: str
     seq: int | None = None  # journal sequence number of the applied operation
-    reports: tuple[dict, ...] = field(default=())  # reports filed by policy rules (agency, reason, rule)
+    reports: tuple[dict, ...] = ()  # reports filed by policy rules (agency, reason, rule)
 
     @property
     def succeeded(self) -> bool:

@@ -57,8 +57,10 @@ def entry_hash_of_legs(
     signature: str,
     legs: Iterable[tuple[str, int, str]],
     chained: tuple[str | None, int | None] | None = None,
+    tail: bytes | None = None,
 ) -> bytes:
-    """`entry_hash` over postings given as (account, amount, tag): what the apply loop has without objects."""
+    """`entry_hash` over postings given as (account, amount, tag): what the apply loop has without objects.
+    `tail`: `chain_tail(*chained)` made already (the ledger keeps the tails of the decisions it repeats)."""
     parts = [
         _DOMAIN if chained is None else _DOMAIN_V2,
         prev_hash,
@@ -70,7 +72,7 @@ def entry_hash_of_legs(
         "".join([f"{account}\0{tag}\0{amount}\n" for account, amount, tag in legs]).encode(),
     ]
     if chained is not None:
-        parts.append(chain_tail(*chained))
+        parts.append(chain_tail(*chained) if tail is None else tail)
     return hashlib.sha256(b"".join(parts)).digest()
 
 

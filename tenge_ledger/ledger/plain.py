@@ -204,7 +204,7 @@ def apply_plain_transfers(
                  bytearray(prev), FLAG_LINK_V2, None if b.memo is None else body_extra(op), None, version)
             )  # fmt: skip
         applied[op_id] = (seq, digest)
-        # the buckets' balances and running flows ([out, out count, in, in count]), as add_bucket_delta
+        # the buckets' balances and running flows ([out, out count, in, in count]), as WorkingSet.add_legs
         deltas[out_key] = moved - amount
         flow = flows.get(out_key)
         if flow is None:

@@ -63,7 +63,7 @@ from ..store.base import LedgerMeta, ReportRow, Store, StoreTx
 from ..store.entries import FLAG_LEGS, FLAG_LINK_V2, body_columns, journal_row, standard_legs
 from ..trace.record import PlainTraceSink
 from . import checks, signing
-from .journal import entry_hash_of_legs, fields_hash
+from .journal import chain_tail, entry_hash_of_legs, fields_hash
 from .plain import apply_plain_transfers, plain_context
 from .state import StoredState
 from .working import WorkingSet
@@ -151,6 +151,9 @@ class Ledger:
         # identity of the parts, which the entry holds so the key cannot be reused while it is kept.
         self._decision_texts: dict[int, tuple[tuple, str]] = {}
         self._parsed_filters: dict[frozenset[str], tuple] = {}
+        self._chain_tails: dict[
+            tuple[str | None, int | None], bytes
+        ] = {}  # (decision, version) -> chain_tail
         self._windows_by_needs: dict[frozenset, tuple] = {}  # the enabled set's windows, grouped once
         self.tier_limits = _tier_limits(self.meta.settings)
         self._settings_loader = settings_loader
@@ -429,7 +432,7 @@ class Ledger:
         decision: Decision | None,
         digest: bytes | None = None,
     ) -> int:
-        legs = tuple([(p.account, p.amount_tiyn, p.tag) for p in postings])
+        legs = tuple(postings)  # a Posting is the (account, amount, tag) a leg is
         total = sum([leg[1] for leg in legs])
         if total != 0:  # protects money: never stripped by python -O
             raise InvariantViolation(f"operation {op.id}: postings sum to {total}, not 0")
@@ -439,7 +442,13 @@ class Ledger:
             digest = fields_hash(canonical_bytes(self.ledger_id, op))
         decision_text = self._decision_json(decision)
         version = self.policy.version
-        entry = entry_hash_of_legs(prev, seq, at, digest, op.signature, legs, (decision_text, version))
+        chained = (decision_text, version)
+        tail = self._chain_tails.get(chained)
+        if tail is None:
+            if len(self._chain_tails) >= limits.decision_texts_kept_max:
+                self._chain_tails.clear()
+            tail = self._chain_tails[chained] = chain_tail(*chained)
+        entry = entry_hash_of_legs(prev, seq, at, digest, op.signature, legs, chained, tail)
         kind = op.kind
         central_bank = self.meta.central_bank
         payer, payee, amount, tag = body_columns(op.body)
@@ -452,9 +461,8 @@ class Ledger:
             journal_row(seq, op, at, entry, flags, decision_text, version, ws.account_id, ws.tag_id)
         )
         ws.operations[op.id] = (seq, digest)
-        add = ws.add_bucket_delta
-        for account, amount, tag in legs:
-            add(account, tag, amount)
+        ws.add_legs(legs)
+        for account, amount, _ in legs:
             if account == central_bank:
                 if amount < 0:
                     ws.issued_delta -= amount

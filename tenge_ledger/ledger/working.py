@@ -6,6 +6,8 @@ batch in a child of the batch's. Throwing a child away is how a rejected operati
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from ..core.hooks import EncodedTrace
 from ..core.records import HOLDS_ACCOUNT, Account, HoldRecord, OpKind, Posting, TagRecord
 from ..core.windows import count_posting, counterparties, matches, party_of
@@ -339,14 +341,21 @@ class WorkingSet:
 
     # ---- writes --------------------------------------------------------------------------------------------
 
-    def add_bucket_delta(self, handle: str, tag: str, delta: int) -> None:
-        key = (handle, tag)
-        self.bucket_deltas[key] = self.bucket_deltas.get(key, 0) + delta
-        self._tags_by_account.setdefault(handle, set()).add(tag)
-        flow = self.flow_deltas.get(key)
-        if flow is None:
-            flow = self.flow_deltas[key] = [0, 0, 0, 0]
-        count_posting(flow, delta)
+    def add_legs(self, legs: Iterable[tuple[str, int, str]]) -> None:
+        """Move the buckets of an operation's legs, (account, amount, tag): balances and running flows."""
+        deltas, flows, tags_of = self.bucket_deltas, self.flow_deltas, self._tags_by_account
+        for handle, delta, tag in legs:
+            key = (handle, tag)
+            deltas[key] = deltas.get(key, 0) + delta
+            held = tags_of.get(handle)
+            if held is None:
+                tags_of[handle] = {tag}
+            else:
+                held.add(tag)
+            flow = flows.get(key)
+            if flow is None:
+                flow = flows[key] = [0, 0, 0, 0]
+            count_posting(flow, delta)
 
     def add_filtered(
         self, kind: OpKind, body: object, postings: tuple[Posting, ...], central_bank: str
