@@ -104,7 +104,7 @@ def _verify_rate() -> float:
 def _apply_verified(path: str, ops: list[Operation], record: list[ChangeSet] | None = None) -> float:
     """(b); with `record`, every change set the ledger writes is also kept there, for (d)."""
     store = SqliteStore(path, synchronous=SYNCHRONOUS)
-    ledger = Ledger(_Recording(store, record) if record is not None else store)
+    ledger = Ledger(Recording(store, record) if record is not None else store)
     start = time.perf_counter()
     results = ledger.apply_many(ops, verified=True)
     elapsed = time.perf_counter() - start
@@ -113,7 +113,7 @@ def _apply_verified(path: str, ops: list[Operation], record: list[ChangeSet] | N
     return len(ops) / elapsed
 
 
-class _Recording:
+class Recording:
     """A store whose transactions keep a copy of each change set they write."""
 
     def __init__(self, store: SqliteStore, sink: list[ChangeSet]) -> None:
