@@ -317,7 +317,13 @@ class Ledger:
         """Keep activity from now on, built from the journal: the engine this ledger was given (or was assigned)
         reads unfiltered history windows, which would read as empty (a looser limit) from a store without it.
         The same rebuild enabling such a set makes; writers in other processes follow the setting."""
-        self.store.rebuild_window_filters(kept_filters(self.store.meta().settings), activity=True)
+        before = self._settings_epoch
+        if self.store.rebuild_window_filters(kept_filters(self.store.meta().settings), activity=True):
+            meta = self.store.meta()
+            if (
+                meta.settings_epoch == before + 1
+            ):  # only this change since: not one to follow (the engine stays)
+                self._settings_epoch, self.meta = meta.settings_epoch, meta
         self._keeps_activity = True  # as of the rebuild; the chunk's transaction reads the settings again
 
     def _apply_all(
