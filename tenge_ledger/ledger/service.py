@@ -320,9 +320,8 @@ class Ledger:
         before = self._settings_epoch
         if self.store.rebuild_window_filters(kept_filters(self.store.meta().settings), activity=True):
             meta = self.store.meta()
-            if (
-                meta.settings_epoch == before + 1
-            ):  # only this change since: not one to follow (the engine stays)
+            # no change but this one since: nothing to follow, so the engine the caller gave stays
+            if meta.settings_epoch == before + 1:
                 self._settings_epoch, self.meta = meta.settings_epoch, meta
         self._keeps_activity = True  # as of the rebuild; the chunk's transaction reads the settings again
 

@@ -455,7 +455,6 @@ class WorkingSet:
         unread = self._tags_by_account.keys() - self._rows_read  # the accounts `flows` moves
         self._read_bucket_rows(unread)
         minute = at // 60
-        keep = activity
         buckets, new_buckets, snapshots = [], [], []
         ids, stored_rows, balances, whole_of = (
             self._ids,
@@ -477,14 +476,14 @@ class WorkingSet:
             stored = stored_rows.get(key)
             if stored is None:
                 new_buckets.append((delta, out, out_n, in_, in_n, minute, aid, tid))
-                if keep:
+                if activity:
                     snapshots.append((aid, tid, minute, 0, 0, 0, 0))
                 stored_rows[key] = (delta, out, out_n, in_, in_n, minute)  # a BucketRow's fields
                 balance = delta
             else:
                 balance, out_s, out_n_s, in_s, in_n_s, last = stored
                 if last < minute:
-                    if keep:
+                    if activity:
                         snapshots.append((aid, tid, minute, out_s, out_n_s, in_s, in_n_s))
                     last = minute
                 buckets.append((delta, out, out_n, in_, in_n, last, aid, tid))
