@@ -34,11 +34,11 @@ import nacl.signing
 from .core import limits
 from .core.canonical import canonical_bytes
 from .core.records import AccountKind, Issue, OpenAccount, Operation, OpKind, Transfer
+from .core.windows import keeps_activity
 from .ledger.service import Ledger
 from .ledger.signing import cores, public_key_hex, sign, verify_chunk
 from .store.base import ChangeSet
 from .store.entries import JOURNAL_COLUMNS, KIND_CODE
-from .store.filters import keeps_activity
 from .store.leaves import NEXT_LEAF_BASE
 from .store.sqlite import SqliteStore
 

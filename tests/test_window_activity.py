@@ -5,15 +5,15 @@ when the set goes, followed by every writer through the settings, and checked by
 from __future__ import annotations
 
 import pytest
-from conftest import Clock
+from conftest import T0, Clock
 
 from tenge_ledger.core.records import Transfer
 from tenge_ledger.core.results import ResultCode
+from tenge_ledger.core.windows import ACTIVITY_SETTING, ActivityReplay, keeps_activity
 from tenge_ledger.ledger.service import Ledger
 from tenge_ledger.policy import compile_sources, sets
 from tenge_ledger.store import open_store
 from tenge_ledger.store.base import ChangeSet
-from tenge_ledger.store.filters import ACTIVITY_SETTING, keeps_activity
 
 # Reads the payer's unfiltered history: the third payment in 24 hours is refused, the count of a tagged bucket
 # and an inflow reported.
@@ -226,3 +226,50 @@ def test_rebuild__is_idempotent_and_says_whether_it_changed(env, keep) -> None:
     assert env.store.rebuild_window_filters(frozenset(), activity=keep) is False
     assert bool(env.store.activity()) is keep
     env.check()
+
+
+def _journal_windows(store) -> ActivityReplay:
+    replay = ActivityReplay()
+    for op, postings in store.journal():
+        replay.apply(op.at, [(p.account, p.amount_tiyn, p.tag) for p in postings])
+    return replay
+
+
+WINDOW_READS = [
+    (handle, direction, since, tag)
+    for handle in ("halyk", "aigerim", "cafe", "roads", "nbk", "nobody")
+    for direction in ("out", "in")
+    for since in (0, T0 + 100, T0 + 200, T0 + 10**6)
+    for tag in (None, "", "edu")
+]
+
+
+def test_activity_replay__windows_equal_the_stores(make_ledger) -> None:
+    env = make_ledger(settings={ACTIVITY_SETTING: True})
+    env.open_basic()
+    _history(env)
+    replay = _journal_windows(env.store)
+    assert replay.activity == env.store.activity()
+    with env.store.transaction() as tx:
+        found = {read: tx.window(*read) for read in WINDOW_READS}
+    assert {read: replay.window(*read) for read in WINDOW_READS} == found
+    assert found[("cafe", "in", 0, None)] == (2_100, 4) and found[("roads", "out", 0, "edu")] == (300, 1)
+
+
+def test_policy_diff_recent__windows_replayed_where_no_activity_is_kept(env) -> None:
+    """`policy diff --recent` decides again against today's windows: on a ledger that keeps no activity they are
+    replayed from the journal, and equal what the store gives once it keeps them."""
+    from tenge_ledger.policy.analysis import ledger_cases
+
+    _history(env)
+
+    def windows() -> list:
+        cases = list(ledger_cases(env.store, 20))
+        assert cases
+        view = cases[0][1]
+        return [view.window(*read) for read in WINDOW_READS]
+
+    replayed = windows()
+    assert any(total for total, _ in replayed)
+    env.store.rebuild_window_filters(frozenset(), activity=True)
+    assert windows() == replayed

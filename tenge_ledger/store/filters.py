@@ -12,22 +12,15 @@ import json
 
 from ..core import limits
 from ..core.errors import WriteConflict
-from ..core.windows import FilterReplay, add_flow
+from ..core.windows import ACTIVITY_SETTING, ActivityReplay, FilterReplay, keeps_activity
 from .base import ChangeSet
 from .entries import operation_from_document
 
 SETTING = "window_filters"  # the ledger's setting: the filter keys whose flows the store keeps
-# The ledger's setting: whether the store keeps `activity`, the snapshots unfiltered history windows read. A
-# ledger whose settings lack it kept them always, and still does; `Ledger.create` starts without.
-ACTIVITY_SETTING = "window_activity"
 
 
 def kept_filters(settings: dict) -> frozenset[str]:
     return frozenset(settings.get(SETTING) or ())
-
-
-def keeps_activity(settings: dict) -> bool:
-    return bool(settings.get(ACTIVITY_SETTING, True))
 
 
 def rebuild_window_filters(
@@ -46,10 +39,7 @@ def rebuild_window_filters(
         return False
     build_activity = bool(activity) and change_activity
     for _ in range(limits.write_conflict_retries_max):
-        # (account, tag) -> flows, as a chunk's write keeps them in `balances`; their snapshots before each
-        # minute they moved in are the activity rows (ledger/working.py changeset writes the same)
-        flows: dict[tuple[str, str], list[int]] = {}
-        snapshots: dict[tuple[str, str, int], tuple[int, int, int, int]] = {}
+        buckets = ActivityReplay()  # the snapshots ledger/working.py changeset writes, from the journal
         with store.snapshot():
             head = store.head()
             replay = FilterReplay(keys, store.meta().central_bank)
@@ -59,16 +49,12 @@ def rebuild_window_filters(
                     if rebuild_filters:
                         replay.apply(operation_from_document(json.loads(op.document)), op.at, legs)
                     if build_activity:
-                        minute = op.at // 60
-                        for account, amount, tag in legs:
-                            snapshot = add_flow(flows, (account, tag), amount, minute)
-                            if snapshot is not None:
-                                snapshots[(account, tag, minute)] = snapshot
+                        buckets.apply(op.at, legs)
         with store.transaction() as tx:
             if tx.head() != head:
                 continue
-            ids = tx.account_ids({h for h, _ in replay.flows} | {h for h, _ in flows})
-            tag_ids = tx.tag_ids() if snapshots else {}
+            ids = tx.account_ids({h for h, _ in replay.flows} | {h for h, _ in buckets.flows})
+            tag_ids = tx.tag_ids() if buckets.activity else {}
             kept = (
                 {SETTING: sorted(keys)}
                 if activity is None
@@ -78,7 +64,7 @@ def rebuild_window_filters(
                 ChangeSet(
                     activity=[
                         (ids[h], tag_ids[t], minute, *snapshot)
-                        for (h, t, minute), snapshot in sorted(snapshots.items())
+                        for (h, t, minute), snapshot in sorted(buckets.activity.items())
                     ],
                     activity_reset=change_activity,
                     filter_flows=[(*flow, ids[h], key) for (h, key), flow in sorted(replay.flows.items())],
