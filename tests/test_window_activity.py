@@ -264,10 +264,11 @@ def test_policy_diff_recent__windows_replayed_where_no_activity_is_kept(env) -> 
     _history(env)
 
     def windows() -> list:
-        cases = list(ledger_cases(env.store, 20))
-        assert cases
-        view = cases[0][1]
-        return [view.window(*read) for read in WINDOW_READS]
+        cases = ledger_cases(env.store, 20)
+        _, view = next(cases)  # read while its transaction is open
+        found = [view.window(*read) for read in WINDOW_READS]
+        cases.close()
+        return found
 
     replayed = windows()
     assert any(total for total, _ in replayed)
