@@ -49,6 +49,7 @@ class Timed:
         self.version = engine.version
         self.windows = engine.windows  # the ledger prefetches these per chunk; without them each is a query
         self.filters = engine.filters  # the counterparty-filtered flows the ledger keeps for the set
+        self.activity = engine.activity  # and whether it keeps the unfiltered flows' snapshots
         self.seconds = 0.0
         self.calls = 0
 

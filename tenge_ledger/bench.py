@@ -34,6 +34,7 @@ import nacl.signing
 from .core import limits
 from .core.canonical import canonical_bytes
 from .core.records import AccountKind, Issue, OpenAccount, Operation, OpKind, Transfer
+from .core.windows import keeps_activity
 from .ledger.service import Ledger
 from .ledger.signing import cores, public_key_hex, sign, verify_chunk
 from .store.base import ChangeSet
@@ -56,7 +57,8 @@ def _make_ledger(path: str, handles: list[str], keys: list[nacl.signing.SigningK
     cb_key = nacl.signing.SigningKey(bytes(range(32)))
     store = SqliteStore(path, create=True, synchronous=SYNCHRONOUS)
     # Funded an hour before the run, as a ledger in use would have been: the run's first move of each bucket
-    # then writes its activity row in the fresh ledger as in the grown one (same minute, none would).
+    # then starts a new minute in the fresh ledger as in the grown one (and would write its activity row in
+    # both, were activity kept: Ledger.create keeps none until a set that reads windows is enabled).
     setup_at = int(time.time()) - 3600
     ledger = Ledger.create(store, "bench", public_key_hex(cb_key), "nbk", clock=lambda: setup_at)
     opens = [
@@ -238,10 +240,14 @@ GROWN_SPAN_S = 30 * 86_400  # the grown ledger's history spans a month
 
 def _grow(path: str, entries: int, seed: int = SEED) -> None:
     """Journal `entries` transfers among the ledger's accounts before the run, as a month of history would
-    leave them: a journal row each, a trace run per chunk of them (as (b) writes them), and each bucket's
-    activity row of the minute it moved. Written straight into the tables: only their size and shape matter
-    to (b)."""
+    leave them: a journal row each, a trace run per chunk of them (as (b) writes them), each bucket's row
+    saying the minute it last moved, and, only if the ledger keeps activity (no policy set reads windows in
+    this benchmark, so a ledger made by `Ledger.create` does not), each bucket's activity row of the minute it
+    moved. Written straight into the tables: only their size and shape matter to (b)."""
     rng = random.Random(seed)
+    store = SqliteStore(path)
+    keep = keeps_activity(store.meta().settings)
+    store.close()
     conn = sqlite3.connect(path, isolation_level=None)
     ids = [r[0] for r in conn.execute("SELECT id FROM accounts WHERE handle LIKE 'acct-%'")]
     seq0 = conn.execute("SELECT seq FROM journal_head").fetchone()[0]
@@ -249,6 +255,7 @@ def _grow(path: str, entries: int, seed: int = SEED) -> None:
     chunk = limits.submit_chunk_operations
     start = int(time.time()) - GROWN_SPAN_S - 600  # ends ten minutes before the run starts
     step = GROWN_SPAN_S / entries
+    last_minute: dict[int, int] = {}
     conn.execute("BEGIN")
     for base in range(0, entries, 10_000):
         journal, activity = [], []
@@ -259,17 +266,18 @@ def _grow(path: str, entries: int, seed: int = SEED) -> None:
             journal.append((seq0 + 1 + i, f"grown-{i}", KIND_CODE[OpKind.transfer], payer, payer, payee,
                             1 + rng.randrange(100_000), None, at, rng.randbytes(64), rng.randbytes(32), 0, None,
                             None, None))  # fmt: skip
-            activity += [(payer, 0, at // 60, i, i, i, i), (payee, 0, at // 60, i, i, i, i)]
+            last_minute[payer] = last_minute[payee] = at // 60  # times only grow
+            if keep:
+                activity += [(payer, 0, at // 60, i, i, i, i), (payee, 0, at // 60, i, i, i, i)]
         conn.executemany(f"INSERT INTO journal ({JOURNAL_COLUMNS}) VALUES ({','.join('?' * 15)})", journal)
         conn.executemany(  # transparent leaves are derived from their journal rows: a run per chunk
             "INSERT INTO trace_runs (idx, seq, count) VALUES (?, ?, ?)",
             [(leaf0 + 1 + i, seq0 + 1 + i, min(chunk, end - i)) for i in range(base, end, chunk)],
         )
         conn.executemany("INSERT OR IGNORE INTO activity VALUES (?,?,?,?,?,?,?)", activity)
-    conn.execute(
-        "UPDATE balances SET minute = (SELECT MAX(minute) FROM activity a WHERE a.account = balances.account"
-        " AND a.tag = balances.tag) WHERE EXISTS (SELECT 1 FROM activity a WHERE a.account = balances.account"
-        " AND a.tag = balances.tag)"
+    conn.executemany(
+        "UPDATE balances SET minute = MAX(minute, ?) WHERE account = ? AND tag = 0",
+        [(minute, account) for account, minute in last_minute.items()],
     )
     conn.execute("UPDATE journal_head SET seq = ?, entry_hash = ?", (seq0 + entries, rng.randbytes(32)))
     conn.execute("COMMIT")

@@ -7,6 +7,7 @@ import dataclasses
 import json
 import random
 import shutil
+import sqlite3
 
 import nacl.signing
 import pytest
@@ -121,3 +122,36 @@ def test_store_write_floor__rewrites_exactly_what_the_ledger_wrote(tmp_path) -> 
     assert a.balances() == b.balances() and a.head() == b.head()
     assert list(a.traces()) == list(b.traces())
     assert check_journal(a).ok
+
+
+@pytest.mark.parametrize("kept", [False, True])
+def test_grow__history_as_the_ledger_keeps_it(tmp_path, kept) -> None:
+    """The grown history is what a ledger of that configuration would hold: activity rows only where activity
+    is kept, and each bucket's row saying the last minute it moved either way."""
+    rng = random.Random(5)
+    keys = [nacl.signing.SigningKey(rng.randbytes(32)) for _ in range(4)]
+    path = str(tmp_path / "grown.db")
+    bench._make_ledger(path, [f"acct-{i:06d}" for i in range(4)], keys)
+    if kept:
+        store = SqliteStore(path)
+        store.rebuild_window_filters(frozenset(), activity=True)
+        store.close()
+    bench._grow(path, 300)
+    conn = sqlite3.connect(path)
+    last = dict(
+        conn.execute(
+            "SELECT a.handle, MAX(j.at) / 60 FROM accounts a JOIN journal j ON a.id IN (j.payer, j.payee)"
+            " WHERE a.handle LIKE 'acct-%' GROUP BY a.handle"
+        ).fetchall()
+    )
+    conn.close()
+    store = SqliteStore(path)
+    try:
+        activity = store.activity()
+        assert bool(activity) is kept
+        flows = store.bucket_flows()
+        assert {h: flows[(h, "")].minute for h in last} == last
+        if kept:
+            assert {h: max(m for a, _, m in activity if a == h) for h in last} == last
+    finally:
+        store.close()

@@ -148,8 +148,32 @@ def test_check__edited_history_flow_named(tampered) -> None:
     assert len(problems) == 1 and problems[0].startswith("history flows of aigerim [untagged]: stored [1007,")
 
 
-def test_check__edited_or_deleted_activity_named(tampered) -> None:
-    url, conn = tampered
+# Reads unfiltered history windows, so the ledger keeps their `activity` snapshots while it is enabled.
+DAILY_COUNT = 'rule "busy"\n  on transfer\n  when payer.out_count(24h) > 100\n  report fma "busy payer"\n'
+
+
+@pytest.fixture
+def tampered_windows(sqlite_url, tmp_path):
+    """As `tampered`, with a policy set enabled whose windows read the activity snapshots."""
+    from tenge_ledger.policy.sets import enable
+
+    env = build_ledger(sqlite_url, tmp_path / "keys")
+    env.open_basic()
+    enable(env.store, {"busy.policy": DAILY_COUNT}, env.clock())
+    env.wallet.issue("halyk", 100_000, op_id="issue-1")
+    env.wallet.transfer("halyk", "aigerim", 2_500, op_id="pay-1")
+    env.clock.advance(120)
+    env.wallet.transfer("halyk", "cafe", 1_000, op_id="pay-2")
+    env.check()
+    env.store.close()
+    conn = sqlite3.connect(sqlite_url, isolation_level=None)
+    yield sqlite_url, conn
+    conn.close()
+
+
+def test_check__edited_or_deleted_activity_named(tampered_windows) -> None:
+    url, conn = tampered_windows
+    assert conn.execute("SELECT COUNT(*) FROM activity").fetchone()[0] >= 4
     halyk = _id(conn, "halyk")
     minute = conn.execute("SELECT MAX(minute) FROM activity WHERE account = ?", (halyk,)).fetchone()[0]
     conn.execute(
@@ -158,6 +182,14 @@ def test_check__edited_or_deleted_activity_named(tampered) -> None:
     assert any(p.startswith(f"activity of halyk [untagged] at minute {minute}") for p in _problems(url))
     conn.execute("DELETE FROM activity WHERE account = ?", (halyk,))
     assert any("activity of halyk [untagged]" in p and "stored None" in p for p in _problems(url))
+
+
+def test_check__activity_row_where_none_is_kept_named(tampered) -> None:
+    url, conn = tampered
+    assert conn.execute("SELECT COUNT(*) FROM activity").fetchone()[0] == 0  # no set reads windows
+    conn.execute("INSERT INTO activity SELECT account, tag, minute, 0, 0, 0, 0 FROM balances LIMIT 1")
+    problems = _problems(url)
+    assert len(problems) == 1 and "but the ledger does not keep activity" in problems[0], problems
 
 
 def test_check__edited_decision_or_policy_version_named(sqlite_url, tmp_path) -> None:

@@ -145,6 +145,7 @@ class _Engine:
     version: int | None = None
     windows: frozenset = frozenset()
     filters: frozenset = frozenset()
+    activity: bool = False
 
     def decide(self, proposal, view) -> Decision:
         if self.error is not None:

@@ -65,6 +65,9 @@ def test_prefetched_windows_decide_as_single_reads__per_chunk_size(make_ledger, 
 
 
 def test_store_window__tagged_and_untagged(env) -> None:
+    from tenge_ledger.policy import sets
+
+    sets.enable(env.store, {"daily.policy": DAILY}, at=env.clock.now)  # reads windows: activity is kept
     w = env.wallet
     w.issue("halyk", 1_000)
     w.issue("halyk", 500, tag="grant")

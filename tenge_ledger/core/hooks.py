@@ -58,9 +58,11 @@ class PolicyEngine(Protocol):
     policy_set_id: str | None
     version: int | None  # the enabled set's version, chained into each journal row it decided
     # What the ledger reads ahead for the set: the history windows its rules read, and the counterparty filters
-    # whose running flows it keeps (empty for no set).
+    # whose running flows it keeps (empty for no set); and whether any window, tagged or not, reads the
+    # unfiltered running flows, whose per-minute snapshots (`activity`) the ledger keeps only while one does.
     windows: frozenset
     filters: frozenset[str]
+    activity: bool
 
     def decide(self, proposal: Proposal, view: LedgerView) -> Decision: ...
 

@@ -9,6 +9,7 @@ rebuilds them from the journal."""
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
 import json
 
@@ -17,6 +18,14 @@ from .records import HOLDS_ACCOUNT, Account, OpenAccount, Operation, OpKind, Upd
 
 FILTER_NAMES = ("bank", "kind", "tag", "zone")
 ZONE_ATTR = "zone"  # the account attribute a `zone:` filter reads
+# The ledger's setting: whether its store keeps `activity`, the snapshots unfiltered history windows read (kept
+# only while the enabled policy set reads such a window). A ledger whose settings lack it kept them always, and
+# still does; `Ledger.create` starts without.
+ACTIVITY_SETTING = "window_activity"
+
+
+def keeps_activity(settings: dict) -> bool:
+    return bool(settings.get(ACTIVITY_SETTING, True))
 
 
 def calendar_start(at: int, unit: str, offset_s: int = limits.ledger_utc_offset_s) -> int:
@@ -102,6 +111,45 @@ def add_flow(flows: dict, key: tuple, amount: int, minute: int) -> tuple[int, in
         flow[4] = minute
     count_posting(flow, amount)
     return snapshot
+
+
+class ActivityReplay:
+    """The buckets' running flows and their `activity` snapshots, re-derived by replaying the journal's postings
+    in order, as a chunk's write keeps them: what enabling a set that reads unfiltered windows builds, and what
+    reads such windows where the store keeps no snapshots (`window` answers as the store's query does)."""
+
+    def __init__(self) -> None:
+        self.flows: dict[tuple[str, str], list[int]] = {}  # (handle, tag) -> [out, n, in, n, last minute]
+        self.activity: dict[tuple[str, str, int], tuple[int, int, int, int]] = {}
+        self._tags: dict[str, set[str]] = {}
+        self._minutes: dict[tuple[str, str], list[int]] = {}  # a bucket's snapshot minutes, increasing
+
+    def apply(self, at: int, postings: list[tuple[str, int, str]]) -> None:
+        minute = at // 60
+        for account, amount, tag in postings:
+            snapshot = add_flow(self.flows, (account, tag), amount, minute)
+            if snapshot is not None:
+                self.activity[(account, tag, minute)] = snapshot
+                self._minutes.setdefault((account, tag), []).append(minute)
+                self._tags.setdefault(account, set()).add(tag)
+
+    def window(self, handle: str, direction: str, since: int, tag: str | None = None) -> tuple[int, int]:
+        """(sum, count) of `handle`'s outgoing ("out") or incoming postings from the start of the minute `since`
+        falls in, over every bucket or the one of `tag`: each bucket's flows now less its first snapshot then."""
+        i = 0 if direction == "out" else 2
+        first = since // 60
+        total = count = 0
+        for t in self._tags.get(handle, ()) if tag is None else (tag,):
+            minutes = self._minutes.get((handle, t))
+            if not minutes:
+                continue
+            at = bisect.bisect_left(minutes, first)
+            if at == len(minutes):
+                continue
+            now, then = self.flows[(handle, t)], self.activity[(handle, t, minutes[at])]
+            total += now[i] - then[i]
+            count += now[i + 1] - then[i + 1]
+        return total, count
 
 
 class FilterReplay:

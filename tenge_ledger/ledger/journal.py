@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, replace
 from ..core import limits
 from ..core.canonical import canonical_bytes
 from ..core.records import Account, Operation, Posting
-from ..core.windows import FilterReplay, parse_filter
+from ..core.windows import FilterReplay, keeps_activity, parse_filter
 from ..store.base import GENESIS_HASH, JournalPosting, ReportRow, Store, StoredOperation
 from ..store.entries import add_flow, operation_from_document
 from ..store.filters import kept_filters
@@ -361,12 +361,21 @@ def _compare_flows(store: Store, result: JournalCheck) -> None:
                 f"history flows of {acct} [{tag or 'untagged'}]: stored {have}, journal gives {want}"
             )
     snapshots = store.activity()
-    for key in sorted(set(snapshots) | set(result.activity)):
-        if snapshots.get(key) != result.activity.get(key):
+    # a ledger that does not keep activity (its `window_activity` setting) holds none: a row is a leftover
+    kept = keeps_activity(store.meta().settings)
+    want = result.activity if kept else {}
+    for key in sorted(set(snapshots) | set(want)):
+        if not kept:
+            acct, tag, minute = key
+            result.problems.append(
+                f"activity of {acct} [{tag or 'untagged'}] at minute {minute} is stored, but the ledger does "
+                "not keep activity (its window_activity setting is off)"
+            )
+        elif snapshots.get(key) != want.get(key):
             acct, tag, minute = key
             result.problems.append(
                 f"activity of {acct} [{tag or 'untagged'}] at minute {minute}: stored {snapshots.get(key)}, "
-                f"journal gives {result.activity.get(key)}"
+                f"journal gives {want.get(key)}"
             )
 
 

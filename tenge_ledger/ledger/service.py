@@ -58,9 +58,10 @@ from ..core.records import (
     Void,
 )
 from ..core.results import Result, ResultCode
-from ..core.windows import parse_filter, window_start
+from ..core.windows import ACTIVITY_SETTING, keeps_activity, parse_filter, window_start
 from ..store.base import LedgerMeta, ReportRow, Store, StoreTx
 from ..store.entries import FLAG_LEGS, FLAG_LINK_V2, body_columns, journal_row, standard_legs
+from ..store.filters import kept_filters
 from ..trace.record import PlainTraceSink
 from . import checks, signing
 from .journal import chain_tail, entry_hash_of_legs, fields_hash
@@ -115,9 +116,15 @@ class AllowAll:
     version = None
     windows: frozenset = frozenset()
     filters: frozenset[str] = frozenset()
+    activity = False
 
     def decide(self, proposal: Proposal, view) -> Decision:
         return Decision()
+
+
+class _ActivityNotKept(Exception):
+    """Internal: the chunk's engine reads unfiltered history windows and the store does not keep their history;
+    the chunk is rolled back, the history built, and the chunk tried again."""
 
 
 def system_clock() -> int:
@@ -158,6 +165,8 @@ class Ledger:
         self.tier_limits = _tier_limits(self.meta.settings)
         self._settings_loader = settings_loader
         self._settings_epoch = self.meta.settings_epoch  # the settings this ledger took are as of this epoch
+        # Whether the store keeps `activity` (store/filters.py): every writer writes it exactly while it is kept
+        self._keeps_activity = keeps_activity(self.meta.settings)
 
     @property
     def ledger_id(self) -> str:
@@ -191,7 +200,8 @@ class Ledger:
             central_bank=central_bank,
             created_at=now,
             privacy_mode=privacy_mode,
-            settings=settings or {},
+            # a new ledger keeps no activity until a policy set that reads unfiltered windows is enabled
+            settings={ACTIVITY_SETTING: False, **(settings or {})},
         )
         store.initialise(meta)
         ledger = cls(store, clock=clock)
@@ -233,6 +243,8 @@ class Ledger:
         return results
 
     def _apply_chunk(self, ops: Sequence[Operation], flags: Sequence[bool]) -> list[Result]:
+        if self.policy.activity and not self._keeps_activity:
+            self._build_activity()
         for attempt in range(limits.write_conflict_retries_max):
             # A writer alone holds no lock while Python works (a server store locks only to write). Once another
             # writer got in the way, this one queues for the lock first (no work thrown away), until it has
@@ -243,8 +255,9 @@ class Ledger:
                     # Operations committed together share one ledger time: the moment their chunk applied.
                     at = self.clock()
                     head = tx.head()
-                    if self._settings_loader is not None:
-                        self._follow_settings(tx)
+                    self._follow_settings(tx)
+                    if self.policy.activity and not self._keeps_activity:
+                        raise _ActivityNotKept  # (turned off meanwhile) never decided on windows that read as 0
                     alone = head == self._state.head
                     root = WorkingSet(tx=tx, state=self._state.since(head))
                     root.prefetch(*_touched(ops))
@@ -257,7 +270,11 @@ class Ledger:
                             self._windows_by_needs = {windows: (by_needs := _windows_by_needs(windows))}
                         root.prefetch_windows(_window_requests(root, ops, by_needs, at))
                     results = self._apply_all(root, ops, flags, at)
-                    tx.write(root.changeset(at))
+                    tx.write(root.changeset(at, self._keeps_activity))
+            except _ActivityNotKept:
+                self._state.clear()
+                self._build_activity()
+                continue
             except WriteConflict:
                 self._state.clear()
                 self._calm = 0
@@ -282,14 +299,31 @@ class Ledger:
         epoch = tx.settings_epoch()
         if epoch == self._settings_epoch:
             return
-        assert self._settings_loader is not None
         meta = tx.meta()
+        # Whether activity is kept is the store's to say, not the engine's: followed by every writer, also one
+        # given its engine by the caller, so no chunk leaves a gap in kept snapshots or a row where none are.
+        self._keeps_activity = keeps_activity(meta.settings)
+        if self._settings_loader is None:
+            self._settings_epoch = epoch
+            return
         loaded = self._settings_loader(meta.settings) or AllowAll()
         if (loaded.policy_set_id, loaded.version) != (self.policy.policy_set_id, self.policy.version):
             self.policy = loaded
         self.meta = meta
         self.tier_limits = _tier_limits(meta.settings)
         self._settings_epoch = epoch
+
+    def _build_activity(self) -> None:
+        """Keep activity from now on, built from the journal: the engine this ledger was given (or was assigned)
+        reads unfiltered history windows, which would read as empty (a looser limit) from a store without it.
+        The same rebuild enabling such a set makes; writers in other processes follow the setting."""
+        before = self._settings_epoch
+        if self.store.rebuild_window_filters(kept_filters(self.store.meta().settings), activity=True):
+            meta = self.store.meta()
+            # no change but this one since: nothing to follow, so the engine the caller gave stays
+            if meta.settings_epoch == before + 1:
+                self._settings_epoch, self.meta = meta.settings_epoch, meta
+        self._keeps_activity = True  # as of the rebuild; the chunk's transaction reads the settings again
 
     def _apply_all(
         self, root: WorkingSet, ops: Sequence[Operation], flags: Sequence[bool], at: int

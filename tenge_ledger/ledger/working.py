@@ -442,9 +442,11 @@ class WorkingSet:
                 for i in range(4):
                     mine[i] += flow[i]
 
-    def changeset(self, at: int) -> ChangeSet:
+    def changeset(self, at: int, activity: bool = True) -> ChangeSet:
         """The root's changes as rows: each touched bucket's balance and running flows (and, on its first move
-        in a minute, a snapshot of its flows before it), the journal rows, and the rest as records.
+        in a minute, a snapshot of its flows before it, when the store keeps `activity`), the journal rows, and
+        the rest as records. A bucket's row says the minute it last moved in either way, so snapshots built from
+        the journal later (store/filters.py) agree with it.
 
         The chunk's last step: the ledger's state takes the buckets' new rows now, in the same pass, as they will
         be once the rows are written; a write or commit that fails drops the whole state (ledger/state.py)."""
@@ -453,7 +455,7 @@ class WorkingSet:
         unread = self._tags_by_account.keys() - self._rows_read  # the accounts `flows` moves
         self._read_bucket_rows(unread)
         minute = at // 60
-        buckets, new_buckets, activity = [], [], []
+        buckets, new_buckets, snapshots = [], [], []
         ids, stored_rows, balances, whole_of = (
             self._ids,
             self._bucket_rows,
@@ -474,13 +476,15 @@ class WorkingSet:
             stored = stored_rows.get(key)
             if stored is None:
                 new_buckets.append((delta, out, out_n, in_, in_n, minute, aid, tid))
-                activity.append((aid, tid, minute, 0, 0, 0, 0))
+                if activity:
+                    snapshots.append((aid, tid, minute, 0, 0, 0, 0))
                 stored_rows[key] = (delta, out, out_n, in_, in_n, minute)  # a BucketRow's fields
                 balance = delta
             else:
                 balance, out_s, out_n_s, in_s, in_n_s, last = stored
                 if last < minute:
-                    activity.append((aid, tid, minute, out_s, out_n_s, in_s, in_n_s))
+                    if activity:
+                        snapshots.append((aid, tid, minute, out_s, out_n_s, in_s, in_n_s))
                     last = minute
                 buckets.append((delta, out, out_n, in_, in_n, last, aid, tid))
                 balance += delta
@@ -498,7 +502,7 @@ class WorkingSet:
             tag_names=list(self._new_tags),
             buckets=buckets,
             new_buckets=new_buckets,
-            activity=activity,
+            activity=snapshots,
             entries=list(self.entries),
             plain_entries=list(self.plain_entries),
             legs=list(self.legs),

@@ -36,6 +36,7 @@ from ..core.records import (
     Transfer,
     Void,
 )
+from ..core.windows import ActivityReplay, keeps_activity
 from . import ast
 from .check import CheckedSet
 
@@ -208,9 +209,16 @@ def _proposal(kind: str, payer: Account, payee: Account, amount: int, tag: str, 
 
 def ledger_cases(store, recent: int) -> Iterator[tuple]:
     """The ledger's `recent` latest operations of the REPLAYED kinds, proposed again as they were
-    submitted, against the ledger as it is now (balances and history windows of today: an approximation)."""
+    submitted, against the ledger as it is now (balances and history windows of today: an approximation). A
+    ledger that keeps no activity snapshots (no enabled set reads unfiltered windows) has its windows replayed
+    from the journal first, once, so a set that reads them never reads 0 there."""
     from ..core.canonical import operation_from_dict
 
+    history = None
+    if not keeps_activity(store.meta().settings):
+        history = ActivityReplay()
+        for stored, postings in store.journal():
+            history.apply(stored.at, [(p.account, p.amount_tiyn, p.tag) for p in postings])
     head, _ = store.head()
     ops = []
     for stored, _postings in store.journal(after_seq=max(head - recent * 4, 0)):
@@ -218,7 +226,7 @@ def ledger_cases(store, recent: int) -> Iterator[tuple]:
             ops.append(stored)
     accounts = {a.handle: a for a in store.accounts()}
     with store.transaction() as tx:
-        view = _StoreView(tx)
+        view = _StoreView(tx, history)
         for stored in ops[-recent:]:
             op = operation_from_dict(json.loads(stored.document), stored.op_id)
             body = op.body
@@ -249,10 +257,11 @@ def ledger_cases(store, recent: int) -> Iterator[tuple]:
 
 
 class _StoreView:
-    """A LedgerView over a store transaction (read only)."""
+    """A LedgerView over a store transaction (read only); unfiltered windows from `history` when given."""
 
-    def __init__(self, tx) -> None:
+    def __init__(self, tx, history: ActivityReplay | None = None) -> None:
         self.tx = tx
+        self.history = history
 
     def account(self, handle: str) -> Account | None:
         return self.tx.account(handle)
@@ -266,6 +275,8 @@ class _StoreView:
     def window(
         self, handle: str, direction: str, since: int, tag: str | None = None, counterparty: str | None = None
     ) -> tuple[int, int]:
+        if counterparty is None and self.history is not None:
+            return self.history.window(handle, direction, since, tag)
         return self.tx.window(handle, direction, since, tag, counterparty)
 
 

@@ -180,6 +180,9 @@ class PolicySetEngine:
         self.windows = frozenset(windows)
         # The filtered aggregates the ledger keeps while this set is enabled (check.window_filter keys).
         self.filters = frozenset(w[3] for w in windows if w[3] is not None)
+        # Whether any window reads the unfiltered running flows (the `activity` snapshots), the ledger keeps them
+        # only then. Not from `windows`: a tagged window is read when its rule runs, never prefetched.
+        self.activity = any(_reads_activity(f) for f in checked.files)
 
     @property
     def policy_set_id(self) -> str:
@@ -433,6 +436,20 @@ def _window_needs(planned: PlannedRule) -> tuple[tuple[str, tuple[str, ...]], ..
     needs = [("op", tuple(sorted(planned.kinds)))]
     needs += [(k, tuple(sorted(v))) for k, v in planned.allowed.items() if k in WINDOW_NEED_FIELDS]
     return tuple(sorted(needs))
+
+
+def _reads_activity(node: object) -> bool:
+    """Whether a history window without counterparty filters (tagged or not) is read anywhere under `node`."""
+    todo = [node]
+    while todo:  # no recursion, as _collect_windows
+        item = todo.pop()
+        if isinstance(item, ast.Call) and item.name != "balance" and not item.filters:
+            return True
+        if dataclasses.is_dataclass(item) and not isinstance(item, type):
+            todo.extend(getattr(item, f.name) for f in dataclasses.fields(item))
+        elif isinstance(item, list | tuple):
+            todo.extend(item)
+    return False
 
 
 def _collect_windows(node: object, lets: dict[str, object], out: set[tuple], needs: tuple) -> None:

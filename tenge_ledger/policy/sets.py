@@ -197,6 +197,14 @@ class EnabledPolicy:
         except PolicyEngineUnavailable:
             return frozenset()
 
+    @property
+    def activity(self) -> bool:
+        """Whether the ledger keeps the unfiltered flows' snapshots while this set is enabled."""
+        try:
+            return self.engine().activity
+        except PolicyEngineUnavailable:
+            return False  # nothing is read: every decision denies
+
 
 class PolicyEngineUnavailable(Exception):
     """The enabled set cannot be compiled; deciding with it denies (the ledger catches this per operation)."""
@@ -224,19 +232,21 @@ def enable(store, files: dict[str, str], at: int, note: str = "") -> dict:
     settings = store.meta().settings
     current = settings.get("policy_set")
     if current and current.get("id") == engine.policy_set_id:
-        store.rebuild_window_filters(engine.filters)
+        store.rebuild_window_filters(engine.filters, activity=engine.activity)
         return {"id": current["id"], "version": current["version"], "changed": False}
     past = history(settings)
     version = max((h.get("version", 0) for h in past), default=0) + 1
     entry = {"id": engine.policy_set_id, "version": version, "files": files}
     record = {"action": "enable", "id": engine.policy_set_id, "version": version, "at": at,
               "files": files, "rules": len(engine.rules), "note": note}  # fmt: skip
-    # The counterparty-filtered history the set reads is built from the journal and the set goes live with it,
-    # in one transaction: its first decision sees every earlier posting, and every writer, at its next chunk,
-    # both decides with the set and keeps its filters (ledger/service.py follows the settings).
+    # The history the set reads (its counterparty-filtered flows, and the unfiltered flows' snapshots if any
+    # window reads them) is built from the journal and the set goes live with it, in one transaction: its first
+    # decision sees every earlier posting, and every writer, at its next chunk, both decides with the set and
+    # keeps that history (ledger/service.py follows the settings). What it does not read is dropped.
     store.rebuild_window_filters(
         engine.filters,
         {"policy_history": (past + [record])[-limits.policy_set_versions_max :], "policy_set": entry},
+        activity=engine.activity,
     )
     return {"id": engine.policy_set_id, "version": version, "changed": True, "rules": len(engine.rules),
             "warnings": [w.render() for w in engine.checked.warnings]}  # fmt: skip
@@ -256,6 +266,8 @@ def disable(store, at: int) -> dict:
         return {"changed": False}
     record = {"action": "disable", "id": current["id"], "version": current["version"], "at": at}
     history_now = (history(settings) + [record])[-limits.policy_set_versions_max :]
-    # no set reads the filtered flows now: dropped as the set goes, in one transaction
-    store.rebuild_window_filters(frozenset(), {"policy_history": history_now, "policy_set": None})
+    # no set reads the filtered flows or the activity snapshots now: dropped as the set goes, in one transaction
+    store.rebuild_window_filters(
+        frozenset(), {"policy_history": history_now, "policy_set": None}, activity=False
+    )
     return {"changed": True, "id": current["id"], "version": current["version"]}

@@ -118,6 +118,7 @@ class _Recorder:
         self.version = engine.version
         self.windows = engine.windows  # what the ledger prefetches per chunk ...
         self.filters = engine.filters  # ... and the counterparty-filtered flows it keeps for the set
+        self.activity = engine.activity  # ... and whether it keeps the unfiltered flows' snapshots
         self.last = None
         self.coverage = coverage
         self.probes = probes or []

@@ -97,6 +97,9 @@ class ChangeSet:
     new_buckets: list[tuple[int, int, int, int, int, int, int, int]] = field(default_factory=list)
     # (account id, tag id, minute, out_tiyn, out_count, in_tiyn, in_count): running flows before a minute
     activity: list[tuple[int, int, int, int, int, int, int]] = field(default_factory=list)
+    activity_reset: bool = (
+        False  # every activity row is deleted first (a rebuild from the journal, or a drop)
+    )
     entries: list[tuple] = field(default_factory=list)  # journal rows
     plain_entries: list[tuple] = field(default_factory=list)  # journal rows in PLAIN_JOURNAL_COLUMNS
     legs: list[tuple[int, int, int, int, int]] = field(
@@ -241,9 +244,12 @@ class Store(Protocol):
         """Every stored filtered snapshot: (handle, filter key, minute) -> flows before it."""
         ...
 
-    def rebuild_window_filters(self, keys: frozenset[str], settings: dict | None = None) -> bool:
-        """Keep the filtered flows of exactly `keys` from now on, built from the journal (store/filters.py), and
-        change `settings` in the same transaction; False when those flows were kept already."""
+    def rebuild_window_filters(
+        self, keys: frozenset[str], settings: dict | None = None, activity: bool | None = None
+    ) -> bool:
+        """Keep the filtered flows of exactly `keys` from now on, and the activity snapshots when `activity`
+        (None: as they are), built from the journal (store/filters.py), and change `settings` in the same
+        transaction; False when those were kept already."""
         ...
 
     def journal(self, after_seq: int = 0) -> Iterator[tuple[StoredOperation, list[JournalPosting]]]: ...

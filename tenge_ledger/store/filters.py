@@ -1,5 +1,7 @@
-"""Building the counterparty-filtered running flows of a policy set from the journal, when a set that names
-filters the ledger does not keep yet is enabled (or a set is disabled: none are kept then).
+"""Building the history a policy set's windows read from the journal, when a set that reads history the ledger
+does not keep yet is enabled: the counterparty-filtered running flows of the filters it names, and the
+per-minute snapshots of the unfiltered flows (`activity`) when any of its windows reads those. A set that
+needs less drops the rest (none is kept while no set is enabled).
 
 Read in one snapshot, written in one transaction that first finds the journal where the snapshot left it (a
 writer that got in between means reading again), so no posting is counted twice or missed."""
@@ -10,7 +12,7 @@ import json
 
 from ..core import limits
 from ..core.errors import WriteConflict
-from ..core.windows import FilterReplay
+from ..core.windows import ACTIVITY_SETTING, ActivityReplay, FilterReplay, keeps_activity
 from .base import ChangeSet
 from .entries import operation_from_document
 
@@ -21,35 +23,58 @@ def kept_filters(settings: dict) -> frozenset[str]:
     return frozenset(settings.get(SETTING) or ())
 
 
-def rebuild_window_filters(store, keys: frozenset[str], settings: dict | None = None) -> bool:
-    """Keep exactly the filtered flows of `keys`, built from the journal; False when they were kept already.
-    `settings` are changed in the same transaction (the policy set that reads the filters goes live with them)."""
-    if kept_filters(store.meta().settings) == keys:
+def rebuild_window_filters(
+    store, keys: frozenset[str], settings: dict | None = None, activity: bool | None = None
+) -> bool:
+    """Keep exactly the filtered flows of `keys`, and the activity snapshots when `activity` (None: as they are),
+    built from the journal; False when they were kept already. `settings` are changed in the same transaction
+    (the policy set that reads them goes live with them)."""
+    current = store.meta().settings
+    rebuild_filters = kept_filters(current) != keys
+    change_activity = activity is not None and keeps_activity(current) != activity
+    if not rebuild_filters and not change_activity:
         if settings:
             with store.transaction() as tx:
                 tx.write(ChangeSet(settings=dict(tx.meta().settings, **settings)))
         return False
+    build_activity = bool(activity) and change_activity
     for _ in range(limits.write_conflict_retries_max):
+        buckets = ActivityReplay()  # the snapshots ledger/working.py changeset writes, from the journal
         with store.snapshot():
             head = store.head()
             replay = FilterReplay(keys, store.meta().central_bank)
-            for op, postings in store.journal():
-                operation = operation_from_document(json.loads(op.document))
-                replay.apply(operation, op.at, [(p.account, p.amount_tiyn, p.tag) for p in postings])
+            if rebuild_filters or build_activity:
+                for op, postings in store.journal():
+                    legs = [(p.account, p.amount_tiyn, p.tag) for p in postings]
+                    if rebuild_filters:
+                        replay.apply(operation_from_document(json.loads(op.document)), op.at, legs)
+                    if build_activity:
+                        buckets.apply(op.at, legs)
         with store.transaction() as tx:
             if tx.head() != head:
                 continue
-            ids = tx.account_ids({handle for handle, _ in replay.flows})
+            ids = tx.account_ids({h for h, _ in replay.flows} | {h for h, _ in buckets.flows})
+            tag_ids = tx.tag_ids() if buckets.activity else {}
+            kept = (
+                {SETTING: sorted(keys)}
+                if activity is None
+                else {SETTING: sorted(keys), ACTIVITY_SETTING: activity}
+            )
             tx.write(
                 ChangeSet(
+                    activity=[
+                        (ids[h], tag_ids[t], minute, *snapshot)
+                        for (h, t, minute), snapshot in sorted(buckets.activity.items())
+                    ],
+                    activity_reset=change_activity,
                     filter_flows=[(*flow, ids[h], key) for (h, key), flow in sorted(replay.flows.items())],
                     filter_activity=[
                         (ids[h], key, minute, *snapshot)
                         for (h, key, minute), snapshot in sorted(replay.activity.items())
                     ],
-                    filters_reset=True,
-                    settings=dict(tx.meta().settings, **(settings or {}), **{SETTING: sorted(keys)}),
+                    filters_reset=rebuild_filters,
+                    settings=dict(tx.meta().settings, **(settings or {}), **kept),
                 )
             )
             return True
-    raise WriteConflict("the journal kept moving while the filtered history was rebuilt; try again")
+    raise WriteConflict("the journal kept moving while the history windows read was rebuilt; try again")

@@ -360,6 +360,8 @@ def _write_script(client: psycopg.ClientCursor, ch: ChangeSet) -> str:
                 row,
             )
         )
+    if ch.activity_reset:
+        out.append("DELETE FROM activity")
     if ch.activity:
         out.append(f"INSERT INTO activity VALUES {_values(m, ch.activity)}")
     if ch.filters_reset:
@@ -723,8 +725,10 @@ class PostgresStore:
         with self.snapshot():
             return PostgresTx(self._pinned.conn.cursor(), (0, b"")).all_filter_rows()
 
-    def rebuild_window_filters(self, keys: frozenset[str], settings: dict | None = None) -> bool:
-        return filters.rebuild_window_filters(self, keys, settings)
+    def rebuild_window_filters(
+        self, keys: frozenset[str], settings: dict | None = None, activity: bool | None = None
+    ) -> bool:
+        return filters.rebuild_window_filters(self, keys, settings, activity)
 
     def filter_activity(self) -> dict[tuple[str, str, int], tuple[int, int, int, int]]:
         with self.snapshot():

@@ -319,6 +319,8 @@ class SqliteTx(SqlTxReads):
                 " WHERE account = ? AND tag = ?",
                 ch.buckets,
             )
+        if ch.activity_reset:
+            c.execute("DELETE FROM activity")
         if ch.activity:
             c.executemany("INSERT INTO activity VALUES (?,?,?,?,?,?,?)", ch.activity)
         if ch.filters_reset:
@@ -584,8 +586,10 @@ class SqliteStore:
     def filter_flows(self) -> dict[tuple[str, str], BucketRow]:
         return SqliteTx(self._conn).all_filter_rows()
 
-    def rebuild_window_filters(self, keys: frozenset[str], settings: dict | None = None) -> bool:
-        return filters.rebuild_window_filters(self, keys, settings)
+    def rebuild_window_filters(
+        self, keys: frozenset[str], settings: dict | None = None, activity: bool | None = None
+    ) -> bool:
+        return filters.rebuild_window_filters(self, keys, settings, activity)
 
     @_locked
     def filter_activity(self) -> dict[tuple[str, str, int], tuple[int, int, int, int]]:
