@@ -14,6 +14,7 @@ from tenge_ledger.ledger.service import Ledger
 from tenge_ledger.policy import compile_sources, sets
 from tenge_ledger.store import open_store
 from tenge_ledger.store.base import ChangeSet
+from tenge_ledger.store.filters import kept_filters
 
 # Reads the payer's unfiltered history: the third payment in 24 hours is refused, the count of a tagged bucket
 # and an inflow reported.
@@ -200,6 +201,27 @@ def test_engine_given_to_the_ledger__builds_activity_before_its_first_chunk(env)
     env.clock.advance(60)
     assert env.wallet.transfer("halyk", "roads", 10).code is ResultCode.policy_denied
     assert keeps_activity(env.store.meta().settings) and env.store.activity()
+    env.check()
+
+
+MERCHANT_CAP = """
+rule "merchant-cap"
+  on transfer
+  when payer.out_sum(24h, kind: merchant) > 800 tiyn
+  deny "paid merchants enough today"
+"""
+
+
+def test_engine_given_with_a_filter__builds_its_flows_before_its_first_chunk(env) -> None:
+    """A caller's engine whose window is filtered by the counterparty, over a store that keeps no flows of that
+    filter: the ledger builds them from the journal first, so the bank's 9 KZT paid to a merchant before count
+    (read short, the window would let the payment through)."""
+    _history(env)
+    env.ledger.policy = compile_sources({"f.policy": MERCHANT_CAP}, version=5)
+    env.clock.advance(60)
+    refused = env.wallet.transfer("halyk", "cafe", 10)
+    assert refused.code is ResultCode.policy_denied, refused.message
+    assert kept_filters(env.store.meta().settings) == env.ledger.policy.filters != frozenset()
     env.check()
 
 

@@ -122,9 +122,9 @@ class AllowAll:
         return Decision()
 
 
-class _ActivityNotKept(Exception):
-    """Internal: the chunk's engine reads unfiltered history windows and the store does not keep their history;
-    the chunk is rolled back, the history built, and the chunk tried again."""
+class _HistoryNotKept(Exception):
+    """Internal: the chunk's engine reads history windows whose history the store does not keep (unfiltered
+    snapshots, or a counterparty filter's flows); the chunk is rolled back, the history built, and tried again."""
 
 
 def system_clock() -> int:
@@ -167,6 +167,7 @@ class Ledger:
         self._settings_epoch = self.meta.settings_epoch  # the settings this ledger took are as of this epoch
         # Whether the store keeps `activity` (store/filters.py): every writer writes it exactly while it is kept
         self._keeps_activity = keeps_activity(self.meta.settings)
+        self._kept_filters = kept_filters(self.meta.settings)  # the filters whose flows the store keeps
 
     @property
     def ledger_id(self) -> str:
@@ -243,8 +244,8 @@ class Ledger:
         return results
 
     def _apply_chunk(self, ops: Sequence[Operation], flags: Sequence[bool]) -> list[Result]:
-        if self.policy.activity and not self._keeps_activity:
-            self._build_activity()
+        if self._history_missing():
+            self._build_history()
         for attempt in range(limits.write_conflict_retries_max):
             # A writer alone holds no lock while Python works (a server store locks only to write). Once another
             # writer got in the way, this one queues for the lock first (no work thrown away), until it has
@@ -256,8 +257,8 @@ class Ledger:
                     at = self.clock()
                     head = tx.head()
                     self._follow_settings(tx)
-                    if self.policy.activity and not self._keeps_activity:
-                        raise _ActivityNotKept  # (turned off meanwhile) never decided on windows that read as 0
+                    if self._history_missing():
+                        raise _HistoryNotKept  # (dropped meanwhile) never decided on windows that read short
                     alone = head == self._state.head
                     root = WorkingSet(tx=tx, state=self._state.since(head))
                     root.prefetch(*_touched(ops))
@@ -271,9 +272,9 @@ class Ledger:
                         root.prefetch_windows(_window_requests(root, ops, by_needs, at))
                     results = self._apply_all(root, ops, flags, at)
                     tx.write(root.changeset(at, self._keeps_activity))
-            except _ActivityNotKept:
+            except _HistoryNotKept:
                 self._state.clear()
-                self._build_activity()
+                self._build_history()
                 continue
             except WriteConflict:
                 self._state.clear()
@@ -303,6 +304,7 @@ class Ledger:
         # Whether activity is kept is the store's to say, not the engine's: followed by every writer, also one
         # given its engine by the caller, so no chunk leaves a gap in kept snapshots or a row where none are.
         self._keeps_activity = keeps_activity(meta.settings)
+        self._kept_filters = kept_filters(meta.settings)
         if self._settings_loader is None:
             self._settings_epoch = epoch
             return
@@ -313,17 +315,25 @@ class Ledger:
         self.tier_limits = _tier_limits(meta.settings)
         self._settings_epoch = epoch
 
-    def _build_activity(self) -> None:
-        """Keep activity from now on, built from the journal: the engine this ledger was given (or was assigned)
-        reads unfiltered history windows, which would read as empty (a looser limit) from a store without it.
-        The same rebuild enabling such a set makes; writers in other processes follow the setting."""
+    def _history_missing(self) -> bool:
+        policy = self.policy
+        return (policy.activity and not self._keeps_activity) or not policy.filters <= self._kept_filters
+
+    def _build_history(self) -> None:
+        """Keep, from now on, the history the engine this ledger was given (or was assigned) reads and the store
+        does not keep: unfiltered snapshots, a counterparty filter's flows. Windows would read them short (a
+        looser limit) otherwise. Built from the journal by the same rebuild that enabling such a set makes,
+        keeping what the store kept; writers in other processes follow the setting."""
         before = self._settings_epoch
-        if self.store.rebuild_window_filters(kept_filters(self.store.meta().settings), activity=True):
+        keys = kept_filters(self.store.meta().settings) | self.policy.filters
+        if self.store.rebuild_window_filters(keys, activity=True if self.policy.activity else None):
             meta = self.store.meta()
             # no change but this one since: nothing to follow, so the engine the caller gave stays
             if meta.settings_epoch == before + 1:
                 self._settings_epoch, self.meta = meta.settings_epoch, meta
-        self._keeps_activity = True  # as of the rebuild; the chunk's transaction reads the settings again
+        # as of the rebuild; the chunk's transaction reads the settings again
+        self._keeps_activity = self._keeps_activity or self.policy.activity
+        self._kept_filters = keys
 
     def _apply_all(
         self, root: WorkingSet, ops: Sequence[Operation], flags: Sequence[bool], at: int
