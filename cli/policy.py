@@ -342,9 +342,19 @@ def diff_(obj: Context, old: str, new: str, recent: int) -> None:
     analysis.diff(old_engine, new_engine, cases, "generated", found)
     replayed = 0
     if recent:
-        replayed_cases = list(ledger_cases(obj.ledger().store, recent))
-        replayed = len(replayed_cases)
-        analysis.diff(old_engine, new_engine, replayed_cases, "ledger", found)
+        filters = (
+            old_engine.filters | new_engine.filters
+        )  # replayed from the journal where the ledger keeps none
+        counted = [0]
+
+        def replayed_cases():
+            # decided while ledger_cases keeps its read transaction open: its views read through it
+            for case in ledger_cases(obj.ledger().store, recent, filters):
+                counted[0] += 1
+                yield case
+
+        analysis.diff(old_engine, new_engine, replayed_cases(), "ledger", found)
+        replayed = counted[0]
     rows = sorted(found.values(), key=lambda d: (-d.count, d.change))
     data = {"cases": {"generated": len(cases), "ledger": replayed}, "differences": [
         {"change": d.change, "count": d.count, "sources": sorted(d.sources), "old": d.old, "new": d.new,

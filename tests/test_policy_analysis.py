@@ -95,6 +95,38 @@ def test_cli__diff_replays_the_ledgers_recent_operations(tmp_path: Path) -> None
     assert difference["sources"] == ["generated", "ledger"]
 
 
+MERCHANTS_400 = (
+    'rule "merchants"\n  on transfer\n  when payer.out_sum(24h, kind: merchant) > 400 KZT\n  deny "enough"\n'
+)
+MERCHANTS_NONE = 'rule "never"\n  on transfer\n  when amount > 1_000_000_000 KZT\n  deny "never"\n'
+
+
+def test_cli__diff_replays_filtered_windows_the_ledger_keeps_no_flows_of(
+    store_url: str, tmp_path: Path
+) -> None:
+    """A set whose window is filtered by the counterparty, compared on a ledger that keeps no flows of that
+    filter (no set reading it was ever enabled): the window is replayed from the journal, so the 450 KZT paid
+    to a merchant counts and the replayed payment is denied by the old set, not read as 0 and allowed. On both
+    stores (PostgreSQL closes a transaction's cursor: the cases are decided while it is open)."""
+    runner = CliRunner(env={"TENGE_KEYSTORE": str(tmp_path / "keys")})
+
+    def run(*args: str) -> str:
+        result = runner.invoke(cli, ["--db", store_url, *args])
+        assert result.exit_code == 0, result.output
+        return result.output
+
+    run("init", "--name", "t")
+    run("account", "open", "halyk", "--kind", "bank")
+    run("account", "open", "anon", "--kind", "person", "--bank", "halyk", "--tier", "1")
+    run("account", "open", "shop", "--kind", "merchant", "--bank", "halyk")
+    run("issue", "anon", "90000")
+    run("transfer", "anon", "shop", "450")
+    old, new = write_set(tmp_path / "old", MERCHANTS_400), write_set(tmp_path / "new", MERCHANTS_NONE)
+    data = json.loads(run("--json", "policy", "diff", old, new, "--recent", "10"))
+    ledger = [d for d in data["differences"] if "ledger" in d["sources"]]
+    assert [(d["old"]["allowed"], d["new"]["allowed"]) for d in ledger] == [(False, True)], data
+
+
 def test_cli__coverage_lists_rules_that_never_fired_and_one_sided_conditions(tmp_path: Path) -> None:
     folder = tmp_path / "set"
     folder.mkdir()

@@ -28,6 +28,13 @@ def keeps_activity(settings: dict) -> bool:
     return bool(settings.get(ACTIVITY_SETTING, True))
 
 
+FILTERS_SETTING = "window_filters"  # the ledger's setting: the filter keys whose flows the store keeps
+
+
+def kept_filters(settings: dict) -> frozenset[str]:
+    return frozenset(settings.get(FILTERS_SETTING) or ())
+
+
 def calendar_start(at: int, unit: str, offset_s: int = limits.ledger_utc_offset_s) -> int:
     """Unix time of the start of the calendar day or month containing `at`, in the zone `offset_s` from UTC."""
     zone = dt.timezone(dt.timedelta(seconds=offset_s))
@@ -136,20 +143,30 @@ class ActivityReplay:
     def window(self, handle: str, direction: str, since: int, tag: str | None = None) -> tuple[int, int]:
         """(sum, count) of `handle`'s outgoing ("out") or incoming postings from the start of the minute `since`
         falls in, over every bucket or the one of `tag`: each bucket's flows now less its first snapshot then."""
-        i = 0 if direction == "out" else 2
-        first = since // 60
         total = count = 0
         for t in self._tags.get(handle, ()) if tag is None else (tag,):
-            minutes = self._minutes.get((handle, t))
-            if not minutes:
-                continue
-            at = bisect.bisect_left(minutes, first)
-            if at == len(minutes):
-                continue
-            now, then = self.flows[(handle, t)], self.activity[(handle, t, minutes[at])]
-            total += now[i] - then[i]
-            count += now[i + 1] - then[i + 1]
+            moved, n = replayed_window(
+                self.flows, self.activity, self._minutes, (handle, t), direction, since
+            )
+            total += moved
+            count += n
         return total, count
+
+
+def replayed_window(
+    flows: dict, activity: dict, minutes: dict, key: tuple[str, str], direction: str, since: int
+) -> tuple[int, int]:
+    """A replayed flow's window, as the store's query reads a kept one: its flows now less its first snapshot
+    at or after the minute `since` falls in (none there: nothing moved since)."""
+    found = minutes.get(key)
+    if not found:
+        return 0, 0
+    at = bisect.bisect_left(found, since // 60)
+    if at == len(found):
+        return 0, 0
+    i = 0 if direction == "out" else 2
+    now, then = flows[key], activity[(*key, found[at])]
+    return now[i] - then[i], now[i + 1] - then[i + 1]
 
 
 class FilterReplay:
@@ -163,6 +180,12 @@ class FilterReplay:
         self.parties: dict[str, tuple[str, str, str | None]] = {}
         self.flows: dict[tuple[str, str], list[int]] = {}  # (handle, key) -> [out, n, in, n, last minute]
         self.activity: dict[tuple[str, str, int], tuple[int, int, int, int]] = {}
+        self._minutes: dict[tuple[str, str], list[int]] = {}  # a flow's snapshot minutes, increasing
+
+    def window(self, handle: str, direction: str, since: int, key: str) -> tuple[int, int]:
+        """(sum, count) of `handle`'s postings in direction whose counterparty matched filter `key`, from the
+        start of the minute `since` falls in, as the store reads a kept filter's."""
+        return replayed_window(self.flows, self.activity, self._minutes, (handle, key), direction, since)
 
     def apply(self, op: Operation, at: int, postings: list[tuple[str, int, str]]) -> None:
         body = op.body
@@ -198,6 +221,7 @@ class FilterReplay:
                     snapshot = add_flow(self.flows, (account, key), amount, minute)
                     if snapshot is not None:
                         self.activity[(account, key, minute)] = snapshot
+                        self._minutes.setdefault((account, key), []).append(minute)
 
 
 def counterparties(

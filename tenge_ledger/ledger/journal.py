@@ -15,10 +15,9 @@ from dataclasses import dataclass, field, replace
 from ..core import limits
 from ..core.canonical import canonical_bytes
 from ..core.records import Account, Operation, Posting
-from ..core.windows import FilterReplay, keeps_activity, parse_filter
+from ..core.windows import FilterReplay, keeps_activity, kept_filters, parse_filter
 from ..store.base import GENESIS_HASH, JournalPosting, ReportRow, Store, StoredOperation
 from ..store.entries import add_flow, operation_from_document
-from ..store.filters import kept_filters
 from .replay import Replay
 
 GENESIS_ENTRIES = 2  # the central bank's account and the holds account, opened by Ledger.create

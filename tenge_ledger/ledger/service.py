@@ -58,10 +58,9 @@ from ..core.records import (
     Void,
 )
 from ..core.results import Result, ResultCode
-from ..core.windows import ACTIVITY_SETTING, keeps_activity, parse_filter, window_start
+from ..core.windows import ACTIVITY_SETTING, keeps_activity, kept_filters, parse_filter, window_start
 from ..store.base import LedgerMeta, ReportRow, Store, StoreTx
 from ..store.entries import FLAG_LEGS, FLAG_LINK_V2, body_columns, journal_row, standard_legs
-from ..store.filters import kept_filters
 from ..trace.record import PlainTraceSink
 from . import checks, signing
 from .journal import chain_tail, entry_hash_of_legs, fields_hash

@@ -36,7 +36,7 @@ from ..core.records import (
     Transfer,
     Void,
 )
-from ..core.windows import ActivityReplay, keeps_activity
+from ..core.windows import ActivityReplay, FilterReplay, keeps_activity, kept_filters
 from . import ast
 from .check import CheckedSet
 
@@ -207,18 +207,26 @@ def _proposal(kind: str, payer: Account, payee: Account, amount: int, tag: str, 
                     (Posting(payer.handle, -amount, tag), Posting(payee.handle, amount, tag)), payer, payee)  # fmt: skip
 
 
-def ledger_cases(store, recent: int) -> Iterator[tuple]:
+def ledger_cases(store, recent: int, filters: frozenset[str] = frozenset()) -> Iterator[tuple]:
     """The ledger's `recent` latest operations of the REPLAYED kinds, proposed again as they were
-    submitted, against the ledger as it is now (balances and history windows of today: an approximation). A
-    ledger that keeps no activity snapshots (no enabled set reads unfiltered windows) has its windows replayed
-    from the journal first, once, so a set that reads them never reads 0 there."""
+    submitted, against the ledger as it is now (balances and history windows of today: an approximation). The
+    history the ledger does not keep is replayed from the journal first, once, so a set that reads it never
+    reads it short: the unfiltered windows of a ledger that keeps no activity snapshots (no enabled set reads
+    them), and those of `filters` (the counterparty filters the sets compared read) it keeps no flows of."""
     from ..core.canonical import operation_from_dict
 
-    history = None
-    if not keeps_activity(store.meta().settings):
-        history = ActivityReplay()
+    settings = store.meta().settings
+    history = None if keeps_activity(settings) else ActivityReplay()
+    missing = filters - kept_filters(settings)
+    filtered = FilterReplay(missing, store.meta().central_bank) if missing else None
+    if history is not None or filtered is not None:
         for stored, postings in store.journal():
-            history.apply(stored.at, [(p.account, p.amount_tiyn, p.tag) for p in postings])
+            legs = [(p.account, p.amount_tiyn, p.tag) for p in postings]
+            if history is not None:
+                history.apply(stored.at, legs)
+            if filtered is not None:
+                assert stored.operation is not None  # the store decodes every row it reads
+                filtered.apply(stored.operation, stored.at, legs)
     head, _ = store.head()
     ops = []
     for stored, _postings in store.journal(after_seq=max(head - recent * 4, 0)):
@@ -226,7 +234,7 @@ def ledger_cases(store, recent: int) -> Iterator[tuple]:
             ops.append(stored)
     accounts = {a.handle: a for a in store.accounts()}
     with store.transaction() as tx:
-        view = _StoreView(tx, history)
+        view = _StoreView(tx, history, filtered)
         for stored in ops[-recent:]:
             op = operation_from_dict(json.loads(stored.document), stored.op_id)
             body = op.body
@@ -257,11 +265,16 @@ def ledger_cases(store, recent: int) -> Iterator[tuple]:
 
 
 class _StoreView:
-    """A LedgerView over a store transaction (read only); unfiltered windows from `history` when given."""
+    """A LedgerView over a store transaction (read only); unfiltered windows from `history` when given, and
+    those of the filters `filtered` replays from it."""
 
-    def __init__(self, tx, history: ActivityReplay | None = None) -> None:
+    def __init__(
+        self, tx, history: ActivityReplay | None = None, filtered: FilterReplay | None = None
+    ) -> None:
         self.tx = tx
         self.history = history
+        self.filtered = filtered
+        self.replayed = frozenset() if filtered is None else frozenset(k for k, _ in filtered.filters)
 
     def account(self, handle: str) -> Account | None:
         return self.tx.account(handle)
@@ -277,6 +290,9 @@ class _StoreView:
     ) -> tuple[int, int]:
         if counterparty is None and self.history is not None:
             return self.history.window(handle, direction, since, tag)
+        if counterparty in self.replayed:
+            assert self.filtered is not None
+            return self.filtered.window(handle, direction, since, counterparty)
         return self.tx.window(handle, direction, since, tag, counterparty)
 
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import NamedTuple, Protocol
 
 from ..core.hooks import EncodedTrace
-from ..core.records import Account, HoldRecord, TagRecord
+from ..core.records import Account, HoldRecord, Operation, TagRecord
 
 SCHEMA_VERSION = 6
 # Schema version 4 (both stores): what a sweep does with a hold at its timeout.
@@ -50,6 +50,7 @@ class StoredOperation:
     # what a version-2 link also covers: the stored decision (None when none) and the policy set's version;
     # None for a row whose link is version 1
     chained: tuple[str | None, int | None] | None = None
+    operation: Operation | None = None  # the signed operation the row keeps (what `document` says), decoded
 
 
 class BucketRow(NamedTuple):

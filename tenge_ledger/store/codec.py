@@ -151,6 +151,7 @@ class EntryReader:
             prev_hash=prev_link,
             entry_hash=bytes(row[10]),
             chained=(row[13], row[14]) if row[11] & FLAG_LINK_V2 else None,
+            operation=op,
         )
         return stored, [JournalPosting(seq, i, a, t, amount, at) for i, (a, amount, t) in enumerate(postings)]
 

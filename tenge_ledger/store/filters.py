@@ -12,15 +12,16 @@ import json
 
 from ..core import limits
 from ..core.errors import WriteConflict
-from ..core.windows import ACTIVITY_SETTING, ActivityReplay, FilterReplay, keeps_activity
+from ..core.windows import (
+    ACTIVITY_SETTING,
+    FILTERS_SETTING,
+    ActivityReplay,
+    FilterReplay,
+    keeps_activity,
+    kept_filters,
+)
 from .base import ChangeSet
 from .entries import operation_from_document
-
-SETTING = "window_filters"  # the ledger's setting: the filter keys whose flows the store keeps
-
-
-def kept_filters(settings: dict) -> frozenset[str]:
-    return frozenset(settings.get(SETTING) or ())
 
 
 def rebuild_window_filters(
@@ -56,9 +57,9 @@ def rebuild_window_filters(
             ids = tx.account_ids({h for h, _ in replay.flows} | {h for h, _ in buckets.flows})
             tag_ids = tx.tag_ids() if buckets.activity else {}
             kept = (
-                {SETTING: sorted(keys)}
+                {FILTERS_SETTING: sorted(keys)}
                 if activity is None
-                else {SETTING: sorted(keys), ACTIVITY_SETTING: activity}
+                else {FILTERS_SETTING: sorted(keys), ACTIVITY_SETTING: activity}
             )
             tx.write(
                 ChangeSet(
