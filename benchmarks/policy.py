@@ -281,7 +281,7 @@ def main() -> None:
     print(f"mean decide() per transfer:      {per_decide_us:8.2f} µs, reads of the ledger included")
     print(f"  = per rule per transfer:       {per_decide_us / n_rules:8.3f} µs  (ledger reads included)")
     print(
-        f"mean rule evaluation:            {pure_us:8.3f} µs per rule per transfer, reads from memory (target < 2)"
+        f"mean rule evaluation:            {pure_us:8.3f} µs per rule per transfer, reads from memory (target < 1)"
     )
 
 
