@@ -313,6 +313,7 @@ def check(obj: Context, no_signatures: bool) -> None:
     with progress_updates(obj, "verifying signatures") as step:
         result = check_journal(
             obj.ledger().store,
+            policy=obj.ledger().policy,
             signatures=not no_signatures,
             progress=lambda _label, done, total: step(done, total),
         )

@@ -10,6 +10,7 @@ from conftest import T0, Clock
 from tenge_ledger.core.records import Transfer
 from tenge_ledger.core.results import ResultCode
 from tenge_ledger.core.windows import ACTIVITY_SETTING, ActivityReplay, keeps_activity
+from tenge_ledger.ledger.journal import check_journal
 from tenge_ledger.ledger.service import Ledger
 from tenge_ledger.policy import compile_sources, sets
 from tenge_ledger.store import open_store
@@ -239,6 +240,25 @@ def test_engine_given__activity_turned_off_meanwhile__built_again_not_read_as_ze
     assert refused.code is ResultCode.policy_denied, refused.message  # aigerim's third payment today
     assert keeps_activity(env.store.meta().settings)
     env.check()
+
+
+def test_check__names_history_the_enabled_set_reads_and_the_ledger_does_not_keep(env) -> None:
+    """Settings changed behind the enabled set's back (as a hand edit would): `tenge check` says its windows
+    read short, for unfiltered snapshots and for a filter's flows; the next write builds them again."""
+    _history(env)
+    sets.enable(env.store, {"w.policy": WINDOWS, "f.policy": MERCHANT_CAP}, at=env.clock.now)
+    engine = compile_sources({"w.policy": WINDOWS, "f.policy": MERCHANT_CAP})
+    assert check_journal(env.store, policy=engine).ok
+    env.store.rebuild_window_filters(frozenset(), activity=False)
+    problems = check_journal(env.store, policy=engine).problems
+    assert len(problems) == 2 and "window_activity" in problems[0] and "window_filters" in problems[1], (
+        problems
+    )
+    assert "kind" in problems[1]  # the filter is named
+    assert check_journal(env.store).ok  # without the set, the tables agree with the journal
+    ledger = Ledger(env.store, policy=engine, clock=env.clock)
+    assert ledger.apply(env.wallet.build("aigerim", Transfer("aigerim", "roads", 1))).succeeded
+    assert check_journal(env.store, policy=engine).ok
 
 
 @pytest.mark.parametrize("keep", [True, False])

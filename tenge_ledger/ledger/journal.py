@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, replace
 
 from ..core import limits
 from ..core.canonical import canonical_bytes
+from ..core.hooks import PolicyEngine
 from ..core.records import Account, Operation, Posting
 from ..core.windows import FilterReplay, keeps_activity, kept_filters, parse_filter
 from ..store.base import GENESIS_HASH, JournalPosting, ReportRow, Store, StoredOperation
@@ -125,15 +126,39 @@ class JournalCheck:
 
 
 def check_journal(
-    store: Store, signatures: bool = True, progress: Callable[[str, int, int], None] | None = None
+    store: Store,
+    signatures: bool = True,
+    progress: Callable[[str, int, int], None] | None = None,
+    policy: PolicyEngine | None = None,
 ) -> JournalCheck:
     """Walk the journal and re-derive everything else from it: the chain, postings summing to zero, every
     signature against the signer's key as journaled when it signed (on every core; `signatures=False` skips
     only that), balances, running flows, activity, supply, accounts, holds and tags, each compared with what the
     store holds. All of it is read in one snapshot, so writers working meanwhile cannot make it see tables of
-    different moments. `progress(step, done, total)` hears of long steps."""
+    different moments. `progress(step, done, total)` hears of long steps. `policy`, the enabled set's engine:
+    the history its windows read must be kept (settings edited by hand could say otherwise)."""
     with store.snapshot():
-        return _check_journal(store, signatures, progress)
+        result = _check_journal(store, signatures, progress)
+        if policy is not None:
+            _history_kept_for(policy, store.meta().settings, result)
+        return result
+
+
+def _history_kept_for(policy: PolicyEngine, settings: dict, result: JournalCheck) -> None:
+    """The history the enabled set's windows read is kept: otherwise they read short (a looser limit) until
+    the next write rebuilds it."""
+    if policy.activity and not keeps_activity(settings):
+        result.problems.append(
+            "the enabled policy set reads unfiltered history windows, but the ledger keeps no activity snapshots"
+            " (window_activity is off): its windows read short until the next write rebuilds them"
+        )
+    missing = policy.filters - kept_filters(settings)
+    if missing:
+        result.problems.append(
+            f"the enabled policy set reads windows filtered by {', '.join(sorted(missing))},"
+            " but the ledger keeps no flows of them (window_filters): they read short until the next write"
+            " rebuilds them"
+        )
 
 
 def _check_journal(
