@@ -20,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import nacl.signing  # noqa: E402
 
-from tenge_ledger.bench import Recording, policy_ledger, policy_workload  # noqa: E402
+from tenge_ledger.bench import Recording, policy_ledger, policy_workload, store_write_seconds  # noqa: E402
 from tenge_ledger.core import limits  # noqa: E402
 from tenge_ledger.core.hooks import Proposal  # noqa: E402
 from tenge_ledger.core.records import (  # noqa: E402
@@ -101,14 +101,7 @@ def write_seconds(engine, transfers: int, people: int) -> float:
             now[0] += 60
             ledger.apply_many(ops[base : base + 1000], verified=True)
         store.close()
-        store = SqliteStore(start, synchronous="OFF")
-        t = time.perf_counter()
-        for change in changes:
-            with store.transaction() as tx:
-                tx.write(change)
-        elapsed = time.perf_counter() - t
-        store.close()
-    return elapsed
+        return store_write_seconds(start, changes, "OFF")
 
 
 class MemoryView:

@@ -172,14 +172,21 @@ def _apply_signed(path: str, ops: list[Operation], pool, workers: int, chunk: in
 def _store_write(start_db: str, changes: list[ChangeSet]) -> float:
     """Write the change sets (b) wrote into a copy of its starting ledger through SqliteStore.write alone, one
     transaction each, with no ledger logic: the ceiling the data model puts on (b)."""
-    store = SqliteStore(start_db, synchronous=SYNCHRONOUS)
+    elapsed = store_write_seconds(start_db, changes, SYNCHRONOUS)
+    return sum(len(c.entries) + len(c.plain_entries) for c in changes) / elapsed
+
+
+def store_write_seconds(start_db: str, changes: list[ChangeSet], synchronous: str) -> float:
+    """Seconds SqliteStore.write alone takes to write `changes` into the ledger at `start_db`, one transaction
+    each (what a ledger wrote, kept by `Recording`, written again with no ledger logic)."""
+    store = SqliteStore(start_db, synchronous=synchronous)
     start = time.perf_counter()
     for change in changes:
         with store.transaction() as tx:
             tx.write(change)
     elapsed = time.perf_counter() - start
     store.close()
-    return sum(len(c.entries) + len(c.plain_entries) for c in changes) / elapsed
+    return elapsed
 
 
 def _expect_ok(results) -> None:
