@@ -105,6 +105,16 @@ def test_submit__deeply_nested_line_refused(pilot, tmp_path) -> None:
     pilot.mistake("submit", str(ops), says="nested too deeply")
 
 
+def test_submit__batch_with_its_own_id_inside_refused_by_line(pilot, tmp_path) -> None:
+    ops = tmp_path / "self.jsonl"
+    ops.write_text(
+        '{"id": "t-1", "kind": "transfer", "payer": "halyk", "payee": "aigerim", "amount": "1"}\n'
+        '{"id": "b-1", "kind": "batch", "operations": [{"id": "b-1", "kind": "transfer", "payer": "halyk",'
+        ' "payee": "aigerim", "amount": "1"}]}\n'
+    )
+    pilot.mistake("submit", str(ops), says="self.jsonl:2.operations: an operation in a batch cannot have")
+
+
 def test_memo__lone_surrogate_in_submit_refused(pilot, tmp_path) -> None:
     ops = tmp_path / "sur.jsonl"
     ops.write_text(

@@ -458,4 +458,8 @@ def operation_from_dict(doc: object, where: str = "operation", depth: int = 0) -
         raise InputError("must be positive", f"{where}.timeout_s")
     if isinstance(body, Batch) and len({op.id for op in body.operations}) != len(body.operations):
         raise InputError("operation ids in a batch must be distinct", f"{where}.operations")
+    if isinstance(body, Batch) and any(op.id == op_id for op in body.operations):
+        raise InputError(
+            f"an operation in a batch cannot have the batch's own id {op_id}", f"{where}.operations"
+        )
     return Operation(id=op_id, signer=signer or "", body=body, signature=signature)

@@ -943,6 +943,14 @@ class Ledger:
 
     def _batch(self, ws: WorkingSet, op: Operation, at: int, verified: bool) -> _Applied:
         b: Batch = op.body  # type: ignore[assignment]
+        # Each inner operation is journaled under its own id next to the batch's: one id for both would meet
+        # the journal's unique index at the write and fail the whole chunk, not this operation alone.
+        for i, inner in enumerate(b.operations):
+            if inner.id == op.id:
+                raise Rejected(
+                    ResultCode.invalid_operation,
+                    f"operation {i} has the batch's own id {op.id}: give it another",
+                )
         for i, inner in enumerate(b.operations):
             result = self._apply(ws, inner, at, verified)
             if result.code is not ResultCode.ok:
