@@ -44,16 +44,20 @@ def submit(obj: Context, path, verified) -> None:
     read_s = time.perf_counter() - started
     results = []
     chunk = limits.submit_chunk_operations
-    with progress(obj, len(ops), "applying") as bar:
-        for start in range(0, len(ops), chunk):
-            part = ops[start : start + chunk]
-            results.extend(wallet.ledger.apply_many(part, verified=verified))
-            bar.update(len(part))
+    try:
+        with progress(obj, len(ops), "applying") as bar:
+            for start in range(0, len(ops), chunk):
+                part = ops[start : start + chunk]
+                results.extend(wallet.ledger.apply_many(part, verified=verified))
+                bar.update(len(part))
+    finally:
+        # No key for an account that was not opened: rejected, or in a chunk that failed as a whole (a store
+        # error rolls its transaction back) or never ran.
+        for index, handles in created.items():
+            if index >= len(results) or not results[index].succeeded:
+                for handle in handles:
+                    wallet.keystore.remove(handle)
     apply_s = time.perf_counter() - started - read_s
-    for index, handles in created.items():  # no key for an account that was not opened
-        if not results[index].succeeded:
-            for handle in handles:
-                wallet.keystore.remove(handle)
     counts = Counter(r.code.value for r in results)
     failed = [r for r in results if not r.succeeded]
     rate = len(results) / apply_s if apply_s > 0 else 0.0

@@ -115,6 +115,20 @@ def test_submit__batch_with_its_own_id_inside_refused_by_line(pilot, tmp_path) -
     pilot.mistake("submit", str(ops), says="self.jsonl:2.operations: an operation in a batch cannot have")
 
 
+def test_submit__store_failure_leaves_no_new_key(pilot, tmp_path, monkeypatch) -> None:
+    from tenge_ledger.core.errors import StoreError
+    from tenge_ledger.ledger.service import Ledger
+
+    def fail(self, ops, verified=False):
+        raise StoreError("disk I/O error; nothing was changed")
+
+    monkeypatch.setattr(Ledger, "apply_many", fail)
+    ops = tmp_path / "open.jsonl"
+    ops.write_text('{"id": "o-1", "kind": "open_account", "handle": "newbie", "account_kind": "bank"}\n')
+    pilot.mistake("submit", str(ops), says="disk I/O error")
+    assert not (Path(pilot.db + ".keys") / "newbie.key").exists()
+
+
 def test_memo__lone_surrogate_in_submit_refused(pilot, tmp_path) -> None:
     ops = tmp_path / "sur.jsonl"
     ops.write_text(
