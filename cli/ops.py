@@ -11,7 +11,7 @@ import click
 
 from tenge_ledger.core import limits
 from tenge_ledger.core.canonical import json_int, operation_from_dict
-from tenge_ledger.core.errors import InputError
+from tenge_ledger.core.errors import InputError, quoted
 
 from .context import Context, emit, pass_ledger, progress, seconds
 
@@ -140,11 +140,21 @@ def _read_operations(obj: Context, wallet, path: str) -> tuple[list, dict[int, t
 
 def _json_line(line: str, where: str) -> object:
     try:
-        return json.loads(line, parse_int=json_int)
+        return json.loads(line, parse_int=json_int, object_pairs_hook=_distinct_fields)
     except json.JSONDecodeError as exc:
         raise InputError(f"not JSON: {exc.msg} at column {exc.colno}", where) from None
     except RecursionError:
         raise InputError("not JSON this ledger reads: nested too deeply", where) from None
+
+
+def _distinct_fields(pairs: list[tuple[str, object]]) -> dict:
+    """An object whose names are distinct: JSON leaves a repeated one to the reader (Python keeps the last)."""
+    doc = dict(pairs)
+    if len(doc) != len(pairs):
+        seen: set[str] = set()
+        twice = next(name for name, _ in pairs if name in seen or seen.add(name))
+        raise InputError(f"the field {quoted(twice)} is given twice")
+    return doc
 
 
 def _make_keys(wallet, ops: list, need_keys: dict[int, tuple[int, dict, str]]) -> dict[int, list[str]]:

@@ -129,6 +129,15 @@ def test_submit__store_failure_leaves_no_new_key(pilot, tmp_path, monkeypatch) -
     assert not (Path(pilot.db + ".keys") / "newbie.key").exists()
 
 
+def test_submit__repeated_field_refused(pilot, tmp_path) -> None:
+    # JSON leaves a repeated name to the reader (Python's keeps the last): "5" or "6" must not be a guess.
+    ops = tmp_path / "twice.jsonl"
+    ops.write_text(
+        '{"id": "t-1", "kind": "transfer", "payer": "halyk", "payee": "aigerim", "amount": "5", "amount": "6"}\n'
+    )
+    pilot.mistake("submit", str(ops), says='twice.jsonl:1: the field "amount" is given twice')
+
+
 def test_memo__lone_surrogate_in_submit_refused(pilot, tmp_path) -> None:
     ops = tmp_path / "sur.jsonl"
     ops.write_text(
