@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import click
@@ -16,6 +18,19 @@ from tenge_ledger.core.money import format_tiyn
 from tenge_ledger.core.text import shown
 
 from .context import Context, emit, pass_ledger
+
+
+@contextmanager
+def _located(paths: tuple[str, ...] | list[str]) -> Iterator[None]:
+    """Policy errors raised inside name each file by the path the author gave (`rules/bad.policy:3:8`), not by
+    the bare name a set keys its files by, which the author's shell may not open."""
+    from tenge_ledger.policy import PolicyError
+    from tenge_ledger.policy.sets import policy_files
+
+    try:
+        yield
+    except PolicyError as exc:
+        raise exc.located({f.name: str(f) for f in policy_files(list(paths))}) from None
 
 
 @click.group()
@@ -41,14 +56,11 @@ def check(obj: Context, paths: tuple[str, ...]) -> None:
     """
     from tenge_ledger.policy import PolicyError, parse_and_check, read_sources
     from tenge_ledger.policy.data import DATA_SUFFIX
-    from tenge_ledger.policy.sets import policy_files
 
     files = read_sources(list(paths))
     try:
-        try:
+        with _located(paths):
             checked = parse_and_check(files)
-        except PolicyError as exc:  # name each file by the path the author gave, not only its name
-            raise exc.located({f.name: str(f) for f in policy_files(list(paths))}) from None
     except PolicyError as exc:
         if obj.json:  # machine-readable diagnostics for editors and CI, still exit 1
             click.echo(json.dumps({"ok": False, "errors": [d.to_json() for d in exc.diagnostics]}, indent=2))
@@ -179,7 +191,8 @@ def reads(obj: Context, paths: tuple[str, ...]) -> None:
     from tenge_ledger.policy import parse_and_check, read_sources
     from tenge_ledger.policy.reads import manifest
 
-    rows = manifest(parse_and_check(read_sources(list(paths))))
+    with _located(paths):
+        rows = manifest(parse_and_check(read_sources(list(paths))))
 
     def text() -> str:
         lines = []
@@ -336,7 +349,11 @@ def diff_(obj: Context, old: str, new: str, recent: int) -> None:
     from tenge_ledger.policy import analysis, compile_sources, read_sources
     from tenge_ledger.policy.analysis import boundary_cases, ledger_cases
 
-    old_engine, new_engine = (compile_sources(read_sources([path])) for path in (old, new))
+    engines = []
+    for path in (old, new):
+        with _located([path]):
+            engines.append(compile_sources(read_sources([path])))
+    old_engine, new_engine = engines
     found: dict = {}
     cases = list(boundary_cases([old_engine.checked, new_engine.checked]))
     analysis.diff(old_engine, new_engine, cases, "generated", found)
@@ -429,7 +446,8 @@ def enable_(obj: Context, paths: tuple[str, ...], version: int | None) -> None:
     elif not paths:
         raise InputError("name the policy files or directories to enable, or --version N")
     else:
-        out = enable(store, read_sources(list(paths)), int(time.time()))
+        with _located(paths):
+            out = enable(store, read_sources(list(paths)), int(time.time()))
     text = (f"enabled policy set version {out['version']} ({out['id'][:16]}…, {out.get('rules', '?')} rules)"
             if out["changed"] else f"already enabled as version {out['version']}")  # fmt: skip
     if version is not None and out["changed"]:
