@@ -138,6 +138,27 @@ def test_submit__repeated_field_refused(pilot, tmp_path) -> None:
     pilot.mistake("submit", str(ops), says='twice.jsonl:1: the field "amount" is given twice')
 
 
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("audit", "verify", "DEEP", "--trust-bundle-key"),
+        ("audit", "equivocation", "DEEP"),
+        ("trace", "view", "--as", "fma", "--key", "DEEP"),
+        ("privacy", "partial", "x", "--share", "DEEP", "--case", "C-1", "--basis", "b", "--out", "OUT"),
+        ("escrow", "deal", "--identity", "DEEP", "--ceremony", "c", "--threshold", "2", "--holder", "DEEP",
+         "--out", "OUT"),
+    ],
+)  # fmt: skip
+def test_json_file__nested_too_deeply_is_one_error_line(pilot, tmp_path, args) -> None:
+    # json.loads raises RecursionError, not ValueError, on arrays nested deeper than Python recurses: it used
+    # to end in a traceback.
+    deep = tmp_path / "deep.json"
+    deep.write_text("[" * 100_000)
+    args = [str(deep) if a == "DEEP" else str(tmp_path / "out") if a == "OUT" else a for a in args]
+    result = pilot.mistake(*args, says=f"{deep}: ")
+    assert "JSON" in result.stderr or "not a" in result.stderr
+
+
 def test_memo__lone_surrogate_in_submit_refused(pilot, tmp_path) -> None:
     ops = tmp_path / "sur.jsonl"
     ops.write_text(
