@@ -96,6 +96,22 @@ def test_account_open__rejected_opening_leaves_no_key(pilot) -> None:
     assert not (Path(pilot.db + ".keys") / "aigerim2.key").exists()
 
 
+@pytest.mark.parametrize("settings", ["garbage", "[]", '{"policy_set": 5'])
+def test_damaged_settings__one_error_line(pilot, settings) -> None:
+    # The meta table's settings edited by hand (or damaged): every command that opened the ledger ended in a
+    # JSONDecodeError or AttributeError traceback.
+    conn = sqlite3.connect(pilot.db)
+    with conn:
+        conn.execute("UPDATE meta SET value = ? WHERE key = 'settings'", (settings,))
+    conn.close()
+    for args in (("check",), ("balance", "halyk"), ("info",)):
+        result = pilot(*args, ok=False)
+        assert result.exit_code == 1, (args, result.output)
+        assert not isinstance(result.exception, Exception) or isinstance(result.exception, SystemExit)
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and "settings" in lines[0] and "damaged" in lines[0], result.stderr
+
+
 # ---- submit lines ------------------------------------------------------------------------------------------
 
 
