@@ -321,6 +321,8 @@ def _status_command(name: str, doc: str):
     def command(obj: Context, handle, reason, op_id) -> None:
         wallet = obj.wallet()
         check_handle(handle, "HANDLE")
+        if reason is not None:
+            reason = check_text(reason, "--reason", limits.memo_length_max)
         _refuse_if_no_change(obj, name, handle, op_id)
         if name == "close":
             finish(obj, wallet.close(handle, op_id))

@@ -112,6 +112,16 @@ def test_damaged_settings__one_error_line(pilot, settings) -> None:
         assert len(lines) == 1 and "settings" in lines[0] and "damaged" in lines[0], result.stderr
 
 
+@pytest.mark.parametrize("reason", ["a\nb", "\x1b[31mred", "x\u202ey", "r" * 257])
+@pytest.mark.parametrize("command", ["freeze", "unfreeze"])
+def test_status_reason__control_characters_and_length_refused(pilot, command, reason) -> None:
+    # `--memo` and a submit line's reason were checked; `account freeze --reason` went to the journal as typed
+    # and its newline or escape sequence reached the terminal in the command's own output.
+    if command == "unfreeze":
+        pilot("account", "freeze", "aigerim", "--reason", "first")
+    pilot.mistake("account", command, "aigerim", "--reason", reason, says="--reason")
+
+
 # ---- submit lines ------------------------------------------------------------------------------------------
 
 
