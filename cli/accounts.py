@@ -313,12 +313,10 @@ def _refuse_if_no_change(obj: Context, name: str, handle: str, op_id: str | None
 
 
 def _status_command(name: str, doc: str):
-    @account.command(name, help=doc)
     @click.argument("handle")
-    @click.option("--reason", help="Why (kept in the journal).")
     @click.option("--id", "op_id", help="Operation id: the same id is applied once. Random if omitted.")
     @pass_ledger
-    def command(obj: Context, handle, reason, op_id) -> None:
+    def command(obj: Context, handle, op_id, reason=None) -> None:
         wallet = obj.wallet()
         check_handle(handle, "HANDLE")
         if reason is not None:
@@ -329,7 +327,9 @@ def _status_command(name: str, doc: str):
         else:
             finish(obj, getattr(wallet, name)(handle, reason, op_id))
 
-    return command
+    if name != "close":  # a close operation carries no reason: the option would be dropped unsaid
+        command = click.option("--reason", help="Why (kept in the journal).")(command)
+    return account.command(name, help=doc)(command)
 
 
 _status_command(

@@ -122,6 +122,14 @@ def test_status_reason__control_characters_and_length_refused(pilot, command, re
     pilot.mistake("account", command, "aigerim", "--reason", reason, says="--reason")
 
 
+def test_close__offers_no_reason_it_would_drop(pilot) -> None:
+    # A close carries no reason: `--reason` was accepted ("kept in the journal", said its help) and dropped.
+    pilot("account", "open", "old", "--kind", "bank")
+    result = pilot("account", "close", "old", "--reason", "bye", ok=False)
+    assert result.exit_code == 2 and "No such option '--reason'" in result.stderr
+    assert "--reason" not in pilot("account", "close", "--help").stdout
+
+
 # ---- submit lines ------------------------------------------------------------------------------------------
 
 
