@@ -9,6 +9,7 @@ import click
 
 from tenge_ledger.core.canonical import check_handle, check_op_id, format_time, parse_time
 from tenge_ledger.core.errors import InputError, TengeError, quoted
+from tenge_ledger.core.text import shown
 from tenge_ledger.ledger.journal import check_journal
 
 from .context import Context, emit, pass_ledger, progress_updates
@@ -147,7 +148,7 @@ def operation(obj: Context, op_id) -> None:
         decision = data["decision"]
         lines = [
             f"#{op.seq} {op.kind} {op.op_id} by {op.signer} at {data['at']}: {signature}",
-            f"  {op.message}",
+            f"  {shown(op.message)}",  # from the journal: a reason journaled before input was checked
             f"  policy set: {decision.get('policy_set_id') or 'none (built-in checks only)'}",
         ]
         if decision.get("rules"):

@@ -232,6 +232,18 @@ def test_trace_view__stored_bad_text_shown_escaped(pilot) -> None:
     assert "memo=x\\ud800\\x1b" in view
 
 
+def test_operation__stored_reason_with_newline_shown_escaped(pilot) -> None:
+    """A freeze reason journaled before input was checked (or by a library caller) cannot forge a line."""
+    ledger = open_ledger(pilot.db)
+    try:
+        Wallet(ledger, Keystore(keystore_path_for(pilot.db))).freeze("aigerim", "a\nb\x1b[2J", op_id="fr-1")
+    finally:
+        ledger.store.close()
+    out = pilot("operation", "fr-1").stdout
+    assert "frozen: a\\nb\\x1b[2J" in out and "\x1b" not in out
+    assert out.splitlines()[1] == "  account aigerim is frozen: a\\nb\\x1b[2J"
+
+
 def test_control_characters__shown_escaped_in_errors(pilot) -> None:
     result = pilot("account", "show", "evil\x1b[2J", ok=False)
     assert "\x1b" not in result.stderr and "\\u001b[2J" in result.stderr
