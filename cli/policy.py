@@ -243,16 +243,17 @@ def explain(obj: Context, operation_id: str) -> None:
     _, postings = next(iter(store.journal(after_seq=stored.seq - 1)))  # its postings as written
     matched = [m["rule"] for m in (decision.get("detail") or {}).get("matched", [])]
     history = _history_reads(store.meta().settings, decision.get("policy_set_id"), matched)
+    detail = decision.get("detail") or {}
+    unseen = _kind_unseen(store, stored.kind, decision, detail)
     data = {"id": stored.op_id, "seq": stored.seq, "kind": stored.kind, "message": stored.message, **decision,
-            "postings": [[p.account, p.amount_tiyn, p.tag] for p in postings], "history_reads": history}  # fmt: skip
+            "postings": [[p.account, p.amount_tiyn, p.tag] for p in postings], "history_reads": history,
+            "unseen": unseen}  # fmt: skip
 
     def text() -> str:
-        detail = decision.get("detail") or {}
         # every text here comes from the ledger or a policy, not from the person reading: shown escaped
         lines = [f"#{stored.seq} {stored.kind}: {shown(stored.message)}",
                  f"policy set: {decision.get('policy_set_id') or 'none enabled'}"
                  + (f" (version {v})" if (v := detail.get("version") or decision.get("policy_version")) else "")]  # fmt: skip
-        unseen = _kind_unseen(store, stored.kind, decision, detail)
         if unseen:
             lines.append(unseen)
         elif not detail:
