@@ -193,6 +193,17 @@ def test_json_file__nested_too_deeply_is_one_error_line(pilot, tmp_path, args) -
     assert "JSON" in result.stderr or "not a" in result.stderr
 
 
+def test_submit__signature_without_signer_refused_by_line(pilot, tmp_path) -> None:
+    # It was applied and answered "unknown_account: no account '' to sign".
+    ops = tmp_path / "nosigner.jsonl"
+    ops.write_text(
+        '{"id": "t-1", "kind": "transfer", "payer": "halyk", "payee": "aigerim", "amount": "1", "signature": "'
+        + "00" * 64
+        + '"}\n'
+    )
+    pilot.mistake("submit", str(ops), says="nosigner.jsonl:1.signer: is missing: a signed operation names")
+
+
 def test_memo__lone_surrogate_in_submit_refused(pilot, tmp_path) -> None:
     ops = tmp_path / "sur.jsonl"
     ops.write_text(
