@@ -9,7 +9,7 @@ import click
 
 from tenge_ledger.core import limits
 from tenge_ledger.core.canonical import check_attrs, check_handle, check_op_id, check_text
-from tenge_ledger.core.errors import InputError
+from tenge_ledger.core.errors import InputError, quoted
 from tenge_ledger.core.records import AccountKind
 
 from .context import Context, emit, finish, pass_context, pass_ledger
@@ -24,6 +24,8 @@ def parse_attrs(values: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
         key, sep, text = value.partition("=")
         if not sep:
             raise InputError(f"{value!r} is not KEY=VALUE", "--attr")
+        if any(key == seen for seen, _ in pairs):  # else the last one would silently win
+            raise InputError(f"{quoted(key)} is given twice", "--attr")
         pairs.append((key, text))
     return check_attrs(pairs, "--attr")
 

@@ -130,6 +130,14 @@ def test_close__offers_no_reason_it_would_drop(pilot) -> None:
     assert "--reason" not in pilot("account", "close", "--help").stdout
 
 
+@pytest.mark.parametrize(
+    "command", [("account", "open", "shop", "--kind", "bank"), ("account", "update", "halyk")]
+)
+def test_attr__same_name_twice_refused(pilot, command) -> None:
+    # `--attr zone=a --attr zone=b` kept b and said nothing.
+    pilot.mistake(*command, "--attr", "zone=a", "--attr", "zone=b", says='--attr: "zone" is given twice')
+
+
 # ---- submit lines ------------------------------------------------------------------------------------------
 
 
