@@ -138,6 +138,18 @@ def test_attr__same_name_twice_refused(pilot, command) -> None:
     pilot.mistake(*command, "--attr", "zone=a", "--attr", "zone=b", says='--attr: "zone" is given twice')
 
 
+@pytest.mark.parametrize("option", ["--case", "--basis"])
+@pytest.mark.parametrize("command", ["partial", "unmask"])
+def test_case_and_basis__control_characters_refused(pilot, tmp_path, command, option) -> None:
+    # A case or legal basis with a newline was signed into a partial decryption and logged as typed.
+    pilot("transfer", "halyk", "aigerim", "1", "--id", "pay-1")
+    texts = {"--case": "C-1", "--basis": "court order"}
+    texts[option] = "C\n1\x1b[2J"
+    extra = ["--share", "no.share", "--out", str(tmp_path / "p")] if command == "partial" else []
+    args = ["privacy", command, "pay-1", "--case", texts["--case"], "--basis", texts["--basis"], *extra]
+    pilot.mistake(*args, says=f"{option}: character 2 is U+000A")
+
+
 # ---- submit lines ------------------------------------------------------------------------------------------
 
 
