@@ -106,6 +106,8 @@ def init(obj: Context, name: str, central_bank: str, privacy_mode: str, dealings
     from tenge_ledger.store import open_store
 
     check_text(name, "--name", limits.ledger_name_length_max)
+    if not name.strip():
+        raise InputError("give the ledger a name, like 'Digital tenge pilot'", "--name")
     check_handle(central_bank, "--central-bank")
     escrow = None
     if normalize(check_mode(privacy_mode)) == "escrowed" or share_to or dealings or threshold is not None:

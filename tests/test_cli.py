@@ -271,6 +271,15 @@ def test_mistake__init_with_unknown_privacy_mode_leaves_nothing(tmp_path) -> Non
     assert again.exit_code == 0, again.output
 
 
+@pytest.mark.parametrize("name", ["", "   "])
+def test_mistake__init_with_an_empty_name_refused(tmp_path, name) -> None:
+    # `--name` is required, yet '' made a ledger that `info` showed with no name.
+    db = tmp_path / "new.db"
+    result = CliRunner().invoke(cli, ["--db", str(db), "init", "--name", name])
+    assert result.exit_code == 1 and "--name" in result.stderr, result.output
+    assert not db.exists()
+
+
 def test_submit__every_bad_line_named_at_once(pilot, tmp_path) -> None:
     ops = tmp_path / "ops.jsonl"
     good = {"id": "g-2", "kind": "transfer", "payer": "halyk", "payee": "aigerim", "amount": "1"}
