@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 
 import click
 
@@ -129,6 +130,7 @@ def init(obj: Context, name: str, central_bank: str, privacy_mode: str, dealings
     # A failed init leaves nothing behind: no half-made database file, no key for a ledger that does not exist.
     fresh_file = "://" not in obj.db and obj.db != ":memory:" and not os.path.exists(obj.db)
     new_key = not keystore.has(central_bank)
+    new_keystore = not keystore.path.exists()
     try:
         store = open_store(obj.db, create=True)
         try:
@@ -147,6 +149,8 @@ def init(obj: Context, name: str, central_bank: str, privacy_mode: str, dealings
                     os.remove(obj.db + suffix)
             if new_key:
                 keystore.remove(central_bank)
+            if new_keystore:  # made by this init, for a ledger that does not exist
+                shutil.rmtree(keystore.path, ignore_errors=True)
         raise
     emit(
         obj,

@@ -280,6 +280,14 @@ def test_mistake__init_with_an_empty_name_refused(tmp_path, name) -> None:
     assert not db.exists()
 
 
+def test_mistake__failed_init_leaves_no_keystore_folder(tmp_path) -> None:
+    # The key was removed but its new folder stayed behind (`new.db.keys/`, empty).
+    db = tmp_path / "new.db"
+    result = CliRunner().invoke(cli, ["--db", str(db), "init", "--name", "X", "--key-to", "fma=f.key"])
+    assert result.exit_code == 1 and "seals nothing to fma" in result.stderr, result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
 def test_submit__every_bad_line_named_at_once(pilot, tmp_path) -> None:
     ops = tmp_path / "ops.jsonl"
     good = {"id": "g-2", "kind": "transfer", "payer": "halyk", "payee": "aigerim", "amount": "1"}
