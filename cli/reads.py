@@ -82,6 +82,8 @@ def history(obj: Context, handle, limit, since, until, kind) -> None:
     check_handle(handle, "HANDLE")
     start = parse_time(since, "--since") if since else None
     end = parse_time(until, "--until") if until else None
+    if kind is not None:
+        check_kind(kind)
     store = obj.ledger().store
     if store.account(handle) is None:
         raise InputError(f"no account {handle!r}")
@@ -174,6 +176,16 @@ def _signature_status(store, op) -> str:
     if key and verify_bytes(canonical_bytes(store.meta().ledger_id, operation), operation.signature, key):
         return f"signature verifies with {op.signer}'s journaled key"
     return f"signature does NOT verify with {op.signer}'s journaled key"
+
+
+def check_kind(kind: str, record_types: tuple[str, ...] = ()) -> str:
+    """`--kind`: an operation kind (or one of `record_types`); a typo would silently match nothing."""
+    from tenge_ledger.core.records import OpKind
+
+    known = [k.value for k in OpKind] + list(record_types)
+    if kind not in known:
+        raise InputError(f"{quoted(kind)} is not one of: {', '.join(known)}", "--kind")
+    return kind
 
 
 def find_operation(store, text: str):

@@ -150,6 +150,16 @@ def test_case_and_basis__control_characters_refused(pilot, tmp_path, command, op
     pilot.mistake(*args, says=f"{option}: character 2 is U+000A")
 
 
+@pytest.mark.parametrize("command", [("history", "aigerim"), ("trace", "view", "--as", "fma")])
+def test_kind__unknown_kind_refused(pilot, command) -> None:
+    # `--kind transfr` matched nothing and said "no postings of aigerim match", exit 0.
+    pilot.mistake(*command, "--kind", "transfr", says='--kind: "transfr" is not one of: open_account')
+
+
+def test_kind__record_type_accepted_by_trace_view(pilot) -> None:
+    assert pilot("trace", "view", "--as", "fma", "--kind", "access").exit_code == 0
+
+
 # ---- submit lines ------------------------------------------------------------------------------------------
 
 
