@@ -164,6 +164,19 @@ def test_spec__policy_named_by_a_relative_path_out_of_its_folder_is_refused(tmp_
         run_spec(spec, lambda *a: None)
 
 
+@pytest.mark.parametrize(
+    ("case", "says"),
+    [('name = "c"', "bad spec: op is missing"),
+     ('name = "c"\nop = { kind = "issue", amount = "1" }', "bad spec: op.payee")],
+)  # fmt: skip
+def test_spec__a_missing_field_is_named(tmp_path, case, says) -> None:
+    # A case without `op` failed with "bad spec: 'op'": the repr of a KeyError.
+    (tmp_path / "a.policy").write_text('rule "r"\n  on transfer\n  deny "x"\n')
+    (tmp_path / "a.spec.toml").write_text(f"[[cases]]\n{case}\n")
+    result = CliRunner().invoke(cli, ["policy", "test", str(tmp_path)])
+    assert result.exit_code == 1 and says in result.output, result.output
+
+
 # ---- output spoofing ------------------------------------------------------------------------------------------
 
 
