@@ -661,7 +661,9 @@ class Ledger:
 
     def _issue(self, ws: WorkingSet, op: Operation, at: int, verified: bool) -> _Applied:
         b: Issue = op.body  # type: ignore[assignment]
-        self._need(ws, b.payee, "payee")
+        payee = self._need(ws, b.payee, "payee")
+        if payee.kind in (AccountKind.central_bank, AccountKind.system):  # as a redeem by them is refused
+            raise Rejected(ResultCode.invalid_operation, f"{b.payee} cannot be issued to")
         circulating = -ws.account_total(self.central_bank)
         if circulating + b.amount_tiyn > limits.supply_tiyn_max:
             raise Rejected(
