@@ -902,8 +902,13 @@ class Ledger:
 
     def _seize(self, ws: WorkingSet, op: Operation, at: int, verified: bool) -> _Applied:
         b: Seize = op.body  # type: ignore[assignment]
-        self._need(ws, b.payer, "payer")
-        self._need(ws, b.payee, "payee")
+        payer = self._need(ws, b.payer, "payer")
+        payee = self._need(ws, b.payee, "payee")
+        # From the central bank a seizure would issue past the issue's checks (the supply limit), to it redeem;
+        # from or to @holds it would move held money no hold accounts for.
+        for party in (payer, payee):
+            if party.kind in (AccountKind.central_bank, AccountKind.system):
+                raise Rejected(ResultCode.invalid_operation, f"{party.handle} cannot be seized from or to")
         if b.payer == b.payee:
             raise Rejected(ResultCode.same_account, "payer and payee are the same account")
         if not b.order:
