@@ -110,6 +110,10 @@ def init(obj: Context, name: str, central_bank: str, privacy_mode: str, dealings
     if not name.strip():
         raise InputError("give the ledger a name, like 'Digital tenge pilot'", "--name")
     check_handle(central_bank, "--central-bank")
+    if obj.db == ":memory:":
+        raise InputError(
+            "a ledger in memory ends with this command: give a file or a postgresql:// URL", "--db :memory:"
+        )
     escrow = None
     if normalize(check_mode(privacy_mode)) == "escrowed" or share_to or dealings or threshold is not None:
         if normalize(privacy_mode) != "escrowed":

@@ -288,6 +288,16 @@ def test_mistake__failed_init_leaves_no_keystore_folder(tmp_path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == []
 
 
+def test_mistake__init_in_memory_refused(tmp_path, monkeypatch) -> None:
+    # Each command is its own process: `init` said "created ledger" in a database gone at exit, and left
+    # ./:memory:.keys/nbk.key behind.
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("TENGE_KEYSTORE", raising=False)
+    result = CliRunner().invoke(cli, ["--db", ":memory:", "init", "--name", "X"])
+    assert result.exit_code == 1 and "--db :memory:" in result.stderr, result.output
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_submit__every_bad_line_named_at_once(pilot, tmp_path) -> None:
     ops = tmp_path / "ops.jsonl"
     good = {"id": "g-2", "kind": "transfer", "payer": "halyk", "payee": "aigerim", "amount": "1"}
