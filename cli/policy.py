@@ -5,6 +5,7 @@ policy files are TengeErrors (PolicyError): the group prints them, every one loc
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from collections.abc import Iterator
@@ -25,12 +26,17 @@ def _located(paths: tuple[str, ...] | list[str]) -> Iterator[None]:
     """Policy errors raised inside name each file by the path the author gave (`rules/bad.policy:3:8`), not by
     the bare name a set keys its files by, which the author's shell may not open."""
     from tenge_ledger.policy import PolicyError
-    from tenge_ledger.policy.sets import policy_files
 
     try:
         yield
     except PolicyError as exc:
-        raise exc.located({f.name: str(f) for f in policy_files(list(paths))}) from None
+        raise exc.located(_paths_by_name(paths)) from None
+
+
+def _paths_by_name(paths: tuple[str, ...] | list[str]) -> dict[str, str]:
+    from tenge_ledger.policy.sets import policy_files
+
+    return {f.name: str(f) for f in policy_files(list(paths))}
 
 
 @click.group()
@@ -67,11 +73,13 @@ def check(obj: Context, paths: tuple[str, ...]) -> None:
             raise SystemExit(1) from None
         raise
     data = [name for name in files if name.endswith(DATA_SUFFIX)]
-    warnings = [w.render() for w in checked.warnings]
+    where = _paths_by_name(paths)  # warnings, like errors, name each file by the path given
+    located = [dataclasses.replace(w, file=where.get(w.file, w.file)) for w in checked.warnings]
+    warnings = [w.render() for w in located]
     emit(
         obj,
         {"ok": True, "files": sorted(files), "rules": len(checked.rules),
-         "warnings": [w.to_json() for w in checked.warnings]},
+         "warnings": [w.to_json() for w in located]},
         "\n".join([*warnings, f"ok: {len(files) - len(data)} files, {len(checked.rules)} rules"
                     + (f", {len(data)} data files" if data else "")
                     + (f", {len(warnings)} warnings" if warnings else "")]),

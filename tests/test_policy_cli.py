@@ -142,6 +142,18 @@ def test_enable_reads_diff__errors_name_the_path_given(tmp_path, command) -> Non
     assert f"{folder / 'bad.policy'}:3:8: unknown field payee.kindd" in result.output, result.output
 
 
+def test_check__warnings_name_the_path_given(tmp_path) -> None:
+    # Errors did; a warning in the same output said only `w.policy:3:8`.
+    folder = tmp_path / "rules"
+    folder.mkdir()
+    policy = folder / "w.policy"
+    policy.write_text('rule "x"\n  on transfer\n  when payee.attr.zone == "a"\n  report fma "r"\n')
+    text = CliRunner().invoke(cli, ["policy", "check", str(folder)])
+    assert text.exit_code == 0 and f"{policy}:3:" in text.output, text.output
+    data = json.loads(CliRunner().invoke(cli, ["--json", "policy", "check", str(folder)]).output)
+    assert [w["file"] for w in data["warnings"]] == [str(policy)]
+
+
 def test_test__a_policy_file_or_an_empty_folder_is_refused_clearly(tmp_path) -> None:
     (tmp_path / "a.policy").write_text('rule "x"\n  on transfer\n  deny "no"\n')
     for target, says in ((tmp_path / "a.policy", "is not a spec file"), (tmp_path, "no spec files")):
