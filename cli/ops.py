@@ -10,7 +10,7 @@ from collections import Counter
 import click
 
 from tenge_ledger.core import limits
-from tenge_ledger.core.canonical import json_int, operation_from_dict
+from tenge_ledger.core.canonical import format_time, json_int, operation_from_dict
 from tenge_ledger.core.errors import InputError, quoted
 
 from .context import Context, emit, pass_ledger, progress, seconds
@@ -101,6 +101,7 @@ def _read_operations(obj: Context, wallet, path: str) -> tuple[list, dict[int, t
         size = os.fstat(fh.fileno()).st_size if path != "-" else 0
     except OSError as exc:
         raise InputError(f"cannot read it: {exc.strerror or exc}", path) from None
+    now = wallet.ledger.clock()
     with fh, progress(obj, size, "reading and signing") as bar:
         number = 0
         try:
@@ -115,6 +116,7 @@ def _read_operations(obj: Context, wallet, path: str) -> tuple[list, dict[int, t
                     for d in wanted:
                         d["public_key"] = _KEY_PLACEHOLDER
                     op = operation_from_dict(doc, where)
+                    _refuse_future_sweep(op, now, where)
                     if wanted:
                         need_keys[len(ops)] = (number, doc, where)
                     else:
@@ -136,6 +138,21 @@ def _read_operations(obj: Context, wallet, path: str) -> tuple[list, dict[int, t
     if not ops:
         raise InputError("no operations in the file", path)
     return ops, need_keys
+
+
+def _refuse_future_sweep(op, now: int, where: str) -> None:
+    """A sweep as of a later time returns budget money before its expiry and times out holds early: `tenge sweep
+    --at` does that only with --simulate-future, and a file must not do it unasked."""
+    from tenge_ledger.core.records import Batch, Sweep
+
+    inner = op.body.operations if isinstance(op.body, Batch) else (op,)
+    for one in inner:
+        if isinstance(one.body, Sweep) and one.body.as_of > now:
+            raise InputError(
+                f"a sweep as of {format_time(one.body.as_of)}, later than now ({format_time(now)}), returns budget"
+                " money before its expiry and times out holds early: use tenge sweep --at ... --simulate-future",
+                f"{where}.as_of",
+            )
 
 
 def _json_line(line: str, where: str) -> object:

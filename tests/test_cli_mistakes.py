@@ -234,6 +234,20 @@ def test_submit__signature_without_signer_refused_by_line(pilot, tmp_path) -> No
     pilot.mistake("submit", str(ops), says="nosigner.jsonl:1.signer: is missing: a signed operation names")
 
 
+@pytest.mark.parametrize("batched", [False, True])
+def test_submit__sweep_as_of_a_later_time_refused(pilot, tmp_path, batched) -> None:
+    # `tenge sweep --at` refuses a future time without --simulate-future; a submitted sweep as of the year 5138
+    # was applied and timed every pending hold out early.
+    pilot("hold", "halyk", "aigerim", "1", "--timeout", "3600", "--id", "h-1")
+    sweep = '{"id": "s-1", "kind": "sweep", "as_of": 99999999999}'
+    line = f'{{"id": "b-1", "kind": "batch", "operations": [{sweep}]}}' if batched else sweep
+    ops = tmp_path / "sweep.jsonl"
+    ops.write_text(line + "\n")
+    pilot.mistake(
+        "submit", str(ops), says="sweep.jsonl:1.as_of: a sweep as of 5138-11-16T09:46:39Z, later than"
+    )
+
+
 def test_memo__lone_surrogate_in_submit_refused(pilot, tmp_path) -> None:
     ops = tmp_path / "sur.jsonl"
     ops.write_text(
