@@ -268,7 +268,10 @@ def account_update(obj: Context, handle, tier, attrs, op_id) -> None:
     Example:
       tenge account update builder-1 --attr licence=construction --attr obligations=met
     """
-    finish(obj, obj.wallet().update_account(check_handle(handle, "HANDLE"), tier, parse_attrs(attrs), op_id))
+    check_handle(handle, "HANDLE")
+    if tier is None and not attrs:  # else an update that changes nothing is signed and journaled
+        raise InputError("nothing to update: give --tier or --attr KEY=VALUE")
+    finish(obj, obj.wallet().update_account(handle, tier, parse_attrs(attrs), op_id))
 
 
 @account.command("show")

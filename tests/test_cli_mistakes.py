@@ -160,6 +160,11 @@ def test_kind__record_type_accepted_by_trace_view(pilot) -> None:
     assert pilot("trace", "view", "--as", "fma", "--kind", "access").exit_code == 0
 
 
+def test_account_update__with_nothing_to_change_refused(pilot) -> None:
+    # It signed and journaled an update that changed nothing ("ok: updated account aigerim").
+    pilot.mistake("account", "update", "aigerim", says="nothing to update: give --tier or --attr")
+
+
 # ---- submit lines ------------------------------------------------------------------------------------------
 
 
