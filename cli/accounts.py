@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 
 import click
 
 from tenge_ledger.core import limits
 from tenge_ledger.core.canonical import check_attrs, check_handle, check_op_id, check_text
-from tenge_ledger.core.errors import InputError
+from tenge_ledger.core.errors import InputError, quoted
 from tenge_ledger.core.records import AccountKind
 
 from .context import Context, emit, finish, pass_context, pass_ledger
@@ -24,6 +25,8 @@ def parse_attrs(values: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
         key, sep, text = value.partition("=")
         if not sep:
             raise InputError(f"{value!r} is not KEY=VALUE", "--attr")
+        if any(key == seen for seen, _ in pairs):  # else the last one would silently win
+            raise InputError(f"{quoted(key)} is given twice", "--attr")
         pairs.append((key, text))
     return check_attrs(pairs, "--attr")
 
@@ -104,7 +107,13 @@ def init(obj: Context, name: str, central_bank: str, privacy_mode: str, dealings
     from tenge_ledger.store import open_store
 
     check_text(name, "--name", limits.ledger_name_length_max)
+    if not name.strip():
+        raise InputError("give the ledger a name, like 'Digital tenge pilot'", "--name")
     check_handle(central_bank, "--central-bank")
+    if obj.db == ":memory:":
+        raise InputError(
+            "a ledger in memory ends with this command: give a file or a postgresql:// URL", "--db :memory:"
+        )
     escrow = None
     if normalize(check_mode(privacy_mode)) == "escrowed" or share_to or dealings or threshold is not None:
         if normalize(privacy_mode) != "escrowed":
@@ -125,6 +134,7 @@ def init(obj: Context, name: str, central_bank: str, privacy_mode: str, dealings
     # A failed init leaves nothing behind: no half-made database file, no key for a ledger that does not exist.
     fresh_file = "://" not in obj.db and obj.db != ":memory:" and not os.path.exists(obj.db)
     new_key = not keystore.has(central_bank)
+    new_keystore = not keystore.path.exists()
     try:
         store = open_store(obj.db, create=True)
         try:
@@ -143,6 +153,8 @@ def init(obj: Context, name: str, central_bank: str, privacy_mode: str, dealings
                     os.remove(obj.db + suffix)
             if new_key:
                 keystore.remove(central_bank)
+            if new_keystore:  # made by this init, for a ledger that does not exist
+                shutil.rmtree(keystore.path, ignore_errors=True)
         raise
     emit(
         obj,
@@ -256,7 +268,10 @@ def account_update(obj: Context, handle, tier, attrs, op_id) -> None:
     Example:
       tenge account update builder-1 --attr licence=construction --attr obligations=met
     """
-    finish(obj, obj.wallet().update_account(check_handle(handle, "HANDLE"), tier, parse_attrs(attrs), op_id))
+    check_handle(handle, "HANDLE")
+    if tier is None and not attrs:  # else an update that changes nothing is signed and journaled
+        raise InputError("nothing to update: give --tier or --attr KEY=VALUE")
+    finish(obj, obj.wallet().update_account(handle, tier, parse_attrs(attrs), op_id))
 
 
 @account.command("show")
@@ -313,21 +328,23 @@ def _refuse_if_no_change(obj: Context, name: str, handle: str, op_id: str | None
 
 
 def _status_command(name: str, doc: str):
-    @account.command(name, help=doc)
     @click.argument("handle")
-    @click.option("--reason", help="Why (kept in the journal).")
     @click.option("--id", "op_id", help="Operation id: the same id is applied once. Random if omitted.")
     @pass_ledger
-    def command(obj: Context, handle, reason, op_id) -> None:
+    def command(obj: Context, handle, op_id, reason=None) -> None:
         wallet = obj.wallet()
         check_handle(handle, "HANDLE")
+        if reason is not None:
+            reason = check_text(reason, "--reason", limits.memo_length_max)
         _refuse_if_no_change(obj, name, handle, op_id)
         if name == "close":
             finish(obj, wallet.close(handle, op_id))
         else:
             finish(obj, getattr(wallet, name)(handle, reason, op_id))
 
-    return command
+    if name != "close":  # a close operation carries no reason: the option would be dropped unsaid
+        command = click.option("--reason", help="Why (kept in the journal).")(command)
+    return account.command(name, help=doc)(command)
 
 
 _status_command(

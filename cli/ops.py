@@ -10,8 +10,8 @@ from collections import Counter
 import click
 
 from tenge_ledger.core import limits
-from tenge_ledger.core.canonical import json_int, operation_from_dict
-from tenge_ledger.core.errors import InputError
+from tenge_ledger.core.canonical import format_time, json_int, operation_from_dict
+from tenge_ledger.core.errors import InputError, quoted
 
 from .context import Context, emit, pass_ledger, progress, seconds
 
@@ -44,16 +44,20 @@ def submit(obj: Context, path, verified) -> None:
     read_s = time.perf_counter() - started
     results = []
     chunk = limits.submit_chunk_operations
-    with progress(obj, len(ops), "applying") as bar:
-        for start in range(0, len(ops), chunk):
-            part = ops[start : start + chunk]
-            results.extend(wallet.ledger.apply_many(part, verified=verified))
-            bar.update(len(part))
+    try:
+        with progress(obj, len(ops), "applying") as bar:
+            for start in range(0, len(ops), chunk):
+                part = ops[start : start + chunk]
+                results.extend(wallet.ledger.apply_many(part, verified=verified))
+                bar.update(len(part))
+    finally:
+        # No key for an account that was not opened: rejected, or in a chunk that failed as a whole (a store
+        # error rolls its transaction back) or never ran.
+        for index, handles in created.items():
+            if index >= len(results) or not results[index].succeeded:
+                for handle in handles:
+                    wallet.keystore.remove(handle)
     apply_s = time.perf_counter() - started - read_s
-    for index, handles in created.items():  # no key for an account that was not opened
-        if not results[index].succeeded:
-            for handle in handles:
-                wallet.keystore.remove(handle)
     counts = Counter(r.code.value for r in results)
     failed = [r for r in results if not r.succeeded]
     rate = len(results) / apply_s if apply_s > 0 else 0.0
@@ -97,6 +101,7 @@ def _read_operations(obj: Context, wallet, path: str) -> tuple[list, dict[int, t
         size = os.fstat(fh.fileno()).st_size if path != "-" else 0
     except OSError as exc:
         raise InputError(f"cannot read it: {exc.strerror or exc}", path) from None
+    now = wallet.ledger.clock()
     with fh, progress(obj, size, "reading and signing") as bar:
         number = 0
         try:
@@ -111,6 +116,7 @@ def _read_operations(obj: Context, wallet, path: str) -> tuple[list, dict[int, t
                     for d in wanted:
                         d["public_key"] = _KEY_PLACEHOLDER
                     op = operation_from_dict(doc, where)
+                    _refuse_future_sweep(op, now, where)
                     if wanted:
                         need_keys[len(ops)] = (number, doc, where)
                     else:
@@ -134,13 +140,38 @@ def _read_operations(obj: Context, wallet, path: str) -> tuple[list, dict[int, t
     return ops, need_keys
 
 
+def _refuse_future_sweep(op, now: int, where: str) -> None:
+    """A sweep as of a later time returns budget money before its expiry and times out holds early: `tenge sweep
+    --at` does that only with --simulate-future, and a file must not do it unasked."""
+    from tenge_ledger.core.records import Batch, Sweep
+
+    inner = op.body.operations if isinstance(op.body, Batch) else (op,)
+    for one in inner:
+        if isinstance(one.body, Sweep) and one.body.as_of > now:
+            raise InputError(
+                f"a sweep as of {format_time(one.body.as_of)}, later than now ({format_time(now)}), returns budget"
+                " money before its expiry and times out holds early: use tenge sweep --at ... --simulate-future",
+                f"{where}.as_of",
+            )
+
+
 def _json_line(line: str, where: str) -> object:
     try:
-        return json.loads(line, parse_int=json_int)
+        return json.loads(line, parse_int=json_int, object_pairs_hook=_distinct_fields)
     except json.JSONDecodeError as exc:
         raise InputError(f"not JSON: {exc.msg} at column {exc.colno}", where) from None
     except RecursionError:
         raise InputError("not JSON this ledger reads: nested too deeply", where) from None
+
+
+def _distinct_fields(pairs: list[tuple[str, object]]) -> dict:
+    """An object whose names are distinct: JSON leaves a repeated one to the reader (Python keeps the last)."""
+    doc = dict(pairs)
+    if len(doc) != len(pairs):
+        seen: set[str] = set()
+        twice = next(name for name, _ in pairs if name in seen or seen.add(name))
+        raise InputError(f"the field {quoted(twice)} is given twice")
+    return doc
 
 
 def _make_keys(wallet, ops: list, need_keys: dict[int, tuple[int, dict, str]]) -> dict[int, list[str]]:

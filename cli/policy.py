@@ -5,8 +5,11 @@ policy files are TengeErrors (PolicyError): the group prints them, every one loc
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import click
@@ -16,6 +19,24 @@ from tenge_ledger.core.money import format_tiyn
 from tenge_ledger.core.text import shown
 
 from .context import Context, emit, pass_ledger
+
+
+@contextmanager
+def _located(paths: tuple[str, ...] | list[str]) -> Iterator[None]:
+    """Policy errors raised inside name each file by the path the author gave (`rules/bad.policy:3:8`), not by
+    the bare name a set keys its files by, which the author's shell may not open."""
+    from tenge_ledger.policy import PolicyError
+
+    try:
+        yield
+    except PolicyError as exc:
+        raise exc.located(_paths_by_name(paths)) from None
+
+
+def _paths_by_name(paths: tuple[str, ...] | list[str]) -> dict[str, str]:
+    from tenge_ledger.policy.sets import policy_files
+
+    return {f.name: str(f) for f in policy_files(list(paths))}
 
 
 @click.group()
@@ -41,25 +62,24 @@ def check(obj: Context, paths: tuple[str, ...]) -> None:
     """
     from tenge_ledger.policy import PolicyError, parse_and_check, read_sources
     from tenge_ledger.policy.data import DATA_SUFFIX
-    from tenge_ledger.policy.sets import policy_files
 
     files = read_sources(list(paths))
     try:
-        try:
+        with _located(paths):
             checked = parse_and_check(files)
-        except PolicyError as exc:  # name each file by the path the author gave, not only its name
-            raise exc.located({f.name: str(f) for f in policy_files(list(paths))}) from None
     except PolicyError as exc:
         if obj.json:  # machine-readable diagnostics for editors and CI, still exit 1
             click.echo(json.dumps({"ok": False, "errors": [d.to_json() for d in exc.diagnostics]}, indent=2))
             raise SystemExit(1) from None
         raise
     data = [name for name in files if name.endswith(DATA_SUFFIX)]
-    warnings = [w.render() for w in checked.warnings]
+    where = _paths_by_name(paths)  # warnings, like errors, name each file by the path given
+    located = [dataclasses.replace(w, file=where.get(w.file, w.file)) for w in checked.warnings]
+    warnings = [w.render() for w in located]
     emit(
         obj,
         {"ok": True, "files": sorted(files), "rules": len(checked.rules),
-         "warnings": [w.to_json() for w in checked.warnings]},
+         "warnings": [w.to_json() for w in located]},
         "\n".join([*warnings, f"ok: {len(files) - len(data)} files, {len(checked.rules)} rules"
                     + (f", {len(data)} data files" if data else "")
                     + (f", {len(warnings)} warnings" if warnings else "")]),
@@ -179,7 +199,8 @@ def reads(obj: Context, paths: tuple[str, ...]) -> None:
     from tenge_ledger.policy import parse_and_check, read_sources
     from tenge_ledger.policy.reads import manifest
 
-    rows = manifest(parse_and_check(read_sources(list(paths))))
+    with _located(paths):
+        rows = manifest(parse_and_check(read_sources(list(paths))))
 
     def text() -> str:
         lines = []
@@ -230,16 +251,17 @@ def explain(obj: Context, operation_id: str) -> None:
     _, postings = next(iter(store.journal(after_seq=stored.seq - 1)))  # its postings as written
     matched = [m["rule"] for m in (decision.get("detail") or {}).get("matched", [])]
     history = _history_reads(store.meta().settings, decision.get("policy_set_id"), matched)
+    detail = decision.get("detail") or {}
+    unseen = _kind_unseen(store, stored.kind, decision, detail)
     data = {"id": stored.op_id, "seq": stored.seq, "kind": stored.kind, "message": stored.message, **decision,
-            "postings": [[p.account, p.amount_tiyn, p.tag] for p in postings], "history_reads": history}  # fmt: skip
+            "postings": [[p.account, p.amount_tiyn, p.tag] for p in postings], "history_reads": history,
+            "unseen": unseen}  # fmt: skip
 
     def text() -> str:
-        detail = decision.get("detail") or {}
         # every text here comes from the ledger or a policy, not from the person reading: shown escaped
         lines = [f"#{stored.seq} {stored.kind}: {shown(stored.message)}",
                  f"policy set: {decision.get('policy_set_id') or 'none enabled'}"
                  + (f" (version {v})" if (v := detail.get("version") or decision.get("policy_version")) else "")]  # fmt: skip
-        unseen = _kind_unseen(store, stored.kind, decision, detail)
         if unseen:
             lines.append(unseen)
         elif not detail:
@@ -336,7 +358,11 @@ def diff_(obj: Context, old: str, new: str, recent: int) -> None:
     from tenge_ledger.policy import analysis, compile_sources, read_sources
     from tenge_ledger.policy.analysis import boundary_cases, ledger_cases
 
-    old_engine, new_engine = (compile_sources(read_sources([path])) for path in (old, new))
+    engines = []
+    for path in (old, new):
+        with _located([path]):
+            engines.append(compile_sources(read_sources([path])))
+    old_engine, new_engine = engines
     found: dict = {}
     cases = list(boundary_cases([old_engine.checked, new_engine.checked]))
     analysis.diff(old_engine, new_engine, cases, "generated", found)
@@ -439,7 +465,8 @@ def enable_(obj: Context, paths: tuple[str, ...], version: int | None) -> None:
     elif not paths:
         raise InputError("name the policy files or directories to enable, or --version N")
     else:
-        out = enable(store, read_sources(list(paths)), int(time.time()))
+        with _located(paths):
+            out = enable(store, read_sources(list(paths)), int(time.time()))
     text = (f"enabled policy set version {out['version']} ({out['id'][:16]}…, {out.get('rules', '?')} rules)"
             if out["changed"] else f"already enabled as version {out['version']}")  # fmt: skip
     if version is not None and out["changed"]:

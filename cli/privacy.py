@@ -9,7 +9,7 @@ import click
 
 from tenge_ledger.core.canonical import format_time
 from tenge_ledger.core.errors import InputError
-from tenge_ledger.core.files import write_private
+from tenge_ledger.core.files import create_new_private, write_private
 
 from .context import Context, emit, pass_context, pass_ledger, progress
 from .render import fields_text, plain
@@ -313,11 +313,13 @@ def privacy_disclose(obj: Context, account, record, out) -> None:
         raise InputError(
             f"disclosure is for selective ledgers; this one is {mode}, where it would reveal nothing"
         )
+    if os.path.lexists(out):  # before the disclosure is made and logged: never over a key or another's file
+        raise InputError("already exists: refusing to overwrite it with a disclosure", where=out)
     if record:
         data = operator.disclose(store, account, record, obj.keystore().get(account))
     else:
         data = operator.disclose_viewing_key(store, account, obj.keystore().get(account))
-    write_private(out, json.dumps(data, indent=2), fresh_only=True)
+    create_new_private(out, json.dumps(data, indent=2), "disclosure")
     emit(
         obj, {"written": out}, f"wrote {out}: give it to whoever may read; use it with trace view --key {out}"
     )

@@ -9,6 +9,7 @@ import click
 
 from tenge_ledger.core.canonical import check_handle, check_op_id, format_time, parse_time
 from tenge_ledger.core.errors import InputError, TengeError, quoted
+from tenge_ledger.core.text import shown
 from tenge_ledger.ledger.journal import check_journal
 
 from .context import Context, emit, pass_ledger, progress_updates
@@ -81,6 +82,8 @@ def history(obj: Context, handle, limit, since, until, kind) -> None:
     check_handle(handle, "HANDLE")
     start = parse_time(since, "--since") if since else None
     end = parse_time(until, "--until") if until else None
+    if kind is not None:
+        check_kind(kind)
     store = obj.ledger().store
     if store.account(handle) is None:
         raise InputError(f"no account {handle!r}")
@@ -147,7 +150,7 @@ def operation(obj: Context, op_id) -> None:
         decision = data["decision"]
         lines = [
             f"#{op.seq} {op.kind} {op.op_id} by {op.signer} at {data['at']}: {signature}",
-            f"  {op.message}",
+            f"  {shown(op.message)}",  # from the journal: a reason journaled before input was checked
             f"  policy set: {decision.get('policy_set_id') or 'none (built-in checks only)'}",
         ]
         if decision.get("rules"):
@@ -173,6 +176,16 @@ def _signature_status(store, op) -> str:
     if key and verify_bytes(canonical_bytes(store.meta().ledger_id, operation), operation.signature, key):
         return f"signature verifies with {op.signer}'s journaled key"
     return f"signature does NOT verify with {op.signer}'s journaled key"
+
+
+def check_kind(kind: str, record_types: tuple[str, ...] = ()) -> str:
+    """`--kind`: an operation kind (or one of `record_types`); a typo would silently match nothing."""
+    from tenge_ledger.core.records import OpKind
+
+    known = [k.value for k in OpKind] + list(record_types)
+    if kind not in known:
+        raise InputError(f"{quoted(kind)} is not one of: {', '.join(known)}", "--kind")
+    return kind
 
 
 def find_operation(store, text: str):

@@ -85,6 +85,10 @@ def trace_view(obj: Context, role, keys, limit, since, until, account, kind) -> 
     emit(obj, [v.to_json() for v in views], text)
 
 
+# The trace log's records other than operations (privacy/views.py, trace/checkpoint.py JOURNAL_HEAD_TYPE).
+RECORD_TYPES = ("op", "access", "case_release", "checkpoint", "journal-head")
+
+
 def record_filter(since: str | None, until: str | None, account: str | None, kind: str | None):
     """The predicate of trace view's filters, or None when there are none."""
     if not (since or until or account or kind):
@@ -92,6 +96,10 @@ def record_filter(since: str | None, until: str | None, account: str | None, kin
     start = parse_time(since, "--since") if since else None
     end = parse_time(until, "--until") if until else None
     handle = check_handle(account, "--account") if account else None
+    if kind:
+        from .reads import check_kind
+
+        check_kind(kind, RECORD_TYPES)
 
     def keep(v) -> bool:
         if start is not None and v.at < start or end is not None and v.at >= end:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from tenge_ledger.app import ledger_over
 from tenge_ledger.client.wallet import Wallet
 from tenge_ledger.core.records import Transfer
@@ -91,6 +93,21 @@ def test_seize__needs_a_court_order(env) -> None:
     result = env.wallet.seize("cafe", "roads", 50)
     assert result.code is ResultCode.invalid_operation and "court order" in result.message
     assert env.balance("cafe") == 100
+
+
+@pytest.mark.parametrize(
+    ("payer", "payee"), [("nbk", "cafe"), ("cafe", "nbk"), ("@holds", "cafe"), ("cafe", "@holds")]
+)
+def test_seize__from_or_to_the_central_bank_or_the_holds_account_refused(env, payer, payee) -> None:
+    # From nbk a seizure issued money past the issue's checks (the supply limit among them); to nbk it redeemed;
+    # from or to @holds it moved held money that no hold accounted for, and `tenge check` then failed.
+    env.wallet.issue("cafe", 100)
+    env.wallet.hold("cafe", "roads", 50, 3_600)
+    before = env.snapshot()
+    result = env.wallet.seize(payer, payee, 10, order="court 1")
+    assert result.code is ResultCode.invalid_operation and "seiz" in result.message
+    assert env.snapshot() == before
+    env.check()
 
 
 def test_seize__only_central_bank(env) -> None:

@@ -69,3 +69,17 @@ def test_batch__same_id_twice_is_exists(env) -> None:
     assert env.ledger.apply(batch).code is ResultCode.ok
     assert env.ledger.apply(batch).code is ResultCode.exists
     assert env.balance("aigerim") == 10
+
+
+def test_batch__inner_id_equal_to_its_own_id_is_rejected(env) -> None:
+    # The batch and its inner operation would both be journaled under one id: the database's UNIQUE index used
+    # to refuse the write and fail every other operation of the chunk with it.
+    w = env.wallet
+    w.issue("halyk", 1_000)
+    other = w.build("halyk", Transfer("halyk", "cafe", 10), "other")
+    batch = w.build("halyk", Batch((w.build("halyk", Transfer("halyk", "aigerim", 10), "same"),)), "same")
+    results = env.ledger.apply_many([other, batch])
+    assert results[0].code is ResultCode.ok
+    assert results[1].code is ResultCode.invalid_operation and "same" in results[1].message
+    assert (env.balance("cafe"), env.balance("aigerim")) == (10, 0)
+    env.check()

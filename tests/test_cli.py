@@ -271,6 +271,33 @@ def test_mistake__init_with_unknown_privacy_mode_leaves_nothing(tmp_path) -> Non
     assert again.exit_code == 0, again.output
 
 
+@pytest.mark.parametrize("name", ["", "   "])
+def test_mistake__init_with_an_empty_name_refused(tmp_path, name) -> None:
+    # `--name` is required, yet '' made a ledger that `info` showed with no name.
+    db = tmp_path / "new.db"
+    result = CliRunner().invoke(cli, ["--db", str(db), "init", "--name", name])
+    assert result.exit_code == 1 and "--name" in result.stderr, result.output
+    assert not db.exists()
+
+
+def test_mistake__failed_init_leaves_no_keystore_folder(tmp_path) -> None:
+    # The key was removed but its new folder stayed behind (`new.db.keys/`, empty).
+    db = tmp_path / "new.db"
+    result = CliRunner().invoke(cli, ["--db", str(db), "init", "--name", "X", "--key-to", "fma=f.key"])
+    assert result.exit_code == 1 and "seals nothing to fma" in result.stderr, result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def test_mistake__init_in_memory_refused(tmp_path, monkeypatch) -> None:
+    # Each command is its own process: `init` said "created ledger" in a database gone at exit, and left
+    # ./:memory:.keys/nbk.key behind.
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("TENGE_KEYSTORE", raising=False)
+    result = CliRunner().invoke(cli, ["--db", ":memory:", "init", "--name", "X"])
+    assert result.exit_code == 1 and "--db :memory:" in result.stderr, result.output
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_submit__every_bad_line_named_at_once(pilot, tmp_path) -> None:
     ops = tmp_path / "ops.jsonl"
     good = {"id": "g-2", "kind": "transfer", "payer": "halyk", "payee": "aigerim", "amount": "1"}

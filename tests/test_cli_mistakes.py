@@ -96,6 +96,75 @@ def test_account_open__rejected_opening_leaves_no_key(pilot) -> None:
     assert not (Path(pilot.db + ".keys") / "aigerim2.key").exists()
 
 
+@pytest.mark.parametrize("settings", ["garbage", "[]", '{"policy_set": 5'])
+def test_damaged_settings__one_error_line(pilot, settings) -> None:
+    # The meta table's settings edited by hand (or damaged): every command that opened the ledger ended in a
+    # JSONDecodeError or AttributeError traceback.
+    conn = sqlite3.connect(pilot.db)
+    with conn:
+        conn.execute("UPDATE meta SET value = ? WHERE key = 'settings'", (settings,))
+    conn.close()
+    for args in (("check",), ("balance", "halyk"), ("info",)):
+        result = pilot(*args, ok=False)
+        assert result.exit_code == 1, (args, result.output)
+        assert not isinstance(result.exception, Exception) or isinstance(result.exception, SystemExit)
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and "settings" in lines[0] and "damaged" in lines[0], result.stderr
+
+
+@pytest.mark.parametrize("reason", ["a\nb", "\x1b[31mred", "x\u202ey", "r" * 257])
+@pytest.mark.parametrize("command", ["freeze", "unfreeze"])
+def test_status_reason__control_characters_and_length_refused(pilot, command, reason) -> None:
+    # `--memo` and a submit line's reason were checked; `account freeze --reason` went to the journal as typed
+    # and its newline or escape sequence reached the terminal in the command's own output.
+    if command == "unfreeze":
+        pilot("account", "freeze", "aigerim", "--reason", "first")
+    pilot.mistake("account", command, "aigerim", "--reason", reason, says="--reason")
+
+
+def test_close__offers_no_reason_it_would_drop(pilot) -> None:
+    # A close carries no reason: `--reason` was accepted ("kept in the journal", said its help) and dropped.
+    pilot("account", "open", "old", "--kind", "bank")
+    result = pilot("account", "close", "old", "--reason", "bye", ok=False)
+    assert result.exit_code == 2 and "No such option '--reason'" in result.stderr
+    assert "--reason" not in pilot("account", "close", "--help").stdout
+
+
+@pytest.mark.parametrize(
+    "command", [("account", "open", "shop", "--kind", "bank"), ("account", "update", "halyk")]
+)
+def test_attr__same_name_twice_refused(pilot, command) -> None:
+    # `--attr zone=a --attr zone=b` kept b and said nothing.
+    pilot.mistake(*command, "--attr", "zone=a", "--attr", "zone=b", says='--attr: "zone" is given twice')
+
+
+@pytest.mark.parametrize("option", ["--case", "--basis"])
+@pytest.mark.parametrize("command", ["partial", "unmask"])
+def test_case_and_basis__control_characters_refused(pilot, tmp_path, command, option) -> None:
+    # A case or legal basis with a newline was signed into a partial decryption and logged as typed.
+    pilot("transfer", "halyk", "aigerim", "1", "--id", "pay-1")
+    texts = {"--case": "C-1", "--basis": "court order"}
+    texts[option] = "C\n1\x1b[2J"
+    extra = ["--share", "no.share", "--out", str(tmp_path / "p")] if command == "partial" else []
+    args = ["privacy", command, "pay-1", "--case", texts["--case"], "--basis", texts["--basis"], *extra]
+    pilot.mistake(*args, says=f"{option}: character 2 is U+000A")
+
+
+@pytest.mark.parametrize("command", [("history", "aigerim"), ("trace", "view", "--as", "fma")])
+def test_kind__unknown_kind_refused(pilot, command) -> None:
+    # `--kind transfr` matched nothing and said "no postings of aigerim match", exit 0.
+    pilot.mistake(*command, "--kind", "transfr", says='--kind: "transfr" is not one of: open_account')
+
+
+def test_kind__record_type_accepted_by_trace_view(pilot) -> None:
+    assert pilot("trace", "view", "--as", "fma", "--kind", "access").exit_code == 0
+
+
+def test_account_update__with_nothing_to_change_refused(pilot) -> None:
+    # It signed and journaled an update that changed nothing ("ok: updated account aigerim").
+    pilot.mistake("account", "update", "aigerim", says="nothing to update: give --tier or --attr")
+
+
 # ---- submit lines ------------------------------------------------------------------------------------------
 
 
@@ -103,6 +172,85 @@ def test_submit__deeply_nested_line_refused(pilot, tmp_path) -> None:
     ops = tmp_path / "deep.jsonl"
     ops.write_text("[" * 200_000 + "\n")
     pilot.mistake("submit", str(ops), says="nested too deeply")
+
+
+def test_submit__batch_with_its_own_id_inside_refused_by_line(pilot, tmp_path) -> None:
+    ops = tmp_path / "self.jsonl"
+    ops.write_text(
+        '{"id": "t-1", "kind": "transfer", "payer": "halyk", "payee": "aigerim", "amount": "1"}\n'
+        '{"id": "b-1", "kind": "batch", "operations": [{"id": "b-1", "kind": "transfer", "payer": "halyk",'
+        ' "payee": "aigerim", "amount": "1"}]}\n'
+    )
+    pilot.mistake("submit", str(ops), says="self.jsonl:2.operations: an operation in a batch cannot have")
+
+
+def test_submit__store_failure_leaves_no_new_key(pilot, tmp_path, monkeypatch) -> None:
+    from tenge_ledger.core.errors import StoreError
+    from tenge_ledger.ledger.service import Ledger
+
+    def fail(self, ops, verified=False):
+        raise StoreError("disk I/O error; nothing was changed")
+
+    monkeypatch.setattr(Ledger, "apply_many", fail)
+    ops = tmp_path / "open.jsonl"
+    ops.write_text('{"id": "o-1", "kind": "open_account", "handle": "newbie", "account_kind": "bank"}\n')
+    pilot.mistake("submit", str(ops), says="disk I/O error")
+    assert not (Path(pilot.db + ".keys") / "newbie.key").exists()
+
+
+def test_submit__repeated_field_refused(pilot, tmp_path) -> None:
+    # JSON leaves a repeated name to the reader (Python's keeps the last): "5" or "6" must not be a guess.
+    ops = tmp_path / "twice.jsonl"
+    ops.write_text(
+        '{"id": "t-1", "kind": "transfer", "payer": "halyk", "payee": "aigerim", "amount": "5", "amount": "6"}\n'
+    )
+    pilot.mistake("submit", str(ops), says='twice.jsonl:1: the field "amount" is given twice')
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("audit", "verify", "DEEP", "--trust-bundle-key"),
+        ("audit", "equivocation", "DEEP"),
+        ("trace", "view", "--as", "fma", "--key", "DEEP"),
+        ("privacy", "partial", "x", "--share", "DEEP", "--case", "C-1", "--basis", "b", "--out", "OUT"),
+        ("escrow", "deal", "--identity", "DEEP", "--ceremony", "c", "--threshold", "2", "--holder", "DEEP",
+         "--out", "OUT"),
+    ],
+)  # fmt: skip
+def test_json_file__nested_too_deeply_is_one_error_line(pilot, tmp_path, args) -> None:
+    # json.loads raises RecursionError, not ValueError, on arrays nested deeper than Python recurses: it used
+    # to end in a traceback.
+    deep = tmp_path / "deep.json"
+    deep.write_text("[" * 100_000)
+    args = [str(deep) if a == "DEEP" else str(tmp_path / "out") if a == "OUT" else a for a in args]
+    result = pilot.mistake(*args, says=f"{deep}: ")
+    assert "JSON" in result.stderr or "not a" in result.stderr
+
+
+def test_submit__signature_without_signer_refused_by_line(pilot, tmp_path) -> None:
+    # It was applied and answered "unknown_account: no account '' to sign".
+    ops = tmp_path / "nosigner.jsonl"
+    ops.write_text(
+        '{"id": "t-1", "kind": "transfer", "payer": "halyk", "payee": "aigerim", "amount": "1", "signature": "'
+        + "00" * 64
+        + '"}\n'
+    )
+    pilot.mistake("submit", str(ops), says="nosigner.jsonl:1.signer: is missing: a signed operation names")
+
+
+@pytest.mark.parametrize("batched", [False, True])
+def test_submit__sweep_as_of_a_later_time_refused(pilot, tmp_path, batched) -> None:
+    # `tenge sweep --at` refuses a future time without --simulate-future; a submitted sweep as of the year 5138
+    # was applied and timed every pending hold out early.
+    pilot("hold", "halyk", "aigerim", "1", "--timeout", "3600", "--id", "h-1")
+    sweep = '{"id": "s-1", "kind": "sweep", "as_of": 99999999999}'
+    line = f'{{"id": "b-1", "kind": "batch", "operations": [{sweep}]}}' if batched else sweep
+    ops = tmp_path / "sweep.jsonl"
+    ops.write_text(line + "\n")
+    pilot.mistake(
+        "submit", str(ops), says="sweep.jsonl:1.as_of: a sweep as of 5138-11-16T09:46:39Z, later than"
+    )
 
 
 def test_memo__lone_surrogate_in_submit_refused(pilot, tmp_path) -> None:
@@ -142,6 +290,18 @@ def test_trace_view__stored_bad_text_shown_escaped(pilot) -> None:
         [*TENGE, "--db", pilot.db, "trace", "view", "--as", "central_bank"], env=env, capture_output=True
     ).stdout.decode()
     assert "memo=x\\ud800\\x1b" in view
+
+
+def test_operation__stored_reason_with_newline_shown_escaped(pilot) -> None:
+    """A freeze reason journaled before input was checked (or by a library caller) cannot forge a line."""
+    ledger = open_ledger(pilot.db)
+    try:
+        Wallet(ledger, Keystore(keystore_path_for(pilot.db))).freeze("aigerim", "a\nb\x1b[2J", op_id="fr-1")
+    finally:
+        ledger.store.close()
+    out = pilot("operation", "fr-1").stdout
+    assert "frozen: a\\nb\\x1b[2J" in out and "\x1b" not in out
+    assert out.splitlines()[1] == "  account aigerim is frozen: a\\nb\\x1b[2J"
 
 
 def test_control_characters__shown_escaped_in_errors(pilot) -> None:

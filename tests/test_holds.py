@@ -107,3 +107,13 @@ def test_hold__tagged_money_stays_tagged(env) -> None:
     assert env.store.balances("cafe") == {("cafe", "b"): 500}
     assert env.store.balances("roads") == {("roads", "b"): 500}
     env.check()
+
+
+@pytest.mark.parametrize("on_timeout", ["void", "post"])
+def test_hold__journal_message_is_the_one_it_answered(env, on_timeout) -> None:
+    # `history` and `operation` derive the message from the journal: it left out what the hold does at its
+    # timeout, which the answer to the hold said.
+    env.wallet.issue("halyk", 10_000)
+    result = env.wallet.hold("halyk", "cafe", 4_000, 3_600, on_timeout=on_timeout, op_id="h1")
+    assert result.code is ResultCode.ok and "then" in result.message
+    assert env.store.operation("h1").message == result.message

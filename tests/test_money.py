@@ -38,6 +38,14 @@ def test_parse_amount__over_maximum_rejected() -> None:
         parse_amount(format_tiyn(limits.amount_tiyn_max + 1))
 
 
+def test_parse_amount__over_maximum_names_the_input_in_kzt() -> None:
+    # "100000000000000.01" was echoed as "10000000000000001 tiyn": not what the user typed, and 100 times it.
+    typed = format_tiyn(limits.amount_tiyn_max + 1)
+    with pytest.raises(InputError) as info:
+        parse_amount(typed, "AMOUNT")
+    assert f'"{typed}" KZT is over' in str(info.value) and "tiyn" not in str(info.value)
+
+
 def test_parse_amount__not_a_string_rejected() -> None:
     with pytest.raises(InputError):
         parse_amount(12.5)  # type: ignore[arg-type]

@@ -75,6 +75,16 @@ def test_issue__unknown_payee(env) -> None:
     assert code(env.wallet.issue("ghost", 100)) is ResultCode.unknown_account
 
 
+@pytest.mark.parametrize("payee", ["nbk", "@holds"])
+def test_issue__to_the_central_bank_or_the_holds_account_refused(env, payee) -> None:
+    # Issuing to the central bank moved nothing yet counted the amount as issued and as redeemed (phantom
+    # supply flows); to @holds it put money there that no hold accounts for. A redeem by them is refused too.
+    result = env.wallet.issue(payee, 100)
+    assert code(result) is ResultCode.invalid_operation and payee in result.message
+    assert env.store.supply() == (0, 0)
+    assert env.balance(payee) == 0
+
+
 def test_issue__only_central_bank(env) -> None:
     from tenge_ledger.core.records import Issue
 

@@ -128,6 +128,32 @@ def test_check__errors_name_the_path_given(tmp_path) -> None:
     assert f"{folder / 'bad.policy'}:3:8: unknown field payee.kindd" in result.output
 
 
+@pytest.mark.parametrize("command", [("policy", "enable"), ("policy", "reads"), ("policy", "diff", "OTHER")])
+def test_enable_reads_diff__errors_name_the_path_given(tmp_path, command) -> None:
+    # Only `policy check` did: the others said `bad.policy:3:8`, a file the author's shell cannot open (and
+    # `diff` did not say which of its two sets it was in).
+    folder = tmp_path / "rules"
+    folder.mkdir()
+    (folder / "bad.policy").write_text('rule "x"\n  on transfer\n  when payee.kindd == miner\n  deny "no"\n')
+    args = [POLICIES if a == "OTHER" else a for a in command]
+    result = CliRunner().invoke(cli, ["--db", str(tmp_path / "l.db"), "init", "--name", "l"])
+    result = CliRunner().invoke(cli, ["--db", str(tmp_path / "l.db"), *args, str(folder)])
+    assert result.exit_code == 1
+    assert f"{folder / 'bad.policy'}:3:8: unknown field payee.kindd" in result.output, result.output
+
+
+def test_check__warnings_name_the_path_given(tmp_path) -> None:
+    # Errors did; a warning in the same output said only `w.policy:3:8`.
+    folder = tmp_path / "rules"
+    folder.mkdir()
+    policy = folder / "w.policy"
+    policy.write_text('rule "x"\n  on transfer\n  when payee.attr.zone == "a"\n  report fma "r"\n')
+    text = CliRunner().invoke(cli, ["policy", "check", str(folder)])
+    assert text.exit_code == 0 and f"{policy}:3:" in text.output, text.output
+    data = json.loads(CliRunner().invoke(cli, ["--json", "policy", "check", str(folder)]).output)
+    assert [w["file"] for w in data["warnings"]] == [str(policy)]
+
+
 def test_test__a_policy_file_or_an_empty_folder_is_refused_clearly(tmp_path) -> None:
     (tmp_path / "a.policy").write_text('rule "x"\n  on transfer\n  deny "no"\n')
     for target, says in ((tmp_path / "a.policy", "is not a spec file"), (tmp_path, "no spec files")):

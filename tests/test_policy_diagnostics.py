@@ -41,6 +41,18 @@ def test_hint__single_equals_in_a_condition() -> None:
     assert (found.line, found.col, found.code) == (2, 15, "E001") and "compare with ==" in found.message
 
 
+@pytest.mark.parametrize(
+    "effect",
+    ['route to "@holds"', 'withhold 10% to "@holds"', 'split { 50% to "Shop", remaining to payee }',
+     'hold for 1d released by "@holds"'],
+)  # fmt: skip
+def test_target__an_account_a_rule_cannot_name_is_located(effect) -> None:
+    # `route to "@holds"` was accepted: the money went to the holds account with no hold, and `tenge check`
+    # then failed; a name that no account can have ("Shop") could only fail at run time.
+    (found,) = diagnostics(f'rule "r"\n  on transfer\n  {effect}\n')
+    assert (found.line, found.code) == (3, "E028") and "is not an account handle" in found.message
+
+
 def test_rule_without_effect__is_reported_at_that_rule() -> None:
     found = diagnostics('rule "a"\n  when amount > 5 KZT\n\nrule "b"\n  deny "x"\n')
     assert [(d.line, d.col, d.code) for d in found] == [(1, 1, "E002")]

@@ -164,6 +164,19 @@ def test_spec__policy_named_by_a_relative_path_out_of_its_folder_is_refused(tmp_
         run_spec(spec, lambda *a: None)
 
 
+@pytest.mark.parametrize(
+    ("case", "says"),
+    [('name = "c"', "bad spec: op is missing"),
+     ('name = "c"\nop = { kind = "issue", amount = "1" }', "bad spec: op.payee")],
+)  # fmt: skip
+def test_spec__a_missing_field_is_named(tmp_path, case, says) -> None:
+    # A case without `op` failed with "bad spec: 'op'": the repr of a KeyError.
+    (tmp_path / "a.policy").write_text('rule "r"\n  on transfer\n  deny "x"\n')
+    (tmp_path / "a.spec.toml").write_text(f"[[cases]]\n{case}\n")
+    result = CliRunner().invoke(cli, ["policy", "test", str(tmp_path)])
+    assert result.exit_code == 1 and says in result.output, result.output
+
+
 # ---- output spoofing ------------------------------------------------------------------------------------------
 
 
@@ -323,3 +336,24 @@ def test_cli__explain_of_an_operation_no_rule_sees_says_so(tmp_path) -> None:
         "no rule sees an operation of kind unfreeze: the ledger asks the policy set about issue"
         in result.output
     )
+
+
+def test_cli__explain_json_says_no_rule_sees_the_kind_as_text_does(tmp_path) -> None:
+    # The text said why nothing matched; --json gave no reason, so a script could not tell it from "no rule
+    # matched".
+    db = str(tmp_path / "l.db")
+    runner = CliRunner()
+    assert runner.invoke(cli, ["--db", db, "init", "--name", "t"]).exit_code == 0
+    (tmp_path / "p.policy").write_text('rule "big"\n  on issue\n  when amount > 5 KZT\n  report fma "x"\n')
+    assert runner.invoke(cli, ["--db", db, "policy", "enable", str(tmp_path / "p.policy")]).exit_code == 0
+    opened = runner.invoke(cli, ["--db", db, "--json", "account", "open", "roads", "--kind", "government"])
+    op_id = json.loads(opened.output)["id"]
+    data = json.loads(runner.invoke(cli, ["--db", db, "--json", "policy", "explain", op_id]).output)
+    assert data["unseen"] == "no rule of the policy set (version 1) sees an operation of kind open_account"
+    issued = runner.invoke(cli, ["--db", db, "--json", "issue", "roads", "1"])
+    data = json.loads(
+        runner.invoke(
+            cli, ["--db", db, "--json", "policy", "explain", json.loads(issued.output)["id"]]
+        ).output
+    )
+    assert data["unseen"] is None

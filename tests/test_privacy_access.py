@@ -228,6 +228,29 @@ def test_cli_disclose__only_on_selective_ledgers(tmp_path, monkeypatch, mode, wo
         assert "disclosure is for selective ledgers" in result.output
 
 
+def test_cli_disclose__never_writes_over_an_existing_file(tmp_path, monkeypatch):
+    # A private file (an escrow identity, a key) given as --out was overwritten with the viewing key.
+    from click.testing import CliRunner
+
+    from tenge_cli.main import cli
+
+    monkeypatch.setenv("TENGE_DB", str(tmp_path / "l.db"))
+    monkeypatch.delenv("TENGE_KEYSTORE", raising=False)
+    runner = CliRunner()
+    for args in (
+        ["init", "--name", "L", "--privacy", "selective", "--key-to", f"central_bank={tmp_path}/nbk.key"],
+        ["account", "open", "halyk", "--kind", "bank"],
+        ["account", "open", "aigerim", "--kind", "person", "--bank", "halyk"],
+    ):
+        assert runner.invoke(cli, args).exit_code == 0
+    secret = tmp_path / "fma.identity"
+    secret.write_text("a holder's secret")
+    secret.chmod(0o600)
+    result = runner.invoke(cli, ["privacy", "disclose", "aigerim", "--out", str(secret)])
+    assert result.exit_code == 1 and "already exists" in result.stderr, result.output
+    assert secret.read_text() == "a holder's secret"
+
+
 def test_disclosure__logged_and_checkpointed_before_the_key_is_returned(tmp_path):
     from tenge_ledger.trace import checkpoint as cps
 

@@ -378,6 +378,8 @@ def operation_from_dict(doc: object, where: str = "operation", depth: int = 0) -
     signature = doc.get("signature") or ""
     if not isinstance(signature, str) or not re.fullmatch(r"[0-9a-f]*", signature):
         raise InputError("must be lower-case hex", f"{where}.signature")
+    if signature and signer is None:  # else the ledger answers "no account '' to sign"
+        raise InputError("is missing: a signed operation names who signed it", f"{where}.signer")
     body_cls = BODY_BY_KIND[kind]
     fields = {f.name: f for f in dataclasses.fields(body_cls)}
     known = set(fields) | {"v", "id", "kind", "signer", "signature", "amount"}
@@ -458,4 +460,8 @@ def operation_from_dict(doc: object, where: str = "operation", depth: int = 0) -
         raise InputError("must be positive", f"{where}.timeout_s")
     if isinstance(body, Batch) and len({op.id for op in body.operations}) != len(body.operations):
         raise InputError("operation ids in a batch must be distinct", f"{where}.operations")
+    if isinstance(body, Batch) and any(op.id == op_id for op in body.operations):
+        raise InputError(
+            f"an operation in a batch cannot have the batch's own id {op_id}", f"{where}.operations"
+        )
     return Operation(id=op_id, signer=signer or "", body=body, signature=signature)

@@ -59,9 +59,11 @@ def describe(op: Operation, postings: Sequence[tuple[str, int, str]], central_ba
         return f"redeemed {format_tiyn(b.amount_tiyn)} KZT{tag_text(b.tag)} from {b.payer}"
     if isinstance(b, Transfer | Hold):
         text = f"{format_tiyn(b.amount_tiyn)} KZT{tag_text(b.tag)} from {b.payer} to {b.payee}"
-        if isinstance(b, Hold):
+        if isinstance(b, Hold):  # as the ledger answered it (service._timeout_text)
+            then = "posted to the payee" if b.on_timeout == "post" else "returned to the payer"
             return (
-                f"held {text} until posted by {b.releaser or b.payer} (times out in {duration(b.timeout_s)})"
+                f"held {text} until posted by {b.releaser or b.payer} "
+                f"(times out in {duration(b.timeout_s)}, then {then})"
             )
         if any(account == HOLDS_ACCOUNT for account, _, _ in postings):
             return f"held {text} (a policy rule made it a hold)"

@@ -21,12 +21,13 @@ def parse_amount(text: str, where: str = "amount") -> int:
             f"{quoted(text)} is not an amount: write digits with at most two decimals, like 1200 or 2500.50",
             where,
         )
-    if len(match["whole"]) > _DIGITS_MAX:
+    tiyn = None
+    if len(match["whole"]) <= _DIGITS_MAX:  # longer is over the maximum: not worth an int()
+        tiyn = int(match["whole"]) * tiyn_per_kzt + int((match["frac"] or "").ljust(2, "0"))
+    if tiyn is None or tiyn > amount_tiyn_max:
         raise InputError(
             f"{quoted(text)} KZT is over the ledger's maximum of {format_tiyn(amount_tiyn_max)} KZT", where
         )
-    frac = (match["frac"] or "").ljust(2, "0")
-    tiyn = int(match["whole"]) * tiyn_per_kzt + int(frac)
     return check_amount_tiyn(tiyn, where)
 
 

@@ -660,7 +660,9 @@ class Ledger:
 
     def _issue(self, ws: WorkingSet, op: Operation, at: int, verified: bool) -> _Applied:
         b: Issue = op.body  # type: ignore[assignment]
-        self._need(ws, b.payee, "payee")
+        payee = self._need(ws, b.payee, "payee")
+        if payee.kind in (AccountKind.central_bank, AccountKind.system):  # as a redeem by them is refused
+            raise Rejected(ResultCode.invalid_operation, f"{b.payee} cannot be issued to")
         circulating = -ws.account_total(self.central_bank)
         if circulating + b.amount_tiyn > limits.supply_tiyn_max:
             raise Rejected(
@@ -899,8 +901,13 @@ class Ledger:
 
     def _seize(self, ws: WorkingSet, op: Operation, at: int, verified: bool) -> _Applied:
         b: Seize = op.body  # type: ignore[assignment]
-        self._need(ws, b.payer, "payer")
-        self._need(ws, b.payee, "payee")
+        payer = self._need(ws, b.payer, "payer")
+        payee = self._need(ws, b.payee, "payee")
+        # From the central bank a seizure would issue past the issue's checks (the supply limit), to it redeem;
+        # from or to @holds it would move held money no hold accounts for.
+        for party in (payer, payee):
+            if party.kind in (AccountKind.central_bank, AccountKind.system):
+                raise Rejected(ResultCode.invalid_operation, f"{party.handle} cannot be seized from or to")
         if b.payer == b.payee:
             raise Rejected(ResultCode.same_account, "payer and payee are the same account")
         if not b.order:
@@ -942,6 +949,14 @@ class Ledger:
 
     def _batch(self, ws: WorkingSet, op: Operation, at: int, verified: bool) -> _Applied:
         b: Batch = op.body  # type: ignore[assignment]
+        # Each inner operation is journaled under its own id next to the batch's: one id for both would meet
+        # the journal's unique index at the write and fail the whole chunk, not this operation alone.
+        for i, inner in enumerate(b.operations):
+            if inner.id == op.id:
+                raise Rejected(
+                    ResultCode.invalid_operation,
+                    f"operation {i} has the batch's own id {op.id}: give it another",
+                )
         for i, inner in enumerate(b.operations):
             result = self._apply(ws, inner, at, verified)
             if result.code is not ResultCode.ok:

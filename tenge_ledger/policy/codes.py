@@ -136,6 +136,12 @@ CODES += (
           "no money, so they have no amount or tag. A rule reading what its kind lacks would fail and deny "
           "every time.", 'rule "r"\n  on sweep\n  when amount > 1 KZT\n  deny "x"\n'),
 )  # fmt: skip
+CODES += (
+    _code("E028", r"is not an account handle", "a destination or releaser that is not an account handle",
+          "A rule pays, withholds to, routes to or has a hold released by an account named by its handle: "
+          "lower-case letters, digits and '._-'. The ledger's own @holds account cannot be named: money put "
+          "there by a rule would belong to no hold.", 'rule "r"\n  on transfer\n  route to "@holds"\n'),
+)  # fmt: skip
 UNKNOWN = Code("E000", re.compile(""), "a problem without a code yet", "See the message.", "")
 BY_CODE = {c.code: c for c in CODES}
 

@@ -14,6 +14,8 @@ from lark import Lark, Token, Transformer, Tree, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 
 from ..core import limits
+from ..core.canonical import HANDLE_RE
+from ..core.errors import quoted
 from ..core.text import first_unsafe_char
 from . import ast
 from .errors import Diagnostic, PolicySyntaxError, source_line
@@ -460,7 +462,11 @@ class _Build(Transformer):
         return ast.ClearTag(*_pos(meta))
 
     def account_target(self, meta, children):
-        return ast.Target(*_pos(meta), self._string(children[0]))
+        handle = self._string(children[0])
+        if not HANDLE_RE.fullmatch(handle):  # @holds (money there without a hold), or a name no account has
+            self._error(*_pos(children[0]), f"{quoted(handle)} is not an account handle: lower-case letters, "
+                        "digits and '._-', starting with a letter or digit (@holds is the ledger's own)")  # fmt: skip
+        return ast.Target(*_pos(meta), handle)
 
     def payee_target(self, meta, children):
         return ast.Target(*_pos(meta), None)

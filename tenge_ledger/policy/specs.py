@@ -264,7 +264,9 @@ def _run_case(
         recorder.last = None
         op, r = apply(case["op"], "op")
         _compare(case.get("expect") or {}, op, r, recorder.last, store, problems)
-    except (InputError, KeyError, ValueError) as exc:
+    except KeyError as exc:  # str() of a KeyError is the key's repr, which says nothing of what is wrong
+        problems.append(f"bad spec: {exc.args[0]} is missing")
+    except (InputError, ValueError) as exc:
         problems.append(f"bad spec: {exc}")
     finally:
         store.close()

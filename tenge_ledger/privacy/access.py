@@ -13,6 +13,7 @@ import time
 import uuid
 from dataclasses import dataclass
 
+from ..core.canonical import check_text
 from ..core.errors import InputError
 from ..core.hooks import EncodedTrace
 from ..store.base import Store
@@ -45,7 +46,9 @@ def _check_text(value: str, name: str, limit: int) -> str:
         raise InputError(f"{name} is required: say which case and on what legal basis")
     if len(value) > limit:
         raise InputError(f"{name} is longer than {limit} characters")
-    return value
+    # Signed into partials and logged in access records that supervisors read: no newline, escape or bidi
+    # override, as for a memo.
+    return check_text(value, name, limit)
 
 
 def subjects_place(ledger_id: str, op_id: str) -> bytes:

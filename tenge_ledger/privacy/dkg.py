@@ -91,7 +91,7 @@ def _load(path: str | os.PathLike, what: str) -> object:
         raise InputError(f"no such {what}", where=os.fspath(path)) from None
     except IsADirectoryError:
         raise InputError(f"a directory, not a {what}", where=os.fspath(path)) from None
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         raise InputError(f"not a {what} (not JSON)", where=os.fspath(path)) from None
 
 

@@ -300,7 +300,7 @@ def read_party_file(path: str | os.PathLike, ledger_id: str, public: dict | None
         data = json.loads(target.read_text())
     except FileNotFoundError:
         raise InputError("no such key file", where=str(target)) from None
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         raise InputError("not a privacy key file", where=str(target)) from None
     if isinstance(data, dict) and data.get("kind") == PUBLIC_FILE_KIND:
         raise InputError(
@@ -361,7 +361,7 @@ def read_public_file(path: str | os.PathLike, holder: str) -> str:
         data = json.loads(target.read_text())
     except FileNotFoundError:
         raise InputError("no such public key file", where=str(target)) from None
-    except (ValueError, UnicodeDecodeError, IsADirectoryError):
+    except (ValueError, UnicodeDecodeError, IsADirectoryError, RecursionError):
         raise InputError("not a public key file", where=str(target)) from None
     if is_party_file(data):
         raise InputError(

@@ -358,7 +358,7 @@ def _load_json(path: str, what: str) -> object:
         return json.loads(Path(path).read_text())
     except FileNotFoundError:
         raise InputError(f"no such {what}", where=path) from None
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested deeper than Python recurses
         raise InputError("not JSON", where=path) from None
 
 

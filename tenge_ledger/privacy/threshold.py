@@ -257,7 +257,7 @@ def read_share_file(path: str | os.PathLike) -> HolderShare:
         data = json.loads(target.read_text())
     except FileNotFoundError:
         raise InputError("no such share file", where=str(target)) from None
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         raise InputError("not an escrow key share file", where=str(target)) from None
     return HolderShare.from_json(data, str(target))
 

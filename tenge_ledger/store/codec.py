@@ -8,6 +8,7 @@ from collections.abc import Iterator
 
 from ..core.canonical import canonical_and_document
 from ..core.describe import describe
+from ..core.errors import StoreError
 from ..core.records import HOLDS_ACCOUNT, Account, AccountKind, AccountStatus, HoldRecord, TagRecord
 from .base import GENESIS_HASH, BucketRow, JournalPosting, LedgerMeta, ReportRow, StoredOperation
 from .entries import (
@@ -82,13 +83,23 @@ def meta_to_rows(meta: LedgerMeta) -> list[tuple[str, str]]:
 
 
 def meta_from_rows(rows: dict[str, str]) -> LedgerMeta:
+    # The settings are the one JSON value the meta table holds: a hand edit or damage there is a StoreError
+    # naming it, not a decoding traceback in whatever command opened the ledger.
+    try:
+        settings = json.loads(rows.get("settings", "{}"))
+    except (ValueError, RecursionError):
+        settings = None
+    if not isinstance(settings, dict):
+        raise StoreError(
+            "the ledger's settings (the meta table's 'settings' row) are damaged: not a JSON object"
+        )
     return LedgerMeta(
         ledger_id=rows["ledger_id"],
         name=rows["name"],
         central_bank=rows["central_bank"],
         created_at=int(rows["created_at"]),
         privacy_mode=rows.get("privacy_mode", "transparent"),
-        settings=json.loads(rows.get("settings", "{}")),
+        settings=settings,
         settings_epoch=int(rows.get("settings_epoch", "0")),
     )
 

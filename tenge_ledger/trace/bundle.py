@@ -227,7 +227,7 @@ def read(path: str) -> Bundle:
         raise InputError("no such bundle", where=path) from None
     try:
         doc = json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested deeper than Python recurses
         raise InputError("the bundle is truncated or not JSON", where=path) from None
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
         raise InputError(f"not a {FORMAT} file", where=path)
