@@ -143,19 +143,34 @@ def test_sweep__payee_over_its_holding_limit__hold_waits_for_a_later_sweep(env) 
 
 
 def test_check__a_waiting_hold_beside_a_return_of_the_same_amount_is_not_mistaken_for_it(env) -> None:
-    """One sweep: hold "big" would post to anon, but anon is closed, so it waits; hold "back", anon's own hold of
-    the same amount, returns to anon. The sweep's legs are the same for either hold: `tenge check` must replay the
-    sweep's choice, not pair the leg with the first hold it fits."""
+    """One sweep: hold "back", anon's own hold, returns to anon first; hold "big", of the same amount, would then
+    post to anon past its tier-0 holding limit, so it waits. The sweep's legs are the same for either hold:
+    `tenge check` must replay the sweep's choice, not pair the leg with the first hold it fits."""
     w = env.wallet
-    assert w.open_account("anon", AccountKind.person, tier=0, bank="halyk").succeeded
+    assert w.open_account("anon", AccountKind.person, tier=0, bank="halyk").succeeded  # holds 100,000 KZT
     assert w.issue("roads", 20_000_000).succeeded
-    assert w.issue("anon", 2_000_000).succeeded
-    assert w.hold("roads", "anon", 2_000_000, 60, op_id="big", on_timeout="post").succeeded
-    assert w.hold("anon", "cafe", 2_000_000, 61, op_id="back").succeeded  # its deadline is after big's
-    assert w.close("anon").succeeded  # nothing left in its own buckets
+    assert w.issue("anon", 9_000_000).succeeded
+    assert w.hold("anon", "cafe", 2_000_000, 60, op_id="back").succeeded  # its deadline is before big's
+    assert w.hold("roads", "anon", 2_000_000, 61, op_id="big", on_timeout="post").succeeded
     swept = w.sweep(env.clock.advance(61))
     assert "1 wait for an account that cannot receive them now (big)" in swept.message, swept.message
     assert (env.store.hold("big").status, env.store.hold("back").status) == ("pending", "expired")
+    env.check()
+
+
+def test_close__refused_while_money_it_paid_is_held(env) -> None:
+    """Held money returns to its payer when voided or timed out: an account cannot close while a hold of its
+    money is pending (closed, it could never move that money on), and closes once the hold is settled."""
+    w = env.wallet
+    assert w.issue("aigerim", 1_000).succeeded
+    assert w.hold("aigerim", "cafe", 1_000, 60, op_id="h").succeeded  # nothing left in its own buckets
+    refused = w.close("aigerim")
+    assert refused.code is ResultCode.account_not_empty, refused.message
+    assert "10.00 KZT in 1 pending hold (h)" in refused.message
+    assert env.store.account("aigerim").status is AccountStatus.active
+    assert w.void("cafe", "h").succeeded
+    assert w.transfer("aigerim", "cafe", 1_000).succeeded
+    assert w.close("aigerim").succeeded
     env.check()
 
 

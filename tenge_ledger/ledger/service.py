@@ -887,6 +887,16 @@ class Ledger:
                 raise Rejected(
                     ResultCode.account_not_empty, f"account {b.account} still holds {format_tiyn(left)} KZT"
                 )
+            # held money returns to its payer when voided or timed out: a closed account could never move it on
+            held = ws.pending_holds(b.account)
+            if held:
+                names = ", ".join(h.hold_id for h in held[:3]) + (", ..." if len(held) > 3 else "")
+                raise Rejected(
+                    ResultCode.account_not_empty,
+                    f"account {b.account} still has {format_tiyn(sum(h.amount_tiyn for h in held))} KZT in"
+                    f" {len(held)} pending hold{'s' if len(held) > 1 else ''} ({names}): post or void"
+                    f" {'them' if len(held) > 1 else 'it'} first",
+                )
             status = AccountStatus.closed
         else:
             status = AccountStatus.frozen if isinstance(b, Freeze) else AccountStatus.active

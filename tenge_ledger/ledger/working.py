@@ -224,6 +224,14 @@ class WorkingSet:
         due = [h for h in merged.values() if h.status == "pending" and h.deadline <= as_of]
         return sorted(due, key=lambda h: (h.deadline, h.hold_id))
 
+    def pending_holds(self, payer: str) -> list[HoldRecord]:
+        """The pending holds of money `payer` paid in, as of this set."""
+        merged = {h.hold_id: h for h in self.tx.pending_holds(payer)}
+        for ws in reversed(list(self._chain())):
+            merged.update(ws.holds)
+        pending = [h for h in merged.values() if h.status == "pending" and h.payer == payer]
+        return sorted(pending, key=lambda h: (h.deadline, h.hold_id))
+
     def witness_registry(self) -> dict[str, str]:
         """Registered witnesses as of this set: the store's (derived from the journal) and this chunk's."""
         root = self._root or self

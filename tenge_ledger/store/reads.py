@@ -272,6 +272,17 @@ class SqlTxReads:
         )
         return [codec.hold_from_row(r) for r in rows]
 
+    def pending_holds(self, payer: str) -> list[HoldRecord]:
+        """The pending holds of money `payer` paid in (it returns there if voided or timed out)."""
+        rows = self._all(
+            self._q(
+                f"SELECT {codec.HOLD_COLUMNS} FROM holds WHERE status = 'pending' AND payer = ?"
+                " ORDER BY deadline, hold_id"
+            ),
+            (payer,),
+        )
+        return [codec.hold_from_row(r) for r in rows]
+
     def tag(self, tag: str) -> TagRecord | None:
         row = self._one(self._q("SELECT tag, expires_on, created_at FROM tags WHERE tag = ?"), (tag,))
         return codec.tag_from_row(row) if row else None
