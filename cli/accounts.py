@@ -352,4 +352,7 @@ _status_command(
     "Freeze an account: it can neither pay nor be paid.\n\n\b\nExample:\n  tenge account freeze gray-miner --reason 'FMA list'",
 )
 _status_command("unfreeze", "Unfreeze an account.\n\n\b\nExample:\n  tenge account unfreeze gray-miner")
-_status_command("close", "Close an empty account for good: nothing in its buckets and none of its money in a pending\nhold.\n\n\b\nExample:\n  tenge account close old-wallet")
+_status_command(
+    "close",
+    "Close an empty account for good: nothing in its buckets and none of its money in a pending\nhold.\n\n\b\nExample:\n  tenge account close old-wallet",
+)
