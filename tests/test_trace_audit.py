@@ -277,3 +277,60 @@ def test_row_edited_into_another_type__one_clear_error(box):
     sql(box, "UPDATE traces SET payload = CAST(payload AS TEXT) WHERE idx = ?", idx)
     with pytest.raises(InputError, match=f"after #{idx - 1} cannot be read"):
         live(box)
+
+
+@pytest.fixture
+def derived_box(tmp_path):
+    """A transparent ledger: its records are derived from their journal rows (a leaf commits to seq and link)."""
+    b = sandbox.make(tmp_path, "transparent")
+    for i in range(6):
+        b.pay("alice", "bob", 100 + i, f"t{i}")
+    operator.checkpoint(b.store, at=b.now[0])
+    return b
+
+
+def test_derived_record_with_another_time_in_a_bundle__named(derived_box, tmp_path):
+    """The bundle's time column of a derived record is not in its leaf: it must be its journal entry's."""
+
+    def edit(doc: dict) -> None:
+        next(t for t in doc["traces"] if t["op_id"] == "t2")["at"] += 3600
+
+    _, result = tampered(derived_box, tmp_path, edit)
+    assert any("(t2) says time" in p and "was applied at" in p for p in result.problems), result.problems
+
+
+def test_journal_rechained_in_a_bundle__each_derived_record_names_its_entry(derived_box, tmp_path):
+    """The bundle's journal rewritten consistently from t2 on (another time, every later link recomputed): the
+    chain holds, but each derived record still commits to the link its entry had."""
+    from tenge_ledger.core.records import Posting
+    from tenge_ledger.ledger.journal import entry_hash
+
+    def rechain(doc: dict) -> None:
+        prev = None
+        for j in doc["journal"]:
+            if j["op_id"] == "t2":
+                j["at"] += 3600
+                prev = bytes.fromhex(j["prev_hash"])
+            if prev is None:
+                continue
+            j["prev_hash"] = prev.hex()
+            chained = None if j["chained"] is None else tuple(j["chained"])
+            postings = [Posting(a, x, t) for a, t, x in j["postings"]]
+            fields = bytes.fromhex(j["fields_hash"])
+            prev = entry_hash(prev, j["seq"], j["at"], fields, j["signature"], postings, chained)
+            j["entry_hash"] = prev.hex()
+
+    _, result = tampered(derived_box, tmp_path, rechain)
+    named = [p for p in result.problems if "commits to a journal entry" in p]
+    assert any("(t2)" in p for p in named) and any("(t5)" in p for p in named), result.problems
+    assert not any("does not chain" in p or "does not match its content" in p for p in result.problems)
+
+
+def test_bundle_without_any_checkpoint__fails_with_the_key(box, tmp_path):
+    """An export always signs a checkpoint: a bundle with none left authenticates nothing and does not pass."""
+
+    def strip(doc: dict) -> None:
+        doc["checkpoints"] = []
+
+    _, result = tampered(box, tmp_path, strip)
+    assert not result.ok and any("no signed checkpoint" in p for p in result.problems), result.problems

@@ -157,6 +157,9 @@ def verify_bundle(
     b = bundles.read(path)
     result = verify(b, pk or b.checkpoint_key, entry_hash, bundles.read(earlier) if earlier else None,
                     witness_keys, quorum, verify_many=verify_all)  # fmt: skip
+    if not b.checkpoints:  # an export always signs one: without any, nothing in the file is the operator's
+        result.add("the bundle carries no signed checkpoint (an export always signs one): removed, so nothing in it"
+                   " is signed by the operator's key")  # fmt: skip
     if pk is None:
         result.notes.insert(0, UNAUTHENTICATED)
     return result

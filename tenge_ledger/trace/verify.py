@@ -99,6 +99,7 @@ def verify(
     traces = bundle.traces
     leaves: list[bytes] = []
     op_seqs: list[tuple[dict, int]] = []
+    derived_links: dict[int, bytes] = {}  # trace idx -> the chain link its derived leaf commits to
     # 1. each record against its own leaf hash and columns; indices contiguous and in order.
     seen: set[int] = set()
     highest = 0
@@ -116,6 +117,7 @@ def verify(
         derived = parse_leaf_payload(t["payload"])
         if derived is not None:  # its journal row is its content: checked against the journal below
             op_seqs.append((t, derived[0]))
+            derived_links[idx] = derived[1]
             continue
         orphan = orphan_leaf_seq(t["payload"])
         if orphan is not None:
@@ -227,6 +229,12 @@ def verify(
             v.add(f"{_name(t)} names journal entry #{seq}, which is not in the journal: inserted")
         elif j["op_id"] != t["op_id"]:
             v.add(f"{_name(t)} names journal entry #{seq}, which is {j['op_id']}: changed or inserted")
+        elif t["idx"] in derived_links and derived_links[t["idx"]] != j["entry_hash"]:
+            v.add(f"{_name(t)} commits to a journal entry #{seq} other than the bundle's: changed")
+        elif t["idx"] in derived_links and t["at"] != j["at"]:
+            v.add(
+                f"{_name(t)} says time {t['at']}, but journal entry #{seq} was applied at {j['at']}: changed"
+            )
         if seq in traced:
             v.add(f"{_name(t)} names journal entry #{seq}, which trace #{traced[seq]} names too: inserted")
         elif seq <= last_seq:
