@@ -223,3 +223,15 @@ def test_check__edited_decision_or_policy_version_named(sqlite_url, tmp_path) ->
     conn.execute("UPDATE journal SET decision = replace(decision, 'tax', 'vat') WHERE seq = ?", (sale,))
     conn.execute("UPDATE journal SET policy = NULL WHERE seq = ?", (fund,))
     assert any(f"#{fund} (fund): its hash does not match its content" in p for p in _problems(sqlite_url))
+
+
+def test_check__edited_hold_and_account_status_named_field_by_field(tampered) -> None:
+    """A stored hold or account that differs from the journal's is shown by the fields that differ, as a reader
+    wants them (`status=pending`), not as a record's or an enum's repr."""
+    url, conn = tampered
+    conn.execute("UPDATE holds SET status = 'pending' WHERE hold_id = 'hold-1'")
+    conn.execute("UPDATE accounts SET status = 'frozen' WHERE handle = 'cafe'")
+    text = "\n".join(_problems(url))
+    assert "hold hold-1: stored status='pending', journal gives status='posted'" in text, text
+    assert "accounts row of cafe: stored status=frozen, journal gives status=active" in text, text
+    assert "HoldRecord(" not in text and "<AccountStatus" not in text

@@ -7,15 +7,17 @@ or inserting an entry breaks the chain from that entry on.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
+from enum import Enum
 
 from ..core import limits
 from ..core.canonical import canonical_bytes
 from ..core.hooks import PolicyEngine
-from ..core.records import Account, Operation, Posting
+from ..core.records import Operation, Posting
 from ..core.windows import FilterReplay, keeps_activity, kept_filters, parse_filter
 from ..store.base import GENESIS_HASH, JournalPosting, ReportRow, Store, StoredOperation
 from ..store.entries import add_flow, operation_from_document
@@ -321,12 +323,17 @@ def _compare_tables(store: Store, replay: Replay, result: JournalCheck) -> None:
         if hold_id in replay.policy_holds and have is not None and want is not None:
             want = replace(want, releaser=have.releaser, deadline=have.deadline)  # the rule's: not journaled
         if have != want:
-            result.problems.append(f"hold {hold_id}: stored {have}, journal gives {want}")
+            diff = None if have is None or want is None else _differing(have, want)
+            result.problems.append(
+                f"hold {hold_id}: stored {_fields(have, diff)}, journal gives {_fields(want, diff)}"
+            )
     stored_tags = {t.tag: t for t in store.tags()}
     for tag in sorted(set(stored_tags) | set(replay.tags)):
         if stored_tags.get(tag) != replay.tags.get(tag):
+            have, want = stored_tags.get(tag), replay.tags.get(tag)
+            diff = None if have is None or want is None else _differing(have, want)
             result.problems.append(
-                f"tag {tag}: stored {stored_tags.get(tag)}, journal gives {replay.tags.get(tag)}"
+                f"tag {tag}: stored {_fields(have, diff)}, journal gives {_fields(want, diff)}"
             )
 
 
@@ -359,10 +366,22 @@ def _report_key(r: ReportRow) -> tuple:
     return (r.seq, r.op_id, r.agency, r.reason, r.rule, r.at)
 
 
-def _fields(account: Account | None, names: list[str]) -> str:
-    if account is None:
+def _fields(record: object, names: list[str] | None = None) -> str:
+    """A stored or replayed record's fields (those in `names`, or all) as a reader wants them: `status=frozen`,
+    not the enum's or the dataclass's repr."""
+    if record is None:
         return "no row"
-    return ", ".join(f"{n}={getattr(account, n)!r}" for n in names)
+    if names is None:
+        names = [f.name for f in dataclasses.fields(record)]  # type: ignore[arg-type]
+
+    def value(v: object) -> str:
+        return v.value if isinstance(v, Enum) else repr(v)  # type: ignore[return-value]
+
+    return ", ".join(f"{n}={value(getattr(record, n))}" for n in names)
+
+
+def _differing(have: object, want: object) -> list[str]:
+    return [f.name for f in dataclasses.fields(have) if getattr(have, f.name) != getattr(want, f.name)]  # type: ignore[arg-type]
 
 
 def _flow(result: JournalCheck, key: tuple[str, str], amount: int, minute: int) -> None:
