@@ -96,7 +96,11 @@ def test_account_open__rejected_opening_leaves_no_key(pilot) -> None:
     assert not (Path(pilot.db + ".keys") / "aigerim2.key").exists()
 
 
-@pytest.mark.parametrize("settings", ["garbage", "[]", '{"policy_set": 5'])
+@pytest.mark.parametrize(
+    "settings",
+    ["garbage", "[]", '{"policy_set": 5', '{"policy_set": 5}', '{"tier_holding_tiyn": 5}',
+     '{"tier_holding_tiyn": {"1": "x"}}', '{"window_activity": "yes"}', '{"checkpoint_every_records": true}'],
+)  # fmt: skip
 def test_damaged_settings__one_error_line(pilot, settings) -> None:
     # The meta table's settings edited by hand (or damaged): every command that opened the ledger ended in a
     # JSONDecodeError or AttributeError traceback.

@@ -82,6 +82,39 @@ def meta_to_rows(meta: LedgerMeta) -> list[tuple[str, str]]:
     ]
 
 
+# The settings the ledger and its parts read, with the JSON type each must have (None allowed where a setting can
+# be cleared): a hand edit that gives one another type is named here, not a traceback wherever it is read.
+_SETTING_TYPES: dict[str, tuple[type, ...]] = {
+    "checkpoint_every_records": (int,),
+    "policy_history": (list,),
+    "policy_set": (dict, type(None)),
+    "privacy_epoch_s": (int,),
+    "privacy_public": (dict,),
+    "tier_holding_tiyn": (dict,),
+    "tiered_budget_tiyn_month": (int,),
+    "tiered_threshold_tiyn": (int,),
+    "trace_checkpoint_notes": (list,),
+    "window_activity": (bool,),
+    "window_filters": (list,),
+}
+_JSON_TYPE_NAMES = {bool: "a boolean", int: "an integer", list: "a list", dict: "an object", str: "a string"}
+
+
+def _setting_type_problem(settings: dict) -> str | None:
+    for key, types in _SETTING_TYPES.items():
+        if key not in settings:
+            continue
+        value = settings[key]
+        if isinstance(value, bool) and bool not in types:  # a JSON true is no integer
+            return f"{key!r} is a boolean, not {_JSON_TYPE_NAMES[types[0]]}"
+        if not isinstance(value, types):
+            return f"{key!r} is not {_JSON_TYPE_NAMES[types[0]]}"
+    tiers = settings.get("tier_holding_tiyn") or {}
+    if not all(isinstance(v, int) and not isinstance(v, bool) and k.isdigit() for k, v in tiers.items()):
+        return "'tier_holding_tiyn' is not an object of tier numbers to integers"
+    return None
+
+
 def meta_from_rows(rows: dict[str, str]) -> LedgerMeta:
     # The settings are the one JSON value the meta table holds: a hand edit or damage there is a StoreError
     # naming it, not a decoding traceback in whatever command opened the ledger.
@@ -93,6 +126,9 @@ def meta_from_rows(rows: dict[str, str]) -> LedgerMeta:
         raise StoreError(
             "the ledger's settings (the meta table's 'settings' row) are damaged: not a JSON object"
         )
+    problem = _setting_type_problem(settings)
+    if problem is not None:
+        raise StoreError(f"the ledger's settings (the meta table's 'settings' row) are damaged: {problem}")
     return LedgerMeta(
         ledger_id=rows["ledger_id"],
         name=rows["name"],
