@@ -177,6 +177,23 @@ def test_spec__a_missing_field_is_named(tmp_path, case, says) -> None:
     assert result.exit_code == 1 and says in result.output, result.output
 
 
+@pytest.mark.parametrize(
+    "spec, says",
+    [('[[cases]]\nname = "c"\nop = { kind = "transfer", payer = "a", payee = "b", amount = "1" }\n'
+      'expect = { code = "policy_denied", rule = ["r"] }\n', "case 1 (c): expect: unknown key 'rule'"),
+     ('[[cases]]\nname = "c"\nop = { kind = "transfer", payer = "a", payee = "b", amount = "1" }\nexpected = {}\n',
+      "case 1 (c): unknown key 'expected'"),
+     ('acounts = []\n[[cases]]\nname = "c"\nop = { kind = "transfer", payer = "a", payee = "b", amount = "1" }\n',
+      "the spec: unknown key 'acounts'")],
+)  # fmt: skip
+def test_spec__a_misspelt_key_is_named(tmp_path, spec, says) -> None:
+    # A misspelt key was ignored: `rule` for `rules` skipped that check, and the case passed for nothing.
+    (tmp_path / "a.policy").write_text('rule "r"\n  on transfer\n  deny "x"\n')
+    (tmp_path / "a.spec.toml").write_text(spec)
+    result = CliRunner().invoke(cli, ["policy", "test", str(tmp_path)])
+    assert result.exit_code == 1 and says in result.output, result.output
+
+
 # ---- output spoofing ------------------------------------------------------------------------------------------
 
 

@@ -165,13 +165,38 @@ def run_spec(
         doc = tomllib.loads(spec_path.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise InputError(f"{spec_path}: not a TOML spec: {exc}") from None
+    _known_keys(spec_path, "the spec", doc, _SPEC_KEYS)
     names = doc.get("policies") or [spec_path.name.removesuffix(SPEC_SUFFIX) + POLICY_SUFFIX]
     engine = compile_sources(read_sources(_policy_paths(spec_path, names)))
     cases = doc.get("cases") or []
     if not cases:
         raise InputError(f"{spec_path}: a spec has at least one [[cases]]")
+    for i, case in enumerate(cases, 1):
+        where = f"case {i} ({shown(case.get('name', '?'))})" if isinstance(case, dict) else f"case {i}"
+        if not isinstance(case, dict):
+            raise InputError(f"{spec_path}: {where} is not a table")
+        _known_keys(spec_path, where, case, _CASE_KEYS)
+        expect = case.get("expect") or {}
+        if not isinstance(expect, dict):
+            raise InputError(f"{spec_path}: {where}: expect is not a table")
+        _known_keys(spec_path, f"{where}: expect", expect, _EXPECT_KEYS)
     probes = coverage.register(engine) if coverage is not None else None
     return [_run_case(spec_path.name, doc, case, engine, new_ledger, coverage, probes) for case in cases]
+
+
+# What a spec may say, so that a misspelt key (`rule` for `rules` in an expectation) is an error, not a check
+# silently skipped and a case that passes for nothing.
+_SPEC_KEYS = frozenset({"policies", "cases", "accounts", "setup", "setup_at", "tag_expiry"})
+_CASE_KEYS = frozenset({"name", "at", "history", "op", "expect"})
+_EXPECT_KEYS = frozenset({"code", "rules", "reports", "postings", "held", "holds", "message", "balances"})
+
+
+def _known_keys(spec_path: Path, where: str, table: dict, known: frozenset[str]) -> None:
+    unknown = sorted(set(table) - known)
+    if unknown:
+        raise InputError(
+            f"{spec_path}: {where}: unknown key {shown(unknown[0])!r}; one of: {', '.join(sorted(known))}"
+        )
 
 
 def _policy_paths(spec_path: Path, names: object) -> list[Path]:
