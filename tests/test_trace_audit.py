@@ -334,3 +334,34 @@ def test_bundle_without_any_checkpoint__fails_with_the_key(box, tmp_path):
 
     _, result = tampered(box, tmp_path, strip)
     assert not result.ok and any("no signed checkpoint" in p for p in result.problems), result.problems
+
+
+def test_bundle_mode_edited__named(box, tmp_path):
+    """The bundle's privacy mode is signed by nothing, but every record was written in the ledger's mode and a
+    stored record's own content (under its leaf) says which: an edit of either is named."""
+
+    def bundle_mode(doc: dict) -> None:
+        doc["privacy_mode"] = "transparent"
+
+    _, result = tampered(box, tmp_path, bundle_mode)
+    assert any("says mode pseudonymous, the bundle transparent" in p for p in result.problems), (
+        result.problems
+    )
+
+    def every_mode(doc: dict) -> None:
+        doc["privacy_mode"] = "transparent"
+        for t in doc["traces"]:
+            t["mode"] = "transparent"
+
+    _, result = tampered(box, tmp_path, every_mode)
+    assert any("mode column differs from its signed content" in p for p in result.problems), result.problems
+
+
+def test_derived_records_said_to_be_of_another_mode__named(derived_box, tmp_path):
+    def every_mode(doc: dict) -> None:
+        doc["privacy_mode"] = "pseudonymous"
+        for t in doc["traces"]:
+            t["mode"] = "pseudonymous"
+
+    _, result = tampered(derived_box, tmp_path, every_mode)
+    assert any("as only a transparent ledger's are" in p for p in result.problems), result.problems

@@ -114,8 +114,18 @@ def verify(
         if merkle.leaf_hash(t["payload"]) != t["leaf_hash"]:
             v.add(f"{_name(t)} was changed: its content does not match its leaf hash")
         leaves.append(t["leaf_hash"])
+        # a ledger's mode is fixed when it is made: every record was written in it (the bundle's own word for it
+        # is signed by nothing, so the records' pin it)
+        if t["mode"] != bundle.privacy_mode:
+            v.add(
+                f"{_name(t)} says mode {t['mode']}, the bundle {bundle.privacy_mode}: one of them was changed"
+            )
         derived = parse_leaf_payload(t["payload"])
         if derived is not None:  # its journal row is its content: checked against the journal below
+            if t["mode"] != "transparent":
+                v.add(
+                    f"{_name(t)} is derived from the journal, as only a transparent ledger's are: mode changed"
+                )
             op_seqs.append((t, derived[0]))
             derived_links[idx] = derived[1]
             continue
@@ -132,6 +142,8 @@ def verify(
             continue
         if doc.get("op_id") != t["op_id"] or doc.get("at") != t["at"]:
             v.add(f"{_name(t)} was changed: its op id or time column differs from its signed content")
+        if doc.get("mode", t["mode"]) != t["mode"]:
+            v.add(f"{_name(t)} was changed: its mode column differs from its signed content")
         if doc.get("type", "op") == "op" and isinstance(doc.get("seq"), int):
             op_seqs.append((t, doc["seq"]))
     for first, last in _ranges(sorted(set(range(1, highest + 1)) - seen)):
