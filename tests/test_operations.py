@@ -202,6 +202,20 @@ def test_policy__reshape_that_debits_more_denied(env) -> None:
     assert env.balance("halyk") == 1_000
 
 
+@pytest.mark.parametrize("plain", [True, False])
+def test_policy__share_to_an_account_that_does_not_exist_names_the_rule(env, plain) -> None:
+    # It was refused as "unknown_account: no account 'ghost'", which named neither the rule nor the mistake.
+    env.wallet.issue("halyk", 1_000)
+    env.ledger.plain_transfers = plain
+    split = (Posting("halyk", -100), Posting("aigerim", 90), Posting("ghost", 10))
+    env.ledger.policy = _Engine(Decision(postings=split, rules=("tax-to-ghost",)))
+    result = env.wallet.transfer("halyk", "aigerim", 100)
+    assert result.code is ResultCode.policy_denied
+    assert result.message == "policy error, denied: tax-to-ghost send money to 'ghost', which has no account"
+    assert env.balance("halyk") == 1_000
+    env.check()
+
+
 def test_policy__hold_decision_turns_transfer_into_hold(env) -> None:
     env.wallet.issue("halyk", 1_000)
     env.ledger.policy = _Engine(Decision(hold_timeout_s=60, hold_releaser="roads"))

@@ -419,7 +419,7 @@ class Ledger:
         tag = b.tag or ""
         base = (Posting(b.payer, -b.amount_tiyn, tag), Posting(b.payee, b.amount_tiyn, tag))
         try:
-            postings = self._reshape(base, decision)
+            postings = self._reshape(ws, base, decision)
         except Rejected:
             return None
         if checks.check_postings(ws, postings, self.tier_limits) is not None:
@@ -596,7 +596,7 @@ class Ledger:
             raise Rejected(ResultCode.policy_denied, reasons, decision.reports, decision)
         return decision
 
-    def _reshape(self, base: tuple[Posting, ...], decision: Decision) -> tuple[Posting, ...]:
+    def _reshape(self, ws: WorkingSet, base: tuple[Posting, ...], decision: Decision) -> tuple[Posting, ...]:
         """A decision may redirect credits (splits, routes, tag changes) but never debit anyone more."""
         if decision.postings is None:
             return base
@@ -608,6 +608,14 @@ class Ledger:
                 ResultCode.policy_denied,
                 "policy error, denied: rules reshaped the payment without conserving it",
             )
+        named = {p.account for p in base}
+        for p in new:  # an account a rule names that does not exist is the rule's mistake: name the rule
+            if p.account not in named and ws.account(p.account) is None:
+                raise Rejected(
+                    ResultCode.policy_denied,
+                    f"policy error, denied: {', '.join(decision.rules) or 'the rules'} send money to"
+                    f" {p.account!r}, which has no account",
+                )
         return new
 
     # ---- handlers ------------------------------------------------------------------------------------------
@@ -693,7 +701,7 @@ class Ledger:
         decision = self._decide(ws, op, at, self.central_bank, b.payee, b.amount_tiyn, tag, base)
         return _Applied(
             f"issued {format_tiyn(b.amount_tiyn)} KZT{_tag_text(tag)} to {b.payee}",
-            self._reshape(base, decision),
+            self._reshape(ws, base, decision),
             decision,
             payer=self.central_bank,
             payee=b.payee,
@@ -712,7 +720,7 @@ class Ledger:
         decision = self._decide(ws, op, at, b.payer, self.central_bank, b.amount_tiyn, tag, base)
         return _Applied(
             f"redeemed {format_tiyn(b.amount_tiyn)} KZT{_tag_text(tag)} from {b.payer}",
-            self._reshape(base, decision),
+            self._reshape(ws, base, decision),
             decision,
             payer=b.payer,
             payee=self.central_bank,
@@ -742,7 +750,7 @@ class Ledger:
         text = f"{format_tiyn(b.amount_tiyn)} KZT{_tag_text(tag)} from {b.payer} to {b.payee}"
         if timeout_s is None:
             return _Applied(
-                f"transferred {text}", self._reshape(base, decision), decision, frozenset(),
+                f"transferred {text}", self._reshape(ws, base, decision), decision, frozenset(),
                 b.payer, b.payee, b.amount_tiyn, tag or None, b.memo,
             )  # fmt: skip
         if decision.postings is not None:
