@@ -11,12 +11,12 @@ import click
 from tenge_ledger.core import limits
 from tenge_ledger.core.canonical import check_attrs, check_handle, check_op_id, check_text
 from tenge_ledger.core.errors import InputError, quoted
-from tenge_ledger.core.records import AccountKind
+from tenge_ledger.core.records import LEDGER_KINDS, AccountKind
 
 from .context import Context, emit, finish, pass_context, pass_ledger
 from .render import account_json, fields_text, plain
 
-OPENABLE_KINDS = [k.value for k in AccountKind if k not in (AccountKind.central_bank, AccountKind.system)]
+OPENABLE_KINDS = [k.value for k in AccountKind if k not in LEDGER_KINDS]
 
 
 def parse_attrs(values: tuple[str, ...]) -> tuple[tuple[str, str], ...]:

@@ -19,6 +19,10 @@ class AccountKind(StrEnum):
     system = "system"  # accounts the ledger itself keeps, such as the escrow that holds pending money
 
 
+# The accounts the ledger itself runs: the central bank's and the holds account. Nobody opens, pays, issues to,
+# seizes from, freezes or closes one like a user's, and the built-in checks of postings skip them.
+LEDGER_KINDS = frozenset({AccountKind.central_bank, AccountKind.system})
+
 # Kinds served by a commercial bank in the two-tier distribution model.
 KINDS_SERVED_BY_BANK = frozenset({AccountKind.person, AccountKind.merchant})
 

@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from ..core import limits
 from ..core.hooks import LedgerView
 from ..core.money import format_tiyn
-from ..core.records import AccountKind, AccountStatus, Posting
+from ..core.records import LEDGER_KINDS, AccountStatus, Posting
 from ..core.results import ResultCode
 
 Rejection = tuple[ResultCode, str]
@@ -39,7 +39,7 @@ def check_postings(
         account = view.account(handle)
         if account is None:
             return ResultCode.unknown_account, f"no account {handle!r}"
-        if account.kind in (AccountKind.central_bank, AccountKind.system):
+        if account.kind in LEDGER_KINDS:
             continue
         if handle not in status_exempt:
             if account.status is AccountStatus.frozen:

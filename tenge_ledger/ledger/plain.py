@@ -27,14 +27,13 @@ from typing import NamedTuple
 from ..core import limits
 from ..core.canonical import canonical_prefix, transfer_canonical
 from ..core.hooks import PolicyEngine, Proposal
-from ..core.records import AccountKind, AccountStatus, Decision, Operation, OpKind, Posting, Transfer
+from ..core.records import LEDGER_KINDS, AccountStatus, Decision, Operation, OpKind, Posting, Transfer
 from ..core.results import Result, ResultCode
 from ..store.entries import FLAG_LINK_V2, KIND_CODE, body_extra
 from .journal import chain_tail, fields_hash, two_leg_link
 from .working import WorkingSet
 
 _ACTIVE = AccountStatus.active
-_UNCHECKED = (AccountKind.central_bank, AccountKind.system)  # the built-in checks skip them: the general path
 _OK = ResultCode.ok
 _TRANSFER = KIND_CODE[OpKind.transfer]
 _MISSING = object()
@@ -130,8 +129,8 @@ def apply_plain_transfers(
             or payee is None
             or payer.status is not _ACTIVE
             or payee.status is not _ACTIVE
-            or payer.kind in _UNCHECKED
-            or payee.kind in _UNCHECKED
+            or payer.kind in LEDGER_KINDS  # the built-in checks skip them: the general path decides
+            or payee.kind in LEDGER_KINDS
         ):
             break
         op_id = op.id

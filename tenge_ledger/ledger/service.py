@@ -30,6 +30,7 @@ from ..core.records import (
     HOLD_ON_TIMEOUT_DEFAULT,
     HOLDS_ACCOUNT,
     KINDS_SERVED_BY_BANK,
+    LEDGER_KINDS,
     Account,
     AccountKind,
     AccountStatus,
@@ -630,7 +631,7 @@ class Ledger:
         b: OpenAccount = op.body  # type: ignore[assignment]
         if ws.account(b.handle) is not None:
             raise Rejected(ResultCode.account_exists, f"account {b.handle} exists already")
-        if b.account_kind in (AccountKind.central_bank, AccountKind.system):
+        if b.account_kind in LEDGER_KINDS:
             raise Rejected(
                 ResultCode.invalid_operation, f"a {b.account_kind.value} account is opened only by init"
             )
@@ -669,7 +670,7 @@ class Ledger:
     def _issue(self, ws: WorkingSet, op: Operation, at: int, verified: bool) -> _Applied:
         b: Issue = op.body  # type: ignore[assignment]
         payee = self._need(ws, b.payee, "payee")
-        if payee.kind in (AccountKind.central_bank, AccountKind.system):  # as a redeem by them is refused
+        if payee.kind in LEDGER_KINDS:  # as a redeem by them is refused
             raise Rejected(ResultCode.invalid_operation, f"{b.payee} cannot be issued to")
         circulating = -ws.account_total(self.central_bank)
         if circulating + b.amount_tiyn > limits.supply_tiyn_max:
@@ -713,7 +714,7 @@ class Ledger:
     def _redeem(self, ws: WorkingSet, op: Operation, at: int, verified: bool) -> _Applied:
         b: Redeem = op.body  # type: ignore[assignment]
         payer = self._need(ws, b.payer, "payer")
-        if payer.kind in (AccountKind.central_bank, AccountKind.system):
+        if payer.kind in LEDGER_KINDS:
             raise Rejected(ResultCode.invalid_operation, f"{b.payer} cannot redeem")
         tag = b.tag or ""
         base = (Posting(b.payer, -b.amount_tiyn, tag), Posting(self.central_bank, b.amount_tiyn, tag))
@@ -735,7 +736,7 @@ class Ledger:
         payee = self._need(ws, b.payee, "payee")
         if b.payer == b.payee:
             raise Rejected(ResultCode.same_account, "payer and payee are the same account")
-        if payee.kind in (AccountKind.central_bank, AccountKind.system):
+        if payee.kind in LEDGER_KINDS:
             raise Rejected(
                 ResultCode.invalid_operation, f"pay the central bank with redeem, not a {op.kind.value}"
             )
@@ -885,7 +886,7 @@ class Ledger:
     def _status(self, ws: WorkingSet, op: Operation, at: int, verified: bool) -> _Applied:
         b: Freeze | Unfreeze | Close = op.body  # type: ignore[assignment]
         account = self._need(ws, b.account, "")
-        if account.kind in (AccountKind.central_bank, AccountKind.system):
+        if account.kind in LEDGER_KINDS:
             raise Rejected(ResultCode.invalid_operation, f"{b.account} cannot be frozen or closed")
         if account.status is AccountStatus.closed:
             raise Rejected(ResultCode.account_closed, f"account {b.account} is closed")
@@ -924,7 +925,7 @@ class Ledger:
         # From the central bank a seizure would issue past the issue's checks (the supply limit), to it redeem;
         # from or to @holds it would move held money no hold accounts for.
         for party in (payer, payee):
-            if party.kind in (AccountKind.central_bank, AccountKind.system):
+            if party.kind in LEDGER_KINDS:
                 raise Rejected(ResultCode.invalid_operation, f"{party.handle} cannot be seized from or to")
         if b.payer == b.payee:
             raise Rejected(ResultCode.same_account, "payer and payee are the same account")
