@@ -277,8 +277,9 @@ class WorkingSet:
         """The stored window plus this chunk's flows. Every posting of a chunk has the chunk's time and a
         window starts at or before it, so each posting of the chunk is inside every window: its running flows
         are all a window needs of it."""
-        key = None if counterparty is None else counterparty
-        cached = (self._root or self)._window_cache.get((direction, since, key)) if tag is None else None
+        cached = (
+            (self._root or self)._window_cache.get((direction, since, counterparty)) if tag is None else None
+        )
         stored = None if cached is None else cached.get(handle)
         if stored is not None:
             total, count = stored
@@ -289,25 +290,19 @@ class WorkingSet:
         i = 0 if direction == "out" else 2
         ws: WorkingSet | None = self
         while ws is not None:
+            # the flows this set moved that the window reads: one filter's, one bucket's, or every bucket's
             if counterparty is not None:
-                flow = ws.filter_deltas.get((handle, counterparty)) if ws.filter_deltas else None
-                if flow is not None:
-                    total += flow[i]
-                    count += flow[i + 1]
-            elif tag is not None:
-                flow = ws.flow_deltas.get((handle, tag))
-                if flow is not None:
-                    total += flow[i]
-                    count += flow[i + 1]
+                flows, keys = ws.filter_deltas or {}, (counterparty,)
             else:
-                tags = ws._tags_by_account.get(handle)
-                if tags:
-                    flows = ws.flow_deltas
-                    for t in tags:
-                        flow = flows.get((handle, t))
-                        if flow is not None:
-                            total += flow[i]
-                            count += flow[i + 1]
+                flows, keys = (
+                    ws.flow_deltas,
+                    (tag,) if tag is not None else ws._tags_by_account.get(handle, ()),
+                )
+            for k in keys:
+                flow = flows.get((handle, k))
+                if flow is not None:
+                    total += flow[i]
+                    count += flow[i + 1]
             ws = ws.parent
         return total, count
 
