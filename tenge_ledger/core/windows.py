@@ -14,6 +14,7 @@ import datetime as dt
 import json
 
 from . import limits
+from .hooks import PolicyEngine
 from .records import HOLDS_ACCOUNT, Account, OpenAccount, Operation, OpKind, UpdateAccount
 
 FILTER_NAMES = ("bank", "kind", "tag", "zone")
@@ -33,6 +34,13 @@ FILTERS_SETTING = "window_filters"  # the ledger's setting: the filter keys whos
 
 def kept_filters(settings: dict) -> frozenset[str]:
     return frozenset(settings.get(FILTERS_SETTING) or ())
+
+
+def history_not_kept(engine: PolicyEngine, keeps: bool, kept: frozenset[str]) -> tuple[bool, frozenset[str]]:
+    """What of the history `engine`'s windows read a store lacks that keeps activity snapshots or not (`keeps`)
+    and the flows of the filters `kept`: whether the snapshots, and which filters' flows. Read short, such a
+    window would make a limit looser."""
+    return engine.activity and not keeps, engine.filters - kept
 
 
 def calendar_start(at: int, unit: str, offset_s: int = limits.ledger_utc_offset_s) -> int:

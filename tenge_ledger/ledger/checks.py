@@ -14,6 +14,13 @@ from ..core.records import LEDGER_KINDS, AccountStatus, Posting
 from ..core.results import ResultCode
 
 Rejection = tuple[ResultCode, str]
+TIERS_SETTING = "tier_holding_tiyn"  # the ledger's setting: each wallet tier's holding limit, in tiyn
+
+
+def tier_limits(settings: dict) -> dict[int, int]:
+    """The holding limit of each wallet tier, as the ledger's settings set them (else the defaults)."""
+    tiers = settings.get(TIERS_SETTING)
+    return {int(k): v for k, v in tiers.items()} if tiers else dict(limits.tier_holding_tiyn_default)
 
 
 def net_by_bucket(postings: Iterable[Posting]) -> dict[tuple[str, str], int]:

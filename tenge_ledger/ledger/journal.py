@@ -14,13 +14,13 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from enum import Enum
 
-from ..core import limits
 from ..core.canonical import canonical_bytes
 from ..core.hooks import PolicyEngine
 from ..core.records import Operation, Posting
-from ..core.windows import FilterReplay, keeps_activity, kept_filters, parse_filter
+from ..core.windows import FilterReplay, history_not_kept, keeps_activity, kept_filters, parse_filter
 from ..store.base import GENESIS_HASH, JournalPosting, ReportRow, Store, StoredOperation
 from ..store.entries import add_flow, operation_from_document
+from .checks import tier_limits
 from .replay import Replay
 
 GENESIS_ENTRIES = 2  # the central bank's account and the holds account, opened by Ledger.create
@@ -149,12 +149,12 @@ def check_journal(
 def _history_kept_for(policy: PolicyEngine, settings: dict, result: JournalCheck) -> None:
     """The history the enabled set's windows read is kept: otherwise they read short (a looser limit) until
     the next write rebuilds it."""
-    if policy.activity and not keeps_activity(settings):
+    activity, missing = history_not_kept(policy, keeps_activity(settings), kept_filters(settings))
+    if activity:
         result.problems.append(
             "the enabled policy set reads unfiltered history windows, but the ledger keeps no activity snapshots"
             " (window_activity is off): its windows read short until the next write rebuilds them"
         )
-    missing = policy.filters - kept_filters(settings)
     if missing:
         result.problems.append(
             f"the enabled policy set reads windows filtered by {', '.join(sorted(missing))},"
@@ -168,11 +168,8 @@ def _check_journal(
 ) -> JournalCheck:
     result = JournalCheck()
     meta = store.meta()
-    tiers = meta.settings.get("tier_holding_tiyn")
     replay = Replay(
-        tier_limits={int(k): v for k, v in tiers.items()}
-        if tiers
-        else dict(limits.tier_holding_tiyn_default),
+        tier_limits=tier_limits(meta.settings),
         # an account's total just before the operation being replayed (its postings are added after it)
         totals=lambda handle: sum(v for (a, _), v in result.rebuilt.items() if a == handle),
     )

@@ -59,7 +59,14 @@ from ..core.records import (
     Void,
 )
 from ..core.results import Result, ResultCode
-from ..core.windows import ACTIVITY_SETTING, keeps_activity, kept_filters, parse_filter, window_start
+from ..core.windows import (
+    ACTIVITY_SETTING,
+    history_not_kept,
+    keeps_activity,
+    kept_filters,
+    parse_filter,
+    window_start,
+)
 from ..store.base import LedgerMeta, ReportRow, Store, StoreTx
 from ..store.entries import FLAG_LEGS, FLAG_LINK_V2, body_columns, journal_row, standard_legs
 from ..trace.record import PlainTraceSink
@@ -162,7 +169,7 @@ class Ledger:
             tuple[str | None, int | None], bytes
         ] = {}  # (decision, version) -> chain_tail
         self._windows_by_needs: dict[frozenset, tuple] = {}  # the enabled set's windows, grouped once
-        self.tier_limits = _tier_limits(self.meta.settings)
+        self.tier_limits = checks.tier_limits(self.meta.settings)
         self._settings_loader = settings_loader
         self._settings_epoch = self.meta.settings_epoch  # the settings this ledger took are as of this epoch
         # Whether the store keeps `activity` (store/filters.py): every writer writes it exactly while it is kept
@@ -312,12 +319,12 @@ class Ledger:
         if (loaded.policy_set_id, loaded.version) != (self.policy.policy_set_id, self.policy.version):
             self.policy = loaded
         self.meta = meta
-        self.tier_limits = _tier_limits(meta.settings)
+        self.tier_limits = checks.tier_limits(meta.settings)
         self._settings_epoch = epoch
 
     def _history_missing(self) -> bool:
-        policy = self.policy
-        return (policy.activity and not self._keeps_activity) or not policy.filters <= self._kept_filters
+        activity, filters = history_not_kept(self.policy, self._keeps_activity, self._kept_filters)
+        return activity or bool(filters)
 
     def _build_history(self) -> None:
         """Keep, from now on, the history the engine this ledger was given (or was assigned) reads and the store
@@ -1004,11 +1011,6 @@ _HANDLERS: dict[OpKind, Callable[[Ledger, WorkingSet, Operation, int, bool], _Ap
     OpKind.add_witness: Ledger._add_witness,
 }
 assert set(_HANDLERS) == set(OpKind)
-
-
-def _tier_limits(settings: dict) -> dict[int, int]:
-    tiers = settings.get("tier_holding_tiyn")
-    return {int(k): v for k, v in tiers.items()} if tiers else dict(limits.tier_holding_tiyn_default)
 
 
 @contextmanager
