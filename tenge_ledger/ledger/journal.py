@@ -305,32 +305,26 @@ def _signature(
 
 def _compare_tables(store: Store, replay: Replay, result: JournalCheck) -> None:
     """Accounts, holds and tags as stored, against the journal's."""
-    stored_accounts = {a.handle: a for a in store.accounts()}
-    for handle in sorted(set(stored_accounts) | set(replay.accounts)):
-        have, want = stored_accounts.get(handle), replay.accounts.get(handle)
-        if have != want:
-            fields = ("kind", "public_key", "tier", "bank", "attrs", "status", "opened_at")
-            diff = [f for f in fields if have is None or want is None or getattr(have, f) != getattr(want, f)]
-            result.problems.append(
-                f"accounts row of {handle}: stored {_fields(have, diff)}, journal gives {_fields(want, diff)}"
-            )
+    _compare_records(result, "accounts row of", {a.handle: a for a in store.accounts()}, replay.accounts)
     stored_holds = {h.hold_id: h for h in store.holds()}
-    for hold_id in sorted(set(stored_holds) | set(replay.holds)):
-        have, want = stored_holds.get(hold_id), replay.holds.get(hold_id)
-        if hold_id in replay.policy_holds and have is not None and want is not None:
-            want = replace(want, releaser=have.releaser, deadline=have.deadline)  # the rule's: not journaled
+    journal_holds = dict(replay.holds)
+    for hold_id in replay.policy_holds & stored_holds.keys() & journal_holds.keys():
+        have = stored_holds[hold_id]  # a rule's releaser and deadline: not journaled
+        journal_holds[hold_id] = replace(
+            journal_holds[hold_id], releaser=have.releaser, deadline=have.deadline
+        )
+    _compare_records(result, "hold", stored_holds, journal_holds)
+    _compare_records(result, "tag", {t.tag: t for t in store.tags()}, replay.tags)
+
+
+def _compare_records(result: JournalCheck, what: str, stored: dict, journal: dict) -> None:
+    """Each record stored against the journal's, by key: a difference named by the fields that differ."""
+    for key in sorted(stored.keys() | journal.keys()):
+        have, want = stored.get(key), journal.get(key)
         if have != want:
-            diff = None if have is None or want is None else _differing(have, want)
+            diff = [] if have is None or want is None else _differing(have, want)
             result.problems.append(
-                f"hold {hold_id}: stored {_fields(have, diff)}, journal gives {_fields(want, diff)}"
-            )
-    stored_tags = {t.tag: t for t in store.tags()}
-    for tag in sorted(set(stored_tags) | set(replay.tags)):
-        if stored_tags.get(tag) != replay.tags.get(tag):
-            have, want = stored_tags.get(tag), replay.tags.get(tag)
-            diff = None if have is None or want is None else _differing(have, want)
-            result.problems.append(
-                f"tag {tag}: stored {_fields(have, diff)}, journal gives {_fields(want, diff)}"
+                f"{what} {key}: stored {_fields(have, diff)}, journal gives {_fields(want, diff)}"
             )
 
 
@@ -363,13 +357,11 @@ def _report_key(r: ReportRow) -> tuple:
     return (r.seq, r.op_id, r.agency, r.reason, r.rule, r.at)
 
 
-def _fields(record: object, names: list[str] | None = None) -> str:
-    """A stored or replayed record's fields (those in `names`, or all) as a reader wants them: `status=frozen`,
-    not the enum's or the dataclass's repr."""
+def _fields(record: object, names: list[str]) -> str:
+    """A stored or replayed record's fields `names` as a reader wants them: `status=frozen`, not the enum's or
+    the dataclass's repr."""
     if record is None:
         return "no row"
-    if names is None:
-        names = [f.name for f in dataclasses.fields(record)]  # type: ignore[arg-type]
 
     def value(v: object) -> str:
         return v.value if isinstance(v, Enum) else repr(v)  # type: ignore[return-value]
