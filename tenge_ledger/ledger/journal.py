@@ -19,7 +19,7 @@ from ..core.hooks import PolicyEngine
 from ..core.records import Operation, Posting
 from ..core.windows import FilterReplay, history_not_kept, keeps_activity, kept_filters, parse_filter
 from ..store.base import GENESIS_HASH, JournalPosting, ReportRow, Store, StoredOperation
-from ..store.entries import add_flow, operation_from_document
+from ..store.entries import add_flow
 from .checks import tier_limits
 from .replay import Replay
 
@@ -183,7 +183,7 @@ def _check_journal(
     filters = _filter_replay(store, meta.settings, result)
     for op, postings in _readable(store.journal(), result):
         result.entries += 1
-        operation = operation_from_document(json.loads(op.document))
+        operation = op.operation
         _signature(result, replay, meta.ledger_id, op, operation, to_verify, verified_entries, signatures)
         decision = json.loads(op.decision)
         legs = [(p.account, p.amount_tiyn, p.tag) for p in postings]
@@ -201,9 +201,14 @@ def _check_journal(
             result.problems.append(
                 f"journal entry #{op.seq} ({op.op_id}): does not chain to the entry before it"
             )
-        signature = json.loads(op.document).get("signature", "")
         recomputed = entry_hash(
-            op.prev_hash, op.seq, op.at, op.fields_hash, signature, _as_postings(postings), op.chained
+            op.prev_hash,
+            op.seq,
+            op.at,
+            op.fields_hash,
+            operation.signature,
+            _as_postings(postings),
+            op.chained,
         )
         if recomputed != op.entry_hash:
             result.problems.append(

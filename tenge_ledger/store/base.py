@@ -47,10 +47,10 @@ class StoredOperation:
     decision: str  # JSON: rules, reasons, reports, policy_set_id
     prev_hash: bytes
     entry_hash: bytes  # hash chain over (prev_hash, seq, at, fields_hash, signature, postings)
+    operation: Operation  # the signed operation the row keeps (what `document` says), decoded
     # what a version-2 link also covers: the stored decision (None when none) and the policy set's version;
     # None for a row whose link is version 1
     chained: tuple[str | None, int | None] | None = None
-    operation: Operation | None = None  # the signed operation the row keeps (what `document` says), decoded
 
 
 class BucketRow(NamedTuple):

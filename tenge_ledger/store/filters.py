@@ -8,8 +8,6 @@ writer that got in between means reading again), so no posting is counted twice 
 
 from __future__ import annotations
 
-import json
-
 from ..core import limits
 from ..core.errors import WriteConflict
 from ..core.windows import (
@@ -21,7 +19,6 @@ from ..core.windows import (
     kept_filters,
 )
 from .base import ChangeSet
-from .entries import operation_from_document
 
 
 def rebuild_window_filters(
@@ -48,7 +45,7 @@ def rebuild_window_filters(
                 for op, postings in store.journal():
                     legs = [(p.account, p.amount_tiyn, p.tag) for p in postings]
                     if rebuild_filters:
-                        replay.apply(operation_from_document(json.loads(op.document)), op.at, legs)
+                        replay.apply(op.operation, op.at, legs)
                     if build_activity:
                         buckets.apply(op.at, legs)
         with store.transaction() as tx:
