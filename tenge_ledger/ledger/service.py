@@ -424,8 +424,7 @@ class Ledger:
         checks of the final postings, the journal, the filtered flows, the reports), in the same functions. None,
         with nothing changed, when a check refuses: the general path then rejects it, with the same decision."""
         b: Transfer = op.body  # type: ignore[assignment]
-        tag = b.tag or ""
-        base = (Posting(b.payer, -b.amount_tiyn, tag), Posting(b.payee, b.amount_tiyn, tag))
+        tag, base, text = _moved(b)
         try:
             postings = self._reshape(ws, base, decision)
         except Rejected:
@@ -438,7 +437,6 @@ class Ledger:
         reports = decision.reports
         self._file_reports(ws, op.id, seq, at, reports)
         ws.traces.append(seq)  # the plain path runs only where trace leaves are derived from the journal
-        text = f"{format_tiyn(b.amount_tiyn)} KZT{_tag_text(tag)} from {b.payer} to {b.payee}"
         return Result(op.id, ResultCode.ok, f"transferred {text}", seq, reports=_report_dicts(reports))
 
     def _filters(self) -> tuple[tuple[str, tuple[tuple[str, str], ...], str | None], ...]:
@@ -747,15 +745,13 @@ class Ledger:
             raise Rejected(
                 ResultCode.invalid_operation, f"pay the central bank with redeem, not a {op.kind.value}"
             )
-        tag = b.tag or ""
-        base = (Posting(b.payer, -b.amount_tiyn, tag), Posting(b.payee, b.amount_tiyn, tag))
+        tag, base, text = _moved(b)
         decision = self._decide(ws, op, at, b.payer, b.payee, b.amount_tiyn, tag, base, (payer, payee))
         timeout_s = b.timeout_s if isinstance(b, Hold) else decision.hold_timeout_s
         releaser = (b.releaser if isinstance(b, Hold) else None) or decision.hold_releaser or b.payer
         on_timeout = (
             b.on_timeout if isinstance(b, Hold) else decision.hold_on_timeout
         ) or HOLD_ON_TIMEOUT_DEFAULT
-        text = f"{format_tiyn(b.amount_tiyn)} KZT{_tag_text(tag)} from {b.payer} to {b.payee}"
         if timeout_s is None:
             return _Applied(
                 f"transferred {text}", self._reshape(ws, base, decision), decision, frozenset(),
@@ -938,10 +934,9 @@ class Ledger:
             raise Rejected(ResultCode.same_account, "payer and payee are the same account")
         if not b.order:
             raise Rejected(ResultCode.invalid_operation, "a seizure names the court order that orders it")
-        tag = b.tag or ""
-        postings = (Posting(b.payer, -b.amount_tiyn, tag), Posting(b.payee, b.amount_tiyn, tag))
+        tag, postings, moved = _moved(b)
         decision = self._decide(ws, op, at, b.payer, b.payee, b.amount_tiyn, tag, postings)
-        text = f"{format_tiyn(b.amount_tiyn)} KZT{_tag_text(tag)} from {b.payer} to {b.payee} under order {b.order}"
+        text = f"{moved} under order {b.order}"
         if decision.hold_timeout_s is None:
             return _Applied(
                 f"seized {text}",
@@ -1123,6 +1118,14 @@ def _payment_facts(
             facts[f"{party}.kind"] = str(account.kind)
             facts[f"{party}.tier"] = str(-1 if account.tier is None else account.tier)
     return facts
+
+
+def _moved(b: Transfer | Hold | Seize) -> tuple[str, tuple[Posting, Posting], str]:
+    """A move from payer to payee: its tag ("" untagged), the two postings its body implies, and how a message
+    says it ("12.00 KZT [tag] from a to b"), the same on every path that applies one."""
+    tag = b.tag or ""
+    postings = (Posting(b.payer, -b.amount_tiyn, tag), Posting(b.payee, b.amount_tiyn, tag))
+    return tag, postings, f"{format_tiyn(b.amount_tiyn)} KZT{_tag_text(tag)} from {b.payer} to {b.payee}"
 
 
 def _tag_text(tag: str) -> str:
