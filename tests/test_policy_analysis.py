@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 from click.testing import CliRunner
@@ -73,9 +74,10 @@ def test_cli__diff_prints_each_difference_with_an_example(tmp_path: Path) -> Non
     assert 40_000 < float(example.split()[2]) <= 50_000  # an amount only the lower cap denies
 
 
-def test_cli__diff_replays_the_ledgers_recent_operations(tmp_path: Path) -> None:
-    db = str(tmp_path / "l.db")
-    runner = CliRunner()
+def _shop_ledger(db: str, tmp_path: Path, tier: str, paid: str) -> Callable[..., str]:
+    """A ledger at `db` on which anon, a person of `tier`, paid the merchant shop `paid` KZT; returns a runner of
+    tenge commands on it that requires each to succeed."""
+    runner = CliRunner(env={"TENGE_KEYSTORE": str(tmp_path / "keys")})
 
     def run(*args: str) -> str:
         result = runner.invoke(cli, ["--db", db, *args])
@@ -84,10 +86,15 @@ def test_cli__diff_replays_the_ledgers_recent_operations(tmp_path: Path) -> None
 
     run("init", "--name", "t")
     run("account", "open", "halyk", "--kind", "bank")
-    run("account", "open", "anon", "--kind", "person", "--bank", "halyk", "--tier", "0")
+    run("account", "open", "anon", "--kind", "person", "--bank", "halyk", "--tier", tier)
     run("account", "open", "shop", "--kind", "merchant", "--bank", "halyk")
     run("issue", "anon", "90000")
-    run("transfer", "anon", "shop", "45000")
+    run("transfer", "anon", "shop", paid)
+    return run
+
+
+def test_cli__diff_replays_the_ledgers_recent_operations(tmp_path: Path) -> None:
+    run = _shop_ledger(str(tmp_path / "l.db"), tmp_path, tier="0", paid="45000")
     old, new = write_set(tmp_path / "old", CAP_50), write_set(tmp_path / "new", CAP_40)
     data = json.loads(run("--json", "policy", "diff", old, new, "--recent", "10"))
     assert data["cases"]["ledger"] == 5  # the three accounts opened, the issue and the transfer
@@ -108,19 +115,7 @@ def test_cli__diff_replays_filtered_windows_the_ledger_keeps_no_flows_of(
     filter (no set reading it was ever enabled): the window is replayed from the journal, so the 450 KZT paid
     to a merchant counts and the replayed payment is denied by the old set, not read as 0 and allowed. On both
     stores (PostgreSQL closes a transaction's cursor: the cases are decided while it is open)."""
-    runner = CliRunner(env={"TENGE_KEYSTORE": str(tmp_path / "keys")})
-
-    def run(*args: str) -> str:
-        result = runner.invoke(cli, ["--db", store_url, *args])
-        assert result.exit_code == 0, result.output
-        return result.output
-
-    run("init", "--name", "t")
-    run("account", "open", "halyk", "--kind", "bank")
-    run("account", "open", "anon", "--kind", "person", "--bank", "halyk", "--tier", "1")
-    run("account", "open", "shop", "--kind", "merchant", "--bank", "halyk")
-    run("issue", "anon", "90000")
-    run("transfer", "anon", "shop", "450")
+    run = _shop_ledger(store_url, tmp_path, tier="1", paid="450")
     old, new = write_set(tmp_path / "old", MERCHANTS_400), write_set(tmp_path / "new", MERCHANTS_NONE)
     data = json.loads(run("--json", "policy", "diff", old, new, "--recent", "10"))
     ledger = [d for d in data["differences"] if "ledger" in d["sources"]]

@@ -22,13 +22,18 @@ from tenge_ledger.trace import checkpoint as cps
 from tenge_ledger.trace.merkle import leaf_hash
 
 
-@pytest.fixture
-def box(tmp_path):
-    b = sandbox.make(tmp_path, "pseudonymous")
+def _paid(tmp_path, mode: str):
+    """A ledger of `mode` with six payments t0..t5, checkpointed."""
+    b = sandbox.make(tmp_path, mode)
     for i in range(6):
         b.pay("alice", "bob", 100 + i, f"t{i}")
     operator.checkpoint(b.store, at=b.now[0])
     return b
+
+
+@pytest.fixture
+def box(tmp_path):
+    return _paid(tmp_path, "pseudonymous")
 
 
 def live(box):
@@ -282,11 +287,7 @@ def test_row_edited_into_another_type__one_clear_error(box):
 @pytest.fixture
 def derived_box(tmp_path):
     """A transparent ledger: its records are derived from their journal rows (a leaf commits to seq and link)."""
-    b = sandbox.make(tmp_path, "transparent")
-    for i in range(6):
-        b.pay("alice", "bob", 100 + i, f"t{i}")
-    operator.checkpoint(b.store, at=b.now[0])
-    return b
+    return _paid(tmp_path, "transparent")
 
 
 def test_derived_record_with_another_time_in_a_bundle__named(derived_box, tmp_path):
