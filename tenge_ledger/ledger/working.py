@@ -85,7 +85,8 @@ class WorkingSet:
             raise ValueError("prefetch on the root working set only")
         tx = self.tx
         cache, rows_read, balances = self._account_cache, self._rows_read, self._bucket_cache
-        unknown = handles - cache.keys()
+        # a comprehension, not `handles - cache.keys()`: a set less a dict view walks the whole dict
+        unknown = [h for h in handles if h not in cache]
         if unknown:
             found = tx.accounts_with_ids(unknown)
             for handle in unknown:
@@ -98,10 +99,10 @@ class WorkingSet:
         unread = handles - rows_read
         if unread:
             self._read_bucket_rows({a for a in unread if cache.get(a) is not None})
-        for key in buckets - balances.keys():
-            if key[0] in rows_read:
+        for key in buckets:
+            if key not in balances and key[0] in rows_read:
                 balances[key] = 0
-        op_ids = op_ids - self._operation_cache.keys()
+        op_ids = [i for i in op_ids if i not in self._operation_cache]
         self._operation_cache.update(dict.fromkeys(op_ids))
         for op_id, stored in tx.stored_operations(tx.entry_rows(op_ids)).items():
             self._operation_cache[op_id] = (stored.seq, stored.fields_hash)
@@ -455,7 +456,8 @@ class WorkingSet:
         be once the rows are written; a write or commit that fails drops the whole state (ledger/state.py)."""
         flows = self.flow_deltas
         deltas = self.bucket_deltas
-        unread = self._tags_by_account.keys() - self._rows_read  # the accounts `flows` moves
+        rows_read = self._rows_read
+        unread = {a for a in self._tags_by_account if a not in rows_read}  # the accounts `flows` moves
         self._read_bucket_rows(unread)
         minute = at // 60
         buckets, new_buckets, snapshots = [], [], []
