@@ -210,3 +210,115 @@ def test_export__streamed_file_is_the_bundle_byte_for_byte(tmp_path) -> None:
             assert traces > 0 and (entries > 0) == with_journal
     finally:
         store.close()
+
+
+def _journal_index(doc: dict, op_id: str) -> int:
+    return next(i for i, j in enumerate(doc["journal"]) if j["op_id"] == op_id)
+
+
+def _pay_amount_as(value):
+    def edit(doc: dict) -> str:
+        i = _journal_index(doc, "pay-1")
+        payer = next(p for p in doc["journal"][i]["postings"] if p[2] < 0)
+        k = doc["journal"][i]["postings"].index(payer)
+        doc["journal"][i]["postings"][k][2] = value
+        return f"journal[{i}].postings[{k}][2]"
+
+    return edit
+
+
+def _set(section: str, index: int, key: str, value):
+    def edit(doc: dict) -> str:
+        doc[section][index][key] = value
+        return f"{section}[{index}].{key}"
+
+    return edit
+
+
+def _seq_as_string(doc: dict) -> str:
+    i = _journal_index(doc, "pay-1")
+    doc["journal"][i]["seq"] = str(doc["journal"][i]["seq"])
+    return f"journal[{i}].seq"
+
+
+def _extra_key(doc: dict) -> str:
+    doc["traces"][2]["note"] = "added"
+    return 'traces[2]: unknown key "note"'
+
+
+def _missing_key(doc: dict) -> str:
+    i = _journal_index(doc, "pay-1")
+    del doc["journal"][i]["chained"]
+    return f'journal[{i}]: the key "chained" is missing'
+
+
+def _missing_top_key(doc: dict) -> str:
+    del doc["public_keys"]
+    return 'the key "public_keys" is missing'
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [
+        _seq_as_string,  # "seq": "5" was read as 5
+        _pay_amount_as(True),  # a JSON true was read as an amount of 1
+        _pay_amount_as(-400.0),  # a float was read as -400
+        _pay_amount_as("-400"),
+        _set("traces", 1, "at", 1.5),
+        _set("traces", 0, "idx", False),
+        _set("public_keys", 0, "seq", "1"),
+        _set("checkpoints", 0, "at", "0"),
+        _set("traces", 1, "op_id", 7),
+        _extra_key,
+        _missing_key,
+        _missing_top_key,
+    ],
+    ids=["seq-string", "amount-bool", "amount-float", "amount-string", "at-float", "idx-bool", "key-seq-string",
+         "checkpoint-at-string", "op-id-number", "extra-key", "missing-key", "missing-top-key"],
+)  # fmt: skip
+def test_bundle_of_another_shape__refused_naming_the_field_and_record(ledger, tmp_path, edit) -> None:
+    # The reader took int("5"), int(True), int(-400.0): a bundle with numbers as strings, booleans or floats, an
+    # unknown or a missing key verified as the file the export wrote, so one bundle had many spellings.
+    bundle = tmp_path / "b.json"
+    key = export(ledger, bundle)
+    doc = json.loads(bundle.read_text())
+    place = edit(doc)
+    bundle.write_text(json.dumps(doc))
+    r = CliRunner().invoke(cli, ["audit", "verify", str(bundle), "--key", key])
+    assert r.exit_code == 1, r.output
+    assert not isinstance(r.exception, Exception) or isinstance(r.exception, SystemExit), r.exception
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error:") and place in lines[0], r.stderr
+    assert "Traceback" not in r.output
+
+
+def test_bundle_with_a_key_given_twice__refused(ledger, tmp_path) -> None:
+    # json.loads keeps the last of two equal keys: the file would have two readings.
+    bundle = tmp_path / "b.json"
+    key = export(ledger, bundle)
+    text = bundle.read_text()
+    bundle.write_text(text.replace('"format":', '"name":"other","format":', 1))
+    r = CliRunner().invoke(cli, ["audit", "verify", str(bundle), "--key", key])
+    assert r.exit_code == 1 and '"name" appears twice' in r.stderr, r.output
+
+
+def test_bundle_with_a_hash_in_capitals__refused(ledger, tmp_path) -> None:
+    # bytes.fromhex reads "AB" and " ab" as "ab": the same hash had several spellings.
+    bundle = tmp_path / "b.json"
+    key = export(ledger, bundle)
+    doc = json.loads(bundle.read_text())
+    doc["traces"][0]["leaf_hash"] = doc["traces"][0]["leaf_hash"].upper()
+    bundle.write_text(json.dumps(doc))
+    r = CliRunner().invoke(cli, ["audit", "verify", str(bundle), "--key", key])
+    assert r.exit_code == 1 and "traces[0].leaf_hash" in r.stderr and "not a hash" in r.stderr, r.output
+
+
+def test_bundle_as_exported__reads_back_to_its_own_json(ledger, tmp_path) -> None:
+    # The strict reader still reads every bundle the export writes, and reading loses nothing.
+    from tenge_ledger.trace import bundle as bundles
+
+    path = tmp_path / "b.json"
+    export(ledger, path)
+    again = tmp_path / "again.json"
+    bundles.write(bundles.read(str(path)), str(again))
+    assert again.read_bytes() == path.read_bytes()

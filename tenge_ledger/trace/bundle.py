@@ -13,11 +13,13 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..core.errors import InputError
+from ..core import shapes
+from ..core.errors import InputError, quoted
 from ..core.files import write_private
 from ..store.base import Store
 from . import checkpoint as cps
@@ -202,78 +204,103 @@ def write(bundle: Bundle, path: str) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _chained(value: object) -> tuple[str | None, int | None] | None:
-    """What a version-2 link also covers, as the bundle carries it: [decision or null, policy version or null]."""
-    if value is None:
-        return None
-    if not isinstance(value, list) or len(value) != 2:
-        raise InputError("a journal entry's chained material is [decision, policy version]")
-    decision, policy = value
-    return (None if decision is None else str(decision), None if policy is None else int(policy))
+# What `export` writes, exactly: `read` refuses any other shape (a number as a string, a boolean for a number, a
+# float, a key unknown or missing), so one bundle has one reading and the file is canonical.
+_HASH = str  # lower-case hex of 32 bytes (checked by `_hash`)
+_TRACE = shapes.Obj({"idx": int, "op_id": str, "at": int, "mode": str, "payload": str, "leaf_hash": _HASH})
+_JOURNAL = shapes.Obj(
+    {
+        "seq": int, "op_id": str, "at": int, "fields_hash": _HASH, "signature": str, "prev_hash": _HASH,
+        "entry_hash": _HASH, "postings": shapes.ListOf(shapes.Row((str, str, int))), "document": str,
+        # what a version-2 link also covers: [decision or null, policy version or null]
+        "chained": shapes.Either((None, shapes.Row((shapes.Either((None, str)), shapes.Either((None, int)))))),
+    }
+)  # fmt: skip
+_CHECKPOINT = shapes.Obj({"note": str, "at": int})
+_PUBLIC_KEY = shapes.Obj({"seq": int, "handle": str, "public_key": str})
+_BUNDLE = shapes.Obj(
+    {
+        "format": str, "ledger_id": str, "name": str, "privacy_mode": str, "checkpoint_key": str,
+        "traces": shapes.ListOf(_TRACE), "journal": shapes.Either((None, shapes.ListOf(_JOURNAL))),
+        "checkpoints": shapes.ListOf(_CHECKPOINT), "public_keys": shapes.ListOf(_PUBLIC_KEY),
+    }
+)  # fmt: skip
+_HASH_RE = re.compile("[0-9a-f]{64}")
 
 
-def _hex(value: object, where: str) -> bytes:
+def _hash(value: str, where: str) -> bytes:
+    if not _HASH_RE.fullmatch(value):
+        raise InputError(f"{quoted(value)} is not a hash: 64 lower-case hex digits", where=where)
+    return bytes.fromhex(value)
+
+
+def _payload(value: str, where: str) -> bytes:
     try:
-        return bytes.fromhex(str(value))
+        data = base64.b64decode(value, validate=True)
     except ValueError:
-        raise InputError("a hash that is not hex", where=where) from None
+        data = None
+    if data is None or base64.b64encode(data).decode() != value:  # one payload, one spelling
+        raise InputError("is not base64 as an export writes it", where=where)
+    return data
+
+
+def _unique_keys(pairs: list[tuple[str, object]]) -> dict:
+    """`json.loads` keeps the last of two equal keys: a bundle that has them has two readings, and is refused."""
+    found = dict(pairs)
+    if len(found) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise InputError(f"the key {quoted(key)} appears twice in one object")
+            seen.add(key)
+    return found
 
 
 def read(path: str) -> Bundle:
-    """Load a bundle; a truncated or malformed file is one clear InputError."""
+    """Load a bundle; a truncated or malformed file is one clear InputError naming the field and the record."""
     try:
         raw = Path(path).read_bytes()
     except FileNotFoundError:
         raise InputError("no such bundle", where=path) from None
     try:
-        doc = json.loads(raw)
+        doc = json.loads(raw, object_pairs_hook=_unique_keys)
+    except InputError as exc:
+        raise InputError(str(exc), where=path) from None
     except (ValueError, RecursionError):  # RecursionError: nested deeper than Python recurses
         raise InputError("the bundle is truncated or not JSON", where=path) from None
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
         raise InputError(f"not a {FORMAT} file", where=path)
-    try:
-        traces = [
+    wrong = shapes.problem(doc, _BUNDLE)
+    if wrong is not None:
+        raise InputError(f"the bundle is malformed: {wrong}", where=path)
+    traces = [
+        {
+            **t,
+            "payload": _payload(t["payload"], f"{path}: traces[{i}].payload"),
+            "leaf_hash": _hash(t["leaf_hash"], f"{path}: traces[{i}].leaf_hash"),
+        }
+        for i, t in enumerate(doc["traces"])
+    ]
+    journal = None
+    if doc["journal"] is not None:
+        journal = [
             {
-                "idx": int(t["idx"]),
-                "op_id": str(t["op_id"]),
-                "at": int(t["at"]),
-                "mode": str(t["mode"]),
-                "payload": base64.b64decode(t["payload"], validate=True),
-                "leaf_hash": _hex(t["leaf_hash"], f"{path}: trace #{t.get('idx')}"),
+                **j,
+                "fields_hash": _hash(j["fields_hash"], f"{path}: journal[{i}].fields_hash"),
+                "prev_hash": _hash(j["prev_hash"], f"{path}: journal[{i}].prev_hash"),
+                "entry_hash": _hash(j["entry_hash"], f"{path}: journal[{i}].entry_hash"),
+                "chained": None if j["chained"] is None else tuple(j["chained"]),
             }
-            for t in doc["traces"]
+            for i, j in enumerate(doc["journal"])
         ]
-        journal = None
-        if doc.get("journal") is not None:
-            journal = [
-                {
-                    "seq": int(j["seq"]),
-                    "op_id": str(j["op_id"]),
-                    "at": int(j["at"]),
-                    "fields_hash": _hex(j["fields_hash"], f"{path}: journal #{j.get('seq')}"),
-                    "signature": str(j["signature"]),
-                    "prev_hash": _hex(j["prev_hash"], f"{path}: journal #{j.get('seq')}"),
-                    "entry_hash": _hex(j["entry_hash"], f"{path}: journal #{j.get('seq')}"),
-                    "postings": [[str(a), str(t), int(x)] for a, t, x in j["postings"]],
-                    "document": str(j["document"]),
-                    "chained": _chained(j.get("chained")),
-                }
-                for j in doc["journal"]
-            ]
-        checkpoints = [cps.from_json(c, f"{path}: checkpoint") for c in doc.get("checkpoints", [])]
-        return Bundle(
-            ledger_id=str(doc["ledger_id"]),
-            name=str(doc.get("name", "")),
-            privacy_mode=str(doc.get("privacy_mode", "")),
-            checkpoint_key=str(doc.get("checkpoint_key", "")),
-            traces=traces,
-            journal=journal,
-            checkpoints=checkpoints,
-            public_keys=[
-                (int(k["seq"]), str(k["handle"]), str(k["public_key"])) for k in doc.get("public_keys", [])
-            ],
-        )
-    except InputError:
-        raise
-    except (KeyError, TypeError, ValueError) as exc:
-        raise InputError(f"the bundle is malformed ({type(exc).__name__}: {exc})", where=path) from None
+    checkpoints = [cps.from_json(c, f"{path}: checkpoints[{i}]") for i, c in enumerate(doc["checkpoints"])]
+    return Bundle(
+        ledger_id=doc["ledger_id"],
+        name=doc["name"],
+        privacy_mode=doc["privacy_mode"],
+        checkpoint_key=doc["checkpoint_key"],
+        traces=traces,
+        journal=journal,
+        checkpoints=checkpoints,
+        public_keys=[(k["seq"], k["handle"], k["public_key"]) for k in doc["public_keys"]],
+    )
