@@ -116,6 +116,61 @@ def test_damaged_settings__one_error_line(pilot, settings) -> None:
         assert len(lines) == 1 and "settings" in lines[0] and "damaged" in lines[0], result.stderr
 
 
+def _policy_set(**fields):
+    return lambda settings: settings.update(policy_set={"id": "0" * 64, "version": 1, "files": {}, **fields})
+
+
+def _without(setting: str, field: str):
+    return lambda settings: settings[setting].pop(field)
+
+
+def _set_in(setting: str, field: str, value):
+    return lambda settings: settings[setting].__setitem__(field, value)
+
+
+@pytest.mark.parametrize(
+    ("edit", "says"),
+    [
+        (lambda s: s.update(policy_set={"id": "0" * 64, "files": {}}), 'policy_set: the key "version" is missing'),
+        (_policy_set(version="1"), 'policy_set.version: "1" is a string, not an integer'),
+        (_policy_set(version=True), "policy_set.version: true is a boolean"),
+        (_policy_set(files={"limits.policy": 5}), "policy_set.files.limits.policy: 5 is an integer, not a string"),
+        (_policy_set(files=["limits.policy"]), "policy_set.files: "),
+        (lambda s: s.update(tier_holding_tiyn={"1": 1.5}), "tier_holding_tiyn.1: 1.5 is a number with a fraction"),
+        (lambda s: s.update(tier_holding_tiyn={"1": True}), "tier_holding_tiyn.1: true is a boolean"),
+        (lambda s: s.update(window_filters=[5]), "window_filters[0]: 5 is an integer, not a string"),
+        (lambda s: s.update(policy_history=[{"action": "enable", "id": "x", "version": True, "at": 0}]),
+         "policy_history[0].version: true is a boolean"),
+        (lambda s: s.update(policy_history=[{"action": "disable", "id": "x", "version": 1}]),
+         'policy_history[0]: the key "at" is missing'),
+        (lambda s: s.update(trace_checkpoint_notes=[{"note": "x", "at": "0"}]), "trace_checkpoint_notes[0].at"),
+        (_set_in("privacy_public", "checkpoint_key", 5), "privacy_public.checkpoint_key: 5 is an integer"),
+        (_without("privacy_public", "box_public"), 'privacy_public: the key "box_public" is missing'),
+        (_set_in("privacy_public", "box_public", {"fma": None}), "privacy_public.box_public.fma: null is null"),
+    ],
+    ids=["policy-set-no-version", "policy-set-version-string", "policy-set-version-bool", "policy-file-number",
+         "policy-files-list", "tier-float", "tier-bool", "filter-number", "history-version-bool", "history-no-at",
+         "checkpoint-at-string", "checkpoint-key-number", "privacy-no-box-public", "box-public-null"],
+)  # fmt: skip
+def test_damaged_nested_setting__one_error_line_naming_it(pilot, edit, says) -> None:
+    # Only the settings' top level was checked: a policy set without its version, a policy file that is no text,
+    # a filter key that is a number reached the code that reads them (a KeyError, a TypeError traceback, or a
+    # setting quietly read as something else).
+    conn = sqlite3.connect(pilot.db)
+    settings = json.loads(conn.execute("SELECT value FROM meta WHERE key = 'settings'").fetchone()[0])
+    edit(settings)
+    with conn:
+        conn.execute("UPDATE meta SET value = ? WHERE key = 'settings'", (json.dumps(settings),))
+    conn.close()
+    for args in (("check",), ("balance", "halyk"), ("transfer", "halyk", "aigerim", "1")):
+        result = pilot(*args, ok=False)
+        assert result.exit_code == 1, (args, result.output)
+        assert not isinstance(result.exception, Exception) or isinstance(result.exception, SystemExit)
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and "settings" in lines[0] and "damaged" in lines[0], result.stderr
+        assert says in lines[0], lines[0]
+
+
 @pytest.mark.parametrize("reason", ["a\nb", "\x1b[31mred", "x\u202ey", "r" * 257])
 @pytest.mark.parametrize("command", ["freeze", "unfreeze"])
 def test_status_reason__control_characters_and_length_refused(pilot, command, reason) -> None:

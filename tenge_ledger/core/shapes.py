@@ -86,48 +86,69 @@ def _fits(value: object, shape: Shape) -> bool:
     return type(value) is shape  # exactly: a bool is no int, an int no float
 
 
-def problem(value: object, shape: Shape, path: str = "") -> str | None:
+def problem(value: object, shape: Shape) -> str | None:
     """The first place `value` differs from `shape`, as `path: what is wrong`; None when it fits exactly."""
-    if isinstance(shape, Either):
+    found = _problem(value, shape)
+    if found is None:
+        return None
+    steps, message = found
+    path = "".join(reversed(steps)).removeprefix(".")
+    return f"{path}: {message}" if path else message
+
+
+def _problem(value: object, shape: Shape) -> tuple[list[str], str] | None:
+    """(the path's steps, innermost first, and what is wrong) or None. The path is made only for a value that
+    does not fit: a settings document or a bundle that fits is walked without building a string."""
+    if type(shape) is type:  # the common case first: a scalar field
+        if type(value) is shape:  # exactly: a bool is no int, an int no float
+            return None
+    elif isinstance(shape, Either):
         for option in shape.options:
             if _fits(value, option):
-                return problem(value, option, path)
+                return _problem(value, option)
     if not _fits(value, shape):
-        return f"{path or 'the value'}: {quoted(value)} is {_what(value)}, not {_expected(shape)}"
+        return [], f"{quoted(value)} is {_what(value)}, not {_expected(shape)}"
     if isinstance(shape, Obj):
         assert isinstance(value, dict)
-        for key in value:
-            if key not in shape.fields and key not in shape.optional and not shape.more:
-                return f"{path or 'the object'}: unknown key {quoted(key)}"
-        for key, inner in shape.fields.items():
+        fields, optional = shape.fields, shape.optional
+        if not shape.more:
+            for key in value:
+                if key not in fields and key not in optional:
+                    return [], f"unknown key {quoted(key)}"
+        for key, inner in fields.items():
             if key not in value:
-                return f"{path or 'the object'}: the key {quoted(key)} is missing"
-            found = problem(value[key], inner, f"{path}.{key}" if path else key)
+                return [], f"the key {quoted(key)} is missing"
+            found = _problem(value[key], inner)
             if found:
+                found[0].append(f".{key}")
                 return found
-        for key, inner in shape.optional.items():
+        for key, inner in optional.items():
             if key in value:
-                found = problem(value[key], inner, f"{path}.{key}" if path else key)
+                found = _problem(value[key], inner)
                 if found:
+                    found[0].append(f".{key}")
                     return found
     elif isinstance(shape, MapOf):
         assert isinstance(value, dict)
         for key, item in value.items():
-            found = problem(item, shape.value, f"{path}.{key}" if path else str(key))
+            found = _problem(item, shape.value)
             if found:
+                found[0].append(f".{key}")
                 return found
     elif isinstance(shape, ListOf):
         assert isinstance(value, list)
         for i, item in enumerate(value):
-            found = problem(item, shape.item, f"{path}[{i}]")
+            found = _problem(item, shape.item)
             if found:
+                found[0].append(f"[{i}]")
                 return found
     elif isinstance(shape, Row):
         assert isinstance(value, list)
         if len(value) != len(shape.items):
-            return f"{path or 'the list'}: {len(value)} items, not {len(shape.items)}"
+            return [], f"a list of {len(value)}, not {len(shape.items)} items"
         for i, (item, inner) in enumerate(zip(value, shape.items, strict=True)):
-            found = problem(item, inner, f"{path}[{i}]")
+            found = _problem(item, inner)
             if found:
+                found[0].append(f"[{i}]")
                 return found
     return None

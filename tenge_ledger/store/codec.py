@@ -6,9 +6,10 @@ import hashlib
 import json
 from collections.abc import Iterator
 
+from ..core import shapes
 from ..core.canonical import canonical_and_document
 from ..core.describe import describe
-from ..core.errors import StoreError
+from ..core.errors import StoreError, quoted
 from ..core.records import HOLDS_ACCOUNT, Account, AccountKind, AccountStatus, HoldRecord, TagRecord
 from .base import GENESIS_HASH, BucketRow, JournalPosting, LedgerMeta, ReportRow, StoredOperation
 from .entries import (
@@ -82,36 +83,55 @@ def meta_to_rows(meta: LedgerMeta) -> list[tuple[str, str]]:
     ]
 
 
-# The settings the ledger and its parts read, with the JSON type each must have (None allowed where a setting can
-# be cleared): a hand edit that gives one another type is named here, not a traceback wherever it is read.
-_SETTING_TYPES: dict[str, tuple[type, ...]] = {
-    "checkpoint_every_records": (int,),
-    "policy_history": (list,),
-    "policy_set": (dict, type(None)),
-    "privacy_epoch_s": (int,),
-    "privacy_public": (dict,),
-    "tier_holding_tiyn": (dict,),
-    "tiered_budget_tiyn_month": (int,),
-    "tiered_threshold_tiyn": (int,),
-    "trace_checkpoint_notes": (list,),
-    "window_activity": (bool,),
-    "window_filters": (list,),
-}
-_JSON_TYPE_NAMES = {bool: "a boolean", int: "an integer", list: "a list", dict: "an object", str: "a string"}
+# The settings the ledger and its parts read, with the shape of the JSON each must have (None allowed where a
+# setting can be cleared), down to the fields inside: a hand edit that gives one of them another type or drops a
+# field is named here, as one StoreError, not a traceback (or a quiet misreading) wherever it is read.
+_HOLDER = shapes.Obj({"name": str, "index": int, "verification_point": str, "verify_key": str})
+_ESCROW = shapes.Obj(
+    {
+        "scheme": str,
+        "ledger_id": str,
+        "group_public": str,
+        "threshold": int,
+        "holders": shapes.ListOf(_HOLDER),
+    },
+    {"ceremony": shapes.Either((None, str)), "transcript": str},
+)
+_POLICY_FILES = shapes.MapOf(str)  # file name -> source
+_SETTINGS = shapes.Obj(
+    {},
+    {
+        "checkpoint_every_records": int,
+        "policy_history": shapes.ListOf(
+            shapes.Obj(
+                {"action": str, "id": str, "version": int, "at": int},
+                {"files": _POLICY_FILES, "rules": int, "note": str},  # an enabling's; a disabling has none
+            )
+        ),
+        "policy_set": shapes.Either((None, shapes.Obj({"id": str, "version": int, "files": _POLICY_FILES}))),
+        "privacy_epoch_s": int,
+        "privacy_public": shapes.Obj(
+            {"checkpoint_key": str, "ledger_id": str, "box_public": shapes.MapOf(str)},
+            {"escrow": _ESCROW, "sealed_roots": shapes.MapOf(str)},
+        ),
+        "tier_holding_tiyn": shapes.MapOf(int),
+        "tiered_budget_tiyn_month": int,
+        "tiered_threshold_tiyn": int,
+        "trace_checkpoint_notes": shapes.ListOf(shapes.Obj({"note": str, "at": int})),
+        "window_activity": bool,
+        "window_filters": shapes.ListOf(str),
+    },
+    more=True,  # a setting this version does not read is left alone
+)
 
 
 def _setting_type_problem(settings: dict) -> str | None:
-    for key, types in _SETTING_TYPES.items():
-        if key not in settings:
-            continue
-        value = settings[key]
-        if isinstance(value, bool) and bool not in types:  # a JSON true is no integer
-            return f"{key!r} is a boolean, not {_JSON_TYPE_NAMES[types[0]]}"
-        if not isinstance(value, types):
-            return f"{key!r} is not {_JSON_TYPE_NAMES[types[0]]}"
-    tiers = settings.get("tier_holding_tiyn") or {}
-    if not all(isinstance(v, int) and not isinstance(v, bool) and k.isdigit() for k, v in tiers.items()):
-        return "'tier_holding_tiyn' is not an object of tier numbers to integers"
+    problem = shapes.problem(settings, _SETTINGS)
+    if problem is not None:
+        return problem
+    for key in settings.get("tier_holding_tiyn") or {}:
+        if not key.isdigit():
+            return f"tier_holding_tiyn: the key {quoted(key)} is not a tier number"
     return None
 
 
