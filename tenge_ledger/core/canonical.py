@@ -355,6 +355,50 @@ _AMOUNT_FIELDS = {"amount_tiyn"}
 _HANDLE_FIELDS = {"payer", "payee", "account", "handle", "bank", "releaser"}
 
 
+def _checked_field(name: str, value: object, field_where: str) -> Any:
+    """One field of an operation body (not None, not a batch's operations) as the document form accepts it:
+    shared by `operation_from_dict` (a submitted document) and `check_operation` (an Operation built in code)."""
+    if name in _AMOUNT_FIELDS:
+        return check_amount_tiyn(value, field_where)
+    if name in _HANDLE_FIELDS:
+        return check_handle(value, field_where)
+    if name == "tag":
+        return check_tag(value, field_where)
+    if name == "expires_on":
+        return check_date(value, field_where)
+    if name in ("memo", "reason", "order"):
+        return check_text(value, field_where, limits.memo_length_max)
+    if name == "attrs":
+        return check_attrs(value, field_where)
+    if name == "name":
+        return check_witness_name(value, field_where)
+    if name == "hold_id":
+        return check_op_id(value, field_where)
+    if name == "account_kind":
+        try:
+            return AccountKind(value)
+        except ValueError:
+            raise InputError(
+                f"unknown account kind {quoted(value)}; one of: {', '.join(k.value for k in AccountKind)}",
+                field_where,
+            ) from None
+    if name == "tier" and (type(value) is not int or not 0 <= value <= limits.tier_max):
+        raise InputError(f"must be a tier from 0 to {limits.tier_max}", field_where)
+    if name in ("timeout_s", "as_of"):
+        if type(value) is not int or value < 0:
+            raise InputError("must be a whole number of seconds", field_where)
+        if name == "timeout_s" and not 0 < value <= limits.hold_timeout_s_max:
+            raise InputError(f"must be from 1 to {limits.hold_timeout_s_max} seconds", field_where)
+    if name == "public_key" and (not isinstance(value, str) or not re.fullmatch(r"[0-9a-f]{64}", value)):
+        raise InputError("must be a 32-byte Ed25519 public key in hex", field_where)
+    if name == "on_timeout" and value not in HOLD_ON_TIMEOUT:
+        raise InputError(
+            f"{quoted(value)} is not what a hold does at its timeout: one of {', '.join(HOLD_ON_TIMEOUT)}",
+            field_where,
+        )
+    return value
+
+
 def operation_from_dict(doc: object, where: str = "operation", depth: int = 0) -> Operation:
     """Build and check an Operation from a JSON document; errors name the field and `where`."""
     if not isinstance(doc, dict):
@@ -403,48 +447,7 @@ def operation_from_dict(doc: object, where: str = "operation", depth: int = 0) -
             if required:
                 raise InputError("is required", field_where)
             continue
-        if name in _AMOUNT_FIELDS:
-            value = check_amount_tiyn(value, field_where)
-        elif name in _HANDLE_FIELDS:
-            value = check_handle(value, field_where)
-        elif name == "tag":
-            value = check_tag(value, field_where)
-        elif name == "expires_on":
-            value = check_date(value, field_where)
-        elif name in ("memo", "reason", "order"):
-            value = check_text(value, field_where, limits.memo_length_max)
-        elif name == "attrs":
-            value = check_attrs(value, field_where)
-        elif name == "account_kind":
-            try:
-                value = AccountKind(value)
-            except ValueError:
-                raise InputError(
-                    f"unknown account kind {quoted(value)}; one of: {', '.join(k.value for k in AccountKind)}",
-                    field_where,
-                ) from None
-        elif name == "tier":
-            if type(value) is not int or not 0 <= value <= limits.tier_max:
-                raise InputError(f"must be a tier from 0 to {limits.tier_max}", field_where)
-        elif name in ("timeout_s", "as_of"):
-            if type(value) is not int or value < 0:
-                raise InputError("must be a whole number of seconds", field_where)
-            if name == "timeout_s" and not 0 < value <= limits.hold_timeout_s_max:
-                raise InputError(f"must be from 1 to {limits.hold_timeout_s_max} seconds", field_where)
-        elif name == "public_key":
-            if not isinstance(value, str) or not re.fullmatch(r"[0-9a-f]{64}", value):
-                raise InputError("must be a 32-byte Ed25519 public key in hex", field_where)
-        elif name == "name":
-            value = check_witness_name(value, field_where)
-        elif name == "hold_id":
-            value = check_op_id(value, field_where)
-        elif name == "on_timeout":
-            if value not in HOLD_ON_TIMEOUT:
-                raise InputError(
-                    f"{quoted(value)} is not what a hold does at its timeout: one of {', '.join(HOLD_ON_TIMEOUT)}",
-                    field_where,
-                )
-        elif name == "operations":
+        if name == "operations":
             if depth > 0:
                 raise InputError("a batch cannot contain a batch", field_where)
             if not isinstance(value, list) or not 0 < len(value) <= limits.batch_operations_max:
@@ -454,6 +457,8 @@ def operation_from_dict(doc: object, where: str = "operation", depth: int = 0) -
             value = tuple(
                 operation_from_dict(item, f"{field_where}[{i}]", depth + 1) for i, item in enumerate(value)
             )
+        else:
+            value = _checked_field(name, value, field_where)
         values[name] = value
     body = body_cls(**values)
     if isinstance(body, Hold) and body.timeout_s <= 0:
@@ -465,3 +470,26 @@ def operation_from_dict(doc: object, where: str = "operation", depth: int = 0) -
             f"an operation in a batch cannot have the batch's own id {op_id}", f"{where}.operations"
         )
     return Operation(id=op_id, signer=signer or "", body=body, signature=signature)
+
+
+# The fields of each body class that hold free text (what a person typed, which reaches terminals, exports and
+# other parties): `check_operation_text` checks only these, so an operation without text costs a lookup.
+_TEXT_FIELD_NAMES = ("memo", "reason", "order", "attrs", "name")
+_TEXT_FIELDS: dict[type, tuple[str, ...]] = {
+    cls: tuple(f.name for f in dataclasses.fields(cls) if f.name in _TEXT_FIELD_NAMES) for cls in KIND_BY_BODY
+}
+
+
+def check_operation_text(op: Operation, where: str = "operation") -> None:
+    """The text of an Operation built in code (a library caller's: no document was parsed, so nothing checked
+    it) refused as `operation_from_dict` refuses it in a document: a memo, status reason or court order with
+    control or format characters, not valid UTF-8 or too long; attributes and a witness name likewise. Raises
+    InputError naming the field. A batch's operations are checked where each of them applies."""
+    body = op.body
+    for name in _TEXT_FIELDS.get(type(body), ()):
+        value = getattr(body, name)
+        if value is None:
+            continue
+        if name == "attrs" and not isinstance(value, tuple):
+            raise InputError("must be a tuple of (key, value) pairs", f"{where}.{name}")
+        _checked_field(name, value, f"{where}.{name}")

@@ -20,9 +20,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass, replace
 
 from ..core import limits
-from ..core.canonical import canonical_bytes, date_start
+from ..core.canonical import canonical_bytes, check_operation_text, date_start
 from ..core.describe import duration
-from ..core.errors import InvariantViolation, LedgerStateError, WriteConflict
+from ..core.errors import InputError, InvariantViolation, LedgerStateError, WriteConflict
 from ..core.hooks import PolicyEngine, Proposal, TraceSink
 from ..core.money import format_tiyn
 from ..core.records import (
@@ -363,6 +363,12 @@ class Ledger:
         return results
 
     def _apply(self, ws: WorkingSet, op: Operation, at: int, verified: bool) -> Result:
+        try:
+            check_operation_text(op)  # a library caller's operation was never a document the parser checked
+        except InputError as e:
+            # Refused at input, as the CLI refuses the same fields: not traced, since the text is what must not
+            # be kept or shown.
+            return Result(op.id, ResultCode.invalid_operation, str(e))
         canonical = canonical_bytes(self.ledger_id, op)
         digest = fields_hash(canonical)
         existing = ws.operation(op.id)
