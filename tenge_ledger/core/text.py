@@ -39,6 +39,8 @@ def shown_lines(text: str) -> str:
 
 def first_unsafe_char(text: str) -> int | None:
     """Index of the first character that must not reach a terminal raw, or None."""
+    if text.isascii() and text.isprintable():  # the usual memo, checked in C: ASCII's only unsafe ones are Cc
+        return None
     for i, ch in enumerate(text):
         if ch.isascii() and " " <= ch <= "~":
             continue
