@@ -74,11 +74,6 @@ def test_library_text__plain_text_of_any_script_applies(env) -> None:
     assert env.ledger.apply(env.wallet.sign_document(op)).code is ResultCode.ok
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="ledger/plain.py applies a verified transfer without looking at its memo; the check belongs in its"
-    " loop (a memo is None costs nothing) and is the lead's to add",
-)
 def test_library_text__verified_transfer_with_bad_memo_refused(env) -> None:
     w = env.wallet
     w.issue("halyk", 1_000)

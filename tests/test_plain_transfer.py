@@ -56,6 +56,7 @@ _transfer = st.tuples(
     st.sampled_from((1, 99, 99, 5_000, 39_999, 40_000, 60_000, 9_960_000, 9_960_001, 10**7, 0)),
     st.sampled_from(TAGS),
     st.sampled_from((False, False, False, True)),  # signed by someone other than the payer
+    st.sampled_from((None, None, None, "rent", "a\nb")),  # a memo; the last one is refused (control character)
 )
 _step = st.one_of(
     _transfer,
@@ -82,12 +83,12 @@ def _build(w: Wallet, steps: list) -> list:
     for i, step in enumerate(steps):
         kind, op_id = step[0], f"op-{i}"
         if kind == "transfer":
-            _, payer, payee, amount, tag, other = step
-            body = Transfer(payer, payee, amount, tag or None)
+            _, payer, payee, amount, tag, other, *memo = step  # the explicit examples have no memo
+            body = Transfer(payer, payee, amount, tag or None, *memo)
             ops.append(w.build(_signer(payer, other), body, op_id))
         elif kind == "hold":
             _, payer, payee, amount = step
-            ops.append(w.build(payer, Hold(payer, payee, amount, None, 600), op_id))
+            ops.append(w.build(payer, Hold(payer, payee, amount, 600), op_id))
             holds.append((op_id, payer))
         elif kind == "release" and holds:
             hold_id, payer = holds[step[2] % len(holds)]
@@ -95,8 +96,8 @@ def _build(w: Wallet, steps: list) -> list:
             ops.append(w.build(payer, body, op_id))
         elif kind == "batch":
             inner = tuple(
-                w.build(_signer(p, o), Transfer(p, q, a, t or None), f"{op_id}-{j}")
-                for j, (_, p, q, a, t, o) in enumerate(step[1])
+                w.build(_signer(p, o), Transfer(p, q, a, t or None, *m), f"{op_id}-{j}")
+                for j, (_, p, q, a, t, o, *m) in enumerate(step[1])
             )
             ops.append(w.build("nbk", Batch(inner), op_id))
         elif kind == "status":

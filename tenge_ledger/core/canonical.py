@@ -159,6 +159,11 @@ def check_text(value: object, where: str, length_max: int) -> str:
     return value
 
 
+def text_is_safe(value: object, length_max: int = limits.memo_length_max) -> bool:
+    """Whether `check_text` takes this text (the apply loop's test, without an exception)."""
+    return isinstance(value, str) and len(value) <= length_max and first_unsafe_char(value) is None
+
+
 def check_attrs(value: object, where: str = "attrs") -> tuple[tuple[str, str], ...]:
     if isinstance(value, dict):
         items = list(value.items())

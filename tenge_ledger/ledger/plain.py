@@ -2,7 +2,7 @@
 
 A transfer whose signature was checked already, on a ledger whose trace leaves are derived from the journal,
 between two active accounts that are neither the central bank nor a system account, that the payer signed,
-that the payer can fund and the payee can hold, and on which the policy set (if any) decides nothing: the
+that the payer can fund and the payee can hold, whose memo (if any) passes `check_text`, and on which the policy set (if any) decides nothing: the
 general path (`Ledger._apply`) would make a handler call, an `_Applied`, a generic postings check, a legs
 comparison and a stored decision of nothing, to end with the rows written here. When the set allows it with
 effects (a split, a withholding, a report, a note), the ledger's `with_effects` does what the general path
@@ -25,7 +25,7 @@ from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
 from ..core import limits
-from ..core.canonical import canonical_prefix, transfer_canonical
+from ..core.canonical import canonical_prefix, text_is_safe, transfer_canonical
 from ..core.hooks import PolicyEngine, Proposal
 from ..core.records import LEDGER_KINDS, AccountStatus, Decision, Operation, OpKind, Posting, Transfer
 from ..core.results import Result, ResultCode
@@ -113,6 +113,9 @@ def apply_plain_transfers(
             or type(amount) is not int
             or amount <= 0
         ):
+            break
+        memo = b.memo
+        if memo is not None and not text_is_safe(memo):  # the general path refuses it, naming the field
             break
         payer = changed.get(payer_handle) if changed else None  # accounts this chunk changed (mostly none)
         if payer is None:
