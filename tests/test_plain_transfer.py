@@ -56,7 +56,8 @@ _transfer = st.tuples(
     st.sampled_from((1, 99, 99, 5_000, 39_999, 40_000, 60_000, 9_960_000, 9_960_001, 10**7, 0)),
     st.sampled_from(TAGS),
     st.sampled_from((False, False, False, True)),  # signed by someone other than the payer
-    st.sampled_from((None, None, None, "rent", "a\nb")),  # a memo; the last one is refused (control character)
+    # a memo; the last one is refused (a control character)
+    st.sampled_from((None, None, None, "rent", "a\nb")),
 )
 _step = st.one_of(
     _transfer,
