@@ -31,8 +31,12 @@ TABLES = ("journal", "legs", "balances", "activity", "traces", "trace_runs", "ho
 
 @pytest.fixture(scope="module")
 def base(tmp_path_factory) -> tuple[Path, Path, int]:
-    """A ledger with a bank, people of tiers 0, 1 and 3, a shop, a budget, a frozen account and tagged money."""
-    folder = tmp_path_factory.mktemp("plain")
+    return make_base(tmp_path_factory.mktemp("plain"))
+
+
+def make_base(folder: Path) -> tuple[Path, Path, int]:
+    """A ledger with a bank, people of tiers 0, 1 and 3, a shop, a budget, a frozen account and tagged money:
+    (its file, its keystore, its clock's time)."""
     clock = Clock()
     env = build_ledger(str(folder / "base.db"), folder / "keys", clock)
     w = env.wallet

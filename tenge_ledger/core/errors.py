@@ -47,5 +47,10 @@ class WriteConflict(Exception):
     """A concurrent writer touched the same rows; the service retries the whole unit. Never reaches a user."""
 
 
+class CommitterStopped(StoreError):
+    """A store's committer process ended without answering (it could not start, or was killed): what it did not
+    confirm may or may not be committed, so the ledger reads the store again and goes on without it."""
+
+
 class InvariantViolation(Exception):
     """A check that protects money failed. This is a bug, not a user mistake: it stops the write."""

@@ -15,6 +15,7 @@ import json
 import operator
 import secrets
 import time
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -22,7 +23,7 @@ from dataclasses import dataclass, replace
 from ..core import limits
 from ..core.canonical import canonical_bytes, check_operation_text, date_start
 from ..core.describe import duration
-from ..core.errors import InputError, InvariantViolation, LedgerStateError, WriteConflict
+from ..core.errors import CommitterStopped, InputError, InvariantViolation, LedgerStateError, WriteConflict
 from ..core.hooks import PolicyEngine, Proposal, TraceSink
 from ..core.money import format_tiyn
 from ..core.records import (
@@ -67,7 +68,7 @@ from ..core.windows import (
     parse_filter,
     window_start,
 )
-from ..store.base import LedgerMeta, ReportRow, Store, StoreTx
+from ..store.base import ChangeSet, Committer, LedgerMeta, ReportRow, Store, StoreTx
 from ..store.entries import FLAG_LEGS, FLAG_LINK_V2, body_columns, journal_row, standard_legs
 from ..trace.record import PlainTraceSink
 from . import checks, signing
@@ -160,6 +161,8 @@ class Ledger:
         # general way, which the equivalence test compares against.
         self.plain_transfers = True
         self._state = StoredState()  # what this process knows of the store between chunks
+        # apply_many hands its writes to the store's committer from this many operations on (it starts a process)
+        self.committer_operations_min = limits.committer_operations_min
         self._calm = limits.calm_chunks_min  # chunks in a row that found no other writer's entries
         # Decisions the engine hands out again and again share their parts: their JSON is made once, keyed by the
         # identity of the parts, which the entry holds so the key cannot be reused while it is kept.
@@ -246,8 +249,114 @@ class Ledger:
             raise ValueError("one verified flag per operation")
         results: list[Result] = []
         with _cycle_collection_paused():
+            committer = self._committer(len(ops), size)
+            if committer is not None:
+                return self._apply_pipelined(committer, ops, flags, size)
             for start in range(0, len(ops), size):
                 results.extend(self._apply_chunk(ops[start : start + size], flags[start : start + size]))
+        return results
+
+    def _committer(self, count: int, size: int) -> Committer | None:
+        """The store's committer, when writing off the apply loop can pay and cannot change a decision: enough
+        chunks to overlap, trace leaves derived from the journal (sealing sinks stay in the transaction), and
+        no policy windows (a window reads the store's flows, which lag the chunks the committer holds)."""
+        if (
+            count < self.committer_operations_min
+            or count <= limits.committer_chunks_min * size
+            or self.policy.windows
+            or not self.trace.journal_leaves
+        ):
+            return None
+        return self.store.committer()
+
+    def _work_out(
+        self,
+        tx: StoreTx,
+        ops: Sequence[Operation],
+        flags: Sequence[bool],
+        at: int,
+        head: tuple[int, bytes] | None,
+    ) -> tuple[WorkingSet, list[Result]]:
+        """Apply a chunk to a working set on `tx`: the store's journal head `head`, or, None, this ledger's state
+        as it stands ahead of the store (the chunks a committer holds)."""
+        self._follow_settings(tx)
+        if self._history_missing():
+            raise _HistoryNotKept  # (dropped meanwhile) never decided on windows that read short
+        if head is None:
+            root = WorkingSet(tx=tx, state=self._state)
+            root.base_head = self._state.head
+        else:
+            root = WorkingSet(tx=tx, state=self._state.since(head))
+        root.prefetch(*_touched(ops))
+        windows = self.policy.windows
+        if windows:
+            root.filters = self._filters()
+            root.zone_filters = any(n == "zone" for _, pairs, _ in root.filters for n, _ in pairs)
+            by_needs = self._windows_by_needs.get(windows)
+            if by_needs is None:
+                self._windows_by_needs = {windows: (by_needs := _windows_by_needs(windows))}
+            root.prefetch_windows(_window_requests(root, ops, by_needs, at))
+        return root, self._apply_all(root, ops, flags, at)
+
+    def _apply_pipelined(
+        self, committer: Committer, ops: Sequence[Operation], flags: Sequence[bool], size: int
+    ) -> list[Result]:
+        """`apply_many` with group commit off the apply loop: each chunk is worked out in a read transaction on
+        top of the chunks before it, which the committer may not have written yet (this ledger's state runs
+        ahead of the store, `pending_ops` answers for their ids), and its change set is handed to the committer
+        with the journal head and settings epoch it was worked out on. A chunk's results count once the
+        committer confirms it. A chunk whose changes a later chunk might read from the store (accounts, holds,
+        tags, legs, reports, settings, supply) is confirmed before the next is worked out. If another writer got
+        in (WriteConflict) or the committer stopped, every chunk not confirmed is worked out again the
+        synchronous way; any other failure clears the state and is raised once every answer is in."""
+        state = self._state
+        results: list[Result] = []
+        held: deque[tuple[int, list[Result], dict[str, tuple[int, bytes]]]] = deque()  # (end, results, ids)
+        confirmed = 0  # ops[:confirmed] are committed and their results in `results`
+
+        def confirm_oldest() -> None:
+            nonlocal confirmed
+            committer.committed()
+            end, part, ids = held.popleft()
+            results.extend(part)
+            for op_id in ids:
+                state.pending_ops.pop(op_id, None)
+            confirmed = end
+
+        start, n = confirmed, len(ops)
+        try:
+            while start < n:
+                while len(held) >= limits.committer_chunks_ahead_max:
+                    confirm_oldest()
+                end = min(start + size, n)
+                with committer.reading() as tx:
+                    at = self.clock()
+                    head = None if held else tx.head()
+                    root, part = self._work_out(tx, ops[start:end], flags[start:end], at, head)
+                    if held and self._committer(n, size) is None:
+                        raise _HistoryNotKept  # another process changed the settings so: the store must answer
+                    change = root.changeset(at, self._keeps_activity)
+                base = state.head if head is None else head
+                committer.submit(change, (base, self._settings_epoch))  # type: ignore[arg-type]
+                if root.head_value is not None:
+                    state.committed(root.head_value, root.accounts)
+                state.pending_ops.update(root.operations)
+                held.append((end, part, root.operations))
+                start = end
+                if _read_back(change) or len(state.balances) > limits.state_buckets_max:
+                    while held:
+                        confirm_oldest()
+            while held:
+                confirm_oldest()
+        except (WriteConflict, CommitterStopped, _HistoryNotKept):
+            _settle(committer)
+            state.clear()
+            for i in range(confirmed, n, size):
+                results.extend(self._apply_chunk(ops[i : i + size], flags[i : i + size]))
+        except BaseException:
+            _settle(committer)
+            state.clear()
+            raise
         return results
 
     def _apply_chunk(self, ops: Sequence[Operation], flags: Sequence[bool]) -> list[Result]:
@@ -263,21 +372,8 @@ class Ledger:
                     # Operations committed together share one ledger time: the moment their chunk applied.
                     at = self.clock()
                     head = tx.head()
-                    self._follow_settings(tx)
-                    if self._history_missing():
-                        raise _HistoryNotKept  # (dropped meanwhile) never decided on windows that read short
                     alone = head == self._state.head
-                    root = WorkingSet(tx=tx, state=self._state.since(head))
-                    root.prefetch(*_touched(ops))
-                    windows = self.policy.windows
-                    if windows:
-                        root.filters = self._filters()
-                        root.zone_filters = any(n == "zone" for _, pairs, _ in root.filters for n, _ in pairs)
-                        by_needs = self._windows_by_needs.get(windows)
-                        if by_needs is None:
-                            self._windows_by_needs = {windows: (by_needs := _windows_by_needs(windows))}
-                        root.prefetch_windows(_window_requests(root, ops, by_needs, at))
-                    results = self._apply_all(root, ops, flags, at)
+                    root, results = self._work_out(tx, ops, flags, at, head)
                     tx.write(root.changeset(at, self._keeps_activity))
             except _HistoryNotKept:
                 self._state.clear()
@@ -1012,6 +1108,39 @@ _HANDLERS: dict[OpKind, Callable[[Ledger, WorkingSet, Operation, int, bool], _Ap
     OpKind.add_witness: Ledger._add_witness,
 }
 assert set(_HANDLERS) == set(OpKind)
+
+
+def _read_back(change: ChangeSet) -> bool:
+    """Whether a chunk wrote what a later chunk may read from the store rather than from the ledger's state:
+    accounts, tags, holds, legs, reports, settings, supply. Balances, flows, journal rows, trace leaves and the
+    head are the state's (or `pending_ops`') to answer."""
+    return bool(
+        change.accounts
+        or change.tag_names
+        or change.holds
+        or change.tags
+        or change.legs
+        or change.reports
+        or change.settings is not None
+        or change.activity_reset
+        or change.filters_reset
+        or change.filter_flows
+        or change.issued_delta
+        or change.redeemed_delta
+    )
+
+
+def _settle(committer: Committer) -> None:
+    """Take every answer still owed (each an error after the first failure), so the next chunk starts from a
+    committer that holds nothing and a store that no longer moves."""
+    while committer.waiting:
+        try:
+            committer.committed()
+        except CommitterStopped:
+            return
+        except BaseException:  # noqa: S112  (the failure is the caller's to report; these follow from it)
+            continue
+    committer.resume()
 
 
 @contextmanager

@@ -1,5 +1,6 @@
 """What a ledger knows of its store between chunks: the accounts, bucket rows and ids it read or wrote, valid
-while this process is the only writer.
+while this process is the only writer (and, while a committer writes for it, ahead of the store by the chunks
+not yet committed).
 
 Every change to accounts and balances is a journal entry, so the journal head is the version of this state: a
 chunk that finds the head where this process left it reads nothing again; one that finds it moved (another
@@ -28,6 +29,9 @@ class StoredState:
         # worked out from: kind and bank never change, so only a set with zone filters compares the record.
         self.matched_for: tuple = ()
         self.matched: dict[str, tuple[Account, list[tuple[str, str | None]]]] = {}
+        # Operations of chunks a committer holds and has not confirmed (ledger/service.py, pipelined): op id ->
+        # (seq, fields hash), which the store cannot answer yet. `head` is then the last such chunk's.
+        self.pending_ops: dict[str, tuple[int, bytes]] = {}
 
     def clear(self) -> None:
         self.__init__()  # type: ignore[misc]

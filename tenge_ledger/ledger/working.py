@@ -73,6 +73,8 @@ class WorkingSet:
         # root only: the policy set's answer (a Decision or the exception it raised) for an operation the plain
         # path asked about and handed on, so the general path does not ask again (ledger/plain.py)
         self.decided: tuple[object, object] | None = None
+        # root only: the journal head to chain on when the store's is behind (chunks a committer holds)
+        self.base_head: tuple[int, bytes] | None = None
 
     @property
     def root(self) -> WorkingSet:
@@ -103,6 +105,10 @@ class WorkingSet:
             if key not in balances and key[0] in rows_read:
                 balances[key] = 0
         op_ids = [i for i in op_ids if i not in self._operation_cache]
+        pending = self.state.pending_ops
+        if pending:  # applied in a chunk the committer holds: the store does not have it yet
+            self._operation_cache.update({i: pending[i] for i in op_ids if i in pending})
+            op_ids = [i for i in op_ids if i not in pending]
         self._operation_cache.update(dict.fromkeys(op_ids))
         for op_id, stored in tx.stored_operations(tx.entry_rows(op_ids)).items():
             self._operation_cache[op_id] = (stored.seq, stored.fields_hash)
@@ -207,8 +213,12 @@ class WorkingSet:
             ws = ws.parent
         cache = ws._operation_cache  # the root's: what the store holds does not change under this transaction
         if op_id not in cache:
-            stored = ws.tx.operation(op_id)
-            cache[op_id] = None if stored is None else (stored.seq, stored.fields_hash)
+            pending = ws.state.pending_ops.get(op_id)
+            if pending is not None:
+                cache[op_id] = pending
+            else:
+                stored = ws.tx.operation(op_id)
+                cache[op_id] = None if stored is None else (stored.seq, stored.fields_hash)
         return cache[op_id]
 
     def hold(self, hold_id: str) -> HoldRecord | None:
@@ -270,7 +280,8 @@ class WorkingSet:
         for ws in self._chain():
             if ws.head_value is not None:
                 return ws.head_value
-        return self.tx.head()
+        ahead = (self._root or self).base_head
+        return self.tx.head() if ahead is None else ahead
 
     def window(
         self, handle: str, direction: str, since: int, tag: str | None = None, counterparty: str | None = None

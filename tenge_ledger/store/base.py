@@ -199,6 +199,31 @@ class StoreTx(Protocol):
     def write(self, changes: ChangeSet) -> None: ...
 
 
+class Committer(Protocol):
+    """Group commit off the apply loop (store/committer.py): change sets written in order, each in its own
+    transaction, by another process, while the ledger works out the next from read transactions."""
+
+    waiting: int  # submitted and not yet answered
+
+    def reading(self) -> AbstractContextManager[StoreTx]:
+        """A read-only transaction: one state of the ledger, without the write lock the committer needs."""
+        ...
+
+    def submit(self, change: ChangeSet, expected: tuple[tuple[int, bytes], int]) -> None:
+        """Queue `change`, written only if the store's (journal head, settings epoch) is still `expected`."""
+        ...
+
+    def committed(self) -> None:
+        """Wait for the oldest submitted change set: return once committed, or raise what writing it raised
+        (WriteConflict when the store moved on; CommitterStopped when the process ended unasked)."""
+        ...
+
+    def resume(self) -> None:
+        """After a failure (every change set behind it is refused with it), once every answer is taken: write
+        what is submitted from now on."""
+        ...
+
+
 class Store(Protocol):
     url: str
 
@@ -285,5 +310,10 @@ class Store(Protocol):
         ...
 
     def reports(self, agency: str | None = None) -> list[ReportRow]: ...
+
+    def committer(self) -> Committer | None:
+        """The store's committer, if it has one (an embedded file store); None where writes stay in the caller's
+        transaction (a server store serialises writers itself)."""
+        ...
 
     def close(self) -> None: ...

@@ -815,6 +815,10 @@ class PostgresStore:
             args = (agency,)
         return [codec.report_from_row(r) for r in self._rows(query + " ORDER BY id", args)]
 
+    def committer(self) -> None:
+        """None: the server orders writers itself, and a writer holds its lock only for the write."""
+        return None
+
     def close(self) -> None:
         with self._lock:
             if self._pool is not None:

@@ -32,6 +32,7 @@ from .base import (
     ReportRow,
     StoredOperation,
 )
+from .committer import Committer
 from .entries import JOURNAL_COLUMNS, LEG_COLUMNS, PLAIN_JOURNAL_COLUMNS
 from .reads import SqlTxReads
 from .upgrade import CENTRAL_BANK_ID
@@ -400,6 +401,8 @@ def _locked(method: Callable) -> Callable:
 class SqliteStore:
     def __init__(self, path: str, create: bool = False, synchronous: str = "FULL") -> None:
         self.url = path
+        self._synchronous = synchronous
+        self._committer: Committer | None = None
         # One connection, shared by the threads of a process: each takes it whole, for a transaction or a read.
         self._lock = threading.RLock()
         if path != ":memory:" and not create and not os.path.exists(path):
@@ -661,5 +664,27 @@ class SqliteStore:
             args = (agency,)
         return [codec.report_from_row(r) for r in self._conn.execute(sql + " ORDER BY id", args)]
 
+    def committer(self) -> Committer | None:
+        """The process that writes this ledger's change sets off the apply loop (store/committer.py), started on
+        first use and kept until `close`; None for an in-memory database, or once one stopped unasked."""
+        if self.url == ":memory:":
+            return None
+        if self._committer is None:
+            self._committer = Committer(self.url, self._synchronous, self._reading)
+        return None if self._committer.stopped else self._committer
+
+    @contextmanager
+    def _reading(self) -> Iterator[SqliteTx]:
+        """A read transaction (BEGIN, not IMMEDIATE): one state of the ledger, without the write lock."""
+        with self._lock:
+            self._conn.execute("BEGIN")
+            try:
+                yield SqliteTx(self._conn)
+            finally:
+                self._conn.execute("COMMIT")
+
     def close(self) -> None:
+        if self._committer is not None:
+            self._committer.close()
+            self._committer = None
         self._conn.close()

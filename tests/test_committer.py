@@ -1,0 +1,219 @@
+"""Group commit off the apply loop (store/committer.py, Ledger._apply_pipelined): a ledger whose chunks a
+committer process writes while the next is worked out must answer and write exactly what a ledger committing
+each chunk itself does, for random workloads (rejections, repeated ids across chunks the committer has not
+written yet, holds, batches, tags, splits); and when another writer gets in between, or the committer dies, no
+operation is lost, none is applied twice, and the ledger still checks."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+
+import pytest
+from conftest import Clock
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
+from test_plain_transfer import BOUNDARIES, _assert_same, _build, _engine, _step, _t, _tables, make_base
+
+from tenge_ledger.app import ledger_over
+from tenge_ledger.client.keystore import Keystore
+from tenge_ledger.client.wallet import Wallet
+from tenge_ledger.core.errors import InvariantViolation
+from tenge_ledger.core.records import Transfer
+from tenge_ledger.ledger import service
+from tenge_ledger.ledger.journal import check_journal
+from tenge_ledger.store import open_store
+
+
+@pytest.fixture(scope="module")
+def start(tmp_path_factory) -> tuple[Path, Path, int]:
+    return make_base(tmp_path_factory.mktemp("committer"))
+
+
+def _run(db: Path, path: Path, keys: Path, now: int, steps, chunk: int, policies: str, committer: bool):
+    """Apply the workload to a copy of `db`: with the committer (from any size of batch) or without it."""
+    shutil.copy(db, path)
+    store = open_store(str(path))
+    ledger = ledger_over(store, Clock(now))
+    ledger.committer_operations_min = 0 if committer else 10**9
+    engine = _engine(policies)
+    if engine is not None:
+        ledger.policy = engine
+    used = []
+    real = ledger._apply_pipelined
+
+    def spy(*args):
+        used.append(True)
+        return real(*args)
+
+    ledger._apply_pipelined = spy  # type: ignore[method-assign]
+    ops = _build(Wallet(ledger, Keystore(keys)), steps)
+    results = ledger.apply_many(ops, verified=True, chunk=chunk)
+    store.close()
+    return [(r.op_id, r.code, r.message, r.seq, r.reports) for r in results], bool(used)
+
+
+@example(steps=BOUNDARIES * 3, chunk=2, policies="")
+@example(steps=[_t("aigerim", "cafe", 99)] * 12 + [("again", 3), ("again", 0)] * 3, chunk=2, policies="")
+@example(steps=BOUNDARIES * 2, chunk=3, policies="shares")
+@example(steps=BOUNDARIES * 2, chunk=3, policies="windows")
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    steps=st.lists(_step, min_size=8, max_size=40),
+    chunk=st.sampled_from((1, 2, 3)),
+    policies=st.sampled_from(("", "shares", "windows")),
+)
+def test_committer__same_results_and_rows_as_committing_each_chunk(start, steps, chunk, policies) -> None:
+    db, keys, now = start
+    folder = Path(tempfile.mkdtemp(prefix="tenge-committer-"))
+    try:
+        outcomes, tables, used = [], [], []
+        for committer in (True, False):
+            path = folder / f"{committer}.db"
+            outcome, pipelined = _run(db, path, keys, now, steps, chunk, policies, committer)
+            outcomes.append(outcome)
+            tables.append(_tables(path))
+            used.append(pipelined)
+        _assert_same(outcomes, tables)
+        # the committer writes only where no rule reads a window (a window reads the store, which lags it)
+        assert used == [policies != "windows", False]
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _checks(path: Path) -> None:
+    store = open_store(str(path))
+    try:
+        report = check_journal(store)
+        assert report.ok, report.problems
+    finally:
+        store.close()
+
+
+def test_committer__another_writer_between_chunks_is_a_conflict_worked_out_again(start) -> None:
+    """A second process commits while chunks wait in the committer: the chunks worked out on the old head are
+    refused by the committer (never written over the other's entry) and worked out again, so every operation is
+    applied once, in order after the other writer's, and the journal checks."""
+    db, keys, now = start
+    folder = Path(tempfile.mkdtemp(prefix="tenge-committer-"))
+    try:
+        path = folder / "l.db"
+        shutil.copy(db, path)
+        store = open_store(str(path))
+        calls = [0]
+
+        def clock() -> int:  # read once per chunk, inside its read transaction
+            calls[0] += 1
+            if calls[0] == 4:
+                other = open_store(str(path))
+                other_ledger = ledger_over(other, Clock(now))
+                w = Wallet(other_ledger, Keystore(keys))
+                assert w.transfer("bob", "cafe", 7, op_id="from-elsewhere").code.value == "ok"
+                other.close()
+            return now
+
+        ledger = ledger_over(store, clock)
+        ledger.committer_operations_min = 0
+        w = Wallet(ledger, Keystore(keys))
+        ops = [w.build("aigerim", Transfer("aigerim", "cafe", 1), f"p-{i}") for i in range(20)]
+        conflicts = []
+        real = service.Ledger._apply_chunk
+
+        def counted(self, *args):
+            conflicts.append(True)
+            return real(self, *args)
+
+        ledger._apply_chunk = counted.__get__(ledger)  # type: ignore[method-assign]
+        results = ledger.apply_many(ops, verified=True, chunk=2)
+        assert [r.code.value for r in results] == ["ok"] * 20
+        assert conflicts, "the chunks after the other writer's commit were worked out again"
+        seqs = [r.seq for r in results]
+        assert seqs == sorted(seqs) and len(set(seqs)) == 20
+        assert store.balances("cafe")[("cafe", "")] == 40_000 + 20 + 7
+        assert store.operation("from-elsewhere").seq < seqs[-1]
+        store.close()
+        _checks(path)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_committer__killed_mid_run_loses_nothing_and_applies_nothing_twice(start) -> None:
+    """The committer process dies while chunks wait in it: the ledger goes on committing itself. Whatever the
+    committer wrote before it died is found applied (exists), the rest is applied now, each exactly once."""
+    db, keys, now = start
+    folder = Path(tempfile.mkdtemp(prefix="tenge-committer-"))
+    try:
+        path = folder / "l.db"
+        shutil.copy(db, path)
+        store = open_store(str(path))
+        calls = [0]
+
+        def clock() -> int:
+            calls[0] += 1
+            if calls[0] == 5:
+                store._committer._process.kill()  # type: ignore[attr-defined]
+                store._committer._process.wait()  # type: ignore[attr-defined]
+            return now
+
+        ledger = ledger_over(store, clock)
+        ledger.committer_operations_min = 0
+        w = Wallet(ledger, Keystore(keys))
+        ops = [w.build("aigerim", Transfer("aigerim", "cafe", 1), f"k-{i}") for i in range(20)]
+        results = ledger.apply_many(ops, verified=True, chunk=2)
+        assert {r.code.value for r in results} <= {"ok", "exists"}
+        assert all(r.seq is not None for r in results)
+        assert len({r.seq for r in results}) == 20
+        assert store.balances("cafe")[("cafe", "")] == 40_000 + 20
+        assert (
+            store.committer() is None
+        )  # it stopped unasked: the store does not start another behind its back
+        more = ledger.apply_many(
+            [w.build("aigerim", Transfer("aigerim", "cafe", 1), f"m-{i}") for i in range(6)],
+            verified=True,
+            chunk=2,
+        )
+        assert [r.code.value for r in more] == ["ok"] * 6
+        store.close()
+        _checks(path)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_committer__a_failed_write_raises_and_writes_nothing_queued_behind_it(start, monkeypatch) -> None:
+    """A change set the store refuses (here a balance made negative on its way to the committer, which the
+    database's own check catches) fails the batch as a refused write fails it without the committer: the error
+    is raised, the chunks before it are committed, none queued behind it, and the journal checks."""
+    db, keys, now = start
+    folder = Path(tempfile.mkdtemp(prefix="tenge-committer-"))
+    try:
+        path = folder / "l.db"
+        shutil.copy(db, path)
+        store = open_store(str(path))
+        ledger = ledger_over(store, Clock(now))
+        ledger.committer_operations_min = 0
+        w = Wallet(ledger, Keystore(keys))
+        ops = [w.build("aigerim", Transfer("aigerim", "cafe", 1), f"f-{i}") for i in range(20)]
+        committer = store.committer()
+        real = committer.submit
+        sent = [0]
+
+        def spoiled(change, expected):
+            sent[0] += 1
+            if sent[0] == 4:
+                change.buckets[0] = (-(10**15), *change.buckets[0][1:])
+            return real(change, expected)
+
+        monkeypatch.setattr(committer, "submit", spoiled)
+        with pytest.raises(InvariantViolation, match="refused a write"):
+            ledger.apply_many(ops, verified=True, chunk=2)
+        applied = [i for i in range(20) if store.operation(f"f-{i}") is not None]
+        assert applied == list(range(6))  # the first three chunks; nothing queued behind the refused one
+        again = ledger.apply_many(
+            ops, verified=True, chunk=2
+        )  # the state was dropped: it reads the store again
+        assert [r.code.value for r in again] == ["exists"] * 6 + ["ok"] * 14
+        store.close()
+        _checks(path)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
