@@ -51,7 +51,7 @@ def _run(db: Path, path: Path, keys: Path, now: int, steps, chunk: int, policies
     ops = _build(Wallet(ledger, Keystore(keys)), steps)
     results = ledger.apply_many(ops, verified=True, chunk=chunk)
     store.close()
-    return [(r.op_id, r.code, r.message, r.seq, r.reports) for r in results], bool(used)
+    return [(r.op_id, r.code, r.message, r.seq, r.reports) for r in results], bool(used), len(ops)
 
 
 @example(steps=BOUNDARIES * 3, chunk=2, policies="")
@@ -71,13 +71,13 @@ def test_committer__same_results_and_rows_as_committing_each_chunk(start, steps,
         outcomes, tables, used = [], [], []
         for committer in (True, False):
             path = folder / f"{committer}.db"
-            outcome, pipelined = _run(db, path, keys, now, steps, chunk, policies, committer)
+            outcome, pipelined, count = _run(db, path, keys, now, steps, chunk, policies, committer)
             outcomes.append(outcome)
             tables.append(_tables(path))
             used.append(pipelined)
         _assert_same(outcomes, tables)
-        # the committer writes only where no rule reads a window (a window reads the store, which lags it)
-        assert used == [policies != "windows", False]
+        # the committer writes from three chunks on, where no rule reads a window (which reads the store, lagging)
+        assert used == [policies != "windows" and count > 2 * chunk, False]
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 
@@ -165,9 +165,8 @@ def test_committer__killed_mid_run_loses_nothing_and_applies_nothing_twice(start
         assert all(r.seq is not None for r in results)
         assert len({r.seq for r in results}) == 20
         assert store.balances("cafe")[("cafe", "")] == 40_000 + 20
-        assert (
-            store.committer() is None
-        )  # it stopped unasked: the store does not start another behind its back
+        with store.committing() as committer:  # it stopped unasked: the store starts no other behind its back
+            assert committer is None
         more = ledger.apply_many(
             [w.build("aigerim", Transfer("aigerim", "cafe", 1), f"m-{i}") for i in range(6)],
             verified=True,
@@ -194,8 +193,8 @@ def test_committer__a_failed_write_raises_and_writes_nothing_queued_behind_it(st
         ledger.committer_operations_min = 0
         w = Wallet(ledger, Keystore(keys))
         ops = [w.build("aigerim", Transfer("aigerim", "cafe", 1), f"f-{i}") for i in range(20)]
-        committer = store.committer()
-        real = committer.submit
+        with store.committing() as committer:
+            real = committer.submit
         sent = [0]
 
         def spoiled(change, expected):
@@ -215,5 +214,23 @@ def test_committer__a_failed_write_raises_and_writes_nothing_queued_behind_it(st
         assert [r.code.value for r in again] == ["exists"] * 6 + ["ok"] * 14
         store.close()
         _checks(path)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_committer__one_caller_at_a_time(start) -> None:
+    """Two threads sharing a store never share its committer (its answers come in the order of one caller's
+    chunks): the second is told there is none and commits its chunks itself."""
+    db, _, _ = start
+    folder = Path(tempfile.mkdtemp(prefix="tenge-committer-"))
+    try:
+        shutil.copy(db, folder / "l.db")
+        store = open_store(str(folder / "l.db"))
+        with store.committing() as first, store.committing() as second:
+            assert first is not None and second is None
+        with store.committing() as again:
+            assert again is first  # released, and kept: one process for the store's life
+        store.close()
+        assert first.stopped is False and first._process.poll() is not None  # closed with the store
     finally:
         shutil.rmtree(folder, ignore_errors=True)

@@ -249,25 +249,24 @@ class Ledger:
             raise ValueError("one verified flag per operation")
         results: list[Result] = []
         with _cycle_collection_paused():
-            committer = self._committer(len(ops), size)
-            if committer is not None:
-                return self._apply_pipelined(committer, ops, flags, size)
+            if self._committer_pays(len(ops), size):
+                with self.store.committing() as committer:
+                    if committer is not None:
+                        return self._apply_pipelined(committer, ops, flags, size)
             for start in range(0, len(ops), size):
                 results.extend(self._apply_chunk(ops[start : start + size], flags[start : start + size]))
         return results
 
-    def _committer(self, count: int, size: int) -> Committer | None:
-        """The store's committer, when writing off the apply loop can pay and cannot change a decision: enough
-        chunks to overlap, trace leaves derived from the journal (sealing sinks stay in the transaction), and
-        no policy windows (a window reads the store's flows, which lag the chunks the committer holds)."""
-        if (
-            count < self.committer_operations_min
-            or count <= limits.committer_chunks_min * size
-            or self.policy.windows
-            or not self.trace.journal_leaves
-        ):
-            return None
-        return self.store.committer()
+    def _committer_pays(self, count: int, size: int) -> bool:
+        """Whether writing off the apply loop (the store's committer) can pay and cannot change a decision:
+        enough chunks to overlap, trace leaves derived from the journal (sealing sinks stay in the transaction),
+        and no policy windows (a window reads the store's flows, which lag the chunks the committer holds)."""
+        return (
+            count >= self.committer_operations_min
+            and count > limits.committer_chunks_min * size
+            and not self.policy.windows
+            and self.trace.journal_leaves
+        )
 
     def _work_out(
         self,
@@ -333,7 +332,7 @@ class Ledger:
                     at = self.clock()
                     head = None if held else tx.head()
                     root, part = self._work_out(tx, ops[start:end], flags[start:end], at, head)
-                    if held and self._committer(n, size) is None:
+                    if held and not self._committer_pays(n, size):
                         raise _HistoryNotKept  # another process changed the settings so: the store must answer
                     change = root.changeset(at, self._keeps_activity)
                 base = state.head if head is None else head

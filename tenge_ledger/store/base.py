@@ -311,9 +311,10 @@ class Store(Protocol):
 
     def reports(self, agency: str | None = None) -> list[ReportRow]: ...
 
-    def committer(self) -> Committer | None:
-        """The store's committer, if it has one (an embedded file store); None where writes stay in the caller's
-        transaction (a server store serialises writers itself)."""
+    def committing(self) -> AbstractContextManager[Committer | None]:
+        """The store's committer for one caller at a time, if it has one (an embedded file store); None where
+        writes stay in the caller's transaction (a server store serialises writers itself), or while another
+        thread has it."""
         ...
 
     def close(self) -> None: ...

@@ -815,9 +815,10 @@ class PostgresStore:
             args = (agency,)
         return [codec.report_from_row(r) for r in self._rows(query + " ORDER BY id", args)]
 
-    def committer(self) -> None:
+    @contextmanager
+    def committing(self) -> Iterator[None]:
         """None: the server orders writers itself, and a writer holds its lock only for the write."""
-        return None
+        yield None
 
     def close(self) -> None:
         with self._lock:

@@ -11,9 +11,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
-
-import sqlite_utils
+from typing import TYPE_CHECKING, Any
 
 from ..core.errors import InvariantViolation, StoreError, WriteConflict
 from ..core.files import create_private
@@ -36,6 +34,9 @@ from .committer import Committer
 from .entries import JOURNAL_COLUMNS, LEG_COLUMNS, PLAIN_JOURNAL_COLUMNS
 from .reads import SqlTxReads
 from .upgrade import CENTRAL_BANK_ID
+
+if TYPE_CHECKING:
+    import sqlite_utils
 
 BUSY_TIMEOUT_MS = 10_000
 CACHE_KIB = 65_536  # page cache per connection: the journal indexes take random inserts, kept off the disk
@@ -403,6 +404,7 @@ class SqliteStore:
         self.url = path
         self._synchronous = synchronous
         self._committer: Committer | None = None
+        self._committer_free = threading.Lock()
         # One connection, shared by the threads of a process: each takes it whole, for a transaction or a read.
         self._lock = threading.RLock()
         if path != ":memory:" and not create and not os.path.exists(path):
@@ -429,7 +431,6 @@ class SqliteStore:
             tables = {r[0] for r in self._conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"{path} is not a tenge ledger (SQLite says: {exc})") from None
-        self._db = sqlite_utils.Database(self._conn)
         if tables and "meta" not in tables:
             raise StoreError(f"{path} is an SQLite database but not a tenge ledger")
         if "meta" in tables:
@@ -439,8 +440,19 @@ class SqliteStore:
 
     # ---- schema --------------------------------------------------------------------------------------------
 
+    @functools.cached_property
+    def _db(self) -> sqlite_utils.Database:
+        """sqlite-utils over the connection, for creating and migrating the schema: imported only then (a ledger
+        that is up to date, and the committer process, open without it)."""
+        import sqlite_utils
+
+        return sqlite_utils.Database(self._conn)
+
+    def _table_names(self) -> set[str]:
+        return {r[0] for r in self._conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+
     def _applied_version(self) -> int:
-        if "schema_migrations" not in self._db.table_names():
+        if "schema_migrations" not in self._table_names():
             return 0
         row = self._conn.execute("SELECT MAX(version) FROM schema_migrations").fetchone()
         return row[0] or 0
@@ -474,7 +486,7 @@ class SqliteStore:
             raise
 
     def initialise(self, meta: LedgerMeta) -> None:
-        if "meta" in self._db.table_names():
+        if "meta" in self._table_names():
             existing = self.meta()
             raise StoreError(f"{self.url} already holds the ledger {existing.name!r} ({existing.ledger_id})")
         self._migrate(central_bank=meta.central_bank)
@@ -664,14 +676,20 @@ class SqliteStore:
             args = (agency,)
         return [codec.report_from_row(r) for r in self._conn.execute(sql + " ORDER BY id", args)]
 
-    def committer(self) -> Committer | None:
+    @contextmanager
+    def committing(self) -> Iterator[Committer | None]:
         """The process that writes this ledger's change sets off the apply loop (store/committer.py), started on
-        first use and kept until `close`; None for an in-memory database, or once one stopped unasked."""
-        if self.url == ":memory:":
-            return None
-        if self._committer is None:
-            self._committer = Committer(self.url, self._synchronous, self._reading)
-        return None if self._committer.stopped else self._committer
+        first use and kept until `close`, for one caller at a time: None for an in-memory database, while
+        another thread has it, or once one stopped unasked."""
+        if self.url == ":memory:" or not self._committer_free.acquire(blocking=False):
+            yield None
+            return
+        try:
+            if self._committer is None:
+                self._committer = Committer(self.url, self._synchronous, self._reading)
+            yield None if self._committer.stopped else self._committer
+        finally:
+            self._committer_free.release()
 
     @contextmanager
     def _reading(self) -> Iterator[SqliteTx]:
