@@ -116,7 +116,7 @@ def _apply_verified(path: str, ops: list[Operation], record: list[ChangeSet] | N
 
 
 class Recording:
-    """A store whose transactions keep a copy of each change set they write."""
+    """A store whose transactions, and whose committer, keep a copy of each change set they write."""
 
     def __init__(self, store: SqliteStore, sink: list[ChangeSet]) -> None:
         self._store = store
@@ -124,6 +124,24 @@ class Recording:
 
     def __getattr__(self, name: str):
         return getattr(self._store, name)
+
+    @contextmanager
+    def committing(self):
+        with self._store.committing() as committer:
+            if committer is None:
+                yield None
+                return
+            submit = committer.submit
+
+            def recorded(change: ChangeSet, expected) -> None:
+                self._sink.append(change)
+                submit(change, expected)
+
+            committer.submit = recorded  # type: ignore[method-assign]
+            try:
+                yield committer
+            finally:
+                del committer.submit  # the class's again
 
     @contextmanager
     def transaction(self, optimistic: bool = False):
