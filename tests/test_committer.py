@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -20,7 +21,7 @@ from tenge_ledger.app import ledger_over
 from tenge_ledger.client.keystore import Keystore
 from tenge_ledger.client.wallet import Wallet
 from tenge_ledger.core.errors import InvariantViolation
-from tenge_ledger.core.records import Transfer
+from tenge_ledger.core.records import Issue, Sweep, Transfer
 from tenge_ledger.ledger import service
 from tenge_ledger.ledger.journal import check_journal
 from tenge_ledger.store import open_store
@@ -232,5 +233,41 @@ def test_committer__one_caller_at_a_time(start) -> None:
             assert again is first  # released, and kept: one process for the store's life
         store.close()
         assert first.stopped is False and first._process.poll() is not None  # closed with the store
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_committer__a_sweep_after_unwritten_tagged_transfers_sweeps_what_they_left(start) -> None:
+    """A sweep reads the holders of an expired tag from the store: worked out while the chunks that moved that
+    money wait in the committer, it would return what the store still says they hold. Such an operation is only
+    worked out once every chunk before it is written, so both ways return the same amounts."""
+    db, keys, now = start
+    day = 86_400
+    folder = Path(tempfile.mkdtemp(prefix="tenge-committer-"))
+    try:
+        outcomes, tables = [], []
+        for committer in (True, False):
+            path = folder / f"{committer}.db"
+            shutil.copy(db, path)
+            store = open_store(str(path))
+            # ledger time: three chunks today, then two days on (the tag expired); read once per chunk
+            times = iter([now] * 3 + [now + 2 * day] * 100)
+            ledger = ledger_over(store, times.__next__)
+            ledger.committer_operations_min = 0 if committer else 10**9
+            w = Wallet(ledger, Keystore(keys))
+            soon = time.strftime("%Y-%m-%d", time.gmtime(now + day))
+            ops = [
+                w.build("nbk", Issue("roads", 1_000, "soon", soon), "i-1"),
+                w.build("roads", Transfer("roads", "cafe", 10), "t-0"),
+                *(w.build("roads", Transfer("roads", "cafe", 100, "soon"), f"t-{i}") for i in range(1, 5)),
+                w.build("nbk", Sweep(now + 2 * day), "s-1"),
+                w.build("cafe", Transfer("cafe", "bob", 5), "t-5"),
+            ]
+            results = ledger.apply_many(ops, verified=True, chunk=2)
+            outcomes.append([(r.op_id, r.code, r.message, r.seq) for r in results])
+            store.close()
+            tables.append(_tables(path))
+        _assert_same(outcomes, tables)
+        assert outcomes[0][6][1].value == "ok" and "10.00 KZT of 1 expired tags" in outcomes[0][6][2]
     finally:
         shutil.rmtree(folder, ignore_errors=True)

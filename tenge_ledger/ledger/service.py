@@ -304,8 +304,9 @@ class Ledger:
         top of the chunks before it, which the committer may not have written yet (this ledger's state runs
         ahead of the store, `pending_ops` answers for their ids), and its change set is handed to the committer
         with the journal head and settings epoch it was worked out on. A chunk's results count once the
-        committer confirms it. A chunk whose changes a later chunk might read from the store (accounts, holds,
-        tags, legs, reports, settings, supply) is confirmed before the next is worked out. If another writer got
+        committer confirms it. A chunk with an operation other than a transfer is worked out only once every
+        chunk before it is confirmed, and a chunk whose changes a later one might read from the store (accounts,
+        holds, tags, legs, reports, settings, supply) is confirmed before the next is worked out. If another writer got
         in (WriteConflict) or the committer stopped, every chunk not confirmed is worked out again the
         synchronous way; any other failure clears the state and is raised once every answer is in."""
         state = self._state
@@ -328,6 +329,11 @@ class Ledger:
                 while len(held) >= limits.committer_chunks_ahead_max:
                     confirm_oldest()
                 end = min(start + size, n)
+                if held and not all(type(op.body) is Transfer for op in ops[start:end]):
+                    # Only a transfer reads nothing but what the state holds (accounts, balances, flows, ids):
+                    # a sweep reads a tag's holders from the store, a post its hold, an issue the supply.
+                    while held:
+                        confirm_oldest()
                 with committer.reading() as tx:
                     at = self.clock()
                     head = None if held else tx.head()
