@@ -32,6 +32,7 @@ from ..core.errors import CommitterStopped, StoreError, WriteConflict
 from .base import ChangeSet, StoreTx
 
 _LENGTH = struct.Struct(">Q")
+_PIPE_BYTES = 1 << 20  # Linux's default ceiling for an unprivileged process (/proc/sys/fs/pipe-max-size)
 _RESUME = "resume"  # the parent has taken every answer to a failure: write again
 _PACKAGE_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -72,6 +73,10 @@ class Committer:
             env=env,
         )
         self.waiting = 0  # submitted and not yet answered
+        with contextlib.suppress(ImportError, AttributeError, OSError):  # Linux: room for a few change sets
+            import fcntl
+
+            fcntl.fcntl(self._process.stdin.fileno(), fcntl.F_SETPIPE_SZ, _PIPE_BYTES)  # type: ignore[union-attr]
 
     def submit(self, change: ChangeSet, expected: tuple[tuple[int, bytes], int]) -> None:
         """Queue `change`, to be written if the store's (journal head, settings epoch) is `expected` then."""
