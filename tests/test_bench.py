@@ -14,10 +14,12 @@ import pytest
 
 from tenge_ledger import bench
 from tenge_ledger.bench import format_report, run_apply_benchmark, verify_chunk
+from tenge_ledger.core import limits
 from tenge_ledger.core.canonical import canonical_bytes
 from tenge_ledger.core.records import Transfer
 from tenge_ledger.core.results import ResultCode
 from tenge_ledger.ledger.journal import check_journal
+from tenge_ledger.ledger.service import Ledger
 from tenge_ledger.store.sqlite import SqliteStore
 
 
@@ -106,17 +108,31 @@ def test_bench_cli__json(tmp_path) -> None:
     } <= set(data)
 
 
-def test_store_write_floor__rewrites_exactly_what_the_ledger_wrote(tmp_path) -> None:
-    """(d) replays the rows of (b) into the starting ledger: the result must be the ledger (b) produced."""
+@pytest.mark.parametrize("committer", [False, True])
+def test_store_write_floor__rewrites_exactly_what_the_ledger_wrote(tmp_path, monkeypatch, committer) -> None:
+    """(d) replays the rows of (b) into the starting ledger: the result must be the ledger (b) produced, whether
+    (b) wrote them itself or handed them to its committer (as it does from 10,000 operations on)."""
     rng = random.Random(3)
     keys = [nacl.signing.SigningKey(rng.randbytes(32)) for _ in range(6)]
     handles = [f"acct-{i}" for i in range(6)]
     start, applied = str(tmp_path / "start.db"), str(tmp_path / "applied.db")
     ledger_id = bench._make_ledger(start, handles, keys)
     shutil.copy(start, applied)
-    ops = bench._transfers(ledger_id, handles, keys, 250)
+    ops = bench._transfers(ledger_id, handles, keys, 2_500)  # three chunks: the committer's least
+    used = []
+    real = Ledger._apply_pipelined
+
+    def spy(self, *args):
+        used.append(True)
+        return real(self, *args)
+
+    monkeypatch.setattr(Ledger, "_apply_pipelined", spy)
+    if committer:
+        monkeypatch.setattr(limits, "committer_operations_min", 0)
     changes: list = []
     bench._apply_verified(applied, ops, record=changes)
+    assert bool(used) is committer
+    assert sum(len(c.plain_entries) for c in changes) == 2_500
     assert bench._store_write(start, changes) > 0
     a, b = SqliteStore(start), SqliteStore(applied)
     assert a.balances() == b.balances() and a.head() == b.head()
