@@ -271,3 +271,37 @@ def test_committer__a_sweep_after_unwritten_tagged_transfers_sweeps_what_they_le
         assert outcomes[0][6][1].value == "ok" and "10.00 KZT of 1 expired tags" in outcomes[0][6][2]
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_committer__chunks_written_before_a_fallback_keep_their_results(start, monkeypatch) -> None:
+    """When the ledger stops using the committer midway (here: the settings changed so that it may not), the
+    chunks the committer had written are this call's own: answered `ok`, not `exists` as if someone else had
+    applied them; the rest are worked out the synchronous way."""
+    db, keys, now = start
+    folder = Path(tempfile.mkdtemp(prefix="tenge-committer-"))
+    try:
+        path = folder / "l.db"
+        shutil.copy(db, path)
+        store = open_store(str(path))
+        ledger = ledger_over(store, Clock(now))
+        ledger.committer_operations_min = 0
+        w = Wallet(ledger, Keystore(keys))
+        ops = [w.build("aigerim", Transfer("aigerim", "cafe", 1), f"h-{i}") for i in range(20)]
+        real = ledger._work_out
+        calls = [0]
+
+        def work_out(tx, part, flags, at, head):
+            calls[0] += 1
+            if calls[0] == 4:  # three chunks handed over; let the committer write them, then give up on it
+                time.sleep(0.5)
+                raise service._HistoryNotKept
+            return real(tx, part, flags, at, head)
+
+        monkeypatch.setattr(ledger, "_work_out", work_out)
+        results = ledger.apply_many(ops, verified=True, chunk=2)
+        assert [r.code.value for r in results] == ["ok"] * 20
+        assert len({r.seq for r in results}) == 20
+        store.close()
+        _checks(path)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)

@@ -306,9 +306,10 @@ class Ledger:
         with the journal head and settings epoch it was worked out on. A chunk's results count once the
         committer confirms it. A chunk with an operation other than a transfer is worked out only once every
         chunk before it is confirmed, and a chunk whose changes a later one might read from the store (accounts,
-        holds, tags, legs, reports, settings, supply) is confirmed before the next is worked out. If another writer got
-        in (WriteConflict) or the committer stopped, every chunk not confirmed is worked out again the
-        synchronous way; any other failure clears the state and is raised once every answer is in."""
+        holds, tags, legs, reports, settings, supply) is confirmed before the next is worked out. If another
+        writer got in (WriteConflict), the committer stopped, or the settings changed so that it may not be used,
+        the chunks it wrote count and every other one is worked out again the synchronous way; any other failure
+        clears the state and is raised once every answer is in."""
         state = self._state
         results: list[Result] = []
         held: deque[tuple[int, list[Result], dict[str, tuple[int, bytes]]]] = deque()  # (end, results, ids)
@@ -354,6 +355,15 @@ class Ledger:
             while held:
                 confirm_oldest()
         except (WriteConflict, CommitterStopped, _HistoryNotKept):
+            try:  # the chunks written before the one that could not be are this call's: their results stand
+                while held:
+                    confirm_oldest()
+            except (WriteConflict, CommitterStopped):
+                pass
+            except BaseException:
+                _settle(committer)
+                state.clear()
+                raise
             _settle(committer)
             state.clear()
             for i in range(confirmed, n, size):
