@@ -12,6 +12,7 @@ from __future__ import annotations
 import select
 import shutil
 import tempfile
+import threading
 from pathlib import Path
 
 import pytest
@@ -125,4 +126,50 @@ def test_committer__a_set_with_windows_enabled_elsewhere_keeps_the_written_chunk
     assert ledger.policy.windows  # the set the other process enabled decided the rest
     assert store.balances("cafe")[("cafe", "")] == 40_000 + 10
     store.close()
+    _checks(path)
+
+
+def test_committer__a_store_closed_by_another_thread_mid_run_raises_and_does_not_hang(start, folder) -> None:
+    """Another thread closes the store while chunks wait in the committer: the close lets the committer write
+    what it holds, and the apply fails on the closed store. It must fail (an error the caller sees), not spin
+    for ever waiting for answers from a pipe the close shut; the chunks written are whole, and the journal
+    checks."""
+    db, keys, now = start
+    path = folder / "l.db"
+    shutil.copy(db, path)
+    store = open_store(str(path))
+    calls = [0]
+
+    def clock() -> int:
+        calls[0] += 1
+        if calls[0] == 3:  # two chunks wait in the committer
+            closer = threading.Thread(target=store.close)
+            closer.start()
+            closer.join()
+        return now
+
+    ledger = ledger_over(store, clock)
+    ledger.committer_operations_min = 0
+    ops = _transfers(Wallet(ledger, Keystore(keys)), "c", 10)
+    outcome: list[BaseException | None] = []
+
+    def run() -> None:
+        try:
+            ledger.apply_many(ops, verified=True, chunk=2)
+        except BaseException as exc:  # noqa: BLE001  (what it raised is the test's to look at)
+            outcome.append(exc)
+        else:
+            outcome.append(None)
+
+    applying = threading.Thread(target=run, daemon=True)
+    applying.start()
+    applying.join(60)
+    assert not applying.is_alive(), "apply_many hung on a closed store"
+    assert isinstance(outcome[0], Exception)
+    again = open_store(str(path))
+    try:
+        applied = [i for i in range(10) if again.operation(f"c-{i}") is not None]
+        assert applied == [0, 1, 2, 3]  # the two chunks the committer held, written whole by the close
+    finally:
+        again.close()
     _checks(path)

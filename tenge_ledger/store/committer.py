@@ -82,7 +82,7 @@ class Committer:
         """Queue `change`, to be written if the store's (journal head, settings epoch) is `expected` then."""
         try:
             _send(self._process.stdin, (change, expected))  # type: ignore[arg-type]
-        except (BrokenPipeError, OSError):
+        except (OSError, ValueError):  # ValueError: the pipe is closed (the store was closed meanwhile)
             self.stopped = True
             raise CommitterStopped("the committer process stopped") from None
         self.waiting += 1
@@ -92,7 +92,7 @@ class Committer:
         writing it raised (WriteConflict, StoreError, InvariantViolation, ...)."""
         try:
             answer = _receive(self._process.stdout)  # type: ignore[arg-type]
-        except (EOFError, OSError, pickle.UnpicklingError):
+        except (EOFError, OSError, ValueError, pickle.UnpicklingError):  # ValueError: a closed pipe
             self.stopped = True
             raise CommitterStopped("the committer process stopped") from None
         self.waiting -= 1
@@ -103,7 +103,7 @@ class Committer:
         """After a failure, once every answer owed is in: write again what is submitted from now on."""
         try:
             _send(self._process.stdin, _RESUME)  # type: ignore[arg-type]
-        except (BrokenPipeError, OSError):
+        except (OSError, ValueError):
             self.stopped = True
 
     def close(self) -> None:
