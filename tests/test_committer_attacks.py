@@ -16,6 +16,7 @@ import threading
 from pathlib import Path
 
 import pytest
+from conftest import Clock
 from test_plain_transfer import make_base
 
 from tenge_ledger.app import ledger_over
@@ -173,3 +174,31 @@ def test_committer__a_store_closed_by_another_thread_mid_run_raises_and_does_not
     finally:
         again.close()
     _checks(path)
+
+
+def test_committer__a_ledger_opened_by_a_relative_path_is_written_where_it_was_opened(
+    start, folder, monkeypatch
+) -> None:
+    """The committer starts on first use, maybe after the process changed its working directory: it must
+    write the ledger the store opened, not a file of the same name in the new directory (here a copy of the
+    same ledger, with the same head, so no check would have told them apart)."""
+    db, keys, now = start
+    for name in ("here", "there"):
+        (folder / name).mkdir()
+        shutil.copy(db, folder / name / "l.db")
+    monkeypatch.chdir(folder / "here")
+    store = open_store("l.db")
+    monkeypatch.chdir(folder / "there")
+    ledger = ledger_over(store, Clock(now))
+    ledger.committer_operations_min = 0
+    results = ledger.apply_many(_transfers(Wallet(ledger, Keystore(keys)), "r", 10), verified=True, chunk=2)
+    assert [r.code.value for r in results] == ["ok"] * 10
+    assert store.balances("cafe")[("cafe", "")] == 40_000 + 10
+    store.close()
+    for name, count in (("here", 10), ("there", 0)):
+        other = open_store(str(folder / name / "l.db"))
+        try:
+            assert sum(other.operation(f"r-{i}") is not None for i in range(10)) == count, name
+        finally:
+            other.close()
+    _checks(folder / "here" / "l.db")

@@ -402,6 +402,8 @@ def _locked(method: Callable) -> Callable:
 class SqliteStore:
     def __init__(self, path: str, create: bool = False, synchronous: str = "FULL") -> None:
         self.url = path
+        # The file the committer process opens: as of now, whatever the working directory is when it starts
+        self._path = path if path == ":memory:" else os.path.abspath(path)
         self._synchronous = synchronous
         self._committer: Committer | None = None
         self._committer_free = threading.Lock()
@@ -686,7 +688,7 @@ class SqliteStore:
             return
         try:
             if self._committer is None:
-                self._committer = Committer(self.url, self._synchronous, self._reading)
+                self._committer = Committer(self._path, self._synchronous, self._reading)
             yield None if self._committer.stopped else self._committer
         finally:
             self._committer_free.release()
