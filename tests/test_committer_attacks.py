@@ -9,6 +9,7 @@ checks."""
 
 from __future__ import annotations
 
+import errno
 import select
 import shutil
 import tempfile
@@ -25,6 +26,7 @@ from tenge_ledger.client.wallet import Wallet
 from tenge_ledger.core.records import Transfer
 from tenge_ledger.ledger.journal import check_journal
 from tenge_ledger.policy.sets import enable
+from tenge_ledger.store import committer as committer_module
 from tenge_ledger.store import open_store
 
 # A set whose window decides nothing here (no account makes a thousand payments), so every result is "ok":
@@ -202,3 +204,26 @@ def test_committer__a_ledger_opened_by_a_relative_path_is_written_where_it_was_o
         finally:
             other.close()
     _checks(folder / "here" / "l.db")
+
+
+def test_committer__a_process_that_cannot_start_leaves_the_ledger_committing_itself(
+    start, folder, monkeypatch
+) -> None:
+    """The system refuses a new process (too many processes, no memory): the operations are applied the
+    synchronous way, as when the committer stops, rather than the apply failing on an OSError."""
+    db, keys, now = start
+    path = folder / "l.db"
+    shutil.copy(db, path)
+    store = open_store(str(path))
+
+    def refused(*args, **kwargs):
+        raise BlockingIOError(errno.EAGAIN, "Resource temporarily unavailable")
+
+    monkeypatch.setattr(committer_module.subprocess, "Popen", refused)
+    ledger = ledger_over(store, Clock(now))
+    ledger.committer_operations_min = 0
+    results = ledger.apply_many(_transfers(Wallet(ledger, Keystore(keys)), "p", 10), verified=True, chunk=2)
+    assert [r.code.value for r in results] == ["ok"] * 10
+    assert store.balances("cafe")[("cafe", "")] == 40_000 + 10
+    store.close()
+    _checks(path)

@@ -688,7 +688,11 @@ class SqliteStore:
             return
         try:
             if self._committer is None:
-                self._committer = Committer(self._path, self._synchronous, self._reading)
+                try:
+                    self._committer = Committer(self._path, self._synchronous, self._reading)
+                except OSError:  # the system gives no process now (its limits): the caller commits itself
+                    yield None
+                    return
             yield None if self._committer.stopped else self._committer
         finally:
             self._committer_free.release()
