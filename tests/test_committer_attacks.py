@@ -18,13 +18,17 @@ from pathlib import Path
 
 import pytest
 from conftest import Clock
-from test_plain_transfer import make_base
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
+from test_plain_transfer import BOUNDARIES, _assert_same, _build, _engine, _step, _tables, make_base
 
 from tenge_ledger.app import ledger_over
 from tenge_ledger.client.keystore import Keystore
 from tenge_ledger.client.wallet import Wallet
-from tenge_ledger.core.records import Transfer
+from tenge_ledger.core import limits
+from tenge_ledger.core.records import Decision, Transfer
 from tenge_ledger.ledger.journal import check_journal
+from tenge_ledger.policy import compile_sources
 from tenge_ledger.policy.sets import enable
 from tenge_ledger.store import committer as committer_module
 from tenge_ledger.store import open_store
@@ -227,3 +231,137 @@ def test_committer__a_process_that_cannot_start_leaves_the_ledger_committing_its
     assert store.balances("cafe")[("cafe", "")] == 40_000 + 10
     store.close()
     _checks(path)
+
+
+# Rules without windows that read what the state must answer for chunks the committer has not written yet: a
+# party's balance (its every bucket), its kind, a tag's expiry, and a note on the decision.
+BALANCES = """
+rule "rich-payee"
+  on transfer
+  when payee.balance + amount > 80_000 tiyn and payee.kind == person
+  deny "a person would hold more than 800 KZT"
+
+rule "expired"
+  when tag_expired
+  deny "this money has expired"
+
+rule "low-payer"
+  on transfer
+  when payer.balance < 30_000 tiyn
+  permit "a payer running low"
+"""
+
+
+def _spied(method, calls: list[bool]):
+    def spy(*args):
+        calls.append(True)
+        return method(*args)
+
+    return spy
+
+
+class Ticking(Clock):
+    """Ledger time that moves on by `step` seconds at each chunk (a chunk reads it once): buckets move in new
+    minutes, so the activity snapshots a chunk writes depend on the rows the chunks before it left."""
+
+    def __init__(self, now: int, step: int) -> None:
+        self.now, self.step = now - step, step
+
+    def __call__(self) -> int:
+        return self.advance(self.step)
+
+
+@example(steps=BOUNDARIES * 3, chunk=2, verified=[True, False] * 15, policies="balances", step=61, tiny=True)
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    steps=st.lists(_step, min_size=8, max_size=40),
+    chunk=st.sampled_from((1, 2, 3)),
+    verified=st.lists(st.sampled_from((True, True, True, False)), min_size=30, max_size=30),
+    policies=st.sampled_from(("", "shares", "balances")),
+    step=st.sampled_from((0, 7, 61)),
+    tiny=st.booleans(),
+)
+def test_committer__same_with_unverified_signatures_a_moving_clock_balance_rules_and_a_tiny_state(
+    start, steps, chunk, verified, policies, step, tiny
+) -> None:
+    """As tests/test_committer.py's equivalence test, with what it leaves out: signatures the ledger checks,
+    ledger time that moves between chunks, rules that read balances and tag expiry, and a state that is too
+    big after every chunk (`state_buckets_max`), so each chunk is confirmed and the next reads afresh."""
+    db, keys, now = start
+    folder = Path(tempfile.mkdtemp(prefix="tenge-attacks-"))
+    kept = limits.state_buckets_max
+    try:
+        if tiny:
+            limits.state_buckets_max = 3
+        engine = (
+            compile_sources({"b.policy": BALANCES}, version=9)
+            if policies == "balances"
+            else _engine(policies)
+        )
+        outcomes, tables, used = [], [], []
+        for committer in (True, False):
+            path = folder / f"{committer}.db"
+            shutil.copy(db, path)
+            store = open_store(str(path))
+            ledger = ledger_over(store, Ticking(now, step))
+            ledger.committer_operations_min = 0 if committer else 10**9
+            if engine is not None:
+                ledger.policy = engine
+            calls: list[bool] = []
+            ledger._apply_pipelined = _spied(ledger._apply_pipelined, calls)  # type: ignore[method-assign]
+            ops = _build(Wallet(ledger, Keystore(keys)), steps)
+            flags = [verified[i % 30] for i in range(len(ops))]
+            results = ledger.apply_many(ops, verified=flags, chunk=chunk)
+            outcomes.append([(r.op_id, r.code, r.message, r.seq, r.reports) for r in results])
+            store.close()
+            tables.append(_tables(path))
+            used.append(bool(calls))
+        _assert_same(outcomes, tables)
+        assert used == [len(ops) > 2 * chunk, False]
+    finally:
+        limits.state_buckets_max = kept
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+class _CountsPayments:
+    """A policy engine of a library caller (core/hooks.PolicyEngine) that reads a window it does not declare
+    for read-ahead (its history, the unfiltered snapshots, it does declare): a view's window reads the store's
+    history for it, as of the chunk."""
+
+    policy_set_id = "counts"
+    version = 1
+    windows: frozenset = frozenset()
+    filters: frozenset[str] = frozenset()
+    activity = True
+
+    def decide(self, proposal, view):
+        _, count = view.window(proposal.payer, "out", proposal.at - 3_600)
+        if count >= 3:
+            return Decision(allowed=False, reasons=("a fourth payment within the hour",))
+        return Decision()
+
+
+def test_committer__an_engine_reading_undeclared_windows_decides_as_without_it(start, folder) -> None:
+    """The engine's windows are not the ones it reads: worked out ahead of the store, its window would miss
+    the payments of the chunks the committer holds (and allow what a ledger committing each chunk denies). The
+    results and rows must be the same either way."""
+    db, keys, now = start
+    outcomes, tables = [], []
+    for committer in (True, False):
+        path = folder / f"{committer}.db"
+        shutil.copy(db, path)
+        store = open_store(str(path))
+        ledger = ledger_over(store, Clock(now))
+        ledger.committer_operations_min = 0 if committer else 10**9
+        ledger.policy = _CountsPayments()
+        w = Wallet(ledger, Keystore(keys))
+        assert (
+            w.transfer("bob", "cafe", 1, op_id="first").code.value == "ok"
+        )  # the store keeps the history now
+        results = ledger.apply_many(_transfers(w, "w", 10), verified=True, chunk=2)
+        outcomes.append([(r.op_id, r.code, r.message, r.seq) for r in results])
+        store.close()
+        tables.append(_tables(path))
+        _checks(path)
+    _assert_same(outcomes, tables)
+    assert [code.value for _, code, _, _ in outcomes[1]] == ["ok"] * 3 + ["policy_denied"] * 7

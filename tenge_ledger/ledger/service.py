@@ -339,8 +339,10 @@ class Ledger:
                     at = self.clock()
                     head = None if held else tx.head()
                     root, part = self._work_out(tx, ops[start:end], flags[start:end], at, head)
-                    if held and not self._committer_pays(n, size):
-                        raise _HistoryNotKept  # another process changed the settings so: the store must answer
+                    if held and (root.read_history_ahead or not self._committer_pays(n, size)):
+                        # A window read the store's history, which lacks the chunks held (an engine that does
+                        # not declare it, or a set another process enabled meanwhile): the store must answer.
+                        raise _HistoryNotKept
                     change = root.changeset(at, self._keeps_activity)
                 base = state.head if head is None else head
                 committer.submit(change, (base, self._settings_epoch))  # type: ignore[arg-type]

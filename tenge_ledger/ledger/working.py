@@ -25,6 +25,9 @@ class WorkingSet:
     filters: tuple[tuple[str, tuple[tuple[str, str], ...], str | None], ...] = ()
     zone_filters = False
     filter_deltas: dict[tuple[str, str], list[int]] | None = None
+    # Set on the root when a window was read while it works ahead of the store (`base_head`): the store's
+    # history lacks the chunks a committer holds, so the chunk must be worked out again once they are written.
+    read_history_ahead = False
 
     def __init__(
         self, parent: WorkingSet | None = None, tx: StoreTx | None = None, state: StoredState | None = None
@@ -289,9 +292,10 @@ class WorkingSet:
         """The stored window plus this chunk's flows. Every posting of a chunk has the chunk's time and a
         window starts at or before it, so each posting of the chunk is inside every window: its running flows
         are all a window needs of it."""
-        cached = (
-            (self._root or self)._window_cache.get((direction, since, counterparty)) if tag is None else None
-        )
+        root = self._root or self
+        if root.base_head is not None:
+            root.read_history_ahead = True
+        cached = root._window_cache.get((direction, since, counterparty)) if tag is None else None
         stored = None if cached is None else cached.get(handle)
         if stored is not None:
             total, count = stored
