@@ -27,6 +27,7 @@ from tenge_ledger.client.keystore import Keystore
 from tenge_ledger.client.wallet import Wallet
 from tenge_ledger.core import limits
 from tenge_ledger.core.records import Decision, Transfer
+from tenge_ledger.lab import sandbox
 from tenge_ledger.ledger.journal import check_journal
 from tenge_ledger.policy import compile_sources
 from tenge_ledger.policy.sets import enable
@@ -365,3 +366,103 @@ def test_committer__an_engine_reading_undeclared_windows_decides_as_without_it(s
         _checks(path)
     _assert_same(outcomes, tables)
     assert [code.value for _, code, _, _ in outcomes[1]] == ["ok"] * 3 + ["policy_denied"] * 7
+
+
+@pytest.mark.parametrize("mode", ["pseudonymous", "tiered", "payee-transparent", "escrowed", "selective"])
+def test_committer__off_in_every_privacy_mode_that_seals_its_records(tmp_path, mode) -> None:
+    """A mode whose sink seals or pseudonymises each record encodes it in the chunk's transaction (its trace
+    leaves are not derived from the journal): no committer, not even a process started for nothing."""
+    box = sandbox.make(tmp_path / mode.replace("-", "_"), mode)
+    ledger = box.ledger
+    ledger.committer_operations_min = 0
+    calls: list[bool] = []
+    ledger._apply_pipelined = _spied(ledger._apply_pipelined, calls)  # type: ignore[method-assign]
+    ops = [box.wallet.build("alice", Transfer("alice", "bob", 100 + i), f"m-{i}") for i in range(10)]
+    results = ledger.apply_many(ops, verified=True, chunk=2)
+    assert [r.code.value for r in results] == ["ok"] * 10
+    assert calls == [] and box.store._committer is None
+    report = check_journal(box.store)
+    assert report.ok, report.problems
+
+
+class _Interrupted(BaseException):
+    """Stands for KeyboardInterrupt (which pytest would take for the user's): not an Exception, so no policy
+    error handler turns it into a denial."""
+
+
+class _InterruptsAt:
+    """A policy set that deems nothing, but is interrupted while it decides one operation."""
+
+    policy_set_id = "interrupts"
+    version = 2
+    windows: frozenset = frozenset()
+    filters: frozenset[str] = frozenset()
+    activity = False
+
+    def __init__(self, op_id: str) -> None:
+        self.op_id = op_id
+
+    def decide(self, proposal, view):
+        if proposal.op.id == self.op_id:
+            raise _Interrupted
+        return Decision()
+
+
+def test_committer__an_interrupt_while_a_chunk_is_worked_out_leaves_what_committing_each_chunk_leaves(
+    start, folder
+) -> None:
+    """An interrupt in the middle of a chunk (a BaseException out of a policy set): the chunks before it are
+    committed, nothing of it or after it, as a ledger committing each chunk itself leaves the store; the
+    committer is left clean (every answer taken), and the same call again applies the rest once."""
+    db, keys, now = start
+    outcomes, tables = [], []
+    for committer in (True, False):
+        path = folder / f"{committer}.db"
+        shutil.copy(db, path)
+        store = open_store(str(path))
+        ledger = ledger_over(store, Clock(now))
+        ledger.committer_operations_min = 0 if committer else 10**9
+        ledger.policy = _InterruptsAt("i-7")
+        ops = _transfers(Wallet(ledger, Keystore(keys)), "i", 12)
+        with pytest.raises(_Interrupted):
+            ledger.apply_many(ops, verified=True, chunk=2)
+        assert [i for i in range(12) if store.operation(f"i-{i}") is not None] == list(range(6))
+        ledger.policy = _InterruptsAt("none")
+        results = ledger.apply_many(ops, verified=True, chunk=2)
+        assert [r.code.value for r in results] == ["exists"] * 6 + ["ok"] * 6
+        outcomes.append([(r.op_id, r.code, r.message, r.seq) for r in results])
+        store.close()
+        tables.append(_tables(path))
+        _checks(path)
+    _assert_same(outcomes, tables)
+
+
+def test_committer__two_threads_with_a_ledger_each_on_one_store_apply_everything_once(start, folder) -> None:
+    """Two threads share a store, each with its own ledger: one has the committer, the other commits itself
+    on the same connection. Each one's commits are the other's conflicts; every operation is applied once."""
+    db, keys, now = start
+    path = folder / "l.db"
+    shutil.copy(db, path)
+    store = open_store(str(path))
+    outcome: dict[str, object] = {}
+
+    def run(payer: str) -> None:
+        ledger = ledger_over(store, Clock(now))
+        ledger.committer_operations_min = 0
+        w = Wallet(ledger, Keystore(keys))
+        ops = [w.build(payer, Transfer(payer, "cafe", 1), f"{payer}-{i}") for i in range(40)]
+        try:
+            outcome[payer] = [r.code.value for r in ledger.apply_many(ops, verified=True, chunk=2)]
+        except BaseException as exc:  # noqa: BLE001  (the test's to report)
+            outcome[payer] = exc
+
+    threads = [threading.Thread(target=run, args=(who,), daemon=True) for who in ("aigerim", "bob")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert not any(t.is_alive() for t in threads)
+    assert outcome == {"aigerim": ["ok"] * 40, "bob": ["ok"] * 40}
+    assert store.balances("cafe")[("cafe", "")] == 40_000 + 80
+    store.close()
+    _checks(path)
