@@ -26,7 +26,7 @@ from tenge_ledger.app import ledger_over
 from tenge_ledger.client.keystore import Keystore
 from tenge_ledger.client.wallet import Wallet
 from tenge_ledger.core import limits
-from tenge_ledger.core.records import Decision, Transfer
+from tenge_ledger.core.records import Batch, Decision, Transfer
 from tenge_ledger.lab import sandbox
 from tenge_ledger.ledger.journal import check_journal
 from tenge_ledger.policy import compile_sources
@@ -466,3 +466,62 @@ def test_committer__two_threads_with_a_ledger_each_on_one_store_apply_everything
     assert store.balances("cafe")[("cafe", "")] == 40_000 + 80
     store.close()
     _checks(path)
+
+
+def _reused_ids(w: Wallet) -> list:
+    """Ids used again across chunks the committer has not written: the same operation, another operation
+    under a used id (plain and tagged), an id a rejection left free, a batch's own and inner ids, and an id
+    used twice within one chunk."""
+    t = Transfer
+    return [
+        w.build("aigerim", t("aigerim", "cafe", 5), "a"),
+        w.build("bob", t("bob", "cafe", 10**9), "rejected"),  # insufficient funds: the id stays free
+        w.build("aigerim", t("aigerim", "cafe", 5), "a"),  # the same: exists
+        w.build("aigerim", t("aigerim", "cafe", 6), "a"),  # other fields: exists_with_different_fields
+        w.build("bob", t("bob", "cafe", 7), "rejected"),  # now applies
+        w.build("roads", t("roads", "cafe", 3, "edu"), "tagged"),
+        w.build("roads", t("roads", "cafe", 4, "edu"), "tagged"),
+        w.build("roads", t("roads", "cafe", 3, "edu", "memo"), "tagged"),
+        w.build("bob", t("bob", "zed", 1), "frozen"),  # zed is frozen: rejected
+        w.build("bob", t("bob", "cafe", 1), "frozen"),
+        w.build("bob", t("bob", "cafe", 2), "twice"),
+        w.build("bob", t("bob", "cafe", 2), "twice"),  # the same chunk (of 3): exists from the chunk itself
+        w.build("bob", t("bob", "cafe", 3), "twice"),
+        w.build("nbk", Batch((w.build("bob", t("bob", "cafe", 8), "inner-1"),)), "batch"),
+        w.build("bob", t("bob", "cafe", 8), "inner-1"),
+        w.build("bob", t("bob", "cafe", 9), "inner-1"),
+        w.build("bob", t("bob", "cafe", 8), "batch"),
+        w.build("aigerim", t("aigerim", "cafe", 5), "a"),
+        w.build("bob", t("bob", "cafe", 7), "rejected"),
+        w.build(
+            "bob",
+            t("bob", "cafe", 7),
+            "rejected",
+        ),
+    ]
+
+
+@pytest.mark.parametrize("chunk", [1, 2, 3])
+def test_committer__ids_used_again_across_unwritten_chunks_answer_as_without_it(start, folder, chunk) -> None:
+    db, keys, now = start
+    outcomes, tables, used = [], [], []
+    for committer in (True, False):
+        path = folder / f"{committer}.db"
+        shutil.copy(db, path)
+        store = open_store(str(path))
+        ledger = ledger_over(store, Clock(now))
+        ledger.committer_operations_min = 0 if committer else 10**9
+        calls: list[bool] = []
+        ledger._apply_pipelined = _spied(ledger._apply_pipelined, calls)  # type: ignore[method-assign]
+        ops = _reused_ids(Wallet(ledger, Keystore(keys)))
+        results = ledger.apply_many(ops, verified=True, chunk=chunk)
+        outcomes.append([(r.op_id, r.code, r.message, r.seq) for r in results])
+        store.close()
+        tables.append(_tables(path))
+        used.append(bool(calls))
+        _checks(path)
+    _assert_same(outcomes, tables)
+    assert used == [True, False]
+    codes = [code.value for _, code, _, _ in outcomes[0]]
+    assert codes[2:5] == ["exists", "exists_with_different_fields", "ok"]
+    assert "exists_with_different_fields" in codes[14:17]
