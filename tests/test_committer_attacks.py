@@ -525,3 +525,37 @@ def test_committer__ids_used_again_across_unwritten_chunks_answer_as_without_it(
     codes = [code.value for _, code, _, _ in outcomes[0]]
     assert codes[2:5] == ["exists", "exists_with_different_fields", "ok"]
     assert "exists_with_different_fields" in codes[14:17]
+
+
+def test_committer__killed_after_writing_before_answering_reports_what_it_wrote_ok(start, folder) -> None:
+    """The committer wrote two chunks and died before its answers reached the ledger: the store's journal head
+    is the second chunk's, so both are this call's (ok, with their seqs), not `exists` as if applied before,
+    and their rejections are not traced a second time. The rest is applied once, the synchronous way."""
+    db, keys, now = start
+    path = folder / "l.db"
+    shutil.copy(db, path)
+    store = open_store(str(path))
+    before = store.head()[0]
+    calls = [0]
+
+    def clock() -> int:
+        calls[0] += 1
+        if calls[0] == 3:  # two chunks wait in the committer: let it write them, then lose its answers
+            process = store._committer._process
+            for _ in range(2):
+                assert committer_module._receive(process.stdout) is None
+            process.kill()
+            process.wait()
+        return now
+
+    ledger = ledger_over(store, clock)
+    ledger.committer_operations_min = 0
+    w = Wallet(ledger, Keystore(keys))
+    ops = _transfers(w, "k", 10)
+    ops[1] = w.build("bob", Transfer("bob", "cafe", 10**9), "broke")  # a rejection, traced once
+    results = ledger.apply_many(ops, verified=True, chunk=2)
+    assert [r.code.value for r in results] == ["ok", "insufficient_funds"] + ["ok"] * 8
+    assert [r.seq for r in results if r.seq is not None] == list(range(before + 1, before + 10))
+    assert sum(t.op_id == "broke" for _, t in store.traces()) == 1
+    store.close()
+    _checks(path)

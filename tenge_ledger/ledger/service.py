@@ -312,17 +312,28 @@ class Ledger:
         clears the state and is raised once every answer is in."""
         state = self._state
         results: list[Result] = []
-        held: deque[tuple[int, list[Result], dict[str, tuple[int, bytes]]]] = deque()  # (end, results, ids)
+        held: deque[_Held] = deque()  # oldest first
         confirmed = 0  # ops[:confirmed] are committed and their results in `results`
 
         def confirm_oldest() -> None:
             nonlocal confirmed
             committer.committed()
-            end, part, ids = held.popleft()
+            end, part, ids, _ = held.popleft()
             results.extend(part)
             for op_id in ids:
                 state.pending_ops.pop(op_id, None)
             confirmed = end
+
+        def confirm_found(found: tuple[int, bytes]) -> None:
+            """After the committer stopped unasked: the chunks it wrote without answering, up to the one whose
+            journal head the store has (heads only grow, so it is one chunk; chunks after it journal nothing or
+            were not written, and are worked out again)."""
+            nonlocal confirmed
+            written = [k for k, chunk in enumerate(held) if chunk[3] is not None and chunk[3] == found]
+            for _ in range(written[0] + 1 if written else 0):
+                end, part, _, _ = held.popleft()
+                results.extend(part)
+                confirmed = end
 
         start, n = confirmed, len(ops)
         try:
@@ -349,7 +360,7 @@ class Ledger:
                 if root.head_value is not None:
                     state.committed(root.head_value, root.accounts)
                 state.pending_ops.update(root.operations)
-                held.append((end, part, root.operations))
+                held.append((end, part, root.operations, root.head_value))
                 start = end
                 if _read_back(change) or len(state.balances) > limits.state_buckets_max:
                     while held:
@@ -368,6 +379,8 @@ class Ledger:
                 raise
             _settle(committer)
             state.clear()
+            if committer.stopped and held:
+                confirm_found(self.store.head())
             for i in range(confirmed, n, size):
                 results.extend(self._apply_chunk(ops[i : i + size], flags[i : i + size]))
         except BaseException:
@@ -1125,6 +1138,11 @@ _HANDLERS: dict[OpKind, Callable[[Ledger, WorkingSet, Operation, int, bool], _Ap
     OpKind.add_witness: Ledger._add_witness,
 }
 assert set(_HANDLERS) == set(OpKind)
+
+
+# A chunk the committer holds: (the end of its operations, their results, the ids it applied, the journal head
+# it leaves, None if it journals nothing)
+_Held = tuple[int, list[Result], dict[str, tuple[int, bytes]], tuple[int, bytes] | None]
 
 
 def _read_back(change: ChangeSet) -> bool:
