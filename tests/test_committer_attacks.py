@@ -559,3 +559,33 @@ def test_committer__killed_after_writing_before_answering_reports_what_it_wrote_
     assert sum(t.op_id == "broke" for _, t in store.traces()) == 1
     store.close()
     _checks(path)
+
+
+@pytest.mark.parametrize("chunk", [-1, -10])
+def test_committer__a_chunk_size_below_one_is_refused_not_looped_on(start, folder, chunk) -> None:
+    """`chunk` below one is the caller's mistake: a clear error, not an apply that never ends (the pipelined
+    loop stepped backwards for ever) nor one that returns no results and applies nothing (the synchronous
+    loop's range was empty)."""
+    db, keys, now = start
+    path = folder / "l.db"
+    shutil.copy(db, path)
+    store = open_store(str(path))
+    ledger = ledger_over(store, Clock(now))
+    ops = _transfers(Wallet(ledger, Keystore(keys)), "n", 30)
+    outcome: list[object] = []
+
+    def run(minimum: int) -> None:
+        ledger.committer_operations_min = minimum
+        try:
+            outcome.append(ledger.apply_many(ops, verified=True, chunk=chunk))
+        except ValueError as exc:
+            outcome.append(exc)
+
+    for minimum in (0, 10**9):
+        applying = threading.Thread(target=run, args=(minimum,), daemon=True)
+        applying.start()
+        applying.join(30)
+        assert not applying.is_alive(), "apply_many looped for ever"
+        assert isinstance(outcome[-1], ValueError) and "chunk" in str(outcome[-1])
+    assert all(store.operation(f"n-{i}") is None for i in range(30))
+    store.close()

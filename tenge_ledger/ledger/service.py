@@ -244,6 +244,8 @@ class Ledger:
         """Apply operations in order. Each is atomic on its own; up to `chunk` of them share one database
         transaction (group commit). `verified` says the signatures were checked already, for all or per op."""
         size = chunk or limits.submit_chunk_operations
+        if not isinstance(size, int) or size < 1:
+            raise ValueError(f"chunk is a number of operations, 1 or more: not {chunk!r}")
         flags = [verified] * len(ops) if isinstance(verified, bool) else list(verified)
         if len(flags) != len(ops):
             raise ValueError("one verified flag per operation")
