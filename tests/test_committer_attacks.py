@@ -10,10 +10,13 @@ checks."""
 from __future__ import annotations
 
 import errno
+import json
 import select
 import shutil
+import sqlite3
 import tempfile
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -33,6 +36,7 @@ from tenge_ledger.policy import compile_sources
 from tenge_ledger.policy.sets import enable
 from tenge_ledger.store import committer as committer_module
 from tenge_ledger.store import open_store
+from tenge_ledger.store.sqlite import _NEXT_SETTINGS_EPOCH
 
 # A set whose window decides nothing here (no account makes a thousand payments), so every result is "ok":
 # only the window itself matters, which turns the committer off.
@@ -589,3 +593,55 @@ def test_committer__a_chunk_size_below_one_is_refused_not_looped_on(start, folde
         assert isinstance(outcome[-1], ValueError) and "chunk" in str(outcome[-1])
     assert all(store.operation(f"n-{i}") is None for i in range(30))
     store.close()
+
+
+@pytest.mark.parametrize("written", [True, False])
+def test_committer__tier_limits_changed_elsewhere_mid_run_bind_every_chunk_written_after(
+    start, folder, written
+) -> None:
+    """Another process lowers the tier-0 holding limit to nothing while two chunks of credits to a tier-0
+    wallet wait in the committer, written already or not (another connection holds the write lock meanwhile).
+    A chunk written after the change was worked out under it: the two chunks written before stay ok, or, not
+    written yet, are refused by the committer and worked out again under the new limit; every later credit is
+    over the limit."""
+    db, keys, now = start
+    path = folder / "l.db"
+    shutil.copy(db, path)
+    store = open_store(str(path))
+    blocker = sqlite3.connect(path, isolation_level=None, timeout=30)
+    calls = [0]
+    first = store.head()[0]
+
+    def clock() -> int:
+        calls[0] += 1
+        if calls[0] == 1 and not written:
+            blocker.execute("BEGIN IMMEDIATE")  # the committer waits for the lock
+        if calls[0] == 3:
+            if written:
+                while blocker.execute("SELECT seq FROM journal_head").fetchone()[0] < first + 4:
+                    time.sleep(0.01)
+            other = open_store(str(path)) if written else None
+            if other is not None:
+                other.set_setting("tier_holding_tiyn", {"0": 0, "1": 10**12, "2": 10**12, "3": 10**12})
+                other.close()
+            else:
+                settings = json.loads(
+                    blocker.execute("SELECT value FROM meta WHERE key = 'settings'").fetchone()[0]
+                )
+                settings["tier_holding_tiyn"] = {"0": 0, "1": 10**12, "2": 10**12, "3": 10**12}
+                blocker.execute("UPDATE meta SET value = ? WHERE key = 'settings'", (json.dumps(settings),))
+                blocker.execute(_NEXT_SETTINGS_EPOCH)
+                blocker.execute("COMMIT")
+        return now
+
+    ledger = ledger_over(store, clock)
+    ledger.committer_operations_min = 0
+    w = Wallet(ledger, Keystore(keys))
+    ops = [w.build("halyk", Transfer("halyk", "anon", 1_000), f"t-{i}") for i in range(10)]
+    results = ledger.apply_many(ops, verified=True, chunk=2)
+    kept = 4 if written else 0
+    assert [r.code.value for r in results] == ["ok"] * kept + ["limit_exceeded"] * (10 - kept)
+    assert store.balances("anon")[("anon", "")] == 40_000 + 1_000 * kept
+    blocker.close()
+    store.close()
+    _checks(path)
