@@ -309,9 +309,10 @@ class Ledger:
         committer confirms it. A chunk with an operation other than a transfer is worked out only once every
         chunk before it is confirmed, and a chunk whose changes a later one might read from the store (accounts,
         holds, tags, legs, reports, settings, supply) is confirmed before the next is worked out. If another
-        writer got in (WriteConflict), the committer stopped, or the settings changed so that it may not be used,
-        the chunks it wrote count and every other one is worked out again the synchronous way; any other failure
-        clears the state and is raised once every answer is in."""
+        writer got in (WriteConflict), the committer stopped, or it may not be used any more (the settings
+        changed so, or a window read the store's lagging history), the chunks it wrote count (its answers, or
+        after a stop the store's journal head, say which) and every other one is worked out again the
+        synchronous way; any other failure clears the state and is raised once every answer is in."""
         state = self._state
         results: list[Result] = []
         held: deque[_Held] = deque()  # oldest first

@@ -682,7 +682,7 @@ class SqliteStore:
     def committing(self) -> Iterator[Committer | None]:
         """The process that writes this ledger's change sets off the apply loop (store/committer.py), started on
         first use and kept until `close`, for one caller at a time: None for an in-memory database, while
-        another thread has it, or once one stopped unasked."""
+        another thread has it, when the system gives no process, or once one stopped unasked."""
         if self.url == ":memory:" or not self._committer_free.acquire(blocking=False):
             yield None
             return
