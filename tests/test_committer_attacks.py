@@ -276,7 +276,15 @@ class Ticking(Clock):
         return self.advance(self.step)
 
 
-@example(steps=BOUNDARIES * 3, chunk=2, verified=[True, False] * 15, policies="balances", step=61, tiny=True)
+@example(
+    steps=BOUNDARIES * 3,
+    chunk=2,
+    verified=[True, False] * 15,
+    policies="balances",
+    step=61,
+    tiny=True,
+    plain=True,
+)
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     steps=st.lists(_step, min_size=8, max_size=40),
@@ -285,13 +293,15 @@ class Ticking(Clock):
     policies=st.sampled_from(("", "shares", "balances")),
     step=st.sampled_from((0, 7, 61)),
     tiny=st.booleans(),
+    plain=st.booleans(),
 )
 def test_committer__same_with_unverified_signatures_a_moving_clock_balance_rules_and_a_tiny_state(
-    start, steps, chunk, verified, policies, step, tiny
+    start, steps, chunk, verified, policies, step, tiny, plain
 ) -> None:
     """As tests/test_committer.py's equivalence test, with what it leaves out: signatures the ledger checks,
     ledger time that moves between chunks, rules that read balances and tag expiry, and a state that is too
-    big after every chunk (`state_buckets_max`), so each chunk is confirmed and the next reads afresh."""
+    big after every chunk (`state_buckets_max`), so each chunk is confirmed and the next reads afresh; and
+    transfers the general way too (`plain_transfers` off)."""
     db, keys, now = start
     folder = Path(tempfile.mkdtemp(prefix="tenge-attacks-"))
     kept = limits.state_buckets_max
@@ -310,6 +320,7 @@ def test_committer__same_with_unverified_signatures_a_moving_clock_balance_rules
             store = open_store(str(path))
             ledger = ledger_over(store, Ticking(now, step))
             ledger.committer_operations_min = 0 if committer else 10**9
+            ledger.plain_transfers = plain
             if engine is not None:
                 ledger.policy = engine
             calls: list[bool] = []
@@ -643,5 +654,68 @@ def test_committer__tier_limits_changed_elsewhere_mid_run_bind_every_chunk_writt
     assert [r.code.value for r in results] == ["ok"] * kept + ["limit_exceeded"] * (10 - kept)
     assert store.balances("anon")[("anon", "")] == 40_000 + 1_000 * kept
     blocker.close()
+    store.close()
+    _checks(path)
+
+
+class _Torn:
+    """The committer's request pipe, interrupted halfway through the next change set written to it."""
+
+    def __init__(self, stream) -> None:
+        self.stream, self.torn = stream, False
+
+    def write(self, data: bytes) -> int:
+        if not self.torn and len(data) > 64:
+            self.torn = True
+            self.stream.write(data[: len(data) // 2])
+            self.stream.flush()
+            raise _Interrupted
+        return self.stream.write(data)
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+    def close(self) -> None:
+        self.stream.close()
+
+
+def test_committer__an_interrupt_halfway_through_handing_a_chunk_over_leaves_no_torn_pipe(
+    start, folder
+) -> None:
+    """An interrupt (a signal handler's exception) while a change set is being written to the committer leaves
+    half a request in its pipe: the committer must not be used again as if its requests were still framed (it
+    would read the next one as the rest of this one, and the ledger wait for ever for an answer). The call
+    fails with the interrupt, and the next call applies every operation once."""
+    db, keys, now = start
+    path = folder / "l.db"
+    shutil.copy(db, path)
+    store = open_store(str(path))
+    calls = [0]
+
+    def clock() -> int:
+        calls[0] += 1
+        if calls[0] == 2:
+            _answered(store)  # the first chunk is written
+            process = store._committer._process
+            process.stdin = _Torn(process.stdin)
+        return now
+
+    ledger = ledger_over(store, clock)
+    ledger.committer_operations_min = 0
+    w = Wallet(ledger, Keystore(keys))
+    with pytest.raises(_Interrupted):
+        ledger.apply_many(_transfers(w, "h", 600), verified=True, chunk=200)
+    # fewer bytes than the half of a request left unwritten: they must not go down the torn pipe
+    ops = _transfers(w, "h", 3)
+    outcome: list[object] = []
+
+    def again() -> None:
+        outcome.append([r.code.value for r in ledger.apply_many(ops, verified=True, chunk=1)])
+
+    applying = threading.Thread(target=again, daemon=True)
+    applying.start()
+    applying.join(60)
+    assert not applying.is_alive(), "the next apply waited for ever on a torn pipe"
+    assert outcome == [["exists"] * 3]  # the first chunk (of 200) was written before the interrupt
     store.close()
     _checks(path)

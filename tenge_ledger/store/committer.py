@@ -85,6 +85,9 @@ class Committer:
         except (OSError, ValueError):  # ValueError: the pipe is closed (the store was closed meanwhile)
             self.stopped = True
             raise CommitterStopped("the committer process stopped") from None
+        except BaseException:
+            self._abandon()  # interrupted, maybe halfway through the request
+            raise
         self.waiting += 1
 
     def committed(self) -> None:
@@ -95,6 +98,9 @@ class Committer:
         except (EOFError, OSError, ValueError, pickle.UnpicklingError):  # ValueError: a closed pipe
             self.stopped = True
             raise CommitterStopped("the committer process stopped") from None
+        except BaseException:
+            self._abandon()  # interrupted, maybe halfway through the answer
+            raise
         self.waiting -= 1
         if answer is not None:
             raise answer  # type: ignore[misc]
@@ -105,6 +111,18 @@ class Committer:
             _send(self._process.stdin, _RESUME)  # type: ignore[arg-type]
         except (OSError, ValueError):
             self.stopped = True
+        except BaseException:
+            self._abandon()
+            raise
+
+    def _abandon(self) -> None:
+        """An interrupt (a signal handler's exception) came halfway through a request or an answer: the pipes'
+        framing is lost, so the process would read the next request as the rest of this one (and the ledger
+        wait for ever for its answer), or the ledger read an answer from the middle of one. It is stopped: a
+        transaction it was writing rolls back, and the store offers it no more."""
+        self.stopped = True
+        with contextlib.suppress(OSError):
+            self._process.kill()
 
     def close(self) -> None:
         """Stop the process once it has answered everything submitted."""
