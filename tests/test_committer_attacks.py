@@ -33,7 +33,7 @@ from tenge_ledger.core.records import Batch, Decision, Transfer
 from tenge_ledger.lab import sandbox
 from tenge_ledger.ledger.journal import check_journal
 from tenge_ledger.policy import compile_sources
-from tenge_ledger.policy.sets import enable
+from tenge_ledger.policy.sets import enable, set_id
 from tenge_ledger.store import committer as committer_module
 from tenge_ledger.store import open_store
 from tenge_ledger.store.sqlite import _NEXT_SETTINGS_EPOCH
@@ -606,20 +606,38 @@ def test_committer__a_chunk_size_below_one_is_refused_not_looped_on(start, folde
     store.close()
 
 
+SHUT = """
+rule "shut"
+  on transfer
+  when payee.handle == "anon"
+  deny "anon takes no more payments"
+"""
+
+
+def _changed_setting(what: str) -> tuple[str, object, str]:
+    """(setting, its new value, the code every credit to anon gets under it)."""
+    if what == "tiers":
+        return "tier_holding_tiyn", {"0": 0, "1": 10**12, "2": 10**12, "3": 10**12}, "limit_exceeded"
+    files = {"shut.policy": SHUT}
+    return "policy_set", {"id": set_id(files), "version": 1, "files": files}, "policy_denied"
+
+
+@pytest.mark.parametrize("what", ["tiers", "policy"])
 @pytest.mark.parametrize("written", [True, False])
-def test_committer__tier_limits_changed_elsewhere_mid_run_bind_every_chunk_written_after(
-    start, folder, written
+def test_committer__settings_changed_elsewhere_mid_run_bind_every_chunk_written_after(
+    start, folder, written, what
 ) -> None:
-    """Another process lowers the tier-0 holding limit to nothing while two chunks of credits to a tier-0
-    wallet wait in the committer, written already or not (another connection holds the write lock meanwhile).
-    A chunk written after the change was worked out under it: the two chunks written before stay ok, or, not
-    written yet, are refused by the committer and worked out again under the new limit; every later credit is
-    over the limit."""
+    """Another process lowers the tier-0 holding limit to nothing, or enables a set (without windows) that
+    denies every payment to a tier-0 wallet, while two chunks of payments to it wait in the committer, written
+    already or not (another connection holds the write lock meanwhile). A chunk written after the change was
+    worked out under it: the two chunks written before stay ok, or, not written yet, are refused by the
+    committer and worked out again under the new settings; every later payment is refused."""
     db, keys, now = start
     path = folder / "l.db"
     shutil.copy(db, path)
     store = open_store(str(path))
     blocker = sqlite3.connect(path, isolation_level=None, timeout=30)
+    key, value, refused = _changed_setting(what)
     calls = [0]
     first = store.head()[0]
 
@@ -631,15 +649,12 @@ def test_committer__tier_limits_changed_elsewhere_mid_run_bind_every_chunk_writt
             if written:
                 while blocker.execute("SELECT seq FROM journal_head").fetchone()[0] < first + 4:
                     time.sleep(0.01)
-            other = open_store(str(path)) if written else None
-            if other is not None:
-                other.set_setting("tier_holding_tiyn", {"0": 0, "1": 10**12, "2": 10**12, "3": 10**12})
+                other = open_store(str(path))
+                other.set_setting(key, value)
                 other.close()
-            else:
-                settings = json.loads(
-                    blocker.execute("SELECT value FROM meta WHERE key = 'settings'").fetchone()[0]
-                )
-                settings["tier_holding_tiyn"] = {"0": 0, "1": 10**12, "2": 10**12, "3": 10**12}
+            else:  # as set_setting does, in the transaction that holds the lock
+                row = blocker.execute("SELECT value FROM meta WHERE key = 'settings'").fetchone()
+                settings = dict(json.loads(row[0]), **{key: value})
                 blocker.execute("UPDATE meta SET value = ? WHERE key = 'settings'", (json.dumps(settings),))
                 blocker.execute(_NEXT_SETTINGS_EPOCH)
                 blocker.execute("COMMIT")
@@ -651,7 +666,7 @@ def test_committer__tier_limits_changed_elsewhere_mid_run_bind_every_chunk_writt
     ops = [w.build("halyk", Transfer("halyk", "anon", 1_000), f"t-{i}") for i in range(10)]
     results = ledger.apply_many(ops, verified=True, chunk=2)
     kept = 4 if written else 0
-    assert [r.code.value for r in results] == ["ok"] * kept + ["limit_exceeded"] * (10 - kept)
+    assert [r.code.value for r in results] == ["ok"] * kept + [refused] * (10 - kept)
     assert store.balances("anon")[("anon", "")] == 40_000 + 1_000 * kept
     blocker.close()
     store.close()
