@@ -734,3 +734,31 @@ def test_committer__an_interrupt_halfway_through_handing_a_chunk_over_leaves_no_
     assert outcome == [["exists"] * 3]  # the first chunk (of 200) was written before the interrupt
     store.close()
     _checks(path)
+
+
+def test_committer__runs_the_ledgers_own_code_whatever_the_working_directory_holds(
+    start, folder, monkeypatch
+) -> None:
+    """`python -m` puts the working directory first on the module path: a directory holding another
+    `tenge_ledger` (an old checkout, a vendored copy) would have the committer write this ledger with that
+    code. It must run the code the ledger itself runs."""
+    db, keys, now = start
+    path = folder / "l.db"
+    shutil.copy(db, path)
+    impostor = folder / "cwd" / "tenge_ledger" / "store"
+    impostor.mkdir(parents=True)
+    for package in (impostor.parent, impostor):
+        (package / "__init__.py").write_text("")
+    marker = folder / "impostor-ran"
+    (impostor / "committer.py").write_text(f"open({str(marker)!r}, 'w').close()\n")
+    monkeypatch.chdir(folder / "cwd")
+    store = open_store(str(path))
+    ledger = ledger_over(store, Clock(now))
+    ledger.committer_operations_min = 0
+    results = ledger.apply_many(_transfers(Wallet(ledger, Keystore(keys)), "o", 10), verified=True, chunk=2)
+    assert [r.code.value for r in results] == ["ok"] * 10
+    assert not marker.exists()
+    with store.committing() as committer:
+        assert committer is not None  # it did not stop: the ledger's own committer wrote the chunks
+    store.close()
+    _checks(path)

@@ -66,8 +66,10 @@ class Committer:
         self.stopped = False  # it ended without answering: the store offers it no more
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(p for p in (_PACKAGE_ROOT, env.get("PYTHONPATH")) if p)
+        # -P: `-m` would put the working directory first on the module path, and a `tenge_ledger` (or a
+        # `pickle`) there would run in place of this one
         self._process = subprocess.Popen(
-            [sys.executable, "-m", "tenge_ledger.store.committer", path, synchronous],
+            [sys.executable, "-P", "-m", "tenge_ledger.store.committer", path, synchronous],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             env=env,
