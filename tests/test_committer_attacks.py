@@ -20,13 +20,12 @@ import time
 from pathlib import Path
 
 import pytest
+from committer_support import checks, copy_of, ledger_on, transfers
 from conftest import Clock
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from test_plain_transfer import BOUNDARIES, _assert_same, _build, _engine, _step, _tables, make_base
 
-from tenge_ledger.app import ledger_over
-from tenge_ledger.client.keystore import Keystore
 from tenge_ledger.client.wallet import Wallet
 from tenge_ledger.core import limits
 from tenge_ledger.core.records import Batch, Decision, Transfer
@@ -62,19 +61,6 @@ def folder():
         shutil.rmtree(path, ignore_errors=True)
 
 
-def _checks(path: Path) -> None:
-    store = open_store(str(path))
-    try:
-        report = check_journal(store)
-        assert report.ok, report.problems
-    finally:
-        store.close()
-
-
-def _transfers(w: Wallet, prefix: str, count: int) -> list:
-    return [w.build("aigerim", Transfer("aigerim", "cafe", 1), f"{prefix}-{i}") for i in range(count)]
-
-
 def _answered(store) -> None:
     """Wait until the committer has answered the change set it was handed (so it is written)."""
     ready, _, _ = select.select([store._committer._process.stdout], [], [], 30)
@@ -86,9 +72,7 @@ def test_committer__a_stop_when_a_chunk_is_handed_over_keeps_what_was_written_ok
     first chunk's operations were applied by this call and must say so (ok, with their seqs), not `exists`
     as if someone had applied them before; the rest is applied once, the synchronous way."""
     db, keys, now = start
-    path = folder / "l.db"
-    shutil.copy(db, path)
-    store = open_store(str(path))
+    path, store = copy_of(db, folder)
     calls = [0]
 
     def clock() -> int:  # read once per chunk, inside its read transaction
@@ -99,16 +83,14 @@ def test_committer__a_stop_when_a_chunk_is_handed_over_keeps_what_was_written_ok
             store._committer._process.wait()
         return now
 
-    ledger = ledger_over(store, clock)
-    ledger.committer_operations_min = 0
-    w = Wallet(ledger, Keystore(keys))
-    results = ledger.apply_many(_transfers(w, "s", 10), verified=True, chunk=2)
+    ledger, w = ledger_on(store, keys, clock)
+    results = ledger.apply_many(transfers(w, "s", 10), verified=True, chunk=2)
     assert [r.code.value for r in results] == ["ok"] * 10
     seqs = [r.seq for r in results]
     assert seqs == sorted(seqs) and len(set(seqs)) == 10
     assert store.balances("cafe")[("cafe", "")] == 40_000 + 10
     store.close()
-    _checks(path)
+    checks(path)
 
 
 def test_committer__a_set_with_windows_enabled_elsewhere_keeps_the_written_chunks_ok(start, folder) -> None:
@@ -116,9 +98,7 @@ def test_committer__a_set_with_windows_enabled_elsewhere_keeps_the_written_chunk
     working ahead of the store and commits the rest itself. The first chunk was applied by this call: its
     results are ok, as a ledger committing each chunk itself answers."""
     db, keys, now = start
-    path = folder / "l.db"
-    shutil.copy(db, path)
-    store = open_store(str(path))
+    path, store = copy_of(db, folder)
     calls = [0]
 
     def clock() -> int:
@@ -130,15 +110,13 @@ def test_committer__a_set_with_windows_enabled_elsewhere_keeps_the_written_chunk
             other.close()
         return now
 
-    ledger = ledger_over(store, clock)
-    ledger.committer_operations_min = 0
-    w = Wallet(ledger, Keystore(keys))
-    results = ledger.apply_many(_transfers(w, "e", 10), verified=True, chunk=2)
+    ledger, w = ledger_on(store, keys, clock)
+    results = ledger.apply_many(transfers(w, "e", 10), verified=True, chunk=2)
     assert [r.code.value for r in results] == ["ok"] * 10
     assert ledger.policy.windows  # the set the other process enabled decided the rest
     assert store.balances("cafe")[("cafe", "")] == 40_000 + 10
     store.close()
-    _checks(path)
+    checks(path)
 
 
 def test_committer__a_store_closed_by_another_thread_mid_run_raises_and_does_not_hang(start, folder) -> None:
@@ -147,9 +125,7 @@ def test_committer__a_store_closed_by_another_thread_mid_run_raises_and_does_not
     for ever waiting for answers from a pipe the close shut; the chunks written are whole, and the journal
     checks."""
     db, keys, now = start
-    path = folder / "l.db"
-    shutil.copy(db, path)
-    store = open_store(str(path))
+    path, store = copy_of(db, folder)
     calls = [0]
 
     def clock() -> int:
@@ -160,9 +136,8 @@ def test_committer__a_store_closed_by_another_thread_mid_run_raises_and_does_not
             closer.join()
         return now
 
-    ledger = ledger_over(store, clock)
-    ledger.committer_operations_min = 0
-    ops = _transfers(Wallet(ledger, Keystore(keys)), "c", 10)
+    ledger, w = ledger_on(store, keys, clock)
+    ops = transfers(w, "c", 10)
     outcome: list[BaseException | None] = []
 
     def run() -> None:
@@ -184,7 +159,7 @@ def test_committer__a_store_closed_by_another_thread_mid_run_raises_and_does_not
         assert applied == [0, 1, 2, 3]  # the two chunks the committer held, written whole by the close
     finally:
         again.close()
-    _checks(path)
+    checks(path)
 
 
 def test_committer__a_ledger_opened_by_a_relative_path_is_written_where_it_was_opened(
@@ -200,9 +175,8 @@ def test_committer__a_ledger_opened_by_a_relative_path_is_written_where_it_was_o
     monkeypatch.chdir(folder / "here")
     store = open_store("l.db")
     monkeypatch.chdir(folder / "there")
-    ledger = ledger_over(store, Clock(now))
-    ledger.committer_operations_min = 0
-    results = ledger.apply_many(_transfers(Wallet(ledger, Keystore(keys)), "r", 10), verified=True, chunk=2)
+    ledger, w = ledger_on(store, keys, Clock(now))
+    results = ledger.apply_many(transfers(w, "r", 10), verified=True, chunk=2)
     assert [r.code.value for r in results] == ["ok"] * 10
     assert store.balances("cafe")[("cafe", "")] == 40_000 + 10
     store.close()
@@ -212,7 +186,7 @@ def test_committer__a_ledger_opened_by_a_relative_path_is_written_where_it_was_o
             assert sum(other.operation(f"r-{i}") is not None for i in range(10)) == count, name
         finally:
             other.close()
-    _checks(folder / "here" / "l.db")
+    checks(folder / "here" / "l.db")
 
 
 def test_committer__a_process_that_cannot_start_leaves_the_ledger_committing_itself(
@@ -221,21 +195,18 @@ def test_committer__a_process_that_cannot_start_leaves_the_ledger_committing_its
     """The system refuses a new process (too many processes, no memory): the operations are applied the
     synchronous way, as when the committer stops, rather than the apply failing on an OSError."""
     db, keys, now = start
-    path = folder / "l.db"
-    shutil.copy(db, path)
-    store = open_store(str(path))
+    path, store = copy_of(db, folder)
 
     def refused(*args, **kwargs):
         raise BlockingIOError(errno.EAGAIN, "Resource temporarily unavailable")
 
     monkeypatch.setattr(committer_module.subprocess, "Popen", refused)
-    ledger = ledger_over(store, Clock(now))
-    ledger.committer_operations_min = 0
-    results = ledger.apply_many(_transfers(Wallet(ledger, Keystore(keys)), "p", 10), verified=True, chunk=2)
+    ledger, w = ledger_on(store, keys, Clock(now))
+    results = ledger.apply_many(transfers(w, "p", 10), verified=True, chunk=2)
     assert [r.code.value for r in results] == ["ok"] * 10
     assert store.balances("cafe")[("cafe", "")] == 40_000 + 10
     store.close()
-    _checks(path)
+    checks(path)
 
 
 # Rules without windows that read what the state must answer for chunks the committer has not written yet: a
@@ -315,17 +286,14 @@ def test_committer__same_with_unverified_signatures_a_moving_clock_balance_rules
         )
         outcomes, tables, used = [], [], []
         for committer in (True, False):
-            path = folder / f"{committer}.db"
-            shutil.copy(db, path)
-            store = open_store(str(path))
-            ledger = ledger_over(store, Ticking(now, step))
-            ledger.committer_operations_min = 0 if committer else 10**9
+            path, store = copy_of(db, folder, f"{committer}.db")
+            ledger, w = ledger_on(store, keys, Ticking(now, step), committer)
             ledger.plain_transfers = plain
             if engine is not None:
                 ledger.policy = engine
             calls: list[bool] = []
             ledger._apply_pipelined = _spied(ledger._apply_pipelined, calls)  # type: ignore[method-assign]
-            ops = _build(Wallet(ledger, Keystore(keys)), steps)
+            ops = _build(w, steps)
             flags = [verified[i % 30] for i in range(len(ops))]
             results = ledger.apply_many(ops, verified=flags, chunk=chunk)
             outcomes.append([(r.op_id, r.code, r.message, r.seq, r.reports) for r in results])
@@ -364,21 +332,17 @@ def test_committer__an_engine_reading_undeclared_windows_decides_as_without_it(s
     db, keys, now = start
     outcomes, tables = [], []
     for committer in (True, False):
-        path = folder / f"{committer}.db"
-        shutil.copy(db, path)
-        store = open_store(str(path))
-        ledger = ledger_over(store, Clock(now))
-        ledger.committer_operations_min = 0 if committer else 10**9
+        path, store = copy_of(db, folder, f"{committer}.db")
+        ledger, w = ledger_on(store, keys, Clock(now), committer)
         ledger.policy = _CountsPayments()
-        w = Wallet(ledger, Keystore(keys))
         assert (
             w.transfer("bob", "cafe", 1, op_id="first").code.value == "ok"
         )  # the store keeps the history now
-        results = ledger.apply_many(_transfers(w, "w", 10), verified=True, chunk=2)
+        results = ledger.apply_many(transfers(w, "w", 10), verified=True, chunk=2)
         outcomes.append([(r.op_id, r.code, r.message, r.seq) for r in results])
         store.close()
         tables.append(_tables(path))
-        _checks(path)
+        checks(path)
     _assert_same(outcomes, tables)
     assert [code.value for _, code, _, _ in outcomes[1]] == ["ok"] * 3 + ["policy_denied"] * 7
 
@@ -432,13 +396,10 @@ def test_committer__an_interrupt_while_a_chunk_is_worked_out_leaves_what_committ
     db, keys, now = start
     outcomes, tables = [], []
     for committer in (True, False):
-        path = folder / f"{committer}.db"
-        shutil.copy(db, path)
-        store = open_store(str(path))
-        ledger = ledger_over(store, Clock(now))
-        ledger.committer_operations_min = 0 if committer else 10**9
+        path, store = copy_of(db, folder, f"{committer}.db")
+        ledger, w = ledger_on(store, keys, Clock(now), committer)
         ledger.policy = _InterruptsAt("i-7")
-        ops = _transfers(Wallet(ledger, Keystore(keys)), "i", 12)
+        ops = transfers(w, "i", 12)
         with pytest.raises(_Interrupted):
             ledger.apply_many(ops, verified=True, chunk=2)
         assert [i for i in range(12) if store.operation(f"i-{i}") is not None] == list(range(6))
@@ -448,7 +409,7 @@ def test_committer__an_interrupt_while_a_chunk_is_worked_out_leaves_what_committ
         outcomes.append([(r.op_id, r.code, r.message, r.seq) for r in results])
         store.close()
         tables.append(_tables(path))
-        _checks(path)
+        checks(path)
     _assert_same(outcomes, tables)
 
 
@@ -456,15 +417,11 @@ def test_committer__two_threads_with_a_ledger_each_on_one_store_apply_everything
     """Two threads share a store, each with its own ledger: one has the committer, the other commits itself
     on the same connection. Each one's commits are the other's conflicts; every operation is applied once."""
     db, keys, now = start
-    path = folder / "l.db"
-    shutil.copy(db, path)
-    store = open_store(str(path))
+    path, store = copy_of(db, folder)
     outcome: dict[str, object] = {}
 
     def run(payer: str) -> None:
-        ledger = ledger_over(store, Clock(now))
-        ledger.committer_operations_min = 0
-        w = Wallet(ledger, Keystore(keys))
+        ledger, w = ledger_on(store, keys, Clock(now))
         ops = [w.build(payer, Transfer(payer, "cafe", 1), f"{payer}-{i}") for i in range(40)]
         try:
             outcome[payer] = [r.code.value for r in ledger.apply_many(ops, verified=True, chunk=2)]
@@ -480,7 +437,7 @@ def test_committer__two_threads_with_a_ledger_each_on_one_store_apply_everything
     assert outcome == {"aigerim": ["ok"] * 40, "bob": ["ok"] * 40}
     assert store.balances("cafe")[("cafe", "")] == 40_000 + 80
     store.close()
-    _checks(path)
+    checks(path)
 
 
 def _reused_ids(w: Wallet) -> list:
@@ -521,20 +478,17 @@ def test_committer__ids_used_again_across_unwritten_chunks_answer_as_without_it(
     db, keys, now = start
     outcomes, tables, used = [], [], []
     for committer in (True, False):
-        path = folder / f"{committer}.db"
-        shutil.copy(db, path)
-        store = open_store(str(path))
-        ledger = ledger_over(store, Clock(now))
-        ledger.committer_operations_min = 0 if committer else 10**9
+        path, store = copy_of(db, folder, f"{committer}.db")
+        ledger, w = ledger_on(store, keys, Clock(now), committer)
         calls: list[bool] = []
         ledger._apply_pipelined = _spied(ledger._apply_pipelined, calls)  # type: ignore[method-assign]
-        ops = _reused_ids(Wallet(ledger, Keystore(keys)))
+        ops = _reused_ids(w)
         results = ledger.apply_many(ops, verified=True, chunk=chunk)
         outcomes.append([(r.op_id, r.code, r.message, r.seq) for r in results])
         store.close()
         tables.append(_tables(path))
         used.append(bool(calls))
-        _checks(path)
+        checks(path)
     _assert_same(outcomes, tables)
     assert used == [True, False]
     codes = [code.value for _, code, _, _ in outcomes[0]]
@@ -547,9 +501,7 @@ def test_committer__killed_after_writing_before_answering_reports_what_it_wrote_
     is the second chunk's, so both are this call's (ok, with their seqs), not `exists` as if applied before,
     and their rejections are not traced a second time. The rest is applied once, the synchronous way."""
     db, keys, now = start
-    path = folder / "l.db"
-    shutil.copy(db, path)
-    store = open_store(str(path))
+    path, store = copy_of(db, folder)
     before = store.head()[0]
     calls = [0]
 
@@ -563,17 +515,15 @@ def test_committer__killed_after_writing_before_answering_reports_what_it_wrote_
             process.wait()
         return now
 
-    ledger = ledger_over(store, clock)
-    ledger.committer_operations_min = 0
-    w = Wallet(ledger, Keystore(keys))
-    ops = _transfers(w, "k", 10)
+    ledger, w = ledger_on(store, keys, clock)
+    ops = transfers(w, "k", 10)
     ops[1] = w.build("bob", Transfer("bob", "cafe", 10**9), "broke")  # a rejection, traced once
     results = ledger.apply_many(ops, verified=True, chunk=2)
     assert [r.code.value for r in results] == ["ok", "insufficient_funds"] + ["ok"] * 8
     assert [r.seq for r in results if r.seq is not None] == list(range(before + 1, before + 10))
     assert sum(t.op_id == "broke" for _, t in store.traces()) == 1
     store.close()
-    _checks(path)
+    checks(path)
 
 
 @pytest.mark.parametrize("chunk", [-1, -10])
@@ -582,11 +532,9 @@ def test_committer__a_chunk_size_below_one_is_refused_not_looped_on(start, folde
     loop stepped backwards for ever) nor one that returns no results and applies nothing (the synchronous
     loop's range was empty)."""
     db, keys, now = start
-    path = folder / "l.db"
-    shutil.copy(db, path)
-    store = open_store(str(path))
-    ledger = ledger_over(store, Clock(now))
-    ops = _transfers(Wallet(ledger, Keystore(keys)), "n", 30)
+    path, store = copy_of(db, folder)
+    ledger, w = ledger_on(store, keys, Clock(now))
+    ops = transfers(w, "n", 30)
     outcome: list[object] = []
 
     def run(minimum: int) -> None:
@@ -633,9 +581,7 @@ def test_committer__settings_changed_elsewhere_mid_run_bind_every_chunk_written_
     worked out under it: the two chunks written before stay ok, or, not written yet, are refused by the
     committer and worked out again under the new settings; every later payment is refused."""
     db, keys, now = start
-    path = folder / "l.db"
-    shutil.copy(db, path)
-    store = open_store(str(path))
+    path, store = copy_of(db, folder)
     blocker = sqlite3.connect(path, isolation_level=None, timeout=30)
     key, value, refused = _changed_setting(what)
     calls = [0]
@@ -660,9 +606,7 @@ def test_committer__settings_changed_elsewhere_mid_run_bind_every_chunk_written_
                 blocker.execute("COMMIT")
         return now
 
-    ledger = ledger_over(store, clock)
-    ledger.committer_operations_min = 0
-    w = Wallet(ledger, Keystore(keys))
+    ledger, w = ledger_on(store, keys, clock)
     ops = [w.build("halyk", Transfer("halyk", "anon", 1_000), f"t-{i}") for i in range(10)]
     results = ledger.apply_many(ops, verified=True, chunk=2)
     kept = 4 if written else 0
@@ -670,7 +614,7 @@ def test_committer__settings_changed_elsewhere_mid_run_bind_every_chunk_written_
     assert store.balances("anon")[("anon", "")] == 40_000 + 1_000 * kept
     blocker.close()
     store.close()
-    _checks(path)
+    checks(path)
 
 
 class _Torn:
@@ -702,9 +646,7 @@ def test_committer__an_interrupt_halfway_through_handing_a_chunk_over_leaves_no_
     would read the next one as the rest of this one, and the ledger wait for ever for an answer). The call
     fails with the interrupt, and the next call applies every operation once."""
     db, keys, now = start
-    path = folder / "l.db"
-    shutil.copy(db, path)
-    store = open_store(str(path))
+    path, store = copy_of(db, folder)
     calls = [0]
 
     def clock() -> int:
@@ -715,13 +657,11 @@ def test_committer__an_interrupt_halfway_through_handing_a_chunk_over_leaves_no_
             process.stdin = _Torn(process.stdin)
         return now
 
-    ledger = ledger_over(store, clock)
-    ledger.committer_operations_min = 0
-    w = Wallet(ledger, Keystore(keys))
+    ledger, w = ledger_on(store, keys, clock)
     with pytest.raises(_Interrupted):
-        ledger.apply_many(_transfers(w, "h", 600), verified=True, chunk=200)
+        ledger.apply_many(transfers(w, "h", 600), verified=True, chunk=200)
     # fewer bytes than the half of a request left unwritten: they must not go down the torn pipe
-    ops = _transfers(w, "h", 3)
+    ops = transfers(w, "h", 3)
     outcome: list[object] = []
 
     def again() -> None:
@@ -733,7 +673,7 @@ def test_committer__an_interrupt_halfway_through_handing_a_chunk_over_leaves_no_
     assert not applying.is_alive(), "the next apply waited for ever on a torn pipe"
     assert outcome == [["exists"] * 3]  # the first chunk (of 200) was written before the interrupt
     store.close()
-    _checks(path)
+    checks(path)
 
 
 def test_committer__runs_the_ledgers_own_code_whatever_the_working_directory_holds(
@@ -753,12 +693,11 @@ def test_committer__runs_the_ledgers_own_code_whatever_the_working_directory_hol
     (impostor / "committer.py").write_text(f"open({str(marker)!r}, 'w').close()\n")
     monkeypatch.chdir(folder / "cwd")
     store = open_store(str(path))
-    ledger = ledger_over(store, Clock(now))
-    ledger.committer_operations_min = 0
-    results = ledger.apply_many(_transfers(Wallet(ledger, Keystore(keys)), "o", 10), verified=True, chunk=2)
+    ledger, w = ledger_on(store, keys, Clock(now))
+    results = ledger.apply_many(transfers(w, "o", 10), verified=True, chunk=2)
     assert [r.code.value for r in results] == ["ok"] * 10
     assert not marker.exists()
     with store.committing() as committer:
         assert committer is not None  # it did not stop: the ledger's own committer wrote the chunks
     store.close()
-    _checks(path)
+    checks(path)
