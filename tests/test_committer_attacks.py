@@ -13,6 +13,7 @@ import errno
 import json
 import select
 import shutil
+import signal
 import sqlite3
 import tempfile
 import threading
@@ -699,5 +700,24 @@ def test_committer__runs_the_ledgers_own_code_whatever_the_working_directory_hol
     assert not marker.exists()
     with store.committing() as committer:
         assert committer is not None  # it did not stop: the ledger's own committer wrote the chunks
+    store.close()
+    checks(path)
+
+
+def test_committer__ctrl_c_at_the_terminal_leaves_the_committer_to_its_parent(start, folder) -> None:
+    """Ctrl-C reaches every process of the terminal's group, the committer too: it is the applying process's
+    to decide (it stops the committer if it must), so the committer neither dies of it nor prints a traceback,
+    and goes on writing what it is handed."""
+    db, keys, now = start
+    path, store = copy_of(db, folder)
+    ledger, w = ledger_on(store, keys, Clock(now))
+    assert [r.code.value for r in ledger.apply_many(transfers(w, "a", 6), verified=True, chunk=2)] == ["ok"] * 6
+    process = store._committer._process
+    process.send_signal(signal.SIGINT)
+    time.sleep(0.5)
+    assert process.poll() is None
+    assert [r.code.value for r in ledger.apply_many(transfers(w, "b", 6), verified=True, chunk=2)] == ["ok"] * 6
+    with store.committing() as committer:
+        assert committer is not None and committer._process is process
     store.close()
     checks(path)

@@ -94,6 +94,27 @@ def test_installed_wheel__runs_the_demo_and_the_readme_commands(wheel: Path, tmp
         run([tenge, *args[1:]])
     assert '"balance_tiyn": 380100' in run([tenge, "--db", "pilot.db", "--json", "balance", "aigerim"]).stdout
 
+    # The committer process (store/committer.py) starts from the installed package alone, and answers.
+    committed = run([str(venv / "bin" / "python"), "-c", _COMMITTER_ROUND_TRIP])
+    assert committed.stdout.strip() == "committed"
+
+
+_COMMITTER_ROUND_TRIP = """
+from tenge_ledger.store import open_store
+from tenge_ledger.store.base import ChangeSet
+
+store = open_store("pilot.db")
+with store.committing() as committer:
+    assert committer is not None
+    with committer.reading() as tx:
+        expected = (tx.head(), tx.settings_epoch())
+    committer.submit(ChangeSet(), expected)
+    committer.committed()
+    assert not committer.stopped
+store.close()
+print("committed")
+"""
+
 
 def test_help__starts_without_the_ledger_or_lark() -> None:
     code = (

@@ -21,6 +21,8 @@ from __future__ import annotations
 import contextlib
 import os
 import pickle
+import signal
+import site
 import struct
 import subprocess
 import sys
@@ -55,6 +57,11 @@ def _receive(stream: BinaryIO) -> object:
     return pickle.loads(data)
 
 
+def _site_dirs() -> set[str]:
+    """Where this interpreter finds installed packages: the process it starts finds them there by itself."""
+    return {os.path.abspath(d) for d in (*site.getsitepackages(), site.getusersitepackages())}
+
+
 class Committer:
     """The parent's side: `reading` opens a read transaction on the caller's store (the write lock stays free
     for the committer), `submit` queues a change set, `committed` waits for the oldest one's answer."""
@@ -65,7 +72,10 @@ class Committer:
         self.reading = reading
         self.stopped = False  # it ended without answering: the store offers it no more
         env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (_PACKAGE_ROOT, env.get("PYTHONPATH")) if p)
+        if _PACKAGE_ROOT not in _site_dirs():
+            # a checkout run without installing: its root goes on the path (a module path entry comes before
+            # the standard library, which is why an installed package's site-packages is never added)
+            env["PYTHONPATH"] = os.pathsep.join(p for p in (_PACKAGE_ROOT, env.get("PYTHONPATH")) if p)
         # -P: `-m` would put the working directory first on the module path, and a `tenge_ledger` (or a
         # `pickle`) there would run in place of this one
         self._process = subprocess.Popen(
@@ -174,4 +184,7 @@ def serve(path: str, synchronous: str, requests: BinaryIO, answers: BinaryIO) ->
 if __name__ == "__main__":
     answers = sys.stdout.buffer
     sys.stdout = sys.stderr  # nothing printed by accident can break the answers' framing
+    # Ctrl-C reaches the whole process group: the parent decides (it stops this process if it must), and this
+    # one finishes the transaction it is in rather than print a traceback
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     serve(sys.argv[1], sys.argv[2], sys.stdin.buffer, answers)
