@@ -711,12 +711,16 @@ def test_committer__ctrl_c_at_the_terminal_leaves_the_committer_to_its_parent(st
     db, keys, now = start
     path, store = copy_of(db, folder)
     ledger, w = ledger_on(store, keys, Clock(now))
-    assert [r.code.value for r in ledger.apply_many(transfers(w, "a", 6), verified=True, chunk=2)] == ["ok"] * 6
+    assert [r.code.value for r in ledger.apply_many(transfers(w, "a", 6), verified=True, chunk=2)] == [
+        "ok"
+    ] * 6
     process = store._committer._process
     process.send_signal(signal.SIGINT)
     time.sleep(0.5)
     assert process.poll() is None
-    assert [r.code.value for r in ledger.apply_many(transfers(w, "b", 6), verified=True, chunk=2)] == ["ok"] * 6
+    assert [r.code.value for r in ledger.apply_many(transfers(w, "b", 6), verified=True, chunk=2)] == [
+        "ok"
+    ] * 6
     with store.committing() as committer:
         assert committer is not None and committer._process is process
     store.close()
