@@ -9,7 +9,6 @@ from collections import Counter
 
 import click
 
-from tenge_ledger.core import limits
 from tenge_ledger.core.canonical import format_time, json_int, operation_from_dict
 from tenge_ledger.core.errors import InputError, quoted
 
@@ -42,14 +41,16 @@ def submit(obj: Context, path, verified) -> None:
     ops, need_keys = _read_operations(obj, wallet, path)
     created = _make_keys(wallet, ops, need_keys)
     read_s = time.perf_counter() - started
-    results = []
-    chunk = limits.submit_chunk_operations
+    results: list = []
+
+    def applied(part: list) -> None:  # each chunk's results once committed, so a failure knows what was applied
+        results.extend(part)
+        bar.update(len(part))
+
     try:
         with progress(obj, len(ops), "applying") as bar:
-            for start in range(0, len(ops), chunk):
-                part = ops[start : start + chunk]
-                results.extend(wallet.ledger.apply_many(part, verified=verified))
-                bar.update(len(part))
+            # one call, so that a large file is written by the store's committer while the next chunk applies
+            wallet.ledger.apply_many(ops, verified=verified, on_results=applied)
     finally:
         # No key for an account that was not opened: rejected, or in a chunk that failed as a whole (a store
         # error rolls its transaction back) or never ran.

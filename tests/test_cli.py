@@ -311,3 +311,39 @@ def test_submit__every_bad_line_named_at_once(pilot, tmp_path) -> None:
     assert f"{ops}:2.amount" in result.stderr and f"{ops}:3: not JSON" in result.stderr
     assert f"{ops}:4.kind" in result.stderr and "nothing applied" in result.stderr
     assert pilot.state() == before
+
+
+def test_submit__a_large_file_is_written_by_the_committer(pilot, tmp_path, monkeypatch) -> None:
+    """`tenge submit` applies a file in one call, so that from 10,000 operations on the store's committer writes
+    while the next chunk applies (docs/journal.md); every line is applied once and the ledger checks."""
+    from tenge_ledger.ledger.service import Ledger
+
+    used = []
+    real = Ledger._apply_pipelined
+
+    def spy(self, *args):
+        used.append(True)
+        return real(self, *args)
+
+    monkeypatch.setattr(Ledger, "_apply_pipelined", spy)
+    ops = tmp_path / "bulk.jsonl"
+    ops.write_text(
+        "".join(
+            json.dumps(
+                {
+                    "id": f"b-{i}",
+                    "kind": "transfer",
+                    "payer": "halyk",
+                    "payee": "cafe-alatau",
+                    "amount": "0.01",
+                }
+            )
+            + "\n"
+            for i in range(10_001)
+        )
+    )
+    summary = pilot.json("submit", str(ops))
+    assert summary["total"] == 10_001 and summary["codes"] == {"ok": 10_001}
+    assert used == [True]
+    assert pilot.json("balance", "cafe-alatau")["balance_tiyn"] == 10_001
+    assert pilot.json("check")["ok"] is True

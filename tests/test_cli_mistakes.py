@@ -247,7 +247,7 @@ def test_submit__store_failure_leaves_no_new_key(pilot, tmp_path, monkeypatch) -
     from tenge_ledger.core.errors import StoreError
     from tenge_ledger.ledger.service import Ledger
 
-    def fail(self, ops, verified=False):
+    def fail(self, ops, verified=False, chunk=None, on_results=None):
         raise StoreError("disk I/O error; nothing was changed")
 
     monkeypatch.setattr(Ledger, "apply_many", fail)

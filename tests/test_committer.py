@@ -249,3 +249,45 @@ def test_committer__chunks_written_before_a_fallback_keep_their_results(start, t
     assert len({r.seq for r in results}) == 20
     store.close()
     checks(path)
+
+
+@pytest.mark.parametrize("committer", [True, False])
+def test_apply_many__tells_each_chunk_once_committed_in_order(start, tmp_path, committer) -> None:
+    """`on_results` hears every chunk's results once they are final, in order, with or without the committer;
+    together they are what apply_many returns."""
+    db, keys, now = start
+    path, store = copy_of(db, tmp_path)
+    ledger, w = ledger_on(store, keys, Clock(now), committer)
+    heard: list[list] = []
+    results = ledger.apply_many(transfers(w, "o", 11), verified=True, chunk=2, on_results=heard.append)
+    assert [len(part) for part in heard] == [2, 2, 2, 2, 2, 1]
+    assert [r for part in heard for r in part] == results
+    assert [r.code.value for r in results] == ["ok"] * 11
+    store.close()
+
+
+def test_apply_many__a_failure_raises_after_telling_what_was_committed(start, tmp_path, monkeypatch) -> None:
+    """A failure raises out of apply_many, so its return value is lost: `on_results` has told the caller the
+    chunks committed before it, and only those (what tenge submit needs to keep the keys of accounts opened)."""
+    db, keys, now = start
+    path, store = copy_of(db, tmp_path)
+    ledger, w = ledger_on(store, keys, Clock(now))
+    ops = transfers(w, "t", 20)
+    with store.committing() as committer:
+        real = committer.submit
+    sent = [0]
+
+    def spoiled(change, expected):
+        sent[0] += 1
+        if sent[0] == 4:  # the database refuses the fourth chunk
+            change.buckets[0] = (-(10**15), *change.buckets[0][1:])
+        return real(change, expected)
+
+    monkeypatch.setattr(committer, "submit", spoiled)
+    heard: list = []
+    with pytest.raises(InvariantViolation):
+        ledger.apply_many(ops, verified=True, chunk=2, on_results=heard.extend)
+    assert [r.op_id for r in heard] == [f"t-{i}" for i in range(6)]
+    assert all(store.operation(r.op_id).seq == r.seq for r in heard)
+    assert store.operation("t-6") is None
+    store.close()

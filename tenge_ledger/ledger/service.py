@@ -239,10 +239,17 @@ class Ledger:
         return self.apply_many([op], verified=verified)[0]
 
     def apply_many(
-        self, ops: Sequence[Operation], verified: bool | Sequence[bool] = False, chunk: int | None = None
+        self,
+        ops: Sequence[Operation],
+        verified: bool | Sequence[bool] = False,
+        chunk: int | None = None,
+        on_results: Callable[[list[Result]], None] | None = None,
     ) -> list[Result]:
         """Apply operations in order. Each is atomic on its own; up to `chunk` of them share one database
-        transaction (group commit). `verified` says the signatures were checked already, for all or per op."""
+        transaction (group commit). `verified` says the signatures were checked already, for all or per op.
+        `on_results` is told each chunk's results once they are committed, in order: a progress bar, or a caller
+        that must know what was applied before a failure raised (tenge submit removes the keys it made only for
+        accounts that were not opened)."""
         size = chunk or limits.submit_chunk_operations
         if not isinstance(size, int) or size < 1:
             raise ValueError(f"chunk is a number of operations, 1 or more: not {chunk!r}")
@@ -250,13 +257,20 @@ class Ledger:
         if len(flags) != len(ops):
             raise ValueError("one verified flag per operation")
         results: list[Result] = []
+
+        def deliver(part: list[Result]) -> None:
+            results.extend(part)
+            if on_results is not None:
+                on_results(part)
+
         with _cycle_collection_paused():
             if self._committer_pays(len(ops), size):
                 with self.store.committing() as committer:
                     if committer is not None:
-                        return self._apply_pipelined(committer, ops, flags, size)
+                        self._apply_pipelined(committer, ops, flags, size, deliver)
+                        return results
             for start in range(0, len(ops), size):
-                results.extend(self._apply_chunk(ops[start : start + size], flags[start : start + size]))
+                deliver(self._apply_chunk(ops[start : start + size], flags[start : start + size]))
         return results
 
     def _committer_pays(self, count: int, size: int) -> bool:
@@ -300,9 +314,15 @@ class Ledger:
         return root, self._apply_all(root, ops, flags, at)
 
     def _apply_pipelined(
-        self, committer: Committer, ops: Sequence[Operation], flags: Sequence[bool], size: int
-    ) -> list[Result]:
-        """`apply_many` with group commit off the apply loop: each chunk is worked out in a read transaction on
+        self,
+        committer: Committer,
+        ops: Sequence[Operation],
+        flags: Sequence[bool],
+        size: int,
+        deliver: Callable[[list[Result]], None],
+    ) -> None:
+        """`apply_many` with group commit off the apply loop, handing each chunk's results to `deliver` once
+        they are final: each chunk is worked out in a read transaction on
         top of the chunks before it, which the committer may not have written yet (this ledger's state runs
         ahead of the store, `pending_ops` answers for their ids), and its change set is handed to the committer
         with the journal head and settings epoch it was worked out on. A chunk's results count once the
@@ -314,15 +334,14 @@ class Ledger:
         after a stop the store's journal head, say which) and every other one is worked out again the
         synchronous way; any other failure clears the state and is raised once every answer is in."""
         state = self._state
-        results: list[Result] = []
         held: deque[_Held] = deque()  # oldest first
-        confirmed = 0  # ops[:confirmed] are committed and their results in `results`
+        confirmed = 0  # ops[:confirmed] are committed and their results delivered
 
         def confirm_oldest() -> None:
             nonlocal confirmed
             committer.committed()
             end, part, ids, _ = held.popleft()
-            results.extend(part)
+            deliver(part)
             for op_id in ids:
                 state.pending_ops.pop(op_id, None)
             confirmed = end
@@ -335,7 +354,7 @@ class Ledger:
             written = [k for k, chunk in enumerate(held) if chunk[3] is not None and chunk[3] == found]
             for _ in range(written[0] + 1 if written else 0):
                 end, part, _, _ = held.popleft()
-                results.extend(part)
+                deliver(part)
                 confirmed = end
 
         start, n = confirmed, len(ops)
@@ -385,12 +404,11 @@ class Ledger:
             if committer.stopped and held:
                 confirm_found(self.store.head())
             for i in range(confirmed, n, size):
-                results.extend(self._apply_chunk(ops[i : i + size], flags[i : i + size]))
+                deliver(self._apply_chunk(ops[i : i + size], flags[i : i + size]))
         except BaseException:
             _settle(committer)
             state.clear()
             raise
-        return results
 
     def _apply_chunk(self, ops: Sequence[Operation], flags: Sequence[bool]) -> list[Result]:
         if self._history_missing():
