@@ -48,9 +48,13 @@ def submit(obj: Context, path, verified) -> None:
         bar.update(len(part))
 
     try:
+        flags: bool | list[bool] = verified
+        if not verified:  # on every core first; the ledger checks again only what did not verify here
+            with progress(obj, len(ops), "verifying signatures") as bar:
+                flags = wallet.ledger.verified_upfront(ops, bar.update)
         with progress(obj, len(ops), "applying") as bar:
             # one call, so that a large file is written by the store's committer while the next chunk applies
-            wallet.ledger.apply_many(ops, verified=verified, on_results=applied)
+            wallet.ledger.apply_many(ops, verified=flags, on_results=applied)
     finally:
         # No key for an account that was not opened: rejected, or in a chunk that failed as a whole (a store
         # error rolls its transaction back) or never ran.

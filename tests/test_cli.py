@@ -347,3 +347,24 @@ def test_submit__a_large_file_is_written_by_the_committer(pilot, tmp_path, monke
     assert used == [True]
     assert pilot.json("balance", "cafe-alatau")["balance_tiyn"] == 10_001
     assert pilot.json("check")["ok"] is True
+
+
+def test_submit__a_line_whose_signature_does_not_verify_is_refused(pilot, tmp_path) -> None:
+    """Signatures are checked on every core before the file applies; one that does not verify is still the
+    ledger's to refuse (bad_signature), and the lines around it apply."""
+    line = {"kind": "transfer", "payer": "halyk", "payee": "cafe-alatau", "amount": "1"}
+    ops = tmp_path / "signed.jsonl"
+    ops.write_text(
+        json.dumps({"id": "s-1", **line})
+        + "\n"
+        + json.dumps({"id": "s-2", "signer": "halyk", "signature": "ab" * 64, **line})
+        + "\n"
+        + json.dumps({"id": "s-3", **line})
+        + "\n"
+    )
+    done = pilot("--json", "submit", str(ops), ok=False)
+    assert done.exit_code == 1  # a line was refused
+    summary = json.loads(done.stdout)
+    assert summary["codes"] == {"ok": 2, "bad_signature": 1}
+    assert [f["id"] for f in summary["failed"]] == ["s-2"]
+    assert pilot.json("balance", "cafe-alatau")["balance_tiyn"] == 200

@@ -241,3 +241,41 @@ def test_canonical_bytes__transfer_fast_encoding_is_the_documents_json(
     assert canonical_bytes("L1", op) == expected
     fast = transfer_canonical(canonical_prefix("L1"), op)
     assert fast == (expected if type(amount) is int else None)
+
+
+def test_verified_upfront__flags_only_transfers_that_verify_against_the_stored_key(env) -> None:
+    """What `tenge submit` checks on every core before applying: a good transfer; not a forged one, one signed
+    by a key the store does not hold for its signer, one whose signer the same list opens, nor anything but a
+    transfer (the ledger checks those as they apply)."""
+    from tenge_ledger.core.records import Issue, OpenAccount
+    from tenge_ledger.ledger.signing import new_signing_key, public_key_hex, sign
+
+    env.wallet.issue("halyk", 10_000)
+    w = env.wallet
+    good = w.build("halyk", Transfer("halyk", "aigerim", 100), "good")
+    forged = dataclasses.replace(
+        w.build("halyk", Transfer("halyk", "aigerim", 1), "forged"), body=Transfer("halyk", "aigerim", 9_000)
+    )
+    stranger = sign(
+        env.ledger.ledger_id, Operation("stranger", "halyk", Transfer("halyk", "cafe", 5)), new_signing_key()
+    )
+    newcomer_key = new_signing_key()
+    opening = w.build("nbk", OpenAccount("newbie", AccountKind.bank, public_key_hex(newcomer_key)), "open")
+    from_newcomer = sign(
+        env.ledger.ledger_id, Operation("from-newbie", "newbie", Transfer("newbie", "cafe", 1)), newcomer_key
+    )
+    issue = w.build("nbk", Issue("halyk", 5), "issue")
+    garbage = dataclasses.replace(good, id="garbage", signature="zz" * 64)
+    ops = [good, forged, stranger, opening, from_newcomer, issue, garbage]
+    flags = env.ledger.verified_upfront(ops)
+    assert flags == [True, False, False, False, False, False, False]
+    codes = [r.code.value for r in env.ledger.apply_many(ops, verified=flags)]
+    assert codes == [
+        "ok",
+        "bad_signature",
+        "bad_signature",
+        "ok",
+        "insufficient_funds",
+        "ok",
+        "bad_signature",
+    ]

@@ -235,6 +235,38 @@ class Ledger:
 
     # ---- applying ------------------------------------------------------------------------------------------
 
+    def verified_upfront(
+        self, ops: Sequence[Operation], progress: Callable[[int], None] | None = None
+    ) -> list[bool]:
+        """Which of `ops`' signatures verify, checked before they apply and on every core
+        (`signing.verify_all`), for `apply_many(ops, verified=flags)`: an operation flagged False is checked by
+        the ledger as it applies, and rejected there if its signature is bad. Only transfers are checked here
+        (what the plain transfer path takes), against their signer's key as the store has it; a transfer whose
+        signer is opened by an operation of the same list is left to the ledger, which knows that key only by
+        then. `progress(n)` is told of each group checked."""
+        opened = {op.body.handle for op in ops if isinstance(op.body, OpenAccount)}
+        keys: dict[str, bytes | None] = {}
+        wanted: list[int] = []
+        items: list[tuple[bytes, bytes, bytes]] = []
+        for i, op in enumerate(ops):
+            if type(op.body) is not Transfer or op.signer in opened or len(op.signature) != 128:
+                continue
+            if op.signer not in keys:
+                account = self.store.account(op.signer)
+                keys[op.signer] = None if account is None else bytes.fromhex(account.public_key)
+            key = keys[op.signer]
+            try:
+                signature = bytes.fromhex(op.signature)
+            except ValueError:
+                continue
+            if key is not None:
+                wanted.append(i)
+                items.append((canonical_bytes(self.ledger_id, op), signature, key))
+        flags = [False] * len(ops)
+        for i, ok in zip(wanted, signing.verify_all(items, progress), strict=True):
+            flags[i] = ok
+        return flags
+
     def apply(self, op: Operation, verified: bool = False) -> Result:
         return self.apply_many([op], verified=verified)[0]
 
