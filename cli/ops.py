@@ -43,7 +43,9 @@ def submit(obj: Context, path, verified) -> None:
     read_s = time.perf_counter() - started
     results: list = []
 
-    def applied(part: list) -> None:  # each chunk's results once committed, so a failure knows what was applied
+    def applied(
+        part: list,
+    ) -> None:  # each chunk's results once committed, so a failure knows what was applied
         results.extend(part)
         bar.update(len(part))
 
