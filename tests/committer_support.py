@@ -48,3 +48,16 @@ def checks(path: Path) -> None:
         assert report.ok, report.problems
     finally:
         store.close()
+
+
+def pipelined_calls(monkeypatch) -> list[bool]:
+    """A list that gets an item each time any ledger hands a call to its committer (Ledger._apply_pipelined)."""
+    calls: list[bool] = []
+    real = Ledger._apply_pipelined
+
+    def spy(self, *args):
+        calls.append(True)
+        return real(self, *args)
+
+    monkeypatch.setattr(Ledger, "_apply_pipelined", spy)
+    return calls

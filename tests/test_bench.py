@@ -11,6 +11,7 @@ import sqlite3
 
 import nacl.signing
 import pytest
+from committer_support import pipelined_calls
 
 from tenge_ledger import bench
 from tenge_ledger.bench import format_report, run_apply_benchmark, verify_chunk
@@ -19,7 +20,6 @@ from tenge_ledger.core.canonical import canonical_bytes
 from tenge_ledger.core.records import Transfer
 from tenge_ledger.core.results import ResultCode
 from tenge_ledger.ledger.journal import check_journal
-from tenge_ledger.ledger.service import Ledger
 from tenge_ledger.store.sqlite import SqliteStore
 
 
@@ -119,14 +119,7 @@ def test_store_write_floor__rewrites_exactly_what_the_ledger_wrote(tmp_path, mon
     ledger_id = bench._make_ledger(start, handles, keys)
     shutil.copy(start, applied)
     ops = bench._transfers(ledger_id, handles, keys, 2_500)  # three chunks: the committer's least
-    used = []
-    real = Ledger._apply_pipelined
-
-    def spy(self, *args):
-        used.append(True)
-        return real(self, *args)
-
-    monkeypatch.setattr(Ledger, "_apply_pipelined", spy)
+    used = pipelined_calls(monkeypatch)
     if committer:
         monkeypatch.setattr(limits, "committer_operations_min", 0)
     changes: list = []

@@ -316,16 +316,9 @@ def test_submit__every_bad_line_named_at_once(pilot, tmp_path) -> None:
 def test_submit__a_large_file_is_written_by_the_committer(pilot, tmp_path, monkeypatch) -> None:
     """`tenge submit` applies a file in one call, so that from 10,000 operations on the store's committer writes
     while the next chunk applies (docs/journal.md); every line is applied once and the ledger checks."""
-    from tenge_ledger.ledger.service import Ledger
+    from committer_support import pipelined_calls
 
-    used = []
-    real = Ledger._apply_pipelined
-
-    def spy(self, *args):
-        used.append(True)
-        return real(self, *args)
-
-    monkeypatch.setattr(Ledger, "_apply_pipelined", spy)
+    used = pipelined_calls(monkeypatch)
     ops = tmp_path / "bulk.jsonl"
     ops.write_text(
         "".join(

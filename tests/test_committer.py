@@ -157,7 +157,8 @@ def test_committer__a_failed_write_raises_and_writes_nothing_queued_behind_it(
 ) -> None:
     """A change set the store refuses (here a balance made negative on its way to the committer, which the
     database's own check catches) fails the batch as a refused write fails it without the committer: the error
-    is raised, the chunks before it are committed, none queued behind it, and the journal checks."""
+    is raised, the chunks before it are committed (and told to `on_results`), none queued behind it, and the
+    journal checks."""
     db, keys, now = start
     path, store = copy_of(db, tmp_path)
     ledger, w = ledger_on(store, keys, Clock(now))
@@ -173,10 +174,12 @@ def test_committer__a_failed_write_raises_and_writes_nothing_queued_behind_it(
         return real(change, expected)
 
     monkeypatch.setattr(committer, "submit", spoiled)
+    heard: list = []  # what apply_many's caller learns before the failure loses its return value
     with pytest.raises(InvariantViolation, match="refused a write"):
-        ledger.apply_many(ops, verified=True, chunk=2)
+        ledger.apply_many(ops, verified=True, chunk=2, on_results=heard.extend)
     applied = [i for i in range(20) if store.operation(f"f-{i}") is not None]
     assert applied == list(range(6))  # the first three chunks; nothing queued behind the refused one
+    assert [(r.op_id, r.seq) for r in heard] == [(f"f-{i}", store.operation(f"f-{i}").seq) for i in range(6)]
     again = ledger.apply_many(ops, verified=True, chunk=2)  # the state was dropped: it reads the store again
     assert [r.code.value for r in again] == ["exists"] * 6 + ["ok"] * 14
     store.close()
@@ -263,31 +266,4 @@ def test_apply_many__tells_each_chunk_once_committed_in_order(start, tmp_path, c
     assert [len(part) for part in heard] == [2, 2, 2, 2, 2, 1]
     assert [r for part in heard for r in part] == results
     assert [r.code.value for r in results] == ["ok"] * 11
-    store.close()
-
-
-def test_apply_many__a_failure_raises_after_telling_what_was_committed(start, tmp_path, monkeypatch) -> None:
-    """A failure raises out of apply_many, so its return value is lost: `on_results` has told the caller the
-    chunks committed before it, and only those (what tenge submit needs to keep the keys of accounts opened)."""
-    db, keys, now = start
-    path, store = copy_of(db, tmp_path)
-    ledger, w = ledger_on(store, keys, Clock(now))
-    ops = transfers(w, "t", 20)
-    with store.committing() as committer:
-        real = committer.submit
-    sent = [0]
-
-    def spoiled(change, expected):
-        sent[0] += 1
-        if sent[0] == 4:  # the database refuses the fourth chunk
-            change.buckets[0] = (-(10**15), *change.buckets[0][1:])
-        return real(change, expected)
-
-    monkeypatch.setattr(committer, "submit", spoiled)
-    heard: list = []
-    with pytest.raises(InvariantViolation):
-        ledger.apply_many(ops, verified=True, chunk=2, on_results=heard.extend)
-    assert [r.op_id for r in heard] == [f"t-{i}" for i in range(6)]
-    assert all(store.operation(r.op_id).seq == r.seq for r in heard)
-    assert store.operation("t-6") is None
     store.close()
