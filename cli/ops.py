@@ -59,10 +59,14 @@ def submit(obj: Context, path, verified) -> None:
             wallet.ledger.apply_many(ops, verified=flags, on_results=applied)
     finally:
         # No key for an account that was not opened: rejected, or in a chunk that failed as a whole (a store
-        # error rolls its transaction back) or never ran.
+        # error rolls its transaction back) or never ran. After an interrupt (Ctrl-C) the results stop short of
+        # what the store holds (chunks the committer had, or a commit the interrupt came just after): the store
+        # says whether such an account was opened.
         for index, handles in created.items():
             if index >= len(results) or not results[index].succeeded:
                 for handle in handles:
+                    if index >= len(results) and _opened_with_key(wallet, handle):
+                        continue
                     wallet.keystore.remove(handle)
     apply_s = time.perf_counter() - started - read_s
     counts = Counter(r.code.value for r in results)
@@ -81,6 +85,18 @@ def submit(obj: Context, path, verified) -> None:
     )  # fmt: skip
     if failed:
         raise SystemExit(1)
+
+
+def _opened_with_key(wallet, handle: str) -> bool:
+    """Whether the store has `handle` opened with the keystore's key for it (unknown when the store cannot be
+    read: then the key goes, as for a chunk that failed)."""
+    from tenge_ledger.ledger.signing import public_key_hex
+
+    try:
+        account = wallet.ledger.store.account(handle)
+    except Exception:  # noqa: BLE001  (the failure being raised is the one to report)
+        return False
+    return account is not None and account.public_key == public_key_hex(wallet.keystore.get(handle))
 
 
 # An `open_account` line without a public key gets one from the keystore, as `tenge account open` does. While
