@@ -502,3 +502,16 @@ def test_file_error__one_error_line_under_json_too(pilot, tmp_path) -> None:
     assert result.stderr.strip().splitlines() == [
         f"Error: {tmp_path / 'no' / 'x.json'}: No such file or directory"
     ]
+
+
+def test_trace_reader_interrupted_in_its_callers_loop_ends_quietly(pilot) -> None:
+    # Ctrl-C in a loop over store.traces() (the checkpoint signed after a large submit, an export) left the reader
+    # suspended; the CLI closed the store, and finalising the reader then printed "Exception ignored in: ...
+    # Traceback ... sqlite3.ProgrammingError: Cannot operate on a closed database".
+    from tenge_ledger.store import open_store
+
+    store = open_store(pilot.db)
+    rows = store.traces()
+    assert next(rows)[0] == 1
+    store.close()
+    rows.close()  # raised ProgrammingError
