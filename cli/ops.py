@@ -57,6 +57,14 @@ def submit(obj: Context, path, verified) -> None:
         with progress(obj, len(ops), "applying") as bar:
             # one call, so that a large file is written by the store's committer while the next chunk applies
             wallet.ledger.apply_many(ops, verified=flags, on_results=applied)
+    except KeyboardInterrupt:
+        # Ctrl-C: what the user needs to know is what became of the file (the summary is not printed)
+        click.echo(
+            "Interrupted: the operations applied before it stay applied, each whole. Submit the same file again"
+            " for the rest: a line already applied answers exists.",
+            err=True,
+        )
+        raise
     finally:
         # No key for an account that was not opened: rejected, or in a chunk that failed as a whole (a store
         # error rolls its transaction back) or never ran. After an interrupt (Ctrl-C) the results stop short of

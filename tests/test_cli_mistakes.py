@@ -277,6 +277,8 @@ def test_submit__interrupt_after_commit_keeps_the_opened_accounts_key(pilot, tmp
     )
     done = pilot("submit", str(ops), ok=False)
     assert done.exit_code != 0 and "Traceback" not in done.output
+    assert "Interrupted: the operations applied before it stay applied" in done.stderr
+    assert "Submit the same file again" in done.stderr
     assert (Path(pilot.db + ".keys") / "newbie.key").exists()
     monkeypatch.setattr(Ledger, "apply_many", real)
     ops.write_text(
