@@ -26,8 +26,12 @@ def submit(obj: Context, path, verified) -> None:
     """Apply operations from a JSON-lines file, one operation per line.
 
     Lines without a signature are signed with the keystore (signer defaults to the payer, or the central
-    bank); an open_account line without a public_key gets a key pair in the keystore, as account open does. Every line is read and checked before anything is applied; operations then apply in order, each
-    atomically, in groups of up to 1000 per database transaction.
+    bank); an open_account line without a public_key gets a key pair in the keystore, as account open does.
+    Every line is read and checked before anything is applied. The transfers' signatures are then checked on
+    every core (unless --verified), and the operations apply in order, each atomically, in groups of up to
+    1000 per database transaction; on SQLite, a file of 10,000 operations or more is written by a committer
+    process while the next group applies (docs/journal.md says when not). Ctrl-C keeps what applied: submit the file again for the rest (a line
+    already applied answers exists).
 
     \b
     Example line:
