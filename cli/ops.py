@@ -26,8 +26,12 @@ def submit(obj: Context, path, verified) -> None:
     """Apply operations from a JSON-lines file, one operation per line.
 
     Lines without a signature are signed with the keystore (signer defaults to the payer, or the central
-    bank); an open_account line without a public_key gets a key pair in the keystore, as account open does. Every line is read and checked before anything is applied; operations then apply in order, each
-    atomically, in groups of up to 1000 per database transaction.
+    bank); an open_account line without a public_key gets a key pair in the keystore, as account open does.
+    Every line is read and checked before anything is applied. The transfers' signatures are then checked on
+    every core (unless --verified), and the operations apply in order, each atomically, in groups of up to
+    1000 per database transaction; on SQLite, a file of 10,000 operations or more is written by a committer
+    process while the next group applies (docs/journal.md says when not). Ctrl-C keeps what applied: submit the file again for the rest (a line
+    already applied answers exists).
 
     \b
     Example line:
@@ -57,12 +61,24 @@ def submit(obj: Context, path, verified) -> None:
         with progress(obj, len(ops), "applying") as bar:
             # one call, so that a large file is written by the store's committer while the next chunk applies
             wallet.ledger.apply_many(ops, verified=flags, on_results=applied)
+    except KeyboardInterrupt:
+        # Ctrl-C: what the user needs to know is what became of the file (the summary is not printed)
+        click.echo(
+            "Interrupted: the operations applied before it stay applied, each whole. Submit the same file again"
+            " for the rest: a line already applied answers exists.",
+            err=True,
+        )
+        raise
     finally:
         # No key for an account that was not opened: rejected, or in a chunk that failed as a whole (a store
-        # error rolls its transaction back) or never ran.
+        # error rolls its transaction back) or never ran. After an interrupt (Ctrl-C) the results stop short of
+        # what the store holds (chunks the committer had, or a commit the interrupt came just after): the store
+        # says whether such an account was opened.
         for index, handles in created.items():
             if index >= len(results) or not results[index].succeeded:
                 for handle in handles:
+                    if index >= len(results) and _opened_with_key(wallet, handle):
+                        continue
                     wallet.keystore.remove(handle)
     apply_s = time.perf_counter() - started - read_s
     counts = Counter(r.code.value for r in results)
@@ -81,6 +97,18 @@ def submit(obj: Context, path, verified) -> None:
     )  # fmt: skip
     if failed:
         raise SystemExit(1)
+
+
+def _opened_with_key(wallet, handle: str) -> bool:
+    """Whether the store has `handle` opened with the keystore's key for it (unknown when the store cannot be
+    read: then the key goes, as for a chunk that failed)."""
+    from tenge_ledger.ledger.signing import public_key_hex
+
+    try:
+        account = wallet.ledger.store.account(handle)
+    except Exception:  # noqa: BLE001  (the failure being raised is the one to report)
+        return False
+    return account is not None and account.public_key == public_key_hex(wallet.keystore.get(handle))
 
 
 # An `open_account` line without a public key gets one from the keystore, as `tenge account open` does. While

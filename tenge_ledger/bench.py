@@ -37,7 +37,7 @@ from .core.canonical import canonical_bytes
 from .core.records import AccountKind, Issue, OpenAccount, Operation, OpKind, Transfer
 from .core.windows import keeps_activity
 from .ledger.service import Ledger
-from .ledger.signing import cores, public_key_hex, sign, verify_chunk
+from .ledger.signing import cores, ignore_interrupts, public_key_hex, sign, verify_chunk
 from .store.base import ChangeSet
 from .store.entries import JOURNAL_COLUMNS, KIND_CODE
 from .store.leaves import NEXT_LEAF_BASE
@@ -414,7 +414,7 @@ def run_apply_benchmark(
         say("measuring Ed25519 verification on one core")
         verify_per_core = _verify_rate()
         context = multiprocessing.get_context("fork" if hasattr(os, "fork") else "spawn")
-        with context.Pool(n_cores) as pool:
+        with context.Pool(n_cores, initializer=ignore_interrupts) as pool:
             pool.map(verify_chunk, [[] for _ in range(n_cores)])  # workers started before the clock runs
             say(f"(a) applying {transfers} signed transfers, verifying on {n_cores} processes")
             signed = _apply_signed(signed_db, ops, pool, n_cores, chunk)

@@ -257,6 +257,36 @@ def test_submit__store_failure_leaves_no_new_key(pilot, tmp_path, monkeypatch) -
     assert not (Path(pilot.db + ".keys") / "newbie.key").exists()
 
 
+def test_submit__interrupt_after_commit_keeps_the_opened_accounts_key(pilot, tmp_path, monkeypatch) -> None:
+    # Ctrl-C can come after a chunk committed and before its results reached submit (the committer writes every
+    # chunk it was handed; a commit is not undone by the interrupt after it): the key of an account that is open
+    # was removed, and nobody could sign for it again.
+    from tenge_ledger.ledger.service import Ledger
+
+    real = Ledger.apply_many
+
+    def interrupted(self, ops, verified=False, chunk=None, on_results=None):
+        real(self, ops, verified=verified, chunk=chunk)  # committed, results never delivered
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Ledger, "apply_many", interrupted)
+    ops = tmp_path / "open.jsonl"
+    ops.write_text(
+        '{"id": "o-1", "kind": "open_account", "handle": "newbie", "account_kind": "bank"}\n'
+        '{"id": "o-2", "kind": "open_account", "handle": "halyk", "account_kind": "bank"}\n'
+    )
+    done = pilot("submit", str(ops), ok=False)
+    assert done.exit_code != 0 and "Traceback" not in done.output
+    assert "Interrupted: the operations applied before it stay applied" in done.stderr
+    assert "Submit the same file again" in done.stderr
+    assert (Path(pilot.db + ".keys") / "newbie.key").exists()
+    monkeypatch.setattr(Ledger, "apply_many", real)
+    ops.write_text(
+        '{"id": "t-1", "kind": "transfer", "payer": "newbie", "payee": "halyk", "amount_tiyn": 1}\n'
+    )
+    assert "t-1: insufficient_funds" in pilot("submit", str(ops), ok=False).output  # signed with its key
+
+
 def test_submit__repeated_field_refused(pilot, tmp_path) -> None:
     # JSON leaves a repeated name to the reader (Python's keeps the last): "5" or "6" must not be a guess.
     ops = tmp_path / "twice.jsonl"
@@ -474,3 +504,16 @@ def test_file_error__one_error_line_under_json_too(pilot, tmp_path) -> None:
     assert result.stderr.strip().splitlines() == [
         f"Error: {tmp_path / 'no' / 'x.json'}: No such file or directory"
     ]
+
+
+def test_trace_reader_interrupted_in_its_callers_loop_ends_quietly(pilot) -> None:
+    # Ctrl-C in a loop over store.traces() (the checkpoint signed after a large submit, an export) left the reader
+    # suspended; the CLI closed the store, and finalising the reader then printed "Exception ignored in: ...
+    # Traceback ... sqlite3.ProgrammingError: Cannot operate on a closed database".
+    from tenge_ledger.store import open_store
+
+    store = open_store(pilot.db)
+    rows = store.traces()
+    assert next(rows)[0] == 1
+    store.close()
+    rows.close()  # raised ProgrammingError

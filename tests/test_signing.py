@@ -6,6 +6,7 @@ import dataclasses
 import json
 import shutil
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -279,3 +280,41 @@ def test_verified_upfront__flags_only_transfers_that_verify_against_the_stored_k
         "ok",
         "bad_signature",
     ]
+
+
+@pytest.mark.parametrize("attempt", range(10))
+def test_verify_all__ctrl_c_ends_the_pool(tmp_path, attempt) -> None:
+    """Ctrl-C reaches the terminal's whole process group. A pool worker it ended left the task queue locked, and
+    the parent, leaving the pool's block on KeyboardInterrupt, waited for ever (`tenge submit` and `tenge check`
+    hung while verifying signatures, about one Ctrl-C in five here; ten tries): the workers ignore it, and the
+    parent ends them."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    script = tmp_path / "verify.py"
+    script.write_text(
+        "import sys\n"
+        "import nacl.signing\n"
+        "from tenge_ledger.ledger import signing\n"
+        "key = nacl.signing.SigningKey(bytes(32))\n"
+        "signed = key.sign(b'm')\n"
+        "items = [(b'm', signed.signature, bytes(key.verify_key))] * 2_000_000\n"
+        "def told(n):\n"
+        "    print('verifying', flush=True)\n"
+        "signing.verify_all(items, told)\n"
+    )
+    process = subprocess.Popen(
+        [sys.executable, str(script)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True
+    )
+    try:
+        assert process.stdout.readline() == b"verifying\n"  # the pool is at work
+        os.killpg(process.pid, signal.SIGINT)  # as the terminal does
+        process.wait(timeout=20)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+    assert process.returncode != 0
+    assert b"KeyboardInterrupt" in process.stderr.read()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import multiprocessing
 import os
+import signal
 from collections.abc import Callable, Sequence
 
 import nacl.exceptions
@@ -81,12 +82,19 @@ def verify_all(
                 progress(len(chunk))
         return out
     context = multiprocessing.get_context("fork" if hasattr(os, "fork") else "spawn")
-    with context.Pool(cores()) as pool:
+    with context.Pool(cores(), initializer=ignore_interrupts) as pool:
         for chunk, flags in zip(chunks, pool.imap(verify_chunk, chunks), strict=True):
             out += flags
             if progress:
                 progress(len(chunk))
     return out
+
+
+def ignore_interrupts() -> None:
+    """A pool worker's start: Ctrl-C reaches the terminal's whole process group, and a worker it ends leaves the
+    pool's task queue locked, so the parent's terminate() (leaving the pool's block on KeyboardInterrupt) waited
+    for ever. The parent decides; terminate() ends the workers."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def cores() -> int:

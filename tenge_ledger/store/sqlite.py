@@ -407,6 +407,7 @@ class SqliteStore:
         self._synchronous = synchronous
         self._committer: Committer | None = None
         self._committer_free = threading.Lock()
+        self._closed = False
         # One connection, shared by the threads of a process: each takes it whole, for a transaction or a read.
         self._lock = threading.RLock()
         if path != ":memory:" and not create and not os.path.exists(path):
@@ -541,7 +542,10 @@ class SqliteStore:
                 self._conn.execute("SELECT 1 FROM journal_head").fetchall()  # the snapshot starts at a read
                 yield
             finally:
-                self._conn.execute("COMMIT")
+                # A reader left suspended (`traces`, interrupted by Ctrl-C in its caller's loop) is finalised
+                # after the store closed: the connection ended its snapshot already.
+                if not self._closed:
+                    self._conn.execute("COMMIT")
 
     # ---- reads outside the write path ----------------------------------------------------------------------
 
@@ -711,4 +715,5 @@ class SqliteStore:
         if self._committer is not None:
             self._committer.close()
             self._committer = None
+        self._closed = True
         self._conn.close()
