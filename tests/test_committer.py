@@ -267,3 +267,25 @@ def test_apply_many__tells_each_chunk_once_committed_in_order(start, tmp_path, c
     assert [r for part in heard for r in part] == results
     assert [r.code.value for r in results] == ["ok"] * 11
     store.close()
+
+
+def test_apply_many__hears_of_chunks_as_they_are_written_not_at_the_end(start, tmp_path) -> None:
+    """With the committer, a chunk's results reach `on_results` soon after it is written, so a progress bar moves
+    while a large file applies (they came in one burst at the end, 64 chunks at a time)."""
+    db, keys, now = start
+    path, store = copy_of(db, tmp_path)
+    heard: list = []
+    seen_at_chunk: list[int] = []
+
+    def clock() -> int:  # once per chunk, before it is worked out
+        seen_at_chunk.append(len(heard))
+        if len(seen_at_chunk) == 4:
+            time.sleep(0.5)  # the committer has written the first three chunks by the end of this one
+        return now
+
+    ledger, w = ledger_on(store, keys, clock)
+    results = ledger.apply_many(transfers(w, "e", 20), verified=True, chunk=2, on_results=heard.extend)
+    assert [r.code.value for r in results] == ["ok"] * 20
+    assert seen_at_chunk[5] >= 6  # the fifth chunk's hand-over took the answers in: three chunks heard of
+    store.close()
+    checks(path)

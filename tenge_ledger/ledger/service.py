@@ -416,6 +416,9 @@ class Ledger:
                 state.pending_ops.update(root.operations)
                 held.append((end, part, root.operations, root.head_value))
                 start = end
+                # answers already in are taken now: the caller hears of each chunk soon after it is written
+                while held and committer.answered():
+                    confirm_oldest()
                 if _read_back(change) or len(state.balances) > limits.state_buckets_max:
                     while held:
                         confirm_oldest()

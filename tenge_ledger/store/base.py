@@ -218,6 +218,10 @@ class Committer(Protocol):
         (WriteConflict when the store moved on; CommitterStopped when the process ended unasked)."""
         ...
 
+    def answered(self) -> bool:
+        """Whether the oldest change set's answer is in already (`committed` would not wait)."""
+        ...
+
     def resume(self) -> None:
         """After a failure (every change set behind it is refused with it), once every answer is taken: write
         what is submitted from now on."""

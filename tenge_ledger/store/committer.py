@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import os
 import pickle
+import select
 import signal
 import site
 import struct
@@ -41,20 +42,26 @@ _PACKAGE_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(
 
 def _send(stream: BinaryIO, value: object) -> None:
     data = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
-    stream.write(_LENGTH.pack(len(data)))
-    stream.write(data)
+    view = memoryview(_LENGTH.pack(len(data)) + data)
+    while view:  # an unbuffered pipe may take part of it (a signal in the middle)
+        view = view[stream.write(view) or 0 :]
     stream.flush()
 
 
+def _read_exactly(stream: BinaryIO, size: int) -> bytes:
+    parts, left = [], size
+    while left:  # an unbuffered pipe gives what has arrived
+        part = stream.read(left)
+        if not part:
+            raise EOFError
+        parts.append(part)
+        left -= len(part)
+    return b"".join(parts)
+
+
 def _receive(stream: BinaryIO) -> object:
-    head = stream.read(_LENGTH.size)
-    if len(head) < _LENGTH.size:
-        raise EOFError
-    (size,) = _LENGTH.unpack(head)
-    data = stream.read(size)
-    if len(data) < size:
-        raise EOFError
-    return pickle.loads(data)
+    (size,) = _LENGTH.unpack(_read_exactly(stream, _LENGTH.size))
+    return pickle.loads(_read_exactly(stream, size))
 
 
 def _site_dirs() -> set[str]:
@@ -83,6 +90,7 @@ class Committer:
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             env=env,
+            bufsize=0,  # unbuffered: whether an answer is in is the pipe's to say (`answered`)
         )
         self.waiting = 0  # submitted and not yet answered
         with contextlib.suppress(ImportError, AttributeError, OSError):  # Linux: room for a few change sets
@@ -116,6 +124,15 @@ class Committer:
         self.waiting -= 1
         if answer is not None:
             raise answer  # type: ignore[misc]
+
+    def answered(self) -> bool:
+        """Whether an answer is in already, so `committed` would not wait: the ledger takes answers as they come,
+        and its caller hears of each chunk soon after it is written, not in a burst at the end. False where the
+        platform cannot tell (select on a pipe is POSIX)."""
+        try:
+            return bool(select.select([self._process.stdout], [], [], 0)[0])
+        except (OSError, ValueError):
+            return False
 
     def resume(self) -> None:
         """After a failure, once every answer owed is in: write again what is submitted from now on."""
