@@ -8,6 +8,7 @@ integer`), or None."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Union
 
@@ -115,40 +116,38 @@ def _problem(value: object, shape: Shape) -> tuple[list[str], str] | None:
             for key in value:
                 if key not in fields and key not in optional:
                     return [], f"unknown key {quoted(key)}"
-        for key, inner in fields.items():
+        for (
+            key,
+            inner,
+        ) in fields.items():  # in order: a missing field is named where it stands among the others
             if key not in value:
                 return [], f"the key {quoted(key)} is missing"
             found = _problem(value[key], inner)
             if found:
                 found[0].append(f".{key}")
                 return found
-        for key, inner in optional.items():
-            if key in value:
-                found = _problem(value[key], inner)
-                if found:
-                    found[0].append(f".{key}")
-                    return found
+        return _first((f".{key}", value[key], inner) for key, inner in optional.items() if key in value)
     elif isinstance(shape, MapOf):
         assert isinstance(value, dict)
-        for key, item in value.items():
-            found = _problem(item, shape.value)
-            if found:
-                found[0].append(f".{key}")
-                return found
+        return _first((f".{key}", item, shape.value) for key, item in value.items())
     elif isinstance(shape, ListOf):
         assert isinstance(value, list)
-        for i, item in enumerate(value):
-            found = _problem(item, shape.item)
-            if found:
-                found[0].append(f"[{i}]")
-                return found
+        return _first((f"[{i}]", item, shape.item) for i, item in enumerate(value))
     elif isinstance(shape, Row):
         assert isinstance(value, list)
         if len(value) != len(shape.items):
             return [], f"a list of {len(value)}, not {len(shape.items)} items"
-        for i, (item, inner) in enumerate(zip(value, shape.items, strict=True)):
-            found = _problem(item, inner)
-            if found:
-                found[0].append(f"[{i}]")
-                return found
+        return _first(
+            (f"[{i}]", item, inner) for i, (item, inner) in enumerate(zip(value, shape.items, strict=True))
+        )
+    return None
+
+
+def _first(parts: Iterable[tuple[str, object, Shape]]) -> tuple[list[str], str] | None:
+    """The first of the parts (step, value, shape) that does not fit, its path's steps with this step added."""
+    for step, item, inner in parts:
+        found = _problem(item, inner)
+        if found:
+            found[0].append(step)
+            return found
     return None
