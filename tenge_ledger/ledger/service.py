@@ -430,12 +430,9 @@ class Ledger:
                     confirm_oldest()
             except (WriteConflict, CommitterStopped):
                 pass
-            except BaseException:
+            finally:  # also before any other failure of taking them is raised
                 _settle(committer)
                 state.clear()
-                raise
-            _settle(committer)
-            state.clear()
             if committer.stopped and held:
                 confirm_found(self.store.head())
             for i in range(confirmed, n, size):
