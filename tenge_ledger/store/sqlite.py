@@ -431,7 +431,7 @@ class SqliteStore:
                 self._conn.execute("PRAGMA journal_mode = WAL")
             self._conn.execute(f"PRAGMA synchronous = {synchronous}")
             self._conn.execute(f"PRAGMA cache_size = -{CACHE_KIB}")
-            tables = {r[0] for r in self._conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            tables = self._table_names()
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"{path} is not a tenge ledger (SQLite says: {exc})") from None
         if tables and "meta" not in tables:
