@@ -30,13 +30,14 @@ from .base import (
     ReportRow,
     StoredOperation,
 )
-from .committer import Committer
 from .entries import JOURNAL_COLUMNS, LEG_COLUMNS, PLAIN_JOURNAL_COLUMNS
 from .reads import SqlTxReads
 from .upgrade import CENTRAL_BANK_ID
 
 if TYPE_CHECKING:
     import sqlite_utils
+
+    from .committer import Committer
 
 BUSY_TIMEOUT_MS = 10_000
 CACHE_KIB = 65_536  # page cache per connection: the journal indexes take random inserts, kept off the disk
@@ -693,6 +694,8 @@ class SqliteStore:
         try:
             if self._committer is None:
                 try:
+                    from .committer import Committer  # (subprocess and all) only for a ledger that uses one
+
                     self._committer = Committer(self._path, self._synchronous, self._reading)
                 except OSError:  # the system gives no process now (its limits): the caller commits itself
                     yield None
