@@ -239,12 +239,12 @@ def test_committer__chunks_written_before_a_fallback_keep_their_results(start, t
     real = ledger._work_out
     calls = [0]
 
-    def work_out(tx, part, flags, at, head):
+    def work_out(tx, part, flags, at, head, *rest):
         calls[0] += 1
         if calls[0] == 4:  # three chunks handed over; let the committer write them, then give up on it
             time.sleep(0.5)
             raise service._HistoryNotKept
-        return real(tx, part, flags, at, head)
+        return real(tx, part, flags, at, head, *rest)
 
     monkeypatch.setattr(ledger, "_work_out", work_out)
     results = ledger.apply_many(ops, verified=True, chunk=2)

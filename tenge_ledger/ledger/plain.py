@@ -26,11 +26,12 @@ from typing import NamedTuple
 
 from ..core import limits
 from ..core.canonical import canonical_prefix, text_is_safe, transfer_canonical
+from ..core.chain import chain_tail, two_leg_link
 from ..core.hooks import PolicyEngine, Proposal
 from ..core.records import LEDGER_KINDS, AccountStatus, Decision, Operation, OpKind, Posting, Transfer
 from ..core.results import Result, ResultCode
 from ..store.entries import FLAG_LINK_V2, KIND_CODE, body_extra
-from .journal import chain_tail, fields_hash, two_leg_link
+from .journal import fields_hash
 from .working import WorkingSet
 
 _ACTIVE = AccountStatus.active
@@ -98,7 +99,10 @@ def apply_plain_transfers(
     applied, applied_cache, ids = ws.operations, ws._operation_cache, ws._ids
     entries, plain_entries, traces = ws.entries, ws.plain_entries, ws.traces
     filters = bool(ws.filters)
-    head = ws.head()
+    # Deferred: each row keeps its fields hash where its link goes, for the store to link as it writes it
+    # (ChangeSet.links_deferred); the head's link is then unknown, None.
+    defer = ws.links_deferred
+    head = ws.tip() if defer else ws.head()
     seq, prev = head
     i, n = start, len(ops)
     while i < n:
@@ -173,20 +177,28 @@ def apply_plain_transfers(
                 decision.rules or decision.reasons or decision.reports or decision.detail
             ):
                 if seq != head[0]:
-                    ws.head_value = (seq, prev)  # what with_effects chains on
+                    # what with_effects chains on (linking first what this loop left unlinked)
+                    ws.head_value = (seq, None if defer else prev)
                 result = with_effects(ws, op, at, decision, fields_hash(canonical))
                 if result is None:
                     ws.decided = (op, decision)
                     break
                 results.append(result)
                 seq, prev = head = ws.head()
+                defer = ws.links_deferred
                 i += 1
                 continue
         digest = fields_hash(canonical)
         seq += 1
-        prev = two_leg_link(
-            prev, seq, at, digest, op.signature, payer_handle, payee_handle, amount, tag, tail
-        )
+        # a bytearray binds faster than bytes (store/entries.journal_row)
+        signature = bytearray.fromhex(op.signature)
+        if defer:
+            link = bytearray(digest)
+        else:  # the signature's text as stored: verification re-derives it from the bytes
+            prev = two_leg_link(
+                prev, seq, at, digest, signature.hex(), payer_handle, payee_handle, amount, tag, tail
+            )
+            link = bytearray(prev)
         payer_id = ids.get(payer_handle)
         if payer_id is None:
             payer_id = ws.account_id(payer_handle)
@@ -195,15 +207,14 @@ def apply_plain_transfers(
             payee_id = ws.account_id(payee_handle)
         if b.tag is None and b.memo is None:  # tag, body and decision NULL: left out (PLAIN_JOURNAL_COLUMNS)
             plain_entries.append(
-                # a bytearray binds faster than bytes (store/entries.journal_row)
-                (seq, op_id, _TRANSFER, payer_id, payer_id, payee_id, amount, at,
-                 bytearray.fromhex(op.signature), bytearray(prev), FLAG_LINK_V2, version)
+                (seq, op_id, _TRANSFER, payer_id, payer_id, payee_id, amount, at, signature, link, FLAG_LINK_V2,
+                 version)
             )  # fmt: skip
         else:
             entries.append(
                 (seq, op_id, _TRANSFER, payer_id, payer_id, payee_id, amount,
-                 None if b.tag is None else ws.tag_id(b.tag), at, bytearray.fromhex(op.signature),
-                 bytearray(prev), FLAG_LINK_V2, None if b.memo is None else body_extra(op), None, version)
+                 None if b.tag is None else ws.tag_id(b.tag), at, signature, link, FLAG_LINK_V2,
+                 None if b.memo is None else body_extra(op), None, version)
             )  # fmt: skip
         applied[op_id] = (seq, digest)
         # the buckets' balances and running flows ([out, out count, in, in count]), as WorkingSet.add_legs
@@ -247,5 +258,5 @@ def apply_plain_transfers(
         )
         i += 1
     if i > start:
-        ws.head_value = (seq, prev)
+        ws.head_value = (seq, None if defer else prev)
     return i

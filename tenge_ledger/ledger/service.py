@@ -22,6 +22,7 @@ from dataclasses import dataclass, replace
 
 from ..core import limits
 from ..core.canonical import canonical_bytes, check_operation_text, date_start
+from ..core.chain import chain_tail, entry_hash_of_legs
 from ..core.describe import duration
 from ..core.errors import CommitterStopped, InputError, InvariantViolation, LedgerStateError, WriteConflict
 from ..core.hooks import PolicyEngine, Proposal, TraceSink
@@ -72,7 +73,7 @@ from ..store.base import ChangeSet, Committer, LedgerMeta, ReportRow, Store, Sto
 from ..store.entries import FLAG_LEGS, FLAG_LINK_V2, body_columns, journal_row, standard_legs
 from ..trace.record import PlainTraceSink
 from . import checks, signing
-from .journal import chain_tail, entry_hash_of_legs, fields_hash
+from .journal import fields_hash
 from .plain import apply_plain_transfers, plain_context
 from .state import StoredState
 from .working import WorkingSet
@@ -323,9 +324,12 @@ class Ledger:
         flags: Sequence[bool],
         at: int,
         head: tuple[int, bytes] | None,
+        resolve_base: Callable[[], tuple[int, bytes]] | None = None,
     ) -> tuple[WorkingSet, list[Result]]:
         """Apply a chunk to a working set on `tx`: the store's journal head `head`, or, None, this ledger's state
-        as it stands ahead of the store (the chunks a committer holds)."""
+        as it stands ahead of the store (the chunks a committer holds). With `resolve_base` (a committer writes
+        the chunk), plain transfers' rows are left for the store to link (WorkingSet.links_deferred), and
+        `resolve_base` gives the link of a base the committer holds, when one must be linked here."""
         self._follow_settings(tx)
         if self._history_missing():
             raise _HistoryNotKept  # (dropped meanwhile) never decided on windows that read short
@@ -334,6 +338,9 @@ class Ledger:
             root.base_head = self._state.head
         else:
             root = WorkingSet(tx=tx, state=self._state.since(head))
+        if resolve_base is not None:
+            root.links_deferred = True
+            root.resolve_base = resolve_base
         root.prefetch(*_touched(ops))
         windows = self.policy.windows
         if windows:
@@ -371,19 +378,27 @@ class Ledger:
 
         def confirm_oldest() -> None:
             nonlocal confirmed
-            committer.committed()
+            written = committer.committed()
             end, part, ids, _ = held.popleft()
             deliver(part)
             for op_id in ids:
                 state.pending_ops.pop(op_id, None)
             confirmed = end
+            if state.head is not None and state.head[0] == written[0]:
+                state.head = written  # with the link the store made, when it linked the rows
+
+        def resolve_base() -> tuple[int, bytes]:
+            """The journal head with its link, once every chunk held is written (the store linked them)."""
+            while held:
+                confirm_oldest()
+            return state.head  # type: ignore[return-value]
 
         def confirm_found(found: tuple[int, bytes]) -> None:
             """After the committer stopped unasked: the chunks it wrote without answering, up to the one whose
             journal head the store has (heads only grow, so it is one chunk; chunks after it journal nothing or
             were not written, and are worked out again)."""
             nonlocal confirmed
-            written = [k for k, chunk in enumerate(held) if chunk[3] is not None and chunk[3] == found]
+            written = [k for k, chunk in enumerate(held) if _wrote(self.store, chunk, found)]
             for _ in range(written[0] + 1 if written else 0):
                 end, part, _, _ = held.popleft()
                 deliver(part)
@@ -403,7 +418,7 @@ class Ledger:
                 with committer.reading() as tx:
                     at = self.clock()
                     head = None if held else tx.head()
-                    root, part = self._work_out(tx, ops[start:end], flags[start:end], at, head)
+                    root, part = self._work_out(tx, ops[start:end], flags[start:end], at, head, resolve_base)
                     if held and (root.read_history_ahead or not self._committer_pays(n, size)):
                         # A window read the store's history, which lacks the chunks held (an engine that does
                         # not declare it, or a set another process enabled meanwhile): the store must answer.
@@ -682,7 +697,10 @@ class Ledger:
             if len(self._chain_tails) >= limits.decision_texts_kept_max:
                 self._chain_tails.clear()
             tail = self._chain_tails[chained] = chain_tail(*chained)
-        entry = entry_hash_of_legs(prev, seq, at, digest, op.signature, legs, chained, tail)
+        # the signature's text as the row stores it (its bytes' hex), which verification re-derives
+        entry = entry_hash_of_legs(
+            prev, seq, at, digest, bytes.fromhex(op.signature).hex(), legs, chained, tail
+        )
         kind = op.kind
         central_bank = self.meta.central_bank
         payer, payee, amount, tag = body_columns(op.body)
@@ -1216,6 +1234,20 @@ def _read_back(change: ChangeSet) -> bool:
         or change.issued_delta
         or change.redeemed_delta
     )
+
+
+def _wrote(store: Store, chunk: _Held, found: tuple[int, bytes]) -> bool:
+    """Whether the store's journal head `found` is the one a chunk the committer held leaves. A chunk whose rows
+    the store linked knows only its seq: it is the chunk exactly when its last operation is the one the store
+    journaled there, with the same fields."""
+    head = chunk[3]
+    if head is None or head[0] != found[0]:
+        return False
+    if head[1] is not None:
+        return head[1] == found[1]
+    op_id, (seq, digest) = max(chunk[2].items(), key=lambda item: item[1][0])
+    stored = store.operation(op_id)
+    return seq == found[0] and stored is not None and stored.seq == seq and stored.fields_hash == digest
 
 
 def _settle(committer: Committer) -> None:

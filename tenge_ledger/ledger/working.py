@@ -6,12 +6,14 @@ batch in a child of the batch's. Throwing a child away is how a rejected operati
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
+from ..core.errors import LedgerStateError
 from ..core.hooks import EncodedTrace
 from ..core.records import HOLDS_ACCOUNT, Account, HoldRecord, OpKind, Posting, TagRecord
 from ..core.windows import count_posting, counterparties, matches, party_of
 from ..store.base import ChangeSet, ReportRow, StoreTx
+from ..store.entries import link_deferred
 from .state import StoredState
 
 _NO_POSTINGS = (0, 0)  # a stored window without postings
@@ -28,6 +30,12 @@ class WorkingSet:
     # Set on the root when a window was read while it works ahead of the store (`base_head`): the store's
     # history lacks the chunks a committer holds, so the chunk must be worked out again once they are written.
     read_history_ahead = False
+    # Root only, set when a committer writes the chunk (ledger/service.py, pipelined): the plain loop leaves its
+    # rows unlinked for the store to link as it writes them (ChangeSet.links_deferred), and a head it does not
+    # know the link of is (seq, None). Reading the head (`head`) links them here instead, from then on, asking
+    # `resolve_base` for the base's link when the committer holds it.
+    links_deferred = False
+    resolve_base: Callable[[], tuple[int, bytes]] | None = None
 
     def __init__(
         self, parent: WorkingSet | None = None, tx: StoreTx | None = None, state: StoredState | None = None
@@ -282,9 +290,50 @@ class WorkingSet:
     def head(self) -> tuple[int, bytes]:
         for ws in self._chain():
             if ws.head_value is not None:
-                return ws.head_value
-        ahead = (self._root or self).base_head
-        return self.tx.head() if ahead is None else ahead
+                found = ws.head_value
+                break
+        else:
+            ahead = (self._root or self).base_head
+            found = self.tx.head() if ahead is None else ahead
+        root = self._root or self
+        if (
+            root.links_deferred
+        ):  # whoever asks journals next, chaining on a link: rows left unlinked get theirs
+            return root._link_deferred()
+        return found
+
+    def tip(self) -> tuple[int, bytes | None]:
+        """The root's head without linking what it left unlinked: (seq, None) when it did."""
+        if self.head_value is not None:
+            return self.head_value
+        return self.tx.head() if self.base_head is None else self.base_head
+
+    def _link_deferred(self) -> tuple[int, bytes]:
+        """Link the rows the plain loop left unlinked, on the base's link, and link every row from now on: a
+        row the general path journals chains on its link."""
+        if self.head_value is not None and self.head_value[1] is not None:
+            self.links_deferred = False  # nothing left unlinked since the head was linked here
+            return self.head_value
+        base = self.base_head if self.base_head is not None else self.tx.head()
+        if base[1] is None:
+            if self.resolve_base is None:
+                raise LedgerStateError("a journal head without its link, and no committer to ask for it")
+            found = self.resolve_base()
+            if found[0] != base[0]:
+                raise LedgerStateError(f"the committer left the journal at #{found[0]}, not #{base[0]}")
+            base = self.base_head = found
+        self.links_deferred = False
+        if not (self.entries or self.plain_entries):
+            self.head_value = None
+            return base
+        names = {i: h for h, i in self._ids.items()}
+        tag_names = {i: t for t, i in (self.state.tag_ids or {}).items()}
+        # in place: the plain loop holds these lists
+        self.entries[:], self.plain_entries[:], head = link_deferred(
+            base, self.entries, self.plain_entries, names, tag_names
+        )
+        self.head_value = head
+        return head
 
     def window(
         self, handle: str, direction: str, since: int, tag: str | None = None, counterparty: str | None = None
@@ -531,6 +580,7 @@ class WorkingSet:
             issued_delta=self.issued_delta,
             redeemed_delta=self.redeemed_delta,
             head=self.head_value,
+            links_deferred=self.links_deferred and bool(self.entries or self.plain_entries),
             traces=list(self.traces),
             reports=list(self.reports),
             filter_flows=filter_flows,

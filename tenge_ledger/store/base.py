@@ -121,6 +121,11 @@ class ChangeSet:
     filter_activity: list[tuple[int, str, int, int, int, int, int]] = field(default_factory=list)
     filters_reset: bool = False  # every filtered row is deleted first (a rebuild from the journal)
     settings: dict | None = None  # the ledger's settings, replaced whole (with a rebuild: the filters kept)
+    # Journal rows of plain transfers handed to a committer without their chain links: each row's link column
+    # holds its fields hash, and `head` is (last seq, None). The store links them on its journal head as it
+    # writes (store/entries.link_deferred), taking the apply loop's costliest hash off the applying process.
+    # Only a SQLite store's committer takes such a set (ledger/service.py, pipelined).
+    links_deferred: bool = False
 
     def is_empty(self) -> bool:
         return not (self.entries or self.plain_entries or self.traces or self.accounts)
@@ -209,13 +214,15 @@ class Committer(Protocol):
         """A read-only transaction: one state of the ledger, without the write lock the committer needs."""
         ...
 
-    def submit(self, change: ChangeSet, expected: tuple[tuple[int, bytes], int]) -> None:
-        """Queue `change`, written only if the store's (journal head, settings epoch) is still `expected`."""
+    def submit(self, change: ChangeSet, expected: tuple[tuple[int, bytes | None], int]) -> None:
+        """Queue `change`, written only if the store's (journal head, settings epoch) is still `expected`. A
+        head (seq, None) is the one the committer's own last write left, at that seq (its link the store made)."""
         ...
 
-    def committed(self) -> None:
-        """Wait for the oldest submitted change set: return once committed, or raise what writing it raised
-        (WriteConflict when the store moved on; CommitterStopped when the process ended unasked)."""
+    def committed(self) -> tuple[int, bytes]:
+        """Wait for the oldest submitted change set: return the journal head it left once committed, or raise
+        what writing it raised (WriteConflict when the store moved on; CommitterStopped when the process ended
+        unasked)."""
         ...
 
     def answered(self) -> bool:

@@ -98,8 +98,9 @@ class Committer:
 
             fcntl.fcntl(self._process.stdin.fileno(), fcntl.F_SETPIPE_SZ, _PIPE_BYTES)  # type: ignore[union-attr]
 
-    def submit(self, change: ChangeSet, expected: tuple[tuple[int, bytes], int]) -> None:
-        """Queue `change`, to be written if the store's (journal head, settings epoch) is `expected` then."""
+    def submit(self, change: ChangeSet, expected: tuple[tuple[int, bytes | None], int]) -> None:
+        """Queue `change`, to be written if the store's (journal head, settings epoch) is `expected` then (a
+        head (seq, None): the one this committer's last write left)."""
         try:
             _send(self._process.stdin, (change, expected))  # type: ignore[arg-type]
         except (OSError, ValueError):  # ValueError: the pipe is closed (the store was closed meanwhile)
@@ -110,9 +111,9 @@ class Committer:
             raise
         self.waiting += 1
 
-    def committed(self) -> None:
-        """Wait for the answer on the oldest change set submitted: return once it is committed, or raise what
-        writing it raised (WriteConflict, StoreError, InvariantViolation, ...)."""
+    def committed(self) -> tuple[int, bytes]:
+        """Wait for the answer on the oldest change set submitted: return the journal head it left once it is
+        committed, or raise what writing it raised (WriteConflict, StoreError, InvariantViolation, ...)."""
         try:
             answer = _receive(self._process.stdout)  # type: ignore[arg-type]
         except (EOFError, OSError, ValueError, pickle.UnpicklingError):  # ValueError: a closed pipe
@@ -122,8 +123,9 @@ class Committer:
             self._abandon()  # interrupted, maybe halfway through the answer
             raise
         self.waiting -= 1
-        if answer is not None:
-            raise answer  # type: ignore[misc]
+        if isinstance(answer, BaseException):
+            raise answer
+        return answer  # type: ignore[return-value]
 
     def answered(self) -> bool:
         """Whether an answer is in already, so `committed` would not wait: the ledger takes answers as they come,
@@ -171,6 +173,7 @@ def serve(path: str, synchronous: str, requests: BinaryIO, answers: BinaryIO) ->
 
     store = SqliteStore(path, synchronous=synchronous)
     failed: BaseException | None = None
+    left: tuple[int, bytes] | None = None  # the journal head this process's last write left
     try:
         while True:
             try:
@@ -184,14 +187,21 @@ def serve(path: str, synchronous: str, requests: BinaryIO, answers: BinaryIO) ->
             if failed is None:
                 try:
                     with store.transaction() as tx:
-                        found = (tx.head(), tx.settings_epoch())
-                        if found != expected:
+                        head, epoch = tx.head(), tx.settings_epoch()
+                        (seq, link), expected_epoch = expected
+                        # (seq, None): what the last write here left, its link made by the store
+                        if link is None and left is not None and left[0] == seq:
+                            link = left[1]
+                        if (head, epoch) != ((seq, link), expected_epoch):
                             raise WriteConflict("another writer committed since this chunk was worked out")
                         tx.write(change)
+                        written = tx.head()
+                    left = written
                 except BaseException as exc:  # the parent decides; nothing queued behind is written
                     failed = exc
+            answer = written if failed is None else failed
             try:
-                _send(answers, failed)
+                _send(answers, answer)
             except Exception:  # an error that does not pickle: its text goes instead
                 _send(answers, StoreError(f"the committer failed: {failed!r}"))
     finally:

@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from ..core.canonical import body_to_dict, canonical_json
+from ..core.chain import chain_tail, two_leg_link
 from ..core.records import (
     BODY_BY_KIND,
     AccountKind,
@@ -115,6 +116,62 @@ def orphan_leaf_seq(data: bytes) -> int | None:
     if len(data) != LEAF_PAYLOAD_BYTES - 32 or not data.startswith(LEAF_PREFIX):
         return None
     return int.from_bytes(data[2:10], "big")
+
+
+def deferred_account_ids(entries: list[tuple], plain_entries: list[tuple]) -> set[int]:
+    """The payers and payees of journal rows handed over unlinked (`link_deferred`)."""
+    return (
+        {r[4] for r in entries}
+        | {r[5] for r in entries}
+        | {r[4] for r in plain_entries}
+        | {r[5] for r in plain_entries}
+    )
+
+
+def link_deferred(
+    head: tuple[int, bytes],
+    entries: list[tuple],
+    plain_entries: list[tuple],
+    handles: dict[int, str],
+    tags: dict[int, str],
+) -> tuple[list[tuple], list[tuple], tuple[int, bytes]]:
+    """Journal rows of plain transfers made without their chain links, each with its fields hash where its
+    link goes (what the ledger's plain loop leaves when a committer links for it), linked on `head`: the rows
+    as they are written, and the new head. Every row is a two-leg transfer the payer signed, with no stored
+    decision (ledger/plain.py), so its link is `two_leg_link` of what the row holds; the signature's text is
+    the stored bytes' hex, as verification re-derives it. `handles` and `tags` name the rows' account and tag
+    ids. Each list is in seq order; together they must follow `head` with no gap."""
+    seq, prev = head
+    linked: list[tuple] = []
+    linked_plain: list[tuple] = []
+    tails: dict[int | None, bytes] = {}
+    i = j = 0
+    while i < len(entries) or j < len(plain_entries):
+        plain = j < len(plain_entries) and (i == len(entries) or plain_entries[j][0] < entries[i][0])
+        row = plain_entries[j] if plain else entries[i]
+        if row[0] != seq + 1:
+            raise ValueError(f"journal row {row[0]} handed over unlinked does not follow #{seq}")
+        seq += 1
+        if plain:  # PLAIN_JOURNAL_COLUMNS
+            digest, signature, at, tag, version = row[9], row[8], row[7], "", row[11]
+        else:
+            if row[13] is not None:
+                raise ValueError(f"journal row {seq} handed over unlinked has a stored decision")
+            digest, signature, at, version = row[10], row[9], row[8], row[14]
+            tag = "" if row[7] is None else tags[row[7]]
+        tail = tails.get(version)
+        if tail is None:
+            tail = tails[version] = chain_tail(None, version)
+        prev = two_leg_link(
+            prev, seq, at, bytes(digest), signature.hex(), handles[row[4]], handles[row[5]], row[6], tag, tail
+        )
+        if plain:
+            linked_plain.append((*row[:9], bytearray(prev), *row[10:]))
+            j += 1
+        else:
+            linked.append((*row[:10], bytearray(prev), *row[11:]))
+            i += 1
+    return linked, linked_plain, (seq, prev)
 
 
 def journal_row(

@@ -30,8 +30,8 @@ from .base import (
     ReportRow,
     StoredOperation,
 )
-from .entries import JOURNAL_COLUMNS, LEG_COLUMNS, PLAIN_JOURNAL_COLUMNS
-from .reads import SqlTxReads
+from .entries import JOURNAL_COLUMNS, LEG_COLUMNS, PLAIN_JOURNAL_COLUMNS, deferred_account_ids, link_deferred
+from .reads import SqlTxReads, groups, marks
 from .upgrade import CENTRAL_BANK_ID
 
 if TYPE_CHECKING:
@@ -275,8 +275,11 @@ _FILTER_UPSERT = (
 
 
 class SqliteTx(SqlTxReads):
-    def __init__(self, conn: sqlite3.Connection) -> None:
+    def __init__(self, conn: sqlite3.Connection, handles: dict[int, str] | None = None) -> None:
         self._c = conn
+        # account handles by id, for linking rows a committer hands over unlinked: the store's, kept across
+        # its transactions (an id never changes its handle once committed; a rollback empties it)
+        self._handles = {} if handles is None else handles
 
     def _one(self, sql: str, args: tuple = ()) -> Any:
         return self._c.execute(sql, args).fetchone()
@@ -338,11 +341,14 @@ class SqliteTx(SqlTxReads):
                 "UPDATE meta SET value = ? WHERE key = 'settings'", (json.dumps(ch.settings, sort_keys=True),)
             )
             c.execute(_NEXT_SETTINGS_EPOCH)
-        if ch.entries:
-            c.executemany(f"INSERT INTO journal ({JOURNAL_COLUMNS}) VALUES ({_JOURNAL_MARKS})", ch.entries)
-        if ch.plain_entries:
+        entries, plain_entries, head = ch.entries, ch.plain_entries, ch.head
+        if ch.links_deferred:
+            entries, plain_entries, head = self._linked(ch)
+        if entries:
+            c.executemany(f"INSERT INTO journal ({JOURNAL_COLUMNS}) VALUES ({_JOURNAL_MARKS})", entries)
+        if plain_entries:
             c.executemany(
-                f"INSERT INTO journal ({PLAIN_JOURNAL_COLUMNS}) VALUES ({_PLAIN_MARKS})", ch.plain_entries
+                f"INSERT INTO journal ({PLAIN_JOURNAL_COLUMNS}) VALUES ({_PLAIN_MARKS})", plain_entries
             )
         if ch.legs:
             c.executemany(f"INSERT INTO legs ({LEG_COLUMNS}) VALUES (?,?,?,?,?)", ch.legs)
@@ -361,8 +367,8 @@ class SqliteTx(SqlTxReads):
                 "UPDATE supply SET issued_tiyn = issued_tiyn + ?, redeemed_tiyn = redeemed_tiyn + ? WHERE id = 1",
                 (ch.issued_delta, ch.redeemed_delta),
             )
-        if ch.head is not None:
-            c.execute("UPDATE journal_head SET seq = ?, entry_hash = ? WHERE id = 1", ch.head)
+        if head is not None:
+            c.execute("UPDATE journal_head SET seq = ?, entry_hash = ? WHERE id = 1", head)
         if ch.traces:
             stored, runs = leaves.place(ch.traces, c.execute(_NEXT_LEAF).fetchone()[0] + 1)
             if stored:
@@ -374,6 +380,24 @@ class SqliteTx(SqlTxReads):
                 f"INSERT INTO reports ({codec.REPORT_COLUMNS}) VALUES (?,?,?,?,?,?)",
                 [codec.report_row(r) for r in ch.reports],
             )
+
+    def _linked(self, ch: ChangeSet) -> tuple[list[tuple], list[tuple], tuple[int, bytes] | None]:
+        """The journal rows of a change set handed over unlinked (`ChangeSet.links_deferred`), linked on this
+        store's journal head, which the committer checked is the one they were worked out on."""
+        head = self.head()
+        if ch.head is None or ch.head[0] != head[0] + len(ch.entries) + len(ch.plain_entries):
+            raise InvariantViolation(
+                f"an unlinked change set ending at {ch.head} does not follow journal head #{head[0]}"
+            )
+        handles = self._handles
+        missing = [i for i in deferred_account_ids(ch.entries, ch.plain_entries) if i not in handles]
+        for group in groups(missing):
+            handles.update(self._all(f"SELECT id, handle FROM accounts WHERE id IN ({marks(group)})", group))
+        tags = dict(self._all("SELECT id, tag FROM tag_names")) if ch.entries else {}
+        try:
+            return link_deferred(head, ch.entries, ch.plain_entries, handles, tags)
+        except (KeyError, ValueError) as exc:
+            raise InvariantViolation(f"an unlinked change set cannot be linked: {exc!r}") from None
 
 
 # Every settings change moves the epoch on, so a writer in another process sees it at its next chunk.
@@ -409,6 +433,7 @@ class SqliteStore:
         self._committer: Committer | None = None
         self._committer_free = threading.Lock()
         self._closed = False
+        self._handles: dict[int, str] = {}  # see SqliteTx: for its committer's unlinked change sets
         # One connection, shared by the threads of a process: each takes it whole, for a transaction or a read.
         self._lock = threading.RLock()
         if path != ":memory:" and not create and not os.path.exists(path):
@@ -510,6 +535,7 @@ class SqliteStore:
                 yield self._conn
                 self._conn.execute("COMMIT")
             except BaseException:
+                self._handles.clear()  # it may hold an id the rollback undid
                 if self._conn.in_transaction:
                     self._conn.execute("ROLLBACK")
                 raise
@@ -520,7 +546,7 @@ class SqliteStore:
         the write lock is the database's and Python work never waits on another process's)."""
         try:
             with self._write() as conn:
-                yield SqliteTx(conn)
+                yield SqliteTx(conn, self._handles)
         except sqlite3.OperationalError as exc:
             if "locked" in str(exc) or "busy" in str(exc):
                 raise WriteConflict(str(exc)) from None

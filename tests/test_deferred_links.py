@@ -1,0 +1,141 @@
+"""Chain links a committer's store makes: with a committer, the plain loop leaves each row's link to the store
+(ChangeSet.links_deferred), which links the rows on its journal head as it writes them. The links must be the
+ones the ledger would have made itself, a row the general path journals after them must chain on them, and
+a store must never link rows onto a head they were not worked out on."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+from committer_support import checks, copy_of, ledger_on
+from conftest import Clock
+from test_plain_transfer import make_base
+
+from tenge_ledger.core.errors import InvariantViolation
+from tenge_ledger.core.records import Operation, Transfer
+from tenge_ledger.ledger import service
+from tenge_ledger.store import open_store
+from tenge_ledger.store.base import ChangeSet
+from tenge_ledger.store.entries import link_deferred
+
+
+@pytest.fixture(scope="module")
+def start(tmp_path_factory) -> tuple[Path, Path, int]:
+    return make_base(tmp_path_factory.mktemp("deferred"))
+
+
+def _journal(path: Path) -> list[tuple]:
+    conn = sqlite3.connect(path)
+    try:
+        return conn.execute("SELECT * FROM journal ORDER BY seq").fetchall()
+    finally:
+        conn.close()
+
+
+def _workload(w) -> list[Operation]:
+    """Plain transfers, with a central-bank transfer (the general path journals it, chaining on the plain
+    rows before it in its chunk) in the middle of a chunk, and one opening a chunk (chaining on a chunk the
+    committer may still hold)."""
+    ops = []
+    for i in range(12):
+        if i in (4, 9):
+            ops.append(w.build("nbk", Transfer("nbk", "bob", 5), f"cb-{i}"))
+        else:
+            ops.append(
+                w.build(
+                    "aigerim", Transfer("aigerim", "cafe", 1 + i, None, "rent" if i % 3 else None), f"t-{i}"
+                )
+            )
+    return ops
+
+
+def _run(start, folder: Path, committer: bool, monkeypatch) -> tuple[Path, list, list[bool]]:
+    db, keys, now = start
+    path, store = copy_of(db, folder, f"{committer}.db")
+    ledger, w = ledger_on(store, keys, Clock(now), committer)
+    deferred: list[bool] = []  # per chunk that journaled: whether its rows went to the store unlinked
+    real = service.Ledger._work_out
+
+    def work_out(self, *args):
+        root, results = real(self, *args)
+        if root.entries or root.plain_entries:
+            deferred.append(root.links_deferred)
+        return root, results
+
+    monkeypatch.setattr(service.Ledger, "_work_out", work_out)
+    results = ledger.apply_many(_workload(w), verified=True, chunk=3)
+    store.close()
+    return path, [(r.op_id, r.code, r.seq) for r in results], deferred
+
+
+def test_deferred_links__the_store_makes_the_links_the_ledger_makes(start, tmp_path, monkeypatch) -> None:
+    with_committer, results, deferred = _run(start, tmp_path, True, monkeypatch)
+    without, expected, linked_here = _run(start, tmp_path, False, monkeypatch)
+    assert results == expected
+    assert all(code.value == "ok" for _, code, _ in results)
+    assert _journal(with_committer) == _journal(without)  # every link byte for byte
+    checks(with_committer)
+    # the store linked whole chunks of plain rows, and the ledger linked each chunk with a general entry
+    assert deferred.count(True) >= 2 and deferred.count(False) >= 2, deferred
+    assert not any(linked_here)  # without a committer, never
+
+
+def test_link_deferred__equals_linking_one_row_at_a_time(start, tmp_path, monkeypatch) -> None:
+    """The function the store links with, against the rows the ledger linked itself (a run without committer):
+    the same rows with their fields hash in the link's place link to the same bytes."""
+    path, _, _ = _run(start, tmp_path, False, monkeypatch)
+    conn = sqlite3.connect(path)
+    try:
+        handles = dict(conn.execute("SELECT id, handle FROM accounts"))
+        tags = dict(conn.execute("SELECT id, tag FROM tag_names"))
+        rows = conn.execute("SELECT * FROM journal WHERE op_id LIKE 't-%' ORDER BY seq").fetchall()
+        first = rows[0][0]
+        prev = conn.execute("SELECT link FROM journal WHERE seq = ?", (first - 1,)).fetchone()[0]
+    finally:
+        conn.close()
+    store = open_store(str(path))
+    try:
+        digests = {r[1]: store.operation(r[1]).fields_hash for r in rows}
+    finally:
+        store.close()
+    run = [r for r in rows if r[0] < first + 3]  # consecutive plain rows (t-0 .. t-2)
+    assert [r[0] for r in run] == [first, first + 1, first + 2]
+    unlinked = [(*r[:10], digests[r[1]], *r[11:]) for r in run]
+    linked, _, head = link_deferred((first - 1, bytes(prev)), unlinked, [], handles, tags)
+    assert [bytes(r[10]) for r in linked] == [bytes(r[10]) for r in run]
+    assert head == (run[-1][0], bytes(run[-1][10]))
+    with pytest.raises(ValueError, match="does not follow"):  # a gap
+        link_deferred((first - 2, bytes(prev)), unlinked, [], handles, tags)
+
+
+def test_store__refuses_unlinked_rows_that_do_not_follow_its_head(start, tmp_path) -> None:
+    db, _, _ = start
+    path, store = copy_of(db, tmp_path)
+    try:
+        seq, link = store.head()
+        row = (seq + 2, "x", 4, 2, 2, 3, 1, 0, b"\0" * 64, b"\1" * 32, 2, None)  # seq + 1 is missing
+        change = ChangeSet(plain_entries=[row], head=(seq + 2, None), links_deferred=True)  # type: ignore[arg-type]
+        with pytest.raises(InvariantViolation), store.transaction() as tx:
+            tx.write(change)
+        assert store.head() == (seq, link)
+        assert store.operation("x") is None
+    finally:
+        store.close()
+    checks(path)
+
+
+@pytest.mark.parametrize("verified", [True, False])
+def test_signature_in_upper_case__the_journal_still_checks(start, tmp_path, verified) -> None:
+    """A signature's hex in capitals verifies (hex is hex), and the row stores its bytes: the link covers the
+    signature's text as stored, so `tenge check`, which re-derives it from the bytes, agrees with it. It did
+    not: the link covered the capitals, and check reported a tampered entry."""
+    db, keys, now = start
+    path, store = copy_of(db, tmp_path)
+    ledger, w = ledger_on(store, keys, Clock(now), committer=False)
+    op = w.build("aigerim", Transfer("aigerim", "cafe", 7), "upper")
+    op = Operation(op.id, op.signer, op.body, op.signature.upper())
+    assert ledger.apply_many([op], verified=[verified])[0].code.value == "ok"
+    store.close()
+    checks(path)
