@@ -4,6 +4,7 @@ prints. This module is the one place where library errors become a one-line mess
 from __future__ import annotations
 
 import json
+import sys
 from typing import Any
 
 import click
@@ -13,15 +14,26 @@ from tenge_ledger.core.errors import TengeError
 from . import accounts, audit, escrow, money, ops, policy, privacy, reads, tools, trace, witness
 from .context import Context, json_param, shown
 
+# The shells' code for a process that SIGINT ended (128 + 2): a script running `tenge` sees Ctrl-C as Ctrl-C and
+# stops too, where click's exit 1 would read as an ordinary failure it may carry on after.
+exit_interrupted = 130
+
 
 class TengeGroup(click.Group):
     """Turns every TengeError (a user mistake or an unusable database) and every refusal of the environment
     (a read-only database or file, a full disk) into `Error: <one line>`, exit 1. A transaction the database
-    refused wrote nothing, so the ledger is unchanged."""
+    refused wrote nothing, so the ledger is unchanged. Ctrl-C exits 130, after whatever the command had to say
+    about what stays applied."""
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
+        except (KeyboardInterrupt, click.Abort):
+            click.echo(file=sys.stderr)  # ends the line the terminal's ^C is on
+            click.echo("Aborted!", err=True)
+            if isinstance(ctx.obj, Context) and ctx.obj.json:
+                click.echo(json.dumps({"error": "interrupted"}))
+            raise click.exceptions.Exit(exit_interrupted) from None
         except TengeError as exc:
             raise _error(ctx, str(exc)) from None
         except OSError as exc:

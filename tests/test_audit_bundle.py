@@ -322,3 +322,30 @@ def test_bundle_as_exported__reads_back_to_its_own_json(ledger, tmp_path) -> Non
     again = tmp_path / "again.json"
     bundles.write(bundles.read(str(path)), str(again))
     assert again.read_bytes() == path.read_bytes()
+
+
+def test_bundle_name_edited__a_label_verify_neither_checks_nor_shows(ledger, tmp_path):
+    """Nothing signs the ledger's name (an unsigned row of the operator's database, copied into the bundle), so
+    verify must not print it as if it were verified: what tells ledgers apart is the key and the ledger id."""
+    bundle = tmp_path / "b.json"
+    key = export(ledger, bundle)
+    doc = json.loads(bundle.read_text())
+    assert doc["name"] == "pilot"
+    doc["name"] = "Production ledger"
+    bundle.write_text(json.dumps(doc))
+    for as_json in ((), ("--json",)):
+        r = run(*as_json, "audit", "verify", str(bundle), "--key", key)
+        assert r.exit_code == 0, r.output
+        assert "Production" not in r.output and "pilot" not in r.output
+
+
+def test_bundle_ledger_id_edited__found(ledger, tmp_path):
+    """The ledger id is what identifies the ledger in a bundle: every checkpoint's origin (signed) and every
+    client signature's bytes carry it, so another id is found."""
+    bundle = tmp_path / "b.json"
+    key = export(ledger, bundle)
+    doc = json.loads(bundle.read_text())
+    doc["ledger_id"] = "0" * 32
+    bundle.write_text(json.dumps(doc))
+    r = run("audit", "verify", str(bundle), "--key", key)
+    assert r.exit_code == 1 and f"not tenge-ledger/{'0' * 32}" in r.output, r.output

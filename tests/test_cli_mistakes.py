@@ -1,6 +1,6 @@
 """User mistakes and refusals of the environment that used to end in a traceback: each is one `Error:` line on
-stderr, exit 1, and nothing changed. Also: `--json` after every command, the future refused by `sweep`, and
-text that is not valid UTF-8 refused at input yet shown escaped by every reader."""
+stderr, exit 1, and nothing changed. Also: `--json` after every command, the future refused by `sweep`,
+text that is not valid UTF-8 refused at input yet shown escaped by every reader, and Ctrl-C (exit 130)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+import click
 import pytest
 from click.testing import CliRunner
 from test_cli import TENGE, Pilot, new_pilot
@@ -276,7 +277,7 @@ def test_submit__interrupt_after_commit_keeps_the_opened_accounts_key(pilot, tmp
         '{"id": "o-2", "kind": "open_account", "handle": "halyk", "account_kind": "bank"}\n'
     )
     done = pilot("submit", str(ops), ok=False)
-    assert done.exit_code != 0 and "Traceback" not in done.output
+    assert done.exit_code == 130 and "Traceback" not in done.output
     assert "Interrupted: the operations applied before it stay applied" in done.stderr
     assert "Submit the same file again" in done.stderr
     assert (Path(pilot.db + ".keys") / "newbie.key").exists()
@@ -285,6 +286,50 @@ def test_submit__interrupt_after_commit_keeps_the_opened_accounts_key(pilot, tmp
         '{"id": "t-1", "kind": "transfer", "payer": "newbie", "payee": "halyk", "amount_tiyn": 1}\n'
     )
     assert "t-1: insufficient_funds" in pilot("submit", str(ops), ok=False).output  # signed with its key
+
+
+def test_ctrl_c__exits_130_as_the_shell_expects(pilot) -> None:
+    # click ends an interrupted command with exit 1, which a script cannot tell from a rejection and may carry
+    # on after. A real SIGINT, to the process group as the terminal sends it, while `submit -` waits for stdin.
+    import signal
+    import time
+
+    env = {k: v for k, v in os.environ.items() if k not in ("TENGE_DB", "TENGE_KEYSTORE")}
+    process = subprocess.Popen(
+        [*TENGE, "--db", pilot.db, "submit", "-"],
+        env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
+    )  # fmt: skip
+    try:
+        # The ledger file open means the command is running (not still importing); it then waits on stdin.
+        deadline = time.monotonic() + 60
+        while not any(
+            os.readlink(f"/proc/{process.pid}/fd/{fd}") == pilot.db
+            for fd in os.listdir(f"/proc/{process.pid}/fd")
+        ):
+            assert time.monotonic() < deadline and process.poll() is None
+            time.sleep(0.02)
+        os.killpg(process.pid, signal.SIGINT)
+        _out, err = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+    assert process.returncode == 130, err
+    assert err.decode().strip() == "Aborted!"
+
+
+@pytest.mark.parametrize("stop", [KeyboardInterrupt, click.Abort])
+def test_ctrl_c__under_json_says_so_on_stdout(pilot, monkeypatch, stop) -> None:
+    from tenge_ledger import app
+
+    def interrupted(db):
+        raise stop
+
+    monkeypatch.setattr(app, "open_ledger", interrupted)
+    done = pilot("balance", "aigerim", "--json", ok=False)
+    assert done.exit_code == 130, done.output
+    assert json.loads(done.stdout) == {"error": "interrupted"}
+    assert "Aborted!" in done.stderr and "Traceback" not in done.output
 
 
 def test_submit__repeated_field_refused(pilot, tmp_path) -> None:

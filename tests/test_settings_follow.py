@@ -51,6 +51,33 @@ def test_tier_limit_set_by_another_process__taken_at_the_next_chunk(env) -> None
         other.close()
 
 
+@pytest.mark.parametrize("plain", [True, False], ids=["plain-path", "general-path"])
+def test_tier_limit_set_by_another_process__taken_by_a_ledger_given_its_engine(env, plain) -> None:
+    """Tier limits are the store's settings, not the policy engine's: a ledger built with the caller's engine and
+    no settings loader (an embedding application, a benchmark) still follows them, and keeps its engine."""
+    from tenge_ledger.app import open_ledger, trace_sink_for
+    from tenge_ledger.client.wallet import Wallet
+    from tenge_ledger.ledger.service import Ledger
+    from tenge_ledger.policy import compile_sources
+
+    engine = compile_sources({"cap.policy": CAP.replace("100 tiyn", "1000000 tiyn")}, version=9)
+    a = Ledger(env.store, policy=engine, trace=trace_sink_for(env.store.meta(), env.store), clock=env.clock)
+    a.plain_transfers = plain
+    w = Wallet(a, env.keystore)
+    assert w.issue("halyk", 10_000_000).succeeded
+    assert w.transfer("halyk", "aigerim", 1_000).code is ResultCode.ok  # aigerim is tier 1
+    other = open_ledger(env.url, clock=env.clock)
+    try:
+        other.store.set_setting("tier_holding_tiyn", {"1": 1_500})
+    finally:
+        other.store.close()
+    over = w.transfer("halyk", "aigerim", 1_000)
+    assert over.code is ResultCode.limit_exceeded, over.message
+    assert w.transfer("halyk", "aigerim", 500).code is ResultCode.ok  # 1,500 exactly
+    assert a.policy is engine
+    env.check()
+
+
 def test_settings_epoch__moves_on_with_every_change(env) -> None:
     before = env.store.meta().settings_epoch
     env.store.set_setting("note", "a")

@@ -502,19 +502,18 @@ class Ledger:
         if epoch == self._settings_epoch:
             return
         meta = tx.meta()
-        # Whether activity is kept is the store's to say, not the engine's: followed by every writer, also one
-        # given its engine by the caller, so no chunk leaves a gap in kept snapshots or a row where none are.
+        # Whether activity is kept and the tier limits are the store's to say, not the engine's: followed by
+        # every writer, also one given its engine by the caller, so no chunk leaves a gap in kept snapshots or a
+        # row where none are, and none lets a wallet hold more than its tier now allows.
         self._keeps_activity = keeps_activity(meta.settings)
         self._kept_filters = kept_filters(meta.settings)
-        if self._settings_loader is None:
-            self._settings_epoch = epoch
-            return
-        loaded = self._settings_loader(meta.settings) or AllowAll()
-        if (loaded.policy_set_id, loaded.version) != (self.policy.policy_set_id, self.policy.version):
-            self.policy = loaded
         self.meta = meta
         self.tier_limits = checks.tier_limits(meta.settings)
-        self._settings_epoch = epoch
+        if self._settings_loader is not None:
+            loaded = self._settings_loader(meta.settings) or AllowAll()
+            if (loaded.policy_set_id, loaded.version) != (self.policy.policy_set_id, self.policy.version):
+                self.policy = loaded
+        self._settings_epoch = epoch  # last: a set that failed to load is tried again, never skipped
 
     def _history_missing(self) -> bool:
         activity, filters = history_not_kept(self.policy, self._keeps_activity, self._kept_filters)

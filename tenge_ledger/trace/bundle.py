@@ -30,7 +30,7 @@ FORMAT = "tenge-audit-bundle/2"
 @dataclass
 class Bundle:
     ledger_id: str
-    name: str
+    name: str  # a label: the ledger's unsigned meta row, bound to nothing and never shown as verified
     privacy_mode: str
     checkpoint_key: str
     traces: list[dict]  # idx, op_id, at, mode, payload (bytes), leaf_hash (bytes)
