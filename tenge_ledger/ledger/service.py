@@ -151,8 +151,9 @@ class Ledger:
         clock: Callable[[], int] = system_clock,
         settings_loader: Callable[[dict], PolicyEngine | None] | None = None,
     ) -> None:
-        """`settings_loader`: the policy engine the store's settings name. Given it, the ledger follows the store:
-        a policy set enabled or limits changed by another process are taken at this ledger's next chunk."""
+        """`settings_loader`: the policy engine the store's settings name. The ledger always follows the store's
+        tier limits (changed by another process, they are taken at this ledger's next chunk); given a loader,
+        also the policy set enabled there."""
         self.store = store
         self.meta: LedgerMeta = store.meta()
         self.policy: PolicyEngine = policy or AllowAll()
