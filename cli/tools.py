@@ -24,8 +24,17 @@ from .context import Context, emit, pass_context
     type=click.IntRange(1_000, 1_000_000),
     help="Transfers of (f), the policy workload with all of policies/ enabled.",
 )
+@click.option(
+    "--rounds",
+    default=3,
+    show_default=True,
+    type=click.IntRange(1, 20),
+    help="Runs of each measurement, the floors' included; each figure is the best of its runs.",
+)
 @pass_context
-def bench(obj: Context, transfers: int, accounts: int, grown: int, policy_transfers: int) -> None:
+def bench(
+    obj: Context, transfers: int, accounts: int, grown: int, policy_transfers: int, rounds: int
+) -> None:
     """Measure apply throughput against the raw SQLite floor and Ed25519 verification, in one run.
 
     \b
@@ -40,6 +49,7 @@ def bench(obj: Context, transfers: int, accounts: int, grown: int, policy_transf
         progress=not obj.json,
         grown=grown,
         policy_transfers=policy_transfers,
+        rounds=rounds,
     )
     emit(obj, report, lambda: format_report(report))
 

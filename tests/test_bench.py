@@ -47,8 +47,9 @@ def test_apply_many__false_flag_still_verified_and_rejected(env) -> None:
 
 def test_run_apply_benchmark__small_run_reports_every_figure() -> None:
     report = run_apply_benchmark(
-        transfers=1_000, accounts=20, progress=False, grown=2_000, policy_transfers=1_000
+        transfers=1_000, accounts=20, progress=False, grown=2_000, policy_transfers=1_000, rounds=2
     )
+    assert report["rounds"] == 2
     for key in (
         "signed_per_s",
         "verified_per_s",
@@ -93,11 +94,14 @@ def test_bench_cli__json(tmp_path) -> None:
             "1000",
             "--policy-transfers",
             "1000",
+            "--rounds",
+            "1",
             "--json",
         ],
     )
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
+    assert data["rounds"] == 1
     assert {
         "signed_per_s",
         "verified_per_s",

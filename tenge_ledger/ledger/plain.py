@@ -193,7 +193,7 @@ def apply_plain_transfers(
         # a bytearray binds faster than bytes (store/entries.journal_row)
         signature = bytearray.fromhex(op.signature)
         if defer:
-            link = bytearray(digest)
+            link = digest  # never written: the store links the row
         else:  # the signature's text as stored: verification re-derives it from the bytes
             prev = two_leg_link(
                 prev, seq, at, digest, signature.hex(), payer_handle, payee_handle, amount, tag, tail

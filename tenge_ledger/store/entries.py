@@ -145,6 +145,21 @@ def link_deferred(
     linked: list[tuple] = []
     linked_plain: list[tuple] = []
     tails: dict[int | None, bytes] = {}
+    if not entries:  # the usual chunk: untagged transfers without memo only, one loop without the merge
+        append = linked_plain.append
+        for row in plain_entries:
+            seq += 1
+            if row[0] != seq:
+                raise ValueError(f"journal row {row[0]} handed over unlinked does not follow #{seq - 1}")
+            tail = tails.get(row[11])
+            if tail is None:
+                tail = tails[row[11]] = chain_tail(None, row[11])
+            amount = row[6]
+            prev = two_leg_link(
+                prev, seq, row[7], row[9], row[8].hex(), handles[row[4]], handles[row[5]], amount, "", tail
+            )
+            append((*row[:9], bytearray(prev), row[10], row[11]))
+        return linked, linked_plain, (seq, prev)
     i = j = 0
     while i < len(entries) or j < len(plain_entries):
         plain = j < len(plain_entries) and (i == len(entries) or plain_entries[j][0] < entries[i][0])
