@@ -190,12 +190,12 @@ def apply_plain_transfers(
                 continue
         digest = fields_hash(canonical)
         seq += 1
-        # a bytearray binds faster than bytes (store/entries.journal_row)
-        signature = bytearray.fromhex(op.signature)
-        if defer:
-            link = digest  # never written: the store links the row
-        else:  # the signature's text as stored: verification re-derives it from the bytes
-            prev = two_leg_link(
+        if defer:  # the store links the row and stores the signature's bytes (its hex pickles faster)
+            signature, link = op.signature, digest
+        else:
+            # a bytearray binds faster than bytes (store/entries.journal_row)
+            signature = bytearray.fromhex(op.signature)
+            prev = two_leg_link(  # over the signature's text as stored: verification re-derives it
                 prev, seq, at, digest, signature.hex(), payer_handle, payee_handle, amount, tag, tail
             )
             link = bytearray(prev)

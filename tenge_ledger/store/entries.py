@@ -136,11 +136,12 @@ def link_deferred(
     tags: dict[int, str],
 ) -> tuple[list[tuple], list[tuple], tuple[int, bytes]]:
     """Journal rows of plain transfers made without their chain links, each with its fields hash where its
-    link goes (what the ledger's plain loop leaves when a committer links for it), linked on `head`: the rows
-    as they are written, and the new head. Every row is a two-leg transfer the payer signed, with no stored
-    decision (ledger/plain.py), so its link is `two_leg_link` of what the row holds; the signature's text is
-    the stored bytes' hex, as verification re-derives it. `handles` and `tags` name the rows' account and tag
-    ids. Each list is in seq order; together they must follow `head` with no gap."""
+    link goes and its signature as the operation's hex (what the ledger's plain loop leaves when a committer
+    links for it), linked on `head`: the rows as they are written, and the new head. Every row is a two-leg
+    transfer the payer signed, with no stored decision (ledger/plain.py), so its link is `two_leg_link` of what
+    the row holds; the signature's text is the stored bytes' hex, as verification re-derives it. `handles` and
+    `tags` name the rows' account and tag ids. Each list is in seq order; together they must follow `head` with
+    no gap."""
     seq, prev = head
     linked: list[tuple] = []
     linked_plain: list[tuple] = []
@@ -155,10 +156,11 @@ def link_deferred(
             if tail is None:
                 tail = tails[row[11]] = chain_tail(None, row[11])
             amount = row[6]
+            signature = bytearray.fromhex(row[8])
             prev = two_leg_link(
-                prev, seq, row[7], row[9], row[8].hex(), handles[row[4]], handles[row[5]], amount, "", tail
+                prev, seq, row[7], row[9], signature.hex(), handles[row[4]], handles[row[5]], amount, "", tail
             )
-            append((*row[:9], bytearray(prev), row[10], row[11]))
+            append((*row[:8], signature, bytearray(prev), row[10], row[11]))
         return linked, linked_plain, (seq, prev)
     i = j = 0
     while i < len(entries) or j < len(plain_entries):
@@ -168,11 +170,11 @@ def link_deferred(
             raise ValueError(f"journal row {row[0]} handed over unlinked does not follow #{seq}")
         seq += 1
         if plain:  # PLAIN_JOURNAL_COLUMNS
-            digest, signature, at, tag, version = row[9], row[8], row[7], "", row[11]
+            digest, signature, at, tag, version = row[9], bytearray.fromhex(row[8]), row[7], "", row[11]
         else:
             if row[13] is not None:
                 raise ValueError(f"journal row {seq} handed over unlinked has a stored decision")
-            digest, signature, at, version = row[10], row[9], row[8], row[14]
+            digest, signature, at, version = row[10], bytearray.fromhex(row[9]), row[8], row[14]
             tag = "" if row[7] is None else tags[row[7]]
         tail = tails.get(version)
         if tail is None:
@@ -181,10 +183,10 @@ def link_deferred(
             prev, seq, at, bytes(digest), signature.hex(), handles[row[4]], handles[row[5]], row[6], tag, tail
         )
         if plain:
-            linked_plain.append((*row[:9], bytearray(prev), *row[10:]))
+            linked_plain.append((*row[:8], signature, bytearray(prev), *row[10:]))
             j += 1
         else:
-            linked.append((*row[:10], bytearray(prev), *row[11:]))
+            linked.append((*row[:9], signature, bytearray(prev), *row[11:]))
             i += 1
     return linked, linked_plain, (seq, prev)
 
