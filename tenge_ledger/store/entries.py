@@ -118,14 +118,10 @@ def orphan_leaf_seq(data: bytes) -> int | None:
     return int.from_bytes(data[2:10], "big")
 
 
-def deferred_account_ids(entries: list[tuple], plain_entries: list[tuple]) -> set[int]:
-    """The payers and payees of journal rows handed over unlinked (`link_deferred`)."""
-    return (
-        {r[4] for r in entries}
-        | {r[5] for r in entries}
-        | {r[4] for r in plain_entries}
-        | {r[5] for r in plain_entries}
-    )
+def unnamed_accounts(rows: list[tuple], handles: dict[int, str]) -> set[int]:
+    """The payers and payees of journal rows (either layout) that `handles` does not name: one pass, no set of
+    the rows' every id (a warm cache names them all)."""
+    return {i for row in rows for i in (row[4], row[5]) if i not in handles}
 
 
 def link_deferred(

@@ -30,7 +30,7 @@ from .base import (
     ReportRow,
     StoredOperation,
 )
-from .entries import JOURNAL_COLUMNS, LEG_COLUMNS, PLAIN_JOURNAL_COLUMNS, deferred_account_ids, link_deferred
+from .entries import JOURNAL_COLUMNS, LEG_COLUMNS, PLAIN_JOURNAL_COLUMNS, link_deferred, unnamed_accounts
 from .reads import SqlTxReads, groups, marks
 from .upgrade import CENTRAL_BANK_ID
 
@@ -390,7 +390,7 @@ class SqliteTx(SqlTxReads):
                 f"an unlinked change set ending at {ch.head} does not follow journal head #{head[0]}"
             )
         handles = self._handles
-        missing = [i for i in deferred_account_ids(ch.entries, ch.plain_entries) if i not in handles]
+        missing = unnamed_accounts(ch.plain_entries, handles) | unnamed_accounts(ch.entries, handles)
         for group in groups(missing):
             handles.update(self._all(f"SELECT id, handle FROM accounts WHERE id IN ({marks(group)})", group))
         tags = dict(self._all("SELECT id, tag FROM tag_names")) if ch.entries else {}
