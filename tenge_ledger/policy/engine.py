@@ -34,7 +34,7 @@ from . import ast
 from .check import CALENDAR_UNITS, CheckedSet, Scope, window_filter
 from .compile import Ctx, Plan, compile_probes, condition_node, constant_value
 from .plan import PlannedRule, dispatch, plan_rule
-from .shares import Portion, allocate, share_text
+from .shares import Portion, allocator, share_text
 
 COMBINATIONS_CACHED_MAX = 4096  # combinations of matching rules whose decision is remembered per engine
 
@@ -251,8 +251,10 @@ class PolicySetEngine:
         if template.postings is None or isinstance(shape, Decision):
             return lambda p: self._combine(p, matched, [], evaluated)
 
+        split = _splitter(shape)
+
         def decide_split(p: Proposal) -> Decision:
-            postings = _split(shape, p)
+            postings = split(p)
             if postings is None:  # this credit cannot be split: the full path says why
                 return self._combine(p, matched, [], evaluated)
             t = template  # dataclasses.replace is slow here
@@ -404,23 +406,59 @@ def _credit(p: Proposal) -> Posting | None:
 
 def _split(shape: _Shape, p: Proposal) -> tuple[Posting, ...] | None:
     """The proposal's postings with its credit split as `shape` says; None if its credit cannot be split."""
-    credit = _credit(p)
-    if credit is None:
-        return None
-    amount, payee = credit.amount_tiyn, credit.account
-    by_account: dict[str, int] = {}
-    parts, rest = allocate(amount, shape.portions, shape.fair)
-    for portion, part in zip(shape.portions, parts, strict=True):
-        target = portion.handle or payee
-        by_account[target] = by_account.get(target, 0) + part
-    rest_to = shape.rest_to or payee
-    by_account[rest_to] = by_account.get(rest_to, 0) + rest
-    tag = credit.tag if shape.tag is None else shape.tag
-    out = [x for x in p.postings if x.amount_tiyn < 0]
-    out += [Posting(h, v, tag) for h, v in sorted(by_account.items()) if v]
-    if sum(x.amount_tiyn for x in out) != 0:  # protects money: never stripped by python -O
-        raise AssertionError("a split did not conserve money")
-    return tuple(out)
+    return _splitter(shape)(p)
+
+
+def _splitter(shape: _Shape) -> Callable[[Proposal], tuple[Posting, ...] | None]:
+    """`_split` for one shape as a function of the proposal, the shape read once: a combination of splitting
+    rules makes one and calls it for every payment it decides."""
+    divide = allocator(shape.portions, shape.fair)
+    handles = tuple(portion.handle for portion in shape.portions)
+    rest_to, new_tag = shape.rest_to, shape.tag
+    # Named destinations that differ from each other and from the rest's: unless the payee is one of them, each
+    # credit goes to its own account and nothing needs adding up by account.
+    named = [*handles, rest_to] if rest_to is not None else handles
+    distinct = all(named) and len(set(named)) == len(named)
+    taken = frozenset(named)
+    # a Posting made without its named tuple's __new__ (a lambda with a default): half the cost, every split makes 2+
+    posting = tuple.__new__
+
+    def split(p: Proposal) -> tuple[Posting, ...] | None:
+        postings = p.postings
+        if len(postings) == 2 and postings[0].amount_tiyn < 0:  # a payment's debit and credit: _credit's case
+            debit, credit = postings
+            if credit.amount_tiyn != p.amount_tiyn or credit.amount_tiyn <= 0:
+                return None
+            out, total = [debit], debit.amount_tiyn
+        else:
+            credit = _credit(p)
+            if credit is None:
+                return None
+            out = [x for x in postings if x.amount_tiyn < 0]
+            total = sum([x.amount_tiyn for x in out])
+        amount, payee = credit.amount_tiyn, credit.account
+        parts, rest = divide(amount)
+        if distinct and payee not in taken:
+            credits = [*zip(handles, parts, strict=True), (rest_to or payee, rest)]
+        else:
+            by_account: dict[str, int] = {}
+            for handle, part in zip(handles, parts, strict=True):
+                target = handle or payee
+                by_account[target] = by_account.get(target, 0) + part
+            target = rest_to or payee
+            by_account[target] = by_account.get(target, 0) + rest
+            credits = list(by_account.items())
+        tag = credit.tag if new_tag is None else new_tag
+        credits.sort()  # by account: the accounts are distinct
+        for h, v in credits:
+            if v:
+                out.append(posting(Posting, (h, v, tag)))
+                total += v
+        if total != 0:  # the postings' sum; protects money: never stripped by python -O
+            raise AssertionError("a split did not conserve money")
+        return tuple(out)
+
+    return split
 
 
 def _by_name(rule: CompiledRule) -> str:
