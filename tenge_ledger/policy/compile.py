@@ -178,7 +178,7 @@ _CTX_ATTRS = frozenset(
 )  # fmt: skip
 _VALUE_ATTRS = frozenset({"tag", "amount_tiyn", "at", "handle", "kind", "tier", "bank", "status", "attr",
                           "bucket", "startswith", "append", "get"})  # fmt: skip
-_NAMES = frozenset({"c", "tag", "m", "f", "n", "v", "ok", "x", "g", "R", "Exception"})
+_NAMES = frozenset({"c", "tag", "m", "f", "n", "v", "ok", "x", "g", "Exception"})
 _NUMBERED_NAMES = re.compile(
     r"[gTD][0-9]+"
 )  # a dispatch's group functions and tables, the set's lists and tables
@@ -327,7 +327,8 @@ class PlanRule(Protocol):
 
 
 R = TypeVar("R", bound=PlanRule)
-Plan = Callable[[Ctx, str], tuple[list[R], list[tuple[R, Exception]], int]]
+# plan(c, tag) -> (matched, failed, evaluated), rules by their number in the plan's rules: (plan, rules)
+Plan = tuple[Callable[[Ctx, str], tuple[list[int], list[tuple[int, Exception]], int]], tuple]
 
 
 INLINE_GROUPS_MAX = 8  # up to this many groups, a dispatch is an if / elif chain; beyond, a dict of functions
@@ -342,8 +343,9 @@ def compile_plan(
 ) -> Plan:
     """One function `plan(c, tag) -> (matched, failed, evaluated)` evaluating the rules that can match: `always`,
     those of `by_tag[tag]`, and for each (party, field, table, every) of `indexed` the rules table[that field of
-    the party], or all of `every` if the field cannot be read. A rule whose condition raises is in `failed` with
-    its exception; `evaluated` counts the rules looked at."""
+    the party], or all of `every` if the field cannot be read; with the rules it numbers. `matched` holds the
+    numbers of the rules that match (a tuple of them is a cheap key for what they decide together), `failed`
+    (number, exception) for a rule whose condition raises; `evaluated` counts the rules looked at."""
     rules: list[R] = []
     position: dict[int, int] = {}
     for r in [*always, *(r for rs in by_tag.values() for r in rs), *(r for g in indexed for r in g[3])]:
@@ -399,14 +401,13 @@ def compile_plan(
     code = compile(validated(module), f"<policy plan {name}>", "exec")
     namespace: dict[str, Any] = {
         "__builtins__": {},
-        "R": tuple(rules),
         "Exception": Exception,
         **(data or {}),
     }
     exec(code, namespace)  # noqa: S102 - a tree built above and validated, never text
     for label, entries in tables.items():
         namespace[label] = {value: (namespace[f], size) for value, (f, size) in entries.items()}
-    return namespace["plan"]
+    return namespace["plan"], tuple(rules)
 
 
 def compile_probes(conditions: Sequence[py.expr], data: dict[str, object]) -> list[Callable[[Ctx], object]]:
@@ -430,8 +431,8 @@ def _def(name: str, params: tuple[str, ...], body: list[py.stmt]) -> py.stmt:
 
 
 def _evaluate(i: int, rule: PlanRule) -> py.stmt:
-    """`if <condition>: m.append(R[i])`, and a failing condition goes to f as (R[i], exception)."""
-    this = py.Subscript(_name("R"), _const(i), py.Load())
+    """`if <condition>: m.append(i)`, and a failing condition goes to f as (i, exception)."""
+    this = _const(i)
     match = py.Expr(_call(_attr(_name("m"), "append"), this))
     test = (
         rule.condition

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field, replace
 from fractions import Fraction
 
 from ..core.hooks import LedgerView, Proposal
-from ..core.records import DECIDED_KINDS, Decision, Posting, Report
+from ..core.records import DECIDED_KINDS, KIND_BY_BODY, Decision, Posting, Report
 from . import ast
 from .check import CALENDAR_UNITS, CheckedSet, Scope, window_filter
 from .compile import Ctx, Plan, compile_probes, condition_node, constant_value
@@ -175,6 +175,12 @@ class PolicySetEngine:
             if names not in shared:
                 shared[names] = dispatch(kind, rules, tables)
             self.plans[kind] = shared[names]
+        # The plans by the type of an operation's body, which names its kind: no Operation.kind call per payment.
+        self._planned: dict[type, tuple[str, Callable, tuple[CompiledRule, ...]]] = {
+            body: (kind.value, *self.plans[kind.value])
+            for body, kind in KIND_BY_BODY.items()
+            if kind in self.plans
+        }
         self._allow = Decision(policy_set_id=policy_set_id)
         self._combinations: dict[tuple, Callable[[Proposal], Decision]] = {}
         self.windows = frozenset(windows)
@@ -212,26 +218,31 @@ class PolicySetEngine:
         return [replace(p, function=fn) for p, fn in zip(found, functions, strict=True)]
 
     def decide(self, proposal: Proposal, view: LedgerView) -> Decision:
-        kind = proposal.op.kind
-        plan = self.plans.get(kind)  # an OpKind is a str: no .value lookup per payment
-        if plan is None:
+        planned = self._planned.get(type(proposal.op.body))
+        if planned is None:
             return self._allow
+        kind, plan, rules = planned
         matched, failed, evaluated = plan(Ctx(proposal, view), proposal.tag)
         if failed:
-            errors = [(r, f"{type(exc).__name__}: {exc}" if not str(exc) else str(exc)) for r, exc in failed]
+            errors = [
+                (rules[i], f"{type(exc).__name__}: {exc}" if not str(exc) else str(exc)) for i, exc in failed
+            ]
             errors.sort(key=lambda e: e[0].name)
-            return self._combine(proposal, sorted(matched, key=_by_name), errors, evaluated)
+            return self._combine(
+                proposal, sorted([rules[i] for i in matched], key=_by_name), errors, evaluated
+            )
         if not matched:
             return self._allow
-        matched.sort(key=_by_name)
         # What a combination of matching rules decides depends only on the rules, the operation's kind and how
-        # many were evaluated, except a split's amounts: work it out once per combination, then reuse it.
-        key = (kind, tuple([r.name for r in matched]), evaluated)
+        # many were evaluated, except a split's amounts: work it out once per combination, then reuse it. The
+        # plan numbers its rules and evaluates them in one order, so the numbers as they come are the key.
+        key = (kind, tuple(matched), evaluated)
         combination = self._combinations.get(key)
         if combination is None:
             if len(self._combinations) >= COMBINATIONS_CACHED_MAX:
                 self._combinations.clear()
-            combination = self._combinations[key] = self._combination(proposal, matched, evaluated)
+            chosen = sorted([rules[i] for i in matched], key=_by_name)
+            combination = self._combinations[key] = self._combination(proposal, chosen, evaluated)
         return combination(proposal)
 
     # ---- combining ---------------------------------------------------------------------------------------------
