@@ -178,15 +178,15 @@ _CTX_ATTRS = frozenset(
 )  # fmt: skip
 _VALUE_ATTRS = frozenset({"tag", "amount_tiyn", "at", "handle", "kind", "tier", "bank", "status", "attr",
                           "bucket", "startswith", "append", "get"})  # fmt: skip
-_NAMES = frozenset({"c", "tag", "m", "f", "n", "v", "ok", "x", "g", "Exception"})
+_NAMES = frozenset({"c", "tag", "m", "f", "n", "v", "ok", "x", "g", "a", "Exception"})
 _NUMBERED_NAMES = re.compile(
-    r"[gTD][0-9]+"
-)  # a dispatch's group functions and tables, the set's lists and tables
+    r"[gTDw][0-9]+"
+)  # a dispatch's group functions and tables, the set's lists and tables, reads kept in locals
 _NODES_ALLOWED = (
     py.Module, py.FunctionDef, py.arguments, py.arg, py.Try, py.ExceptHandler, py.If, py.Expr, py.Assign,
     py.AugAssign, py.Return, py.Tuple, py.List, py.Store, py.Name, py.Load, py.Attribute, py.Call, py.Constant,
     py.Subscript, py.Compare, py.BoolOp, py.And, py.Or, py.UnaryOp, py.Not, py.BinOp, py.Add, py.Sub, py.In,
-    py.IsNot,
+    py.IsNot, py.IfExp, py.NamedExpr,
     *(node for node in _CMP_NODES.values()),
 )  # fmt: skip
 
@@ -324,6 +324,10 @@ def condition_node(clauses: Sequence[tuple[ast.Expr, bool]], lets: Scope) -> py.
 class PlanRule(Protocol):
     condition: py.expr | None
     tag_prefix: str | None
+    # Parts of the condition (as compiled) that hold wherever the plan has checked the rule's tag guard or the
+    # field it is indexed by; None when it has no such guard.
+    tag_guard: py.expr | None
+    index_guard: py.expr | None
 
 
 R = TypeVar("R", bound=PlanRule)
@@ -355,10 +359,16 @@ def compile_plan(
     functions: list[py.stmt] = []  # the groups of a dict dispatch, one function each: g0, g1, ...
     tables: dict[str, dict[object, tuple[str, int]]] = {}  # T0, T1, ...: value -> (group function, its size)
 
-    def evaluate(rs: Sequence[R]) -> list[py.stmt]:
-        return [_evaluate(position[id(r)], r) for r in rs]
+    def evaluate(rs: Sequence[R], indexed: bool = False) -> list[py.stmt]:
+        """Each rule's test where the plan has checked its tag guard (a rule with one is only evaluated after
+        it), and when `indexed` the value of the field it is indexed by: those parts of it are true."""
+        out = []
+        for r in rs:
+            known = [g for g in (r.tag_guard, r.index_guard if indexed else None) if g is not None]
+            out.append(_evaluate(position[id(r)], r, assume(r.condition, known) if known else r.condition))
+        return out
 
-    def dispatch(subject: str, table: dict[object, Sequence[R]]) -> list[py.stmt]:
+    def dispatch(subject: str, table: dict[object, Sequence[R]], indexed: bool) -> list[py.stmt]:
         """Count and evaluate the rules of table[subject]. Values with the same rules share one group, so a rule
         naming 64 tags is compiled once; a long chain of groups becomes a dict lookup (and never nests deep)."""
         groups: dict[tuple[int, ...], list[object]] = {}
@@ -368,13 +378,16 @@ def compile_plan(
             chain: list[py.stmt] = []
             for key, values in sorted(groups.items(), reverse=True):
                 test = py.Compare(_name(subject), [py.In()], [_const(frozenset(values))])
-                chain = [py.If(test, [_add("n", len(key)), *evaluate([rules[i] for i in key])], chain)]
+                chain = [
+                    py.If(test, [_add("n", len(key)), *evaluate([rules[i] for i in key], indexed)], chain)
+                ]
             return chain
         label = f"T{len(tables)}"
         entries: dict[object, tuple[str, int]] = {}
         for key, values in groups.items():
             function = f"g{len(functions)}"
-            functions.append(_def(function, ("c", "tag", "m", "f"), evaluate([rules[i] for i in key])))
+            body = _shared_reads(evaluate([rules[i] for i in key], indexed))
+            functions.append(_def(function, ("c", "tag", "m", "f"), body))
             entries.update((value, (function, len(key))) for value in values)
         tables[label] = entries
         found = py.Compare(_name("g"), [py.IsNot()], [_const(None)])
@@ -390,13 +403,14 @@ def compile_plan(
         ]
 
     body: list[py.stmt] = [_set("m", py.List([], py.Load())), _set("f", py.List([], py.Load())),
-                           _set("n", _const(len(always))), *evaluate(always), *dispatch("tag", dict(by_tag))]  # fmt: skip
+                           _set("n", _const(len(always))), *evaluate(always), *dispatch("tag", dict(by_tag), False)]  # fmt: skip
     for party, field, table, every in indexed:
         read = py.Try([_set("v", _party_field_node(party, field)), _set("ok", _const(True))],
                       [py.ExceptHandler(_name("Exception"), None, [_set("ok", _const(False))])], [], [])  # fmt: skip
         unreadable = [_add("n", len(every)), *evaluate(every)]
-        body += [read, py.If(py.UnaryOp(py.Not(), _name("ok")), unreadable, dispatch("v", table))]
+        body += [read, py.If(py.UnaryOp(py.Not(), _name("ok")), unreadable, dispatch("v", table, True))]
     body.append(py.Return(py.Tuple([_name("m"), _name("f"), _name("n")], py.Load())))
+    body = _shared_reads(body)
     module = py.fix_missing_locations(py.Module([*functions, _def("plan", ("c", "tag"), body)], []))
     code = compile(validated(module), f"<policy plan {name}>", "exec")
     namespace: dict[str, Any] = {
@@ -430,13 +444,11 @@ def _def(name: str, params: tuple[str, ...], body: list[py.stmt]) -> py.stmt:
     return py.FunctionDef(**fields)
 
 
-def _evaluate(i: int, rule: PlanRule) -> py.stmt:
+def _evaluate(i: int, rule: PlanRule, condition: py.expr | None) -> py.stmt:
     """`if <condition>: m.append(i)`, and a failing condition goes to f as (i, exception)."""
     this = _const(i)
     match = py.Expr(_call(_attr(_name("m"), "append"), this))
-    test = (
-        rule.condition
-    )  # shared by every branch and plan the rule sits in: CPython compiles a shared node alike
+    test = condition  # may be shared by every branch and plan the rule sits in: CPython compiles it alike
     if rule.tag_prefix is not None:
         prefix = _call(_attr(_name("tag"), "startswith"), _const(rule.tag_prefix))
         test = prefix if test is None else py.BoolOp(py.And(), [prefix, test])
@@ -444,6 +456,122 @@ def _evaluate(i: int, rule: PlanRule) -> py.stmt:
         return match
     fail = py.Expr(_call(_attr(_name("f"), "append"), py.Tuple([this, _name("x")], py.Load())))
     return py.Try([py.If(test, [match], [])], [py.ExceptHandler(_name("Exception"), "x", [fail])], [], [])
+
+
+# ---- rewriting a compiled tree: what the plan knows, and reads done once ---------------------------------------
+
+
+def _rewritten(node: py.AST, swap: Callable[[py.AST], py.AST | None]) -> py.AST:
+    """`node` with each subtree for which `swap` gives a node replaced by it, then folded (`_folded`). Nodes are
+    shared between rules' branches and plans, so nothing is changed in place: a node is copied only on the way
+    to a replaced one."""
+    swapped = swap(node)
+    if swapped is not None:
+        return swapped
+    changed: dict[str, object] = {}
+    for name, value in py.iter_fields(node):
+        if isinstance(value, py.AST):
+            new = _rewritten(value, swap)
+            if new is not value:
+                changed[name] = new
+        elif isinstance(value, list):
+            items = [_rewritten(x, swap) if isinstance(x, py.AST) else x for x in value]
+            if any(a is not b for a, b in zip(items, value, strict=True)):
+                changed[name] = items
+    if not changed:
+        return node
+    return _folded(type(node)(**{**dict(py.iter_fields(node)), **changed}))
+
+
+def _folded(node: py.AST) -> py.AST:
+    """`not` of a constant, and `and` / `or` without the operands that cannot change them (true in an `and`,
+    false in an `or`): a checked condition joins only true-or-false values, so the result is the same value.
+    An operand that decides (false in an `and`) is kept as it is: what comes before it may still raise."""
+    if isinstance(node, py.UnaryOp) and isinstance(node.op, py.Not) and isinstance(node.operand, py.Constant):
+        return _const(not node.operand.value)
+    if isinstance(node, py.BoolOp):
+        neutral = isinstance(node.op, py.And)
+        values = [v for v in node.values if not (isinstance(v, py.Constant) and v.value is neutral)]
+        if not values:
+            return _const(neutral)
+        if len(values) == 1:
+            return values[0]
+        if len(values) < len(node.values):
+            return py.BoolOp(node.op, values)
+    return node
+
+
+def assume(condition: py.expr | None, known: Sequence[py.expr]) -> py.expr | None:
+    """`condition` where each of `known` (parts of it, as compiled) is true: those parts replaced by True and
+    the rest folded; None when nothing is left to evaluate (it always matches there)."""
+    if condition is None:
+        return None
+    shapes = {py.dump(k) for k in known}
+
+    def swap(node: py.AST) -> py.AST | None:
+        if type(node) in (py.Compare, py.Call) and py.dump(node) in shapes:
+            return _const(True)
+        return None
+
+    result = _rewritten(condition, swap)
+    return None if isinstance(result, py.Constant) and result.value is True else result  # type: ignore[return-value]
+
+
+_READS_SHARED = frozenset({"window", "calendar_window", "total"})  # a Ctx read of constant arguments
+
+
+def _shared_reads(body: list[py.stmt]) -> list[py.stmt]:
+    """The function body with each history window or balance it reads more than once (the same call, constant
+    arguments) read at most once, into a local: `(w0 if w0 is not None else (w0 := c.window(...)))`, after
+    `w0 = None` on entry; and the amount, read more than once, read once into `a`. The Ctx caches these
+    reads across functions too; a local spares the call. A read that raises leaves its local None: the next
+    rule reading it raises the same way, as before."""
+
+    def is_read(node: py.AST) -> bool:
+        return (
+            isinstance(node, py.Call)
+            and isinstance(node.func, py.Attribute)
+            and node.func.attr in _READS_SHARED
+            and isinstance(node.func.value, py.Name)
+            and node.func.value.id == "c"
+            and all(isinstance(a, py.Constant) for a in node.args)
+            and not node.keywords
+        )
+
+    def is_amount(node: py.AST) -> bool:
+        return py.dump(node) == _AMOUNT
+
+    counts: dict[str, int] = {}
+    amounts = 0
+    for stmt in body:
+        for node in py.walk(stmt):
+            if is_read(node):
+                key = py.dump(node)
+                counts[key] = counts.get(key, 0) + 1
+            elif isinstance(node, py.Attribute) and node.attr == "amount_tiyn" and is_amount(node):
+                amounts += 1
+    names = {key: f"w{i}" for i, key in enumerate(k for k, n in counts.items() if n > 1)}
+    if not names and amounts < 2:
+        return body
+
+    def swap(node: py.AST) -> py.AST | None:
+        if isinstance(node, py.Attribute) and node.attr == "amount_tiyn" and amounts > 1 and is_amount(node):
+            return _name("a")
+        if not is_read(node):
+            return None
+        local = names.get(py.dump(node))
+        if local is None:
+            return None
+        known = py.Compare(_name(local), [py.IsNot()], [_const(None)])
+        return py.IfExp(known, _name(local), py.NamedExpr(py.Name(local, py.Store()), node))
+
+    prelude = [_set(local, _const(None)) for local in names.values()]
+    if amounts > 1:
+        prelude.append(_set("a", _attr(_attr(_c(), "proposal"), "amount_tiyn")))
+    return prelude + [_rewritten(stmt, swap) for stmt in body]  # type: ignore[misc]
+
+
+_AMOUNT = py.dump(_attr(_attr(py.Name("c", py.Load()), "proposal"), "amount_tiyn"))
 
 
 def _name(name: str) -> py.Name:

@@ -62,6 +62,10 @@ class CompiledRule:
     index: tuple[str, frozenset] | None = None
     fair: bool = False  # a split naming every destination: rounding residue by largest remainder
     summary: dict = field(default_factory=dict)  # what `explain` shows for a match: computed once
+    # The parts of `condition` a plan checks before evaluating it (compile.PlanRule): its tag guard's, and the
+    # condition on the party field it is indexed by (plan.PlannedRule).
+    tag_guard: py.expr | None = None
+    index_guard: py.expr | None = None
 
     def effect_texts(self) -> list[str]:
         out = []
@@ -94,6 +98,10 @@ def _compile_rule(planned: PlannedRule, lets: Scope) -> CompiledRule:
     rule = checked.rule
     clauses = [(clause.expr, clause.negated) for clause in rule.clauses]
     condition = condition_node(clauses, lets)
+    tag_guard = condition_node([(planned.tag_atom, False)], lets) if planned.tag_atom is not None else None
+    index_guard = (
+        condition_node([(planned.index_atom, False)], lets) if planned.index_atom is not None else None
+    )
     deny = permit = set_tag = None
     clear = False
     reports: list[tuple[str, str]] = []
@@ -132,6 +140,7 @@ def _compile_rule(planned: PlannedRule, lets: Scope) -> CompiledRule:
         tag_equals=planned.tag_equals, tag_prefix=planned.tag_prefix, condition=condition, deny=deny,
         permit=permit, reports=tuple(reports), hold=hold, portions=tuple(portions), remaining=remaining,
         set_tag=set_tag, clear_tag=clear, reads=checked.reads, index=planned.index, fair=fair,
+        tag_guard=tag_guard, index_guard=index_guard,
     )  # fmt: skip
 
 
