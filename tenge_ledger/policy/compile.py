@@ -538,8 +538,14 @@ def _shared_reads(body: list[py.stmt]) -> list[py.stmt]:
             and not node.keywords
         )
 
-    def is_amount(node: py.AST) -> bool:
-        return py.dump(node) == _AMOUNT
+    def is_amount(node: py.AST) -> bool:  # c.proposal.amount_tiyn
+        proposal = node.value if isinstance(node, py.Attribute) and node.attr == "amount_tiyn" else None
+        return (
+            isinstance(proposal, py.Attribute)
+            and proposal.attr == "proposal"
+            and isinstance(proposal.value, py.Name)
+            and proposal.value.id == "c"
+        )
 
     counts: dict[str, int] = {}
     amounts = 0
@@ -548,14 +554,14 @@ def _shared_reads(body: list[py.stmt]) -> list[py.stmt]:
             if is_read(node):
                 key = py.dump(node)
                 counts[key] = counts.get(key, 0) + 1
-            elif isinstance(node, py.Attribute) and node.attr == "amount_tiyn" and is_amount(node):
+            elif is_amount(node):
                 amounts += 1
     names = {key: f"w{i}" for i, key in enumerate(k for k, n in counts.items() if n > 1)}
     if not names and amounts < 2:
         return body
 
     def swap(node: py.AST) -> py.AST | None:
-        if isinstance(node, py.Attribute) and node.attr == "amount_tiyn" and amounts > 1 and is_amount(node):
+        if amounts > 1 and is_amount(node):
             return _name("a")
         if not is_read(node):
             return None
@@ -569,9 +575,6 @@ def _shared_reads(body: list[py.stmt]) -> list[py.stmt]:
     if amounts > 1:
         prelude.append(_set("a", _attr(_attr(_c(), "proposal"), "amount_tiyn")))
     return prelude + [_rewritten(stmt, swap) for stmt in body]  # type: ignore[misc]
-
-
-_AMOUNT = py.dump(_attr(_attr(py.Name("c", py.Load()), "proposal"), "amount_tiyn"))
 
 
 def _name(name: str) -> py.Name:
