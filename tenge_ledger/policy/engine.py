@@ -34,7 +34,7 @@ from . import ast
 from .check import CALENDAR_UNITS, CheckedSet, Scope, window_filter
 from .compile import Ctx, Plan, compile_probes, condition_node, constant_value
 from .plan import PlannedRule, dispatch, plan_rule
-from .shares import Portion, allocator, share_text
+from .shares import Portion, allocator, plain_shares, share_text
 
 COMBINATIONS_CACHED_MAX = 4096  # combinations of matching rules whose decision is remembered per engine
 
@@ -467,15 +467,28 @@ def _splitter(shape: _Shape) -> Callable[[Proposal], tuple[Posting, ...] | None]
     named = [*handles, rest_to] if rest_to is not None else handles
     distinct = all(named) and len(set(named)) == len(named)
     taken = frozenset(named)
-    # a Posting made without its named tuple's __new__ (a lambda with a default): half the cost, every split makes 2+
-    posting = tuple.__new__
+    plain = plain_shares(shape.portions, shape.fair)
+    floors = (
+        None if plain is None else tuple((h, num, den) for h, (num, den) in zip(handles, plain, strict=True))
+    )
 
     def split(p: Proposal) -> tuple[Posting, ...] | None:
         postings = p.postings
         if len(postings) == 2 and postings[0].amount_tiyn < 0:  # a payment's debit and credit: _credit's case
             debit, credit = postings
-            if credit.amount_tiyn != p.amount_tiyn or credit.amount_tiyn <= 0:
+            amount = credit.amount_tiyn
+            if amount != p.amount_tiyn or amount <= 0:
                 return None
+            if floors is not None and distinct and credit.account not in taken:
+                # allocate() for plain shares written out (see shares.plain_shares): the common split, a call
+                # and a list fewer
+                credits = [(h, amount * num // den) for h, num, den in floors]
+                rest = amount - sum([part for _, part in credits])
+                if rest >= 0:
+                    credits.append((rest_to or credit.account, rest))
+                    return _credited(
+                        [debit], debit.amount_tiyn, credits, credit.tag if new_tag is None else new_tag
+                    )
             out, total = [debit], debit.amount_tiyn
         else:
             credit = _credit(p)
@@ -495,17 +508,29 @@ def _splitter(shape: _Shape) -> Callable[[Proposal], tuple[Posting, ...] | None]
             target = rest_to or payee
             by_account[target] = by_account.get(target, 0) + rest
             credits = list(by_account.items())
-        tag = credit.tag if new_tag is None else new_tag
-        credits.sort()  # by account: the accounts are distinct
-        for h, v in credits:
-            if v:
-                out.append(posting(Posting, (h, v, tag)))
-                total += v
-        if total != 0:  # the postings' sum; protects money: never stripped by python -O
-            raise AssertionError("a split did not conserve money")
-        return tuple(out)
+        return _credited(out, total, credits, credit.tag if new_tag is None else new_tag)
 
     return split
+
+
+_new_tuple = (
+    tuple.__new__
+)  # a Posting made without its named tuple's __new__ (a lambda with a default): half the cost
+
+
+def _credited(
+    out: list[Posting], total: int, credits: list[tuple[str, int]], tag: str
+) -> tuple[Posting, ...]:
+    """The debits `out` (adding up to `total`) and a posting of each credit that is not zero, by account (the
+    accounts are distinct)."""
+    credits.sort()
+    for handle, amount in credits:
+        if amount:
+            out.append(_new_tuple(Posting, (handle, amount, tag)))
+            total += amount
+    if total != 0:  # the postings' sum; protects money: never stripped by python -O
+        raise AssertionError("a split did not conserve money")
+    return tuple(out)
 
 
 def _by_name(rule: CompiledRule) -> str:

@@ -65,6 +65,15 @@ def allocate(amount: int, portions: tuple[Portion, ...], fair: bool) -> tuple[li
     return allocator(portions, fair)(amount)
 
 
+def plain_shares(portions: tuple[Portion, ...], fair: bool) -> tuple[tuple[int, int], ...] | None:
+    """Each share as (numerator, denominator) when `allocate` gives each portion floor(amount x share) and
+    the rest to the remaining destination, whenever those floors fit the amount: shares without a floor, a cap
+    or the largest remainder. None otherwise."""
+    if fair or any(p.min_tiyn or p.max_tiyn is not None or p.share < 0 for p in portions):
+        return None
+    return tuple((p.share.numerator, p.share.denominator) for p in portions)
+
+
 def allocator(portions: tuple[Portion, ...], fair: bool) -> Callable[[int], tuple[list[int], int]]:
     """`allocate` for these portions as a function of the amount, the shares read once: the engine makes one per
     combination of splitting rules and calls it per payment. Integer arithmetic only (a Fraction per payment
@@ -100,8 +109,8 @@ def allocator(portions: tuple[Portion, ...], fair: bool) -> Callable[[int], tupl
             raise AssertionError("an allocation did not conserve money")
         return out, rest
 
-    if not fair and all(num >= 0 and low == 0 and high is None for num, _, low, high in terms):
-        plain = tuple((num, den) for num, den, _, _ in terms)
+    plain = plain_shares(portions, fair)
+    if plain is not None:
 
         def divide_plain(amount: int) -> tuple[list[int], int]:
             """Shares without floor or cap: when the floors fit the amount (always, for shares adding up to at
