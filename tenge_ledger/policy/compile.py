@@ -200,7 +200,7 @@ _NUMBERED_NAMES = re.compile(
 _NODES_ALLOWED = (
     py.Module, py.FunctionDef, py.arguments, py.arg, py.Try, py.ExceptHandler, py.If, py.Expr, py.Assign,
     py.AugAssign, py.Return, py.Tuple, py.List, py.Store, py.Name, py.Load, py.Attribute, py.Call, py.Constant,
-    py.Subscript, py.Compare, py.BoolOp, py.And, py.Or, py.UnaryOp, py.Not, py.BinOp, py.Add, py.Sub, py.In,
+    py.Subscript, py.Compare, py.BoolOp, py.And, py.Or, py.UnaryOp, py.Not, py.BinOp, py.Add, py.Sub, py.BitOr, py.In,
     py.IsNot, py.IfExp, py.NamedExpr,
     *(node for node in _CMP_NODES.values()),
 )  # fmt: skip
@@ -347,7 +347,7 @@ class PlanRule(Protocol):
 
 R = TypeVar("R", bound=PlanRule)
 # plan(c, tag) -> (matched, failed, evaluated), rules by their number in the plan's rules: (plan, rules)
-Plan = tuple[Callable[[Ctx, str], tuple[list[int], list[tuple[int, Exception]], int]], tuple]
+Plan = tuple[Callable[[Ctx, str], tuple[int, list[tuple[int, Exception]], int]], tuple]
 
 
 INLINE_GROUPS_MAX = 8  # up to this many groups, a dispatch is an if / elif chain; beyond, a dict of functions
@@ -362,9 +362,9 @@ def compile_plan(
 ) -> Plan:
     """One function `plan(c, tag) -> (matched, failed, evaluated)` evaluating the rules that can match: `always`,
     those of `by_tag[tag]`, and for each (party, field, table, every) of `indexed` the rules table[that field of
-    the party], or all of `every` if the field cannot be read; with the rules it numbers. `matched` holds the
-    numbers of the rules that match (a tuple of them is a cheap key for what they decide together), `failed`
-    (number, exception) for a rule whose condition raises; `evaluated` counts the rules looked at."""
+    the party], or all of `every` if the field cannot be read; with the rules it numbers. `matched` has bit i
+    set when rule i matches (an int: a cheap key for what the rules decide together), `failed` holds (i,
+    exception) for a rule whose condition raises; `evaluated` counts the rules looked at."""
     rules: list[R] = []
     position: dict[int, int] = {}
     for r in [*always, *(r for rs in by_tag.values() for r in rs), *(r for g in indexed for r in g[3])]:
@@ -401,23 +401,21 @@ def compile_plan(
         entries: dict[object, tuple[str, int]] = {}
         for key, values in groups.items():
             function = f"g{len(functions)}"
-            body = _shared_reads(evaluate([rules[i] for i in key], indexed))
-            functions.append(_def(function, ("c", "tag", "m", "f"), body))
+            body = [_set("m", _const(0)), *evaluate([rules[i] for i in key], indexed), py.Return(_name("m"))]
+            functions.append(_def(function, ("c", "tag", "f"), _shared_reads(body)))
             entries.update((value, (function, len(key))) for value in values)
         tables[label] = entries
         found = py.Compare(_name("g"), [py.IsNot()], [_const(None)])
-        run = _call(
-            py.Subscript(_name("g"), _const(0), py.Load()), *(_name(a) for a in ("c", "tag", "m", "f"))
-        )
+        run = _call(py.Subscript(_name("g"), _const(0), py.Load()), *(_name(a) for a in ("c", "tag", "f")))
         count = py.AugAssign(
             py.Name("n", py.Store()), py.Add(), py.Subscript(_name("g"), _const(1), py.Load())
         )
         return [
             _set("g", _call(_attr(_name(label), "get"), _name(subject))),
-            py.If(found, [count, py.Expr(run)], []),
+            py.If(found, [count, py.AugAssign(py.Name("m", py.Store()), py.BitOr(), run)], []),
         ]
 
-    body: list[py.stmt] = [_set("m", py.List([], py.Load())), _set("f", py.List([], py.Load())),
+    body: list[py.stmt] = [_set("m", _const(0)), _set("f", py.List([], py.Load())),
                            _set("n", _const(len(always))), *evaluate(always), *dispatch("tag", dict(by_tag), False)]  # fmt: skip
     for party, field, table, every in indexed:
         read = py.Try([_set("v", _party_field_node(party, field)), _set("ok", _const(True))],
@@ -460,9 +458,9 @@ def _def(name: str, params: tuple[str, ...], body: list[py.stmt]) -> py.stmt:
 
 
 def _evaluate(i: int, rule: PlanRule, condition: py.expr | None) -> py.stmt:
-    """`if <condition>: m.append(i)`, and a failing condition goes to f as (i, exception)."""
+    """`if <condition>: m |= 1 << i`, and a failing condition goes to f as (i, exception)."""
     this = _const(i)
-    match = py.Expr(_call(_attr(_name("m"), "append"), this))
+    match = py.AugAssign(py.Name("m", py.Store()), py.BitOr(), _const(1 << i))
     test = condition  # may be shared by every branch and plan the rule sits in: CPython compiles it alike
     if rule.tag_prefix is not None:
         prefix = _call(_attr(_name("tag"), "startswith"), _const(rule.tag_prefix))

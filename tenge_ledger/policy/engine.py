@@ -237,20 +237,17 @@ class PolicySetEngine:
                 (rules[i], f"{type(exc).__name__}: {exc}" if not str(exc) else str(exc)) for i, exc in failed
             ]
             errors.sort(key=lambda e: e[0].name)
-            return self._combine(
-                proposal, sorted([rules[i] for i in matched], key=_by_name), errors, evaluated
-            )
+            return self._combine(proposal, _chosen(rules, matched), errors, evaluated)
         if not matched:
             return self._allow
         # What a combination of matching rules decides depends only on the rules, the operation's kind and how
-        # many were evaluated, except a split's amounts: work it out once per combination, then reuse it. The
-        # plan numbers its rules and evaluates them in one order, so the numbers as they come are the key.
-        key = (kind, tuple(matched), evaluated)
+        # many were evaluated, except a split's amounts: work it out once per combination, then reuse it.
+        key = (kind, matched, evaluated)
         combination = self._combinations.get(key)
         if combination is None:
             if len(self._combinations) >= COMBINATIONS_CACHED_MAX:
                 self._combinations.clear()
-            chosen = sorted([rules[i] for i in matched], key=_by_name)
+            chosen = _chosen(rules, matched)
             combination = self._combinations[key] = self._combination(proposal, chosen, evaluated)
         return combination(proposal)
 
@@ -535,6 +532,11 @@ def _credited(
 
 def _by_name(rule: CompiledRule) -> str:
     return rule.name
+
+
+def _chosen(rules: tuple[CompiledRule, ...], matched: int) -> list[CompiledRule]:
+    """The rules whose bits are set in a plan's `matched`, by name."""
+    return sorted([r for i, r in enumerate(rules) if matched >> i & 1], key=_by_name)
 
 
 # What the ledger can tell of a payment before deciding it, to prefetch only the windows a matching rule reads.
