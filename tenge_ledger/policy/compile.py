@@ -191,7 +191,7 @@ _CTX_ATTRS = frozenset(
     {"proposal", "view", "payer", "payee", "payer_account", "payee_account", "total", "window", "calendar_window", "attr_value", "memo", "signer", "releaser", "deadline", "tag_expiry", "tag_expired", "tier_of",
      "has_item"}
 )  # fmt: skip
-_VALUE_ATTRS = frozenset({"tag", "amount_tiyn", "at", "handle", "kind", "tier", "bank", "status", "attr",
+_VALUE_ATTRS = frozenset({"tag", "amount_tiyn", "at", "handle", "kind", "tier", "bank", "status", "attr", "attrs",
                           "bucket", "startswith", "append", "get"})  # fmt: skip
 _NAMES = frozenset({"c", "tag", "m", "f", "n", "v", "ok", "x", "g", "a", "Exception"})
 _NUMBERED_NAMES = re.compile(
@@ -241,10 +241,10 @@ def _node(e: ast.Expr, lets: Scope) -> py.expr:
     if isinstance(e, ast.Attr):
         declared = lets.attrs.get(e.key)
         if declared is None:  # no schema: a missing attribute reads as "" (the checker warns)
-            return py.BoolOp(py.Or(), [_call(_attr(_party(e.party), "attr"), _const(e.key)), _const("")])
+            return _attr_or_empty(e.party, e.key)
         value_type, default, has_default = declared
         if value_type == "string" and has_default and default == "":  # reads as an undeclared one: inline
-            return py.BoolOp(py.Or(), [_call(_attr(_party(e.party), "attr"), _const(e.key)), _const("")])
+            return _attr_or_empty(e.party, e.key)
         return _call(_attr(_c(), "attr_value"), _const(e.party), _const(e.key), _const(value_type),
                      _const(has_default), _const(default))  # fmt: skip
     if isinstance(e, ast.Call):
@@ -270,6 +270,14 @@ def _node(e: ast.Expr, lets: Scope) -> py.expr:
         op = py.Add() if e.op == "+" else py.Sub()
         return py.BinOp(_node(e.left, lets), op, _node(e.right, lets))
     raise TypeError(f"cannot compile {type(e).__name__}")  # the checker lets nothing else through
+
+
+def _attr_or_empty(party: str, key: str) -> py.expr:
+    """`(account.attrs and account.attr(key)) or ""`: most accounts have no attributes, and an empty tuple
+    answers without the call."""
+    account = _party(party)
+    found = py.BoolOp(py.And(), [_attr(account, "attrs"), _call(_attr(account, "attr"), _const(key))])
+    return py.BoolOp(py.Or(), [found, _const("")])
 
 
 def _op_field(name: str) -> py.expr:
