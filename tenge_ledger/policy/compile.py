@@ -164,10 +164,6 @@ class Ctx:
         return found
 
     @staticmethod
-    def tier_of(account: Account) -> int:
-        return -1 if account.tier is None else account.tier
-
-    @staticmethod
     def has_item(text: str, item: str) -> bool:
         """`has`: an item of a comma-separated attribute ("construction, roads")."""
         return item in {part.strip() for part in text.split(",")}
@@ -188,7 +184,7 @@ def _date_of(ts: int) -> str:
 
 _CMP_NODES = {"==": py.Eq, "!=": py.NotEq, "<": py.Lt, "<=": py.LtE, ">": py.Gt, ">=": py.GtE}
 _CTX_ATTRS = frozenset(
-    {"proposal", "view", "payer", "payee", "payer_account", "payee_account", "total", "window", "calendar_window", "attr_value", "memo", "signer", "releaser", "deadline", "tag_expiry", "tag_expired", "tier_of",
+    {"proposal", "view", "payer", "payee", "payer_account", "payee_account", "total", "window", "calendar_window", "attr_value", "memo", "signer", "releaser", "deadline", "tag_expiry", "tag_expired",
      "has_item"}
 )  # fmt: skip
 _VALUE_ATTRS = frozenset({"tag", "amount_tiyn", "at", "handle", "kind", "tier", "bank", "status", "attr", "attrs",
@@ -201,7 +197,7 @@ _NODES_ALLOWED = (
     py.Module, py.FunctionDef, py.arguments, py.arg, py.Try, py.ExceptHandler, py.If, py.Expr, py.Assign,
     py.AugAssign, py.Return, py.Tuple, py.List, py.Store, py.Name, py.Load, py.Attribute, py.Call, py.Constant,
     py.Subscript, py.Compare, py.BoolOp, py.And, py.Or, py.UnaryOp, py.Not, py.BinOp, py.Add, py.Sub, py.BitOr, py.In,
-    py.IsNot, py.IfExp, py.NamedExpr,
+    py.Is, py.IsNot, py.IfExp, py.NamedExpr,
     *(node for node in _CMP_NODES.values()),
 )  # fmt: skip
 
@@ -299,7 +295,9 @@ def _party_field_node(party: str, name: str) -> py.expr:
     if name in ("handle", "kind", "status"):
         return _attr(account, name)
     if name == "tier":
-        return _call(_attr(_c(), "tier_of"), account)
+        # a wallet without a tier reads as tier -1 (written out: a call costs more than the test)
+        tier = _attr(account, "tier")
+        return py.IfExp(py.Compare(tier, [py.Is()], [_const(None)]), _const(-1), _attr(_party(party), "tier"))
     if name == "bank":
         return py.BoolOp(py.Or(), [_attr(account, "bank"), _const("")])
     if name == "balance":
