@@ -402,6 +402,9 @@ def compile_plan(
                 chain = [
                     py.If(test, [_add("n", len(key)), *evaluate([rules[i] for i in key], indexed)], chain)
                 ]
+            if len(groups) > 1:  # a value no rule is indexed by (most payments) is told by one test, not each
+                every_value = frozenset(value for values in groups.values() for value in values)
+                chain = [py.If(py.Compare(_name(subject), [py.In()], [_const(every_value)]), chain, [])]
             return chain
         label = f"T{len(tables)}"
         entries: dict[object, tuple[str, int]] = {}
