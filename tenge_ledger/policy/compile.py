@@ -22,7 +22,8 @@ class RuleError(Exception):
 
 
 class Ctx:
-    """What one decision reads, fetched lazily and at most once per decision."""
+    """What one decision reads, fetched lazily and at most once per decision (a rolling window at most once per
+    plan function: the plan keeps it in a local and reads the view itself, see _shared_reads)."""
 
     __slots__ = ("proposal", "view", "payer_account", "payee_account", "_cache")
 
@@ -33,7 +34,7 @@ class Ctx:
         # an attribute load where a method call would do the same.
         self.payer_account: Account | None = proposal.payer_account
         self.payee_account: Account | None = proposal.payee_account
-        self._cache: dict = {}  # window, total and tag-expiry reads of this decision
+        self._cache: dict = {}  # calendar window, total and tag-expiry reads of this decision
 
     def party(self, which: str) -> Account:
         return self.payer() if which == "payer" else self.payee()
@@ -55,25 +56,6 @@ class Ctx:
         if account is None:
             raise RuleError(f"the operation has no {role} account")
         return account
-
-    def window(
-        self, which: str, direction: str, seconds: int, tag: str | None, counterparty: str | None = None
-    ) -> tuple[int, int]:
-        """`counterparty`: the key of a filtered aggregate (check.window_filter), which includes any tag."""
-        key = (which, direction, seconds, tag, counterparty)
-        found = self._cache.get(key)
-        if found is None:  # party() and _window() written out: a call each is a fifth of a window read
-            if which == "payer":
-                handle = (self.payer_account or self.payer()).handle
-            else:
-                handle = (self.payee_account or self.payee()).handle
-            since = self.proposal.at - seconds
-            if counterparty is None:  # a view written before counterparty filters takes four arguments
-                found = self.view.window(handle, direction, since, tag)
-            else:
-                found = self.view.window(handle, direction, since, tag, counterparty)
-            self._cache[key] = found
-        return found
 
     def calendar_window(
         self, which: str, direction: str, unit: str, tag: str | None, counterparty: str | None = None
@@ -184,11 +166,11 @@ def _date_of(ts: int) -> str:
 
 _CMP_NODES = {"==": py.Eq, "!=": py.NotEq, "<": py.Lt, "<=": py.LtE, ">": py.Gt, ">=": py.GtE}
 _CTX_ATTRS = frozenset(
-    {"proposal", "view", "payer", "payee", "payer_account", "payee_account", "total", "window", "calendar_window", "attr_value", "memo", "signer", "releaser", "deadline", "tag_expiry", "tag_expired",
+    {"proposal", "view", "payer", "payee", "payer_account", "payee_account", "total", "calendar_window", "attr_value", "memo", "signer", "releaser", "deadline", "tag_expiry", "tag_expired",
      "has_item"}
 )  # fmt: skip
 _VALUE_ATTRS = frozenset({"tag", "amount_tiyn", "at", "handle", "kind", "tier", "bank", "status", "attr", "attrs",
-                          "bucket", "startswith", "append", "get"})  # fmt: skip
+                          "bucket", "window", "startswith", "append", "get"})  # fmt: skip
 _NAMES = frozenset({"c", "tag", "m", "f", "n", "v", "ok", "x", "g", "a", "Exception"})
 _NUMBERED_NAMES = re.compile(
     r"[gTDw][0-9]+"
@@ -329,7 +311,11 @@ def _call_node(e: ast.Call, lets: Scope) -> py.expr:
     seconds = constant_value(first, lets.values)
     if not isinstance(seconds, int):
         raise TypeError("a window that is not a constant")  # the checker lets none through
-    window = _call(_attr(_c(), "window"), _const(e.party), _const(direction), _const(seconds), tag, *filtered)
+    # The view read directly, not through a Ctx method: a plan keeps each window it reads in a local
+    # (_shared_reads). A view written before counterparty filters takes four arguments.
+    handle = _attr(_party(e.party), "handle")
+    since = py.BinOp(_attr(_attr(_c(), "proposal"), "at"), py.Sub(), _const(seconds))
+    window = _call(_attr(_attr(_c(), "view"), "window"), handle, _const(direction), since, tag, *filtered)
     return py.Subscript(window, _const(index), py.Load())
 
 
@@ -539,25 +525,34 @@ def assume(condition: py.expr | None, known: Sequence[py.expr]) -> py.expr | Non
     return None if isinstance(result, py.Constant) and result.value is True else result  # type: ignore[return-value]
 
 
-_READS_SHARED = frozenset({"window", "calendar_window", "total"})  # a Ctx read of constant arguments
+_READS_SHARED = frozenset({"calendar_window", "total"})  # a Ctx read of constant arguments
 
 
 def _shared_reads(body: list[py.stmt]) -> list[py.stmt]:
     """The function body with each history window or balance it reads more than once (the same call, constant
-    arguments) read at most once, into a local: `(w0 if w0 is not None else (w0 := c.window(...)))`, after
+    arguments) read at most once, into a local: `(w0 if w0 is not None else (w0 := c.view.window(...)))`, after
     `w0 = None` on entry; and the amount, read more than once, read once into `a`. The Ctx caches these
     reads across functions too; a local spares the call. A read that raises leaves its local None: the next
     rule reading it raises the same way, as before."""
 
     def is_read(node: py.AST) -> bool:
+        if not isinstance(node, py.Call) or not isinstance(node.func, py.Attribute):
+            return False
+        on = node.func.value
+        if (
+            node.func.attr == "window"
+        ):  # c.view.window(...): its arguments are what the compiler made of a rule
+            return (
+                isinstance(on, py.Attribute)
+                and on.attr == "view"
+                and isinstance(on.value, py.Name)
+                and on.value.id == "c"
+            )
         return (
-            isinstance(node, py.Call)
-            and isinstance(node.func, py.Attribute)
-            and node.func.attr in _READS_SHARED
-            and isinstance(node.func.value, py.Name)
-            and node.func.value.id == "c"
+            node.func.attr in _READS_SHARED
+            and isinstance(on, py.Name)
+            and on.id == "c"
             and all(isinstance(a, py.Constant) for a in node.args)
-            and not node.keywords
         )
 
     def is_amount(node: py.AST) -> bool:  # c.proposal.amount_tiyn
