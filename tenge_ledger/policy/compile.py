@@ -22,8 +22,8 @@ class RuleError(Exception):
 
 
 class Ctx:
-    """What one decision reads, fetched lazily and at most once per decision (a rolling window at most once per
-    plan function: the plan keeps it in a local and reads the view itself, see _shared_reads)."""
+    """What one decision reads, fetched lazily and at most once per decision (a rolling window or a balance at
+    most once per plan function: the plan keeps it in a local and reads the view itself, see _shared_reads)."""
 
     __slots__ = ("proposal", "view", "payer_account", "payee_account", "_cache")
 
@@ -34,7 +34,7 @@ class Ctx:
         # an attribute load where a method call would do the same.
         self.payer_account: Account | None = proposal.payer_account
         self.payee_account: Account | None = proposal.payee_account
-        self._cache: dict = {}  # calendar window, total and tag-expiry reads of this decision
+        self._cache: dict = {}  # calendar window and tag-expiry reads of this decision
 
     def party(self, which: str) -> Account:
         return self.payer() if which == "payer" else self.payee()
@@ -133,18 +133,6 @@ class Ctx:
             return p.hold.deadline
         return p.at + getattr(p.op.body, "timeout_s", 0)
 
-    def total(self, which: str) -> int:
-        """A party's balance over all its buckets."""
-        found = self._cache.get(which)
-        if found is None:
-            account = (
-                (self.payer_account or self.payer())
-                if which == "payer"
-                else (self.payee_account or self.payee())
-            )
-            found = self._cache[which] = self.view.account_total(account.handle)
-        return found
-
     @staticmethod
     def has_item(text: str, item: str) -> bool:
         """`has`: an item of a comma-separated attribute ("construction, roads")."""
@@ -166,11 +154,11 @@ def _date_of(ts: int) -> str:
 
 _CMP_NODES = {"==": py.Eq, "!=": py.NotEq, "<": py.Lt, "<=": py.LtE, ">": py.Gt, ">=": py.GtE}
 _CTX_ATTRS = frozenset(
-    {"proposal", "view", "payer", "payee", "payer_account", "payee_account", "total", "calendar_window", "attr_value", "memo", "signer", "releaser", "deadline", "tag_expiry", "tag_expired",
+    {"proposal", "view", "payer", "payee", "payer_account", "payee_account", "calendar_window", "attr_value", "memo", "signer", "releaser", "deadline", "tag_expiry", "tag_expired",
      "has_item"}
 )  # fmt: skip
 _VALUE_ATTRS = frozenset({"tag", "amount_tiyn", "at", "handle", "kind", "tier", "bank", "status", "attr", "attrs",
-                          "bucket", "window", "startswith", "append", "get"})  # fmt: skip
+                          "bucket", "window", "account_total", "startswith", "append", "get"})  # fmt: skip
 _NAMES = frozenset({"c", "tag", "m", "f", "n", "v", "ok", "x", "g", "a", "Exception"})
 _NUMBERED_NAMES = re.compile(
     r"[gTDw][0-9]+"
@@ -283,7 +271,8 @@ def _party_field_node(party: str, name: str) -> py.expr:
     if name == "bank":
         return py.BoolOp(py.Or(), [_attr(account, "bank"), _const("")])
     if name == "balance":
-        return _call(_attr(_c(), "total"), _const(party))
+        # the view read directly, as a window is (a plan keeps a balance read twice in a local)
+        return _call(_attr(_attr(_c(), "view"), "account_total"), _attr(account, "handle"))
     raise TypeError(name)
 
 
@@ -525,7 +514,12 @@ def assume(condition: py.expr | None, known: Sequence[py.expr]) -> py.expr | Non
     return None if isinstance(result, py.Constant) and result.value is True else result  # type: ignore[return-value]
 
 
-_READS_SHARED = frozenset({"calendar_window", "total"})  # a Ctx read of constant arguments
+_READS_SHARED = frozenset({"calendar_window"})  # a Ctx read of constant arguments
+_VIEW_READS = frozenset({"window", "account_total"})  # a read of the view, whatever its arguments
+
+
+def _is_c(node: py.AST) -> bool:
+    return isinstance(node, py.Name) and node.id == "c"
 
 
 def _shared_reads(body: list[py.stmt]) -> list[py.stmt]:
@@ -538,22 +532,10 @@ def _shared_reads(body: list[py.stmt]) -> list[py.stmt]:
     def is_read(node: py.AST) -> bool:
         if not isinstance(node, py.Call) or not isinstance(node.func, py.Attribute):
             return False
-        on = node.func.value
-        if (
-            node.func.attr == "window"
-        ):  # c.view.window(...): its arguments are what the compiler made of a rule
-            return (
-                isinstance(on, py.Attribute)
-                and on.attr == "view"
-                and isinstance(on.value, py.Name)
-                and on.value.id == "c"
-            )
-        return (
-            node.func.attr in _READS_SHARED
-            and isinstance(on, py.Name)
-            and on.id == "c"
-            and all(isinstance(a, py.Constant) for a in node.args)
-        )
+        on, name = node.func.value, node.func.attr
+        if name in _VIEW_READS:  # c.view.window(...): its arguments are what the compiler made of a rule
+            return isinstance(on, py.Attribute) and on.attr == "view" and _is_c(on.value)
+        return name in _READS_SHARED and _is_c(on) and all(isinstance(a, py.Constant) for a in node.args)
 
     def is_amount(node: py.AST) -> bool:  # c.proposal.amount_tiyn
         proposal = node.value if isinstance(node, py.Attribute) and node.attr == "amount_tiyn" else None
