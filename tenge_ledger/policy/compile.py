@@ -523,11 +523,12 @@ def _is_c(node: py.AST) -> bool:
 
 
 def _shared_reads(body: list[py.stmt]) -> list[py.stmt]:
-    """The function body with each history window or balance it reads more than once (the same call, constant
-    arguments) read at most once, into a local: `(w0 if w0 is not None else (w0 := c.view.window(...)))`, after
-    `w0 = None` on entry; and the amount, read more than once, read once into `a`. The Ctx caches these
-    reads across functions too; a local spares the call. A read that raises leaves its local None: the next
-    rule reading it raises the same way, as before."""
+    """The function body with each history window or balance it reads more than once (the same call: its
+    arguments are expressions of the decision's context, the same value wherever they stand) read at most once,
+    into a local: `(w0 if w0 is not None else (w0 := c.view.window(...)))`, after `w0 = None` on entry; and the
+    amount, read more than once, read once into `a`. A read that raises leaves its local None: the next rule
+    reading it raises the same way, as before. A dispatch's group functions (g0, ...) keep their own locals: a
+    window read in two of them is read twice, as the same value."""
 
     def is_read(node: py.AST) -> bool:
         if not isinstance(node, py.Call) or not isinstance(node.func, py.Attribute):

@@ -510,9 +510,8 @@ def _splitter(shape: _Shape) -> Callable[[Proposal], tuple[Posting, ...] | None]
     return split
 
 
-_new_tuple = (
-    tuple.__new__
-)  # a Posting made without its named tuple's __new__ (a lambda with a default): half the cost
+# A Posting made without its named tuple's __new__ (a lambda with a default): half the cost.
+_new_tuple = tuple.__new__
 
 
 def _credited(
