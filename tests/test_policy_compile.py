@@ -44,7 +44,7 @@ def test_validated__refuses_what_the_compiler_never_makes(source: str, why: str)
 
 def test_validated__accepts_what_the_compiler_makes() -> None:
     tree = py.parse("def plan(c, tag):\n    m = []\n    if c.payer().tier == 1 and tag.startswith('x'):\n"
-                    "        m.append(R[0])\n    return m, [], 1\n")  # fmt: skip
+                    "        m.append(0)\n    return m, [], 1\n")  # fmt: skip
     assert validated(tree) is tree
 
 

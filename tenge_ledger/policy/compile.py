@@ -22,7 +22,8 @@ class RuleError(Exception):
 
 
 class Ctx:
-    """What one decision reads, fetched lazily and at most once per decision."""
+    """What one decision reads, fetched lazily and at most once per decision (a rolling window or a balance at
+    most once per plan function: the plan keeps it in a local and reads the view itself, see _shared_reads)."""
 
     __slots__ = ("proposal", "view", "payer_account", "payee_account", "_cache")
 
@@ -33,7 +34,7 @@ class Ctx:
         # an attribute load where a method call would do the same.
         self.payer_account: Account | None = proposal.payer_account
         self.payee_account: Account | None = proposal.payee_account
-        self._cache: dict = {}  # window, total and tag-expiry reads of this decision
+        self._cache: dict = {}  # calendar window and tag-expiry reads of this decision
 
     def party(self, which: str) -> Account:
         return self.payer() if which == "payer" else self.payee()
@@ -55,18 +56,6 @@ class Ctx:
         if account is None:
             raise RuleError(f"the operation has no {role} account")
         return account
-
-    def window(
-        self, which: str, direction: str, seconds: int, tag: str | None, counterparty: str | None = None
-    ) -> tuple[int, int]:
-        """`counterparty`: the key of a filtered aggregate (check.window_filter), which includes any tag."""
-        key = (which, direction, seconds, tag, counterparty)
-        found = self._cache.get(key)
-        if found is None:
-            handle = self.party(which).handle
-            since = self.proposal.at - seconds
-            found = self._cache[key] = self._window(handle, direction, since, tag, counterparty)
-        return found
 
     def calendar_window(
         self, which: str, direction: str, unit: str, tag: str | None, counterparty: str | None = None
@@ -112,8 +101,11 @@ class Ctx:
         return found
 
     def tag_expired(self) -> bool:
+        p = self.proposal
+        if not p.tag and not getattr(p.op.body, "expires_on", None):  # tag_expiry() is "": most payments
+            return False
         expiry = self.tag_expiry()
-        return expiry != "" and expiry <= _date_of(self.proposal.at)
+        return expiry != "" and expiry <= _date_of(p.at)
 
     def memo(self) -> str:
         """The memo, or what stands for it: a seizure's court order, a freeze's reason."""
@@ -141,17 +133,6 @@ class Ctx:
             return p.hold.deadline
         return p.at + getattr(p.op.body, "timeout_s", 0)
 
-    def total(self, which: str) -> int:
-        """A party's balance over all its buckets."""
-        found = self._cache.get(which)
-        if found is None:
-            found = self._cache[which] = self.view.account_total(self.party(which).handle)
-        return found
-
-    @staticmethod
-    def tier_of(account: Account) -> int:
-        return -1 if account.tier is None else account.tier
-
     @staticmethod
     def has_item(text: str, item: str) -> bool:
         """`has`: an item of a comma-separated attribute ("construction, roads")."""
@@ -173,20 +154,20 @@ def _date_of(ts: int) -> str:
 
 _CMP_NODES = {"==": py.Eq, "!=": py.NotEq, "<": py.Lt, "<=": py.LtE, ">": py.Gt, ">=": py.GtE}
 _CTX_ATTRS = frozenset(
-    {"proposal", "view", "payer", "payee", "payer_account", "payee_account", "total", "window", "calendar_window", "attr_value", "memo", "signer", "releaser", "deadline", "tag_expiry", "tag_expired", "tier_of",
+    {"proposal", "view", "payer", "payee", "payer_account", "payee_account", "calendar_window", "attr_value", "memo", "signer", "releaser", "deadline", "tag_expiry", "tag_expired",
      "has_item"}
 )  # fmt: skip
-_VALUE_ATTRS = frozenset({"tag", "amount_tiyn", "at", "handle", "kind", "tier", "bank", "status", "attr",
-                          "bucket", "startswith", "append", "get"})  # fmt: skip
-_NAMES = frozenset({"c", "tag", "m", "f", "n", "v", "ok", "x", "g", "R", "Exception"})
+_VALUE_ATTRS = frozenset({"tag", "amount_tiyn", "at", "handle", "kind", "tier", "bank", "status", "attr", "attrs",
+                          "bucket", "window", "account_total", "startswith", "append", "get"})  # fmt: skip
+_NAMES = frozenset({"c", "tag", "m", "f", "n", "v", "ok", "x", "g", "a", "Exception"})
 _NUMBERED_NAMES = re.compile(
-    r"[gTD][0-9]+"
-)  # a dispatch's group functions and tables, the set's lists and tables
+    r"[gTDw][0-9]+"
+)  # a dispatch's group functions and tables, the set's lists and tables, reads kept in locals
 _NODES_ALLOWED = (
     py.Module, py.FunctionDef, py.arguments, py.arg, py.Try, py.ExceptHandler, py.If, py.Expr, py.Assign,
     py.AugAssign, py.Return, py.Tuple, py.List, py.Store, py.Name, py.Load, py.Attribute, py.Call, py.Constant,
-    py.Subscript, py.Compare, py.BoolOp, py.And, py.Or, py.UnaryOp, py.Not, py.BinOp, py.Add, py.Sub, py.In,
-    py.IsNot,
+    py.Subscript, py.Compare, py.BoolOp, py.And, py.Or, py.UnaryOp, py.Not, py.BinOp, py.Add, py.Sub, py.BitOr, py.In,
+    py.Is, py.IsNot, py.IfExp, py.NamedExpr,
     *(node for node in _CMP_NODES.values()),
 )  # fmt: skip
 
@@ -226,10 +207,10 @@ def _node(e: ast.Expr, lets: Scope) -> py.expr:
     if isinstance(e, ast.Attr):
         declared = lets.attrs.get(e.key)
         if declared is None:  # no schema: a missing attribute reads as "" (the checker warns)
-            return py.BoolOp(py.Or(), [_call(_attr(_party(e.party), "attr"), _const(e.key)), _const("")])
+            return _attr_or_empty(e.party, e.key)
         value_type, default, has_default = declared
         if value_type == "string" and has_default and default == "":  # reads as an undeclared one: inline
-            return py.BoolOp(py.Or(), [_call(_attr(_party(e.party), "attr"), _const(e.key)), _const("")])
+            return _attr_or_empty(e.party, e.key)
         return _call(_attr(_c(), "attr_value"), _const(e.party), _const(e.key), _const(value_type),
                      _const(has_default), _const(default))  # fmt: skip
     if isinstance(e, ast.Call):
@@ -257,6 +238,14 @@ def _node(e: ast.Expr, lets: Scope) -> py.expr:
     raise TypeError(f"cannot compile {type(e).__name__}")  # the checker lets nothing else through
 
 
+def _attr_or_empty(party: str, key: str) -> py.expr:
+    """`(account.attrs and account.attr(key)) or ""`: most accounts have no attributes, and an empty tuple
+    answers without the call."""
+    account = _party(party)
+    found = py.BoolOp(py.And(), [_attr(account, "attrs"), _call(_attr(account, "attr"), _const(key))])
+    return py.BoolOp(py.Or(), [found, _const("")])
+
+
 def _op_field(name: str) -> py.expr:
     proposal = _attr(_c(), "proposal")
     if name == "amount":
@@ -276,11 +265,14 @@ def _party_field_node(party: str, name: str) -> py.expr:
     if name in ("handle", "kind", "status"):
         return _attr(account, name)
     if name == "tier":
-        return _call(_attr(_c(), "tier_of"), account)
+        # a wallet without a tier reads as tier -1 (written out: a call costs more than the test)
+        tier = _attr(account, "tier")
+        return py.IfExp(py.Compare(tier, [py.Is()], [_const(None)]), _const(-1), _attr(_party(party), "tier"))
     if name == "bank":
         return py.BoolOp(py.Or(), [_attr(account, "bank"), _const("")])
     if name == "balance":
-        return _call(_attr(_c(), "total"), _const(party))
+        # the view read directly, as a window is (a plan keeps a balance read twice in a local)
+        return _call(_attr(_attr(_c(), "view"), "account_total"), _attr(account, "handle"))
     raise TypeError(name)
 
 
@@ -308,7 +300,11 @@ def _call_node(e: ast.Call, lets: Scope) -> py.expr:
     seconds = constant_value(first, lets.values)
     if not isinstance(seconds, int):
         raise TypeError("a window that is not a constant")  # the checker lets none through
-    window = _call(_attr(_c(), "window"), _const(e.party), _const(direction), _const(seconds), tag, *filtered)
+    # The view read directly, not through a Ctx method: a plan keeps each window it reads in a local
+    # (_shared_reads). A view written before counterparty filters takes four arguments.
+    handle = _attr(_party(e.party), "handle")
+    since = py.BinOp(_attr(_attr(_c(), "proposal"), "at"), py.Sub(), _const(seconds))
+    window = _call(_attr(_attr(_c(), "view"), "window"), handle, _const(direction), since, tag, *filtered)
     return py.Subscript(window, _const(index), py.Load())
 
 
@@ -324,10 +320,15 @@ def condition_node(clauses: Sequence[tuple[ast.Expr, bool]], lets: Scope) -> py.
 class PlanRule(Protocol):
     condition: py.expr | None
     tag_prefix: str | None
+    # Parts of the condition (as compiled) that hold wherever the plan has checked the rule's tag guard or the
+    # field it is indexed by; None when it has no such guard.
+    tag_guard: py.expr | None
+    index_guard: py.expr | None
 
 
 R = TypeVar("R", bound=PlanRule)
-Plan = Callable[[Ctx, str], tuple[list[R], list[tuple[R, Exception]], int]]
+# plan(c, tag) -> (matched, failed, evaluated), rules by their number in the plan's rules: (plan, rules)
+Plan = tuple[Callable[[Ctx, str], tuple[int, list[tuple[int, Exception]], int]], tuple]
 
 
 INLINE_GROUPS_MAX = 8  # up to this many groups, a dispatch is an if / elif chain; beyond, a dict of functions
@@ -342,8 +343,9 @@ def compile_plan(
 ) -> Plan:
     """One function `plan(c, tag) -> (matched, failed, evaluated)` evaluating the rules that can match: `always`,
     those of `by_tag[tag]`, and for each (party, field, table, every) of `indexed` the rules table[that field of
-    the party], or all of `every` if the field cannot be read. A rule whose condition raises is in `failed` with
-    its exception; `evaluated` counts the rules looked at."""
+    the party], or all of `every` if the field cannot be read; with the rules it numbers. `matched` has bit i
+    set when rule i matches (an int: a cheap key for what the rules decide together), `failed` holds (i,
+    exception) for a rule whose condition raises; `evaluated` counts the rules looked at."""
     rules: list[R] = []
     position: dict[int, int] = {}
     for r in [*always, *(r for rs in by_tag.values() for r in rs), *(r for g in indexed for r in g[3])]:
@@ -353,10 +355,16 @@ def compile_plan(
     functions: list[py.stmt] = []  # the groups of a dict dispatch, one function each: g0, g1, ...
     tables: dict[str, dict[object, tuple[str, int]]] = {}  # T0, T1, ...: value -> (group function, its size)
 
-    def evaluate(rs: Sequence[R]) -> list[py.stmt]:
-        return [_evaluate(position[id(r)], r) for r in rs]
+    def evaluate(rs: Sequence[R], indexed: bool = False) -> list[py.stmt]:
+        """Each rule's test where the plan has checked its tag guard (a rule with one is only evaluated after
+        it), and when `indexed` the value of the field it is indexed by: those parts of it are true."""
+        out = []
+        for r in rs:
+            known = [g for g in (r.tag_guard, r.index_guard if indexed else None) if g is not None]
+            out.append(_evaluate(position[id(r)], r, assume(r.condition, known) if known else r.condition))
+        return out
 
-    def dispatch(subject: str, table: dict[object, Sequence[R]]) -> list[py.stmt]:
+    def dispatch(subject: str, table: dict[object, Sequence[R]], indexed: bool) -> list[py.stmt]:
         """Count and evaluate the rules of table[subject]. Values with the same rules share one group, so a rule
         naming 64 tags is compiled once; a long chain of groups becomes a dict lookup (and never nests deep)."""
         groups: dict[tuple[int, ...], list[object]] = {}
@@ -366,47 +374,51 @@ def compile_plan(
             chain: list[py.stmt] = []
             for key, values in sorted(groups.items(), reverse=True):
                 test = py.Compare(_name(subject), [py.In()], [_const(frozenset(values))])
-                chain = [py.If(test, [_add("n", len(key)), *evaluate([rules[i] for i in key])], chain)]
+                chain = [
+                    py.If(test, [_add("n", len(key)), *evaluate([rules[i] for i in key], indexed)], chain)
+                ]
+            if len(groups) > 1:  # a value no rule is indexed by (most payments) is told by one test, not each
+                every_value = frozenset(value for values in groups.values() for value in values)
+                chain = [py.If(py.Compare(_name(subject), [py.In()], [_const(every_value)]), chain, [])]
             return chain
         label = f"T{len(tables)}"
         entries: dict[object, tuple[str, int]] = {}
         for key, values in groups.items():
             function = f"g{len(functions)}"
-            functions.append(_def(function, ("c", "tag", "m", "f"), evaluate([rules[i] for i in key])))
+            body = [_set("m", _const(0)), *evaluate([rules[i] for i in key], indexed), py.Return(_name("m"))]
+            functions.append(_def(function, ("c", "tag", "f"), _shared_reads(body)))
             entries.update((value, (function, len(key))) for value in values)
         tables[label] = entries
         found = py.Compare(_name("g"), [py.IsNot()], [_const(None)])
-        run = _call(
-            py.Subscript(_name("g"), _const(0), py.Load()), *(_name(a) for a in ("c", "tag", "m", "f"))
-        )
+        run = _call(py.Subscript(_name("g"), _const(0), py.Load()), *(_name(a) for a in ("c", "tag", "f")))
         count = py.AugAssign(
             py.Name("n", py.Store()), py.Add(), py.Subscript(_name("g"), _const(1), py.Load())
         )
         return [
             _set("g", _call(_attr(_name(label), "get"), _name(subject))),
-            py.If(found, [count, py.Expr(run)], []),
+            py.If(found, [count, py.AugAssign(py.Name("m", py.Store()), py.BitOr(), run)], []),
         ]
 
-    body: list[py.stmt] = [_set("m", py.List([], py.Load())), _set("f", py.List([], py.Load())),
-                           _set("n", _const(len(always))), *evaluate(always), *dispatch("tag", dict(by_tag))]  # fmt: skip
+    body: list[py.stmt] = [_set("m", _const(0)), _set("f", py.List([], py.Load())),
+                           _set("n", _const(len(always))), *evaluate(always), *dispatch("tag", dict(by_tag), False)]  # fmt: skip
     for party, field, table, every in indexed:
         read = py.Try([_set("v", _party_field_node(party, field)), _set("ok", _const(True))],
                       [py.ExceptHandler(_name("Exception"), None, [_set("ok", _const(False))])], [], [])  # fmt: skip
         unreadable = [_add("n", len(every)), *evaluate(every)]
-        body += [read, py.If(py.UnaryOp(py.Not(), _name("ok")), unreadable, dispatch("v", table))]
+        body += [read, py.If(py.UnaryOp(py.Not(), _name("ok")), unreadable, dispatch("v", table, True))]
     body.append(py.Return(py.Tuple([_name("m"), _name("f"), _name("n")], py.Load())))
+    body = _shared_reads(body)
     module = py.fix_missing_locations(py.Module([*functions, _def("plan", ("c", "tag"), body)], []))
     code = compile(validated(module), f"<policy plan {name}>", "exec")
     namespace: dict[str, Any] = {
         "__builtins__": {},
-        "R": tuple(rules),
         "Exception": Exception,
         **(data or {}),
     }
     exec(code, namespace)  # noqa: S102 - a tree built above and validated, never text
     for label, entries in tables.items():
         namespace[label] = {value: (namespace[f], size) for value, (f, size) in entries.items()}
-    return namespace["plan"]
+    return namespace["plan"], tuple(rules)
 
 
 def compile_probes(conditions: Sequence[py.expr], data: dict[str, object]) -> list[Callable[[Ctx], object]]:
@@ -429,13 +441,11 @@ def _def(name: str, params: tuple[str, ...], body: list[py.stmt]) -> py.stmt:
     return py.FunctionDef(**fields)
 
 
-def _evaluate(i: int, rule: PlanRule) -> py.stmt:
-    """`if <condition>: m.append(R[i])`, and a failing condition goes to f as (R[i], exception)."""
-    this = py.Subscript(_name("R"), _const(i), py.Load())
-    match = py.Expr(_call(_attr(_name("m"), "append"), this))
-    test = (
-        rule.condition
-    )  # shared by every branch and plan the rule sits in: CPython compiles a shared node alike
+def _evaluate(i: int, rule: PlanRule, condition: py.expr | None) -> py.stmt:
+    """`if <condition>: m |= 1 << i`, and a failing condition goes to f as (i, exception)."""
+    this = _const(i)
+    match = py.AugAssign(py.Name("m", py.Store()), py.BitOr(), _const(1 << i))
+    test = condition  # may be shared by every branch and plan the rule sits in: CPython compiles it alike
     if rule.tag_prefix is not None:
         prefix = _call(_attr(_name("tag"), "startswith"), _const(rule.tag_prefix))
         test = prefix if test is None else py.BoolOp(py.And(), [prefix, test])
@@ -443,6 +453,128 @@ def _evaluate(i: int, rule: PlanRule) -> py.stmt:
         return match
     fail = py.Expr(_call(_attr(_name("f"), "append"), py.Tuple([this, _name("x")], py.Load())))
     return py.Try([py.If(test, [match], [])], [py.ExceptHandler(_name("Exception"), "x", [fail])], [], [])
+
+
+# ---- rewriting a compiled tree: what the plan knows, and reads done once ---------------------------------------
+
+
+def _rewritten(node: py.AST, swap: Callable[[py.AST], py.AST | None]) -> py.AST:
+    """`node` with each subtree for which `swap` gives a node replaced by it, then folded (`_folded`). Nodes are
+    shared between rules' branches and plans, so nothing is changed in place: a node is copied only on the way
+    to a replaced one."""
+    swapped = swap(node)
+    if swapped is not None:
+        return swapped
+    changed: dict[str, object] = {}
+    for name, value in py.iter_fields(node):
+        if isinstance(value, py.AST):
+            new = _rewritten(value, swap)
+            if new is not value:
+                changed[name] = new
+        elif isinstance(value, list):
+            items = [_rewritten(x, swap) if isinstance(x, py.AST) else x for x in value]
+            if any(a is not b for a, b in zip(items, value, strict=True)):
+                changed[name] = items
+    if not changed:
+        return node
+    return _folded(type(node)(**{**dict(py.iter_fields(node)), **changed}))
+
+
+def _folded(node: py.AST) -> py.AST:
+    """`not` of a constant, and `and` / `or` without the operands that cannot change them (true in an `and`,
+    false in an `or`): a checked condition joins only true-or-false values, so the result is the same value.
+    An operand that decides (false in an `and`) is kept as it is: what comes before it may still raise."""
+    if isinstance(node, py.UnaryOp) and isinstance(node.op, py.Not) and isinstance(node.operand, py.Constant):
+        return _const(not node.operand.value)
+    if isinstance(node, py.BoolOp):
+        neutral = isinstance(node.op, py.And)
+        values = [v for v in node.values if not (isinstance(v, py.Constant) and v.value is neutral)]
+        if not values:
+            return _const(neutral)
+        if len(values) == 1:
+            return values[0]
+        if len(values) < len(node.values):
+            return py.BoolOp(node.op, values)
+    return node
+
+
+def assume(condition: py.expr | None, known: Sequence[py.expr]) -> py.expr | None:
+    """`condition` where each of `known` (parts of it, as compiled) is true: those parts replaced by True and
+    the rest folded; None when nothing is left to evaluate (it always matches there)."""
+    if condition is None:
+        return None
+    shapes = {py.dump(k) for k in known}
+
+    def swap(node: py.AST) -> py.AST | None:
+        if type(node) in (py.Compare, py.Call) and py.dump(node) in shapes:
+            return _const(True)
+        return None
+
+    result = _rewritten(condition, swap)
+    return None if isinstance(result, py.Constant) and result.value is True else result  # type: ignore[return-value]
+
+
+_READS_SHARED = frozenset({"calendar_window"})  # a Ctx read of constant arguments
+_VIEW_READS = frozenset({"window", "account_total"})  # a read of the view, whatever its arguments
+
+
+def _is_c(node: py.AST) -> bool:
+    return isinstance(node, py.Name) and node.id == "c"
+
+
+def _shared_reads(body: list[py.stmt]) -> list[py.stmt]:
+    """The function body with each history window or balance it reads more than once (the same call: its
+    arguments are expressions of the decision's context, the same value wherever they stand) read at most once,
+    into a local: `(w0 if w0 is not None else (w0 := c.view.window(...)))`, after `w0 = None` on entry; and the
+    amount, read more than once, read once into `a`. A read that raises leaves its local None: the next rule
+    reading it raises the same way, as before. A dispatch's group functions (g0, ...) keep their own locals: a
+    window read in two of them is read twice, as the same value."""
+
+    def is_read(node: py.AST) -> bool:
+        if not isinstance(node, py.Call) or not isinstance(node.func, py.Attribute):
+            return False
+        on, name = node.func.value, node.func.attr
+        if name in _VIEW_READS:  # c.view.window(...): its arguments are what the compiler made of a rule
+            return isinstance(on, py.Attribute) and on.attr == "view" and _is_c(on.value)
+        return name in _READS_SHARED and _is_c(on) and all(isinstance(a, py.Constant) for a in node.args)
+
+    def is_amount(node: py.AST) -> bool:  # c.proposal.amount_tiyn
+        proposal = node.value if isinstance(node, py.Attribute) and node.attr == "amount_tiyn" else None
+        return (
+            isinstance(proposal, py.Attribute)
+            and proposal.attr == "proposal"
+            and isinstance(proposal.value, py.Name)
+            and proposal.value.id == "c"
+        )
+
+    counts: dict[str, int] = {}
+    amounts = 0
+    for stmt in body:
+        for node in py.walk(stmt):
+            if is_read(node):
+                key = py.dump(node)
+                counts[key] = counts.get(key, 0) + 1
+            elif is_amount(node):
+                amounts += 1
+    names = {key: f"w{i}" for i, key in enumerate(k for k, n in counts.items() if n > 1)}
+    if not names and amounts < 2:
+        return body
+
+    def swap(node: py.AST) -> py.AST | None:
+        if amounts > 1 and is_amount(node):
+            return _name("a")
+        if not is_read(node):
+            return None
+        local = names.get(py.dump(node))
+        if local is None:
+            return None
+        known = py.Compare(_name(local), [py.IsNot()], [_const(None)])
+        return py.IfExp(known, _name(local), py.NamedExpr(py.Name(local, py.Store()), node))
+
+    prelude = [_set(local, _const(None)) for local in names.values()]
+    if amounts > 1:
+        prelude.append(_set("a", _attr(_attr(_c(), "proposal"), "amount_tiyn")))
+    return prelude + [_rewritten(stmt, swap) for stmt in body]  # type: ignore[misc]
 
 
 def _name(name: str) -> py.Name:

@@ -29,12 +29,12 @@ from dataclasses import dataclass, field, replace
 from fractions import Fraction
 
 from ..core.hooks import LedgerView, Proposal
-from ..core.records import DECIDED_KINDS, Decision, Posting, Report
+from ..core.records import DECIDED_KINDS, KIND_BY_BODY, Decision, Posting, Report
 from . import ast
 from .check import CALENDAR_UNITS, CheckedSet, Scope, window_filter
 from .compile import Ctx, Plan, compile_probes, condition_node, constant_value
 from .plan import PlannedRule, dispatch, plan_rule
-from .shares import Portion, allocate, share_text
+from .shares import Portion, allocator, plain_shares, share_text
 
 COMBINATIONS_CACHED_MAX = 4096  # combinations of matching rules whose decision is remembered per engine
 
@@ -62,6 +62,10 @@ class CompiledRule:
     index: tuple[str, frozenset] | None = None
     fair: bool = False  # a split naming every destination: rounding residue by largest remainder
     summary: dict = field(default_factory=dict)  # what `explain` shows for a match: computed once
+    # The parts of `condition` a plan checks before evaluating it (compile.PlanRule): its tag guard's, and the
+    # condition on the party field it is indexed by (plan.PlannedRule).
+    tag_guard: py.expr | None = None
+    index_guard: py.expr | None = None
 
     def effect_texts(self) -> list[str]:
         out = []
@@ -94,6 +98,10 @@ def _compile_rule(planned: PlannedRule, lets: Scope) -> CompiledRule:
     rule = checked.rule
     clauses = [(clause.expr, clause.negated) for clause in rule.clauses]
     condition = condition_node(clauses, lets)
+    tag_guard = condition_node([(planned.tag_atom, False)], lets) if planned.tag_atom is not None else None
+    index_guard = (
+        condition_node([(planned.index_atom, False)], lets) if planned.index_atom is not None else None
+    )
     deny = permit = set_tag = None
     clear = False
     reports: list[tuple[str, str]] = []
@@ -132,6 +140,7 @@ def _compile_rule(planned: PlannedRule, lets: Scope) -> CompiledRule:
         tag_equals=planned.tag_equals, tag_prefix=planned.tag_prefix, condition=condition, deny=deny,
         permit=permit, reports=tuple(reports), hold=hold, portions=tuple(portions), remaining=remaining,
         set_tag=set_tag, clear_tag=clear, reads=checked.reads, index=planned.index, fair=fair,
+        tag_guard=tag_guard, index_guard=index_guard,
     )  # fmt: skip
 
 
@@ -175,6 +184,12 @@ class PolicySetEngine:
             if names not in shared:
                 shared[names] = dispatch(kind, rules, tables)
             self.plans[kind] = shared[names]
+        # The plans by the type of an operation's body, which names its kind: no Operation.kind call per payment.
+        self._planned: dict[type, tuple[str, Callable, tuple[CompiledRule, ...]]] = {
+            body: (kind.value, *self.plans[kind.value])
+            for body, kind in KIND_BY_BODY.items()
+            if kind in self.plans
+        }
         self._allow = Decision(policy_set_id=policy_set_id)
         self._combinations: dict[tuple, Callable[[Proposal], Decision]] = {}
         self.windows = frozenset(windows)
@@ -212,26 +227,28 @@ class PolicySetEngine:
         return [replace(p, function=fn) for p, fn in zip(found, functions, strict=True)]
 
     def decide(self, proposal: Proposal, view: LedgerView) -> Decision:
-        kind = proposal.op.kind
-        plan = self.plans.get(kind)  # an OpKind is a str: no .value lookup per payment
-        if plan is None:
+        planned = self._planned.get(type(proposal.op.body))
+        if planned is None:
             return self._allow
+        kind, plan, rules = planned
         matched, failed, evaluated = plan(Ctx(proposal, view), proposal.tag)
         if failed:
-            errors = [(r, f"{type(exc).__name__}: {exc}" if not str(exc) else str(exc)) for r, exc in failed]
+            errors = [
+                (rules[i], f"{type(exc).__name__}: {exc}" if not str(exc) else str(exc)) for i, exc in failed
+            ]
             errors.sort(key=lambda e: e[0].name)
-            return self._combine(proposal, sorted(matched, key=_by_name), errors, evaluated)
+            return self._combine(proposal, _chosen(rules, matched), errors, evaluated)
         if not matched:
             return self._allow
-        matched.sort(key=_by_name)
         # What a combination of matching rules decides depends only on the rules, the operation's kind and how
         # many were evaluated, except a split's amounts: work it out once per combination, then reuse it.
-        key = (kind, tuple([r.name for r in matched]), evaluated)
+        key = (kind, matched, evaluated)
         combination = self._combinations.get(key)
         if combination is None:
             if len(self._combinations) >= COMBINATIONS_CACHED_MAX:
                 self._combinations.clear()
-            combination = self._combinations[key] = self._combination(proposal, matched, evaluated)
+            chosen = _chosen(rules, matched)
+            combination = self._combinations[key] = self._combination(proposal, chosen, evaluated)
         return combination(proposal)
 
     # ---- combining ---------------------------------------------------------------------------------------------
@@ -251,13 +268,14 @@ class PolicySetEngine:
         if template.postings is None or isinstance(shape, Decision):
             return lambda p: self._combine(p, matched, [], evaluated)
 
+        split = _splitter(shape)
+        with_postings = _with_postings(template)
+
         def decide_split(p: Proposal) -> Decision:
-            postings = _split(shape, p)
+            postings = split(p)
             if postings is None:  # this credit cannot be split: the full path says why
                 return self._combine(p, matched, [], evaluated)
-            t = template  # dataclasses.replace is slow here
-            return Decision(True, t.reasons, t.rules, postings, t.hold_timeout_s, t.hold_releaser, t.reports,
-                            t.policy_set_id, t.detail)  # fmt: skip
+            return with_postings(postings)
 
         return decide_split
 
@@ -390,6 +408,34 @@ class _Shape:
     fair: bool = False  # residue by largest remainder (a split naming every destination)
 
 
+def _with_postings(template: Decision) -> Callable[[tuple[Posting, ...]], Decision]:
+    """Copies of `template` with other postings. A frozen dataclass's __init__ sets each field through
+    object.__setattr__; setting the slots through their own descriptors, the template's values read once, costs
+    half (every split payment makes a Decision; dataclasses.replace is slower still). Each of Decision's ten
+    fields is set: one more or fewer fails here, when a combination is first worked out."""
+    others = [f.name for f in dataclasses.fields(Decision) if f.name != "postings"]
+    s0, s1, s2, s3, s4, s5, s6, s7, s8 = (getattr(Decision, n).__set__ for n in others)
+    v0, v1, v2, v3, v4, v5, v6, v7, v8 = (getattr(template, n) for n in others)
+    set_postings = Decision.postings.__set__  # type: ignore[attr-defined]
+    new = object.__new__
+
+    def copy(postings: tuple[Posting, ...]) -> Decision:
+        d = new(Decision)
+        s0(d, v0)
+        s1(d, v1)
+        s2(d, v2)
+        s3(d, v3)
+        s4(d, v4)
+        s5(d, v5)
+        s6(d, v6)
+        s7(d, v7)
+        s8(d, v8)
+        set_postings(d, postings)
+        return d
+
+    return copy
+
+
 def _shapes(rule: CompiledRule) -> bool:
     return bool(rule.portions or rule.remaining is not None or rule.set_tag or rule.clear_tag)
 
@@ -404,27 +450,92 @@ def _credit(p: Proposal) -> Posting | None:
 
 def _split(shape: _Shape, p: Proposal) -> tuple[Posting, ...] | None:
     """The proposal's postings with its credit split as `shape` says; None if its credit cannot be split."""
-    credit = _credit(p)
-    if credit is None:
-        return None
-    amount, payee = credit.amount_tiyn, credit.account
-    by_account: dict[str, int] = {}
-    parts, rest = allocate(amount, shape.portions, shape.fair)
-    for portion, part in zip(shape.portions, parts, strict=True):
-        target = portion.handle or payee
-        by_account[target] = by_account.get(target, 0) + part
-    rest_to = shape.rest_to or payee
-    by_account[rest_to] = by_account.get(rest_to, 0) + rest
-    tag = credit.tag if shape.tag is None else shape.tag
-    out = [x for x in p.postings if x.amount_tiyn < 0]
-    out += [Posting(h, v, tag) for h, v in sorted(by_account.items()) if v]
-    if sum(x.amount_tiyn for x in out) != 0:  # protects money: never stripped by python -O
+    return _splitter(shape)(p)
+
+
+def _splitter(shape: _Shape) -> Callable[[Proposal], tuple[Posting, ...] | None]:
+    """`_split` for one shape as a function of the proposal, the shape read once: a combination of splitting
+    rules makes one and calls it for every payment it decides."""
+    divide = allocator(shape.portions, shape.fair)
+    handles = tuple(portion.handle for portion in shape.portions)
+    rest_to, new_tag = shape.rest_to, shape.tag
+    # Named destinations that differ from each other and from the rest's: unless the payee is one of them, each
+    # credit goes to its own account and nothing needs adding up by account.
+    named = [*handles, rest_to] if rest_to is not None else handles
+    distinct = all(named) and len(set(named)) == len(named)
+    taken = frozenset(named)
+    plain = plain_shares(shape.portions, shape.fair)
+    floors = (
+        None if plain is None else tuple((h, num, den) for h, (num, den) in zip(handles, plain, strict=True))
+    )
+
+    def split(p: Proposal) -> tuple[Posting, ...] | None:
+        postings = p.postings
+        if len(postings) == 2 and postings[0].amount_tiyn < 0:  # a payment's debit and credit: _credit's case
+            debit, credit = postings
+            amount = credit.amount_tiyn
+            if amount != p.amount_tiyn or amount <= 0:
+                return None
+            if floors is not None and distinct and credit.account not in taken:
+                # allocate() for plain shares written out (see shares.plain_shares): the common split, a call
+                # and a list fewer
+                credits = [(h, amount * num // den) for h, num, den in floors]
+                rest = amount - sum([part for _, part in credits])
+                if rest >= 0:
+                    credits.append((rest_to or credit.account, rest))
+                    return _credited(
+                        [debit], debit.amount_tiyn, credits, credit.tag if new_tag is None else new_tag
+                    )
+            out, total = [debit], debit.amount_tiyn
+        else:
+            credit = _credit(p)
+            if credit is None:
+                return None
+            out = [x for x in postings if x.amount_tiyn < 0]
+            total = sum([x.amount_tiyn for x in out])
+        amount, payee = credit.amount_tiyn, credit.account
+        parts, rest = divide(amount)
+        if distinct and payee not in taken:
+            credits = [*zip(handles, parts, strict=True), (rest_to or payee, rest)]
+        else:
+            by_account: dict[str, int] = {}
+            for handle, part in zip(handles, parts, strict=True):
+                target = handle or payee
+                by_account[target] = by_account.get(target, 0) + part
+            target = rest_to or payee
+            by_account[target] = by_account.get(target, 0) + rest
+            credits = list(by_account.items())
+        return _credited(out, total, credits, credit.tag if new_tag is None else new_tag)
+
+    return split
+
+
+# A Posting made without its named tuple's __new__ (a lambda with a default): half the cost.
+_new_tuple = tuple.__new__
+
+
+def _credited(
+    out: list[Posting], total: int, credits: list[tuple[str, int]], tag: str
+) -> tuple[Posting, ...]:
+    """The debits `out` (adding up to `total`) and a posting of each credit that is not zero, by account (the
+    accounts are distinct)."""
+    credits.sort()
+    for handle, amount in credits:
+        if amount:
+            out.append(_new_tuple(Posting, (handle, amount, tag)))
+            total += amount
+    if total != 0:  # the postings' sum; protects money: never stripped by python -O
         raise AssertionError("a split did not conserve money")
     return tuple(out)
 
 
 def _by_name(rule: CompiledRule) -> str:
     return rule.name
+
+
+def _chosen(rules: tuple[CompiledRule, ...], matched: int) -> list[CompiledRule]:
+    """The rules whose bits are set in a plan's `matched`, by name."""
+    return sorted([r for i, r in enumerate(rules) if matched >> i & 1], key=_by_name)
 
 
 # What the ledger can tell of a payment before deciding it, to prefetch only the windows a matching rule reads.

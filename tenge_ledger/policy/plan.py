@@ -25,6 +25,10 @@ class PlannedRule:
     # warnings: two rules whose allowed values do not meet can never match the same payment).
     allowed: dict[str, frozenset] = field(default_factory=dict)
     excluded: dict[str, frozenset] = field(default_factory=dict)
+    # The conditions the guards come from: true wherever the plan has checked the guard (the tag's, or the
+    # party field's value a rule is indexed by), so the compiled rule need not evaluate them again there.
+    tag_atom: ast.Expr | None = None
+    index_atom: ast.Expr | None = None
 
     @property
     def rule(self) -> ast.Rule:
@@ -40,11 +44,10 @@ class PlannedRule:
 
 
 def plan_rule(checked: CheckedRule, scope: Scope) -> PlannedRule:
-    tag_equals, tag_prefix = _tag_guard(checked.rule, scope.values)
+    tag_equals, tag_prefix, tag_atom = _tag_guard(checked.rule, scope.values)
     allowed, excluded = _value_sets(checked.rule, scope.values)
-    return PlannedRule(
-        checked, tag_equals, tag_prefix, _index_guard(checked.rule, scope.values), allowed, excluded
-    )
+    index, index_atom = _index_guard(checked.rule, scope.values)
+    return PlannedRule(checked, tag_equals, tag_prefix, index, allowed, excluded, tag_atom, index_atom)
 
 
 def _value_sets(rule: ast.Rule, lets: dict[str, object]) -> tuple[dict[str, frozenset], dict[str, frozenset]]:
@@ -161,9 +164,11 @@ def _warnings(r: PlannedRule, rules: list[PlannedRule], source: str) -> list[Dia
                        source_line(source, where.line))]  # fmt: skip
 
 
-def _tag_guard(rule: ast.Rule, lets: dict[str, object]) -> tuple[frozenset[str] | None, str | None]:
+def _tag_guard(
+    rule: ast.Rule, lets: dict[str, object]
+) -> tuple[frozenset[str] | None, str | None, ast.Expr | None]:
     """If every match needs `tag == "x"`, `tag in [...]` or `tag starts_with "p"`, the engine can skip the rule
-    by looking at the tag alone."""
+    by looking at the tag alone: (the tags, or the prefix, and that condition)."""
     atoms: list[tuple[ast.Expr, bool]] = []
     for clause in rule.clauses:
         conjuncts(clause.expr, not clause.negated, atoms)
@@ -173,28 +178,31 @@ def _tag_guard(rule: ast.Rule, lets: dict[str, object]) -> tuple[frozenset[str] 
         if isinstance(expr, ast.Compare) and expr.op == "==" and isinstance(expr.left, ast.TagRef):
             value = constant_value(expr.right, lets)
             if isinstance(value, str):
-                return frozenset({value}), None
+                return frozenset({value}), None, expr
         if isinstance(expr, ast.In) and isinstance(expr.left, ast.TagRef):
             values = [constant_value(i, lets) for i in expr.items.items]
             if all(isinstance(v, str) for v in values):
-                return frozenset(values), None  # type: ignore[arg-type]
+                return frozenset(values), None, expr  # type: ignore[arg-type]
         if isinstance(expr, ast.StartsWith) and isinstance(expr.left, ast.TagRef):
             value = constant_value(expr.right, lets)
             if isinstance(value, str):
-                return None, value
-    return None, None
+                return None, value, expr
+    return None, None, None
 
 
 INDEXABLE_FIELDS = ("tier", "kind")  # in order of preference: a tier usually selects fewer rules than a kind
 
 
-def _index_guard(rule: ast.Rule, lets: dict[str, object]) -> tuple[str, frozenset] | None:
+def _index_guard(
+    rule: ast.Rule, lets: dict[str, object]
+) -> tuple[tuple[str, frozenset] | None, ast.Expr | None]:
     """If every match needs `payer.tier == 0`, `payee.kind in [miner, exchange]` and the like, the engine
-    indexes the rule by that field's value and never looks at it for other values."""
+    indexes the rule by that field's value and never looks at it for other values: ((field, values), that
+    condition)."""
     atoms: list[tuple[ast.Expr, bool]] = []
     for clause in rule.clauses:
         conjuncts(clause.expr, not clause.negated, atoms)
-    found: dict[str, frozenset] = {}
+    found: dict[str, tuple[frozenset, ast.Expr]] = {}
     for expr, positive in atoms:
         if not positive:
             continue
@@ -205,13 +213,13 @@ def _index_guard(rule: ast.Rule, lets: dict[str, object]) -> tuple[str, frozense
         else:
             continue
         if field.name in INDEXABLE_FIELDS and all(v is not None for v in values):
-            found.setdefault(f"{field.party}.{field.name}", frozenset(values))
+            found.setdefault(f"{field.party}.{field.name}", (frozenset(values), expr))
     for name in INDEXABLE_FIELDS:
         for party in ("payer", "payee"):
             key = f"{party}.{name}"
             if key in found:
-                return key, found[key]
-    return None
+                return (key, found[key][0]), found[key][1]
+    return None, None
 
 
 def dispatch(kind: str, rules, tables: dict[str, object]) -> Plan:

@@ -12,6 +12,8 @@ of the amount, so the credits always add up to the amount exactly."""
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
 
@@ -59,30 +61,65 @@ def share_text(share: Fraction) -> str:
 
 
 def allocate(amount: int, portions: tuple[Portion, ...], fair: bool) -> tuple[list[int], int]:
-    """(tiyn of each portion, tiyn left for the remaining destination) of `amount`; they add up to `amount`.
-    Integer arithmetic only (a Fraction per payment costs microseconds): floor(amount x num / den) each."""
-    given = 0
-    out: list[int] = []
-    remainders: list[tuple[Fraction, int]] = []
-    for i, p in enumerate(portions):
-        share = p.share
-        part, left_over = divmod(amount * share.numerator, share.denominator)
+    """(tiyn of each portion, tiyn left for the remaining destination) of `amount`; they add up to `amount`."""
+    return allocator(portions, fair)(amount)
+
+
+def plain_shares(portions: tuple[Portion, ...], fair: bool) -> tuple[tuple[int, int], ...] | None:
+    """Each share as (numerator, denominator) when `allocate` gives each portion floor(amount x share) and
+    the rest to the remaining destination, whenever those floors fit the amount: shares without a floor, a cap
+    or the largest remainder. None otherwise."""
+    if fair or any(p.min_tiyn or p.max_tiyn is not None or p.share < 0 for p in portions):
+        return None
+    return tuple((p.share.numerator, p.share.denominator) for p in portions)
+
+
+def allocator(portions: tuple[Portion, ...], fair: bool) -> Callable[[int], tuple[list[int], int]]:
+    """`allocate` for these portions as a function of the amount, the shares read once: the engine makes one per
+    combination of splitting rules and calls it per payment. Integer arithmetic only (a Fraction per payment
+    costs microseconds): floor(amount x num / den) each, the largest remainders compared as integers over the
+    shares' common denominator."""
+    terms = tuple((p.share.numerator, p.share.denominator, p.min_tiyn, p.max_tiyn) for p in portions)
+    common = math.lcm(*(den for _, den, _, _ in terms)) if terms else 1
+    count = len(terms)
+
+    def divide(amount: int) -> tuple[list[int], int]:
+        given = 0
+        out: list[int] = []
+        remainders: list[tuple[int, int]] = []
+        for num, den, low, high in terms:
+            part, left_over = divmod(amount * num, den)
+            if fair:  # left_over / den, as an integer over the common denominator
+                remainders.append((-left_over * (common // den), len(out)))
+            if high is not None and part > high:
+                part = high
+            if part < low:
+                part = low
+            if part > amount - given:  # a fee's floor never takes more than what is left
+                part = amount - given
+            out.append(part)
+            given += part
         if fair:
-            remainders.append((Fraction(left_over, share.denominator), i))
-        if p.max_tiyn is not None and part > p.max_tiyn:
-            part = p.max_tiyn
-        if part < p.min_tiyn:
-            part = p.min_tiyn
-        if part > amount - given:  # a fee's floor never takes more than what is left
-            part = amount - given
-        out.append(part)
-        given += part
-    if fair:
-        left = amount - given
-        for _, i in sorted(remainders, key=lambda r: (-r[0], r[1]))[:left]:
-            out[i] += 1
-        given += min(left, len(portions))
-    rest = amount - given
-    if rest < 0 or sum(out) + rest != amount:  # protects money: never stripped by python -O
-        raise AssertionError("an allocation did not conserve money")
-    return out, rest
+            left = amount - given
+            for _, i in sorted(remainders)[:left]:  # largest remainder first, ties to the earlier portion
+                out[i] += 1
+            given += min(left, count)
+        rest = amount - given
+        if rest < 0 or sum(out) + rest != amount:  # protects money: never stripped by python -O
+            raise AssertionError("an allocation did not conserve money")
+        return out, rest
+
+    plain = plain_shares(portions, fair)
+    if plain is not None:
+
+        def divide_plain(amount: int) -> tuple[list[int], int]:
+            """Shares without floor or cap: when the floors fit the amount (always, for shares adding up to at
+            most 1), no portion is cut to what is left, and `divide` would give the same."""
+            out = [amount * num // den for num, den in plain]
+            rest = amount - sum(out)
+            if rest < 0 or amount < 0:
+                return divide(amount)
+            return out, rest
+
+        return divide_plain
+    return divide
