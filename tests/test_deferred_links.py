@@ -141,3 +141,77 @@ def test_signature_in_upper_case__the_journal_still_checks(start, tmp_path, veri
     assert ledger.apply_many([op], verified=[verified])[0].code.value == "ok"
     store.close()
     checks(path)
+
+
+def _upserted(monkeypatch) -> list[int]:
+    """A list that gets the number of bucket upserts of each change set written, by the committer (handed to
+    it here: it writes in its own process) or by the store in this process."""
+    from tenge_ledger.store.committer import Committer
+    from tenge_ledger.store.sqlite import SqliteTx
+
+    seen: list[int] = []
+    write, submit = SqliteTx.write, Committer.submit
+
+    def written(self, change):
+        seen.append(len(change.bucket_upserts))
+        return write(self, change)
+
+    def submitted(self, change, expected):
+        seen.append(len(change.bucket_upserts))
+        return submit(self, change, expected)
+
+    monkeypatch.setattr(SqliteTx, "write", written)
+    monkeypatch.setattr(Committer, "submit", submitted)
+    return seen
+
+
+def test_bucket_upserts__where_no_activity_is_kept_the_committer_upserts(
+    start, tmp_path, monkeypatch
+) -> None:
+    """With a committer and no activity kept, the ledger keeps no bucket rows: it hands each bucket's change
+    as an upsert, and the rows come out as the synchronous way's (test_committer compares them on random
+    workloads); a ledger that keeps activity never upserts."""
+    seen = _upserted(monkeypatch)
+    with_committer, results, _ = _run(start, tmp_path, True, monkeypatch)
+    assert any(seen)
+    seen.clear()
+    without, expected, _ = _run(start, tmp_path, False, monkeypatch)
+    assert not any(seen) and results == expected
+    checks(with_committer)
+
+
+@pytest.mark.parametrize("when", ["between calls", "mid-call"])
+def test_bucket_upserts__activity_kept_later__the_rows_are_read_again(
+    start, tmp_path, monkeypatch, when
+) -> None:
+    """After upserting, the ledger's bucket rows lag the store's. Once activity is kept (another process enables
+    a set that reads windows), a chunk's snapshots need the rows: between calls the state is dropped and the
+    rows read again; mid-call, the chunks held are written first and the rest goes the synchronous way. Either
+    way each snapshot and each bucket row is what the journal gives (`tenge check` re-derives both)."""
+    db, keys, now = start
+    path, store = copy_of(db, tmp_path)
+    calls = [0]
+
+    def keep_activity() -> None:
+        other = open_store(str(path))
+        assert other.rebuild_window_filters(frozenset(), activity=True)
+        other.close()
+
+    def clock() -> int:
+        calls[0] += 1
+        if when == "mid-call" and calls[0] == 4:
+            keep_activity()
+        return now + 60 * calls[0]  # a new minute each chunk: each bucket's first move in it is snapshotted
+
+    ledger, w = ledger_on(store, keys, clock)
+    seen = _upserted(monkeypatch)
+    first = [w.build("aigerim", Transfer("aigerim", "cafe", 1), f"a-{i}") for i in range(12)]
+    assert all(r.code.value == "ok" for r in ledger.apply_many(first, verified=True, chunk=2))
+    assert seen[0] > 0  # upserted while no activity was kept
+    if when == "between calls":
+        keep_activity()
+    second = [w.build("cafe", Transfer("cafe", "bob", 1), f"b-{i}") for i in range(12)]
+    assert all(r.code.value == "ok" for r in ledger.apply_many(second, verified=True, chunk=2))
+    assert seen[-1] == 0  # the last chunk kept activity
+    store.close()
+    checks(path)

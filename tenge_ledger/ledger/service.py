@@ -334,6 +334,11 @@ class Ledger:
         self._follow_settings(tx)
         if self._history_missing():
             raise _HistoryNotKept  # (dropped meanwhile) never decided on windows that read short
+        upsert = resolve_base is not None and not self._keeps_activity
+        if self._state.rows_stale and not upsert:  # a snapshot would read stale rows: they are read again
+            if head is None:
+                raise _HistoryNotKept  # (kept meanwhile) the chunks held are written first, the state dropped
+            self._state.clear()
         if head is None:
             root = WorkingSet(tx=tx, state=self._state)
             root.base_head = self._state.head
@@ -342,6 +347,7 @@ class Ledger:
         if resolve_base is not None:
             root.links_deferred = True
             root.resolve_base = resolve_base
+            root.upsert_buckets = upsert
         root.prefetch(*_touched(ops))
         windows = self.policy.windows
         if windows:

@@ -32,6 +32,9 @@ class StoredState:
         # Operations of chunks a committer holds and has not confirmed (ledger/service.py, pipelined): op id ->
         # (seq, fields hash), which the store cannot answer yet. `head` is then the last such chunk's.
         self.pending_ops: dict[str, tuple[int, bytes]] = {}
+        # `bucket_rows` lag the store's: a chunk upserted buckets without keeping their rows
+        # (WorkingSet._changeset_upserting). Balances are current; a chunk that keeps activity starts afresh.
+        self.rows_stale = False
 
     def clear(self) -> None:
         self.__init__()  # type: ignore[misc]

@@ -98,6 +98,9 @@ class ChangeSet:
     new_buckets: list[tuple[int, int, int, int, int, int, int, int]] = field(default_factory=list)
     # (account id, tag id, minute, out_tiyn, out_count, in_tiyn, in_count): running flows before a minute
     activity: list[tuple[int, int, int, int, int, int, int]] = field(default_factory=list)
+    # The same as `buckets` rows, each added to the bucket's row or inserted as its first (minute: the later of
+    # the two), from a ledger that knows balances but keeps no stored rows: a SQLite committer's, with no activity.
+    bucket_upserts: list[tuple[int, int, int, int, int, int, int, int]] = field(default_factory=list)
     activity_reset: bool = (
         False  # every activity row is deleted first (a rebuild from the journal, or a drop)
     )

@@ -315,8 +315,8 @@ class PostgresTx(SqlTxReads):
         return self._settings_epoch
 
     def write(self, ch: ChangeSet) -> None:
-        if ch.links_deferred:  # only a SQLite store's committer links rows as it writes them
-            raise InvariantViolation("this store takes no journal rows without their chain links")
+        if ch.links_deferred or ch.bucket_upserts:  # only a SQLite store's committer is handed either
+            raise InvariantViolation("this store takes no unlinked journal rows and no bucket upserts")
         if ch.head is not None and ch.head[0] < self._head[0]:  # protects the chain: never stripped by -O
             raise InvariantViolation(f"journal head would go back from #{self._head[0]} to #{ch.head[0]}")
         # Every statement and the COMMIT go as one query string: one round trip, one server parse per

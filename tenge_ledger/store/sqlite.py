@@ -325,6 +325,8 @@ class SqliteTx(SqlTxReads):
                 " WHERE account = ? AND tag = ?",
                 ch.buckets,
             )
+        if ch.bucket_upserts:
+            c.executemany(_BUCKET_UPSERT, ch.bucket_upserts)
         if ch.activity_reset:
             c.execute("DELETE FROM activity")
         if ch.activity:
@@ -400,6 +402,16 @@ class SqliteTx(SqlTxReads):
             raise InvariantViolation(f"an unlinked change set cannot be linked: {exc!r}") from None
 
 
+# SQLite checks CHECK constraints on the row to insert before it finds the conflict, so a bucket's negative
+# change cannot be that row's balance: the update adds the parameter itself. Only a bucket with a row can go
+# down over a chunk (it ends at or above 0), so the 0 is never inserted, but for the central bank, which may
+# be negative and is inserted as it is.
+_BUCKET_UPSERT = (
+    "INSERT INTO balances (balance_tiyn, out_tiyn, out_count, in_tiyn, in_count, minute, account, tag)"
+    f" VALUES (CASE WHEN ?1 < 0 AND ?7 <> {CENTRAL_BANK_ID} THEN 0 ELSE ?1 END, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
+    " ON CONFLICT (account, tag) DO UPDATE SET balance_tiyn = balance_tiyn + ?1, out_tiyn = out_tiyn + ?2,"
+    " out_count = out_count + ?3, in_tiyn = in_tiyn + ?4, in_count = in_count + ?5, minute = MAX(minute, ?6)"
+)
 # Every settings change moves the epoch on, so a writer in another process sees it at its next chunk.
 _NEXT_SETTINGS_EPOCH = (
     "INSERT INTO meta (key, value) VALUES ('settings_epoch', '1')"
