@@ -1286,10 +1286,9 @@ def _cycle_collection_paused() -> Iterator[None]:
         gc.enable()
 
 
-def _touched(ops: Sequence[Operation]) -> tuple[set[str], set[tuple[str, str]], set[str]]:
-    """The accounts, buckets and operation ids a chunk will read first, for one prefetch."""
+def _touched(ops: Sequence[Operation]) -> tuple[set[str], set[str]]:
+    """The accounts and operation ids a chunk will read first, for one prefetch."""
     handles: set[str] = set()
-    buckets: set[tuple[str, str]] = set()
     op_ids: set[str] = set()
     todo = list(ops)
     while todo:
@@ -1298,22 +1297,17 @@ def _touched(ops: Sequence[Operation]) -> tuple[set[str], set[tuple[str, str]], 
         handles.add(op.signer)
         body = op.body
         if type(body) is Transfer:  # most of a busy chunk: its fields without getattr
-            tag = body.tag or ""
             handles.add(body.payer)
             handles.add(body.payee)
-            buckets.add((body.payer, tag))
-            buckets.add((body.payee, tag))
             continue
         if isinstance(body, Batch):
             todo.extend(body.operations)
             continue
-        tag = getattr(body, "tag", None) or ""
         for name in ("payer", "payee"):
             handle = getattr(body, name, None)
             if handle is not None:
                 handles.add(handle)
-                buckets.add((handle, tag))
-    return handles, buckets, op_ids
+    return handles, op_ids
 
 
 def _window_requests(

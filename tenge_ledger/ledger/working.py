@@ -94,13 +94,15 @@ class WorkingSet:
     def root(self) -> WorkingSet:
         return self._root or self  # the methods below spell it out: it runs per read
 
-    def prefetch(self, handles: set[str], buckets: set[tuple[str, str]], op_ids: set[str]) -> None:
+    def prefetch(self, handles: set[str], op_ids: set[str]) -> None:
         """Read what a chunk will touch in one query per table; the root's caches then answer the
-        per-operation reads."""
+        per-operation reads. A bucket without a row is 0 once its account's rows are read (`bucket` says so
+        on the rare read of one: a payer with nothing in it); filling them in here cost a lookup per bucket
+        in every chunk."""
         if self.parent is not None:
             raise ValueError("prefetch on the root working set only")
         tx = self.tx
-        cache, rows_read, balances = self._account_cache, self._rows_read, self._bucket_cache
+        cache, rows_read = self._account_cache, self._rows_read
         # a comprehension, not `handles - cache.keys()`: a set less a dict view walks the whole dict
         unknown = [h for h in handles if h not in cache]
         if unknown:
@@ -115,9 +117,6 @@ class WorkingSet:
         unread = handles - rows_read
         if unread:
             self._read_bucket_rows({a for a in unread if cache.get(a) is not None})
-        for key in buckets:
-            if key not in balances and key[0] in rows_read:
-                balances[key] = 0
         op_ids = [i for i in op_ids if i not in self._operation_cache]
         pending = self.state.pending_ops
         if pending:  # applied in a chunk the committer holds: the store does not have it yet
