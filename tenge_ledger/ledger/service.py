@@ -326,11 +326,13 @@ class Ledger:
         at: int,
         head: tuple[int, bytes] | None,
         resolve_base: Callable[[], tuple[int, bytes]] | None = None,
+        defer_links: bool = False,
     ) -> tuple[WorkingSet, list[Result]]:
         """Apply a chunk to a working set on `tx`: the store's journal head `head`, or, None, this ledger's state
-        as it stands ahead of the store (the chunks a committer holds). With `resolve_base` (a committer writes
-        the chunk), plain transfers' rows are left for the store to link (WorkingSet.links_deferred), and
-        `resolve_base` gives the link of a base the committer holds, when one must be linked here."""
+        as it stands ahead of the store (the chunks a committer holds). With `resolve_base` a committer writes
+        the chunk; with `defer_links` too, plain transfers' rows are left for the store to link
+        (WorkingSet.links_deferred), and `resolve_base` gives the link of a base the committer holds, when one
+        must be linked here."""
         self._follow_settings(tx)
         if self._history_missing():
             raise _HistoryNotKept  # (dropped meanwhile) never decided on windows that read short
@@ -345,7 +347,7 @@ class Ledger:
         else:
             root = WorkingSet(tx=tx, state=self._state.since(head))
         if resolve_base is not None:
-            root.links_deferred = True
+            root.links_deferred = defer_links
             root.resolve_base = resolve_base
             root.upsert_buckets = upsert
         root.prefetch(*_touched(ops))
@@ -382,6 +384,11 @@ class Ledger:
         state = self._state
         held: deque[_Held] = deque()  # oldest first
         confirmed = 0  # ops[:confirmed] are committed and their results delivered
+        # Plain transfers' links are left to the store until a chunk journals the general way (a transfer a
+        # policy splits, the central bank's, one verified here): it links what its chunk left, after waiting for
+        # the chunks held if its base is one of them. Chunks like it tend to follow, so from then on this call
+        # links every row here and never waits for that.
+        defer_links = True
 
         def confirm_oldest() -> None:
             nonlocal confirmed
@@ -425,7 +432,10 @@ class Ledger:
                 with committer.reading() as tx:
                     at = self.clock()
                     head = None if held else tx.head()
-                    root, part = self._work_out(tx, ops[start:end], flags[start:end], at, head, resolve_base)
+                    root, part = self._work_out(
+                        tx, ops[start:end], flags[start:end], at, head, resolve_base, defer_links
+                    )
+                    defer_links = root.links_deferred
                     if held and (root.read_history_ahead or not self._committer_pays(n, size)):
                         # A window read the store's history, which lacks the chunks held (an engine that does
                         # not declare it, or a set another process enabled meanwhile): the store must answer.
