@@ -528,6 +528,42 @@ def test_committer__killed_after_writing_before_answering_reports_what_it_wrote_
     checks(path)
 
 
+def test_committer__killed_after_writing_a_chunk_of_rejections__traces_each_once(start, folder) -> None:
+    """The committer wrote a chunk of transfers and then a chunk that only rejected, and died before either
+    answer reached the ledger: the journal head is the first chunk's, but the trace log holds the second's
+    rejections too. Both chunks are this call's (their results as the committer wrote them); worked out again,
+    the second's rejections were traced a second time."""
+    db, keys, now = start
+    path, store = copy_of(db, folder)
+    before = store.head()[0]
+    calls = [0]
+
+    def clock() -> int:
+        calls[0] += 1
+        if calls[0] == 3:  # two chunks wait in the committer: let it write them, then lose its answers
+            process = store._committer._process
+            for _ in range(2):
+                written = committer_module._receive(process.stdout)
+                assert isinstance(written, tuple) and written[0] == before + 2, written
+            process.kill()
+            process.wait()
+        return now
+
+    ledger, w = ledger_on(store, keys, clock)
+    ops = transfers(w, "r", 10)
+    ops[2] = w.build("bob", Transfer("bob", "cafe", 10**9), "broke-1")  # the second chunk only rejects
+    ops[3] = w.build("bob", Transfer("bob", "cafe", 10**9), "broke-2")
+    results = ledger.apply_many(ops, verified=True, chunk=2)
+    assert [r.code.value for r in results] == ["ok", "ok", "insufficient_funds", "insufficient_funds"] + [
+        "ok"
+    ] * 6
+    assert [r.seq for r in results if r.seq is not None] == list(range(before + 1, before + 9))
+    traced = [t.op_id for _, t in store.traces()]
+    assert traced.count("broke-1") == 1 and traced.count("broke-2") == 1
+    store.close()
+    checks(path)
+
+
 @pytest.mark.parametrize("chunk", [-1, -10])
 def test_committer__a_chunk_size_below_one_is_refused_not_looped_on(start, folder, chunk) -> None:
     """`chunk` below one is the caller's mistake: a clear error, not an apply that never ends (the pipelined

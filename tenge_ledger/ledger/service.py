@@ -393,7 +393,7 @@ class Ledger:
         def confirm_oldest() -> None:
             nonlocal confirmed
             written = committer.committed()
-            end, part, ids, _ = held.popleft()
+            end, part, ids, _, _ = held.popleft()
             deliver(part)
             for op_id in ids:
                 state.pending_ops.pop(op_id, None)
@@ -407,18 +407,30 @@ class Ledger:
                 confirm_oldest()
             return state.head  # type: ignore[return-value]
 
-        def confirm_found(found: tuple[int, bytes]) -> None:
-            """After the committer stopped unasked: the chunks it wrote without answering, up to the one whose
-            journal head the store has (heads only grow, so it is one chunk; chunks after it journal nothing or
-            were not written, and are worked out again)."""
+        def confirm_found(found: tuple[int, bytes], found_leaves: int) -> None:
+            """After the committer stopped unasked: the chunks it wrote without answering. The store's journal
+            head and trace size say which: both only grow, and every chunk that changed anything added a leaf,
+            so they are the last chunk written's, a chunk that only rejected included (worked out again, its
+            rejections would be traced twice). Another writer's leaves in between: the chunks up to the one whose
+            journal head the store has; the rest are worked out again."""
             nonlocal confirmed
-            written = [k for k, chunk in enumerate(held) if _wrote(self.store, chunk, found)]
-            for _ in range(written[0] + 1 if written else 0):
-                end, part, _, _ = held.popleft()
+            count = 0
+            for k, chunk in enumerate(held):
+                if chunk[4] == (found[0], found_leaves):
+                    count = k + 1  # the last: a chunk that added nothing leaves what the one before it left
+            journaled = [chunk for chunk in list(held)[:count] if chunk[3] is not None]
+            if journaled and not _wrote(self.store, journaled[-1], found):
+                count = 0
+            if not count:
+                written = [k for k, chunk in enumerate(held) if _wrote(self.store, chunk, found)]
+                count = written[0] + 1 if written else 0
+            for _ in range(count):
+                end, part, _, _, _ = held.popleft()
                 deliver(part)
                 confirmed = end
 
         start, n = confirmed, len(ops)
+        leaves = 0  # the trace log's size once the chunks submitted are written
         try:
             while start < n:
                 while len(held) >= limits.committer_chunks_ahead_max:
@@ -432,6 +444,8 @@ class Ledger:
                 with committer.reading() as tx:
                     at = self.clock()
                     head = None if held else tx.head()
+                    if head is not None:
+                        leaves = tx.trace_size()
                     root, part = self._work_out(
                         tx, ops[start:end], flags[start:end], at, head, resolve_base, defer_links
                     )
@@ -446,7 +460,9 @@ class Ledger:
                 if root.head_value is not None:
                     state.committed(root.head_value, root.accounts)
                 state.pending_ops.update(root.operations)
-                held.append((end, part, root.operations, root.head_value))
+                leaves += len(change.traces)
+                after = root.head_value or base
+                held.append((end, part, root.operations, root.head_value, (after[0], leaves)))
                 start = end
                 # answers already in are taken now: the caller hears of each chunk soon after it is written
                 while held and committer.answered():
@@ -466,7 +482,7 @@ class Ledger:
                 _settle(committer)
                 state.clear()
             if committer.stopped and held:
-                confirm_found(self.store.head())
+                confirm_found(self.store.head(), self.store.trace_size())
             for i in range(confirmed, n, size):
                 deliver(self._apply_chunk(ops[i : i + size], flags[i : i + size]))
         except BaseException:
@@ -1228,8 +1244,8 @@ assert set(_HANDLERS) == set(OpKind)
 
 
 # A chunk the committer holds: (the end of its operations, their results, the ids it applied, the journal head
-# it leaves, None if it journals nothing)
-_Held = tuple[int, list[Result], dict[str, tuple[int, bytes]], tuple[int, bytes] | None]
+# it leaves, None if it journals nothing, and the journal's seq and the trace log's size once it is written)
+_Held = tuple[int, list[Result], dict[str, tuple[int, bytes]], tuple[int, bytes] | None, tuple[int, int]]
 
 
 def _read_back(change: ChangeSet) -> bool:

@@ -163,6 +163,10 @@ class StoreTx(Protocol):
 
     def head(self) -> tuple[int, bytes]: ...
 
+    def trace_size(self) -> int:
+        """How many leaves the trace log holds (the index of its last)."""
+        ...
+
     def settings_epoch(self) -> int:
         """A number every change of the ledger's settings (`set_setting`) moves on; 0 before the first. A writer
         compares it with the one it loaded its policy set and limits at."""
@@ -263,6 +267,10 @@ class Store(Protocol):
     def account(self, handle: str) -> Account | None: ...
 
     def head(self) -> tuple[int, bytes]: ...
+
+    def trace_size(self) -> int:
+        """How many leaves the trace log holds (the index of its last)."""
+        ...
 
     def accounts(self) -> list[Account]: ...
 

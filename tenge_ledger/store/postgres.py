@@ -311,6 +311,9 @@ class PostgresTx(SqlTxReads):
     def head(self) -> tuple[int, bytes]:
         return self._head
 
+    def trace_size(self) -> int:
+        return self._one(_TRACE_SIZE)[0]
+
     def settings_epoch(self) -> int:
         return self._settings_epoch
 
@@ -428,6 +431,7 @@ def _write_script(client: psycopg.ClientCursor, ch: ChangeSet) -> str:
 
 
 _NEXT_LEAF = f"n AS (SELECT GREATEST({', '.join(leaves.NEXT_LEAF_BASE)}) AS base)"
+_TRACE_SIZE = f"SELECT GREATEST({', '.join(leaves.NEXT_LEAF_BASE)})"
 
 
 def _traces_insert(m: Callable[[str, tuple], str], traces: list) -> str:
@@ -743,6 +747,9 @@ class PostgresStore:
     def head(self) -> tuple[int, bytes]:
         seq, entry_hash = self._rows("SELECT seq, entry_hash FROM journal_head WHERE id = 1")[0]
         return seq, bytes(entry_hash)
+
+    def trace_size(self) -> int:
+        return self._rows(_TRACE_SIZE)[0][0]
 
     def operation(self, op_id: str) -> StoredOperation | None:
         with self.snapshot():

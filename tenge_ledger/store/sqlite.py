@@ -291,6 +291,9 @@ class SqliteTx(SqlTxReads):
         seq, entry_hash = self._c.execute("SELECT seq, entry_hash FROM journal_head WHERE id = 1").fetchone()
         return seq, bytes(entry_hash)
 
+    def trace_size(self) -> int:
+        return self._c.execute(_NEXT_LEAF).fetchone()[0]
+
     def settings_epoch(self) -> int:
         row = self._c.execute("SELECT value FROM meta WHERE key = 'settings_epoch'").fetchone()
         return int(row[0]) if row else 0
@@ -662,6 +665,10 @@ class SqliteStore:
     @_locked
     def head(self) -> tuple[int, bytes]:
         return SqliteTx(self._conn).head()
+
+    @_locked
+    def trace_size(self) -> int:
+        return SqliteTx(self._conn).trace_size()
 
     @_locked
     def operation(self, op_id: str) -> StoredOperation | None:
