@@ -109,6 +109,16 @@ def test_trace_runs__stored_records_between_runs_keep_leaf_order(env) -> None:
     assert list(env.store.traces(after=len(before) + 2)) == after[-4:]  # starting inside a run
 
 
+def test_trace_size__counts_stored_records_and_runs_alike(env) -> None:
+    """A stopped committer's chunks are found by the store's trace size (ledger/service.py), on either store."""
+    assert env.store.trace_size() == len(list(env.store.traces()))
+    ops = _transfers(env, 6)
+    ops[3] = env.wallet.build("aigerim", Transfer("aigerim", "cafe", 10**12), op_id="too-much-3")  # rejected
+    before = env.store.trace_size()
+    env.ledger.apply_many(ops, chunk=1_000)
+    assert env.store.trace_size() == before + 6 == len(list(env.store.traces()))
+
+
 def test_trace_runs__read_after_any_index_is_the_tail_of_the_whole(env) -> None:
     env.ledger.apply_many(_transfers(env, 40), chunk=15)
     env.wallet.transfer("aigerim", "cafe", 10**12, op_id="too-much-2")
