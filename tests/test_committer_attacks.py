@@ -497,6 +497,25 @@ def test_committer__ids_used_again_across_unwritten_chunks_answer_as_without_it(
     assert "exists_with_different_fields" in codes[14:17]
 
 
+def _losing_two_answers(store, now: int):
+    """A clock that, read for the third chunk (two wait in the committer), lets the committer write both, takes
+    its answers (each the journal head it left) from under the ledger and kills it."""
+    calls = [0]
+
+    def clock() -> int:
+        calls[0] += 1
+        if calls[0] == 3:
+            process = store._committer._process
+            for _ in range(2):
+                written = committer_module._receive(process.stdout)
+                assert isinstance(written, tuple) and written[0] > 0, written
+            process.kill()
+            process.wait()
+        return now
+
+    return clock
+
+
 def test_committer__killed_after_writing_before_answering_reports_what_it_wrote_ok(start, folder) -> None:
     """The committer wrote two chunks and died before its answers reached the ledger: the store's journal head
     is the second chunk's, so both are this call's (ok, with their seqs), not `exists` as if applied before,
@@ -504,20 +523,7 @@ def test_committer__killed_after_writing_before_answering_reports_what_it_wrote_
     db, keys, now = start
     path, store = copy_of(db, folder)
     before = store.head()[0]
-    calls = [0]
-
-    def clock() -> int:
-        calls[0] += 1
-        if calls[0] == 3:  # two chunks wait in the committer: let it write them, then lose its answers
-            process = store._committer._process
-            for _ in range(2):
-                written = committer_module._receive(process.stdout)  # the journal head it left
-                assert isinstance(written, tuple) and written[0] > before, written
-            process.kill()
-            process.wait()
-        return now
-
-    ledger, w = ledger_on(store, keys, clock)
+    ledger, w = ledger_on(store, keys, _losing_two_answers(store, now))
     ops = transfers(w, "k", 10)
     ops[1] = w.build("bob", Transfer("bob", "cafe", 10**9), "broke")  # a rejection, traced once
     results = ledger.apply_many(ops, verified=True, chunk=2)
@@ -536,20 +542,7 @@ def test_committer__killed_after_writing_a_chunk_of_rejections__traces_each_once
     db, keys, now = start
     path, store = copy_of(db, folder)
     before = store.head()[0]
-    calls = [0]
-
-    def clock() -> int:
-        calls[0] += 1
-        if calls[0] == 3:  # two chunks wait in the committer: let it write them, then lose its answers
-            process = store._committer._process
-            for _ in range(2):
-                written = committer_module._receive(process.stdout)
-                assert isinstance(written, tuple) and written[0] == before + 2, written
-            process.kill()
-            process.wait()
-        return now
-
-    ledger, w = ledger_on(store, keys, clock)
+    ledger, w = ledger_on(store, keys, _losing_two_answers(store, now))
     ops = transfers(w, "r", 10)
     ops[2] = w.build("bob", Transfer("bob", "cafe", 10**9), "broke-1")  # the second chunk only rejects
     ops[3] = w.build("bob", Transfer("bob", "cafe", 10**9), "broke-2")

@@ -37,7 +37,7 @@ class WorkingSet:
     links_deferred = False
     resolve_base: Callable[[], tuple[int, bytes]] | None = None
     # Root only, set with a committer when the store keeps no activity: `changeset` upserts the buckets and keeps
-    # no stored rows (`_changeset_upserting`).
+    # no stored rows.
     upsert_buckets = False
 
     def __init__(
@@ -526,9 +526,11 @@ class WorkingSet:
         unread = {a for a in self._tags_by_account if a not in rows_read}  # the accounts `flows` moves
         self._read_bucket_rows(unread)
         minute = at // 60
-        if self.upsert_buckets and not activity:
-            return self._changeset_upserting(minute)
-        buckets, new_buckets, snapshots = [], [], []
+        # With a committer and no activity kept: each bucket's change as one upsert (ChangeSet.bucket_upserts),
+        # and the state keeps the balances but not the rows' flows and minutes, which only activity snapshots
+        # read (a third of this loop's work per bucket); its rows are then stale (StoredState.rows_stale).
+        upsert = self.upsert_buckets and not activity
+        buckets, new_buckets, snapshots, upserts = [], [], [], []
         ids, stored_rows, balances, whole_of = (
             self._ids,
             self._bucket_rows,
@@ -546,8 +548,11 @@ class WorkingSet:
             if tid is None:
                 tid = self.tag_id(tag)
                 tag_ids = self.state.tag_ids or {}
-            stored = stored_rows.get(key)
-            if stored is None:
+            if upsert:
+                upserts.append((delta, out, out_n, in_, in_n, minute, aid, tid))
+                # every touched account's rows were read (prefetch, or above): a key absent has no row
+                balance = balances.get(key, 0) + delta
+            elif (stored := stored_rows.get(key)) is None:
                 new_buckets.append((delta, out, out_n, in_, in_n, minute, aid, tid))
                 if activity:
                     snapshots.append((aid, tid, minute, 0, 0, 0, 0))
@@ -569,62 +574,17 @@ class WorkingSet:
                     whole[tag] = balance
                 else:
                     whole.pop(tag, None)
-        filter_flows, filter_activity = self._filter_rows(minute)
-        return ChangeSet(
-            accounts=[(self.account_id(h), a) for h, a in self.accounts.items()],
-            tag_names=list(self._new_tags),
-            buckets=buckets,
-            new_buckets=new_buckets,
-            activity=snapshots,
-            entries=list(self.entries),
-            plain_entries=list(self.plain_entries),
-            legs=list(self.legs),
-            holds=dict(self.holds),
-            tags=dict(self.tags),
-            issued_delta=self.issued_delta,
-            redeemed_delta=self.redeemed_delta,
-            head=self.head_value,
-            links_deferred=self.links_deferred and bool(self.entries or self.plain_entries),
-            traces=list(self.traces),
-            reports=list(self.reports),
-            filter_flows=filter_flows,
-            filter_activity=filter_activity,
-        )
+        if upsert:
+            self.state.rows_stale = True
+            return self._changes(minute, bucket_upserts=upserts)
+        return self._changes(minute, buckets=buckets, new_buckets=new_buckets, activity=snapshots)
 
-    def _changeset_upserting(self, minute: int) -> ChangeSet:
-        """`changeset` without the buckets' stored rows, for a store that keeps no activity: each touched
-        bucket's change goes as one upsert (ChangeSet.bucket_upserts), and the state keeps only the balances,
-        not the rows' flows and minutes, which it marks stale (StoredState.rows_stale). A third of the loop's
-        work per bucket was keeping rows that only activity snapshots read."""
-        deltas = self.bucket_deltas
-        ids, balances, whole_of = self._ids, self._bucket_cache, self._buckets_cache
-        tag_ids = self.state.tag_ids or {}
-        upserts = []
-        for key, (out, out_n, in_, in_n) in self.flow_deltas.items():
-            account, tag = key
-            delta = deltas[key]
-            aid = ids.get(account)
-            if aid is None:
-                aid = self.account_id(account)
-            tid = tag_ids.get(tag)
-            if tid is None:
-                tid = self.tag_id(tag)
-                tag_ids = self.state.tag_ids or {}
-            upserts.append((delta, out, out_n, in_, in_n, minute, aid, tid))
-            # every touched account's rows were read (prefetch, or above): no entry is a bucket without a row
-            balance = balances[key] = balances.get(key, 0) + delta
-            whole = whole_of.get(account)
-            if whole is not None:
-                if balance:
-                    whole[tag] = balance
-                else:
-                    whole.pop(tag, None)
-        self.state.rows_stale = True
+    def _changes(self, minute: int, **buckets: list) -> ChangeSet:
+        """The root's changes as rows, around its buckets' (`changeset` makes them)."""
         filter_flows, filter_activity = self._filter_rows(minute)
         return ChangeSet(
             accounts=[(self.account_id(h), a) for h, a in self.accounts.items()],
             tag_names=list(self._new_tags),
-            bucket_upserts=upserts,
             entries=list(self.entries),
             plain_entries=list(self.plain_entries),
             legs=list(self.legs),
@@ -638,6 +598,7 @@ class WorkingSet:
             reports=list(self.reports),
             filter_flows=filter_flows,
             filter_activity=filter_activity,
+            **buckets,
         )
 
     def _filter_rows(self, minute: int) -> tuple[list[tuple], list[tuple]]:
