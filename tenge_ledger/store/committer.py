@@ -9,9 +9,11 @@ fork; and multiprocessing's spawn would import the caller's main script again.
 
 What it guards: each change set comes with the journal head and settings epoch it was worked out against, and is
 written only if the store still has exactly those, under the write lock: another writer's commit (or settings
-change) in between is a WriteConflict, never a lost update. After a failure it writes nothing more, since the
-change sets queued behind were worked out on top of the one that failed: it answers each of them with the same
-error, until the parent, having taken every answer, tells it to resume.
+change) in between is a WriteConflict, never a lost update. A head (seq, None) is the one its own last write left:
+the store links the plain transfers' rows it is handed unlinked (ChangeSet.links_deferred), so only it knows the
+link, and it answers each write with the journal head the write left. After a failure it writes nothing more,
+since the change sets queued behind were worked out on top of the one that failed: it answers each of them with
+the same error, until the parent, having taken every answer, tells it to resume.
 
 The pipe carries pickles between this process and its own child only.
 """
