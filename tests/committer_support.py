@@ -61,3 +61,17 @@ def pipelined_calls(monkeypatch) -> list[bool]:
 
     monkeypatch.setattr(Ledger, "_apply_pipelined", spy)
     return calls
+
+
+def acting_clock(now: int, at: int, act: Callable[[], None]) -> Callable[[], int]:
+    """A ledger clock that always reads `now` and, read for the `at`-th time (a ledger reads it once per chunk,
+    as the chunk starts, inside its read transaction), first runs `act`: how a test gets between chunks."""
+    reads = [0]
+
+    def clock() -> int:
+        reads[0] += 1
+        if reads[0] == at:
+            act()
+        return now
+
+    return clock

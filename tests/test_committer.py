@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from committer_support import checks, copy_of, ledger_on, transfers
+from committer_support import acting_clock, checks, copy_of, ledger_on, transfers
 from conftest import Clock
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
@@ -86,19 +86,15 @@ def test_committer__another_writer_between_chunks_is_a_conflict_worked_out_again
     applied once, in order after the other writer's, and the journal checks."""
     db, keys, now = start
     path, store = copy_of(db, tmp_path)
-    calls = [0]
 
-    def clock() -> int:  # read once per chunk, inside its read transaction
-        calls[0] += 1
-        if calls[0] == 4:
-            other = open_store(str(path))
-            other_ledger = ledger_over(other, Clock(now))
-            w = Wallet(other_ledger, Keystore(keys))
-            assert w.transfer("bob", "cafe", 7, op_id="from-elsewhere").code.value == "ok"
-            other.close()
-        return now
+    def another_writer_commits() -> None:
+        other = open_store(str(path))
+        other_ledger = ledger_over(other, Clock(now))
+        w = Wallet(other_ledger, Keystore(keys))
+        assert w.transfer("bob", "cafe", 7, op_id="from-elsewhere").code.value == "ok"
+        other.close()
 
-    ledger, w = ledger_on(store, keys, clock)
+    ledger, w = ledger_on(store, keys, acting_clock(now, 4, another_writer_commits))
     ops = transfers(w, "p", 20)
     conflicts = []
     real = service.Ledger._apply_chunk
@@ -125,16 +121,12 @@ def test_committer__killed_mid_run_loses_nothing_and_applies_nothing_twice(start
     the rest is applied now, each exactly once."""
     db, keys, now = start
     path, store = copy_of(db, tmp_path)
-    calls = [0]
 
-    def clock() -> int:
-        calls[0] += 1
-        if calls[0] == 5:
-            store._committer._process.kill()  # type: ignore[attr-defined]
-            store._committer._process.wait()  # type: ignore[attr-defined]
-        return now
+    def kill_the_committer() -> None:
+        store._committer._process.kill()  # type: ignore[attr-defined]
+        store._committer._process.wait()  # type: ignore[attr-defined]
 
-    ledger, w = ledger_on(store, keys, clock)
+    ledger, w = ledger_on(store, keys, acting_clock(now, 5, kill_the_committer))
     ops = transfers(w, "k", 20)
     results = ledger.apply_many(ops, verified=True, chunk=2)
     assert [r.code.value for r in results] == ["ok"] * 20

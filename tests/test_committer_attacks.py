@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 import pytest
-from committer_support import checks, copy_of, ledger_on, transfers
+from committer_support import acting_clock, checks, copy_of, ledger_on, transfers
 from conftest import Clock
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
@@ -74,17 +74,13 @@ def test_committer__a_stop_when_a_chunk_is_handed_over_keeps_what_was_written_ok
     as if someone had applied them before; the rest is applied once, the synchronous way."""
     db, keys, now = start
     path, store = copy_of(db, folder)
-    calls = [0]
 
-    def clock() -> int:  # read once per chunk, inside its read transaction
-        calls[0] += 1
-        if calls[0] == 2:  # the first chunk waits in the committer
-            _answered(store)
-            store._committer._process.kill()
-            store._committer._process.wait()
-        return now
+    def kill_after_the_first_answer() -> None:  # the first chunk waits in the committer
+        _answered(store)
+        store._committer._process.kill()
+        store._committer._process.wait()
 
-    ledger, w = ledger_on(store, keys, clock)
+    ledger, w = ledger_on(store, keys, acting_clock(now, 2, kill_after_the_first_answer))
     results = ledger.apply_many(transfers(w, "s", 10), verified=True, chunk=2)
     assert [r.code.value for r in results] == ["ok"] * 10
     seqs = [r.seq for r in results]
@@ -100,18 +96,14 @@ def test_committer__a_set_with_windows_enabled_elsewhere_keeps_the_written_chunk
     results are ok, as a ledger committing each chunk itself answers."""
     db, keys, now = start
     path, store = copy_of(db, folder)
-    calls = [0]
 
-    def clock() -> int:
-        calls[0] += 1
-        if calls[0] == 2:
-            _answered(store)
-            other = open_store(str(path))
-            enable(other, {"quiet.policy": QUIET_WINDOW}, now)
-            other.close()
-        return now
+    def enable_windows_elsewhere() -> None:
+        _answered(store)
+        other = open_store(str(path))
+        enable(other, {"quiet.policy": QUIET_WINDOW}, now)
+        other.close()
 
-    ledger, w = ledger_on(store, keys, clock)
+    ledger, w = ledger_on(store, keys, acting_clock(now, 2, enable_windows_elsewhere))
     results = ledger.apply_many(transfers(w, "e", 10), verified=True, chunk=2)
     assert [r.code.value for r in results] == ["ok"] * 10
     assert ledger.policy.windows  # the set the other process enabled decided the rest
@@ -127,17 +119,13 @@ def test_committer__a_store_closed_by_another_thread_mid_run_raises_and_does_not
     checks."""
     db, keys, now = start
     path, store = copy_of(db, folder)
-    calls = [0]
 
-    def clock() -> int:
-        calls[0] += 1
-        if calls[0] == 3:  # two chunks wait in the committer
-            closer = threading.Thread(target=store.close)
-            closer.start()
-            closer.join()
-        return now
+    def close_from_another_thread() -> None:  # two chunks wait in the committer
+        closer = threading.Thread(target=store.close)
+        closer.start()
+        closer.join()
 
-    ledger, w = ledger_on(store, keys, clock)
+    ledger, w = ledger_on(store, keys, acting_clock(now, 3, close_from_another_thread))
     ops = transfers(w, "c", 10)
     outcome: list[BaseException | None] = []
 
@@ -500,20 +488,16 @@ def test_committer__ids_used_again_across_unwritten_chunks_answer_as_without_it(
 def _losing_two_answers(store, now: int):
     """A clock that, read for the third chunk (two wait in the committer), lets the committer write both, takes
     its answers (each the journal head it left) from under the ledger and kills it."""
-    calls = [0]
 
-    def clock() -> int:
-        calls[0] += 1
-        if calls[0] == 3:
-            process = store._committer._process
-            for _ in range(2):
-                written = committer_module._receive(process.stdout)
-                assert isinstance(written, tuple) and written[0] > 0, written
-            process.kill()
-            process.wait()
-        return now
+    def lose_them() -> None:
+        process = store._committer._process
+        for _ in range(2):
+            written = committer_module._receive(process.stdout)
+            assert isinstance(written, tuple) and written[0] > 0, written
+        process.kill()
+        process.wait()
 
-    return clock
+    return acting_clock(now, 3, lose_them)
 
 
 def test_committer__killed_after_writing_before_answering_reports_what_it_wrote_ok(start, folder) -> None:
@@ -678,17 +662,13 @@ def test_committer__an_interrupt_halfway_through_handing_a_chunk_over_leaves_no_
     fails with the interrupt, and the next call applies every operation once."""
     db, keys, now = start
     path, store = copy_of(db, folder)
-    calls = [0]
 
-    def clock() -> int:
-        calls[0] += 1
-        if calls[0] == 2:
-            _answered(store)  # the first chunk is written
-            process = store._committer._process
-            process.stdin = _Torn(process.stdin)
-        return now
+    def tear_the_pipe() -> None:
+        _answered(store)  # the first chunk is written
+        process = store._committer._process
+        process.stdin = _Torn(process.stdin)
 
-    ledger, w = ledger_on(store, keys, clock)
+    ledger, w = ledger_on(store, keys, acting_clock(now, 2, tear_the_pipe))
     with pytest.raises(_Interrupted):
         ledger.apply_many(transfers(w, "h", 600), verified=True, chunk=200)
     # fewer bytes than the half of a request left unwritten: they must not go down the torn pipe
