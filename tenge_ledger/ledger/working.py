@@ -290,19 +290,15 @@ class WorkingSet:
         return {a: b for a, b in sorted(out.items()) if b}
 
     def head(self) -> tuple[int, bytes]:
-        for ws in self._chain():
-            if ws.head_value is not None:
-                found = ws.head_value
-                break
-        else:
-            ahead = (self._root or self).base_head
-            found = self.tx.head() if ahead is None else ahead
         root = self._root or self
         if (
             root.links_deferred
         ):  # whoever asks journals next, chaining on a link: rows left unlinked get theirs
             return root._link_deferred()
-        return found
+        for ws in self._chain():
+            if ws.head_value is not None:
+                return ws.head_value
+        return self.tx.head() if root.base_head is None else root.base_head
 
     def tip(self) -> tuple[int, bytes | None]:
         """The root's head without linking what it left unlinked: (seq, None) when it did."""
@@ -312,10 +308,8 @@ class WorkingSet:
 
     def _link_deferred(self) -> tuple[int, bytes]:
         """Link the rows the plain loop left unlinked, on the base's link, and link every row from now on: a
-        row the general path journals chains on its link."""
-        if self.head_value is not None and self.head_value[1] is not None:
-            self.links_deferred = False  # nothing left unlinked since the head was linked here
-            return self.head_value
+        row the general path journals chains on its link. While rows are left unlinked, no working set has
+        journaled another way (it asks `head` first), so the root's head is (seq, None) or its base's."""
         base = self.base_head if self.base_head is not None else self.tx.head()
         if base[1] is None:
             if self.resolve_base is None:
@@ -326,7 +320,6 @@ class WorkingSet:
             base = self.base_head = found
         self.links_deferred = False
         if not (self.entries or self.plain_entries):
-            self.head_value = None
             return base
         names = {i: h for h, i in self._ids.items()}
         tag_names = {i: t for t, i in (self.state.tag_ids or {}).items()}
