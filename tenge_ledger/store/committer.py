@@ -201,7 +201,7 @@ def serve(path: str, synchronous: str, requests: BinaryIO, answers: BinaryIO) ->
                     left = written
                 except BaseException as exc:  # the parent decides; nothing queued behind is written
                     failed = exc
-            answer = written if failed is None else failed
+            answer = left if failed is None else failed
             try:
                 _send(answers, answer)
             except Exception:  # an error that does not pickle: its text goes instead

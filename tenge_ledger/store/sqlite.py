@@ -375,7 +375,7 @@ class SqliteTx(SqlTxReads):
         if head is not None:
             c.execute("UPDATE journal_head SET seq = ?, entry_hash = ? WHERE id = 1", head)
         if ch.traces:
-            stored, runs = leaves.place(ch.traces, c.execute(_NEXT_LEAF).fetchone()[0] + 1)
+            stored, runs = leaves.place(ch.traces, self.trace_size() + 1)
             if stored:
                 c.executemany(f"INSERT INTO traces ({leaves.TRACE_COLUMNS}) VALUES (?,?,?,?,?,?)", stored)
             if runs:
