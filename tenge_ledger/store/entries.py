@@ -17,6 +17,7 @@ the version of the policy set enabled when it applied (NULL when none was).
 from __future__ import annotations
 
 import json
+import operator
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -118,6 +119,10 @@ def orphan_leaf_seq(data: bytes) -> int | None:
     return int.from_bytes(data[2:10], "big")
 
 
+_PLAIN_WIDTH = len(PLAIN_JOURNAL_COLUMNS.split(","))
+_seq_of = operator.itemgetter(0)
+
+
 def unnamed_accounts(rows: list[tuple], handles: dict[int, str]) -> set[int]:
     """The payers and payees of journal rows (either layout) that `handles` does not name: one pass, no set of
     the rows' every id (a warm cache names them all)."""
@@ -142,48 +147,31 @@ def link_deferred(
     linked: list[tuple] = []
     linked_plain: list[tuple] = []
     tails: dict[int | None, bytes] = {}
-    if not entries:  # the usual chunk: untagged transfers without memo only, one loop without the merge
-        append = linked_plain.append
-        for row in plain_entries:
-            seq += 1
-            if row[0] != seq:
-                raise ValueError(f"journal row {row[0]} handed over unlinked does not follow #{seq - 1}")
-            tail = tails.get(row[11])
-            if tail is None:
-                tail = tails[row[11]] = chain_tail(None, row[11])
-            amount = row[6]
-            signature = bytearray.fromhex(row[8])
-            prev = two_leg_link(
-                prev, seq, row[7], row[9], signature.hex(), handles[row[4]], handles[row[5]], amount, "", tail
-            )
-            append((*row[:8], signature, bytearray(prev), row[10], row[11]))
-        return linked, linked_plain, (seq, prev)
-    i = j = 0
-    while i < len(entries) or j < len(plain_entries):
-        plain = j < len(plain_entries) and (i == len(entries) or plain_entries[j][0] < entries[i][0])
-        row = plain_entries[j] if plain else entries[i]
-        if row[0] != seq + 1:
-            raise ValueError(f"journal row {row[0]} handed over unlinked does not follow #{seq}")
+    # in seq order: the usual chunk has only plain rows, already in order
+    ordered = plain_entries if not entries else sorted([*entries, *plain_entries], key=_seq_of)
+    for row in ordered:
         seq += 1
+        if row[0] != seq:
+            raise ValueError(f"journal row {row[0]} handed over unlinked does not follow #{seq - 1}")
+        plain = len(row) == _PLAIN_WIDTH
         if plain:  # PLAIN_JOURNAL_COLUMNS
-            digest, signature, at, tag, version = row[9], bytearray.fromhex(row[8]), row[7], "", row[11]
+            at, text, digest, version, tag = row[7], row[8], row[9], row[11], ""
         else:
             if row[13] is not None:
                 raise ValueError(f"journal row {seq} handed over unlinked has a stored decision")
-            digest, signature, at, version = row[10], bytearray.fromhex(row[9]), row[8], row[14]
+            at, text, digest, version = row[8], row[9], row[10], row[14]
             tag = "" if row[7] is None else tags[row[7]]
         tail = tails.get(version)
         if tail is None:
             tail = tails[version] = chain_tail(None, version)
+        signature = bytearray.fromhex(text)
         prev = two_leg_link(
-            prev, seq, at, bytes(digest), signature.hex(), handles[row[4]], handles[row[5]], row[6], tag, tail
+            prev, seq, at, digest, signature.hex(), handles[row[4]], handles[row[5]], row[6], tag, tail
         )
         if plain:
-            linked_plain.append((*row[:8], signature, bytearray(prev), *row[10:]))
-            j += 1
+            linked_plain.append((*row[:8], signature, bytearray(prev), row[10], row[11]))
         else:
             linked.append((*row[:9], signature, bytearray(prev), *row[11:]))
-            i += 1
     return linked, linked_plain, (seq, prev)
 
 
