@@ -30,8 +30,8 @@ def submit(obj: Context, path, verified) -> None:
     Every line is read and checked before anything is applied. The transfers' signatures are then checked on
     every core (unless --verified), and the operations apply in order, each atomically, in groups of up to
     1000 per database transaction; on SQLite, a file of 10,000 operations or more is written by a committer
-    process while the next group applies (docs/journal.md says when not). Ctrl-C keeps what applied: submit the file again for the rest (a line
-    already applied answers exists).
+    process while the next group applies (docs/journal.md says when not). Ctrl-C keeps what applied: submit the
+    file again for the rest (a line already applied answers exists).
 
     \b
     Example line:
@@ -47,9 +47,8 @@ def submit(obj: Context, path, verified) -> None:
     read_s = time.perf_counter() - started
     results: list = []
 
-    def applied(
-        part: list,
-    ) -> None:  # each chunk's results once committed, so a failure knows what was applied
+    def applied(part: list) -> None:
+        """Each chunk's results once committed, so that a failure knows what was applied."""
         results.extend(part)
         bar.update(len(part))
 
