@@ -22,6 +22,7 @@ what the code costs, and a ratio of two best runs compares like with like (as ti
 
 from __future__ import annotations
 
+import itertools
 import json
 import multiprocessing
 import os
@@ -417,10 +418,10 @@ def run_apply_benchmark(
         start_db, grown_start = str(workdir / "start.db"), str(workdir / "grown-start.db")
         ledger_id = _make_ledger(start_db, handles, keys)
         ops = _transfers(ledger_id, handles, keys, transfers)
-        runs = iter(range(1_000_000))
+        runs = itertools.count()
 
         def fresh(of: str) -> str:
-            """A copy of the ledger at `of`, for one run (removed after the run by the caller's rmtree)."""
+            """A copy of the ledger at `of`, for one run (`best` removes it once the run is measured)."""
             path = str(workdir / f"run-{next(runs)}.db")
             shutil.copy(of, path)
             return path
@@ -469,7 +470,7 @@ def run_apply_benchmark(
 
         def policy_run() -> float:
             policy_runs.append(
-                apply_policy_workload(str(workdir / f"policies-{next(runs)}.db"), engine, workload)
+                apply_policy_workload(str(workdir / f"run-policies-{next(runs)}.db"), engine, workload)
             )
             return policy_runs[-1][0]
 
@@ -479,11 +480,11 @@ def run_apply_benchmark(
         policy_ok = max(policy_runs)[1]
         raw = best(
             f"(c) raw SQLite floor: {transfers} x (2 UPDATE + 1 INSERT), {chunk} per transaction",
-            lambda: _raw_sqlite(str(workdir / f"raw-{next(runs)}.db"), handles, ops, chunk, many=False),
+            lambda: _raw_sqlite(str(workdir / f"run-raw-{next(runs)}.db"), handles, ops, chunk, many=False),
         )
         raw_many = best(
             "    raw SQLite through executemany",
-            lambda: _raw_sqlite(str(workdir / f"raw-{next(runs)}.db"), handles, ops, chunk, many=True),
+            lambda: _raw_sqlite(str(workdir / f"run-raw-{next(runs)}.db"), handles, ops, chunk, many=True),
         )
         say("(d) keeping the rows (b) writes (a run of its own, not timed)")
         changes: list[ChangeSet] = []
