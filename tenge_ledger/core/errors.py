@@ -47,6 +47,12 @@ class WriteConflict(Exception):
     """A concurrent writer touched the same rows; the service retries the whole unit. Never reaches a user."""
 
 
+class KnownOperationId(WriteConflict):
+    """A change set worked out without reading its operation ids (a committer's, ledger/service.py) has one the
+    journal holds already: its unique key refused the write, so nothing of the chunk was written. The ledger
+    works the chunk out again reading the ids, and answers `exists`. Never reaches a user."""
+
+
 class CommitterStopped(StoreError):
     """A store's committer process ended without answering (it could not start, or was killed): what it did not
     confirm may or may not be committed, so the ledger reads the store again and goes on without it."""

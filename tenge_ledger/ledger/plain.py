@@ -90,13 +90,9 @@ def apply_plain_transfers(
         raise ValueError("plain transfers apply on the root working set only")
     prefix, tail, tier_limits, policy, version, central_bank, with_effects = ctx
     changed, account_cache = ws.accounts, ws._account_cache
-    deltas, balance_cache, flows, tags_of = (
-        ws.bucket_deltas,
-        ws._bucket_cache,
-        ws.flow_deltas,
-        ws._tags_by_account,
-    )
+    balance_cache, flows, tags_of = ws._bucket_cache, ws.flow_deltas, ws._tags_by_account
     applied, applied_cache, ids = ws.operations, ws._operation_cache, ws._ids
+    pending, ids_unread = ws.state.pending_ops, ws.ids_unread
     entries, plain_entries, traces = ws.entries, ws.plain_entries, ws.traces
     filters = bool(ws.filters)
     # Deferred: each row keeps its fields hash where its link goes, for the store to link as it writes it
@@ -144,13 +140,19 @@ def apply_plain_transfers(
         if op_id in applied:
             break
         known = applied_cache.get(op_id, _MISSING)
-        if known is not None and (known is not _MISSING or ws.operation(op_id) is not None):
+        # without ids read (WorkingSet.ids_unread): in a chunk the committer holds, or for the store to refuse
+        if known is _MISSING:
+            known = pending.get(op_id) if ids_unread else ws.operation(op_id)
+        if known is not None:
             break
         tag = b.tag or ""
         out_key = (payer_handle, tag)
-        moved = deltas.get(out_key, 0)
+        out_flow = flows.get(out_key)  # [out, out count, in, in count]: the balance moved by in less out
         balance = balance_cache.get(out_key)
-        balance = ws.bucket(payer_handle, tag) if balance is None else balance + moved
+        if balance is None:
+            balance = ws.bucket(payer_handle, tag)
+        elif out_flow is not None:
+            balance += out_flow[2] - out_flow[0]
         if balance < amount:
             break
         tier = payee.tier
@@ -217,16 +219,13 @@ def apply_plain_transfers(
                  None if b.memo is None else body_extra(op), None, version)
             )  # fmt: skip
         applied[op_id] = (seq, digest)
-        # the buckets' balances and running flows ([out, out count, in, in count]), as WorkingSet.add_legs
-        deltas[out_key] = moved - amount
-        flow = flows.get(out_key)
-        if flow is None:
+        # the buckets' running flows, and so their balances, as WorkingSet.add_legs
+        if out_flow is None:
             flows[out_key] = [amount, 1, 0, 0]
         else:
-            flow[0] += amount
-            flow[1] += 1
+            out_flow[0] += amount
+            out_flow[1] += 1
         in_key = (payee_handle, tag)
-        deltas[in_key] = deltas.get(in_key, 0) + amount
         flow = flows.get(in_key)
         if flow is None:
             flows[in_key] = [0, 0, amount, 1]

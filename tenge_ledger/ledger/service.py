@@ -24,7 +24,14 @@ from ..core import limits
 from ..core.canonical import canonical_bytes, check_operation_text, date_start
 from ..core.chain import chain_tail, entry_hash_of_legs
 from ..core.describe import duration
-from ..core.errors import CommitterStopped, InputError, InvariantViolation, LedgerStateError, WriteConflict
+from ..core.errors import (
+    CommitterStopped,
+    InputError,
+    InvariantViolation,
+    KnownOperationId,
+    LedgerStateError,
+    WriteConflict,
+)
 from ..core.hooks import PolicyEngine, Proposal, TraceSink
 from ..core.money import format_tiyn
 from ..core.records import (
@@ -327,12 +334,13 @@ class Ledger:
         head: tuple[int, bytes] | None,
         resolve_base: Callable[[], tuple[int, bytes]] | None = None,
         defer_links: bool = False,
+        read_ids: bool = True,
     ) -> tuple[WorkingSet, list[Result]]:
         """Apply a chunk to a working set on `tx`: the store's journal head `head`, or, None, this ledger's state
         as it stands ahead of the store (the chunks a committer holds). With `resolve_base` a committer writes
         the chunk; with `defer_links` too, plain transfers' rows are left for the store to link
         (WorkingSet.links_deferred), and `resolve_base` gives the link of a base the committer holds, when one
-        must be linked here."""
+        must be linked here; without `read_ids`, the store's operation ids are not read (WorkingSet.ids_unread)."""
         self._follow_settings(tx)
         if self._history_missing():
             raise _HistoryNotKept  # (dropped meanwhile) never decided on windows that read short
@@ -350,6 +358,7 @@ class Ledger:
             root.links_deferred = defer_links
             root.resolve_base = resolve_base
             root.upsert_buckets = upsert
+            root.ids_unread = not read_ids
         root.prefetch(*_touched(ops))
         windows = self.policy.windows
         if windows:
@@ -368,6 +377,7 @@ class Ledger:
         flags: Sequence[bool],
         size: int,
         deliver: Callable[[list[Result]], None],
+        read_ids: bool = False,
     ) -> None:
         """`apply_many` with group commit off the apply loop, handing each chunk's results to `deliver` once
         they are final: each chunk is worked out in a read transaction on
@@ -380,7 +390,12 @@ class Ledger:
         writer got in (WriteConflict), the committer stopped, or it may not be used any more (the settings
         changed so, or a window read the store's lagging history), the chunks it wrote count (its answers, or
         after a stop the store's journal head, say which) and every other one is worked out again the
-        synchronous way; any other failure clears the state and is raised once every answer is in."""
+        synchronous way; any other failure clears the state and is raised once every answer is in.
+
+        The chunks read no operation ids from the store (`read_ids` False), as the prototype of a lean ledger and
+        TigerBeetle do not: the journal's unique key refuses a repeated one as the committer writes it
+        (KnownOperationId). The chunks from that one on are then pipelined again, reading ids, so a call that
+        repeats operations (a file submitted again after a crash) answers `exists` for them."""
         state = self._state
         held: deque[_Held] = deque()  # oldest first
         confirmed = 0  # ops[:confirmed] are committed and their results delivered
@@ -447,7 +462,7 @@ class Ledger:
                     if head is not None:
                         leaves = tx.trace_size()
                     root, part = self._work_out(
-                        tx, ops[start:end], flags[start:end], at, head, resolve_base, defer_links
+                        tx, ops[start:end], flags[start:end], at, head, resolve_base, defer_links, read_ids
                     )
                     defer_links = root.links_deferred
                     if held and (root.read_history_ahead or not self._committer_pays(n, size)):
@@ -472,7 +487,7 @@ class Ledger:
                         confirm_oldest()
             while held:
                 confirm_oldest()
-        except (WriteConflict, CommitterStopped, _HistoryNotKept):
+        except (WriteConflict, CommitterStopped, _HistoryNotKept) as failure:
             try:  # the chunks written before the one that could not be are this call's: their results stand
                 while held:
                     confirm_oldest()
@@ -483,6 +498,9 @@ class Ledger:
                 state.clear()
             if committer.stopped and held:
                 confirm_found(self.store.head(), self.store.trace_size())
+            if isinstance(failure, KnownOperationId) and not committer.stopped and not read_ids:
+                self._apply_pipelined(committer, ops[confirmed:], flags[confirmed:], size, deliver, True)
+                return
             for i in range(confirmed, n, size):
                 deliver(self._apply_chunk(ops[i : i + size], flags[i : i + size]))
         except BaseException:

@@ -39,6 +39,13 @@ class WorkingSet:
     # Root only, set with a committer when the store keeps no activity: `changeset` upserts the buckets and keeps
     # no stored rows.
     upsert_buckets = False
+    # Root only, set with a committer: the chunk reads no operation ids from the store (a query per chunk) while
+    # every operation is a plain transfer that succeeds, which the plain loop checks against the chunks the
+    # committer holds alone. The journal's unique op_id refuses a repeated one as the committer writes it
+    # (KnownOperationId), and the ledger then works the chunk out again reading them. An operation that goes the
+    # general way may be rejected, which journals nothing for the store to refuse: its `operation` reads them.
+    ids_unread = False
+    _unread_ids: Iterable[str] = ()
 
     def __init__(
         self, parent: WorkingSet | None = None, tx: StoreTx | None = None, state: StoredState | None = None
@@ -49,8 +56,8 @@ class WorkingSet:
         self._root: WorkingSet | None = None if parent is None else parent.root
         self.tx = tx if tx is not None else parent.tx  # type: ignore[union-attr]
         self.accounts: dict[str, Account] = {}
-        self.bucket_deltas: dict[tuple[str, str], int] = {}
-        # (account, tag) -> [out, out count, in, in count] of this set's postings: the running flows' change
+        # (account, tag) -> [out, out count, in, in count] of this set's postings: the running flows' change, and
+        # so the balance's (in less out)
         self.flow_deltas: dict[tuple[str, str], list[int]] = {}
         self.operations: dict[str, tuple[int, bytes]] = {}  # op id -> (seq, fields hash) applied here
         self.entries: list[tuple] = []  # compact journal rows (store/entries.py)
@@ -117,12 +124,19 @@ class WorkingSet:
         unread = handles - rows_read
         if unread:
             self._read_bucket_rows({a for a in unread if cache.get(a) is not None})
+        if self.ids_unread:  # until an operation goes the general way (`operation`)
+            self._unread_ids = op_ids
+            return
+        self._read_ids(op_ids)
+
+    def _read_ids(self, op_ids: Iterable[str]) -> None:
         op_ids = [i for i in op_ids if i not in self._operation_cache]
         pending = self.state.pending_ops
         if pending:  # applied in a chunk the committer holds: the store does not have it yet
             self._operation_cache.update({i: pending[i] for i in op_ids if i in pending})
             op_ids = [i for i in op_ids if i not in pending]
         self._operation_cache.update(dict.fromkeys(op_ids))
+        tx = self.tx
         for op_id, stored in tx.stored_operations(tx.entry_rows(op_ids)).items():
             self._operation_cache[op_id] = (stored.seq, stored.fields_hash)
 
@@ -180,7 +194,9 @@ class WorkingSet:
         total = 0
         ws: WorkingSet | None = self
         while ws is not None:
-            total += ws.bucket_deltas.get(key, 0)
+            flow = ws.flow_deltas.get(key)
+            if flow is not None:
+                total += flow[2] - flow[0]
             if ws.parent is None:
                 if key not in ws._bucket_cache:
                     ws._bucket_cache[key] = 0 if handle in ws._rows_read else ws.tx.bucket(handle, tag)
@@ -192,7 +208,8 @@ class WorkingSet:
         out = dict(self._stored_buckets(handle))
         for ws in self._chain():
             for tag in ws._tags_by_account.get(handle, ()):
-                out[tag] = out.get(tag, 0) + ws.bucket_deltas[(handle, tag)]
+                flow = ws.flow_deltas[(handle, tag)]
+                out[tag] = out.get(tag, 0) + flow[2] - flow[0]
         return {t: b for t, b in out.items() if b}
 
     def _stored_buckets(self, handle: str) -> dict[str, int]:
@@ -209,8 +226,10 @@ class WorkingSet:
         while ws is not None:
             tags = ws._tags_by_account.get(handle)
             if tags:
-                deltas = ws.bucket_deltas
-                total += sum(deltas[(handle, tag)] for tag in tags)
+                flows = ws.flow_deltas
+                for tag in tags:
+                    flow = flows[(handle, tag)]
+                    total += flow[2] - flow[0]
             ws = ws.parent
         return total
 
@@ -225,6 +244,9 @@ class WorkingSet:
                 break
             ws = ws.parent
         cache = ws._operation_cache  # the root's: what the store holds does not change under this transaction
+        if ws.ids_unread:
+            ws.ids_unread = False
+            ws._read_ids(ws._unread_ids)
         if op_id not in cache:
             pending = ws.state.pending_ops.get(op_id)
             if pending is not None:
@@ -284,9 +306,9 @@ class WorkingSet:
     def tag_holders(self, tag: str) -> dict[str, int]:
         out = dict(self.tx.tag_holders(tag))
         for ws in self._chain():
-            for (acct, t), delta in ws.bucket_deltas.items():
+            for (acct, t), flow in ws.flow_deltas.items():
                 if t == tag:
-                    out[acct] = out.get(acct, 0) + delta
+                    out[acct] = out.get(acct, 0) + flow[2] - flow[0]
         return {a: b for a, b in sorted(out.items()) if b}
 
     def head(self) -> tuple[int, bytes]:
@@ -406,10 +428,9 @@ class WorkingSet:
 
     def add_legs(self, legs: Iterable[tuple[str, int, str]]) -> None:
         """Move the buckets of an operation's legs, (account, amount, tag): balances and running flows."""
-        deltas, flows, tags_of = self.bucket_deltas, self.flow_deltas, self._tags_by_account
+        flows, tags_of = self.flow_deltas, self._tags_by_account
         for handle, delta, tag in legs:
             key = (handle, tag)
-            deltas[key] = deltas.get(key, 0) + delta
             held = tags_of.get(handle)
             if held is None:
                 tags_of[handle] = {tag}
@@ -471,8 +492,6 @@ class WorkingSet:
         if self.filter_deltas is not None:
             self._merge_filtered(p)
         p.accounts.update(self.accounts)
-        for key, delta in self.bucket_deltas.items():
-            p.bucket_deltas[key] = p.bucket_deltas.get(key, 0) + delta
         for key, flow in self.flow_deltas.items():
             mine = p.flow_deltas.get(key)
             if mine is None:
@@ -514,7 +533,6 @@ class WorkingSet:
         The chunk's last step: the ledger's state takes the buckets' new rows now, in the same pass, as they will
         be once the rows are written; a write or commit that fails drops the whole state (ledger/state.py)."""
         flows = self.flow_deltas
-        deltas = self.bucket_deltas
         rows_read = self._rows_read
         unread = {a for a in self._tags_by_account if a not in rows_read}  # the accounts `flows` moves
         self._read_bucket_rows(unread)
@@ -533,7 +551,7 @@ class WorkingSet:
         tag_ids = self.state.tag_ids or {}
         for key, (out, out_n, in_, in_n) in flows.items():
             account, tag = key
-            delta = deltas[key]
+            delta = in_ - out
             aid = ids.get(account)
             if aid is None:
                 aid = self.account_id(account)

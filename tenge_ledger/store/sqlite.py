@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from ..core.errors import InvariantViolation, StoreError, WriteConflict
+from ..core.errors import InvariantViolation, KnownOperationId, StoreError, WriteConflict
 from ..core.files import create_private
 from ..core.hooks import EncodedTrace
 from ..core.limits import trace_run_leaves_max
@@ -569,6 +569,8 @@ class SqliteStore:
         except sqlite3.IntegrityError as exc:
             if "CHECK constraint failed" in str(exc):
                 raise InvariantViolation(f"the database refused a write: {exc}") from None
+            if "journal.op_id" in str(exc):  # a repeated id the chunk did not read (WorkingSet.ids_unread)
+                raise KnownOperationId(str(exc)) from None
             raise
 
     @contextmanager
