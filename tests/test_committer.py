@@ -147,8 +147,9 @@ def test_committer__killed_mid_run_loses_nothing_and_applies_nothing_twice(start
 def test_committer__a_failed_write_raises_and_writes_nothing_queued_behind_it(
     start, tmp_path, monkeypatch
 ) -> None:
-    """A change set the store refuses (here a balance made negative on its way to the committer, which the
-    database's own check catches) fails the batch as a refused write fails it without the committer: the error
+    """A change set the store refuses (here a balance made negative on its way to the committer: a transfer's
+    amount raised past its payer's funds, which the database's own check catches as the store debits the payer)
+    fails the batch as a refused write fails it without the committer: the error
     is raised, the chunks before it are committed (and told to `on_results`), none queued behind it, and the
     journal checks."""
     db, keys, now = start
@@ -162,8 +163,11 @@ def test_committer__a_failed_write_raises_and_writes_nothing_queued_behind_it(
     def spoiled(change, expected):
         sent[0] += 1
         if sent[0] == 4:
-            rows = change.bucket_upserts or change.buckets  # upserts where the store keeps no activity
-            rows[0] = (-(10**15), *rows[0][1:])
+            assert (
+                change.legs_from_rows
+            )  # plain untagged transfers: the store moves the buckets by their rows
+            row = change.plain_entries[0]
+            change.plain_entries[0] = (*row[:6], 10**15, *row[7:])
         return real(change, expected)
 
     monkeypatch.setattr(committer, "submit", spoiled)

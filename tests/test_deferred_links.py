@@ -148,20 +148,24 @@ def test_signature_in_upper_case__the_journal_still_checks(start, tmp_path, veri
 
 
 def _upserted(monkeypatch) -> list[int]:
-    """A list that gets the number of bucket upserts of each change set written, by the committer (handed to
-    it here: it writes in its own process) or by the store in this process."""
+    """A list that gets, for each change set written, how many bucket moves it hands over without stored rows:
+    its bucket upserts, or its plain rows when the store moves the buckets by their legs (legs_from_rows); by
+    the committer (handed to it here: it writes in its own process) or by the store in this process."""
     from tenge_ledger.store.committer import Committer
     from tenge_ledger.store.sqlite import SqliteTx
 
     seen: list[int] = []
     write, submit = SqliteTx.write, Committer.submit
 
+    def moves(change) -> int:
+        return len(change.bucket_upserts) + (len(change.plain_entries) if change.legs_from_rows else 0)
+
     def written(self, change):
-        seen.append(len(change.bucket_upserts))
+        seen.append(moves(change))
         return write(self, change)
 
     def submitted(self, change, expected):
-        seen.append(len(change.bucket_upserts))
+        seen.append(moves(change))
         return submit(self, change, expected)
 
     monkeypatch.setattr(SqliteTx, "write", written)

@@ -119,3 +119,25 @@ def test_a_store_refuses_a_repeated_id_as_known_and_writes_nothing(start, tmp_pa
     assert store.head() == head
     store.close()
     checks(path)
+
+
+def test_a_repeat_in_the_last_chunk_is_answered_and_nothing_waits_for_ever(start, tmp_path) -> None:
+    """The store's refusal can be the last answer the committer owes: the ledger must not wait for another
+    (a chunk whose answer was the failure stays held while the chunks behind it are answered)."""
+    import threading
+
+    db, keys, now = start
+    path, store = copy_of(db, tmp_path)
+    ledger, w = ledger_on(store, keys, Clock(now))
+    first = transfers(w, "a", 6)
+    ledger.apply_many(first, verified=True, chunk=2)
+    ops = [*transfers(w, "b", 7), first[0]]  # the repeat alone in the last chunk, after three whole ones
+    out: list = []
+    worker = threading.Thread(target=lambda: out.append(ledger.apply_many(ops, verified=True, chunk=2)))
+    worker.daemon = True
+    worker.start()
+    worker.join(timeout=120)
+    assert not worker.is_alive(), "apply_many waited for an answer the committer did not owe"
+    assert [r.code.value for r in out[0]] == ["ok"] * 7 + ["exists"]
+    store.close()
+    checks(path)

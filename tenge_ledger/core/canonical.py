@@ -13,6 +13,7 @@ import dataclasses
 import datetime as dt
 import json
 import re
+import sys
 from typing import Any
 
 from . import limits
@@ -57,7 +58,9 @@ def check_handle(value: object, where: str = "account") -> str:
             f"use lower-case letters, digits, '.', '_' or '-' (at most {limits.handle_length_max})",
             where,
         )
-    return value
+    # One string per handle for every operation that names it: the ledger's caches are keyed by the strings of
+    # the operations they first saw, and a lookup that finds its key by identity never compares two copies.
+    return sys.intern(value)
 
 
 UNTAGGED = "untagged"  # how untagged money is named to people; therefore not a tag anyone may use
@@ -423,7 +426,7 @@ def operation_from_dict(doc: object, where: str = "operation", depth: int = 0) -
     op_id = check_op_id(doc.get("id"), f"{where}.id")
     signer = doc.get("signer")
     if signer is not None:
-        check_handle(signer, f"{where}.signer")
+        signer = check_handle(signer, f"{where}.signer")
     signature = doc.get("signature") or ""
     if not isinstance(signature, str) or not re.fullmatch(r"[0-9a-f]*", signature):
         raise InputError("must be lower-case hex", f"{where}.signature")

@@ -38,6 +38,11 @@ _ACTIVE = AccountStatus.active
 _OK = ResultCode.ok
 _TRANSFER = KIND_CODE[OpKind.transfer]
 _MISSING = object()
+_TIYN_PER_KZT = limits.tiyn_per_kzt
+# the tiyn of an amount as a message shows them ("05"): a lookup, not a format spec parsed per transfer
+_TIYN_SHOWN = tuple(f"{t:0{len(str(_TIYN_PER_KZT - 1))}d}" for t in range(_TIYN_PER_KZT))
+# a Result made as `Result._make` makes one, without its Python-level checks: every field is given
+_new_tuple = tuple.__new__
 
 
 class PlainContext(NamedTuple):
@@ -245,16 +250,10 @@ def apply_plain_transfers(
         if filters:  # what the set's counterparty-filtered windows read of this chunk
             ws.add_filtered(op.kind, b, base, central_bank)
         traces.append(seq)
-        kzt, tiyn = divmod(amount, limits.tiyn_per_kzt)
+        kzt, tiyn = divmod(amount, _TIYN_PER_KZT)
         shown = f" [{tag}]" if tag else ""
-        results.append(
-            Result(
-                op_id,
-                _OK,
-                f"transferred {kzt}.{tiyn:02d} KZT{shown} from {payer_handle} to {payee_handle}",
-                seq,
-            )
-        )
+        message = f"transferred {kzt}.{_TIYN_SHOWN[tiyn]} KZT{shown} from {payer_handle} to {payee_handle}"
+        results.append(_new_tuple(Result, (op_id, _OK, message, seq, ())))
         i += 1
     if i > start:
         ws.head_value = (seq, None if defer else prev)

@@ -489,7 +489,8 @@ class Ledger:
                 confirm_oldest()
         except (WriteConflict, CommitterStopped, _HistoryNotKept) as failure:
             try:  # the chunks written before the one that could not be are this call's: their results stand
-                while held:
+                # (only answers owed: a chunk whose answer was the failure stays held, its answer taken)
+                while held and committer.waiting:
                     confirm_oldest()
             except (WriteConflict, CommitterStopped):
                 pass

@@ -147,11 +147,17 @@ class WorkingSet:
         rows = self.tx.bucket_rows(handles)
         self._rows_read.update(handles)
         whole: dict[str, dict[str, int]] = {h: {} for h in handles}
+        own = {h: h for h in handles}
         for (account, tag), row in rows.items():
-            self._bucket_rows[(account, tag)] = row
-            self._bucket_cache[(account, tag)] = row.balance_tiyn
+            # keyed by the caller's own string, not the store's equal copy: a lookup with the keys the apply
+            # loop makes from its operations then finds its entry by identity, and touches no second string
+            account = own[account]
+            mine = whole[account]
+            key = (account, tag)
+            self._bucket_rows[key] = row
+            self._bucket_cache[key] = row.balance_tiyn
             if row.balance_tiyn:
-                whole[account][tag] = row.balance_tiyn
+                mine[tag] = row.balance_tiyn
         self._buckets_cache.update(whole)
 
     def prefetch_windows(self, requests: dict[tuple[str, int, str | None], set[str]]) -> None:
@@ -541,6 +547,10 @@ class WorkingSet:
         # and the state keeps the balances but not the rows' flows and minutes, which only activity snapshots
         # read (a third of this loop's work per bucket); its rows are then stale (StoredState.rows_stale).
         upsert = self.upsert_buckets and not activity
+        if upsert and not self.entries:
+            # Only plain untagged transfers moved money (whatever else applies journals an entry): the store moves
+            # the buckets by their rows' legs (ChangeSet.legs_from_rows), and the state takes the new balances.
+            return self._balances_taken(minute)
         buckets, new_buckets, snapshots, upserts = [], [], [], []
         ids, stored_rows, balances, whole_of = (
             self._ids,
@@ -590,7 +600,21 @@ class WorkingSet:
             return self._changes(minute, bucket_upserts=upserts)
         return self._changes(minute, buckets=buckets, new_buckets=new_buckets, activity=snapshots)
 
-    def _changes(self, minute: int, **buckets: list) -> ChangeSet:
+    def _balances_taken(self, minute: int) -> ChangeSet:
+        balances, whole_of = self._bucket_cache, self._buckets_cache
+        for key, flow in self.flow_deltas.items():
+            balance = balances.get(key, 0) + flow[2] - flow[0]  # every touched account's rows were read
+            balances[key] = balance
+            whole = whole_of.get(key[0])
+            if whole is not None:
+                if balance:
+                    whole[key[1]] = balance
+                else:
+                    whole.pop(key[1], None)
+        self.state.rows_stale = True
+        return self._changes(minute, legs_from_rows=True)
+
+    def _changes(self, minute: int, **buckets: object) -> ChangeSet:
         """The root's changes as rows, around its buckets' (`changeset` makes them)."""
         filter_flows, filter_activity = self._filter_rows(minute)
         return ChangeSet(

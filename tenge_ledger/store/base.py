@@ -104,6 +104,11 @@ class ChangeSet:
     activity_reset: bool = (
         False  # every activity row is deleted first (a rebuild from the journal, or a drop)
     )
+    # No bucket rows at all: every bucket moves by the two legs of the `plain_entries` rows alone (payer -amount,
+    # payee +amount, untagged; `entries` is empty), which the store applies row by row as it writes them, from a
+    # ledger that keeps no stored rows: a SQLite committer's, with no activity. What the ledger would otherwise
+    # add up per bucket and hand over, the store's statements do on the rows it has.
+    legs_from_rows: bool = False
     entries: list[tuple] = field(default_factory=list)  # journal rows
     plain_entries: list[tuple] = field(default_factory=list)  # journal rows in PLAIN_JOURNAL_COLUMNS
     legs: list[tuple[int, int, int, int, int]] = field(

@@ -30,7 +30,14 @@ from .base import (
     ReportRow,
     StoredOperation,
 )
-from .entries import JOURNAL_COLUMNS, LEG_COLUMNS, PLAIN_JOURNAL_COLUMNS, link_deferred, unnamed_accounts
+from .entries import (
+    JOURNAL_COLUMNS,
+    LEG_COLUMNS,
+    PLAIN_JOURNAL_COLUMNS,
+    UNTAGGED_ID,
+    link_deferred,
+    unnamed_accounts,
+)
 from .reads import SqlTxReads, groups, marks
 from .upgrade import CENTRAL_BANK_ID
 
@@ -355,6 +362,8 @@ class SqliteTx(SqlTxReads):
             c.executemany(
                 f"INSERT INTO journal ({PLAIN_JOURNAL_COLUMNS}) VALUES ({_PLAIN_MARKS})", plain_entries
             )
+            if ch.legs_from_rows:
+                self._move_by_legs(plain_entries)
         if ch.legs:
             c.executemany(f"INSERT INTO legs ({LEG_COLUMNS}) VALUES (?,?,?,?,?)", ch.legs)
         if ch.holds:
@@ -386,6 +395,18 @@ class SqliteTx(SqlTxReads):
                 [codec.report_row(r) for r in ch.reports],
             )
 
+    def _move_by_legs(self, rows: list[tuple]) -> None:
+        """Move the buckets by the two legs of plain transfers' journal rows (ChangeSet.legs_from_rows): every
+        payee credited, then every payer debited. A sum does not depend on its order, and credits first keep each
+        balance at or above where the chunk leaves it (so the CHECK never refuses a step the ledger allowed), and
+        give a payer paid in this chunk its row before its debit."""
+        c = self._c
+        # PLAIN_JOURNAL_COLUMNS: payer 4, payee 5, amount 6, at 7
+        c.executemany(_CREDIT, [(r[6], r[7], r[5]) for r in rows])
+        debited = c.executemany(_DEBIT, [(r[6], r[7], r[4]) for r in rows]).rowcount
+        if debited != len(rows):
+            raise InvariantViolation(f"{len(rows) - debited} payers of plain transfers have no balance row")
+
     def _linked(self, ch: ChangeSet) -> tuple[list[tuple], list[tuple], tuple[int, bytes] | None]:
         """The journal rows of a change set handed over unlinked (`ChangeSet.links_deferred`), linked on this
         store's journal head, which the committer checked is the one they were worked out on."""
@@ -414,6 +435,17 @@ _BUCKET_UPSERT = (
     f" VALUES (CASE WHEN ?1 < 0 AND ?7 <> {CENTRAL_BANK_ID} THEN 0 ELSE ?1 END, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
     " ON CONFLICT (account, tag) DO UPDATE SET balance_tiyn = balance_tiyn + ?1, out_tiyn = out_tiyn + ?2,"
     " out_count = out_count + ?3, in_tiyn = in_tiyn + ?4, in_count = in_count + ?5, minute = MAX(minute, ?6)"
+)
+# One leg of a plain transfer's row (SqliteTx._move_by_legs): ?1 the amount, ?2 the ledger time, ?3 the account.
+_CREDIT = (
+    "INSERT INTO balances (balance_tiyn, out_tiyn, out_count, in_tiyn, in_count, minute, account, tag)"
+    f" VALUES (?1, 0, 0, ?1, 1, ?2 / 60, ?3, {UNTAGGED_ID}) ON CONFLICT (account, tag) DO UPDATE SET"
+    " balance_tiyn = balance_tiyn + ?1, in_tiyn = in_tiyn + ?1, in_count = in_count + 1,"
+    " minute = MAX(minute, ?2 / 60)"
+)
+_DEBIT = (
+    "UPDATE balances SET balance_tiyn = balance_tiyn - ?1, out_tiyn = out_tiyn + ?1, out_count = out_count + 1,"
+    f" minute = MAX(minute, ?2 / 60) WHERE account = ?3 AND tag = {UNTAGGED_ID}"
 )
 # Every settings change moves the epoch on, so a writer in another process sees it at its next chunk.
 _NEXT_SETTINGS_EPOCH = (

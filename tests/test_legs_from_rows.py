@@ -1,0 +1,90 @@
+"""A chunk of plain untagged transfers hands its committer no bucket rows at all (ChangeSet.legs_from_rows): the
+store moves each bucket by the two legs of the journal rows it writes, every payee credited and then every payer
+debited. The balances and running flows must come out as the synchronous way writes them, also for an account
+that is paid and then pays in one chunk from a bucket that had no row; and a payer without a row is refused, with
+nothing written."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from committer_support import checks, copy_of, ledger_on
+from conftest import Clock
+from test_plain_transfer import _tables, make_base
+
+from tenge_ledger.core.errors import InvariantViolation
+from tenge_ledger.core.records import Operation, Transfer
+from tenge_ledger.store.base import ChangeSet
+from tenge_ledger.store.committer import Committer
+
+
+@pytest.fixture(scope="module")
+def start(tmp_path_factory) -> tuple[Path, Path, int]:
+    return make_base(tmp_path_factory.mktemp("legs"))
+
+
+def _workload(w) -> list[Operation]:
+    """Chunks of three: roads (whose money is all tagged 'edu', so it has no untagged row) is paid and pays on
+    in each chunk, between people who pay one another back and forth; one chunk has a tagged transfer (which
+    the store is handed as bucket rows, not legs)."""
+    ops = []
+    for i in range(8):
+        ops.append(w.build("aigerim", Transfer("aigerim", "roads", 500 + i), f"in-{i}"))
+        ops.append(w.build("roads", Transfer("roads", "bob", 400 + i), f"on-{i}"))
+        if i == 5:
+            ops.append(w.build("roads", Transfer("roads", "cafe", 3, "edu"), "tagged"))
+        else:
+            ops.append(w.build("bob", Transfer("bob", "aigerim", 7 * i + 1), f"back-{i}"))
+    return ops
+
+
+def _run(start, folder: Path, committer: bool, monkeypatch) -> tuple[Path, list, list[bool]]:
+    db, keys, now = start
+    path, store = copy_of(db, folder, f"{committer}.db")
+    ledger, w = ledger_on(store, keys, Clock(now), committer)
+    handed: list[bool] = []
+    submit = Committer.submit
+
+    def submitted(self, change, expected):
+        handed.append(change.legs_from_rows)
+        return submit(self, change, expected)
+
+    monkeypatch.setattr(Committer, "submit", submitted)
+    results = ledger.apply_many(_workload(w), verified=True, chunk=3)
+    store.close()
+    return path, [(r.op_id, r.code.value, r.message, r.seq) for r in results], handed
+
+
+def test_legs_from_rows__balances_and_flows_as_the_synchronous_way_writes_them(
+    start, tmp_path, monkeypatch
+) -> None:
+    piped, results, handed = _run(start, tmp_path, True, monkeypatch)
+    itself, expected, _ = _run(start, tmp_path, False, monkeypatch)
+    assert results == expected
+    assert all(code == "ok" for _, code, _, _ in results)
+    assert handed.count(True) == 7 and handed.count(False) == 1  # the tagged chunk's buckets go as rows
+    assert _tables(piped) == _tables(itself)  # balances with their flows and minutes, row for row
+    checks(piped)
+
+
+def test_legs_from_rows__a_payer_without_a_balance_row_is_refused_and_nothing_written(
+    start, tmp_path
+) -> None:
+    db, _, _ = start
+    path, store = copy_of(db, tmp_path)
+    head = store.head()
+    with store.snapshot():
+        (roads,) = store._conn.execute("SELECT id FROM accounts WHERE handle = 'roads'").fetchone()  # type: ignore[attr-defined]
+        (cafe,) = store._conn.execute("SELECT id FROM accounts WHERE handle = 'cafe'").fetchone()  # type: ignore[attr-defined]
+    seq = head[0] + 1
+    # roads has no untagged row: a debit of it would move nothing, and the money would be created at cafe
+    row = (seq, "made-up", 4, roads, roads, cafe, 5, 0, bytearray(64), bytearray(32), 2, None)
+    change = ChangeSet(plain_entries=[row], head=(seq, bytes(32)), legs_from_rows=True)
+    with pytest.raises(InvariantViolation, match="no balance row"), store.transaction() as tx:
+        tx.write(change)
+    assert store.head() == head
+    assert store.operation("made-up") is None
+    assert store.balances("cafe")[("cafe", "")] == 40_000
+    store.close()
+    checks(path)
