@@ -1333,7 +1333,13 @@ def _cycle_collection_paused() -> Iterator[None]:
 
 def _touched(ops: Sequence[Operation]) -> tuple[set[str], set[str]]:
     """The accounts and operation ids a chunk will read first, for one prefetch."""
-    handles: set[str] = set()
+    bodies = list(map(_BODY, ops))
+    if all(type(b) is Transfer for b in bodies):  # a busy chunk: the fields in C, without a loop in Python
+        handles = set(map(_SIGNER, ops))
+        handles.update(map(_PAYER, bodies))
+        handles.update(map(_PAYEE, bodies))
+        return handles, set(map(_ID, ops))
+    handles = set()
     op_ids: set[str] = set()
     todo = list(ops)
     while todo:
@@ -1353,6 +1359,10 @@ def _touched(ops: Sequence[Operation]) -> tuple[set[str], set[str]]:
             if handle is not None:
                 handles.add(handle)
     return handles, op_ids
+
+
+_BODY, _SIGNER, _ID = operator.attrgetter("body"), operator.attrgetter("signer"), operator.attrgetter("id")
+_PAYER, _PAYEE = operator.attrgetter("payer"), operator.attrgetter("payee")
 
 
 def _window_requests(

@@ -23,7 +23,9 @@ class StoredState:
         # a BucketRow's fields (balance, out, out count, in, in count, minute): as read, or as a chunk left them
         self.bucket_rows: dict[tuple[str, str], tuple[int, int, int, int, int, int]] = {}
         self.balances: dict[tuple[str, str], int] = {}  # stored balance of a bucket (0 when it has no row)
-        self.account_buckets: dict[str, dict[str, int]] = {}  # every non-zero bucket of an account
+        # every non-zero tagged bucket of an account whose buckets were read (its untagged money is in `balances`:
+        # most accounts hold none other, and a chunk then moves one entry per account, not two)
+        self.account_buckets: dict[str, dict[str, int]] = {}
         self.rows_read: set[str] = set()  # accounts whose every stored bucket row is in bucket_rows
         # The counterparty filters (of `matched_for`) each account meets, with the account record they were
         # worked out from: kind and bank never change, so only a set with zone filters compares the record.

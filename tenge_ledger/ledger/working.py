@@ -156,7 +156,7 @@ class WorkingSet:
             key = (account, tag)
             self._bucket_rows[key] = row
             self._bucket_cache[key] = row.balance_tiyn
-            if row.balance_tiyn:
+            if row.balance_tiyn and tag:
                 mine[tag] = row.balance_tiyn
         self._buckets_cache.update(whole)
 
@@ -211,23 +211,33 @@ class WorkingSet:
         return total
 
     def buckets(self, handle: str) -> dict[str, int]:
-        out = dict(self._stored_buckets(handle))
+        tagged, untagged = self._stored_buckets(handle)
+        out = dict(tagged)
+        if untagged:
+            out[""] = untagged
         for ws in self._chain():
             for tag in ws._tags_by_account.get(handle, ()):
                 flow = ws.flow_deltas[(handle, tag)]
                 out[tag] = out.get(tag, 0) + flow[2] - flow[0]
         return {t: b for t, b in out.items() if b}
 
-    def _stored_buckets(self, handle: str) -> dict[str, int]:
+    def _stored_buckets(self, handle: str) -> tuple[dict[str, int], int]:
+        """The account's stored non-zero tagged buckets, and its stored untagged balance."""
         root = self._root or self
         stored = root._buckets_cache.get(handle)
+        key = (handle, "")
         if stored is None:  # the store's rows do not change during the transaction: read them once per chunk
-            stored = root._buckets_cache[handle] = dict(self.tx.buckets(handle))
-        return stored
+            stored = dict(self.tx.buckets(handle))
+            untagged = stored.pop("", 0)
+            root._buckets_cache[handle] = stored
+            root._bucket_cache.setdefault(key, untagged)
+        # an account whose buckets were read and that has no untagged row holds 0 untagged
+        return stored, root._bucket_cache.get(key, 0)
 
     def account_total(self, handle: str) -> int:
         """sum(buckets(handle).values()), without building the dict: holding limits ask it of every credit."""
-        total = sum(self._stored_buckets(handle).values())
+        tagged, untagged = self._stored_buckets(handle)
+        total = untagged + sum(tagged.values())
         ws: WorkingSet | None = self
         while ws is not None:
             tags = ws._tags_by_account.get(handle)
@@ -589,8 +599,7 @@ class WorkingSet:
                 balance += delta
                 stored_rows[key] = (balance, out_s + out, out_n_s + out_n, in_s + in_, in_n_s + in_n, last)
             balances[key] = balance
-            whole = whole_of.get(account)
-            if whole is not None:
+            if tag and (whole := whole_of.get(account)) is not None:
                 if balance:
                     whole[tag] = balance
                 else:
@@ -605,12 +614,15 @@ class WorkingSet:
         for key, flow in self.flow_deltas.items():
             balance = balances.get(key, 0) + flow[2] - flow[0]  # every touched account's rows were read
             balances[key] = balance
-            whole = whole_of.get(key[0])
-            if whole is not None:
-                if balance:
-                    whole[key[1]] = balance
-                else:
-                    whole.pop(key[1], None)
+            if key[
+                1
+            ]:  # a tagged bucket (this chunk's are all untagged: kept for what `account_buckets` says)
+                whole = whole_of.get(key[0])
+                if whole is not None:
+                    if balance:
+                        whole[key[1]] = balance
+                    else:
+                        whole.pop(key[1], None)
         self.state.rows_stale = True
         return self._changes(minute, legs_from_rows=True)
 

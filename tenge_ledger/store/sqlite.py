@@ -416,10 +416,16 @@ class SqliteTx(SqlTxReads):
                 f"an unlinked change set ending at {ch.head} does not follow journal head #{head[0]}"
             )
         handles = self._handles
+        tags = dict(self._all("SELECT id, tag FROM tag_names")) if ch.entries else {}
+        try:  # the names cached already, as they are once the accounts a ledger moves have been seen
+            return link_deferred(head, ch.entries, ch.plain_entries, handles, tags)
+        except KeyError:
+            pass
+        except ValueError as exc:
+            raise InvariantViolation(f"an unlinked change set cannot be linked: {exc!r}") from None
         missing = unnamed_accounts(ch.plain_entries, handles) | unnamed_accounts(ch.entries, handles)
         for group in groups(missing):
             handles.update(self._all(f"SELECT id, handle FROM accounts WHERE id IN ({marks(group)})", group))
-        tags = dict(self._all("SELECT id, tag FROM tag_names")) if ch.entries else {}
         try:
             return link_deferred(head, ch.entries, ch.plain_entries, handles, tags)
         except (KeyError, ValueError) as exc:
