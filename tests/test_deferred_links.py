@@ -13,6 +13,7 @@ from committer_support import checks, copy_of, ledger_on
 from conftest import Clock
 from test_plain_transfer import make_base
 
+from tenge_ledger.core.chain import chain_tail, entry_hash_of_legs, two_leg_suffix
 from tenge_ledger.core.errors import InvariantViolation
 from tenge_ledger.core.records import Operation, Transfer
 from tenge_ledger.ledger import service
@@ -88,7 +89,8 @@ def test_deferred_links__the_store_makes_the_links_the_ledger_makes(start, tmp_p
 
 def test_link_deferred__equals_linking_one_row_at_a_time(start, tmp_path, monkeypatch) -> None:
     """The function the store links with, against the rows the ledger linked itself (a run without committer):
-    the same rows with their fields hash in the link's place link to the same bytes."""
+    the same rows with their own part of the link (two_leg_suffix) in the link's place link to the same bytes,
+    which are the journal's general definition of a link (entry_hash_of_legs)."""
     path, _, _ = _run(start, tmp_path, False, monkeypatch)
     conn = sqlite3.connect(path)
     try:
@@ -106,14 +108,23 @@ def test_link_deferred__equals_linking_one_row_at_a_time(start, tmp_path, monkey
         store.close()
     run = [r for r in rows if r[0] < first + 3]  # consecutive plain rows (t-0 .. t-2)
     assert [r[0] for r in run] == [first, first + 1, first + 2]
-    unlinked = [
-        (*r[:9], bytes(r[9]).hex(), digests[r[1]], *r[11:]) for r in run
-    ]  # as the plain loop leaves them
-    linked, _, head = link_deferred((first - 1, bytes(prev)), unlinked, [], handles, tags)
+    unlinked, link = [], bytes(prev)
+    for seq, op_id, _, _, payer, payee, amount, tag, at, signature, _, _, _, _, policy in run:
+        parts = (seq, at, digests[op_id], bytes(signature).hex())
+        tag_name = "" if tag is None else tags[tag]
+        legs = [(handles[payer], -amount, tag_name), (handles[payee], amount, tag_name)]
+        link = entry_hash_of_legs(link, *parts, legs, (None, policy))  # the general definition
+        own = two_leg_suffix(
+            *parts, handles[payer], handles[payee], amount, tag_name, chain_tail(None, policy)
+        )
+        unlinked.append(
+            (*run[len(unlinked)][:10], own, *run[len(unlinked)][11:])
+        )  # as the plain loop leaves it
+    linked, _, head = link_deferred((first - 1, bytes(prev)), unlinked, [])
     assert [(bytes(r[9]), bytes(r[10])) for r in linked] == [(bytes(r[9]), bytes(r[10])) for r in run]
-    assert head == (run[-1][0], bytes(run[-1][10]))
+    assert head == (run[-1][0], bytes(run[-1][10])) == (run[-1][0], link)
     with pytest.raises(ValueError, match="does not follow"):  # a gap
-        link_deferred((first - 2, bytes(prev)), unlinked, [], handles, tags)
+        link_deferred((first - 2, bytes(prev)), unlinked, [])
 
 
 def test_store__refuses_unlinked_rows_that_do_not_follow_its_head(start, tmp_path) -> None:

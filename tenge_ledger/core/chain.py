@@ -49,20 +49,33 @@ def two_leg_link(
 ) -> bytes:  # fmt: skip
     """`entry_hash_of_legs` of a two-leg move (payer -amount, payee +amount, one tag) whose chained decision
     and policy were encoded once by `chain_tail`: the apply loop's hot path, one hash call."""
-    return hashlib.sha256(
-        b"".join(
-            (
-                _DOMAIN_V2,
-                prev_hash,
-                seq.to_bytes(8, "big"),
-                at.to_bytes(8, "big", signed=True),
-                fields_hash,
-                signature.encode("ascii"),
-                f"{payer}\0{tag}\0{-amount}\n{payee}\0{tag}\0{amount}\n".encode(),
-                chain_tail,
-            )
+    return link_on(
+        prev_hash, two_leg_suffix(seq, at, fields_hash, signature, payer, payee, amount, tag, chain_tail)
+    )
+
+
+def two_leg_suffix(
+    seq: int, at: int, fields_hash: bytes, signature: str, payer: str, payee: str, amount: int, tag: str,
+    chain_tail: bytes,
+) -> bytes:  # fmt: skip
+    """What `two_leg_link` hashes after the previous link: all of an entry's own part of its link, so a process
+    that does not know the previous link yet can make it, and the one that does (a committer's store, for the
+    rows a ledger hands it unlinked) needs only `link_on`."""
+    return b"".join(
+        (
+            seq.to_bytes(8, "big"),
+            at.to_bytes(8, "big", signed=True),
+            fields_hash,
+            signature.encode("ascii"),
+            f"{payer}\0{tag}\0{-amount}\n{payee}\0{tag}\0{amount}\n".encode(),
+            chain_tail,
         )
-    ).digest()
+    )
+
+
+def link_on(prev_hash: bytes, suffix: bytes) -> bytes:
+    """The link of a version-2 entry whose own part is `suffix` (`two_leg_suffix`), after `prev_hash`."""
+    return hashlib.sha256(_DOMAIN_V2 + prev_hash + suffix).digest()
 
 
 def chain_tail(decision: str | None, policy: int | None) -> bytes:

@@ -26,7 +26,7 @@ from typing import NamedTuple
 
 from ..core import limits
 from ..core.canonical import canonical_prefix, text_is_safe, transfer_canonical
-from ..core.chain import chain_tail, two_leg_link
+from ..core.chain import chain_tail, link_on, two_leg_suffix
 from ..core.hooks import PolicyEngine, Proposal
 from ..core.records import LEDGER_KINDS, AccountStatus, Decision, Operation, OpKind, Posting, Transfer
 from ..core.results import Result, ResultCode
@@ -100,8 +100,8 @@ def apply_plain_transfers(
     pending, ids_unread = ws.state.pending_ops, ws.ids_unread
     entries, plain_entries, traces = ws.entries, ws.plain_entries, ws.traces
     filters = bool(ws.filters)
-    # Deferred: each row keeps its fields hash where its link goes, for the store to link as it writes it
-    # (ChangeSet.links_deferred); the head's link is then unknown, None.
+    # Deferred: each row keeps its own part of its link (core/chain.two_leg_suffix) where its link goes, for the
+    # store to link as it writes it (ChangeSet.links_deferred); the head's link is then unknown, None.
     defer = ws.links_deferred
     head = ws.tip() if defer else ws.head()
     seq, prev = head
@@ -197,14 +197,11 @@ def apply_plain_transfers(
                 continue
         digest = fields_hash(canonical)
         seq += 1
-        if defer:  # the store links the row and stores the signature's bytes (its hex pickles faster)
-            signature, link = op.signature, digest
-        else:
-            # a bytearray binds faster than bytes (store/entries.journal_row)
-            signature = bytearray.fromhex(op.signature)
-            prev = two_leg_link(  # over the signature's text as stored: verification re-derives it
-                prev, seq, at, digest, signature.hex(), payer_handle, payee_handle, amount, tag, tail
-            )
+        signature = bytearray.fromhex(op.signature)  # a bytearray binds faster than bytes (journal_row)
+        # the row's own part of its link, over the signature's text as stored: verification re-derives it
+        link = two_leg_suffix(seq, at, digest, signature.hex(), payer_handle, payee_handle, amount, tag, tail)
+        if not defer:  # (deferred: the store hashes it on the link before, as it writes the row)
+            prev = link_on(prev, link)
             link = bytearray(prev)
         payer_id = ids.get(payer_handle)
         if payer_id is None:

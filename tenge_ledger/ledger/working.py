@@ -359,12 +359,8 @@ class WorkingSet:
         self.links_deferred = False
         if not (self.entries or self.plain_entries):
             return base
-        names = {i: h for h, i in self._ids.items()}
-        tag_names = {i: t for t, i in (self.state.tag_ids or {}).items()}
         # in place: the plain loop holds these lists
-        self.entries[:], self.plain_entries[:], head = link_deferred(
-            base, self.entries, self.plain_entries, names, tag_names
-        )
+        self.entries[:], self.plain_entries[:], head = link_deferred(base, self.entries, self.plain_entries)
         self.head_value = head
         return head
 

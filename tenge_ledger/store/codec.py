@@ -38,16 +38,20 @@ def account_row(a: Account) -> tuple:
     return (a.handle, a.kind.value, a.public_key, a.tier, a.bank, attrs, a.status.value, a.opened_at)
 
 
+_KIND_OF = {k.value: k for k in AccountKind}  # an Enum's own lookup by value costs several times a dict's
+_STATUS_OF = {s.value: s for s in AccountStatus}
+
+
 def account_from_row(row) -> Account:
     handle, kind, public_key, tier, bank, attrs, status, opened_at = row
     return Account(
         handle=handle,
-        kind=AccountKind(kind),
+        kind=_KIND_OF[kind] if kind in _KIND_OF else AccountKind(kind),
         public_key=public_key,
         tier=tier,
         bank=bank,
         attrs=() if attrs == "{}" else tuple(sorted(json.loads(attrs).items())),
-        status=AccountStatus(status),
+        status=_STATUS_OF[status] if status in _STATUS_OF else AccountStatus(status),
         opened_at=opened_at,
     )
 

@@ -16,14 +16,13 @@ the version of the policy set enabled when it applied (NULL when none was).
 
 from __future__ import annotations
 
-import itertools
 import json
 import operator
 from collections.abc import Callable, Iterable
 from typing import Any
 
 from ..core.canonical import body_to_dict, canonical_json
-from ..core.chain import chain_tail, two_leg_link
+from ..core.chain import link_on
 from ..core.records import (
     BODY_BY_KIND,
     AccountKind,
@@ -122,62 +121,33 @@ def orphan_leaf_seq(data: bytes) -> int | None:
 
 _PLAIN_WIDTH = len(PLAIN_JOURNAL_COLUMNS.split(","))
 _seq_of = operator.itemgetter(0)
-_payer_of, _payee_of = operator.itemgetter(4), operator.itemgetter(5)
-
-
-def unnamed_accounts(rows: list[tuple], handles: dict[int, str]) -> set[int]:
-    """The payers and payees of journal rows (either layout) that `handles` does not name, with no set of the
-    rows' every id (a warm cache names them all) and no Python loop per row."""
-    named = handles.__contains__
-    return {
-        *itertools.filterfalse(named, map(_payer_of, rows)),
-        *itertools.filterfalse(named, map(_payee_of, rows)),
-    }
 
 
 def link_deferred(
-    head: tuple[int, bytes],
-    entries: list[tuple],
-    plain_entries: list[tuple],
-    handles: dict[int, str],
-    tags: dict[int, str],
+    head: tuple[int, bytes], entries: list[tuple], plain_entries: list[tuple]
 ) -> tuple[list[tuple], list[tuple], tuple[int, bytes]]:
-    """Journal rows of plain transfers made without their chain links, each with its fields hash where its
-    link goes and its signature as the operation's hex (what the ledger's plain loop leaves when a committer
-    links for it), linked on `head`: the rows as they are written, and the new head. Every row is a two-leg
-    transfer the payer signed, with no stored decision (ledger/plain.py), so its link is `two_leg_link` of what
-    the row holds; the signature's text is the stored bytes' hex, as verification re-derives it. `handles` and
-    `tags` name the rows' account and tag ids. Each list is in seq order; together they must follow `head` with
-    no gap."""
+    """Journal rows of plain transfers made without their chain links, each with its own part of its link
+    (core/chain.two_leg_suffix) where its link goes (what the ledger's plain loop leaves when a committer links
+    for it), linked on `head`: the rows as they are written, and the new head. Every row is a two-leg transfer
+    the payer signed, with no stored decision (ledger/plain.py). Each list is in seq order; together they must
+    follow `head` with no gap."""
     seq, prev = head
     linked: list[tuple] = []
     linked_plain: list[tuple] = []
-    tails: dict[int | None, bytes] = {}
     # in seq order: the usual chunk has only plain rows, already in order
     ordered = plain_entries if not entries else sorted([*entries, *plain_entries], key=_seq_of)
     for row in ordered:
         seq += 1
         if row[0] != seq:
             raise ValueError(f"journal row {row[0]} handed over unlinked does not follow #{seq - 1}")
-        plain = len(row) == _PLAIN_WIDTH
-        if plain:  # PLAIN_JOURNAL_COLUMNS
-            at, text, digest, version, tag = row[7], row[8], row[9], row[11], ""
+        if len(row) == _PLAIN_WIDTH:  # PLAIN_JOURNAL_COLUMNS
+            prev = link_on(prev, row[9])
+            linked_plain.append((*row[:9], bytearray(prev), row[10], row[11]))
         else:
             if row[13] is not None:
                 raise ValueError(f"journal row {seq} handed over unlinked has a stored decision")
-            at, text, digest, version = row[8], row[9], row[10], row[14]
-            tag = "" if row[7] is None else tags[row[7]]
-        tail = tails.get(version)
-        if tail is None:
-            tail = tails[version] = chain_tail(None, version)
-        signature = bytearray.fromhex(text)
-        prev = two_leg_link(
-            prev, seq, at, digest, signature.hex(), handles[row[4]], handles[row[5]], row[6], tag, tail
-        )
-        if plain:
-            linked_plain.append((*row[:8], signature, bytearray(prev), row[10], row[11]))
-        else:
-            linked.append((*row[:9], signature, bytearray(prev), *row[11:]))
+            prev = link_on(prev, row[10])
+            linked.append((*row[:10], bytearray(prev), *row[11:]))
     return linked, linked_plain, (seq, prev)
 
 

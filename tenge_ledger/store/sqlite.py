@@ -36,9 +36,8 @@ from .entries import (
     PLAIN_JOURNAL_COLUMNS,
     UNTAGGED_ID,
     link_deferred,
-    unnamed_accounts,
 )
-from .reads import SqlTxReads, groups, marks
+from .reads import SqlTxReads
 from .upgrade import CENTRAL_BANK_ID
 
 if TYPE_CHECKING:
@@ -282,11 +281,8 @@ _FILTER_UPSERT = (
 
 
 class SqliteTx(SqlTxReads):
-    def __init__(self, conn: sqlite3.Connection, handles: dict[int, str] | None = None) -> None:
+    def __init__(self, conn: sqlite3.Connection) -> None:
         self._c = conn
-        # account handles by id, for linking rows a committer hands over unlinked: the store's, kept across
-        # its transactions (an id never changes its handle once committed; a rollback empties it)
-        self._handles = {} if handles is None else handles
 
     def _one(self, sql: str, args: tuple = ()) -> Any:
         return self._c.execute(sql, args).fetchone()
@@ -415,21 +411,10 @@ class SqliteTx(SqlTxReads):
             raise InvariantViolation(
                 f"an unlinked change set ending at {ch.head} does not follow journal head #{head[0]}"
             )
-        handles = self._handles
-        tags = dict(self._all("SELECT id, tag FROM tag_names")) if ch.entries else {}
-        try:  # the names cached already, as they are once the accounts a ledger moves have been seen
-            return link_deferred(head, ch.entries, ch.plain_entries, handles, tags)
-        except KeyError:
-            pass
-        except ValueError as exc:
-            raise InvariantViolation(f"an unlinked change set cannot be linked: {exc!r}") from None
-        missing = unnamed_accounts(ch.plain_entries, handles) | unnamed_accounts(ch.entries, handles)
-        for group in groups(missing):
-            handles.update(self._all(f"SELECT id, handle FROM accounts WHERE id IN ({marks(group)})", group))
         try:
-            return link_deferred(head, ch.entries, ch.plain_entries, handles, tags)
-        except (KeyError, ValueError) as exc:
-            raise InvariantViolation(f"an unlinked change set cannot be linked: {exc!r}") from None
+            return link_deferred(head, ch.entries, ch.plain_entries)
+        except ValueError as exc:
+            raise InvariantViolation(f"an unlinked change set cannot be linked: {exc}") from None
 
 
 # SQLite checks CHECK constraints on the row to insert before it finds the conflict, so a bucket's negative
@@ -486,7 +471,6 @@ class SqliteStore:
         self._committer: Committer | None = None
         self._committer_free = threading.Lock()
         self._closed = False
-        self._handles: dict[int, str] = {}  # see SqliteTx: for its committer's unlinked change sets
         # One connection, shared by the threads of a process: each takes it whole, for a transaction or a read.
         self._lock = threading.RLock()
         if path != ":memory:" and not create and not os.path.exists(path):
@@ -588,7 +572,6 @@ class SqliteStore:
                 yield self._conn
                 self._conn.execute("COMMIT")
             except BaseException:
-                self._handles.clear()  # it may hold an id the rollback undid
                 if self._conn.in_transaction:
                     self._conn.execute("ROLLBACK")
                 raise
@@ -599,7 +582,7 @@ class SqliteStore:
         the write lock is the database's and Python work never waits on another process's)."""
         try:
             with self._write() as conn:
-                yield SqliteTx(conn, self._handles)
+                yield SqliteTx(conn)
         except sqlite3.OperationalError as exc:
             if "locked" in str(exc) or "busy" in str(exc):
                 raise WriteConflict(str(exc)) from None
