@@ -112,14 +112,34 @@ def _verify_rate() -> float:
 
 def _apply_verified(path: str, ops: list[Operation], record: list[ChangeSet] | None = None) -> float:
     """(b); with `record`, every change set the ledger writes is also kept there, for (d)."""
+    return _apply_verified_cpu(path, ops, record)[0]
+
+
+def _apply_verified_cpu(
+    path: str, ops: list[Operation], record: list[ChangeSet] | None = None
+) -> tuple[float, float | None]:
+    """(b), and the CPU seconds per transfer it took in every process (this one and its committer, which has
+    ended once the store is closed), or None where the platform does not say."""
     store = SqliteStore(path, synchronous=SYNCHRONOUS)
     ledger = Ledger(Recording(store, record) if record is not None else store)
+    cpu = _cpu_seconds()
     start = time.perf_counter()
     results = ledger.apply_many(ops, verified=True)
     elapsed = time.perf_counter() - start
     _expect_ok(results)
     store.close()
-    return len(ops) / elapsed
+    after = _cpu_seconds()
+    return len(ops) / elapsed, None if cpu is None or after is None else (after - cpu) / len(ops)
+
+
+def _cpu_seconds() -> float | None:
+    """User and system CPU of this process and of its children that have ended."""
+    try:
+        import resource
+    except ImportError:  # not POSIX
+        return None
+    mine, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return mine.ru_utime + mine.ru_stime + children.ru_utime + children.ru_stime
 
 
 class Recording:
@@ -445,12 +465,15 @@ def run_apply_benchmark(
                 lambda: _apply_signed(fresh(start_db), ops, pool, n_cores, chunk),
             )
         sizes: list[float] = []
+        cpu_per_transfer: list[float] = []
 
         def verified_run() -> float:
             path = fresh(start_db)
             before = _db_bytes(path)
-            rate = _apply_verified(path, ops)
+            rate, cpu = _apply_verified_cpu(path, ops)
             sizes.append((_db_bytes(path) - before) / transfers)
+            if cpu is not None:
+                cpu_per_transfer.append(cpu)
             return rate
 
         verified = best(f"(b) applying {transfers} transfers with signatures already checked", verified_run)
@@ -478,6 +501,10 @@ def run_apply_benchmark(
             f"(f) {policy_transfers} transfers of the policy workload, all of policies/ enabled", policy_run
         )
         policy_ok = max(policy_runs)[1]
+        policy_free = best(
+            "    the same workload and calls, no policy set (what (f) would reach if its rules cost nothing)",
+            lambda: apply_policy_workload(str(workdir / f"run-policies-{next(runs)}.db"), None, workload)[0],
+        )
         raw = best(
             f"(c) raw SQLite floor: {transfers} x (2 UPDATE + 1 INSERT), {chunk} per transaction",
             lambda: _raw_sqlite(str(workdir / f"run-raw-{next(runs)}.db"), handles, ops, chunk, many=False),
@@ -518,6 +545,14 @@ def run_apply_benchmark(
         "grown_vs_fresh": round(grown_rate / verified, 3),
         "bytes_per_transfer": round(bytes_per_transfer),
         "signed_vs_verify_capacity": round(signed / (n_cores * verify_per_core), 3),
+        # Every signed transfer needs one verification and (b)'s work, and both take the same cores: (a) is at
+        # most cores / (1 / verify rate + (b)'s CPU) of cores x verify rate, = 1 / (1 + (b)'s CPU x verify rate).
+        "cpu_per_transfer_us": round(min(cpu_per_transfer) * 1e6, 2) if cpu_per_transfer else None,
+        "signed_vs_verify_capacity_ceiling": (
+            round(1 / (1 + min(cpu_per_transfer) * verify_per_core), 3) if cpu_per_transfer else None
+        ),
+        # (f)'s calls with no policy set: its rules can only make it slower than this
+        "verified_policies_ceiling_vs_raw": round(policy_free / raw, 3),
         "targets": {
             "verified_vs_raw": 0.5,
             "signed_vs_verify_capacity": 0.8,
@@ -543,14 +578,21 @@ def format_report(report: dict) -> str:
             f"  Ed25519 verify, one core             {r['ed25519_verify_per_s_per_core']:>10,} /s",
             f"  verified / raw                       {r['verified_vs_raw']:>10.3f}   (target >= 0.5)",
             f"  signed / (cores x verify)            {r['signed_vs_verify_capacity']:>10.3f}   (target >= 0.8)",
+            f"      at most 1 / (1 + (b)'s CPU x verify rate) {_shown(r['signed_vs_verify_capacity_ceiling'])}"
+            f"   ((b) took {_shown(r['cpu_per_transfer_us'])} µs of CPU a transfer, in both its processes)",
             f"  (f) policy workload, policies/ on    {r['verified_policies_per_s']:>10,} transfers/s"
             f"   ({r['verified_policies_ok']:,} applied)",
             f"  (f) / raw                            {r['verified_policies_vs_raw']:>10.3f}   (target >= 0.35)",
+            f"      at most (f)'s calls with no policy set / raw {r['verified_policies_ceiling_vs_raw']:.3f}",
             f"  (e) (b) after {r['grown_entries']:,} entries      {r['grown_verified_per_s']:>10,} transfers/s",
             f"  grown / fresh                        {r['grown_vs_fresh']:>10.3f}   (target >= 0.9)",
             f"  database bytes per transfer (dbstat) {r['bytes_per_transfer']:>10,}   (target <= 250)",
         ]
     )
+
+
+def _shown(value: float | None) -> str:
+    return "unknown" if value is None else f"{value:.3f}" if value < 10 else f"{value:.1f}"
 
 
 def main() -> None:

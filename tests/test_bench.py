@@ -73,8 +73,16 @@ def test_run_apply_benchmark__small_run_reports_every_figure() -> None:
     assert report["store_write_vs_raw"] == ratio("store_write_per_s", report["raw_sqlite_per_s"])
     capacity = report["cores"] * report["ed25519_verify_per_s_per_core"]
     assert report["signed_vs_verify_capacity"] == ratio("signed_per_s", capacity)
+    # (b)'s CPU covers both its processes (a run this small has no committer: one), and the ceiling follows it
+    cpu = report["cpu_per_transfer_us"] / 1e6
+    assert 0 < cpu < 1e-2
+    assert report["signed_vs_verify_capacity_ceiling"] == pytest.approx(
+        1 / (1 + cpu * report["ed25519_verify_per_s_per_core"]), abs=2e-3
+    )
+    assert report["verified_policies_ceiling_vs_raw"] > 0
     json.dumps(report)
-    assert "signed" in format_report(report)
+    text = format_report(report)
+    assert "signed" in text and "at most 1 / (1 + (b)'s CPU x verify rate)" in text
 
 
 def test_bench_cli__json(tmp_path) -> None:

@@ -130,8 +130,8 @@ class ChangeSet:
     filters_reset: bool = False  # every filtered row is deleted first (a rebuild from the journal)
     settings: dict | None = None  # the ledger's settings, replaced whole (with a rebuild: the filters kept)
     # Journal rows of plain transfers handed to a committer without their chain links: each row's link column
-    # holds its fields hash, and `head` is (last seq, None). The store links them on its journal head as it
-    # writes (store/entries.link_deferred), taking the apply loop's costliest hash off the applying process.
+    # holds its own part of its link (core/chain.two_leg_suffix), and `head` is (last seq, None). The store
+    # hashes each on the link before it as it writes (store/entries.link_deferred): only it knows its head.
     # Only a SQLite store's committer takes such a set (ledger/service.py, pipelined).
     links_deferred: bool = False
 
