@@ -392,10 +392,10 @@ class Ledger:
         after a stop the store's journal head, say which) and every other one is worked out again the
         synchronous way; any other failure clears the state and is raised once every answer is in.
 
-        The chunks read no operation ids from the store (`read_ids` False), as the prototype of a lean ledger and
-        TigerBeetle do not: the journal's unique key refuses a repeated one as the committer writes it
-        (KnownOperationId). The chunks from that one on are then pipelined again, reading ids, so a call that
-        repeats operations (a file submitted again after a crash) answers `exists` for them."""
+        The chunks read no operation ids from the store (`read_ids` False): as in TigerBeetle and the issue's
+        prototype, the journal's unique key refuses a repeated one as the committer writes it (KnownOperationId).
+        The chunks from that one on are then pipelined again, reading ids, so a call that repeats operations (a
+        file submitted again after a crash) answers `exists` for them."""
         state = self._state
         held: deque[_Held] = deque()  # oldest first
         confirmed = 0  # ops[:confirmed] are committed and their results delivered
