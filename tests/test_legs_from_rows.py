@@ -9,8 +9,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from bank_support import fresh_schema, pg_base_url
 from committer_support import checks, copy_of, ledger_on
-from conftest import Clock
+from conftest import Clock, build_ledger
 from test_plain_transfer import _tables, make_base
 
 from tenge_ledger.core.errors import InvariantViolation
@@ -88,3 +89,24 @@ def test_legs_from_rows__a_payer_without_a_balance_row_is_refused_and_nothing_wr
     assert store.balances("cafe")[("cafe", "")] == 40_000
     store.close()
     checks(path)
+
+
+@pytest.mark.skipif(not pg_base_url(), reason="needs $TENGE_TEST_PG_URL (.ci/run starts a server)")
+def test_postgres__refuses_what_only_a_sqlite_committer_is_handed(tmp_path) -> None:
+    """PostgreSQL has no committer: a change set that leaves links, bucket upserts or legs to the store is a bug
+    on its way there, refused with nothing written."""
+    with fresh_schema(pg_base_url()) as url:
+        env = build_ledger(url, tmp_path / "keys")
+        store = env.store
+        try:
+            head = store.head()
+            for handed in (
+                {"links_deferred": True},
+                {"bucket_upserts": [(1, 0, 0, 1, 1, 0, 1, 0)]},
+                {"legs_from_rows": True},
+            ):
+                with pytest.raises(InvariantViolation), store.transaction() as tx:
+                    tx.write(ChangeSet(**handed))  # type: ignore[arg-type]
+            assert store.head() == head
+        finally:
+            store.close()
