@@ -15,6 +15,7 @@ from tenge_ledger.core.canonical import (
     canonical_bytes,
     canonical_json,
     canonical_prefix,
+    check_handle,
     document_json,
     operation_from_dict,
     operation_to_dict,
@@ -318,3 +319,27 @@ def test_verify_all__ctrl_c_ends_the_pool(tmp_path, attempt) -> None:
             process.wait()
     assert process.returncode != 0
     assert b"KeyboardInterrupt" in process.stderr.read()
+
+
+def test_handles_of_documents__one_string_per_handle_and_a_str_subclass_accepted() -> None:
+    """Documents' handles are interned as they are read (the ledger's caches then find them by identity); a
+    library caller's subclass of str, which cannot be interned, is checked and accepted as it is."""
+    docs = [
+        {
+            "kind": "transfer",
+            "id": f"t-{i}",
+            "signer": "aigerim",
+            "payer": "aigerim",
+            "payee": "cafe",
+            "amount_tiyn": 5,
+        }
+        for i in range(2)
+    ]
+    first, second = (operation_from_dict(json.loads(json.dumps(d))) for d in docs)
+    assert first.signer is second.signer is first.body.payer is second.body.payer
+    assert first.body.payee is second.body.payee
+
+    class Handle(str):
+        pass
+
+    assert check_handle(Handle("bob")) == "bob"

@@ -60,7 +60,7 @@ def check_handle(value: object, where: str = "account") -> str:
         )
     # One string per handle for every operation that names it: the ledger's caches are keyed by the strings of
     # the operations they first saw, and a lookup that finds its key by identity never compares two copies.
-    return sys.intern(value)
+    return sys.intern(value) if type(value) is str else value  # (a subclass of str cannot be interned)
 
 
 UNTAGGED = "untagged"  # how untagged money is named to people; therefore not a tag anyone may use
