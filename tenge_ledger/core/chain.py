@@ -43,24 +43,14 @@ def entry_hash_of_legs(
     return hashlib.sha256(b"".join(parts)).digest()
 
 
-def two_leg_link(
-    prev_hash: bytes, seq: int, at: int, fields_hash: bytes, signature: str, payer: str, payee: str,
-    amount: int, tag: str, chain_tail: bytes,
-) -> bytes:  # fmt: skip
-    """`entry_hash_of_legs` of a two-leg move (payer -amount, payee +amount, one tag) whose chained decision
-    and policy were encoded once by `chain_tail`: the apply loop's hot path, one hash call."""
-    return link_on(
-        prev_hash, two_leg_suffix(seq, at, fields_hash, signature, payer, payee, amount, tag, chain_tail)
-    )
-
-
 def two_leg_suffix(
     seq: int, at: int, fields_hash: bytes, signature: str, payer: str, payee: str, amount: int, tag: str,
     chain_tail: bytes,
 ) -> bytes:  # fmt: skip
-    """What `two_leg_link` hashes after the previous link: all of an entry's own part of its link, so a process
-    that does not know the previous link yet can make it, and the one that does (a committer's store, for the
-    rows a ledger hands it unlinked) needs only `link_on`."""
+    """An entry's own part of its link: what `entry_hash_of_legs` hashes after the previous link for a two-leg
+    move (payer -amount, payee +amount, one tag) whose chained decision and policy `chain_tail` encoded once.
+    A process that does not know the previous link yet can make it, and the one that does (the applying loop,
+    or a committer's store for the rows a ledger hands it unlinked) needs only `link_on`."""
     return b"".join(
         (
             seq.to_bytes(8, "big"),

@@ -329,9 +329,8 @@ class WorkingSet:
 
     def head(self) -> tuple[int, bytes]:
         root = self._root or self
-        if (
-            root.links_deferred
-        ):  # whoever asks journals next, chaining on a link: rows left unlinked get theirs
+        # whoever asks journals next, chaining on a link: rows left unlinked get theirs
+        if root.links_deferred:
             return root._link_deferred()
         for ws in self._chain():
             if ws.head_value is not None:
@@ -606,19 +605,11 @@ class WorkingSet:
         return self._changes(minute, buckets=buckets, new_buckets=new_buckets, activity=snapshots)
 
     def _balances_taken(self, minute: int) -> ChangeSet:
-        balances, whole_of = self._bucket_cache, self._buckets_cache
+        """`changeset` for a chunk whose buckets are all untagged (`legs_from_rows`): the state takes their new
+        balances, and `account_buckets`, which holds tagged buckets only, has nothing to take."""
+        balances = self._bucket_cache
         for key, flow in self.flow_deltas.items():
-            balance = balances.get(key, 0) + flow[2] - flow[0]  # every touched account's rows were read
-            balances[key] = balance
-            if key[
-                1
-            ]:  # a tagged bucket (this chunk's are all untagged: kept for what `account_buckets` says)
-                whole = whole_of.get(key[0])
-                if whole is not None:
-                    if balance:
-                        whole[key[1]] = balance
-                    else:
-                        whole.pop(key[1], None)
+            balances[key] = balances.get(key, 0) + flow[2] - flow[0]  # every touched account's rows were read
         self.state.rows_stale = True
         return self._changes(minute, legs_from_rows=True)
 

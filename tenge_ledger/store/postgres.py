@@ -318,10 +318,11 @@ class PostgresTx(SqlTxReads):
         return self._settings_epoch
 
     def write(self, ch: ChangeSet) -> None:
-        if (
-            ch.links_deferred or ch.bucket_upserts or ch.legs_from_rows
-        ):  # only a SQLite committer's sets have these
-            raise InvariantViolation("this store takes no unlinked journal rows and no bucket upserts")
+        # only a SQLite store's committer is handed any of these
+        if ch.links_deferred or ch.bucket_upserts or ch.legs_from_rows:
+            raise InvariantViolation(
+                "this store takes no unlinked journal rows, no bucket upserts and no buckets moved by the rows' legs"
+            )
         if ch.head is not None and ch.head[0] < self._head[0]:  # protects the chain: never stripped by -O
             raise InvariantViolation(f"journal head would go back from #{self._head[0]} to #{ch.head[0]}")
         # Every statement and the COMMIT go as one query string: one round trip, one server parse per
