@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from committer_support import checks, copy_of, ledger_on
 from conftest import Clock
-from test_plain_transfer import make_base
+from test_plain_transfer import _tables, make_base
 
 from tenge_ledger.core.chain import chain_tail, entry_hash_of_legs, two_leg_suffix
 from tenge_ledger.core.errors import InvariantViolation
@@ -184,19 +184,29 @@ def _upserted(monkeypatch) -> list[int]:
     return seen
 
 
-def test_bucket_upserts__where_no_activity_is_kept_the_committer_upserts(
+def test_bucket_upserts__where_no_activity_is_kept_the_store_moves_the_buckets(
     start, tmp_path, monkeypatch
 ) -> None:
-    """With a committer and no activity kept, the ledger keeps no bucket rows: it hands each bucket's change
-    as an upsert, and the rows come out as the synchronous way's (test_committer compares them on random
-    workloads); a ledger that keeps activity never upserts."""
+    """With no activity kept, the ledger keeps no bucket rows, with a committer or without: it hands each
+    bucket's change as an upsert (or the plain rows' legs), and the rows come out as a store that takes no
+    upserts writes them, the buckets' whole rows worked out by the ledger (test_committer compares the ways on
+    random workloads); a ledger that keeps activity never upserts."""
+    from tenge_ledger.store.sqlite import SqliteTx
+
     seen = _upserted(monkeypatch)
     with_committer, results, _ = _run(start, tmp_path, True, monkeypatch)
     assert any(seen)
     seen.clear()
-    without, expected, _ = _run(start, tmp_path, False, monkeypatch)
+    itself, expected, _ = _run(start, tmp_path, False, monkeypatch)
+    assert any(seen) and results == expected
+    seen.clear()
+    monkeypatch.setattr(SqliteTx, "takes_bucket_upserts", False)
+    (tmp_path / "rows").mkdir()
+    whole_rows, expected, _ = _run(start, tmp_path / "rows", False, monkeypatch)
     assert not any(seen) and results == expected
+    assert _tables(with_committer) == _tables(whole_rows) == _tables(itself)
     checks(with_committer)
+    checks(itself)
 
 
 @pytest.mark.parametrize("when", ["between calls", "mid-call"])

@@ -344,7 +344,7 @@ class Ledger:
         self._follow_settings(tx)
         if self._history_missing():
             raise _HistoryNotKept  # (dropped meanwhile) never decided on windows that read short
-        upsert = resolve_base is not None and not self._keeps_activity
+        upsert = tx.takes_bucket_upserts and not self._keeps_activity
         if self._state.rows_stale and not upsert:  # a snapshot would read stale rows: they are read again
             if head is None:
                 raise _HistoryNotKept  # (kept meanwhile) the chunks held are written first, the state dropped
@@ -357,8 +357,8 @@ class Ledger:
         if resolve_base is not None:
             root.links_deferred = defer_links
             root.resolve_base = resolve_base
-            root.upsert_buckets = upsert
             root.ids_unread = not read_ids
+        root.upsert_buckets = upsert
         root.prefetch(*_touched(ops))
         windows = self.policy.windows
         if windows:

@@ -35,7 +35,7 @@ class StoredState:
         # (seq, fields hash), which the store cannot answer yet. `head` is then the last such chunk's.
         self.pending_ops: dict[str, tuple[int, bytes]] = {}
         # `bucket_rows` lag the store's: a chunk upserted buckets without keeping their rows
-        # (WorkingSet.changeset, with a committer). Balances are current; a chunk that keeps activity starts afresh.
+        # (WorkingSet.changeset, no activity kept). Balances are current; a chunk that keeps activity starts afresh.
         self.rows_stale = False
 
     def clear(self) -> None:

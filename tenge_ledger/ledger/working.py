@@ -36,8 +36,8 @@ class WorkingSet:
     # `resolve_base` for the base's link when the committer holds it.
     links_deferred = False
     resolve_base: Callable[[], tuple[int, bytes]] | None = None
-    # Root only, set with a committer when the store keeps no activity: `changeset` upserts the buckets and keeps
-    # no stored rows.
+    # Root only, set when the ledger keeps no activity and its store takes bucket upserts (StoreTx): `changeset`
+    # leaves the buckets' rows to the store's statements and keeps no stored rows.
     upsert_buckets = False
     # Root only, set with a committer: the chunk reads no operation ids from the store (a query per chunk) while
     # every operation is a plain transfer that succeeds, which the plain loop checks against the chunks the
@@ -548,7 +548,7 @@ class WorkingSet:
         unread = {a for a in self._tags_by_account if a not in rows_read}  # the accounts `flows` moves
         self._read_bucket_rows(unread)
         minute = at // 60
-        # With a committer and no activity kept: each bucket's change as one upsert (ChangeSet.bucket_upserts),
+        # No activity kept, on a store that takes them: each bucket's change as one upsert (ChangeSet.bucket_upserts),
         # and the state keeps the balances but not the rows' flows and minutes, which only activity snapshots
         # read (a third of this loop's work per bucket); its rows are then stale (StoredState.rows_stale).
         upsert = self.upsert_buckets and not activity

@@ -99,15 +99,16 @@ class ChangeSet:
     # (account id, tag id, minute, out_tiyn, out_count, in_tiyn, in_count): running flows before a minute
     activity: list[tuple[int, int, int, int, int, int, int]] = field(default_factory=list)
     # The same as `buckets` rows, each added to the bucket's row or inserted as its first (minute: the later of
-    # the two), from a ledger that knows balances but keeps no stored rows: a SQLite committer's, with no activity.
+    # the two), from a ledger that knows balances but keeps no stored rows: it keeps no activity, and its store
+    # `takes_bucket_upserts`.
     bucket_upserts: list[tuple[int, int, int, int, int, int, int, int]] = field(default_factory=list)
     activity_reset: bool = (
         False  # every activity row is deleted first (a rebuild from the journal, or a drop)
     )
     # No bucket rows at all: every bucket moves by the two legs of the `plain_entries` rows alone (payer -amount,
     # payee +amount, untagged; `entries` is empty), which the store applies row by row as it writes them, from a
-    # ledger that keeps no stored rows: a SQLite committer's, with no activity. What the ledger would otherwise
-    # add up per bucket and hand over, the store's statements do on the rows it has.
+    # ledger that keeps no stored rows (as for `bucket_upserts`). What the ledger would otherwise add up per
+    # bucket and hand over, the store's statements do on the rows it has.
     legs_from_rows: bool = False
     entries: list[tuple] = field(default_factory=list)  # journal rows
     plain_entries: list[tuple] = field(default_factory=list)  # journal rows in PLAIN_JOURNAL_COLUMNS
@@ -141,6 +142,10 @@ class ChangeSet:
 
 class StoreTx(Protocol):
     """Reads inside one transaction, and the write that ends it."""
+
+    # Whether `write` takes `ChangeSet.bucket_upserts` and `legs_from_rows`: buckets moved by the store's own
+    # statements, from a ledger that knows the balances but keeps no stored rows (SQLite; PostgreSQL refuses).
+    takes_bucket_upserts: bool
 
     def meta(self) -> LedgerMeta: ...
 

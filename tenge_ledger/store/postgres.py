@@ -291,6 +291,8 @@ _LOCK_HEAD = "SELECT 1 FROM journal_head WHERE id = 1 FOR UPDATE"
 class PostgresTx(SqlTxReads):
     """Reads inside one write transaction; the journal head is already locked and read."""
 
+    takes_bucket_upserts = False  # see StoreTx: `write` refuses a change set that leaves its buckets to it
+
     def __init__(
         self, cur: psycopg.Cursor, head: tuple[int, bytes], locked: bool = True, settings_epoch: int = 0
     ) -> None:

@@ -281,6 +281,8 @@ _FILTER_UPSERT = (
 
 
 class SqliteTx(SqlTxReads):
+    takes_bucket_upserts = True
+
     def __init__(self, conn: sqlite3.Connection) -> None:
         self._c = conn
 
