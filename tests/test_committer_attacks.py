@@ -225,6 +225,9 @@ def _spied(method, calls: list[bool]):
     return spy
 
 
+_SELF = ("transfer", "aigerim", "aigerim", 1, "", False, None)
+
+
 class Ticking(Clock):
     """Ledger time that moves on by `step` seconds at each chunk (a chunk reads it once): buckets move in new
     minutes, so the activity snapshots a chunk writes depend on the rows the chunks before it left."""
@@ -243,6 +246,25 @@ class Ticking(Clock):
     policies="balances",
     step=61,
     tiny=True,
+    plain=True,
+)
+# Found by hypothesis: a repeated id the committer refuses sends the chunks it held back to be worked out again,
+# and they read the clock again, so every later chunk applied a tick later than the synchronous way's.
+@example(
+    steps=[_SELF] * 5
+    + [("status", "unfreeze", "aigerim")]
+    + [_SELF] * 3
+    + [("hold", "aigerim", "aigerim", 100), ("release", "post", 0)]
+    + [_SELF] * 2
+    + [("hold", "aigerim", "aigerim", 100)]
+    + [_SELF] * 2
+    + [("again", 0), ("transfer", "aigerim", "bob", 1, "", False, None), ("hold", "aigerim", "aigerim", 100)]
+    + [("again", 17)],
+    chunk=1,
+    verified=[True] * 30,
+    policies="",
+    step=7,
+    tiny=False,
     plain=True,
 )
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

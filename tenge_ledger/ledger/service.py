@@ -378,6 +378,7 @@ class Ledger:
         size: int,
         deliver: Callable[[list[Result]], None],
         read_ids: bool = False,
+        times: Sequence[int] = (),
     ) -> None:
         """`apply_many` with group commit off the apply loop, handing each chunk's results to `deliver` once
         they are final: each chunk is worked out in a read transaction on
@@ -395,7 +396,9 @@ class Ledger:
         The chunks read no operation ids from the store (`read_ids` False): as in TigerBeetle and the issue's
         prototype, the journal's unique key refuses a repeated one as the committer writes it (KnownOperationId).
         The chunks from that one on are then pipelined again, reading ids, so a call that repeats operations (a
-        file submitted again after a crash) answers `exists` for them."""
+        file submitted again after a crash) answers `exists` for them. Those chunks were worked out already, each
+        at its moment: worked out again, each keeps it (`times`, one per chunk from the first), so a refused id
+        moves no operation's ledger time, and the call journals what the synchronous way would."""
         state = self._state
         held: deque[_Held] = deque()  # oldest first
         confirmed = 0  # ops[:confirmed] are committed and their results delivered
@@ -408,7 +411,7 @@ class Ledger:
         def confirm_oldest() -> None:
             nonlocal confirmed
             written = committer.committed()
-            end, part, ids, _, _ = held.popleft()
+            end, part, ids, _, _, _ = held.popleft()
             deliver(part)
             for op_id in ids:
                 state.pending_ops.pop(op_id, None)
@@ -440,11 +443,13 @@ class Ledger:
                 written = [k for k, chunk in enumerate(held) if _wrote(self.store, chunk, found)]
                 count = written[0] + 1 if written else 0
             for _ in range(count):
-                end, part, _, _, _ = held.popleft()
+                end, part, _, _, _, _ = held.popleft()
                 deliver(part)
                 confirmed = end
 
         start, n = confirmed, len(ops)
+        chunks = 0  # worked out by this call
+        working_at: int | None = None  # the ledger time of the chunk being worked out, until it is held
         leaves = 0  # the trace log's size once the chunks submitted are written
         try:
             while start < n:
@@ -457,7 +462,8 @@ class Ledger:
                     while held:
                         confirm_oldest()
                 with committer.reading() as tx:
-                    at = self.clock()
+                    at = working_at = times[chunks] if chunks < len(times) else self.clock()
+                    chunks += 1
                     head = None if held else tx.head()
                     if head is not None:
                         leaves = tx.trace_size()
@@ -477,7 +483,8 @@ class Ledger:
                 state.pending_ops.update(root.operations)
                 leaves += len(change.traces)
                 after = root.head_value or base
-                held.append((end, part, root.operations, root.head_value, (after[0], leaves)))
+                held.append((end, part, root.operations, root.head_value, (after[0], leaves), at))
+                working_at = None
                 start = end
                 # answers already in are taken now: the caller hears of each chunk soon after it is written
                 while held and committer.answered():
@@ -500,7 +507,10 @@ class Ledger:
             if committer.stopped and held:
                 confirm_found(self.store.head(), self.store.trace_size())
             if isinstance(failure, KnownOperationId) and not committer.stopped and not read_ids:
-                self._apply_pipelined(committer, ops[confirmed:], flags[confirmed:], size, deliver, True)
+                again = [chunk[5] for chunk in held] + ([] if working_at is None else [working_at])
+                self._apply_pipelined(
+                    committer, ops[confirmed:], flags[confirmed:], size, deliver, True, again
+                )
                 return
             for i in range(confirmed, n, size):
                 deliver(self._apply_chunk(ops[i : i + size], flags[i : i + size]))
@@ -1263,8 +1273,9 @@ assert set(_HANDLERS) == set(OpKind)
 
 
 # A chunk the committer holds: (the end of its operations, their results, the ids it applied, the journal head
-# it leaves, None if it journals nothing, and the journal's seq and the trace log's size once it is written)
-_Held = tuple[int, list[Result], dict[str, tuple[int, bytes]], tuple[int, bytes] | None, tuple[int, int]]
+# it leaves, None if it journals nothing, the journal's seq and the trace log's size once it is written, and the
+# ledger time it applied at)
+_Held = tuple[int, list[Result], dict[str, tuple[int, bytes]], tuple[int, bytes] | None, tuple[int, int], int]
 
 
 def _read_back(change: ChangeSet) -> bool:
