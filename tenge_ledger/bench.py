@@ -45,7 +45,7 @@ from .core.windows import keeps_activity
 from .ledger.service import Ledger
 from .ledger.signing import cores, ignore_interrupts, public_key_hex, sign, verify_chunk
 from .store.base import ChangeSet
-from .store.entries import JOURNAL_COLUMNS, KIND_CODE
+from .store.entries import KIND_CODE, STORED_JOURNAL_COLUMNS
 from .store.leaves import NEXT_LEAF_BASE
 from .store.sqlite import SqliteStore
 
@@ -321,7 +321,9 @@ def _grow(path: str, entries: int, seed: int = SEED) -> None:
             last_minute[payer] = last_minute[payee] = at // 60  # times only grow
             if keep:
                 activity += [(payer, 0, at // 60, i, i, i, i), (payee, 0, at // 60, i, i, i, i)]
-        conn.executemany(f"INSERT INTO journal ({JOURNAL_COLUMNS}) VALUES ({','.join('?' * 15)})", journal)
+        conn.executemany(
+            f"INSERT INTO journal ({STORED_JOURNAL_COLUMNS}) VALUES ({','.join('?' * 15)})", journal
+        )
         conn.executemany(  # transparent leaves are derived from their journal rows: a run per chunk
             "INSERT INTO trace_runs (idx, seq, count) VALUES (?, ?, ?)",
             [(leaf0 + 1 + i, seq0 + 1 + i, min(chunk, end - i)) for i in range(base, end, chunk)],

@@ -19,7 +19,7 @@ from tenge_ledger.core.records import Operation, Transfer
 from tenge_ledger.ledger import service
 from tenge_ledger.store import open_store
 from tenge_ledger.store.base import ChangeSet
-from tenge_ledger.store.entries import link_deferred
+from tenge_ledger.store.entries import JOURNAL_COLUMNS, link_deferred
 
 
 @pytest.fixture(scope="module")
@@ -96,7 +96,9 @@ def test_link_deferred__equals_linking_one_row_at_a_time(start, tmp_path, monkey
     try:
         handles = dict(conn.execute("SELECT id, handle FROM accounts"))
         tags = dict(conn.execute("SELECT id, tag FROM tag_names"))
-        rows = conn.execute("SELECT * FROM journal WHERE op_id LIKE 't-%' ORDER BY seq").fetchall()
+        rows = conn.execute(
+            f"SELECT {JOURNAL_COLUMNS} FROM journal WHERE op_id LIKE 't-%' ORDER BY seq"
+        ).fetchall()
         first = rows[0][0]
         prev = conn.execute("SELECT link FROM journal WHERE seq = ?", (first - 1,)).fetchone()[0]
     finally:

@@ -211,16 +211,31 @@ def test_check__edited_decision_or_policy_version_named(sqlite_url, tmp_path) ->
     w = Wallet(ledger_over(env.store, env.clock), env.keystore)
     assert w.issue("aigerim", 100_000, op_id="fund").succeeded
     assert w.transfer("aigerim", "shop", 10_000, op_id="sale").succeeded  # split by the VAT rule
+    assert w.transfer("aigerim", "shop", 25_000, op_id="sale-2").succeeded  # split the same way
     env.store.close()
     conn = sqlite3.connect(sqlite_url, isolation_level=None)
     sale, fund = _seq(conn, "sale"), _seq(conn, "fund")
+    assert conn.execute("SELECT COUNT(*), MAX(length(text)) > 100 FROM decisions").fetchone() == (1, 1)
+    assert (
+        conn.execute("SELECT COUNT(DISTINCT decision_key) FROM journal WHERE op_id LIKE 'sale%'").fetchone()[
+            0
+        ]
+        == 1
+    )
+    # the decision's text is kept once, in `decisions`; the row keeps its key
     assert conn.execute(
-        "SELECT decision IS NOT NULL, policy FROM journal WHERE seq = ?", (sale,)
-    ).fetchone() == (1, 1)
+        "SELECT decision IS NULL, length(decision_key), policy FROM journal WHERE seq = ?", (sale,)
+    ).fetchone() == (1, 16, 1)
     assert _problems(sqlite_url) == []
-    conn.execute("UPDATE journal SET decision = replace(decision, 'vat', 'tax') WHERE seq = ?", (sale,))
-    assert any(f"#{sale} (sale): its hash does not match its content" in p for p in _problems(sqlite_url))
-    conn.execute("UPDATE journal SET decision = replace(decision, 'tax', 'vat') WHERE seq = ?", (sale,))
+    conn.execute("UPDATE decisions SET text = replace(text, 'vat', 'tax')")
+    found = _problems(sqlite_url)
+    assert any(f"#{sale} (sale): its hash does not match its content" in p for p in found), found
+    assert any("kept under a key that is not its text's" in p for p in found), found
+    conn.execute("UPDATE decisions SET text = replace(text, 'tax', 'vat')")
+    conn.execute("INSERT INTO decisions (key, text) VALUES (zeroblob(16), '{}')")
+    assert any("decision 000000" in p and "no journal row names it" in p for p in _problems(sqlite_url))
+    conn.execute("DELETE FROM decisions WHERE key = zeroblob(16)")
+    assert _problems(sqlite_url) == []
     conn.execute("UPDATE journal SET policy = NULL WHERE seq = ?", (fund,))
     assert any(f"#{fund} (fund): its hash does not match its content" in p for p in _problems(sqlite_url))
 

@@ -144,7 +144,7 @@ def test_duplicated_journal_row_with_new_seq__named(upgraded, tmp_path) -> None:
     conn = sqlite3.connect(path, isolation_level=None)
     conn.execute(
         "INSERT INTO journal SELECT seq + 1000, op_id || '-again', kind, signer, payer, payee, amount, tag, at,"
-        " signature, link, flags, body, decision, policy FROM journal WHERE seq = 13"
+        " signature, link, flags, body, decision, policy, decision_key FROM journal WHERE seq = 13"
     )
     conn.close()
     assert any("#1013" in p for p in _problems(path))

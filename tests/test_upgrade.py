@@ -91,7 +91,13 @@ def test_upgrade__split_keeps_its_legs_and_plain_transfers_none(v1) -> None:
             "SELECT j.op_id, COUNT(l.idx) FROM journal j LEFT JOIN legs l ON l.seq = j.seq GROUP BY j.seq"
         )
     )
+    # schema 7: each decision's text kept once, every row that had one naming it by its key
+    kept, named, texts = conn.execute(
+        "SELECT (SELECT COUNT(*) FROM decisions), (SELECT COUNT(*) FROM journal WHERE decision_key IS NOT NULL),"
+        " (SELECT COUNT(*) FROM journal WHERE decision IS NOT NULL)"
+    ).fetchone()
     conn.close()
+    assert 1 <= kept <= named and texts == 0
     assert legs["salary-1"] == 0  # two legs, implied by the row
     assert legs["hold-1"] == 0
     assert sum(1 for n in legs.values() if n == 3) >= 2  # the VAT split and the partial post keep theirs

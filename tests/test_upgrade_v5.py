@@ -89,7 +89,7 @@ def test_schema_6__every_leaf_and_checkpoint_survives(v5) -> None:
     finally:
         store.close()
     conn = sqlite3.connect(path)
-    assert conn.execute("SELECT MAX(version) FROM schema_migrations").fetchone()[0] == SCHEMA_VERSION == 6
+    assert conn.execute("SELECT MAX(version) FROM schema_migrations").fetchone()[0] == SCHEMA_VERSION
     assert conn.execute("SELECT idx, seq, count FROM trace_runs ORDER BY idx").fetchall() == RUNS
     assert [r[0] for r in conn.execute("SELECT idx FROM traces ORDER BY idx")] == STORED
     assert [r[1] for r in conn.execute("PRAGMA table_info(traces)")] == [

@@ -71,11 +71,29 @@ def to_schema_5(conn: sqlite3.Connection) -> None:
         conn.execute(statement)
 
 
+def schema_6(postgres: bool) -> list[str]:
+    """Statements that turn a ledger back into schema 6's: each row's decision text in its own `decision`
+    column again, and schema 7 no longer recorded as applied."""
+    back = (
+        "UPDATE journal SET decision = d.text FROM decisions d WHERE d.key = journal.decision_key"
+        if postgres
+        else "UPDATE journal SET decision = (SELECT text FROM decisions d WHERE d.key = journal.decision_key)"
+        " WHERE decision_key IS NOT NULL"
+    )
+    return [
+        back,
+        "ALTER TABLE journal DROP COLUMN decision_key",
+        "DROP TABLE decisions",
+        "DELETE FROM schema_migrations WHERE version >= 7",
+    ]
+
+
 def schema_5(postgres: bool) -> list[str]:
     """Statements that turn the trace tables back into schema 5's: one `traces` row per leaf, a derived one
-    holding only its seq, and schema 6 no longer recorded as applied."""
+    holding only its seq, and schemas 6 and later no longer recorded as applied (schema 7's undone first)."""
     if postgres:
         return [
+            *schema_6(postgres=True),
             *(f"ALTER TABLE traces ALTER COLUMN {c} DROP NOT NULL" for c in STORED.split(", ")),
             "ALTER TABLE traces ADD COLUMN seq BIGINT",
             "INSERT INTO traces (idx, seq) SELECT r.idx + g, r.seq + g FROM trace_runs r,"
@@ -91,6 +109,7 @@ def schema_5(postgres: bool) -> list[str]:
             "DELETE FROM schema_migrations WHERE version >= 6",
         ]
     return [
+        *schema_6(postgres=False),
         "CREATE TABLE traces_v5 (idx INTEGER PRIMARY KEY, op_id TEXT, at INTEGER, mode TEXT, payload BLOB,"
         " leaf_hash BLOB, seq INTEGER,"
         " CHECK ((seq IS NULL AND op_id IS NOT NULL AND at IS NOT NULL AND mode IS NOT NULL"

@@ -20,7 +20,7 @@ from ..core.hooks import PolicyEngine
 from ..core.records import Operation, Posting
 from ..core.windows import FilterReplay, history_not_kept, keeps_activity, kept_filters, parse_filter
 from ..store.base import GENESIS_HASH, JournalPosting, ReportRow, Store, StoredOperation
-from ..store.entries import add_flow
+from ..store.entries import add_flow, decision_key
 from .checks import tier_limits
 from .replay import Replay
 
@@ -100,6 +100,16 @@ def _history_kept_for(policy: PolicyEngine, settings: dict, result: JournalCheck
             " but the ledger keeps no flows of them (window_filters): they read short until the next write"
             " rebuilds them"
         )
+
+
+def _check_decisions(store: Store, result: JournalCheck) -> None:
+    """Every kept decision text is one a journal row names, under the key its text gives (the rows' links cover
+    the texts they name, so a text changed is found there too, at each row)."""
+    for key, text, named in store.decisions():
+        if type(text) is not str or decision_key(text) != key:
+            result.problems.append(f"decision {key.hex()}: kept under a key that is not its text's")
+        if not named:
+            result.problems.append(f"decision {key.hex()}: no journal row names it")
 
 
 def _check_journal(
@@ -186,6 +196,7 @@ def _check_journal(
             result.problems.append(f"balance of {key[0]} [{key[1] or 'untagged'}] is negative")
     _compare_flows(store, result)
     _compare_filtered(store, filters, result)
+    _readable_table("decisions", lambda: _check_decisions(store, result), result)
     _readable_table("accounts, holds or tags", lambda: _compare_tables(store, replay, result), result)
     filed = [r for r in store.reports() if r.seq is not None]  # a rejection's reports are in its trace only
     if sorted(filed, key=_report_key) != sorted(reports, key=_report_key):

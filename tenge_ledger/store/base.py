@@ -14,7 +14,7 @@ from typing import NamedTuple, Protocol
 from ..core.hooks import EncodedTrace
 from ..core.records import Account, HoldRecord, Operation, TagRecord
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 # Schema version 4 (both stores): what a sweep does with a hold at its timeout.
 HOLDS_ON_TIMEOUT_COLUMN = "ALTER TABLE holds ADD COLUMN on_timeout TEXT NOT NULL DEFAULT 'void'"
 GENESIS_HASH = bytes(32)
@@ -342,6 +342,10 @@ class Store(Protocol):
         ...
 
     def reports(self, agency: str | None = None) -> list[ReportRow]: ...
+
+    def decisions(self) -> list[tuple[bytes, str, int]]:
+        """Every kept decision text (store/entries.py): (key, text, how many journal rows name it)."""
+        ...
 
     def committing(self) -> AbstractContextManager[Committer | None]:
         """The store's committer for one caller at a time, if it has one (an embedded file store); None where

@@ -12,10 +12,16 @@ rows to `legs`.
 body has no tag) are the body's fields of those names; `body` holds the body's other fields that are set, as
 canonical JSON (NULL when none); `decision` is the policy decision only when rules decided something; `policy`
 the version of the policy set enabled when it applied (NULL when none was).
+
+That is the row as the ledger hands it over and as a reader gets it. Stored (schema 7 on), a decision's text is
+kept once, in `decisions`, under its key (`decision_key`: a hash of the text), and the row keeps the key: the
+same combination of rules decides thousands of payments with the same text (a VAT split's is ~430 bytes). The
+row's chain link covers the text, so a text changed in `decisions` breaks the link of every row that names it.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import operator
 from collections.abc import Callable, Iterable
@@ -58,6 +64,41 @@ FLAG_LINK_V2 = 2  # the chain link also covers `decision` and `policy` (rows wri
 JOURNAL_COLUMNS = (
     "seq, op_id, kind, signer, payer, payee, amount, tag, at, signature, link, flags, body, decision, policy"
 )
+# The row as stored: `decision_key` in place of the decision's text (kept once in `decisions`, under that key).
+# `decision`, which held the text up to schema 6, is NULL in every row from schema 7 on.
+STORED_JOURNAL_COLUMNS = JOURNAL_COLUMNS.replace(" decision,", " decision_key,")
+# A row as read: the decision's text joined back in its place (`j` the journal, `d` its decision).
+JOURNAL_READ = ", ".join(
+    "d.text" if c == "decision" else f"j.{c}" for c in JOURNAL_COLUMNS.replace(" ", "").split(",")
+)
+JOURNAL_JOINED = "journal j LEFT JOIN decisions d ON d.key = j.decision_key"
+DECISION_COLUMN = 13  # the decision's place in a journal row
+DECISIONS_TABLE = "CREATE TABLE decisions (key {blob} PRIMARY KEY, text TEXT NOT NULL)"
+
+
+def decision_key(text: str) -> bytes:
+    """The key a decision's text is kept under: 16 bytes of its SHA-256, collision-free for any number of texts
+    a ledger can hold (about 2^64 texts before two are likely to share one)."""
+    return hashlib.sha256(text.encode()).digest()[:16]
+
+
+def keyed_decisions(rows: list[tuple]) -> tuple[list[tuple], list[tuple[bytes, str]]]:
+    """Journal rows (JOURNAL_COLUMNS) as stored (STORED_JOURNAL_COLUMNS), and the (key, text) of each decision
+    they name, once. Rows that name none are handed back as they are."""
+    keys: dict[str, bytes] = {}
+    stored = []
+    for row in rows:
+        text = row[DECISION_COLUMN]
+        if text is None:
+            stored.append(row)
+            continue
+        key = keys.get(text)
+        if key is None:
+            key = keys[text] = decision_key(text)
+        stored.append((*row[:DECISION_COLUMN], key, *row[DECISION_COLUMN + 1 :]))
+    return stored, [(key, text) for text, key in keys.items()]
+
+
 # The row of a plain untagged transfer without memo, in these columns: its tag, body and decision are NULL, and
 # the sqlite3 module binds a NULL parameter at the cost of a lookup for an adapter; a row leaves them out.
 PLAIN_JOURNAL_COLUMNS = "seq, op_id, kind, signer, payer, payee, amount, at, signature, link, flags, policy"

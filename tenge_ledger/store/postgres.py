@@ -52,7 +52,17 @@ from .base import (
     ReportRow,
     StoredOperation,
 )
-from .entries import JOURNAL_COLUMNS, LEG_COLUMNS, PLAIN_JOURNAL_COLUMNS
+from .entries import (
+    DECISIONS_TABLE,
+    JOURNAL_COLUMNS,
+    JOURNAL_JOINED,
+    JOURNAL_READ,
+    LEG_COLUMNS,
+    PLAIN_JOURNAL_COLUMNS,
+    STORED_JOURNAL_COLUMNS,
+    decision_key,
+    keyed_decisions,
+)
 from .reads import SqlTxReads
 from .upgrade import CENTRAL_BANK_ID
 
@@ -217,6 +227,22 @@ def _migration_6(cur: psycopg.Cursor, central_bank: str) -> None:
     cur.execute("ALTER TABLE traces ALTER COLUMN idx DROP IDENTITY")
 
 
+def _migration_7(cur: psycopg.Cursor, central_bank: str) -> None:
+    """Each decision's text kept once, in `decisions`, as in the SQLite store's migration 7."""
+    cur.execute(DECISIONS_TABLE.format(blob="BYTEA"))
+    cur.execute("ALTER TABLE journal ADD COLUMN decision_key BYTEA")
+    rows = cur.execute("SELECT seq, decision FROM journal WHERE decision IS NOT NULL").fetchall()
+    keyed = [(decision_key(text), text, seq) for seq, text in rows]
+    if keyed:
+        cur.executemany(
+            "INSERT INTO decisions (key, text) VALUES (%s, %s) ON CONFLICT DO NOTHING", [k[:2] for k in keyed]
+        )
+        cur.executemany(
+            "UPDATE journal SET decision_key = %s, decision = NULL WHERE seq = %s",
+            [(k, s) for k, _, s in keyed],
+        )
+
+
 # Registered migrations, by the schema version they bring the database to. A database records each it applied.
 MIGRATIONS: dict[int, Callable[[psycopg.Cursor, str], None]] = {
     1: _migration_1,
@@ -225,6 +251,7 @@ MIGRATIONS: dict[int, Callable[[psycopg.Cursor, str], None]] = {
     4: _migration_4,
     5: _migration_5,
     6: _migration_6,
+    7: _migration_7,
 }
 if max(MIGRATIONS) != SCHEMA_VERSION:  # pragma: no cover - a packaging mistake
     raise RuntimeError("the PostgreSQL store has no migration to the current schema version")
@@ -394,7 +421,12 @@ def _write_script(client: psycopg.ClientCursor, ch: ChangeSet) -> str:
         )
         out.append(_NEXT_SETTINGS_EPOCH)
     if ch.entries:
-        out.append(f"INSERT INTO journal ({JOURNAL_COLUMNS}) VALUES {_values(m, ch.entries)}")
+        entries, decisions = keyed_decisions(ch.entries)
+        if decisions:
+            out.append(
+                f"INSERT INTO decisions (key, text) VALUES {_values(m, decisions)} ON CONFLICT DO NOTHING"
+            )
+        out.append(f"INSERT INTO journal ({STORED_JOURNAL_COLUMNS}) VALUES {_values(m, entries)}")
     if ch.plain_entries:
         out.append(f"INSERT INTO journal ({PLAIN_JOURNAL_COLUMNS}) VALUES {_values(m, ch.plain_entries)}")
     if ch.legs:
@@ -780,7 +812,9 @@ class PostgresStore:
         rows.itersize = JOURNAL_FETCH_ROWS
         legs = conn.cursor(name="tenge_journal_legs")
         legs.itersize = JOURNAL_FETCH_ROWS
-        rows.execute(f"SELECT {JOURNAL_COLUMNS} FROM journal WHERE seq > %s ORDER BY seq", (after_seq,))
+        rows.execute(
+            f"SELECT {JOURNAL_READ} FROM {JOURNAL_JOINED} WHERE j.seq > %s ORDER BY j.seq", (after_seq,)
+        )
         legs.execute(f"SELECT {LEG_COLUMNS} FROM legs WHERE seq > %s ORDER BY seq, idx", (after_seq,))
         yield from reader.journal(rows, legs, bytes(prev[0]) if prev else GENESIS_HASH)
         rows.close()
@@ -828,6 +862,15 @@ class PostgresStore:
             query += " WHERE agency = %s"
             args = (agency,)
         return [codec.report_from_row(r) for r in self._rows(query + " ORDER BY id", args)]
+
+    def decisions(self) -> list[tuple[bytes, str, int]]:
+        return [
+            (bytes(k), t, n)
+            for k, t, n in self._rows(
+                "SELECT d.key, d.text, COUNT(j.seq) FROM decisions d LEFT JOIN journal j ON j.decision_key = d.key"
+                " GROUP BY d.key, d.text ORDER BY d.key"
+            )
+        ]
 
     @contextmanager
     def committing(self) -> Iterator[None]:

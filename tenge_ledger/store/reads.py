@@ -13,7 +13,7 @@ from typing import Any
 from ..core.records import HOLDS_ACCOUNT, Account, HoldRecord, OpKind, TagRecord
 from . import codec
 from .base import BucketRow, JournalPosting, LedgerMeta, StoredOperation
-from .entries import KIND_CODE
+from .entries import JOURNAL_JOINED, JOURNAL_READ, KIND_CODE
 
 _GROUP = 500  # values bound in one IN (...) query, well under SQLite's variable limit
 HISTORY_SLICE = 4096  # journal rows read per step when history walks the journal backwards
@@ -168,7 +168,7 @@ class SqlTxReads:
         for group in groups(op_ids):
             out.extend(
                 self._all(
-                    self._q(f"SELECT {codec.JOURNAL_COLUMNS} FROM journal WHERE op_id IN ({marks(group)})"),
+                    self._q(f"SELECT {JOURNAL_READ} FROM {JOURNAL_JOINED} WHERE j.op_id IN ({marks(group)})"),
                     group,
                 )
             )
@@ -201,9 +201,9 @@ class SqlTxReads:
         meta = self.meta()
         reader = codec.EntryReader(meta, self._names())
         everything = handle in (meta.central_bank, HOLDS_ACCOUNT)  # implied legs: every issue, redeem or hold
-        where = "" if everything else " AND (payer = ? OR payee = ? OR flags & 1 = 1)"
+        where = "" if everything else " AND (j.payer = ? OR j.payee = ? OR j.flags & 1 = 1)"
         rows_sql = self._q(
-            f"SELECT {codec.JOURNAL_COLUMNS} FROM journal WHERE seq > ? AND seq <= ?{where} ORDER BY seq DESC"
+            f"SELECT {JOURNAL_READ} FROM {JOURNAL_JOINED} WHERE j.seq > ? AND j.seq <= ?{where} ORDER BY j.seq DESC"
         )
         legs_sql = self._q(
             f"SELECT {codec.LEG_COLUMNS} FROM legs WHERE seq > ? AND seq <= ? ORDER BY seq, idx"

@@ -31,10 +31,16 @@ from .base import (
     StoredOperation,
 )
 from .entries import (
+    DECISIONS_TABLE,
     JOURNAL_COLUMNS,
+    JOURNAL_JOINED,
+    JOURNAL_READ,
     LEG_COLUMNS,
     PLAIN_JOURNAL_COLUMNS,
+    STORED_JOURNAL_COLUMNS,
     UNTAGGED_ID,
+    decision_key,
+    keyed_decisions,
     link_deferred,
 )
 from .reads import SqlTxReads
@@ -258,6 +264,20 @@ def _migration_6(db: sqlite_utils.Database, central_bank: str) -> None:
     c.execute("ALTER TABLE traces_v6 RENAME TO traces")
 
 
+def _migration_7(db: sqlite_utils.Database, central_bank: str) -> None:
+    """Each decision's text kept once, in `decisions` (store/entries.py): every row that held a text holds its key
+    instead, and `decision` is NULL in every row. The texts and so every link are unchanged."""
+    c = db.conn
+    c.execute(DECISIONS_TABLE.format(blob="BLOB") + " WITHOUT ROWID")
+    c.execute("ALTER TABLE journal ADD COLUMN decision_key BLOB")
+    rows = c.execute("SELECT seq, decision FROM journal WHERE decision IS NOT NULL").fetchall()
+    keyed = [(decision_key(text), text, seq) for seq, text in rows]
+    c.executemany("INSERT OR IGNORE INTO decisions (key, text) VALUES (?, ?)", [k[:2] for k in keyed])
+    c.executemany(
+        "UPDATE journal SET decision_key = ?, decision = NULL WHERE seq = ?", [(k, s) for k, _, s in keyed]
+    )
+
+
 # Registered migrations, by the schema version they bring the database to. A database records each it applied.
 MIGRATIONS: dict[int, Callable[[sqlite_utils.Database, str], None]] = {
     1: _migration_1,
@@ -266,6 +286,7 @@ MIGRATIONS: dict[int, Callable[[sqlite_utils.Database, str], None]] = {
     4: _migration_4,
     5: _migration_5,
     6: _migration_6,
+    7: _migration_7,
 }
 assert max(MIGRATIONS) == SCHEMA_VERSION
 
@@ -355,7 +376,12 @@ class SqliteTx(SqlTxReads):
         if ch.links_deferred:
             entries, plain_entries, head = self._linked(ch)
         if entries:
-            c.executemany(f"INSERT INTO journal ({JOURNAL_COLUMNS}) VALUES ({_JOURNAL_MARKS})", entries)
+            entries, decisions = keyed_decisions(entries)
+            if decisions:
+                c.executemany("INSERT OR IGNORE INTO decisions (key, text) VALUES (?, ?)", decisions)
+            c.executemany(
+                f"INSERT INTO journal ({STORED_JOURNAL_COLUMNS}) VALUES ({_JOURNAL_MARKS})", entries
+            )
         if plain_entries:
             c.executemany(
                 f"INSERT INTO journal ({PLAIN_JOURNAL_COLUMNS}) VALUES ({_PLAIN_MARKS})", plain_entries
@@ -439,6 +465,11 @@ _CREDIT = (
 _DEBIT = (
     "UPDATE balances SET balance_tiyn = balance_tiyn - ?1, out_tiyn = out_tiyn + ?1, out_count = out_count + 1,"
     f" minute = MAX(minute, ?2 / 60) WHERE account = ?3 AND tag = {UNTAGGED_ID}"
+)
+# Each kept decision text and how many journal rows name it (a scan of the journal: `tenge check` reads it all).
+_DECISIONS = (
+    "SELECT d.key, d.text, COUNT(j.seq) FROM decisions d LEFT JOIN journal j ON j.decision_key = d.key"
+    " GROUP BY d.key, d.text ORDER BY d.key"
 )
 # Every settings change moves the epoch on, so a writer in another process sees it at its next chunk.
 _NEXT_SETTINGS_EPOCH = (
@@ -705,7 +736,7 @@ class SqliteStore:
             reader = codec.EntryReader(tx.meta(), tx._names())
             prev = self._conn.execute("SELECT link FROM journal WHERE seq = ?", (after_seq,)).fetchone()
             rows = self._conn.execute(
-                f"SELECT {JOURNAL_COLUMNS} FROM journal WHERE seq > ? ORDER BY seq", (after_seq,)
+                f"SELECT {JOURNAL_READ} FROM {JOURNAL_JOINED} WHERE j.seq > ? ORDER BY j.seq", (after_seq,)
             )
             legs = self._conn.cursor().execute(
                 f"SELECT {LEG_COLUMNS} FROM legs WHERE seq > ? ORDER BY seq, idx", (after_seq,)
@@ -752,6 +783,10 @@ class SqliteStore:
             sql += " WHERE agency = ?"
             args = (agency,)
         return [codec.report_from_row(r) for r in self._conn.execute(sql + " ORDER BY id", args)]
+
+    @_locked
+    def decisions(self) -> list[tuple[bytes, str, int]]:
+        return [(bytes(k), t, n) for k, t, n in self._conn.execute(_DECISIONS)]
 
     @contextmanager
     def committing(self) -> Iterator[Committer | None]:
