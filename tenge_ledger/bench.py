@@ -414,6 +414,20 @@ def apply_policy_workload(
     return len(ops) / elapsed, ok
 
 
+def policy_bytes_per_transfer(path: str, engine, ops: list[Operation], people: int = POLICY_PEOPLE) -> float:
+    """Database bytes (dbstat) each transfer of the policy workload adds, in calls as (f) makes them (not
+    timed): the journal rows, with their decisions' keys and extra legs, the balances, activity snapshots and
+    reports."""
+    store, ledger, now = policy_ledger(path, engine, people)
+    before = _db_bytes(path)
+    chunk = limits.submit_chunk_operations
+    for base in range(0, len(ops), chunk):
+        now[0] += 60
+        ledger.apply_many(ops[base : base + chunk], verified=True)
+    store.close()
+    return (_db_bytes(path) - before) / len(ops)
+
+
 def run_apply_benchmark(
     transfers: int = 100_000,
     accounts: int = 10_000,
@@ -503,6 +517,10 @@ def run_apply_benchmark(
             f"(f) {policy_transfers} transfers of the policy workload, all of policies/ enabled", policy_run
         )
         policy_ok = max(policy_runs)[1]
+        say("    the bytes each of its transfers adds (a run of its own, not timed)")
+        policy_bytes = policy_bytes_per_transfer(
+            str(workdir / f"run-policies-{next(runs)}.db"), engine, workload
+        )
         policy_free = best(
             "    the same workload and calls, no policy set (what (f) would reach if its rules cost nothing)",
             lambda: apply_policy_workload(str(workdir / f"run-policies-{next(runs)}.db"), None, workload)[0],
@@ -542,6 +560,7 @@ def run_apply_benchmark(
         "verified_policies_per_s": round(policy_rate),
         "verified_policies_ok": policy_ok,
         "verified_policies_vs_raw": round(policy_rate / raw, 3),
+        "policy_bytes_per_transfer": round(policy_bytes),
         "grown_entries": grown,
         "grown_verified_per_s": round(grown_rate),
         "grown_vs_fresh": round(grown_rate / verified, 3),
@@ -586,6 +605,7 @@ def format_report(report: dict) -> str:
             f"   ({r['verified_policies_ok']:,} applied)",
             f"  (f) / raw                            {r['verified_policies_vs_raw']:>10.3f}   (target >= 0.35)",
             f"      at most (f)'s calls with no policy set / raw {r['verified_policies_ceiling_vs_raw']:.3f}",
+            f"      database bytes per transfer of (f) {r['policy_bytes_per_transfer']:>8,}",
             f"  (e) (b) after {r['grown_entries']:,} entries      {r['grown_verified_per_s']:>10,} transfers/s",
             f"  grown / fresh                        {r['grown_vs_fresh']:>10.3f}   (target >= 0.9)",
             f"  database bytes per transfer (dbstat) {r['bytes_per_transfer']:>10,}   (target <= 250)",

@@ -80,6 +80,8 @@ def test_run_apply_benchmark__small_run_reports_every_figure() -> None:
         1 / (1 + cpu * report["ed25519_verify_per_s_per_core"]), abs=2e-3
     )
     assert report["verified_policies_ceiling_vs_raw"] > 0
+    # each decision's text is kept once: with a text in every split or routed row (schema 6) it was ~390 bytes
+    assert 0 < report["policy_bytes_per_transfer"] < 250
     json.dumps(report)
     text = format_report(report)
     assert "signed" in text and "at most 1 / (1 + (b)'s CPU x verify rate)" in text

@@ -21,6 +21,7 @@ from test_plain_transfer import BOUNDARIES, _assert_same, _build, _engine, _step
 from tenge_ledger.app import ledger_over
 from tenge_ledger.client.keystore import Keystore
 from tenge_ledger.client.wallet import Wallet
+from tenge_ledger.core import limits
 from tenge_ledger.core.errors import InvariantViolation
 from tenge_ledger.core.records import Issue, Sweep, Transfer
 from tenge_ledger.ledger import service
@@ -156,6 +157,7 @@ def test_committer__a_failed_write_raises_and_writes_nothing_queued_behind_it(
     path, store = copy_of(db, tmp_path)
     ledger, w = ledger_on(store, keys, Clock(now))
     ops = transfers(w, "f", 20)
+    monkeypatch.setattr(limits, "legs_buckets_per_row_twice", 0)  # chunks of two rows go by their legs
     with store.committing() as committer:
         real = committer.submit
     sent = [0]

@@ -14,6 +14,7 @@ from committer_support import checks, copy_of, ledger_on
 from conftest import Clock, build_ledger
 from test_plain_transfer import _tables, make_base
 
+from tenge_ledger.core import limits
 from tenge_ledger.core.errors import InvariantViolation
 from tenge_ledger.core.records import Operation, Transfer
 from tenge_ledger.store.base import ChangeSet
@@ -60,6 +61,8 @@ def _run(start, folder: Path, committer: bool, monkeypatch) -> tuple[Path, list,
 def test_legs_from_rows__balances_and_flows_as_the_synchronous_way_writes_them(
     start, tmp_path, monkeypatch
 ) -> None:
+    # this workload's chunks touch about a bucket a row, which goes by upserts (limits): by legs here
+    monkeypatch.setattr(limits, "legs_buckets_per_row_twice", 0)
     piped, results, handed = _run(start, tmp_path, True, monkeypatch)
     itself, expected, _ = _run(start, tmp_path, False, monkeypatch)
     assert results == expected
@@ -110,3 +113,33 @@ def test_postgres__refuses_what_only_a_sqlite_committer_is_handed(tmp_path) -> N
             assert store.head() == head
         finally:
             store.close()
+
+
+def test_legs_from_rows__only_where_the_rows_touch_about_two_buckets_each(
+    start, tmp_path, monkeypatch
+) -> None:
+    """Two statements a row cost more than an upsert a bucket where a chunk pays the same few accounts over and
+    over: such a chunk goes by upserts, a chunk among as many accounts as it has legs by its rows' legs, and
+    both leave the tables as the journal gives them."""
+    db, keys, now = start
+    path, store = copy_of(db, tmp_path)
+    ledger, w = ledger_on(store, keys, Clock(now), True)
+    handed: list[tuple[bool, int]] = []
+    submit = Committer.submit
+
+    def submitted(self, change, expected):
+        handed.append((change.legs_from_rows, len(change.bucket_upserts)))
+        return submit(self, change, expected)
+
+    monkeypatch.setattr(Committer, "submit", submitted)
+    same = [w.build("aigerim", Transfer("aigerim", "bob", 1 + i), f"same-{i}") for i in range(6)]
+    apart = [
+        w.build("cafe", Transfer("cafe", "roads", 1), "apart-1"),
+        w.build("bob", Transfer("bob", "anon", 1), "apart-2"),
+    ]
+    results = ledger.apply_many(same + apart, verified=True, chunk=2)
+    store.close()
+    assert [r.code.value for r in results] == ["ok"] * 8
+    # two rows moving two buckets: upserts; two rows moving four: their legs
+    assert handed == [(False, 2)] * 3 + [(True, 0)]
+    checks(path)

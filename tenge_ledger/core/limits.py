@@ -37,6 +37,11 @@ write_conflict_retries_max = 8
 calm_chunks_min = 8  # chunks without another writer before a ledger stops queueing for the write lock first
 decision_texts_kept_max = 4_096  # policy decisions whose stored JSON a ledger keeps made
 state_buckets_max = 2_000_000  # buckets a ledger keeps in memory between chunks before it starts afresh
+# Buckets moved by their rows' legs cost two statements a row (ChangeSet.legs_from_rows); by upserts, one a bucket
+# and the ledger's loop over them. Measured on tenge bench's workloads, the legs cost less where a chunk's rows
+# touch about two buckets each (payments among many accounts) and ~10% more where they touch one (a few merchants
+# paid by many): a chunk goes by its legs from 1.5 buckets a row (this is twice that, to stay in integers).
+legs_buckets_per_row_twice = 3
 # Leaves of one run of derived trace leaves (a `trace_runs` row): a chunk's applied operations are one run, a
 # longer stretch is cut into runs of this many. Persisted in the schema's CHECK (migration 6): a reader trusts
 # no run to be longer, so a run that holds a leaf after idx N starts after N - this.

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 
+from ..core import limits
 from ..core.errors import LedgerStateError
 from ..core.hooks import EncodedTrace
 from ..core.records import HOLDS_ACCOUNT, Account, HoldRecord, OpKind, Posting, TagRecord
@@ -552,7 +553,11 @@ class WorkingSet:
         # and the state keeps the balances but not the rows' flows and minutes, which only activity snapshots
         # read (a third of this loop's work per bucket); its rows are then stale (StoredState.rows_stale).
         upsert = self.upsert_buckets and not activity
-        if upsert and not self.entries:
+        if (
+            upsert
+            and not self.entries
+            and len(flows) * 2 >= len(self.plain_entries) * limits.legs_buckets_per_row_twice
+        ):
             # Only plain untagged transfers moved money (whatever else applies journals an entry): the store moves
             # the buckets by their rows' legs (ChangeSet.legs_from_rows), and the state takes the new balances.
             return self._balances_taken(minute)
