@@ -78,10 +78,11 @@ def test_store_window__tagged_and_untagged(env) -> None:
         assert tx.window("halyk", "out", 0, "grant") == (50, 1)
         assert tx.window("roads", "in", 0, "") == (100, 1)
         assert tx.window("roads", "out", 0) == (0, 0)
-        assert tx.windows({"halyk", "roads"}, "out", (0,)) == {("halyk", 0): (150, 2)}
+        both = {i: h for h, i in tx.account_ids({"halyk", "roads"}).items()}  # accounts by id
+        assert tx.windows(both, "out", (0,)) == {("halyk", 0): (150, 2)}
         later = 2**40  # after every posting: no window
-        assert tx.windows({"halyk", "roads"}, "out", (0, later)) == {("halyk", 0): (150, 2)}
-        assert tx.windows({"halyk", "roads"}, "in", (later, 0)) == {
+        assert tx.windows(both, "out", (0, later)) == {("halyk", 0): (150, 2)}
+        assert tx.windows(both, "in", (later, 0)) == {
             ("halyk", 0): (1_500, 2),
             ("roads", 0): (150, 2),
         }

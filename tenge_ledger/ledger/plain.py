@@ -100,6 +100,10 @@ def apply_plain_transfers(
     pending, ids_unread = ws.state.pending_ops, ws.ids_unread
     entries, plain_entries, traces = ws.entries, ws.plain_entries, ws.traces
     filters = bool(ws.filters)
+    # The filters each account meets (WorkingSet._matching), once they were worked out for this set: a payment
+    # between two accounts that meet none (most) counts in no filtered flow, and the loop skips asking.
+    state = ws.state
+    matched = state.matched if filters and not ws.zone_filters and state.matched_for is ws.filters else None
     # Deferred: each row keeps its own part of its link (core/chain.two_leg_suffix) where its link goes, for the
     # store to link as it writes it (ChangeSet.links_deferred); the head's link is then unknown, None.
     defer = ws.links_deferred
@@ -245,7 +249,10 @@ def apply_plain_transfers(
         else:
             held.add(tag)
         if filters:  # what the set's counterparty-filtered windows read of this chunk
-            ws.add_filtered(op.kind, b, base, central_bank)
+            of_payer = None if matched is None else matched.get(payer_handle)
+            of_payee = None if matched is None else matched.get(payee_handle)
+            if of_payer is None or of_payee is None or of_payer[1] or of_payee[1]:
+                ws.add_filtered(op.kind, b, base, central_bank)
         traces.append(seq)
         kzt, tiyn = divmod(amount, _TIYN_PER_KZT)
         shown = f" [{tag}]" if tag else ""

@@ -769,7 +769,18 @@ class Ledger:
         flags = FLAG_LINK_V2
         if implied != legs:
             flags |= FLAG_LEGS
-            ws.legs.extend((seq, i, ws.account_id(a), ws.tag_id(t), x) for i, (a, x, t) in enumerate(legs))
+            ids, tag_ids = ws.root._ids, ws.root.state.tag_ids or {}
+            for i, (a, x, t) in enumerate(legs):
+                aid, tid = ids.get(a), tag_ids.get(t)
+                ws.legs.append(
+                    (
+                        seq,
+                        i,
+                        ws.account_id(a) if aid is None else aid,
+                        ws.tag_id(t) if tid is None else tid,
+                        x,
+                    )
+                )
         ws.entries.append(
             journal_row(seq, op, at, entry, flags, decision_text, version, ws.account_id, ws.tag_id)
         )

@@ -170,9 +170,15 @@ class WorkingSet:
         by_direction: dict[tuple[str, str | None], dict[int, set[str]]] = {}
         for (direction, since, key), handles in requests.items():
             by_direction.setdefault((direction, key), {})[since] = handles
+        ids = self._ids
         for (direction, key), wanted in by_direction.items():
             sinces = tuple(sorted(wanted))
-            found = fetch(set().union(*wanted.values()), direction, sinces, key)
+            handles = set().union(*wanted.values())
+            unknown = {h for h in handles if h not in ids}
+            if unknown:  # (prefetch read the chunk's accounts: only those the store does not have, mostly)
+                ids.update(self.tx.account_ids(unknown))
+            # an account the store does not have has no rows: each of its windows is empty (_NO_POSTINGS)
+            found = fetch({ids[h]: h for h in handles if h in ids}, direction, sinces, key)
             for since, handles in wanted.items():
                 cached = self._window_cache.setdefault((direction, since, key), {})
                 for handle in handles:

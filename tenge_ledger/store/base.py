@@ -190,10 +190,14 @@ class StoreTx(Protocol):
         ...
 
     def windows(
-        self, handles: set[str], direction: str, sinces: tuple[int, ...], counterparty: str | None = None
+        self,
+        accounts: dict[int, str],
+        direction: str,
+        sinces: tuple[int, ...],
+        counterparty: str | None = None,
     ) -> dict[tuple[str, int], tuple[int, int]]:
-        """Untagged (or one filtered aggregate's) windows of many accounts and start times at once; absent where
-        there were no postings."""
+        """Untagged (or one filtered aggregate's) windows of many accounts (id -> handle) and start times at
+        once, keyed (handle, since); absent where there were no postings."""
         ...
 
     def filter_rows(self, keys: set[tuple[str, str]]) -> dict[tuple[str, str], BucketRow]:

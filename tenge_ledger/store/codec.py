@@ -297,3 +297,31 @@ def windows_query(
     minute = since // 60
     args = (tag, minute, *handles) if tag is not None else (minute, *handles)
     return sql, args
+
+
+def windows_by_id_query(
+    direction: str, sinces: tuple[int, ...], ids: tuple[int, ...], counterparty: str | None = None
+) -> tuple[str, tuple]:
+    """`windows_query` for accounts given by id, every start time in one pass over their rows: (account id, then
+    a sum and a count per start time). Each window is its flow now less the flow before the first minute with
+    any inside it, from the snapshot an index seek finds; no join with `accounts`, no grouping by text."""
+    flow, count = ("out_tiyn", "out_count") if direction == "out" else ("in_tiyn", "in_count")
+    if counterparty is None:
+        rows, snapshots, same = "balances", "activity", "s.tag = b.tag"
+    else:
+        rows, snapshots, same = "filter_flows", "filter_activity", "s.filter = b.filter"
+
+    def before(column: str) -> str:
+        return (
+            f"COALESCE((SELECT s.{column} FROM {snapshots} s WHERE s.account = b.account AND {same}"
+            f" AND s.minute >= ? ORDER BY s.minute LIMIT 1), b.{column})"
+        )
+
+    columns = ", ".join(f"SUM(b.{flow} - {before(flow)}), SUM(b.{count} - {before(count)})" for _ in sinces)
+    where = "b.filter = ? AND " if counterparty is not None else ""
+    sql = (
+        f"SELECT b.account, {columns} FROM {rows} b WHERE {where}b.account IN ({','.join('?' * len(ids))})"
+        " GROUP BY b.account"
+    )
+    minutes = tuple(m for since in sinces for m in (since // 60, since // 60))
+    return sql, (*minutes, *(() if counterparty is None else (counterparty,)), *ids)

@@ -319,16 +319,22 @@ class SqlTxReads:
         return (int(row[1]), int(row[2])) if row else (0, 0)
 
     def windows(
-        self, handles: set[str], direction: str, sinces: tuple[int, ...], counterparty: str | None = None
+        self,
+        accounts: dict[int, str],
+        direction: str,
+        sinces: tuple[int, ...],
+        counterparty: str | None = None,
     ) -> dict[tuple[str, int], tuple[int, int]]:
-        """Untagged (or one filtered aggregate's) `window`s of many accounts and start times: (handle, since) ->
-        (sum, count), absent where there are no such postings. One grouped query per start time and group of
-        handles."""
+        """Untagged (or one filtered aggregate's) `window`s of many accounts (id -> handle) and start times:
+        (handle, since) -> (sum, count), absent where there are no such postings. One query per group of
+        accounts, every start time in it."""
         out: dict[tuple[str, int], tuple[int, int]] = {}
-        for since in sinces:
-            for group in groups(handles):
-                sql, args = codec.windows_query(direction, since, None, group, counterparty)
-                for handle, total, count in self._all(self._q(sql), args):
+        for group in groups(accounts):
+            sql, args = codec.windows_by_id_query(direction, sinces, group, counterparty)
+            for row in self._all(self._q(sql), args):
+                handle = accounts[row[0]]
+                for k, since in enumerate(sinces):
+                    count = row[2 + 2 * k]
                     if count:
-                        out[(handle, since)] = (int(total), int(count))
+                        out[(handle, since)] = (int(row[1 + 2 * k]), int(count))
         return out
