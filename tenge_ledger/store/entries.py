@@ -74,6 +74,11 @@ JOURNAL_READ = ", ".join(
 JOURNAL_JOINED = "journal j LEFT JOIN decisions d ON d.key = j.decision_key"
 DECISION_COLUMN = 13  # the decision's place in a journal row
 DECISIONS_TABLE = "CREATE TABLE decisions (key {blob} PRIMARY KEY, text TEXT NOT NULL)"
+# Each kept decision text and how many journal rows name it (a scan of the journal: `tenge check` reads it all).
+DECISIONS_NAMED = (
+    "SELECT d.key, d.text, COUNT(j.seq) FROM decisions d LEFT JOIN journal j ON j.decision_key = d.key"
+    " GROUP BY d.key, d.text ORDER BY d.key"
+)
 
 
 def decision_key(text: str) -> bytes:
@@ -97,6 +102,19 @@ def keyed_decisions(rows: list[tuple]) -> tuple[list[tuple], list[tuple[bytes, s
             key = keys[text] = decision_key(text)
         stored.append((*row[:DECISION_COLUMN], key, *row[DECISION_COLUMN + 1 :]))
     return stored, [(key, text) for text, key in keys.items()]
+
+
+def keyed_texts(rows: Iterable[tuple[int, str]]) -> tuple[list[tuple[bytes, str]], list[tuple[bytes, int]]]:
+    """Migration 7 (both stores): for schema 6's (seq, decision text) rows, each text once as (key, text), and
+    each row's (key, seq)."""
+    keys: dict[str, bytes] = {}
+    named = []
+    for seq, text in rows:
+        key = keys.get(text)
+        if key is None:
+            key = keys[text] = decision_key(text)
+        named.append((key, seq))
+    return [(key, text) for text, key in keys.items()], named
 
 
 # The row of a plain untagged transfer without memo, in these columns: its tag, body and decision are NULL, and

@@ -53,6 +53,7 @@ from .base import (
     StoredOperation,
 )
 from .entries import (
+    DECISIONS_NAMED,
     DECISIONS_TABLE,
     JOURNAL_COLUMNS,
     JOURNAL_JOINED,
@@ -60,8 +61,8 @@ from .entries import (
     LEG_COLUMNS,
     PLAIN_JOURNAL_COLUMNS,
     STORED_JOURNAL_COLUMNS,
-    decision_key,
     keyed_decisions,
+    keyed_texts,
 )
 from .reads import SqlTxReads
 from .upgrade import CENTRAL_BANK_ID
@@ -231,16 +232,10 @@ def _migration_7(cur: psycopg.Cursor, central_bank: str) -> None:
     """Each decision's text kept once, in `decisions`, as in the SQLite store's migration 7."""
     cur.execute(DECISIONS_TABLE.format(blob="BYTEA"))
     cur.execute("ALTER TABLE journal ADD COLUMN decision_key BYTEA")
-    rows = cur.execute("SELECT seq, decision FROM journal WHERE decision IS NOT NULL").fetchall()
-    keyed = [(decision_key(text), text, seq) for seq, text in rows]
-    if keyed:
-        cur.executemany(
-            "INSERT INTO decisions (key, text) VALUES (%s, %s) ON CONFLICT DO NOTHING", [k[:2] for k in keyed]
-        )
-        cur.executemany(
-            "UPDATE journal SET decision_key = %s, decision = NULL WHERE seq = %s",
-            [(k, s) for k, _, s in keyed],
-        )
+    texts, named = keyed_texts(cur.execute("SELECT seq, decision FROM journal WHERE decision IS NOT NULL"))
+    if texts:
+        cur.executemany("INSERT INTO decisions (key, text) VALUES (%s, %s)", texts)
+        cur.executemany("UPDATE journal SET decision_key = %s, decision = NULL WHERE seq = %s", named)
 
 
 # Registered migrations, by the schema version they bring the database to. A database records each it applied.
@@ -864,13 +859,7 @@ class PostgresStore:
         return [codec.report_from_row(r) for r in self._rows(query + " ORDER BY id", args)]
 
     def decisions(self) -> list[tuple[bytes, str, int]]:
-        return [
-            (bytes(k), t, n)
-            for k, t, n in self._rows(
-                "SELECT d.key, d.text, COUNT(j.seq) FROM decisions d LEFT JOIN journal j ON j.decision_key = d.key"
-                " GROUP BY d.key, d.text ORDER BY d.key"
-            )
-        ]
+        return [(bytes(k), t, n) for k, t, n in self._rows(DECISIONS_NAMED)]
 
     @contextmanager
     def committing(self) -> Iterator[None]:

@@ -31,6 +31,7 @@ from .base import (
     StoredOperation,
 )
 from .entries import (
+    DECISIONS_NAMED,
     DECISIONS_TABLE,
     JOURNAL_COLUMNS,
     JOURNAL_JOINED,
@@ -39,8 +40,8 @@ from .entries import (
     PLAIN_JOURNAL_COLUMNS,
     STORED_JOURNAL_COLUMNS,
     UNTAGGED_ID,
-    decision_key,
     keyed_decisions,
+    keyed_texts,
     link_deferred,
 )
 from .reads import SqlTxReads
@@ -270,12 +271,9 @@ def _migration_7(db: sqlite_utils.Database, central_bank: str) -> None:
     c = db.conn
     c.execute(DECISIONS_TABLE.format(blob="BLOB") + " WITHOUT ROWID")
     c.execute("ALTER TABLE journal ADD COLUMN decision_key BLOB")
-    rows = c.execute("SELECT seq, decision FROM journal WHERE decision IS NOT NULL").fetchall()
-    keyed = [(decision_key(text), text, seq) for seq, text in rows]
-    c.executemany("INSERT OR IGNORE INTO decisions (key, text) VALUES (?, ?)", [k[:2] for k in keyed])
-    c.executemany(
-        "UPDATE journal SET decision_key = ?, decision = NULL WHERE seq = ?", [(k, s) for k, _, s in keyed]
-    )
+    texts, named = keyed_texts(c.execute("SELECT seq, decision FROM journal WHERE decision IS NOT NULL"))
+    c.executemany("INSERT INTO decisions (key, text) VALUES (?, ?)", texts)
+    c.executemany("UPDATE journal SET decision_key = ?, decision = NULL WHERE seq = ?", named)
 
 
 # Registered migrations, by the schema version they bring the database to. A database records each it applied.
@@ -465,11 +463,6 @@ _CREDIT = (
 _DEBIT = (
     "UPDATE balances SET balance_tiyn = balance_tiyn - ?1, out_tiyn = out_tiyn + ?1, out_count = out_count + 1,"
     f" minute = MAX(minute, ?2 / 60) WHERE account = ?3 AND tag = {UNTAGGED_ID}"
-)
-# Each kept decision text and how many journal rows name it (a scan of the journal: `tenge check` reads it all).
-_DECISIONS = (
-    "SELECT d.key, d.text, COUNT(j.seq) FROM decisions d LEFT JOIN journal j ON j.decision_key = d.key"
-    " GROUP BY d.key, d.text ORDER BY d.key"
 )
 # Every settings change moves the epoch on, so a writer in another process sees it at its next chunk.
 _NEXT_SETTINGS_EPOCH = (
@@ -786,7 +779,7 @@ class SqliteStore:
 
     @_locked
     def decisions(self) -> list[tuple[bytes, str, int]]:
-        return [(bytes(k), t, n) for k, t, n in self._conn.execute(_DECISIONS)]
+        return [(bytes(k), t, n) for k, t, n in self._conn.execute(DECISIONS_NAMED)]
 
     @contextmanager
     def committing(self) -> Iterator[Committer | None]:
