@@ -38,6 +38,7 @@ from ..core.records import (
     CENTRAL_BANK_KINDS,
     HOLD_ON_TIMEOUT_DEFAULT,
     HOLDS_ACCOUNT,
+    KIND_BY_BODY,
     KINDS_SERVED_BY_BANK,
     LEDGER_KINDS,
     Account,
@@ -758,21 +759,24 @@ class Ledger:
             if len(self._chain_tails) >= limits.decision_texts_kept_max:
                 self._chain_tails.clear()
             tail = self._chain_tails[chained] = chain_tail(*chained)
-        # the signature's text as the row stores it (its bytes' hex), which verification re-derives
-        entry = entry_hash_of_legs(
-            prev, seq, at, digest, bytes.fromhex(op.signature).hex(), legs, chained, tail
-        )
-        kind = op.kind
+        # decoded once: the row keeps its bytes, the link covers its text as stored (their hex), which
+        # verification re-derives
+        signature = bytearray.fromhex(op.signature)
+        entry = entry_hash_of_legs(prev, seq, at, digest, signature.hex(), legs, chained, tail)
+        body = op.body
+        kind = KIND_BY_BODY[type(body)]
         central_bank = self.meta.central_bank
-        payer, payee, amount, tag = body_columns(op.body)
+        columns = body_columns(body)
+        payer, payee, amount, tag = columns
         implied = standard_legs(kind, payer, payee, amount, tag or "", central_bank, HOLDS_ACCOUNT)
         flags = FLAG_LINK_V2
+        root = ws.root
         if implied != legs:
             flags |= FLAG_LEGS
-            ids, tag_ids = ws.root._ids, ws.root.state.tag_ids or {}
+            ids, tag_ids, append = root._ids, root.state.tag_ids or {}, ws.legs.append
             for i, (a, x, t) in enumerate(legs):
                 aid, tid = ids.get(a), tag_ids.get(t)
-                ws.legs.append(
+                append(
                     (
                         seq,
                         i,
@@ -782,7 +786,19 @@ class Ledger:
                     )
                 )
         ws.entries.append(
-            journal_row(seq, op, at, entry, flags, decision_text, version, ws.account_id, ws.tag_id)
+            journal_row(
+                seq,
+                op,
+                at,
+                entry,
+                flags,
+                decision_text,
+                version,
+                ws.account_id,
+                ws.tag_id,
+                signature,
+                columns,
+            )
         )
         ws.operations[op.id] = (seq, digest)
         ws.add_legs(legs)

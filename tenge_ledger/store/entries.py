@@ -220,10 +220,14 @@ def journal_row(
     policy: int | None,
     account_id: Callable[[str], int],
     tag_id: Callable[[str], int],
+    signature: bytearray | None = None,
+    columns: tuple[str | None, str | None, int | None, str | None] | None = None,
 ) -> tuple:
     """The compact row of an applied operation, in JOURNAL_COLUMNS order. Its blobs are bytearrays: the sqlite3
-    module binds a bytearray directly and looks for an adapter for `bytes` first (three times the cost a row)."""
-    payer, payee, amount, tag = body_columns(op.body)
+    module binds a bytearray directly and looks for an adapter for `bytes` first (three times the cost a row).
+    `signature` (the signature's bytes) and `columns` (`body_columns(op.body)`) are what a caller that made
+    them already hands on."""
+    payer, payee, amount, tag = body_columns(op.body) if columns is None else columns
     return (
         seq,
         op.id,
@@ -234,7 +238,7 @@ def journal_row(
         amount,
         None if tag is None else tag_id(tag),
         at,
-        bytearray.fromhex(op.signature),
+        bytearray.fromhex(op.signature) if signature is None else signature,
         bytearray(link),
         flags,
         body_extra(op),
