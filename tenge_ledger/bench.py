@@ -17,7 +17,9 @@ plus Ed25519 verification alone, all measured in one run on one machine.
 
 Each figure is the best of `rounds` runs (each on a fresh copy of its starting ledger), the floors as much as the
 ledger's: on a shared machine another job slows a run, never speeds one up, so the best run is the closest to
-what the code costs, and a ratio of two best runs compares like with like (as timeit takes the minimum).
+what the code costs, and a ratio of two best runs compares like with like (as timeit takes the minimum). The
+two sides of every ratio take turns, round by round ((a) with verification alone; (b), (e), (f) and the floor):
+a load that comes or goes during a run then weighs on both sides, not on whichever was measured later.
 """
 
 from __future__ import annotations
@@ -466,22 +468,31 @@ def run_apply_benchmark(
             return path
 
         def best(label: str, measure: Callable[[], float]) -> float:
-            figures = []
-            for i in range(rounds):
-                say(f"{label}{f', round {i + 1} of {rounds}' if rounds > 1 else ''}")
-                figures.append(measure())
-                for done in workdir.glob("run-*"):  # each run's copy, once measured
-                    done.unlink()
-            return max(figures)
+            return best_in_turns([(label, measure)])[0]
 
-        say("measuring Ed25519 verification on one core")
-        verify_per_core = max(_verify_rate() for _ in range(rounds))
+        def best_in_turns(measures: list[tuple[str, Callable[[], float]]]) -> list[float]:
+            """The best of `rounds` runs of each measure, the measures taking turns round by round: a load that
+            comes or goes during the rounds then weighs on each alike, as it must on the two sides of a ratio."""
+            figures: list[list[float]] = [[] for _ in measures]
+            for i in range(rounds):
+                for (label, measure), found in zip(measures, figures, strict=True):
+                    say(f"{label}{f', round {i + 1} of {rounds}' if rounds > 1 else ''}")
+                    found.append(measure())
+                    for done in workdir.glob("run-*"):  # each run's copy, once measured
+                        done.unlink()
+            return [max(found) for found in figures]
+
         context = multiprocessing.get_context("fork" if hasattr(os, "fork") else "spawn")
         with context.Pool(n_cores, initializer=ignore_interrupts) as pool:
             pool.map(verify_chunk, [[] for _ in range(n_cores)])  # workers started before the clock runs
-            signed = best(
-                f"(a) applying {transfers} signed transfers, verifying on {n_cores} processes",
-                lambda: _apply_signed(fresh(start_db), ops, pool, n_cores, chunk),
+            signed, verify_per_core = best_in_turns(
+                [
+                    (
+                        f"(a) applying {transfers} signed transfers, verifying on {n_cores} processes",
+                        lambda: _apply_signed(fresh(start_db), ops, pool, n_cores, chunk),
+                    ),
+                    ("    Ed25519 verification on one core", _verify_rate),
+                ]
             )
         sizes: list[float] = []
         cpu_per_transfer: list[float] = []
@@ -495,14 +506,9 @@ def run_apply_benchmark(
                 cpu_per_transfer.append(cpu)
             return rate
 
-        verified = best(f"(b) applying {transfers} transfers with signatures already checked", verified_run)
-        bytes_per_transfer = min(sizes)  # the same rows each round: the pages they take differ by a few
-        say(f"(e) journaling {grown} entries of history")
+        say(f"(e) journaling {grown} entries of history, for (b) again on a grown ledger")
         shutil.copy(start_db, grown_start)
         _grow(grown_start, grown)
-        grown_rate = best(
-            "(e) (b) again on that grown ledger", lambda: _apply_verified(fresh(grown_start), ops)
-        )
         from .policies import shipped_policies
         from .policy import compile_sources, read_sources
 
@@ -516,25 +522,40 @@ def run_apply_benchmark(
             )
             return policy_runs[-1][0]
 
-        policy_rate = best(
-            f"(f) {policy_transfers} transfers of the policy workload, all of policies/ enabled", policy_run
+        # Every ratio's two sides take turns in each round: (b), (e) and (f) over the raw floor, (e) over (b).
+        verified, grown_rate, policy_rate, policy_free, raw, raw_many = best_in_turns(
+            [
+                (f"(b) applying {transfers} transfers with signatures already checked", verified_run),
+                ("(e) (b) again on the grown ledger", lambda: _apply_verified(fresh(grown_start), ops)),
+                (
+                    f"(f) {policy_transfers} transfers of the policy workload, all of policies/ enabled",
+                    policy_run,
+                ),
+                (
+                    "    the same workload and calls, no policy set (what (f) would reach if its rules cost nothing)",
+                    lambda: apply_policy_workload(
+                        str(workdir / f"run-policies-{next(runs)}.db"), None, workload
+                    )[0],
+                ),
+                (
+                    f"(c) raw SQLite floor: {transfers} x (2 UPDATE + 1 INSERT), {chunk} per transaction",
+                    lambda: _raw_sqlite(
+                        str(workdir / f"run-raw-{next(runs)}.db"), handles, ops, chunk, many=False
+                    ),
+                ),
+                (
+                    "    raw SQLite through executemany",
+                    lambda: _raw_sqlite(
+                        str(workdir / f"run-raw-{next(runs)}.db"), handles, ops, chunk, many=True
+                    ),
+                ),
+            ]
         )
+        bytes_per_transfer = min(sizes)  # the same rows each round: the pages they take differ by a few
         policy_ok = max(policy_runs)[1]
-        say("    the bytes each of its transfers adds (a run of its own, not timed)")
+        say("    the bytes each transfer of (f) adds (a run of its own, not timed)")
         policy_bytes = policy_bytes_per_transfer(
             str(workdir / f"run-policies-{next(runs)}.db"), engine, workload
-        )
-        policy_free = best(
-            "    the same workload and calls, no policy set (what (f) would reach if its rules cost nothing)",
-            lambda: apply_policy_workload(str(workdir / f"run-policies-{next(runs)}.db"), None, workload)[0],
-        )
-        raw = best(
-            f"(c) raw SQLite floor: {transfers} x (2 UPDATE + 1 INSERT), {chunk} per transaction",
-            lambda: _raw_sqlite(str(workdir / f"run-raw-{next(runs)}.db"), handles, ops, chunk, many=False),
-        )
-        raw_many = best(
-            "    raw SQLite through executemany",
-            lambda: _raw_sqlite(str(workdir / f"run-raw-{next(runs)}.db"), handles, ops, chunk, many=True),
         )
         say("(d) keeping the rows (b) writes (a run of its own, not timed)")
         changes: list[ChangeSet] = []

@@ -45,11 +45,16 @@ def test_apply_many__false_flag_still_verified_and_rejected(env) -> None:
     assert env.balance("cafe") == 0
 
 
-def test_run_apply_benchmark__small_run_reports_every_figure() -> None:
+def test_run_apply_benchmark__small_run_reports_every_figure(capsys) -> None:
     report = run_apply_benchmark(
-        transfers=1_000, accounts=20, progress=False, grown=2_000, policy_transfers=1_000, rounds=2
+        transfers=1_000, accounts=20, progress=True, grown=2_000, policy_transfers=1_000, rounds=2
     )
     assert report["rounds"] == 2
+    # the two sides of each ratio take turns: every round of (b), (e), (f) and the floor before the next round
+    said = [line for line in capsys.readouterr().err.splitlines() if "round" in line]
+    turns = [line[:3] for line in said if line[:3] in ("(b)", "(e)", "(f)", "(c)")]
+    assert turns == ["(b)", "(e)", "(f)", "(c)"] * 2, said
+    assert [line[:3] for line in said[:2]] == ["(a)", "   "] and "verification" in said[1]
     for key in (
         "signed_per_s",
         "verified_per_s",
