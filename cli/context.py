@@ -26,6 +26,11 @@ if TYPE_CHECKING:
     from tenge_ledger.ledger.service import Ledger
 
 
+# The shells' code for a process that SIGINT ended (128 + 2): a script running `tenge` sees Ctrl-C as Ctrl-C and
+# stops too, where click's exit 1 would read as an ordinary failure it may carry on after.
+exit_interrupted = 130
+
+
 @dataclass
 class Context:
     """The `--db` and `--json` of one invocation, and the ledger opened on first use (closed at the end)."""
@@ -33,6 +38,7 @@ class Context:
     db: str
     json: bool = False
     _ledger: Ledger | None = field(default=None, repr=False)
+    interrupted: bool = False  # Ctrl-C ended the command: said already (TengeGroup.invoke)
 
     def ledger(self) -> Ledger:
         if self._ledger is None:
@@ -52,9 +58,20 @@ class Context:
         return Wallet(self.ledger(), self.keystore())
 
     def close(self) -> None:
-        if self._ledger is not None:
-            self._ledger.store.close()
-            self._ledger = None
+        """Close the ledger's store. Ctrl-C while it closes (a committer process it waits for to end, which has
+        written every chunk it was handed by then) exits 130 as one during the command does, not click's 1."""
+        ledger, self._ledger = self._ledger, None
+        if ledger is None:
+            return
+        try:
+            ledger.store.close()
+        except KeyboardInterrupt:
+            if not self.interrupted:
+                click.echo(file=sys.stderr)  # ends the line the terminal's ^C is on
+                click.echo("Aborted!", err=True)
+                if self.json:
+                    click.echo(json.dumps({"error": "interrupted"}))
+            raise click.exceptions.Exit(exit_interrupted) from None
 
 
 def _set_json(ctx: click.Context, _param: click.Parameter, value: bool) -> bool:

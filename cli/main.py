@@ -12,11 +12,7 @@ import click
 from tenge_ledger.core.errors import TengeError
 
 from . import accounts, audit, escrow, money, ops, policy, privacy, reads, tools, trace, witness
-from .context import Context, json_param, shown
-
-# The shells' code for a process that SIGINT ended (128 + 2): a script running `tenge` sees Ctrl-C as Ctrl-C and
-# stops too, where click's exit 1 would read as an ordinary failure it may carry on after.
-exit_interrupted = 130
+from .context import Context, exit_interrupted, json_param, shown
 
 
 class TengeGroup(click.Group):
@@ -31,8 +27,10 @@ class TengeGroup(click.Group):
         except (KeyboardInterrupt, click.Abort):
             click.echo(file=sys.stderr)  # ends the line the terminal's ^C is on
             click.echo("Aborted!", err=True)
-            if isinstance(ctx.obj, Context) and ctx.obj.json:
-                click.echo(json.dumps({"error": "interrupted"}))
+            if isinstance(ctx.obj, Context):
+                ctx.obj.interrupted = True  # a second Ctrl-C, while the store closes, says nothing more
+                if ctx.obj.json:
+                    click.echo(json.dumps({"error": "interrupted"}))
             raise click.exceptions.Exit(exit_interrupted) from None
         except TengeError as exc:
             raise _error(ctx, str(exc)) from None

@@ -345,6 +345,39 @@ def test_ctrl_c__under_json_says_so_on_stdout(pilot, monkeypatch, stop) -> None:
     assert "Aborted!" in done.stderr and "Traceback" not in done.output
 
 
+@pytest.mark.parametrize("also_during_the_command", [False, True])
+def test_ctrl_c__while_the_store_closes_exits_130(pilot, monkeypatch, also_during_the_command) -> None:
+    # The store closes after the command (a committer process is waited for): click ended a Ctrl-C there with
+    # exit 1, even after a first Ctrl-C had said 130. Each interrupt is told once.
+    from tenge_ledger.ledger.service import Ledger
+    from tenge_ledger.store.sqlite import SqliteStore
+
+    close = SqliteStore.close
+
+    def interrupted_close(self):
+        close(self)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(SqliteStore, "close", interrupted_close)
+    if also_during_the_command:
+
+        def interrupted(self, op, verified=False):
+            raise KeyboardInterrupt
+
+        monkeypatch.setattr(Ledger, "apply", interrupted)
+    done = pilot("transfer", "halyk", "aigerim", "1.00", "--json", ok=False)
+    assert done.exit_code == 130, done.output
+    assert done.stderr.count("Aborted!") == 1 and "Traceback" not in done.output
+    decoder, said, at = json.JSONDecoder(), [], 0
+    while at < len(done.stdout.rstrip()):  # the documents printed, one after another
+        found, at = decoder.raw_decode(done.stdout, at)
+        said.append(found)
+        while at < len(done.stdout) and done.stdout[at].isspace():
+            at += 1
+    assert said[-1] == {"error": "interrupted"} and len(said) == (1 if also_during_the_command else 2), said
+    assert said[0].get("code") == (None if also_during_the_command else "ok"), said
+
+
 def test_submit__repeated_field_refused(pilot, tmp_path) -> None:
     # JSON leaves a repeated name to the reader (Python's keeps the last): "5" or "6" must not be a guess.
     ops = tmp_path / "twice.jsonl"
