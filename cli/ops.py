@@ -28,7 +28,8 @@ def submit(obj: Context, path, verified) -> None:
     Lines without a signature are signed with the keystore (signer defaults to the payer, or the central
     bank); an open_account line without a public_key gets a key pair in the keystore, as account open does.
     Every line is read and checked before anything is applied. The transfers' signatures are then checked on
-    every core (unless --verified), and the operations apply in order, each atomically, in groups of up to
+    every core (unless --verified; a line signed here with the signer's own key in the ledger needs no check),
+    and the operations apply in order, each atomically, in groups of up to
     1000 per database transaction; on SQLite, a file of 10,000 operations or more is written by a committer
     process while the next group applies (docs/journal.md says when not). Ctrl-C keeps what applied: submit the
     file again for the rest (a line already applied answers exists).
@@ -42,7 +43,7 @@ def submit(obj: Context, path, verified) -> None:
     """
     wallet = obj.wallet()
     started = time.perf_counter()
-    ops, need_keys = _read_operations(obj, wallet, path)
+    ops, need_keys, signed_with = _read_operations(obj, wallet, path)
     created = _make_keys(wallet, ops, need_keys)
     read_s = time.perf_counter() - started
     results: list = []
@@ -56,7 +57,7 @@ def submit(obj: Context, path, verified) -> None:
         flags: bool | list[bool] = verified
         if not verified:  # on every core first; the ledger checks again only what did not verify here
             with progress(obj, len(ops), "verifying signatures") as bar:
-                flags = wallet.ledger.verified_upfront(ops, bar.update)
+                flags = wallet.ledger.verified_upfront(ops, bar.update, signed_with)
         with progress(obj, len(ops), "applying") as bar:
             # one call, so that a large file is written by the store's committer while the next chunk applies
             wallet.ledger.apply_many(ops, verified=flags, on_results=applied)
@@ -125,10 +126,14 @@ def _keys_wanted(doc: object) -> list[dict]:
     return [d for item in inner for d in _keys_wanted(item)] if isinstance(inner, list) else []
 
 
-def _read_operations(obj: Context, wallet, path: str) -> tuple[list, dict[int, tuple[int, dict, str]]]:
-    """Every line parsed, checked and signed, or one error naming every bad line (up to a limit)."""
+def _read_operations(
+    obj: Context, wallet, path: str
+) -> tuple[list, dict[int, tuple[int, dict, str]], dict[int, bytes]]:
+    """Every line parsed, checked and signed, or one error naming every bad line (up to a limit). Also, for
+    each line signed here, the public key it was signed with (`Ledger.verified_upfront` need not check it)."""
     ops: list = []
     need_keys: dict[int, tuple[int, dict, str]] = {}  # index in ops -> (line number, document, where)
+    signed_with: dict[int, bytes] = {}
     problems: list[str] = []
     try:
         fh = click.open_file(path, "r", encoding="utf-8")
@@ -153,8 +158,11 @@ def _read_operations(obj: Context, wallet, path: str) -> tuple[list, dict[int, t
                     _refuse_future_sweep(op, now, where)
                     if wanted:
                         need_keys[len(ops)] = (number, doc, where)
-                    else:
+                    elif not op.signature:
                         op = wallet.sign_document(op)
+                        signed_with[len(ops)] = wallet.public_key(op.signer)
+                    else:
+                        op = wallet.sign_document(op)  # (its batch's inner operations, if unsigned)
                     ops.append(op)
                 except InputError as exc:  # read on: a file's mistakes are reported together
                     problems.append(str(exc) if exc.where else f"{where}: {exc}")
@@ -171,7 +179,7 @@ def _read_operations(obj: Context, wallet, path: str) -> tuple[list, dict[int, t
         )
     if not ops:
         raise InputError("no operations in the file", path)
-    return ops, need_keys
+    return ops, need_keys, signed_with
 
 
 def _refuse_future_sweep(op, now: int, where: str) -> None:

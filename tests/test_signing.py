@@ -283,6 +283,35 @@ def test_verified_upfront__flags_only_transfers_that_verify_against_the_stored_k
     ]
 
 
+def test_verified_upfront__signed_here_with_the_stored_key_is_not_checked_again(env, monkeypatch) -> None:
+    """A transfer the caller signed with its signer's key as the store has it verifies by construction, and is
+    not checked again; one signed here with any other key is checked, and refused, as if it came signed."""
+    from tenge_ledger.ledger.signing import new_signing_key, sign
+
+    env.wallet.issue("halyk", 10_000)
+    w = env.wallet
+    own = w.build("halyk", Transfer("halyk", "aigerim", 100), "own")
+    other_key = new_signing_key()
+    other = sign(env.ledger.ledger_id, Operation("other", "halyk", Transfer("halyk", "cafe", 5)), other_key)
+    came_signed = w.build("halyk", Transfer("halyk", "cafe", 7), "came-signed")
+    checked: list[bytes] = []
+    verify_all = signing.verify_all
+
+    def counted(items, progress=None):
+        checked.extend(message for message, _, _ in items)
+        return verify_all(items, progress)
+
+    monkeypatch.setattr(signing, "verify_all", counted)
+    ops = [own, other, came_signed]
+    flags = env.ledger.verified_upfront(
+        ops, signed_with={0: w.public_key("halyk"), 1: bytes(other_key.verify_key)}
+    )
+    assert flags == [True, False, True]
+    assert checked == [canonical_bytes(env.ledger.ledger_id, op) for op in (other, came_signed)]
+    codes = [r.code.value for r in env.ledger.apply_many(ops, verified=flags)]
+    assert codes == ["ok", "bad_signature", "ok"]
+
+
 @pytest.mark.parametrize("attempt", range(10))
 def test_verify_all__ctrl_c_ends_the_pool(tmp_path, attempt) -> None:
     """Ctrl-C reaches the terminal's whole process group. A pool worker it ended left the task queue locked, and

@@ -45,8 +45,15 @@ def server_keystore_name(url: str) -> str:
 
 
 class Keystore:
+    """The key files of one directory. A key is read from its file once per Keystore: a file of operations signs
+    with the same few keys over and over, and reading the file and deriving the key's public half each time
+    took half of `tenge submit`'s reading and signing. What this object creates or removes, it knows; a key
+    file another process removes meanwhile stays usable here (an account's key never changes, so what it signs
+    still verifies)."""
+
     def __init__(self, path: str | os.PathLike) -> None:
         self.path = Path(path)
+        self._read: dict[str, nacl.signing.SigningKey] = {}
 
     def _file(self, handle: str) -> Path:
         name = "_" + handle[1:] if handle.startswith("@") else check_handle(handle)
@@ -65,16 +72,21 @@ class Keystore:
             ) from None
         with os.fdopen(fd, "w") as fh:
             fh.write(bytes(key).hex() + "\n")
+        self._read[handle] = key
         return key
 
     def get(self, handle: str) -> nacl.signing.SigningKey:
+        key = self._read.get(handle)
+        if key is not None:
+            return key
         target = self._file(handle)
         try:
             mode = target.stat().st_mode
             if mode & (stat.S_IRWXG | stat.S_IRWXO):
                 raise LedgerStateError(f"{target} is readable by others: chmod 600 it before it is used")
             seed = bytes.fromhex(target.read_text().strip())
-            return nacl.signing.SigningKey(seed)
+            key = self._read[handle] = nacl.signing.SigningKey(seed)
+            return key
         except FileNotFoundError:
             raise InputError(f"no secret key for {handle} in the keystore {self.path}") from None
         except ValueError:
@@ -82,7 +94,8 @@ class Keystore:
 
     def remove(self, handle: str) -> None:
         """Forget a key (used when the init that made it failed)."""
+        self._read.pop(handle, None)
         self._file(handle).unlink(missing_ok=True)
 
     def has(self, handle: str) -> bool:
-        return self._file(handle).exists()
+        return handle in self._read or self._file(handle).exists()

@@ -51,6 +51,10 @@ class Wallet:
             raise InputError(f"no account {signer!r} (so no key to sign with)")
         return self.keystore.get(signer)
 
+    def public_key(self, signer: str) -> bytes:
+        """The public half of the key this wallet signs for `signer` with."""
+        return bytes(self._key(signer).verify_key)
+
     def sign_document(self, op: Operation) -> Operation:
         """Sign an operation read from a file that came without a signature (inner batch operations first)."""
         if isinstance(op.body, Batch):
