@@ -912,14 +912,14 @@ class Ledger:
         if decision.postings is None:
             return base
         new = tuple(decision.postings)
-        debits_before = sorted((p.account, p.tag, p.amount_tiyn) for p in base if p.amount_tiyn < 0)
-        debits_after = sorted((p.account, p.tag, p.amount_tiyn) for p in new if p.amount_tiyn < 0)
-        if debits_before != debits_after or sum(p.amount_tiyn for p in new) != 0:
+        debits_before = sorted([(a, t, x) for a, x, t in base if x < 0])
+        debits_after = sorted([(a, t, x) for a, x, t in new if x < 0])
+        if debits_before != debits_after or sum([p[1] for p in new]) != 0:
             raise Rejected(
                 ResultCode.policy_denied,
                 "policy error, denied: rules reshaped the payment without conserving it",
             )
-        named = {p.account for p in base}
+        named = [p[0] for p in base]
         for p in new:  # an account a rule names that does not exist is the rule's mistake: name the rule
             if p.account not in named and ws.account(p.account) is None:
                 raise Rejected(

@@ -335,6 +335,8 @@ class WorkingSet:
         return {a: b for a, b in sorted(out.items()) if b}
 
     def head(self) -> tuple[int, bytes]:
+        if self._root is None and self.head_value is not None and not self.links_deferred:
+            return self.head_value  # the root, once it journaled and linked: most asks
         root = self._root or self
         # whoever asks journals next, chaining on a link: rows left unlinked get theirs
         if root.links_deferred:
@@ -445,19 +447,31 @@ class WorkingSet:
     # ---- writes --------------------------------------------------------------------------------------------
 
     def add_legs(self, legs: Iterable[tuple[str, int, str]]) -> None:
-        """Move the buckets of an operation's legs, (account, amount, tag): balances and running flows."""
+        """Move the buckets of an operation's legs, (account, amount, tag): balances and running flows
+        (count_posting's counting, written out: it runs for every leg the general path journals)."""
         flows, tags_of = self.flow_deltas, self._tags_by_account
         for handle, delta, tag in legs:
-            key = (handle, tag)
             held = tags_of.get(handle)
             if held is None:
                 tags_of[handle] = {tag}
             else:
                 held.add(tag)
+            key = (handle, tag)
             flow = flows.get(key)
-            if flow is None:
-                flow = flows[key] = [0, 0, 0, 0]
-            count_posting(flow, delta)
+            if delta < 0:
+                if flow is None:
+                    flows[key] = [-delta, 1, 0, 0]
+                else:
+                    flow[0] -= delta
+                    flow[1] += 1
+            elif delta > 0:
+                if flow is None:
+                    flows[key] = [0, 0, delta, 1]
+                else:
+                    flow[2] += delta
+                    flow[3] += 1
+            elif flow is None:
+                flows[key] = [0, 0, 0, 0]
 
     def add_filtered(
         self, kind: OpKind, body: object, postings: tuple[Posting, ...], central_bank: str
