@@ -63,17 +63,7 @@ def test_submit__a_keystore_key_that_is_not_the_accounts_signs_nothing_that_appl
     pilot("issue", "halyk", "100.00")
     key_file = Path(pilot.db + ".keys") / "halyk.key"
     key_file.write_text(bytes(new_signing_key()).hex() + "\n")
-    ops = tmp_path / "ops.jsonl"
-    ops.write_text(
-        "".join(
-            json.dumps(
-                {"id": f"t-{i}", "kind": "transfer", "payer": "halyk", "payee": "aigerim", "amount": "1.00"}
-            )
-            + "\n"
-            for i in range(3)
-        )
-    )
-    done = pilot("--json", "submit", str(ops), ok=False)
+    done = pilot("--json", "submit", _halyk_pays_aigerim(tmp_path, 3), ok=False)
     assert done.exit_code == 1
     assert json.loads(done.stdout)["codes"] == {"bad_signature": 3}
     assert pilot.json("balance", "aigerim")["balance_tiyn"] == 0
@@ -89,13 +79,15 @@ def test_submit__lines_signed_here_apply_without_a_second_check(tmp_path, monkey
     monkeypatch.setattr(
         signing, "verify_chunk", lambda items: checked.append(len(items)) or verify_chunk(items)
     )
-    ops = tmp_path / "ops.jsonl"
-    lines = [
-        {"id": f"t-{i}", "kind": "transfer", "payer": "halyk", "payee": "aigerim", "amount": "1.00"}
-        for i in range(5)
-    ]
-    ops.write_text("".join(json.dumps(line) + "\n" for line in lines))
-    done = pilot("--json", "submit", str(ops))
+    done = pilot("--json", "submit", _halyk_pays_aigerim(tmp_path, 5))
     assert json.loads(done.stdout)["codes"] == {"ok": 5}
     assert checked == []  # none verified upfront: each was signed here with halyk's own key
     assert pilot.json("balance", "aigerim")["balance_tiyn"] == 500
+
+
+def _halyk_pays_aigerim(folder: Path, count: int) -> str:
+    """A file of `count` unsigned transfers of 1 KZT from halyk to aigerim, for submit to sign."""
+    ops = folder / "ops.jsonl"
+    line = {"kind": "transfer", "payer": "halyk", "payee": "aigerim", "amount": "1.00"}
+    ops.write_text("".join(json.dumps({"id": f"t-{i}", **line}) + "\n" for i in range(count)))
+    return str(ops)
