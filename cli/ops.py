@@ -29,10 +29,10 @@ def submit(obj: Context, path, verified) -> None:
     bank); an open_account line without a public_key gets a key pair in the keystore, as account open does.
     Every line is read and checked before anything is applied. The transfers' signatures are then checked on
     every core (unless --verified; a line signed here with the signer's own key in the ledger needs no check),
-    and the operations apply in order, each atomically, in groups of up to
-    1000 per database transaction; on SQLite, a file of 10,000 operations or more is written by a committer
-    process while the next group applies (docs/journal.md says when not). Ctrl-C keeps what applied: submit the
-    file again for the rest (a line already applied answers exists).
+    and the operations apply in order, each atomically, in groups of up to 1000 per database transaction; on
+    SQLite, a file of 10,000 operations or more is written by a committer process while the next group applies
+    (docs/journal.md says when not). Ctrl-C keeps what applied: submit the file again for the rest (a line
+    already applied answers exists).
 
     \b
     Example line:
