@@ -613,7 +613,8 @@ def format_report(report: dict) -> str:
     return "\n".join(
         [
             f"apply benchmark: {r['transfers']} transfers among {r['accounts']} accounts, {r['chunk']} per "
-            f"transaction, synchronous={r['synchronous']}, {r['cores']} cores, best of {r['rounds']} runs each",
+            f"transaction, synchronous={r['synchronous']}, {r['cores']} cores, best of {r['rounds']} runs each"
+            " (the two sides of each ratio in turns)",
             f"  (a) signed, verified on {r['cores']} processes  {r['signed_per_s']:>10,} transfers/s",
             f"  (b) signatures already checked       {r['verified_per_s']:>10,} transfers/s",
             f"  (c) raw SQLite floor (execute)       {r['raw_sqlite_per_s']:>10,} transfers/s",
