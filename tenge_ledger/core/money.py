@@ -44,14 +44,16 @@ def check_amount_tiyn(tiyn: object, where: str = "amount_tiyn") -> int:
     return tiyn
 
 
-_FRACTIONS = tuple(f"{t:02d}" for t in range(tiyn_per_kzt))  # format_tiyn's tiyn, as it shows them
+# The tiyn of an amount as a message shows them ("05"): a lookup, not a format spec parsed per payment (format_tiyn,
+# and the plain transfer loop, which formats its message inline)
+TIYN_SHOWN = tuple(f"{t:02d}" for t in range(tiyn_per_kzt))
 
 
 def format_tiyn(tiyn: int) -> str:
     """12345 -> "123.45"; negative amounts keep their sign."""
     if type(tiyn) is int and tiyn >= 0:  # every message of an applied payment: no format spec to parse
         whole, frac = divmod(tiyn, tiyn_per_kzt)
-        return f"{whole}.{_FRACTIONS[frac]}"
+        return f"{whole}.{TIYN_SHOWN[frac]}"
     sign = "-" if tiyn < 0 else ""
     whole, frac = divmod(abs(tiyn), tiyn_per_kzt)
     return f"{sign}{whole}.{frac:02d}"

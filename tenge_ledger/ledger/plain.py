@@ -28,6 +28,7 @@ from ..core import limits
 from ..core.canonical import canonical_prefix, text_is_safe, transfer_canonical
 from ..core.chain import chain_tail, link_on, two_leg_suffix
 from ..core.hooks import PolicyEngine, Proposal
+from ..core.money import TIYN_SHOWN
 from ..core.records import LEDGER_KINDS, AccountStatus, Decision, Operation, OpKind, Posting, Transfer
 from ..core.results import Result, ResultCode
 from ..store.entries import FLAG_LINK_V2, KIND_CODE, body_extra
@@ -39,8 +40,6 @@ _OK = ResultCode.ok
 _TRANSFER = KIND_CODE[OpKind.transfer]
 _MISSING = object()
 _TIYN_PER_KZT = limits.tiyn_per_kzt
-# the tiyn of an amount as a message shows them ("05"): a lookup, not a format spec parsed per transfer
-_TIYN_SHOWN = tuple(f"{t:0{len(str(_TIYN_PER_KZT - 1))}d}" for t in range(_TIYN_PER_KZT))
 # a Result made as `Result._make` makes one, without its Python-level checks: every field is given
 _new_tuple = tuple.__new__
 
@@ -100,10 +99,9 @@ def apply_plain_transfers(
     pending, ids_unread = ws.state.pending_ops, ws.ids_unread
     entries, plain_entries, traces = ws.entries, ws.plain_entries, ws.traces
     filters = bool(ws.filters)
-    # The filters each account meets (WorkingSet._matching), once they were worked out for this set: a payment
-    # between two accounts that meet none (most) counts in no filtered flow, and the loop skips asking.
-    state = ws.state
-    matched = state.matched if filters and not ws.zone_filters and state.matched_for is ws.filters else None
+    # The filters each account meets, once they were worked out for this set: a payment between two accounts
+    # that meet none (most) counts in no filtered flow, and the loop skips asking.
+    matched = ws.filters_met() if filters else None
     # Deferred: each row keeps its own part of its link (core/chain.two_leg_suffix) where its link goes, for the
     # store to link as it writes it (ChangeSet.links_deferred); the head's link is then unknown, None.
     defer = ws.links_deferred
@@ -256,7 +254,7 @@ def apply_plain_transfers(
         traces.append(seq)
         kzt, tiyn = divmod(amount, _TIYN_PER_KZT)
         shown = f" [{tag}]" if tag else ""
-        message = f"transferred {kzt}.{_TIYN_SHOWN[tiyn]} KZT{shown} from {payer_handle} to {payee_handle}"
+        message = f"transferred {kzt}.{TIYN_SHOWN[tiyn]} KZT{shown} from {payer_handle} to {payee_handle}"
         results.append(_new_tuple(Result, (op_id, _OK, message, seq, ())))
         i += 1
     if i > start:

@@ -784,21 +784,9 @@ class Ledger:
         payer, payee, amount, tag = columns
         implied = standard_legs(kind, payer, payee, amount, tag or "", central_bank, HOLDS_ACCOUNT)
         flags = FLAG_LINK_V2
-        root = ws.root
         if implied != legs:
             flags |= FLAG_LEGS
-            ids, tag_ids, append = root._ids, root.state.tag_ids or {}, ws.legs.append
-            for i, (a, x, t) in enumerate(legs):
-                aid, tid = ids.get(a), tag_ids.get(t)
-                append(
-                    (
-                        seq,
-                        i,
-                        ws.account_id(a) if aid is None else aid,
-                        ws.tag_id(t) if tid is None else tid,
-                        x,
-                    )
-                )
+            ws.legs.extend((seq, i, ws.account_id(a), ws.tag_id(t), x) for i, (a, x, t) in enumerate(legs))
         ws.entries.append(
             journal_row(
                 seq,

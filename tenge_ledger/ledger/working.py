@@ -447,31 +447,19 @@ class WorkingSet:
     # ---- writes --------------------------------------------------------------------------------------------
 
     def add_legs(self, legs: Iterable[tuple[str, int, str]]) -> None:
-        """Move the buckets of an operation's legs, (account, amount, tag): balances and running flows
-        (count_posting's counting, written out: it runs for every leg the general path journals)."""
+        """Move the buckets of an operation's legs, (account, amount, tag): balances and running flows."""
         flows, tags_of = self.flow_deltas, self._tags_by_account
         for handle, delta, tag in legs:
+            key = (handle, tag)
             held = tags_of.get(handle)
             if held is None:
                 tags_of[handle] = {tag}
             else:
                 held.add(tag)
-            key = (handle, tag)
             flow = flows.get(key)
-            if delta < 0:
-                if flow is None:
-                    flows[key] = [-delta, 1, 0, 0]
-                else:
-                    flow[0] -= delta
-                    flow[1] += 1
-            elif delta > 0:
-                if flow is None:
-                    flows[key] = [0, 0, delta, 1]
-                else:
-                    flow[2] += delta
-                    flow[3] += 1
-            elif flow is None:
-                flows[key] = [0, 0, 0, 0]
+            if flow is None:
+                flow = flows[key] = [0, 0, 0, 0]
+            count_posting(flow, delta)
 
     def add_filtered(
         self, kind: OpKind, body: object, postings: tuple[Posting, ...], central_bank: str
@@ -499,6 +487,16 @@ class WorkingSet:
                 if flow is None:
                     flow = deltas[(p.account, key)] = [0, 0, 0, 0]
                 count_posting(flow, amount)
+
+    def filters_met(self) -> dict[str, tuple[Account, list[tuple[str, str | None]]]] | None:
+        """`_matching`'s answers so far, by handle (the account as it was asked, and the filters it meets), where
+        each stands without a look at the account: no filter tests a zone, which a chunk may change. None where
+        they may not, or none were worked out for this set's filters."""
+        root = self._root or self
+        state = self.state
+        if not root.filters or root.zone_filters or state.matched_for is not root.filters:
+            return None
+        return state.matched
 
     def _matching(self, handle: str) -> list[tuple[str, str | None]]:
         """The filters whose counterparty conditions `handle` meets, each with its tag (None: any) to test."""
