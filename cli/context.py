@@ -38,7 +38,7 @@ class Context:
     db: str
     json: bool = False
     _ledger: Ledger | None = field(default=None, repr=False)
-    interrupted: bool = False  # Ctrl-C ended the command: said already (TengeGroup.invoke)
+    interrupted: bool = False  # Ctrl-C ended the command, and `interrupted` said so
 
     def ledger(self) -> Ledger:
         if self._ledger is None:
@@ -66,12 +66,20 @@ class Context:
         try:
             ledger.store.close()
         except KeyboardInterrupt:
-            if not self.interrupted:
-                click.echo(file=sys.stderr)  # ends the line the terminal's ^C is on
-                click.echo("Aborted!", err=True)
-                if self.json:
-                    click.echo(json.dumps({"error": "interrupted"}))
-            raise click.exceptions.Exit(exit_interrupted) from None
+            raise interrupted(self) from None
+
+
+def interrupted(obj: Context | None) -> click.exceptions.Exit:
+    """Say once that Ctrl-C ended the command (on stdout too under --json), and the exit that ends it: a second
+    Ctrl-C, while the store closes (`Context.close`), says nothing more."""
+    if obj is None or not obj.interrupted:
+        click.echo(file=sys.stderr)  # ends the line the terminal's ^C is on
+        click.echo("Aborted!", err=True)
+        if obj is not None:
+            obj.interrupted = True
+            if obj.json:
+                click.echo(json.dumps({"error": "interrupted"}))
+    return click.exceptions.Exit(exit_interrupted)
 
 
 def _set_json(ctx: click.Context, _param: click.Parameter, value: bool) -> bool:

@@ -4,7 +4,6 @@ prints. This module is the one place where library errors become a one-line mess
 from __future__ import annotations
 
 import json
-import sys
 from typing import Any
 
 import click
@@ -12,7 +11,7 @@ import click
 from tenge_ledger.core.errors import TengeError
 
 from . import accounts, audit, escrow, money, ops, policy, privacy, reads, tools, trace, witness
-from .context import Context, exit_interrupted, json_param, shown
+from .context import Context, interrupted, json_param, shown
 
 
 class TengeGroup(click.Group):
@@ -25,13 +24,7 @@ class TengeGroup(click.Group):
         try:
             return super().invoke(ctx)
         except (KeyboardInterrupt, click.Abort):
-            click.echo(file=sys.stderr)  # ends the line the terminal's ^C is on
-            click.echo("Aborted!", err=True)
-            if isinstance(ctx.obj, Context):
-                ctx.obj.interrupted = True  # a second Ctrl-C, while the store closes, says nothing more
-                if ctx.obj.json:
-                    click.echo(json.dumps({"error": "interrupted"}))
-            raise click.exceptions.Exit(exit_interrupted) from None
+            raise interrupted(ctx.obj if isinstance(ctx.obj, Context) else None) from None
         except TengeError as exc:
             raise _error(ctx, str(exc)) from None
         except OSError as exc:

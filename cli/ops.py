@@ -158,11 +158,11 @@ def _read_operations(
                     _refuse_future_sweep(op, now, where)
                     if wanted:
                         need_keys[len(ops)] = (number, doc, where)
-                    elif not op.signature:
-                        op = wallet.sign_document(op)
-                        signed_with[len(ops)] = wallet.public_key(op.signer)
                     else:
-                        op = wallet.sign_document(op)  # (its batch's inner operations, if unsigned)
+                        signed_here = not op.signature  # (a signed batch may still hold unsigned operations)
+                        op = wallet.sign_document(op)
+                        if signed_here:
+                            signed_with[len(ops)] = wallet.public_key(op.signer)
                     ops.append(op)
                 except InputError as exc:  # read on: a file's mistakes are reported together
                     problems.append(str(exc) if exc.where else f"{where}: {exc}")
