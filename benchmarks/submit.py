@@ -1,7 +1,11 @@
-"""`tenge submit` of a file of keystore-signed transfers: the rate its apply step reaches (signatures checked on
-every core first, then the plain-transfer path, and on SQLite the committer), against the floor of applying the
-same signed operations in one `apply_many` call that checks each signature as it applies (what submit's apply
-step cost before it checked them first), measured in the same run on copies of one ledger.
+"""`tenge submit` of a file of keystore-signed transfers, both its steps, each against a floor measured in the same
+run on copies of one ledger:
+
+- its apply step (signatures checked on every core first, but for the lines it signed itself with the signer's
+  own key, then the plain-transfer path, and on SQLite the committer), against applying the same signed
+  operations in one `apply_many` call that checks each signature as it applies (`submit_vs_inline`);
+- its reading and signing step, against the least that step can cost: each line parsed and signed with the key
+  already in memory, with no keystore, no checks of the file and no progress (`read_and_signed_vs_floor`).
 
     .venv/bin/python benchmarks/submit.py [--transfers 20000] [--rounds 2] [--json]
 
@@ -27,6 +31,7 @@ from tenge_ledger.app import ledger_over  # noqa: E402
 from tenge_ledger.client.keystore import Keystore  # noqa: E402
 from tenge_ledger.client.wallet import Wallet  # noqa: E402
 from tenge_ledger.core.canonical import operation_from_dict  # noqa: E402
+from tenge_ledger.ledger.signing import sign  # noqa: E402
 from tenge_ledger.store import open_store  # noqa: E402
 
 
@@ -60,12 +65,29 @@ def _copy(db: Path, name: str) -> Path:
     return copy
 
 
-def submit_rate(db: Path, lines: Path) -> float:
-    """Operations a second in `tenge submit`'s apply step (its own `applied_per_s`)."""
+def submit_rates(db: Path, lines: Path) -> tuple[float, float]:
+    """Operations a second in `tenge submit`'s apply step (its own `applied_per_s`) and in its reading and signing
+    step (from its own `read_and_signed_s`)."""
     summary = json.loads(_tenge("--db", str(db), "--json", "submit", str(lines)))
     if summary["codes"] != {"ok": summary["total"]}:
         raise RuntimeError(f"submit applied not everything: {summary['codes']}")
-    return summary["applied_per_s"]
+    return summary["applied_per_s"], summary["total"] / summary["read_and_signed_s"]
+
+
+def read_and_sign_floor(db: Path, lines: Path) -> float:
+    """The floor of reading and signing: each line parsed into its operation and signed with halyk's key, read
+    from the keystore once before the clock starts."""
+    store = open_store(str(db))
+    try:
+        ledger_id = store.meta().ledger_id
+    finally:
+        store.close()
+    key = Keystore(f"{db}.keys").get("halyk")
+    started = time.perf_counter()
+    with lines.open(encoding="utf-8") as f:
+        ops = [sign(ledger_id, operation_from_dict(json.loads(line)), key) for line in f]
+    elapsed = time.perf_counter() - started
+    return len(ops) / elapsed
 
 
 def inline_rate(db: Path, lines: Path) -> float:
@@ -96,10 +118,12 @@ def main() -> None:
     folder = Path(tempfile.mkdtemp(prefix="tenge-submit-bench-"))
     try:
         db, lines = _ledger(folder, args.transfers)
-        submit = inline = 0.0
+        submit = read = inline = floor = 0.0
         for k in range(args.rounds):
-            submit = max(submit, submit_rate(_copy(db, f"s{k}.db"), lines))
+            applied, read_signed = submit_rates(_copy(db, f"s{k}.db"), lines)
+            submit, read = max(submit, applied), max(read, read_signed)
             inline = max(inline, inline_rate(_copy(db, f"i{k}.db"), lines))
+            floor = max(floor, read_and_sign_floor(db, lines))
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     report = {
@@ -107,6 +131,9 @@ def main() -> None:
         "submit_applied_per_s": round(submit),
         "inline_verified_per_s": round(inline),
         "submit_vs_inline": round(submit / inline, 3),
+        "submit_read_and_signed_per_s": round(read),
+        "read_and_sign_floor_per_s": round(floor),
+        "read_and_signed_vs_floor": round(read / floor, 3),
     }
     if args.json:
         print(json.dumps(report, indent=2))
@@ -114,6 +141,11 @@ def main() -> None:
         print(f"tenge submit, apply step:             {report['submit_applied_per_s']:>8,} operations/s")
         print(f"floor, signatures checked as applied: {report['inline_verified_per_s']:>8,} operations/s")
         print(f"submit / floor:                       {report['submit_vs_inline']:>8.3f}")
+        print(
+            f"tenge submit, reading and signing:    {report['submit_read_and_signed_per_s']:>8,} operations/s"
+        )
+        print(f"floor, parsed and signed, key in hand:{report['read_and_sign_floor_per_s']:>9,} operations/s")
+        print(f"submit / floor:                       {report['read_and_signed_vs_floor']:>8.3f}")
 
 
 if __name__ == "__main__":
